@@ -77,7 +77,7 @@ void
 presence_rules_default(struct presence_rules *r)
 {
 	r->tentative = CONF_SHOW_BUSY;
-	r->all_day = CONF_SHOW_BUSY;
+	r->all_day = CONF_SHOW_AVAILABLE;
 	r->working_elsewhere = CONF_SHOW_AVAILABLE;
 	r->free = CONF_SHOW_AVAILABLE;
 	r->oof = CONF_SHOW_AWAY;

@@ -74,8 +74,8 @@ struct presence {
 };
 
 /*
- * Defaults: tentative busy, all_day busy, working_elsewhere available,
- * free available, oof away.
+ * Defaults, as in the configuration: tentative busy, all_day available,
+ * working_elsewhere available, free available, oof away.
  */
 void	 presence_rules_default(struct presence_rules *);
 /* The [presence] rules of a configuration (borrowed, only read). */

@@ -23,7 +23,7 @@ struct timerheap_entry {
 };
 
 struct timerheap {
-	struct timerheap_entry	**heap;		/* owned array, borrowed entries */
+	struct timerheap_entry	**heap;		/* owned; entries borrowed */
 	uint32_t		  n;
 	uint32_t		  cap;
 	uint64_t		  seq;		/* next scheduling number */

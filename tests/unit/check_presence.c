@@ -52,7 +52,7 @@ struct pcase {
 	struct timeline_item	 items[MAXITEMS];	/* end == 0 ends */
 	bool			 has_oof;
 	struct presence_oof	 oof;
-	const char		*rules;		/* "key=value,..." over defaults */
+	const char		*rules;		/* "key=value,..." */
 	int64_t			 now;
 	enum presence_state	 state;
 	enum presence_activity	 act;
@@ -224,10 +224,10 @@ static const struct pcase cases[] = {
 
 	/* All-day items, three rules. */
 	{ "all-day busy, rule busy", .items = { ALLDAY(TL_BUSY, D) },
-	    .now = AT(12, 0), .state = BZ, .act = A_MEET, .since = D,
-	    .until = D + DAY },
-	{ "all-day busy, rule available", .items = { ALLDAY(TL_BUSY, D) },
-	    .rules = "all_day=available", .now = AT(12, 0), .state = AV,
+	    .rules = "all_day=busy", .now = AT(12, 0), .state = BZ,
+	    .act = A_MEET, .since = D, .until = D + DAY },
+	{ "all-day busy, default rule available",
+	    .items = { ALLDAY(TL_BUSY, D) }, .now = AT(12, 0), .state = AV,
 	    .since = NONE, .until = NEVER },
 	{ "all-day busy, rule ignore", .items = { ALLDAY(TL_BUSY, D),
 	    BUSY(AT(14, 0), AT(15, 0)) },
@@ -239,6 +239,7 @@ static const struct pcase cases[] = {
 	    .act = A_TENT, .since = D, .until = D + DAY },
 	{ "all-day busy with a meeting inside: one period",
 	    .items = { ALLDAY(TL_BUSY, D), BUSY(AT(10, 0), AT(11, 0)) },
+	    .rules = "all_day=busy",
 	    .now = AT(10, 30), .state = BZ, .act = A_MEET, .since = D,
 	    .until = D + DAY },
 	{ "meeting inside an available all-day item",
@@ -310,7 +311,7 @@ static const struct pcase cases[] = {
 	    .now = DST + 3 * HOUR, .state = AV, .since = DST + 90 * MIN,
 	    .until = DST + 7 * HOUR },
 	{ "DST day, all-day item is 24 hours of UTC", .items = {
-	    ALLDAY(TL_BUSY, DST) },
+	    ALLDAY(TL_BUSY, DST) }, .rules = "all_day=busy",
 	    .now = DST + 23 * HOUR, .state = BZ, .act = A_MEET, .since = DST,
 	    .until = DST + DAY },
 };

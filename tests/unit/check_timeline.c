@@ -54,12 +54,12 @@ START_TEST(test_build_sort_filter)
 	it[1] = item(AT(9), AT(10), TL_TENTATIVE);
 	it[2] = item(AT(11), AT(12), TL_BUSY);
 	it[2].cancelled = true;				/* dropped */
-	it[3] = item(AT(9), AT(9.5), TL_OOF);		/* same start, ends first */
+	it[3] = item(AT(9), AT(9.5), TL_OOF);	/* ends first */
 	it[4] = item(AT(13), AT(13), TL_BUSY);		/* empty: dropped */
 	it[5] = item(AT(16), AT(15), TL_BUSY);		/* negative: dropped */
 	it[6] = item(D, D + DAY, TL_FREE);
 	it[6].all_day = true;
-	it[7] = item(AT(10), AT(11), (enum tl_status)42);	/* bad: dropped */
+	it[7] = item(AT(10), AT(11), (enum tl_status)42);/* bad: dropped */
 
 	timeline_init(&tl);
 	ck_assert(!tl.loaded);
