@@ -18,7 +18,8 @@ class ItemError(ValueError):
     pass
 
 
-_REL = re.compile(r"^now\s*(?:([+-])\s*(\d+(?:\.\d+)?)\s*([smhd]))?$")
+_REL = re.compile(r"^now((?:\s*[+-]\s*\d+(?:\.\d+)?\s*[smhd])*)$")
+_TERM = re.compile(r"([+-])\s*(\d+(?:\.\d+)?)\s*([smhd])")
 
 
 def parse_time(value, now=None):
@@ -32,9 +33,9 @@ def parse_time(value, now=None):
     mo = _REL.match(v)
     if mo:
         base = time.time() if now is None else now
-        if mo.group(1):
-            n = float(mo.group(2)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[mo.group(3)]
-            base += n if mo.group(1) == "+" else -n
+        for sign, num, unit in _TERM.findall(mo.group(1)):
+            n = float(num) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+            base += n if sign == "+" else -n
         return float(base)
     try:
         d = dt.datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))

@@ -25,6 +25,7 @@ OPERATIONS = {
     "GetItem": "GetItem", "GetFolder": "GetFolder",
     "GetUserAvailabilityRequest": "GetUserAvailability",
     "GetUserOofSettingsRequest": "GetUserOofSettings",
+    "GetServerTimeZones": "GetServerTimeZones",
 }
 MAX_GSE_IDS = 200
 
@@ -981,7 +982,29 @@ async def op_oof(ctx):
     return st
 
 
+_UTC_PERIOD = "trule:Microsoft/Registry/UTC/1-Standard"
+
+
+async def op_timezones(ctx):
+    """Only UTC is known to the simulator (enough for clients that ask for it)."""
+    ids = [(e.text or "").strip() for e in soap.children(soap.child(ctx.body_el, M, "Ids"), T, "Id")]
+    msgs = []
+    if any(i != "UTC" for i in ids):
+        return wrap("GetServerTimeZones", [rm("GetServerTimeZonesResponseMessage", "ErrorTimeZone",
+                                              "Only the UTC time zone is known to the simulator.")])
+    full = (ctx.body_el.get("ReturnFullTimeZoneData") or "true").lower() in ("true", "1")
+    d = t("TimeZoneDefinition", {"Id": "UTC", "Name": "(UTC) Coordinated Universal Time"})
+    if full:
+        d.append(t("Periods", kids=[t("Period", {"Bias": "PT0M", "Name": "Standard", "Id": _UTC_PERIOD})]))
+        d.append(t("TransitionsGroups", kids=[t("TransitionsGroup", {"Id": "0"}, kids=[
+            t("Transition", kids=[t("To", {"Kind": "Period"}, _UTC_PERIOD)])])]))
+        d.append(t("Transitions", kids=[t("Transition", kids=[t("To", {"Kind": "Group"}, "0")])]))
+    msgs.append(rm("GetServerTimeZonesResponseMessage", kids=[m("TimeZoneDefinitions", kids=[d])]))
+    return wrap("GetServerTimeZones", msgs)
+
+
 HANDLERS = {
+    "GetServerTimeZones": op_timezones,
     "Subscribe": op_subscribe, "GetStreamingEvents": op_gse, "GetEvents": op_getevents,
     "Unsubscribe": op_unsubscribe, "FindItem": op_finditem, "GetItem": op_getitem,
     "GetFolder": op_getfolder, "GetUserAvailability": op_availability,
