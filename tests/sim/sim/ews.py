@@ -124,12 +124,6 @@ async def _handle(ctx):
     acct = ctx.account.username
 
     # --- injected infrastructure faults
-    lat = sim.config.latency_ms
-    f = sim.faults.take("latency_ms", ctx.op, acct)
-    if f is not None:
-        lat += int(f.spec.get("ms", 0))
-    if lat > 0:
-        await asyncio.sleep(lat / 1000.0)
     if sim.faults.take("hang", ctx.op, acct) is not None:
         sim.stats.count(ctx.op, "hang")
         await req.conn.wait_eof()
@@ -183,6 +177,14 @@ async def _handle(ctx):
             sim.throttle.note_backoff(acct, r.backoff_ms)
         raise SoapFault("ErrorServerBusy", "The server cannot service this request right now. "
                         "Try again later.", backoff_xml(r.backoff_ms)) from None
+
+    # --- processing time (charged against the budget, like real server work)
+    lat = sim.config.latency_ms
+    f = sim.faults.take("latency_ms", ctx.op, acct)
+    if f is not None:
+        lat += int(f.spec.get("ms", 0))
+    if lat > 0:
+        await asyncio.sleep(lat / 1000.0)
 
     handler = HANDLERS[ctx.op]
     result = await handler(ctx)
