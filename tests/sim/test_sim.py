@@ -486,8 +486,8 @@ class ImpersonationTests(SimTestCase):
 # ----------------------------------------------------------------------- throttling
 class ThrottleTests(SimTestCase):
     def test_concurrency_and_backoff_violation(self):
-        self.sim.control("POST", "/config", {"max_concurrency": 2})
-        self.sim.fault({"kind": "latency_ms", "ms": 800, "operation": "GetUserOofSettings"})
+        self.sim.control("POST", "/config", {"max_concurrency": 2, "backoff_ms": 1500})
+        self.sim.fault({"kind": "latency_ms", "ms": 600, "operation": "GetUserOofSettings"})
         results = []
         body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
 
@@ -502,14 +502,14 @@ class ThrottleTests(SimTestCase):
         codes = sorted(code_of(d) for _, _, d in results)
         self.assertEqual(codes, ["ErrorServerBusy", "NoError", "NoError"])
         busy = [d for _, _, d in results if code_of(d) == "ErrorServerBusy"][0]
-        self.assertEqual(xml(busy).find(".//{%s}Value[@Name='BackOffMilliseconds']" % T).text, "500")
+        self.assertEqual(xml(busy).find(".//{%s}Value[@Name='BackOffMilliseconds']" % T).text, "1500")
         st = self.sim.stats()
         self.assertEqual(st["violations"], {"concurrency": 1})
         self.assertEqual(st["concurrency"]["svc-ewsgw"]["peak"], 2)
         self.sim.control("DELETE", "/faults")
         post(self.url, body)  # immediately: inside the back-off window
         self.assertEqual(self.sim.stats()["violations"].get("backoff_ignored"), 1)
-        time.sleep(0.6)
+        time.sleep(1.6)
         self.assertEqual(code_of(post(self.url, body)[2]), "NoError")
 
     def test_hanging_connections_impersonated(self):
