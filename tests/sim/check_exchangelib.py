@@ -18,6 +18,7 @@ import traceback
 import logging
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # the source tree may be read-only (distcheck)
 sys.path.insert(0, HERE)
 
 OPENSSL_CNF = """openssl_conf = openssl_init

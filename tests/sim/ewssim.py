@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 
+sys.dont_write_bytecode = True  # the source tree may be read-only (distcheck)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sim.app import VERSIONS, Sim  # noqa: E402
