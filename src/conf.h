@@ -1,0 +1,150 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * The parsed configuration (/etc/ewsgw.conf).  conf_load() builds a new
+ * struct config from a file and validates all of it; reload swaps it in
+ * only if everything passed.  Pure: no side effects beyond reading the
+ * config file and the files it names.
+ */
+#ifndef EWSGW_CONF_H
+#define EWSGW_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONF_EX_CONFIG	78	/* sysexits.h EX_CONFIG */
+
+enum conf_auth {
+	CONF_AUTH_NTLM, CONF_AUTH_BASIC, CONF_AUTH_NEGOTIATE, CONF_AUTH_OAUTH2
+};
+enum conf_mode { CONF_MODE_STREAMING, CONF_MODE_PUSH, CONF_MODE_POLL };
+enum conf_idtype { CONF_ID_SMTP, CONF_ID_UPN, CONF_ID_SID };
+enum conf_charging {
+	CONF_CHARGING_SERVICE_ACCOUNT,	/* Exchange 2010 before SP2 RU4 */
+	CONF_CHARGING_IMPERSONATED	/* Exchange 2013+, Online */
+};
+/* How a calendar status is shown. */
+enum conf_show { CONF_SHOW_BUSY, CONF_SHOW_AVAILABLE, CONF_SHOW_AWAY,
+	CONF_SHOW_IGNORE };
+
+/* One key = value line kept verbatim, for sink sections. */
+struct conf_kv {
+	char		*key;
+	char		*value;
+	int		 line;
+};
+
+struct conf_mailbox {
+	char		*address;	/* SMTP address, lower-cased */
+	enum conf_idtype idtype;	/* how to impersonate it */
+	char		*id;		/* UPN or SID when idtype != SMTP */
+	int		 line;
+};
+
+struct conf_sink {
+	char		*name;		/* [sink NAME] */
+	char		*type;		/* log | file | webhook | exec | plugin */
+	struct conf_kv	*kv;		/* every other key, in file order */
+	size_t		 nkv;
+	int		 line;		/* line of the section header */
+};
+
+struct config {
+	char		*path;		/* file it was read from */
+
+	struct {
+		char		*url;
+		char		*version;	/* RequestServerVersion */
+		enum conf_auth	 auth;
+		char		*username;	/* DOMAIN\user or user@domain */
+		char		*password;	/* secret, read from password_file */
+		char		*password_file;
+		char		*ca_file;
+		char		*client_cert;
+		char		*client_key;
+		bool		 tls_verify;
+		enum conf_mode	 mode;
+		enum conf_idtype impersonation;	/* default id type */
+		char		*tenant;
+		char		*client_id;
+		char		*client_secret;	/* secret */
+		char		*client_secret_file;
+		char		*token_url;
+		int64_t		 request_timeout_ms;
+	} exchange;
+
+	struct {
+		char		*listen;	/* address:port, NULL = off */
+		char		*url;		/* what Exchange calls back */
+		char		*certificate;
+		char		*key;
+		unsigned	 status_frequency;	/* minutes */
+	} push;
+
+	struct {
+		unsigned	 max_concurrency;
+		unsigned	 max_subscriptions;
+		unsigned	 subscriptions_per_connection;	/* 1..200 */
+		unsigned	 connection_timeout;	/* minutes, 1..30 */
+		unsigned	 find_count_limit;
+		enum conf_charging charging;
+		bool		 charging_set;	/* explicit in the file */
+		unsigned	 streaming_connections_per_anchor;
+		unsigned	 short_request_share;	/* percent kept for short requests */
+		int64_t		 idle_timeout_ms;	/* dead stream detection */
+		int64_t		 backoff_max_ms;
+		int64_t		 poll_interval_ms;
+	} throttling;
+
+	struct conf_mailbox	*mailboxes;
+	size_t			 nmailboxes;
+	char			*mailbox_file;
+
+	struct {
+		int64_t		 horizon_ms;
+		int64_t		 resync_interval_ms;
+		int64_t		 lookback_ms;
+		int64_t		 debounce_ms;
+		enum conf_show	 tentative;
+		enum conf_show	 all_day;
+		enum conf_show	 working_elsewhere;
+		enum conf_show	 free;
+		enum conf_show	 oof;
+	} presence;
+
+	struct conf_sink	*sinks;
+	size_t			 nsinks;
+
+	struct {
+		char		*socket;
+		mode_t		 mode;
+		char		*group;
+	} status;
+
+	struct {
+		int		 level;		/* syslog priority */
+	} log;
+};
+
+/*
+ * Read and validate path.  Returns a new config (free with conf_free)
+ * or NULL; every problem found is appended to *errors as
+ * "FILE:LINE: message\n" lines (allocated, caller frees).
+ */
+struct config	*conf_load(const char *path, char **errors);
+void		 conf_free(struct config *);
+
+/* Names for enums, for status output and messages. */
+const char	*conf_auth_name(enum conf_auth);
+const char	*conf_mode_name(enum conf_mode);
+const char	*conf_idtype_name(enum conf_idtype);
+const char	*conf_charging_name(enum conf_charging);
+const char	*conf_show_name(enum conf_show);
+
+/* A sink key's value or NULL (borrowed). */
+const struct conf_kv *conf_sink_get(const struct conf_sink *, const char *);
+
+#endif

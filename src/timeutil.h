@@ -1,0 +1,38 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Time helpers: monotonic and wall clocks in milliseconds, ISO 8601 UTC
+ * parsing/formatting, and "30s"/"5m"/"24h" durations.  Pure.
+ */
+#ifndef EWSGW_TIMEUTIL_H
+#define EWSGW_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t	 time_mono_ms(void);
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t	 time_wall_ms(void);
+
+/*
+ * Parse an xs:dateTime ("2026-11-29T10:00:00Z", fractional seconds and
+ * "+01:00" offsets accepted; no zone means UTC) of len bytes into seconds
+ * since the epoch.  Returns 0 or -1.
+ */
+int	 time_parse_iso8601(const char *, size_t, int64_t *);
+/* Format seconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (21 bytes). */
+#define TIME_ISO8601_LEN	21
+void	 time_format_iso8601(int64_t, char [TIME_ISO8601_LEN]);
+
+/*
+ * Parse a duration: an integer with an optional unit ms, s, m, h, d (no
+ * unit means default_unit_ms).  Returns 0 and milliseconds, or -1.
+ */
+int	 time_parse_duration(const char *, int64_t default_unit_ms, int64_t *);
+
+/* Days since 1970-01-01 for a proleptic Gregorian date. */
+int64_t	 time_days_from_civil(int64_t y, unsigned m, unsigned d);
+
+#endif

@@ -1,0 +1,88 @@
+#!/bin/sh
+# The whole test suite from a fresh Debian 12 machine, as root:
+#   installs the build and test dependencies, builds ewsgw, and runs
+#   1. make check (warnings are errors) and make distcheck,
+#   2. make check again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. the unit tests under valgrind,
+#   4. every libFuzzer target for a short smoke run.
+# Exit status 0 only if everything passed.  Usage: tests/ci.sh [--no-install]
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+PACKAGES="build-essential autoconf automake libtool pkg-config
+	libcurl4-openssl-dev libxml2-dev libxml2-utils libevent-dev libssl-dev
+	libsystemd-dev check valgrind clang mandoc systemd openssl curl
+	python3 python3-exchangelib python3-lxml ca-certificates"
+
+if [ "${1:-}" != "--no-install" ]; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		echo "== installing build and test dependencies"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		# shellcheck disable=SC2086
+		apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
+	else
+		echo "== not root or no apt-get: assuming dependencies are installed"
+	fi
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+builds="$top/_build"
+rm -rf "$builds"
+mkdir -p "$builds"
+[ -f config.status ] && make distclean >/dev/null 2>&1 || true
+
+echo "== autoreconf"
+autoreconf -fi >"$builds/autoreconf.log" 2>&1 || { cat "$builds/autoreconf.log"; exit 1; }
+
+status=0
+logs=""
+
+run_build() {	# name, make targets, configure args...
+	name=$1; targets=$2; shift 2
+	dir="$builds/$name"
+	mkdir -p "$dir"
+	echo "== [$name] configure $*"
+	(cd "$dir" && "$top/configure" "$@" >configure.log 2>&1) \
+	    || { tail -30 "$dir/configure.log"; return 1; }
+	echo "== [$name] make"
+	(cd "$dir" && make -j"$jobs" >make.log 2>&1) \
+	    || { tail -60 "$dir/make.log"; return 1; }
+	for t in $targets; do
+		echo "== [$name] make $t"
+		if ! (cd "$dir" && make -j"$jobs" "$t" >"$t.log" 2>&1); then
+			tail -80 "$dir/$t.log"
+			for f in $(cd "$dir" && grep -l '^:test-result: \(FAIL\|ERROR\)' \
+			    $(find . -name '*.trs') 2>/dev/null); do
+				echo "---- ${f%.trs}.log"
+				tail -60 "$dir/${f%.trs}.log"
+			done
+			return 1
+		fi
+		grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/$t.log" || true
+	done
+	logs="$logs $dir/test-suite.log"
+}
+
+run_build default "check check-valgrind distcheck" --enable-werror || status=1
+run_build sanitizers "check" --enable-werror --enable-sanitizers || status=1
+if command -v clang >/dev/null; then
+	run_build fuzz "fuzz" CC=clang --enable-fuzzing || status=1
+fi
+
+# One closing line for whoever reads the log.
+pass=0; fail=0; skip=0
+for l in $logs; do
+	[ -f "$l" ] || continue
+	p=$(sed -n 's/^# PASS: *//p' "$l" | head -1)
+	f=$(sed -n 's/^# FAIL: *//p' "$l" | head -1)
+	e=$(sed -n 's/^# ERROR: *//p' "$l" | head -1)
+	s=$(sed -n 's/^# SKIP: *//p' "$l" | head -1)
+	pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0} + ${e:-0}))
+	skip=$((skip + ${s:-0}))
+done
+[ "$status" -eq 0 ] || [ "$fail" -gt 0 ] || fail=1
+echo "tests: $pass passed, $fail failed, $skip skipped"
+exit "$status"

@@ -1,0 +1,184 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: buffers, JSON writer and parser, time helpers.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "json.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+START_TEST(test_buf)
+{
+	struct buf	 b = BUF_INIT;
+	char		*s;
+
+	ck_assert_str_eq(buf_str(&b), "");
+	buf_puts(&b, "hello");
+	buf_printf(&b, " %d", 42);
+	ck_assert_str_eq(buf_str(&b), "hello 42");
+	buf_consume(&b, 6);
+	ck_assert_str_eq(buf_str(&b), "42");
+	ck_assert_uint_eq(b.len, 2);
+	for (int i = 0; i < 1000; i++)
+		buf_putc(&b, 'x');
+	ck_assert_uint_eq(b.len, 1002);
+	s = buf_steal(&b);
+	ck_assert_uint_eq(strlen(s), 1002);
+	ck_assert_ptr_null(b.data);
+	free(s);
+}
+END_TEST
+
+START_TEST(test_json_writer)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "a", "x\"y\\z\n\x01");
+	json_kv_int(&w, "n", -5);
+	json_key(&w, "l");
+	json_arr_begin(&w);
+	json_bool(&w, true);
+	json_null(&w);
+	json_str(&w, "caf\xc3\xa9");
+	json_str(&w, "bad\xff");
+	json_arr_end(&w);
+	json_kv_str(&w, "nil", NULL);
+	json_obj_end(&w);
+	ck_assert_str_eq(buf_str(&b), "{\"a\":\"x\\\"y\\\\z\\n\\u0001\","
+	    "\"n\":-5,\"l\":[true,null,\"caf\xc3\xa9\",\"bad\\ufffd\"],"
+	    "\"nil\":null}");
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_json_parse)
+{
+	const char		*doc = " {\"ok\": true, \"n\": 12.5, \"s\": "
+	    "\"a\\u00e9\\n\", \"arr\": [1, {\"k\": null}], \"e\": {}} ";
+	struct json_value	*v;
+	const struct json_value	*arr;
+	char			*cause = NULL;
+
+	v = json_parse(doc, strlen(doc), &cause);
+	ck_assert_ptr_nonnull(v);
+	ck_assert(json_get_bool(v, "ok", false));
+	ck_assert(json_get_num(v, "n", 0) == 12.5);
+	ck_assert_str_eq(json_get_str(v, "s", ""), "a\xc3\xa9\n");
+	arr = json_get(v, "arr");
+	ck_assert_ptr_nonnull(arr);
+	ck_assert_int_eq(arr->type, JSON_ARRAY);
+	ck_assert_int_eq(arr->child->next->type, JSON_OBJECT);
+	ck_assert_ptr_null(json_get(v, "missing"));
+	json_free(v);
+}
+END_TEST
+
+START_TEST(test_json_parse_errors)
+{
+	static const char *bad[] = { "", "{", "[1,]", "{\"a\" 1}", "\"abc",
+	    "tru", "{} x", "[\"\\q\"]", "{\"a\":1,}", "-", "\"\x01\"" };
+	char	 deep[200];
+	size_t	 i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *cause = NULL;
+		struct json_value *v = json_parse(bad[i], strlen(bad[i]),
+		    &cause);
+		ck_assert_msg(v == NULL, "accepted: %s", bad[i]);
+		ck_assert_ptr_nonnull(cause);
+		free(cause);
+	}
+	memset(deep, '[', sizeof deep);
+	ck_assert_ptr_null(json_parse(deep, sizeof deep, NULL));
+}
+END_TEST
+
+START_TEST(test_iso8601)
+{
+	int64_t	 t;
+	char	 out[TIME_ISO8601_LEN];
+
+	ck_assert_int_eq(time_parse_iso8601("1970-01-01T00:00:00Z", 20, &t), 0);
+	ck_assert_int_eq(t, 0);
+	ck_assert_int_eq(time_parse_iso8601("2026-11-29T10:40:02Z", 20, &t), 0);
+	ck_assert_int_eq(t, 1795948802);
+	time_format_iso8601(t, out);
+	ck_assert_str_eq(out, "2026-11-29T10:40:02Z");
+	/* Offsets and fractions; no zone means UTC. */
+	ck_assert_int_eq(time_parse_iso8601("2026-11-29T11:40:02.123+01:00",
+	    29, &t), 0);
+	ck_assert_int_eq(t, 1795948802);
+	ck_assert_int_eq(time_parse_iso8601(" 2026-11-29T10:40:02 ", 21, &t), 0);
+	ck_assert_int_eq(t, 1795948802);
+	/* Leap day, end of day. */
+	ck_assert_int_eq(time_parse_iso8601("2024-02-29T24:00:00Z", 20, &t), 0);
+	time_format_iso8601(t, out);
+	ck_assert_str_eq(out, "2024-03-01T00:00:00Z");
+	ck_assert_int_eq(time_parse_iso8601("2026-02-30T00:00:00Z", 20, &t), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-11-29 10:40", 16, &t), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-11-29T10:40:02X", 20, &t), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-11-29T10:40:02+1:00", 24, &t),
+	    -1);
+}
+END_TEST
+
+START_TEST(test_duration)
+{
+	int64_t	 ms;
+
+	ck_assert_int_eq(time_parse_duration("30s", 1000, &ms), 0);
+	ck_assert_int_eq(ms, 30000);
+	ck_assert_int_eq(time_parse_duration("5m", 1000, &ms), 0);
+	ck_assert_int_eq(ms, 300000);
+	ck_assert_int_eq(time_parse_duration("24h", 1000, &ms), 0);
+	ck_assert_int_eq(ms, 86400000);
+	ck_assert_int_eq(time_parse_duration("250ms", 1000, &ms), 0);
+	ck_assert_int_eq(ms, 250);
+	ck_assert_int_eq(time_parse_duration("7", 60000, &ms), 0);
+	ck_assert_int_eq(ms, 420000);
+	ck_assert_int_eq(time_parse_duration("5x", 1000, &ms), -1);
+	ck_assert_int_eq(time_parse_duration("-5s", 1000, &ms), -1);
+	ck_assert_int_eq(time_parse_duration("", 1000, &ms), -1);
+	ck_assert_int_eq(time_parse_duration("99999999999999999999d", 1000,
+	    &ms), -1);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("foundation");
+	TCase	*tc = tcase_create("core");
+
+	tcase_add_test(tc, test_buf);
+	tcase_add_test(tc, test_json_writer);
+	tcase_add_test(tc, test_json_parse);
+	tcase_add_test(tc, test_json_parse_errors);
+	tcase_add_test(tc, test_iso8601);
+	tcase_add_test(tc, test_duration);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
