@@ -286,6 +286,19 @@ START_TEST(test_server_busy)
 	ck_assert_uint_eq(throttle_run(T, now), 1);
 	ck_assert(throttle_ticket_granted(&a.tk));
 	verify();
+
+	/* A back-off with nothing waiting needs no wake-up... */
+	release(&s[0], THROTTLE_BUSY, 1000);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	/* ...until something is submitted to that budget. */
+	now = 8500;
+	submit(&s[1], 14, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), 9000);
+	now = 9000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	verify();
 	throttle_free(T);
 }
 END_TEST
@@ -325,8 +338,8 @@ START_TEST(test_exponential)
 {
 	struct throttle_limits	l;
 	struct throttle_stats	st;
-	struct req		r[3];
-	int64_t			w, d, prev = 1000;
+	struct req		r[3], *cur, *nxt, *tmp;
+	int64_t			d, prev = 1000;
 	unsigned		i, at_cap = 0;
 
 	throttle_limits_default(&l);
@@ -335,15 +348,14 @@ START_TEST(test_exponential)
 	l.backoff_max_ms = 8000;
 	T = throttle_new(&l);
 	now = 0;
+	cur = &r[0];
+	nxt = &r[1];
+	submit(cur, 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
 	for (i = 0; i < 30; i++) {
-		submit(&r[0], (int)i, THROTTLE_SHORT, NULL,
+		release(cur, THROTTLE_TRANSIENT, 0);
+		submit(nxt, (int)i + 1, THROTTLE_SHORT, NULL,
 		    THROTTLE_PRIO_NORMAL);
-		w = throttle_next_wakeup(T, now);
-		ck_assert_int_eq(w, now);
-		ck_assert_uint_eq(throttle_run(T, now), 1);
-		release(&r[0], THROTTLE_TRANSIENT, 0);
-		/* One run to settle the released budget into its back-off. */
-		ck_assert_int_eq(throttle_next_wakeup(T, now), now);
 		ck_assert_uint_eq(throttle_run(T, now), 0);
 		d = throttle_next_wakeup(T, now) - now;
 		ck_assert_int_ge(d, 1000);
@@ -352,35 +364,36 @@ START_TEST(test_exponential)
 		if (d == 8000)
 			at_cap++;
 		prev = d;
-		/* Nothing before the end. */
-		submit(&r[1], 100, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+		/* Nothing before the end, the waiting one right at it. */
 		ck_assert_uint_eq(throttle_run(T, now + d - 1), 0);
-		throttle_cancel(T, &r[1].tk);
 		now += d;
+		ck_assert_uint_eq(throttle_run(T, now), 1);
+		ck_assert(throttle_ticket_granted(&nxt->tk));
+		tmp = cur;
+		cur = nxt;
+		nxt = tmp;
 	}
 	ck_assert_uint_gt(at_cap, 0);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.backoffs, 30);
 
 	/* Success resets: the next failure starts from the base again. */
-	submit(&r[0], 200, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
-	throttle_run(T, now);
-	release(&r[0], THROTTLE_OK, 0);
-	submit(&r[0], 201, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
-	throttle_run(T, now);
-	release(&r[0], THROTTLE_TRANSIENT, 0);
-	submit(&r[1], 202, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
-	throttle_run(T, now);
+	release(cur, THROTTLE_OK, 0);
+	submit(cur, 201, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	release(cur, THROTTLE_TRANSIENT, 0);
+	submit(nxt, 202, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
 	d = throttle_next_wakeup(T, now) - now;
 	ck_assert_int_ge(d, 1000);
 	ck_assert_int_le(d, 3000);
 	now += d;
 	throttle_run(T, now);
-	ck_assert(throttle_ticket_granted(&r[1].tk));
-	release(&r[1], THROTTLE_OK, 0);
+	ck_assert(throttle_ticket_granted(&nxt->tk));
+	release(nxt, THROTTLE_OK, 0);
 
 	/* Requests in flight together failing together escalate once. */
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	prev = (int64_t)st.backoffs;
 	for (i = 0; i < 3; i++)
 		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
@@ -388,7 +401,7 @@ START_TEST(test_exponential)
 	ck_assert_uint_eq(throttle_run(T, now), 3);
 	for (i = 0; i < 3; i++)
 		release(&r[i], THROTTLE_TRANSIENT, 0);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.backoffs, (uint64_t)prev + 1);
 	verify();
 	throttle_free(T);
@@ -417,7 +430,7 @@ START_TEST(test_impersonated_streams)
 	ck_assert_uint_eq(granted(b, 3), 2);
 	ck_assert_uint_eq(granted(s, 3), 3);
 	ck_assert(throttle_ticket_granted(&sa.tk));
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.concurrency_in_use, 3);
 	ck_assert_uint_eq(st.in_use[THROTTLE_STREAM], 5);
 	ck_assert_uint_eq(st.budgets, 3);
@@ -442,7 +455,7 @@ START_TEST(test_impersonated_streams)
 	throttle_cancel(T, &a[1].tk);
 	throttle_cancel(T, &a[2].tk);
 	throttle_run(T, now);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.budgets, 2);
 	verify();
 	throttle_free(T);
@@ -828,13 +841,13 @@ START_TEST(test_scale)
 		    THROTTLE_PRIO_NORMAL);
 	}
 	ck_assert_uint_eq(throttle_run(T, now), 20000);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.budgets, 20000);
 	verify();
 	for (i = 0; i < 20000; i++)
 		release(&r[i], THROTTLE_OK, 0);
 	throttle_run(T, now);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.budgets, 0);
 	throttle_free(T);
 	free(r);
@@ -880,7 +893,7 @@ p_on_grant(struct throttle_ticket *tk, void *arg)
 		if (r->klass == THROTTLE_STREAM)
 			ck_assert_uint_le(streams, plim.max_concurrency -
 			    throttle_limits_short_reserve(&plim));
-		throttle_stats(T, &st);
+		throttle_stats(T, now, &st);
 		ck_assert_int_le(st.backoff_until, now);
 	} else {
 		ck_assert_uint_le(in_use,
