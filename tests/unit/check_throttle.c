@@ -334,6 +334,32 @@ START_TEST(test_server_busy_jitter)
 }
 END_TEST
 
+/* Nonsense from the server neither overflows nor blocks for ever. */
+START_TEST(test_server_busy_bounds)
+{
+	struct req	s[2];
+
+	T = mk(1, 20, CONF_CHARGING_IMPERSONATED, 2);
+	now = 0;
+	submit(&s[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	submit(&s[1], 1, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	release(&s[0], THROTTLE_BUSY, INT64_MAX);
+	throttle_run(T, now);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), 3600 * 1000);
+	now = 3600 * 1000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	/* No or a negative time: an exponential back-off from the base. */
+	submit(&s[0], 2, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	release(&s[1], THROTTLE_BUSY, -5);
+	throttle_run(T, now);
+	ck_assert_int_ge(throttle_next_wakeup(T, now), now + 1000);
+	ck_assert_int_le(throttle_next_wakeup(T, now), now + 3000);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
 START_TEST(test_exponential)
 {
 	struct throttle_limits	l;
@@ -1066,6 +1092,7 @@ suite(void)
 	tcase_add_test(tc, test_short_reserve);
 	tcase_add_test(tc, test_server_busy);
 	tcase_add_test(tc, test_server_busy_jitter);
+	tcase_add_test(tc, test_server_busy_bounds);
 	tcase_add_test(tc, test_exponential);
 	tcase_add_test(tc, test_impersonated_streams);
 	tcase_add_test(tc, test_subscriptions);
