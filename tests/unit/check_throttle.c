@@ -124,6 +124,45 @@ START_TEST(test_reserve_table)
 }
 END_TEST
 
+START_TEST(test_limits_from_conf)
+{
+	struct config		 cf;
+	struct throttle_limits	 l;
+
+	memset(&cf, 0, sizeof(cf));
+	cf.throttling.max_concurrency = 12;
+	cf.throttling.max_subscriptions = 300;
+	cf.throttling.charging = CONF_CHARGING_SERVICE_ACCOUNT;
+	cf.throttling.streaming_connections_per_anchor = 3;
+	cf.throttling.short_request_share = 40;
+	cf.throttling.backoff_max_ms = 90000;
+	l.seed = 77;
+	throttle_limits_from_conf(&l, &cf);
+	ck_assert_uint_eq(l.max_concurrency, 12);
+	ck_assert_uint_eq(l.max_subscriptions, 300);
+	ck_assert_int_eq(l.charging, CONF_CHARGING_SERVICE_ACCOUNT);
+	ck_assert_uint_eq(l.streaming_connections_per_anchor, 3);
+	ck_assert_uint_eq(l.short_request_share, 40);
+	ck_assert_int_eq(l.backoff_max_ms, 90000);
+	ck_assert_uint_eq(l.seed, 77);
+	ck_assert_uint_eq(throttle_limits_short_reserve(&l), 5);
+	/* Zero (unset) values become usable ones in the scheduler. */
+	memset(&cf, 0, sizeof(cf));
+	throttle_limits_from_conf(&l, &cf);
+	T = throttle_new(&l);
+	/* Service-account charging (0), one slot, no reserve: one stream. */
+	ck_assert_uint_eq(throttle_streams_total(T), 1);
+	{
+		struct throttle_stats	st;
+
+		throttle_stats(T, 0, &st);
+		ck_assert_uint_eq(st.concurrency_limit, 1);
+		ck_assert_uint_eq(st.per_anchor_limit, 1);
+	}
+	throttle_free(T);
+}
+END_TEST
+
 START_TEST(test_concurrency_cap)
 {
 	struct req	r[20];
@@ -1088,6 +1127,7 @@ suite(void)
 	TCase	*tc = tcase_create("core");
 
 	tcase_add_test(tc, test_reserve_table);
+	tcase_add_test(tc, test_limits_from_conf);
 	tcase_add_test(tc, test_concurrency_cap);
 	tcase_add_test(tc, test_short_reserve);
 	tcase_add_test(tc, test_server_busy);
