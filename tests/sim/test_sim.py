@@ -4,7 +4,6 @@ import base64
 import hashlib
 import hmac
 import http.server
-import json
 import os
 import re
 import shutil
