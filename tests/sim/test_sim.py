@@ -271,18 +271,25 @@ DEFAULTS = {"max_concurrency": 27, "max_subscriptions": 5000, "hanging_connectio
             "backoff_ms": 500}
 
 
+SHARED = {}
+
+
+def setUpModule():  # noqa: N802 - one simulator for all SimTestCase classes
+    SHARED["sim"] = Simulator(directory=DIRECTORY, minute_seconds=1, heartbeat_seconds=0.3,
+                              backoff_ms=500, schema_dir=SCHEMA_DIR, seed=7).start()
+
+
+def tearDownModule():  # noqa: N802
+    SHARED.pop("sim").stop()
+
+
 class SimTestCase(unittest.TestCase):
     sim = None
 
     @classmethod
     def setUpClass(cls):
-        cls.sim = Simulator(directory=DIRECTORY, minute_seconds=1, heartbeat_seconds=0.3,
-                            backoff_ms=500, schema_dir=SCHEMA_DIR, seed=7).start()
+        cls.sim = SHARED["sim"]
         cls.url = cls.sim.ews_url
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
 
     def setUp(self):
         s = self.sim
