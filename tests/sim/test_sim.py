@@ -232,7 +232,7 @@ def ntlm_login(conn, user, domain, password, body):
 
 
 class PushTarget:
-    def __init__(self, answers):
+    def __init__(self, answers, tls=None):
         self.answers = list(answers)  # HTTP status or "OK"/"Unsubscribe" per POST; last repeats
         self.posts = []
         outer = self
@@ -258,7 +258,14 @@ class PushTarget:
             def log_message(self, *a):
                 pass
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = "http://127.0.0.1:%d/listener" % self.srv.server_address[1]
+        scheme = "http"
+        if tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d/listener" % (scheme, self.srv.server_address[1])
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def close(self):
@@ -727,6 +734,29 @@ class PullPushTests(SimTestCase):
             self.assertEqual(self.sim.control("GET", "/subscriptions")[1]["subscriptions"], [])
         finally:
             tgt.close()
+
+    def test_push_over_https_self_signed(self):
+        openssl = shutil.which("openssl")
+        if not openssl:
+            self.skipTest("openssl not installed")
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="ewssim-test-")
+        try:
+            crt, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+            subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                            "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+            tgt = PushTarget(["OK"], tls=(crt, key))
+            try:
+                self.subscribe("alice@example.com", SUB_PUSH % tgt.url)
+                deadline = time.time() + 5
+                while not tgt.posts and time.time() < deadline:
+                    time.sleep(0.02)
+                self.assertTrue(tgt.posts and b"StatusEvent" in tgt.posts[0][1])
+                self.assertEqual(self.sim.stats()["push"]["ok"], 1)
+            finally:
+                tgt.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_push_retry_then_expire(self):
         self.sim.control("POST", "/config", {"minute_seconds": 0.4})
