@@ -692,6 +692,22 @@ class StreamingTests(SimTestCase):
         self.assertIn(sid, [s["id"] for s in self.sim.control("GET", "/subscriptions")[1]["subscriptions"]])
 
 
+    def test_drop_per_envelope(self):
+        sid, _, _ = self.subscribe("alice@example.com")
+        self.sim.fault({"kind": "drop_streams", "probability": 1.0, "count": 1})
+        c, _, _ = self.open_stream([sid], timeout=1)
+        got = b""
+        with self.assertRaises((ConnectionError, OSError, ValueError)):
+            for p in c.chunks():
+                got += p
+        c.close()
+        self.assertTrue(got and b"</s:Envelope>" not in got, got)
+        c, _, _ = self.open_stream([sid], timeout=1)  # count exhausted: the next stream is whole
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertTrue(raw.endswith(b"</s:Envelope>"))
+
+
 # ----------------------------------------------------------------------- pull and push
 class PullPushTests(SimTestCase):
     def test_pull(self):
@@ -858,6 +874,10 @@ class FaultTests(SimTestCase):
 
     def test_control_api_errors(self):
         self.assertEqual(self.sim.control("POST", "/faults", {"kind": "nope"})[0], 400)
+        self.assertEqual(self.sim.control("POST", "/faults", {"kind": "latency_ms", "ms": "x"})[0], 400)
+        self.assertEqual(self.sim.control("POST", "/faults", [1, 2])[0], 400)
+        self.assertEqual(self.sim.control("POST", "/mailboxes/alice@example.com/items", [1])[0], 400)
+        self.assertEqual(self.sim.control("PUT", "/mailboxes/alice@example.com/oof", {"state": "Maybe"})[0], 400)
         self.assertEqual(self.sim.control("POST", "/config", {"max_concurrency": "x"})[0], 400)
         self.assertEqual(self.sim.control("POST", "/mailboxes/alice@example.com/items", {"start": "bad"})[0], 400)
         self.assertEqual(self.sim.control("GET", "/mailboxes/ghost@example.com/items")[0], 404)
