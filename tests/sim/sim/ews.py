@@ -213,8 +213,9 @@ def _unauthorized(sim, extra_header=None, close=False):
     else:
         for a in sim.config.auth:
             if a == "ntlm":
-                hdrs.append(("WWW-Authenticate", "Negotiate"))
                 hdrs.append(("WWW-Authenticate", "NTLM"))
+            elif a == "negotiate":
+                hdrs.append(("WWW-Authenticate", "Negotiate"))
             elif a == "basic":
                 hdrs.append(("WWW-Authenticate", 'Basic realm="%s"' % sim.config.realm))
     sim.stats.count("(auth)", 401)
@@ -268,7 +269,7 @@ def authenticate(sim, req):
                 return None, _unauthorized(sim)
             st["basic_ok"] += 1
             return acc, None
-        if scheme in ("ntlm", "negotiate") and "ntlm" in sim.config.auth:
+        if scheme in sim.config.auth and scheme in ("ntlm", "negotiate"):
             try:
                 msg = base64.b64decode(token, validate=True)
             except ValueError:
