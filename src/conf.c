@@ -292,6 +292,8 @@ static bool	 version_is_2013(const char *);
 static uint32_t	 hash_str(const char *);
 static bool	 str_differs(const char *, const char *);
 static const char *enum_name(const struct conf_enum *, int);
+static int	 diff(const struct config *, const struct config *, bool,
+		    char **);
 static struct config *load(const char *, const char *, size_t, int, char **);
 
 static void
@@ -1514,6 +1516,16 @@ conf_key_reloadable(const char *section, const char *key)
 	return (false);
 }
 
+bool
+conf_key_at(size_t i, const char **section, const char **name)
+{
+	if (i >= NKEYS)
+		return (false);
+	*section = section_names[keys[i].section];
+	*name = keys[i].name;
+	return (true);
+}
+
 static bool
 str_differs(const char *a, const char *b)
 {
@@ -1522,8 +1534,9 @@ str_differs(const char *a, const char *b)
 	return (strcmp(a, b) != 0);
 }
 
-int
-conf_diff_nonreloadable(const struct config *old, const struct config *new,
+/* Compare the scalar keys (mailboxes and sinks aside) of two configs. */
+static int
+diff(const struct config *old, const struct config *new, bool all,
     char **what)
 {
 	struct buf	 b = BUF_INIT;
@@ -1533,7 +1546,7 @@ conf_diff_nonreloadable(const struct config *old, const struct config *new,
 	int		 count = 0;
 
 	for (i = 0; i < NKEYS; i++) {
-		if (keys[i].flags & CK_RELOAD)
+		if (!all && (keys[i].flags & CK_RELOAD))
 			continue;
 		o = (const char *)old + keys[i].off;
 		n = (const char *)new + keys[i].off;
@@ -1577,6 +1590,20 @@ conf_diff_nonreloadable(const struct config *old, const struct config *new,
 	*what = count > 0 ? buf_steal(&b) : NULL;
 	buf_free(&b);
 	return (count);
+}
+
+int
+conf_diff_nonreloadable(const struct config *old, const struct config *new,
+    char **what)
+{
+	return (diff(old, new, false, what));
+}
+
+int
+conf_diff_keys(const struct config *old, const struct config *new,
+    char **what)
+{
+	return (diff(old, new, true, what));
 }
 
 static const char *
