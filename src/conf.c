@@ -256,6 +256,7 @@ struct cstate {
 	int		 secline[SEC_COUNT];	/* 0 = absent */
 	int		 sec;			/* enum section */
 	struct conf_sink *sink;			/* when sec == SEC_SINK */
+	size_t		 mbcap;			/* slots in cf->mailboxes */
 };
 
 static void	 cerr(struct cstate *, const char *, int, const char *, ...)
@@ -1111,8 +1112,12 @@ mailbox_add(struct cstate *st, const char *spec, int line, const char *file,
 		}
 		id = xstrdup(opt + 4);
 	}
-	cf->mailboxes = xreallocarray(cf->mailboxes, cf->nmailboxes + 1,
-	    sizeof(*cf->mailboxes));
+	if (cf->nmailboxes == st->mbcap) {
+		/* Doubling: a list file may hold 100,000 mailboxes. */
+		st->mbcap = st->mbcap == 0 ? 16 : st->mbcap * 2;
+		cf->mailboxes = xreallocarray(cf->mailboxes, st->mbcap,
+		    sizeof(*cf->mailboxes));
+	}
 	mb = &cf->mailboxes[cf->nmailboxes++];
 	mb->address = xstrdup(addr);
 	mb->idtype = idtype;
