@@ -801,6 +801,8 @@ instance_pause(struct sink_instance *si, int64_t ms)
 		ms = SINK_FLUSH_RETRY_MAX;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
+	/* Count from now, not from the start of this loop pass. */
+	event_base_update_cache_time(si->set->base);
 	si->paused = true;
 	evtimer_add(&si->timer, &tv);
 }
