@@ -458,6 +458,27 @@ class ImpersonationTests(SimTestCase):
         err = schema.validate(body[0])
         self.assertIsNone(err, err)
 
+    @unittest.skipUnless(SCHEMA_DIR, "ews-schema not available")
+    def test_responses_schema_valid(self):
+        """Responses follow messages.xsd (streaming's m:Notification is the documented exception)."""
+        _, _, d = post(self.url, envelope(SUB_PULL % 5, "alice@example.com"))
+        self.assertSchemaValid(d)
+        sid = xml(d).find(".//{%s}SubscriptionId" % M).text
+        wm = xml(d).find(".//{%s}Watermark" % M).text
+        self.sim.add_item("alice@example.com", {"subject": "x", "start": "now", "end": "now+1h"})
+        for body in (getevents_body(sid, wm), getevents_body(sid, wm),
+                     "<m:Unsubscribe><m:SubscriptionId>%s</m:SubscriptionId></m:Unsubscribe>" % sid,
+                     '<m:GetServerTimeZones ReturnFullTimeZoneData="true"><m:Ids><t:Id>UTC</t:Id></m:Ids>'
+                     '</m:GetServerTimeZones>'):
+            self.assertSchemaValid(post(self.url, envelope(body))[2])
+        for body in (SUB_STREAM, OOF_BODY % "bob@example.com",
+                     '<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>'
+                     '<m:FolderIds><t:DistinguishedFolderId Id="calendar"/><t:DistinguishedFolderId Id="root"/>'
+                     '<t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:GetFolder>',
+                     '<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ItemIds>'
+                     '<t:ItemId Id="AAMkAGSimZm9v"/></m:ItemIds></m:GetItem>'):
+            self.assertSchemaValid(post(self.url, envelope(body, "bob@example.com"))[2])
+
     def test_availability(self):
         body = ('<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>-60</t:Bias><t:StandardTime><t:Bias>0</t:Bias>'
                 '<t:Time>03:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>10</t:Month><t:DayOfWeek>Sunday'
