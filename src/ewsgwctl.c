@@ -240,6 +240,7 @@ main(int argc, char **argv)
 		    argv[i][strcspn(argv[i], " \t\r\n\v\f")] != '\0') {
 			fprintf(stderr, "ewsgwctl: argument must be one "
 			    "word: \"%s\"\n", argv[i]);
+			buf_free(&request);
 			return (CTL_EXIT_USAGE);
 		}
 		buf_printf(&request, "%s%s", i == 0 ? "" : " ", argv[i]);

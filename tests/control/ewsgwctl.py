@@ -136,6 +136,7 @@ def main():
         run(s + ["mailbox"], want_rc=64, want_err="mailbox ADDRESS")
         run(s + ["status", "extra"], want_rc=64, want_err="usage")
         run(s + ["mailbox", "a b"], want_rc=64, want_err="one word")
+        run(s + ["mailbox", "x" * 5000], want_rc=64, want_err="too long")
         run(s + ["--timeout", "0", "status"], want_rc=64)
         run(s + ["--bogus", "status"], want_rc=64)
         assert len(d.requests) == n, d.requests[n:]
