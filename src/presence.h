@@ -16,6 +16,7 @@
 #include "conf.h"
 
 struct config;
+struct json_writer;
 struct timeline;
 
 enum presence_state {
@@ -110,6 +111,12 @@ void	 presence_rules_from_conf(struct presence_rules *,
  */
 void	 presence_compute(const struct timeline *, const struct presence_oof *,
 	    int64_t now, const struct presence_rules *, struct presence *);
+
+/*
+ * Write {"state", "activity" (null for none), "since", "until"} as a
+ * JSON object, times in ISO 8601 UTC or null when unknown or none.
+ */
+void	 presence_json(const struct presence *, struct json_writer *);
 
 /* Same state and activity (since/until are not compared). */
 bool	 presence_equal(const struct presence *, const struct presence *);
