@@ -107,7 +107,9 @@ void	 presence_rules_from_conf(struct presence_rules *,
  * since is the start of the contiguous run of instants with the same
  * state and activity (so back-to-back or overlapping meetings are one
  * busy period), until the first instant after now where state or
- * activity differ.
+ * activity differ.  Only what the timeline holds is known: outside its
+ * window the calendar counts as free, so the caller refreshes the
+ * timeline well before now + horizon.
  */
 void	 presence_compute(const struct timeline *, const struct presence_oof *,
 	    int64_t now, const struct presence_rules *, struct presence *);
