@@ -22,6 +22,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "buf.h"
+#include "evtest.h"
 #include "http.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -101,15 +102,6 @@ seen_clear(void)
 	memset(&seen, 0, sizeof seen);
 }
 
-static char *
-hdr(struct evhttp_request *req, const char *name)
-{
-	const char *v;
-
-	v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
-	return (v != NULL ? xstrdup(v) : NULL);
-}
-
 static void
 stream_close(struct evhttp_connection *conn, void *arg)
 {
@@ -153,13 +145,12 @@ stream_tick(evutil_socket_t fd, short ev, void *arg)
 static void
 server_cb(struct evhttp_request *req, void *arg)
 {
-	struct evbuffer			*in, *out;
+	struct evbuffer			*out;
 	struct evkeyvalq		*oh;
 	struct evhttp_connection	*conn;
 	const char			*uri = evhttp_request_get_uri(req);
 	char				*peer;
 	ev_uint16_t			 pport;
-	size_t				 len;
 
 	conn = evhttp_request_get_connection(req);
 	evhttp_connection_get_peer(conn, &peer, &pport);
@@ -170,19 +161,15 @@ server_cb(struct evhttp_request *req, void *arg)
 	snprintf(seen.method, sizeof seen.method, "%s",
 	    evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" :
 	    "GET");
-	in = evhttp_request_get_input_buffer(req);
-	len = evbuffer_get_length(in);
-	seen.body = xmalloc(len + 1);
-	evbuffer_copyout(in, seen.body, len);
-	seen.body[len] = '\0';
-	seen.anchor = hdr(req, "X-AnchorMailbox");
-	seen.affinity = hdr(req, "X-PreferServerAffinity");
-	seen.cookie = hdr(req, "Cookie");
-	seen.ctype = hdr(req, "Content-Type");
-	seen.accept = hdr(req, "Accept");
-	seen.auth = hdr(req, "Authorization");
-	seen.expect = hdr(req, "Expect");
-	seen.custom = hdr(req, "X-Custom");
+	seen.body = evtest_body(req);
+	seen.anchor = evtest_header(req, "X-AnchorMailbox");
+	seen.affinity = evtest_header(req, "X-PreferServerAffinity");
+	seen.cookie = evtest_header(req, "Cookie");
+	seen.ctype = evtest_header(req, "Content-Type");
+	seen.accept = evtest_header(req, "Accept");
+	seen.auth = evtest_header(req, "Authorization");
+	seen.expect = evtest_header(req, "Expect");
+	seen.custom = evtest_header(req, "X-Custom");
 
 	oh = evhttp_request_get_output_headers(req);
 	out = evbuffer_new();
@@ -233,22 +220,13 @@ server_cb(struct evhttp_request *req, void *arg)
 static void
 setup(void)
 {
-	struct evhttp_bound_socket	*bs;
-	struct sockaddr_in		 sin;
-	socklen_t			 slen = sizeof sin;
 	struct http_engine_opts		 o;
 	char				*cause = NULL;
 
 	log_init("check_http", LOG_TARGET_STDERR, LOG_NOTICE);
 	base = event_base_new();
-	server = evhttp_new(base);
-	evhttp_set_gencb(server, server_cb, NULL);
-	evhttp_set_allowed_methods(server, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	bs = evhttp_bind_socket_with_handle(server, "127.0.0.1", 0);
-	ck_assert_ptr_nonnull(bs);
-	ck_assert_int_eq(getsockname(evhttp_bound_socket_get_fd(bs),
-	    (struct sockaddr *)&sin, &slen), 0);
-	port = ntohs(sin.sin_port);
+	server = evtest_server(base, server_cb, NULL, &port);
+	ck_assert_ptr_nonnull(server);
 	stream.timer = evtimer_new(base, stream_tick, NULL);
 	memset(&o, 0, sizeof o);
 	o.tls_verify = true;
@@ -328,34 +306,16 @@ on_data(const char *p, size_t len, void *arg)
 	return (HTTP_DATA_OK);
 }
 
-static void
-loop_timeout(evutil_socket_t fd, short ev, void *arg)
-{
-	*(bool *)arg = true;
-}
-
-/* Run the loop until *flag or ms passed; returns *flag. */
 static bool
 run_until(bool *flag, int ms)
 {
-	struct event	*t;
-	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
-	bool		 expired = false;
-
-	t = evtimer_new(base, loop_timeout, &expired);
-	evtimer_add(t, &tv);
-	while (!*flag && !expired)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-	return (*flag);
+	return (evtest_run_until(base, flag, ms));
 }
 
 static void
 run_for(int ms)
 {
-	bool	 never = false;
-
-	run_until(&never, ms);
+	evtest_run_for(base, ms);
 }
 
 static char *
