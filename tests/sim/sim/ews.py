@@ -773,16 +773,16 @@ async def op_getitem(ctx):
         dec = cal.decode_item_id(ie.get("Id", "")) if soap.localname(ie) == "ItemId" else None
         if dec is None:
             msgs.append(rm(name, "ErrorInvalidIdMalformed" if soap.localname(ie) == "ItemId"
-                           else "ErrorInvalidRequest"))
+                           else "ErrorInvalidRequest", kids=[m("Items")]))
             continue
         smtp, local, occ = dec
         mb = sim.directory.by_smtp_address(smtp)
         if mb is None or (mb is not ctx.impersonated and not ctx.account.may_impersonate(mb)):
-            msgs.append(rm(name, "ErrorAccessDenied" if mb else "ErrorItemNotFound"))
+            msgs.append(rm(name, "ErrorAccessDenied" if mb else "ErrorItemNotFound", kids=[m("Items")]))
             continue
         it = mb.items().get(local)
         if it is None:
-            msgs.append(rm(name, "ErrorItemNotFound", "The specified object was not found in the store."))
+            msgs.append(rm(name, "ErrorItemNotFound", "The specified object was not found in the store.", kids=[m("Items")]))
             continue
         s, e = it.start, it.end
         if occ is not None:
@@ -794,7 +794,7 @@ async def op_getitem(ctx):
                 if n > occ:
                     break
             if found is None:
-                msgs.append(rm(name, "ErrorItemNotFound"))
+                msgs.append(rm(name, "ErrorItemNotFound", kids=[m("Items")]))
                 continue
             s, e = found
         msgs.append(rm(name, kids=[m("Items", kids=[calendar_item_el(mb, it, occ, s, e, fields)])]))
@@ -812,7 +812,7 @@ async def op_getfolder(ctx):
     for fe in soap.elements(soap.child(ctx.body_el, M, "FolderIds")):
         mb, fname, code = _folder_mailbox(ctx, [fe])
         if code or fname not in _FOLDERS:
-            msgs.append(rm(name, code or "ErrorFolderNotFound"))
+            msgs.append(rm(name, code or "ErrorFolderNotFound", kids=[m("Folders")]))
             continue
         tag, disp, parent, fclass = _FOLDERS[fname]
         f = t(tag)
