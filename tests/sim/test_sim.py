@@ -553,6 +553,9 @@ class ThrottleTests(SimTestCase):
         b, _, _ = self.subscribe("bob@example.com")
         c1, st, _ = self.open_stream([a], "alice@example.com")
         self.assertEqual(st, 200)
+        time.sleep(0.1)
+        streams = self.sim.control("GET", "/streams")[1]["streams"]
+        self.assertEqual([(x["impersonated"], x["subscription_ids"]) for x in streams], [("alice@example.com", [a])])
         _, _, data = post(self.url, envelope(gse_body([b]), "alice@example.com"))
         self.assertEqual(code_of(data), "ErrorExceededConnectionCount")
         c2, st, _ = self.open_stream([b], "bob@example.com")
