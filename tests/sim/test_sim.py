@@ -275,7 +275,7 @@ class PushTarget:
 
 DEFAULTS = {"max_concurrency": 27, "max_subscriptions": 5000, "hanging_connection_limit": 10,
             "charging": "impersonated", "heartbeat_s": 0.3, "latency_ms": 0, "minute_seconds": 1.0,
-            "backoff_ms": 500}
+            "backoff_ms": 500, "strict_affinity": False}
 
 
 SHARED = {}
@@ -553,6 +553,9 @@ class ThrottleTests(SimTestCase):
         b, _, _ = self.subscribe("bob@example.com")
         c1, st, _ = self.open_stream([a], "alice@example.com")
         self.assertEqual(st, 200)
+        time.sleep(0.1)
+        streams = self.sim.control("GET", "/streams")[1]["streams"]
+        self.assertEqual([(x["impersonated"], x["subscription_ids"]) for x in streams], [("alice@example.com", [a])])
         _, _, data = post(self.url, envelope(gse_body([b]), "alice@example.com"))
         self.assertEqual(code_of(data), "ErrorExceededConnectionCount")
         c2, st, _ = self.open_stream([b], "bob@example.com")
@@ -642,6 +645,26 @@ class StreamingTests(SimTestCase):
         self.assertEqual((aff["gse_with_anchor"], aff["gse_with_cookie"], aff["gse_with_prefer_affinity"],
                           aff["subscribe_with_anchor"], aff["gse_cookie_mismatch"]), (1, 1, 1, 1, 0))
         self.assertNoViolations()
+
+    def test_strict_affinity(self):
+        self.sim.control("POST", "/config", {"strict_affinity": True})
+        aff = {"X-AnchorMailbox": "alice@example.com", "X-PreferServerAffinity": "true"}
+        a, _, hdrs = self.subscribe("alice@example.com", headers=aff)
+        cookie = [v for k, v in hdrs if k == "set-cookie"][0].split(";")[0]
+        b, _, _ = self.subscribe("bob@example.com", headers=dict(aff, Cookie=cookie))
+        subs = self.sim.control("GET", "/subscriptions")[1]["subscriptions"]
+        self.assertEqual(len({s["backend"] for s in subs}), 1)
+        c, st, _ = self.open_stream([a, b], timeout=1, headers=dict(aff, Cookie=cookie))
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertNotIn(b"ResponseClass=\"Error\"", raw)
+        self.assertNoViolations()
+        wrong = dict(aff, Cookie="X-BackEndOverrideCookie=MBX99.sim.example.local~1")
+        _, _, data = post(self.url, envelope(gse_body([a, b])), headers=wrong)
+        self.assertEqual(code_of(data), "ErrorSubscriptionNotFound")
+        st = self.sim.stats()
+        self.assertEqual(st["violations"], {"affinity": 2})
+        self.assertEqual(st["affinity"]["gse_misrouted"], 2)
 
     def test_second_connection(self):
         sid, _, _ = self.subscribe("alice@example.com")
