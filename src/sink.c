@@ -108,6 +108,7 @@ struct sink_instance {
 	uint64_t		 delivered;
 	uint64_t		 failed;
 	uint64_t		 dropped;
+	uint64_t		 rejected;
 	uint64_t		 retrying;	/* queued items with attempts */
 	char			*last_error;
 	int64_t			 last_error_at;	/* wall seconds */
@@ -881,6 +882,18 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 		else
 			mbox_release(si, mb);
 		break;
+	case EWSGW_SINK_REJECT:
+		/* The sink says this change can never go through. */
+		si->rejected++;
+		log_emit(LOG_WARNING, &(struct log_ctx){ .sink = si->conf.name,
+		    .mailbox = mb->name }, "change %llu rejected by the sink, "
+		    "skipped", (unsigned long long)it->seq);
+		item_drop(si, it);
+		if (mb->npending > 0)
+			mbox_ready(si, mb, false);
+		else
+			mbox_release(si, mb);
+		break;
 	case EWSGW_SINK_AGAIN:
 		/* Not taken: same place, short pause, not a failure. */
 		TAILQ_INSERT_HEAD(&mb->pending, it, entry);
@@ -1158,6 +1171,40 @@ item_drop(struct sink_instance *si, struct sink_item *it)
 	if (si->coalesced && si->depth <= si->queue_limit / 4 * 3)
 		si->coalesced = false;
 	free(it);
+}
+
+/* ---- helpers for built-in sinks ---- */
+
+void
+sink_json_kv_time(struct json_writer *w, const char *key, int64_t t)
+{
+	char	 ts[TIME_ISO8601_LEN];
+
+	json_key(w, key);
+	if (t == 0) {
+		json_null(w);
+		return;
+	}
+	time_format_iso8601(t, ts);
+	json_str(w, ts);
+}
+
+void
+sink_change_json(struct buf *out, const struct ewsgw_presence_change *c)
+{
+	struct json_writer	 w;
+
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	json_kv_str(&w, "mailbox", c->mailbox);
+	json_kv_str(&w, "presence", c->presence);
+	json_kv_str(&w, "previous", c->previous);
+	json_kv_str(&w, "activity", c->activity);
+	sink_json_kv_time(&w, "since", c->since);
+	sink_json_kv_time(&w, "until", c->until);
+	json_kv_str(&w, "source", c->source);
+	json_kv_int(&w, "seq", (int64_t)c->seq);
+	json_obj_end(&w);
 }
 
 /* ---- configuration sections ---- */
@@ -1460,6 +1507,7 @@ sinkset_status_json(struct sinkset *set, struct json_writer *w)
 		json_kv_int(w, "failed", (int64_t)si->failed);
 		json_kv_int(w, "retrying", (int64_t)si->retrying);
 		json_kv_int(w, "dropped", (int64_t)si->dropped);
+		json_kv_int(w, "rejected", (int64_t)si->rejected);
 		json_kv_int(w, "consecutive_failures", si->backoff.attempt);
 		json_kv_bool(w, "paused", si->paused);
 		json_kv_str(w, "last_error", si->last_error);
@@ -1515,6 +1563,8 @@ sinkset_metrics(struct sinkset *set, struct buf *out)
 		    "Failed delivery attempts (each is retried)." },
 		{ "ewsgw_sink_dropped_total", "counter",
 		    "Changes superseded while the queue was full." },
+		{ "ewsgw_sink_rejected_total", "counter",
+		    "Changes the sink refused for good (not retried)." },
 		{ "ewsgw_sink_retrying", "gauge",
 		    "Queued changes that failed at least once." },
 		{ "ewsgw_sink_healthy", "gauge",
@@ -1543,9 +1593,12 @@ sinkset_metrics(struct sinkset *set, struct buf *out)
 				v = si->dropped;
 				break;
 			case 4:
-				v = si->retrying;
+				v = si->rejected;
 				break;
 			case 5:
+				v = si->retrying;
+				break;
+			case 6:
 				v = instance_healthy(si, detail,
 				    sizeof detail) ? 1 : 0;
 				break;

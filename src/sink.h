@@ -118,6 +118,15 @@ const struct ewsgw_sink_ops *const *sink_builtins(void);
 int	 sink_register_type(const struct ewsgw_sink_ops *);
 
 /*
+ * The change as one JSON object, appended to out: mailbox, presence,
+ * previous, activity, since, until (ISO 8601 UTC or null), source, seq.
+ * What the file sink's change log and the webhook send.
+ */
+void	 sink_change_json(struct buf *, const struct ewsgw_presence_change *);
+/* key: epoch seconds t as ISO 8601 UTC, or null when t is 0. */
+void	 sink_json_kv_time(struct json_writer *, const char *key, int64_t t);
+
+/*
  * Helpers for built-in sinks: read a key as a duration ("10s", unit
  * default_unit_ms when none) or an unsigned in [min, max].  Return 0
  * and the value (def when the key is absent) or -1 after reporting a

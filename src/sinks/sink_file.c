@@ -80,7 +80,6 @@ static int	file_write_state(struct ewsgw_sink *);
 static int	file_write_all(int, const char *, size_t);
 static int	file_entry_cmp(const void *, const void *);
 static void	file_state_free(void *);
-static void	json_kv_time(struct json_writer *, const char *, int64_t);
 
 const struct ewsgw_sink_ops sink_file_ops = {
 	.abi_version = EWSGW_SINK_ABI_VERSION,
@@ -181,40 +180,15 @@ file_reopen(struct ewsgw_sink *s)
 		    s->log_path, strerror(errno));
 }
 
-static void
-json_kv_time(struct json_writer *w, const char *key, int64_t t)
-{
-	char	 ts[TIME_ISO8601_LEN];
-
-	json_key(w, key);
-	if (t == 0) {
-		json_null(w);
-		return;
-	}
-	time_format_iso8601(t, ts);
-	json_str(w, ts);
-}
-
 /* One line, one write(2): O_APPEND keeps concurrent lines whole. */
 static int
 file_append(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 {
 	struct buf		 b = BUF_INIT;
-	struct json_writer	 w;
 	ssize_t			 n;
 	int			 rc = 0;
 
-	json_writer_init(&w, &b);
-	json_obj_begin(&w);
-	json_kv_str(&w, "mailbox", c->mailbox);
-	json_kv_str(&w, "presence", c->presence);
-	json_kv_str(&w, "previous", c->previous);
-	json_kv_str(&w, "activity", c->activity);
-	json_kv_time(&w, "since", c->since);
-	json_kv_time(&w, "until", c->until);
-	json_kv_str(&w, "source", c->source);
-	json_kv_int(&w, "seq", (int64_t)c->seq);
-	json_obj_end(&w);
+	sink_change_json(&b, c);
 	buf_putc(&b, '\n');
 	do
 		n = write(s->log_fd, b.data, b.len);
@@ -362,9 +336,9 @@ file_write_state(struct ewsgw_sink *s)
 		json_obj_begin(&w);
 		json_kv_str(&w, "presence", st->presence);
 		json_kv_str(&w, "activity", st->activity);
-		json_kv_time(&w, "since", st->since);
-		json_kv_time(&w, "until", st->until);
-		json_kv_time(&w, "updated", st->updated);
+		sink_json_kv_time(&w, "since", st->since);
+		sink_json_kv_time(&w, "until", st->until);
+		sink_json_kv_time(&w, "updated", st->updated);
 		json_obj_end(&w);
 	}
 	json_obj_end(&w);
