@@ -207,6 +207,7 @@ static const struct ewsgw_sink_ops *const builtin_sinks[] = {
 	&sink_log_ops,
 	&sink_file_ops,
 	&sink_exec_ops,
+	&sink_webhook_ops,
 	NULL
 };
 
