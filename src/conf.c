@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -1317,6 +1318,7 @@ finish(struct cstate *st)
 {
 	struct config	*cf = st->cf;
 	const char	*authname = conf_auth_name(cf->exchange.auth);
+	struct sockaddr_un sun;
 	char		 why[64];
 	size_t		 i;
 
@@ -1326,6 +1328,18 @@ finish(struct cstate *st)
 			abort();	/* a bad built-in default */
 
 	snprintf(why, sizeof(why), "needed for auth = %s", authname);
+	if (cf->exchange.tenant != NULL && cf->exchange.tenant[strspn(
+	    cf->exchange.tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+	    "OPQRSTUVWXYZ0123456789.-")] != '\0')
+		cerr(st, st->file, st->keyline[key_find(SEC_EXCHANGE,
+		    "tenant") - keys], "invalid tenant '%s' in [exchange] "
+		    "(expected a domain name or a tenant id)",
+		    cf->exchange.tenant);
+	if (cf->status.socket != NULL &&
+	    strlen(cf->status.socket) >= sizeof(sun.sun_path))
+		cerr(st, st->file, st->keyline[key_find(SEC_STATUS, "socket") -
+		    keys], "socket path in [status] too long (at most %zu "
+		    "bytes)", sizeof(sun.sun_path) - 1);
 	require(st, SEC_EXCHANGE, "url", NULL);
 	if (cf->exchange.auth == CONF_AUTH_OAUTH2) {
 		require(st, SEC_EXCHANGE, "tenant", why);

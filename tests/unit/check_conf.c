@@ -802,6 +802,16 @@ START_TEST(test_value_errors)
 	    " missing required key 'listen' in [push] (needed for mode = "
 	    "push)\n"
 	    " missing required key 'url' in [push] (needed for mode = push)");
+	expect_errors("[exchange]\nurl = https://h/\nauth = oauth2\n"
+	    "tenant = contoso/../x\nclient_id = c\n"
+	    "client_secret_file = /dev/null\n[status]\nsocket = /run/"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+	    "4: invalid tenant 'contoso/../x' in [exchange] (expected a "
+	    "domain name or a tenant id)\n"
+	    "8: socket path in [status] too long (at most 107 bytes)\n"
+	    "6: cannot read client_secret_file '/dev/null': Invalid "
+	    "argument");
 	expect_errors("[exchange]\nurl = https:///x\n"
 	    "username = u\npassword_file = /dev/null\n",
 	    "2: invalid URL 'https:///x' for 'url' in [exchange] (expected "
