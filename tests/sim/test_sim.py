@@ -553,6 +553,9 @@ class ThrottleTests(SimTestCase):
         b, _, _ = self.subscribe("bob@example.com")
         c1, st, _ = self.open_stream([a], "alice@example.com")
         self.assertEqual(st, 200)
+        time.sleep(0.1)
+        streams = self.sim.control("GET", "/streams")[1]["streams"]
+        self.assertEqual([(x["impersonated"], x["subscription_ids"]) for x in streams], [("alice@example.com", [a])])
         _, _, data = post(self.url, envelope(gse_body([b]), "alice@example.com"))
         self.assertEqual(code_of(data), "ErrorExceededConnectionCount")
         c2, st, _ = self.open_stream([b], "bob@example.com")
@@ -701,9 +704,9 @@ class StreamingTests(SimTestCase):
         self.assertTrue(raw.rstrip().endswith(b"Envelope>"))
 
     def test_streaming_expiry_without_connection(self):
-        self.sim.control("POST", "/config", {"minute_seconds": 0.02})  # 30 minutes = 0.6 s
+        self.sim.control("POST", "/config", {"minute_seconds": 0.01})  # 30 minutes = 0.3 s
         sid, _, _ = self.subscribe("alice@example.com")
-        time.sleep(1.2)
+        time.sleep(0.8)
         _, subs = self.sim.control("GET", "/subscriptions")
         self.assertNotIn(sid, [s["id"] for s in subs["subscriptions"]])
 
@@ -764,8 +767,9 @@ class PullPushTests(SimTestCase):
         self.sim.fault({"kind": "missed_events", "ids": [sid]})
         _, _, data = post(self.url, envelope(getevents_body(sid, wm2)))
         self.assertEqual(code_of(data), "ErrorMissedNotificationEvents")
+        self.sim.control("POST", "/config", {"minute_seconds": 0.3})
         sid, _, _ = self.subscribe("alice@example.com", SUB_PULL % 1)
-        time.sleep(1.6)  # pull Timeout of 1 (scaled) minute without GetEvents
+        time.sleep(0.8)  # pull Timeout of 1 (scaled) minute without GetEvents
         _, _, data = post(self.url, envelope(getevents_body(sid, wm)))
         self.assertEqual(code_of(data), "ErrorSubscriptionNotFound")
 

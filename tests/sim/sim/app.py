@@ -149,6 +149,7 @@ class Sim:
         self.ews_server = Server(self.handle_ews, name="ews", max_body=args.max_body)
         self.control_server = Server(self.handle_control, name="control", max_body=args.max_body)
         self.stop_event = None
+        self.tls = bool(args.tls_cert)
 
     # ------------------------------------------------------------ helpers
     def rng_bytes(self, n):

@@ -531,8 +531,9 @@ async def op_subscribe(ctx):
     kids = [m("SubscriptionId", text=sub.id)]
     if kind != "streaming":
         kids.append(m("Watermark", text=sub.watermark))
-    ctx.extra_headers.append(("Set-Cookie", "X-BackEndOverrideCookie=%s; path=/; secure; HttpOnly"
-                              % sim.cookie_value(backend)))
+    # "secure" only over https: cookie engines drop secure cookies received over http
+    ctx.extra_headers.append(("Set-Cookie", "X-BackEndOverrideCookie=%s; path=/;%s HttpOnly"
+                              % (sim.cookie_value(backend), " secure;" if sim.tls else "")))
     return wrap("Subscribe", [rm("SubscribeResponseMessage", kids=kids)])
 
 
