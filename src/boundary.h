@@ -43,8 +43,13 @@ struct boundary	*boundary_new(struct event_base *, enum boundary_clock,
 /* Free; entries still scheduled are unscheduled, never fired. */
 void		 boundary_free(struct boundary *);
 
-/* Schedule or move e (embedded in its owner, borrowed until it fires
- * or is cancelled) to deadline_ms in the boundary's clock. */
+/*
+ * Schedule or move e (embedded in its owner, borrowed until it fires or
+ * is cancelled) to deadline_ms in the boundary's clock.  For a presence
+ * "until" (epoch seconds) use a BOUNDARY_WALL boundary and until * 1000;
+ * PRESENCE_NO_UNTIL means cancel instead.  A deadline already past
+ * fires on the next loop pass.
+ */
 void		 boundary_schedule(struct boundary *, struct timerheap_entry *,
 		    int64_t deadline_ms);
 /* Unschedule e; nothing if not scheduled. */

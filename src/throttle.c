@@ -375,9 +375,15 @@ budget_settle(struct throttle *t, struct throttle_budget *b, int64_t now,
 {
 	if (b->where != BUDGET_NOWHERE)
 		return;		/* a callback already queued it again */
-	if (b->backoff_until > now)
-		heap_push(t, b);
-	else if (more)
+	if (b->backoff_until > now) {
+		/*
+		 * Only a budget with work waits in the heap, so the daemon
+		 * never wakes up for nothing; an idle one in back-off is
+		 * looked at again when something is submitted to it.
+		 */
+		if (budget_queued(b) > 0)
+			heap_push(t, b);
+	} else if (more)
 		budget_touch(t, b);
 	else if (b != &t->account && budget_idle(b, now))
 		budget_free(t, b);
@@ -951,9 +957,12 @@ throttle_subscriptions(const struct throttle *t, const char *mailbox)
 /* ---- status ---- */
 
 void
-throttle_stats(const struct throttle *t, struct throttle_stats *s)
+throttle_stats(const struct throttle *t, int64_t now,
+    struct throttle_stats *s)
 {
-	int	c;
+	const struct throttle_budget	*b;
+	struct hashmap_iter		 it;
+	int				 c;
 
 	memset(s, 0, sizeof(*s));
 	s->charging = t->lim.charging;
@@ -968,9 +977,13 @@ throttle_stats(const struct throttle *t, struct throttle_stats *s)
 		s->grants[c] = t->grants[c];
 	}
 	s->budgets = (unsigned)hashmap_count(t->anchors);
-	/* Every budget still in back-off sits in the heap (or is about to
-	 * be put there by the next run, which the wake-up time ensures). */
-	s->budgets_in_backoff = (unsigned)t->nheap;
+	/* O(streaming budgets): one per group at most, and status is rare. */
+	if (t->account.backoff_until > now)
+		s->budgets_in_backoff++;
+	hashmap_iter_init(&it, t->anchors);
+	while (hashmap_iter_next(&it, NULL, (void **)&b))
+		if (b->backoff_until > now)
+			s->budgets_in_backoff++;
 	s->backoff_until = t->account.backoff_until;
 	s->subscriptions = t->nsubs;
 	s->subscription_limit = t->lim.max_subscriptions;
@@ -1007,7 +1020,7 @@ throttle_json(const struct throttle *t, int64_t now, struct json_writer *w)
 	unsigned		 n = 0;
 	int			 c;
 
-	throttle_stats(t, &s);
+	throttle_stats(t, now, &s);
 	json_obj_begin(w);
 	json_kv_str(w, "charging", s.charging == CONF_CHARGING_SERVICE_ACCOUNT ?
 	    "service-account" : "impersonated");
@@ -1074,7 +1087,7 @@ throttle_prometheus(const struct throttle *t, int64_t now, struct buf *out)
 	struct throttle_stats	s;
 	int			c;
 
-	throttle_stats(t, &s);
+	throttle_stats(t, now, &s);
 	prom_metric(out, "ewsgw_throttle_grants_total", "counter",
 	    "Requests granted a slot.");
 	for (c = 0; c < THROTTLE_CLASS_MAX; c++)

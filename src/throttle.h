@@ -236,7 +236,9 @@ void	 throttle_subscription_release(struct throttle *, const char *mailbox);
 /* Subscriptions held for mailbox (NULL: in total). */
 unsigned throttle_subscriptions(const struct throttle *, const char *mailbox);
 
-void	 throttle_stats(const struct throttle *, struct throttle_stats *);
+/* Counters and gauges at now (O(streaming budgets)). */
+void	 throttle_stats(const struct throttle *, int64_t now,
+	    struct throttle_stats *);
 /* Write the status as one JSON object value (bounded in size). */
 void	 throttle_json(const struct throttle *, int64_t now,
 	    struct json_writer *);

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "evtest.h"
 #include "json.h"
 #include "log.h"
 #include "sink.h"
@@ -481,12 +482,11 @@ START_TEST(test_retry_backoff)
 		ck_assert_int_eq(f->calls[i].seq, 7);
 	ck_assert_int_eq(f->calls[4].seq, 8);
 	/*
-	 * Exponential back-off with equal jitter: at least half of 20,
-	 * 40 and 80 ms between attempts (less 1 ms of timer rounding).
+	 * Jittered back-off: never less than retry_initial between
+	 * attempts (less 1 ms of timer rounding).
 	 */
-	ck_assert_int_ge(f->calls[1].at - f->calls[0].at, 9);
-	ck_assert_int_ge(f->calls[2].at - f->calls[1].at, 19);
-	ck_assert_int_ge(f->calls[3].at - f->calls[2].at, 39);
+	for (i = 1; i < 4; i++)
+		ck_assert_int_ge(f->calls[i].at - f->calls[i - 1].at, 19);
 	ck_assert(status_num(set, 0, "failed") == 3);
 	ck_assert(status_num(set, 0, "delivered") == 2);
 	ck_assert(status_num(set, 0, "retrying") == 0);
@@ -1183,6 +1183,184 @@ START_TEST(test_exec_sink_parallel_bounded)
 }
 END_TEST
 
+/* ---- webhook ---- */
+
+#define HOOK_MAX	16
+
+static struct {
+	int	 statuses[HOOK_MAX];	/* replies in order; then 200 */
+	int	 nstatuses;
+	int	 n;
+	char	*body[HOOK_MAX];
+	char	*auth[HOOK_MAX];
+	char	*ctype[HOOK_MAX];
+} hook;
+
+static void
+hook_cb(struct evhttp_request *req, void *arg)
+{
+	int	 i = hook.n++;
+
+	ck_assert_int_lt(i, HOOK_MAX);
+	hook.body[i] = evtest_body(req);
+	hook.auth[i] = evtest_header(req, "Authorization");
+	hook.ctype[i] = evtest_header(req, "Content-Type");
+	evtest_reply(req, i < hook.nstatuses ? hook.statuses[i] : 200, "ok");
+}
+
+static void
+hook_reset(void)
+{
+	int	 i;
+
+	for (i = 0; i < hook.n; i++) {
+		free(hook.body[i]);
+		free(hook.auth[i]);
+		free(hook.ctype[i]);
+	}
+	memset(&hook, 0, sizeof hook);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	int	 fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+START_TEST(test_webhook_sink)
+{
+	struct evhttp	*srv;
+	struct sinkset	*set;
+	struct buf	 st = BUF_INIT;
+	struct json_writer w;
+	char		 tokfile[300], *url, *tok;
+	const char	*lines[] = { "[sink hook] webhook", NULL, NULL,
+	    "retry_initial=10ms", "retry_max=20ms", "timeout=5s", NULL };
+	unsigned	 port;
+
+	hook_reset();
+	srv = evtest_server(base, hook_cb, NULL, &port);
+	ck_assert_ptr_nonnull(srv);
+	snprintf(tokfile, sizeof tokfile, "%s/token", tmpdir);
+	write_file(tokfile, "s3cret-token\n");
+	xasprintf(&url, "url=http://127.0.0.1:%u/hook", port);
+	xasprintf(&tok, "bearer_token_file=%s", tokfile);
+	lines[1] = url;
+	lines[2] = tok;
+	ck_assert_ptr_null(validate(lines));
+	set = mkset(lines);
+
+	/* Delivered: the exact JSON body, the bearer token. */
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 1);
+	ck_assert_str_eq(hook.body[0], "{\"mailbox\":\"a@x\",\"presence\":"
+	    "\"busy\",\"previous\":\"available\",\"activity\":\"meeting\","
+	    "\"since\":\"2026-11-29T11:00:00Z\",\"until\":"
+	    "\"2026-11-29T12:00:00Z\",\"source\":\"calendar\",\"seq\":1}");
+	ck_assert_str_eq(hook.auth[0], "Bearer s3cret-token");
+	ck_assert_str_eq(hook.ctype[0], "application/json");
+	ck_assert(status_num(set, 0, "delivered") == 1);
+
+	/* 503 is retried, 400 is rejected and not retried. */
+	hook.statuses[1] = 503;
+	hook.statuses[2] = 200;
+	hook.statuses[3] = 400;
+	hook.nstatuses = 4;
+	publish(set, "a@x", "available", "busy", 2);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 3);
+	ck_assert_str_eq(hook.body[1], hook.body[2]);
+	publish(set, "b@x", "away", NULL, 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	run_for(30);
+	ck_assert_int_eq(hook.n, 4);
+	ck_assert(status_num(set, 0, "delivered") == 2);
+	ck_assert(status_num(set, 0, "failed") == 1);
+	ck_assert(status_num(set, 0, "rejected") == 1);
+
+	/* A rotated token is picked up on reopen (SIGHUP). */
+	write_file(tokfile, "n3w-token");
+	sinkset_reopen(set);
+	publish(set, "c@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 5);
+	ck_assert_str_eq(hook.auth[4], "Bearer n3w-token");
+
+	/* The secret never shows in the status. */
+	json_writer_init(&w, &st);
+	sinkset_status_json(set, &w);
+	ck_assert_ptr_null(strstr(buf_str(&st), "3w-token"));
+	ck_assert_ptr_null(strstr(buf_str(&st), "s3cret"));
+	buf_free(&st);
+
+	sinkset_free(set);
+	evhttp_free(srv);
+	hook_reset();
+	free(url);
+	free(tok);
+}
+END_TEST
+
+START_TEST(test_webhook_basic_auth_and_errors)
+{
+	struct evhttp	*srv;
+	struct sinkset	*set;
+	char		 pwfile[300], *url, *pw;
+	const char	*lines[] = { "[sink hook] webhook", NULL,
+	    "username=u", NULL, NULL };
+	const char *const both[] = { "[sink h] webhook",
+	    "url=https://example.invalid/x", "bearer_token_file=/etc/passwd",
+	    "username=u", "password_file=/etc/passwd", NULL };
+	const char *const nourl[] = { "[sink h] webhook", "username=u", NULL };
+	const char *const badurl[] = { "[sink h] webhook", "url=ftp://x/",
+	    "tls_verify=maybe", NULL };
+	unsigned	 port;
+	char		*e;
+
+	hook_reset();
+	srv = evtest_server(base, hook_cb, NULL, &port);
+	snprintf(pwfile, sizeof pwfile, "%s/pw", tmpdir);
+	write_file(pwfile, "p\n");
+	xasprintf(&url, "url=http://127.0.0.1:%u/hook", port);
+	xasprintf(&pw, "password_file=%s", pwfile);
+	lines[1] = url;
+	lines[3] = pw;
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 1);
+	ck_assert_str_eq(hook.auth[0], "Basic dTpw");
+	sinkset_free(set);
+	evhttp_free(srv);
+	hook_reset();
+	free(url);
+	free(pw);
+
+	e = validate(both);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:3: sink h: "
+	    "bearer_token_file and username/password_file exclude"));
+	free(e);
+	e = validate(nourl);
+	ck_assert_ptr_nonnull(strstr(e,
+	    "/etc/ewsgw.conf:1: sink h: missing required key url\n"));
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink h: "
+	    "username and password_file go together\n"));
+	free(e);
+	e = validate(badurl);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink h: "
+	    "url must start with http:// or https://\n"));
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:3: sink h: "
+	    "tls_verify: expected yes or no, not 'maybe'\n"));
+	free(e);
+}
+END_TEST
+
 static Suite *
 sink_suite(void)
 {
@@ -1221,6 +1399,8 @@ sink_suite(void)
 	tcase_add_test(tc, test_exec_sink_failure_and_order);
 	tcase_add_test(tc, test_exec_sink_timeout);
 	tcase_add_test(tc, test_exec_sink_parallel_bounded);
+	tcase_add_test(tc, test_webhook_sink);
+	tcase_add_test(tc, test_webhook_basic_auth_and_errors);
 	suite_add_tcase(s, tc);
 	return (s);
 }
