@@ -36,7 +36,8 @@ typedef void	(*boundary_cb)(struct timerheap_entry *, void *);
 /*
  * A new boundary timer set on base (borrowed).  cb(entry, arg) fires for
  * each due entry; it may schedule or cancel any entry, including its
- * own.  Returns allocated, free with boundary_free.
+ * own, and free the entry's owner, but not free the boundary.  Returns
+ * allocated, free with boundary_free.
  */
 struct boundary	*boundary_new(struct event_base *, enum boundary_clock,
 		    boundary_cb, void *);

@@ -71,7 +71,7 @@ static const char *const activity_names[PRESENCE_ACT_MAX] = {
 	[PRESENCE_ACT_TENTATIVE] = "tentative",
 };
 
-static const char *const oof_names[] = {
+static const char *const oof_names[PRESENCE_OOF_STATE_MAX] = {
 	[PRESENCE_OOF_DISABLED] = "Disabled",
 	[PRESENCE_OOF_ENABLED] = "Enabled",
 	[PRESENCE_OOF_SCHEDULED] = "Scheduled",
@@ -356,7 +356,7 @@ presence_activity_name(enum presence_activity a)
 const char *
 presence_oof_state_name(enum presence_oof_state st)
 {
-	if ((unsigned)st > PRESENCE_OOF_SCHEDULED)
+	if ((unsigned)st >= PRESENCE_OOF_STATE_MAX)
 		return (oof_names[PRESENCE_OOF_DISABLED]);
 	return (oof_names[st]);
 }
@@ -367,7 +367,7 @@ presence_oof_state_parse(const char *s, size_t len,
 {
 	unsigned	 i;
 
-	for (i = 0; i <= PRESENCE_OOF_SCHEDULED; i++) {
+	for (i = 0; i < PRESENCE_OOF_STATE_MAX; i++) {
 		if (strlen(oof_names[i]) == len &&
 		    memcmp(oof_names[i], s, len) == 0) {
 			*out = (enum presence_oof_state)i;

@@ -40,7 +40,8 @@ enum presence_activity {
 enum presence_oof_state {
 	PRESENCE_OOF_DISABLED,
 	PRESENCE_OOF_ENABLED,
-	PRESENCE_OOF_SCHEDULED
+	PRESENCE_OOF_SCHEDULED,
+	PRESENCE_OOF_STATE_MAX
 };
 
 /* GetUserOofSettings: Duration only matters when Scheduled. */

@@ -70,6 +70,7 @@ struct throttle {
 	uint64_t		 next_seq;
 	uint64_t		 ngrants;
 	int64_t			 next_grant_at;	/* pacing */
+	int64_t			 last_now;	/* of the last run */
 	bool			 in_run;
 
 	unsigned		 queued[THROTTLE_CLASS_MAX];
@@ -827,6 +828,7 @@ throttle_run(struct throttle *t, int64_t now)
 
 	assert(!t->in_run);
 	t->in_run = true;
+	t->last_now = now;
 
 	while (t->nheap > 0 && t->heap[0]->backoff_until <= now) {
 		b = t->heap[0];
@@ -1186,6 +1188,20 @@ verify_budget(const struct throttle *t, const struct throttle_budget *b,
 		return ("budget heap index wrong");
 	if (b != &t->account && b->nqueued[THROTTLE_SHORT] != 0)
 		return ("short request queued on a streaming budget");
+	if (b->nqueued[THROTTLE_STREAM] != 0 && (b == &t->account) !=
+	    (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT))
+		return ("stream queued on a budget it is not charged to");
+	/*
+	 * No lost wake-up: a budget with waiting work that is on no list
+	 * must be waiting for a release, not for time to pass.
+	 */
+	if (b->where == BUDGET_NOWHERE && budget_queued(b) > 0) {
+		if (b->backoff_until > t->last_now)
+			return ("budget in back-off with work but no wake-up");
+		for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+			if (b->nqueued[c] > 0 && budget_can_grant(t, b, c))
+				return ("grantable work on no list");
+	}
 	return (NULL);
 }
 

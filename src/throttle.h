@@ -28,6 +28,23 @@
  *   Subscriptions are counted separately (throttle_subscription_*):
  *     against max_subscriptions in total under service-account
  *     charging, per target mailbox under impersonated charging.
+ *
+ * Use from the daemon:
+ *   - throttle_limits_from_conf() with a seed from the clock and pid,
+ *     throttle_new(); throttle_set_limits() on reload.
+ *   - Each request owner embeds a struct throttle_ticket and calls
+ *     throttle_submit(); in the callback it starts the HTTP request.
+ *   - On completion: throttle_release() with the outcome the HTTP
+ *     result maps to: success -> THROTTLE_OK; ErrorServerBusy with
+ *     BackOffMilliseconds -> THROTTLE_BUSY; 503, ErrorExceededConnection-
+ *     Count, connect/timeout/reset -> THROTTLE_TRANSIENT; any other
+ *     answer (a request-level EWS error) -> THROTTLE_DONE.
+ *   - After completions (once per loop iteration is enough) and when the
+ *     timer fires: throttle_run(now), then re-arm one timer for
+ *     throttle_next_wakeup(now) (none if THROTTLE_NEVER).
+ *   - An owner going away calls throttle_cancel() first.
+ * Streams are typically opened only when throttle_stream_capacity()
+ * says a slot is available; otherwise the group polls (GetEvents).
  */
 #ifndef EWSGW_THROTTLE_H
 #define EWSGW_THROTTLE_H

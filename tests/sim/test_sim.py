@@ -704,9 +704,9 @@ class StreamingTests(SimTestCase):
         self.assertTrue(raw.rstrip().endswith(b"Envelope>"))
 
     def test_streaming_expiry_without_connection(self):
-        self.sim.control("POST", "/config", {"minute_seconds": 0.02})  # 30 minutes = 0.6 s
+        self.sim.control("POST", "/config", {"minute_seconds": 0.01})  # 30 minutes = 0.3 s
         sid, _, _ = self.subscribe("alice@example.com")
-        time.sleep(1.2)
+        time.sleep(0.8)
         _, subs = self.sim.control("GET", "/subscriptions")
         self.assertNotIn(sid, [s["id"] for s in subs["subscriptions"]])
 
@@ -767,8 +767,9 @@ class PullPushTests(SimTestCase):
         self.sim.fault({"kind": "missed_events", "ids": [sid]})
         _, _, data = post(self.url, envelope(getevents_body(sid, wm2)))
         self.assertEqual(code_of(data), "ErrorMissedNotificationEvents")
+        self.sim.control("POST", "/config", {"minute_seconds": 0.3})
         sid, _, _ = self.subscribe("alice@example.com", SUB_PULL % 1)
-        time.sleep(1.6)  # pull Timeout of 1 (scaled) minute without GetEvents
+        time.sleep(0.8)  # pull Timeout of 1 (scaled) minute without GetEvents
         _, _, data = post(self.url, envelope(getevents_body(sid, wm)))
         self.assertEqual(code_of(data), "ErrorSubscriptionNotFound")
 
