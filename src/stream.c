@@ -206,6 +206,8 @@ stream_feed(struct stream *s, const char *data, size_t len)
 
 	if (s->error != NULL)
 		return (-1);
+	if (len == 0)
+		return (0);
 	for (i = 0; i < len; i++) {
 		c = p[i];
 		switch (s->state) {
