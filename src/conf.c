@@ -34,6 +34,8 @@
 #define CONF_MAX_FILE		(64 * 1024 * 1024)	/* config, mailbox file */
 #define CONF_MAX_SECRET		(64 * 1024)
 #define CONF_MAX_ERRORS		200
+#define CONF_MAX_SINKS		256	/* sink sections */
+#define CONF_MAX_SINK_KEYS	256	/* keys in one sink section */
 
 #define SEC		((int64_t)1000)
 #define MIN		(60 * SEC)
@@ -855,6 +857,12 @@ parse_header(struct cstate *st, char *s, int line)
 				return;
 			}
 		}
+		if (st->cf->nsinks == CONF_MAX_SINKS) {
+			cerr(st, st->file, line, "too many sink sections (at "
+			    "most %d)", CONF_MAX_SINKS);
+			st->sec = SEC_UNKNOWN;
+			return;
+		}
 		st->cf->sinks = xreallocarray(st->cf->sinks,
 		    st->cf->nsinks + 1, sizeof(*st->cf->sinks));
 		st->sink = &st->cf->sinks[st->cf->nsinks++];
@@ -925,6 +933,11 @@ parse_sink_kv(struct cstate *st, const char *key, const char *value, int line)
 			    sk->kv[i].line);
 			return;
 		}
+	}
+	if (sk->nkv == CONF_MAX_SINK_KEYS) {
+		cerr(st, st->file, line, "too many keys in [sink %s] (at most "
+		    "%d)", sk->name, CONF_MAX_SINK_KEYS);
+		return;
 	}
 	sk->kv = xreallocarray(sk->kv, sk->nkv + 1, sizeof(*sk->kv));
 	sk->kv[sk->nkv].key = xstrdup(key);

@@ -20,6 +20,27 @@
  *
  * Writes to a client that has gone away raise SIGPIPE; control_open()
  * therefore ignores SIGPIPE for the process if it is at its default.
+ *
+ * Wiring it into the daemon:
+ *
+ *	static void
+ *	my_status(struct json_writer *w, void *arg)
+ *	{
+ *		struct daemon *d = arg;
+ *
+ *		json_kv_str(w, "version", PACKAGE_VERSION);
+ *		json_kv_bool(w, "healthy", d->problems == 0);
+ *		...
+ *	}
+ *
+ *	struct control_provider p = { .status = my_status, ...,
+ *	    .reload = my_reload, .arg = d };
+ *	d->control = control_open(base, cf->status.socket, cf->status.mode,
+ *	    cf->status.group, &p, &cause);
+ *	if (d->control == NULL)
+ *		fatalx("%s", cause);
+ *	...
+ *	control_close(d->control);	(at shutdown, before the event_base)
  */
 #ifndef EWSGW_CONTROL_H
 #define EWSGW_CONTROL_H

@@ -19,8 +19,16 @@
 #include "buf.h"
 #include "json.h"
 
-/* Where the daemon listens unless configured otherwise. */
+/*
+ * Where the daemon listens unless configured otherwise: the same default
+ * as "socket" in [status] (conf.c), under the run-state directory chosen
+ * at build time (/run with --runstatedir=/run, as Debian builds it).
+ */
+#ifdef EWSGW_RUNSTATEDIR
+#define CTL_DEFAULT_SOCKET	EWSGW_RUNSTATEDIR "/ewsgw/status.sock"
+#else
 #define CTL_DEFAULT_SOCKET	"/run/ewsgw/status.sock"
+#endif
 /* The last line of a metrics answer. */
 #define CTL_METRICS_EOF		"# EOF\n"
 /* Words in one request, command included. */

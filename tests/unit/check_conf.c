@@ -16,6 +16,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "conf.h"
 #include "xmalloc.h"
 
@@ -930,6 +931,29 @@ START_TEST(test_too_many_errors)
 }
 END_TEST
 
+START_TEST(test_limits)
+{
+	struct config	*cf;
+	struct buf	 b = BUF_INIT;
+	char		*errs = NULL;
+	int		 i;
+
+	buf_puts(&b, "[exchange]\nurl = https://h/\nauth = negotiate\n"
+	    "username = u\n[sink s]\ntype = exec\n");
+	for (i = 0; i < 257; i++)
+		buf_printf(&b, "k%d = v\n", i);
+	for (i = 0; i < 256; i++)
+		buf_printf(&b, "[sink n%d]\ntype = log\n", i);
+	cf = conf_load_buffer("lim.conf", b.data, b.len, &errs);
+	ck_assert_ptr_null(cf);
+	/* 6 lines of head, 257 keys, then 255 more sinks fit */
+	ck_assert_str_eq(errs, "lim.conf:263: too many keys in [sink s] (at "
+	    "most 256)\nlim.conf:774: too many sink sections (at most 256)\n");
+	free(errs);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_reload_rules)
 {
 	struct config	*a, *b;
@@ -1115,6 +1139,7 @@ suite(void)
 	tcase_add_test(tc, test_listen_and_units);
 	tcase_add_test(tc, test_unreadable_and_buffer);
 	tcase_add_test(tc, test_too_many_errors);
+	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_reload_rules);
 	tcase_add_test(tc, test_example_files);
 	tcase_add_test(tc, test_key_coverage);

@@ -149,6 +149,13 @@ fake_metrics(struct buf *b, void *arg)
 		buf_printf(b, "ewsgw_filler{n=\"%d\"} %d\n", i, i), i++;
 }
 
+static int
+fake_verify(struct json_writer *w, char **cause, void *arg)
+{
+	json_kv_int(w, "checks", 7);
+	return (0);
+}
+
 static struct fake fake;
 static const struct control_provider provider = {
 	.status = fake_status,
@@ -450,6 +457,29 @@ START_TEST(test_commands)
 	close(fd);
 	pump(20);
 	ck_assert_uint_eq(control_nclients(ctl), 0);
+	server_teardown();
+}
+END_TEST
+
+/* A new provider (after a reload) serves the very next request. */
+START_TEST(test_set_provider)
+{
+	struct control_provider	 p2 = provider;
+	struct json_value	*v;
+	int			 fd;
+
+	server_up(NULL);
+	fd = client_connect();
+	assert_error(ask_json(fd, "verify\n"), "verify: not available");
+	p2.status = NULL;
+	p2.verify = fake_verify;
+	control_set_provider(ctl, &p2);
+	v = ask_json(fd, "verify\n");
+	ck_assert(json_get_bool(v, "ok", false));
+	ck_assert(json_get_num(v, "checks", 0) == 7);
+	json_free(v);
+	assert_error(ask_json(fd, "status\n"), "status: not available");
+	close(fd);
 	server_teardown();
 }
 END_TEST
@@ -1029,6 +1059,7 @@ suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_commands);
 	tcase_add_test(tc, test_pipelined);
+	tcase_add_test(tc, test_set_provider);
 	tcase_add_test(tc, test_exec_rights);
 	tcase_add_test(tc, test_exec_no_provider);
 	tcase_add_test(tc, test_answer_complete);
