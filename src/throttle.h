@@ -129,7 +129,7 @@ struct throttle_limits {
 	unsigned		 short_request_share;	/* percent */
 	enum conf_charging	 charging;
 	unsigned		 streaming_connections_per_anchor;
-	unsigned		 max_subscriptions;
+	unsigned		 max_subscriptions;	/* 0 = no cap */
 	int64_t			 backoff_base_ms;
 	int64_t			 backoff_max_ms;
 	enum backoff_jitter	 jitter;
