@@ -1501,7 +1501,7 @@ sinkset_status_json(struct sinkset *set, struct json_writer *w)
 		json_kv_str(w, "name", si->conf.name);
 		json_kv_str(w, "type", si->conf.type);
 		json_kv_bool(w, "healthy", ok);
-		json_kv_int(w, "queue_depth", (int64_t)si->depth);
+		json_kv_int(w, "queue", (int64_t)si->depth);
 		json_kv_int(w, "queue_limit", (int64_t)si->queue_limit);
 		json_kv_int(w, "in_flight", inflight);
 		json_kv_int(w, "delivered", (int64_t)si->delivered);
@@ -1528,6 +1528,25 @@ sinkset_status_json(struct sinkset *set, struct json_writer *w)
 		json_obj_end(w);
 	}
 	json_arr_end(w);
+}
+
+void
+sinkset_summary_json(struct sinkset *set, struct json_writer *w)
+{
+	struct sink_instance	*si;
+	char			 detail[256];
+	int64_t			 healthy = 0, total = 0;
+
+	TAILQ_FOREACH(si, &set->instances, entry) {
+		total++;
+		if (instance_healthy(si, detail, sizeof detail))
+			healthy++;
+	}
+	json_obj_begin(w);
+	json_kv_int(w, "healthy", healthy);
+	json_kv_int(w, "total", total);
+	json_kv_int(w, "queue", (int64_t)sinkset_depth(set));
+	json_obj_end(w);
 }
 
 /* {sink="name"} with Prometheus label escaping. */

@@ -545,9 +545,9 @@ START_TEST(test_slow_sink_isolated)
 	ck_assert(run_until(fast_done, set, 2000));
 	/* The slow one holds one change and queues the rest. */
 	ck_assert_int_eq(fakes[0]->ncalls, 1);
-	ck_assert(status_num(set, 0, "queue_depth") == 5);
+	ck_assert(status_num(set, 0, "queue") == 5);
 	ck_assert(status_num(set, 0, "in_flight") == 1);
-	ck_assert(status_num(set, 1, "queue_depth") == 0);
+	ck_assert(status_num(set, 1, "queue") == 0);
 	sinkset_free(set);
 }
 END_TEST
@@ -571,7 +571,7 @@ START_TEST(test_failing_mailbox_does_not_starve)
 	publish(set, "g3@x", "busy", "available", 1);
 	ck_assert(run_until(goods_delivered, set, 5000));
 	/* bad@x keeps failing, its second change still waits behind. */
-	ck_assert(status_num(set, 0, "queue_depth") == 2);
+	ck_assert(status_num(set, 0, "queue") == 2);
 	ck_assert(status_num(set, 0, "retrying") == 1);
 	ck_assert(status_num(set, 0, "failed") >= 1);
 	sinkset_free(set);
@@ -637,6 +637,7 @@ START_TEST(test_health_json_and_metrics)
 	struct sinkset		*set = mkset(lines);
 	struct json_value	*v;
 	struct buf		 m = BUF_INIT;
+	struct json_writer	 w;
 	int			 want[2] = { 0, 1 };
 
 	publish(set, "a@x", "busy", "available", 1);
@@ -644,12 +645,13 @@ START_TEST(test_health_json_and_metrics)
 	publish(set, "b@x", "available", "busy", 2);
 	ck_assert(run_until(fake_has_calls, want, 2000));
 	fakes[0]->healthy = false;
+	json_writer_init(&w, &m);
 	v = status_of(set);
 	ck_assert_ptr_nonnull(v->child);
 	ck_assert_ptr_null(v->child->next);
 	ck_assert_str_eq(json_get_str(v->child, "name", ""), "s\"q");
 	ck_assert_str_eq(json_get_str(v->child, "type", ""), "fake");
-	ck_assert(json_get_num(v->child, "queue_depth", -1) == 3);
+	ck_assert(json_get_num(v->child, "queue", -1) == 3);
 	ck_assert(json_get_num(v->child, "queue_limit", -1) == 10000);
 	ck_assert(json_get_num(v->child, "in_flight", -1) == 2);
 	ck_assert(json_get_num(v->child, "delivered", -1) == 0);
@@ -659,6 +661,9 @@ START_TEST(test_health_json_and_metrics)
 	ck_assert_int_eq(json_get(v->child, "last_error")->type, JSON_NULL);
 	json_free(v);
 
+	sinkset_summary_json(set, &w);
+	ck_assert_str_eq(buf_str(&m), "{\"healthy\":0,\"total\":1,\"queue\":3}");
+	buf_reset(&m);
 	sinkset_metrics(set, &m);
 	ck_assert_ptr_nonnull(strstr(buf_str(&m),
 	    "# TYPE ewsgw_sink_queue_depth gauge\n"
@@ -751,7 +756,7 @@ START_TEST(test_reload)
 	publish(set, "a@x", "available", "busy", 2);
 	run_for(20);
 	ck_assert(status_num(set, 0, "delivered") == 2);
-	ck_assert(status_num(set, 1, "queue_depth") == 2);
+	ck_assert(status_num(set, 1, "queue") == 2);
 
 	/* A bad configuration changes nothing. */
 	conf = mkconf(bad);
