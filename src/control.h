@@ -107,6 +107,28 @@ int		 control_sockaddr(struct sockaddr_un *sun, const char *path,
 /* The socket path (borrowed). */
 const char	*control_path(const struct control *);
 
+/*
+ * Answers to come (struct ctl_reply, handed to provider->verify): the
+ * client waits, and its next request is not read, until the provider
+ * calls control_reply_done() or control_reply_fail(), from any later
+ * loop callback or from inside the provider callback itself.  Either
+ * sends the answer and frees the handle.
+ *
+ * If the answer is no longer wanted (the client is dropped, or
+ * control_close() runs first), the cancel function set with
+ * control_reply_on_cancel() is called once and the handle is freed: the
+ * provider must then stop its work and forget the handle.
+ */
+/* The writer for the answer's members; "ok": true is already written. */
+struct json_writer *control_reply_writer(struct ctl_reply *);
+void		 control_reply_on_cancel(struct ctl_reply *,
+		    void (*cancel)(void *), void *arg);
+/* Send the members written so far. */
+void		 control_reply_done(struct ctl_reply *);
+/* Send {"ok": false, "error": ...} instead of anything written. */
+void		 control_reply_fail(struct ctl_reply *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 enum control_access {
 	CONTROL_DENY,		/* not allowed to connect */
 	CONTROL_READ,		/* read-only commands */
