@@ -20,6 +20,27 @@
  *
  * Writes to a client that has gone away raise SIGPIPE; control_open()
  * therefore ignores SIGPIPE for the process if it is at its default.
+ *
+ * Wiring it into the daemon:
+ *
+ *	static void
+ *	my_status(struct json_writer *w, void *arg)
+ *	{
+ *		struct daemon *d = arg;
+ *
+ *		json_kv_str(w, "version", PACKAGE_VERSION);
+ *		json_kv_bool(w, "healthy", d->problems == 0);
+ *		...
+ *	}
+ *
+ *	struct control_provider p = { .status = my_status, ...,
+ *	    .reload = my_reload, .arg = d };
+ *	d->control = control_open(base, cf->status.socket, cf->status.mode,
+ *	    cf->status.group, &p, &cause);
+ *	if (d->control == NULL)
+ *		fatalx("%s", cause);
+ *	...
+ *	control_close(d->control);	(at shutdown, before the event_base)
  */
 #ifndef EWSGW_CONTROL_H
 #define EWSGW_CONTROL_H
@@ -85,6 +106,28 @@ int		 control_sockaddr(struct sockaddr_un *sun, const char *path,
 
 /* The socket path (borrowed). */
 const char	*control_path(const struct control *);
+
+/*
+ * Answers to come (struct ctl_reply, handed to provider->verify): the
+ * client waits, and its next request is not read, until the provider
+ * calls control_reply_done() or control_reply_fail(), from any later
+ * loop callback or from inside the provider callback itself.  Either
+ * sends the answer and frees the handle.
+ *
+ * If the answer is no longer wanted (the client is dropped, or
+ * control_close() runs first), the cancel function set with
+ * control_reply_on_cancel() is called once and the handle is freed: the
+ * provider must then stop its work and forget the handle.
+ */
+/* The writer for the answer's members; "ok": true is already written. */
+struct json_writer *control_reply_writer(struct ctl_reply *);
+void		 control_reply_on_cancel(struct ctl_reply *,
+		    void (*cancel)(void *), void *arg);
+/* Send the members written so far. */
+void		 control_reply_done(struct ctl_reply *);
+/* Send {"ok": false, "error": ...} instead of anything written. */
+void		 control_reply_fail(struct ctl_reply *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 
 enum control_access {
 	CONTROL_DENY,		/* not allowed to connect */

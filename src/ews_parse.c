@@ -916,6 +916,7 @@ body_find_item(struct pctx *p, xmlNode *op, void *arg)
 	struct ews_status	 st;
 	xmlNode			*msgs, *m, *root, *items, *c;
 	size_t			 cap = 0;
+	int64_t			 total;
 	char			*s;
 
 	if ((msgs = ews_child(op, "ResponseMessages")) == NULL ||
@@ -931,7 +932,9 @@ body_find_item(struct pctx *p, xmlNode *op, void *arg)
 		return (fail(p, "FindItemResponseMessage without RootFolder"));
 	}
 	s = attr_dup(root, "TotalItemsInView");
-	out->total_in_view = (unsigned)parse_int(s, 0);
+	total = parse_int(s, 0);
+	out->total_in_view = total < 0 ? 0 : total > UINT_MAX ? UINT_MAX :
+	    (unsigned)total;
 	free(s);
 	s = attr_dup(root, "IncludesLastItemInRange");
 	out->includes_last = s == NULL || strcmp(s, "false") != 0;

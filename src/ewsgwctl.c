@@ -46,7 +46,9 @@ usage(FILE *f)
 	    "[--timeout SEC] COMMAND [ARGS]\n\ncommands:\n");
 	for (e = ctl_cmds; e->name != NULL; e++)
 		fprintf(f, "  %-18s %s\n", e->usage, e->help);
-	fprintf(f, "\nexit status: 0 ok, 1 error answer or unhealthy, "
+	fprintf(f, "\ndefault socket: $EWSGW_SOCKET, else %s\n",
+	    CTL_DEFAULT_SOCKET);
+	fprintf(f, "exit status: 0 ok, 1 error answer or unhealthy, "
 	    "2 cannot connect or protocol error, 64 usage\n");
 }
 

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +25,10 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "ews_parse.h"
 #include "log.h"
 #include "push.h"
+#include "soap.h"
 #include "tls.h"
 #include "xmalloc.h"
 
@@ -43,7 +44,7 @@
  */
 struct push_conn {
 	struct push		*p;
-	struct bufferevent	*bev;		/* identifies it (borrowed) */
+	struct bufferevent	*bev;		/* its id (borrowed) */
 	struct event		 expiry;	/* while no request came */
 	TAILQ_ENTRY(push_conn)	 entry;		/* on p->pending */
 	int			 pending;
@@ -53,12 +54,12 @@ struct push {
 	struct event_base	*base;		/* borrowed */
 	struct evhttp		*http;
 	struct evconnlistener	*listener;	/* owned by http */
-	SSL_CTX			*ssl;		/* NULL = plain HTTP */
+	SSL_CTX			*ssl;		/* NULL: plain HTTP */
 	char			*path;
 	unsigned		 port;
 	unsigned		 max_conns;
 	int			 timeout_s;
-	bool			 paused;	/* accept off at the limit */
+	bool			 paused;	/* accept off (limit) */
 	bool			 freeing;
 	push_notify_cb		 cb;
 	void			*arg;
@@ -342,20 +343,6 @@ push_conn_track(struct push *p, struct evhttp_request *req)
 
 /* ---- requests ---- */
 
-void
-push_result_envelope(struct buf *b, int verdict)
-{
-	buf_printf(b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-	    "<soap:Envelope"
-	    " xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\""
-	    " xmlns:m=\"http://schemas.microsoft.com/exchange/services/"
-	    "2006/messages\">"
-	    "<soap:Body><m:SendNotificationResult>"
-	    "<m:SubscriptionStatus>%s</m:SubscriptionStatus>"
-	    "</m:SendNotificationResult></soap:Body></soap:Envelope>\n",
-	    verdict == PUSH_OK ? "OK" : "Unsubscribe");
-}
-
 static void
 push_refuse(struct push *p, struct evhttp_request *req, int code,
     const char *reason, const char *why)
@@ -386,9 +373,10 @@ push_request(struct evhttp_request *req, void *arg)
 	struct evbuffer		*in, *out;
 	struct evkeyvalq	*oh;
 	const char		*uri, *ct;
-	char			*body;
+	char			*body, *cause = NULL;
+	struct ews_notifications n;
 	struct buf		 env = BUF_INIT;
-	size_t			 len, i, plen;
+	size_t			 len, plen;
 	int			 verdict;
 
 	push_conn_track(p, req);
@@ -419,29 +407,28 @@ push_request(struct evhttp_request *req, void *arg)
 	body = xmalloc(len + 1);
 	evbuffer_remove(in, body, len);
 	body[len] = '\0';
-	/* Cheap junk filter; the owner's parser is the real judge. */
-	i = 0;
-	if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0)
-		i = 3;
-	while (i < len && isspace((unsigned char)body[i]))
-		i++;
-	if (i == len || body[i] != '<' || memchr(body, '\0', len) != NULL) {
+	memset(&n, 0, sizeof n);
+	if (ews_parse_send_notification(body, len, &n, &cause) != 0) {
+		p->stats.unparsable++;
+		push_refuse(p, req, 400, "Bad Request", cause != NULL ? cause :
+		    "not a SendNotification");
+		free(cause);
+		ews_notifications_free(&n);
 		free(body);
-		push_refuse(p, req, 400, "Bad Request", "not a SOAP body");
 		return;
 	}
-	verdict = p->cb(body, len, p->arg);
+	verdict = p->cb(&n, body, len, p->arg);
+	ews_notifications_free(&n);
 	free(body);
 	if (verdict != PUSH_OK && verdict != PUSH_UNSUBSCRIBE) {
-		push_refuse(p, req, 400, "Bad Request",
-		    "not a SendNotification");
+		push_refuse(p, req, 400, "Bad Request", "refused by the owner");
 		return;
 	}
 	if (verdict == PUSH_OK)
 		p->stats.ok++;
 	else
 		p->stats.unsubscribe++;
-	push_result_envelope(&env, verdict);
+	soap_send_notification_result(&env, verdict == PUSH_UNSUBSCRIBE);
 	oh = evhttp_request_get_output_headers(req);
 	evhttp_add_header(oh, "Content-Type", "text/xml; charset=utf-8");
 	out = evbuffer_new();

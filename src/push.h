@@ -3,8 +3,8 @@
  * SPDX-License-Identifier: ISC
  *
  * Push-notification listener: an HTTP or HTTPS endpoint on the loop that
- * receives Exchange's SendNotification POSTs, hands each body to its
- * owner and answers SendNotificationResult OK or Unsubscribe.
+ * receives Exchange's SendNotification POSTs, parses them, hands them to
+ * the owner and answers SendNotificationResult OK or Unsubscribe.
  */
 #ifndef EWSGW_PUSH_H
 #define EWSGW_PUSH_H
@@ -12,13 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct buf;
 struct config;
 struct event_base;
+struct ews_notifications;
 struct push;
 
 struct push_opts {
-	const char	*listen;	/* "addr:port", "[v6]:port", "*:port" */
+	const char	*listen;	/* "a:port" "[v6]:port" "*:port" */
 	const char	*path;		/* only this path; NULL = any */
 	const char	*certificate;	/* PEM; NULL = plain HTTP */
 	const char	*key;		/* PEM; NULL = in certificate */
@@ -30,13 +30,16 @@ struct push_opts {
 /* Verdicts of the notify callback. */
 #define PUSH_OK		 1	/* known subscription: continue */
 #define PUSH_UNSUBSCRIBE 0	/* unknown or unwanted: end it */
-#define PUSH_BAD	(-1)	/* not a SendNotification: 400 */
+#define PUSH_BAD	(-1)	/* refuse with 400 */
 
 /*
- * A SendNotification body (borrowed for the call, NUL-terminated).
- * Returns PUSH_OK, PUSH_UNSUBSCRIBE or PUSH_BAD.
+ * A SendNotification, parsed (ews_parse_send_notification), with the raw
+ * body (NUL-terminated); all borrowed for the call.  Bodies that do not
+ * parse get a 400 without a call.  Returns PUSH_OK, PUSH_UNSUBSCRIBE or
+ * PUSH_BAD.
  */
-typedef int	 (*push_notify_cb)(const char *body, size_t len, void *arg);
+typedef int	 (*push_notify_cb)(const struct ews_notifications *,
+		    const char *body, size_t len, void *arg);
 
 /*
  * Fill opts from [push] (borrows conf's strings; the path comes from the
@@ -63,13 +66,11 @@ struct push_stats {
 	uint64_t	 ok;
 	uint64_t	 unsubscribe;
 	uint64_t	 bad;		/* 400, 404, 405 */
+	uint64_t	 unparsable;	/* of those, not parsable */
 	unsigned	 connections;	/* open now */
 	uint64_t	 paused;	/* accept paused at the limit */
 };
 /* Live counters (borrowed). */
 const struct push_stats *push_get_stats(const struct push *);
-
-/* Append a SendNotificationResult envelope (OK or Unsubscribe). */
-void		 push_result_envelope(struct buf *, int verdict);
 
 #endif

@@ -90,6 +90,12 @@ void		 sinkset_reopen(struct sinkset *);
 /* Write a JSON array with one health object per sink at w's position. */
 void		 sinkset_status_json(struct sinkset *, struct json_writer *);
 
+/*
+ * Write {"healthy": N, "total": N, "queue": N} at w's position: the
+ * sinks line of the daemon's status.
+ */
+void		 sinkset_summary_json(struct sinkset *, struct json_writer *);
+
 /* Append Prometheus text-format lines for every sink to out. */
 void		 sinkset_metrics(struct sinkset *, struct buf *);
 

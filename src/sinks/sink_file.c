@@ -134,8 +134,21 @@ file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 {
 	struct file_settings	 fs;
 	struct ewsgw_sink	*s;
+	char			*dir, *slash;
+	int			 ok;
 
 	if (file_settings(c, &fs) == -1)
+		return (-1);
+	/* Better refuse to start than find out at the first write. */
+	dir = xstrdup(fs.path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir ? 1 : 0] = '\0';
+	ok = access(dir, W_OK | X_OK) == 0;
+	if (!ok)
+		ewsgw_sink_config_error(c, "path", "cannot write to %s: %s",
+		    dir, strerror(errno));
+	free(dir);
+	if (!ok)
 		return (-1);
 	s = xcalloc(1, sizeof *s);
 	s->host = host;

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
+#include "ews_parse.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
@@ -112,11 +113,12 @@ quit_cb(evutil_socket_t fd, short ev, void *arg)
 
 /* Answer OK until the last expected notification, then Unsubscribe. */
 static int
-on_notify(const char *body, size_t len, void *arg)
+on_notify(const struct ews_notifications *n, const char *body, size_t len,
+    void *arg)
 {
 	struct buf		 b = BUF_INIT;
 	struct json_writer	 w;
-	const char		*id, *end;
+	size_t			 i;
 	int			 verdict;
 	struct timeval		 tv = { 0, 300000 };
 
@@ -124,10 +126,10 @@ on_notify(const char *body, size_t len, void *arg)
 	json_writer_init(&w, &b);
 	json_obj_begin(&w);
 	json_kv_int(&w, "notification_len", len);
-	if ((id = strstr(body, "SubscriptionId>")) != NULL &&
-	    (end = strchr(id + 15, '<')) != NULL) {
-		json_key(&w, "subscription");
-		json_strn(&w, id + 15, end - id - 15);
+	for (i = 0; i < n->nmsgs; i++) {
+		if (n->msgs[i].has_notification)
+			json_kv_str(&w, "subscription",
+			    n->msgs[i].notification.subscription_id);
 	}
 	json_kv_str(&w, "answer", verdict == PUSH_OK ? "OK" : "Unsubscribe");
 	json_obj_end(&w);

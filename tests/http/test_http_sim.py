@@ -71,8 +71,8 @@ def sub_push(url):
                     "<t:URL>%s</t:URL></m:PushSubscriptionRequest></m:Subscribe>" % (FOLDERS, url))
 
 
-def httpc(url, body, *args, timeout=60):
-    """Run the client; returns (list of JSON lines, last body)."""
+def httpc(url, body, *args, timeout=60, want_log=False):
+    """Run the client; returns (list of JSON lines, last body[, stderr])."""
     with tempfile.NamedTemporaryFile() as out:
         r = subprocess.run([HTTPC, "-o", out.name, *args, url], input=body,
                            capture_output=True, timeout=timeout)
@@ -80,7 +80,8 @@ def httpc(url, body, *args, timeout=60):
             raise AssertionError("httpc failed: %s" % r.stderr.decode(errors="replace"))
         lines = [json.loads(x) for x in r.stdout.decode().splitlines() if x.strip()]
         with open(out.name, "rb") as fh:
-            return lines, fh.read()
+            data = fh.read()
+        return (lines, data, r.stderr.decode(errors="replace")) if want_log else (lines, data)
 
 
 class EngineAgainstSimulator(unittest.TestCase):
@@ -106,6 +107,16 @@ class EngineAgainstSimulator(unittest.TestCase):
         # One handshake: the authenticated connection carried all three.
         self.assertEqual(after.get("ntlm_ok_v2", 0) - before.get("ntlm_ok_v2", 0), 1)
         self.assertEqual(after.get("ntlm_challenges", 0) - before.get("ntlm_challenges", 0), 1)
+
+    def test_ntlm_trace_redacted(self):
+        lines, _, log = httpc(self.sim.ews_url, OOF, "-v", "-a", "ntlm", "-u", DOMAIN + "\\" + USER,
+                              "-p", PASSWORD, want_log=True)
+        self.assertEqual(lines[0]["result"], "ok", lines)
+        self.assertIn("> Authorization: NTLM <redacted>", log)
+        self.assertIn("< WWW-Authenticate: NTLM <redacted>", log)
+        # No NTLMSSP message (base64 "TlRMTVNTUA"), password or cookie value leaks.
+        self.assertNotIn("TlRMTVNTUA", log)
+        self.assertNotIn(PASSWORD, log)
 
     def test_ntlm_wrong_password(self):
         lines, _ = httpc(self.sim.ews_url, OOF, "-a", "ntlm", "-u", DOMAIN + "\\" + USER,

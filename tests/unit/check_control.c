@@ -39,6 +39,9 @@ struct fake {
 	int	 reload_calls;
 	int	 resync_calls;
 	size_t	 metrics_size;	/* bytes of sample lines to produce */
+	enum { VERIFY_LATER, VERIFY_AT_ONCE, VERIFY_REFUSE } verify_mode;
+	struct ctl_reply *reply;	/* a verify answer to come */
+	int	 cancel_calls;
 };
 
 static void
@@ -147,6 +150,36 @@ fake_metrics(struct buf *b, void *arg)
 	buf_puts(b, "# TYPE ewsgw_mailboxes gauge\newsgw_mailboxes 2\n");
 	while (b->len - start < f->metrics_size)
 		buf_printf(b, "ewsgw_filler{n=\"%d\"} %d\n", i, i), i++;
+}
+
+static void
+fake_cancel(void *arg)
+{
+	struct fake	*f = arg;
+
+	f->cancel_calls++;
+	f->reply = NULL;
+}
+
+static int
+fake_verify(struct ctl_reply *r, char **cause, void *arg)
+{
+	struct fake	*f = arg;
+
+	switch (f->verify_mode) {
+	case VERIFY_AT_ONCE:
+		json_kv_int(control_reply_writer(r), "checks", 7);
+		control_reply_done(r);
+		return (0);
+	case VERIFY_REFUSE:
+		xasprintf(cause, "cannot start");
+		return (-1);
+	case VERIFY_LATER:
+		break;
+	}
+	f->reply = r;
+	control_reply_on_cancel(r, fake_cancel, f);
+	return (0);
 }
 
 static struct fake fake;
@@ -454,6 +487,123 @@ START_TEST(test_commands)
 }
 END_TEST
 
+/* A new provider (after a reload) serves the very next request. */
+START_TEST(test_set_provider)
+{
+	struct control_provider	 p2 = provider;
+	struct json_value	*v;
+	int			 fd;
+
+	server_up(NULL);
+	fd = client_connect();
+	assert_error(ask_json(fd, "verify\n"), "verify: not available");
+	p2.status = NULL;
+	p2.verify = fake_verify;
+	fake.verify_mode = VERIFY_AT_ONCE;
+	control_set_provider(ctl, &p2);
+	v = ask_json(fd, "verify\n");
+	ck_assert(json_get_bool(v, "ok", false));
+	ck_assert(json_get_num(v, "checks", 0) == 7);
+	json_free(v);
+	assert_error(ask_json(fd, "status\n"), "status: not available");
+	close(fd);
+	server_teardown();
+}
+END_TEST
+
+/* Read until n complete lines have arrived; allocated. */
+static char *
+client_read_lines(int fd, int n)
+{
+	struct buf	 b = BUF_INIT;
+	int64_t		 end = time_mono_ms() + 5000;
+	ssize_t		 got;
+	char		 tmp[4096];
+	const char	*p;
+	int		 lines = 0;
+
+	while (lines < n && time_mono_ms() < end) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if ((got = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT)) <= 0) {
+			usleep(500);
+			continue;
+		}
+		buf_append(&b, tmp, (size_t)got);
+		for (lines = 0, p = b.data; (p = memchr(p, '\n',
+		    b.len - (size_t)(p - b.data))) != NULL; p++)
+			lines++;
+	}
+	ck_assert_int_eq(lines, n);
+	return (buf_steal(&b));
+}
+
+START_TEST(test_deferred)
+{
+	struct control_provider	 p2 = provider;
+	struct json_value	*v;
+	char			*s, tmp[16];
+	int			 fd;
+
+	server_up(NULL);
+	p2.verify = fake_verify;
+	control_set_provider(ctl, &p2);
+	fd = client_connect();
+
+	/* The answer waits, and so does the request behind it. */
+	client_send(fd, "verify\nstatus\n", 14);
+	pump(50);
+	ck_assert_ptr_nonnull(fake.reply);
+	ck_assert_int_eq(fake.status_calls, 0);
+	ck_assert_int_eq(recv(fd, tmp, sizeof tmp, MSG_DONTWAIT), -1);
+	json_kv_int(control_reply_writer(fake.reply), "checks", 3);
+	control_reply_done(fake.reply);
+	fake.reply = NULL;
+	s = client_read_lines(fd, 2);
+	ck_assert_ptr_nonnull(strstr(s, "{\"ok\":true,\"checks\":3}\n"
+	    "{\"ok\":true,\"version\":"));
+	free(s);
+	ck_assert_int_eq(fake.status_calls, 1);
+
+	/* Failing later replaces whatever was written. */
+	client_send(fd, "verify\n", 7);
+	pump(20);
+	ck_assert_ptr_nonnull(fake.reply);
+	json_kv_int(control_reply_writer(fake.reply), "checks", 1);
+	control_reply_fail(fake.reply, "Exchange %s", "unreachable");
+	fake.reply = NULL;
+	v = ask_json(fd, "");
+	ck_assert_ptr_null(json_get(v, "checks"));
+	assert_error(v, "Exchange unreachable");
+
+	/* Refusing at once. */
+	fake.verify_mode = VERIFY_REFUSE;
+	assert_error(ask_json(fd, "verify\n"), "cannot start");
+
+	/* A client that leaves before its answer: answering is harmless. */
+	fake.verify_mode = VERIFY_LATER;
+	client_send(fd, "verify\n", 7);
+	pump(20);
+	ck_assert_ptr_nonnull(fake.reply);
+	close(fd);
+	pump(20);
+	control_reply_done(fake.reply);
+	fake.reply = NULL;
+	pump(20);
+	ck_assert_uint_eq(control_nclients(ctl), 0);
+	ck_assert_int_eq(fake.cancel_calls, 0);
+
+	/* Closing the server cancels an answer to come, once. */
+	fd = client_connect();
+	client_send(fd, "verify\n", 7);
+	pump(20);
+	ck_assert_ptr_nonnull(fake.reply);
+	server_teardown();
+	ck_assert_int_eq(fake.cancel_calls, 1);
+	ck_assert_ptr_null(fake.reply);
+	close(fd);
+}
+END_TEST
+
 /* Several requests in one write are answered in order, one by one. */
 START_TEST(test_pipelined)
 {
@@ -495,21 +645,21 @@ START_TEST(test_exec_rights)
 	struct json_value	*v;
 
 	memset(&fake, 0, sizeof fake);
-	ctl_cmd_exec(&provider, false, "reload", 6, &out);
+	ctl_cmd_exec(&provider, false, "reload", 6, &out, NULL);
 	v = json_parse(out.data, out.len, NULL);
 	ck_assert_ptr_nonnull(v);
 	assert_error(v, "reload: permission denied");
 	ck_assert_int_eq(fake.reload_calls, 0);
 	buf_reset(&out);
-	ctl_cmd_exec(&provider, false, "resync a@x", 10, &out);
+	ctl_cmd_exec(&provider, false, "resync a@x", 10, &out, NULL);
 	ck_assert_ptr_nonnull(strstr(buf_str(&out), "permission denied"));
 	ck_assert_int_eq(fake.resync_calls, 0);
 	buf_reset(&out);
-	ctl_cmd_exec(&provider, false, "status", 6, &out);
+	ctl_cmd_exec(&provider, false, "status", 6, &out, NULL);
 	ck_assert(strncmp(buf_str(&out), "{\"ok\":true,", 11) == 0);
 	buf_reset(&out);
 	/* An embedded NUL must not cut "reload\0junk" down to "reload". */
-	ctl_cmd_exec(&provider, true, "reload\0junk", 11, &out);
+	ctl_cmd_exec(&provider, true, "reload\0junk", 11, &out, NULL);
 	ck_assert_ptr_nonnull(strstr(buf_str(&out), "invalid request"));
 	ck_assert_int_eq(fake.reload_calls, 0);
 	buf_free(&out);
@@ -530,7 +680,7 @@ START_TEST(test_exec_no_provider)
 		xasprintf(&line, "%s%s", e->name, e->min_args > 0 ?
 		    " a@x" : "");
 		buf_reset(&out);
-		ctl_cmd_exec(&none, true, line, strlen(line), &out);
+		ctl_cmd_exec(&none, true, line, strlen(line), &out, NULL);
 		ck_assert_msg(strstr(buf_str(&out), "not available") != NULL,
 		    "%s: %s", line, buf_str(&out));
 		ck_assert(strncmp(buf_str(&out), "{\"ok\":false", 11) == 0);
@@ -1029,6 +1179,8 @@ suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_commands);
 	tcase_add_test(tc, test_pipelined);
+	tcase_add_test(tc, test_set_provider);
+	tcase_add_test(tc, test_deferred);
 	tcase_add_test(tc, test_exec_rights);
 	tcase_add_test(tc, test_exec_no_provider);
 	tcase_add_test(tc, test_answer_complete);

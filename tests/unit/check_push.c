@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "ews_parse.h"
 #include "evtest.h"
 #include "http.h"
 #include "log.h"
@@ -52,6 +53,16 @@
 	"</m:SendNotificationResponseMessage></m:ResponseMessages>"	\
 	"</m:SendNotification></soap:Body></soap:Envelope>"
 
+/* A well-formed SendNotification with no Notification in it. */
+#define NOTIFICATION_EMPTY						\
+	"<soap:Envelope xmlns:soap="					\
+	"\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>"	\
+	"<m:SendNotification xmlns:m=\"" NS_M "\"><m:ResponseMessages>"	\
+	"<m:SendNotificationResponseMessage ResponseClass=\"Success\">"	\
+	"<m:ResponseCode>NoError</m:ResponseCode>"			\
+	"</m:SendNotificationResponseMessage></m:ResponseMessages>"	\
+	"</m:SendNotification></soap:Body></soap:Envelope>"
+
 static struct event_base	*base;
 static struct push		*push;
 static char			 tmpdir[] = "/tmp/check_push.XXXXXX";
@@ -59,18 +70,24 @@ static char			*cert_file, *key_file;
 static int			 notified;
 static char			*last_body;
 
-/* The owner: knows one subscription. */
+/* The owner: knows sub-known, refuses sub-bad, unsubscribes the rest. */
 static int
-on_notify(const char *body, size_t len, void *arg)
+on_notify(const struct ews_notifications *n, const char *body, size_t len,
+    void *arg)
 {
+	const char	*id;
+
 	notified++;
 	free(last_body);
 	last_body = xstrndup(body, len);
 	ck_assert_uint_eq(strlen(body), len);
-	if (strstr(body, "SendNotification") == NULL)
+	if (n->nmsgs != 1 || !n->msgs[0].has_notification)
 		return (PUSH_BAD);
-	if (strstr(body, "<t:SubscriptionId>sub-known<") != NULL)
+	id = n->msgs[0].notification.subscription_id;
+	if (strcmp(id, "sub-known") == 0)
 		return (PUSH_OK);
+	if (strcmp(id, "sub-bad") == 0)
+		return (PUSH_BAD);
 	return (PUSH_UNSUBSCRIBE);
 }
 
@@ -288,11 +305,22 @@ START_TEST(test_http_refusals)
 	ck_assert_int_eq(raw_request("POST", "/ewsgw/push",
 	    "application/json", "{}", NULL), 400);
 	ck_assert_int_eq(notified, 0);
-	/* XML, but the owner's parser says no. */
+	/* XML, but not a SendNotification. */
 	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
 	    "<a/>", &resp), 400);
 	ck_assert_ptr_null(strstr(resp, "SubscriptionStatus"));
 	free(resp);
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;"
+	    "</x>", NULL), 400);
+	/* The parser insists on a Notification. */
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    NOTIFICATION_EMPTY, NULL), 400);
+	ck_assert_int_eq(notified, 0);
+	ck_assert_int_eq(push_get_stats(push)->unparsable, 5);
+	/* A SendNotification the owner refuses. */
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    NOTIFICATION("sub-bad"), NULL), 400);
 	ck_assert_int_eq(notified, 1);
 	ck_assert_int_eq(raw_request("GET", "/ewsgw/push", NULL, "",
 	    &resp), 405);
@@ -303,7 +331,7 @@ START_TEST(test_http_refusals)
 	/* The configured path with a query still counts. */
 	ck_assert_int_eq(raw_request("POST", "/ewsgw/push?t=1", "text/xml",
 	    NOTIFICATION("sub-known"), NULL), 200);
-	ck_assert_int_eq(push_get_stats(push)->bad, 6);
+	ck_assert_int_eq(push_get_stats(push)->bad, 9);
 }
 END_TEST
 
@@ -454,18 +482,31 @@ START_TEST(test_bad_setup)
 }
 END_TEST
 
-START_TEST(test_envelope)
+/* The recorded Exchange notification in the fixtures parses and answers. */
+START_TEST(test_fixture)
 {
+	const char	*top = getenv("top_srcdir");
+	char		*path, *resp;
 	struct buf	 b = BUF_INIT;
+	char		 chunk[4096];
+	size_t		 n;
+	FILE		*f;
 
-	push_result_envelope(&b, PUSH_OK);
-	ck_assert_ptr_nonnull(strstr(buf_str(&b), envelope_ok));
-	ck_assert_ptr_nonnull(strstr(buf_str(&b),
-	    "xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\""));
-	buf_reset(&b);
-	push_result_envelope(&b, PUSH_UNSUBSCRIBE);
-	ck_assert_ptr_nonnull(strstr(buf_str(&b), envelope_unsub));
+	xasprintf(&path, "%s/tests/fixtures/send-notification.xml",
+	    top != NULL ? top : ".");
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s missing", path);
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(f);
+	listen_on(NULL, NULL, 0, 0);
+	ck_assert_int_eq(raw_request("POST", "/", "text/xml; charset=utf-8",
+	    buf_str(&b), &resp), 200);
+	ck_assert_int_eq(notified, 1);
+	ck_assert_ptr_nonnull(strstr(resp, "<m:SubscriptionStatus>"));
+	free(resp);
 	buf_free(&b);
+	free(path);
 }
 END_TEST
 
@@ -483,7 +524,7 @@ push_suite(void)
 	tcase_add_test(tc, test_connection_limit);
 	tcase_add_test(tc, test_https);
 	tcase_add_test(tc, test_bad_setup);
-	tcase_add_test(tc, test_envelope);
+	tcase_add_test(tc, test_fixture);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -48,6 +48,7 @@ struct ewsgw_sink {
 	bool			 async;		/* return PENDING */
 	int			 fail_first;	/* ERR this many times */
 	int			 again_first;	/* AGAIN this many times */
+	char			 fail_mailbox[64];	/* always ERR */
 	struct fake_call	 calls[FAKE_MAX_CALLS];
 	int			 ncalls;
 	bool			 healthy;
@@ -74,6 +75,8 @@ fake_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 		s->fail_first = atoi(v);
 	if ((v = ewsgw_sink_config_get(c, "again_first")) != NULL)
 		s->again_first = atoi(v);
+	if ((v = ewsgw_sink_config_get(c, "fail_mailbox")) != NULL)
+		snprintf(s->fail_mailbox, sizeof s->fail_mailbox, "%s", v);
 	ck_assert_int_lt(nfakes, 8);
 	fakes[nfakes++] = s;
 	*out = s;
@@ -99,6 +102,8 @@ fake_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 		s->again_first--;
 		return (EWSGW_SINK_AGAIN);
 	}
+	if (strcmp(s->fail_mailbox, c->mailbox) == 0)
+		return (EWSGW_SINK_ERR);
 	if (s->fail_first > 0) {
 		s->fail_first--;
 		ewsgw_host_log(s->host, LOG_WARNING, "fake failure");
@@ -131,6 +136,7 @@ fake_check(const struct ewsgw_sink_config *c)
 	ewsgw_sink_config_get(c, "mode");
 	ewsgw_sink_config_get(c, "fail_first");
 	ewsgw_sink_config_get(c, "again_first");
+	ewsgw_sink_config_get(c, "fail_mailbox");
 	return (0);
 }
 
@@ -539,9 +545,35 @@ START_TEST(test_slow_sink_isolated)
 	ck_assert(run_until(fast_done, set, 2000));
 	/* The slow one holds one change and queues the rest. */
 	ck_assert_int_eq(fakes[0]->ncalls, 1);
-	ck_assert(status_num(set, 0, "queue_depth") == 5);
+	ck_assert(status_num(set, 0, "queue") == 5);
 	ck_assert(status_num(set, 0, "in_flight") == 1);
-	ck_assert(status_num(set, 1, "queue_depth") == 0);
+	ck_assert(status_num(set, 1, "queue") == 0);
+	sinkset_free(set);
+}
+END_TEST
+
+static bool
+goods_delivered(void *arg)
+{
+	return (status_num(arg, 0, "delivered") == 3);
+}
+
+START_TEST(test_failing_mailbox_does_not_starve)
+{
+	const char *const lines[] = { "[sink f] fake", "fail_mailbox=bad@x",
+	    "retry_initial=20ms", "retry_max=40ms", NULL };
+	struct sinkset	*set = mkset(lines);
+
+	publish(set, "bad@x", "busy", "available", 1);
+	publish(set, "bad@x", "available", "busy", 2);
+	publish(set, "g1@x", "busy", "available", 1);
+	publish(set, "g2@x", "busy", "available", 1);
+	publish(set, "g3@x", "busy", "available", 1);
+	ck_assert(run_until(goods_delivered, set, 5000));
+	/* bad@x keeps failing, its second change still waits behind. */
+	ck_assert(status_num(set, 0, "queue") == 2);
+	ck_assert(status_num(set, 0, "retrying") == 1);
+	ck_assert(status_num(set, 0, "failed") >= 1);
 	sinkset_free(set);
 }
 END_TEST
@@ -605,6 +637,7 @@ START_TEST(test_health_json_and_metrics)
 	struct sinkset		*set = mkset(lines);
 	struct json_value	*v;
 	struct buf		 m = BUF_INIT;
+	struct json_writer	 w;
 	int			 want[2] = { 0, 1 };
 
 	publish(set, "a@x", "busy", "available", 1);
@@ -612,12 +645,13 @@ START_TEST(test_health_json_and_metrics)
 	publish(set, "b@x", "available", "busy", 2);
 	ck_assert(run_until(fake_has_calls, want, 2000));
 	fakes[0]->healthy = false;
+	json_writer_init(&w, &m);
 	v = status_of(set);
 	ck_assert_ptr_nonnull(v->child);
 	ck_assert_ptr_null(v->child->next);
 	ck_assert_str_eq(json_get_str(v->child, "name", ""), "s\"q");
 	ck_assert_str_eq(json_get_str(v->child, "type", ""), "fake");
-	ck_assert(json_get_num(v->child, "queue_depth", -1) == 3);
+	ck_assert(json_get_num(v->child, "queue", -1) == 3);
 	ck_assert(json_get_num(v->child, "queue_limit", -1) == 10000);
 	ck_assert(json_get_num(v->child, "in_flight", -1) == 2);
 	ck_assert(json_get_num(v->child, "delivered", -1) == 0);
@@ -627,6 +661,9 @@ START_TEST(test_health_json_and_metrics)
 	ck_assert_int_eq(json_get(v->child, "last_error")->type, JSON_NULL);
 	json_free(v);
 
+	sinkset_summary_json(set, &w);
+	ck_assert_str_eq(buf_str(&m), "{\"healthy\":0,\"total\":1,\"queue\":3}");
+	buf_reset(&m);
 	sinkset_metrics(set, &m);
 	ck_assert_ptr_nonnull(strstr(buf_str(&m),
 	    "# TYPE ewsgw_sink_queue_depth gauge\n"
@@ -702,6 +739,7 @@ START_TEST(test_reload)
 	const char *const v1[] = {
 	    "[sink keep] fake",
 	    "[sink change] fake", "mode=async", "max_inflight=1",
+	    "fail_first=1", "retry_initial=1h",
 	    "[sink gone] fake", NULL };
 	const char *const v2[] = {
 	    "[sink new] fake",
@@ -719,7 +757,8 @@ START_TEST(test_reload)
 	publish(set, "a@x", "available", "busy", 2);
 	run_for(20);
 	ck_assert(status_num(set, 0, "delivered") == 2);
-	ck_assert(status_num(set, 1, "queue_depth") == 2);
+	ck_assert(status_num(set, 1, "queue") == 2);
+	ck_assert(status_num(set, 1, "retrying") == 1);
 
 	/* A bad configuration changes nothing. */
 	conf = mkconf(bad);
@@ -751,6 +790,7 @@ START_TEST(test_reload)
 	/* Changed: the new instance delivers what the old one held. */
 	ck_assert(run_until(depth_zero, set, 2000));
 	ck_assert(status_num(set, 2, "delivered") == 2);
+	ck_assert(status_num(set, 2, "retrying") == 0);
 	sinkset_free(set);
 }
 END_TEST
@@ -1015,6 +1055,42 @@ START_TEST(test_file_sink)
 	sinkset_free(set);
 	free(kpath);
 	free(klog);
+}
+END_TEST
+
+START_TEST(test_file_sink_write_failure)
+{
+	char		 dir[300], state[320], *kpath, *e;
+	const char	*lines[] = { "[sink f] file", NULL, NULL };
+	const char *const nodir[] = { "[sink f] file",
+	    "path=/nonexistent/dir/state.json", NULL };
+	struct sinkset	*set;
+	struct json_value *v;
+
+	/* A directory that is not there is refused at start. */
+	e = mkset_fail(nodir);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink f: cannot "
+	    "write to /nonexistent/dir: "));
+	free(e);
+
+	snprintf(dir, sizeof dir, "%s/sub", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(state, sizeof state, "%s/state.json", dir);
+	xasprintf(&kpath, "path=%s", state);
+	lines[1] = kpath;
+	set = mkset(lines);
+	/* The directory goes away: the sink reports itself unhealthy. */
+	ck_assert_int_eq(rmdir(dir), 0);
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 2000));
+	run_for(20);
+	v = status_of(set);
+	ck_assert(!json_get_bool(v->child, "healthy", true));
+	ck_assert_ptr_nonnull(strstr(json_get_str(v->child, "detail", ""),
+	    "cannot create"));
+	json_free(v);
+	sinkset_free(set);
+	free(kpath);
 }
 END_TEST
 
@@ -1374,6 +1450,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_retry_backoff);
 	tcase_add_test(tc, test_again_backpressure);
 	tcase_add_test(tc, test_slow_sink_isolated);
+	tcase_add_test(tc, test_failing_mailbox_does_not_starve);
 	tcase_add_test(tc, test_queue_full_coalesces);
 	tcase_add_test(tc, test_health_json_and_metrics);
 	tcase_add_test(tc, test_flush_bounded);
@@ -1395,6 +1472,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_log_sink);
 	tcase_add_test(tc, test_file_sink);
 	tcase_add_test(tc, test_file_sink_rate_limited);
+	tcase_add_test(tc, test_file_sink_write_failure);
 	tcase_add_test(tc, test_exec_sink_env);
 	tcase_add_test(tc, test_exec_sink_failure_and_order);
 	tcase_add_test(tc, test_exec_sink_timeout);

@@ -128,6 +128,7 @@ START_TEST(test_limits_from_conf)
 {
 	struct config		 cf;
 	struct throttle_limits	 l;
+	struct throttle_stats	 st;
 
 	memset(&cf, 0, sizeof(cf));
 	cf.throttling.max_concurrency = 12;
@@ -152,13 +153,9 @@ START_TEST(test_limits_from_conf)
 	T = throttle_new(&l);
 	/* Service-account charging (0), one slot, no reserve: one stream. */
 	ck_assert_uint_eq(throttle_streams_total(T), 1);
-	{
-		struct throttle_stats	st;
-
-		throttle_stats(T, 0, &st);
-		ck_assert_uint_eq(st.concurrency_limit, 1);
-		ck_assert_uint_eq(st.per_anchor_limit, 1);
-	}
+	throttle_stats(T, 0, &st);
+	ck_assert_uint_eq(st.concurrency_limit, 1);
+	ck_assert_uint_eq(st.per_anchor_limit, 1);
 	throttle_free(T);
 }
 END_TEST
@@ -478,10 +475,11 @@ START_TEST(test_impersonated_streams)
 	struct req			a[3], b[3], sa, s[3];
 	struct throttle_capacity	cap;
 	struct throttle_stats		st;
+	int				i;
 
 	T = mk(3, 20, CONF_CHARGING_IMPERSONATED, 2);
 	ck_assert_uint_eq(throttle_streams_total(T), THROTTLE_UNLIMITED);
-	for (int i = 0; i < 3; i++) {
+	for (i = 0; i < 3; i++) {
 		submit(&a[i], i, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_NORMAL);
 		submit(&b[i], 10 + i, THROTTLE_STREAM, "b@x",
 		    THROTTLE_PRIO_NORMAL);
@@ -529,15 +527,15 @@ END_TEST
 
 START_TEST(test_subscriptions)
 {
-	T = mk(3, 20, CONF_CHARGING_SERVICE_ACCOUNT, 2);
-	{
-		struct throttle_limits	l;
+	struct throttle_limits	l;
+	char			key[32];
+	int			i;
 
-		throttle_limits_default(&l);
-		l.charging = CONF_CHARGING_SERVICE_ACCOUNT;
-		l.max_subscriptions = 3;
-		throttle_set_limits(T, &l);
-	}
+	T = mk(3, 20, CONF_CHARGING_SERVICE_ACCOUNT, 2);
+	throttle_limits_default(&l);
+	l.charging = CONF_CHARGING_SERVICE_ACCOUNT;
+	l.max_subscriptions = 3;
+	throttle_set_limits(T, &l);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "a"), 0);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "b"), 0);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "c"), 0);
@@ -549,20 +547,22 @@ START_TEST(test_subscriptions)
 	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 2);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "d"), 0);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "e"), -1);
+	/* A smaller limit at reload: no new ones until below it. */
+	l.max_subscriptions = 2;
+	throttle_set_limits(T, &l);
+	throttle_subscription_release(T, "a");
+	ck_assert_int_eq(throttle_subscription_acquire(T, "e"), -1);
+	throttle_subscription_release(T, "c");
+	ck_assert_int_eq(throttle_subscription_acquire(T, "e"), 0);
+	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 2);
 	throttle_free(T);
 
 	/* Impersonated: the limit is per target mailbox. */
 	T = mk(3, 20, CONF_CHARGING_IMPERSONATED, 2);
-	{
-		struct throttle_limits	l;
-
-		throttle_limits_default(&l);
-		l.max_subscriptions = 2;
-		throttle_set_limits(T, &l);
-	}
-	for (int i = 0; i < 1000; i++) {
-		char	key[32];
-
+	throttle_limits_default(&l);
+	l.max_subscriptions = 2;
+	throttle_set_limits(T, &l);
+	for (i = 0; i < 1000; i++) {
 		snprintf(key, sizeof(key), "m%d", i);
 		ck_assert_int_eq(throttle_subscription_acquire(T, key), 0);
 	}
@@ -573,6 +573,12 @@ START_TEST(test_subscriptions)
 	throttle_subscription_release(T, "m1");
 	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 1);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
+	/* 0: no client-side cap at all. */
+	l.max_subscriptions = 0;
+	throttle_set_limits(T, &l);
+	for (i = 0; i < 50; i++)
+		ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
+	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 52);
 	throttle_free(T);
 }
 END_TEST
