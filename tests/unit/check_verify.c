@@ -29,7 +29,8 @@
 static char	 pwfile[] = "/tmp/check_verify.XXXXXX";
 
 struct server {
-	int			 mode;	/* 0: 401 Basic only, 1: 404, 2: hang */
+	int			 mode;	/* 0: 401 Basic only, 1: 404, 2: hang,
+					   3: NTLM refused, Basic accepted */
 	unsigned		 requests;
 	struct evhttp_request	*held;
 };
@@ -37,7 +38,9 @@ struct server {
 static void
 server_cb(struct evhttp_request *req, void *arg)
 {
-	struct server	*s = arg;
+	struct server		*s = arg;
+	struct evkeyvalq	*h;
+	char			*auth;
 
 	s->requests++;
 	switch (s->mode) {
@@ -48,6 +51,20 @@ server_cb(struct evhttp_request *req, void *arg)
 		break;
 	case 1:
 		evtest_reply(req, 404, "not here");
+		break;
+	case 3:
+		/* Refuses every NTLM exchange, accepts Basic. */
+		auth = evtest_header(req, "Authorization");
+		if (auth != NULL && strncmp(auth, "Basic ", 6) == 0)
+			evtest_reply(req, 200, "<x/>");
+		else {
+			h = evhttp_request_get_output_headers(req);
+			evhttp_add_header(h, "WWW-Authenticate", "NTLM");
+			evhttp_add_header(h, "WWW-Authenticate",
+			    "Basic realm=\"ews\"");
+			evtest_reply(req, 401, "no");
+		}
+		free(auth);
 		break;
 	default:
 		s->held = req;	/* never answered */
@@ -210,6 +227,42 @@ START_TEST(test_not_ews_endpoint)
 }
 END_TEST
 
+START_TEST(test_ntlm_refused_basic_works)
+{
+	struct event_base	*base = event_base_new();
+	struct server		 s = { 3, 0, NULL };
+	struct evhttp		*h;
+	struct config		*conf;
+	struct done_state	 d = { false, NULL };
+	struct json_value	*j;
+	const struct json_value	*c;
+	unsigned		 port;
+
+	h = evtest_server(base, server_cb, &s, &port);
+	conf = make_config(port);
+	d.v = verify_start(base, conf, NULL, on_done, &d);
+	ck_assert(evtest_run_until(base, &d.done, 10000));
+	j = members(d.v);
+	ck_assert_uint_eq(count_checks(j), 3);
+	c = nth_check(j, 1);
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "PASS");
+	c = nth_check(j, 2);
+	ck_assert_str_eq(json_get_str(c, "name", ""), "login");
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
+	ck_assert_ptr_nonnull(strstr(json_get_str(c, "summary", ""),
+	    "NTLM version or session security mismatch"));
+	ck_assert_ptr_nonnull(strstr(json_get_str(c, "fix", ""),
+	    "LmCompatibilityLevel"));
+	/* The password never shows. */
+	ck_assert_ptr_null(strstr(json_get_str(c, "seen", ""), "secret"));
+	json_free(j);
+	verify_free(d.v);
+	conf_free(conf);
+	evhttp_free(h);
+	event_base_free(base);
+}
+END_TEST
+
 static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -289,6 +342,7 @@ suite(void)
 
 	tcase_add_test(tc, test_basic_only_on_callers_loop);
 	tcase_add_test(tc, test_not_ews_endpoint);
+	tcase_add_test(tc, test_ntlm_refused_basic_works);
 	tcase_add_test(tc, test_stop_while_waiting);
 	tcase_add_test(tc, test_sync_nothing_listening);
 	suite_add_tcase(s, tc);
