@@ -226,12 +226,20 @@ class VerifyTest(unittest.TestCase):
             self.assertIn("ErrorNonExistentMailbox", carol["seen"])
             self.assertEqual(carol["fix"], FIX_UPN)
 
+            # Trying the UPN from the command line, then from the list.
+            r = self.verify(conf, "--mailbox", "%s upn=%s"
+                            % (CAROL_SMTP, CAROL_UPN))
+            self.assertEqual(r.returncode, 0, r.stdout)
+            carol = self.check(parse_report(r.stdout), "impersonation")
+            self.assertEqual(carol["verdict"], "PASS")
             conf = self.config(sim.ews_url, mailboxes=(
                 "%s upn=%s" % (CAROL_SMTP, CAROL_UPN),))
             r = self.verify(conf)
             self.assertEqual(r.returncode, 0, r.stdout)
             carol = self.check(parse_report(r.stdout), "impersonation")
             self.assertEqual(carol["verdict"], "PASS")
+            self.assertEqual(carol["summary"], "%s: impersonated by "
+                             "PrincipalName %s" % (CAROL_SMTP, CAROL_UPN))
             self.assert_clean(sim)
 
     def test_basic_only_virtual_directory(self):
