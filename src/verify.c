@@ -570,7 +570,7 @@ v_tls_done(const struct verify_tls_info *ti, void *arg)
 			    " and the password" : "");
 			break;
 		}
-		time_format_iso8601(ti->not_after * 1000, date);
+		time_format_iso8601(ti->not_after, date);
 		date[10] = '\0';
 		seen = v_fmt("%s; certificate for %s issued by %s, valid "
 		    "until %s", ti->tls_version, ti->cert_name, ti->issuer,
@@ -607,7 +607,8 @@ v_tls_done(const struct verify_tls_info *ti, void *arg)
 			    ti->host, ti->cert_name);
 			if (v->conf->exchange.tls_verify)
 				v->stopped = true;
-		} else if (ti->not_after - now < V_CERT_DAYS * 86400) {
+		} else if (ti->not_after != 0 &&
+		    ti->not_after - now < V_CERT_DAYS * 86400) {
 			fix = v_fmt("renew the Exchange certificate before %s: "
 			    "New-ExchangeCertificate, then "
 			    "Enable-ExchangeCertificate -Thumbprint THUMBPRINT "
