@@ -42,6 +42,7 @@ struct conf_mailbox {
 	enum conf_idtype idtype;	/* how to impersonate it */
 	char		*id;		/* UPN or SID when idtype != SMTP */
 	int		 line;
+	bool		 in_file;	/* line is in mailbox_file, else in path */
 };
 
 struct conf_sink {
@@ -131,11 +132,35 @@ struct config {
 
 /*
  * Read and validate path.  Returns a new config (free with conf_free)
- * or NULL; every problem found is appended to *errors as
- * "FILE:LINE: message\n" lines (allocated, caller frees).
+ * or NULL.  *errors (errors may be NULL) is set to every problem found
+ * as "FILE:LINE: message\n" lines ("FILE: message\n" when no line
+ * applies), allocated, caller frees; NULL when there is none.  A config
+ * is returned only when there is no error.  Secrets never appear in the
+ * messages.
  */
 struct config	*conf_load(const char *path, char **errors);
+/*
+ * The same for a configuration already in memory (data need not be
+ * NUL-terminated); name is used in messages, as cf->path, and its
+ * directory anchors relative paths.
+ */
+struct config	*conf_load_buffer(const char *name, const char *data, size_t len,
+		    char **errors);
+/* Free everything, wiping the secrets; NULL is fine. */
 void		 conf_free(struct config *);
+
+/*
+ * Whether a key may change on reload without a restart.  Every key of a
+ * [sink NAME] section is; unknown keys are not.
+ */
+bool		 conf_key_reloadable(const char *section, const char *key);
+/*
+ * Count the non-reloadable keys whose values differ between old and
+ * new; *what is set to "exchange.url, status.socket"-style list
+ * (allocated, caller frees) or NULL when the count is 0.
+ */
+int		 conf_diff_nonreloadable(const struct config *old,
+		    const struct config *new, char **what);
 
 /* Names for enums, for status output and messages. */
 const char	*conf_auth_name(enum conf_auth);

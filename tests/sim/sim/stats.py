@@ -1,0 +1,85 @@
+"""Counters reported by GET /stats."""
+import collections
+
+
+class Peak:
+    __slots__ = ("now", "peak")
+
+    def __init__(self):
+        self.now = 0
+        self.peak = 0
+
+    def inc(self):
+        self.now += 1
+        if self.now > self.peak:
+            self.peak = self.now
+
+    def dec(self):
+        self.now -= 1
+
+    def to_json(self):
+        return {"now": self.now, "peak": self.peak}
+
+
+class Stats:
+    AFFINITY_KEYS = ("gse_with_anchor", "gse_without_anchor", "gse_with_cookie",
+                     "gse_with_prefer_affinity", "subscribe_with_anchor",
+                     "subscribe_without_anchor", "subscribe_with_cookie",
+                     "subscribe_with_prefer_affinity", "unsubscribe_with_anchor",
+                     "unsubscribe_with_cookie", "getevents_with_anchor", "getevents_with_cookie",
+                     "gse_cookie_mismatch")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.requests = collections.defaultdict(collections.Counter)
+        self.concurrency = collections.defaultdict(Peak)
+        self.streams = Peak()
+        self.per_anchor = collections.defaultdict(Peak)
+        self.subs_peak = 0
+        self.per_mailbox_peak = 0
+        self.violations = collections.Counter()
+        self.schema_invalid = 0
+        self.affinity = collections.Counter({k: 0 for k in self.AFFINITY_KEYS})
+        self.notifications_sent = 0
+        self.events_raised = 0
+        self.push = collections.Counter({k: 0 for k in ("posts", "ok", "unsubscribe", "failed",
+                                                        "retries", "expired", "status_events")})
+        self.auth = collections.Counter()
+
+    def rebase(self, live_concurrency, live_streams, live_anchor):
+        """After a reset, keep 'now' values of things still open so counts never go negative."""
+        for k, v in live_concurrency.items():
+            p = self.concurrency[k]
+            p.now = p.peak = v
+        self.streams.now = self.streams.peak = live_streams
+        for k, v in live_anchor.items():
+            p = self.per_anchor[k]
+            p.now = p.peak = v
+
+    def count(self, op, code):
+        self.requests[op or "(none)"][str(code)] += 1
+
+    def violation(self, kind, n=1):
+        self.violations[kind] += n
+
+    def to_json(self, live_total, live_per_mailbox_max):
+        self.subs_peak = max(self.subs_peak, live_total)
+        self.per_mailbox_peak = max(self.per_mailbox_peak, live_per_mailbox_max)
+        return {
+            "requests": {op: dict(c) for op, c in self.requests.items()},
+            "concurrency": {k: v.to_json() for k, v in self.concurrency.items()},
+            "streaming_connections": dict(self.streams.to_json(), per_anchor_peak={
+                k: v.peak for k, v in self.per_anchor.items()}),
+            "live_subscriptions": {"total": live_total, "peak": self.subs_peak,
+                                   "per_mailbox_peak": self.per_mailbox_peak},
+            "violations": dict(self.violations),
+            "violations_total": sum(self.violations.values()),
+            "schema_invalid": self.schema_invalid,
+            "affinity": dict(self.affinity),
+            "notifications_sent": self.notifications_sent,
+            "events_raised": self.events_raised,
+            "push": dict(self.push),
+            "auth": dict(self.auth),
+        }

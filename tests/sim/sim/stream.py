@@ -1,0 +1,154 @@
+"""GetStreamingEvents connections: one chunked HTTP response carrying SOAP
+envelopes back to back (notifications, ConnectionStatus OK heartbeats, errors,
+and ConnectionStatus Closed when ConnectionTimeout elapses)."""
+import asyncio
+import logging
+import time
+
+from .soap import m
+
+log = logging.getLogger("ewssim.stream")
+
+
+class StreamConn:
+    def __init__(self, mgr, ctx, subs, timeout_s):
+        self.mgr = mgr
+        self.sim = mgr.sim
+        self.ctx = ctx
+        self.conn = ctx.req.conn
+        self.account = ctx.account.username
+        self.subs = {s.id: s for s in subs}
+        self.wake = asyncio.Event()
+        self.pending_errors = []      # (code, [ids], text)
+        self.deadline = time.monotonic() + timeout_s
+        self.aborted = False
+        self.anchor = ctx.req.header("x-anchormailbox")
+
+    # called by the notifier
+    def lost(self, sub, code):
+        self.subs.pop(sub.id, None)
+        if code:
+            self.pending_errors.append((code, [sub.id], "The subscription is no longer valid."))
+        self.wake.set()
+
+    def moved(self, sub):
+        self.subs.pop(sub.id, None)
+        self.pending_errors.append(("ErrorNewEventStreamConnectionOpened", [sub.id],
+                                    "A new event stream connection was opened for this subscription."))
+        self.wake.set()
+
+    def abort(self):
+        self.aborted = True
+        self.conn.abort()
+        self.wake.set()
+
+    def _message(self, code="NoError", text=None, kids=()):
+        from .ews import rm, wrap
+        return wrap("GetStreamingEvents", [rm("GetStreamingEventsResponseMessage", code, text, kids)])
+
+    async def run(self):
+        sim = self.sim
+        notifier = sim.notifier
+        eof = asyncio.ensure_future(self.conn.wait_eof())
+        hb = sim.config.heartbeat_s
+        next_hb = time.monotonic() + hb
+        try:
+            await self.conn.start_chunked(200, [("Content-Type", "text/xml; charset=utf-8"),
+                                                ("Cache-Control", "private")])
+            while not self.aborted:
+                now = time.monotonic()
+                wait = min(self.deadline, next_hb) - now
+                if wait > 0 and not self.pending_errors and not self._has_events():
+                    self.wake.clear()
+                    waiter = asyncio.ensure_future(self.wake.wait())
+                    done, _ = await asyncio.wait({waiter, eof}, timeout=wait,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if not waiter.done():
+                        waiter.cancel()
+                    if eof in done:
+                        return
+                    continue
+                if self.aborted:
+                    return
+                sent = False
+                # errors first (lost subscriptions, second connection, missed events)
+                for sub in list(self.subs.values()):
+                    if sub.missed:
+                        self.subs.pop(sub.id, None)
+                        sub.stream = None
+                        notifier.remove(sub, "missed events")
+                        self.pending_errors.append(("ErrorMissedNotificationEvents", [sub.id],
+                                                    "Events were lost for this subscription."))
+                while self.pending_errors:
+                    code, ids, text = self.pending_errors.pop(0)
+                    kids = [m("ErrorSubscriptionIds", kids=[m("SubscriptionId", text=i) for i in ids])]
+                    closing = not self.subs
+                    if closing:
+                        kids.append(m("ConnectionStatus", text="Closed"))
+                    await self._send(self._message(code, text, kids))
+                    sent = True
+                    if closing:
+                        await self.conn.end_chunked()
+                        return
+                notes = []
+                taken = []
+                for sub in self.subs.values():
+                    if sub.queue:
+                        evs = notifier.take_events(sub)
+                        notes.append(notifier.notification_el(sub, False, evs))
+                        taken.append((sub, evs))
+                if notes:
+                    await self._send(self._message(kids=[m("Notifications", kids=notes)]))
+                    for sub, evs in taken:
+                        notifier.commit_events(sub, evs)
+                    sim.stats.notifications_sent += len(notes)
+                    sent = True
+                now = time.monotonic()
+                if now >= self.deadline:
+                    await self._send(self._message(kids=[m("ConnectionStatus", text="Closed")]))
+                    await self.conn.end_chunked()
+                    return
+                if sent:
+                    next_hb = now + hb
+                elif now >= next_hb:
+                    await self._send(self._message(kids=[m("ConnectionStatus", text="OK")]))
+                    next_hb = now + hb
+        except (ConnectionError, OSError):
+            self.conn.must_close = True
+        finally:
+            eof.cancel()
+
+    def _has_events(self):
+        return any(s.queue or s.missed for s in self.subs.values())
+
+    async def _send(self, body_el):
+        data = self.sim.render_stream_envelope(body_el, self.account)
+        await self.sim.write_stream(self, data)
+
+
+class StreamManager:
+    def __init__(self, sim):
+        self.sim = sim
+        self.conns = set()
+
+    async def serve(self, ctx, subs, timeout_s):
+        sc = StreamConn(self, ctx, subs, timeout_s)
+        for sub in subs:
+            prev = sub.stream
+            if prev is not None and prev is not sc:
+                self.sim.stats.violation("subscription_on_two_connections")
+                prev.moved(sub)
+            sub.stream = sc
+        self.conns.add(sc)
+        self.sim.notifier.streams.add(sc)
+        try:
+            await sc.run()
+        finally:
+            self.conns.discard(sc)
+            self.sim.notifier.streams.discard(sc)
+            now = time.monotonic()
+            for sub in list(sc.subs.values()):
+                if sub.stream is sc:
+                    sub.stream = None
+                    sub.detached_since = now
+            sc.conn.must_close = sc.conn.must_close or sc.aborted

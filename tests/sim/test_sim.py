@@ -1,0 +1,866 @@
+#!/usr/bin/python3
+"""Tests of the EWS simulator itself (run by /usr/bin/python3; plain unittest)."""
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # the source tree may be read-only (distcheck)
+sys.path.insert(0, HERE)
+
+from lxml import etree  # noqa: E402
+
+from sim import ntlm as simntlm  # noqa: E402
+from sim.schema import Schema, find_schema_dir  # noqa: E402
+from simharness import Simulator  # noqa: E402
+
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+M = "http://schemas.microsoft.com/exchange/services/2006/messages"
+T = "http://schemas.microsoft.com/exchange/services/2006/types"
+E = "http://schemas.microsoft.com/exchange/services/2006/errors"
+NS = {"s": SOAP, "m": M, "t": T, "e": E}
+DIRECTORY = os.path.join(HERE, "directory-sample.json")
+SCHEMA_DIR = find_schema_dir()
+SVC = ("svc-ewsgw", "Passw0rd!")
+BASIC = "Basic " + base64.b64encode(b"svc-ewsgw:Passw0rd!").decode()
+
+
+# ----------------------------------------------------------------------- client helpers
+def envelope(body, impersonate=None, version="Exchange2013_SP1", id_kind="SmtpAddress"):
+    hdr = '<t:RequestServerVersion Version="%s"/>' % version
+    if impersonate:
+        hdr += ('<t:ExchangeImpersonation><t:ConnectingSID><t:%s>%s</t:%s></t:ConnectingSID>'
+                '</t:ExchangeImpersonation>' % (id_kind, impersonate, id_kind))
+    return ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="%s" xmlns:m="%s" '
+            'xmlns:t="%s"><soap:Header>%s</soap:Header><soap:Body>%s</soap:Body></soap:Envelope>'
+            % (SOAP, M, T, hdr, body)).encode("utf-8")
+
+
+OOF_BODY = '<m:GetUserOofSettingsRequest><t:Mailbox><t:Address>%s</t:Address></t:Mailbox></m:GetUserOofSettingsRequest>'
+SUB_STREAM = ('<m:Subscribe><m:StreamingSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/>'
+              '</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType><t:EventType>ModifiedEvent'
+              '</t:EventType><t:EventType>DeletedEvent</t:EventType></t:EventTypes>'
+              '</m:StreamingSubscriptionRequest></m:Subscribe>')
+SUB_PULL = ('<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/>'
+            '</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes>'
+            '<t:Timeout>%d</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>')
+SUB_PUSH = ('<m:Subscribe><m:PushSubscriptionRequest><t:FolderIds><t:DistinguishedFolderId Id="calendar"/>'
+            '</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes>'
+            '<t:StatusFrequency>1</t:StatusFrequency><t:URL>%s</t:URL></m:PushSubscriptionRequest></m:Subscribe>')
+
+
+def gse_body(ids, timeout=1):
+    return ('<m:GetStreamingEvents><m:SubscriptionIds>%s</m:SubscriptionIds><m:ConnectionTimeout>%d'
+            '</m:ConnectionTimeout></m:GetStreamingEvents>'
+            % ("".join("<t:SubscriptionId>%s</t:SubscriptionId>" % i for i in ids), timeout))
+
+
+def getevents_body(sid, wm):
+    return ('<m:GetEvents><m:SubscriptionId>%s</m:SubscriptionId><m:Watermark>%s</m:Watermark>'
+            '</m:GetEvents>' % (sid, wm))
+
+
+def calview_body(start, end, smtp=None):
+    mbx = "<t:Mailbox><t:EmailAddress>%s</t:EmailAddress></t:Mailbox>" % smtp if smtp else ""
+    return ('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+            '<t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/><t:FieldURI FieldURI="calendar:Start"/>'
+            '<t:FieldURI FieldURI="calendar:End"/><t:FieldURI FieldURI="calendar:CalendarItemType"/>'
+            '<t:FieldURI FieldURI="calendar:LegacyFreeBusyStatus"/></t:AdditionalProperties></m:ItemShape>'
+            '<m:CalendarView StartDate="%s" EndDate="%s"/><m:ParentFolderIds><t:DistinguishedFolderId Id="calendar">'
+            '%s</t:DistinguishedFolderId></m:ParentFolderIds></m:FindItem>' % (start, end, mbx))
+
+
+class Conn:
+    """A raw HTTP/1.1 client on one TCP connection (NTLM is per connection)."""
+
+    def __init__(self, url, timeout=10):
+        hostport = url.split("//", 1)[1].split("/", 1)[0]
+        host, port = hostport.rsplit(":", 1)
+        self.path = "/" + url.split("//", 1)[1].split("/", 1)[1]
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise ConnectionError("closed")
+        self.buf += d
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        d, self.buf = self.buf[:n], self.buf[n:]
+        return d
+
+    def send(self, body, headers=None, method="POST", path=None):
+        h = {"Host": "127.0.0.1", "Content-Type": "text/xml; charset=utf-8",
+             "Content-Length": str(len(body))}
+        h.update(headers or {})
+        head = "%s %s HTTP/1.1\r\n" % (method, path or self.path) + "".join(
+            "%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        self.sock.sendall(head.encode() + body)
+
+    def read_head(self):
+        status = int(self._line().split()[1])
+        headers = []
+        while True:
+            line = self._line()
+            if not line:
+                break
+            k, _, v = line.decode().partition(":")
+            headers.append((k.strip().lower(), v.strip()))
+        return status, headers
+
+    def chunks(self):
+        """Yield raw chunk payloads until the terminating chunk."""
+        while True:
+            size = int(self._line().split(b";")[0], 16)
+            if size == 0:
+                self._line()
+                return
+            yield self._exact(size)
+            self._exact(2)
+
+    def request(self, body, headers=None, method="POST", path=None):
+        self.send(body, headers, method, path)
+        status, hdrs = self.read_head()
+        hd = dict(hdrs)
+        if hd.get("transfer-encoding") == "chunked":
+            data = b"".join(self.chunks())
+        else:
+            data = self._exact(int(hd.get("content-length", "0")))
+        return status, hdrs, data
+
+
+def post(url, body, auth=BASIC, headers=None):
+    c = Conn(url)
+    try:
+        h = {"Authorization": auth} if auth else {}
+        h.update(headers or {})
+        return c.request(body, h)
+    finally:
+        c.close()
+
+
+def xml(data):
+    return etree.fromstring(data)
+
+
+def code_of(data):
+    root = xml(data)
+    rc = root.find(".//{%s}ResponseCode" % M)
+    if rc is None:
+        rc = root.find(".//{%s}ResponseCode" % E)
+    return rc.text if rc is not None else None
+
+
+def split_envelopes(data):
+    """Split a streaming body into complete envelopes (by end tag of the root element)."""
+    out = []
+    text = data.decode("utf-8")
+    while text.strip():
+        mo = re.match(r"\s*<([\w.-]+:)?Envelope\b", text)
+        assert mo, "stream does not start with an Envelope: %r" % text[:80]
+        end_tag = "</%sEnvelope>" % (mo.group(1) or "")
+        j = text.index(end_tag) + len(end_tag)
+        out.append(text[:j])
+        text = text[j:]
+    return out
+
+
+# ----------------------------------------------------------------------- independent NTLMv2 client
+def md4_hash_for_test(data):
+    try:
+        return hashlib.new("md4", data).digest()
+    except ValueError:
+        return simntlm.md4(data)  # verified against RFC 1320 vectors in test_md4
+
+
+def ntlmv2_type3(challenge, user, domain, password):
+    """Hand-built NTLMv2 AUTHENTICATE message (MS-NLMP 3.3.2)."""
+    assert challenge[:8] == b"NTLMSSP\x00" and struct.unpack("<I", challenge[8:12])[0] == 2
+    server_chal = challenge[24:32]
+    ti_len, _, ti_off = struct.unpack("<HHI", challenge[40:48])
+    target_info = challenge[ti_off:ti_off + ti_len]
+    nt_hash = md4_hash_for_test(password.encode("utf-16-le"))
+    v2key = hmac.new(nt_hash, (user.upper() + domain).encode("utf-16-le"), hashlib.md5).digest()
+    cchal = os.urandom(8)
+    ts = struct.pack("<Q", int((time.time() + 11644473600) * 1e7))
+    blob = b"\x01\x01" + b"\x00" * 6 + ts + cchal + b"\x00" * 4 + target_info + b"\x00" * 4
+    nt = hmac.new(v2key, server_chal + blob, hashlib.md5).digest() + blob
+    lm = hmac.new(v2key, server_chal + cchal, hashlib.md5).digest() + cchal
+    fields = [lm, nt, domain.encode("utf-16-le"), user.encode("utf-16-le"), b"WS".decode().encode("utf-16-le")]
+    off = 64
+    msg = b"NTLMSSP\x00" + struct.pack("<I", 3)
+    payload = b""
+    for f in fields + [b""]:
+        msg += struct.pack("<HHI", len(f), len(f), off + len(payload))
+        payload += f
+    msg += struct.pack("<I", 0xE2088235)
+    return msg + payload
+
+
+TYPE1 = base64.b64encode(b"NTLMSSP\x00" + struct.pack("<II", 1, 0xE2088297) + b"\x00" * 16).decode()
+
+
+def ntlm_login(conn, user, domain, password, body):
+    st, hdrs, _ = conn.request(body, {"Authorization": "NTLM " + TYPE1})
+    assert st == 401, st
+    chal = [v for k, v in hdrs if k == "www-authenticate" and v.startswith("NTLM ")][0]
+    t3 = ntlmv2_type3(base64.b64decode(chal[5:]), user, domain, password)
+    return conn.request(body, {"Authorization": "NTLM " + base64.b64encode(t3).decode()})
+
+
+class PushTarget:
+    def __init__(self, answers):
+        self.answers = list(answers)  # HTTP status or "OK"/"Unsubscribe" per POST; last repeats
+        self.posts = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length", "0"))
+                outer.posts.append((time.monotonic(), self.rfile.read(n)))
+                ans = outer.answers[min(len(outer.posts) - 1, len(outer.answers) - 1)]
+                if isinstance(ans, int):
+                    self.send_response(ans)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = ('<s:Envelope xmlns:s="%s"><s:Body><m:SendNotificationResult xmlns:m="%s">'
+                        '<m:SubscriptionStatus>%s</m:SubscriptionStatus></m:SendNotificationResult>'
+                        '</s:Body></s:Envelope>' % (SOAP, M, ans)).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/listener" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+DEFAULTS = {"max_concurrency": 27, "max_subscriptions": 5000, "hanging_connection_limit": 10,
+            "charging": "impersonated", "heartbeat_s": 0.3, "latency_ms": 0, "minute_seconds": 1.0,
+            "backoff_ms": 500}
+
+
+class SimTestCase(unittest.TestCase):
+    sim = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = Simulator(directory=DIRECTORY, minute_seconds=1, heartbeat_seconds=0.3,
+                            backoff_ms=500, schema_dir=SCHEMA_DIR, seed=7).start()
+        cls.url = cls.sim.ews_url
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def setUp(self):
+        s = self.sim
+        s.control("DELETE", "/faults")
+        s.control("POST", "/restart")
+        s.control("POST", "/config", DEFAULTS)
+        s.control("POST", "/stats/reset")
+
+    def assertNoViolations(self):
+        st = self.sim.stats()
+        self.assertEqual(st["violations_total"], 0, st["violations"])
+
+    def subscribe(self, who="alice@example.com", body=SUB_STREAM, headers=None):
+        st, hdrs, data = post(self.url, envelope(body, who), headers=headers)
+        self.assertEqual(st, 200, data)
+        self.assertEqual(code_of(data), "NoError", data)
+        root = xml(data)
+        return root.find(".//{%s}SubscriptionId" % M).text, root, hdrs
+
+    def open_stream(self, ids, who=None, timeout=1, auth=BASIC, headers=None):
+        c = Conn(self.url, timeout=15)
+        h = {"Authorization": auth}
+        h.update(headers or {})
+        c.send(envelope(gse_body(ids, timeout), who), h)
+        st, hdrs = c.read_head()
+        return c, st, hdrs
+
+
+# ----------------------------------------------------------------------- authentication
+class AuthTests(SimTestCase):
+    def test_md4(self):
+        self.assertEqual(simntlm.md4(b"").hex(), "31d6cfe0d16ae931b73c59d7e0c089c0")
+        self.assertEqual(simntlm.md4(b"message digest").hex(), "d9130a8164549fe818874806e1c7014b")
+        self.assertEqual(simntlm.md4(b"a" * 1000).hex(), simntlm.md4(b"a" * 1000).hex())
+
+    def test_offers_in_configured_order(self):
+        st, hdrs, _ = post(self.url, envelope(OOF_BODY % "alice@example.com"), auth=None)
+        self.assertEqual(st, 401)
+        offers = [v for k, v in hdrs if k == "www-authenticate"]
+        self.assertIn("NTLM", offers)
+        self.assertTrue(offers.index("NTLM") < [i for i, o in enumerate(offers) if o.startswith("Basic")][0])
+
+    def test_ntlmv2_handshake_and_connection_stays_authenticated(self):
+        c = Conn(self.url)
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        st, _, data = ntlm_login(c, "svc-ewsgw", "CORP", "Passw0rd!", body)
+        self.assertEqual(st, 200, data)
+        self.assertEqual(code_of(data), "NoError")
+        st, _, data = c.request(body)  # no Authorization header on the same connection
+        self.assertEqual(st, 200)
+        c.close()
+        st, _, _ = post(self.url, body, auth=None)  # a new connection is not authenticated
+        self.assertEqual(st, 401)
+        self.assertGreaterEqual(self.sim.stats()["auth"].get("ntlm_ok_v2", 0), 1)
+
+    def test_ntlm_wrong_password_and_unknown_user(self):
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        for user, pw in (("svc-ewsgw", "wrong"), ("nobody", "Passw0rd!")):
+            c = Conn(self.url)
+            try:
+                st, _, _ = ntlm_login(c, user, "CORP", pw, body)
+                self.assertEqual(st, 401)
+            except ConnectionError:
+                pass  # the server may close after a failed handshake
+            finally:
+                c.close()
+
+    def test_ntlmv1_accepted(self):
+        c = Conn(self.url)
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        st, hdrs, _ = c.request(body, {"Authorization": "NTLM " + TYPE1})
+        chal = [v for k, v in hdrs if k == "www-authenticate" and v.startswith("NTLM ")][0]
+        if not simntlm.ntlmv1_available():
+            self.skipTest("no DES available for NTLMv1")
+        t3 = simntlm.client_authenticate_v1(base64.b64decode(chal[5:]), "svc-ewsgw", "CORP", "Passw0rd!")
+        st, _, _ = c.request(body, {"Authorization": "NTLM " + base64.b64encode(t3).decode()})
+        c.close()
+        self.assertEqual(st, 200)
+
+    def test_basic(self):
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        self.assertEqual(post(self.url, body)[0], 200)
+        bad = "Basic " + base64.b64encode(b"svc-ewsgw:nope").decode()
+        self.assertEqual(post(self.url, body, auth=bad)[0], 401)
+        self.assertEqual(post(self.url, body, auth="Basic !!!")[0], 401)
+
+    def test_libcurl_ntlm(self):
+        curl = shutil.which("curl")
+        if not curl:
+            self.skipTest("curl not installed")
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        for pw, want in (("Passw0rd!", "200"), ("bad", "401")):
+            r = subprocess.run([curl, "-sS", "--ntlm", "-u", "CORP\\svc-ewsgw:" + pw, "-H",
+                                "Content-Type: text/xml", "--data-binary", "@-", "-o", "/dev/null",
+                                "-w", "%{http_code}", self.url], input=body, capture_output=True, timeout=20)
+            self.assertEqual(r.stdout.decode(), want, r.stderr)
+
+    def test_password_expiry_fault(self):
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        self.sim.fault({"kind": "password_expires_at", "account": "svc-ewsgw", "at": time.time() - 1})
+        self.assertEqual(post(self.url, body)[0], 401)
+        self.sim.fault({"kind": "password_restored", "account": "svc-ewsgw"})
+        self.assertEqual(post(self.url, body)[0], 200)
+
+
+# ----------------------------------------------------------------------- impersonation and reads
+class ImpersonationTests(SimTestCase):
+    def fault_code(self, who, kind="SmtpAddress", auth=BASIC):
+        st, _, data = post(self.url, envelope(OOF_BODY % "alice@example.com", who, id_kind=kind), auth=auth)
+        return st, code_of(data)
+
+    def test_errors(self):
+        limited = "Basic " + base64.b64encode(b"svc-limited:Limited1!").decode()
+        self.assertEqual(self.fault_code("bob@example.com", auth=limited), (500, "ErrorImpersonateUserDenied"))
+        self.assertEqual(self.fault_code("alice@example.com", auth=limited), (200, "NoError"))
+        self.assertEqual(self.fault_code("ghost@example.com"), (500, "ErrorNonExistentMailbox"))
+        self.assertEqual(self.fault_code("carol.external@mail.example.net"), (500, "ErrorNonExistentMailbox"))
+        self.assertEqual(self.fault_code("carol@corp.example.local", "PrincipalName"), (200, "NoError"))
+        self.assertEqual(self.fault_code("S-1-5-21-1111111111-2222222222-3333333333-1002", "SID"), (200, "NoError"))
+        self.assertEqual(self.fault_code("alice@example.com", "PrimarySmtpAddress"), (200, "NoError"))
+        # SOAP fault layout
+        _, _, data = post(self.url, envelope(OOF_BODY % "alice@example.com", "ghost@example.com"))
+        root = xml(data)
+        self.assertEqual(root.find(".//faultcode").text, "a:ErrorNonExistentMailbox")
+        self.assertIsNotNone(root.find(".//{%s}Fault/detail/{%s}ResponseCode" % (SOAP, E)))
+
+    def test_calendar_view_recurrence(self):
+        # bob: weekly Monday+Thursday 09:00-09:30 UTC since 2026-01-05 (a Monday)
+        st, _, data = post(self.url, envelope(calview_body("2026-03-01T00:00:00Z", "2026-03-15T00:00:00Z"),
+                                              "bob@example.com"))
+        self.assertEqual(st, 200, data)
+        items = xml(data).findall(".//{%s}CalendarItem" % T)
+        starts = [i.find("{%s}Start" % T).text for i in items]
+        self.assertEqual(starts, ["2026-03-02T09:00:00Z", "2026-03-05T09:00:00Z",
+                                  "2026-03-09T09:00:00Z", "2026-03-12T09:00:00Z"])
+        self.assertTrue(all(i.find("{%s}CalendarItemType" % T).text == "Occurrence" for i in items))
+        ids = {i.find("{%s}ItemId" % T).get("Id") for i in items}
+        self.assertEqual(len(ids), 4)
+        # GetItem on an occurrence id
+        oid = items[1].find("{%s}ItemId" % T).get("Id")
+        body = ('<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:ItemIds>'
+                '<t:ItemId Id="%s"/></m:ItemIds></m:GetItem>' % oid)
+        st, _, data = post(self.url, envelope(body, "bob@example.com"))
+        self.assertEqual(xml(data).find(".//{%s}Start" % T).text, "2026-03-05T09:00:00Z")
+
+    def test_calendar_view_kinds_and_schema_order(self):
+        st, _, data = post(self.url, envelope(calview_body("2020-01-01T00:00:00Z", "2030-01-01T00:00:00Z"),
+                                              "alice@example.com"))
+        fb = [i.text for i in xml(data).findall(".//{%s}LegacyFreeBusyStatus" % T)]
+        for want in ("Busy", "Tentative", "OOF", "WorkingElsewhere", "Free"):
+            self.assertIn(want, fb)
+        self.assertEqual(len(xml(data).findall(".//{%s}CalendarItem" % T)), 14)
+        if SCHEMA_DIR:
+            self.assertSchemaValid(data)
+
+    def assertSchemaValid(self, data):
+        schema = Schema(SCHEMA_DIR)
+        body = xml(data).find("{%s}Body" % SOAP)
+        err = schema.validate(body[0])
+        self.assertIsNone(err, err)
+
+    def test_availability(self):
+        body = ('<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>-60</t:Bias><t:StandardTime><t:Bias>0</t:Bias>'
+                '<t:Time>03:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>10</t:Month><t:DayOfWeek>Sunday'
+                '</t:DayOfWeek></t:StandardTime><t:DaylightTime><t:Bias>-60</t:Bias><t:Time>02:00:00</t:Time>'
+                '<t:DayOrder>5</t:DayOrder><t:Month>3</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime>'
+                '</t:TimeZone><m:MailboxDataArray>%s</m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow>'
+                '<t:StartTime>2026-03-02T00:00:00</t:StartTime><t:EndTime>2026-03-03T00:00:00</t:EndTime>'
+                '</t:TimeWindow><t:MergedFreeBusyIntervalInMinutes>30</t:MergedFreeBusyIntervalInMinutes>'
+                '<t:RequestedView>DetailedMerged</t:RequestedView></t:FreeBusyViewOptions>'
+                '</m:GetUserAvailabilityRequest>')
+        md = ('<t:MailboxData><t:Email><t:Address>%s</t:Address></t:Email><t:AttendeeType>Required'
+              '</t:AttendeeType></t:MailboxData>')
+        st, _, data = post(self.url, envelope(body % (md % "bob@example.com" + md % "ghost@example.com")))
+        self.assertEqual(st, 200, data)
+        root = xml(data)
+        resp = root.findall(".//{%s}FreeBusyResponse" % M)
+        self.assertEqual(len(resp), 2)
+        merged = resp[0].find(".//{%s}MergedFreeBusy" % T).text
+        # 09:00Z = 10:00 CET (winter) -> slot 20
+        self.assertEqual(len(merged), 48)
+        self.assertEqual(merged[20], "2", merged)
+        self.assertEqual(resp[0].find(".//{%s}StartTime" % T).text, "2026-03-02T10:00:00")
+        self.assertEqual(resp[1].find(".//{%s}ResponseCode" % M).text, "ErrorMailRecipientNotFound")
+        if SCHEMA_DIR:
+            ImpersonationTests.assertSchemaValid(self, data)
+        many = "".join(md % ("user%d@example.com" % i) for i in range(101))
+        st, _, data = post(self.url, envelope(body % many))
+        self.assertEqual(st, 500)
+
+    def test_oof_states(self):
+        for who, want in (("alice@example.com", "Disabled"), ("bob@example.com", "Scheduled")):
+            st, _, data = post(self.url, envelope(OOF_BODY % who, who))
+            self.assertEqual(xml(data).find(".//{%s}OofState" % T).text, want)
+        self.sim.control("PUT", "/mailboxes/alice@example.com/oof", {"state": "Enabled"})
+        st, _, data = post(self.url, envelope(OOF_BODY % "alice@example.com", "alice@example.com"))
+        self.assertEqual(xml(data).find(".//{%s}OofState" % T).text, "Enabled")
+        self.sim.control("PUT", "/mailboxes/alice@example.com/oof", {"state": "Disabled"})
+
+
+# ----------------------------------------------------------------------- throttling
+class ThrottleTests(SimTestCase):
+    def test_concurrency_and_backoff_violation(self):
+        self.sim.control("POST", "/config", {"max_concurrency": 2, "backoff_ms": 1500})
+        self.sim.fault({"kind": "latency_ms", "ms": 600, "operation": "GetUserOofSettings"})
+        results = []
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+
+        def one():
+            results.append(post(self.url, body))
+        ths = [threading.Thread(target=one) for _ in range(3)]
+        for th in ths:
+            th.start()
+            time.sleep(0.05)
+        for th in ths:
+            th.join()
+        codes = sorted(code_of(d) for _, _, d in results)
+        self.assertEqual(codes, ["ErrorServerBusy", "NoError", "NoError"])
+        busy = [d for _, _, d in results if code_of(d) == "ErrorServerBusy"][0]
+        self.assertEqual(xml(busy).find(".//{%s}Value[@Name='BackOffMilliseconds']" % T).text, "1500")
+        st = self.sim.stats()
+        self.assertEqual(st["violations"], {"concurrency": 1})
+        self.assertEqual(st["concurrency"]["svc-ewsgw"]["peak"], 2)
+        self.sim.control("DELETE", "/faults")
+        post(self.url, body)  # immediately: inside the back-off window
+        self.assertEqual(self.sim.stats()["violations"].get("backoff_ignored"), 1)
+        time.sleep(1.6)
+        self.assertEqual(code_of(post(self.url, body)[2]), "NoError")
+
+    def test_hanging_connections_impersonated(self):
+        self.sim.control("POST", "/config", {"hanging_connection_limit": 1})
+        a, _, _ = self.subscribe("alice@example.com")
+        b, _, _ = self.subscribe("bob@example.com")
+        c1, st, _ = self.open_stream([a], "alice@example.com")
+        self.assertEqual(st, 200)
+        _, _, data = post(self.url, envelope(gse_body([b]), "alice@example.com"))
+        self.assertEqual(code_of(data), "ErrorExceededConnectionCount")
+        c2, st, _ = self.open_stream([b], "bob@example.com")
+        self.assertEqual(st, 200)
+        # non-streaming requests are not charged for the streams
+        self.assertEqual(code_of(post(self.url, envelope(OOF_BODY % "bob@example.com", "bob@example.com"))[2]), "NoError")
+        c1.close()
+        c2.close()
+        s = self.sim.stats()
+        self.assertEqual(s["violations"], {"hanging_connections": 1})
+        self.assertEqual(s["streaming_connections"]["per_anchor_peak"]["svc-ewsgw/alice@example.com"], 1)
+
+    def test_service_account_charging(self):
+        self.sim.control("POST", "/config", {"charging": "service-account", "max_concurrency": 1})
+        a, _, _ = self.subscribe("alice@example.com")
+        c1, st, _ = self.open_stream([a])
+        self.assertEqual(st, 200)
+        time.sleep(0.1)
+        st, _, data = post(self.url, envelope(OOF_BODY % "bob@example.com", "bob@example.com"))
+        self.assertEqual((st, code_of(data)), (500, "ErrorServerBusy"))
+        c1.close()
+        self.assertEqual(self.sim.stats()["violations"], {"concurrency": 1})
+
+    def test_subscription_limit_per_mailbox(self):
+        self.sim.control("POST", "/config", {"max_subscriptions": 2})
+        self.subscribe("alice@example.com")
+        self.subscribe("alice@example.com")
+        self.subscribe("bob@example.com")
+        _, _, data = post(self.url, envelope(SUB_STREAM, "alice@example.com"))
+        self.assertEqual(code_of(data), "ErrorExceededSubscriptionCount")
+        st = self.sim.stats()
+        self.assertEqual(st["violations"], {"subscriptions": 1})
+        self.assertEqual(st["live_subscriptions"]["per_mailbox_peak"], 2)
+
+    def test_more_than_200_ids(self):
+        ids = ["id%d" % i for i in range(201)]
+        _, _, data = post(self.url, envelope(gse_body(ids)))
+        self.assertEqual(code_of(data), "ErrorInvalidRequest")
+        self.assertEqual(self.sim.stats()["violations"], {"gse_over_200": 1})
+
+    def test_unknown_owner(self):
+        a, _, _ = self.subscribe("alice@example.com")
+        limited = "Basic " + base64.b64encode(b"svc-limited:Limited1!").decode()
+        _, _, data = post(self.url, envelope(gse_body([a])), auth=limited)
+        self.assertEqual(code_of(data), "ErrorSubscriptionAccessDenied")
+        self.assertEqual(self.sim.stats()["violations"], {"unknown_subscription_owner": 1})
+
+
+# ----------------------------------------------------------------------- streaming
+class StreamingTests(SimTestCase):
+    def test_framing_heartbeats_notification_closed(self):
+        sid, _, hdrs = self.subscribe("alice@example.com",
+                                      headers={"X-AnchorMailbox": "alice@example.com",
+                                               "X-PreferServerAffinity": "true"})
+        cookie = [v for k, v in hdrs if k == "set-cookie" and v.startswith("X-BackEndOverrideCookie=")]
+        self.assertEqual(len(cookie), 1)
+        t0 = time.monotonic()
+        c, st, rh = self.open_stream([sid], headers={"X-AnchorMailbox": "alice@example.com",
+                                                     "Cookie": cookie[0].split(";")[0],
+                                                     "X-PreferServerAffinity": "true"})
+        self.assertEqual(st, 200)
+        self.assertEqual(dict(rh).get("transfer-encoding"), "chunked")
+        self.sim.add_item("alice@example.com", {"subject": "Grüße", "start": "now+1h", "end": "now+2h"})
+        raw = b"".join(c.chunks())
+        elapsed = time.monotonic() - t0
+        c.close()
+        self.assertTrue(0.9 <= elapsed < 3.0, elapsed)
+        envs = split_envelopes(raw)
+        self.assertFalse(raw.lstrip().startswith(b"<?xml"))
+        statuses = []
+        notes = 0
+        for e in envs:
+            root = xml(e.encode())
+            self.assertEqual(root.find(".//{%s}GetStreamingEventsResponseMessage" % M).get("ResponseClass"), "Success")
+            cs = root.find(".//{%s}ConnectionStatus" % M)
+            if cs is not None:
+                statuses.append(cs.text)
+            n = root.findall(".//{%s}Notification" % M)
+            if n:
+                notes += 1
+                self.assertEqual(n[0].find("{%s}SubscriptionId" % T).text, sid)
+                self.assertIsNotNone(n[0].find("{%s}CreatedEvent/{%s}ItemId" % (T, T)))
+        self.assertEqual(notes, 1)
+        self.assertGreaterEqual(statuses.count("OK"), 2)
+        self.assertEqual(statuses[-1], "Closed")
+        aff = self.sim.stats()["affinity"]
+        self.assertEqual((aff["gse_with_anchor"], aff["gse_with_cookie"], aff["gse_with_prefer_affinity"],
+                          aff["subscribe_with_anchor"], aff["gse_cookie_mismatch"]), (1, 1, 1, 1, 0))
+        self.assertNoViolations()
+
+    def test_second_connection(self):
+        sid, _, _ = self.subscribe("alice@example.com")
+        c1, _, _ = self.open_stream([sid], timeout=2)
+        time.sleep(0.2)
+        c2, _, _ = self.open_stream([sid], timeout=1)
+        raw = b"".join(c1.chunks())
+        c1.close()
+        c2.close()
+        self.assertIn(b"ErrorNewEventStreamConnectionOpened", raw)
+        self.assertEqual(self.sim.stats()["violations"], {"subscription_on_two_connections": 1})
+
+    def test_bad_ids_and_restart(self):
+        sid, _, _ = self.subscribe("alice@example.com")
+        c, st, _ = self.open_stream([sid], timeout=5)
+        time.sleep(0.2)
+        self.sim.control("POST", "/restart")
+        with self.assertRaises((ConnectionError, OSError, ValueError)):
+            for _ in c.chunks():
+                pass
+        c.close()
+        _, _, data = post(self.url, envelope(gse_body([sid])))
+        self.assertEqual(code_of(data), "ErrorSubscriptionNotFound")
+        self.assertEqual(self.sim.control("GET", "/subscriptions")[1]["subscriptions"], [])
+
+    def test_lose_and_missed(self):
+        a, _, _ = self.subscribe("alice@example.com")
+        b, _, _ = self.subscribe("bob@example.com")
+        c, _, _ = self.open_stream([a, b], timeout=2)
+        time.sleep(0.2)
+        self.sim.fault({"kind": "lose_subscriptions", "ids": [a]})
+        self.sim.fault({"kind": "missed_events", "ids": [b]})
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertIn(b"ErrorSubscriptionNotFound", raw)
+        self.assertIn(b"ErrorMissedNotificationEvents", raw)
+        self.assertTrue(raw.rstrip().endswith(b"Envelope>"))
+
+    def test_streaming_expiry_without_connection(self):
+        self.sim.control("POST", "/config", {"minute_seconds": 0.02})  # 30 minutes = 0.6 s
+        sid, _, _ = self.subscribe("alice@example.com")
+        time.sleep(1.2)
+        _, subs = self.sim.control("GET", "/subscriptions")
+        self.assertNotIn(sid, [s["id"] for s in subs["subscriptions"]])
+
+    def test_drop_and_chunk_split(self):
+        sid, _, _ = self.subscribe("alice@example.com")
+        self.sim.fault({"kind": "chunk_split", "min": 1, "max": 3})
+        c, _, _ = self.open_stream([sid], timeout=1)
+        self.sim.add_item("alice@example.com", {"subject": "Ünïcödé ☕", "start": "now", "end": "now+1h"})
+        parts = list(c.chunks())
+        c.close()
+        self.assertGreater(len(parts), 50)
+        raw = b"".join(parts)
+        self.assertIn("Closed".encode(), raw)
+        split_envelopes(raw)
+        self.sim.control("DELETE", "/faults")
+        c, _, _ = self.open_stream([sid], timeout=5)
+        time.sleep(0.4)
+        _, res = self.sim.fault({"kind": "drop_streams"})
+        self.assertEqual(res["faults"][0]["dropped"], 1)
+        got = b""
+        with self.assertRaises((ConnectionError, OSError, ValueError)):
+            for p in c.chunks():
+                got += p
+        c.close()
+        self.assertFalse(got.rstrip().endswith(b"Envelope>"))
+        # the subscription survives a dropped connection
+        self.assertIn(sid, [s["id"] for s in self.sim.control("GET", "/subscriptions")[1]["subscriptions"]])
+
+
+# ----------------------------------------------------------------------- pull and push
+class PullPushTests(SimTestCase):
+    def test_pull(self):
+        sid, root, _ = self.subscribe("alice@example.com", SUB_PULL % 1)
+        wm = root.find(".//{%s}Watermark" % M).text
+        self.sim.add_item("alice@example.com", {"subject": "x", "start": "now", "end": "now+1h"})
+        _, _, data = post(self.url, envelope(getevents_body(sid, wm)))
+        r = xml(data)
+        self.assertIsNotNone(r.find(".//{%s}Notification/{%s}CreatedEvent/{%s}Watermark" % (M, T, T)))
+        wm2 = r.findall(".//{%s}Watermark" % T)[-1].text
+        _, _, data = post(self.url, envelope(getevents_body(sid, wm2)))
+        self.assertIsNotNone(xml(data).find(".//{%s}StatusEvent" % T))
+        self.sim.fault({"kind": "missed_events", "ids": [sid]})
+        _, _, data = post(self.url, envelope(getevents_body(sid, wm2)))
+        self.assertEqual(code_of(data), "ErrorMissedNotificationEvents")
+        sid, _, _ = self.subscribe("alice@example.com", SUB_PULL % 1)
+        time.sleep(1.6)  # pull Timeout of 1 (scaled) minute without GetEvents
+        _, _, data = post(self.url, envelope(getevents_body(sid, wm)))
+        self.assertEqual(code_of(data), "ErrorSubscriptionNotFound")
+
+    def test_push_delivery_and_unsubscribe(self):
+        tgt = PushTarget(["OK", "OK", "Unsubscribe"])
+        try:
+            sid, _, _ = self.subscribe("alice@example.com", SUB_PUSH % tgt.url)
+            deadline = time.time() + 5
+            while not tgt.posts and time.time() < deadline:
+                time.sleep(0.02)
+            self.assertIn(b"StatusEvent", tgt.posts[0][1])
+            root = xml(tgt.posts[0][1])
+            self.assertIsNotNone(root.find(".//{%s}SendNotification/{%s}ResponseMessages" % (M, M)))
+            self.sim.add_item("alice@example.com", {"subject": "p", "start": "now", "end": "now+1h"})
+            while len(tgt.posts) < 2 and time.time() < deadline:
+                time.sleep(0.02)
+            self.assertIn(b"CreatedEvent", tgt.posts[1][1])
+            # StatusFrequency 1 (scaled) minute without events -> StatusEvent; answered Unsubscribe
+            while len(tgt.posts) < 3 and time.time() < deadline:
+                time.sleep(0.02)
+            self.assertIn(b"StatusEvent", tgt.posts[2][1])
+            time.sleep(0.2)
+            self.assertEqual(self.sim.control("GET", "/subscriptions")[1]["subscriptions"], [])
+        finally:
+            tgt.close()
+
+    def test_push_retry_then_expire(self):
+        self.sim.control("POST", "/config", {"minute_seconds": 0.4})
+        tgt = PushTarget([500])
+        try:
+            self.subscribe("alice@example.com", SUB_PUSH % tgt.url)
+            time.sleep(1.5)
+            times = [p[0] for p in tgt.posts]
+            # first POST, retries after 0.2 s (30 s scaled) and 0.4 s (60 s); 120 s > StatusFrequency
+            self.assertEqual(len(times), 3, times)
+            self.assertAlmostEqual(times[1] - times[0], 0.2, delta=0.15)
+            self.assertAlmostEqual(times[2] - times[1], 0.4, delta=0.15)
+            st = self.sim.stats()
+            self.assertEqual(st["push"]["expired"], 1)
+            self.assertEqual(st["live_subscriptions"]["total"], 0)
+        finally:
+            tgt.close()
+
+
+# ----------------------------------------------------------------------- faults and hostile input
+class FaultTests(SimTestCase):
+    body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+
+    def test_http_status_burst(self):
+        self.sim.fault({"kind": "http_status", "status": 503, "count": 2})
+        self.assertEqual([post(self.url, self.body)[0] for _ in range(3)], [503, 503, 200])
+        self.sim.fault({"kind": "http_status", "status": 500, "operation": "FindItem"})
+        self.assertEqual(post(self.url, self.body)[0], 200)
+
+    def test_server_busy(self):
+        self.sim.fault({"kind": "server_busy", "count": 1, "backoff_ms": 100})
+        st, _, data = post(self.url, self.body)
+        self.assertEqual((st, code_of(data)), (500, "ErrorServerBusy"))
+        time.sleep(0.15)
+        self.assertEqual(post(self.url, self.body)[0], 200)
+        self.assertNoViolations()
+
+    def test_malformed_and_truncated(self):
+        self.sim.fault({"kind": "malformed_xml", "count": 1})
+        _, _, data = post(self.url, self.body)
+        with self.assertRaises(etree.XMLSyntaxError):
+            xml(data)
+        self.sim.fault({"kind": "truncated_chunks", "count": 1})
+        with self.assertRaises((ConnectionError, OSError)):
+            post(self.url, self.body)
+        self.assertEqual(post(self.url, self.body)[0], 200)
+
+    def test_prefix_styles_and_extra_elements(self):
+        for style in ("soap", "default", "other", "exchange"):
+            self.sim.fault({"kind": "prefix_style", "style": style})
+            _, _, data = post(self.url, self.body)
+            self.assertEqual(xml(data).find(".//{%s}OofState" % T).text, "Disabled", style)
+            if style == "default":
+                self.assertNotIn(b"<s:", data)
+                self.assertNotIn(b"<t:", data)
+        self.sim.control("DELETE", "/faults")
+        self.sim.fault({"kind": "extra_elements"})
+        _, _, data = post(self.url, self.body)
+        self.assertIn(b"urn:ewssim:unknown-extension", data)
+        self.assertEqual(xml(data).find(".//{%s}OofState" % T).text, "Disabled")
+
+    def test_hang_and_latency(self):
+        self.sim.fault({"kind": "hang", "count": 1})
+        c = Conn(self.url, timeout=0.5)
+        c.send(self.body, {"Authorization": BASIC})
+        with self.assertRaises(socket.timeout):
+            c.read_head()
+        c.close()
+        self.sim.fault({"kind": "latency_ms", "ms": 300, "count": 1})
+        t0 = time.monotonic()
+        post(self.url, self.body)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.29)
+
+    def test_hostile_input(self):
+        bomb = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+                b'<soap:Envelope xmlns:soap="%s"><soap:Body>&b;</soap:Body></soap:Envelope>' % SOAP.encode())
+        for junk in (bomb, b"\x00\xff garbage", b"<a>" * 10000, b"", b"<x/>"):
+            st, _, _ = post(self.url, junk)
+            self.assertEqual(st, 500)
+        c = Conn(self.url)
+        c.sock.sendall(b"POST /EWS/Exchange.asmx HTTP/1.1\r\n" + b"X-A: " + b"a" * 100000 + b"\r\n\r\n")
+        st, _ = c.read_head()
+        self.assertEqual(st, 400)
+        c.close()
+        c = Conn(self.url)
+        c.sock.sendall(b"BROKEN\r\n\r\n")
+        self.assertEqual(c.read_head()[0], 400)
+        c.close()
+        self.assertEqual(post(self.url, self.body)[0], 200)
+        self.assertEqual(self.sim.control("GET", "/health"), (200, {"ok": True}))
+
+    @unittest.skipUnless(SCHEMA_DIR, "ews-schema not available")
+    def test_schema_validation(self):
+        st, _, data = post(self.url, envelope(gse_body(["abc"], timeout=31)))
+        self.assertEqual((st, code_of(data)), (500, "ErrorSchemaValidation"))
+        s = self.sim.stats()
+        self.assertEqual(s["schema_invalid"], 1)
+        self.assertEqual(s["violations"], {"schema_invalid": 1})
+
+    def test_control_api_errors(self):
+        self.assertEqual(self.sim.control("POST", "/faults", {"kind": "nope"})[0], 400)
+        self.assertEqual(self.sim.control("POST", "/config", {"max_concurrency": "x"})[0], 400)
+        self.assertEqual(self.sim.control("POST", "/mailboxes/alice@example.com/items", {"start": "bad"})[0], 400)
+        self.assertEqual(self.sim.control("GET", "/mailboxes/ghost@example.com/items")[0], 404)
+        r = self.sim.add_item("alice@example.com", {"subject": "tmp", "start": "now", "end": "now+1h"})
+        self.assertEqual(self.sim.control("PATCH", "/mailboxes/alice@example.com/items/%s" % r["local_id"],
+                                          {"subject": "tmp2"})[0], 200)
+        self.assertEqual(self.sim.control("DELETE", "/mailboxes/alice@example.com/items/%s" % r["local_id"])[0], 200)
+
+
+class VersionTests(unittest.TestCase):
+    def test_exchange2007_refuses_streaming(self):
+        with Simulator(directory=DIRECTORY, version="Exchange2007_SP1", schema_dir=SCHEMA_DIR) as sim:
+            st, _, data = post(sim.ews_url, envelope(SUB_STREAM, "alice@example.com", version="Exchange2007_SP1"))
+            self.assertEqual((st, code_of(data)), (500, "ErrorSchemaValidation"))
+            st, _, data = post(sim.ews_url, envelope(OOF_BODY % "alice@example.com", "alice@example.com",
+                                                     version="Exchange2007_SP1"))
+            svi = xml(data).find(".//{%s}ServerVersionInfo" % T)
+            self.assertEqual(svi.get("MajorVersion"), "8")
+            self.assertIsNone(svi.get("Version"))
+            st, _, data = post(sim.ews_url, envelope(OOF_BODY % "alice@example.com", "alice@example.com",
+                                                     version="Exchange2013_SP1"))
+            self.assertEqual(code_of(data), "ErrorInvalidServerVersion")
+
+    def test_generated_directory(self):
+        with Simulator(generate=100000, generate_meetings=3, auth="basic", ntlm_v2_only=True) as sim:
+            auth = "Basic " + base64.b64encode(b"svc-ewsgw:Passw0rd!").decode()
+            st, _, data = post(sim.ews_url, envelope(calview_body("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"),
+                                                     "user100000@example.com"), auth=auth)
+            self.assertEqual(st, 200)
+            self.assertGreaterEqual(len(xml(data).findall(".//{%s}CalendarItem" % T)), 3)
+            st, _, data = post(sim.ews_url, envelope(OOF_BODY % "user000001@example.com",
+                                                     "user000001@corp.example.local", id_kind="PrincipalName"), auth=auth)
+            self.assertEqual(code_of(data), "NoError")
+            st, _, data = post(sim.ews_url, envelope(OOF_BODY % "user100001@example.com",
+                                                     "user100001@example.com"), auth=auth)
+            self.assertEqual(code_of(data), "ErrorNonExistentMailbox")
+            st, hdrs, _ = post(sim.ews_url, b"", auth=None)
+            self.assertEqual([v for k, v in hdrs if k == "www-authenticate"], ['Basic realm="ewssim"'])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,1010 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: configuration parsing, defaults, every error message with
+ * its FILE:LINE, secrets, mailboxes, sinks, reload rules.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "xmalloc.h"
+
+#ifndef TOP_SRCDIR
+#define TOP_SRCDIR	"."
+#endif
+
+/* A scratch directory per test; flat, removed with everything in it. */
+static char	 tdir[PATH_MAX];
+
+static void
+tdir_setup(void)
+{
+	const char	*tmp = getenv("TMPDIR");
+
+	snprintf(tdir, sizeof(tdir), "%s/check_conf.XXXXXX",
+	    tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+
+static void
+tdir_teardown(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		*p;
+
+	if ((d = opendir(tdir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		xasprintf(&p, "%s/%s", tdir, de->d_name);
+		unlink(p);
+		free(p);
+	}
+	closedir(d);
+	rmdir(tdir);
+}
+
+/* Write name in the scratch dir; returns its path (allocated). */
+static char *
+wfile(const char *name, const char *content)
+{
+	char	*p;
+	FILE	*f;
+
+	xasprintf(&p, "%s/%s", tdir, name);
+	f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(content, f);
+	ck_assert_int_eq(fclose(f), 0);
+	return (p);
+}
+
+/*
+ * The smallest valid [exchange] section: NTLM with a password file in
+ * the scratch dir.  Returned text is allocated.
+ */
+static char *
+base_exchange(void)
+{
+	char	*pw, *s;
+
+	pw = wfile("pw", "s3cret-pass\n");
+	xasprintf(&s, "[exchange]\nurl = https://mail.example.com/EWS/"
+	    "Exchange.asmx\nusername = EXAMPLE\\svc-ewsgw\n"
+	    "password_file = %s\n", pw);
+	free(pw);
+	return (s);
+}
+
+/*
+ * Compare two multi-line texts, reporting only the first line that
+ * differs (check cannot carry a long message out of the child).
+ */
+static void
+assert_same(const char *got, const char *want)
+{
+	size_t	 i = 0, ls = 0, n;
+	int	 line = 1;
+
+	while (got[i] != '\0' && got[i] == want[i]) {
+		if (got[i++] == '\n') {
+			ls = i;
+			line++;
+		}
+	}
+	if (got[i] == want[i])
+		return;
+	n = strcspn(want + ls, "\n");
+	ck_abort_msg("error line %d differs:\n got: %.*s\nwant: %.*s", line,
+	    (int)(strcspn(got + ls, "\n") > 300 ? 300 :
+	    strcspn(got + ls, "\n")), got + ls, (int)(n > 300 ? 300 : n),
+	    want + ls);
+}
+
+/* Load text as tdir/ewsgw.conf. */
+static struct config *
+load_text(const char *text, char **errors, char **path)
+{
+	struct config	*cf;
+	char		*p;
+
+	p = wfile("ewsgw.conf", text);
+	cf = conf_load(p, errors);
+	if (path != NULL)
+		*path = p;
+	else
+		free(p);
+	return (cf);
+}
+
+/* base_exchange() followed by more. */
+static struct config *
+load_with_base(const char *more, char **errors, char **path)
+{
+	struct config	*cf;
+	char		*b, *text;
+
+	b = base_exchange();
+	xasprintf(&text, "%s%s", b, more);
+	cf = load_text(text, errors, path);
+	free(b);
+	free(text);
+	return (cf);
+}
+
+/*
+ * text must fail with exactly these errors: every line of expected is
+ * "LINE: message" or " message" (no line), and gets the file name.
+ */
+static void
+expect_errors(const char *text, const char *expected)
+{
+	struct config	*cf;
+	char		*errs = NULL, *path, *want = NULL, *line, *copy, *sp;
+	char		*tmp;
+
+	cf = load_text(text, &errs, &path);
+	ck_assert_ptr_null(cf);
+	ck_assert_ptr_nonnull(errs);
+	copy = xstrdup(expected);
+	want = xstrdup("");
+	for (line = strtok_r(copy, "\n", &sp); line != NULL;
+	    line = strtok_r(NULL, "\n", &sp)) {
+		xasprintf(&tmp, "%s%s:%s\n", want, path, line);
+		free(want);
+		want = tmp;
+	}
+	assert_same(errs, want);
+	free(copy);
+	free(want);
+	free(errs);
+	free(path);
+}
+
+/* As expect_errors with base_exchange() in front (lines 1..4). */
+static void
+expect_errors_base(const char *more, const char *expected)
+{
+	char	*b, *text;
+
+	b = base_exchange();
+	xasprintf(&text, "%s%s", b, more);
+	expect_errors(text, expected);
+	free(b);
+	free(text);
+}
+
+START_TEST(test_minimal_defaults)
+{
+	struct config	*cf;
+	char		*errs = NULL, *path;
+
+	cf = load_with_base("", &errs, &path);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_ptr_null(errs);
+	ck_assert_str_eq(cf->path, path);
+	ck_assert_str_eq(cf->exchange.url,
+	    "https://mail.example.com/EWS/Exchange.asmx");
+	ck_assert_str_eq(cf->exchange.version, "Exchange2013_SP1");
+	ck_assert_int_eq(cf->exchange.auth, CONF_AUTH_NTLM);
+	ck_assert_str_eq(cf->exchange.username, "EXAMPLE\\svc-ewsgw");
+	ck_assert_str_eq(cf->exchange.password, "s3cret-pass");
+	ck_assert(cf->exchange.tls_verify);
+	ck_assert_ptr_null(cf->exchange.ca_file);
+	ck_assert_int_eq(cf->exchange.mode, CONF_MODE_STREAMING);
+	ck_assert_int_eq(cf->exchange.impersonation, CONF_ID_SMTP);
+	ck_assert_int_eq(cf->exchange.request_timeout_ms, 60000);
+	ck_assert_ptr_null(cf->exchange.token_url);
+	ck_assert_ptr_null(cf->push.listen);
+	ck_assert_uint_eq(cf->push.status_frequency, 1);
+	ck_assert_uint_eq(cf->throttling.max_concurrency, 10);
+	ck_assert_uint_eq(cf->throttling.max_subscriptions, 5000);
+	ck_assert_uint_eq(cf->throttling.subscriptions_per_connection, 200);
+	ck_assert_uint_eq(cf->throttling.connection_timeout, 30);
+	ck_assert_uint_eq(cf->throttling.find_count_limit, 1000);
+	ck_assert_int_eq(cf->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	ck_assert(!cf->throttling.charging_set);
+	ck_assert_uint_eq(cf->throttling.streaming_connections_per_anchor, 3);
+	ck_assert_uint_eq(cf->throttling.short_request_share, 20);
+	ck_assert_int_eq(cf->throttling.idle_timeout_ms, 90000);
+	ck_assert_int_eq(cf->throttling.backoff_max_ms, 300000);
+	ck_assert_int_eq(cf->throttling.poll_interval_ms, 60000);
+	ck_assert_uint_eq(cf->nmailboxes, 0);
+	ck_assert_ptr_null(cf->mailbox_file);
+	ck_assert_int_eq(cf->presence.horizon_ms, 24 * 3600 * 1000LL);
+	ck_assert_int_eq(cf->presence.resync_interval_ms, 6 * 3600 * 1000LL);
+	ck_assert_int_eq(cf->presence.lookback_ms, 300000);
+	ck_assert_int_eq(cf->presence.debounce_ms, 2000);
+	ck_assert_int_eq(cf->presence.tentative, CONF_SHOW_BUSY);
+	ck_assert_int_eq(cf->presence.all_day, CONF_SHOW_AVAILABLE);
+	ck_assert_int_eq(cf->presence.working_elsewhere, CONF_SHOW_AVAILABLE);
+	ck_assert_int_eq(cf->presence.free, CONF_SHOW_AVAILABLE);
+	ck_assert_int_eq(cf->presence.oof, CONF_SHOW_AWAY);
+	ck_assert_str_eq(cf->status.socket, EWSGW_RUNSTATEDIR
+	    "/ewsgw/status.sock");
+	ck_assert_uint_eq(cf->status.mode, 0660);
+	ck_assert_ptr_null(cf->status.group);
+	ck_assert_int_eq(cf->log.level, LOG_INFO);
+	ck_assert_uint_eq(cf->nsinks, 1);
+	ck_assert_str_eq(cf->sinks[0].name, "log");
+	ck_assert_str_eq(cf->sinks[0].type, "log");
+	ck_assert_uint_eq(cf->sinks[0].nkv, 0);
+	conf_free(cf);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_every_key)
+{
+	struct config	*cf;
+	char		*errs = NULL, *text, *ca, *crt, *key, *pw, *sec;
+
+	ca = wfile("ca.pem", "x\n");
+	crt = wfile("client.pem", "x\n");
+	key = wfile("client.key", "x\n");
+	pw = wfile("pw", "pa#ss word\r\nsecond line\n");
+	sec = wfile("secret", "client-secret-value");
+	xasprintf(&text,
+	    "# leading comment\n"
+	    "; another comment\n"
+	    "[exchange]   # trailing comment on a header\n"
+	    "  url=\"http://ex.example.org/EWS/Exchange.asmx\"  \n"
+	    "version = Exchange2016\n"
+	    "auth = basic\n"
+	    "username = svc@example.org   # who we are\n"
+	    "password_file = %s\n"
+	    "ca_file = %s\n"
+	    "client_cert = %s\n"
+	    "client_key = \"client.key\"\n"
+	    "tls_verify = off\n"
+	    "mode = push\n"
+	    "impersonation = upn\n"
+	    "request_timeout = 2m\n"
+	    "tenant = contoso.onmicrosoft.com\n"
+	    "client_id = 11111111-2222-3333-4444-555555555555\n"
+	    "client_secret_file = %s\n"
+	    "token_url = https://login.example.net/token\n"
+	    "\n"
+	    "[push]\n"
+	    "listen = 127.0.0.1:8443\n"
+	    "url = https://gw.example.org:8443/ews/push\n"
+	    "certificate = %s\n"
+	    "key = %s\n"
+	    "status_frequency = 1440\n"
+	    "[throttling]\n"
+	    "max_concurrency = 27\n"
+	    "max_subscriptions = 1000000\n"
+	    "subscriptions_per_connection = 150\n"
+	    "connection_timeout = 15m\n"
+	    "find_count_limit = 250\n"
+	    "charging = service-account\n"
+	    "streaming_connections_per_anchor = 7\n"
+	    "short_request_share = 0\n"
+	    "idle_timeout = 120\n"
+	    "backoff_max = 1h\n"
+	    "poll_interval = 2m\n"
+	    "[mailboxes]\n"
+	    "mailbox = Alice@Example.ORG\n"
+	    "mailbox = bob@example.org upn=bob.b@corp.example.org\n"
+	    "[presence]\n"
+	    "horizon = 2d\n"
+	    "resync_interval = 30m\n"
+	    "lookback = 0\n"
+	    "debounce = 250ms\n"
+	    "tentative = available\n"
+	    "all_day = ignore\n"
+	    "working_elsewhere = away\n"
+	    "free = busy\n"
+	    "oof = busy\n"
+	    "[status]\n"
+	    "socket = /run/test/ewsgw.sock\n"
+	    "mode = 600\n"
+	    "group = \"ewsgw admins\"\n"
+	    "[log]\n"
+	    "level = debug\n",
+	    pw, ca, crt, sec, crt, key);
+	cf = load_text(text, &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->exchange.url,
+	    "http://ex.example.org/EWS/Exchange.asmx");
+	ck_assert_str_eq(cf->exchange.version, "Exchange2016");
+	ck_assert_int_eq(cf->exchange.auth, CONF_AUTH_BASIC);
+	ck_assert_str_eq(cf->exchange.username, "svc@example.org");
+	ck_assert_str_eq(cf->exchange.password, "pa#ss word");
+	ck_assert_str_eq(cf->exchange.password_file, pw);
+	ck_assert_str_eq(cf->exchange.ca_file, ca);
+	ck_assert_str_eq(cf->exchange.client_cert, crt);
+	ck_assert_str_eq(cf->exchange.client_key, key);	/* relative */
+	ck_assert(!cf->exchange.tls_verify);
+	ck_assert_int_eq(cf->exchange.mode, CONF_MODE_PUSH);
+	ck_assert_int_eq(cf->exchange.impersonation, CONF_ID_UPN);
+	ck_assert_int_eq(cf->exchange.request_timeout_ms, 120000);
+	ck_assert_str_eq(cf->exchange.tenant, "contoso.onmicrosoft.com");
+	ck_assert_str_eq(cf->exchange.client_id,
+	    "11111111-2222-3333-4444-555555555555");
+	ck_assert_str_eq(cf->exchange.client_secret, "client-secret-value");
+	ck_assert_str_eq(cf->exchange.token_url,
+	    "https://login.example.net/token");
+	ck_assert_str_eq(cf->push.listen, "127.0.0.1:8443");
+	ck_assert_str_eq(cf->push.url, "https://gw.example.org:8443/ews/push");
+	ck_assert_str_eq(cf->push.certificate, crt);
+	ck_assert_str_eq(cf->push.key, key);
+	ck_assert_uint_eq(cf->push.status_frequency, 1440);
+	ck_assert_uint_eq(cf->throttling.max_concurrency, 27);
+	ck_assert_uint_eq(cf->throttling.max_subscriptions, 1000000);
+	ck_assert_uint_eq(cf->throttling.subscriptions_per_connection, 150);
+	ck_assert_uint_eq(cf->throttling.connection_timeout, 15);
+	ck_assert_uint_eq(cf->throttling.find_count_limit, 250);
+	ck_assert_int_eq(cf->throttling.charging,
+	    CONF_CHARGING_SERVICE_ACCOUNT);
+	ck_assert(cf->throttling.charging_set);
+	ck_assert_uint_eq(cf->throttling.streaming_connections_per_anchor, 7);
+	ck_assert_uint_eq(cf->throttling.short_request_share, 0);
+	ck_assert_int_eq(cf->throttling.idle_timeout_ms, 120000);
+	ck_assert_int_eq(cf->throttling.backoff_max_ms, 3600000);
+	ck_assert_int_eq(cf->throttling.poll_interval_ms, 120000);
+	ck_assert_uint_eq(cf->nmailboxes, 2);
+	ck_assert_str_eq(cf->mailboxes[0].address, "alice@example.org");
+	/* impersonation = upn: the address stands in for the UPN */
+	ck_assert_int_eq(cf->mailboxes[0].idtype, CONF_ID_UPN);
+	ck_assert_str_eq(cf->mailboxes[0].id, "alice@example.org");
+	ck_assert_int_eq(cf->mailboxes[0].line, 40);
+	ck_assert(!cf->mailboxes[0].in_file);
+	ck_assert_int_eq(cf->mailboxes[1].idtype, CONF_ID_UPN);
+	ck_assert_str_eq(cf->mailboxes[1].id, "bob.b@corp.example.org");
+	ck_assert_int_eq(cf->presence.horizon_ms, 2 * 86400 * 1000LL);
+	ck_assert_int_eq(cf->presence.resync_interval_ms, 1800000);
+	ck_assert_int_eq(cf->presence.lookback_ms, 0);
+	ck_assert_int_eq(cf->presence.debounce_ms, 250);
+	ck_assert_int_eq(cf->presence.tentative, CONF_SHOW_AVAILABLE);
+	ck_assert_int_eq(cf->presence.all_day, CONF_SHOW_IGNORE);
+	ck_assert_int_eq(cf->presence.working_elsewhere, CONF_SHOW_AWAY);
+	ck_assert_int_eq(cf->presence.free, CONF_SHOW_BUSY);
+	ck_assert_int_eq(cf->presence.oof, CONF_SHOW_BUSY);
+	ck_assert_str_eq(cf->status.socket, "/run/test/ewsgw.sock");
+	ck_assert_uint_eq(cf->status.mode, 0600);
+	ck_assert_str_eq(cf->status.group, "ewsgw admins");
+	ck_assert_int_eq(cf->log.level, LOG_DEBUG);
+	conf_free(cf);
+	free(text);
+	free(ca);
+	free(crt);
+	free(key);
+	free(pw);
+	free(sec);
+}
+END_TEST
+
+START_TEST(test_version_defaults)
+{
+	static const struct {
+		const char	*version;
+		enum conf_charging charging;
+		unsigned	 anchor;
+	} t[] = {
+		{ "Exchange2007_SP1", CONF_CHARGING_SERVICE_ACCOUNT, 10 },
+		{ "Exchange2010", CONF_CHARGING_SERVICE_ACCOUNT, 10 },
+		{ "Exchange2010_SP1", CONF_CHARGING_SERVICE_ACCOUNT, 10 },
+		{ "Exchange2010_SP2", CONF_CHARGING_IMPERSONATED, 10 },
+		{ "Exchange2013", CONF_CHARGING_IMPERSONATED, 3 },
+		{ "Exchange2013_SP1", CONF_CHARGING_IMPERSONATED, 3 },
+		{ "Exchange2016", CONF_CHARGING_IMPERSONATED, 10 },
+		{ "V2017_07_11", CONF_CHARGING_IMPERSONATED, 10 },
+	};
+	struct config	*cf;
+	char		*errs = NULL, *more;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		xasprintf(&more, "version = %s\n", t[i].version);
+		cf = load_with_base(more, &errs, NULL);
+		ck_assert_msg(cf != NULL, "%s", errs);
+		ck_assert_str_eq(cf->exchange.version, t[i].version);
+		ck_assert_int_eq(cf->throttling.charging, t[i].charging);
+		ck_assert(!cf->throttling.charging_set);
+		ck_assert_uint_eq(cf->throttling.streaming_connections_per_anchor,
+		    t[i].anchor);
+		conf_free(cf);
+		free(more);
+	}
+	/* Explicit values win over the version's defaults. */
+	cf = load_with_base("version = Exchange2010\n[throttling]\n"
+	    "charging = impersonated\nstreaming_connections_per_anchor = 2\n",
+	    &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_int_eq(cf->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	ck_assert(cf->throttling.charging_set);
+	ck_assert_uint_eq(cf->throttling.streaming_connections_per_anchor, 2);
+	conf_free(cf);
+}
+END_TEST
+
+START_TEST(test_credentials)
+{
+	struct config	*cf;
+	char		*errs = NULL, *path, *want;
+
+	free(wfile("ewsgw-password", "from-credential\n"));
+	setenv("CREDENTIALS_DIRECTORY", tdir, 1);
+	cf = load_text("[exchange]\nurl = https://h/EWS/Exchange.asmx\n"
+	    "username = u\npassword_file = ewsgw-password\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->exchange.password, "from-credential");
+	ck_assert_str_eq(cf->exchange.password_file, "ewsgw-password");
+	conf_free(cf);
+
+	/* A credential that is not there: the key's line, never a secret. */
+	cf = load_text("[exchange]\nurl = https://h/EWS/Exchange.asmx\n"
+	    "username = u\npassword_file = nothere\n", &errs, &path);
+	ck_assert_ptr_null(cf);
+	xasprintf(&want, "%s:4: cannot read password_file '%s/nothere': "
+	    "No such file or directory\n", path, tdir);
+	ck_assert_str_eq(errs, want);
+	free(want);
+	free(errs);
+	free(path);
+
+	unsetenv("CREDENTIALS_DIRECTORY");
+	expect_errors("[exchange]\nurl = https://h/\nusername = u\n"
+	    "password_file = ewsgw-password\n",
+	    "4: password_file 'ewsgw-password' names a credential but "
+	    "$CREDENTIALS_DIRECTORY is not set (use an absolute path, or "
+	    "LoadCredential= in the unit)");
+
+	/* Empty files are refused; the secret never shows in messages. */
+	free(wfile("empty", "\n"));
+	setenv("CREDENTIALS_DIRECTORY", tdir, 1);
+	xasprintf(&want, "4: password_file '%s/empty' is empty", tdir);
+	expect_errors("[exchange]\nurl = https://h/\nusername = u\n"
+	    "password_file = empty\n", want);
+	free(want);
+	cf = load_text("[exchange]\nurl = https://h/\nusername = u\n"
+	    "password_file = ewsgw-password\nbogus = 1\n", &errs, NULL);
+	ck_assert_ptr_null(cf);
+	ck_assert_ptr_null(strstr(errs, "from-credential"));
+	free(errs);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+END_TEST
+
+START_TEST(test_oauth2)
+{
+	struct config	*cf;
+	char		*errs = NULL, *text, *sec;
+
+	sec = wfile("secret", "app-secret\n");
+	xasprintf(&text, "[exchange]\nurl = https://outlook.office365.com/"
+	    "EWS/Exchange.asmx\nauth = oauth2\ntenant = contoso.example\n"
+	    "client_id = abc\nclient_secret_file = %s\n", sec);
+	cf = load_text(text, &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_int_eq(cf->exchange.auth, CONF_AUTH_OAUTH2);
+	ck_assert_ptr_null(cf->exchange.username);
+	ck_assert_ptr_null(cf->exchange.password);
+	ck_assert_str_eq(cf->exchange.client_secret, "app-secret");
+	ck_assert_str_eq(cf->exchange.token_url, "https://login."
+	    "microsoftonline.com/contoso.example/oauth2/v2.0/token");
+	conf_free(cf);
+	free(text);
+	free(sec);
+
+	expect_errors("\n[exchange]\nurl = https://h/\nauth = oauth2\n",
+	    "2: missing required key 'tenant' in [exchange] (needed for "
+	    "auth = oauth2)\n"
+	    "2: missing required key 'client_id' in [exchange] (needed for "
+	    "auth = oauth2)\n"
+	    "2: missing required key 'client_secret_file' in [exchange] "
+	    "(needed for auth = oauth2)");
+	/* negotiate needs a user but no password (Kerberos). */
+	cf = load_text("[exchange]\nurl = https://h/\nauth = negotiate\n"
+	    "username = u@EXAMPLE.ORG\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_ptr_null(cf->exchange.password);
+	conf_free(cf);
+}
+END_TEST
+
+START_TEST(test_mailboxes)
+{
+	struct config	*cf;
+	char		*errs = NULL, *mbf, *more;
+
+	mbf = wfile("mailboxes.txt",
+	    "# one per line\n"
+	    "\n"
+	    "Carol@Example.org\n"
+	    "  dave@example.org   upn=dave@ad.example.org  # comment\n"
+	    "erin@example.org sid=S-1-5-21-1004336348-1177238915-682003330-512\n"
+	    "frank@sub.example.org\r\n"
+	    "grace@example.org");
+	xasprintf(&more, "[mailboxes]\nmailbox = alice@example.org\n"
+	    "file = mailboxes.txt\nmailbox = bob@example.org sid=S-1-5-18\n");
+	cf = load_with_base(more, &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->mailbox_file, mbf);
+	ck_assert_uint_eq(cf->nmailboxes, 7);
+	ck_assert_str_eq(cf->mailboxes[0].address, "alice@example.org");
+	ck_assert_int_eq(cf->mailboxes[0].idtype, CONF_ID_SMTP);
+	ck_assert_ptr_null(cf->mailboxes[0].id);
+	ck_assert_int_eq(cf->mailboxes[0].line, 6);
+	ck_assert_str_eq(cf->mailboxes[1].address, "bob@example.org");
+	ck_assert_int_eq(cf->mailboxes[1].idtype, CONF_ID_SID);
+	ck_assert_str_eq(cf->mailboxes[1].id, "S-1-5-18");
+	ck_assert_str_eq(cf->mailboxes[2].address, "carol@example.org");
+	ck_assert(cf->mailboxes[2].in_file);
+	ck_assert_int_eq(cf->mailboxes[2].line, 3);
+	ck_assert_int_eq(cf->mailboxes[3].idtype, CONF_ID_UPN);
+	ck_assert_str_eq(cf->mailboxes[3].id, "dave@ad.example.org");
+	ck_assert_int_eq(cf->mailboxes[3].line, 4);
+	ck_assert_int_eq(cf->mailboxes[4].idtype, CONF_ID_SID);
+	ck_assert_str_eq(cf->mailboxes[4].id,
+	    "S-1-5-21-1004336348-1177238915-682003330-512");
+	ck_assert_str_eq(cf->mailboxes[5].address, "frank@sub.example.org");
+	ck_assert_str_eq(cf->mailboxes[6].address, "grace@example.org");
+	ck_assert_int_eq(cf->mailboxes[6].line, 7);
+	conf_free(cf);
+	free(more);
+
+	/* Duplicates within and across files name both places. */
+	xasprintf(&more, "[mailboxes]\nmailbox = CAROL@example.org\n"
+	    "file = %s\nmailbox = x@example.org\nmailbox = X@Example.org\n",
+	    mbf);
+	cf = load_with_base(more, &errs, NULL);
+	ck_assert_ptr_null(cf);
+	{
+		char *want, *cpath;
+
+		xasprintf(&cpath, "%s/ewsgw.conf", tdir);
+		xasprintf(&want, "%s:9: duplicate mailbox 'x@example.org' "
+		    "(first at %s:8)\n%s:3: duplicate mailbox "
+		    "'carol@example.org' (first at %s:6)\n", cpath, cpath, mbf,
+		    cpath);
+		ck_assert_str_eq(errs, want);
+		free(want);
+		free(cpath);
+	}
+	free(errs);
+	free(more);
+	free(mbf);
+
+	expect_errors_base("[mailboxes]\nmailbox = nobody\n"
+	    "mailbox = a@b@c\nmailbox = a@example.org upn=x\n"
+	    "mailbox = b@example.org sid=S-1-x\n"
+	    "mailbox = c@example.org foo=bar\n"
+	    "mailbox = d@example.org upn=d@x sid=S-1-5\n"
+	    "mailbox = \"\"\n"
+	    "mailbox = bad..dots@example.org\n",
+	    "6: invalid mailbox address 'nobody' (expected local@domain)\n"
+	    "7: invalid mailbox address 'a@b@c' (expected local@domain)\n"
+	    "8: invalid UPN 'x' for mailbox 'a@example.org' (expected "
+	    "user@domain)\n"
+	    "9: invalid SID 'S-1-x' for mailbox 'b@example.org' (expected "
+	    "S-1-...)\n"
+	    "10: unexpected 'foo=bar' after mailbox 'c@example.org' "
+	    "(expected upn=UPN or sid=SID)\n"
+	    "11: unexpected 'sid=S-1-5' after mailbox 'd@example.org' "
+	    "(expected one upn=UPN or sid=SID)\n"
+	    "12: empty mailbox\n"
+	    "13: invalid mailbox address 'bad..dots@example.org' (expected "
+	    "local@domain)");
+	expect_errors_base("[exchange]\n", "5: duplicate section [exchange] "
+	    "(first at line 1)");
+	expect_errors_base("impersonation = sid\n[mailboxes]\n"
+	    "mailbox = a@example.org\nmailbox = b@example.org sid=S-1-5-7\n",
+	    "7: mailbox 'a@example.org' has no sid= but impersonation is sid");
+	{
+		char *want;
+
+		xasprintf(&want, "6: cannot read mailbox file '%s/none.txt': "
+		    "No such file or directory", tdir);
+		expect_errors_base("[mailboxes]\nfile = none.txt\n", want);
+		free(want);
+	}
+}
+END_TEST
+
+START_TEST(test_mailbox_file_errors)
+{
+	struct config	*cf;
+	char		*errs = NULL, *mbf, *want, *more;
+
+	mbf = wfile("mb", "ok@example.org\nnot-an-address\n\n"
+	    "y@example.org upn=\n");
+	xasprintf(&more, "[mailboxes]\nfile = %s\n", mbf);
+	cf = load_with_base(more, &errs, NULL);
+	ck_assert_ptr_null(cf);
+	xasprintf(&want, "%s:2: invalid mailbox address 'not-an-address' "
+	    "(expected local@domain)\n%s:4: invalid UPN '' for mailbox "
+	    "'y@example.org' (expected user@domain)\n", mbf, mbf);
+	ck_assert_str_eq(errs, want);
+	free(want);
+	free(errs);
+	free(more);
+	free(mbf);
+}
+END_TEST
+
+START_TEST(test_sinks)
+{
+	struct config		*cf;
+	const struct conf_kv	*kv;
+	char			*errs = NULL;
+
+	cf = load_with_base("[sink journal]\ntype = log\n"
+	    "[sink hook]\ntype = webhook\nurl = \"https://h/x#frag\"\n"
+	    "timeout = 5s # comment\nheader = X-Token: abc\nempty =\n",
+	    &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_uint_eq(cf->nsinks, 2);
+	ck_assert_str_eq(cf->sinks[0].name, "journal");
+	ck_assert_str_eq(cf->sinks[0].type, "log");
+	ck_assert_int_eq(cf->sinks[0].line, 5);
+	ck_assert_uint_eq(cf->sinks[0].nkv, 0);
+	ck_assert_str_eq(cf->sinks[1].name, "hook");
+	ck_assert_str_eq(cf->sinks[1].type, "webhook");
+	ck_assert_uint_eq(cf->sinks[1].nkv, 4);
+	kv = conf_sink_get(&cf->sinks[1], "url");
+	ck_assert_ptr_nonnull(kv);
+	ck_assert_str_eq(kv->value, "https://h/x#frag");
+	ck_assert_int_eq(kv->line, 9);
+	ck_assert_str_eq(conf_sink_get(&cf->sinks[1], "timeout")->value, "5s");
+	ck_assert_str_eq(conf_sink_get(&cf->sinks[1], "header")->value,
+	    "X-Token: abc");
+	ck_assert_str_eq(conf_sink_get(&cf->sinks[1], "empty")->value, "");
+	ck_assert_ptr_null(conf_sink_get(&cf->sinks[1], "type"));
+	ck_assert_ptr_null(conf_sink_get(&cf->sinks[1], "nope"));
+	conf_free(cf);
+
+	expect_errors_base("[sink a]\ntype = log\n[sink a]\ntype = file\n"
+	    "[sink b]\npath = /x\npath = /y\n[sink c]\ntype = carrier-pigeon\n"
+	    "[sink]\n[sink bad/name]\n[sink d]\ntype = log\ntype = file\n",
+	    "7: duplicate sink 'a' (first at line 5)\n"
+	    "11: duplicate key 'path' in [sink b] (first at line 10)\n"
+	    "13: invalid sink type 'carrier-pigeon' in [sink c] (expected "
+	    "log, file, webhook, exec or plugin)\n"
+	    "14: [sink] needs a name: [sink NAME]\n"
+	    "15: invalid sink name 'bad/name' (letters, digits, '_', '-' and "
+	    "'.' only)\n"
+	    "18: duplicate key 'type' in [sink d]\n"
+	    "9: missing required key 'type' in [sink b]");
+}
+END_TEST
+
+START_TEST(test_syntax_errors)
+{
+	expect_errors("url = https://h/\n[exchange\n[exchange] x\n"
+	    "[exchange]\njust words\n = 5\nbad key = 1\nurl = \"https://h/\n"
+	    "url = \"https://h/\" junk\n",
+	    "1: key 'url' outside of any section\n"
+	    "2: missing ']' in section header\n"
+	    "3: unexpected text after section header\n"
+	    "5: syntax error: expected 'key = value' or '[section]'\n"
+	    "6: syntax error: missing key before '='\n"
+	    "7: syntax error: invalid key name 'bad key'\n"
+	    "8: unterminated quoted value for 'url'\n"
+	    "9: unexpected text after the closing quote for 'url'\n"
+	    "4: missing required key 'url' in [exchange]\n"
+	    "4: missing required key 'username' in [exchange] (needed for "
+	    "auth = ntlm)\n"
+	    "4: missing required key 'password_file' in [exchange] (needed "
+	    "for auth = ntlm)");
+	/* No [exchange] at all: line 0 is left out. */
+	expect_errors("# nothing\n",
+	    " missing required key 'url' in [exchange]\n"
+	    " missing required key 'username' in [exchange] (needed for "
+	    "auth = ntlm)\n"
+	    " missing required key 'password_file' in [exchange] (needed "
+	    "for auth = ntlm)");
+}
+END_TEST
+
+START_TEST(test_value_errors)
+{
+	expect_errors_base(
+	    "max_concurency = 5\n"			/* 5: wrong section */
+	    "version = Exchange2013SP1\n"
+	    "auth = kerberos\n"
+	    "tls_verify = maybe\n"
+	    "url = https://again/\n"
+	    "request_timeout = soon\n"
+	    "request_timeout = 2h\n"
+	    "[throttlng]\n"
+	    "max_concurrency = 0\n"			/* skipped */
+	    "[throttling]\n"
+	    "max_concurency = 5\n"
+	    "max_concurrency = 1001\n"
+	    "max_subscriptions = -1\n"
+	    "connection_timeout = 45\n"
+	    "find_count_limit = 12abc\n"
+	    "charging = both\n"
+	    "idle_timeout = \n"
+	    "short_request_share = 91\n"
+	    "[status]\n"
+	    "mode = 0999\n"
+	    "socket = /s\n"
+	    "group = \"\"\n"
+	    "[log]\n"
+	    "level = verbose\n"
+	    "[presence]\n"
+	    "oof = available\n"
+	    "lookback = 2d\n"
+	    "[push]\n"
+	    "listen = 8443\n"
+	    "url = ftp://x/\n"
+	    "status_frequency = 90s\n"
+	    "certificate = /etc/passwd\n",
+	    "5: unknown key 'max_concurency' in [exchange]\n"
+	    "6: unknown version 'Exchange2013SP1' for 'version' in [exchange] "
+	    "(did you mean 'Exchange2013_SP1'?)\n"
+	    "7: invalid value 'kerberos' for 'auth' in [exchange] (expected "
+	    "ntlm, basic, negotiate or oauth2)\n"
+	    "8: invalid boolean 'maybe' for 'tls_verify' in [exchange] "
+	    "(expected yes or no)\n"
+	    "9: duplicate key 'url' in [exchange] (first at line 2)\n"
+	    "10: invalid duration 'soon' for 'request_timeout' in [exchange] "
+	    "(expected a number with unit ms, s, m, h or d)\n"
+	    "11: duplicate key 'request_timeout' in [exchange] (first at "
+	    "line 10)\n"
+	    "12: unknown section [throttlng] (did you mean [throttling]?)\n"
+	    "15: unknown key 'max_concurency' in [throttling] (did you mean "
+	    "'max_concurrency'?)\n"
+	    "16: value 1001 for 'max_concurrency' in [throttling] out of "
+	    "range 1..1000\n"
+	    "17: invalid number '-1' for 'max_subscriptions' in "
+	    "[throttling]\n"
+	    "18: value 45 for 'connection_timeout' in [throttling] out of "
+	    "range 1..30 minutes\n"
+	    "19: invalid number '12abc' for 'find_count_limit' in "
+	    "[throttling]\n"
+	    "20: invalid value 'both' for 'charging' in [throttling] "
+	    "(expected service-account or impersonated)\n"
+	    "21: empty value for 'idle_timeout' in [throttling]\n"
+	    "22: value 91 for 'short_request_share' in [throttling] out of "
+	    "range 0..90\n"
+	    "24: invalid mode '0999' for 'mode' in [status] (expected octal, "
+	    "e.g. 0660)\n"
+	    "26: empty value for 'group' in [status]\n"
+	    "28: invalid value 'verbose' for 'level' in [log] (expected "
+	    "debug, info, notice, warning, err or error)\n"
+	    "30: invalid value 'available' for 'oof' in [presence] (expected "
+	    "away or busy)\n"
+	    "31: value 2d for 'lookback' in [presence] out of range 0s..1d\n"
+	    "33: invalid address '8443' for 'listen' in [push] (expected "
+	    "ADDRESS:PORT)\n"
+	    "34: invalid URL 'ftp://x/' for 'url' in [push] (expected "
+	    "http://HOST/... or https://HOST/...)\n"
+	    "35: invalid duration '90s' for 'status_frequency' in [push] "
+	    "(expected whole minutes: 30 or 30m)\n"
+	    "32: certificate and key in [push] go together: set both or "
+	    "neither");
+	expect_errors_base("mode = push\nrequest_timeout = 2h\n"
+	    "ca_file = /nonexistent/ca.pem\nclient_cert = /etc/passwd\n",
+	    "6: value 2h for 'request_timeout' in [exchange] out of range "
+	    "1s..1h\n"
+	    "7: cannot read ca_file '/nonexistent/ca.pem': No such file or "
+	    "directory\n"
+	    "1: client_cert and client_key in [exchange] go together: set "
+	    "both or neither\n"
+	    " missing required key 'listen' in [push] (needed for mode = "
+	    "push)\n"
+	    " missing required key 'url' in [push] (needed for mode = push)");
+	expect_errors("[exchange]\nurl = https:///x\n"
+	    "username = u\npassword_file = /dev/null\n",
+	    "2: invalid URL 'https:///x' for 'url' in [exchange] (expected "
+	    "http://HOST/... or https://HOST/...)\n"
+	    "4: cannot read password_file '/dev/null': Invalid argument");
+}
+END_TEST
+
+START_TEST(test_listen_and_units)
+{
+	static const char *const good[] = {
+		"127.0.0.1:8443", "[::1]:443", "*:80", "gw.example.org:65535"
+	};
+	static const char *const bad[] = {
+		"127.0.0.1", ":80", "::1:80", "[::1]80", "h:0", "h:65536",
+		"h:8x", "[]:80"
+	};
+	struct config	*cf;
+	char		*errs = NULL, *more;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		xasprintf(&more, "[push]\nlisten = %s\n", good[i]);
+		cf = load_with_base(more, &errs, NULL);
+		ck_assert_msg(cf != NULL, "%s: %s", good[i], errs);
+		ck_assert_str_eq(cf->push.listen, good[i]);
+		conf_free(cf);
+		free(more);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		xasprintf(&more, "[push]\nlisten = %s\n", bad[i]);
+		cf = load_with_base(more, &errs, NULL);
+		ck_assert_msg(cf == NULL, "%s accepted", bad[i]);
+		ck_assert_ptr_nonnull(strstr(errs, "expected ADDRESS:PORT"));
+		free(errs);
+		free(more);
+	}
+	/* connection_timeout takes minutes with or without the unit. */
+	cf = load_with_base("[throttling]\nconnection_timeout = 30m\n"
+	    "[push]\nstatus_frequency = 2h\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_uint_eq(cf->throttling.connection_timeout, 30);
+	ck_assert_uint_eq(cf->push.status_frequency, 120);
+	conf_free(cf);
+	cf = load_with_base("[throttling]\nconnection_timeout = 1\n"
+	    "[log]\nlevel = err\n[status]\nmode = 0\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_uint_eq(cf->throttling.connection_timeout, 1);
+	ck_assert_int_eq(cf->log.level, LOG_ERR);
+	ck_assert_uint_eq(cf->status.mode, 0);
+	conf_free(cf);
+}
+END_TEST
+
+START_TEST(test_unreadable_and_buffer)
+{
+	struct config	*cf;
+	char		*errs = NULL, *want, *path;
+	static const char nul[] = "[log]\nle\0vel = x\n[nope]\n";
+	static const char data[] = "[exchange]\r\nurl = https://h/\r\n"
+	    "auth = negotiate\r\nusername = u\r\n[log]\r\nlevel = notice";
+
+	xasprintf(&path, "%s/missing.conf", tdir);
+	cf = conf_load(path, &errs);
+	ck_assert_ptr_null(cf);
+	xasprintf(&want, "%s: cannot read: No such file or directory\n", path);
+	ck_assert_str_eq(errs, want);
+	free(want);
+	free(errs);
+	free(path);
+
+	/* conf_load_buffer: CRLF, no final newline, no NUL terminator. */
+	cf = conf_load_buffer("mem.conf", data, sizeof(data) - 1, &errs);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->path, "mem.conf");
+	ck_assert_str_eq(cf->exchange.url, "https://h/");
+	ck_assert_int_eq(cf->log.level, LOG_NOTICE);
+	conf_free(cf);
+
+	cf = conf_load_buffer("mem.conf", nul, sizeof(nul) - 1, &errs);
+	ck_assert_ptr_null(cf);
+	ck_assert_str_eq(errs, "mem.conf:2: NUL byte in line\n"
+	    "mem.conf:3: unknown section [nope]\n"
+	    "mem.conf: missing required key 'url' in [exchange]\n"
+	    "mem.conf: missing required key 'username' in [exchange] (needed "
+	    "for auth = ntlm)\n"
+	    "mem.conf: missing required key 'password_file' in [exchange] "
+	    "(needed for auth = ntlm)\n");
+	free(errs);
+	/* errors may be NULL */
+	ck_assert_ptr_null(conf_load_buffer("x", "", 0, NULL));
+}
+END_TEST
+
+START_TEST(test_too_many_errors)
+{
+	struct config	*cf;
+	char		*errs = NULL, *text, *p;
+	size_t		 lines = 0;
+	int		 i;
+
+	text = xstrdup("");
+	for (i = 0; i < 500; i++) {
+		xasprintf(&p, "%sjunk\n", text);
+		free(text);
+		text = p;
+	}
+	cf = conf_load_buffer("many.conf", text, strlen(text), &errs);
+	ck_assert_ptr_null(cf);
+	for (p = errs; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	ck_assert_uint_eq(lines, 201);
+	ck_assert_ptr_nonnull(strstr(errs, "many.conf: too many errors"));
+	free(errs);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_reload_rules)
+{
+	struct config	*a, *b;
+	char		*errs = NULL, *what = NULL;
+
+	ck_assert(!conf_key_reloadable("exchange", "url"));
+	ck_assert(conf_key_reloadable("exchange", "password_file"));
+	ck_assert(!conf_key_reloadable("status", "socket"));
+	ck_assert(conf_key_reloadable("throttling", "max_concurrency"));
+	ck_assert(!conf_key_reloadable("throttling", "charging"));
+	ck_assert(conf_key_reloadable("mailboxes", "mailbox"));
+	ck_assert(conf_key_reloadable("presence", "oof"));
+	ck_assert(conf_key_reloadable("log", "level"));
+	ck_assert(conf_key_reloadable("sink", "url"));
+	ck_assert(!conf_key_reloadable("throttling", "nope"));
+	ck_assert(!conf_key_reloadable("nope", "url"));
+
+	a = load_with_base("[log]\nlevel = info\n", &errs, NULL);
+	ck_assert_msg(a != NULL, "%s", errs);
+	b = load_with_base("[log]\nlevel = debug\n[throttling]\n"
+	    "max_concurrency = 20\n[mailboxes]\nmailbox = a@example.org\n",
+	    &errs, NULL);
+	ck_assert_msg(b != NULL, "%s", errs);
+	ck_assert_int_eq(conf_diff_nonreloadable(a, b, &what), 0);
+	ck_assert_ptr_null(what);
+	conf_free(b);
+
+	b = load_with_base("mode = poll\nversion = Exchange2010\n[status]\n"
+	    "socket = /run/other.sock\ngroup = wheel\n", &errs, NULL);
+	ck_assert_msg(b != NULL, "%s", errs);
+	ck_assert_int_eq(conf_diff_nonreloadable(a, b, &what), 5);
+	ck_assert_str_eq(what, "exchange.version, exchange.mode, "
+	    "throttling.charging, status.socket, status.group");
+	free(what);
+	conf_free(a);
+	conf_free(b);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	ck_assert_str_eq(conf_auth_name(CONF_AUTH_OAUTH2), "oauth2");
+	ck_assert_str_eq(conf_mode_name(CONF_MODE_POLL), "poll");
+	ck_assert_str_eq(conf_idtype_name(CONF_ID_SID), "sid");
+	ck_assert_str_eq(conf_charging_name(CONF_CHARGING_SERVICE_ACCOUNT),
+	    "service-account");
+	ck_assert_str_eq(conf_show_name(CONF_SHOW_AWAY), "away");
+	ck_assert_str_eq(conf_show_name(CONF_SHOW_IGNORE), "ignore");
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("conf");
+	TCase	*tc = tcase_create("conf");
+
+	tcase_add_checked_fixture(tc, tdir_setup, tdir_teardown);
+	tcase_add_test(tc, test_minimal_defaults);
+	tcase_add_test(tc, test_every_key);
+	tcase_add_test(tc, test_version_defaults);
+	tcase_add_test(tc, test_credentials);
+	tcase_add_test(tc, test_oauth2);
+	tcase_add_test(tc, test_mailboxes);
+	tcase_add_test(tc, test_mailbox_file_errors);
+	tcase_add_test(tc, test_sinks);
+	tcase_add_test(tc, test_syntax_errors);
+	tcase_add_test(tc, test_value_errors);
+	tcase_add_test(tc, test_listen_and_units);
+	tcase_add_test(tc, test_unreadable_and_buffer);
+	tcase_add_test(tc, test_too_many_errors);
+	tcase_add_test(tc, test_reload_rules);
+	tcase_add_test(tc, test_names);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
