@@ -77,9 +77,12 @@ prov_status(struct json_writer *w, void *arg)
 	healthy = manager_status_json(d->manager, w);
 	json_key(w, "sinks");
 	json_obj_begin(w);
-	if (!sinkset_summary_json(d->sinks, w))
-		healthy = 0;
+	json_kv_int(w, "total", (int64_t)sinkset_count(d->sinks));
+	json_kv_int(w, "healthy", (int64_t)sinkset_healthy(d->sinks));
+	json_kv_int(w, "queued", (int64_t)sinkset_depth(d->sinks));
 	json_obj_end(w);
+	if (sinkset_healthy(d->sinks) < sinkset_count(d->sinks))
+		healthy = 0;
 	json_kv_bool(w, "healthy", healthy && !d->stopping);
 }
 
@@ -92,11 +95,15 @@ prov_mailboxes(struct json_writer *w, void *arg)
 }
 
 static int
-prov_mailbox(struct json_writer *w, const char *addr, void *arg)
+prov_mailbox(struct json_writer *w, const char *addr, char **cause, void *arg)
 {
 	struct daemon	*d = arg;
 
-	return (manager_mailbox_json(d->manager, addr, w));
+	if (manager_mailbox_json(d->manager, addr, w) == -1) {
+		xasprintf(cause, "unknown mailbox %s", addr);
+		return (-1);
+	}
+	return (0);
 }
 
 static void
@@ -227,8 +234,19 @@ daemon_reload(struct daemon *d, char **cause)
 		log_warnx("reload: %s changed; restart ewsgw to apply", what);
 	free(what);
 
+	if (sinkset_reload(d->sinks, nconf, &errors) == -1) {
+		d->reload_failures++;
+		log_err("reload rejected, running configuration kept: %s",
+		    errors != NULL ? errors : "sinks failed");
+		free(d->last_reload_error);
+		d->last_reload_error = errors != NULL ? errors :
+		    xstrdup("sinks failed");
+		*cause = xstrdup(d->last_reload_error);
+		conf_free(nconf);
+		notify_ready();
+		return (-1);
+	}
 	log_set_level(nconf->log.level);
-	sinkset_reload(d->sinks, nconf);
 	manager_reload(d->manager, nconf);
 	conf_free(d->conf);
 	d->conf = nconf;
@@ -254,11 +272,15 @@ hard_stop_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 static void
-flushed_cb(void *arg)
+flushed_cb(void *arg, size_t undelivered)
 {
 	struct daemon	*d = arg;
 
-	log_info("sinks flushed");
+	if (undelivered > 0)
+		log_warnx("stop: %zu presence changes not delivered",
+		    undelivered);
+	else
+		log_info("sinks flushed");
 	event_base_loopexit(d->base, NULL);
 }
 

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "manager.h"
+#include "poller.h"
 #include "sink.h"
 #include "soap.h"
 #include "throttle.h"
