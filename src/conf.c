@@ -256,6 +256,7 @@ struct cstate {
 	int		 secline[SEC_COUNT];	/* 0 = absent */
 	int		 sec;			/* enum section */
 	struct conf_sink *sink;			/* when sec == SEC_SINK */
+	size_t		 mbcap;			/* slots in cf->mailboxes */
 };
 
 static void	 cerr(struct cstate *, const char *, int, const char *, ...)
@@ -292,6 +293,8 @@ static bool	 version_is_2013(const char *);
 static uint32_t	 hash_str(const char *);
 static bool	 str_differs(const char *, const char *);
 static const char *enum_name(const struct conf_enum *, int);
+static int	 diff(const struct config *, const struct config *, bool,
+		    char **);
 static struct config *load(const char *, const char *, size_t, int, char **);
 
 static void
@@ -1109,8 +1112,12 @@ mailbox_add(struct cstate *st, const char *spec, int line, const char *file,
 		}
 		id = xstrdup(opt + 4);
 	}
-	cf->mailboxes = xreallocarray(cf->mailboxes, cf->nmailboxes + 1,
-	    sizeof(*cf->mailboxes));
+	if (cf->nmailboxes == st->mbcap) {
+		/* Doubling: a list file may hold 100,000 mailboxes. */
+		st->mbcap = st->mbcap == 0 ? 16 : st->mbcap * 2;
+		cf->mailboxes = xreallocarray(cf->mailboxes, st->mbcap,
+		    sizeof(*cf->mailboxes));
+	}
 	mb = &cf->mailboxes[cf->nmailboxes++];
 	mb->address = xstrdup(addr);
 	mb->idtype = idtype;
@@ -1514,6 +1521,16 @@ conf_key_reloadable(const char *section, const char *key)
 	return (false);
 }
 
+bool
+conf_key_at(size_t i, const char **section, const char **name)
+{
+	if (i >= NKEYS)
+		return (false);
+	*section = section_names[keys[i].section];
+	*name = keys[i].name;
+	return (true);
+}
+
 static bool
 str_differs(const char *a, const char *b)
 {
@@ -1522,8 +1539,9 @@ str_differs(const char *a, const char *b)
 	return (strcmp(a, b) != 0);
 }
 
-int
-conf_diff_nonreloadable(const struct config *old, const struct config *new,
+/* Compare the scalar keys (mailboxes and sinks aside) of two configs. */
+static int
+diff(const struct config *old, const struct config *new, bool all,
     char **what)
 {
 	struct buf	 b = BUF_INIT;
@@ -1533,7 +1551,7 @@ conf_diff_nonreloadable(const struct config *old, const struct config *new,
 	int		 count = 0;
 
 	for (i = 0; i < NKEYS; i++) {
-		if (keys[i].flags & CK_RELOAD)
+		if (!all && (keys[i].flags & CK_RELOAD))
 			continue;
 		o = (const char *)old + keys[i].off;
 		n = (const char *)new + keys[i].off;
@@ -1577,6 +1595,20 @@ conf_diff_nonreloadable(const struct config *old, const struct config *new,
 	*what = count > 0 ? buf_steal(&b) : NULL;
 	buf_free(&b);
 	return (count);
+}
+
+int
+conf_diff_nonreloadable(const struct config *old, const struct config *new,
+    char **what)
+{
+	return (diff(old, new, false, what));
+}
+
+int
+conf_diff_keys(const struct config *old, const struct config *new,
+    char **what)
+{
+	return (diff(old, new, true, what));
 }
 
 static const char *

@@ -155,11 +155,22 @@ void		 conf_free(struct config *);
  */
 bool		 conf_key_reloadable(const char *section, const char *key);
 /*
+ * The i-th key of the table (from 0) as its section and name, both
+ * static; false past the last.  [sink NAME] keys are not in the table.
+ */
+bool		 conf_key_at(size_t i, const char **section, const char **name);
+/*
  * Count the non-reloadable keys whose values differ between old and
  * new; *what is set to "exchange.url, status.socket"-style list
  * (allocated, caller frees) or NULL when the count is 0.
  */
 int		 conf_diff_nonreloadable(const struct config *old,
+		    const struct config *new, char **what);
+/*
+ * The same for every key, reloadable or not, except the mailbox list
+ * and the sinks (compare those entry by entry); for reload's log.
+ */
+int		 conf_diff_keys(const struct config *old,
 		    const struct config *new, char **what);
 
 /* Names for enums, for status output and messages. */

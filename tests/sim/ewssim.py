@@ -30,7 +30,8 @@ def parse_args(argv=None):
                    help="service account allowed to impersonate all generated mailboxes")
     p.add_argument("--version", default="Exchange2016", choices=sorted(VERSIONS),
                    help="Exchange version to imitate (ServerVersionInfo, defaults for limits)")
-    p.add_argument("--auth", default="ntlm,basic", help="comma list of ntlm, basic in offer order")
+    p.add_argument("--auth", default="ntlm,basic", help="comma list of ntlm, negotiate, basic in offer order "
+                   "(negotiate = NTLM tokens under the Negotiate scheme; no Kerberos)")
     p.add_argument("--ntlm-v2-only", action="store_true", help="refuse NTLMv1 responses")
     p.add_argument("--realm", default="ewssim", help="Basic realm")
     p.add_argument("--charging", choices=("service-account", "impersonated"),

@@ -4,7 +4,6 @@ import base64
 import hashlib
 import hmac
 import http.server
-import json
 import os
 import re
 import shutil
@@ -233,7 +232,7 @@ def ntlm_login(conn, user, domain, password, body):
 
 
 class PushTarget:
-    def __init__(self, answers):
+    def __init__(self, answers, tls=None):
         self.answers = list(answers)  # HTTP status or "OK"/"Unsubscribe" per POST; last repeats
         self.posts = []
         outer = self
@@ -259,7 +258,14 @@ class PushTarget:
             def log_message(self, *a):
                 pass
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = "http://127.0.0.1:%d/listener" % self.srv.server_address[1]
+        scheme = "http"
+        if tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+            scheme = "https"
+        self.url = "%s://127.0.0.1:%d/listener" % (scheme, self.srv.server_address[1])
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def close(self):
@@ -272,18 +278,25 @@ DEFAULTS = {"max_concurrency": 27, "max_subscriptions": 5000, "hanging_connectio
             "backoff_ms": 500}
 
 
+SHARED = {}
+
+
+def setUpModule():  # noqa: N802 - one simulator for all SimTestCase classes
+    SHARED["sim"] = Simulator(directory=DIRECTORY, minute_seconds=1, heartbeat_seconds=0.3,
+                              backoff_ms=500, schema_dir=SCHEMA_DIR, seed=7).start()
+
+
+def tearDownModule():  # noqa: N802
+    SHARED.pop("sim").stop()
+
+
 class SimTestCase(unittest.TestCase):
     sim = None
 
     @classmethod
     def setUpClass(cls):
-        cls.sim = Simulator(directory=DIRECTORY, minute_seconds=1, heartbeat_seconds=0.3,
-                            backoff_ms=500, schema_dir=SCHEMA_DIR, seed=7).start()
+        cls.sim = SHARED["sim"]
         cls.url = cls.sim.ews_url
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sim.stop()
 
     def setUp(self):
         s = self.sim
@@ -679,6 +692,22 @@ class StreamingTests(SimTestCase):
         self.assertIn(sid, [s["id"] for s in self.sim.control("GET", "/subscriptions")[1]["subscriptions"]])
 
 
+    def test_drop_per_envelope(self):
+        sid, _, _ = self.subscribe("alice@example.com")
+        self.sim.fault({"kind": "drop_streams", "probability": 1.0, "count": 1})
+        c, _, _ = self.open_stream([sid], timeout=1)
+        got = b""
+        with self.assertRaises((ConnectionError, OSError, ValueError)):
+            for p in c.chunks():
+                got += p
+        c.close()
+        self.assertTrue(got and b"</s:Envelope>" not in got, got)
+        c, _, _ = self.open_stream([sid], timeout=1)  # count exhausted: the next stream is whole
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertTrue(raw.endswith(b"</s:Envelope>"))
+
+
 # ----------------------------------------------------------------------- pull and push
 class PullPushTests(SimTestCase):
     def test_pull(self):
@@ -721,6 +750,29 @@ class PullPushTests(SimTestCase):
             self.assertEqual(self.sim.control("GET", "/subscriptions")[1]["subscriptions"], [])
         finally:
             tgt.close()
+
+    def test_push_over_https_self_signed(self):
+        openssl = shutil.which("openssl")
+        if not openssl:
+            self.skipTest("openssl not installed")
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="ewssim-test-")
+        try:
+            crt, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+            subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                            "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+            tgt = PushTarget(["OK"], tls=(crt, key))
+            try:
+                self.subscribe("alice@example.com", SUB_PUSH % tgt.url)
+                deadline = time.time() + 5
+                while not tgt.posts and time.time() < deadline:
+                    time.sleep(0.02)
+                self.assertTrue(tgt.posts and b"StatusEvent" in tgt.posts[0][1])
+                self.assertEqual(self.sim.stats()["push"]["ok"], 1)
+            finally:
+                tgt.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_push_retry_then_expire(self):
         self.sim.control("POST", "/config", {"minute_seconds": 0.4})
@@ -822,6 +874,10 @@ class FaultTests(SimTestCase):
 
     def test_control_api_errors(self):
         self.assertEqual(self.sim.control("POST", "/faults", {"kind": "nope"})[0], 400)
+        self.assertEqual(self.sim.control("POST", "/faults", {"kind": "latency_ms", "ms": "x"})[0], 400)
+        self.assertEqual(self.sim.control("POST", "/faults", [1, 2])[0], 400)
+        self.assertEqual(self.sim.control("POST", "/mailboxes/alice@example.com/items", [1])[0], 400)
+        self.assertEqual(self.sim.control("PUT", "/mailboxes/alice@example.com/oof", {"state": "Maybe"})[0], 400)
         self.assertEqual(self.sim.control("POST", "/config", {"max_concurrency": "x"})[0], 400)
         self.assertEqual(self.sim.control("POST", "/mailboxes/alice@example.com/items", {"start": "bad"})[0], 400)
         self.assertEqual(self.sim.control("GET", "/mailboxes/ghost@example.com/items")[0], 404)

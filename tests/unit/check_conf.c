@@ -959,6 +959,120 @@ START_TEST(test_reload_rules)
 }
 END_TEST
 
+/* Read top_srcdir/rel whole (allocated); the source tree, not a copy. */
+static char *
+read_src(const char *rel)
+{
+	const char	*top = getenv("top_srcdir");
+	char		*path, *text;
+	FILE		*f;
+	long		 n;
+
+	xasprintf(&path, "%s/%s", top != NULL && *top != '\0' ? top :
+	    TOP_SRCDIR, rel);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	text = xmalloc((size_t)n + 1);
+	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+	text[n] = '\0';
+	fclose(f);
+	free(path);
+	return (text);
+}
+
+/*
+ * The shipped example loads (its password is a credential), and its
+ * active values are exactly the built-in defaults: it differs from the
+ * minimal file only by the mailbox list.
+ */
+START_TEST(test_example_files)
+{
+	struct config	*ex, *min;
+	char		*errs = NULL, *text, *mbf, *p, *fixed, *what = NULL;
+	const char	*needle = "/etc/ewsgw/mailboxes";
+
+	free(wfile("ewsgw-password", "example\n"));
+	setenv("CREDENTIALS_DIRECTORY", tdir, 1);
+	text = read_src("etc/ewsgw.conf");
+	ex = conf_load_buffer("ewsgw.conf", text, strlen(text), &errs);
+	ck_assert_msg(ex != NULL, "%s", errs);
+	free(text);
+	ck_assert_str_eq(ex->exchange.password, "example");
+	ck_assert_uint_eq(ex->nsinks, 1);
+	ck_assert_str_eq(ex->sinks[0].name, "log");
+
+	mbf = wfile("mailboxes", "alice@example.com\n");
+	text = read_src("etc/ewsgw-minimal.conf");
+	p = strstr(text, needle);
+	ck_assert_ptr_nonnull(p);
+	xasprintf(&fixed, "%.*s%s%s", (int)(p - text), text, mbf,
+	    p + strlen(needle));
+	min = conf_load_buffer("ewsgw-minimal.conf", fixed, strlen(fixed),
+	    &errs);
+	ck_assert_msg(min != NULL, "%s", errs);
+	ck_assert_uint_eq(min->nmailboxes, 1);
+	ck_assert_int_eq(conf_diff_keys(ex, min, &what), 1);
+	ck_assert_str_eq(what, "mailboxes.file");
+	free(what);
+	ck_assert_int_eq(conf_diff_nonreloadable(ex, min, &what), 0);
+	conf_free(ex);
+	conf_free(min);
+	free(text);
+	free(fixed);
+	free(mbf);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+END_TEST
+
+/* Every key of the table is in the example (maybe commented) and the manual. */
+START_TEST(test_key_coverage)
+{
+	const char	*sec, *name;
+	char		*ex, *man, *line, *sp, *cur = NULL, *k, *want;
+	char		 seen[4096] = "";
+	size_t		 i;
+
+	ex = read_src("etc/ewsgw.conf");
+	for (line = strtok_r(ex, "\n", &sp); line != NULL;
+	    line = strtok_r(NULL, "\n", &sp)) {
+		if (line[0] == '[') {
+			free(cur);
+			cur = xstrndup(line + 1, strcspn(line + 1, "]"));
+			continue;
+		}
+		k = line[0] == '#' ? line + 1 : line;
+		if (cur == NULL || strchr(k, '=') == NULL ||
+		    strcspn(k, " =") == 0 || k[strcspn(k, " =")] != ' ')
+			continue;
+		snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen),
+		    "|%s.%.*s|", cur, (int)strcspn(k, " "), k);
+	}
+	free(cur);
+	man = read_src("man/ewsgw.conf.5");
+	for (i = 0; conf_key_at(i, &sec, &name); i++) {
+		xasprintf(&want, "|%s.%s|", sec, name);
+		ck_assert_msg(strstr(seen, want) != NULL,
+		    "%s not in etc/ewsgw.conf", want);
+		free(want);
+		xasprintf(&want, "\n.Ss [%s]\n", sec);
+		ck_assert_msg(strstr(man, want) != NULL, "no section %s", want);
+		k = strstr(man, want);
+		free(want);
+		xasprintf(&want, "\n.It Cm %s ", name);
+		/* after its own section's header */
+		ck_assert_msg(strstr(k, want) != NULL,
+		    "%s.%s not in ewsgw.conf.5", sec, name);
+		free(want);
+	}
+	ck_assert_uint_gt(i, 40);
+	free(ex);
+	free(man);
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	ck_assert_str_eq(conf_auth_name(CONF_AUTH_OAUTH2), "oauth2");
@@ -992,6 +1106,8 @@ suite(void)
 	tcase_add_test(tc, test_unreadable_and_buffer);
 	tcase_add_test(tc, test_too_many_errors);
 	tcase_add_test(tc, test_reload_rules);
+	tcase_add_test(tc, test_example_files);
+	tcase_add_test(tc, test_key_coverage);
 	tcase_add_test(tc, test_names);
 	suite_add_tcase(s, tc);
 	return (s);

@@ -49,6 +49,9 @@ RUNTIME_KEYS = {"max_concurrency": int, "max_subscriptions": int, "hanging_conne
                 "ntlm_v2_only": bool, "auth": list}
 
 
+AUTH_SCHEMES = ("ntlm", "negotiate", "basic")
+
+
 class Config:
     def __init__(self, args):
         self.version = args.version
@@ -65,6 +68,9 @@ class Config:
         self.backoff_ms = args.backoff_ms
         self.latency_ms = args.latency_ms
         self.auth = [a.strip().lower() for a in args.auth.split(",") if a.strip()]
+        bad = [a for a in self.auth if a not in AUTH_SCHEMES]
+        if bad or not self.auth:
+            raise SystemExit("ewssim: --auth takes a comma list of ntlm, negotiate, basic")
         self.ntlm_v2_only = args.ntlm_v2_only
         self.realm = args.realm
         self.push_timeout_s = args.push_timeout
@@ -104,8 +110,8 @@ class Config:
                 raise ValueError("%s must be %s" % (k, typ.__name__))
             if k == "charging" and v not in ("service-account", "impersonated"):
                 raise ValueError("charging must be service-account or impersonated")
-            if k == "auth" and (not v or any(a not in ("basic", "ntlm") for a in v)):
-                raise ValueError("auth must be a non-empty list of basic/ntlm")
+            if k == "auth" and (not v or any(a not in AUTH_SCHEMES for a in v)):
+                raise ValueError("auth must be a non-empty list of basic/ntlm/negotiate")
             if typ in (int, float) and v < 0:
                 raise ValueError("%s must not be negative" % k)
         for k, v in changes.items():

@@ -90,6 +90,8 @@ def _find_local(mb, ident):
 
 def _items(sim, mb, meth, rest, data):
     items = mb.items()
+    if meth in ("POST", "PATCH") and not isinstance(data, dict):
+        raise ValueError("item must be a JSON object")
     if not rest:
         if meth == "GET":
             return json_response(200, {"items": [it.to_json(mb.smtp) for it in
@@ -170,7 +172,8 @@ def _apply_fault(sim, spec):
     f = sim.faults.add(spec)
     kind = f.kind
     res = {"id": f.id, "kind": kind}
-    if kind == "drop_streams" and spec.get("probability") is None and spec.get("mode", "once") == "once":
+    per_envelope = spec.get("probability") is not None or spec.get("count") is not None
+    if kind == "drop_streams" and spec.get("mode", "each" if per_envelope else "once") == "once":
         sim.faults.clear(f.id)
         res["dropped"] = sim.drop_streams_now(spec.get("streams"))
     elif kind == "lose_subscriptions":

@@ -28,8 +28,18 @@ class Account:
 
 
 class Mailbox:
-    __slots__ = ("smtp", "upn", "sid", "name", "upn_required", "oof", "_items", "gen_index",
+    __slots__ = ("smtp", "upn", "sid", "name", "upn_required", "_oof", "_items", "gen_index",
                  "next_local", "directory")
+
+    @property
+    def oof(self):
+        if self._oof is None:  # generated mailboxes share the default until changed
+            return self.directory.default_oof
+        return self._oof
+
+    @oof.setter
+    def oof(self, value):
+        self._oof = value
 
     def items(self):
         if self._items is None:
@@ -53,6 +63,8 @@ class Directory:
         self.generated = 0
         self.generated_meetings = 0
         self.gen_account = None
+        self.default_oof = {"state": "Disabled", "external_audience": "All", "internal_reply": "",
+                            "external_reply": "", "start": now, "end": now + 86400}
 
     # ------------------------------------------------------------ loading
     def load_file(self, path):
@@ -104,7 +116,7 @@ class Directory:
                               % (5000 + len(self.by_smtp))))
         mb.name = str(spec.get("name", local))
         mb.upn_required = bool(spec.get("upn_required", False))
-        mb.oof = self._oof(spec.get("oof", {}))
+        mb._oof = self._oof(spec.get("oof", {}))
         mb.gen_index = None
         mb.next_local = 0
         mb._items = {}
@@ -173,12 +185,11 @@ class Directory:
         mb.sid = GEN_SID_BASE + str(100000 + i)
         mb.name = "User %06d" % i
         mb.upn_required = False
-        mb.oof = {"state": "Disabled", "external_audience": "All", "internal_reply": "",
-                  "external_reply": "", "start": self.now, "end": self.now + 86400}
+        mb._oof = None
         mb._items = None
         mb.gen_index = i
         mb.next_local = 0
-        self._index(mb)
+        self.by_smtp[smtp] = mb  # UPN and SID lookups of generated mailboxes are computed
         return mb
 
     def generate_items(self, mb):

@@ -92,8 +92,6 @@ async def handle(sim, req):
     except SoapFault as f:
         ctx.code = f.code
         sim.stats.count(ctx.op or "(unknown)", f.code)
-        if f.code == "ErrorServerBusy" and ctx.account is not None and f.message_xml:
-            pass
         return sim.fault_response(f.code, f.message, f.message_xml, f.status, ctx.op, ctx.account)
     finally:
         if ctx.budget is not None:
@@ -215,8 +213,9 @@ def _unauthorized(sim, extra_header=None, close=False):
     else:
         for a in sim.config.auth:
             if a == "ntlm":
-                hdrs.append(("WWW-Authenticate", "Negotiate"))
                 hdrs.append(("WWW-Authenticate", "NTLM"))
+            elif a == "negotiate":
+                hdrs.append(("WWW-Authenticate", "Negotiate"))
             elif a == "basic":
                 hdrs.append(("WWW-Authenticate", 'Basic realm="%s"' % sim.config.realm))
     sim.stats.count("(auth)", 401)
@@ -270,7 +269,7 @@ def authenticate(sim, req):
                 return None, _unauthorized(sim)
             st["basic_ok"] += 1
             return acc, None
-        if scheme in ("ntlm", "negotiate") and "ntlm" in sim.config.auth:
+        if scheme in sim.config.auth and scheme in ("ntlm", "negotiate"):
             try:
                 msg = base64.b64decode(token, validate=True)
             except ValueError:
@@ -464,7 +463,8 @@ async def op_subscribe(ctx):
         if ctx.impersonated is None:
             return err("ErrorSubscriptionDelegateAccessNotSupported")
         mailbox = ctx.impersonated
-    if ctx.impersonated is None and mailbox is not None and kind:
+    if ctx.impersonated is None:
+        # the service account has no mailbox of its own in the simulator
         return err("ErrorSubscriptionDelegateAccessNotSupported")
     ets = set()
     et_el = soap.child(sreq, T, "EventTypes")
@@ -554,8 +554,6 @@ async def op_getevents(ctx):
     sub.last_active = time.monotonic()
     evs = sim.notifier.take_events(sub)
     note = sim.notifier.notification_el(sub, True, evs)
-    note.name = "Notification"
-    note.ns = M
     sim.notifier.commit_events(sub, evs)
     sim.stats.notifications_sent += 1
     return wrap("GetEvents", [rm(name, kids=[note])])
@@ -711,7 +709,7 @@ def _parse_dt(value):
 
 def _folder_mailbox(ctx, pfids):
     """Mailbox for ParentFolderIds/FolderIds (calendar or root folders)."""
-    for f in soap.elements(pfids) if pfids is not None else []:
+    for f in (pfids if isinstance(pfids, list) else soap.elements(pfids) if pfids is not None else []):
         ln = soap.localname(f)
         if ln == "DistinguishedFolderId":
             mb, code = target_mailbox(ctx, soap.child(f, T, "Mailbox"))
@@ -812,10 +810,7 @@ async def op_getfolder(ctx):
     name = "GetFolderResponseMessage"
     msgs = []
     for fe in soap.elements(soap.child(ctx.body_el, M, "FolderIds")):
-        tmp = soap.El(T, "x")
-        del tmp
-        holder = soap.child(ctx.body_el, M, "FolderIds")
-        mb, fname, code = _folder_mailbox(ctx, _Single(fe, holder))
+        mb, fname, code = _folder_mailbox(ctx, [fe])
         if code or fname not in _FOLDERS:
             msgs.append(rm(name, code or "ErrorFolderNotFound"))
             continue
@@ -832,17 +827,6 @@ async def op_getfolder(ctx):
             f.append(t("UnreadCount", text="0"))
         msgs.append(rm(name, kids=[m("Folders", kids=[f])]))
     return wrap("GetFolder", msgs)
-
-
-class _Single:
-    """Adapter so _folder_mailbox can look at one folder id element."""
-
-    def __init__(self, el, parent):
-        self.el = el
-        self.parent = parent
-
-    def __iter__(self):
-        return iter([self.el])
 
 
 # ====================================================================== availability and OOF
@@ -890,7 +874,7 @@ async def op_availability(ctx):
         raise SoapFault("ErrorInvalidRequest", "MergedFreeBusyIntervalInMinutes must be 5..1440.")
     mds = soap.children(soap.child(body, M, "MailboxDataArray"), T, "MailboxData")
     if len(mds) > 100:
-        raise SoapFault("ErrorExceededMaxRecipientLimit" if False else "ErrorInvalidRequest",
+        raise SoapFault("ErrorInvalidRequest",
                         "At most 100 mailboxes can be queried in one request.")
     merged = view in ("MergedOnly", "FreeBusyMerged", "DetailedMerged")
     events = view in ("FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")

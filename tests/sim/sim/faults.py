@@ -44,6 +44,15 @@ class Fault:
             raise FaultError("probability must be within 0..1")
         self.probability = float(p)
         self.hits = 0
+        for key in ("status", "backoff_ms", "ms", "min", "max", "delay_ms", "at", "streams", "retry_after"):
+            v = spec.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise FaultError("%s must be a non-negative number" % key)
+        if kind == "http_status" and not 100 <= int(spec.get("status", 503)) <= 599:
+            raise FaultError("status must be an HTTP status code")
+        for key in ("operation", "account"):
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                raise FaultError("%s must be a string" % key)
 
     def expired(self):
         if self.until is not None and time.monotonic() > self.until:

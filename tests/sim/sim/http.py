@@ -195,8 +195,8 @@ class Server:
             if exc.partial.strip():
                 raise HTTPError(400, "incomplete request head") from exc
             return None
-        except asyncio.LimitOverrunError as exc:
-            raise HTTPError(431 if False else 400, "request head too large") from exc
+        except (asyncio.LimitOverrunError, ValueError) as exc:
+            raise HTTPError(400, "request head too large") from exc
         try:
             text = head.decode("latin-1")
         except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 never fails

@@ -11,7 +11,7 @@ import urllib.parse
 
 from . import calendar as cal
 from . import soap
-from .soap import M, T, m, t
+from .soap import M, m, t
 
 log = logging.getLogger("ewssim.notify")
 
@@ -135,9 +135,8 @@ class Notifier:
         root_id = cal.folder_id(mailbox.smtp, "msgfolderroot")
         folder_ck = cal.changekey(int(time.time()) % 100000000)
         events = [(etype, False, item_id_, changekey, cal_id),
-                  ("ModifiedEvent", True, cal_id, folder_ck, root_id)]
-        if etype != "DeletedEvent" or True:
-            events.append(("FreeBusyChangedEvent", False, item_id_, changekey, cal_id))
+                  ("ModifiedEvent", True, cal_id, folder_ck, root_id),
+                  ("FreeBusyChangedEvent", False, item_id_, changekey, cal_id)]
         now = time.time()
         delivered = 0
         for sid in list(self.by_mailbox.get(mailbox.smtp, ())):

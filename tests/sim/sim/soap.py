@@ -203,7 +203,11 @@ def serialize(root, style="s", rng=None):
             pmap[ns] = "ns%d%s" % (n, rng.choice("abcxyz")) if style == "other" else "x%d" % n
     decl = sorted((ns, pmap[ns]) for ns in used)
     _serialize_prefixed(root, pmap, out, decl)
-    return "".join(out).encode("utf-8")
+    data = "".join(out)
+    if style == "exchange":
+        # Exchange 2013+ writes <h:ServerVersionInfo xmlns:h="..types" xmlns="..types" .../>
+        data = data.replace("<t:ServerVersionInfo ", '<h:ServerVersionInfo xmlns:h="%s" xmlns="%s" ' % (T, T), 1)
+    return data.encode("utf-8")
 
 
 def envelope(body_el, version_attrs, style="s", header_extra=None):

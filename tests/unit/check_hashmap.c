@@ -1,0 +1,234 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: the string-keyed hash map (growth, deletes, iteration).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hashmap.h"
+#include "xmalloc.h"
+
+#define MANY	100000
+
+static int	freed;
+
+static void
+count_free(void *v)
+{
+	freed++;
+	free(v);
+}
+
+static void
+key_of(char *buf, size_t len, unsigned i)
+{
+	snprintf(buf, len, "user%u@example.com", i);
+}
+
+START_TEST(test_basic)
+{
+	struct hashmap	*m = hashmap_new();
+	int		 a = 1, b = 2, c = 3;
+	char		 key[8];
+
+	ck_assert_uint_eq(hashmap_count(m), 0);
+	ck_assert_ptr_null(hashmap_get(m, "x"));
+	ck_assert_ptr_null(hashmap_put(m, "x", &a));
+	ck_assert_ptr_null(hashmap_put(m, "", &b));
+	ck_assert_ptr_eq(hashmap_get(m, "x"), &a);
+	ck_assert_ptr_eq(hashmap_get(m, ""), &b);
+	ck_assert_uint_eq(hashmap_count(m), 2);
+	/* Replacing hands the old value back and keeps the count. */
+	ck_assert_ptr_eq(hashmap_put(m, "x", &c), &a);
+	ck_assert_ptr_eq(hashmap_get(m, "x"), &c);
+	ck_assert_uint_eq(hashmap_count(m), 2);
+	/* The key is copied. */
+	strcpy(key, "abc");
+	hashmap_put(m, key, &a);
+	strcpy(key, "zzz");
+	ck_assert_ptr_eq(hashmap_get(m, "abc"), &a);
+	ck_assert_ptr_null(hashmap_get(m, "zzz"));
+	/* Case matters; prefixes are different keys. */
+	ck_assert_ptr_null(hashmap_get(m, "X"));
+	ck_assert_ptr_null(hashmap_get(m, "ab"));
+	ck_assert_ptr_eq(hashmap_remove(m, "x"), &c);
+	ck_assert_ptr_null(hashmap_remove(m, "x"));
+	ck_assert_ptr_null(hashmap_get(m, "x"));
+	ck_assert_uint_eq(hashmap_count(m), 2);
+	hashmap_free(m, NULL);
+	hashmap_free(NULL, NULL);
+}
+END_TEST
+
+/* Many keys, through several incremental growths, then half deleted. */
+START_TEST(test_many)
+{
+	struct hashmap	*m = hashmap_new();
+	char		 key[64];
+	unsigned	 i;
+	uintptr_t	 v;
+
+	for (i = 0; i < MANY; i++) {
+		key_of(key, sizeof(key), i);
+		ck_assert_ptr_null(hashmap_put(m, key, (void *)(uintptr_t)(i + 1)));
+		/* Entries stay reachable while tables are being moved. */
+		if (i % 997 == 0) {
+			key_of(key, sizeof(key), i / 2);
+			ck_assert_uint_eq((uintptr_t)hashmap_get(m, key),
+			    i / 2 + 1);
+		}
+	}
+	ck_assert_uint_eq(hashmap_count(m), MANY);
+	for (i = 0; i < MANY; i++) {
+		key_of(key, sizeof(key), i);
+		ck_assert_uint_eq((uintptr_t)hashmap_get(m, key), i + 1);
+	}
+	for (i = 0; i < MANY; i += 2) {
+		key_of(key, sizeof(key), i);
+		ck_assert_uint_eq((uintptr_t)hashmap_remove(m, key), i + 1);
+	}
+	ck_assert_uint_eq(hashmap_count(m), MANY / 2);
+	for (i = 0; i < MANY; i++) {
+		key_of(key, sizeof(key), i);
+		v = (uintptr_t)hashmap_get(m, key);
+		ck_assert_uint_eq(v, i % 2 == 0 ? 0 : i + 1);
+	}
+	/* Deleted keys can come back. */
+	key_of(key, sizeof(key), 4);
+	ck_assert_ptr_null(hashmap_put(m, key, (void *)(uintptr_t)7));
+	ck_assert_uint_eq((uintptr_t)hashmap_get(m, key), 7);
+	ck_assert_uint_eq(hashmap_count(m), MANY / 2 + 1);
+	hashmap_free(m, NULL);
+}
+END_TEST
+
+/* Iteration sees every entry exactly once, also in the middle of growth. */
+START_TEST(test_iterate)
+{
+	struct hashmap		*m = hashmap_new();
+	struct hashmap_iter	 it;
+	unsigned char		*seen;
+	const char		*k;
+	void			*v;
+	char			 key[64];
+	unsigned		 i, n, total, stops[] = { 0, 1, 17, 300, 5000 };
+	size_t			 s;
+
+	seen = xcalloc(5001, 1);
+	total = 0;
+	for (s = 0; s < sizeof(stops) / sizeof(stops[0]); s++) {
+		for (i = total; i < stops[s]; i++) {
+			key_of(key, sizeof(key), i);
+			hashmap_put(m, key, (void *)(uintptr_t)(i + 1));
+		}
+		total = stops[s];
+		memset(seen, 0, 5001);
+		n = 0;
+		hashmap_iter_init(&it, m);
+		while (hashmap_iter_next(&it, &k, &v)) {
+			i = (unsigned)(uintptr_t)v - 1;
+			ck_assert_uint_lt(i, total);
+			key_of(key, sizeof(key), i);
+			ck_assert_str_eq(k, key);
+			ck_assert_uint_eq(seen[i], 0);
+			seen[i] = 1;
+			n++;
+		}
+		ck_assert_uint_eq(n, total);
+		ck_assert(!hashmap_iter_next(&it, NULL, NULL));
+	}
+	free(seen);
+	hashmap_free(m, NULL);
+}
+END_TEST
+
+/* Removing the current entry while iterating is allowed. */
+START_TEST(test_iter_remove)
+{
+	struct hashmap		*m = hashmap_new();
+	struct hashmap_iter	 it;
+	char			 key[64];
+	void			*v;
+	unsigned		 i, n = 0, kept = 0;
+
+	/* 3000 leaves the map in the middle of moving to a bigger table. */
+	for (i = 0; i < 3000; i++) {
+		key_of(key, sizeof(key), i);
+		hashmap_put(m, key, (void *)(uintptr_t)(i + 1));
+	}
+	hashmap_iter_init(&it, m);
+	while (hashmap_iter_next(&it, NULL, &v)) {
+		n++;
+		if ((uintptr_t)v % 3 == 0)
+			ck_assert_ptr_eq(hashmap_iter_remove(&it), v);
+		else
+			kept++;
+	}
+	ck_assert_uint_eq(n, 3000);
+	ck_assert_uint_eq(hashmap_count(m), kept);
+	hashmap_iter_init(&it, m);
+	n = 0;
+	while (hashmap_iter_next(&it, NULL, &v)) {
+		ck_assert_uint_ne((uintptr_t)v % 3, 0);
+		n++;
+	}
+	ck_assert_uint_eq(n, kept);
+	hashmap_free(m, NULL);
+}
+END_TEST
+
+START_TEST(test_free_values)
+{
+	struct hashmap	*m = hashmap_new();
+	char		 key[64];
+	unsigned	 i;
+
+	for (i = 0; i < 100; i++) {
+		key_of(key, sizeof(key), i);
+		hashmap_put(m, key, xstrdup(key));
+	}
+	freed = 0;
+	hashmap_clear(m, count_free);
+	ck_assert_int_eq(freed, 100);
+	ck_assert_uint_eq(hashmap_count(m), 0);
+	ck_assert_ptr_null(hashmap_get(m, "user1@example.com"));
+	hashmap_put(m, "again", xstrdup("again"));
+	freed = 0;
+	hashmap_free(m, count_free);
+	ck_assert_int_eq(freed, 1);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("hashmap");
+	TCase	*tc = tcase_create("core");
+
+	tcase_add_test(tc, test_basic);
+	tcase_add_test(tc, test_many);
+	tcase_add_test(tc, test_iterate);
+	tcase_add_test(tc, test_iter_remove);
+	tcase_add_test(tc, test_free_values);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}

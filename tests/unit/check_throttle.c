@@ -1,0 +1,1081 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: the budget scheduler, with a fake clock and seeded
+ * randomness, including a property test over random operation sequences.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "json.h"
+#include "throttle.h"
+#include "xmalloc.h"
+
+struct req {
+	struct throttle_ticket	 tk;
+	int			 id;
+	enum throttle_class	 klass;
+	const char		*anchor;
+	unsigned		 grants;
+	int64_t			 granted_at;
+};
+
+static struct throttle	*T;
+static int64_t		 now;
+static int		 order[256];
+static unsigned		 norder;
+
+static void
+on_grant(struct throttle_ticket *tk, void *arg)
+{
+	struct req	*r = arg;
+
+	ck_assert_ptr_eq(&r->tk, tk);
+	ck_assert(throttle_ticket_granted(tk));
+	r->grants++;
+	r->granted_at = now;
+	if (norder < sizeof(order) / sizeof(order[0]))
+		order[norder++] = r->id;
+}
+
+static struct throttle *
+mk(unsigned mc, unsigned share, enum conf_charging charging, unsigned spa)
+{
+	struct throttle_limits	l;
+
+	throttle_limits_default(&l);
+	l.max_concurrency = mc;
+	l.short_request_share = share;
+	l.charging = charging;
+	l.streaming_connections_per_anchor = spa;
+	l.busy_jitter_max_ms = 0;
+	l.seed = 12345;
+	norder = 0;
+	now = 1000;
+	return (throttle_new(&l));
+}
+
+static void
+submit(struct req *r, int id, enum throttle_class c, const char *anchor,
+    enum throttle_prio p)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = id;
+	r->klass = c;
+	r->anchor = anchor;
+	throttle_submit(T, &r->tk, c, anchor, p, on_grant, r);
+}
+
+static void
+release(struct req *r, enum throttle_result res, int64_t ms)
+{
+	struct throttle_outcome	o = { res, ms };
+
+	throttle_release(T, &r->tk, now, &o);
+}
+
+static unsigned
+granted(struct req *v, unsigned n)
+{
+	unsigned	i, g = 0;
+
+	for (i = 0; i < n; i++)
+		if (throttle_ticket_granted(&v[i].tk))
+			g++;
+	return (g);
+}
+
+static void
+verify(void)
+{
+	const char	*err = throttle_verify(T);
+
+	ck_assert_msg(err == NULL, "invariant: %s", err);
+}
+
+START_TEST(test_reserve_table)
+{
+	static const struct {
+		unsigned mc, share, reserve;
+	} tab[] = {
+		{ 27, 20, 6 }, { 27, 0, 1 }, { 10, 5, 1 }, { 10, 50, 5 },
+		{ 2, 0, 1 }, { 2, 100, 1 }, { 10, 100, 9 }, { 1, 0, 0 },
+		{ 1, 50, 1 }, { 3, 34, 2 }, { 100, 1, 1 },
+	};
+	struct throttle_limits	l;
+	size_t			i;
+
+	throttle_limits_default(&l);
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		l.max_concurrency = tab[i].mc;
+		l.short_request_share = tab[i].share;
+		ck_assert_msg(throttle_limits_short_reserve(&l) ==
+		    tab[i].reserve, "mc %u share %u: got %u want %u",
+		    tab[i].mc, tab[i].share,
+		    throttle_limits_short_reserve(&l), tab[i].reserve);
+	}
+}
+END_TEST
+
+START_TEST(test_concurrency_cap)
+{
+	struct req	r[20];
+	unsigned	i;
+
+	T = mk(5, 20, CONF_CHARGING_IMPERSONATED, 10);
+	for (i = 0; i < 20; i++)
+		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	/* Nothing is granted outside throttle_run. */
+	ck_assert_uint_eq(granted(r, 20), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+	ck_assert_uint_eq(throttle_run(T, now), 5);
+	ck_assert_uint_eq(granted(r, 20), 5);
+	verify();
+	/* Full: no wake-up needed until something is released. */
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	release(&r[2], THROTTLE_OK, 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert_uint_eq(granted(r, 20), 5);
+	ck_assert(throttle_ticket_granted(&r[5].tk));
+	/* Grants in submit order. */
+	for (i = 0; i < norder; i++)
+		ck_assert_int_eq(order[i], (int)i);
+	while (norder < 20) {
+		for (i = 0; i < 20; i++)
+			if (throttle_ticket_granted(&r[i].tk))
+				release(&r[i], THROTTLE_OK, 0);
+		throttle_run(T, now);
+		verify();
+		ck_assert_uint_le(granted(r, 20), 5);
+	}
+	for (i = 0; i < 20; i++) {
+		ck_assert_int_eq(order[i], (int)i);
+		ck_assert_uint_eq(r[i].grants, 1);
+	}
+	throttle_free(T);
+}
+END_TEST
+
+START_TEST(test_short_reserve)
+{
+	struct req			s[10], st[20];
+	struct throttle_capacity	cap;
+	unsigned			i, k;
+
+	/* 10 slots, 20 % kept for short requests: 8 for streams. */
+	T = mk(10, 20, CONF_CHARGING_SERVICE_ACCOUNT, 10);
+	ck_assert_uint_eq(throttle_streams_total(T), 8);
+	throttle_stream_capacity(T, "ignored", &cap);
+	ck_assert_uint_eq(cap.limit, 8);
+	ck_assert_uint_eq(cap.free_now, 8);
+	ck_assert_uint_eq(cap.available, 8);
+	for (i = 0; i < 20; i++)
+		submit(&st[i], (int)i, THROTTLE_STREAM, "a@x",
+		    THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	ck_assert_uint_eq(granted(st, 20), 8);
+	throttle_stream_capacity(T, NULL, &cap);
+	ck_assert_uint_eq(cap.in_use, 8);
+	ck_assert_uint_eq(cap.queued, 12);
+	ck_assert_uint_eq(cap.free_now, 0);
+	ck_assert_uint_eq(cap.available, 0);
+	/* Short requests still flow through the reserved slots. */
+	for (i = 0; i < 10; i++)
+		submit(&s[i], 100 + (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_LOW);
+	throttle_run(T, now);
+	ck_assert_uint_eq(granted(s, 10), 2);
+	ck_assert_uint_eq(granted(st, 20), 8);
+	/* Two at a time, all the way through, streams untouched. */
+	for (k = 0; k < 5; k++) {
+		ck_assert_uint_eq(granted(s, 10), 2);
+		ck_assert(throttle_ticket_granted(&s[2 * k].tk));
+		ck_assert(throttle_ticket_granted(&s[2 * k + 1].tk));
+		release(&s[2 * k], THROTTLE_OK, 0);
+		release(&s[2 * k + 1], THROTTLE_OK, 0);
+		ck_assert_uint_eq(throttle_run(T, now), k < 4 ? 2 : 0);
+		ck_assert_uint_eq(granted(st, 20), 8);
+		verify();
+	}
+	/* A stream ending frees a stream slot, not a short one. */
+	release(&st[0], THROTTLE_DONE, 0);
+	throttle_run(T, now);
+	ck_assert_uint_eq(granted(st, 20), 8);
+	ck_assert(throttle_ticket_granted(&st[8].tk));
+	for (i = 0; i < 20; i++)
+		throttle_cancel(T, &st[i].tk);
+	for (i = 0; i < 10; i++)
+		throttle_cancel(T, &s[i].tk);
+	verify();
+	throttle_free(T);
+
+	/* Short requests may borrow unused stream slots... */
+	T = mk(4, 25, CONF_CHARGING_SERVICE_ACCOUNT, 10);
+	for (i = 0; i < 4; i++)
+		submit(&s[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	ck_assert_uint_eq(granted(s, 4), 4);
+	submit(&st[0], 50, THROTTLE_STREAM, NULL, THROTTLE_PRIO_HIGH);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert(!throttle_ticket_granted(&st[0].tk));
+	/* ...and a stream gets the next free slot beyond the reserve. */
+	release(&s[0], THROTTLE_OK, 0);
+	throttle_run(T, now);
+	ck_assert(throttle_ticket_granted(&st[0].tk));
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+START_TEST(test_server_busy)
+{
+	struct req			s[6], a, b;
+	struct throttle_capacity	cap;
+	unsigned			i;
+
+	T = mk(3, 20, CONF_CHARGING_IMPERSONATED, 2);
+	for (i = 0; i < 3; i++)
+		submit(&s[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	ck_assert_uint_eq(granted(s, 3), 3);
+	for (i = 3; i < 6; i++)
+		submit(&s[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	release(&s[0], THROTTLE_BUSY, 5000);
+	release(&s[1], THROTTLE_OK, 0);
+	release(&s[2], THROTTLE_OK, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), 6000);
+	/* Another budget is not affected. */
+	submit(&a, 10, THROTTLE_STREAM, "anchor@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_granted(&a.tk));
+	ck_assert_int_eq(throttle_next_wakeup(T, now), 6000);
+	now = 5999;
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	now = 6000;
+	ck_assert_uint_eq(throttle_run(T, now), 3);
+	ck_assert_uint_eq(granted(s, 6), 3);
+	verify();
+	for (i = 3; i < 6; i++)
+		release(&s[i], THROTTLE_OK, 0);
+
+	/* A stream budget told to back off blocks only that anchor. */
+	release(&a, THROTTLE_BUSY, 2000);
+	submit(&a, 11, THROTTLE_STREAM, "anchor@x", THROTTLE_PRIO_NORMAL);
+	submit(&b, 12, THROTTLE_STREAM, "other@x", THROTTLE_PRIO_NORMAL);
+	submit(&s[0], 13, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 2);
+	ck_assert(!throttle_ticket_granted(&a.tk));
+	throttle_stream_capacity(T, "anchor@x", &cap);
+	ck_assert_int_eq(cap.backoff_until, 8000);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), 8000);
+	now = 8000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_granted(&a.tk));
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/* With jitter the wake-up time is the exact end of the back-off. */
+START_TEST(test_server_busy_jitter)
+{
+	struct throttle_limits	l;
+	struct req		s[2];
+	int64_t			w;
+	unsigned		run;
+
+	for (run = 0; run < 20; run++) {
+		throttle_limits_default(&l);
+		l.max_concurrency = 1;
+		l.seed = run;
+		T = throttle_new(&l);
+		now = 0;
+		submit(&s[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+		throttle_run(T, now);
+		submit(&s[1], 1, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+		release(&s[0], THROTTLE_BUSY, 4000);
+		throttle_run(T, now);
+		w = throttle_next_wakeup(T, now);
+		ck_assert_int_ge(w, 4000);
+		ck_assert_int_le(w, 4400);
+		now = w - 1;
+		ck_assert_uint_eq(throttle_run(T, now), 0);
+		now = w;
+		ck_assert_uint_eq(throttle_run(T, now), 1);
+		throttle_free(T);
+	}
+}
+END_TEST
+
+START_TEST(test_exponential)
+{
+	struct throttle_limits	l;
+	struct throttle_stats	st;
+	struct req		r[3];
+	int64_t			w, d, prev = 1000;
+	unsigned		i, at_cap = 0;
+
+	throttle_limits_default(&l);
+	l.max_concurrency = 3;
+	l.backoff_base_ms = 1000;
+	l.backoff_max_ms = 8000;
+	T = throttle_new(&l);
+	now = 0;
+	for (i = 0; i < 30; i++) {
+		submit(&r[0], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+		w = throttle_next_wakeup(T, now);
+		ck_assert_int_eq(w, now);
+		ck_assert_uint_eq(throttle_run(T, now), 1);
+		release(&r[0], THROTTLE_TRANSIENT, 0);
+		/* One run to settle the released budget into its back-off. */
+		ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+		ck_assert_uint_eq(throttle_run(T, now), 0);
+		d = throttle_next_wakeup(T, now) - now;
+		ck_assert_int_ge(d, 1000);
+		ck_assert_int_le(d, 8000);
+		ck_assert_int_le(d, prev * 3);
+		if (d == 8000)
+			at_cap++;
+		prev = d;
+		/* Nothing before the end. */
+		submit(&r[1], 100, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+		ck_assert_uint_eq(throttle_run(T, now + d - 1), 0);
+		throttle_cancel(T, &r[1].tk);
+		now += d;
+	}
+	ck_assert_uint_gt(at_cap, 0);
+	throttle_stats(T, &st);
+	ck_assert_uint_eq(st.backoffs, 30);
+
+	/* Success resets: the next failure starts from the base again. */
+	submit(&r[0], 200, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	release(&r[0], THROTTLE_OK, 0);
+	submit(&r[0], 201, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	release(&r[0], THROTTLE_TRANSIENT, 0);
+	submit(&r[1], 202, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	d = throttle_next_wakeup(T, now) - now;
+	ck_assert_int_ge(d, 1000);
+	ck_assert_int_le(d, 3000);
+	now += d;
+	throttle_run(T, now);
+	ck_assert(throttle_ticket_granted(&r[1].tk));
+	release(&r[1], THROTTLE_OK, 0);
+
+	/* Requests in flight together failing together escalate once. */
+	throttle_stats(T, &st);
+	prev = (int64_t)st.backoffs;
+	for (i = 0; i < 3; i++)
+		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 3);
+	for (i = 0; i < 3; i++)
+		release(&r[i], THROTTLE_TRANSIENT, 0);
+	throttle_stats(T, &st);
+	ck_assert_uint_eq(st.backoffs, (uint64_t)prev + 1);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+START_TEST(test_impersonated_streams)
+{
+	struct req			a[3], b[3], sa, s[3];
+	struct throttle_capacity	cap;
+	struct throttle_stats		st;
+
+	T = mk(3, 20, CONF_CHARGING_IMPERSONATED, 2);
+	ck_assert_uint_eq(throttle_streams_total(T), THROTTLE_UNLIMITED);
+	for (int i = 0; i < 3; i++) {
+		submit(&a[i], i, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_NORMAL);
+		submit(&b[i], 10 + i, THROTTLE_STREAM, "b@x",
+		    THROTTLE_PRIO_NORMAL);
+		submit(&s[i], 20 + i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	}
+	submit(&sa, 30, THROTTLE_STREAM, NULL, THROTTLE_PRIO_NORMAL);
+	/* 2 + 2 + 1 streams and 3 shorts: streams do not use the SA slots. */
+	ck_assert_uint_eq(throttle_run(T, now), 8);
+	ck_assert_uint_eq(granted(a, 3), 2);
+	ck_assert_uint_eq(granted(b, 3), 2);
+	ck_assert_uint_eq(granted(s, 3), 3);
+	ck_assert(throttle_ticket_granted(&sa.tk));
+	throttle_stats(T, &st);
+	ck_assert_uint_eq(st.concurrency_in_use, 3);
+	ck_assert_uint_eq(st.in_use[THROTTLE_STREAM], 5);
+	ck_assert_uint_eq(st.budgets, 3);
+	throttle_stream_capacity(T, "a@x", &cap);
+	ck_assert_uint_eq(cap.limit, 2);
+	ck_assert_uint_eq(cap.in_use, 2);
+	ck_assert_uint_eq(cap.queued, 1);
+	ck_assert_uint_eq(cap.free_now, 0);
+	ck_assert_uint_eq(cap.available, 0);
+	throttle_stream_capacity(T, NULL, &cap);
+	ck_assert_uint_eq(cap.in_use, 1);
+	ck_assert_uint_eq(cap.free_now, 1);
+	ck_assert_uint_eq(cap.available, 1);
+	throttle_stream_capacity(T, "new@x", &cap);
+	ck_assert_uint_eq(cap.limit, 2);
+	ck_assert_uint_eq(cap.available, 2);
+	release(&a[0], THROTTLE_OK, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_granted(&a[2].tk));
+	verify();
+	/* Idle streaming budgets are freed. */
+	throttle_cancel(T, &a[1].tk);
+	throttle_cancel(T, &a[2].tk);
+	throttle_run(T, now);
+	throttle_stats(T, &st);
+	ck_assert_uint_eq(st.budgets, 2);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+START_TEST(test_subscriptions)
+{
+	T = mk(3, 20, CONF_CHARGING_SERVICE_ACCOUNT, 2);
+	{
+		struct throttle_limits	l;
+
+		throttle_limits_default(&l);
+		l.charging = CONF_CHARGING_SERVICE_ACCOUNT;
+		l.max_subscriptions = 3;
+		throttle_set_limits(T, &l);
+	}
+	ck_assert_int_eq(throttle_subscription_acquire(T, "a"), 0);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "b"), 0);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "c"), 0);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "d"), -1);
+	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 3);
+	ck_assert_uint_eq(throttle_subscriptions(T, "d"), 0);
+	throttle_subscription_release(T, "b");
+	throttle_subscription_release(T, "never");
+	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 2);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "d"), 0);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "e"), -1);
+	throttle_free(T);
+
+	/* Impersonated: the limit is per target mailbox. */
+	T = mk(3, 20, CONF_CHARGING_IMPERSONATED, 2);
+	{
+		struct throttle_limits	l;
+
+		throttle_limits_default(&l);
+		l.max_subscriptions = 2;
+		throttle_set_limits(T, &l);
+	}
+	for (int i = 0; i < 1000; i++) {
+		char	key[32];
+
+		snprintf(key, sizeof(key), "m%d", i);
+		ck_assert_int_eq(throttle_subscription_acquire(T, key), 0);
+	}
+	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), -1);
+	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 2);
+	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 1001);
+	throttle_subscription_release(T, "m1");
+	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 1);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
+	throttle_free(T);
+}
+END_TEST
+
+static struct req	*cancel_victim;
+
+static void
+on_grant_cancel_other(struct throttle_ticket *tk, void *arg)
+{
+	on_grant(tk, arg);
+	throttle_cancel(T, &cancel_victim->tk);
+}
+
+START_TEST(test_cancel)
+{
+	struct req	r[5];
+	unsigned	i;
+
+	T = mk(1, 20, CONF_CHARGING_IMPERSONATED, 2);
+	for (i = 0; i < 4; i++)
+		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	throttle_cancel(T, &r[0].tk);
+	ck_assert(!throttle_ticket_queued(&r[0].tk));
+	throttle_cancel(T, &r[0].tk);	/* idle: no effect */
+	throttle_run(T, now);
+	ck_assert(throttle_ticket_granted(&r[1].tk));
+	ck_assert_uint_eq(r[0].grants, 0);
+	/* Cancelling a granted ticket gives the slot back. */
+	throttle_cancel(T, &r[1].tk);
+	ck_assert(!throttle_ticket_granted(&r[1].tk));
+	verify();
+	/* A grant callback cancelling another queued ticket. */
+	throttle_cancel(T, &r[2].tk);
+	memset(&r[2], 0, sizeof(r[2]));
+	r[2].id = 2;
+	throttle_submit(T, &r[2].tk, THROTTLE_SHORT, NULL, THROTTLE_PRIO_HIGH,
+	    on_grant_cancel_other, &r[2]);
+	cancel_victim = &r[3];
+	throttle_run(T, now);
+	ck_assert(throttle_ticket_granted(&r[2].tk));
+	ck_assert(!throttle_ticket_queued(&r[3].tk));
+	release(&r[2], THROTTLE_OK, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_uint_eq(r[3].grants, 0);
+	verify();
+	/* A ticket is reusable; free detaches what is left. */
+	submit(&r[4], 4, THROTTLE_STREAM, "z@x", THROTTLE_PRIO_NORMAL);
+	submit(&r[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	submit(&r[1], 1, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_free(T);
+	ck_assert(!throttle_ticket_granted(&r[0].tk));
+	ck_assert(!throttle_ticket_queued(&r[1].tk));
+	ck_assert(!throttle_ticket_granted(&r[4].tk));
+}
+END_TEST
+
+START_TEST(test_shrink)
+{
+	struct throttle_limits		l;
+	struct throttle_capacity	cap;
+	struct req			st[10], s[3], a[4];
+	unsigned			i;
+
+	T = mk(10, 20, CONF_CHARGING_SERVICE_ACCOUNT, 4);
+	for (i = 0; i < 10; i++)
+		submit(&st[i], (int)i, THROTTLE_STREAM, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	ck_assert_uint_eq(granted(st, 10), 8);
+	throttle_limits_default(&l);
+	l.charging = CONF_CHARGING_SERVICE_ACCOUNT;
+	l.max_concurrency = 5;		/* reserve 1: 4 stream slots */
+	l.short_request_share = 20;
+	ck_assert_uint_eq(throttle_set_limits(T, &l), 4);
+	throttle_stream_capacity(T, NULL, &cap);
+	ck_assert_uint_eq(cap.limit, 4);
+	ck_assert_uint_eq(cap.excess, 4);
+	ck_assert_uint_eq(cap.free_now, 0);
+	for (i = 0; i < 3; i++)
+		submit(&s[i], 20 + (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	/* 8 in use, limit 5: nothing until enough streams close. */
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	for (i = 0; i < 3; i++) {
+		release(&st[i], THROTTLE_DONE, 0);
+		ck_assert_uint_eq(throttle_run(T, now), 0);
+	}
+	release(&st[3], THROTTLE_DONE, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert_uint_eq(granted(s, 3), 1);
+	ck_assert_uint_eq(granted(st, 10), 4);
+	verify();
+	for (i = 0; i < 10; i++)
+		throttle_cancel(T, &st[i].tk);
+	for (i = 0; i < 3; i++)
+		throttle_cancel(T, &s[i].tk);
+	throttle_free(T);
+
+	/* Per-anchor limit shrinking under impersonation. */
+	T = mk(10, 20, CONF_CHARGING_IMPERSONATED, 4);
+	for (i = 0; i < 4; i++)
+		submit(&a[i], (int)i, THROTTLE_STREAM, "a@x",
+		    THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	ck_assert_uint_eq(granted(a, 4), 4);
+	throttle_limits_default(&l);
+	l.streaming_connections_per_anchor = 3;
+	ck_assert_uint_eq(throttle_set_limits(T, &l), 1);
+	throttle_stream_capacity(T, "a@x", &cap);
+	ck_assert_uint_eq(cap.excess, 1);
+	release(&a[0], THROTTLE_OK, 0);
+	submit(&a[0], 9, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	release(&a[1], THROTTLE_OK, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	/* Growing limits let waiting tickets through. */
+	submit(&a[1], 10, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	l.streaming_connections_per_anchor = 4;
+	ck_assert_uint_eq(throttle_set_limits(T, &l), 0);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+START_TEST(test_charging_change)
+{
+	struct throttle_limits	l;
+	struct req		st[6];
+	unsigned		i;
+
+	/* Service account with room for one stream only. */
+	T = mk(2, 50, CONF_CHARGING_SERVICE_ACCOUNT, 10);
+	for (i = 0; i < 6; i++)
+		submit(&st[i], (int)i, THROTTLE_STREAM, NULL,
+		    i % 2 ? THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_granted(&st[1].tk));
+	/* Switching to impersonated charging moves the waiting streams. */
+	throttle_limits_default(&l);
+	l.streaming_connections_per_anchor = 3;
+	ck_assert_uint_eq(throttle_set_limits(T, &l), 1);
+	verify();
+	ck_assert_uint_eq(throttle_run(T, now), 3);
+	ck_assert(throttle_ticket_granted(&st[3].tk));
+	ck_assert(throttle_ticket_granted(&st[5].tk));
+	ck_assert(throttle_ticket_granted(&st[0].tk));
+	verify();
+	release(&st[1], THROTTLE_OK, 0);
+	verify();
+	/* And back. */
+	l.charging = CONF_CHARGING_SERVICE_ACCOUNT;
+	l.max_concurrency = 10;
+	ck_assert_uint_eq(throttle_set_limits(T, &l), 3);
+	ck_assert_uint_eq(throttle_run(T, now), 2);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+START_TEST(test_priority_fifo)
+{
+	struct req	hold, r[7];
+	static const int want[] = { 2, 3, 5, 1, 4, 6, 0 };
+	unsigned	i;
+
+	T = mk(1, 20, CONF_CHARGING_IMPERSONATED, 2);
+	submit(&hold, 99, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	submit(&r[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_LOW);
+	submit(&r[1], 1, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[2], 2, THROTTLE_SHORT, NULL, THROTTLE_PRIO_HIGH);
+	submit(&r[3], 3, THROTTLE_SHORT, NULL, THROTTLE_PRIO_HIGH);
+	submit(&r[4], 4, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[5], 5, THROTTLE_SHORT, NULL, THROTTLE_PRIO_HIGH);
+	submit(&r[6], 6, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	norder = 0;
+	release(&hold, THROTTLE_OK, 0);
+	for (i = 0; i < 7; i++) {
+		ck_assert_uint_eq(throttle_run(T, now), 1);
+		ck_assert_int_eq(order[i], want[i]);
+		release(&r[want[i]], THROTTLE_OK, 0);
+		verify();
+	}
+	throttle_free(T);
+
+	/* Across classes on one budget: oldest first within a priority. */
+	T = mk(3, 34, CONF_CHARGING_SERVICE_ACCOUNT, 2);
+	submit(&hold, 99, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[6], 98, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[5], 97, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	submit(&r[0], 0, THROTTLE_STREAM, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[1], 1, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[2], 2, THROTTLE_STREAM, NULL, THROTTLE_PRIO_NORMAL);
+	norder = 0;
+	release(&hold, THROTTLE_OK, 0);
+	throttle_run(T, now);
+	ck_assert_int_eq(order[0], 0);
+	release(&r[6], THROTTLE_OK, 0);
+	throttle_run(T, now);
+	/* The second stream would exceed the stream share: short goes. */
+	ck_assert_int_eq(order[1], 1);
+	ck_assert_uint_eq(norder, 2);
+	for (i = 0; i < 7; i++)
+		throttle_cancel(T, &r[i].tk);
+	throttle_free(T);
+}
+END_TEST
+
+static int	resubmits;
+
+/* A callback that finishes at once and asks again. */
+static void
+on_grant_again(struct throttle_ticket *tk, void *arg)
+{
+	struct throttle_outcome	o = { THROTTLE_OK, 0 };
+
+	on_grant(tk, arg);
+	throttle_release(T, tk, now, &o);
+	if (resubmits-- > 0)
+		throttle_submit(T, tk, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_HIGH, on_grant_again, arg);
+}
+
+START_TEST(test_next_wakeup)
+{
+	struct throttle_limits	l;
+	struct req		r[5];
+	unsigned		i, runs;
+
+	T = mk(2, 20, CONF_CHARGING_IMPERSONATED, 2);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	/* A callback resubmitting does not keep one run going forever. */
+	resubmits = 1000;
+	memset(&r[0], 0, sizeof(r[0]));
+	throttle_submit(T, &r[0].tk, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL,
+	    on_grant_again, &r[0]);
+	for (runs = 0; runs < 2000 && resubmits >= 0; runs++) {
+		ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+		ck_assert_uint_eq(throttle_run(T, now), 1);
+	}
+	ck_assert_uint_eq(r[0].grants, 1001);
+	throttle_run(T, now);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	verify();
+	throttle_free(T);
+
+	/* Start-up ramp: grants at least 100 ms apart. */
+	throttle_limits_default(&l);
+	l.max_concurrency = 10;
+	l.grant_separation_ms = 100;
+	T = throttle_new(&l);
+	now = 0;
+	for (i = 0; i < 5; i++)
+		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	for (i = 0; i < 5; i++) {
+		ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+		ck_assert_uint_eq(throttle_run(T, now), 1);
+		ck_assert_uint_eq(granted(r, 5), i + 1);
+		if (i < 4) {
+			ck_assert_int_eq(throttle_next_wakeup(T, now),
+			    now + 100);
+			ck_assert_uint_eq(throttle_run(T, now + 99), 0);
+		}
+		now += 100;
+	}
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/* 100,000 queued tickets drain through 27 slots. */
+static struct req	*inflight[64];
+static unsigned		 ninflight;
+
+static void
+on_grant_track(struct throttle_ticket *tk, void *arg)
+{
+	struct req	*r = arg;
+
+	r->grants++;
+	ck_assert_uint_lt(ninflight, 64);
+	inflight[ninflight++] = r;
+}
+
+START_TEST(test_scale)
+{
+	struct throttle_stats	 st;
+	struct req		*r;
+	unsigned		 i, n = 100000, done = 0, rounds = 0;
+	char			 anchor[32];
+
+	r = xcalloc(n, sizeof(*r));
+	T = mk(27, 20, CONF_CHARGING_IMPERSONATED, 10);
+	for (i = 0; i < n; i++) {
+		r[i].id = (int)i;
+		throttle_submit(T, &r[i].tk, THROTTLE_SHORT, NULL,
+		    i % 3 == 0 ? THROTTLE_PRIO_LOW : THROTTLE_PRIO_NORMAL,
+		    on_grant_track, &r[i]);
+	}
+	ninflight = 0;
+	while (done < n) {
+		ck_assert_uint_eq(throttle_run(T, now), n - done < 27 ?
+		    n - done : 27);
+		/* Low priority only once every normal one went through. */
+		for (i = 0; i < ninflight; i++) {
+			if (done + i < n - n / 3 - 1)
+				ck_assert_int_ne(inflight[i]->id % 3, 0);
+			release(inflight[i], THROTTLE_OK, 0);
+		}
+		done += ninflight;
+		ninflight = 0;
+		ck_assert_uint_lt(++rounds, n);
+	}
+	for (i = 0; i < n; i++)
+		ck_assert_uint_eq(r[i].grants, 1);
+	verify();
+	throttle_free(T);
+
+	/* 20,000 anchors, one stream each, then all gone. */
+	T = mk(27, 20, CONF_CHARGING_IMPERSONATED, 10);
+	for (i = 0; i < 20000; i++) {
+		snprintf(anchor, sizeof(anchor), "anchor%u@x", i);
+		submit(&r[i], (int)i, THROTTLE_STREAM, anchor,
+		    THROTTLE_PRIO_NORMAL);
+	}
+	ck_assert_uint_eq(throttle_run(T, now), 20000);
+	throttle_stats(T, &st);
+	ck_assert_uint_eq(st.budgets, 20000);
+	verify();
+	for (i = 0; i < 20000; i++)
+		release(&r[i], THROTTLE_OK, 0);
+	throttle_run(T, now);
+	throttle_stats(T, &st);
+	ck_assert_uint_eq(st.budgets, 0);
+	throttle_free(T);
+	free(r);
+}
+END_TEST
+
+/*
+ * Property test: random submit/release/cancel/time/limit changes; after
+ * every step the invariants hold, and every grant respects the limits
+ * and back-offs in force at that moment.
+ */
+#define P_REQS		400
+#define P_ANCHORS	6
+
+static struct throttle_limits	 plim;
+static struct req		 preq[P_REQS];
+static const char		*panchors[P_ANCHORS] = {
+	"a0@x", "a1@x", "a2@x", "a3@x", "a4@x", NULL
+};
+
+static void
+p_on_grant(struct throttle_ticket *tk, void *arg)
+{
+	struct req			*r = arg;
+	struct throttle_capacity	 cap;
+	struct throttle_stats		 st;
+	unsigned			 i, in_use = 0, streams = 0;
+
+	on_grant(tk, arg);
+	/* Count what this grant's budget holds, from the tickets. */
+	for (i = 0; i < P_REQS; i++) {
+		if (!throttle_ticket_granted(&preq[i].tk) ||
+		    preq[i].tk.budget != r->tk.budget)
+			continue;
+		in_use++;
+		if (preq[i].klass == THROTTLE_STREAM)
+			streams++;
+	}
+	if (r->klass == THROTTLE_SHORT ||
+	    plim.charging == CONF_CHARGING_SERVICE_ACCOUNT) {
+		/* The service account's concurrency budget. */
+		ck_assert_uint_le(in_use, plim.max_concurrency);
+		if (r->klass == THROTTLE_STREAM)
+			ck_assert_uint_le(streams, plim.max_concurrency -
+			    throttle_limits_short_reserve(&plim));
+		throttle_stats(T, &st);
+		ck_assert_int_le(st.backoff_until, now);
+	} else {
+		ck_assert_uint_le(in_use,
+		    plim.streaming_connections_per_anchor);
+		throttle_stream_capacity(T, r->anchor, &cap);
+		ck_assert_int_le(cap.backoff_until, now);
+		ck_assert_uint_eq(cap.in_use, streams);
+	}
+}
+
+START_TEST(test_property)
+{
+	struct backoff_rng	 rng;
+	struct req		*r;
+	struct throttle_outcome	 o;
+	unsigned		 step, i, k, waiting;
+	int64_t			 w;
+
+	backoff_rng_seed(&rng, (uint64_t)_i + 1);
+	throttle_limits_default(&plim);
+	plim.max_concurrency = 8;
+	plim.streaming_connections_per_anchor = 3;
+	plim.charging = _i % 2 ? CONF_CHARGING_SERVICE_ACCOUNT :
+	    CONF_CHARGING_IMPERSONATED;
+	plim.backoff_max_ms = 20000;
+	plim.seed = (uint64_t)_i;
+	T = throttle_new(&plim);
+	now = 0;
+	memset(preq, 0, sizeof(preq));
+	for (i = 0; i < P_REQS; i++)
+		preq[i].id = (int)i;
+
+	for (step = 0; step < 5000; step++) {
+		k = (unsigned)backoff_rng_range(&rng, 0, 99);
+		r = &preq[backoff_rng_range(&rng, 0, P_REQS - 1)];
+		if (k < 40) {
+			if (r->tk.state == THROTTLE_TICKET_IDLE) {
+				r->klass = backoff_rng_range(&rng, 0, 2) == 0 ?
+				    THROTTLE_STREAM : THROTTLE_SHORT;
+				r->anchor = panchors[backoff_rng_range(&rng,
+				    0, P_ANCHORS - 1)];
+				throttle_submit(T, &r->tk, r->klass, r->anchor,
+				    (enum throttle_prio)backoff_rng_range(&rng,
+				    0, THROTTLE_PRIO_MAX - 1), p_on_grant, r);
+			}
+		} else if (k < 75) {
+			if (throttle_ticket_granted(&r->tk)) {
+				i = (unsigned)backoff_rng_range(&rng, 0, 9);
+				o.result = i < 6 ? THROTTLE_OK : i < 7 ?
+				    THROTTLE_DONE : i < 8 ? THROTTLE_BUSY :
+				    THROTTLE_TRANSIENT;
+				o.backoff_ms = backoff_rng_range(&rng, 0, 3000);
+				throttle_release(T, &r->tk, now, &o);
+			}
+		} else if (k < 82) {
+			throttle_cancel(T, &r->tk);
+		} else if (k < 97) {
+			now += backoff_rng_range(&rng, 0, 500);
+		} else {
+			plim.max_concurrency =
+			    (unsigned)backoff_rng_range(&rng, 1, 12);
+			plim.streaming_connections_per_anchor =
+			    (unsigned)backoff_rng_range(&rng, 1, 4);
+			plim.short_request_share =
+			    (unsigned)backoff_rng_range(&rng, 0, 60);
+			if (backoff_rng_range(&rng, 0, 4) == 0) {
+				plim.charging = plim.charging ==
+				    CONF_CHARGING_IMPERSONATED ?
+				    CONF_CHARGING_SERVICE_ACCOUNT :
+				    CONF_CHARGING_IMPERSONATED;
+				/* Waiting streams move to the service
+				 * account's own streaming budget. */
+				for (i = 0; i < P_REQS; i++)
+					if (throttle_ticket_queued(&preq[i].tk))
+						preq[i].anchor = NULL;
+			}
+			throttle_set_limits(T, &plim);
+		}
+		verify();
+		if (backoff_rng_range(&rng, 0, 2) != 0) {
+			throttle_run(T, now);
+			verify();
+		}
+		w = throttle_next_wakeup(T, now);
+		ck_assert_int_ge(w, now);
+	}
+
+	/* Liveness: following next_wakeup drains every queue. */
+	for (k = 0; k < 100000; k++) {
+		waiting = 0;
+		for (i = 0; i < P_REQS; i++) {
+			if (throttle_ticket_granted(&preq[i].tk)) {
+				o.result = THROTTLE_OK;
+				throttle_release(T, &preq[i].tk, now, &o);
+			}
+			if (throttle_ticket_queued(&preq[i].tk))
+				waiting++;
+		}
+		w = throttle_next_wakeup(T, now);
+		if (waiting == 0 && w == THROTTLE_NEVER)
+			break;
+		ck_assert_int_ne(w, THROTTLE_NEVER);
+		now = w;
+		throttle_run(T, now);
+		verify();
+	}
+	ck_assert_uint_lt(k, 100000);
+	throttle_free(T);
+}
+END_TEST
+
+START_TEST(test_status)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	struct json_value	*v;
+	const struct json_value	*sa;
+	struct req		 r[3];
+	char			*cause = NULL;
+
+	T = mk(2, 20, CONF_CHARGING_IMPERSONATED, 2);
+	submit(&r[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[1], 1, THROTTLE_STREAM, "a\"b@x", THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	submit(&r[2], 2, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	release(&r[0], THROTTLE_BUSY, 3000);
+	json_writer_init(&w, &b);
+	throttle_json(T, now, &w);
+	v = json_parse(b.data, b.len, &cause);
+	ck_assert_msg(v != NULL, "%s: %s", cause, b.data);
+	ck_assert_str_eq(json_get_str(v, "charging", ""), "impersonated");
+	sa = json_get(v, "service_account");
+	ck_assert_ptr_nonnull(sa);
+	ck_assert_int_eq(json_get_num(sa, "limit", -1), 2);
+	ck_assert_int_eq(json_get_num(sa, "in_use", -1), 0);
+	ck_assert_int_eq(json_get_num(sa, "queued", -1), 1);
+	ck_assert_int_eq(json_get_num(sa, "backoff_remaining_ms", -1), 3000);
+	ck_assert_int_eq(json_get_num(json_get(v, "queued"), "short", -1), 1);
+	ck_assert_int_eq(json_get_num(json_get(v, "in_use"), "stream", -1), 1);
+	ck_assert_int_eq(json_get_num(v, "server_busy", -1), 1);
+	ck_assert_str_eq(json_get_str(json_get(v, "anchors")->child,
+	    "anchor", ""), "a\"b@x");
+	json_free(v);
+
+	buf_reset(&b);
+	throttle_prometheus(T, now, &b);
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "# TYPE ewsgw_throttle_backoffs_total counter\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "\newsgw_throttle_server_busy_total 1\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "\newsgw_throttle_grants_total{class=\"stream\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "\newsgw_throttle_queued{class=\"short\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(b.data,
+	    "\newsgw_throttle_backoff_remaining_seconds 3.000\n"));
+	buf_free(&b);
+	throttle_free(T);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("throttle");
+	TCase	*tc = tcase_create("core");
+
+	tcase_add_test(tc, test_reserve_table);
+	tcase_add_test(tc, test_concurrency_cap);
+	tcase_add_test(tc, test_short_reserve);
+	tcase_add_test(tc, test_server_busy);
+	tcase_add_test(tc, test_server_busy_jitter);
+	tcase_add_test(tc, test_exponential);
+	tcase_add_test(tc, test_impersonated_streams);
+	tcase_add_test(tc, test_subscriptions);
+	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_shrink);
+	tcase_add_test(tc, test_charging_change);
+	tcase_add_test(tc, test_priority_fifo);
+	tcase_add_test(tc, test_next_wakeup);
+	tcase_add_test(tc, test_scale);
+	tcase_add_loop_test(tc, test_property, 0, 6);
+	tcase_add_test(tc, test_status);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
