@@ -12,12 +12,6 @@
 
 struct config;
 
-struct daemon_opts {
-	const char	**verify_mailboxes;	/* --mailbox, borrowed */
-	size_t		  nverify_mailboxes;
-	int		  verify_json;
-	int		  verify_probe;
-};
 
 /*
  * Checks that need more than the config parser (sink sections, files
@@ -28,8 +22,5 @@ int	 daemon_validate(const struct config *, char **errors);
 
 /* Run until stopped; takes ownership of conf.  Returns the exit code. */
 int	 daemon_run(const char *path, struct config *conf);
-
-/* ewsgw --verify: the preflight checklist.  Returns the exit code. */
-int	 daemon_verify(const struct config *, const struct daemon_opts *);
 
 #endif

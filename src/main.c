@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "daemon.h"
 #include "log.h"
+#include "verify.h"
 #include "xmalloc.h"
 
 #ifndef EWSGW_SYSCONFDIR
@@ -93,7 +94,7 @@ daemonize(void)
 int
 main(int argc, char **argv)
 {
-	struct daemon_opts	 opts;
+	struct verify_opts	 opts;
 	struct config		*conf;
 	char			*errors = NULL;
 	const char		*path = DEFAULT_CONF;
@@ -119,16 +120,16 @@ main(int argc, char **argv)
 			verify = 1;
 			break;
 		case OPT_MAILBOX:
-			opts.verify_mailboxes = xreallocarray(
-			    opts.verify_mailboxes, opts.nverify_mailboxes + 1,
-			    sizeof *opts.verify_mailboxes);
-			opts.verify_mailboxes[opts.nverify_mailboxes++] = optarg;
+			opts.mailboxes = xreallocarray(
+			    opts.mailboxes, opts.nmailboxes + 1,
+			    sizeof *opts.mailboxes);
+			opts.mailboxes[opts.nmailboxes++] = optarg;
 			break;
 		case OPT_JSON:
-			opts.verify_json = 1;
+			opts.json = 1;
 			break;
 		case OPT_PROBE:
-			opts.verify_probe = 1;
+			opts.probe = 1;
 			break;
 		case OPT_VERSION:
 			printf("ewsgw %s\n", PACKAGE_VERSION);
@@ -145,7 +146,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return (64);
 	}
-	if ((opts.nverify_mailboxes || opts.verify_json || opts.verify_probe) &&
+	if ((opts.nmailboxes || opts.json || opts.probe) &&
 	    !verify) {
 		fprintf(stderr, "ewsgw: --mailbox, --json and "
 		    "--probe-throttling go with --verify\n");
@@ -160,7 +161,7 @@ main(int argc, char **argv)
 		fputs(errors != NULL ? errors : "invalid configuration\n",
 		    stderr);
 		free(errors);
-		free(opts.verify_mailboxes);
+		free(opts.mailboxes);
 		return (CONF_EX_CONFIG);
 	}
 	free(errors);
@@ -169,14 +170,14 @@ main(int argc, char **argv)
 		fputs(errors, stderr);
 		free(errors);
 		conf_free(conf);
-		free(opts.verify_mailboxes);
+		free(opts.mailboxes);
 		return (CONF_EX_CONFIG);
 	}
 	if (check) {
 		printf("%s: configuration ok (%zu mailboxes, %zu sinks)\n",
 		    path, conf->nmailboxes, conf->nsinks);
 		conf_free(conf);
-		free(opts.verify_mailboxes);
+		free(opts.mailboxes);
 		return (0);
 	}
 	/* The config's level applies unless -v asked for more. */
@@ -186,15 +187,15 @@ main(int argc, char **argv)
 		log_set_level(LOG_DEBUG);
 
 	if (verify) {
-		rc = daemon_verify(conf, &opts);
+		rc = verify_run(conf, &opts);
 		conf_free(conf);
-		free(opts.verify_mailboxes);
+		free(opts.mailboxes);
 		return (rc);
 	}
 
 	if (!foreground)
 		daemonize();
 	rc = daemon_run(path, conf);	/* takes ownership of conf */
-	free(opts.verify_mailboxes);
+	free(opts.mailboxes);
 	return (rc);
 }
