@@ -1,0 +1,459 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Built-in sink "file": the state of every mailbox as one JSON document,
+ * atomically replaced at most once per interval, plus an optional
+ * append-only change log with one JSON object per line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "json.h"
+#include "log.h"
+#include "sink.h"
+#include "sinks/sinks.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+#define FILE_INTERVAL_DEFAULT	1000	/* ms */
+
+/* The last known state of one mailbox, kept in a tsearch() tree. */
+struct file_state {
+	char		*mailbox;
+	char		*presence;
+	char		*activity;	/* NULL = none */
+	int64_t		 since;
+	int64_t		 until;
+	int64_t		 updated;	/* wall seconds of the change */
+};
+
+struct ewsgw_sink {
+	struct ewsgw_host	*host;
+	char			*path;		/* state file */
+	char			*log_path;	/* change log or NULL */
+	int			 log_fd;
+	int64_t			 interval;	/* ms */
+
+	void			*tree;		/* struct file_state */
+	size_t			 count;
+	bool			 dirty;
+	int64_t			 last_write;	/* mono ms */
+	struct event		 timer;
+	char			*error;		/* last state write failure */
+};
+
+struct file_settings {
+	const char	*path;
+	const char	*log;
+	int64_t		 interval;
+};
+
+static int	file_settings(const struct ewsgw_sink_config *,
+		    struct file_settings *);
+static int	file_check(const struct ewsgw_sink_config *);
+static int	file_create(struct ewsgw_host *,
+		    const struct ewsgw_sink_config *, struct ewsgw_sink **);
+static int	file_publish(struct ewsgw_sink *,
+		    const struct ewsgw_presence_change *, uint64_t);
+static void	file_flush(struct ewsgw_sink *);
+static int	file_health(struct ewsgw_sink *, char *, size_t);
+static void	file_destroy(struct ewsgw_sink *);
+static void	file_reopen(struct ewsgw_sink *);
+static int	file_open_log(struct ewsgw_sink *);
+static int	file_append(struct ewsgw_sink *,
+		    const struct ewsgw_presence_change *);
+static void	file_update(struct ewsgw_sink *,
+		    const struct ewsgw_presence_change *);
+static void	file_arm(struct ewsgw_sink *);
+static void	file_timer_cb(evutil_socket_t, short, void *);
+static int	file_write_state(struct ewsgw_sink *);
+static int	file_write_all(int, const char *, size_t);
+static void	file_state_json(const void *, VISIT, void *);
+static int	file_state_cmp(const void *, const void *);
+static void	file_state_free(void *);
+static void	json_kv_time(struct json_writer *, const char *, int64_t);
+
+const struct ewsgw_sink_ops sink_file_ops = {
+	.abi_version = EWSGW_SINK_ABI_VERSION,
+	.size = sizeof(struct ewsgw_sink_ops),
+	.name = "file",
+	.check = file_check,
+	.create = file_create,
+	.publish = file_publish,
+	.flush = file_flush,
+	.health = file_health,
+	.destroy = file_destroy,
+	.reopen = file_reopen,
+};
+
+static int
+file_settings(const struct ewsgw_sink_config *c, struct file_settings *fs)
+{
+	int	 rc = 0;
+
+	memset(fs, 0, sizeof *fs);
+	if ((fs->path = ewsgw_sink_config_get(c, "path")) == NULL) {
+		ewsgw_sink_config_error(c, NULL, "missing required key path");
+		rc = -1;
+	} else if (*fs->path != '/') {
+		ewsgw_sink_config_error(c, "path",
+		    "path must be absolute: '%s'", fs->path);
+		rc = -1;
+	}
+	fs->log = ewsgw_sink_config_get(c, "log");
+	if (fs->log != NULL && *fs->log != '/') {
+		ewsgw_sink_config_error(c, "log",
+		    "log must be an absolute path: '%s'", fs->log);
+		rc = -1;
+	}
+	if (sink_config_duration(c, "interval", FILE_INTERVAL_DEFAULT, 1000,
+	    &fs->interval) == -1)
+		rc = -1;
+	return (rc);
+}
+
+static int
+file_check(const struct ewsgw_sink_config *c)
+{
+	struct file_settings	 fs;
+
+	return (file_settings(c, &fs));
+}
+
+static int
+file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
+    struct ewsgw_sink **out)
+{
+	struct file_settings	 fs;
+	struct ewsgw_sink	*s;
+
+	if (file_settings(c, &fs) == -1)
+		return (-1);
+	s = xcalloc(1, sizeof *s);
+	s->host = host;
+	s->path = xstrdup(fs.path);
+	s->log_path = fs.log != NULL ? xstrdup(fs.log) : NULL;
+	s->log_fd = -1;
+	s->interval = fs.interval;
+	s->last_write = time_mono_ms() - s->interval;
+	evtimer_assign(&s->timer, ewsgw_host_event_base(host), file_timer_cb,
+	    s);
+	if (s->log_path != NULL && file_open_log(s) == -1) {
+		ewsgw_sink_config_error(c, "log", "cannot open %s: %s",
+		    s->log_path, strerror(errno));
+		file_destroy(s);
+		return (-1);
+	}
+	*out = s;
+	return (0);
+}
+
+static int
+file_open_log(struct ewsgw_sink *s)
+{
+	int	 fd;
+
+	fd = open(s->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOCTTY, 0644);
+	if (fd == -1)
+		return (-1);
+	if (s->log_fd != -1)
+		close(s->log_fd);
+	s->log_fd = fd;
+	return (0);
+}
+
+static void
+file_reopen(struct ewsgw_sink *s)
+{
+	if (s->log_path != NULL && file_open_log(s) == -1)
+		ewsgw_host_log(s->host, LOG_WARNING, "cannot reopen %s: %s",
+		    s->log_path, strerror(errno));
+}
+
+static void
+json_kv_time(struct json_writer *w, const char *key, int64_t t)
+{
+	char	 ts[TIME_ISO8601_LEN];
+
+	json_key(w, key);
+	if (t == 0) {
+		json_null(w);
+		return;
+	}
+	time_format_iso8601(t, ts);
+	json_str(w, ts);
+}
+
+/* One line, one write(2): O_APPEND keeps concurrent lines whole. */
+static int
+file_append(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	ssize_t			 n;
+	int			 rc = 0;
+
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_str(&w, "mailbox", c->mailbox);
+	json_kv_str(&w, "presence", c->presence);
+	json_kv_str(&w, "previous", c->previous);
+	json_kv_str(&w, "activity", c->activity);
+	json_kv_time(&w, "since", c->since);
+	json_kv_time(&w, "until", c->until);
+	json_kv_str(&w, "source", c->source);
+	json_kv_int(&w, "seq", (int64_t)c->seq);
+	json_obj_end(&w);
+	buf_putc(&b, '\n');
+	do
+		n = write(s->log_fd, b.data, b.len);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)b.len) {
+		ewsgw_host_mlog(s->host, LOG_WARNING, c->mailbox,
+		    "cannot append to %s: %s", s->log_path,
+		    n == -1 ? strerror(errno) : "short write");
+		rc = -1;
+	}
+	buf_free(&b);
+	return (rc);
+}
+
+static int
+file_state_cmp(const void *a, const void *b)
+{
+	return (strcmp(((const struct file_state *)a)->mailbox,
+	    ((const struct file_state *)b)->mailbox));
+}
+
+static void
+file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
+{
+	struct file_state	 key, *st, **p;
+
+	key.mailbox = (char *)c->mailbox;
+	if ((p = tfind(&key, &s->tree, file_state_cmp)) != NULL) {
+		st = *p;
+		free(st->presence);
+		free(st->activity);
+	} else {
+		st = xcalloc(1, sizeof *st);
+		st->mailbox = xstrdup(c->mailbox);
+		if (tsearch(st, &s->tree, file_state_cmp) == NULL)
+			fatalx("tsearch: out of memory");
+		s->count++;
+	}
+	st->presence = xstrdup(c->presence);
+	st->activity = c->activity != NULL ? xstrdup(c->activity) : NULL;
+	st->since = c->since;
+	st->until = c->until;
+	st->updated = time_wall_ms() / 1000;
+	s->dirty = true;
+}
+
+static int
+file_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
+    uint64_t token)
+{
+	if (s->log_fd != -1 && file_append(s, c) == -1)
+		return (EWSGW_SINK_ERR);
+	file_update(s, c);
+	file_arm(s);
+	return (EWSGW_SINK_OK);
+}
+
+/* Write at most once per interval: changes in between coalesce. */
+static void
+file_arm(struct ewsgw_sink *s)
+{
+	struct timeval	 tv;
+	int64_t		 wait;
+
+	if (evtimer_pending(&s->timer, NULL))
+		return;
+	wait = s->last_write + s->interval - time_mono_ms();
+	if (wait < 0)
+		wait = 0;
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(&s->timer, &tv);
+}
+
+static void
+file_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ewsgw_sink	*s = arg;
+
+	if (s->dirty && file_write_state(s) == -1) {
+		/* Try again one interval later. */
+		s->last_write = time_mono_ms();
+		file_arm(s);
+	}
+}
+
+static void
+file_flush(struct ewsgw_sink *s)
+{
+	if (s->dirty)
+		(void)file_write_state(s);
+}
+
+static int
+file_write_all(int fd, const char *p, size_t len)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return (-1);
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+static void
+file_state_json(const void *node, VISIT v, void *arg)
+{
+	const struct file_state	*st = *(struct file_state *const *)node;
+	struct json_writer	*w = arg;
+
+	if (v != postorder && v != leaf)
+		return;		/* in order: sorted by mailbox */
+	json_key(w, st->mailbox);
+	json_obj_begin(w);
+	json_kv_str(w, "presence", st->presence);
+	json_kv_str(w, "activity", st->activity);
+	json_kv_time(w, "since", st->since);
+	json_kv_time(w, "until", st->until);
+	json_kv_time(w, "updated", st->updated);
+	json_obj_end(w);
+}
+
+/*
+ * Replace the state file atomically: a temporary file in the same
+ * directory, fsync, rename over the old one, fsync the directory.  A
+ * reader sees the old or the new document, never a partial one.
+ */
+static int
+file_write_state(struct ewsgw_sink *s)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	char			*tmp, *dir, *slash;
+	int			 fd, dfd, saved;
+	const char		*what;
+
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_key(&w, "mailboxes");
+	json_obj_begin(&w);
+	twalk_r(s->tree, file_state_json, &w);
+	json_obj_end(&w);
+	json_obj_end(&w);
+	buf_putc(&b, '\n');
+
+	xasprintf(&tmp, "%s.tmp.XXXXXX", s->path);
+	what = "create";
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+		goto fail;
+	what = "write";
+	if (file_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1 ||
+	    fchmod(fd, 0644) == -1) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		goto fail;
+	}
+	if (close(fd) == -1) {
+		saved = errno;
+		unlink(tmp);
+		errno = saved;
+		goto fail;
+	}
+	what = "rename";
+	if (rename(tmp, s->path) == -1) {
+		saved = errno;
+		unlink(tmp);
+		errno = saved;
+		goto fail;
+	}
+	/* Make the rename itself durable. */
+	dir = xstrdup(s->path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir ? 1 : 0] = '\0';
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	free(dir);
+	free(tmp);
+	buf_free(&b);
+	s->dirty = false;
+	s->last_write = time_mono_ms();
+	free(s->error);
+	s->error = NULL;
+	return (0);
+
+fail:
+	free(s->error);
+	xasprintf(&s->error, "cannot %s %s: %s", what, s->path,
+	    strerror(errno));
+	ewsgw_host_log(s->host, LOG_WARNING, "%s", s->error);
+	free(tmp);
+	buf_free(&b);
+	return (-1);
+}
+
+static int
+file_health(struct ewsgw_sink *s, char *detail, size_t len)
+{
+	if (s->error != NULL) {
+		snprintf(detail, len, "%s", s->error);
+		return (0);
+	}
+	snprintf(detail, len, "%zu mailboxes", s->count);
+	return (1);
+}
+
+static void
+file_state_free(void *p)
+{
+	struct file_state	*st = p;
+
+	free(st->mailbox);
+	free(st->presence);
+	free(st->activity);
+	free(st);
+}
+
+static void
+file_destroy(struct ewsgw_sink *s)
+{
+	evtimer_del(&s->timer);
+	if (s->dirty)
+		(void)file_write_state(s);
+	tdestroy(s->tree, file_state_free);
+	if (s->log_fd != -1)
+		close(s->log_fd);
+	free(s->path);
+	free(s->log_path);
+	free(s->error);
+	free(s);
+}

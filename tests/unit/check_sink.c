@@ -1,0 +1,1239 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: the sink delivery engine (ordering, retry, isolation,
+ * coalescing, health, reload, flush), configuration validation, plugin
+ * loading and the built-in log, file and exec sinks.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "json.h"
+#include "log.h"
+#include "sink.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+/* ---- a scriptable fake sink ---- */
+
+#define FAKE_MAX_CALLS	256
+
+struct fake_call {
+	char		 mailbox[64];
+	char		 presence[32];
+	char		 previous[32];
+	uint64_t	 seq;
+	uint64_t	 token;
+	int64_t		 at;		/* mono ms */
+};
+
+struct ewsgw_sink {
+	struct ewsgw_host	*host;
+	char			 name[32];
+	bool			 async;		/* return PENDING */
+	int			 fail_first;	/* ERR this many times */
+	int			 again_first;	/* AGAIN this many times */
+	struct fake_call	 calls[FAKE_MAX_CALLS];
+	int			 ncalls;
+	bool			 healthy;
+};
+
+/* Instances by creation order, for the tests to drive. */
+static struct ewsgw_sink	*fakes[8];
+static int			 nfakes;
+
+static int
+fake_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
+    struct ewsgw_sink **out)
+{
+	struct ewsgw_sink	*s;
+	const char		*v;
+
+	s = xcalloc(1, sizeof *s);
+	s->host = host;
+	s->healthy = true;
+	snprintf(s->name, sizeof s->name, "%s", ewsgw_sink_config_name(c));
+	if ((v = ewsgw_sink_config_get(c, "mode")) != NULL)
+		s->async = strcmp(v, "async") == 0;
+	if ((v = ewsgw_sink_config_get(c, "fail_first")) != NULL)
+		s->fail_first = atoi(v);
+	if ((v = ewsgw_sink_config_get(c, "again_first")) != NULL)
+		s->again_first = atoi(v);
+	ck_assert_int_lt(nfakes, 8);
+	fakes[nfakes++] = s;
+	*out = s;
+	return (0);
+}
+
+static int
+fake_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
+    uint64_t token)
+{
+	struct fake_call	*fc;
+
+	ck_assert_int_lt(s->ncalls, FAKE_MAX_CALLS);
+	fc = &s->calls[s->ncalls++];
+	snprintf(fc->mailbox, sizeof fc->mailbox, "%s", c->mailbox);
+	snprintf(fc->presence, sizeof fc->presence, "%s", c->presence);
+	snprintf(fc->previous, sizeof fc->previous, "%s",
+	    c->previous != NULL ? c->previous : "-");
+	fc->seq = c->seq;
+	fc->token = token;
+	fc->at = time_mono_ms();
+	if (s->again_first > 0) {
+		s->again_first--;
+		return (EWSGW_SINK_AGAIN);
+	}
+	if (s->fail_first > 0) {
+		s->fail_first--;
+		ewsgw_host_log(s->host, LOG_WARNING, "fake failure");
+		return (EWSGW_SINK_ERR);
+	}
+	return (s->async ? EWSGW_SINK_PENDING : EWSGW_SINK_OK);
+}
+
+static int
+fake_health(struct ewsgw_sink *s, char *detail, size_t len)
+{
+	snprintf(detail, len, "%d calls", s->ncalls);
+	return (s->healthy ? 1 : 0);
+}
+
+static void
+fake_destroy(struct ewsgw_sink *s)
+{
+	int	 i;
+
+	for (i = 0; i < nfakes; i++)
+		if (fakes[i] == s)
+			fakes[i] = NULL;
+	free(s);
+}
+
+static int
+fake_check(const struct ewsgw_sink_config *c)
+{
+	ewsgw_sink_config_get(c, "mode");
+	ewsgw_sink_config_get(c, "fail_first");
+	ewsgw_sink_config_get(c, "again_first");
+	return (0);
+}
+
+static const struct ewsgw_sink_ops fake_ops = {
+	.abi_version = EWSGW_SINK_ABI_VERSION,
+	.size = sizeof(struct ewsgw_sink_ops),
+	.name = "fake",
+	.check = fake_check,
+	.create = fake_create,
+	.publish = fake_publish,
+	.health = fake_health,
+	.destroy = fake_destroy,
+};
+
+/* ---- helpers ---- */
+
+static struct event_base	*base;
+static char			 tmpdir[256];
+
+static void
+setup(void)
+{
+	log_init("check_sink", LOG_TARGET_STDERR, LOG_ERR);
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	ck_assert_int_eq(sink_register_type(&fake_ops), 0);
+	nfakes = 0;
+	memset(fakes, 0, sizeof fakes);
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/check_sink.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void
+rm_rf(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 p[512];
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		if (unlink(p) == -1 && errno == EISDIR)
+			rm_rf(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void
+teardown(void)
+{
+	event_base_free(base);
+	base = NULL;
+	rm_rf(tmpdir);
+}
+
+/*
+ * A configuration built from "[sink NAME] type" headers and "key=value"
+ * lines; line numbers are the index in the list plus one.
+ */
+static struct config *
+mkconf(const char *const *lines)
+{
+	struct config		*conf;
+	struct conf_sink	*cs = NULL;
+	const char		*eq;
+	char			 name[64], type[64];
+	int			 i;
+
+	conf = xcalloc(1, sizeof *conf);
+	conf->path = xstrdup("/etc/ewsgw.conf");
+	conf->sinks = xcalloc(8, sizeof *conf->sinks);
+	for (i = 0; lines[i] != NULL; i++) {
+		if (sscanf(lines[i], "[sink %63[^]]] %63s", name, type) == 2) {
+			cs = &conf->sinks[conf->nsinks++];
+			cs->name = xstrdup(name);
+			cs->type = strcmp(type, "-") == 0 ? NULL :
+			    xstrdup(type);
+			cs->kv = xcalloc(16, sizeof *cs->kv);
+			cs->line = i + 1;
+			continue;
+		}
+		ck_assert_ptr_nonnull(cs);
+		eq = strchr(lines[i], '=');
+		ck_assert_ptr_nonnull(eq);
+		cs->kv[cs->nkv].key = xstrndup(lines[i],
+		    (size_t)(eq - lines[i]));
+		cs->kv[cs->nkv].value = xstrdup(eq + 1);
+		cs->kv[cs->nkv].line = i + 1;
+		cs->nkv++;
+	}
+	return (conf);
+}
+
+static void
+freeconf(struct config *conf)
+{
+	size_t	 i, j;
+
+	for (i = 0; i < conf->nsinks; i++) {
+		for (j = 0; j < conf->sinks[i].nkv; j++) {
+			free(conf->sinks[i].kv[j].key);
+			free(conf->sinks[i].kv[j].value);
+		}
+		free(conf->sinks[i].kv);
+		free(conf->sinks[i].name);
+		free(conf->sinks[i].type);
+	}
+	free(conf->sinks);
+	free(conf->path);
+	free(conf);
+}
+
+static struct sinkset *
+mkset(const char *const *lines)
+{
+	struct config	*conf = mkconf(lines);
+	struct sinkset	*set;
+	char		*errors = NULL;
+
+	set = sinkset_new(base, conf, &errors);
+	if (set == NULL)
+		ck_abort_msg("sinkset_new: %s", errors);
+	ck_assert_ptr_null(errors);
+	freeconf(conf);
+	return (set);
+}
+
+/* sinkset_new is expected to fail; returns the errors (caller frees). */
+static char *
+mkset_fail(const char *const *lines)
+{
+	struct config	*conf = mkconf(lines);
+	struct sinkset	*set;
+	char		*errors = NULL;
+
+	set = sinkset_new(base, conf, &errors);
+	ck_assert_ptr_null(set);
+	ck_assert_ptr_nonnull(errors);
+	freeconf(conf);
+	return (errors);
+}
+
+static char *
+validate(const char *const *lines)
+{
+	struct config	*conf = mkconf(lines);
+	char		*errors = NULL;
+	int		 rc;
+
+	rc = sink_validate(&conf->sinks[0], conf->path, &errors);
+	ck_assert_int_eq(rc, errors == NULL ? 0 : -1);
+	freeconf(conf);
+	return (errors);
+}
+
+static void
+publish(struct sinkset *set, const char *mailbox, const char *presence,
+    const char *previous, uint64_t seq)
+{
+	struct ewsgw_presence_change	 c = {
+		.size = sizeof c,
+		.mailbox = mailbox,
+		.presence = presence,
+		.previous = previous,
+		.activity = strcmp(presence, "busy") == 0 ? "meeting" : NULL,
+		.since = 1795950000,
+		.until = strcmp(presence, "busy") == 0 ? 1795953600 : 0,
+		.source = "calendar",
+		.seq = seq,
+	};
+
+	sinkset_publish(set, &c);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Run the loop until cond(arg) holds or ms pass; returns cond. */
+static bool
+run_until(bool (*cond)(void *), void *arg, int64_t ms)
+{
+	struct event	*tick;
+	struct timeval	 tv = { 0, 2000 };
+	int64_t		 end = time_mono_ms() + ms;
+	bool		 ok;
+
+	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+	event_add(tick, &tv);
+	while (!(ok = cond != NULL && cond(arg)) && time_mono_ms() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(tick);
+	return (ok);
+}
+
+static void
+run_for(int64_t ms)
+{
+	run_until(NULL, NULL, ms);
+}
+
+static bool
+depth_zero(void *arg)
+{
+	return (sinkset_depth(arg) == 0);
+}
+
+/* The sink's status object as a parsed tree (caller frees). */
+static struct json_value *
+status_of(struct sinkset *set)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	struct json_value	*v;
+	char			*cause = NULL;
+
+	json_writer_init(&w, &b);
+	sinkset_status_json(set, &w);
+	v = json_parse(b.data, b.len, &cause);
+	if (v == NULL)
+		ck_abort_msg("status JSON: %s: %s", cause, buf_str(&b));
+	buf_free(&b);
+	ck_assert_int_eq(v->type, JSON_ARRAY);
+	return (v);
+}
+
+static double
+status_num(struct sinkset *set, int idx, const char *key)
+{
+	struct json_value	*v = status_of(set);
+	const struct json_value	*o = v->child;
+	double			 n;
+
+	while (idx-- > 0 && o != NULL)
+		o = o->next;
+	ck_assert_ptr_nonnull(o);
+	n = json_get_num(o, key, -1);
+	json_free(v);
+	return (n);
+}
+
+static char *
+slurp(const char *path)
+{
+	struct buf	 b = BUF_INIT;
+	char		 chunk[4096];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return (NULL);
+	while ((n = read(fd, chunk, sizeof chunk)) > 0)
+		buf_append(&b, chunk, (size_t)n);
+	close(fd);
+	if (b.data == NULL)
+		return (xstrdup(""));
+	return (buf_steal(&b));
+}
+
+static int
+count_lines(const char *s)
+{
+	int	 n = 0;
+
+	for (; s != NULL && *s != '\0'; s++)
+		if (*s == '\n')
+			n++;
+	return (n);
+}
+
+/* ---- engine ---- */
+
+static bool
+fake_has_calls(void *arg)
+{
+	int	*want = arg;
+
+	return (fakes[want[0]] != NULL && fakes[want[0]]->ncalls >= want[1]);
+}
+
+START_TEST(test_order_per_mailbox)
+{
+	const char *const lines[] = { "[sink f] fake", "mode=async", NULL };
+	struct sinkset		*set = mkset(lines);
+	struct ewsgw_sink	*f;
+	int			 want[2] = { 0, 2 };
+
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "a@x", "available", "busy", 2);
+	publish(set, "b@x", "busy", "available", 1);
+	publish(set, "a@x", "away", "available", 3);
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	run_for(20);
+	f = fakes[0];
+	/* Only the first change of each mailbox is handed over. */
+	ck_assert_int_eq(f->ncalls, 2);
+	ck_assert_str_eq(f->calls[0].mailbox, "a@x");
+	ck_assert_int_eq(f->calls[0].seq, 1);
+	ck_assert_str_eq(f->calls[1].mailbox, "b@x");
+	ck_assert_uint_eq(sinkset_depth(set), 4);
+
+	/* Complete out of order: b first, then a. */
+	ewsgw_host_done(f->host, f->calls[1].token, EWSGW_SINK_OK);
+	run_for(20);
+	ck_assert_int_eq(f->ncalls, 2);
+	ewsgw_host_done(f->host, f->calls[0].token, EWSGW_SINK_OK);
+	/* A second done for the same token is ignored. */
+	ewsgw_host_done(f->host, f->calls[0].token, EWSGW_SINK_OK);
+	want[1] = 3;
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	run_for(20);
+	ck_assert_int_eq(f->ncalls, 3);
+	ck_assert_str_eq(f->calls[2].mailbox, "a@x");
+	ck_assert_int_eq(f->calls[2].seq, 2);
+	ewsgw_host_done(f->host, f->calls[2].token, EWSGW_SINK_OK);
+	want[1] = 4;
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	ck_assert_int_eq(f->calls[3].seq, 3);
+	ck_assert_str_eq(f->calls[3].presence, "away");
+	ewsgw_host_done(f->host, f->calls[3].token, EWSGW_SINK_OK);
+	ck_assert(run_until(depth_zero, set, 2000));
+	ck_assert(status_num(set, 0, "delivered") == 4);
+	sinkset_free(set);
+}
+END_TEST
+
+START_TEST(test_retry_backoff)
+{
+	const char *const lines[] = { "[sink f] fake", "fail_first=3",
+	    "retry_initial=20ms", "retry_max=80ms", NULL };
+	struct sinkset		*set = mkset(lines);
+	struct ewsgw_sink	*f = fakes[0];
+	struct json_value	*v;
+	int			 i;
+
+	publish(set, "a@x", "busy", "available", 7);
+	publish(set, "a@x", "available", "busy", 8);
+	ck_assert(run_until(depth_zero, set, 5000));
+	/* Three failures, then both delivered, in order. */
+	ck_assert_int_eq(f->ncalls, 5);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(f->calls[i].seq, 7);
+	ck_assert_int_eq(f->calls[4].seq, 8);
+	/*
+	 * Exponential back-off with equal jitter: at least half of 20,
+	 * 40 and 80 ms between attempts (less 1 ms of timer rounding).
+	 */
+	ck_assert_int_ge(f->calls[1].at - f->calls[0].at, 9);
+	ck_assert_int_ge(f->calls[2].at - f->calls[1].at, 19);
+	ck_assert_int_ge(f->calls[3].at - f->calls[2].at, 39);
+	ck_assert(status_num(set, 0, "failed") == 3);
+	ck_assert(status_num(set, 0, "delivered") == 2);
+	ck_assert(status_num(set, 0, "retrying") == 0);
+	v = status_of(set);
+	ck_assert_str_eq(json_get_str(v->child, "last_error", ""),
+	    "fake failure");
+	ck_assert(json_get_bool(v->child, "healthy", false));
+	json_free(v);
+	sinkset_free(set);
+}
+END_TEST
+
+START_TEST(test_again_backpressure)
+{
+	const char *const lines[] = { "[sink f] fake", "again_first=2",
+	    "retry_initial=1h", NULL };
+	struct sinkset		*set = mkset(lines);
+
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	/* AGAIN is not a failure and does not wait for retry_initial. */
+	ck_assert_int_eq(fakes[0]->ncalls, 3);
+	ck_assert(status_num(set, 0, "failed") == 0);
+	ck_assert(status_num(set, 0, "delivered") == 1);
+	sinkset_free(set);
+}
+END_TEST
+
+static bool
+fast_done(void *arg)
+{
+	struct sinkset	*set = arg;
+
+	return (status_num(set, 1, "delivered") == 5);
+}
+
+START_TEST(test_slow_sink_isolated)
+{
+	const char *const lines[] = {
+	    "[sink slow] fake", "mode=async", "max_inflight=1",
+	    "[sink fast] fake", NULL };
+	struct sinkset	*set = mkset(lines);
+	char		 mb[16];
+	int		 i;
+
+	for (i = 0; i < 5; i++) {
+		snprintf(mb, sizeof mb, "m%d@x", i);
+		publish(set, mb, "busy", "available", 1);
+	}
+	ck_assert(run_until(fast_done, set, 2000));
+	/* The slow one holds one change and queues the rest. */
+	ck_assert_int_eq(fakes[0]->ncalls, 1);
+	ck_assert(status_num(set, 0, "queue_depth") == 5);
+	ck_assert(status_num(set, 0, "in_flight") == 1);
+	ck_assert(status_num(set, 1, "queue_depth") == 0);
+	sinkset_free(set);
+}
+END_TEST
+
+START_TEST(test_queue_full_coalesces)
+{
+	const char *const lines[] = { "[sink f] fake", "mode=async",
+	    "max_inflight=1", "queue_limit=4", NULL };
+	struct sinkset		*set = mkset(lines);
+	struct ewsgw_sink	*f = fakes[0];
+	int			 want[2] = { 0, 1 }, i;
+
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	publish(set, "a@x", "available", "busy", 2);
+	publish(set, "a@x", "away", "available", 3);
+	publish(set, "b@x", "busy", "available", 1);
+	/* Full: a's waiting changes 2 and 3 collapse into 3. */
+	publish(set, "b@x", "away", "busy", 2);
+	ck_assert_uint_eq(sinkset_depth(set), 4);
+	/* Still full: 4 replaces a's waiting 3. */
+	publish(set, "a@x", "unknown", "away", 4);
+	ck_assert_uint_eq(sinkset_depth(set), 4);
+	ck_assert(status_num(set, 0, "dropped") == 2);
+
+	for (i = 0; i < 4; i++) {
+		want[1] = i + 1;
+		ck_assert(run_until(fake_has_calls, want, 2000));
+		run_for(5);
+		ck_assert_int_eq(f->ncalls, i + 1);
+		ewsgw_host_done(f->host, f->calls[i].token, EWSGW_SINK_OK);
+	}
+	ck_assert(run_until(depth_zero, set, 2000));
+	ck_assert_int_eq(f->ncalls, 4);
+	/* a: 1 then the newest 4, whose previous is the last state seen. */
+	ck_assert_str_eq(f->calls[0].mailbox, "a@x");
+	ck_assert_int_eq(f->calls[0].seq, 1);
+	for (i = 1; i < 4; i++) {
+		if (strcmp(f->calls[i].mailbox, "a@x") != 0)
+			continue;
+		ck_assert_int_eq(f->calls[i].seq, 4);
+		ck_assert_str_eq(f->calls[i].presence, "unknown");
+		ck_assert_str_eq(f->calls[i].previous, "busy");
+	}
+	/* b keeps both: they fit in the queue. */
+	{
+		int b = 0;
+
+		for (i = 0; i < 4; i++)
+			if (strcmp(f->calls[i].mailbox, "b@x") == 0)
+				ck_assert_int_eq(f->calls[i].seq, ++b);
+		ck_assert_int_eq(b, 2);
+	}
+	sinkset_free(set);
+}
+END_TEST
+
+START_TEST(test_health_json_and_metrics)
+{
+	const char *const lines[] = { "[sink s\"q] fake", "mode=async", NULL };
+	struct sinkset		*set = mkset(lines);
+	struct json_value	*v;
+	struct buf		 m = BUF_INIT;
+	int			 want[2] = { 0, 1 };
+
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "b@x", "busy", "available", 1);
+	publish(set, "b@x", "available", "busy", 2);
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	fakes[0]->healthy = false;
+	v = status_of(set);
+	ck_assert_ptr_nonnull(v->child);
+	ck_assert_ptr_null(v->child->next);
+	ck_assert_str_eq(json_get_str(v->child, "name", ""), "s\"q");
+	ck_assert_str_eq(json_get_str(v->child, "type", ""), "fake");
+	ck_assert(json_get_num(v->child, "queue_depth", -1) == 3);
+	ck_assert(json_get_num(v->child, "queue_limit", -1) == 10000);
+	ck_assert(json_get_num(v->child, "in_flight", -1) == 2);
+	ck_assert(json_get_num(v->child, "delivered", -1) == 0);
+	ck_assert(!json_get_bool(v->child, "healthy", true));
+	ck_assert_str_eq(json_get_str(v->child, "detail", ""), "2 calls");
+	ck_assert_ptr_nonnull(json_get(v->child, "last_error"));
+	ck_assert_int_eq(json_get(v->child, "last_error")->type, JSON_NULL);
+	json_free(v);
+
+	sinkset_metrics(set, &m);
+	ck_assert_ptr_nonnull(strstr(buf_str(&m),
+	    "# TYPE ewsgw_sink_queue_depth gauge\n"
+	    "ewsgw_sink_queue_depth{sink=\"s\\\"q\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(buf_str(&m),
+	    "ewsgw_sink_failures_total{sink=\"s\\\"q\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(buf_str(&m),
+	    "ewsgw_sink_healthy{sink=\"s\\\"q\"} 0\n"));
+	buf_free(&m);
+	sinkset_free(set);
+}
+END_TEST
+
+static int	 flush_called;
+static size_t	 flush_left;
+
+static void
+flush_cb(void *arg, size_t left)
+{
+	flush_called++;
+	flush_left = left;
+}
+
+static bool
+flushed(void *arg)
+{
+	return (flush_called > 0);
+}
+
+START_TEST(test_flush_bounded)
+{
+	const char *const lines[] = {
+	    "[sink stuck] fake", "mode=async",
+	    "[sink retry] fake", "fail_first=1", "retry_initial=1h",
+	    NULL };
+	struct sinkset	*set = mkset(lines);
+	int64_t		 t0;
+
+	publish(set, "a@x", "busy", "available", 1);
+	run_for(20);
+	/* "retry" is now backing off for about an hour. */
+	ck_assert(status_num(set, 1, "failed") == 1);
+	flush_called = 0;
+	t0 = time_mono_ms();
+	sinkset_flush(set, 300, flush_cb, NULL);
+	ck_assert_int_eq(flush_called, 0);	/* never from inside */
+	ck_assert(run_until(flushed, NULL, 5000));
+	ck_assert_int_eq(flush_called, 1);
+	/* The retry was brought forward; the stuck one ran out of time. */
+	ck_assert(status_num(set, 1, "delivered") == 1);
+	ck_assert_uint_eq(flush_left, 1);
+	ck_assert_int_ge(time_mono_ms() - t0, 290);
+	run_for(20);
+	ck_assert_int_eq(flush_called, 1);
+	sinkset_free(set);
+
+	/* Nothing queued: completes on the next loop pass. */
+	{
+		const char *const l2[] = { "[sink f] fake", NULL };
+
+		set = mkset(l2);
+		flush_called = 0;
+		sinkset_flush(set, 10000, flush_cb, NULL);
+		ck_assert(run_until(flushed, NULL, 1000));
+		ck_assert_uint_eq(flush_left, 0);
+		sinkset_free(set);
+	}
+}
+END_TEST
+
+START_TEST(test_reload)
+{
+	const char *const v1[] = {
+	    "[sink keep] fake",
+	    "[sink change] fake", "mode=async", "max_inflight=1",
+	    "[sink gone] fake", NULL };
+	const char *const v2[] = {
+	    "[sink new] fake",
+	    "[sink keep] fake",
+	    "[sink change] fake", NULL };
+	const char *const bad[] = {
+	    "[sink keep] fake", "[sink x] nosuchtype", NULL };
+	struct sinkset		*set = mkset(v1);
+	struct config		*conf;
+	struct ewsgw_sink	*keep = fakes[0];
+	struct json_value	*v;
+	char			*errors = NULL;
+
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "a@x", "available", "busy", 2);
+	run_for(20);
+	ck_assert(status_num(set, 0, "delivered") == 2);
+	ck_assert(status_num(set, 1, "queue_depth") == 2);
+
+	/* A bad configuration changes nothing. */
+	conf = mkconf(bad);
+	ck_assert_int_eq(sinkset_reload(set, conf, &errors), -1);
+	ck_assert_ptr_nonnull(strstr(errors,
+	    "/etc/ewsgw.conf:2: sink x: unknown sink type 'nosuchtype'"));
+	free(errors);
+	errors = NULL;
+	freeconf(conf);
+	v = status_of(set);
+	ck_assert_str_eq(json_get_str(v->child->next->next, "name", ""),
+	    "gone");
+	json_free(v);
+
+	conf = mkconf(v2);
+	ck_assert_int_eq(sinkset_reload(set, conf, &errors), 0);
+	ck_assert_ptr_null(errors);
+	freeconf(conf);
+	v = status_of(set);
+	ck_assert_str_eq(json_get_str(v->child, "name", ""), "new");
+	ck_assert_str_eq(json_get_str(v->child->next, "name", ""), "keep");
+	ck_assert_str_eq(json_get_str(v->child->next->next, "name", ""),
+	    "change");
+	ck_assert_ptr_null(v->child->next->next->next);
+	json_free(v);
+	/* Unchanged: same instance, counters kept. */
+	ck_assert_ptr_eq(fakes[0], keep);
+	ck_assert(status_num(set, 1, "delivered") == 2);
+	/* Changed: the new instance delivers what the old one held. */
+	ck_assert(run_until(depth_zero, set, 2000));
+	ck_assert(status_num(set, 2, "delivered") == 2);
+	sinkset_free(set);
+}
+END_TEST
+
+/* ---- validation ---- */
+
+START_TEST(test_validate_errors)
+{
+	const char *const unknown[] = { "[sink f] file", "path=/tmp/x.json",
+	    "bogus=1", NULL };
+	const char *const missing[] = { "[sink f] file",
+	    "log=/tmp/x.log", NULL };
+	const char *const badval[] = { "[sink e] exec", "command=true",
+	    "max_parallel=zero", "timeout=soon", NULL };
+	const char *const badtype[] = { "[sink t] carrierpigeon", NULL };
+	const char *const notype[] = { "[sink t] -", NULL };
+	const char *const good[] = { "[sink e] exec", "command=true",
+	    "max_parallel=2", "timeout=5s", "queue_limit=100", NULL };
+	const char *const badhost[] = { "[sink l] log",
+	    "queue_limit=-5", "retry_initial=2s", "retry_max=1s", NULL };
+	char	*e;
+
+	e = validate(unknown);
+	ck_assert_str_eq(e, "/etc/ewsgw.conf:3: sink f: unknown key 'bogus' "
+	    "for type file\n");
+	free(e);
+	e = validate(missing);
+	ck_assert_str_eq(e,
+	    "/etc/ewsgw.conf:1: sink f: missing required key path\n");
+	free(e);
+	e = validate(badval);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:3: sink e: "
+	    "max_parallel: expected an integer"));
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:4: sink e: "
+	    "timeout: invalid duration 'soon'"));
+	ck_assert_int_eq(count_lines(e), 2);
+	free(e);
+	e = validate(badtype);
+	ck_assert_str_eq(e, "/etc/ewsgw.conf:1: sink t: unknown sink type "
+	    "'carrierpigeon'\n");
+	free(e);
+	e = validate(notype);
+	ck_assert_str_eq(e,
+	    "/etc/ewsgw.conf:1: sink t: missing required key type\n");
+	free(e);
+	ck_assert_ptr_null(validate(good));
+	e = validate(badhost);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink l: "
+	    "queue_limit"));
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:4: sink l: "
+	    "retry_max must not be below retry_initial"));
+	free(e);
+
+	/* sinkset_new reports the same, and refuses to start. */
+	e = mkset_fail(unknown);
+	ck_assert_str_eq(e, "/etc/ewsgw.conf:3: sink f: unknown key 'bogus' "
+	    "for type file\n");
+	free(e);
+}
+END_TEST
+
+START_TEST(test_validate_duplicate_name)
+{
+	const char *const dup[] = { "[sink a] log", "[sink a] log", NULL };
+	char	*e;
+
+	e = mkset_fail(dup);
+	ck_assert_str_eq(e, "/etc/ewsgw.conf:2: sink a: duplicate sink name\n");
+	free(e);
+}
+END_TEST
+
+/* ---- plugins ---- */
+
+static char *
+plugin_path(const char *name)
+{
+	const char	*top = getenv("top_builddir");
+	char		*p;
+
+	if (top == NULL)
+		top = ABS_TOP_BUILDDIR;
+	xasprintf(&p, "path=%s/tests/plugins/.libs/%s.so", top, name);
+	return (p);
+}
+
+START_TEST(test_plugin_example)
+{
+	char		*pp = plugin_path("example_sink"), *out, *text;
+	const char	*lines[] = { "[sink ex] plugin", pp, NULL, NULL };
+	struct sinkset	*set;
+
+	xasprintf(&out, "output=%s/example.txt", tmpdir);
+	lines[2] = out;
+	ck_assert_ptr_null(validate(lines));
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "b@x", "away", NULL, 5);
+	publish(set, "a@x", "available", "busy", 2);
+	ck_assert(run_until(depth_zero, set, 2000));
+	sinkset_free(set);
+	text = slurp(out + strlen("output="));
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, "a@x available -> busy 1\n"
+	    "b@x none -> away 5\n"
+	    "a@x busy -> available 2\n");
+	free(text);
+	free(out);
+	free(pp);
+}
+END_TEST
+
+START_TEST(test_plugin_rejected)
+{
+	char		*bad = plugin_path("bad_abi_sink");
+	const char	*l1[] = { "[sink b] plugin", bad, NULL };
+	const char	*l2[] = { "[sink m] plugin",
+	    "path=/nonexistent/nothing.so", NULL };
+	const char	*l3[] = { "[sink n] plugin", NULL };
+	char		*e;
+
+	e = mkset_fail(l1);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink b: plugin "));
+	ck_assert_ptr_nonnull(strstr(e, "has sink ABI version 999, this "
+	    "ewsgw needs 1\n"));
+	free(e);
+	e = validate(l1);
+	ck_assert_ptr_nonnull(strstr(e, "has sink ABI version 999"));
+	free(e);
+	e = mkset_fail(l2);
+	ck_assert_ptr_nonnull(strstr(e,
+	    "/etc/ewsgw.conf:2: sink m: cannot load plugin: "));
+	free(e);
+	e = validate(l3);
+	ck_assert_str_eq(e, "/etc/ewsgw.conf:1: sink n: missing required "
+	    "key path (the plugin module)\n");
+	free(e);
+	free(bad);
+}
+END_TEST
+
+/* ---- built-in sinks ---- */
+
+START_TEST(test_log_sink)
+{
+	const char *const lines[] = { "[sink journal] log", "level=notice",
+	    NULL };
+	struct sinkset	*set;
+	char		 path[300], *text;
+	int		 fd, saved;
+
+	snprintf(path, sizeof path, "%s/stderr", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ne(fd, -1);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	log_init("check_sink", LOG_TARGET_STDERR, LOG_INFO);
+
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 3);
+	ck_assert(run_until(depth_zero, set, 2000));
+	sinkset_free(set);
+
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	log_init("check_sink", LOG_TARGET_STDERR, LOG_ERR);
+	text = slurp(path);
+	ck_assert_ptr_nonnull(strstr(text, " notice: a@x: presence available "
+	    "-> busy activity meeting since 2026-11-29T11:00:00Z until "
+	    "2026-11-29T12:00:00Z (calendar, seq 3)\n"));
+	ck_assert_int_eq(count_lines(text), 1);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_file_sink)
+{
+	char		 state[300], logp[300], *text, *cause = NULL;
+	char		*kpath, *klog;
+	const char	*first;
+	const char	*lines[] = { "[sink f] file", NULL, NULL,
+	    "interval=0", NULL };
+	struct sinkset	*set;
+	struct json_value *v;
+	const struct json_value *mbs, *m;
+	struct stat	 st1, st2;
+	char		 mb[32];
+	int		 i, n;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	snprintf(logp, sizeof logp, "%s/changes.log", tmpdir);
+	xasprintf(&kpath, "path=%s", state);
+	xasprintf(&klog, "log=%s", logp);
+	lines[1] = kpath;
+	lines[2] = klog;
+	set = mkset(lines);
+
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 2000));
+	run_for(20);
+	ck_assert_int_eq(stat(state, &st1), 0);
+
+	for (i = 0; i < 500; i++) {
+		snprintf(mb, sizeof mb, "m%03d@x", i % 50);
+		publish(set, mb, i % 2 ? "available" : "busy",
+		    i % 2 ? "busy" : "available", (uint64_t)i);
+	}
+	publish(set, "a@x", "away", "busy", 2);
+	ck_assert(run_until(depth_zero, set, 5000));
+	run_for(20);
+	/* Replaced by rename, not rewritten in place. */
+	ck_assert_int_eq(stat(state, &st2), 0);
+	ck_assert(st1.st_ino != st2.st_ino);
+
+	text = slurp(state);
+	v = json_parse(text, strlen(text), &cause);
+	ck_assert_ptr_nonnull(v);
+	mbs = json_get(v, "mailboxes");
+	ck_assert_ptr_nonnull(mbs);
+	for (n = 0, m = mbs->child; m != NULL; m = m->next)
+		n++;
+	ck_assert_int_eq(n, 51);
+	m = json_get(mbs, "a@x");
+	ck_assert_str_eq(json_get_str(m, "presence", ""), "away");
+	ck_assert_int_eq(json_get(m, "activity")->type, JSON_NULL);
+	ck_assert_str_eq(json_get_str(m, "since", ""), "2026-11-29T11:00:00Z");
+	ck_assert_int_eq(json_get(m, "until")->type, JSON_NULL);
+	ck_assert_int_eq(json_get(m, "updated")->type, JSON_STRING);
+	m = json_get(mbs, "m049@x");
+	ck_assert_str_eq(json_get_str(m, "presence", ""), "available");
+	m = json_get(mbs, "m000@x");
+	ck_assert_str_eq(json_get_str(m, "presence", ""), "busy");
+	ck_assert_str_eq(json_get_str(m, "activity", ""), "meeting");
+	ck_assert_str_eq(json_get_str(m, "until", ""), "2026-11-29T12:00:00Z");
+	json_free(v);
+	free(text);
+
+	/* The change log: one exact line per change. */
+	text = slurp(logp);
+	ck_assert_int_eq(count_lines(text), 502);
+	first = "{\"mailbox\":\"a@x\",\"presence\":\"busy\","
+	    "\"previous\":\"available\",\"activity\":\"meeting\","
+	    "\"since\":\"2026-11-29T11:00:00Z\","
+	    "\"until\":\"2026-11-29T12:00:00Z\",\"source\":\"calendar\","
+	    "\"seq\":1}\n{\"mailbox\":\"m000@x\",";
+	ck_assert(strncmp(text, first, strlen(first)) == 0);
+	ck_assert_ptr_nonnull(strstr(text, "\n{\"mailbox\":\"a@x\","
+	    "\"presence\":\"away\",\"previous\":\"busy\",\"activity\":null,"
+	    "\"since\":\"2026-11-29T11:00:00Z\",\"until\":null,"
+	    "\"source\":\"calendar\",\"seq\":2}\n"));
+	free(text);
+
+	/* Log rotation: reopen writes to a fresh file. */
+	ck_assert_int_eq(unlink(logp), 0);
+	sinkset_reopen(set);
+	publish(set, "a@x", "available", "away", 3);
+	ck_assert(run_until(depth_zero, set, 2000));
+	text = slurp(logp);
+	ck_assert_int_eq(count_lines(text), 1);
+	free(text);
+	sinkset_free(set);
+	free(kpath);
+	free(klog);
+}
+END_TEST
+
+START_TEST(test_file_sink_rate_limited)
+{
+	char		 state[300], *text, *kpath;
+	const char	*lines[] = { "[sink f] file", NULL, "interval=1h",
+	    NULL };
+	struct sinkset	*set;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	xasprintf(&kpath, "path=%s", state);
+	lines[1] = kpath;
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 2000));
+	run_for(20);
+	/* The first write is immediate, the next waits for the interval. */
+	publish(set, "a@x", "away", "busy", 2);
+	ck_assert(run_until(depth_zero, set, 2000));
+	run_for(20);
+	text = slurp(state);
+	ck_assert_ptr_nonnull(strstr(text, "\"presence\":\"busy\""));
+	free(text);
+	/* Flush writes what is pending. */
+	flush_called = 0;
+	sinkset_flush(set, 1000, flush_cb, NULL);
+	ck_assert(run_until(flushed, NULL, 2000));
+	text = slurp(state);
+	ck_assert_ptr_nonnull(strstr(text, "\"presence\":\"away\""));
+	free(text);
+	sinkset_free(set);
+	free(kpath);
+}
+END_TEST
+
+START_TEST(test_exec_sink_env)
+{
+	char		*cmd, out[300], *text;
+	const char	*lines[] = { "[sink x] exec", NULL, NULL };
+	struct sinkset	*set;
+
+	snprintf(out, sizeof out, "%s/exec.out", tmpdir);
+	xasprintf(&cmd, "command=echo \"$EWSGW_MAILBOX|$EWSGW_PRESENCE|"
+	    "$EWSGW_PREVIOUS|$EWSGW_ACTIVITY|$EWSGW_SINCE|$EWSGW_UNTIL|"
+	    "$EWSGW_SOURCE|$EWSGW_SEQ|$EWSGW_SINK\" >> %s; "
+	    "test \"$EWSGW_SEQ\" != 2", out);
+	lines[1] = cmd;
+	/* EWSGW_ variables of the daemon itself are not passed on. */
+	setenv("EWSGW_PREVIOUS", "leak", 1);
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "b@x", "available", NULL, 3);
+	ck_assert(run_until(depth_zero, set, 5000));
+	unsetenv("EWSGW_PREVIOUS");
+	text = slurp(out);
+	ck_assert_ptr_nonnull(strstr(text, "a@x|busy|available|meeting|"
+	    "2026-11-29T11:00:00Z|2026-11-29T12:00:00Z|calendar|1|x\n"));
+	ck_assert_ptr_nonnull(strstr(text, "b@x|available|||"
+	    "2026-11-29T11:00:00Z||calendar|3|x\n"));
+	ck_assert_int_eq(count_lines(text), 2);
+	free(text);
+	ck_assert(status_num(set, 0, "delivered") == 2);
+	ck_assert(status_num(set, 0, "failed") == 0);
+	sinkset_free(set);
+	free(cmd);
+}
+END_TEST
+
+START_TEST(test_exec_sink_failure_and_order)
+{
+	char		*cmd, out[300], *text;
+	const char	*lines[] = { "[sink x] exec", NULL, "max_parallel=3",
+	    "retry_initial=10ms", "retry_max=20ms", NULL };
+	struct sinkset	*set;
+
+	snprintf(out, sizeof out, "%s/exec.out", tmpdir);
+	/* seq 2 fails once (marker file), so it is retried. */
+	xasprintf(&cmd, "command=if [ \"$EWSGW_SEQ\" = 2 ] && "
+	    "[ ! -e %s.failed ]; then : > %s.failed; exit 3; fi; "
+	    "echo \"$EWSGW_MAILBOX $EWSGW_SEQ\" >> %s", out, out, out);
+	lines[1] = cmd;
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "a@x", "available", "busy", 2);
+	publish(set, "a@x", "away", "available", 3);
+	publish(set, "b@x", "away", "available", 1);
+	ck_assert(run_until(depth_zero, set, 10000));
+	text = slurp(out);
+	/* a's changes in order, despite parallel children and a retry. */
+	ck_assert_ptr_nonnull(strstr(text, "a@x 1\n"));
+	ck_assert(strstr(text, "a@x 1\n") < strstr(text, "a@x 2\n"));
+	ck_assert(strstr(text, "a@x 2\n") < strstr(text, "a@x 3\n"));
+	ck_assert_ptr_nonnull(strstr(text, "b@x 1\n"));
+	ck_assert_int_eq(count_lines(text), 4);
+	free(text);
+	ck_assert(status_num(set, 0, "failed") == 1);
+	ck_assert(status_num(set, 0, "delivered") == 4);
+	sinkset_free(set);
+	free(cmd);
+}
+END_TEST
+
+START_TEST(test_exec_sink_timeout)
+{
+	const char *const lines[] = { "[sink x] exec", "command=sleep 30",
+	    "timeout=100ms", "retry_initial=1h", NULL };
+	struct sinkset	*set = mkset(lines);
+	struct json_value *v;
+	int64_t		 t0 = time_mono_ms();
+
+	publish(set, "a@x", "busy", "available", 1);
+	while (status_num(set, 0, "failed") < 1 && time_mono_ms() - t0 < 5000)
+		run_for(10);
+	ck_assert(status_num(set, 0, "failed") == 1);
+	ck_assert_int_lt(time_mono_ms() - t0, 5000);
+	v = status_of(set);
+	ck_assert_ptr_nonnull(strstr(json_get_str(v->child, "last_error", ""),
+	    "timed out"));
+	ck_assert_ptr_nonnull(strstr(json_get_str(v->child, "detail", ""),
+	    "1 timed out"));
+	ck_assert(strstr(json_get_str(v->child, "detail", ""), "0/4 running"));
+	json_free(v);
+	sinkset_free(set);
+}
+END_TEST
+
+START_TEST(test_exec_sink_parallel_bounded)
+{
+	char		*cmd, *text, runs[300], out[300], *p;
+	const char	*lines[] = { "[sink x] exec", NULL, "max_parallel=2",
+	    NULL };
+	struct sinkset	*set;
+	char		 mb[16];
+	int		 i, max = 0, n;
+
+	snprintf(runs, sizeof runs, "%s/running", tmpdir);
+	snprintf(out, sizeof out, "%s/counts", tmpdir);
+	ck_assert_int_eq(mkdir(runs, 0700), 0);
+	/* Each child counts the children running with it. */
+	xasprintf(&cmd, "command=: > %s/$EWSGW_MAILBOX; "
+	    "ls %s | wc -l >> %s; sleep 0.2; rm %s/$EWSGW_MAILBOX",
+	    runs, runs, out, runs);
+	lines[1] = cmd;
+	set = mkset(lines);
+	for (i = 0; i < 6; i++) {
+		snprintf(mb, sizeof mb, "m%d", i);
+		publish(set, mb, "busy", "available", 1);
+	}
+	run_for(50);
+	ck_assert(status_num(set, 0, "in_flight") <= 2);
+	ck_assert(run_until(depth_zero, set, 10000));
+	text = slurp(out);
+	ck_assert_int_eq(count_lines(text), 6);
+	for (p = text; *p != '\0'; p = strchr(p, '\n') + 1) {
+		n = atoi(p);
+		if (n > max)
+			max = n;
+	}
+	ck_assert_int_ge(max, 1);
+	ck_assert_int_le(max, 2);
+	free(text);
+	ck_assert(status_num(set, 0, "failed") == 0);
+	sinkset_free(set);
+	free(cmd);
+}
+END_TEST
+
+static Suite *
+sink_suite(void)
+{
+	Suite	*s = suite_create("sink");
+	TCase	*tc;
+
+	tc = tcase_create("engine");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_order_per_mailbox);
+	tcase_add_test(tc, test_retry_backoff);
+	tcase_add_test(tc, test_again_backpressure);
+	tcase_add_test(tc, test_slow_sink_isolated);
+	tcase_add_test(tc, test_queue_full_coalesces);
+	tcase_add_test(tc, test_health_json_and_metrics);
+	tcase_add_test(tc, test_flush_bounded);
+	tcase_add_test(tc, test_reload);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("config");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_validate_errors);
+	tcase_add_test(tc, test_validate_duplicate_name);
+	tcase_add_test(tc, test_plugin_example);
+	tcase_add_test(tc, test_plugin_rejected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("builtins");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_log_sink);
+	tcase_add_test(tc, test_file_sink);
+	tcase_add_test(tc, test_file_sink_rate_limited);
+	tcase_add_test(tc, test_exec_sink_env);
+	tcase_add_test(tc, test_exec_sink_failure_and_order);
+	tcase_add_test(tc, test_exec_sink_timeout);
+	tcase_add_test(tc, test_exec_sink_parallel_bounded);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 failed;
+
+	sr = srunner_create(sink_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
