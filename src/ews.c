@@ -31,8 +31,12 @@ struct ews_ctx {
 	struct event		*wake;		/* scheduler's next wake-up */
 	struct hashmap		*counts;	/* "Op code" -> uint64_t * */
 	uint64_t		 auth_failures;
+	unsigned		 auth_streak;	/* 401s since the last success */
 	unsigned		 in_flight[THROTTLE_CLASS_MAX];
 };
+
+/* 401s in a row before the service account's credentials are suspect. */
+#define AUTH_ALERT_AFTER	3
 
 static const char *const op_names[EWS_OP_MAX] = {
 	"Subscribe", "Unsubscribe", "GetStreamingEvents", "GetEvents",
@@ -166,6 +170,12 @@ ews_ctx_auth_failures(const struct ews_ctx *c)
 	return (c->auth_failures);
 }
 
+bool
+ews_ctx_auth_failing(const struct ews_ctx *c)
+{
+	return (c->auth_streak >= AUTH_ALERT_AFTER);
+}
+
 /* ---- calls ---- */
 
 void
@@ -240,15 +250,19 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	struct ews_reply	 r;
 	struct throttle_outcome	 out;
 	char			*cause = NULL;
-	char			 status[16];
+	char			 status[32];
 
 	call->req = NULL;
 	c->in_flight[call->klass]--;
 	memset(&r, 0, sizeof r);
 	r.op = call->op;
 	r.http = h;
-	/* Streams deliver their body elsewhere; unary answers parse here. */
-	if (call->data == NULL && h->body != NULL && h->body_len > 0) {
+	/*
+	 * Streams deliver a 2xx body elsewhere; unary answers, and a
+	 * stream's refusal (a SOAP fault with HTTP 500), parse here.
+	 */
+	if ((call->data == NULL || h->result != HTTP_RESULT_OK) &&
+	    h->body != NULL && h->body_len > 0) {
 		if (ews_parse_response(h->body, h->body_len, &r.generic,
 		    &cause) == 0)
 			r.parsed = true;
@@ -263,13 +277,23 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		/* A stream's envelopes said what its HTTP status could not. */
 		out = call->hint;
 	}
-	call->has_hint = false;
 	if (!r.parsed && h->result != HTTP_RESULT_OK && h->status > 0) {
 		snprintf(status, sizeof status, "HTTP%ld", h->status);
 		r.code = status;
 	}
-	if (r.action == EWS_ACT_AUTH)
+	if (r.action == EWS_ACT_AUTH) {
 		c->auth_failures++;
+		if (++c->auth_streak == AUTH_ALERT_AFTER)
+			log_emit(LOG_ERR, &(struct log_ctx){ .operation =
+			    ews_op_name(call->op), .response_code = r.code },
+			    "Exchange keeps refusing the service account's "
+			    "credentials (%s); check the password", r.code);
+	} else if (r.action == EWS_ACT_OK) {
+		if (c->auth_streak >= AUTH_ALERT_AFTER)
+			log_notice("Exchange accepts the service account's "
+			    "credentials again");
+		c->auth_streak = 0;
+	}
 	count(c, call->op, r.code);
 	if (r.action != EWS_ACT_OK)
 		log_emit(r.action == EWS_ACT_TRANSIENT ||
@@ -286,6 +310,15 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	call->done(call, &r, call->arg);
 	if (r.parsed)
 		ews_response_free(&r.generic);
+}
+
+/* Stream bytes go to the owner with the owner's argument. */
+static int
+http_data(const char *p, size_t n, void *arg)
+{
+	struct ews_call	*call = arg;
+
+	return (call->data(p, n, call->arg));
 }
 
 static void
@@ -317,8 +350,8 @@ granted(struct throttle_ticket *tk, void *arg)
 	o.timeout_ms = call->data != NULL ? 0 : conf->exchange.request_timeout_ms;
 	o.tag = s.tag;
 	c->in_flight[call->klass]++;
-	call->req = http_request_start(c->http, &o, http_done, call->data,
-	    call);
+	call->req = http_request_start(c->http, &o, http_done,
+	    call->data != NULL ? http_data : NULL, call);
 	buf_free(&s.body);
 }
 

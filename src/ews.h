@@ -109,5 +109,7 @@ void		 ews_ctx_budget_json(struct ews_ctx *, struct json_writer *);
 const char	*ews_op_name(enum ews_op);
 /* Counters for the STATUS= line. */
 uint64_t	 ews_ctx_auth_failures(const struct ews_ctx *);
+/* Exchange refused the credentials several times with no success since. */
+bool		 ews_ctx_auth_failing(const struct ews_ctx *);
 
 #endif

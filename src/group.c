@@ -32,6 +32,12 @@
 /* Wait this long for members still subscribing before (re)connecting. */
 #define SETTLE_MS		2000
 #define RECONNECT_BASE_MS	500
+/*
+ * Between closing a connection and opening its replacement: the server
+ * must have seen the old one go before the same ids arrive again, or it
+ * counts them on two connections.
+ */
+#define REOPEN_GAP_MS		250
 
 static const char *const state_names[GROUP_STATE_MAX] = {
 	"idle", "queued", "open", "backoff"
@@ -39,6 +45,7 @@ static const char *const state_names[GROUP_STATE_MAX] = {
 
 static void	 evaluate(struct group *);
 static void	 connect_(struct group *);
+static void	 reopen(struct group *);
 
 const char *
 group_state_name(enum group_state s)
@@ -77,6 +84,7 @@ static void
 idle_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct group	*g = arg;
+	unsigned	 i;
 
 	if (g->state != GROUP_OPEN)
 		return;
@@ -86,6 +94,8 @@ idle_cb(evutil_socket_t fd, short ev, void *arg)
 	set_error(g, "IdleTimeout");
 	g->drops++;
 	ews_call_cancel(&g->call);
+	for (i = 0; i < g->n; i++)
+		g->members[i]->on_stream = false;
 	g->state = GROUP_BACKOFF;
 	arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
 }
@@ -201,9 +211,11 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 	int			 r;
 
 	ids = xcalloc(g->n ? g->n : 1, sizeof *ids);
-	for (i = 0; i < g->n; i++)
-		if (streamable(g->members[i]))
+	for (i = 0; i < g->n; i++) {
+		g->members[i]->on_stream = streamable(g->members[i]);
+		if (g->members[i]->on_stream)
 			ids[n++] = g->members[i]->sub_id;
+	}
 	if (n == 0) {
 		free(ids);
 		g->state = GROUP_IDLE;
@@ -244,11 +256,25 @@ static void
 gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
 	struct group	*g = arg;
+	unsigned	 i;
 
 	evtimer_del(g->idle_ev);
 	g->state = GROUP_IDLE;
-	if (g->mgr->stopping)
+	if (g->mgr->stopping) {
+		for (i = 0; i < g->n; i++)
+			g->members[i]->on_stream = false;
 		return;
+	}
+	if (r->action == EWS_ACT_RESUBSCRIBE || r->action == EWS_ACT_RESYNC) {
+		/* The server refused the whole request for its ids. */
+		set_error(g, r->code);
+		for (i = 0; i < g->n; i++)
+			if (g->members[i]->on_stream)
+				mailbox_subscription_lost(g->members[i], r->code,
+				    r->action == EWS_ACT_RESYNC);
+	}
+	for (i = 0; i < g->n; i++)
+		g->members[i]->on_stream = false;
 	if (r->http->result == HTTP_RESULT_OK && g->closed_by_server &&
 	    !call->has_hint) {
 		/* ConnectionTimeout elapsed: renew at once. */
@@ -264,7 +290,13 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	    "connection %u (anchor %s) ended: %s; reconnecting", g->id,
 	    g->anchor, g->last_error[0] ? g->last_error : r->code);
 	g->state = GROUP_BACKOFF;
-	arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
+	if (r->parsed && r->generic.status.backoff_ms > 0)
+		/* Exchange said how long: the scheduler holds the budget. */
+		arm(g->retry_ev, r->generic.status.backoff_ms);
+	else if (call->has_hint && call->hint.backoff_ms > 0)
+		arm(g->retry_ev, call->hint.backoff_ms);
+	else
+		arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
 }
 
 static void
@@ -273,6 +305,21 @@ connect_(struct group *g)
 	g->state = GROUP_QUEUED;
 	ews_call_submit(&g->call, EWS_OP_GET_STREAMING_EVENTS, THROTTLE_STREAM,
 	    THROTTLE_PRIO_NORMAL, g->anchor, build_gse, gse_done, on_data, g);
+}
+
+/* New subscriptions: close the connection, open a new one shortly. */
+static void
+reopen(struct group *g)
+{
+	unsigned	 i;
+
+	ews_call_cancel(&g->call);
+	evtimer_del(g->idle_ev);
+	for (i = 0; i < g->n; i++)
+		g->members[i]->on_stream = false;
+	g->reopen = false;
+	g->state = GROUP_BACKOFF;
+	arm(g->retry_ev, REOPEN_GAP_MS);
 }
 
 /* Decide whether to connect, reconnect or wait. */
@@ -312,12 +359,7 @@ evaluate(struct group *g)
 		}
 		if (!settled)
 			return;
-		/* New subscriptions: replace the connection. */
-		ews_call_cancel(&g->call);
-		evtimer_del(g->idle_ev);
-		g->state = GROUP_IDLE;
-		if (ready > 0)
-			connect_(g);
+		reopen(g);
 		break;
 	case GROUP_QUEUED:
 	case GROUP_BACKOFF:
@@ -341,9 +383,8 @@ force_cb(evutil_socket_t fd, short ev, void *arg)
 		if (streamable(g->members[i]))
 			ready++;
 	if (g->state == GROUP_OPEN && g->reopen) {
-		ews_call_cancel(&g->call);
-		evtimer_del(g->idle_ev);
-		g->state = GROUP_IDLE;
+		reopen(g);
+		return;
 	}
 	if (g->state == GROUP_IDLE && ready > 0)
 		connect_(g);
@@ -361,10 +402,10 @@ group_member_changed(struct group *g)
 	unsigned	 i;
 
 	/* A member that just subscribed is not on the open connection. */
-	if (g->state == GROUP_OPEN || g->state == GROUP_QUEUED) {
+	if (g->state == GROUP_OPEN) {
 		for (i = 0; i < g->n; i++)
-			if (g->members[i]->state == MAILBOX_SYNCING &&
-			    g->state == GROUP_OPEN)
+			if (streamable(g->members[i]) &&
+			    !g->members[i]->on_stream)
 				g->reopen = true;
 	}
 	event_active(g->eval_ev, EV_TIMEOUT, 0);
@@ -450,6 +491,7 @@ group_remove(struct group *g, struct mailbox *mb)
 	    (g->n - i - 1) * sizeof *g->members);
 	g->n--;
 	mb->group = NULL;
+	mb->on_stream = false;
 	if (i == 0)
 		set_anchor(g);
 	if (g->n == 0) {

@@ -50,7 +50,7 @@ struct group {
 	int64_t			 opened_at;	/* wall ms */
 	int64_t			 last_data_at;	/* wall ms */
 	uint64_t		 connects, drops, envelopes;
-	char			 last_error[40];
+	char			 last_error[64];
 };
 
 struct group	*group_new(struct manager *, unsigned id);

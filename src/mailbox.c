@@ -105,6 +105,7 @@ forget_subscription(struct mailbox *mb)
 	}
 	free(mb->watermark);
 	mb->watermark = NULL;
+	mb->on_stream = false;
 	if (mb->have_sub_budget) {
 		throttle_subscription_release(ews_ctx_throttle(m->ews),
 		    mb->address);
@@ -838,8 +839,10 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail)
 		json_key(w, "oof");
 		json_obj_begin(w);
 		json_kv_str(w, "state", presence_oof_state_name(mb->oof.state));
-		time_kv(w, "start", mb->oof.start);
-		time_kv(w, "end", mb->oof.end);
+		time_kv(w, "start", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
+		    mb->oof.start : 0);
+		time_kv(w, "end", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
+		    mb->oof.end : 0);
 		json_obj_end(w);
 	}
 	json_obj_end(w);

@@ -63,7 +63,7 @@ struct mailbox {
 	char			*watermark;	/* push only; owned or NULL */
 	const char		*last_error;	/* ResponseCode; static or
 						   interned in ews counts */
-	char			 error_code[40];
+	char			 error_code[64];
 
 	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
 	struct ews_call		 read_call;	/* FindItem / GetUserOofSettings */
@@ -91,6 +91,7 @@ struct mailbox {
 	bool			 dirty;		/* sync again after this one */
 	bool			 have_sub_budget; /* counted in throttle */
 	bool			 removed;	/* gone from the config */
+	bool			 on_stream;	/* its id is on the open stream */
 	const char		*sync_source;	/* why the running sync runs */
 };
 

@@ -464,6 +464,56 @@ count_all(struct manager *m, struct counts *c)
 			c->open++;
 }
 
+/* The budgets in use against each limit, as ewsgwctl status shows them. */
+static void
+budget_json(struct manager *m, const struct counts *c, struct json_writer *w)
+{
+	struct throttle_stats	 ts;
+
+	throttle_stats(ews_ctx_throttle(m->ews), &ts);
+	json_key(w, "budget");
+	json_obj_begin(w);
+	json_kv_str(w, "charging", conf_charging_name(ts.charging));
+	json_key(w, "concurrency");
+	json_obj_begin(w);
+	json_kv_int(w, "in_use", ts.concurrency_in_use);
+	json_kv_int(w, "limit", ts.concurrency_limit);
+	json_obj_end(w);
+	json_kv_int(w, "short_reserved", ts.short_reserve);
+	json_key(w, "subscriptions");
+	json_obj_begin(w);
+	json_kv_int(w, "in_use", ts.subscriptions);
+	json_key(w, "limit");
+	if (ts.subscription_limit == THROTTLE_UNLIMITED)
+		json_null(w);
+	else
+		json_int(w, ts.subscription_limit);
+	json_kv_str(w, "per", ts.charging == CONF_CHARGING_IMPERSONATED ?
+	    "mailbox" : "service account");
+	json_obj_end(w);
+	json_key(w, "streaming_connections");
+	json_obj_begin(w);
+	json_kv_int(w, "open", (int64_t)c->open);
+	json_kv_int(w, "groups", (int64_t)m->ngroups);
+	json_key(w, "limit");
+	if (ts.stream_limit == THROTTLE_UNLIMITED)
+		json_null(w);
+	else
+		json_int(w, ts.stream_limit);
+	json_kv_int(w, "per_anchor_limit", ts.per_anchor_limit);
+	json_obj_end(w);
+	json_key(w, "backoff_until");
+	if (ts.backoff_until != 0) {
+		char	 t[TIME_ISO8601_LEN];
+
+		time_format_iso8601(time_wall_ms() / 1000 +
+		    (ts.backoff_until - time_mono_ms()) / 1000, t);
+		json_str(w, t);
+	} else
+		json_null(w);
+	json_obj_end(w);
+}
+
 int
 manager_status_json(struct manager *m, struct json_writer *w)
 {
@@ -497,24 +547,19 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	json_obj_end(w);
 	json_obj_end(w);
 
-	json_key(w, "budget");
-	json_obj_begin(w);
+	budget_json(m, &c, w);
+	json_key(w, "throttle");
 	ews_ctx_budget_json(m->ews, w);
-	json_key(w, "streaming_connections");
-	json_obj_begin(w);
-	json_kv_int(w, "open", (int64_t)c.open);
-	json_kv_int(w, "groups", (int64_t)m->ngroups);
-	json_obj_end(w);
-	json_obj_end(w);
 
 	json_kv_int(w, "publications", (int64_t)m->published);
 	json_kv_int(w, "notifications", (int64_t)m->notifications);
 	json_kv_int(w, "resubscribes", (int64_t)m->resubscribes);
 	json_key(w, "problems");
 	json_arr_begin(w);
-	if (c.auth > 0) {
-		snprintf(msg, sizeof msg, "authentication failing for %zu "
-		    "mailboxes (check the service account's password)", c.auth);
+	if (c.auth > 0 || ews_ctx_auth_failing(m->ews)) {
+		snprintf(msg, sizeof msg, "authentication failing: Exchange "
+		    "refuses the service account's credentials (check the "
+		    "password)");
 		json_str(w, msg);
 		healthy = 0;
 	}
@@ -644,6 +689,7 @@ manager_summary(struct manager *m, char *out, size_t len)
 	    "polling, %zu backing off, %zu parked; %zu connections%s",
 	    c.state[MAILBOX_STREAMING], c.total, c.state[MAILBOX_PUSH],
 	    c.state[MAILBOX_POLLING], c.state[MAILBOX_BACKOFF],
-	    c.state[MAILBOX_PARKED], c.open, c.auth > 0 ?
+	    c.state[MAILBOX_PARKED], c.open,
+	    c.auth > 0 || ews_ctx_auth_failing(m->ews) ?
 	    "; AUTHENTICATION FAILING" : "");
 }

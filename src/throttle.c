@@ -463,8 +463,15 @@ apply_outcome(struct throttle *t, struct throttle_budget *b,
 			jitter = ms / 10 < t->lim.busy_jitter_max_ms ?
 			    ms / 10 : t->lim.busy_jitter_max_ms;
 			t->server_busy++;
-			budget_extend(t, b, now + ms +
-			    backoff_rng_range(&t->rng, 0, jitter));
+			ms = now + ms + backoff_rng_range(&t->rng, 0, jitter);
+			budget_extend(t, b, ms);
+			/*
+			 * BackOffMilliseconds is about the service account:
+			 * whatever copy of a budget the refused request drew
+			 * on, nothing of the account goes before that time.
+			 */
+			if (b != &t->account)
+				budget_extend(t, &t->account, ms);
 			break;
 		}
 		/* Busy without a time: treat like any transient failure. */

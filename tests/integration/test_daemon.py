@@ -47,10 +47,14 @@ class CheckConfig(unittest.TestCase):
     def test_sample_config_is_valid(self):
         sample = os.path.join(TOP_SRCDIR, "etc", "ewsgw.conf")
         with tempfile.TemporaryDirectory() as creds:
-            # The sample names a systemd credential for the password.
-            for name in ("ews-password", "ews-client-secret"):
-                with open(os.path.join(creds, name), "w") as f:
-                    f.write("x\n")
+            # The sample names systemd credentials (bare names) for secrets.
+            with open(sample) as f:
+                for line in f:
+                    k, _, v = line.partition("=")
+                    k, v = k.strip().lstrip("#").strip(), v.strip()
+                    if k.endswith("_file") and v and "/" not in v:
+                        with open(os.path.join(creds, v), "w") as c:
+                            c.write("x\n")
             rc, out = check_config(sample, {"CREDENTIALS_DIRECTORY": creds})
         self.assertEqual(rc, 0, out)
         self.assertIn("configuration ok", out)
@@ -71,6 +75,7 @@ class CheckConfig(unittest.TestCase):
 
     def test_bad_sink_section_is_reported(self):
         with Daemon(sections={"sink f": {"type": "file",
+                                         "path": "/tmp/x.json",
                                          "no_such_key": "1"}}) as d:
             rc, out = check_config(d.conf_path)
             self.assertEqual(rc, 78, out)

@@ -175,8 +175,9 @@ class Faults(unittest.TestCase):
                      "unhealthy status")
             self.assertTrue(any("authentication" in p
                                 for p in g.status()["problems"]))
-            self.assertTrue(g.d.notify.seen("STATUS=") and any(
-                "AUTHENTICATION FAILING" in m for m in g.d.notify.poll()))
+            wait_for(lambda: any("AUTHENTICATION FAILING" in m
+                                 for m in g.d.notify.poll()), 10,
+                     "STATUS= says so")
             self.assertEqual(g.d.ctl("status").returncode, 1)
             g.sim.clear_faults()
             g.wait_state("streaming", timeout=120)
