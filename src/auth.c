@@ -28,8 +28,8 @@
 #define AUTH_DEFAULT_TIMEOUT_MS	30000
 #define AUTH_MAX_RESPONSE	(64 * 1024)
 #define AUTH_MAX_SKEW_MS	30000	/* treat tokens as expired early */
-#define AUTH_REFRESH_AHEAD_MS	300000	/* refresh 5 min before expiry */
-#define AUTH_RETRY_MS		30000	/* failed background refresh */
+#define AUTH_REFRESH_AHEAD_MS	300000	/* 5 min before expiry */
+#define AUTH_RETRY_MS		30000	/* after a failed refresh */
 #define AUTH_MAX_DETAIL		300	/* error_description shown */
 
 TAILQ_HEAD(auth_waitq, auth_wait);
@@ -52,13 +52,13 @@ struct auth {
 	int64_t			 (*clock)(void);
 	struct http_token_source source;	/* what eng calls */
 
-	char			*token;		/* secret; NULL = none */
-	int64_t			 expires_at;	/* clock ms, skew included */
+	char			*token;		/* secret or NULL */
+	int64_t			 expires_at;	/* clock ms, less skew */
 	int64_t			 refresh_at;	/* clock ms */
 	struct http_request	*req;		/* fetch in flight */
 	struct auth_waitq	 waiters;
-	struct event		 kick;		/* serve waiters from cache */
-	struct event		 refresh;	/* refresh ahead of expiry */
+	struct event		 kick;		/* serve from cache */
+	struct event		 refresh;	/* ahead of expiry */
 	uint64_t		 fetches;
 	uint64_t		 failures;
 };

@@ -25,8 +25,8 @@ struct auth_opts {
 	const char	*client_secret;	/* copied, wiped on free */
 	const char	*scope;		/* NULL = AUTH_DEFAULT_SCOPE */
 	int64_t		 timeout_ms;	/* token request; 0 = 30 s */
-	int64_t		 (*clock)(void);	/* ms; NULL = time_mono_ms
-						 * (tests inject one) */
+	/* Milliseconds; NULL = time_mono_ms (tests inject one). */
+	int64_t		 (*clock)(void);
 };
 
 /* Fill opts from [exchange] (borrows conf's strings for the call). */
@@ -72,7 +72,7 @@ void		 auth_invalidate(struct auth *, const char *token);
 struct auth_stats {
 	uint64_t	 fetches;
 	uint64_t	 failures;
-	int64_t		 expires_in_ms;	/* of the cached token, 0 if none */
+	int64_t		 expires_in_ms;	/* cached token; 0 if none */
 };
 void		 auth_get_stats(struct auth *, struct auth_stats *);
 

@@ -13,8 +13,12 @@
 #include <event2/event.h>
 
 #include "boundary.h"
+#include "log.h"
 #include "timeutil.h"
 #include "xmalloc.h"
+
+/* Longest single sleep: far deadlines are simply re-checked daily. */
+#define BOUNDARY_MAX_SLEEP_MS	86400000
 
 struct boundary {
 	struct event		*ev;
@@ -41,10 +45,9 @@ boundary_new(struct event_base *base, enum boundary_clock clock,
 	b->cb = cb;
 	b->arg = arg;
 	b->armed = -1;
-	if ((b->ev = evtimer_new(base, boundary_fire, b)) == NULL) {
-		/* Only fails on memory exhaustion, like xmalloc. */
-		abort();
-	}
+	/* Only fails on memory exhaustion, where xmalloc aborts too. */
+	if ((b->ev = evtimer_new(base, boundary_fire, b)) == NULL)
+		fatalx("boundary: cannot create the timer event");
 	return (b);
 }
 
@@ -91,9 +94,15 @@ boundary_arm(struct boundary *b)
 		delay = 0;
 	if (b->clock == BOUNDARY_WALL && delay > BOUNDARY_WALL_RECHECK_MS)
 		delay = BOUNDARY_WALL_RECHECK_MS;
+	if (delay > BOUNDARY_MAX_SLEEP_MS)
+		delay = BOUNDARY_MAX_SLEEP_MS;
 	tv.tv_sec = (time_t)(delay / 1000);
 	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
-	evtimer_add(b->ev, &tv);
+	if (evtimer_add(b->ev, &tv) == -1) {
+		log_warnx("boundary: cannot arm the timer");
+		b->armed = -1;
+		return;
+	}
 	b->armed = e->deadline;
 }
 

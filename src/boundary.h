@@ -36,15 +36,21 @@ typedef void	(*boundary_cb)(struct timerheap_entry *, void *);
 /*
  * A new boundary timer set on base (borrowed).  cb(entry, arg) fires for
  * each due entry; it may schedule or cancel any entry, including its
- * own.  Returns allocated, free with boundary_free.
+ * own, and free the entry's owner, but not free the boundary.  Returns
+ * allocated, free with boundary_free.
  */
 struct boundary	*boundary_new(struct event_base *, enum boundary_clock,
 		    boundary_cb, void *);
 /* Free; entries still scheduled are unscheduled, never fired. */
 void		 boundary_free(struct boundary *);
 
-/* Schedule or move e (embedded in its owner, borrowed until it fires
- * or is cancelled) to deadline_ms in the boundary's clock. */
+/*
+ * Schedule or move e (embedded in its owner, borrowed until it fires or
+ * is cancelled) to deadline_ms in the boundary's clock.  For a presence
+ * "until" (epoch seconds) use a BOUNDARY_WALL boundary and until * 1000;
+ * PRESENCE_NO_UNTIL means cancel instead.  A deadline already past
+ * fires on the next loop pass.
+ */
 void		 boundary_schedule(struct boundary *, struct timerheap_entry *,
 		    int64_t deadline_ms);
 /* Unschedule e; nothing if not scheduled. */

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -33,6 +34,8 @@
 #define CONF_MAX_FILE		(64 * 1024 * 1024)	/* config, mailbox file */
 #define CONF_MAX_SECRET		(64 * 1024)
 #define CONF_MAX_ERRORS		200
+#define CONF_MAX_SINKS		256	/* sink sections */
+#define CONF_MAX_SINK_KEYS	256	/* keys in one sink section */
 
 #define SEC		((int64_t)1000)
 #define MIN		(60 * SEC)
@@ -854,6 +857,12 @@ parse_header(struct cstate *st, char *s, int line)
 				return;
 			}
 		}
+		if (st->cf->nsinks == CONF_MAX_SINKS) {
+			cerr(st, st->file, line, "too many sink sections (at "
+			    "most %d)", CONF_MAX_SINKS);
+			st->sec = SEC_UNKNOWN;
+			return;
+		}
 		st->cf->sinks = xreallocarray(st->cf->sinks,
 		    st->cf->nsinks + 1, sizeof(*st->cf->sinks));
 		st->sink = &st->cf->sinks[st->cf->nsinks++];
@@ -924,6 +933,11 @@ parse_sink_kv(struct cstate *st, const char *key, const char *value, int line)
 			    sk->kv[i].line);
 			return;
 		}
+	}
+	if (sk->nkv == CONF_MAX_SINK_KEYS) {
+		cerr(st, st->file, line, "too many keys in [sink %s] (at most "
+		    "%d)", sk->name, CONF_MAX_SINK_KEYS);
+		return;
 	}
 	sk->kv = xreallocarray(sk->kv, sk->nkv + 1, sizeof(*sk->kv));
 	sk->kv[sk->nkv].key = xstrdup(key);
@@ -1317,6 +1331,7 @@ finish(struct cstate *st)
 {
 	struct config	*cf = st->cf;
 	const char	*authname = conf_auth_name(cf->exchange.auth);
+	struct sockaddr_un sun;
 	char		 why[64];
 	size_t		 i;
 
@@ -1326,6 +1341,18 @@ finish(struct cstate *st)
 			abort();	/* a bad built-in default */
 
 	snprintf(why, sizeof(why), "needed for auth = %s", authname);
+	if (cf->exchange.tenant != NULL && cf->exchange.tenant[strspn(
+	    cf->exchange.tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+	    "OPQRSTUVWXYZ0123456789.-")] != '\0')
+		cerr(st, st->file, st->keyline[key_find(SEC_EXCHANGE,
+		    "tenant") - keys], "invalid tenant '%s' in [exchange] "
+		    "(expected a domain name or a tenant id)",
+		    cf->exchange.tenant);
+	if (cf->status.socket != NULL &&
+	    strlen(cf->status.socket) >= sizeof(sun.sun_path))
+		cerr(st, st->file, st->keyline[key_find(SEC_STATUS, "socket") -
+		    keys], "socket path in [status] too long (at most %zu "
+		    "bytes)", sizeof(sun.sun_path) - 1);
 	require(st, SEC_EXCHANGE, "url", NULL);
 	if (cf->exchange.auth == CONF_AUTH_OAUTH2) {
 		require(st, SEC_EXCHANGE, "tenant", why);

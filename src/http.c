@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "timeutil.h"
 #include "tls.h"
@@ -31,13 +32,13 @@
 #define HTTP_DEFAULT_MAX_RESPONSE	(16 * 1024 * 1024)
 #define HTTP_DEFAULT_CONNECT_MS		30000
 #define HTTP_MAX_CAPTURE		8192	/* per captured header */
-#define HTTP_TRACE_BODY			512	/* body bytes shown in traces */
+#define HTTP_TRACE_BODY			512	/* body bytes traced */
 
 /* One fd curl asked us to watch; curl owns the fd itself. */
 struct http_sock {
 	struct http_engine	*eng;
 	curl_socket_t		 fd;
-	int			 what;		/* CURL_POLL_* now armed */
+	int			 what;		/* CURL_POLL_* armed */
 	struct event		 ev;
 	TAILQ_ENTRY(http_sock)	 entry;
 };
@@ -57,11 +58,11 @@ struct http_request {
 	unsigned		 id;
 	CURL			*easy;
 	struct curl_slist	*headers;
-	char			*body;		/* request body (copy) */
+	char			*body;		/* request body, copy */
 	size_t			 body_len;
 	char			 errbuf[CURL_ERROR_SIZE];
 	char			*tag;		/* for log lines */
-	char			*method_url;	/* "POST https://..." for logs */
+	char			*method_url;	/* "POST https://..." */
 
 	http_done_cb		 done;
 	http_data_cb		 data;		/* NULL = unary */
@@ -71,15 +72,15 @@ struct http_request {
 	bool			 no_auth;
 	bool			 secret;
 	bool			 in_multi;	/* added to eng->multi */
-	bool			 cancelled;	/* owner gone: no callbacks */
+	bool			 cancelled;	/* owner gone */
 	bool			 in_done;	/* done callback running */
 	bool			 paused;
 	bool			 toobig;
-	bool			 aborted;	/* data callback said stop */
+	bool			 aborted;	/* data cb said stop */
 	bool			 retried;	/* bearer retry used */
 
-	void			*token_wait;	/* pending token fetch */
-	char			*token;		/* bearer token in use */
+	void			*token_wait;	/* token fetch */
+	char			*token;		/* bearer in use */
 
 	enum http_defer		 defer;
 	struct event		 ev;		/* deferred work */
@@ -88,10 +89,10 @@ struct http_request {
 
 	/* The current response (reset on every status line). */
 	long			 status;
-	struct buf		 resp;		/* body, unary or non-2xx */
+	struct buf		 resp;		/* unary or non-2xx */
 	struct buf		 wwwauth;	/* offers, '\n'-separated */
 	char			*ctype;
-	char			*cookie;	/* X-BackEndOverrideCookie */
+	char			*cookie;	/* backend cookie */
 	int64_t			 started_ms;
 };
 
@@ -99,7 +100,7 @@ struct http_engine {
 	struct event_base	*base;		/* borrowed */
 	CURLM			*multi;
 	struct event		 timer;
-	int			 in_curl;	/* inside socket_action etc. */
+	int			 in_curl;	/* curl on the stack */
 
 	enum http_cred		 cred;
 	char			*username;
@@ -190,12 +191,32 @@ struct http_engine *
 http_engine_new(struct event_base *base, const struct http_engine_opts *o,
     char **cause)
 {
-	struct http_engine	*eng;
-	CURLcode		 cc;
+	struct http_engine		*eng;
+	struct tls_client_opts		 tls;
+	const curl_version_info_data	*vi;
+	CURLcode			 cc;
 
+	/* Bad paths are start-up errors, not a failure per request. */
+	tls.ca_file = o->ca_file;
+	tls.client_cert = o->client_cert;
+	tls.client_key = o->client_key;
+	tls.verify = o->tls_verify;
+	if (tls_client_check(&tls, cause) != 0)
+		return (NULL);
 	if ((cc = curl_global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK) {
 		xasprintf(cause, "curl_global_init: %s",
 		    curl_easy_strerror(cc));
+		return (NULL);
+	}
+	vi = curl_version_info(CURLVERSION_NOW);
+	if ((o->cred == HTTP_CRED_NTLM &&
+	    !(vi->features & CURL_VERSION_NTLM)) ||
+	    (o->cred == HTTP_CRED_NEGOTIATE &&
+	    !(vi->features & CURL_VERSION_SPNEGO))) {
+		xasprintf(cause, "libcurl %s was built without %s support",
+		    vi->version, o->cred == HTTP_CRED_NTLM ? "NTLM" :
+		    "SPNEGO (GSS-API)");
+		curl_global_cleanup();
 		return (NULL);
 	}
 	eng = xcalloc(1, sizeof *eng);
@@ -284,6 +305,27 @@ const struct http_stats *
 http_engine_stats(const struct http_engine *eng)
 {
 	return (&eng->stats);
+}
+
+void
+http_stats_json(const struct http_stats *st, struct json_writer *w)
+{
+	int	 i;
+
+	json_obj_begin(w);
+	json_kv_int(w, "started", st->started);
+	json_kv_int(w, "in_flight", st->in_flight);
+	json_kv_int(w, "cancelled", st->cancelled);
+	json_kv_int(w, "retried_auth", st->retried_auth);
+	json_kv_int(w, "bytes_in", st->bytes_in);
+	json_kv_int(w, "bytes_out", st->bytes_out);
+	json_kv_int(w, "sockets", st->sockets);
+	json_key(w, "results");
+	json_obj_begin(w);
+	for (i = 0; i < HTTP_RESULT_MAX; i++)
+		json_kv_int(w, http_result_name(i), st->results[i]);
+	json_obj_end(w);
+	json_obj_end(w);
 }
 
 /* ---- curl <-> libevent glue ---- */

@@ -19,6 +19,7 @@ struct config;
 struct event_base;
 struct http_engine;
 struct http_request;
+struct json_writer;
 
 /*
  * How a request ended.  Keep http_result_name() in sync.  (Not HTTP_OK
@@ -31,9 +32,9 @@ enum http_result {
 	HTTP_RESULT_THROTTLED,	/* 503 or 429; or 500: a SOAP fault, parse
 				 * the body (ErrorServerBusy is throttling,
 				 * impersonation errors are not) */
-	HTTP_RESULT_TRANSIENT,	/* connect/resolve failure, timeout, reset,
-				 * partial or empty reply, 502/504: retry
-				 * with backoff */
+	HTTP_RESULT_TRANSIENT,	/* connect/resolve failure, timeout,
+				 * reset, partial or empty reply, 502/504:
+				 * retry with backoff */
 	HTTP_RESULT_FATAL,	/* anything else (404, TLS verification) */
 	HTTP_RESULT_TOOBIG,	/* response larger than max_response */
 	HTTP_RESULT_ABORTED,	/* the data callback said HTTP_DATA_ABORT */
@@ -45,7 +46,7 @@ enum http_cred {
 	HTTP_CRED_NONE,
 	HTTP_CRED_NTLM,
 	HTTP_CRED_BASIC,
-	HTTP_CRED_NEGOTIATE,	/* GSS-API: Kerberos ticket from the ccache */
+	HTTP_CRED_NEGOTIATE,	/* GSS-API: Kerberos ticket, ccache */
 	HTTP_CRED_BEARER	/* OAuth2 token from a token source (auth.c) */
 };
 
@@ -72,7 +73,7 @@ struct http_token_source {
 
 struct http_engine_opts {
 	enum http_cred	 cred;
-	const char	*username;	/* copied; DOMAIN\user or user@dom */
+	const char	*username;	/* copied; DOMAIN\user, user@dom */
 	const char	*password;	/* copied, wiped on free */
 	const char	*ca_file;	/* NULL = system trust store */
 	const char	*client_cert;	/* PEM, optional */
@@ -81,7 +82,7 @@ struct http_engine_opts {
 	long		 max_host_connections;	/* 0 = unlimited */
 	long		 max_total_connections;	/* 0 = unlimited */
 	long		 connect_timeout_ms;	/* 0 = 30 s */
-	size_t		 max_response;	/* default cap; 0 = 16 MiB */
+	size_t		 max_response;	/* default cap; 0: 16 MiB */
 	const char	*user_agent;	/* NULL = "ewsgw/VERSION" */
 };
 
@@ -114,7 +115,7 @@ struct http_stats {
 	uint64_t	 started;
 	uint64_t	 results[HTTP_RESULT_MAX];
 	uint64_t	 cancelled;
-	uint64_t	 retried_auth;	/* bearer 401 -> new token -> retry */
+	uint64_t	 retried_auth;	/* bearer 401, new token, retry */
 	uint64_t	 bytes_in;	/* response bodies */
 	uint64_t	 bytes_out;	/* request bodies */
 	unsigned	 in_flight;
@@ -122,6 +123,8 @@ struct http_stats {
 };
 /* Counters for the status socket (borrowed, live). */
 const struct http_stats *http_engine_stats(const struct http_engine *);
+/* Write the counters as one JSON object value ("results" by name). */
+void	 http_stats_json(const struct http_stats *, struct json_writer *);
 
 enum http_method { HTTP_POST, HTTP_GET };
 
@@ -131,17 +134,17 @@ struct http_request_opts {
 	const char	*body;		/* copied; POST only */
 	size_t		 body_len;
 	const char	*anchor_mailbox;	/* X-AnchorMailbox, or NULL */
-	bool		 prefer_affinity;	/* X-PreferServerAffinity */
-	const char	*backend_cookie;	/* X-BackEndOverrideCookie value */
-	const char	*content_type;	/* NULL: text/xml; charset=utf-8 */
+	bool		 prefer_affinity; /* X-PreferServerAffinity */
+	const char	*backend_cookie; /* X-BackEndOverrideCookie */
+	const char	*content_type;	/* NULL: text/xml; utf-8 */
 	const char	*accept;	/* NULL: text/xml */
 	const char * const *headers;	/* extra "Name: value", NULL-ended,
 					 * copied; may be NULL */
-	int64_t		 timeout_ms;	/* total; 0 = none (streaming) */
-	size_t		 max_response;	/* body cap; 0 = engine default */
-	bool		 no_auth;	/* no credentials (token endpoint) */
-	bool		 secret;	/* never trace bodies (token calls) */
-	const char	*tag;		/* for log lines, e.g. mailbox; copied */
+	int64_t		 timeout_ms;	/* total; 0: none (streaming) */
+	size_t		 max_response;	/* body cap; 0: engine's */
+	bool		 no_auth;	/* no credentials (token URL) */
+	bool		 secret;	/* never trace the bodies */
+	const char	*tag;		/* for log lines; copied */
 };
 
 /*
@@ -153,11 +156,11 @@ struct http_response {
 	enum http_result result;
 	long		 status;	/* HTTP status, 0 if none */
 	int		 curl_code;	/* CURLcode */
-	const char	*error;		/* human-readable reason or NULL */
+	const char	*error;		/* readable reason or NULL */
 	const char	*body;
 	size_t		 body_len;
-	const char	*cookie_backend;	/* Set-Cookie X-BackEndOverrideCookie */
-	const char	*www_authenticate;	/* every offer, '\n'-separated */
+	const char	*cookie_backend; /* X-BackEndOverrideCookie */
+	const char	*www_authenticate; /* all offers, '\n' between */
 	const char	*content_type;
 	int64_t		 elapsed_ms;
 };
@@ -173,7 +176,7 @@ typedef void (*http_done_cb)(struct http_request *,
 
 /* Data callback return values. */
 #define HTTP_DATA_OK	 0
-#define HTTP_DATA_ABORT	(-1)	/* stop; done gets HTTP_RESULT_ABORTED */
+#define HTTP_DATA_ABORT	(-1)	/* stop; done: HTTP_RESULT_ABORTED */
 #define HTTP_DATA_PAUSE	 1	/* not consumed; redelivered after
 				 * http_request_resume() */
 /*

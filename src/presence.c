@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include "conf.h"
+#include "json.h"
 #include "presence.h"
 #include "timeline.h"
+#include "timeutil.h"
 #include "xmalloc.h"
 
 /*
@@ -51,6 +53,8 @@ static void	 rank_result(enum rank, const struct presence_rules *,
 		    struct presence *);
 static enum rank winner(const unsigned *);
 static int	 pevent_cmp(const void *, const void *);
+static void	 json_kv_time(struct json_writer *, const char *, int64_t,
+		    int64_t);
 
 static const char *const state_names[PRESENCE_STATE_MAX] = {
 	[PRESENCE_UNKNOWN] = "unknown",
@@ -67,7 +71,7 @@ static const char *const activity_names[PRESENCE_ACT_MAX] = {
 	[PRESENCE_ACT_TENTATIVE] = "tentative",
 };
 
-static const char *const oof_names[] = {
+static const char *const oof_names[PRESENCE_OOF_STATE_MAX] = {
 	[PRESENCE_OOF_DISABLED] = "Disabled",
 	[PRESENCE_OOF_ENABLED] = "Enabled",
 	[PRESENCE_OOF_SCHEDULED] = "Scheduled",
@@ -301,6 +305,32 @@ presence_compute(const struct timeline *tl, const struct presence_oof *oof,
 		free(ev);
 }
 
+/* key: ISO 8601 time, or null when t is the "none" value. */
+static void
+json_kv_time(struct json_writer *w, const char *key, int64_t t, int64_t none)
+{
+	char	 iso[TIME_ISO8601_LEN];
+
+	json_key(w, key);
+	if (t == none) {
+		json_null(w);
+		return;
+	}
+	time_format_iso8601(t, iso);
+	json_str(w, iso);
+}
+
+void
+presence_json(const struct presence *p, struct json_writer *w)
+{
+	json_obj_begin(w);
+	json_kv_str(w, "state", presence_state_name(p->state));
+	json_kv_str(w, "activity", presence_activity_name(p->activity));
+	json_kv_time(w, "since", p->since, PRESENCE_NO_SINCE);
+	json_kv_time(w, "until", p->until, PRESENCE_NO_UNTIL);
+	json_obj_end(w);
+}
+
 bool
 presence_equal(const struct presence *a, const struct presence *b)
 {
@@ -326,7 +356,7 @@ presence_activity_name(enum presence_activity a)
 const char *
 presence_oof_state_name(enum presence_oof_state st)
 {
-	if ((unsigned)st > PRESENCE_OOF_SCHEDULED)
+	if ((unsigned)st >= PRESENCE_OOF_STATE_MAX)
 		return (oof_names[PRESENCE_OOF_DISABLED]);
 	return (oof_names[st]);
 }
@@ -337,7 +367,7 @@ presence_oof_state_parse(const char *s, size_t len,
 {
 	unsigned	 i;
 
-	for (i = 0; i <= PRESENCE_OOF_SCHEDULED; i++) {
+	for (i = 0; i < PRESENCE_OOF_STATE_MAX; i++) {
 		if (strlen(oof_names[i]) == len &&
 		    memcmp(oof_names[i], s, len) == 0) {
 			*out = (enum presence_oof_state)i;

@@ -16,6 +16,7 @@
 #include "conf.h"
 
 struct config;
+struct json_writer;
 struct timeline;
 
 enum presence_state {
@@ -39,7 +40,8 @@ enum presence_activity {
 enum presence_oof_state {
 	PRESENCE_OOF_DISABLED,
 	PRESENCE_OOF_ENABLED,
-	PRESENCE_OOF_SCHEDULED
+	PRESENCE_OOF_SCHEDULED,
+	PRESENCE_OOF_STATE_MAX
 };
 
 /* GetUserOofSettings: Duration only matters when Scheduled. */
@@ -106,10 +108,18 @@ void	 presence_rules_from_conf(struct presence_rules *,
  * since is the start of the contiguous run of instants with the same
  * state and activity (so back-to-back or overlapping meetings are one
  * busy period), until the first instant after now where state or
- * activity differ.
+ * activity differ.  Only what the timeline holds is known: outside its
+ * window the calendar counts as free, so the caller refreshes the
+ * timeline well before now + horizon.
  */
 void	 presence_compute(const struct timeline *, const struct presence_oof *,
 	    int64_t now, const struct presence_rules *, struct presence *);
+
+/*
+ * Write {"state", "activity" (null for none), "since", "until"} as a
+ * JSON object, times in ISO 8601 UTC or null when unknown or none.
+ */
+void	 presence_json(const struct presence *, struct json_writer *);
 
 /* Same state and activity (since/until are not compared). */
 bool	 presence_equal(const struct presence *, const struct presence *);

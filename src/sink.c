@@ -15,13 +15,14 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <limits.h>
-#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "conf.h"
+#include "hashmap.h"
 #include "log.h"
 #include "sink.h"
 #include "sinks/sinks.h"
@@ -82,7 +83,7 @@ struct sink_instance {
 	int64_t			 retry_max;	/* ms */
 
 	/* queue */
-	void			*mbox_tree;	/* tsearch() by name */
+	struct hashmap		*mboxes;	/* name -> struct sink_mbox */
 	struct sink_mboxes	 all;
 	struct sink_mboxes	 ready;
 	size_t			 depth;		/* queued + in flight */
@@ -100,13 +101,14 @@ struct sink_instance {
 	bool			 paused;
 	bool			 dispatching;
 	bool			 redispatch;
-	unsigned		 failures;	/* consecutive */
+	struct backoff		 backoff;	/* attempt = consecutive failures */
 	unsigned		 agains;	/* consecutive */
 
 	/* health */
 	uint64_t		 delivered;
 	uint64_t		 failed;
 	uint64_t		 dropped;
+	uint64_t		 rejected;
 	uint64_t		 retrying;	/* queued items with attempts */
 	char			*last_error;
 	int64_t			 last_error_at;	/* wall seconds */
@@ -119,7 +121,7 @@ TAILQ_HEAD(sink_instances, sink_instance);
 struct sinkset {
 	struct event_base	*base;
 	struct sink_instances	 instances;
-	uint64_t		 rng;
+	struct backoff_rng	 rng;
 
 	bool			 flushing;
 	int64_t			 flush_deadline;	/* mono ms */
@@ -170,7 +172,6 @@ static void		 instance_complete(struct sink_instance *,
 			    struct sink_item *, int);
 static void		 instance_pause(struct sink_instance *, int64_t);
 static void		 instance_schedule(struct sink_instance *);
-static int64_t		 instance_backoff(struct sink_instance *);
 static bool		 instance_healthy(struct sink_instance *, char *,
 			    size_t);
 static void		 instance_set_error(struct sink_instance *,
@@ -183,7 +184,6 @@ static void		 mbox_release(struct sink_instance *,
 			    struct sink_mbox *);
 static void		 mbox_ready(struct sink_instance *, struct sink_mbox *,
 			    bool);
-static int		 mbox_cmp(const void *, const void *);
 static struct sink_item	*item_new(struct sink_mbox *,
 			    const struct ewsgw_presence_change *,
 			    const char *);
@@ -201,13 +201,13 @@ static void		 errors_add(struct buf *, const char *, int,
 static void		 errors_merge(char **, struct buf *);
 static void		 set_flush_check(struct sinkset *);
 static void		 set_flush_cb(evutil_socket_t, short, void *);
-static uint64_t		 set_random(struct sinkset *);
 static void		 metric_label(struct buf *, const char *);
 
 static const struct ewsgw_sink_ops *const builtin_sinks[] = {
 	&sink_log_ops,
 	&sink_file_ops,
 	&sink_exec_ops,
+	&sink_webhook_ops,
 	NULL
 };
 
@@ -654,7 +654,7 @@ host_resume(struct ewsgw_host *h)
 {
 	struct sink_instance	*si = (struct sink_instance *)h;
 
-	if (si->dying || !si->paused || si->failures > 0)
+	if (si->dying || !si->paused || si->backoff.attempt > 0)
 		return;		/* a failure back-off is not cut short */
 	evtimer_del(&si->timer);
 	si->paused = false;
@@ -689,6 +689,7 @@ instance_new(struct sinkset *set, const struct conf_sink *cs,
 	si->host.ops = &host_ops;
 	si->set = set;
 	conf_sink_copy(&si->conf, cs);
+	si->mboxes = hashmap_new();
 	TAILQ_INIT(&si->all);
 	TAILQ_INIT(&si->ready);
 	evtimer_assign(&si->timer, set->base, instance_timer_cb, si);
@@ -716,6 +717,8 @@ instance_new(struct sinkset *set, const struct conf_sink *cs,
 		si->free_slots[i] = si->max_inflight - 1 - i;
 	si->nfree = si->max_inflight;
 	si->gen = 1;
+	backoff_init(&si->backoff, si->retry_initial, si->retry_max,
+	    BACKOFF_DECORRELATED);
 	return (si);
 
 fail:
@@ -752,6 +755,7 @@ instance_free(struct sink_instance *si)
 		mb->npending = 0;
 		mbox_release(si, mb);
 	}
+	hashmap_free(si->mboxes, NULL);
 	if (si->dl != NULL)
 		dlclose(si->dl);
 	free(si->slots);
@@ -805,24 +809,6 @@ instance_pause(struct sink_instance *si, int64_t ms)
 	event_base_update_cache_time(si->set->base);
 	si->paused = true;
 	evtimer_add(&si->timer, &tv);
-}
-
-/*
- * Exponential back-off per sink with "equal jitter": half the delay is
- * fixed, half random, so that retries of many sinks (and of restarted
- * daemons) do not line up.
- */
-static int64_t
-instance_backoff(struct sink_instance *si)
-{
-	int64_t		 d = si->retry_initial;
-	unsigned	 n;
-
-	for (n = 1; n < si->failures && d < si->retry_max; n++)
-		d *= 2;
-	if (d > si->retry_max)
-		d = si->retry_max;
-	return (d / 2 + (int64_t)(set_random(si->set) % (uint64_t)(d / 2 + 1)));
 }
 
 static void
@@ -888,9 +874,21 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 	switch (result) {
 	case EWSGW_SINK_OK:
 		si->delivered++;
-		si->failures = 0;
+		backoff_reset(&si->backoff);
 		si->agains = 0;
 		si->last_success_at = time_wall_ms() / 1000;
+		item_drop(si, it);
+		if (mb->npending > 0)
+			mbox_ready(si, mb, false);
+		else
+			mbox_release(si, mb);
+		break;
+	case EWSGW_SINK_REJECT:
+		/* The sink says this change can never go through. */
+		si->rejected++;
+		log_emit(LOG_WARNING, &(struct log_ctx){ .sink = si->conf.name,
+		    .mailbox = mb->name }, "change %llu rejected by the sink, "
+		    "skipped", (unsigned long long)it->seq);
 		item_drop(si, it);
 		if (mb->npending > 0)
 			mbox_ready(si, mb, false);
@@ -925,7 +923,6 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 		TAILQ_INSERT_HEAD(&mb->pending, it, entry);
 		mb->npending++;
 		mbox_ready(si, mb, false);
-		si->failures++;
 		si->agains = 0;
 		if (si->last_error == NULL || si->last_error_at == 0)
 			instance_set_error(si, "delivery failed");
@@ -934,7 +931,11 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 			    .sink = si->conf.name, .mailbox = mb->name },
 			    "delivery failed (attempt %u), retrying",
 			    it->attempts);
-		instance_pause(si, instance_backoff(si));
+		/*
+		 * Decorrelated jitter: at least retry_initial, growing
+		 * towards retry_max, and never in step with other sinks.
+		 */
+		instance_pause(si, backoff_next(&si->backoff, &si->set->rng));
 		break;
 	}
 }
@@ -1058,35 +1059,24 @@ instance_healthy(struct sink_instance *si, char *detail, size_t len)
 	if (si->ops.health != NULL && si->sink != NULL &&
 	    si->ops.health(si->sink, detail, len) == 0)
 		ok = false;
-	if (si->failures >= SINK_UNHEALTHY_FAILURES)
+	if (si->backoff.attempt >= SINK_UNHEALTHY_FAILURES)
 		ok = false;
 	return (ok);
 }
 
 /* ---- mailboxes and items ---- */
 
-static int
-mbox_cmp(const void *a, const void *b)
-{
-	return (strcmp(((const struct sink_mbox *)a)->name,
-	    ((const struct sink_mbox *)b)->name));
-}
-
 static struct sink_mbox *
 mbox_get(struct sink_instance *si, const char *name, bool create)
 {
-	struct sink_mbox	 key, *mb, **p;
+	struct sink_mbox	*mb;
 
-	key.name = (char *)name;
-	if ((p = tfind(&key, &si->mbox_tree, mbox_cmp)) != NULL)
-		return (*p);
-	if (!create)
-		return (NULL);
+	if ((mb = hashmap_get(si->mboxes, name)) != NULL || !create)
+		return (mb);
 	mb = xcalloc(1, sizeof *mb);
 	mb->name = xstrdup(name);
 	TAILQ_INIT(&mb->pending);
-	if (tsearch(mb, &si->mbox_tree, mbox_cmp) == NULL)
-		fatalx("tsearch: out of memory");
+	hashmap_put(si->mboxes, name, mb);
 	TAILQ_INSERT_TAIL(&si->all, mb, all_entry);
 	return (mb);
 }
@@ -1099,7 +1089,7 @@ mbox_release(struct sink_instance *si, struct sink_mbox *mb)
 		return;
 	if (mb->on_ready)
 		TAILQ_REMOVE(&si->ready, mb, ready_entry);
-	tdelete(mb, &si->mbox_tree, mbox_cmp);
+	hashmap_remove(si->mboxes, mb->name);
 	TAILQ_REMOVE(&si->all, mb, all_entry);
 	free(mb->name);
 	free(mb);
@@ -1184,6 +1174,40 @@ item_drop(struct sink_instance *si, struct sink_item *it)
 	free(it);
 }
 
+/* ---- helpers for built-in sinks ---- */
+
+void
+sink_json_kv_time(struct json_writer *w, const char *key, int64_t t)
+{
+	char	 ts[TIME_ISO8601_LEN];
+
+	json_key(w, key);
+	if (t == 0) {
+		json_null(w);
+		return;
+	}
+	time_format_iso8601(t, ts);
+	json_str(w, ts);
+}
+
+void
+sink_change_json(struct buf *out, const struct ewsgw_presence_change *c)
+{
+	struct json_writer	 w;
+
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	json_kv_str(&w, "mailbox", c->mailbox);
+	json_kv_str(&w, "presence", c->presence);
+	json_kv_str(&w, "previous", c->previous);
+	json_kv_str(&w, "activity", c->activity);
+	sink_json_kv_time(&w, "since", c->since);
+	sink_json_kv_time(&w, "until", c->until);
+	json_kv_str(&w, "source", c->source);
+	json_kv_int(&w, "seq", (int64_t)c->seq);
+	json_obj_end(&w);
+}
+
 /* ---- configuration sections ---- */
 
 static void
@@ -1238,16 +1262,6 @@ conf_sink_equal(const struct conf_sink *a, const struct conf_sink *b)
 
 /* ---- the set ---- */
 
-static uint64_t
-set_random(struct sinkset *set)
-{
-	/* xorshift64*: plenty for jitter. */
-	set->rng ^= set->rng >> 12;
-	set->rng ^= set->rng << 25;
-	set->rng ^= set->rng >> 27;
-	return (set->rng * 2685821657736338717ULL);
-}
-
 struct sinkset *
 sinkset_new(struct event_base *base, const struct config *conf,
     char **errors)
@@ -1260,10 +1274,8 @@ sinkset_new(struct event_base *base, const struct config *conf,
 
 	set = xcalloc(1, sizeof *set);
 	set->base = base;
-	set->rng = ((uint64_t)time_wall_ms() << 16) ^ (uint64_t)getpid() ^
-	    (uint64_t)(uintptr_t)set;
-	if (set->rng == 0)
-		set->rng = 1;
+	backoff_rng_seed(&set->rng, ((uint64_t)time_wall_ms() << 16) ^
+	    (uint64_t)getpid() ^ (uint64_t)(uintptr_t)set);
 	TAILQ_INIT(&set->instances);
 	evtimer_assign(&set->flush_ev, base, set_flush_cb, set);
 
@@ -1353,7 +1365,7 @@ sinkset_flush(struct sinkset *set, int64_t timeout_ms, sinkset_flush_cb cb,
 	set->flush_deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	/* Cut long back-off pauses short: we are about to stop. */
 	TAILQ_FOREACH(si, &set->instances, entry) {
-		if (si->paused && si->failures > 0)
+		if (si->paused && si->backoff.attempt > 0)
 			instance_pause(si, 0);
 		instance_schedule(si);
 	}
@@ -1513,14 +1525,15 @@ sinkset_status_json(struct sinkset *set, struct json_writer *w)
 		json_kv_str(w, "name", si->conf.name);
 		json_kv_str(w, "type", si->conf.type);
 		json_kv_bool(w, "healthy", ok);
-		json_kv_int(w, "queue_depth", (int64_t)si->depth);
+		json_kv_int(w, "queue", (int64_t)si->depth);
 		json_kv_int(w, "queue_limit", (int64_t)si->queue_limit);
 		json_kv_int(w, "in_flight", inflight);
 		json_kv_int(w, "delivered", (int64_t)si->delivered);
 		json_kv_int(w, "failed", (int64_t)si->failed);
 		json_kv_int(w, "retrying", (int64_t)si->retrying);
 		json_kv_int(w, "dropped", (int64_t)si->dropped);
-		json_kv_int(w, "consecutive_failures", si->failures);
+		json_kv_int(w, "rejected", (int64_t)si->rejected);
+		json_kv_int(w, "consecutive_failures", si->backoff.attempt);
 		json_kv_bool(w, "paused", si->paused);
 		json_kv_str(w, "last_error", si->last_error);
 		json_key(w, "last_error_at");
@@ -1539,6 +1552,25 @@ sinkset_status_json(struct sinkset *set, struct json_writer *w)
 		json_obj_end(w);
 	}
 	json_arr_end(w);
+}
+
+void
+sinkset_summary_json(struct sinkset *set, struct json_writer *w)
+{
+	struct sink_instance	*si;
+	char			 detail[256];
+	int64_t			 healthy = 0, total = 0;
+
+	TAILQ_FOREACH(si, &set->instances, entry) {
+		total++;
+		if (instance_healthy(si, detail, sizeof detail))
+			healthy++;
+	}
+	json_obj_begin(w);
+	json_kv_int(w, "healthy", healthy);
+	json_kv_int(w, "total", total);
+	json_kv_int(w, "queue", (int64_t)sinkset_depth(set));
+	json_obj_end(w);
 }
 
 /* {sink="name"} with Prometheus label escaping. */
@@ -1575,6 +1607,8 @@ sinkset_metrics(struct sinkset *set, struct buf *out)
 		    "Failed delivery attempts (each is retried)." },
 		{ "ewsgw_sink_dropped_total", "counter",
 		    "Changes superseded while the queue was full." },
+		{ "ewsgw_sink_rejected_total", "counter",
+		    "Changes the sink refused for good (not retried)." },
 		{ "ewsgw_sink_retrying", "gauge",
 		    "Queued changes that failed at least once." },
 		{ "ewsgw_sink_healthy", "gauge",
@@ -1603,9 +1637,12 @@ sinkset_metrics(struct sinkset *set, struct buf *out)
 				v = si->dropped;
 				break;
 			case 4:
-				v = si->retrying;
+				v = si->rejected;
 				break;
 			case 5:
+				v = si->retrying;
+				break;
+			case 6:
 				v = instance_healthy(si, detail,
 				    sizeof detail) ? 1 : 0;
 				break;

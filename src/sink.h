@@ -4,7 +4,7 @@
  *
  * The sink registry and delivery engine: configured sink instances, each
  * with its own bounded queue, per-mailbox ordering, at-least-once retry
- * with jittered exponential back-off, health and metrics.
+ * with jittered back-off, health and metrics.
  */
 #ifndef EWSGW_SINK_ENGINE_H
 #define EWSGW_SINK_ENGINE_H
@@ -27,8 +27,10 @@ struct sinkset;
  *   type           log | file | exec | webhook | plugin (required)
  *   queue_limit    soft bound of queued changes (default 10000)
  *   max_inflight   changes handed to the sink at once (default 256)
- *   retry_initial  first back-off after a failure (default 1s)
- *   retry_max      back-off cap (default 5m)
+ *   retry_initial  shortest back-off after a failure (default 1s)
+ *   retry_max      back-off cap (default 5m); delays are drawn with
+ *                  decorrelated jitter (backoff.h) between the two
+ *                  and grow with consecutive failures
  *   path           for type = plugin: the module to dlopen()
  *
  * Queue-full policy: when queue_limit is reached, the queue is coalesced
@@ -88,6 +90,12 @@ void		 sinkset_reopen(struct sinkset *);
 /* Write a JSON array with one health object per sink at w's position. */
 void		 sinkset_status_json(struct sinkset *, struct json_writer *);
 
+/*
+ * Write {"healthy": N, "total": N, "queue": N} at w's position: the
+ * sinks line of the daemon's status.
+ */
+void		 sinkset_summary_json(struct sinkset *, struct json_writer *);
+
 /* Append Prometheus text-format lines for every sink to out. */
 void		 sinkset_metrics(struct sinkset *, struct buf *);
 
@@ -117,6 +125,15 @@ const struct ewsgw_sink_ops *const *sink_builtins(void);
  * table is full.
  */
 int	 sink_register_type(const struct ewsgw_sink_ops *);
+
+/*
+ * The change as one JSON object, appended to out: mailbox, presence,
+ * previous, activity, since, until (ISO 8601 UTC or null), source, seq.
+ * What the file sink's change log and the webhook send.
+ */
+void	 sink_change_json(struct buf *, const struct ewsgw_presence_change *);
+/* key: epoch seconds t as ISO 8601 UTC, or null when t is 0. */
+void	 sink_json_kv_time(struct json_writer *, const char *key, int64_t t);
 
 /*
  * Helpers for built-in sinks: read a key as a duration ("10s", unit

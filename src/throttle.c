@@ -70,6 +70,7 @@ struct throttle {
 	uint64_t		 next_seq;
 	uint64_t		 ngrants;
 	int64_t			 next_grant_at;	/* pacing */
+	int64_t			 last_now;	/* of the last run */
 	bool			 in_run;
 
 	unsigned		 queued[THROTTLE_CLASS_MAX];
@@ -375,9 +376,15 @@ budget_settle(struct throttle *t, struct throttle_budget *b, int64_t now,
 {
 	if (b->where != BUDGET_NOWHERE)
 		return;		/* a callback already queued it again */
-	if (b->backoff_until > now)
-		heap_push(t, b);
-	else if (more)
+	if (b->backoff_until > now) {
+		/*
+		 * Only a budget with work waits in the heap, so the daemon
+		 * never wakes up for nothing; an idle one in back-off is
+		 * looked at again when something is submitted to it.
+		 */
+		if (budget_queued(b) > 0)
+			heap_push(t, b);
+	} else if (more)
 		budget_touch(t, b);
 	else if (b != &t->account && budget_idle(b, now))
 		budget_free(t, b);
@@ -828,6 +835,7 @@ throttle_run(struct throttle *t, int64_t now)
 
 	assert(!t->in_run);
 	t->in_run = true;
+	t->last_now = now;
 
 	while (t->nheap > 0 && t->heap[0]->backoff_until <= now) {
 		b = t->heap[0];
@@ -958,9 +966,12 @@ throttle_subscriptions(const struct throttle *t, const char *mailbox)
 /* ---- status ---- */
 
 void
-throttle_stats(const struct throttle *t, struct throttle_stats *s)
+throttle_stats(const struct throttle *t, int64_t now,
+    struct throttle_stats *s)
 {
-	int	c;
+	const struct throttle_budget	*b;
+	struct hashmap_iter		 it;
+	int				 c;
 
 	memset(s, 0, sizeof(*s));
 	s->charging = t->lim.charging;
@@ -975,9 +986,13 @@ throttle_stats(const struct throttle *t, struct throttle_stats *s)
 		s->grants[c] = t->grants[c];
 	}
 	s->budgets = (unsigned)hashmap_count(t->anchors);
-	/* Every budget still in back-off sits in the heap (or is about to
-	 * be put there by the next run, which the wake-up time ensures). */
-	s->budgets_in_backoff = (unsigned)t->nheap;
+	/* O(streaming budgets): one per group at most, and status is rare. */
+	if (t->account.backoff_until > now)
+		s->budgets_in_backoff++;
+	hashmap_iter_init(&it, t->anchors);
+	while (hashmap_iter_next(&it, NULL, (void **)&b))
+		if (b->backoff_until > now)
+			s->budgets_in_backoff++;
 	s->backoff_until = t->account.backoff_until;
 	s->subscriptions = t->nsubs;
 	s->subscription_limit = t->lim.max_subscriptions;
@@ -1014,7 +1029,7 @@ throttle_json(const struct throttle *t, int64_t now, struct json_writer *w)
 	unsigned		 n = 0;
 	int			 c;
 
-	throttle_stats(t, &s);
+	throttle_stats(t, now, &s);
 	json_obj_begin(w);
 	json_kv_str(w, "charging", s.charging == CONF_CHARGING_SERVICE_ACCOUNT ?
 	    "service-account" : "impersonated");
@@ -1081,7 +1096,7 @@ throttle_prometheus(const struct throttle *t, int64_t now, struct buf *out)
 	struct throttle_stats	s;
 	int			c;
 
-	throttle_stats(t, &s);
+	throttle_stats(t, now, &s);
 	prom_metric(out, "ewsgw_throttle_grants_total", "counter",
 	    "Requests granted a slot.");
 	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
@@ -1180,6 +1195,20 @@ verify_budget(const struct throttle *t, const struct throttle_budget *b,
 		return ("budget heap index wrong");
 	if (b != &t->account && b->nqueued[THROTTLE_SHORT] != 0)
 		return ("short request queued on a streaming budget");
+	if (b->nqueued[THROTTLE_STREAM] != 0 && (b == &t->account) !=
+	    (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT))
+		return ("stream queued on a budget it is not charged to");
+	/*
+	 * No lost wake-up: a budget with waiting work that is on no list
+	 * must be waiting for a release, not for time to pass.
+	 */
+	if (b->where == BUDGET_NOWHERE && budget_queued(b) > 0) {
+		if (b->backoff_until > t->last_now)
+			return ("budget in back-off with work but no wake-up");
+		for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+			if (b->nqueued[c] > 0 && budget_can_grant(t, b, c))
+				return ("grantable work on no list");
+	}
 	return (NULL);
 }
 

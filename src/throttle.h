@@ -28,6 +28,23 @@
  *   Subscriptions are counted separately (throttle_subscription_*):
  *     against max_subscriptions in total under service-account
  *     charging, per target mailbox under impersonated charging.
+ *
+ * Use from the daemon:
+ *   - throttle_limits_from_conf() with a seed from the clock and pid,
+ *     throttle_new(); throttle_set_limits() on reload.
+ *   - Each request owner embeds a struct throttle_ticket and calls
+ *     throttle_submit(); in the callback it starts the HTTP request.
+ *   - On completion: throttle_release() with the outcome the HTTP
+ *     result maps to: success -> THROTTLE_OK; ErrorServerBusy with
+ *     BackOffMilliseconds -> THROTTLE_BUSY; 503, ErrorExceededConnection-
+ *     Count, connect/timeout/reset -> THROTTLE_TRANSIENT; any other
+ *     answer (a request-level EWS error) -> THROTTLE_DONE.
+ *   - After completions (once per loop iteration is enough) and when the
+ *     timer fires: throttle_run(now), then re-arm one timer for
+ *     throttle_next_wakeup(now) (none if THROTTLE_NEVER).
+ *   - An owner going away calls throttle_cancel() first.
+ * Streams are typically opened only when throttle_stream_capacity()
+ * says a slot is available; otherwise the group polls (GetEvents).
  */
 #ifndef EWSGW_THROTTLE_H
 #define EWSGW_THROTTLE_H
@@ -112,7 +129,7 @@ struct throttle_limits {
 	unsigned		 short_request_share;	/* percent */
 	enum conf_charging	 charging;
 	unsigned		 streaming_connections_per_anchor;
-	unsigned		 max_subscriptions;
+	unsigned		 max_subscriptions;	/* 0 = no cap */
 	int64_t			 backoff_base_ms;
 	int64_t			 backoff_max_ms;
 	enum backoff_jitter	 jitter;
@@ -236,7 +253,9 @@ void	 throttle_subscription_release(struct throttle *, const char *mailbox);
 /* Subscriptions held for mailbox (NULL: in total). */
 unsigned throttle_subscriptions(const struct throttle *, const char *mailbox);
 
-void	 throttle_stats(const struct throttle *, struct throttle_stats *);
+/* Counters and gauges at now (O(streaming budgets)). */
+void	 throttle_stats(const struct throttle *, int64_t now,
+	    struct throttle_stats *);
 /* Write the status as one JSON object value (bounded in size). */
 void	 throttle_json(const struct throttle *, int64_t now,
 	    struct json_writer *);

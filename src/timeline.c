@@ -173,6 +173,19 @@ timeline_replace(struct timeline *dst, struct timeline *src)
 	timeline_init(src);
 }
 
+size_t
+timeline_update(struct timeline *tl, const struct timeline_item *items,
+    size_t n, int64_t now, int64_t lookback, int64_t horizon)
+{
+	struct timeline	 fresh;
+	size_t		 k;
+
+	timeline_init(&fresh);
+	k = timeline_build(&fresh, items, n, now, lookback, horizon);
+	timeline_replace(tl, &fresh);
+	return (k);
+}
+
 void
 timeline_trim(struct timeline *tl, int64_t cutoff)
 {

@@ -111,6 +111,13 @@ size_t	 timeline_build(struct timeline *, const struct timeline_item *,
  */
 void	 timeline_replace(struct timeline *dst, struct timeline *src);
 
+/*
+ * timeline_build into a fresh timeline, then timeline_replace: the one
+ * call for a new CalendarView answer.  tl must be initialised.
+ */
+size_t	 timeline_update(struct timeline *, const struct timeline_item *,
+	    size_t, int64_t now, int64_t lookback, int64_t horizon);
+
 /* Drop entries that ended at or before cutoff (now - lookback). */
 void	 timeline_trim(struct timeline *, int64_t cutoff);
 

@@ -17,7 +17,7 @@
 struct tls_client_opts {
 	const char	*ca_file;	/* NULL = system trust store */
 	const char	*client_cert;	/* PEM or NULL */
-	const char	*client_key;	/* PEM or NULL (key inside cert) */
+	const char	*client_key;	/* PEM or NULL (in the cert) */
 	bool		 verify;	/* verify peer and host name */
 };
 
@@ -25,7 +25,8 @@ struct tls_client_opts {
  * Apply the policy to an easy handle (strings are copied by curl).
  * Returns 0 or -1 with *cause set (allocated, caller frees).
  */
-int	 tls_curl_apply(CURL *, const struct tls_client_opts *, char **cause);
+int	 tls_curl_apply(CURL *, const struct tls_client_opts *,
+	    char **cause);
 
 /*
  * Check that the files named in opts are readable, so a bad path is a

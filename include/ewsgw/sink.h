@@ -49,6 +49,7 @@ extern "C" {
 #define EWSGW_SINK_PENDING	1	/* will call ewsgw_host_done() */
 #define EWSGW_SINK_AGAIN	2	/* backpressure: retry later */
 #define EWSGW_SINK_ERR		(-1)	/* failed: retry with back-off */
+#define EWSGW_SINK_REJECT	(-2)	/* refused for good: not retried */
 
 /*
  * One presence change of one mailbox.  Append-only: new fields go at
@@ -157,8 +158,11 @@ struct ewsgw_sink_ops {
 	 * result) exactly once later; it may do so before returning),
 	 * EWSGW_SINK_AGAIN (not accepted: the host pauses this sink and
 	 * retries after a short delay or when the sink calls
-	 * ewsgw_host_resume()) or EWSGW_SINK_ERR (retried with back-off).
-	 * The change is borrowed for the call.  Required.
+	 * ewsgw_host_resume()), EWSGW_SINK_ERR (retried with back-off) or
+	 * EWSGW_SINK_REJECT (the change itself can never be delivered,
+	 * e.g. HTTP 400: counted, logged and skipped; use it sparingly,
+	 * it breaks at-least-once).  The change is borrowed for the call.
+	 * Required.
 	 */
 	int	(*publish)(struct ewsgw_sink *,
 		    const struct ewsgw_presence_change *, uint64_t token);
@@ -224,8 +228,8 @@ ewsgw_host_mlog(struct ewsgw_host *host, int prio, const char *mailbox,
 
 /*
  * Complete a publish() that returned EWSGW_SINK_PENDING, with
- * EWSGW_SINK_OK, EWSGW_SINK_ERR or EWSGW_SINK_AGAIN.  Unknown or already
- * completed tokens are ignored.
+ * EWSGW_SINK_OK, EWSGW_SINK_ERR, EWSGW_SINK_REJECT or EWSGW_SINK_AGAIN.
+ * Unknown or already completed tokens are ignored.
  */
 static inline void
 ewsgw_host_done(struct ewsgw_host *host, uint64_t token, int result)

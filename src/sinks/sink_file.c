@@ -12,7 +12,6 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <fcntl.h>
-#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "hashmap.h"
 #include "json.h"
 #include "log.h"
 #include "sink.h"
@@ -29,9 +29,8 @@
 
 #define FILE_INTERVAL_DEFAULT	1000	/* ms */
 
-/* The last known state of one mailbox, kept in a tsearch() tree. */
+/* The last known state of one mailbox (the map holds the address). */
 struct file_state {
-	char		*mailbox;
 	char		*presence;
 	char		*activity;	/* NULL = none */
 	int64_t		 since;
@@ -46,8 +45,7 @@ struct ewsgw_sink {
 	int			 log_fd;
 	int64_t			 interval;	/* ms */
 
-	void			*tree;		/* struct file_state */
-	size_t			 count;
+	struct hashmap		*states;	/* mailbox -> file_state */
 	bool			 dirty;
 	int64_t			 last_write;	/* mono ms */
 	struct event		 timer;
@@ -80,10 +78,8 @@ static void	file_arm(struct ewsgw_sink *);
 static void	file_timer_cb(evutil_socket_t, short, void *);
 static int	file_write_state(struct ewsgw_sink *);
 static int	file_write_all(int, const char *, size_t);
-static void	file_state_json(const void *, VISIT, void *);
-static int	file_state_cmp(const void *, const void *);
+static int	file_entry_cmp(const void *, const void *);
 static void	file_state_free(void *);
-static void	json_kv_time(struct json_writer *, const char *, int64_t);
 
 const struct ewsgw_sink_ops sink_file_ops = {
 	.abi_version = EWSGW_SINK_ABI_VERSION,
@@ -138,8 +134,21 @@ file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 {
 	struct file_settings	 fs;
 	struct ewsgw_sink	*s;
+	char			*dir, *slash;
+	int			 ok;
 
 	if (file_settings(c, &fs) == -1)
+		return (-1);
+	/* Better refuse to start than find out at the first write. */
+	dir = xstrdup(fs.path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir ? 1 : 0] = '\0';
+	ok = access(dir, W_OK | X_OK) == 0;
+	if (!ok)
+		ewsgw_sink_config_error(c, "path", "cannot write to %s: %s",
+		    dir, strerror(errno));
+	free(dir);
+	if (!ok)
 		return (-1);
 	s = xcalloc(1, sizeof *s);
 	s->host = host;
@@ -147,6 +156,7 @@ file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	s->log_path = fs.log != NULL ? xstrdup(fs.log) : NULL;
 	s->log_fd = -1;
 	s->interval = fs.interval;
+	s->states = hashmap_new();
 	s->last_write = time_mono_ms() - s->interval;
 	evtimer_assign(&s->timer, ewsgw_host_event_base(host), file_timer_cb,
 	    s);
@@ -183,40 +193,15 @@ file_reopen(struct ewsgw_sink *s)
 		    s->log_path, strerror(errno));
 }
 
-static void
-json_kv_time(struct json_writer *w, const char *key, int64_t t)
-{
-	char	 ts[TIME_ISO8601_LEN];
-
-	json_key(w, key);
-	if (t == 0) {
-		json_null(w);
-		return;
-	}
-	time_format_iso8601(t, ts);
-	json_str(w, ts);
-}
-
 /* One line, one write(2): O_APPEND keeps concurrent lines whole. */
 static int
 file_append(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 {
 	struct buf		 b = BUF_INIT;
-	struct json_writer	 w;
 	ssize_t			 n;
 	int			 rc = 0;
 
-	json_writer_init(&w, &b);
-	json_obj_begin(&w);
-	json_kv_str(&w, "mailbox", c->mailbox);
-	json_kv_str(&w, "presence", c->presence);
-	json_kv_str(&w, "previous", c->previous);
-	json_kv_str(&w, "activity", c->activity);
-	json_kv_time(&w, "since", c->since);
-	json_kv_time(&w, "until", c->until);
-	json_kv_str(&w, "source", c->source);
-	json_kv_int(&w, "seq", (int64_t)c->seq);
-	json_obj_end(&w);
+	sink_change_json(&b, c);
 	buf_putc(&b, '\n');
 	do
 		n = write(s->log_fd, b.data, b.len);
@@ -231,29 +216,17 @@ file_append(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	return (rc);
 }
 
-static int
-file_state_cmp(const void *a, const void *b)
-{
-	return (strcmp(((const struct file_state *)a)->mailbox,
-	    ((const struct file_state *)b)->mailbox));
-}
-
 static void
 file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 {
-	struct file_state	 key, *st, **p;
+	struct file_state	*st;
 
-	key.mailbox = (char *)c->mailbox;
-	if ((p = tfind(&key, &s->tree, file_state_cmp)) != NULL) {
-		st = *p;
+	if ((st = hashmap_get(s->states, c->mailbox)) != NULL) {
 		free(st->presence);
 		free(st->activity);
 	} else {
 		st = xcalloc(1, sizeof *st);
-		st->mailbox = xstrdup(c->mailbox);
-		if (tsearch(st, &s->tree, file_state_cmp) == NULL)
-			fatalx("tsearch: out of memory");
-		s->count++;
+		hashmap_put(s->states, c->mailbox, st);
 	}
 	st->presence = xstrdup(c->presence);
 	st->activity = c->activity != NULL ? xstrdup(c->activity) : NULL;
@@ -327,22 +300,16 @@ file_write_all(int fd, const char *p, size_t len)
 	return (0);
 }
 
-static void
-file_state_json(const void *node, VISIT v, void *arg)
-{
-	const struct file_state	*st = *(struct file_state *const *)node;
-	struct json_writer	*w = arg;
+struct file_entry {
+	const char		*mailbox;
+	const struct file_state	*st;
+};
 
-	if (v != postorder && v != leaf)
-		return;		/* in order: sorted by mailbox */
-	json_key(w, st->mailbox);
-	json_obj_begin(w);
-	json_kv_str(w, "presence", st->presence);
-	json_kv_str(w, "activity", st->activity);
-	json_kv_time(w, "since", st->since);
-	json_kv_time(w, "until", st->until);
-	json_kv_time(w, "updated", st->updated);
-	json_obj_end(w);
+static int
+file_entry_cmp(const void *a, const void *b)
+{
+	return (strcmp(((const struct file_entry *)a)->mailbox,
+	    ((const struct file_entry *)b)->mailbox));
 }
 
 /*
@@ -355,18 +322,42 @@ file_write_state(struct ewsgw_sink *s)
 {
 	struct buf		 b = BUF_INIT;
 	struct json_writer	 w;
+	struct hashmap_iter	 it;
+	struct file_entry	*e;
+	const struct file_state	*st;
+	const char		*what, *key;
+	void			*v;
 	char			*tmp, *dir, *slash;
+	size_t			 n = 0, i;
 	int			 fd, dfd, saved;
-	const char		*what;
 
+	/* Sorted by address, so that the document is stable and diffable. */
+	e = xcalloc(hashmap_count(s->states) + 1, sizeof *e);
+	hashmap_iter_init(&it, s->states);
+	while (hashmap_iter_next(&it, &key, &v)) {
+		e[n].mailbox = key;
+		e[n++].st = v;
+	}
+	qsort(e, n, sizeof *e, file_entry_cmp);
 	json_writer_init(&w, &b);
 	json_obj_begin(&w);
 	json_key(&w, "mailboxes");
 	json_obj_begin(&w);
-	twalk_r(s->tree, file_state_json, &w);
+	for (i = 0; i < n; i++) {
+		st = e[i].st;
+		json_key(&w, e[i].mailbox);
+		json_obj_begin(&w);
+		json_kv_str(&w, "presence", st->presence);
+		json_kv_str(&w, "activity", st->activity);
+		sink_json_kv_time(&w, "since", st->since);
+		sink_json_kv_time(&w, "until", st->until);
+		sink_json_kv_time(&w, "updated", st->updated);
+		json_obj_end(&w);
+	}
 	json_obj_end(&w);
 	json_obj_end(&w);
 	buf_putc(&b, '\n');
+	free(e);
 
 	xasprintf(&tmp, "%s.tmp.XXXXXX", s->path);
 	what = "create";
@@ -428,7 +419,7 @@ file_health(struct ewsgw_sink *s, char *detail, size_t len)
 		snprintf(detail, len, "%s", s->error);
 		return (0);
 	}
-	snprintf(detail, len, "%zu mailboxes", s->count);
+	snprintf(detail, len, "%zu mailboxes", hashmap_count(s->states));
 	return (1);
 }
 
@@ -437,7 +428,6 @@ file_state_free(void *p)
 {
 	struct file_state	*st = p;
 
-	free(st->mailbox);
 	free(st->presence);
 	free(st->activity);
 	free(st);
@@ -449,7 +439,7 @@ file_destroy(struct ewsgw_sink *s)
 	evtimer_del(&s->timer);
 	if (s->dirty)
 		(void)file_write_state(s);
-	tdestroy(s->tree, file_state_free);
+	hashmap_free(s->states, file_state_free);
 	if (s->log_fd != -1)
 		close(s->log_fd);
 	free(s->path);

@@ -15,5 +15,7 @@ extern const struct ewsgw_sink_ops	sink_log_ops;
 extern const struct ewsgw_sink_ops	sink_file_ops;
 /* A command per change, with the change in its environment. */
 extern const struct ewsgw_sink_ops	sink_exec_ops;
+/* A JSON POST per change through the curl multi engine. */
+extern const struct ewsgw_sink_ops	sink_webhook_ops;
 
 #endif

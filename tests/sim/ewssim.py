@@ -48,6 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--latency-ms", type=int, default=0, help="added latency per EWS request")
     p.add_argument("--push-timeout", type=float, default=10.0, help="seconds to wait for a push answer")
     p.add_argument("--backends", type=int, default=4, help="number of simulated mailbox servers (affinity)")
+    p.add_argument("--strict-affinity", action="store_true",
+                   help="requests routed to a backend without the subscription get ErrorSubscriptionNotFound")
     p.add_argument("--schema-dir", help="ews-schema directory (default ../shared/ews-schema from the project root)")
     p.add_argument("--no-schema", action="store_true", help="do not validate requests")
     p.add_argument("--tls-cert", help="serve EWS over https with this PEM certificate")

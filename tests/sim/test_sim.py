@@ -275,7 +275,7 @@ class PushTarget:
 
 DEFAULTS = {"max_concurrency": 27, "max_subscriptions": 5000, "hanging_connection_limit": 10,
             "charging": "impersonated", "heartbeat_s": 0.3, "latency_ms": 0, "minute_seconds": 1.0,
-            "backoff_ms": 500}
+            "backoff_ms": 500, "strict_affinity": False}
 
 
 SHARED = {}
@@ -458,6 +458,27 @@ class ImpersonationTests(SimTestCase):
         err = schema.validate(body[0])
         self.assertIsNone(err, err)
 
+    @unittest.skipUnless(SCHEMA_DIR, "ews-schema not available")
+    def test_responses_schema_valid(self):
+        """Responses follow messages.xsd (streaming's m:Notification is the documented exception)."""
+        _, _, d = post(self.url, envelope(SUB_PULL % 5, "alice@example.com"))
+        self.assertSchemaValid(d)
+        sid = xml(d).find(".//{%s}SubscriptionId" % M).text
+        wm = xml(d).find(".//{%s}Watermark" % M).text
+        self.sim.add_item("alice@example.com", {"subject": "x", "start": "now", "end": "now+1h"})
+        for body in (getevents_body(sid, wm), getevents_body(sid, wm),
+                     "<m:Unsubscribe><m:SubscriptionId>%s</m:SubscriptionId></m:Unsubscribe>" % sid,
+                     '<m:GetServerTimeZones ReturnFullTimeZoneData="true"><m:Ids><t:Id>UTC</t:Id></m:Ids>'
+                     '</m:GetServerTimeZones>'):
+            self.assertSchemaValid(post(self.url, envelope(body))[2])
+        for body in (SUB_STREAM, OOF_BODY % "bob@example.com",
+                     '<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>'
+                     '<m:FolderIds><t:DistinguishedFolderId Id="calendar"/><t:DistinguishedFolderId Id="root"/>'
+                     '<t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:GetFolder>',
+                     '<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ItemIds>'
+                     '<t:ItemId Id="AAMkAGSimZm9v"/></m:ItemIds></m:GetItem>'):
+            self.assertSchemaValid(post(self.url, envelope(body, "bob@example.com"))[2])
+
     def test_availability(self):
         body = ('<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>-60</t:Bias><t:StandardTime><t:Bias>0</t:Bias>'
                 '<t:Time>03:00:00</t:Time><t:DayOrder>5</t:DayOrder><t:Month>10</t:Month><t:DayOfWeek>Sunday'
@@ -532,6 +553,9 @@ class ThrottleTests(SimTestCase):
         b, _, _ = self.subscribe("bob@example.com")
         c1, st, _ = self.open_stream([a], "alice@example.com")
         self.assertEqual(st, 200)
+        time.sleep(0.1)
+        streams = self.sim.control("GET", "/streams")[1]["streams"]
+        self.assertEqual([(x["impersonated"], x["subscription_ids"]) for x in streams], [("alice@example.com", [a])])
         _, _, data = post(self.url, envelope(gse_body([b]), "alice@example.com"))
         self.assertEqual(code_of(data), "ErrorExceededConnectionCount")
         c2, st, _ = self.open_stream([b], "bob@example.com")
@@ -622,6 +646,26 @@ class StreamingTests(SimTestCase):
                           aff["subscribe_with_anchor"], aff["gse_cookie_mismatch"]), (1, 1, 1, 1, 0))
         self.assertNoViolations()
 
+    def test_strict_affinity(self):
+        self.sim.control("POST", "/config", {"strict_affinity": True})
+        aff = {"X-AnchorMailbox": "alice@example.com", "X-PreferServerAffinity": "true"}
+        a, _, hdrs = self.subscribe("alice@example.com", headers=aff)
+        cookie = [v for k, v in hdrs if k == "set-cookie"][0].split(";")[0]
+        b, _, _ = self.subscribe("bob@example.com", headers=dict(aff, Cookie=cookie))
+        subs = self.sim.control("GET", "/subscriptions")[1]["subscriptions"]
+        self.assertEqual(len({s["backend"] for s in subs}), 1)
+        c, st, _ = self.open_stream([a, b], timeout=1, headers=dict(aff, Cookie=cookie))
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertNotIn(b"ResponseClass=\"Error\"", raw)
+        self.assertNoViolations()
+        wrong = dict(aff, Cookie="X-BackEndOverrideCookie=MBX99.sim.example.local~1")
+        _, _, data = post(self.url, envelope(gse_body([a, b])), headers=wrong)
+        self.assertEqual(code_of(data), "ErrorSubscriptionNotFound")
+        st = self.sim.stats()
+        self.assertEqual(st["violations"], {"affinity": 2})
+        self.assertEqual(st["affinity"]["gse_misrouted"], 2)
+
     def test_second_connection(self):
         sid, _, _ = self.subscribe("alice@example.com")
         c1, _, _ = self.open_stream([sid], timeout=2)
@@ -660,9 +704,9 @@ class StreamingTests(SimTestCase):
         self.assertTrue(raw.rstrip().endswith(b"Envelope>"))
 
     def test_streaming_expiry_without_connection(self):
-        self.sim.control("POST", "/config", {"minute_seconds": 0.02})  # 30 minutes = 0.6 s
+        self.sim.control("POST", "/config", {"minute_seconds": 0.01})  # 30 minutes = 0.3 s
         sid, _, _ = self.subscribe("alice@example.com")
-        time.sleep(1.2)
+        time.sleep(0.8)
         _, subs = self.sim.control("GET", "/subscriptions")
         self.assertNotIn(sid, [s["id"] for s in subs["subscriptions"]])
 
@@ -723,8 +767,9 @@ class PullPushTests(SimTestCase):
         self.sim.fault({"kind": "missed_events", "ids": [sid]})
         _, _, data = post(self.url, envelope(getevents_body(sid, wm2)))
         self.assertEqual(code_of(data), "ErrorMissedNotificationEvents")
+        self.sim.control("POST", "/config", {"minute_seconds": 0.3})
         sid, _, _ = self.subscribe("alice@example.com", SUB_PULL % 1)
-        time.sleep(1.6)  # pull Timeout of 1 (scaled) minute without GetEvents
+        time.sleep(0.8)  # pull Timeout of 1 (scaled) minute without GetEvents
         _, _, data = post(self.url, envelope(getevents_body(sid, wm)))
         self.assertEqual(code_of(data), "ErrorSubscriptionNotFound")
 
@@ -916,6 +961,52 @@ class VersionTests(unittest.TestCase):
             self.assertEqual(code_of(data), "ErrorNonExistentMailbox")
             st, hdrs, _ = post(sim.ews_url, b"", auth=None)
             self.assertEqual([v for k, v in hdrs if k == "www-authenticate"], ['Basic realm="ewssim"'])
+
+
+class RobustnessTests(unittest.TestCase):
+    BODIES = [SUB_STREAM, SUB_PULL % 5, SUB_PUSH % "http://127.0.0.1:9/x", gse_body(["a", "b"]),
+              getevents_body("x", "y"), calview_body("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
+              OOF_BODY % "alice@example.com",
+              '<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ItemIds>'
+              '<t:ItemId Id="AAMkAGSimZm9v"/></m:ItemIds></m:GetItem>',
+              '<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds>'
+              '<t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder>',
+              '<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>0</t:Bias></t:TimeZone><m:MailboxDataArray>'
+              '<t:MailboxData><t:Email><t:Address>bob@example.com</t:Address></t:Email><t:AttendeeType>Required'
+              '</t:AttendeeType></t:MailboxData></m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow>'
+              '<t:StartTime>2026-03-02T00:00:00</t:StartTime><t:EndTime>2026-03-03T00:00:00</t:EndTime>'
+              '</t:TimeWindow><t:MergedFreeBusyIntervalInMinutes>30</t:MergedFreeBusyIntervalInMinutes>'
+              '<t:RequestedView>Detailed</t:RequestedView></t:FreeBusyViewOptions></m:GetUserAvailabilityRequest>']
+
+    def test_mutated_requests_without_schema(self):
+        """Without schema validation the handlers themselves must cope with broken requests."""
+        import random
+        rng = random.Random(4)
+
+        def mutate(b):
+            root = etree.fromstring(('<w xmlns:m="%s" xmlns:t="%s">' % (M, T)) + b + "</w>")
+            els = list(root.iter())[1:]
+            for _ in range(rng.randint(1, 3)):
+                e = rng.choice(els)
+                r = rng.random()
+                if r < 0.3 and e.getparent() is not None and e.getparent() is not root:
+                    e.getparent().remove(e)
+                elif r < 0.6:
+                    e.text = rng.choice(["", "x", "-1", "99999999999999999999", "2026-13-45T99:00:00", "\u2603"])
+                elif r < 0.8:
+                    for k in list(e.attrib):
+                        e.attrib[k] = rng.choice(["", "zz", "-5", "true"])
+                else:
+                    e.append(etree.Element("{%s}Bogus" % T))
+            return "".join(etree.tostring(c, encoding="unicode") for c in root)
+        with Simulator(directory=DIRECTORY, no_schema=True) as sim:
+            c = Conn(sim.ews_url)
+            for _ in range(300):
+                who = rng.choice([None, "alice@example.com", "bob@example.com"])
+                st, _, _ = c.request(envelope(mutate(rng.choice(self.BODIES)), who), {"Authorization": BASIC})
+                self.assertIn(st, (200, 500))
+            c.close()
+            self.assertNotIn("(internal)", sim.stats()["requests"], sim.log())
 
 
 if __name__ == "__main__":

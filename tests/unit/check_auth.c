@@ -79,8 +79,10 @@ server_cb(struct evhttp_request *req, void *arg)
 		if (ews_auth != NULL && strcmp(ews_auth, want) == 0)
 			evtest_reply(req, 200, "ok");
 		else {
-			evhttp_add_header(evhttp_request_get_output_headers(req),
-			    "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+			evhttp_add_header(
+			    evhttp_request_get_output_headers(req),
+			    "WWW-Authenticate",
+			    "Bearer error=\"invalid_token\"");
 			evtest_reply(req, 401, NULL);
 		}
 	} else

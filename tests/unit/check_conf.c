@@ -16,6 +16,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "conf.h"
 #include "xmalloc.h"
 
@@ -802,6 +803,16 @@ START_TEST(test_value_errors)
 	    " missing required key 'listen' in [push] (needed for mode = "
 	    "push)\n"
 	    " missing required key 'url' in [push] (needed for mode = push)");
+	expect_errors("[exchange]\nurl = https://h/\nauth = oauth2\n"
+	    "tenant = contoso/../x\nclient_id = c\n"
+	    "client_secret_file = /dev/null\n[status]\nsocket = /run/"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+	    "4: invalid tenant 'contoso/../x' in [exchange] (expected a "
+	    "domain name or a tenant id)\n"
+	    "8: socket path in [status] too long (at most 107 bytes)\n"
+	    "6: cannot read client_secret_file '/dev/null': Invalid "
+	    "argument");
 	expect_errors("[exchange]\nurl = https:///x\n"
 	    "username = u\npassword_file = /dev/null\n",
 	    "2: invalid URL 'https:///x' for 'url' in [exchange] (expected "
@@ -917,6 +928,29 @@ START_TEST(test_too_many_errors)
 	ck_assert_ptr_nonnull(strstr(errs, "many.conf: too many errors"));
 	free(errs);
 	free(text);
+}
+END_TEST
+
+START_TEST(test_limits)
+{
+	struct config	*cf;
+	struct buf	 b = BUF_INIT;
+	char		*errs = NULL;
+	int		 i;
+
+	buf_puts(&b, "[exchange]\nurl = https://h/\nauth = negotiate\n"
+	    "username = u\n[sink s]\ntype = exec\n");
+	for (i = 0; i < 257; i++)
+		buf_printf(&b, "k%d = v\n", i);
+	for (i = 0; i < 256; i++)
+		buf_printf(&b, "[sink n%d]\ntype = log\n", i);
+	cf = conf_load_buffer("lim.conf", b.data, b.len, &errs);
+	ck_assert_ptr_null(cf);
+	/* 6 lines of head, 257 keys, then 255 more sinks fit */
+	ck_assert_str_eq(errs, "lim.conf:263: too many keys in [sink s] (at "
+	    "most 256)\nlim.conf:774: too many sink sections (at most 256)\n");
+	free(errs);
+	buf_free(&b);
 }
 END_TEST
 
@@ -1105,6 +1139,7 @@ suite(void)
 	tcase_add_test(tc, test_listen_and_units);
 	tcase_add_test(tc, test_unreadable_and_buffer);
 	tcase_add_test(tc, test_too_many_errors);
+	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_reload_rules);
 	tcase_add_test(tc, test_example_files);
 	tcase_add_test(tc, test_key_coverage);

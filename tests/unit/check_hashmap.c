@@ -184,6 +184,61 @@ START_TEST(test_iter_remove)
 }
 END_TEST
 
+/* Random puts, removes and lookups agree with a plain array. */
+START_TEST(test_random)
+{
+	struct hashmap		*m = hashmap_new();
+	struct hashmap_iter	 it;
+	uintptr_t		*ref, v;
+	uint64_t		 x = 88172645463325252ULL;
+	char			 key[64];
+	unsigned		 i, k, n = 4000, count = 0, seen;
+	void			*val;
+
+	ref = xcalloc(n, sizeof(*ref));
+	for (i = 0; i < 200000; i++) {
+		/* xorshift64: deterministic and good enough here. */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		k = (unsigned)(x % n);
+		key_of(key, sizeof(key), k);
+		switch ((x >> 32) % 4) {
+		case 0:
+		case 1:
+			v = (uintptr_t)(i + 1);
+			ck_assert_uint_eq((uintptr_t)hashmap_put(m, key,
+			    (void *)v), ref[k]);
+			if (ref[k] == 0)
+				count++;
+			ref[k] = v;
+			break;
+		case 2:
+			ck_assert_uint_eq((uintptr_t)hashmap_remove(m, key),
+			    ref[k]);
+			if (ref[k] != 0)
+				count--;
+			ref[k] = 0;
+			break;
+		default:
+			ck_assert_uint_eq((uintptr_t)hashmap_get(m, key),
+			    ref[k]);
+			break;
+		}
+		ck_assert_uint_eq(hashmap_count(m), count);
+	}
+	seen = 0;
+	hashmap_iter_init(&it, m);
+	while (hashmap_iter_next(&it, NULL, &val)) {
+		ck_assert_ptr_nonnull(val);
+		seen++;
+	}
+	ck_assert_uint_eq(seen, count);
+	free(ref);
+	hashmap_free(m, NULL);
+}
+END_TEST
+
 START_TEST(test_free_values)
 {
 	struct hashmap	*m = hashmap_new();
@@ -216,6 +271,7 @@ suite(void)
 	tcase_add_test(tc, test_many);
 	tcase_add_test(tc, test_iterate);
 	tcase_add_test(tc, test_iter_remove);
+	tcase_add_test(tc, test_random);
 	tcase_add_test(tc, test_free_values);
 	suite_add_tcase(s, tc);
 	return (s);

@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "evtest.h"
+#include "json.h"
 #include "http.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -389,6 +390,17 @@ START_TEST(test_unary_post)
 	ck_assert_int_eq(http_engine_stats(eng)->results[HTTP_RESULT_OK], 1);
 	ck_assert_int_eq(http_engine_stats(eng)->bytes_out, 11);
 	ck_assert_int_eq(http_engine_stats(eng)->in_flight, 0);
+	{
+		struct buf		 b = BUF_INIT;
+		struct json_writer	 w;
+
+		json_writer_init(&w, &b);
+		http_stats_json(http_engine_stats(eng), &w);
+		ck_assert_ptr_nonnull(strstr(buf_str(&b), "\"started\":1,"));
+		ck_assert_ptr_nonnull(strstr(buf_str(&b),
+		    "\"results\":{\"ok\":1,\"auth\":0,"));
+		buf_free(&b);
+	}
 	result_free(&r);
 }
 END_TEST
@@ -709,6 +721,25 @@ START_TEST(test_basic_auth)
 }
 END_TEST
 
+START_TEST(test_bad_tls_files)
+{
+	struct http_engine_opts	 eo = { 0 };
+	char			*cause = NULL;
+
+	eo.tls_verify = true;
+	eo.ca_file = "/nonexistent/ca.pem";
+	ck_assert_ptr_null(http_engine_new(base, &eo, &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "/nonexistent/ca.pem"));
+	free(cause);
+	eo.ca_file = NULL;
+	eo.client_key = "/dev/null";
+	cause = NULL;
+	ck_assert_ptr_null(http_engine_new(base, &eo, &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "client_cert"));
+	free(cause);
+}
+END_TEST
+
 static void
 redact_eq(const char *in, const char *want)
 {
@@ -778,6 +809,7 @@ http_suite(void)
 	tcase_add_test(tc, test_bad_header);
 	tcase_add_test(tc, test_cancel_before_run);
 	tcase_add_test(tc, test_basic_auth);
+	tcase_add_test(tc, test_bad_tls_files);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pure");

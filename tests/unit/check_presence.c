@@ -593,6 +593,29 @@ START_TEST(test_names_equal)
 }
 END_TEST
 
+START_TEST(test_presence_json)
+{
+	struct presence		 p = { PRESENCE_BUSY, PRESENCE_ACT_MEETING,
+				    AT(10, 0), AT(11, 30) };
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+
+	json_writer_init(&w, &b);
+	presence_json(&p, &w);
+	ck_assert_str_eq(buf_str(&b), "{\"state\":\"busy\",\"activity\":"
+	    "\"meeting\",\"since\":\"2026-11-30T10:00:00Z\",\"until\":"
+	    "\"2026-11-30T11:30:00Z\"}");
+	buf_reset(&b);
+	p = (struct presence){ PRESENCE_AVAILABLE, PRESENCE_ACT_NONE,
+	    PRESENCE_NO_SINCE, PRESENCE_NO_UNTIL };
+	json_writer_init(&w, &b);
+	presence_json(&p, &w);
+	ck_assert_str_eq(buf_str(&b), "{\"state\":\"available\","
+	    "\"activity\":null,\"since\":null,\"until\":null}");
+	buf_free(&b);
+}
+END_TEST
+
 /* Rule values a key does not allow fall back to the default. */
 START_TEST(test_rules_sanitised)
 {
@@ -630,6 +653,7 @@ suite(void)
 	tcase_add_test(tc, test_private_dump);
 	tcase_add_test(tc, test_names_equal);
 	tcase_add_test(tc, test_rules_sanitised);
+	tcase_add_test(tc, test_presence_json);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "evtest.h"
 #include "json.h"
 #include "log.h"
 #include "sink.h"
@@ -47,6 +48,7 @@ struct ewsgw_sink {
 	bool			 async;		/* return PENDING */
 	int			 fail_first;	/* ERR this many times */
 	int			 again_first;	/* AGAIN this many times */
+	char			 fail_mailbox[64];	/* always ERR */
 	struct fake_call	 calls[FAKE_MAX_CALLS];
 	int			 ncalls;
 	bool			 healthy;
@@ -73,6 +75,8 @@ fake_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 		s->fail_first = atoi(v);
 	if ((v = ewsgw_sink_config_get(c, "again_first")) != NULL)
 		s->again_first = atoi(v);
+	if ((v = ewsgw_sink_config_get(c, "fail_mailbox")) != NULL)
+		snprintf(s->fail_mailbox, sizeof s->fail_mailbox, "%s", v);
 	ck_assert_int_lt(nfakes, 8);
 	fakes[nfakes++] = s;
 	*out = s;
@@ -98,6 +102,8 @@ fake_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 		s->again_first--;
 		return (EWSGW_SINK_AGAIN);
 	}
+	if (strcmp(s->fail_mailbox, c->mailbox) == 0)
+		return (EWSGW_SINK_ERR);
 	if (s->fail_first > 0) {
 		s->fail_first--;
 		ewsgw_host_log(s->host, LOG_WARNING, "fake failure");
@@ -130,6 +136,7 @@ fake_check(const struct ewsgw_sink_config *c)
 	ewsgw_sink_config_get(c, "mode");
 	ewsgw_sink_config_get(c, "fail_first");
 	ewsgw_sink_config_get(c, "again_first");
+	ewsgw_sink_config_get(c, "fail_mailbox");
 	return (0);
 }
 
@@ -481,12 +488,11 @@ START_TEST(test_retry_backoff)
 		ck_assert_int_eq(f->calls[i].seq, 7);
 	ck_assert_int_eq(f->calls[4].seq, 8);
 	/*
-	 * Exponential back-off with equal jitter: at least half of 20,
-	 * 40 and 80 ms between attempts (less 1 ms of timer rounding).
+	 * Jittered back-off: never less than retry_initial between
+	 * attempts (less 1 ms of timer rounding).
 	 */
-	ck_assert_int_ge(f->calls[1].at - f->calls[0].at, 9);
-	ck_assert_int_ge(f->calls[2].at - f->calls[1].at, 19);
-	ck_assert_int_ge(f->calls[3].at - f->calls[2].at, 39);
+	for (i = 1; i < 4; i++)
+		ck_assert_int_ge(f->calls[i].at - f->calls[i - 1].at, 19);
 	ck_assert(status_num(set, 0, "failed") == 3);
 	ck_assert(status_num(set, 0, "delivered") == 2);
 	ck_assert(status_num(set, 0, "retrying") == 0);
@@ -539,9 +545,35 @@ START_TEST(test_slow_sink_isolated)
 	ck_assert(run_until(fast_done, set, 2000));
 	/* The slow one holds one change and queues the rest. */
 	ck_assert_int_eq(fakes[0]->ncalls, 1);
-	ck_assert(status_num(set, 0, "queue_depth") == 5);
+	ck_assert(status_num(set, 0, "queue") == 5);
 	ck_assert(status_num(set, 0, "in_flight") == 1);
-	ck_assert(status_num(set, 1, "queue_depth") == 0);
+	ck_assert(status_num(set, 1, "queue") == 0);
+	sinkset_free(set);
+}
+END_TEST
+
+static bool
+goods_delivered(void *arg)
+{
+	return (status_num(arg, 0, "delivered") == 3);
+}
+
+START_TEST(test_failing_mailbox_does_not_starve)
+{
+	const char *const lines[] = { "[sink f] fake", "fail_mailbox=bad@x",
+	    "retry_initial=20ms", "retry_max=40ms", NULL };
+	struct sinkset	*set = mkset(lines);
+
+	publish(set, "bad@x", "busy", "available", 1);
+	publish(set, "bad@x", "available", "busy", 2);
+	publish(set, "g1@x", "busy", "available", 1);
+	publish(set, "g2@x", "busy", "available", 1);
+	publish(set, "g3@x", "busy", "available", 1);
+	ck_assert(run_until(goods_delivered, set, 5000));
+	/* bad@x keeps failing, its second change still waits behind. */
+	ck_assert(status_num(set, 0, "queue") == 2);
+	ck_assert(status_num(set, 0, "retrying") == 1);
+	ck_assert(status_num(set, 0, "failed") >= 1);
 	sinkset_free(set);
 }
 END_TEST
@@ -605,6 +637,7 @@ START_TEST(test_health_json_and_metrics)
 	struct sinkset		*set = mkset(lines);
 	struct json_value	*v;
 	struct buf		 m = BUF_INIT;
+	struct json_writer	 w;
 	int			 want[2] = { 0, 1 };
 
 	publish(set, "a@x", "busy", "available", 1);
@@ -612,12 +645,13 @@ START_TEST(test_health_json_and_metrics)
 	publish(set, "b@x", "available", "busy", 2);
 	ck_assert(run_until(fake_has_calls, want, 2000));
 	fakes[0]->healthy = false;
+	json_writer_init(&w, &m);
 	v = status_of(set);
 	ck_assert_ptr_nonnull(v->child);
 	ck_assert_ptr_null(v->child->next);
 	ck_assert_str_eq(json_get_str(v->child, "name", ""), "s\"q");
 	ck_assert_str_eq(json_get_str(v->child, "type", ""), "fake");
-	ck_assert(json_get_num(v->child, "queue_depth", -1) == 3);
+	ck_assert(json_get_num(v->child, "queue", -1) == 3);
 	ck_assert(json_get_num(v->child, "queue_limit", -1) == 10000);
 	ck_assert(json_get_num(v->child, "in_flight", -1) == 2);
 	ck_assert(json_get_num(v->child, "delivered", -1) == 0);
@@ -627,6 +661,9 @@ START_TEST(test_health_json_and_metrics)
 	ck_assert_int_eq(json_get(v->child, "last_error")->type, JSON_NULL);
 	json_free(v);
 
+	sinkset_summary_json(set, &w);
+	ck_assert_str_eq(buf_str(&m), "{\"healthy\":0,\"total\":1,\"queue\":3}");
+	buf_reset(&m);
 	sinkset_metrics(set, &m);
 	ck_assert_ptr_nonnull(strstr(buf_str(&m),
 	    "# TYPE ewsgw_sink_queue_depth gauge\n"
@@ -719,7 +756,7 @@ START_TEST(test_reload)
 	publish(set, "a@x", "available", "busy", 2);
 	run_for(20);
 	ck_assert(status_num(set, 0, "delivered") == 2);
-	ck_assert(status_num(set, 1, "queue_depth") == 2);
+	ck_assert(status_num(set, 1, "queue") == 2);
 
 	/* A bad configuration changes nothing. */
 	conf = mkconf(bad);
@@ -1018,6 +1055,42 @@ START_TEST(test_file_sink)
 }
 END_TEST
 
+START_TEST(test_file_sink_write_failure)
+{
+	char		 dir[300], state[320], *kpath, *e;
+	const char	*lines[] = { "[sink f] file", NULL, NULL };
+	const char *const nodir[] = { "[sink f] file",
+	    "path=/nonexistent/dir/state.json", NULL };
+	struct sinkset	*set;
+	struct json_value *v;
+
+	/* A directory that is not there is refused at start. */
+	e = mkset_fail(nodir);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink f: cannot "
+	    "write to /nonexistent/dir: "));
+	free(e);
+
+	snprintf(dir, sizeof dir, "%s/sub", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(state, sizeof state, "%s/state.json", dir);
+	xasprintf(&kpath, "path=%s", state);
+	lines[1] = kpath;
+	set = mkset(lines);
+	/* The directory goes away: the sink reports itself unhealthy. */
+	ck_assert_int_eq(rmdir(dir), 0);
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 2000));
+	run_for(20);
+	v = status_of(set);
+	ck_assert(!json_get_bool(v->child, "healthy", true));
+	ck_assert_ptr_nonnull(strstr(json_get_str(v->child, "detail", ""),
+	    "cannot create"));
+	json_free(v);
+	sinkset_free(set);
+	free(kpath);
+}
+END_TEST
+
 START_TEST(test_file_sink_rate_limited)
 {
 	char		 state[300], *text, *kpath;
@@ -1183,6 +1256,184 @@ START_TEST(test_exec_sink_parallel_bounded)
 }
 END_TEST
 
+/* ---- webhook ---- */
+
+#define HOOK_MAX	16
+
+static struct {
+	int	 statuses[HOOK_MAX];	/* replies in order; then 200 */
+	int	 nstatuses;
+	int	 n;
+	char	*body[HOOK_MAX];
+	char	*auth[HOOK_MAX];
+	char	*ctype[HOOK_MAX];
+} hook;
+
+static void
+hook_cb(struct evhttp_request *req, void *arg)
+{
+	int	 i = hook.n++;
+
+	ck_assert_int_lt(i, HOOK_MAX);
+	hook.body[i] = evtest_body(req);
+	hook.auth[i] = evtest_header(req, "Authorization");
+	hook.ctype[i] = evtest_header(req, "Content-Type");
+	evtest_reply(req, i < hook.nstatuses ? hook.statuses[i] : 200, "ok");
+}
+
+static void
+hook_reset(void)
+{
+	int	 i;
+
+	for (i = 0; i < hook.n; i++) {
+		free(hook.body[i]);
+		free(hook.auth[i]);
+		free(hook.ctype[i]);
+	}
+	memset(&hook, 0, sizeof hook);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	int	 fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+START_TEST(test_webhook_sink)
+{
+	struct evhttp	*srv;
+	struct sinkset	*set;
+	struct buf	 st = BUF_INIT;
+	struct json_writer w;
+	char		 tokfile[300], *url, *tok;
+	const char	*lines[] = { "[sink hook] webhook", NULL, NULL,
+	    "retry_initial=10ms", "retry_max=20ms", "timeout=5s", NULL };
+	unsigned	 port;
+
+	hook_reset();
+	srv = evtest_server(base, hook_cb, NULL, &port);
+	ck_assert_ptr_nonnull(srv);
+	snprintf(tokfile, sizeof tokfile, "%s/token", tmpdir);
+	write_file(tokfile, "s3cret-token\n");
+	xasprintf(&url, "url=http://127.0.0.1:%u/hook", port);
+	xasprintf(&tok, "bearer_token_file=%s", tokfile);
+	lines[1] = url;
+	lines[2] = tok;
+	ck_assert_ptr_null(validate(lines));
+	set = mkset(lines);
+
+	/* Delivered: the exact JSON body, the bearer token. */
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 1);
+	ck_assert_str_eq(hook.body[0], "{\"mailbox\":\"a@x\",\"presence\":"
+	    "\"busy\",\"previous\":\"available\",\"activity\":\"meeting\","
+	    "\"since\":\"2026-11-29T11:00:00Z\",\"until\":"
+	    "\"2026-11-29T12:00:00Z\",\"source\":\"calendar\",\"seq\":1}");
+	ck_assert_str_eq(hook.auth[0], "Bearer s3cret-token");
+	ck_assert_str_eq(hook.ctype[0], "application/json");
+	ck_assert(status_num(set, 0, "delivered") == 1);
+
+	/* 503 is retried, 400 is rejected and not retried. */
+	hook.statuses[1] = 503;
+	hook.statuses[2] = 200;
+	hook.statuses[3] = 400;
+	hook.nstatuses = 4;
+	publish(set, "a@x", "available", "busy", 2);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 3);
+	ck_assert_str_eq(hook.body[1], hook.body[2]);
+	publish(set, "b@x", "away", NULL, 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	run_for(30);
+	ck_assert_int_eq(hook.n, 4);
+	ck_assert(status_num(set, 0, "delivered") == 2);
+	ck_assert(status_num(set, 0, "failed") == 1);
+	ck_assert(status_num(set, 0, "rejected") == 1);
+
+	/* A rotated token is picked up on reopen (SIGHUP). */
+	write_file(tokfile, "n3w-token");
+	sinkset_reopen(set);
+	publish(set, "c@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 5);
+	ck_assert_str_eq(hook.auth[4], "Bearer n3w-token");
+
+	/* The secret never shows in the status. */
+	json_writer_init(&w, &st);
+	sinkset_status_json(set, &w);
+	ck_assert_ptr_null(strstr(buf_str(&st), "3w-token"));
+	ck_assert_ptr_null(strstr(buf_str(&st), "s3cret"));
+	buf_free(&st);
+
+	sinkset_free(set);
+	evhttp_free(srv);
+	hook_reset();
+	free(url);
+	free(tok);
+}
+END_TEST
+
+START_TEST(test_webhook_basic_auth_and_errors)
+{
+	struct evhttp	*srv;
+	struct sinkset	*set;
+	char		 pwfile[300], *url, *pw;
+	const char	*lines[] = { "[sink hook] webhook", NULL,
+	    "username=u", NULL, NULL };
+	const char *const both[] = { "[sink h] webhook",
+	    "url=https://example.invalid/x", "bearer_token_file=/etc/passwd",
+	    "username=u", "password_file=/etc/passwd", NULL };
+	const char *const nourl[] = { "[sink h] webhook", "username=u", NULL };
+	const char *const badurl[] = { "[sink h] webhook", "url=ftp://x/",
+	    "tls_verify=maybe", NULL };
+	unsigned	 port;
+	char		*e;
+
+	hook_reset();
+	srv = evtest_server(base, hook_cb, NULL, &port);
+	snprintf(pwfile, sizeof pwfile, "%s/pw", tmpdir);
+	write_file(pwfile, "p\n");
+	xasprintf(&url, "url=http://127.0.0.1:%u/hook", port);
+	xasprintf(&pw, "password_file=%s", pwfile);
+	lines[1] = url;
+	lines[3] = pw;
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert_int_eq(hook.n, 1);
+	ck_assert_str_eq(hook.auth[0], "Basic dTpw");
+	sinkset_free(set);
+	evhttp_free(srv);
+	hook_reset();
+	free(url);
+	free(pw);
+
+	e = validate(both);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:3: sink h: "
+	    "bearer_token_file and username/password_file exclude"));
+	free(e);
+	e = validate(nourl);
+	ck_assert_ptr_nonnull(strstr(e,
+	    "/etc/ewsgw.conf:1: sink h: missing required key url\n"));
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink h: "
+	    "username and password_file go together\n"));
+	free(e);
+	e = validate(badurl);
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:2: sink h: "
+	    "url must start with http:// or https://\n"));
+	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:3: sink h: "
+	    "tls_verify: expected yes or no, not 'maybe'\n"));
+	free(e);
+}
+END_TEST
+
 static Suite *
 sink_suite(void)
 {
@@ -1196,6 +1447,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_retry_backoff);
 	tcase_add_test(tc, test_again_backpressure);
 	tcase_add_test(tc, test_slow_sink_isolated);
+	tcase_add_test(tc, test_failing_mailbox_does_not_starve);
 	tcase_add_test(tc, test_queue_full_coalesces);
 	tcase_add_test(tc, test_health_json_and_metrics);
 	tcase_add_test(tc, test_flush_bounded);
@@ -1217,10 +1469,13 @@ sink_suite(void)
 	tcase_add_test(tc, test_log_sink);
 	tcase_add_test(tc, test_file_sink);
 	tcase_add_test(tc, test_file_sink_rate_limited);
+	tcase_add_test(tc, test_file_sink_write_failure);
 	tcase_add_test(tc, test_exec_sink_env);
 	tcase_add_test(tc, test_exec_sink_failure_and_order);
 	tcase_add_test(tc, test_exec_sink_timeout);
 	tcase_add_test(tc, test_exec_sink_parallel_bounded);
+	tcase_add_test(tc, test_webhook_sink);
+	tcase_add_test(tc, test_webhook_basic_auth_and_errors);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -124,6 +124,42 @@ START_TEST(test_reserve_table)
 }
 END_TEST
 
+START_TEST(test_limits_from_conf)
+{
+	struct config		 cf;
+	struct throttle_limits	 l;
+	struct throttle_stats	 st;
+
+	memset(&cf, 0, sizeof(cf));
+	cf.throttling.max_concurrency = 12;
+	cf.throttling.max_subscriptions = 300;
+	cf.throttling.charging = CONF_CHARGING_SERVICE_ACCOUNT;
+	cf.throttling.streaming_connections_per_anchor = 3;
+	cf.throttling.short_request_share = 40;
+	cf.throttling.backoff_max_ms = 90000;
+	l.seed = 77;
+	throttle_limits_from_conf(&l, &cf);
+	ck_assert_uint_eq(l.max_concurrency, 12);
+	ck_assert_uint_eq(l.max_subscriptions, 300);
+	ck_assert_int_eq(l.charging, CONF_CHARGING_SERVICE_ACCOUNT);
+	ck_assert_uint_eq(l.streaming_connections_per_anchor, 3);
+	ck_assert_uint_eq(l.short_request_share, 40);
+	ck_assert_int_eq(l.backoff_max_ms, 90000);
+	ck_assert_uint_eq(l.seed, 77);
+	ck_assert_uint_eq(throttle_limits_short_reserve(&l), 5);
+	/* Zero (unset) values become usable ones in the scheduler. */
+	memset(&cf, 0, sizeof(cf));
+	throttle_limits_from_conf(&l, &cf);
+	T = throttle_new(&l);
+	/* Service-account charging (0), one slot, no reserve: one stream. */
+	ck_assert_uint_eq(throttle_streams_total(T), 1);
+	throttle_stats(T, 0, &st);
+	ck_assert_uint_eq(st.concurrency_limit, 1);
+	ck_assert_uint_eq(st.per_anchor_limit, 1);
+	throttle_free(T);
+}
+END_TEST
+
 START_TEST(test_concurrency_cap)
 {
 	struct req	r[20];
@@ -286,6 +322,19 @@ START_TEST(test_server_busy)
 	ck_assert_uint_eq(throttle_run(T, now), 1);
 	ck_assert(throttle_ticket_granted(&a.tk));
 	verify();
+
+	/* A back-off with nothing waiting needs no wake-up... */
+	release(&s[0], THROTTLE_BUSY, 1000);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	/* ...until something is submitted to that budget. */
+	now = 8500;
+	submit(&s[1], 14, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), 9000);
+	now = 9000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	verify();
 	throttle_free(T);
 }
 END_TEST
@@ -321,12 +370,38 @@ START_TEST(test_server_busy_jitter)
 }
 END_TEST
 
+/* Nonsense from the server neither overflows nor blocks for ever. */
+START_TEST(test_server_busy_bounds)
+{
+	struct req	s[2];
+
+	T = mk(1, 20, CONF_CHARGING_IMPERSONATED, 2);
+	now = 0;
+	submit(&s[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	submit(&s[1], 1, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	release(&s[0], THROTTLE_BUSY, INT64_MAX);
+	throttle_run(T, now);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), 3600 * 1000);
+	now = 3600 * 1000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	/* No or a negative time: an exponential back-off from the base. */
+	submit(&s[0], 2, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	release(&s[1], THROTTLE_BUSY, -5);
+	throttle_run(T, now);
+	ck_assert_int_ge(throttle_next_wakeup(T, now), now + 1000);
+	ck_assert_int_le(throttle_next_wakeup(T, now), now + 3000);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
 START_TEST(test_exponential)
 {
 	struct throttle_limits	l;
 	struct throttle_stats	st;
-	struct req		r[3];
-	int64_t			w, d, prev = 1000;
+	struct req		r[3], *cur, *nxt, *tmp;
+	int64_t			d, prev = 1000;
 	unsigned		i, at_cap = 0;
 
 	throttle_limits_default(&l);
@@ -335,15 +410,14 @@ START_TEST(test_exponential)
 	l.backoff_max_ms = 8000;
 	T = throttle_new(&l);
 	now = 0;
+	cur = &r[0];
+	nxt = &r[1];
+	submit(cur, 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
 	for (i = 0; i < 30; i++) {
-		submit(&r[0], (int)i, THROTTLE_SHORT, NULL,
+		release(cur, THROTTLE_TRANSIENT, 0);
+		submit(nxt, (int)i + 1, THROTTLE_SHORT, NULL,
 		    THROTTLE_PRIO_NORMAL);
-		w = throttle_next_wakeup(T, now);
-		ck_assert_int_eq(w, now);
-		ck_assert_uint_eq(throttle_run(T, now), 1);
-		release(&r[0], THROTTLE_TRANSIENT, 0);
-		/* One run to settle the released budget into its back-off. */
-		ck_assert_int_eq(throttle_next_wakeup(T, now), now);
 		ck_assert_uint_eq(throttle_run(T, now), 0);
 		d = throttle_next_wakeup(T, now) - now;
 		ck_assert_int_ge(d, 1000);
@@ -352,35 +426,36 @@ START_TEST(test_exponential)
 		if (d == 8000)
 			at_cap++;
 		prev = d;
-		/* Nothing before the end. */
-		submit(&r[1], 100, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+		/* Nothing before the end, the waiting one right at it. */
 		ck_assert_uint_eq(throttle_run(T, now + d - 1), 0);
-		throttle_cancel(T, &r[1].tk);
 		now += d;
+		ck_assert_uint_eq(throttle_run(T, now), 1);
+		ck_assert(throttle_ticket_granted(&nxt->tk));
+		tmp = cur;
+		cur = nxt;
+		nxt = tmp;
 	}
 	ck_assert_uint_gt(at_cap, 0);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.backoffs, 30);
 
 	/* Success resets: the next failure starts from the base again. */
-	submit(&r[0], 200, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
-	throttle_run(T, now);
-	release(&r[0], THROTTLE_OK, 0);
-	submit(&r[0], 201, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
-	throttle_run(T, now);
-	release(&r[0], THROTTLE_TRANSIENT, 0);
-	submit(&r[1], 202, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
-	throttle_run(T, now);
+	release(cur, THROTTLE_OK, 0);
+	submit(cur, 201, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	release(cur, THROTTLE_TRANSIENT, 0);
+	submit(nxt, 202, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
 	d = throttle_next_wakeup(T, now) - now;
 	ck_assert_int_ge(d, 1000);
 	ck_assert_int_le(d, 3000);
 	now += d;
 	throttle_run(T, now);
-	ck_assert(throttle_ticket_granted(&r[1].tk));
-	release(&r[1], THROTTLE_OK, 0);
+	ck_assert(throttle_ticket_granted(&nxt->tk));
+	release(nxt, THROTTLE_OK, 0);
 
 	/* Requests in flight together failing together escalate once. */
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	prev = (int64_t)st.backoffs;
 	for (i = 0; i < 3; i++)
 		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
@@ -388,7 +463,7 @@ START_TEST(test_exponential)
 	ck_assert_uint_eq(throttle_run(T, now), 3);
 	for (i = 0; i < 3; i++)
 		release(&r[i], THROTTLE_TRANSIENT, 0);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.backoffs, (uint64_t)prev + 1);
 	verify();
 	throttle_free(T);
@@ -400,10 +475,11 @@ START_TEST(test_impersonated_streams)
 	struct req			a[3], b[3], sa, s[3];
 	struct throttle_capacity	cap;
 	struct throttle_stats		st;
+	int				i;
 
 	T = mk(3, 20, CONF_CHARGING_IMPERSONATED, 2);
 	ck_assert_uint_eq(throttle_streams_total(T), THROTTLE_UNLIMITED);
-	for (int i = 0; i < 3; i++) {
+	for (i = 0; i < 3; i++) {
 		submit(&a[i], i, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_NORMAL);
 		submit(&b[i], 10 + i, THROTTLE_STREAM, "b@x",
 		    THROTTLE_PRIO_NORMAL);
@@ -417,7 +493,7 @@ START_TEST(test_impersonated_streams)
 	ck_assert_uint_eq(granted(b, 3), 2);
 	ck_assert_uint_eq(granted(s, 3), 3);
 	ck_assert(throttle_ticket_granted(&sa.tk));
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.concurrency_in_use, 3);
 	ck_assert_uint_eq(st.in_use[THROTTLE_STREAM], 5);
 	ck_assert_uint_eq(st.budgets, 3);
@@ -442,7 +518,7 @@ START_TEST(test_impersonated_streams)
 	throttle_cancel(T, &a[1].tk);
 	throttle_cancel(T, &a[2].tk);
 	throttle_run(T, now);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.budgets, 2);
 	verify();
 	throttle_free(T);
@@ -451,15 +527,15 @@ END_TEST
 
 START_TEST(test_subscriptions)
 {
-	T = mk(3, 20, CONF_CHARGING_SERVICE_ACCOUNT, 2);
-	{
-		struct throttle_limits	l;
+	struct throttle_limits	l;
+	char			key[32];
+	int			i;
 
-		throttle_limits_default(&l);
-		l.charging = CONF_CHARGING_SERVICE_ACCOUNT;
-		l.max_subscriptions = 3;
-		throttle_set_limits(T, &l);
-	}
+	T = mk(3, 20, CONF_CHARGING_SERVICE_ACCOUNT, 2);
+	throttle_limits_default(&l);
+	l.charging = CONF_CHARGING_SERVICE_ACCOUNT;
+	l.max_subscriptions = 3;
+	throttle_set_limits(T, &l);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "a"), 0);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "b"), 0);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "c"), 0);
@@ -471,20 +547,22 @@ START_TEST(test_subscriptions)
 	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 2);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "d"), 0);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "e"), -1);
+	/* A smaller limit at reload: no new ones until below it. */
+	l.max_subscriptions = 2;
+	throttle_set_limits(T, &l);
+	throttle_subscription_release(T, "a");
+	ck_assert_int_eq(throttle_subscription_acquire(T, "e"), -1);
+	throttle_subscription_release(T, "c");
+	ck_assert_int_eq(throttle_subscription_acquire(T, "e"), 0);
+	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 2);
 	throttle_free(T);
 
 	/* Impersonated: the limit is per target mailbox. */
 	T = mk(3, 20, CONF_CHARGING_IMPERSONATED, 2);
-	{
-		struct throttle_limits	l;
-
-		throttle_limits_default(&l);
-		l.max_subscriptions = 2;
-		throttle_set_limits(T, &l);
-	}
-	for (int i = 0; i < 1000; i++) {
-		char	key[32];
-
+	throttle_limits_default(&l);
+	l.max_subscriptions = 2;
+	throttle_set_limits(T, &l);
+	for (i = 0; i < 1000; i++) {
 		snprintf(key, sizeof(key), "m%d", i);
 		ck_assert_int_eq(throttle_subscription_acquire(T, key), 0);
 	}
@@ -495,6 +573,12 @@ START_TEST(test_subscriptions)
 	throttle_subscription_release(T, "m1");
 	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 1);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
+	/* 0: no client-side cap at all. */
+	l.max_subscriptions = 0;
+	throttle_set_limits(T, &l);
+	for (i = 0; i < 50; i++)
+		ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
+	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 52);
 	throttle_free(T);
 }
 END_TEST
@@ -828,13 +912,13 @@ START_TEST(test_scale)
 		    THROTTLE_PRIO_NORMAL);
 	}
 	ck_assert_uint_eq(throttle_run(T, now), 20000);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.budgets, 20000);
 	verify();
 	for (i = 0; i < 20000; i++)
 		release(&r[i], THROTTLE_OK, 0);
 	throttle_run(T, now);
-	throttle_stats(T, &st);
+	throttle_stats(T, now, &st);
 	ck_assert_uint_eq(st.budgets, 0);
 	throttle_free(T);
 	free(r);
@@ -880,7 +964,7 @@ p_on_grant(struct throttle_ticket *tk, void *arg)
 		if (r->klass == THROTTLE_STREAM)
 			ck_assert_uint_le(streams, plim.max_concurrency -
 			    throttle_limits_short_reserve(&plim));
-		throttle_stats(T, &st);
+		throttle_stats(T, now, &st);
 		ck_assert_int_le(st.backoff_until, now);
 	} else {
 		ck_assert_uint_le(in_use,
@@ -1049,10 +1133,12 @@ suite(void)
 	TCase	*tc = tcase_create("core");
 
 	tcase_add_test(tc, test_reserve_table);
+	tcase_add_test(tc, test_limits_from_conf);
 	tcase_add_test(tc, test_concurrency_cap);
 	tcase_add_test(tc, test_short_reserve);
 	tcase_add_test(tc, test_server_busy);
 	tcase_add_test(tc, test_server_busy_jitter);
+	tcase_add_test(tc, test_server_busy_bounds);
 	tcase_add_test(tc, test_exponential);
 	tcase_add_test(tc, test_impersonated_streams);
 	tcase_add_test(tc, test_subscriptions);

@@ -218,6 +218,13 @@ START_TEST(test_replace_trim)
 	ck_assert_ptr_null(fresh.entries);
 	ck_assert_uint_eq(timeline_count(&tl), 4);
 
+	/* update: the same in one call, on top of a loaded timeline. */
+	ck_assert_uint_eq(timeline_update(&tl, it + 2, 1, AT(8), DAY, DAY), 1);
+	timeline_get(&tl, 0, &s);
+	ck_assert_int_eq(s.start, AT(10));
+	ck_assert_uint_eq(timeline_update(&tl, it, 4, AT(8), DAY, DAY), 4);
+	ck_assert(tl.loaded);
+
 	timeline_trim(&tl, AT(10));
 	ck_assert_uint_eq(timeline_count(&tl), 2);
 	timeline_get(&tl, 0, &s);

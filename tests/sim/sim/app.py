@@ -46,7 +46,7 @@ REQUEST_RANK = {"Exchange2007": 0, "Exchange2007_SP1": 1, "Exchange2009": 2, "Ex
 RUNTIME_KEYS = {"max_concurrency": int, "max_subscriptions": int, "hanging_connection_limit": int,
                 "find_count_limit": int, "charging": str, "heartbeat_s": float, "backoff_ms": int,
                 "latency_ms": int, "minute_seconds": float, "push_timeout_s": float,
-                "ntlm_v2_only": bool, "auth": list}
+                "ntlm_v2_only": bool, "auth": list, "strict_affinity": bool}
 
 
 AUTH_SCHEMES = ("ntlm", "negotiate", "basic")
@@ -75,6 +75,7 @@ class Config:
         self.realm = args.realm
         self.push_timeout_s = args.push_timeout
         self.backends = args.backends
+        self.strict_affinity = args.strict_affinity
 
     def server_rank(self):
         return VERSIONS[self.version][1]
@@ -95,7 +96,8 @@ class Config:
                 "max_subscriptions": self.max_subscriptions, "find_count_limit": self.find_count_limit,
                 "minute_seconds": self.minute_seconds, "heartbeat_s": self.heartbeat_s,
                 "backoff_ms": self.backoff_ms, "latency_ms": self.latency_ms, "auth": self.auth,
-                "ntlm_v2_only": self.ntlm_v2_only, "push_timeout_s": self.push_timeout_s}
+                "ntlm_v2_only": self.ntlm_v2_only, "push_timeout_s": self.push_timeout_s,
+                "strict_affinity": self.strict_affinity}
 
     def update(self, changes):
         if not isinstance(changes, dict):
@@ -147,16 +149,20 @@ class Sim:
         self.ews_server = Server(self.handle_ews, name="ews", max_body=args.max_body)
         self.control_server = Server(self.handle_control, name="control", max_body=args.max_body)
         self.stop_event = None
+        self.tls = bool(args.tls_cert)
 
     # ------------------------------------------------------------ helpers
     def rng_bytes(self, n):
         return os.urandom(n)
 
-    def backend_for(self, cookie, anchor):
-        b = self.cookie_backend(cookie)
+    def route(self, cookie, prefer_affinity, anchor, fallback):
+        """Mailbox server a request reaches: the cookie's backend when the client asks
+        for server affinity, else the backend of X-AnchorMailbox, else of the
+        impersonated mailbox (or the caller)."""
+        b = self.cookie_backend(cookie) if prefer_affinity else None
         if b is not None:
             return b
-        n = zlib.crc32((anchor or "").lower().encode()) % max(1, self.config.backends)
+        n = zlib.crc32((anchor or fallback or "").lower().encode()) % max(1, self.config.backends)
         return "MBX%02d.sim.example.local" % (n + 1)
 
     @staticmethod

@@ -47,6 +47,8 @@ async def _route(sim, meth, parts, data):
         return json_response(200, {"ok": True})
     if parts == ["subscriptions"] and meth == "GET":
         return json_response(200, {"subscriptions": [s.to_json() for s in sim.notifier.subs.values()]})
+    if parts == ["streams"] and meth == "GET":
+        return json_response(200, {"streams": [sc.to_json() for sc in sim.streams.conns]})
     if parts == ["restart"] and meth == "POST":
         n = len(sim.notifier.subs)
         sim.restart()

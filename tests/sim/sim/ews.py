@@ -390,6 +390,7 @@ def target_mailbox(ctx, mailbox_el):
 
 # ====================================================================== affinity
 def record_affinity(ctx, prefix):
+    """Count the affinity headers; -> (anchor, cookie, backend the request is routed to)."""
     st = ctx.sim.stats.affinity
     req = ctx.req
     anchor = req.header("x-anchormailbox")
@@ -400,13 +401,25 @@ def record_affinity(ctx, prefix):
         st["%s_with_cookie" % prefix] += 1
     if pref:
         st["%s_with_prefer_affinity" % prefix] += 1
-    return anchor, cookie, pref
+    fallback = ctx.impersonated.smtp if ctx.impersonated is not None else ctx.account.username
+    return anchor, cookie, ctx.sim.route(cookie, pref, anchor, fallback)
+
+
+def misrouted(ctx, prefix, sub, backend):
+    """True if the subscription must be reported missing (strict affinity only)."""
+    if sub.backend == backend:
+        return False
+    ctx.sim.stats.affinity["%s_misrouted" % prefix] += 1
+    if ctx.sim.config.strict_affinity:
+        ctx.sim.stats.violation("affinity")
+        return True
+    return False
 
 
 # ====================================================================== Subscribe
 async def op_subscribe(ctx):
     sim = ctx.sim
-    anchor, cookie, _pref = record_affinity(ctx, "subscribe")
+    anchor, _cookie, backend = record_affinity(ctx, "subscribe")
     kinds = {"PullSubscriptionRequest": "pull", "PushSubscriptionRequest": "push",
              "StreamingSubscriptionRequest": "streaming"}
     sreq = None
@@ -513,14 +526,14 @@ async def op_subscribe(ctx):
         sim.stats.violation("subscriptions")
         return err("ErrorExceededSubscriptionCount",
                    "You have exceeded the maximum number of subscriptions.")
-    backend = sim.backend_for(cookie, anchor or mailbox.smtp)
     sub = sim.notifier.create(kind, ctx.account.username, mailbox, folders, ets, anchor, key,
                               backend, timeout_s=timeout_s, status_frequency_s=status_s, url=url)
     kids = [m("SubscriptionId", text=sub.id)]
     if kind != "streaming":
         kids.append(m("Watermark", text=sub.watermark))
-    ctx.extra_headers.append(("Set-Cookie", "X-BackEndOverrideCookie=%s; path=/; secure; HttpOnly"
-                              % sim.cookie_value(backend)))
+    # "secure" only over https: cookie engines drop secure cookies received over http
+    ctx.extra_headers.append(("Set-Cookie", "X-BackEndOverrideCookie=%s; path=/;%s HttpOnly"
+                              % (sim.cookie_value(backend), " secure;" if sim.tls else "")))
     return wrap("Subscribe", [rm("SubscribeResponseMessage", kids=kids)])
 
 
@@ -539,9 +552,11 @@ def _owned(ctx, sub_id):
 
 async def op_getevents(ctx):
     sim = ctx.sim
-    record_affinity(ctx, "getevents")
+    _anchor, _cookie, backend = record_affinity(ctx, "getevents")
     sid = soap.text(ctx.body_el, M, "SubscriptionId", "")
     sub, code = _owned(ctx, sid)
+    if sub is not None and misrouted(ctx, "getevents", sub, backend):
+        sub, code = None, "ErrorSubscriptionNotFound"
     name = "GetEventsResponseMessage"
     if code:
         return wrap("GetEvents", [rm(name, code)])
@@ -561,9 +576,11 @@ async def op_getevents(ctx):
 
 async def op_unsubscribe(ctx):
     sim = ctx.sim
-    record_affinity(ctx, "unsubscribe")
+    _anchor, _cookie, backend = record_affinity(ctx, "unsubscribe")
     sid = soap.text(ctx.body_el, M, "SubscriptionId", "")
     sub, code = _owned(ctx, sid)
+    if sub is not None and misrouted(ctx, "unsubscribe", sub, backend):
+        sub, code = None, "ErrorSubscriptionNotFound"
     name = "UnsubscribeResponseMessage"
     if code:
         return wrap("Unsubscribe", [rm(name, code)])
@@ -577,7 +594,7 @@ async def op_unsubscribe(ctx):
 # ====================================================================== GetStreamingEvents
 async def op_gse(ctx):
     sim = ctx.sim
-    _anchor, cookie, _pref = record_affinity(ctx, "gse")
+    _anchor, cookie, backend = record_affinity(ctx, "gse")
     ids_el = soap.child(ctx.body_el, M, "SubscriptionIds")
     ids = [(e.text or "").strip() for e in soap.children(ids_el, T, "SubscriptionId")]
     name = "GetStreamingEventsResponseMessage"
@@ -602,6 +619,8 @@ async def op_gse(ctx):
         sub, code = _owned(ctx, sid)
         if sub is not None and sub.kind != "streaming":
             sub, code = None, "ErrorInvalidSubscription"
+        if sub is not None and misrouted(ctx, "gse", sub, backend):
+            sub, code = None, "ErrorSubscriptionNotFound"
         if code:
             bad.setdefault(code, []).append(sid)
         else:
@@ -612,8 +631,8 @@ async def op_gse(ctx):
                  kids=[m("ErrorSubscriptionIds", kids=[m("SubscriptionId", text=i) for i in sum(bad.values(), [])]),
                        m("ConnectionStatus", text="Closed")])
         return wrap("GetStreamingEvents", [msg])
-    backend = sim.cookie_backend(cookie)
-    if backend is not None and any(s.backend != backend for s in subs):
+    cb = sim.cookie_backend(cookie)
+    if cb is not None and any(s.backend != cb for s in subs):
         sim.stats.affinity["gse_cookie_mismatch"] += 1
     sim.stats.count(ctx.op, "NoError")
     await sim.streams.serve(ctx, subs, timeout_min * sim.config.minute_seconds)
@@ -773,16 +792,16 @@ async def op_getitem(ctx):
         dec = cal.decode_item_id(ie.get("Id", "")) if soap.localname(ie) == "ItemId" else None
         if dec is None:
             msgs.append(rm(name, "ErrorInvalidIdMalformed" if soap.localname(ie) == "ItemId"
-                           else "ErrorInvalidRequest"))
+                           else "ErrorInvalidRequest", kids=[m("Items")]))
             continue
         smtp, local, occ = dec
         mb = sim.directory.by_smtp_address(smtp)
         if mb is None or (mb is not ctx.impersonated and not ctx.account.may_impersonate(mb)):
-            msgs.append(rm(name, "ErrorAccessDenied" if mb else "ErrorItemNotFound"))
+            msgs.append(rm(name, "ErrorAccessDenied" if mb else "ErrorItemNotFound", kids=[m("Items")]))
             continue
         it = mb.items().get(local)
         if it is None:
-            msgs.append(rm(name, "ErrorItemNotFound", "The specified object was not found in the store."))
+            msgs.append(rm(name, "ErrorItemNotFound", "The specified object was not found in the store.", kids=[m("Items")]))
             continue
         s, e = it.start, it.end
         if occ is not None:
@@ -794,7 +813,7 @@ async def op_getitem(ctx):
                 if n > occ:
                     break
             if found is None:
-                msgs.append(rm(name, "ErrorItemNotFound"))
+                msgs.append(rm(name, "ErrorItemNotFound", kids=[m("Items")]))
                 continue
             s, e = found
         msgs.append(rm(name, kids=[m("Items", kids=[calendar_item_el(mb, it, occ, s, e, fields)])]))
@@ -812,7 +831,7 @@ async def op_getfolder(ctx):
     for fe in soap.elements(soap.child(ctx.body_el, M, "FolderIds")):
         mb, fname, code = _folder_mailbox(ctx, [fe])
         if code or fname not in _FOLDERS:
-            msgs.append(rm(name, code or "ErrorFolderNotFound"))
+            msgs.append(rm(name, code or "ErrorFolderNotFound", kids=[m("Folders")]))
             continue
         tag, disp, parent, fclass = _FOLDERS[fname]
         f = t(tag)

@@ -68,6 +68,8 @@ def text(elem, ns=None, local=None, default=None):
 
 
 def elements(elem):
+    if elem is None:
+        return []
     return [c for c in elem if isinstance(c.tag, str)]
 
 

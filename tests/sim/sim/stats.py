@@ -27,7 +27,8 @@ class Stats:
                      "subscribe_without_anchor", "subscribe_with_cookie",
                      "subscribe_with_prefer_affinity", "unsubscribe_with_anchor",
                      "unsubscribe_with_cookie", "getevents_with_anchor", "getevents_with_cookie",
-                     "gse_cookie_mismatch")
+                     "gse_cookie_mismatch", "gse_misrouted", "getevents_misrouted",
+                     "unsubscribe_misrouted")
 
     def __init__(self):
         self.reset()

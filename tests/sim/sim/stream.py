@@ -23,6 +23,13 @@ class StreamConn:
         self.deadline = time.monotonic() + timeout_s
         self.aborted = False
         self.anchor = ctx.req.header("x-anchormailbox")
+        self.impersonated = ctx.impersonated.smtp if ctx.impersonated is not None else None
+        self.opened = time.time()
+
+    def to_json(self):
+        return {"connection": self.conn.id, "account": self.account, "impersonated": self.impersonated,
+                "anchor": self.anchor, "subscription_ids": list(self.subs),
+                "opened": self.opened, "closes_in_s": max(0.0, self.deadline - time.monotonic())}
 
     # called by the notifier
     def lost(self, sub, code):

@@ -1,0 +1,318 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: ewsgwctl's rendering of control answers into tables, and
+ * the exit status each answer implies.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "ctl_render.h"
+
+static struct buf	 out, err;
+
+static int
+render(const char *cmd, const char *answer, bool json)
+{
+	buf_free(&out);
+	buf_free(&err);
+	return (ctl_render(cmd, answer, strlen(answer), json, &out, &err));
+}
+
+static void
+assert_has(const struct buf *b, const char *want)
+{
+	ck_assert_msg(strstr(buf_str(b), want) != NULL,
+	    "missing \"%s\" in:\n%s", want, buf_str(b));
+}
+
+static const char status_ok[] = "{\"ok\":true,\"version\":\"0.1.0\","
+    "\"pid\":123,\"uptime_s\":93784,\"config\":\"/etc/ewsgw.conf\","
+    "\"mode\":\"streaming\",\"healthy\":true,\"problems\":[],"
+    "\"mailboxes\":{\"total\":1000,\"by_state\":{\"streaming\":990,"
+    "\"subscribing\":10}},\"budget\":{\"concurrency\":{\"in_use\":4,"
+    "\"limit\":10},\"short_reserved\":2,\"subscriptions\":{\"in_use\":1000,"
+    "\"limit\":5000},\"streaming_connections\":{\"open\":5,\"limit\":8},"
+    "\"charging\":\"service-account\"},\"sinks\":{\"total\":2,"
+    "\"healthy\":2},\"future_field\":{\"x\":1}}\n";
+
+START_TEST(test_status)
+{
+	ck_assert_int_eq(render("status", status_ok, false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out),
+	    "ewsgw:          0.1.0, pid 123, up 1d02h03m04s\n"
+	    "config:         /etc/ewsgw.conf\n"
+	    "mode:           streaming\n"
+	    "health:         healthy\n"
+	    "mailboxes:      1000 (streaming 990, subscribing 10)\n"
+	    "concurrency:    4 of 10 in use, 2 reserved for short requests\n"
+	    "subscriptions:  1000 of 5000\n"
+	    "streams:        5 of 8 open\n"
+	    "charging:       service-account\n"
+	    "sinks:          2 of 2 healthy\n");
+	ck_assert_uint_eq(err.len, 0);
+}
+END_TEST
+
+START_TEST(test_status_unhealthy)
+{
+	const char *a = "{\"ok\":true,\"version\":\"0.1.0\",\"pid\":1,"
+	    "\"uptime_s\":5,\"healthy\":false,\"problems\":[\"no connection "
+	    "to Exchange\",\"sink file: queue full\"]}\n";
+
+	ck_assert_int_eq(render("status", a, false), CTL_EXIT_UNHEALTHY);
+	assert_has(&out, "health:   UNHEALTHY\n");
+	assert_has(&out, "problem:  no connection to Exchange\n"
+	    "problem:  sink file: queue full\n");
+	assert_has(&out, "up 5s\n");
+	/* No "healthy" at all is not healthy either. */
+	ck_assert_int_eq(render("status", "{\"ok\":true}", false),
+	    CTL_EXIT_UNHEALTHY);
+	/* The same with --json: verbatim, same exit status. */
+	ck_assert_int_eq(render("status", a, true), CTL_EXIT_UNHEALTHY);
+	ck_assert_str_eq(buf_str(&out), a);
+	ck_assert_int_eq(render("status", status_ok, true), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), status_ok);
+}
+END_TEST
+
+START_TEST(test_mailboxes)
+{
+	const char *a = "{\"ok\":true,\"mailboxes\":["
+	    "{\"address\":\"a@x\",\"state\":\"streaming\","
+	    "\"mode\":\"streaming\","
+	    "\"presence\":\"busy\",\"activity\":\"meeting\","
+	    "\"since\":\"2026-11-29T10:00:00Z\","
+	    "\"until\":\"2026-11-29T11:00:00Z\","
+	    "\"connection\":3,\"error\":null,\"backoff_until\":null,"
+	    "\"reason\":null},"
+	    "{\"address\":\"long.name@example.org\",\"state\":\"backoff\","
+	    "\"mode\":\"poll\",\"presence\":\"available\",\"activity\":null,"
+	    "\"until\":null,\"connection\":null,"
+	    "\"error\":\"ErrorMailboxMoveInProgress\"}]}";
+
+	ck_assert_int_eq(render("mailboxes", a, false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out),
+	    "ADDRESS                STATE      MODE       PRESENCE   ACTIVITY"
+	    "  UNTIL                 CONN  ERROR\n"
+	    "a@x                    streaming  streaming  busy       meeting "
+	    "  2026-11-29T11:00:00Z  3     -\n"
+	    "long.name@example.org  backoff    poll       available  -       "
+	    "  -                     -     ErrorMailboxMoveInProgress\n");
+	/* An empty list is a heading only. */
+	ck_assert_int_eq(render("mailboxes", "{\"ok\":true,\"mailboxes\":[]}",
+	    false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), "ADDRESS  STATE  MODE  PRESENCE  "
+	    "ACTIVITY  UNTIL  CONN  ERROR\n");
+}
+END_TEST
+
+START_TEST(test_mailbox)
+{
+	const char *a = "{\"ok\":true,\"mailbox\":{\"address\":\"a@x\","
+	    "\"state\":\"streaming\",\"presence\":\"busy\",\"error\":null,"
+	    "\"timeline\":[{\"start\":\"2026-11-29T10:00:00Z\","
+	    "\"end\":\"2026-11-29T11:00:00Z\",\"status\":\"Busy\","
+	    "\"all_day\":false,\"private\":true}],"
+	    "\"oof\":{\"state\":\"Disabled\"}}}";
+
+	ck_assert_int_eq(render("mailbox", a, false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out),
+	    "address:    a@x\n"
+	    "state:      streaming\n"
+	    "presence:   busy\n"
+	    "error:      -\n"
+	    "oof.state:  Disabled\n"
+	    "\n"
+	    "timeline:\n"
+	    "START                 END                   STATUS  ALL DAY  "
+	    "PRIVATE\n"
+	    "2026-11-29T10:00:00Z  2026-11-29T11:00:00Z  Busy    no       "
+	    "yes\n");
+}
+END_TEST
+
+START_TEST(test_connections_sinks)
+{
+	const char *c = "{\"ok\":true,\"connections\":[{\"id\":3,"
+	    "\"anchor\":\"a@x\",\"subscriptions\":200,\"state\":\"open\","
+	    "\"opened\":\"2026-11-29T10:00:00Z\","
+	    "\"last_event\":\"2026-11-29T10:05:00Z\","
+	    "\"affinity_cookie\":true}]}";
+	const char *s = "{\"ok\":true,\"sinks\":[{\"name\":\"file\","
+	    "\"type\":\"file\",\"healthy\":true,\"queue\":0,"
+	    "\"queue_limit\":10000,\"delivered\":5,\"failed\":0,"
+	    "\"retrying\":0,\"last_error\":null},{\"name\":\"hook\","
+	    "\"type\":\"webhook\",\"healthy\":false,\"queue\":12,"
+	    "\"queue_limit\":10000,\"delivered\":1,\"failed\":2,"
+	    "\"retrying\":12,\"last_error\":\"HTTP 503\"}]}";
+
+	ck_assert_int_eq(render("connections", c, false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out),
+	    "ID  ANCHOR  SUBS  STATE  OPENED                "
+	    "LAST EVENT            AFFINITY\n"
+	    "3   a@x     200   open   2026-11-29T10:00:00Z  "
+	    "2026-11-29T10:05:00Z  yes\n");
+	ck_assert_int_eq(render("sinks", s, false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out),
+	    "NAME  TYPE     HEALTHY  QUEUE  LIMIT  DELIVERED  FAILED  "
+	    "RETRYING  LAST ERROR\n"
+	    "file  file     yes      0      10000  5          0       "
+	    "0         -\n"
+	    "hook  webhook  no       12     10000  1          2       "
+	    "12        HTTP 503\n");
+}
+END_TEST
+
+START_TEST(test_errors)
+{
+	const char *e = "{\"ok\":false,\"error\":\"unknown mailbox: b@x\"}\n";
+
+	ck_assert_int_eq(render("mailbox", e, false), CTL_EXIT_UNHEALTHY);
+	ck_assert_uint_eq(out.len, 0);
+	ck_assert_str_eq(buf_str(&err), "error: unknown mailbox: b@x\n");
+	ck_assert_int_eq(render("mailbox", e, true), CTL_EXIT_UNHEALTHY);
+	ck_assert_str_eq(buf_str(&out), e);
+	ck_assert_int_eq(render("reload", "{\"ok\":false}", false),
+	    CTL_EXIT_UNHEALTHY);
+	ck_assert_str_eq(buf_str(&err), "error: unknown error\n");
+
+	/* Not an answer at all. */
+	ck_assert_int_eq(render("status", "", false), CTL_EXIT_FAILURE);
+	ck_assert_int_eq(render("status", "\n", false), CTL_EXIT_FAILURE);
+	ck_assert_int_eq(render("status", "hello\n", false), CTL_EXIT_FAILURE);
+	ck_assert_int_eq(render("status", "{\"ok\":tru", false),
+	    CTL_EXIT_FAILURE);
+	assert_has(&err, "malformed answer (");
+	ck_assert_int_eq(render("status", "{\"healthy\":true}", false),
+	    CTL_EXIT_FAILURE);
+	ck_assert_int_eq(render("status", "[true]", false), CTL_EXIT_FAILURE);
+	ck_assert_uint_eq(out.len, 0);
+}
+END_TEST
+
+START_TEST(test_metrics_and_misc)
+{
+	const char *m = "# TYPE ewsgw_up gauge\newsgw_up 1\n# EOF\n";
+
+	ck_assert_int_eq(render("metrics", m, false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), m);
+	ck_assert_int_eq(render("metrics", m, true), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), m);
+	ck_assert_int_eq(render("metrics", "# EOF\n", false), CTL_EXIT_OK);
+	/* Cut short: no terminator. */
+	ck_assert_int_eq(render("metrics", "ewsgw_up 1\n", false),
+	    CTL_EXIT_FAILURE);
+	/* Text where JSON belongs. */
+	ck_assert_int_eq(render("status", m, false), CTL_EXIT_FAILURE);
+	/* Metrics can fail like any command. */
+	ck_assert_int_eq(render("metrics", "{\"ok\":false,\"error\":"
+	    "\"metrics: not available\"}\n", false), CTL_EXIT_UNHEALTHY);
+	ck_assert_str_eq(buf_str(&err), "error: metrics: not available\n");
+
+	ck_assert_int_eq(render("reload", "{\"ok\":true}\n", false),
+	    CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), "ok\n");
+	ck_assert_int_eq(render("verify", "{\"ok\":true,\"checks\":3,"
+	    "\"exchange\":{\"version\":\"Exchange2016\"}}", false),
+	    CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), "checks:            3\n"
+	    "exchange.version:  Exchange2016\n");
+
+	ck_assert_int_eq(render("help", "{\"ok\":true,\"commands\":["
+	    "{\"name\":\"status\",\"usage\":\"status\",\"help\":\"health\","
+	    "\"mutates\":false},{\"name\":\"resync\",\"usage\":"
+	    "\"resync ADDRESS\",\"help\":\"fetch again\",\"mutates\":true}]}",
+	    false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), "status          health\n"
+	    "resync ADDRESS  fetch again (root or the daemon's user)\n");
+}
+END_TEST
+
+/* Strings from the daemon never reach the terminal as escapes. */
+START_TEST(test_sanitize)
+{
+	ck_assert_int_eq(render("mailboxes", "{\"ok\":true,\"mailboxes\":["
+	    "{\"address\":\"evil\\u001b[2J@x\",\"state\":\"a\\nb\"}]}", false),
+	    CTL_EXIT_OK);
+	ck_assert_ptr_null(strchr(buf_str(&out), '\033'));
+	assert_has(&out, "evil?[2J@x");
+	assert_has(&out, "a?b");
+	ck_assert_int_eq(render("reload", "{\"ok\":false,\"error\":"
+	    "\"bad\\u0007\\u001b]0;x\"}", false), CTL_EXIT_UNHEALTHY);
+	ck_assert_str_eq(buf_str(&err), "error: bad??]0;x\n");
+	/* UTF-8 passes, and counts one column per character. */
+	ck_assert_int_eq(render("mailboxes", "{\"ok\":true,\"mailboxes\":["
+	    "{\"address\":\"j\\u00fcrg@x\"},{\"address\":\"abcdef\"}]}", false),
+	    CTL_EXIT_OK);
+	/* Seven bytes, six columns: padded like "abcdef". */
+	assert_has(&out, "\nj\xc3\xbcrg@x   -");
+	assert_has(&out, "\nabcdef   -");
+}
+END_TEST
+
+START_TEST(test_duration)
+{
+	struct buf	 b = BUF_INIT;
+
+	ctl_render_duration(&b, 0);
+	ck_assert_str_eq(buf_str(&b), "0s");
+	buf_reset(&b);
+	ctl_render_duration(&b, 59.9);
+	ck_assert_str_eq(buf_str(&b), "59s");
+	buf_reset(&b);
+	ctl_render_duration(&b, 3600);
+	ck_assert_str_eq(buf_str(&b), "1h00m00s");
+	buf_reset(&b);
+	ctl_render_duration(&b, 61);
+	ck_assert_str_eq(buf_str(&b), "1m01s");
+	buf_reset(&b);
+	ctl_render_duration(&b, -4);
+	ck_assert_str_eq(buf_str(&b), "0s");
+	buf_free(&b);
+}
+END_TEST
+
+static void
+teardown(void)
+{
+	buf_free(&out);
+	buf_free(&err);
+}
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("ctl_render");
+	TCase	*tc = tcase_create("render");
+
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_test(tc, test_status);
+	tcase_add_test(tc, test_status_unhealthy);
+	tcase_add_test(tc, test_mailboxes);
+	tcase_add_test(tc, test_mailbox);
+	tcase_add_test(tc, test_connections_sinks);
+	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_metrics_and_misc);
+	tcase_add_test(tc, test_sanitize);
+	tcase_add_test(tc, test_duration);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}

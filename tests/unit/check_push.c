@@ -1,0 +1,542 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests for the push listener over HTTP (raw sockets) and HTTPS
+ * (the HTTP engine verifying a certificate made at test time).
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "buf.h"
+#include "ews_parse.h"
+#include "evtest.h"
+#include "http.h"
+#include "log.h"
+#include "push.h"
+#include "xmalloc.h"
+
+#define NS_M	"http://schemas.microsoft.com/exchange/services/2006/messages"
+#define NS_T	"http://schemas.microsoft.com/exchange/services/2006/types"
+
+/* A SendNotification as Exchange posts it (shape per the schema). */
+#define NOTIFICATION(id)						\
+	"<?xml version=\"1.0\" encoding=\"utf-8\"?>"			\
+	"<soap:Envelope xmlns:soap="					\
+	"\"http://schemas.xmlsoap.org/soap/envelope/\">"		\
+	"<soap:Header><t:RequestServerVersion xmlns:t=\"" NS_T "\" "	\
+	"Version=\"Exchange2013_SP1\"/></soap:Header><soap:Body>"	\
+	"<m:SendNotification xmlns:m=\"" NS_M "\" xmlns:t=\"" NS_T "\">" \
+	"<m:ResponseMessages><m:SendNotificationResponseMessage "	\
+	"ResponseClass=\"Success\"><m:ResponseCode>NoError"		\
+	"</m:ResponseCode><m:Notification><t:SubscriptionId>" id	\
+	"</t:SubscriptionId><t:PreviousWatermark>AQAAAA==</t:"		\
+	"PreviousWatermark><t:MoreEvents>false</t:MoreEvents>"		\
+	"<t:StatusEvent><t:Watermark>AQAAAB==</t:Watermark>"		\
+	"</t:StatusEvent></m:Notification>"				\
+	"</m:SendNotificationResponseMessage></m:ResponseMessages>"	\
+	"</m:SendNotification></soap:Body></soap:Envelope>"
+
+/* A well-formed SendNotification with no Notification in it. */
+#define NOTIFICATION_EMPTY						\
+	"<soap:Envelope xmlns:soap="					\
+	"\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>"	\
+	"<m:SendNotification xmlns:m=\"" NS_M "\"><m:ResponseMessages>"	\
+	"<m:SendNotificationResponseMessage ResponseClass=\"Success\">"	\
+	"<m:ResponseCode>NoError</m:ResponseCode>"			\
+	"</m:SendNotificationResponseMessage></m:ResponseMessages>"	\
+	"</m:SendNotification></soap:Body></soap:Envelope>"
+
+static struct event_base	*base;
+static struct push		*push;
+static char			 tmpdir[] = "/tmp/check_push.XXXXXX";
+static char			*cert_file, *key_file;
+static int			 notified;
+static char			*last_body;
+
+/* The owner: knows sub-known, refuses sub-bad, unsubscribes the rest. */
+static int
+on_notify(const struct ews_notifications *n, const char *body, size_t len,
+    void *arg)
+{
+	const char	*id;
+
+	notified++;
+	free(last_body);
+	last_body = xstrndup(body, len);
+	ck_assert_uint_eq(strlen(body), len);
+	if (n->nmsgs != 1 || !n->msgs[0].has_notification)
+		return (PUSH_BAD);
+	id = n->msgs[0].notification.subscription_id;
+	if (strcmp(id, "sub-known") == 0)
+		return (PUSH_OK);
+	if (strcmp(id, "sub-bad") == 0)
+		return (PUSH_BAD);
+	return (PUSH_UNSUBSCRIBE);
+}
+
+/* A self-signed P-256 certificate for 127.0.0.1, as PEM files. */
+static void
+make_cert(void)
+{
+	EVP_PKEY	*pk;
+	X509		*x;
+	X509_NAME	*n;
+	X509_EXTENSION	*ext;
+	X509V3_CTX	 v3;
+	FILE		*f;
+
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	xasprintf(&cert_file, "%s/cert.pem", tmpdir);
+	xasprintf(&key_file, "%s/key.pem", tmpdir);
+	pk = EVP_EC_gen("P-256");
+	ck_assert_ptr_nonnull(pk);
+	x = X509_new();
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, pk);
+	n = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"127.0.0.1", -1, -1, 0);
+	X509_set_issuer_name(x, n);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
+	    "IP:127.0.0.1");
+	ck_assert_ptr_nonnull(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ck_assert_int_gt(X509_sign(x, pk, EVP_sha256()), 0);
+	f = fopen(cert_file, "w");
+	PEM_write_X509(f, x);
+	fclose(f);
+	f = fopen(key_file, "w");
+	PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+}
+
+static void
+setup(void)
+{
+	log_init("check_push", LOG_TARGET_STDERR, LOG_ERR);
+	base = event_base_new();
+	make_cert();
+	notified = 0;
+}
+
+static void
+teardown(void)
+{
+	push_free(push);
+	push = NULL;
+	event_base_free(base);
+	unlink(cert_file);
+	unlink(key_file);
+	rmdir(tmpdir);
+	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+	free(cert_file);
+	free(key_file);
+	free(last_body);
+	last_body = NULL;
+}
+
+static void
+listen_on(const char *path, const char *cert, size_t max_body,
+    unsigned max_conns)
+{
+	struct push_opts	 o = { 0 };
+	char			*cause = NULL;
+
+	o.listen = "127.0.0.1:0";
+	o.path = path;
+	o.certificate = cert;
+	o.key = cert != NULL ? key_file : NULL;
+	o.max_body = max_body;
+	o.max_connections = max_conns;
+	push = push_new(base, &o, on_notify, NULL, &cause);
+	if (push == NULL)
+		ck_abort_msg("push_new: %s", cause);
+	ck_assert_uint_gt(push_port(push), 0);
+}
+
+/* ---- a raw HTTP client on the same loop ---- */
+
+struct raw {
+	struct bufferevent	*bev;
+	struct buf		 in;
+	bool			 done;
+};
+
+static void
+raw_read(struct bufferevent *bev, void *arg)
+{
+	struct raw	*r = arg;
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	size_t		 len = evbuffer_get_length(in);
+	char		*p = xmalloc(len);
+
+	evbuffer_remove(in, p, len);
+	buf_append(&r->in, p, len);
+	free(p);
+}
+
+static void
+raw_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct raw	*r = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		raw_read(bev, arg);
+		r->done = true;
+	}
+}
+
+static void
+raw_connect(struct raw *r)
+{
+	struct sockaddr_in	 sin;
+
+	memset(r, 0, sizeof *r);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(push_port(push));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(r->bev, raw_read, NULL, raw_event, r);
+	bufferevent_enable(r->bev, EV_READ);
+	ck_assert_int_eq(bufferevent_socket_connect(r->bev,
+	    (struct sockaddr *)&sin, sizeof sin), 0);
+}
+
+static void
+raw_send(struct raw *r, const char *method, const char *path,
+    const char *ctype, const char *body)
+{
+	struct buf	 req = BUF_INIT;
+
+	buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "Connection: close\r\n", method, path);
+	if (ctype != NULL)
+		buf_printf(&req, "Content-Type: %s\r\n", ctype);
+	buf_printf(&req, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+	bufferevent_write(r->bev, req.data, req.len);
+	buf_free(&req);
+}
+
+/* One request, Connection: close; returns the status, *resp the rest. */
+static int
+raw_request(const char *method, const char *path, const char *ctype,
+    const char *body, char **resp)
+{
+	struct raw	 r;
+	int		 status = 0;
+
+	raw_connect(&r);
+	raw_send(&r, method, path, ctype, body);
+	ck_assert(evtest_run_until(base, &r.done, 5000));
+	sscanf(buf_str(&r.in), "HTTP/1.%*d %d", &status);
+	bufferevent_free(r.bev);
+	if (resp != NULL)
+		*resp = buf_steal(&r.in);
+	buf_free(&r.in);
+	return (status);
+}
+
+static const char envelope_ok[] =
+    "<m:SendNotificationResult><m:SubscriptionStatus>OK"
+    "</m:SubscriptionStatus></m:SendNotificationResult>";
+static const char envelope_unsub[] =
+    "<m:SendNotificationResult><m:SubscriptionStatus>Unsubscribe"
+    "</m:SubscriptionStatus></m:SendNotificationResult>";
+
+START_TEST(test_http_known_and_unknown)
+{
+	char	*resp;
+
+	listen_on(NULL, NULL, 0, 0);
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push",
+	    "text/xml; charset=utf-8", NOTIFICATION("sub-known"), &resp),
+	    200);
+	ck_assert_ptr_nonnull(strstr(resp, envelope_ok));
+	ck_assert_ptr_nonnull(strstr(resp, "xmlns:m=\"" NS_M "\""));
+	ck_assert_ptr_nonnull(strstr(resp, "Content-Type: text/xml"));
+	ck_assert_str_eq(last_body, NOTIFICATION("sub-known"));
+	free(resp);
+
+	ck_assert_int_eq(raw_request("POST", "/other", "text/xml",
+	    NOTIFICATION("sub-gone"), &resp), 200);
+	ck_assert_ptr_nonnull(strstr(resp, envelope_unsub));
+	free(resp);
+	ck_assert_int_eq(notified, 2);
+	ck_assert_int_eq(push_get_stats(push)->ok, 1);
+	ck_assert_int_eq(push_get_stats(push)->unsubscribe, 1);
+}
+END_TEST
+
+START_TEST(test_http_refusals)
+{
+	char	*resp;
+
+	listen_on("/ewsgw/push", NULL, 4096, 0);
+	/* Not XML at all: the owner is not even asked. */
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    "hello", NULL), 400);
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    "", NULL), 400);
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push",
+	    "application/json", "{}", NULL), 400);
+	ck_assert_int_eq(notified, 0);
+	/* XML, but not a SendNotification. */
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    "<a/>", &resp), 400);
+	ck_assert_ptr_null(strstr(resp, "SubscriptionStatus"));
+	free(resp);
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;"
+	    "</x>", NULL), 400);
+	/* The parser insists on a Notification. */
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    NOTIFICATION_EMPTY, NULL), 400);
+	ck_assert_int_eq(notified, 0);
+	ck_assert_int_eq(push_get_stats(push)->unparsable, 5);
+	/* A SendNotification the owner refuses. */
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    NOTIFICATION("sub-bad"), NULL), 400);
+	ck_assert_int_eq(notified, 1);
+	ck_assert_int_eq(raw_request("GET", "/ewsgw/push", NULL, "",
+	    &resp), 405);
+	ck_assert_ptr_nonnull(strstr(resp, "Allow: POST"));
+	free(resp);
+	ck_assert_int_eq(raw_request("POST", "/elsewhere", "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 404);
+	/* The configured path with a query still counts. */
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push?t=1", "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 200);
+	ck_assert_int_eq(push_get_stats(push)->bad, 9);
+}
+END_TEST
+
+START_TEST(test_http_oversize)
+{
+	static const char big[] = "POST / HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: text/xml\r\nContent-Length: 2000000\r\n\r\n";
+	struct raw	 r;
+	int		 status = 0;
+
+	listen_on(NULL, NULL, 4096, 0);
+	/* Headers announce 2 MB; the answer comes before any body. */
+	raw_connect(&r);
+	bufferevent_write(r.bev, big, strlen(big));
+	ck_assert(evtest_run_until(base, &r.done, 5000));
+	sscanf(buf_str(&r.in), "HTTP/1.%*d %d", &status);
+	ck_assert_int_eq(status, 413);
+	ck_assert_int_eq(notified, 0);
+	bufferevent_free(r.bev);
+	buf_free(&r.in);
+}
+END_TEST
+
+START_TEST(test_connection_limit)
+{
+	struct raw	 a, b;
+	bool		 one = false;
+
+	listen_on(NULL, NULL, 0, 1);
+	/* a holds the only slot without saying anything. */
+	raw_connect(&a);
+	while (!one) {
+		event_base_loop(base, EVLOOP_ONCE);
+		one = push_get_stats(push)->connections == 1;
+	}
+	ck_assert_int_eq(push_get_stats(push)->paused, 1);
+	raw_connect(&b);
+	raw_send(&b, "POST", "/", "text/xml", NOTIFICATION("sub-known"));
+	evtest_run_for(base, 200);
+	ck_assert(!b.done);	/* waits in the backlog */
+	ck_assert_int_eq(notified, 0);
+	/* a finishes and closes: b gets its turn. */
+	raw_send(&a, "POST", "/", "text/xml", NOTIFICATION("sub-known"));
+	ck_assert(evtest_run_until(base, &a.done, 5000));
+	ck_assert(evtest_run_until(base, &b.done, 5000));
+	ck_assert_ptr_nonnull(strstr(buf_str(&b.in), envelope_ok));
+	ck_assert_int_eq(notified, 2);
+	bufferevent_free(a.bev);
+	bufferevent_free(b.bev);
+	buf_free(&a.in);
+	buf_free(&b.in);
+	evtest_run_for(base, 50);
+	ck_assert_int_eq(push_get_stats(push)->connections, 0);
+}
+END_TEST
+
+struct client {
+	bool		 done;
+	long		 status;
+	int		 result;
+	char		*body;
+};
+
+static void
+on_done(struct http_request *req, const struct http_response *resp,
+    void *arg)
+{
+	struct client	*c = arg;
+
+	c->done = true;
+	c->status = resp->status;
+	c->result = resp->result;
+	c->body = xstrndup(resp->body, resp->body_len);
+}
+
+/* POST through the HTTP engine (curl), verifying against ca. */
+static void
+engine_post(const char *scheme, const char *ca, const char *body,
+    struct client *c)
+{
+	struct http_engine_opts		 eo = { 0 };
+	struct http_request_opts	 o = { 0 };
+	struct http_engine		*eng;
+	char				*cause = NULL, *u;
+
+	eo.tls_verify = true;
+	eo.ca_file = ca;
+	eng = http_engine_new(base, &eo, &cause);
+	ck_assert_ptr_nonnull(eng);
+	xasprintf(&u, "%s://127.0.0.1:%u/push", scheme, push_port(push));
+	o.method = HTTP_POST;
+	o.url = u;
+	o.body = body;
+	o.body_len = strlen(body);
+	o.timeout_ms = 5000;
+	memset(c, 0, sizeof *c);
+	http_request_start(eng, &o, on_done, NULL, c);
+	ck_assert(evtest_run_until(base, &c->done, 5000));
+	http_engine_free(eng);
+	free(u);
+}
+
+START_TEST(test_https)
+{
+	struct client	 c;
+
+	listen_on(NULL, cert_file, 0, 0);
+	engine_post("https", cert_file, NOTIFICATION("sub-known"), &c);
+	ck_assert_int_eq(c.result, HTTP_RESULT_OK);
+	ck_assert_ptr_nonnull(strstr(c.body, envelope_ok));
+	free(c.body);
+	engine_post("https", cert_file, NOTIFICATION("sub-x"), &c);
+	ck_assert_ptr_nonnull(strstr(c.body, envelope_unsub));
+	free(c.body);
+	/* Plain HTTP on the TLS port gets nowhere. */
+	engine_post("http", NULL, NOTIFICATION("sub-known"), &c);
+	ck_assert_int_ne(c.result, HTTP_RESULT_OK);
+	free(c.body);
+	ck_assert_int_eq(notified, 2);
+}
+END_TEST
+
+START_TEST(test_bad_setup)
+{
+	struct push_opts	 o = { 0 };
+	char			*cause = NULL;
+
+	o.listen = "127.0.0.1:0";
+	o.certificate = "/nonexistent/cert.pem";
+	ck_assert_ptr_null(push_new(base, &o, on_notify, NULL, &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "/nonexistent/cert.pem"));
+	free(cause);
+
+	/* The key does not belong to the certificate. */
+	o.certificate = cert_file;
+	o.key = cert_file;
+	cause = NULL;
+	ck_assert_ptr_null(push_new(base, &o, on_notify, NULL, &cause));
+	ck_assert_ptr_nonnull(cause);
+	free(cause);
+
+	o.certificate = NULL;
+	o.listen = "nonsense";
+	cause = NULL;
+	ck_assert_ptr_null(push_new(base, &o, on_notify, NULL, &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "nonsense"));
+	free(cause);
+}
+END_TEST
+
+/* The recorded Exchange notification in the fixtures parses and answers. */
+START_TEST(test_fixture)
+{
+	const char	*top = getenv("top_srcdir");
+	char		*path, *resp;
+	struct buf	 b = BUF_INIT;
+	char		 chunk[4096];
+	size_t		 n;
+	FILE		*f;
+
+	xasprintf(&path, "%s/tests/fixtures/send-notification.xml",
+	    top != NULL ? top : ".");
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s missing", path);
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(f);
+	listen_on(NULL, NULL, 0, 0);
+	ck_assert_int_eq(raw_request("POST", "/", "text/xml; charset=utf-8",
+	    buf_str(&b), &resp), 200);
+	ck_assert_int_eq(notified, 1);
+	ck_assert_ptr_nonnull(strstr(resp, "<m:SubscriptionStatus>"));
+	free(resp);
+	buf_free(&b);
+	free(path);
+}
+END_TEST
+
+static Suite *
+push_suite(void)
+{
+	Suite	*s = suite_create("push");
+	TCase	*tc = tcase_create("listener");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_http_known_and_unknown);
+	tcase_add_test(tc, test_http_refusals);
+	tcase_add_test(tc, test_http_oversize);
+	tcase_add_test(tc, test_connection_limit);
+	tcase_add_test(tc, test_https);
+	tcase_add_test(tc, test_bad_setup);
+	tcase_add_test(tc, test_fixture);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(push_suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}

@@ -1,0 +1,23 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Helpers shared by the protocol unit tests: fixtures and a canonical
+ * text form of decoded notifications, so runs can be compared.
+ */
+#ifndef EWSGW_PROTO_TEST_H
+#define EWSGW_PROTO_TEST_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "ews_parse.h"
+
+/* Read tests/fixtures/name; returns allocated (NUL-terminated). */
+char	*pt_fixture(const char *name, size_t *len);
+/* Append one line per notification event, in order. */
+void	 pt_fmt_notification(struct buf *, const struct ews_notification *);
+/* Append "class code backoff message" for a status. */
+void	 pt_fmt_status(struct buf *, const struct ews_status *);
+
+#endif
