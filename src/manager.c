@@ -470,7 +470,7 @@ budget_json(struct manager *m, const struct counts *c, struct json_writer *w)
 {
 	struct throttle_stats	 ts;
 
-	throttle_stats(ews_ctx_throttle(m->ews), &ts);
+	throttle_stats(ews_ctx_throttle(m->ews), time_mono_ms(), &ts);
 	json_key(w, "budget");
 	json_obj_begin(w);
 	json_kv_str(w, "charging", conf_charging_name(ts.charging));

@@ -30,41 +30,31 @@ struct pushrecv {
 };
 
 static int
-on_notify(const char *body, size_t len, void *arg)
+on_notify(const struct ews_notifications *ns, const char *body, size_t len,
+    void *arg)
 {
-	struct pushrecv			*pr = arg;
-	struct ews_notifications	 ns;
-	struct mailbox			*mb;
-	char				*cause = NULL;
-	size_t				 i;
-	int				 verdict = PUSH_UNSUBSCRIBE;
+	struct pushrecv		*pr = arg;
+	struct mailbox		*mb;
+	size_t			 i;
+	int			 verdict = PUSH_UNSUBSCRIBE;
 
-	memset(&ns, 0, sizeof ns);
-	if (ews_parse_send_notification(body, len, &ns, &cause) == -1) {
-		log_warnx("push: not a SendNotification: %s",
-		    cause != NULL ? cause : "?");
-		free(cause);
-		ews_notifications_free(&ns);
-		return (PUSH_BAD);
-	}
 	pr->received++;
-	for (i = 0; i < ns.nmsgs; i++) {
-		if (!ns.msgs[i].has_notification)
+	for (i = 0; i < ns->nmsgs; i++) {
+		if (!ns->msgs[i].has_notification)
 			continue;
 		mb = manager_mailbox_by_subid(pr->m,
-		    ns.msgs[i].notification.subscription_id);
+		    ns->msgs[i].notification.subscription_id);
 		if (mb == NULL || pr->stopped || mb->mode != MAILBOX_MODE_PUSH) {
 			log_info("push: unknown subscription %.40s: "
 			    "answering Unsubscribe",
-			    ns.msgs[i].notification.subscription_id ?
-			    ns.msgs[i].notification.subscription_id : "?");
+			    ns->msgs[i].notification.subscription_id ?
+			    ns->msgs[i].notification.subscription_id : "?");
 			continue;
 		}
-		mailbox_events(mb, ns.msgs[i].notification.events,
-		    ns.msgs[i].notification.nevents);
+		mailbox_events(mb, ns->msgs[i].notification.events,
+		    ns->msgs[i].notification.nevents);
 		verdict = PUSH_OK;
 	}
-	ews_notifications_free(&ns);
 	return (verdict);
 }
 

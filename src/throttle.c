@@ -64,7 +64,7 @@ struct throttle {
 	size_t			 nheap;
 	size_t			 heapcap;
 
-	struct hashmap		*subs;		/* mailbox -> count (uintptr_t) */
+	struct hashmap		*subs;		/* mailbox -> (uintptr_t)count */
 	unsigned		 nsubs;
 
 	uint64_t		 next_seq;
@@ -111,6 +111,8 @@ static void	 apply_outcome(struct throttle *, struct throttle_budget *,
 		    const struct throttle_ticket *, int64_t,
 		    const struct throttle_outcome *);
 static void	 rehome_streams(struct throttle *);
+static void	 budget_reconfigure(struct throttle *,
+		    struct throttle_budget *);
 static unsigned	 excess_streams(const struct throttle *,
 		    const struct throttle_budget *);
 static int	 ticket_seq_cmp(const void *, const void *);
@@ -470,15 +472,8 @@ apply_outcome(struct throttle *t, struct throttle_budget *b,
 			jitter = ms / 10 < t->lim.busy_jitter_max_ms ?
 			    ms / 10 : t->lim.busy_jitter_max_ms;
 			t->server_busy++;
-			ms = now + ms + backoff_rng_range(&t->rng, 0, jitter);
-			budget_extend(t, b, ms);
-			/*
-			 * BackOffMilliseconds is about the service account:
-			 * whatever copy of a budget the refused request drew
-			 * on, nothing of the account goes before that time.
-			 */
-			if (b != &t->account)
-				budget_extend(t, &t->account, ms);
+			budget_extend(t, b, now + ms +
+			    backoff_rng_range(&t->rng, 0, jitter));
 			break;
 		}
 		/* Busy without a time: treat like any transient failure. */
@@ -619,8 +614,10 @@ throttle_free(struct throttle *t)
 static int
 ticket_seq_cmp(const void *a, const void *b)
 {
-	const struct throttle_ticket	*x = *(struct throttle_ticket * const *)a;
-	const struct throttle_ticket	*y = *(struct throttle_ticket * const *)b;
+	const struct throttle_ticket	*x, *y;
+
+	x = *(struct throttle_ticket * const *)a;
+	y = *(struct throttle_ticket * const *)b;
 
 	return (x->seq < y->seq ? -1 : x->seq > y->seq);
 }
@@ -673,6 +670,16 @@ rehome_streams(struct throttle *t)
 	free(v);
 }
 
+/* New back-off parameters (the failure count stays); look at b again. */
+static void
+budget_reconfigure(struct throttle *t, struct throttle_budget *b)
+{
+	backoff_set_limits(&b->backoff, t->lim.backoff_base_ms,
+	    t->lim.backoff_max_ms);
+	b->backoff.jitter = t->lim.jitter;
+	budget_touch(t, b);
+}
+
 /*
  * Streams b holds beyond what it may hold now, counting every stream in
  * a budget the current charging mode no longer charges streams to.
@@ -708,15 +715,11 @@ throttle_set_limits(struct throttle *t, const struct throttle_limits *l)
 		rehome_streams(t);
 
 	/* Larger limits may let queued tickets through: look at all. */
-	backoff_set_limits(&t->account.backoff, t->lim.backoff_base_ms,
-	    t->lim.backoff_max_ms);
-	budget_touch(t, &t->account);
+	budget_reconfigure(t, &t->account);
 	excess = excess_streams(t, &t->account);
 	hashmap_iter_init(&it, t->anchors);
 	while (hashmap_iter_next(&it, NULL, (void **)&b)) {
-		backoff_set_limits(&b->backoff, t->lim.backoff_base_ms,
-		    t->lim.backoff_max_ms);
-		budget_touch(t, b);
+		budget_reconfigure(t, b);
 		excess += excess_streams(t, b);
 	}
 	return (excess);

@@ -188,12 +188,12 @@ class Daemon:
         self.close()
 
     # -- status socket --------------------------------------------------
-    def request(self, line, timeout=10):
+    def request(self, line, timeout=30):
         """Send one status command; return the decoded JSON answer."""
         raw = self.request_raw(line, timeout)
         return json.loads(raw.split("\n", 1)[0])
 
-    def request_raw(self, line, timeout=10, until_eof_marker=False):
+    def request_raw(self, line, timeout=30, until_eof_marker=False):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         s.connect(self.socket_path)

@@ -53,6 +53,14 @@ class Throttle:
     # it (counted as "backoff_in_flight").  Anything more is a violation.
     IN_FLIGHT_GRACE_S = 0.5
 
+    def budget_key(self, account, streaming, impersonated):
+        """The budget a request is charged to: under impersonated
+        charging a GetStreamingEvents draws on the account's copy of the
+        impersonated mailbox's budget, everything else on the account."""
+        if streaming and self.config.charging == "impersonated":
+            return (account, impersonated)
+        return account
+
     def check_backoff(self, account):
         entry = self.backoff_until.get(account)
         if entry is None:
@@ -70,6 +78,7 @@ class Throttle:
         del self.backoff_until[account]
 
     def note_backoff(self, account, ms):
+        """account: a budget_key()."""
         now = time.monotonic()
         self.backoff_until[account] = [now + ms / 1000.0, now, 0]
 
