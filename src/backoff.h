@@ -27,7 +27,7 @@ struct backoff {
 	int64_t			 base_ms;
 	int64_t			 cap_ms;
 	enum backoff_jitter	 jitter;
-	unsigned		 attempt;	/* failures since the last reset */
+	unsigned		 attempt;	/* failures since reset */
 	int64_t			 prev_ms;	/* last delay (decorrelated) */
 };
 

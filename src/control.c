@@ -17,6 +17,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,10 +42,22 @@ struct control_client {
 	TAILQ_ENTRY(control_client)	 entry;
 	struct control			*ctl;
 	struct bufferevent		*bev;
+	struct ctl_reply		*pending;	/* answer to come */
 	enum control_access		 access;
 	uid_t				 uid;
 	pid_t				 pid;
 	bool				 closing;	/* flush, then free */
+};
+
+/* An answer the provider gives later; see control.h. */
+struct ctl_reply {
+	struct control_client		*client;
+	struct buf			 answer;
+	struct json_writer		 w;
+	void				(*cancel)(void *);
+	void				*cancel_arg;
+	bool				 in_exec;	/* inside ctl_cmd_exec */
+	bool				 finished;	/* answered in exec */
 };
 
 struct control {
@@ -70,6 +83,7 @@ static void	control_accept(struct evconnlistener *, evutil_socket_t,
 static void	control_accept_error(struct evconnlistener *, void *);
 static void	control_unpause(evutil_socket_t, short, void *);
 static void	control_reject(evutil_socket_t, const char *);
+static void	control_too_many(struct control *, evutil_socket_t);
 static void	control_set_timeouts(struct control_client *);
 static void	client_process(struct control_client *);
 static void	client_readcb(struct bufferevent *, void *);
@@ -79,6 +93,8 @@ static void	client_queue(struct control_client *, struct buf *);
 static void	client_fail(struct control_client *, const char *);
 static void	client_free(struct control_client *);
 static void	free_answer(const void *, size_t, void *);
+static void	client_answer(struct control_client *, struct buf *);
+static void	reply_finish(struct ctl_reply *);
 
 /*
  * Make path free for a new socket: refuse if something answers there (a
@@ -378,6 +394,14 @@ control_reject(evutil_socket_t fd, const char *why)
 }
 
 static void
+control_too_many(struct control *ctl, evutil_socket_t fd)
+{
+	log_warnx("control: too many clients (%u), refusing one",
+	    ctl->nclients);
+	control_reject(fd, "too many clients");
+}
+
+static void
 control_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
@@ -387,10 +411,9 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	socklen_t		 uclen = sizeof uc;
 	enum control_access	 access;
 
-	if (ctl->nclients >= ctl->limits.max_clients) {
-		log_warnx("control: too many clients (%u), refusing one",
-		    ctl->nclients);
-		control_reject(fd, "too many clients");
+	/* Full even for root: refuse before any lookup. */
+	if (ctl->nclients >= ctl->limits.max_clients + CONTROL_ADMIN_RESERVE) {
+		control_too_many(ctl, fd);
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &uclen) == -1) {
@@ -404,6 +427,12 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 		log_notice("control: refused uid %u pid %ld",
 		    (unsigned)uc.uid, (long)uc.pid);
 		control_reject(fd, "permission denied");
+		return;
+	}
+	/* Readers cannot take the slots kept for a reload by root. */
+	if (access != CONTROL_ADMIN &&
+	    ctl->nclients >= ctl->limits.max_clients) {
+		control_too_many(ctl, fd);
 		return;
 	}
 
@@ -520,11 +549,13 @@ client_process(struct control_client *c)
 	struct evbuffer		*in = bufferevent_get_input(c->bev);
 	struct evbuffer		*out = bufferevent_get_output(c->bev);
 	struct evbuffer_ptr	 eol;
+	struct ctl_reply	*r;
 	struct buf		 answer = BUF_INIT;
 	size_t			 eol_len, len;
+	bool			 deferred;
 	char			*line;
 
-	if (c->closing)
+	if (c->closing || c->pending != NULL)
 		return;
 	if (evbuffer_get_length(out) != 0) {
 		bufferevent_disable(c->bev, EV_READ);
@@ -544,20 +575,98 @@ client_process(struct control_client *c)
 	line = (char *)evbuffer_pullup(in, (ev_ssize_t)(len + eol_len));
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	ctl_cmd_exec(&ctl->provider, c->access == CONTROL_ADMIN, line, len,
-	    &answer);
+
+	r = xcalloc(1, sizeof *r);
+	r->client = c;
+	json_writer_init(&r->w, &r->answer);
+	json_obj_begin(&r->w);
+	json_kv_bool(&r->w, "ok", true);
+	r->in_exec = true;
+	deferred = ctl_cmd_exec(&ctl->provider, c->access == CONTROL_ADMIN,
+	    line, len, &answer, r);
+	r->in_exec = false;
 	evbuffer_drain(in, (size_t)eol.pos + eol_len);
-	/* A long answer took time: start the write timeout from now. */
-	event_base_update_cache_time(ctl->base);
-	if (answer.len > ctl->limits.max_answer) {
-		log_warnx("control: answer of %zu bytes exceeds the limit",
-		    answer.len);
-		buf_reset(&answer);
-		ctl_cmd_error(&answer, "answer too large");
-	}
-	client_queue(c, &answer);
-	buf_free(&answer);
 	bufferevent_disable(c->bev, EV_READ);
+	if (!deferred) {
+		buf_free(&r->answer);
+		free(r);
+		client_answer(c, &answer);
+	} else if (r->finished) {
+		/* The provider answered from inside its callback. */
+		client_answer(c, &r->answer);
+		buf_free(&r->answer);
+		free(r);
+	} else
+		c->pending = r;		/* reading resumes after the answer */
+	buf_free(&answer);
+}
+
+/* Queue a complete answer, within the size limit. */
+static void
+client_answer(struct control_client *c, struct buf *answer)
+{
+	/* A long answer took time: start the write timeout from now. */
+	event_base_update_cache_time(c->ctl->base);
+	if (answer->len > c->ctl->limits.max_answer) {
+		log_warnx("control: answer of %zu bytes exceeds the limit",
+		    answer->len);
+		buf_reset(answer);
+		ctl_cmd_error(answer, "answer too large");
+	}
+	client_queue(c, answer);
+}
+
+struct json_writer *
+control_reply_writer(struct ctl_reply *r)
+{
+	return (&r->w);
+}
+
+void
+control_reply_on_cancel(struct ctl_reply *r, void (*cancel)(void *),
+    void *arg)
+{
+	r->cancel = cancel;
+	r->cancel_arg = arg;
+}
+
+void
+control_reply_done(struct ctl_reply *r)
+{
+	json_obj_end(&r->w);
+	buf_putc(&r->answer, '\n');
+	reply_finish(r);
+}
+
+void
+control_reply_fail(struct ctl_reply *r, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	buf_reset(&r->answer);
+	ctl_cmd_error(&r->answer, "%s", msg);
+	free(msg);
+	reply_finish(r);
+}
+
+/* The answer is complete: send it, free the handle. */
+static void
+reply_finish(struct ctl_reply *r)
+{
+	struct control_client	*c = r->client;
+
+	if (r->in_exec) {
+		r->finished = true;	/* client_process sends it */
+		return;
+	}
+	c->pending = NULL;
+	client_answer(c, &r->answer);
+	buf_free(&r->answer);
+	free(r);
 }
 
 static void
@@ -603,7 +712,16 @@ static void
 client_free(struct control_client *c)
 {
 	struct control	*ctl = c->ctl;
+	struct ctl_reply *r;
 
+	/* An answer still to come is no longer wanted. */
+	if ((r = c->pending) != NULL) {
+		c->pending = NULL;
+		if (r->cancel != NULL)
+			r->cancel(r->cancel_arg);
+		buf_free(&r->answer);
+		free(r);
+	}
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->nclients--;
 	bufferevent_free(c->bev);

@@ -11,7 +11,8 @@
  * is closed.  Mutating commands need root or the daemon's uid.
  *
  * Hostile clients cannot stall the loop or grow memory without bound:
- * request lines are capped, the number of clients is capped, idle clients
+ * request lines are capped, the number of clients is capped (with a few
+ * slots kept for root and the daemon's uid), idle clients
  * are dropped, and a client has at most one answer queued: its next
  * request is not even read until the previous answer has been sent, so a
  * client that never reads costs one answer and is dropped after the idle
@@ -58,6 +59,9 @@ struct control;
 /* Default limits; control_set_limits() changes them. */
 #define CONTROL_MAX_LINE	4096		/* bytes per request line */
 #define CONTROL_MAX_CLIENTS	64
+/* Slots beyond max_clients that only root and the daemon's uid may use,
+ * so that readers filling the socket cannot lock out a reload. */
+#define CONTROL_ADMIN_RESERVE	4
 #define CONTROL_IDLE_TIMEOUT_MS	30000		/* no request / no progress */
 #define CONTROL_MAX_ANSWER	(256u << 20)	/* bigger: error instead */
 
@@ -106,6 +110,28 @@ int		 control_sockaddr(struct sockaddr_un *sun, const char *path,
 
 /* The socket path (borrowed). */
 const char	*control_path(const struct control *);
+
+/*
+ * Answers to come (struct ctl_reply, handed to provider->verify): the
+ * client waits, and its next request is not read, until the provider
+ * calls control_reply_done() or control_reply_fail(), from any later
+ * loop callback or from inside the provider callback itself.  Either
+ * sends the answer and frees the handle.
+ *
+ * If the answer is no longer wanted (the client is dropped, or
+ * control_close() runs first), the cancel function set with
+ * control_reply_on_cancel() is called once and the handle is freed: the
+ * provider must then stop its work and forget the handle.
+ */
+/* The writer for the answer's members; "ok": true is already written. */
+struct json_writer *control_reply_writer(struct ctl_reply *);
+void		 control_reply_on_cancel(struct ctl_reply *,
+		    void (*cancel)(void *), void *arg);
+/* Send the members written so far. */
+void		 control_reply_done(struct ctl_reply *);
+/* Send {"ok": false, "error": ...} instead of anything written. */
+void		 control_reply_fail(struct ctl_reply *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 
 enum control_access {
 	CONTROL_DENY,		/* not allowed to connect */

@@ -140,9 +140,12 @@ cmd_resync(struct ctl_request *req, struct json_writer *w, char **cause)
 static int
 cmd_verify(struct ctl_request *req, struct json_writer *w, char **cause)
 {
-	if (req->provider->verify == NULL)
+	if (req->provider->verify == NULL || req->reply == NULL)
 		return (not_available("verify", cause));
-	return (req->provider->verify(w, cause, req->provider->arg));
+	if (req->provider->verify(req->reply, cause,
+	    req->provider->arg) == -1)
+		return (-1);
+	return (CTL_DEFERRED);
 }
 
 static int
@@ -157,7 +160,7 @@ cmd_metrics(struct ctl_request *req, struct json_writer *w, char **cause)
 	if (req->out->len > start && req->out->data[req->out->len - 1] != '\n')
 		buf_putc(req->out, '\n');
 	buf_puts(req->out, CTL_METRICS_EOF);
-	return (1);
+	return (CTL_TEXT);
 }
 
 static int
@@ -220,9 +223,9 @@ ctl_cmd_error(struct buf *out, const char *fmt, ...)
 	free(msg);
 }
 
-void
+bool
 ctl_cmd_exec(const struct control_provider *provider, bool admin,
-    const char *line, size_t len, struct buf *out)
+    const char *line, size_t len, struct buf *out, struct ctl_reply *reply)
 {
 	const struct ctl_cmd_entry	*e;
 	struct ctl_request		 req;
@@ -231,12 +234,12 @@ ctl_cmd_exec(const struct control_provider *provider, bool admin,
 	struct buf			 text = BUF_INIT;
 	char				*copy, *words[CTL_MAX_WORDS];
 	char				*cause = NULL;
-	int				 n, rc;
+	int				 n, rc = -1;
 
 	/* A NUL inside the line would silently cut it; refuse it. */
 	if (memchr(line, '\0', len) != NULL) {
 		ctl_cmd_error(out, "invalid request");
-		return;
+		return (false);
 	}
 	copy = xstrndup(line, len);
 	n = split_words(copy, words, CTL_MAX_WORDS);
@@ -273,6 +276,7 @@ ctl_cmd_exec(const struct control_provider *provider, bool admin,
 	req.argc = n;
 	req.argv = words;
 	req.out = &text;
+	req.reply = reply;
 	json_writer_init(&w, &answer);
 	json_obj_begin(&w);
 	json_kv_bool(&w, "ok", true);
@@ -282,17 +286,18 @@ ctl_cmd_exec(const struct control_provider *provider, bool admin,
 		    "command failed");
 		goto done;
 	}
-	if (rc == 0) {
+	if (rc == CTL_ANSWER) {
 		json_obj_end(&w);
 		buf_putc(&answer, '\n');
 		buf_append(out, answer.data, answer.len);
-	} else
+	} else if (rc == CTL_TEXT)
 		buf_append(out, text.data, text.len);
 done:
 	free(cause);
 	buf_free(&text);
 	buf_free(&answer);
 	free(copy);
+	return (rc == CTL_DEFERRED);
 }
 
 size_t

@@ -34,6 +34,9 @@
 /* Words in one request, command included. */
 #define CTL_MAX_WORDS		16
 
+/* An answer to come, for commands that cannot answer at once; control.h. */
+struct ctl_reply;
+
 /*
  * What the daemon implements.  Every callback may be NULL: the command
  * then answers {"ok":false,"error":"COMMAND: not available"}.
@@ -61,8 +64,13 @@ struct control_provider {
 	int	(*reload)(char **cause, void *arg);
 	/* Resynchronise one mailbox now; -1 and *cause. */
 	int	(*resync)(const char *addr, char **cause, void *arg);
-	/* Preflight checks (reserved): members of the answer, or -1. */
-	int	(*verify)(struct json_writer *, char **cause, void *arg);
+	/*
+	 * Preflight checks, answered later (they talk to Exchange): keep
+	 * reply and answer through control_reply_writer() and
+	 * control_reply_done() (control.h) when the checks are over, and
+	 * return 0; or return -1 with *cause to fail at once.
+	 */
+	int	(*verify)(struct ctl_reply *reply, char **cause, void *arg);
 	/*
 	 * Prometheus text exposition lines ("# HELP", "# TYPE", samples),
 	 * without the final "# EOF", which ctl_cmd appends.
@@ -77,9 +85,15 @@ struct ctl_request {
 	int				 argc;		/* words, command 1st */
 	char				**argv;		/* borrowed */
 	struct buf			*out;		/* non-JSON answer */
+	struct ctl_reply		*reply;		/* NULL: no deferral */
 };
 
 #define CTL_MUTATES	0x1	/* needs root or the daemon's uid */
+
+/* Handler results besides -1. */
+#define CTL_ANSWER	0
+#define CTL_TEXT	1
+#define CTL_DEFERRED	2
 
 struct ctl_cmd_entry {
 	const char	*name;
@@ -87,10 +101,11 @@ struct ctl_cmd_entry {
 	int		 max_args;
 	int		 flags;		/* CTL_* */
 	/*
-	 * Write the answer members (ok is already true) through w; return
-	 * -1 with *cause (allocated) to answer ok: false instead.  A
-	 * handler with a non-JSON answer (metrics) writes to req->out and
-	 * returns 1; w is then unused.
+	 * Write the answer members (ok is already true) through w and
+	 * return CTL_ANSWER; return -1 with *cause (allocated) to answer
+	 * ok: false instead.  A handler with a non-JSON answer (metrics)
+	 * writes to req->out and returns CTL_TEXT; one that handed
+	 * req->reply to the provider returns CTL_DEFERRED.
 	 */
 	int		(*handler)(struct ctl_request *, struct json_writer *w,
 			    char **cause);
@@ -107,11 +122,14 @@ const struct ctl_cmd_entry *ctl_cmd_find(const char *);
 /*
  * Execute one request line (without or with its trailing newline) and
  * append the complete answer, final newline included, to out.  admin says
- * whether the peer may run CTL_MUTATES commands.  Never fails: every
- * problem becomes an ok: false answer.
+ * whether the peer may run CTL_MUTATES commands.  reply (borrowed, may be
+ * NULL) is offered to commands that answer later; returns true if one
+ * took it, with nothing appended to out, false otherwise.  Never fails:
+ * every problem becomes an ok: false answer.
  */
-void	ctl_cmd_exec(const struct control_provider *, bool admin,
-	    const char *line, size_t len, struct buf *out);
+bool	ctl_cmd_exec(const struct control_provider *, bool admin,
+	    const char *line, size_t len, struct buf *out,
+	    struct ctl_reply *reply);
 
 /*
  * Append a one-line error answer {"ok":false,"error":"..."}\n to out.

@@ -41,6 +41,7 @@ static void	 render_list(const struct json_value *, const char *,
 static void	 render_status(const struct json_value *, struct buf *);
 static void	 render_mailbox(const struct json_value *, struct buf *);
 static void	 render_help(const struct json_value *, struct buf *);
+static void	 render_verify(const struct json_value *, struct buf *);
 static void	 render_members(const struct json_value *, const char *,
 		    struct table *);
 static void	 kv(struct table *, const char *, const char *);
@@ -60,6 +61,10 @@ static const struct column sink_cols[] = {
 	{ "queue", "QUEUE" }, { "queue_limit", "LIMIT" },
 	{ "delivered", "DELIVERED" }, { "failed", "FAILED" },
 	{ "retrying", "RETRYING" }, { "last_error", "LAST ERROR" },
+};
+static const struct column verify_cols[] = {
+	{ "verdict", "VERDICT" }, { "name", "CHECK" }, { "mailbox", "MAILBOX" },
+	{ "summary", "SUMMARY" },
 };
 static const struct column timeline_cols[] = {
 	{ "start", "START" }, { "end", "END" }, { "status", "STATUS" },
@@ -373,6 +378,31 @@ render_mailbox(const struct json_value *v, struct buf *out)
 	}
 }
 
+/* The checklist, then what to do about each check that did not pass. */
+static void
+render_verify(const struct json_value *v, struct buf *out)
+{
+	const struct json_value	*arr, *c;
+	const char		*fix;
+
+	render_list(v, "checks", verify_cols, NITEMS(verify_cols), out);
+	if ((arr = json_get(v, "checks")) != NULL && arr->type == JSON_ARRAY)
+		for (c = arr->child; c != NULL; c = c->next) {
+			fix = json_get_str(c, "fix", NULL);
+			if (fix == NULL || *fix == '\0' || strcmp(json_get_str(c,
+			    "verdict", ""), "PASS") == 0)
+				continue;
+			buf_puts(out, "\n");
+			sanitize(out, json_get_str(c, "name", "?"));
+			buf_puts(out, ": ");
+			sanitize(out, fix);
+			buf_putc(out, '\n');
+		}
+	buf_printf(out, "\nresult: %s%s\n", json_get_bool(v, "passed", false) ?
+	    "passed" : "FAILED", json_get_bool(v, "complete", true) ? "" :
+	    " (incomplete)");
+}
+
 static void
 render_help(const struct json_value *v, struct buf *out)
 {
@@ -440,8 +470,10 @@ ctl_render(const char *command, const char *answer, size_t len, bool json,
 		sanitize(err, json_get_str(v, "error", "unknown error"));
 		buf_putc(err, '\n');
 		rc = CTL_EXIT_UNHEALTHY;
-	} else if (strcmp(command, "status") == 0 &&
-	    !json_get_bool(v, "healthy", false))
+	} else if ((strcmp(command, "status") == 0 &&
+	    !json_get_bool(v, "healthy", false)) ||
+	    (strcmp(command, "verify") == 0 &&
+	    !json_get_bool(v, "passed", false)))
 		rc = CTL_EXIT_UNHEALTHY;
 
 	if (json) {
@@ -463,6 +495,8 @@ ctl_render(const char *command, const char *answer, size_t len, bool json,
 		render_list(v, "sinks", sink_cols, NITEMS(sink_cols), out);
 	else if (strcmp(command, "help") == 0)
 		render_help(v, out);
+	else if (strcmp(command, "verify") == 0)
+		render_verify(v, out);
 	else if (v->child != NULL && v->child->next == NULL)
 		buf_puts(out, "ok\n");
 	else {

@@ -99,6 +99,7 @@ struct sink_instance {
 	struct event		 timer;		/* end of a pause */
 	struct event		 kick;		/* deferred dispatch */
 	bool			 paused;
+	bool			 backing_off;	/* paused after a failure */
 	bool			 dispatching;
 	bool			 redispatch;
 	struct backoff		 backoff;	/* attempt = consecutive failures */
@@ -170,7 +171,7 @@ static void		 instance_coalesce(struct sink_instance *);
 static void		 instance_dispatch(struct sink_instance *);
 static void		 instance_complete(struct sink_instance *,
 			    struct sink_item *, int);
-static void		 instance_pause(struct sink_instance *, int64_t);
+static void		 instance_pause(struct sink_instance *, int64_t, bool);
 static void		 instance_schedule(struct sink_instance *);
 static bool		 instance_healthy(struct sink_instance *, char *,
 			    size_t);
@@ -654,7 +655,7 @@ host_resume(struct ewsgw_host *h)
 {
 	struct sink_instance	*si = (struct sink_instance *)h;
 
-	if (si->dying || !si->paused || si->backoff.attempt > 0)
+	if (si->dying || !si->paused || si->backing_off)
 		return;		/* a failure back-off is not cut short */
 	evtimer_del(&si->timer);
 	si->paused = false;
@@ -792,12 +793,12 @@ instance_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sink_instance	*si = arg;
 
-	si->paused = false;
+	si->paused = si->backing_off = false;
 	instance_dispatch(si);
 }
 
 static void
-instance_pause(struct sink_instance *si, int64_t ms)
+instance_pause(struct sink_instance *si, int64_t ms, bool failure)
 {
 	struct timeval	 tv;
 
@@ -808,6 +809,7 @@ instance_pause(struct sink_instance *si, int64_t ms)
 	/* Count from now, not from the start of this loop pass. */
 	event_base_update_cache_time(si->set->base);
 	si->paused = true;
+	si->backing_off = failure;
 	evtimer_add(&si->timer, &tv);
 }
 
@@ -908,7 +910,7 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 			for (n = 1; n < si->agains && d < SINK_AGAIN_MAX; n++)
 				d *= 2;
 			instance_pause(si, d < SINK_AGAIN_MAX ? d :
-			    SINK_AGAIN_MAX);
+			    SINK_AGAIN_MAX, false);
 		}
 		break;
 	default:
@@ -935,7 +937,8 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 		 * Decorrelated jitter: at least retry_initial, growing
 		 * towards retry_max, and never in step with other sinks.
 		 */
-		instance_pause(si, backoff_next(&si->backoff, &si->set->rng));
+		instance_pause(si, backoff_next(&si->backoff, &si->set->rng),
+		    true);
 		break;
 	}
 }
@@ -1029,10 +1032,13 @@ instance_adopt(struct sink_instance *si, struct sink_instance *old)
 			omb->inflight = NULL;
 			old->slots[it->token & 0xffffffffu] = NULL;
 			it->mb = mb;
+			it->token = 0;
 			TAILQ_INSERT_TAIL(&mb->pending, it, entry);
 			mb->npending++;
 			si->depth++;
 			old->depth--;
+			if (it->attempts > 0)
+				si->retrying++;
 		}
 		while ((it = TAILQ_FIRST(&omb->pending)) != NULL) {
 			TAILQ_REMOVE(&omb->pending, it, entry);
@@ -1042,6 +1048,8 @@ instance_adopt(struct sink_instance *si, struct sink_instance *old)
 			mb->npending++;
 			si->depth++;
 			old->depth--;
+			if (it->attempts > 0)
+				si->retrying++;
 		}
 		if (mb->npending > 0 && mb->inflight == NULL)
 			mbox_ready(si, mb, false);
@@ -1365,8 +1373,8 @@ sinkset_flush(struct sinkset *set, int64_t timeout_ms, sinkset_flush_cb cb,
 	set->flush_deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	/* Cut long back-off pauses short: we are about to stop. */
 	TAILQ_FOREACH(si, &set->instances, entry) {
-		if (si->paused && si->backoff.attempt > 0)
-			instance_pause(si, 0);
+		if (si->paused && si->backing_off)
+			instance_pause(si, 0, true);
 		instance_schedule(si);
 	}
 	tv.tv_sec = timeout_ms > 0 ? timeout_ms / 1000 : 0;

@@ -28,9 +28,7 @@ enum scan {
 	S_SQ,		/* inside a '...' attribute value */
 	S_ETAG,		/* inside an end tag */
 	S_BANG,		/* after "<!": comment or CDATA? */
-	S_COMMENT,
-	S_CDATA,
-	S_PI
+	S_SKIP		/* comment, CDATA or PI: until term{need}> */
 };
 
 struct stream {
@@ -41,7 +39,9 @@ struct stream {
 	enum scan	 state;
 	unsigned	 depth;		/* open elements in the envelope */
 	bool		 slash;		/* STAG: last char was '/' */
-	unsigned	 run;		/* '-', ']' or '?' seen in a row */
+	unsigned	 run;		/* S_SKIP: terms seen in a row */
+	unsigned	 need;		/* S_SKIP: terms needed before '>' */
+	char		 term;		/* S_SKIP: '-', ']' or '?' */
 	char		 bang[8];	/* S_BANG: what followed "<!" */
 	size_t		 nbang;
 	uint64_t	 offset;	/* bytes fed since reset */
@@ -57,6 +57,7 @@ static int	 broken(struct stream *, const char *, ...)
 static int	 dispatch(struct stream *);
 static int	 capture(struct stream *, const char *, size_t);
 static bool	 name_start(unsigned char);
+static void	 skip_until(struct stream *, char, unsigned);
 
 struct stream *
 stream_new(const struct stream_cb *cb, void *arg, size_t max_envelope)
@@ -138,6 +139,16 @@ name_start(unsigned char c)
 	    c == '_' || c == ':' || c >= 0x80);
 }
 
+/* Skip a comment ("-->"), CDATA section ("]]>") or PI ("?>"). */
+static void
+skip_until(struct stream *s, char term, unsigned need)
+{
+	s->state = S_SKIP;
+	s->term = term;
+	s->need = need;
+	s->run = 0;
+}
+
 static int
 capture(struct stream *s, const char *p, size_t n)
 {
@@ -206,6 +217,8 @@ stream_feed(struct stream *s, const char *data, size_t len)
 
 	if (s->error != NULL)
 		return (-1);
+	if (len == 0)
+		return (0);
 	for (i = 0; i < len; i++) {
 		c = p[i];
 		switch (s->state) {
@@ -232,10 +245,9 @@ stream_feed(struct stream *s, const char *data, size_t len)
 			} else if (c == '!') {
 				s->state = S_BANG;
 				s->nbang = 0;
-			} else if (c == '?') {
-				s->state = S_PI;
-				s->run = 0;
-			} else if (name_start(c)) {
+			} else if (c == '?')
+				skip_until(s, '?', 1);
+			else if (name_start(c)) {
 				if (s->depth == 0) {
 					/* The root '<' was not captured. */
 					s->capturing = true;
@@ -285,43 +297,25 @@ stream_feed(struct stream *s, const char *data, size_t len)
 			s->bang[s->nbang++] = (char)c;
 			if (s->nbang <= 2 && memcmp(s->bang, "--",
 			    s->nbang) == 0) {
-				if (s->nbang == 2) {
-					s->state = S_COMMENT;
-					s->run = 0;
-				}
+				if (s->nbang == 2)
+					skip_until(s, '-', 2);
 				break;
 			}
 			if (s->depth > 0 && memcmp(s->bang, "[CDATA[",
 			    s->nbang) == 0) {
-				if (s->nbang == 7) {
-					s->state = S_CDATA;
-					s->run = 0;
-				}
+				if (s->nbang == 7)
+					skip_until(s, ']', 2);
 				break;
 			}
 			return (broken(s, "markup declaration (DOCTYPE or "
 			    "ENTITY) not allowed"));
-		case S_COMMENT:
-			if (c == '-')
+		case S_SKIP:
+			if (c == (unsigned char)s->term)
 				s->run++;
-			else if (c == '>' && s->run >= 2)
+			else if (c == '>' && s->run >= s->need)
 				s->state = S_TEXT;
 			else
 				s->run = 0;
-			break;
-		case S_CDATA:
-			if (c == ']')
-				s->run++;
-			else if (c == '>' && s->run >= 2)
-				s->state = S_TEXT;
-			else
-				s->run = 0;
-			break;
-		case S_PI:
-			if (c == '>' && s->run > 0)
-				s->state = S_TEXT;
-			else
-				s->run = c == '?';
 			break;
 		}
 		continue;

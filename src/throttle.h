@@ -145,9 +145,9 @@ struct throttle_capacity {
 	unsigned	 limit;		/* streams this budget may hold */
 	unsigned	 in_use;	/* streams holding a slot */
 	unsigned	 queued;	/* streams waiting */
-	unsigned	 free_now;	/* slots a stream could take right now */
+	unsigned	 free_now;	/* slots a stream could take now */
 	unsigned	 available;	/* more streams worth submitting */
-	unsigned	 excess;	/* in_use beyond limit (after a reload) */
+	unsigned	 excess;	/* in_use beyond limit (reload) */
 	int64_t		 backoff_until;	/* 0 or the end of a back-off */
 };
 
@@ -160,7 +160,7 @@ struct throttle_stats {
 	unsigned	 per_anchor_limit;
 	unsigned	 in_use[THROTTLE_CLASS_MAX];
 	unsigned	 queued[THROTTLE_CLASS_MAX];
-	unsigned	 budgets;		/* streaming budgets (anchors) */
+	unsigned	 budgets;		/* streaming budgets */
 	unsigned	 budgets_in_backoff;	/* of all budgets */
 	int64_t		 backoff_until;		/* service account; 0 = none */
 	unsigned	 subscriptions;
@@ -168,7 +168,7 @@ struct throttle_stats {
 	uint64_t	 grants[THROTTLE_CLASS_MAX];
 	uint64_t	 cancels;
 	uint64_t	 backoffs;		/* exponential back-offs */
-	uint64_t	 server_busy;		/* BackOffMilliseconds answers */
+	uint64_t	 server_busy;		/* ErrorServerBusy */
 };
 
 /* Defaults matching Exchange 2013+ / Online (EWS-NOTES 8.1). */

@@ -59,7 +59,7 @@ request(const char *line, size_t len)
 	struct json_value	*v;
 	size_t			 n;
 
-	ctl_cmd_exec(&provider, len % 2 == 0, line, len, &out);
+	ctl_cmd_exec(&provider, len % 2 == 0, line, len, &out, NULL);
 	if (out.len == 0 || out.data[out.len - 1] != '\n')
 		abort();
 	if (out.data[0] != '{') {

@@ -39,6 +39,9 @@ struct fake {
 	int	 reload_calls;
 	int	 resync_calls;
 	size_t	 metrics_size;	/* bytes of sample lines to produce */
+	enum { VERIFY_LATER, VERIFY_AT_ONCE, VERIFY_REFUSE } verify_mode;
+	struct ctl_reply *reply;	/* a verify answer to come */
+	int	 cancel_calls;
 };
 
 static void
@@ -149,10 +152,33 @@ fake_metrics(struct buf *b, void *arg)
 		buf_printf(b, "ewsgw_filler{n=\"%d\"} %d\n", i, i), i++;
 }
 
-static int
-fake_verify(struct json_writer *w, char **cause, void *arg)
+static void
+fake_cancel(void *arg)
 {
-	json_kv_int(w, "checks", 7);
+	struct fake	*f = arg;
+
+	f->cancel_calls++;
+	f->reply = NULL;
+}
+
+static int
+fake_verify(struct ctl_reply *r, char **cause, void *arg)
+{
+	struct fake	*f = arg;
+
+	switch (f->verify_mode) {
+	case VERIFY_AT_ONCE:
+		json_kv_int(control_reply_writer(r), "checks", 7);
+		control_reply_done(r);
+		return (0);
+	case VERIFY_REFUSE:
+		xasprintf(cause, "cannot start");
+		return (-1);
+	case VERIFY_LATER:
+		break;
+	}
+	f->reply = r;
+	control_reply_on_cancel(r, fake_cancel, f);
 	return (0);
 }
 
@@ -473,6 +499,7 @@ START_TEST(test_set_provider)
 	assert_error(ask_json(fd, "verify\n"), "verify: not available");
 	p2.status = NULL;
 	p2.verify = fake_verify;
+	fake.verify_mode = VERIFY_AT_ONCE;
 	control_set_provider(ctl, &p2);
 	v = ask_json(fd, "verify\n");
 	ck_assert(json_get_bool(v, "ok", false));
@@ -481,6 +508,99 @@ START_TEST(test_set_provider)
 	assert_error(ask_json(fd, "status\n"), "status: not available");
 	close(fd);
 	server_teardown();
+}
+END_TEST
+
+/* Read until n complete lines have arrived; allocated. */
+static char *
+client_read_lines(int fd, int n)
+{
+	struct buf	 b = BUF_INIT;
+	int64_t		 end = time_mono_ms() + 5000;
+	ssize_t		 got;
+	char		 tmp[4096];
+	const char	*p;
+	int		 lines = 0;
+
+	while (lines < n && time_mono_ms() < end) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if ((got = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT)) <= 0) {
+			usleep(500);
+			continue;
+		}
+		buf_append(&b, tmp, (size_t)got);
+		for (lines = 0, p = b.data; (p = memchr(p, '\n',
+		    b.len - (size_t)(p - b.data))) != NULL; p++)
+			lines++;
+	}
+	ck_assert_int_eq(lines, n);
+	return (buf_steal(&b));
+}
+
+START_TEST(test_deferred)
+{
+	struct control_provider	 p2 = provider;
+	struct json_value	*v;
+	char			*s, tmp[16];
+	int			 fd;
+
+	server_up(NULL);
+	p2.verify = fake_verify;
+	control_set_provider(ctl, &p2);
+	fd = client_connect();
+
+	/* The answer waits, and so does the request behind it. */
+	client_send(fd, "verify\nstatus\n", 14);
+	pump(50);
+	ck_assert_ptr_nonnull(fake.reply);
+	ck_assert_int_eq(fake.status_calls, 0);
+	ck_assert_int_eq(recv(fd, tmp, sizeof tmp, MSG_DONTWAIT), -1);
+	json_kv_int(control_reply_writer(fake.reply), "checks", 3);
+	control_reply_done(fake.reply);
+	fake.reply = NULL;
+	s = client_read_lines(fd, 2);
+	ck_assert_ptr_nonnull(strstr(s, "{\"ok\":true,\"checks\":3}\n"
+	    "{\"ok\":true,\"version\":"));
+	free(s);
+	ck_assert_int_eq(fake.status_calls, 1);
+
+	/* Failing later replaces whatever was written. */
+	client_send(fd, "verify\n", 7);
+	pump(20);
+	ck_assert_ptr_nonnull(fake.reply);
+	json_kv_int(control_reply_writer(fake.reply), "checks", 1);
+	control_reply_fail(fake.reply, "Exchange %s", "unreachable");
+	fake.reply = NULL;
+	v = ask_json(fd, "");
+	ck_assert_ptr_null(json_get(v, "checks"));
+	assert_error(v, "Exchange unreachable");
+
+	/* Refusing at once. */
+	fake.verify_mode = VERIFY_REFUSE;
+	assert_error(ask_json(fd, "verify\n"), "cannot start");
+
+	/* A client that leaves before its answer: answering is harmless. */
+	fake.verify_mode = VERIFY_LATER;
+	client_send(fd, "verify\n", 7);
+	pump(20);
+	ck_assert_ptr_nonnull(fake.reply);
+	close(fd);
+	pump(20);
+	control_reply_done(fake.reply);
+	fake.reply = NULL;
+	pump(20);
+	ck_assert_uint_eq(control_nclients(ctl), 0);
+	ck_assert_int_eq(fake.cancel_calls, 0);
+
+	/* Closing the server cancels an answer to come, once. */
+	fd = client_connect();
+	client_send(fd, "verify\n", 7);
+	pump(20);
+	ck_assert_ptr_nonnull(fake.reply);
+	server_teardown();
+	ck_assert_int_eq(fake.cancel_calls, 1);
+	ck_assert_ptr_null(fake.reply);
+	close(fd);
 }
 END_TEST
 
@@ -525,21 +645,21 @@ START_TEST(test_exec_rights)
 	struct json_value	*v;
 
 	memset(&fake, 0, sizeof fake);
-	ctl_cmd_exec(&provider, false, "reload", 6, &out);
+	ctl_cmd_exec(&provider, false, "reload", 6, &out, NULL);
 	v = json_parse(out.data, out.len, NULL);
 	ck_assert_ptr_nonnull(v);
 	assert_error(v, "reload: permission denied");
 	ck_assert_int_eq(fake.reload_calls, 0);
 	buf_reset(&out);
-	ctl_cmd_exec(&provider, false, "resync a@x", 10, &out);
+	ctl_cmd_exec(&provider, false, "resync a@x", 10, &out, NULL);
 	ck_assert_ptr_nonnull(strstr(buf_str(&out), "permission denied"));
 	ck_assert_int_eq(fake.resync_calls, 0);
 	buf_reset(&out);
-	ctl_cmd_exec(&provider, false, "status", 6, &out);
+	ctl_cmd_exec(&provider, false, "status", 6, &out, NULL);
 	ck_assert(strncmp(buf_str(&out), "{\"ok\":true,", 11) == 0);
 	buf_reset(&out);
 	/* An embedded NUL must not cut "reload\0junk" down to "reload". */
-	ctl_cmd_exec(&provider, true, "reload\0junk", 11, &out);
+	ctl_cmd_exec(&provider, true, "reload\0junk", 11, &out, NULL);
 	ck_assert_ptr_nonnull(strstr(buf_str(&out), "invalid request"));
 	ck_assert_int_eq(fake.reload_calls, 0);
 	buf_free(&out);
@@ -560,7 +680,7 @@ START_TEST(test_exec_no_provider)
 		xasprintf(&line, "%s%s", e->name, e->min_args > 0 ?
 		    " a@x" : "");
 		buf_reset(&out);
-		ctl_cmd_exec(&none, true, line, strlen(line), &out);
+		ctl_cmd_exec(&none, true, line, strlen(line), &out, NULL);
 		ck_assert_msg(strstr(buf_str(&out), "not available") != NULL,
 		    "%s: %s", line, buf_str(&out));
 		ck_assert(strncmp(buf_str(&out), "{\"ok\":false", 11) == 0);
@@ -638,23 +758,25 @@ END_TEST
 
 START_TEST(test_max_clients)
 {
+	/* We are root or the daemon's uid: the reserve is ours too. */
 	struct control_limits	 lim = { .max_clients = 3 };
 	struct json_value	*v;
-	int			 fd[5], i;
+	int			 fd[3 + CONTROL_ADMIN_RESERVE + 2], i;
+	int			 n = 3 + CONTROL_ADMIN_RESERVE;
 
 	server_up(&lim);
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < n + 2; i++) {
 		fd[i] = client_connect();
 		pump(5);
 	}
-	ck_assert_uint_eq(control_nclients(ctl), 3);
-	for (i = 3; i < 5; i++) {
+	ck_assert_uint_eq(control_nclients(ctl), n);
+	for (i = n; i < n + 2; i++) {
 		v = ask_json(fd[i], "");
 		assert_error(v, "too many clients");
 		ck_assert(client_sees_eof(fd[i]));
 		close(fd[i]);
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < n; i++) {
 		v = ask_json(fd[i], "status\n");
 		ck_assert(json_get_bool(v, "ok", false));
 		json_free(v);
@@ -662,12 +784,12 @@ START_TEST(test_max_clients)
 	/* A slot freed is a slot available. */
 	close(fd[0]);
 	pump(10);
-	ck_assert_uint_eq(control_nclients(ctl), 2);
+	ck_assert_uint_eq(control_nclients(ctl), n - 1);
 	fd[0] = client_connect();
 	v = ask_json(fd[0], "status\n");
 	ck_assert(json_get_bool(v, "ok", false));
 	json_free(v);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < n; i++)
 		close(fd[i]);
 	server_teardown();
 }
@@ -982,7 +1104,9 @@ child_talk(uid_t uid, gid_t gid, const char *req, const char *want)
 	    connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1)
 		return (11);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	if (req != NULL && send(fd, req, strlen(req), MSG_NOSIGNAL) == -1)
+	/* The server may refuse and close first: read its reason anyway. */
+	if (req != NULL && send(fd, req, strlen(req), MSG_NOSIGNAL) == -1 &&
+	    errno != EPIPE && errno != ECONNRESET)
 		return (12);
 	while (off < sizeof ans - 1 &&
 	    (n = recv(fd, ans + off, sizeof ans - 1 - off, 0)) > 0) {
@@ -1026,6 +1150,10 @@ run_child(uid_t uid, gid_t gid, const char *req, const char *want)
 
 START_TEST(test_real_peers)
 {
+	struct control_limits	 lim = { .max_clients = 1 };
+	struct json_value	*v;
+	int			 fd, fd2;
+
 	if (geteuid() != 0) {
 		fprintf(stderr, "check_control: not root, peer credential "
 		    "test skipped\n");
@@ -1046,6 +1174,20 @@ START_TEST(test_real_peers)
 	ck_assert_int_eq(fake.reload_calls, 0);
 	pump(20);
 	ck_assert_uint_eq(control_nclients(ctl), 0);
+
+	/* With the regular slots taken, a reader is refused, root is not. */
+	control_set_limits(ctl, &lim);
+	fd = client_connect();
+	pump(10);
+	ck_assert_uint_eq(control_nclients(ctl), 1);
+	run_child(65534, 65534, "status\n", "too many clients");
+	fd2 = client_connect();
+	v = ask_json(fd2, "reload\n");
+	ck_assert(json_get_bool(v, "ok", false));
+	json_free(v);
+	ck_assert_uint_eq(control_nclients(ctl), 2);
+	close(fd);
+	close(fd2);
 	server_teardown();
 }
 END_TEST
@@ -1060,6 +1202,7 @@ suite(void)
 	tcase_add_test(tc, test_commands);
 	tcase_add_test(tc, test_pipelined);
 	tcase_add_test(tc, test_set_provider);
+	tcase_add_test(tc, test_deferred);
 	tcase_add_test(tc, test_exec_rights);
 	tcase_add_test(tc, test_exec_no_provider);
 	tcase_add_test(tc, test_answer_complete);

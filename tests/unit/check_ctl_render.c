@@ -218,10 +218,10 @@ START_TEST(test_metrics_and_misc)
 	ck_assert_int_eq(render("reload", "{\"ok\":true}\n", false),
 	    CTL_EXIT_OK);
 	ck_assert_str_eq(buf_str(&out), "ok\n");
-	ck_assert_int_eq(render("verify", "{\"ok\":true,\"checks\":3,"
+	ck_assert_int_eq(render("resync", "{\"ok\":true,\"queued\":3,"
 	    "\"exchange\":{\"version\":\"Exchange2016\"}}", false),
 	    CTL_EXIT_OK);
-	ck_assert_str_eq(buf_str(&out), "checks:            3\n"
+	ck_assert_str_eq(buf_str(&out), "queued:            3\n"
 	    "exchange.version:  Exchange2016\n");
 
 	ck_assert_int_eq(render("help", "{\"ok\":true,\"commands\":["
@@ -231,6 +231,32 @@ START_TEST(test_metrics_and_misc)
 	    false), CTL_EXIT_OK);
 	ck_assert_str_eq(buf_str(&out), "status          health\n"
 	    "resync ADDRESS  fetch again (root or the daemon's user)\n");
+}
+END_TEST
+
+START_TEST(test_verify)
+{
+	const char *a = "{\"ok\":true,\"passed\":false,\"complete\":true,"
+	    "\"checks\":[{\"name\":\"tls\",\"verdict\":\"PASS\","
+	    "\"summary\":\"certificate valid\",\"seen\":\"x\","
+	    "\"fix\":\"nothing\"},{\"name\":\"impersonation\","
+	    "\"verdict\":\"FAIL\",\"summary\":\"ErrorImpersonateUserDenied\","
+	    "\"seen\":\"y\",\"fix\":\"grant ApplicationImpersonation\","
+	    "\"mailbox\":\"a@x\"}]}";
+
+	ck_assert_int_eq(render("verify", a, false), CTL_EXIT_UNHEALTHY);
+	ck_assert_str_eq(buf_str(&out),
+	    "VERDICT  CHECK          MAILBOX  SUMMARY\n"
+	    "PASS     tls            -        certificate valid\n"
+	    "FAIL     impersonation  a@x      ErrorImpersonateUserDenied\n"
+	    "\n"
+	    "impersonation: grant ApplicationImpersonation\n"
+	    "\n"
+	    "result: FAILED\n");
+	ck_assert_int_eq(render("verify", "{\"ok\":true,\"passed\":true,"
+	    "\"complete\":false,\"checks\":[]}", false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), "VERDICT  CHECK  MAILBOX  SUMMARY\n"
+	    "\nresult: passed (incomplete)\n");
 }
 END_TEST
 
@@ -299,6 +325,7 @@ suite(void)
 	tcase_add_test(tc, test_connections_sinks);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_metrics_and_misc);
+	tcase_add_test(tc, test_verify);
 	tcase_add_test(tc, test_sanitize);
 	tcase_add_test(tc, test_duration);
 	suite_add_tcase(s, tc);

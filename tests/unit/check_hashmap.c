@@ -77,7 +77,8 @@ START_TEST(test_many)
 
 	for (i = 0; i < MANY; i++) {
 		key_of(key, sizeof(key), i);
-		ck_assert_ptr_null(hashmap_put(m, key, (void *)(uintptr_t)(i + 1)));
+		ck_assert_ptr_null(hashmap_put(m, key,
+		    (void *)(uintptr_t)(i + 1)));
 		/* Entries stay reachable while tables are being moved. */
 		if (i % 997 == 0) {
 			key_of(key, sizeof(key), i / 2);

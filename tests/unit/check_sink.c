@@ -739,6 +739,7 @@ START_TEST(test_reload)
 	const char *const v1[] = {
 	    "[sink keep] fake",
 	    "[sink change] fake", "mode=async", "max_inflight=1",
+	    "fail_first=1", "retry_initial=1h",
 	    "[sink gone] fake", NULL };
 	const char *const v2[] = {
 	    "[sink new] fake",
@@ -757,6 +758,7 @@ START_TEST(test_reload)
 	run_for(20);
 	ck_assert(status_num(set, 0, "delivered") == 2);
 	ck_assert(status_num(set, 1, "queue") == 2);
+	ck_assert(status_num(set, 1, "retrying") == 1);
 
 	/* A bad configuration changes nothing. */
 	conf = mkconf(bad);
@@ -788,6 +790,7 @@ START_TEST(test_reload)
 	/* Changed: the new instance delivers what the old one held. */
 	ck_assert(run_until(depth_zero, set, 2000));
 	ck_assert(status_num(set, 2, "delivered") == 2);
+	ck_assert(status_num(set, 2, "retrying") == 0);
 	sinkset_free(set);
 }
 END_TEST

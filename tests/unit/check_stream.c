@@ -336,6 +336,15 @@ START_TEST(test_end_and_fault)
 	    "now. Try again later.\n");
 	stream_free(s);
 
+	/* Empty feeds mid-envelope change nothing. */
+	s = stream_new(&cbs, &r, 0);
+	r.heartbeats = 0;
+	ck_assert_int_eq(stream_feed(s, hb, 10), 0);
+	ck_assert_int_eq(stream_feed(s, NULL, 0), 0);
+	ck_assert_int_eq(stream_feed(s, hb + 10, hblen - 10), 0);
+	ck_assert_uint_eq(r.heartbeats, 1);
+	stream_free(s);
+
 	/* No callbacks at all is legal. */
 	s = stream_new(NULL, NULL, 0);
 	ck_assert_int_eq(stream_feed(s, hb, hblen), 0);
