@@ -2,7 +2,7 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * ewsgw(8): command line, configuration check, and the
+ * ewsgw(8): command line, configuration check, preflight verify, and the
  * hand-over to the daemon's event loop.
  */
 #include "config.h"
@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "daemon.h"
 #include "log.h"
+#include "verify.h"
 #include "xmalloc.h"
 
 #ifndef EWSGW_SYSCONFDIR
@@ -26,7 +27,8 @@
 #define DEFAULT_CONF EWSGW_SYSCONFDIR "/ewsgw.conf"
 
 enum {
-	OPT_CHECK = 256, OPT_VERSION, OPT_HELP
+	OPT_CHECK = 256, OPT_VERSION, OPT_VERIFY, OPT_MAILBOX, OPT_JSON,
+	OPT_PROBE, OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -34,6 +36,10 @@ static const struct option longopts[] = {
 	{ "foreground",		no_argument,		NULL, 'f' },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ "check-config",	no_argument,		NULL, OPT_CHECK },
+	{ "verify",		no_argument,		NULL, OPT_VERIFY },
+	{ "mailbox",		required_argument,	NULL, OPT_MAILBOX },
+	{ "json",		no_argument,		NULL, OPT_JSON },
+	{ "probe-throttling",	no_argument,		NULL, OPT_PROBE },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
 	{ "help",		no_argument,		NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
@@ -44,12 +50,16 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: ewsgw [-fv] [-c file] [--check-config]\n"
+"       ewsgw --verify [-c file] [--mailbox address]... [--json] [--probe-throttling]\n"
 "\n"
 "  -c, --config FILE     configuration file (default %s)\n"
 "  -f, --foreground      stay in the foreground (systemd runs ewsgw this way)\n"
 "  -v, --verbose         more logging; twice for debug\n"
 "      --check-config    validate the configuration and exit (0 ok, 78 invalid)\n"
-
+"      --verify          check the Exchange side and exit (0 when nothing failed)\n"
+"      --mailbox ADDR    with --verify: mailbox to test impersonation with\n"
+"      --json            with --verify: machine-readable report\n"
+"      --probe-throttling with --verify: measure the allowed concurrency\n"
 "      --version         print the version and exit\n"
 "      --help            print this help and exit\n", DEFAULT_CONF);
 }
@@ -84,12 +94,14 @@ daemonize(void)
 int
 main(int argc, char **argv)
 {
+	struct verify_opts	 opts;
 	struct config		*conf;
 	char			*errors = NULL;
 	const char		*path = DEFAULT_CONF;
-	int			 ch, verbose = 0, check = 0;
-	int			 foreground = 0;
+	int			 ch, verbose = 0, check = 0, verify = 0;
+	int			 foreground = 0, rc;
 
+	memset(&opts, 0, sizeof opts);
 	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -103,6 +115,21 @@ main(int argc, char **argv)
 			break;
 		case OPT_CHECK:
 			check = 1;
+			break;
+		case OPT_VERIFY:
+			verify = 1;
+			break;
+		case OPT_MAILBOX:
+			opts.mailboxes = xreallocarray(
+			    opts.mailboxes, opts.nmailboxes + 1,
+			    sizeof *opts.mailboxes);
+			opts.mailboxes[opts.nmailboxes++] = optarg;
+			break;
+		case OPT_JSON:
+			opts.json = 1;
+			break;
+		case OPT_PROBE:
+			opts.probe = 1;
 			break;
 		case OPT_VERSION:
 			printf("ewsgw %s\n", PACKAGE_VERSION);
@@ -119,7 +146,14 @@ main(int argc, char **argv)
 		usage(stderr);
 		return (64);
 	}
-	log_init("ewsgw", check ? LOG_TARGET_STDERR :
+	if ((opts.nmailboxes || opts.json || opts.probe) &&
+	    !verify) {
+		fprintf(stderr, "ewsgw: --mailbox, --json and "
+		    "--probe-throttling go with --verify\n");
+		return (64);
+	}
+
+	log_init("ewsgw", check || verify ? LOG_TARGET_STDERR :
 	    LOG_TARGET_AUTO, verbose > 1 ? LOG_DEBUG :
 	    verbose ? LOG_INFO : LOG_NOTICE);
 
@@ -127,6 +161,7 @@ main(int argc, char **argv)
 		fputs(errors != NULL ? errors : "invalid configuration\n",
 		    stderr);
 		free(errors);
+		free(opts.mailboxes);
 		return (CONF_EX_CONFIG);
 	}
 	free(errors);
@@ -135,12 +170,14 @@ main(int argc, char **argv)
 		fputs(errors, stderr);
 		free(errors);
 		conf_free(conf);
+		free(opts.mailboxes);
 		return (CONF_EX_CONFIG);
 	}
 	if (check) {
 		printf("%s: configuration ok (%zu mailboxes, %zu sinks)\n",
 		    path, conf->nmailboxes, conf->nsinks);
 		conf_free(conf);
+		free(opts.mailboxes);
 		return (0);
 	}
 	/* The config's level applies unless -v asked for more. */
@@ -149,7 +186,16 @@ main(int argc, char **argv)
 	if (verbose > 1)
 		log_set_level(LOG_DEBUG);
 
+	if (verify) {
+		rc = verify_run(conf, &opts);
+		conf_free(conf);
+		free(opts.mailboxes);
+		return (rc);
+	}
+
 	if (!foreground)
 		daemonize();
-	return (daemon_run(path, conf));	/* takes ownership of conf */
+	rc = daemon_run(path, conf);	/* takes ownership of conf */
+	free(opts.mailboxes);
+	return (rc);
 }
