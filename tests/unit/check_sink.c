@@ -662,7 +662,8 @@ START_TEST(test_health_json_and_metrics)
 	json_free(v);
 
 	sinkset_summary_json(set, &w);
-	ck_assert_str_eq(buf_str(&m), "{\"healthy\":0,\"total\":1,\"queue\":3}");
+	ck_assert_str_eq(buf_str(&m),
+	    "{\"healthy\":0,\"total\":1,\"queue\":3}");
 	buf_reset(&m);
 	sinkset_metrics(set, &m);
 	ck_assert_ptr_nonnull(strstr(buf_str(&m),
