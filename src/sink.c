@@ -609,6 +609,18 @@ sink_validate(const struct conf_sink *cs, const char *conf_path,
 	return (nerrors == 0 && eb.len == 0 ? 0 : -1);
 }
 
+int
+sinkset_validate(const struct config *conf, char **errors)
+{
+	size_t	 i;
+	int	 rc = 0;
+
+	for (i = 0; i < conf->nsinks; i++)
+		if (sink_validate(&conf->sinks[i], conf->path, errors) == -1)
+			rc = -1;
+	return (rc);
+}
+
 /* ---- host services ---- */
 
 static void

@@ -845,6 +845,22 @@ START_TEST(test_validate_errors)
 	    "retry_max must not be below retry_initial"));
 	free(e);
 
+	/* All sections at once, as --check-config does. */
+	{
+		const char *const two[] = { "[sink a] log", "level=loud",
+		    "[sink b] exec", NULL };
+		struct config	*conf = mkconf(two);
+
+		e = NULL;
+		ck_assert_int_eq(sinkset_validate(conf, &e), -1);
+		ck_assert_str_eq(e, "/etc/ewsgw.conf:2: sink a: level: unknown "
+		    "log level 'loud' (debug, info, notice, warning, err)\n"
+		    "/etc/ewsgw.conf:3: sink b: missing required key "
+		    "command\n");
+		free(e);
+		freeconf(conf);
+	}
+
 	/* sinkset_new reports the same, and refuses to start. */
 	e = mkset_fail(unknown);
 	ck_assert_str_eq(e, "/etc/ewsgw.conf:3: sink f: unknown key 'bogus' "
