@@ -1,0 +1,65 @@
+#!/bin/sh
+# "ewsgw --check-config" end to end: the shipped example files pass, a
+# broken file fails with status 78 and FILE:LINE messages on stderr, and
+# the password never shows.  Skipped until the daemon is built.
+set -u
+
+if [ ! -x "${EWSGW:-}" ]; then
+	echo "no ewsgw binary at '${EWSGW:-}': skipping"
+	exit 77
+fi
+top=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+fail=0
+
+printf 'never-print-me\n' >"$tmp/ewsgw-password"
+CREDENTIALS_DIRECTORY=$tmp
+export CREDENTIALS_DIRECTORY
+
+# check NAME WANTED-STATUS FILE [EXPECTED-STDERR-TEXT]
+check() {
+	"$EWSGW" --check-config -c "$3" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -ne "$2" ]; then
+		echo "FAIL: $1: exit $rc, wanted $2"
+		cat "$tmp/err"
+		fail=1
+		return
+	fi
+	if [ $# -ge 4 ] && ! grep -qF -- "$4" "$tmp/err"; then
+		echo "FAIL: $1: stderr lacks: $4"
+		cat "$tmp/err"
+		fail=1
+		return
+	fi
+	if grep -q never-print-me "$tmp/out" "$tmp/err"; then
+		echo "FAIL: $1: the password was printed"
+		fail=1
+		return
+	fi
+	echo "ok: $1"
+}
+
+check "etc/ewsgw.conf" 0 "$top/etc/ewsgw.conf"
+
+echo "alice@example.com" >"$tmp/mailboxes"
+sed "s#/etc/ewsgw/mailboxes#$tmp/mailboxes#" "$top/etc/ewsgw-minimal.conf" \
+    >"$tmp/minimal.conf"
+check "etc/ewsgw-minimal.conf" 0 "$tmp/minimal.conf"
+
+cat >"$tmp/bad.conf" <<'CONF'
+[exchange]
+url = https://mail.example.com/EWS/Exchange.asmx
+username = svc
+password_file = ewsgw-password
+
+[throttling]
+max_concurency = 5
+CONF
+check "unknown key" 78 "$tmp/bad.conf" \
+    "$tmp/bad.conf:7: unknown key 'max_concurency' in [throttling] (did you mean 'max_concurrency'?)"
+
+check "missing file" 78 "$tmp/none.conf" "$tmp/none.conf: cannot read"
+
+exit $fail

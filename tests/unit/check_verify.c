@@ -1,0 +1,315 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: the preflight checklist driven on a caller's loop against
+ * an in-process HTTP server (asynchronous API, stop, JSON members) and
+ * the synchronous runner the control socket uses.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "evtest.h"
+#include "json.h"
+#include "verify.h"
+#include "xmalloc.h"
+
+static char	 pwfile[] = "/tmp/check_verify.XXXXXX";
+
+struct server {
+	int			 mode;	/* 0: 401 Basic only, 1: 404, 2: hang */
+	unsigned		 requests;
+	struct evhttp_request	*held;
+};
+
+static void
+server_cb(struct evhttp_request *req, void *arg)
+{
+	struct server	*s = arg;
+
+	s->requests++;
+	switch (s->mode) {
+	case 0:
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "WWW-Authenticate", "Basic realm=\"ews\"");
+		evtest_reply(req, 401, "no");
+		break;
+	case 1:
+		evtest_reply(req, 404, "not here");
+		break;
+	default:
+		s->held = req;	/* never answered */
+		break;
+	}
+}
+
+static struct config *
+make_config(unsigned port)
+{
+	struct config	*conf;
+	char		*text, *errors = NULL;
+
+	xasprintf(&text, "[exchange]\nurl = http://127.0.0.1:%u/EWS/"
+	    "Exchange.asmx\nauth = ntlm\nusername = CORP\\svc\n"
+	    "password_file = %s\n[mailboxes]\nmailbox = alice@example.com\n"
+	    "[sink log]\ntype = log\n", port, pwfile);
+	conf = conf_load_buffer("test.conf", text, strlen(text), &errors);
+	ck_assert_msg(conf != NULL, "config: %s", errors);
+	free(text);
+	free(errors);
+	return (conf);
+}
+
+struct done_state {
+	bool		 done;
+	struct verify	*v;
+};
+
+static void
+on_done(struct verify *v, void *arg)
+{
+	struct done_state	*d = arg;
+
+	d->done = true;
+	d->v = v;
+}
+
+/* The members as a parsed object. */
+static struct json_value *
+members(const struct verify *v)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	struct json_value	*j;
+	char			*cause = NULL;
+
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	verify_write_checks(v, &w);
+	json_obj_end(&w);
+	j = json_parse(b.data, b.len, &cause);
+	ck_assert_msg(j != NULL, "json: %s", cause);
+	buf_free(&b);
+	return (j);
+}
+
+static const struct json_value *
+nth_check(const struct json_value *j, int n)
+{
+	const struct json_value	*c = json_get(j, "checks");
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(c->type, JSON_ARRAY);
+	for (c = c->child; c != NULL && n > 0; n--)
+		c = c->next;
+	ck_assert_ptr_nonnull(c);
+	return (c);
+}
+
+static size_t
+count_checks(const struct json_value *j)
+{
+	const struct json_value	*c = json_get(j, "checks");
+	size_t			 n = 0;
+
+	for (c = c->child; c != NULL; c = c->next)
+		n++;
+	return (n);
+}
+
+START_TEST(test_basic_only_on_callers_loop)
+{
+	struct event_base	*base = event_base_new();
+	struct server		 s = { 0, 0, NULL };
+	struct evhttp		*h;
+	struct config		*conf;
+	struct done_state	 d = { false, NULL };
+	struct verify_opts	 o = { NULL, 0, 0, 0 };
+	struct json_value	*j;
+	const struct json_value	*c;
+	unsigned		 port;
+
+	h = evtest_server(base, server_cb, &s, &port);
+	ck_assert_ptr_nonnull(h);
+	conf = make_config(port);
+	d.v = verify_start(base, conf, &o, on_done, &d);
+	ck_assert(!d.done);	/* never from inside verify_start */
+	ck_assert(evtest_run_until(base, &d.done, 10000));
+	ck_assert(verify_failed(d.v));
+	j = members(d.v);
+	ck_assert(!json_get_bool(j, "passed", true));
+	ck_assert(!json_get_bool(j, "complete", true));
+	ck_assert_uint_eq(count_checks(j), 2);
+	c = nth_check(j, 0);
+	ck_assert_str_eq(json_get_str(c, "name", ""), "connect");
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "PASS");
+	c = nth_check(j, 1);
+	ck_assert_str_eq(json_get_str(c, "name", ""), "auth-schemes");
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
+	ck_assert_str_eq(json_get_str(c, "summary", ""),
+	    "server offers Basic, not NTLM (auth = ntlm)");
+	ck_assert_ptr_nonnull(strstr(json_get_str(c, "fix", ""),
+	    "-WindowsAuthentication $true; or set auth = basic"));
+	/* Only the unauthenticated request was sent. */
+	ck_assert_uint_eq(s.requests, 1);
+	json_free(j);
+	verify_free(d.v);
+	conf_free(conf);
+	evhttp_free(h);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_not_ews_endpoint)
+{
+	struct event_base	*base = event_base_new();
+	struct server		 s = { 1, 0, NULL };
+	struct evhttp		*h;
+	struct config		*conf;
+	struct done_state	 d = { false, NULL };
+	struct json_value	*j;
+	const struct json_value	*c;
+	unsigned		 port;
+	char			*text = NULL;
+	size_t			 len = 0;
+	FILE			*fp;
+
+	h = evtest_server(base, server_cb, &s, &port);
+	conf = make_config(port);
+	d.v = verify_start(base, conf, NULL, on_done, &d);
+	ck_assert(evtest_run_until(base, &d.done, 10000));
+	j = members(d.v);
+	c = nth_check(j, 1);
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
+	ck_assert_str_eq(json_get_str(c, "seen", ""), "HTTP 404 Not Found");
+	json_free(j);
+
+	fp = open_memstream(&text, &len);
+	verify_print(d.v, fp, false);
+	fclose(fp);
+	ck_assert_ptr_nonnull(strstr(text, "FAIL  auth-schemes no EWS "
+	    "endpoint at http://127.0.0.1:"));
+	ck_assert_ptr_nonnull(strstr(text, "1 passed, 0 warnings, 1 failed"));
+	free(text);
+	verify_free(d.v);
+	conf_free(conf);
+	evhttp_free(h);
+	event_base_free(base);
+}
+END_TEST
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	verify_stop(arg);
+	verify_stop(arg);	/* twice is fine */
+}
+
+START_TEST(test_stop_while_waiting)
+{
+	struct event_base	*base = event_base_new();
+	struct server		 s = { 2, 0, NULL };
+	struct evhttp		*h;
+	struct config		*conf;
+	struct done_state	 d = { false, NULL };
+	struct event		*ev;
+	struct timeval		 tv = { 0, 300000 };
+	struct json_value	*j;
+	unsigned		 port;
+
+	h = evtest_server(base, server_cb, &s, &port);
+	conf = make_config(port);
+	d.v = verify_start(base, conf, NULL, on_done, &d);
+	ev = evtimer_new(base, stop_cb, d.v);
+	evtimer_add(ev, &tv);
+	ck_assert(evtest_run_until(base, &d.done, 10000));
+	ck_assert_uint_eq(s.requests, 1);
+	ck_assert(verify_failed(d.v));
+	j = members(d.v);
+	ck_assert(!json_get_bool(j, "complete", true));
+	ck_assert_uint_eq(count_checks(j), 1);	/* connect only */
+	json_free(j);
+	verify_free(d.v);
+	event_free(ev);
+	conf_free(conf);
+	evhttp_free(h);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_sync_nothing_listening)
+{
+	struct config		*conf = make_config(1);
+	struct verify_opts	 o = { NULL, 0, 0, 0 };
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	struct json_value	*j;
+	const struct json_value	*c;
+	char			*cause = NULL;
+
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_bool(&w, "ok", true);	/* as ctl_cmd writes it */
+	ck_assert_int_eq(verify_sync_json(conf, &o, 20000, &w, &cause), 0);
+	json_obj_end(&w);
+	j = json_parse(b.data, b.len, &cause);
+	ck_assert_msg(j != NULL, "json: %s", cause);
+	ck_assert(!json_get_bool(j, "passed", true));
+	ck_assert_uint_eq(count_checks(j), 1);
+	c = nth_check(j, 0);
+	ck_assert_str_eq(json_get_str(c, "name", ""), "connect");
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
+	ck_assert_ptr_nonnull(strstr(json_get_str(c, "seen", ""),
+	    "127.0.0.1:1"));
+	json_free(j);
+	buf_free(&b);
+	conf_free(conf);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("verify");
+	TCase	*tc = tcase_create("checks");
+
+	tcase_add_test(tc, test_basic_only_on_callers_loop);
+	tcase_add_test(tc, test_not_ews_endpoint);
+	tcase_add_test(tc, test_stop_while_waiting);
+	tcase_add_test(tc, test_sync_nothing_listening);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 failed, fd;
+
+	if ((fd = mkstemp(pwfile)) == -1)
+		return (1);
+	if (write(fd, "secret\n", 7) != 7)
+		return (1);
+	close(fd);
+	sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	unlink(pwfile);
+	return (failed == 0 ? 0 : 1);
+}
