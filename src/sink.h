@@ -116,6 +116,12 @@ void		 sinkset_free(struct sinkset *);
 int		 sink_validate(const struct conf_sink *, const char *conf_path,
 		    char **errors);
 
+/*
+ * sink_validate for every section of conf (what --check-config runs).
+ * Returns 0, or -1 with errors appended to *errors.  Borrows conf.
+ */
+int		 sinkset_validate(const struct config *, char **errors);
+
 /* The built-in sink types, NULL-terminated; borrowed. */
 const struct ewsgw_sink_ops *const *sink_builtins(void);
 
