@@ -852,6 +852,18 @@ START_TEST(test_listen_and_units)
 		free(errs);
 		free(more);
 	}
+	/* Every spelling of a boolean. */
+	for (i = 0; i < 8; i++) {
+		static const char *const b[] = { "yes", "True", "ON", "1",
+		    "no", "FALSE", "off", "0" };
+
+		xasprintf(&more, "tls_verify = %s\n", b[i]);
+		cf = load_with_base(more, &errs, NULL);
+		ck_assert_msg(cf != NULL, "%s: %s", b[i], errs);
+		ck_assert(cf->exchange.tls_verify == (i < 4));
+		conf_free(cf);
+		free(more);
+	}
 	/* connection_timeout takes minutes with or without the unit. */
 	cf = load_with_base("[throttling]\nconnection_timeout = 30m\n"
 	    "[push]\nstatus_frequency = 2h\n", &errs, NULL);
