@@ -83,6 +83,7 @@ static void	control_accept(struct evconnlistener *, evutil_socket_t,
 static void	control_accept_error(struct evconnlistener *, void *);
 static void	control_unpause(evutil_socket_t, short, void *);
 static void	control_reject(evutil_socket_t, const char *);
+static void	control_too_many(struct control *, evutil_socket_t);
 static void	control_set_timeouts(struct control_client *);
 static void	client_process(struct control_client *);
 static void	client_readcb(struct bufferevent *, void *);
@@ -393,6 +394,14 @@ control_reject(evutil_socket_t fd, const char *why)
 }
 
 static void
+control_too_many(struct control *ctl, evutil_socket_t fd)
+{
+	log_warnx("control: too many clients (%u), refusing one",
+	    ctl->nclients);
+	control_reject(fd, "too many clients");
+}
+
+static void
 control_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
@@ -402,10 +411,9 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	socklen_t		 uclen = sizeof uc;
 	enum control_access	 access;
 
-	if (ctl->nclients >= ctl->limits.max_clients) {
-		log_warnx("control: too many clients (%u), refusing one",
-		    ctl->nclients);
-		control_reject(fd, "too many clients");
+	/* Full even for root: refuse before any lookup. */
+	if (ctl->nclients >= ctl->limits.max_clients + CONTROL_ADMIN_RESERVE) {
+		control_too_many(ctl, fd);
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &uclen) == -1) {
@@ -419,6 +427,12 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 		log_notice("control: refused uid %u pid %ld",
 		    (unsigned)uc.uid, (long)uc.pid);
 		control_reject(fd, "permission denied");
+		return;
+	}
+	/* Readers cannot take the slots kept for a reload by root. */
+	if (access != CONTROL_ADMIN &&
+	    ctl->nclients >= ctl->limits.max_clients) {
+		control_too_many(ctl, fd);
 		return;
 	}
 

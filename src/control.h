@@ -11,7 +11,8 @@
  * is closed.  Mutating commands need root or the daemon's uid.
  *
  * Hostile clients cannot stall the loop or grow memory without bound:
- * request lines are capped, the number of clients is capped, idle clients
+ * request lines are capped, the number of clients is capped (with a few
+ * slots kept for root and the daemon's uid), idle clients
  * are dropped, and a client has at most one answer queued: its next
  * request is not even read until the previous answer has been sent, so a
  * client that never reads costs one answer and is dropped after the idle
@@ -58,6 +59,9 @@ struct control;
 /* Default limits; control_set_limits() changes them. */
 #define CONTROL_MAX_LINE	4096		/* bytes per request line */
 #define CONTROL_MAX_CLIENTS	64
+/* Slots beyond max_clients that only root and the daemon's uid may use,
+ * so that readers filling the socket cannot lock out a reload. */
+#define CONTROL_ADMIN_RESERVE	4
 #define CONTROL_IDLE_TIMEOUT_MS	30000		/* no request / no progress */
 #define CONTROL_MAX_ANSWER	(256u << 20)	/* bigger: error instead */
 

@@ -129,6 +129,9 @@ ctl_transact(int fd, const char *request, bool metrics, int64_t deadline,
 				goto fail;
 			continue;
 		}
+		/* Refused and closed: the reason may be waiting to be read. */
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			break;
 		if (n == -1)
 			goto fail;
 		off += (size_t)n;

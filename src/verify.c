@@ -509,6 +509,13 @@ v_after(struct verify *v, int64_t ms, void (*fn)(struct verify *))
 
 /* ---- check 1: DNS, TCP, TLS ---- */
 
+static bool
+v_loopback(const char *host)
+{
+	return (strcasecmp(host, "localhost") == 0 ||
+	    strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0);
+}
+
 static void
 v_tls_done(const struct verify_tls_info *ti, void *arg)
 {
@@ -547,10 +554,20 @@ v_tls_done(const struct verify_tls_info *ti, void *arg)
 		v->stopped = true;
 		break;
 	case VERIFY_TLS_DONE:
-		if (!ti->https) {
+		if (!ti->https && v_loopback(ti->host)) {
 			v_add(v, name, VERIFY_PASS, NULL, NULL, NULL,
 			    "connected to %s port %d (plain http: no TLS)",
 			    ti->host, ti->port);
+			break;
+		}
+		if (!ti->https) {
+			v_add(v, name, VERIFY_WARN, NULL, "use an https:// url "
+			    "in [exchange]", "http:// to a host other than "
+			    "this one", "connected to %s port %d, but over "
+			    "plain http: calendars%s cross the network "
+			    "unencrypted", ti->host, ti->port,
+			    v->conf->exchange.auth == CONF_AUTH_BASIC ?
+			    " and the password" : "");
 			break;
 		}
 		time_format_iso8601(ti->not_after * 1000, date);
@@ -787,7 +804,8 @@ v_on_login(struct verify *v, const struct http_response *resp)
 				return;
 			}
 		}
-		v_login_failed(v, "HTTP 401 after the authentication "
+		v_login_failed(v, resp->status != 401 && resp->error != NULL ?
+		    resp->error : "HTTP 401 after the authentication "
 		    "handshake");
 		v->step = ST_DONE;
 		v_next(v);

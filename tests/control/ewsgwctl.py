@@ -27,6 +27,7 @@ class FakeDaemon:
         self.path = path
         self.script = {}
         self.requests = []
+        self.refuse = None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(8)
@@ -40,6 +41,10 @@ class FakeDaemon:
             except OSError:
                 return
             with conn:
+                if self.refuse:
+                    # As the daemon does when full: reason, then close.
+                    conn.sendall(self.refuse.encode())
+                    continue
                 data = b""
                 while not data.endswith(b"\n"):
                     chunk = conn.recv(4096)
@@ -142,6 +147,11 @@ def main():
         assert len(d.requests) == n, d.requests[n:]
         run(["--help"], want_rc=0, want_out="resync ADDRESS")
         run(["-V"], want_rc=0, want_out="ewsgwctl ")
+
+        # Refused before the request is read: the reason still shows.
+        d.refuse = '{"ok":false,"error":"too many clients"}\n'
+        run(s + ["status"], want_rc=1, want_err="too many clients")
+        d.refuse = None
 
         d.close()
         # Nobody listening: a stale socket file, then no file at all.

@@ -276,6 +276,24 @@ class VerifyTest(unittest.TestCase):
             self.assertEqual(version["fix"],
                              "set version = Exchange2007_SP1 in [exchange]")
 
+    def test_exchange2007_with_push(self):
+        with self.sim(version="Exchange2007_SP1") as sim:
+            conf = self.config(sim.ews_url, exchange=(
+                "version = Exchange2007_SP1\nmode = push"),
+                sections=("[push]\nlisten = 127.0.0.1:1\n"
+                          "url = http://127.0.0.1:1/ews/push\n"))
+            r = self.verify(conf)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            checks = parse_report(r.stdout)
+            self.assertEqual(self.check(checks, "mode")["verdict"], "PASS")
+            sub = self.check(checks, "subscription")
+            self.assertEqual(sub["verdict"], "PASS")
+            self.assertEqual(sub["summary"], "push subscription on the "
+                             "calendar of alice@example.com created; "
+                             "Exchange will call "
+                             "http://127.0.0.1:1/ews/push")
+            self.assertEqual(sim.stats()["violations_total"], 0)
+
     def tls_run(self, not_before, not_after):
         cert = os.path.join(self.dir, "cert.pem")
         key = os.path.join(self.dir, "key.pem")
