@@ -102,7 +102,7 @@ struct sink_instance {
 	bool			 backing_off;	/* paused after a failure */
 	bool			 dispatching;
 	bool			 redispatch;
-	struct backoff		 backoff;	/* attempt = consecutive failures */
+	struct backoff		 backoff;	/* .attempt: failure streak */
 	unsigned		 agains;	/* consecutive */
 
 	/* health */
@@ -609,6 +609,18 @@ sink_validate(const struct conf_sink *cs, const char *conf_path,
 	return (nerrors == 0 && eb.len == 0 ? 0 : -1);
 }
 
+int
+sinkset_validate(const struct config *conf, char **errors)
+{
+	size_t	 i;
+	int	 rc = 0;
+
+	for (i = 0; i < conf->nsinks; i++)
+		if (sink_validate(&conf->sinks[i], conf->path, errors) == -1)
+			rc = -1;
+	return (rc);
+}
+
 /* ---- host services ---- */
 
 static void
@@ -742,7 +754,8 @@ instance_free(struct sink_instance *si)
 	evtimer_del(&si->timer);
 	event_del(&si->kick);
 	if (lost > 0)
-		log_emit(LOG_WARNING, &(struct log_ctx){ .sink = si->conf.name },
+		log_emit(LOG_WARNING, &(struct log_ctx){
+		    .sink = si->conf.name },
 		    "%zu undelivered changes discarded", lost);
 	while ((mb = TAILQ_FIRST(&si->all)) != NULL) {
 		if (mb->inflight != NULL) {
@@ -1336,6 +1349,30 @@ sinkset_depth(struct sinkset *set)
 	return (n);
 }
 
+size_t
+sinkset_count(struct sinkset *set)
+{
+	struct sink_instance	*si;
+	size_t			 n = 0;
+
+	TAILQ_FOREACH(si, &set->instances, entry)
+		n++;
+	return (n);
+}
+
+size_t
+sinkset_healthy(struct sinkset *set)
+{
+	struct sink_instance	*si;
+	char			 detail[256];
+	size_t			 n = 0;
+
+	TAILQ_FOREACH(si, &set->instances, entry)
+		if (instance_healthy(si, detail, sizeof detail))
+			n++;
+	return (n);
+}
+
 void
 sinkset_flush(struct sinkset *set, int64_t timeout_ms, sinkset_flush_cb cb,
     void *arg)
@@ -1346,7 +1383,8 @@ sinkset_flush(struct sinkset *set, int64_t timeout_ms, sinkset_flush_cb cb,
 	set->flushing = true;
 	set->flush_cb = cb;
 	set->flush_arg = arg;
-	set->flush_deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	set->flush_deadline = time_mono_ms() +
+	    (timeout_ms > 0 ? timeout_ms : 0);
 	/* Cut long back-off pauses short: we are about to stop. */
 	TAILQ_FOREACH(si, &set->instances, entry) {
 		if (si->paused && si->backing_off)
@@ -1475,8 +1513,8 @@ sinkset_reload(struct sinkset *set, const struct config *conf, char **errors)
 	free(fresh);
 	while ((old = TAILQ_FIRST(&set->instances)) != NULL) {
 		TAILQ_REMOVE(&set->instances, old, entry);
-		log_emit(LOG_NOTICE, &(struct log_ctx){ .sink = old->conf.name },
-		    "removed");
+		log_emit(LOG_NOTICE, &(struct log_ctx){
+		    .sink = old->conf.name }, "removed");
 		instance_free(old);
 	}
 	TAILQ_CONCAT(&set->instances, &next, entry);

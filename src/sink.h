@@ -101,6 +101,9 @@ void		 sinkset_metrics(struct sinkset *, struct buf *);
 
 /* Number of changes queued or in flight over all sinks. */
 size_t		 sinkset_depth(struct sinkset *);
+/* Sink instances, and how many of them report healthy. */
+size_t		 sinkset_count(struct sinkset *);
+size_t		 sinkset_healthy(struct sinkset *);
 
 /* Destroy every sink; undelivered changes are logged and discarded. */
 void		 sinkset_free(struct sinkset *);
@@ -112,6 +115,12 @@ void		 sinkset_free(struct sinkset *);
  */
 int		 sink_validate(const struct conf_sink *, const char *conf_path,
 		    char **errors);
+
+/*
+ * sink_validate for every section of conf (what --check-config runs).
+ * Returns 0, or -1 with errors appended to *errors.  Borrows conf.
+ */
+int		 sinkset_validate(const struct config *, char **errors);
 
 /* The built-in sink types, NULL-terminated; borrowed. */
 const struct ewsgw_sink_ops *const *sink_builtins(void);

@@ -71,6 +71,9 @@ void		 verify_write_checks(const struct verify *, struct json_writer *);
 /* The report as text (one block per check) or as a JSON document. */
 void		 verify_print(const struct verify *, FILE *, bool json);
 
+/* How long the control socket's verify may hold the daemon's loop. */
+#define VERIFY_CTL_TIMEOUT_MS	30000
+
 /*
  * For the control socket's synchronous provider: run the checklist on a
  * private event_base (the daemon's loop is not entered) for at most

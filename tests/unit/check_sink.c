@@ -662,7 +662,8 @@ START_TEST(test_health_json_and_metrics)
 	json_free(v);
 
 	sinkset_summary_json(set, &w);
-	ck_assert_str_eq(buf_str(&m), "{\"healthy\":0,\"total\":1,\"queue\":3}");
+	ck_assert_str_eq(buf_str(&m),
+	    "{\"healthy\":0,\"total\":1,\"queue\":3}");
 	buf_reset(&m);
 	sinkset_metrics(set, &m);
 	ck_assert_ptr_nonnull(strstr(buf_str(&m),
@@ -843,6 +844,22 @@ START_TEST(test_validate_errors)
 	ck_assert_ptr_nonnull(strstr(e, "/etc/ewsgw.conf:4: sink l: "
 	    "retry_max must not be below retry_initial"));
 	free(e);
+
+	/* All sections at once, as --check-config does. */
+	{
+		const char *const two[] = { "[sink a] log", "level=loud",
+		    "[sink b] exec", NULL };
+		struct config	*conf = mkconf(two);
+
+		e = NULL;
+		ck_assert_int_eq(sinkset_validate(conf, &e), -1);
+		ck_assert_str_eq(e, "/etc/ewsgw.conf:2: sink a: level: unknown "
+		    "log level 'loud' (debug, info, notice, warning, err)\n"
+		    "/etc/ewsgw.conf:3: sink b: missing required key "
+		    "command\n");
+		free(e);
+		freeconf(conf);
+	}
 
 	/* sinkset_new reports the same, and refuses to start. */
 	e = mkset_fail(unknown);

@@ -29,7 +29,8 @@
 static char	 pwfile[] = "/tmp/check_verify.XXXXXX";
 
 struct server {
-	int			 mode;	/* 0: 401 Basic only, 1: 404, 2: hang */
+	int			 mode;	/* 0: 401 Basic only, 1: 404, 2: hang,
+					   3: NTLM refused, Basic accepted */
 	unsigned		 requests;
 	struct evhttp_request	*held;
 };
@@ -37,7 +38,9 @@ struct server {
 static void
 server_cb(struct evhttp_request *req, void *arg)
 {
-	struct server	*s = arg;
+	struct server		*s = arg;
+	struct evkeyvalq	*h;
+	char			*auth;
 
 	s->requests++;
 	switch (s->mode) {
@@ -48,6 +51,20 @@ server_cb(struct evhttp_request *req, void *arg)
 		break;
 	case 1:
 		evtest_reply(req, 404, "not here");
+		break;
+	case 3:
+		/* Refuses every NTLM exchange, accepts Basic. */
+		auth = evtest_header(req, "Authorization");
+		if (auth != NULL && strncmp(auth, "Basic ", 6) == 0)
+			evtest_reply(req, 200, "<x/>");
+		else {
+			h = evhttp_request_get_output_headers(req);
+			evhttp_add_header(h, "WWW-Authenticate", "NTLM");
+			evhttp_add_header(h, "WWW-Authenticate",
+			    "Basic realm=\"ews\"");
+			evtest_reply(req, 401, "no");
+		}
+		free(auth);
 		break;
 	default:
 		s->held = req;	/* never answered */
@@ -129,33 +146,64 @@ count_checks(const struct json_value *j)
 	return (n);
 }
 
-START_TEST(test_basic_only_on_callers_loop)
-{
-	struct event_base	*base = event_base_new();
-	struct server		 s = { 0, 0, NULL };
+/* A server in one mode, a config pointing at it, a checklist started. */
+struct fixture {
+	struct event_base	*base;
+	struct server		 s;
 	struct evhttp		*h;
 	struct config		*conf;
-	struct done_state	 d = { false, NULL };
+	struct done_state	 d;
+	struct json_value	*j;	/* members, once done */
+};
+
+static void
+fixture_start(struct fixture *f, int mode)
+{
 	struct verify_opts	 o = { NULL, 0, 0, 0 };
-	struct json_value	*j;
-	const struct json_value	*c;
 	unsigned		 port;
 
-	h = evtest_server(base, server_cb, &s, &port);
-	ck_assert_ptr_nonnull(h);
-	conf = make_config(port);
-	d.v = verify_start(base, conf, &o, on_done, &d);
-	ck_assert(!d.done);	/* never from inside verify_start */
-	ck_assert(evtest_run_until(base, &d.done, 10000));
-	ck_assert(verify_failed(d.v));
-	j = members(d.v);
-	ck_assert(!json_get_bool(j, "passed", true));
-	ck_assert(!json_get_bool(j, "complete", true));
-	ck_assert_uint_eq(count_checks(j), 2);
-	c = nth_check(j, 0);
+	memset(f, 0, sizeof *f);
+	f->base = event_base_new();
+	f->s.mode = mode;
+	f->h = evtest_server(f->base, server_cb, &f->s, &port);
+	ck_assert_ptr_nonnull(f->h);
+	f->conf = make_config(port);
+	f->d.v = verify_start(f->base, f->conf, &o, on_done, &f->d);
+	ck_assert(!f->d.done);	/* never from inside verify_start */
+}
+
+static void
+fixture_finish(struct fixture *f)
+{
+	ck_assert(evtest_run_until(f->base, &f->d.done, 10000));
+	f->j = members(f->d.v);
+}
+
+static void
+fixture_free(struct fixture *f)
+{
+	json_free(f->j);
+	verify_free(f->d.v);
+	conf_free(f->conf);
+	evhttp_free(f->h);
+	event_base_free(f->base);
+}
+
+START_TEST(test_basic_only_on_callers_loop)
+{
+	struct fixture		 f;
+	const struct json_value	*c;
+
+	fixture_start(&f, 0);
+	fixture_finish(&f);
+	ck_assert(verify_failed(f.d.v));
+	ck_assert(!json_get_bool(f.j, "passed", true));
+	ck_assert(!json_get_bool(f.j, "complete", true));
+	ck_assert_uint_eq(count_checks(f.j), 2);
+	c = nth_check(f.j, 0);
 	ck_assert_str_eq(json_get_str(c, "name", ""), "connect");
 	ck_assert_str_eq(json_get_str(c, "verdict", ""), "PASS");
-	c = nth_check(j, 1);
+	c = nth_check(f.j, 1);
 	ck_assert_str_eq(json_get_str(c, "name", ""), "auth-schemes");
 	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
 	ck_assert_str_eq(json_get_str(c, "summary", ""),
@@ -163,50 +211,56 @@ START_TEST(test_basic_only_on_callers_loop)
 	ck_assert_ptr_nonnull(strstr(json_get_str(c, "fix", ""),
 	    "-WindowsAuthentication $true; or set auth = basic"));
 	/* Only the unauthenticated request was sent. */
-	ck_assert_uint_eq(s.requests, 1);
-	json_free(j);
-	verify_free(d.v);
-	conf_free(conf);
-	evhttp_free(h);
-	event_base_free(base);
+	ck_assert_uint_eq(f.s.requests, 1);
+	fixture_free(&f);
 }
 END_TEST
 
 START_TEST(test_not_ews_endpoint)
 {
-	struct event_base	*base = event_base_new();
-	struct server		 s = { 1, 0, NULL };
-	struct evhttp		*h;
-	struct config		*conf;
-	struct done_state	 d = { false, NULL };
-	struct json_value	*j;
+	struct fixture		 f;
 	const struct json_value	*c;
-	unsigned		 port;
 	char			*text = NULL;
 	size_t			 len = 0;
 	FILE			*fp;
 
-	h = evtest_server(base, server_cb, &s, &port);
-	conf = make_config(port);
-	d.v = verify_start(base, conf, NULL, on_done, &d);
-	ck_assert(evtest_run_until(base, &d.done, 10000));
-	j = members(d.v);
-	c = nth_check(j, 1);
+	fixture_start(&f, 1);
+	fixture_finish(&f);
+	c = nth_check(f.j, 1);
 	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
 	ck_assert_str_eq(json_get_str(c, "seen", ""), "HTTP 404 Not Found");
-	json_free(j);
 
 	fp = open_memstream(&text, &len);
-	verify_print(d.v, fp, false);
+	verify_print(f.d.v, fp, false);
 	fclose(fp);
 	ck_assert_ptr_nonnull(strstr(text, "FAIL  auth-schemes no EWS "
 	    "endpoint at http://127.0.0.1:"));
 	ck_assert_ptr_nonnull(strstr(text, "1 passed, 0 warnings, 1 failed"));
 	free(text);
-	verify_free(d.v);
-	conf_free(conf);
-	evhttp_free(h);
-	event_base_free(base);
+	fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_ntlm_refused_basic_works)
+{
+	struct fixture		 f;
+	const struct json_value	*c;
+
+	fixture_start(&f, 3);
+	fixture_finish(&f);
+	ck_assert_uint_eq(count_checks(f.j), 3);
+	c = nth_check(f.j, 1);
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "PASS");
+	c = nth_check(f.j, 2);
+	ck_assert_str_eq(json_get_str(c, "name", ""), "login");
+	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
+	ck_assert_ptr_nonnull(strstr(json_get_str(c, "summary", ""),
+	    "NTLM version or session security mismatch"));
+	ck_assert_ptr_nonnull(strstr(json_get_str(c, "fix", ""),
+	    "LmCompatibilityLevel"));
+	/* The password never shows. */
+	ck_assert_ptr_null(strstr(json_get_str(c, "seen", ""), "secret"));
+	fixture_free(&f);
 }
 END_TEST
 
@@ -221,33 +275,20 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 
 START_TEST(test_stop_while_waiting)
 {
-	struct event_base	*base = event_base_new();
-	struct server		 s = { 2, 0, NULL };
-	struct evhttp		*h;
-	struct config		*conf;
-	struct done_state	 d = { false, NULL };
+	struct fixture		 f;
 	struct event		*ev;
 	struct timeval		 tv = { 0, 300000 };
-	struct json_value	*j;
-	unsigned		 port;
 
-	h = evtest_server(base, server_cb, &s, &port);
-	conf = make_config(port);
-	d.v = verify_start(base, conf, NULL, on_done, &d);
-	ev = evtimer_new(base, stop_cb, d.v);
+	fixture_start(&f, 2);
+	ev = evtimer_new(f.base, stop_cb, f.d.v);
 	evtimer_add(ev, &tv);
-	ck_assert(evtest_run_until(base, &d.done, 10000));
-	ck_assert_uint_eq(s.requests, 1);
-	ck_assert(verify_failed(d.v));
-	j = members(d.v);
-	ck_assert(!json_get_bool(j, "complete", true));
-	ck_assert_uint_eq(count_checks(j), 1);	/* connect only */
-	json_free(j);
-	verify_free(d.v);
+	fixture_finish(&f);
+	ck_assert_uint_eq(f.s.requests, 1);
+	ck_assert(verify_failed(f.d.v));
+	ck_assert(!json_get_bool(f.j, "complete", true));
+	ck_assert_uint_eq(count_checks(f.j), 1);	/* connect only */
 	event_free(ev);
-	conf_free(conf);
-	evhttp_free(h);
-	event_base_free(base);
+	fixture_free(&f);
 }
 END_TEST
 
@@ -289,6 +330,7 @@ suite(void)
 
 	tcase_add_test(tc, test_basic_only_on_callers_loop);
 	tcase_add_test(tc, test_not_ews_endpoint);
+	tcase_add_test(tc, test_ntlm_refused_basic_works);
 	tcase_add_test(tc, test_stop_while_waiting);
 	tcase_add_test(tc, test_sync_nothing_listening);
 	suite_add_tcase(s, tc);
