@@ -21,6 +21,7 @@
 struct table {
 	size_t	  ncols;
 	size_t	  nrows;
+	size_t	  cap;		/* rows allocated */
 	char	**cells;	/* nrows * ncols, allocated */
 };
 
@@ -77,7 +78,7 @@ static void
 table_init(struct table *t, size_t ncols)
 {
 	t->ncols = ncols;
-	t->nrows = 0;
+	t->nrows = t->cap = 0;
 	t->cells = NULL;
 }
 
@@ -85,8 +86,12 @@ table_init(struct table *t, size_t ncols)
 static void
 table_add(struct table *t, char **row)
 {
-	t->cells = xreallocarray(t->cells, (t->nrows + 1) * t->ncols,
-	    sizeof *t->cells);
+	/* Doubling: 100,000 mailboxes must not mean 100,000 copies. */
+	if (t->nrows == t->cap) {
+		t->cap = t->cap == 0 ? 16 : t->cap * 2;
+		t->cells = xreallocarray(t->cells, t->cap * t->ncols,
+		    sizeof *t->cells);
+	}
 	memcpy(t->cells + t->nrows * t->ncols, row, t->ncols * sizeof *row);
 	t->nrows++;
 }
@@ -100,7 +105,7 @@ table_free(struct table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	t->cells = NULL;
-	t->nrows = 0;
+	t->nrows = t->cap = 0;
 }
 
 /* Display width: UTF-8 continuation bytes take no column. */

@@ -1349,6 +1349,30 @@ sinkset_depth(struct sinkset *set)
 	return (n);
 }
 
+size_t
+sinkset_count(struct sinkset *set)
+{
+	struct sink_instance	*si;
+	size_t			 n = 0;
+
+	TAILQ_FOREACH(si, &set->instances, entry)
+		n++;
+	return (n);
+}
+
+size_t
+sinkset_healthy(struct sinkset *set)
+{
+	struct sink_instance	*si;
+	char			 detail[256];
+	size_t			 n = 0;
+
+	TAILQ_FOREACH(si, &set->instances, entry)
+		if (instance_healthy(si, detail, sizeof detail))
+			n++;
+	return (n);
+}
+
 void
 sinkset_flush(struct sinkset *set, int64_t timeout_ms, sinkset_flush_cb cb,
     void *arg)

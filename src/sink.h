@@ -101,6 +101,9 @@ void		 sinkset_metrics(struct sinkset *, struct buf *);
 
 /* Number of changes queued or in flight over all sinks. */
 size_t		 sinkset_depth(struct sinkset *);
+/* Sink instances, and how many of them report healthy. */
+size_t		 sinkset_count(struct sinkset *);
+size_t		 sinkset_healthy(struct sinkset *);
 
 /* Destroy every sink; undelivered changes are logged and discarded. */
 void		 sinkset_free(struct sinkset *);

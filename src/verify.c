@@ -570,7 +570,7 @@ v_tls_done(const struct verify_tls_info *ti, void *arg)
 			    " and the password" : "");
 			break;
 		}
-		time_format_iso8601(ti->not_after * 1000, date);
+		time_format_iso8601(ti->not_after, date);
 		date[10] = '\0';
 		seen = v_fmt("%s; certificate for %s issued by %s, valid "
 		    "until %s", ti->tls_version, ti->cert_name, ti->issuer,
@@ -607,7 +607,8 @@ v_tls_done(const struct verify_tls_info *ti, void *arg)
 			    ti->host, ti->cert_name);
 			if (v->conf->exchange.tls_verify)
 				v->stopped = true;
-		} else if (ti->not_after - now < V_CERT_DAYS * 86400) {
+		} else if (ti->not_after != 0 &&
+		    ti->not_after - now < V_CERT_DAYS * 86400) {
 			fix = v_fmt("renew the Exchange certificate before %s: "
 			    "New-ExchangeCertificate, then "
 			    "Enable-ExchangeCertificate -Thumbprint THUMBPRINT "
@@ -677,7 +678,7 @@ static void
 v_on_schemes(struct verify *v, const struct http_response *resp)
 {
 	enum conf_auth	 a = v->conf->exchange.auth;
-	const char	*need, *alt = NULL;
+	const char	*need;
 	char		*offered, *fix, *prob;
 	bool		 ok;
 
@@ -722,7 +723,6 @@ v_on_schemes(struct verify *v, const struct http_response *resp)
 			    "$true (Exchange Online always offers it)");
 			break;
 		}
-		(void)alt;
 		if (ok)
 			v_add(v, "auth-schemes", VERIFY_PASS, NULL, NULL, NULL,
 			    "server offers %s; auth = %s", offered,
@@ -864,7 +864,6 @@ v_on_login_basic(struct verify *v, const struct http_response *resp)
 		    "the password is right: NTLM version or session security "
 		    "mismatch (NTLMv2 / LmCompatibilityLevel)",
 		    v->conf->exchange.username);
-		v->stopped = true;
 	}
 	v->stopped = true;
 	v->step = ST_DONE;
@@ -1591,7 +1590,6 @@ v_next(struct verify *v)
 	struct v_probe		*p;
 	int64_t			 now, horizon;
 	int			 rv;
-	const char		*ids[1];
 
 	for (;;) {
 		if (v->finished)
@@ -1720,13 +1718,11 @@ v_next(struct verify *v)
 			}
 			p = &v->pr[v->ipr];
 			v_header(v, &h, &id, v->good);
-			ids[0] = p->sub_id;
 			if (p->sub_id == NULL ||
 			    soap_unsubscribe(&v->body, &h, p->sub_id) == -1) {
 				v->ipr++;
 				break;
 			}
-			(void)ids;
 			v_post(v, v->eng, v->good->address, p->cookie, false);
 			return;
 		case ST_DONE:
@@ -1797,31 +1793,49 @@ v_finish(struct verify *v)
 	v_after(v, 0, v_call_done);
 }
 
+/*
+ * One mailbox to try: "ADDRESS" or "ADDRESS upn=UPN|sid=SID" (so an
+ * administrator can try an id before writing it into the mailbox list);
+ * without an id, the configured line of that address decides.
+ */
 static void
-v_add_mailbox(struct verify *v, const char *addr)
+v_add_mailbox(struct verify *v, const char *spec)
 {
 	const struct config	*conf = v->conf;
 	const struct conf_mailbox *cm = NULL;
 	struct v_mailbox	*m;
-	size_t			 i;
+	const char		*opt;
+	size_t			 i, alen;
 
+	alen = strcspn(spec, " \t");
+	opt = spec + alen + strspn(spec + alen, " \t");
+	m = &v->mbx[v->nmbx++];
+	m->address = xstrndup(spec, alen);
+	if (strncasecmp(opt, "upn=", 4) == 0 && opt[4] != '\0') {
+		m->type = CONF_ID_UPN;
+		m->id = xstrdup(opt + 4);
+		return;
+	}
+	if (strncasecmp(opt, "sid=", 4) == 0 && opt[4] != '\0') {
+		m->type = CONF_ID_SID;
+		m->id = xstrdup(opt + 4);
+		return;
+	}
 	for (i = 0; i < conf->nmailboxes; i++)
-		if (strcasecmp(conf->mailboxes[i].address, addr) == 0) {
+		if (strcasecmp(conf->mailboxes[i].address, m->address) == 0) {
 			cm = &conf->mailboxes[i];
 			break;
 		}
-	m = &v->mbx[v->nmbx++];
-	m->address = xstrdup(addr);
 	if (cm != NULL && cm->idtype != CONF_ID_SMTP && cm->id != NULL) {
 		m->type = cm->idtype;
 		m->id = xstrdup(cm->id);
 	} else if (cm == NULL && conf->exchange.impersonation == CONF_ID_UPN) {
 		/* No UPN known: many directories use the address. */
 		m->type = CONF_ID_UPN;
-		m->id = xstrdup(addr);
+		m->id = xstrdup(m->address);
 	} else {
 		m->type = CONF_ID_SMTP;
-		m->id = xstrdup(addr);
+		m->id = xstrdup(m->address);
 	}
 }
 

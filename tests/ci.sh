@@ -11,21 +11,8 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-PACKAGES="build-essential autoconf automake libtool pkg-config
-	libcurl4-openssl-dev libxml2-dev libxml2-utils libevent-dev libssl-dev
-	libsystemd-dev check valgrind clang mandoc systemd openssl curl
-	python3 python3-exchangelib python3-lxml ca-certificates"
-
 if [ "${1:-}" != "--no-install" ]; then
-	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-		echo "== installing build and test dependencies"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -qq
-		# shellcheck disable=SC2086
-		apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
-	else
-		echo "== not root or no apt-get: assuming dependencies are installed"
-	fi
+	"$top/tests/install-deps.sh"
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)

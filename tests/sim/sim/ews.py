@@ -98,6 +98,27 @@ async def handle(sim, req):
             ctx.budget.release()
 
 
+def budget_key(ctx):
+    """The throttling budget this request is charged to."""
+    imp = None
+    if ctx.op == "GetStreamingEvents":
+        imp = impersonated_address(ctx)
+    return ctx.sim.throttle.budget_key(ctx.account.username,
+                                       ctx.op == "GetStreamingEvents", imp)
+
+
+def impersonated_address(ctx):
+    """The ExchangeImpersonation target as sent (lower case), or None;
+    usable before the header has been checked against the directory."""
+    if ctx.header is None:
+        return None
+    for el in ctx.header.iter():
+        if soap.localname(el) in ("SmtpAddress", "PrimarySmtpAddress",
+                                  "PrincipalName", "SID") and el.text:
+            return el.text.strip().lower()
+    return None
+
+
 async def _handle(ctx):
     sim = ctx.sim
     req = ctx.req
@@ -138,7 +159,7 @@ async def _handle(ctx):
     f = sim.faults.take("server_busy", ctx.op, acct)
     if f is not None:
         ms = int(f.spec.get("backoff_ms", sim.config.backoff_ms))
-        sim.throttle.note_backoff(acct, ms)
+        sim.throttle.note_backoff(budget_key(ctx), ms)
         raise SoapFault("ErrorServerBusy", "The server cannot service this request right now. "
                         "Try again later.", backoff_xml(ms))
 
@@ -159,8 +180,8 @@ async def _handle(ctx):
 
     # --- throttling
     try:
-        sim.throttle.check_backoff(acct)
         streaming = ctx.op == "GetStreamingEvents"
+        sim.throttle.check_backoff(budget_key(ctx))
         ctx.budget = sim.throttle.acquire(acct, streaming,
                                           ctx.impersonated.smtp if ctx.impersonated else None)
     except Refusal as r:
@@ -172,7 +193,7 @@ async def _handle(ctx):
                      "Try again once your other requests have completed.")
             return sim.soap_response(wrap("GetStreamingEvents", [msg]), op=ctx.op, account=acct)
         if r.kind is not None:
-            sim.throttle.note_backoff(acct, r.backoff_ms)
+            sim.throttle.note_backoff(budget_key(ctx), r.backoff_ms)
         raise SoapFault("ErrorServerBusy", "The server cannot service this request right now. "
                         "Try again later.", backoff_xml(r.backoff_ms)) from None
 

@@ -44,6 +44,7 @@ class Stats:
         self.schema_invalid = 0
         self.affinity = collections.Counter({k: 0 for k in self.AFFINITY_KEYS})
         self.notifications_sent = 0
+        self.backoff_in_flight = 0
         self.events_raised = 0
         self.push = collections.Counter({k: 0 for k in ("posts", "ok", "unsubscribe", "failed",
                                                         "retries", "expired", "status_events")})
@@ -80,6 +81,7 @@ class Stats:
             "schema_invalid": self.schema_invalid,
             "affinity": dict(self.affinity),
             "notifications_sent": self.notifications_sent,
+            "backoff_in_flight": self.backoff_in_flight,
             "events_raised": self.events_raised,
             "push": dict(self.push),
             "auth": dict(self.auth),

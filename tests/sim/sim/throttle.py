@@ -47,18 +47,40 @@ class Throttle:
         self.hanging = {}          # (account, anchor|None) -> open GetStreamingEvents
         self.backoff_until = {}    # account -> monotonic deadline
 
+    # A client cannot take back requests it sent before it read the
+    # ErrorServerBusy answer: up to max_concurrency arrivals within this
+    # many seconds of the answer are refused again but not held against
+    # it (counted as "backoff_in_flight").  Anything more is a violation.
+    IN_FLIGHT_GRACE_S = 0.5
+
+    def budget_key(self, account, streaming, impersonated):
+        """The budget a request is charged to: under impersonated
+        charging a GetStreamingEvents draws on the account's copy of the
+        impersonated mailbox's budget, everything else on the account."""
+        if streaming and self.config.charging == "impersonated":
+            return (account, impersonated)
+        return account
+
     def check_backoff(self, account):
-        until = self.backoff_until.get(account)
-        if until is None:
+        entry = self.backoff_until.get(account)
+        if entry is None:
             return
+        until, issued, tolerated = entry
         now = time.monotonic()
         if now < until:
-            self.stats.violation("backoff_ignored")
+            if now - issued <= self.IN_FLIGHT_GRACE_S and \
+                    tolerated < self.config.max_concurrency:
+                entry[2] += 1
+                self.stats.backoff_in_flight += 1
+            else:
+                self.stats.violation("backoff_ignored")
             raise Refusal("ErrorServerBusy", None, int((until - now) * 1000) + 1)
         del self.backoff_until[account]
 
     def note_backoff(self, account, ms):
-        self.backoff_until[account] = time.monotonic() + ms / 1000.0
+        """account: a budget_key()."""
+        now = time.monotonic()
+        self.backoff_until[account] = [now + ms / 1000.0, now, 0]
 
     def acquire(self, account, streaming, impersonated):
         cfg = self.config

@@ -1,0 +1,28 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * systemd service notification: READY=1, RELOADING=1, STOPPING=1,
+ * STATUS=, and WATCHDOG=1 pings.  Without libsystemd or outside systemd
+ * every call is a no-op.
+ */
+#ifndef EWSGW_NOTIFY_H
+#define EWSGW_NOTIFY_H
+
+#include <stdbool.h>
+
+struct event_base;
+
+/* Start watchdog pings at half of WatchdogSec= if systemd asked for them. */
+void	 notify_init(struct event_base *);
+void	 notify_shutdown(void);
+void	 notify_ready(void);
+/* RELOADING=1 with MONOTONIC_USEC=, as systemd 253+ expects. */
+void	 notify_reloading(void);
+void	 notify_stopping(void);
+/* STATUS= one-line summary; repeated identical lines are not resent. */
+void	 notify_status(const char *);
+/* Whether a service manager listens (NOTIFY_SOCKET is set). */
+bool	 notify_enabled(void);
+
+#endif

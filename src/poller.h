@@ -1,0 +1,29 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Polling mode: mailboxes without a subscription (mode = poll, or no
+ * room in Exchange's budgets) get their free/busy through
+ * GetUserAvailability, up to 100 mailboxes a request, every
+ * poll_interval.
+ */
+#ifndef EWSGW_POLLER_H
+#define EWSGW_POLLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct manager;
+struct mailbox;
+
+struct poller	*poller_new(struct manager *);
+void		 poller_free(struct poller *);
+/* Read this mailbox in the next batch, soon. */
+void		 poller_poll_now(struct poller *, struct mailbox *);
+/* The mailbox is going away. */
+void		 poller_forget(struct poller *, struct mailbox *);
+/* New interval after a reload. */
+void		 poller_reload(struct poller *);
+uint64_t	 poller_batches(const struct poller *);
+
+#endif

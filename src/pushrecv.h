@@ -1,0 +1,23 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Push mode: the listener Exchange POSTs SendNotification to, tied to
+ * the mailboxes whose subscriptions it names.
+ */
+#ifndef EWSGW_PUSHRECV_H
+#define EWSGW_PUSHRECV_H
+
+#include <stdint.h>
+
+struct manager;
+struct pushrecv;
+
+/* Listen on [push] listen; NULL with *cause on failure. */
+struct pushrecv	*pushrecv_new(struct manager *, char **cause);
+/* Stop accepting (shutdown); answers Unsubscribe meanwhile. */
+void		 pushrecv_stop(struct pushrecv *);
+void		 pushrecv_free(struct pushrecv *);
+uint64_t	 pushrecv_received(const struct pushrecv *);
+
+#endif

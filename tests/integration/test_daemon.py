@@ -1,0 +1,146 @@
+"""The daemon binary itself: options, --check-config, start-up with
+sd_notify, SIGHUP with a good and a bad file, SIGTERM exit code, and no
+secret in any output."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewsgwtest import (Daemon, EWSGW, TOP_SRCDIR, check_config,  # noqa: E402
+                       wait_for)
+
+PASSWORD = "Pa55-w0rd-never-logged"
+
+
+def mailbox_sections(n, extra=None):
+    sec = {"mailboxes": {"mailbox": ["user%03d@example.com" % i
+                                     for i in range(n)]},
+           "sink log": {"type": "log"}}
+    if extra:
+        sec.update(extra)
+    return sec
+
+
+class Options(unittest.TestCase):
+    def run_ewsgw(self, *args):
+        return subprocess.run([EWSGW] + list(args), capture_output=True,
+                              text=True, timeout=30)
+
+    def test_version_and_help(self):
+        r = self.run_ewsgw("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^ewsgw \d+\.\d+")
+        r = self.run_ewsgw("--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--check-config", r.stdout)
+
+    def test_usage_errors(self):
+        self.assertEqual(self.run_ewsgw("--no-such-option").returncode, 64)
+        self.assertEqual(self.run_ewsgw("extra-arg").returncode, 64)
+        self.assertEqual(self.run_ewsgw("--json").returncode, 64)
+
+
+class CheckConfig(unittest.TestCase):
+    def test_sample_config_is_valid(self):
+        sample = os.path.join(TOP_SRCDIR, "etc", "ewsgw.conf")
+        with tempfile.TemporaryDirectory() as creds:
+            # The sample names systemd credentials (bare names) for secrets.
+            with open(sample) as f:
+                for line in f:
+                    k, _, v = line.partition("=")
+                    k, v = k.strip().lstrip("#").strip(), v.strip()
+                    if k.endswith("_file") and v and "/" not in v:
+                        with open(os.path.join(creds, v), "w") as c:
+                            c.write("x\n")
+            rc, out = check_config(sample, {"CREDENTIALS_DIRECTORY": creds})
+        self.assertEqual(rc, 0, out)
+        self.assertIn("configuration ok", out)
+
+    def test_invalid_config_exit_78_with_line(self):
+        with Daemon(sections={"throttling": {"max_concurency": "10"}}) as d:
+            rc, out = check_config(d.conf_path)
+            self.assertEqual(rc, 78, out)
+            line = d.render({"throttling": {"max_concurency": "10"}}) \
+                .split("\n").index("max_concurency = 10") + 1
+            self.assertIn("%s:%d:" % (d.conf_path, line), out)
+            self.assertIn("max_concurrency", out)   # the suggestion
+
+    def test_missing_file(self):
+        rc, out = check_config("/nonexistent/ewsgw.conf")
+        self.assertEqual(rc, 78)
+        self.assertIn("/nonexistent/ewsgw.conf", out)
+
+    def test_bad_sink_section_is_reported(self):
+        with Daemon(sections={"sink f": {"type": "file",
+                                         "path": "/tmp/x.json",
+                                         "no_such_key": "1"}}) as d:
+            rc, out = check_config(d.conf_path)
+            self.assertEqual(rc, 78, out)
+            self.assertIn("no_such_key", out)
+
+
+class Lifecycle(unittest.TestCase):
+    def test_start_reload_stop(self):
+        with Daemon(sections=mailbox_sections(3), password=PASSWORD) as d:
+            d.start()
+            self.assertTrue(d.notify.seen("STATUS="), d.notify.messages)
+            st = d.request("status")
+            self.assertTrue(st["ok"], st)
+            self.assertEqual(st["mailboxes"]["total"], 3)
+            self.assertEqual(st["pid"], d.proc.pid)
+
+            # A good change: one more mailbox, taken without a restart.
+            d.write_config(d.render(mailbox_sections(4)))
+            before = len(d.notify.poll())
+            d.signal(signal.SIGHUP)
+            wait_for(lambda: d.request("status")["reloads"] == 1, 15,
+                     "reload")
+            msgs = d.notify.poll()[before:]
+            self.assertTrue(any(m.startswith("RELOADING=1") for m in msgs),
+                            msgs)
+            self.assertIn("READY=1", msgs)
+            self.assertEqual(d.request("status")["mailboxes"]["total"], 4)
+
+            # A bad change: rejected, the running configuration stays.
+            d.write_config(d.render(mailbox_sections(
+                5, {"throttling": {"max_concurrency": "0"}})))
+            d.signal(signal.SIGHUP)
+            st = wait_for(lambda: (lambda s: s if s["reload_failures"] == 1
+                                   else None)(d.request("status")), 15,
+                          "rejected reload")
+            self.assertEqual(st["mailboxes"]["total"], 4)
+            self.assertEqual(st["reloads"], 1)
+            self.assertIn("max_concurrency", st["last_reload_error"])
+            self.assertIn("%s:" % d.conf_path, d.log())
+            self.assertEqual(d.proc.poll(), None)
+
+            # The same over the status socket.
+            r = d.request("reload")
+            self.assertFalse(r["ok"])
+            self.assertIn("max_concurrency", r["error"])
+
+            before = len(d.notify.poll())
+            self.assertEqual(d.stop(), 0)
+            self.assertIn("STOPPING=1", d.notify.poll()[before:])
+            self.assertFalse(os.path.exists(d.socket_path))
+            self.assertNotIn(PASSWORD, d.log())
+
+    def test_sigint_also_stops_cleanly(self):
+        with Daemon(sections=mailbox_sections(1)) as d:
+            d.start()
+            d.signal(signal.SIGINT)
+            self.assertEqual(d.proc.wait(30), 0)
+
+    def test_unusable_status_socket_fails_start(self):
+        with Daemon(sections=mailbox_sections(
+                1, {"status": {"socket": "/nonexistent/dir/s.sock"}})) as d:
+            d.start(wait_ready=False)
+            self.assertNotEqual(d.proc.wait(30), 0)
+            self.assertIn("/nonexistent/dir/s.sock", d.log())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
