@@ -193,6 +193,8 @@ static const struct conf_key keys[] = {
 	    CK_RELOAD | CK_READABLE),
 	K(PUSH, "status_frequency", KT_MINUTES, push.status_frequency, "1",
 	    1, 1440, 0),
+	K(PUSH, "heartbeat_timeout", KT_DURATION, push.heartbeat_timeout_ms,
+	    "0", 0, 1 * DAY, CK_RELOAD),
 
 	K(THROTTLING, "max_concurrency", KT_UINT, throttling.max_concurrency,
 	    "10", 1, 1000, CK_RELOAD),

@@ -83,6 +83,7 @@ struct config {
 		char		*certificate;
 		char		*key;
 		unsigned	 status_frequency;	/* minutes */
+		int64_t		 heartbeat_timeout_ms;	/* 0: two intervals */
 	} push;
 
 	struct {

@@ -147,6 +147,9 @@ ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
 	struct throttle_limits	 lim;
 
 	c->conf = conf;
+	/* A changed password file takes effect on the next request. */
+	http_engine_set_credentials(c->http, conf->exchange.username,
+	    conf->exchange.password);
 	throttle_limits_from_conf(&lim, conf);
 	throttle_set_limits(c->throttle, &lim);
 	kick(c);

@@ -167,6 +167,16 @@ retry_delay(struct mailbox *mb)
 	return (d / 2 + backoff_rng_range(&mb->mgr->rng, 0, d / 2));
 }
 
+/* No push notification for this long: the subscription is gone. */
+static int64_t
+push_timeout(const struct config *conf)
+{
+	if (conf->push.heartbeat_timeout_ms > 0)
+		return (conf->push.heartbeat_timeout_ms);
+	/* Two StatusFrequency intervals, plus Exchange's slack. */
+	return (2 * 60000 * (int64_t)conf->push.status_frequency + 30000);
+}
+
 static void
 arm_action(struct mailbox *mb)
 {
@@ -322,8 +332,7 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 	hashmap_put(m->by_subid, mb->sub_id, mb);
 	mb->failures = 0;
 	if (mb->mode == MAILBOX_MODE_PUSH)
-		mb->push_deadline = time_mono_ms() + 2 * 60000 *
-		    (int64_t)m->conf->push.status_frequency + 30000;
+		mb->push_deadline = time_mono_ms() + push_timeout(m->conf);
 	set_state(mb, MAILBOX_SYNCING);
 	sync_start(mb, mb->has_presence ? "resubscribe" : "startup",
 	    THROTTLE_PRIO_NORMAL);
@@ -613,8 +622,7 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 
 	mb->last_event_ms = time_mono_ms();
 	if (mb->mode == MAILBOX_MODE_PUSH && mb->push_deadline != 0)
-		mb->push_deadline = mb->last_event_ms + 2 * 60000 *
-		    (int64_t)conf->push.status_frequency + 30000;
+		mb->push_deadline = mb->last_event_ms + push_timeout(conf);
 	for (i = 0; i < n; i++) {
 		if (ev[i].type == EWS_EV_STATUS)
 			continue;
