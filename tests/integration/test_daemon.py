@@ -128,6 +128,15 @@ class Lifecycle(unittest.TestCase):
             self.assertFalse(os.path.exists(d.socket_path))
             self.assertNotIn(PASSWORD, d.log())
 
+    def test_watchdog_pings(self):
+        """With WatchdogSec= set, WATCHDOG=1 comes at half the interval."""
+        with Daemon(sections=mailbox_sections(1),
+                    extra_env={"WATCHDOG_USEC": "400000"}) as d:
+            d.start()
+            wait_for(lambda: d.notify.poll().count("WATCHDOG=1") >= 3, 10,
+                     "three watchdog pings")
+            self.assertEqual(d.stop(), 0)
+
     def test_sigint_also_stops_cleanly(self):
         with Daemon(sections=mailbox_sections(1)) as d:
             d.start()

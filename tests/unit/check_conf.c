@@ -417,7 +417,8 @@ START_TEST(test_version_defaults)
 		ck_assert_str_eq(cf->exchange.version, t[i].version);
 		ck_assert_int_eq(cf->throttling.charging, t[i].charging);
 		ck_assert(!cf->throttling.charging_set);
-		ck_assert_uint_eq(cf->throttling.streaming_connections_per_anchor,
+		ck_assert_uint_eq(
+		    cf->throttling.streaming_connections_per_anchor,
 		    t[i].anchor);
 		conf_free(cf);
 		free(more);
@@ -529,7 +530,8 @@ START_TEST(test_mailboxes)
 	    "\n"
 	    "Carol@Example.org\n"
 	    "  dave@example.org   upn=dave@ad.example.org  # comment\n"
-	    "erin@example.org sid=S-1-5-21-1004336348-1177238915-682003330-512\n"
+	    "erin@example.org "
+	    "sid=S-1-5-21-1004336348-1177238915-682003330-512\n"
 	    "frank@sub.example.org\r\n"
 	    "grace@example.org");
 	xasprintf(&more, "[mailboxes]\nmailbox = alice@example.org\n"
@@ -848,6 +850,18 @@ START_TEST(test_listen_and_units)
 		ck_assert_msg(cf == NULL, "%s accepted", bad[i]);
 		ck_assert_ptr_nonnull(strstr(errs, "expected ADDRESS:PORT"));
 		free(errs);
+		free(more);
+	}
+	/* Every spelling of a boolean. */
+	for (i = 0; i < 8; i++) {
+		static const char *const b[] = { "yes", "True", "ON", "1",
+		    "no", "FALSE", "off", "0" };
+
+		xasprintf(&more, "tls_verify = %s\n", b[i]);
+		cf = load_with_base(more, &errs, NULL);
+		ck_assert_msg(cf != NULL, "%s: %s", b[i], errs);
+		ck_assert(cf->exchange.tls_verify == (i < 4));
+		conf_free(cf);
 		free(more);
 	}
 	/* connection_timeout takes minutes with or without the unit. */

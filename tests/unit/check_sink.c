@@ -1211,14 +1211,37 @@ START_TEST(test_exec_sink_failure_and_order)
 }
 END_TEST
 
+/* Whether pid is gone (or only a zombie nobody reaped yet). */
+static bool
+pid_gone(pid_t pid)
+{
+	char	 path[64], *stat, *p;
+	bool	 gone;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((stat = slurp(path)) == NULL)
+		return (true);
+	p = strrchr(stat, ')');
+	gone = p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+	free(stat);
+	return (gone);
+}
+
 START_TEST(test_exec_sink_timeout)
 {
-	const char *const lines[] = { "[sink x] exec", "command=sleep 30",
+	char		 pidfile[300], *cmd, *text;
+	const char	*lines[] = { "[sink x] exec", NULL,
 	    "timeout=100ms", "retry_initial=1h", NULL };
-	struct sinkset	*set = mkset(lines);
+	struct sinkset	*set;
 	struct json_value *v;
 	int64_t		 t0 = time_mono_ms();
+	pid_t		 grandchild;
 
+	/* A pipeline: the background sleep must be killed as well. */
+	snprintf(pidfile, sizeof pidfile, "%s/pid", tmpdir);
+	xasprintf(&cmd, "command=sleep 30 & echo $! > %s; wait", pidfile);
+	lines[1] = cmd;
+	set = mkset(lines);
 	publish(set, "a@x", "busy", "available", 1);
 	while (status_num(set, 0, "failed") < 1 && time_mono_ms() - t0 < 5000)
 		run_for(10);
@@ -1231,7 +1254,17 @@ START_TEST(test_exec_sink_timeout)
 	    "1 timed out"));
 	ck_assert(strstr(json_get_str(v->child, "detail", ""), "0/4 running"));
 	json_free(v);
+	text = slurp(pidfile);
+	ck_assert_ptr_nonnull(text);
+	grandchild = (pid_t)atol(text);
+	ck_assert_int_gt(grandchild, 1);
+	t0 = time_mono_ms();
+	while (!pid_gone(grandchild) && time_mono_ms() - t0 < 2000)
+		usleep(10000);
+	ck_assert(pid_gone(grandchild));
+	free(text);
 	sinkset_free(set);
+	free(cmd);
 }
 END_TEST
 
