@@ -44,7 +44,7 @@ const struct ctl_cmd_entry ctl_cmds[] = {
 	{ "sinks", 0, 0, 0, cmd_sinks, "sinks",
 	  "sinks with queue depth and delivery counters" },
 	{ "reload", 0, 0, CTL_MUTATES, cmd_reload, "reload",
-	  "reload the configuration file (as SIGHUP)" },
+	  "reload the configuration file, as SIGHUP does" },
 	{ "resync", 1, 1, CTL_MUTATES, cmd_resync, "resync ADDRESS",
 	  "fetch one mailbox's calendar again now" },
 	{ "verify", 0, 0, 0, cmd_verify, "verify",

@@ -314,9 +314,12 @@ render_status(const struct json_value *v, struct buf *out)
 			buf_reset(&b);
 		}
 		if ((o = json_get(budget, "streaming_connections")) != NULL) {
-			buf_printf(&b, "%.0f of %.0f open",
-			    json_get_num(o, "open", 0),
-			    json_get_num(o, "limit", 0));
+			buf_printf(&b, "%.0f", json_get_num(o, "open", 0));
+			/* No limit of its own, e.g. charged per anchor. */
+			if (json_get_num(o, "limit", 0) > 0)
+				buf_printf(&b, " of %.0f",
+				    json_get_num(o, "limit", 0));
+			buf_puts(&b, " open");
 			kv(&t, "streams:", buf_str(&b));
 			buf_reset(&b);
 		}

@@ -70,6 +70,11 @@ START_TEST(test_status_unhealthy)
 	assert_has(&out, "problem:  no connection to Exchange\n"
 	    "problem:  sink file: queue full\n");
 	assert_has(&out, "up 5s\n");
+	/* A stream limit of 0 is no limit of its own. */
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"budget\":{\"streaming_connections\":{\"open\":3,"
+	    "\"limit\":0}}}", false), CTL_EXIT_OK);
+	assert_has(&out, "streams:  3 open\n");
 	/* No "healthy" at all is not healthy either. */
 	ck_assert_int_eq(render("status", "{\"ok\":true}", false),
 	    CTL_EXIT_UNHEALTHY);
