@@ -1105,8 +1105,9 @@ START_TEST(test_key_coverage)
 	man = read_src("man/ewsgw.conf.5");
 	for (i = 0; conf_key_at(i, &sec, &name); i++) {
 		xasprintf(&want, "|%s.%s|", sec, name);
-		ck_assert_msg(strstr(seen, want) != NULL,
-		    "%s not in etc/ewsgw.conf", want);
+		ck_assert_msg(strstr(seen, want) != NULL, "%s.%s is not in "
+		    "etc/ewsgw.conf: document every new key there (commented "
+		    "out if it has no plain default)", sec, name);
 		free(want);
 		xasprintf(&want, "\n.Ss [%s]\n", sec);
 		ck_assert_msg(strstr(man, want) != NULL, "no section %s", want);
@@ -1114,8 +1115,9 @@ START_TEST(test_key_coverage)
 		free(want);
 		xasprintf(&want, "\n.It Cm %s ", name);
 		/* after its own section's header */
-		ck_assert_msg(strstr(k, want) != NULL,
-		    "%s.%s not in ewsgw.conf.5", sec, name);
+		ck_assert_msg(strstr(k, want) != NULL, "%s.%s is not in "
+		    "man/ewsgw.conf.5: document every new key there, as "
+		    "'.It Cm %s' under '.Ss [%s]'", sec, name, name, sec);
 		free(want);
 	}
 	ck_assert_uint_gt(i, 40);
