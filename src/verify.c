@@ -455,25 +455,29 @@ v_small_find(struct verify *v, const struct v_mailbox *m)
 	return (soap_find_calendar_view(&v->body, &h, now, now + 3600, 1));
 }
 
-/* An HTTP-level failure in words, or NULL if there was an EWS answer. */
-static char *
-v_transport_problem(const struct http_response *resp)
+/* Whether the server answered with something to parse as EWS. */
+static bool
+v_answered(const struct http_response *resp)
 {
 	switch (resp->result) {
 	case HTTP_RESULT_OK:
 	case HTTP_RESULT_AUTH:
-		return (NULL);
+		return (true);
 	case HTTP_RESULT_THROTTLED:
-		if (resp->status == 500 && resp->body_len > 0)
-			return (NULL);
-		break;
 	case HTTP_RESULT_FATAL:
-		if (resp->status == 500 && resp->body_len > 0)
-			return (NULL);
-		break;
+		/* A SOAP fault comes with HTTP 500. */
+		return (resp->status == 500 && resp->body_len > 0);
 	default:
-		break;
+		return (false);
 	}
+}
+
+/* An HTTP-level failure in words (allocated), or NULL if v_answered. */
+static char *
+v_transport_problem(const struct http_response *resp)
+{
+	if (v_answered(resp))
+		return (NULL);
 	if (resp->status != 0)
 		return (v_fmt("HTTP %ld%s%s", resp->status,
 		    resp->error != NULL ? ": " : "",
@@ -1181,7 +1185,8 @@ v_on_unsubscribe(struct verify *v, const struct http_response *resp)
 	const char		*kind = conf_mode_name(v->conf->exchange.mode);
 	bool			 ok = false;
 
-	if (v_transport_problem(resp) == NULL &&
+	memset(&r, 0, sizeof r);
+	if (v_answered(resp) &&
 	    ews_parse_response(resp->body, resp->body_len, &r, &cause) == 0) {
 		ok = !r.fault && r.status.class != EWS_CLASS_ERROR;
 		if (!ok && v_code_is(&r, "ErrorServerBusy") &&
@@ -1195,11 +1200,11 @@ v_on_unsubscribe(struct verify *v, const struct http_response *resp)
 		}
 		if (!ok)
 			seen = v_status_text(&r);
-		ews_response_free(&r);
 	} else {
 		seen = cause != NULL ? cause : v_transport_problem(resp);
 		cause = NULL;
 	}
+	ews_response_free(&r);
 	free(cause);
 	if (ok)
 		v_add(v, "subscription", VERIFY_PASS, v->good->address, NULL,
@@ -1350,11 +1355,11 @@ v_probe_done(struct http_request *req, const struct http_response *resp,
 	(void)req;
 	p->req = NULL;
 	p->open = false;
+	memset(&r, 0, sizeof r);
 	if (resp->body_len > 0 && ews_parse_response(resp->body,
 	    resp->body_len, &r, NULL) == 0) {
 		if (v_refusal(&r.status))
 			v_probe_refused(p, &r.status);
-		ews_response_free(&r);
 	} else if (resp->status == 503 || resp->status == 429) {
 		struct ews_status st;
 
@@ -1362,6 +1367,7 @@ v_probe_done(struct http_request *req, const struct http_response *resp,
 		snprintf(st.code, sizeof st.code, "HTTP %ld", resp->status);
 		v_probe_refused(p, &st);
 	}
+	ews_response_free(&r);
 }
 
 static void
@@ -1423,7 +1429,8 @@ v_on_probe_sub(struct verify *v, const struct http_response *resp)
 	struct ews_subscribe	 s;
 	struct v_probe		*p = &v->pr[v->ipr];
 
-	if (v_transport_problem(resp) == NULL &&
+	memset(&s, 0, sizeof s);
+	if (v_answered(resp) &&
 	    ews_parse_subscribe(resp->body, resp->body_len, &s, NULL) == 0 &&
 	    s.subscription_id != NULL && !s.r.fault &&
 	    s.r.status.class != EWS_CLASS_ERROR) {
@@ -1452,7 +1459,8 @@ v_on_probe_unsub(struct verify *v, const struct http_response *resp)
 	struct ews_response	 r;
 	struct v_probe		*p = &v->pr[v->ipr];
 
-	if (v_transport_problem(resp) == NULL &&
+	memset(&r, 0, sizeof r);
+	if (v_answered(resp) &&
 	    ews_parse_response(resp->body, resp->body_len, &r, NULL) == 0) {
 		if (!r.fault && r.status.class != EWS_CLASS_ERROR)
 			p->removed = true;
@@ -1465,8 +1473,8 @@ v_on_probe_unsub(struct verify *v, const struct http_response *resp)
 			v_after(v, wait > 60000 ? 60000 : wait, v_next);
 			return;
 		}
-		ews_response_free(&r);
 	}
+	ews_response_free(&r);
 	v->retries = 0;
 	v->ipr++;
 	v_next(v);

@@ -38,6 +38,7 @@ run_build() {	# name, make targets, configure args...
 	echo "== [$name] make"
 	(cd "$dir" && make -j"$jobs" >make.log 2>&1) \
 	    || { tail -60 "$dir/make.log"; return 1; }
+	logs="$logs $dir/test-suite.log"
 	for t in $targets; do
 		echo "== [$name] make $t"
 		if ! (cd "$dir" && make -j"$jobs" "$t" >"$t.log" 2>&1); then
@@ -51,7 +52,6 @@ run_build() {	# name, make targets, configure args...
 		fi
 		grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/$t.log" || true
 	done
-	logs="$logs $dir/test-suite.log"
 }
 
 run_build default "check check-valgrind distcheck" --enable-werror || status=1

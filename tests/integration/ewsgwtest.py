@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP_SRCDIR = os.environ.get("top_srcdir") or os.path.abspath(
@@ -39,30 +40,43 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 
 class NotifyListener:
-    """A datagram socket that collects sd_notify messages."""
+    """A datagram socket that collects sd_notify messages, drained all
+    the time by a thread the way systemd drains it."""
 
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.2)
         self.messages = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
 
-    def poll(self):
-        while True:
+    def _drain(self):
+        while self.running:
             try:
                 data = self.sock.recv(65536)
-            except BlockingIOError:
+            except socket.timeout:
+                continue
+            except OSError:
                 break
-            for line in data.decode("utf-8", "replace").split("\n"):
-                if line:
-                    self.messages.append(line)
-        return self.messages
+            with self.lock:
+                for line in data.decode("utf-8", "replace").split("\n"):
+                    if line:
+                        self.messages.append(line)
+
+    def poll(self):
+        with self.lock:
+            return list(self.messages)
 
     def seen(self, msg):
         return any(m == msg or m.startswith(msg) for m in self.poll())
 
     def close(self):
+        self.running = False
+        self.thread.join(2)
         self.sock.close()
 
 

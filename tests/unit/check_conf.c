@@ -212,6 +212,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_ptr_null(cf->exchange.token_url);
 	ck_assert_ptr_null(cf->push.listen);
 	ck_assert_uint_eq(cf->push.status_frequency, 1);
+	ck_assert_int_eq(cf->push.heartbeat_timeout_ms, 0);
 	ck_assert_uint_eq(cf->throttling.max_concurrency, 10);
 	ck_assert_uint_eq(cf->throttling.max_subscriptions, 5000);
 	ck_assert_uint_eq(cf->throttling.subscriptions_per_connection, 200);
@@ -286,6 +287,7 @@ START_TEST(test_every_key)
 	    "certificate = %s\n"
 	    "key = %s\n"
 	    "status_frequency = 1440\n"
+	    "heartbeat_timeout = 3m\n"
 	    "[throttling]\n"
 	    "max_concurrency = 27\n"
 	    "max_subscriptions = 1000000\n"
@@ -345,6 +347,7 @@ START_TEST(test_every_key)
 	ck_assert_str_eq(cf->push.certificate, crt);
 	ck_assert_str_eq(cf->push.key, key);
 	ck_assert_uint_eq(cf->push.status_frequency, 1440);
+	ck_assert_int_eq(cf->push.heartbeat_timeout_ms, 180000);
 	ck_assert_uint_eq(cf->throttling.max_concurrency, 27);
 	ck_assert_uint_eq(cf->throttling.max_subscriptions, 1000000);
 	ck_assert_uint_eq(cf->throttling.subscriptions_per_connection, 150);
@@ -363,7 +366,7 @@ START_TEST(test_every_key)
 	/* impersonation = upn: the address stands in for the UPN */
 	ck_assert_int_eq(cf->mailboxes[0].idtype, CONF_ID_UPN);
 	ck_assert_str_eq(cf->mailboxes[0].id, "alice@example.org");
-	ck_assert_int_eq(cf->mailboxes[0].line, 40);
+	ck_assert_int_eq(cf->mailboxes[0].line, 41);
 	ck_assert(!cf->mailboxes[0].in_file);
 	ck_assert_int_eq(cf->mailboxes[1].idtype, CONF_ID_UPN);
 	ck_assert_str_eq(cf->mailboxes[1].id, "bob.b@corp.example.org");
