@@ -52,6 +52,7 @@ struct ewsgw_sink {
 	struct fake_call	 calls[FAKE_MAX_CALLS];
 	int			 ncalls;
 	bool			 healthy;
+	int			 reopened;
 };
 
 /* Instances by creation order, for the tests to drive. */
@@ -120,6 +121,12 @@ fake_health(struct ewsgw_sink *s, char *detail, size_t len)
 }
 
 static void
+fake_reopen(struct ewsgw_sink *s)
+{
+	s->reopened++;
+}
+
+static void
 fake_destroy(struct ewsgw_sink *s)
 {
 	int	 i;
@@ -149,6 +156,7 @@ static const struct ewsgw_sink_ops fake_ops = {
 	.publish = fake_publish,
 	.health = fake_health,
 	.destroy = fake_destroy,
+	.reopen = fake_reopen,
 };
 
 /* ---- helpers ---- */
@@ -769,6 +777,7 @@ START_TEST(test_reload)
 	free(errors);
 	errors = NULL;
 	freeconf(conf);
+	ck_assert_int_eq(keep->reopened, 0);
 	v = status_of(set);
 	ck_assert_str_eq(json_get_str(v->child->next->next, "name", ""),
 	    "gone");
@@ -785,8 +794,9 @@ START_TEST(test_reload)
 	    "change");
 	ck_assert_ptr_null(v->child->next->next->next);
 	json_free(v);
-	/* Unchanged: same instance, counters kept. */
+	/* Unchanged: same instance, counters kept, files reopened. */
 	ck_assert_ptr_eq(fakes[0], keep);
+	ck_assert_int_eq(keep->reopened, 1);
 	ck_assert(status_num(set, 1, "delivered") == 2);
 	/* Changed: the new instance delivers what the old one held. */
 	ck_assert(run_until(depth_zero, set, 2000));
