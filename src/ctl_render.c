@@ -51,6 +51,7 @@ static const struct column mailbox_cols[] = {
 	{ "address", "ADDRESS" }, { "state", "STATE" }, { "mode", "MODE" },
 	{ "presence", "PRESENCE" }, { "activity", "ACTIVITY" },
 	{ "until", "UNTIL" }, { "connection", "CONN" }, { "error", "ERROR" },
+	{ "reason", "WHY" },
 };
 static const struct column connection_cols[] = {
 	{ "id", "ID" }, { "anchor", "ANCHOR" }, { "subscriptions", "SUBS" },
@@ -320,6 +321,10 @@ render_status(const struct json_value *v, struct buf *out)
 				buf_printf(&b, " of %.0f",
 				    json_get_num(o, "limit", 0));
 			buf_puts(&b, " open");
+			if (json_get_num(o, "limit", 0) <= 0 &&
+			    json_get_num(o, "per_anchor_limit", 0) > 0)
+				buf_printf(&b, " (at most %.0f per anchor)",
+				    json_get_num(o, "per_anchor_limit", 0));
 			kv(&t, "streams:", buf_str(&b));
 			buf_reset(&b);
 		}
