@@ -136,14 +136,21 @@ class Daemon:
 
     # -- process --------------------------------------------------------
     def start(self, args=(), wait_ready=True, timeout=30):
-        self.notify = NotifyListener(os.path.join(self.dir, "notify.sock"))
+        """Start (or start again after stop) the daemon."""
+        path = os.path.join(self.dir, "notify.sock")
+        if self.notify is not None:
+            self.notify.close()
+            os.unlink(path)
+        if getattr(self, "stderr", None):
+            self.stderr.close()
+        self.notify = NotifyListener(path)
         env = dict(os.environ)
         env["NOTIFY_SOCKET"] = self.notify.path
         env.pop("JOURNAL_STREAM", None)
         env.update(self.extra_env)
         wrapper = os.environ.get("EWSGW_WRAPPER", "").split()
         cmd = wrapper + [EWSGW, "-f", "-c", self.conf_path] + list(args)
-        self.stderr = open(self.stderr_path, "wb")
+        self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=self.stderr, stderr=self.stderr,
                                      env=env)

@@ -223,6 +223,21 @@ class Faults(unittest.TestCase):
             g.assert_each_change_once(self)
             g.assert_no_violations(self)
 
+    def test_daemon_restart_resubscribes_within_budget(self):
+        """Stop releases every subscription; a new start makes them all
+        again without exceeding the budget."""
+        mbs = generated(80)
+        with GatewayRun(mbs, sim={"generate": 80},
+                        sections={"throttling": {"max_concurrency": "4"}}) as g:
+            g.wait_state("streaming")
+            self.assertEqual(g.d.stop(), 0)
+            self.assertEqual(g.sim.stats()["live_subscriptions"]["total"], 0)
+            g.d.start()
+            g.wait_state("streaming")
+            st = g.assert_no_violations(self)
+            self.assertEqual(st["live_subscriptions"]["total"], 80)
+            self.assertLessEqual(st["concurrency"]["svc-ewsgw"]["peak"], 4)
+
     def test_silent_stream_is_reopened_without_loss(self):
         """A server that sends no keep-alives: after idle_timeout the
         connection is treated as dead and reopened; nothing is lost."""
