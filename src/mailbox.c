@@ -355,8 +355,9 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 	if (mb->mode == MAILBOX_MODE_PUSH)
 		mb->push_deadline = time_mono_ms() + push_timeout(m->conf);
 	set_state(mb, MAILBOX_SYNCING);
+	/* Presence first for mailboxes already subscribed. */
 	sync_start(mb, mb->has_presence ? "resubscribe" : "startup",
-	    THROTTLE_PRIO_NORMAL);
+	    THROTTLE_PRIO_HIGH);
 }
 
 static void
@@ -545,10 +546,19 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		timeline_replace(&mb->tl, &tl);
 		timeline_free(&tl);
 		pages_free(mb);
-		/* Then the automatic-replies state. */
+		/*
+		 * Then the automatic-replies state, except after a calendar
+		 * notification: changing automatic replies raises no calendar
+		 * event, so that read would only double the cost.  Periodic
+		 * and requested resyncs read it.  A mailbox already under way
+		 * goes ahead of those not yet started.
+		 */
+		if (mb->sync_source != NULL &&
+		    strcmp(mb->sync_source, "calendar") == 0)
+			goto done;
 		mb->read_step = 1;
 		ews_call_submit(&mb->read_call, EWS_OP_GET_USER_OOF_SETTINGS,
-		    THROTTLE_SHORT, THROTTLE_PRIO_NORMAL, NULL, build_read,
+		    THROTTLE_SHORT, THROTTLE_PRIO_HIGH, NULL, build_read,
 		    read_done, NULL, mb);
 		return;
 	}
@@ -568,6 +578,7 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	mb->oof.end = oof.has_duration ? oof.end : 0;
 	ews_oof_free(&oof);
 
+done:
 	mb->failures = 0;
 	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
 		set_error(mb, NULL);

@@ -113,6 +113,18 @@ class Poll(unittest.TestCase):
                 st["requests"]["GetUserAvailability"]["NoError"], 2)
             g.assert_no_violations(self)
 
+    def test_one_unknown_mailbox_does_not_fail_its_batch(self):
+        mbs = generated(5) + ["nobody@example.com"]
+        with GatewayRun(mbs, sim={"generate": 5},
+                        sections={"exchange": {"mode": "poll"},
+                                  "throttling": {"poll_interval": "2s"}}) as g:
+            wait_for(lambda: g.mailbox("nobody@example.com")["state"] ==
+                     "parked", 30, "the unknown mailbox parked")
+            wait_for(lambda: g.status()["mailboxes"]["by_presence"].get(
+                "available") == 5, 30, "the others available")
+            self.assertTrue(g.mailbox("nobody@example.com")["error"])
+            g.assert_no_violations(self)
+
 
 class Reload(unittest.TestCase):
     def test_reload_touches_only_changed_groups(self):
