@@ -813,6 +813,9 @@ class PullPushTests(SimTestCase):
                 while not tgt.posts and time.time() < deadline:
                     time.sleep(0.02)
                 self.assertTrue(tgt.posts and b"StatusEvent" in tgt.posts[0][1])
+                # The answer is counted once the simulator has read it.
+                while self.sim.stats()["push"]["ok"] < 1 and time.time() < deadline:
+                    time.sleep(0.02)
                 self.assertEqual(self.sim.stats()["push"]["ok"], 1)
             finally:
                 tgt.close()
