@@ -31,7 +31,7 @@
 #define EWSGW_RUNSTATEDIR	"/run"
 #endif
 
-#define CONF_MAX_FILE		(64 * 1024 * 1024)	/* config, mailbox file */
+#define CONF_MAX_FILE		(64 * 1024 * 1024)	/* config, mailboxes */
 #define CONF_MAX_SECRET		(64 * 1024)
 #define CONF_MAX_ERRORS		200
 #define CONF_MAX_SINKS		256	/* sink sections */
@@ -193,6 +193,8 @@ static const struct conf_key keys[] = {
 	    CK_RELOAD | CK_READABLE),
 	K(PUSH, "status_frequency", KT_MINUTES, push.status_frequency, "1",
 	    1, 1440, 0),
+	K(PUSH, "heartbeat_timeout", KT_DURATION, push.heartbeat_timeout_ms,
+	    "0", 0, 1 * DAY, CK_RELOAD),
 
 	K(THROTTLING, "max_concurrency", KT_UINT, throttling.max_concurrency,
 	    "10", 1, 1000, CK_RELOAD),
@@ -271,6 +273,7 @@ static int	 unquote(char *, char **, const char **);
 static const char *closest(const char *, const char *const *, size_t);
 static size_t	 edit_distance(const char *, const char *);
 static const struct conf_key *key_find(int, const char *);
+static int	 key_line(const struct cstate *, int, const char *);
 static int	 key_set(struct cstate *, const struct conf_key *, const char *,
 		    int);
 static char	*resolve_path(struct cstate *, const char *);
@@ -279,7 +282,8 @@ static int	 enum_lookup(const struct conf_enum *, const char *, int *);
 static void	 enum_list(const struct conf_enum *, char *, size_t);
 static void	 parse_line(struct cstate *, char *, int);
 static void	 parse_header(struct cstate *, char *, int);
-static void	 parse_sink_kv(struct cstate *, const char *, const char *, int);
+static void	 parse_sink_kv(struct cstate *, const char *, const char *,
+		    int);
 static int	 valid_url(const char *);
 static int	 valid_listen(const char *);
 static int	 valid_address(const char *);
@@ -526,6 +530,16 @@ key_find(int sec, const char *name)
 	return (NULL);
 }
 
+/*
+ * Where a key was set: its line, minus its line when the value was bad,
+ * or 0 when it was not set.
+ */
+static int
+key_line(const struct cstate *st, int sec, const char *name)
+{
+	return (st->keyline[key_find(sec, name) - keys]);
+}
+
 static int
 enum_lookup(const struct conf_enum *e, const char *s, int *out)
 {
@@ -624,7 +638,8 @@ valid_listen(const char *v)
 			return (0);	/* bare IPv6 needs brackets */
 	}
 	for (end = v; end < colon; end++)
-		if (isspace((unsigned char)*end) || iscntrl((unsigned char)*end))
+		if (isspace((unsigned char)*end) ||
+		    iscntrl((unsigned char)*end))
 			return (0);
 	if (!isdigit((unsigned char)colon[1]))
 		return (0);
@@ -662,8 +677,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 	case KT_URL:
 		if (!valid_url(v)) {
 			cerr(st, st->file, line, "invalid URL '%s' for '%s' in "
-			    "[%s] (expected http://HOST/... or https://HOST/...)",
-			    v, k->name, sec);
+			    "[%s] (expected http://HOST/... or "
+			    "https://HOST/...)", v, k->name, sec);
 			return (-1);
 		}
 		*(char **)target = xstrdup(v);
@@ -722,8 +737,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 		}
 		if (errno == ERANGE || ull < (unsigned long long)k->min ||
 		    ull > (unsigned long long)k->max) {
-			cerr(st, st->file, line, "value %s for '%s' in [%s] out "
-			    "of range %lld..%lld", v, k->name, sec,
+			cerr(st, st->file, line, "value %s for '%s' in [%s] "
+			    "out of range %lld..%lld", v, k->name, sec,
 			    (long long)k->min, (long long)k->max);
 			return (-1);
 		}
@@ -737,8 +752,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 			return (-1);
 		}
 		if (ms / MIN < k->min || ms / MIN > k->max) {
-			cerr(st, st->file, line, "value %s for '%s' in [%s] out "
-			    "of range %lld..%lld minutes", v, k->name, sec,
+			cerr(st, st->file, line, "value %s for '%s' in [%s] "
+			    "out of range %lld..%lld minutes", v, k->name, sec,
 			    (long long)k->min, (long long)k->max);
 			return (-1);
 		}
@@ -754,8 +769,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 		if (ms < k->min || ms > k->max) {
 			fmt_duration(k->min, lo, sizeof(lo));
 			fmt_duration(k->max, hi, sizeof(hi));
-			cerr(st, st->file, line, "value %s for '%s' in [%s] out "
-			    "of range %s..%s", v, k->name, sec, lo, hi);
+			cerr(st, st->file, line, "value %s for '%s' in [%s] "
+			    "out of range %s..%s", v, k->name, sec, lo, hi);
 			return (-1);
 		}
 		*(int64_t *)target = ms;
@@ -763,8 +778,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 	case KT_ENUM:
 		if (enum_lookup(k->enums, v, &e) == -1) {
 			enum_list(k->enums, list, sizeof(list));
-			cerr(st, st->file, line, "invalid value '%s' for '%s' in "
-			    "[%s] (expected %s)", v, k->name, sec, list);
+			cerr(st, st->file, line, "invalid value '%s' for '%s' "
+			    "in [%s] (expected %s)", v, k->name, sec, list);
 			return (-1);
 		}
 		/* Every enum in conf.h has int's size and representation. */
@@ -780,7 +795,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 			cerr(st, st->file, line, "unknown %s '%s' for '%s' in "
 			    "[%s]%s%s%s", k->name, v, k->name, sec,
 			    near != NULL ? " (did you mean '" : "",
-			    near != NULL ? near : "", near != NULL ? "'?)" : "");
+			    near != NULL ? near : "",
+			    near != NULL ? "'?)" : "");
 			return (-1);
 		}
 		*(char **)target = xstrdup(k->names[i]);
@@ -790,8 +806,9 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 		ull = strtoull(v, &ep, 8);
 		if (!isdigit((unsigned char)v[0]) || *ep != '\0' ||
 		    errno != 0 || ull > (unsigned long long)k->max) {
-			cerr(st, st->file, line, "invalid mode '%s' for '%s' in "
-			    "[%s] (expected octal, e.g. 0660)", v, k->name, sec);
+			cerr(st, st->file, line, "invalid mode '%s' for '%s' "
+			    "in [%s] (expected octal, e.g. 0660)", v, k->name,
+			    sec);
 			return (-1);
 		}
 		*(mode_t *)target = (mode_t)ull;
@@ -820,7 +837,8 @@ parse_header(struct cstate *st, char *s, int line)
 	}
 	*end = '\0';
 	if (unquote(end + 1, &why_v, &why) == -1 || *why_v != '\0') {
-		cerr(st, st->file, line, "unexpected text after section header");
+		cerr(st, st->file, line,
+		    "unexpected text after section header");
 		st->sec = SEC_UNKNOWN;
 		return;
 	}
@@ -841,9 +859,9 @@ parse_header(struct cstate *st, char *s, int line)
 		for (i = 0; arg[i] != '\0'; i++) {
 			if (!isalnum((unsigned char)arg[i]) &&
 			    strchr("_-.", arg[i]) == NULL) {
-				cerr(st, st->file, line, "invalid sink name '%s' "
-				    "(letters, digits, '_', '-' and '.' only)",
-				    arg);
+				cerr(st, st->file, line, "invalid sink name "
+				    "'%s' (letters, digits, '_', '-' and '.' "
+				    "only)", arg);
 				st->sec = SEC_UNKNOWN;
 				return;
 			}
@@ -970,7 +988,8 @@ parse_line(struct cstate *st, char *raw, int line)
 	*eq = '\0';
 	key = trim(s);
 	if (*key == '\0') {
-		cerr(st, st->file, line, "syntax error: missing key before '='");
+		cerr(st, st->file, line,
+		    "syntax error: missing key before '='");
 		return;
 	}
 	for (i = 0; key[i] != '\0'; i++) {
@@ -987,7 +1006,8 @@ parse_line(struct cstate *st, char *raw, int line)
 	}
 	switch (st->sec) {
 	case SEC_NONE:
-		cerr(st, st->file, line, "key '%s' outside of any section", key);
+		cerr(st, st->file, line, "key '%s' outside of any section",
+		    key);
 		return;
 	case SEC_UNKNOWN:
 		return;		/* the header was reported */
@@ -1017,7 +1037,7 @@ parse_line(struct cstate *st, char *raw, int line)
 	if (key_set(st, k, value, line) == 0 || k->type == KT_MAILBOX)
 		st->keyline[i] = line;
 	else
-		st->keyline[i] = -line;	/* set but bad: no default, no "missing" */
+		st->keyline[i] = -line;	/* bad: no default, no "missing" */
 }
 
 /* local@domain, printable ASCII, no blanks or specials. */
@@ -1151,8 +1171,8 @@ mailbox_file_load(struct cstate *st)
 	int		 lineno = 0, r;
 
 	if (read_file(path, CONF_MAX_FILE, &b) == -1) {
-		cerr(st, st->file, st->keyline[key_find(SEC_MAILBOXES, "file")
-		    - keys], "cannot read mailbox file '%s': %s", path,
+		cerr(st, st->file, key_line(st, SEC_MAILBOXES, "file"),
+		    "cannot read mailbox file '%s': %s", path,
 		    strerror(errno));
 		buf_free(&b);
 		return;
@@ -1233,8 +1253,8 @@ mailboxes_finish(struct cstate *st)
 			o = &cf->mailboxes[tab[h] - 1];
 			if (strcmp(o->address, mb->address) == 0) {
 				cerr(st, mb->in_file ? cf->mailbox_file :
-				    st->file, mb->line, "duplicate mailbox '%s' "
-				    "(first at %s:%d)", mb->address,
+				    st->file, mb->line, "duplicate mailbox "
+				    "'%s' (first at %s:%d)", mb->address,
 				    o->in_file ? cf->mailbox_file : st->file,
 				    o->line);
 				break;
@@ -1249,9 +1269,7 @@ mailboxes_finish(struct cstate *st)
 static void
 require(struct cstate *st, int sec, const char *name, const char *why)
 {
-	const struct conf_key	*k = key_find(sec, name);
-
-	if (st->keyline[k - keys] != 0)
+	if (key_line(st, sec, name) != 0)
 		return;
 	cerr(st, st->file, st->secline[sec], "missing required key '%s' in "
 	    "[%s]%s%s%s", name, section_names[sec], why != NULL ? " (" : "",
@@ -1266,12 +1284,11 @@ require(struct cstate *st, int sec, const char *name, const char *why)
 static char *
 read_secret(struct cstate *st, const char *keyname, const char *v)
 {
-	const struct conf_key	*k = key_find(SEC_EXCHANGE, keyname);
-	struct buf		 b = BUF_INIT;
-	const char		*dir;
-	char			*path, *secret;
-	int			 line = st->keyline[k - keys];
-	size_t			 n;
+	struct buf	 b = BUF_INIT;
+	const char	*dir;
+	char		*path, *secret;
+	int		 line = key_line(st, SEC_EXCHANGE, keyname);
+	size_t		 n;
 
 	if (strchr(v, '/') == NULL) {
 		dir = getenv("CREDENTIALS_DIRECTORY");
@@ -1330,8 +1347,7 @@ static void
 finish(struct cstate *st)
 {
 	struct config	*cf = st->cf;
-	const char	*authname = conf_auth_name(cf->exchange.auth);
-	struct sockaddr_un sun;
+	struct sockaddr_un sa;
 	char		 why[64];
 	size_t		 i;
 
@@ -1340,19 +1356,20 @@ finish(struct cstate *st)
 		    key_set(st, &keys[i], keys[i].def, 0) == -1)
 			abort();	/* a bad built-in default */
 
-	snprintf(why, sizeof(why), "needed for auth = %s", authname);
+	snprintf(why, sizeof(why), "needed for auth = %s",
+	    conf_auth_name(cf->exchange.auth));
 	if (cf->exchange.tenant != NULL && cf->exchange.tenant[strspn(
 	    cf->exchange.tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
 	    "OPQRSTUVWXYZ0123456789.-")] != '\0')
-		cerr(st, st->file, st->keyline[key_find(SEC_EXCHANGE,
-		    "tenant") - keys], "invalid tenant '%s' in [exchange] "
+		cerr(st, st->file, key_line(st, SEC_EXCHANGE, "tenant"),
+		    "invalid tenant '%s' in [exchange] "
 		    "(expected a domain name or a tenant id)",
 		    cf->exchange.tenant);
 	if (cf->status.socket != NULL &&
-	    strlen(cf->status.socket) >= sizeof(sun.sun_path))
-		cerr(st, st->file, st->keyline[key_find(SEC_STATUS, "socket") -
-		    keys], "socket path in [status] too long (at most %zu "
-		    "bytes)", sizeof(sun.sun_path) - 1);
+	    strlen(cf->status.socket) >= sizeof(sa.sun_path))
+		cerr(st, st->file, key_line(st, SEC_STATUS, "socket"),
+		    "socket path in [status] too long (at most %zu "
+		    "bytes)", sizeof(sa.sun_path) - 1);
 	require(st, SEC_EXCHANGE, "url", NULL);
 	if (cf->exchange.auth == CONF_AUTH_OAUTH2) {
 		require(st, SEC_EXCHANGE, "tenant", why);
@@ -1369,12 +1386,11 @@ finish(struct cstate *st)
 	    cf->exchange.auth == CONF_AUTH_BASIC)
 		require(st, SEC_EXCHANGE, "password_file", why);
 	if (cf->exchange.password_file != NULL &&
-	    st->keyline[key_find(SEC_EXCHANGE, "password_file") - keys] > 0)
+	    key_line(st, SEC_EXCHANGE, "password_file") > 0)
 		cf->exchange.password = read_secret(st, "password_file",
 		    cf->exchange.password_file);
 	if (cf->exchange.client_secret_file != NULL &&
-	    st->keyline[key_find(SEC_EXCHANGE, "client_secret_file") -
-	    keys] > 0)
+	    key_line(st, SEC_EXCHANGE, "client_secret_file") > 0)
 		cf->exchange.client_secret = read_secret(st,
 		    "client_secret_file", cf->exchange.client_secret_file);
 	if ((cf->exchange.client_cert == NULL) !=
@@ -1391,27 +1407,28 @@ finish(struct cstate *st)
 		cerr(st, st->file, st->secline[SEC_PUSH], "certificate and key "
 		    "in [push] go together: set both or neither");
 
-	if (st->keyline[key_find(SEC_THROTTLING, "charging") - keys] > 0)
+	if (key_line(st, SEC_THROTTLING, "charging") > 0)
 		cf->throttling.charging_set = true;
 	else if (cf->exchange.version != NULL)
 		cf->throttling.charging =
 		    version_before_2010_sp2(cf->exchange.version) ?
 		    CONF_CHARGING_SERVICE_ACCOUNT : CONF_CHARGING_IMPERSONATED;
-	if (st->keyline[key_find(SEC_THROTTLING,
-	    "streaming_connections_per_anchor") - keys] <= 0 &&
+	if (key_line(st, SEC_THROTTLING,
+	    "streaming_connections_per_anchor") <= 0 &&
 	    cf->exchange.version != NULL)
 		cf->throttling.streaming_connections_per_anchor =
 		    version_is_2013(cf->exchange.version) ? 3 : 10;
 
 	if (cf->mailbox_file != NULL &&
-	    st->keyline[key_find(SEC_MAILBOXES, "file") - keys] > 0)
+	    key_line(st, SEC_MAILBOXES, "file") > 0)
 		mailbox_file_load(st);
 	mailboxes_finish(st);
 
 	for (i = 0; i < cf->nsinks; i++)
 		if (cf->sinks[i].type == NULL)
-			cerr(st, st->file, cf->sinks[i].line, "missing required "
-			    "key 'type' in [sink %s]", cf->sinks[i].name);
+			cerr(st, st->file, cf->sinks[i].line, "missing "
+			    "required key 'type' in [sink %s]",
+			    cf->sinks[i].name);
 	if (cf->nsinks == 0) {
 		cf->sinks = xcalloc(1, sizeof(*cf->sinks));
 		cf->sinks[0].name = xstrdup("log");

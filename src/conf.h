@@ -42,7 +42,7 @@ struct conf_mailbox {
 	enum conf_idtype idtype;	/* how to impersonate it */
 	char		*id;		/* UPN or SID when idtype != SMTP */
 	int		 line;
-	bool		 in_file;	/* line is in mailbox_file, else in path */
+	bool		 in_file;	/* line is in mailbox_file, not path */
 };
 
 struct conf_sink {
@@ -83,6 +83,7 @@ struct config {
 		char		*certificate;
 		char		*key;
 		unsigned	 status_frequency;	/* minutes */
+		int64_t		 heartbeat_timeout_ms;	/* 0: two intervals */
 	} push;
 
 	struct {
@@ -144,8 +145,8 @@ struct config	*conf_load(const char *path, char **errors);
  * NUL-terminated); name is used in messages, as cf->path, and its
  * directory anchors relative paths.
  */
-struct config	*conf_load_buffer(const char *name, const char *data, size_t len,
-		    char **errors);
+struct config	*conf_load_buffer(const char *name, const char *data,
+		    size_t len, char **errors);
 /* Free everything, wiping the secrets; NULL is fine. */
 void		 conf_free(struct config *);
 

@@ -288,8 +288,11 @@ control_set_limits(struct control *ctl, const struct control_limits *l)
 		ctl->limits.idle_timeout_ms = l->idle_timeout_ms;
 	if (l->max_answer != 0)
 		ctl->limits.max_answer = l->max_answer;
-	TAILQ_FOREACH(c, &ctl->clients, entry)
+	TAILQ_FOREACH(c, &ctl->clients, entry) {
+		bufferevent_setwatermark(c->bev, EV_READ, 0,
+		    ctl->limits.max_line + 1);
 		control_set_timeouts(c);
+	}
 }
 
 void

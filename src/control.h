@@ -12,11 +12,10 @@
  *
  * Hostile clients cannot stall the loop or grow memory without bound:
  * request lines are capped, the number of clients is capped (with a few
- * slots kept for root and the daemon's uid), idle clients
- * are dropped, and a client has at most one answer queued: its next
- * request is not even read until the previous answer has been sent, so a
- * client that never reads costs one answer and is dropped after the idle
- * timeout.  (A cap on queued bytes alone would have to exceed the largest
+ * slots kept for root and the daemon's uid), idle clients are dropped,
+ * and a client has at most one answer queued: its next request is not
+ * even read until the previous answer has been sent, so a client that
+ * never reads costs one answer and is dropped after the idle timeout.  (A cap on queued bytes alone would have to exceed the largest
  * legitimate answer, "mailboxes" for 100,000 mailboxes, tens of MiB.)
  *
  * Writes to a client that has gone away raise SIGPIPE; control_open()
@@ -42,6 +41,8 @@
  *		fatalx("%s", cause);
  *	...
  *	control_close(d->control);	(at shutdown, before the event_base)
+ *
+ * verify answers later, through control_reply_*() below.
  */
 #ifndef EWSGW_CONTROL_H
 #define EWSGW_CONTROL_H
@@ -84,7 +85,10 @@ struct control	*control_open(struct event_base *base, const char *path,
 		    mode_t mode, const char *group,
 		    const struct control_provider *provider, char **cause);
 
-/* Close every client, remove the socket file, free.  NULL is fine. */
+/*
+ * Close every client (cancelling answers to come), remove the socket
+ * file, free.  NULL is fine.  Not from inside a provider callback.
+ */
 void		 control_close(struct control *);
 
 /* Replace the limits (tests use a short idle timeout); 0 keeps a field. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ctl_cmd.h"
+#include "log.h"
 #include "xmalloc.h"
 
 static int	cmd_status(struct ctl_request *, struct json_writer *, char **);
@@ -29,6 +30,8 @@ static int	cmd_verify(struct ctl_request *, struct json_writer *, char **);
 static int	cmd_metrics(struct ctl_request *, struct json_writer *,
 		    char **);
 static int	cmd_help(struct ctl_request *, struct json_writer *, char **);
+static int	cmd_loglevel(struct ctl_request *, struct json_writer *,
+		    char **);
 static int	split_words(char *, char **, int);
 static int	not_available(const char *, char **);
 
@@ -44,9 +47,11 @@ const struct ctl_cmd_entry ctl_cmds[] = {
 	{ "sinks", 0, 0, 0, cmd_sinks, "sinks",
 	  "sinks with queue depth and delivery counters" },
 	{ "reload", 0, 0, CTL_MUTATES, cmd_reload, "reload",
-	  "reload the configuration file (as SIGHUP)" },
+	  "reload the configuration file, as SIGHUP does" },
 	{ "resync", 1, 1, CTL_MUTATES, cmd_resync, "resync ADDRESS",
 	  "fetch one mailbox's calendar again now" },
+	{ "loglevel", 0, 1, CTL_MUTATES, cmd_loglevel, "loglevel [LEVEL]",
+	  "show or set the log level (err, warning, notice, info, debug)" },
 	{ "verify", 0, 0, 0, cmd_verify, "verify",
 	  "preflight checks against Exchange" },
 	{ "metrics", 0, 0, 0, cmd_metrics, "metrics",
@@ -146,6 +151,34 @@ cmd_verify(struct ctl_request *req, struct json_writer *w, char **cause)
 	    req->provider->arg) == -1)
 		return (-1);
 	return (CTL_DEFERRED);
+}
+
+/*
+ * The process-wide log level, without a provider: raising it to debug on
+ * a live daemon is the point.  A reload sets it back from the file.
+ */
+static int
+cmd_loglevel(struct ctl_request *req, struct json_writer *w, char **cause)
+{
+	int	 old = log_get_level(), level;
+
+	if (req->argc == 2) {
+		level = log_level_parse(req->argv[1]);
+		if (level < LOG_ERR || level > LOG_DEBUG) {
+			xasprintf(cause, "loglevel: unknown level %.32s; use "
+			    "err, warning, notice, info or debug",
+			    req->argv[1]);
+			return (-1);
+		}
+		log_set_level(level);
+		if (level != old)
+			log_notice("log level %s (was %s), set over the "
+			    "status socket", log_level_name(level),
+			    log_level_name(old));
+		json_kv_str(w, "previous", log_level_name(old));
+	}
+	json_kv_str(w, "level", log_level_name(log_get_level()));
+	return (CTL_ANSWER);
 }
 
 static int

@@ -21,6 +21,7 @@
 struct table {
 	size_t	  ncols;
 	size_t	  nrows;
+	size_t	  cap;		/* rows allocated */
 	char	**cells;	/* nrows * ncols, allocated */
 };
 
@@ -50,6 +51,7 @@ static const struct column mailbox_cols[] = {
 	{ "address", "ADDRESS" }, { "state", "STATE" }, { "mode", "MODE" },
 	{ "presence", "PRESENCE" }, { "activity", "ACTIVITY" },
 	{ "until", "UNTIL" }, { "connection", "CONN" }, { "error", "ERROR" },
+	{ "reason", "WHY" },
 };
 static const struct column connection_cols[] = {
 	{ "id", "ID" }, { "anchor", "ANCHOR" }, { "subscriptions", "SUBS" },
@@ -77,7 +79,7 @@ static void
 table_init(struct table *t, size_t ncols)
 {
 	t->ncols = ncols;
-	t->nrows = 0;
+	t->nrows = t->cap = 0;
 	t->cells = NULL;
 }
 
@@ -85,8 +87,12 @@ table_init(struct table *t, size_t ncols)
 static void
 table_add(struct table *t, char **row)
 {
-	t->cells = xreallocarray(t->cells, (t->nrows + 1) * t->ncols,
-	    sizeof *t->cells);
+	/* Doubling: 100,000 mailboxes must not mean 100,000 copies. */
+	if (t->nrows == t->cap) {
+		t->cap = t->cap == 0 ? 16 : t->cap * 2;
+		t->cells = xreallocarray(t->cells, t->cap * t->ncols,
+		    sizeof *t->cells);
+	}
 	memcpy(t->cells + t->nrows * t->ncols, row, t->ncols * sizeof *row);
 	t->nrows++;
 }
@@ -100,7 +106,7 @@ table_free(struct table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	t->cells = NULL;
-	t->nrows = 0;
+	t->nrows = t->cap = 0;
 }
 
 /* Display width: UTF-8 continuation bytes take no column. */
@@ -309,9 +315,16 @@ render_status(const struct json_value *v, struct buf *out)
 			buf_reset(&b);
 		}
 		if ((o = json_get(budget, "streaming_connections")) != NULL) {
-			buf_printf(&b, "%.0f of %.0f open",
-			    json_get_num(o, "open", 0),
-			    json_get_num(o, "limit", 0));
+			buf_printf(&b, "%.0f", json_get_num(o, "open", 0));
+			/* No limit of its own, e.g. charged per anchor. */
+			if (json_get_num(o, "limit", 0) > 0)
+				buf_printf(&b, " of %.0f",
+				    json_get_num(o, "limit", 0));
+			buf_puts(&b, " open");
+			if (json_get_num(o, "limit", 0) <= 0 &&
+			    json_get_num(o, "per_anchor_limit", 0) > 0)
+				buf_printf(&b, " (at most %.0f per anchor)",
+				    json_get_num(o, "per_anchor_limit", 0));
 			kv(&t, "streams:", buf_str(&b));
 			buf_reset(&b);
 		}

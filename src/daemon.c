@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "sink.h"
 #include "timeutil.h"
+#include "verify.h"
 #include "xmalloc.h"
 
 /* How long an orderly stop may take before we exit regardless. */
@@ -135,6 +136,16 @@ prov_resync(const char *addr, char **cause, void *arg)
 	struct daemon	*d = arg;
 
 	return (manager_resync(d->manager, addr, cause));
+}
+
+/* Preflight checks on the daemon's own loop; the answer comes later. */
+static int
+prov_verify(struct ctl_reply *reply, char **cause, void *arg)
+{
+	struct daemon	*d = arg;
+
+	return (verify_control(reply, d->base, d->conf, VERIFY_CTL_TIMEOUT_MS,
+	    cause));
 }
 
 static void
@@ -387,6 +398,7 @@ daemon_run(const char *path, struct config *conf)
 	prov.sinks = prov_sinks;
 	prov.reload = prov_reload;
 	prov.resync = prov_resync;
+	prov.verify = prov_verify;
 	prov.metrics = prov_metrics;
 	prov.arg = &d;
 	d.control = control_open(d.base, conf->status.socket,

@@ -147,6 +147,9 @@ ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
 	struct throttle_limits	 lim;
 
 	c->conf = conf;
+	/* A changed password file takes effect on the next request. */
+	http_engine_set_credentials(c->http, conf->exchange.username,
+	    conf->exchange.password);
 	throttle_limits_from_conf(&lim, conf);
 	throttle_set_limits(c->throttle, &lim);
 	kick(c);
@@ -242,6 +245,32 @@ classify(struct ews_reply *r, struct throttle_outcome *out)
 		out->result = THROTTLE_OK;
 }
 
+/*
+ * Whether every ResponseClass in a 2xx body says Success.  The owner
+ * parses the body for its own fields anyway; the generic parse that finds
+ * error codes and BackOffMilliseconds is only needed when something is
+ * not a success, so the common answer is parsed once, not twice.
+ */
+static bool
+all_success(const char *body, size_t len)
+{
+	static const char	 attr[] = "ResponseClass=";
+	const char		*p = body, *end = body + len, *q;
+
+	while ((q = memmem(p, (size_t)(end - p), attr, sizeof attr - 1)) !=
+	    NULL) {
+		q += sizeof attr - 1;
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		if (end - q < 8 || (*q != '"' && *q != '\'') ||
+		    memcmp(q + 1, "Success", 7) != 0 || q[8] != *q)
+			return (false);
+		p = q + 8;
+	}
+	/* No ResponseClass at all is not a success we can vouch for. */
+	return (p != body);
+}
+
 static void
 http_done(struct http_request *req, const struct http_response *h, void *arg)
 {
@@ -262,7 +291,9 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	 * stream's refusal (a SOAP fault with HTTP 500), parse here.
 	 */
 	if ((call->data == NULL || h->result != HTTP_RESULT_OK) &&
-	    h->body != NULL && h->body_len > 0) {
+	    h->body != NULL && h->body_len > 0 &&
+	    (h->result != HTTP_RESULT_OK || !all_success(h->body,
+	    h->body_len))) {
 		if (ews_parse_response(h->body, h->body_len, &r.generic,
 		    &cause) == 0)
 			r.parsed = true;

@@ -154,8 +154,14 @@ ctl_transact(int fd, const char *request, bool metrics, int64_t deadline,
 		}
 		answer->len += (size_t)n;
 		answer->data[answer->len] = '\0';
-		if (ctl_answer_complete(answer->data, answer->len,
-		    metrics) != 0)
+		/*
+		 * Every answer ends with a newline: look at the whole only
+		 * when the new bytes hold one, or tens of MiB arriving in
+		 * 64 KiB pieces would be scanned quadratically.
+		 */
+		if (memchr(answer->data + answer->len - (size_t)n, '\n',
+		    (size_t)n) != NULL && ctl_answer_complete(answer->data,
+		    answer->len, metrics) != 0)
 			return (0);
 		if (answer->len > CTL_CLIENT_MAX_ANSWER) {
 			xasprintf(cause, "answer too large");

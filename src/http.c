@@ -267,6 +267,16 @@ http_engine_new(struct event_base *base, const struct http_engine_opts *o,
 }
 
 void
+http_engine_set_credentials(struct http_engine *eng, const char *username,
+    const char *password)
+{
+	free(eng->username);
+	xfree_secret(eng->password);
+	eng->username = username != NULL ? xstrdup(username) : NULL;
+	eng->password = password != NULL ? xstrdup(password) : NULL;
+}
+
+void
 http_engine_set_token_source(struct http_engine *eng,
     const struct http_token_source *src)
 {

@@ -108,6 +108,12 @@ struct http_engine *http_engine_new(struct event_base *,
  */
 void	 http_engine_free(struct http_engine *);
 /* Token source for HTTP_CRED_BEARER (borrowed, must outlive engine). */
+/*
+ * New credentials (copied; the password is wiped from memory when
+ * replaced) for requests started from now on; running ones keep theirs.
+ */
+void	 http_engine_set_credentials(struct http_engine *, const char *,
+	    const char *);
 void	 http_engine_set_token_source(struct http_engine *,
 	    const struct http_token_source *);
 

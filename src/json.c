@@ -109,12 +109,22 @@ void
 json_quote(struct buf *b, const char *s, size_t n)
 {
 	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i, l;
+	size_t			 i, l, run;
 
+	buf_reserve(b, n + 2);
 	buf_putc(b, '"');
 	for (i = 0; i < n; ) {
 		unsigned char c = p[i];
 
+		/* Plain printable ASCII goes out in one piece. */
+		for (run = i; run < n && p[run] >= 0x20 && p[run] < 0x7f &&
+		    p[run] != '"' && p[run] != '\\'; run++)
+			;
+		if (run > i) {
+			buf_append(b, p + i, run - i);
+			i = run;
+			continue;
+		}
 		switch (c) {
 		case '"':  buf_puts(b, "\\\""); i++; continue;
 		case '\\': buf_puts(b, "\\\\"); i++; continue;
@@ -296,8 +306,14 @@ parse_string(struct jp *jp)
 			goto fail;
 		}
 		if (c != '\\') {
-			buf_append(&b, jp->p, 1);
-			jp->p++;
+			const char *q = jp->p;
+
+			/* Copy up to the next quote, escape or control byte. */
+			while (q < jp->end && *q != '"' && *q != '\\' &&
+			    (unsigned char)*q >= 0x20)
+				q++;
+			buf_append(&b, jp->p, (size_t)(q - jp->p));
+			jp->p = q;
 			continue;
 		}
 		if (++jp->p >= jp->end)

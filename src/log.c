@@ -219,30 +219,34 @@ log_warn(const char *fmt, ...)
 	buf_free(&b);
 }
 
+static void __attribute__((noreturn))
+vfatal(const char *fmt, va_list ap, const char *reason)
+{
+	struct buf	 b = BUF_INIT;
+
+	buf_vprintf(&b, fmt, ap);
+	if (reason != NULL)
+		log_emit(LOG_CRIT, NULL, "fatal: %s: %s", buf_str(&b), reason);
+	else
+		log_emit(LOG_CRIT, NULL, "fatal: %s", buf_str(&b));
+	exit(1);
+}
+
 void
 fatal(const char *fmt, ...)
 {
-	struct buf	 b = BUF_INIT;
-	va_list		 ap;
-	int		 saved_errno = errno;
+	va_list	 ap;
+	int	 saved_errno = errno;
 
 	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	log_emit(LOG_CRIT, NULL, "fatal: %s: %s", buf_str(&b),
-	    strerror(saved_errno));
-	exit(1);
+	vfatal(fmt, ap, strerror(saved_errno));
 }
 
 void
 fatalx(const char *fmt, ...)
 {
-	struct buf	 b = BUF_INIT;
-	va_list		 ap;
+	va_list	 ap;
 
 	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	log_emit(LOG_CRIT, NULL, "fatal: %s", buf_str(&b));
-	exit(1);
+	vfatal(fmt, ap, NULL);
 }

@@ -34,6 +34,16 @@
 #define PARK_RETRY_MS		(60 * 60 * 1000)
 #define RETRY_BASE_MS		1000
 #define FIRST_RESYNC_MIN_MS	60000
+/* A CalendarView bigger than find_count_limit is read in this many pages. */
+#define CALVIEW_MAX_PAGES	8
+
+/* Items gathered over the pages of one CalendarView read. */
+struct calpages {
+	struct timeline_item	*items;
+	size_t			 n;
+	int64_t			 from;		/* next page's StartDate */
+	unsigned		 page;
+};
 
 static const char *const state_names[MAILBOX_STATE_MAX] = {
 	"idle", "subscribing", "syncing", "streaming", "push", "polling",
@@ -93,6 +103,16 @@ mailbox_new(struct manager *m, const char *address, int idtype,
 }
 
 static void
+pages_free(struct mailbox *mb)
+{
+	if (mb->pages == NULL)
+		return;
+	free(mb->pages->items);
+	free(mb->pages);
+	mb->pages = NULL;
+}
+
+static void
 forget_subscription(struct mailbox *mb)
 {
 	struct manager	*m = mb->mgr;
@@ -123,6 +143,7 @@ mailbox_free(struct mailbox *mb)
 	boundary_cancel(m->presence_timers, &mb->boundary);
 	boundary_cancel(m->action_timers, &mb->action);
 	forget_subscription(mb);
+	pages_free(mb);
 	timeline_free(&mb->tl);
 	free(mb->address);
 	free(mb->imp_id);
@@ -165,6 +186,16 @@ retry_delay(struct mailbox *mb)
 		d = cap;
 	/* Full jitter, at least half of the step. */
 	return (d / 2 + backoff_rng_range(&mb->mgr->rng, 0, d / 2));
+}
+
+/* No push notification for this long: the subscription is gone. */
+static int64_t
+push_timeout(const struct config *conf)
+{
+	if (conf->push.heartbeat_timeout_ms > 0)
+		return (conf->push.heartbeat_timeout_ms);
+	/* Two StatusFrequency intervals, plus Exchange's slack. */
+	return (2 * 60000 * (int64_t)conf->push.status_frequency + 30000);
 }
 
 static void
@@ -322,11 +353,11 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 	hashmap_put(m->by_subid, mb->sub_id, mb);
 	mb->failures = 0;
 	if (mb->mode == MAILBOX_MODE_PUSH)
-		mb->push_deadline = time_mono_ms() + 2 * 60000 *
-		    (int64_t)m->conf->push.status_frequency + 30000;
+		mb->push_deadline = time_mono_ms() + push_timeout(m->conf);
 	set_state(mb, MAILBOX_SYNCING);
+	/* Presence first for mailboxes already subscribed. */
 	sync_start(mb, mb->has_presence ? "resubscribe" : "startup",
-	    THROTTLE_PRIO_NORMAL);
+	    THROTTLE_PRIO_HIGH);
 }
 
 static void
@@ -354,6 +385,7 @@ build_read(struct ews_call *call, struct ews_send *s, void *arg)
 	header_for(mb, &id, &h);
 	if (mb->read_step == 0)
 		r = soap_find_calendar_view(&s->body, &h,
+		    mb->pages != NULL ? mb->pages->from :
 		    now - conf->presence.lookback_ms / 1000,
 		    now + conf->presence.horizon_ms / 1000,
 		    conf->throttling.find_count_limit);
@@ -379,12 +411,46 @@ tl_from_fb(enum ews_fb fb)
 	}
 }
 
+static int
+cmp_item(const void *a, const void *b)
+{
+	const struct timeline_item	*x = a, *y = b;
+
+	if (x->start != y->start)
+		return (x->start < y->start ? -1 : 1);
+	if (x->end != y->end)
+		return (x->end < y->end ? -1 : 1);
+	if (x->status != y->status)
+		return ((int)x->status - (int)y->status);
+	if (x->all_day != y->all_day)
+		return ((int)x->all_day - (int)y->all_day);
+	if (x->cancelled != y->cancelled)
+		return ((int)x->cancelled - (int)y->cancelled);
+	return ((int)x->sensitivity - (int)y->sensitivity);
+}
+
+/* Pages overlap where an item spans a page boundary: drop repeats. */
+static size_t
+unique_items(struct timeline_item *items, size_t n)
+{
+	size_t	 i, j;
+
+	if (n < 2)
+		return (n);
+	qsort(items, n, sizeof *items, cmp_item);
+	for (i = 1, j = 1; i < n; i++)
+		if (cmp_item(&items[i], &items[j - 1]) != 0)
+			items[j++] = items[i];
+	return (j);
+}
+
 static void
 read_failed(struct mailbox *mb, const struct ews_reply *r)
 {
 	const struct config	*conf = mb->mgr->conf;
 
 	set_error(mb, r->code);
+	pages_free(mb);
 	if (r->action == EWS_ACT_PARK) {
 		ews_call_cancel(&mb->sub_call);
 		forget_subscription(mb);
@@ -412,10 +478,12 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct ews_calendar	 cal;
 	struct ews_oof		 oof;
 	struct timeline_item	*items;
+	struct calpages		*pg;
 	struct timeline		 tl;
 	char			*cause = NULL;
 	size_t			 i;
-	int64_t			 now = time_wall_ms() / 1000;
+	int64_t			 now = time_wall_ms() / 1000, last = 0;
+	bool			 more;
 
 	if (r->action != EWS_ACT_OK) {
 		read_failed(mb, r);
@@ -432,28 +500,65 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 			    "BadResponse", .action = EWS_ACT_TRANSIENT });
 			return;
 		}
-		items = xcalloc(cal.nitems ? cal.nitems : 1, sizeof *items);
+		if (mb->pages == NULL)
+			mb->pages = xcalloc(1, sizeof *mb->pages);
+		pg = mb->pages;
+		pg->items = xreallocarray(pg->items, pg->n + cal.nitems + 1,
+		    sizeof *pg->items);
 		for (i = 0; i < cal.nitems; i++) {
-			items[i].start = cal.items[i].start;
-			items[i].end = cal.items[i].end;
-			items[i].status = tl_from_fb(cal.items[i].fb);
-			items[i].all_day = cal.items[i].all_day;
-			items[i].cancelled = cal.items[i].cancelled;
-			items[i].sensitivity =
+			items = &pg->items[pg->n++];
+			items->start = cal.items[i].start;
+			items->end = cal.items[i].end;
+			items->status = tl_from_fb(cal.items[i].fb);
+			items->all_day = cal.items[i].all_day;
+			items->cancelled = cal.items[i].cancelled;
+			items->sensitivity =
 			    (enum tl_sensitivity)cal.items[i].sensitivity;
+			if (cal.items[i].start > last)
+				last = cal.items[i].start;
 		}
+		more = !cal.includes_last && cal.nitems > 0;
+		ews_calendar_free(&cal);
+		/*
+		 * More items than find_count_limit: read on from the last
+		 * start (items starting there come twice, which changes
+		 * nothing), a bounded number of pages.
+		 */
+		if (more && last > pg->from &&
+		    ++pg->page < CALVIEW_MAX_PAGES) {
+			pg->from = last;
+			ews_call_submit(&mb->read_call, EWS_OP_FIND_ITEM,
+			    THROTTLE_SHORT, THROTTLE_PRIO_NORMAL, NULL,
+			    build_read, read_done, NULL, mb);
+			return;
+		}
+		if (more)
+			mlog(LOG_NOTICE, mb->address, "calendar has more items "
+			    "than %u pages of find_count_limit (%u) in the "
+			    "horizon; reading again later",
+			    CALVIEW_MAX_PAGES, conf->throttling.find_count_limit);
+		if (pg->page > 0)
+			pg->n = unique_items(pg->items, pg->n);
 		timeline_init(&tl);
-		timeline_build(&tl, items, cal.nitems, now,
+		timeline_build(&tl, pg->items, pg->n, now,
 		    conf->presence.lookback_ms / 1000,
 		    conf->presence.horizon_ms / 1000);
 		timeline_replace(&mb->tl, &tl);
 		timeline_free(&tl);
-		free(items);
-		ews_calendar_free(&cal);
-		/* Then the automatic-replies state. */
+		pages_free(mb);
+		/*
+		 * Then the automatic-replies state, except after a calendar
+		 * notification: changing automatic replies raises no calendar
+		 * event, so that read would only double the cost.  Periodic
+		 * and requested resyncs read it.  A mailbox already under way
+		 * goes ahead of those not yet started.
+		 */
+		if (mb->sync_source != NULL &&
+		    strcmp(mb->sync_source, "calendar") == 0)
+			goto done;
 		mb->read_step = 1;
 		ews_call_submit(&mb->read_call, EWS_OP_GET_USER_OOF_SETTINGS,
-		    THROTTLE_SHORT, THROTTLE_PRIO_NORMAL, NULL, build_read,
+		    THROTTLE_SHORT, THROTTLE_PRIO_HIGH, NULL, build_read,
 		    read_done, NULL, mb);
 		return;
 	}
@@ -473,6 +578,7 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	mb->oof.end = oof.has_duration ? oof.end : 0;
 	ews_oof_free(&oof);
 
+done:
 	mb->failures = 0;
 	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
 		set_error(mb, NULL);
@@ -502,6 +608,7 @@ sync_start(struct mailbox *mb, const char *source, enum throttle_prio prio)
 	mb->sync_at = 0;
 	mb->sync_source = source;
 	mb->read_step = 0;
+	pages_free(mb);
 	ews_call_submit(&mb->read_call, EWS_OP_FIND_ITEM, THROTTLE_SHORT, prio,
 	    NULL, build_read, read_done, NULL, mb);
 	arm_action(mb);
@@ -613,8 +720,7 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 
 	mb->last_event_ms = time_mono_ms();
 	if (mb->mode == MAILBOX_MODE_PUSH && mb->push_deadline != 0)
-		mb->push_deadline = mb->last_event_ms + 2 * 60000 *
-		    (int64_t)conf->push.status_frequency + 30000;
+		mb->push_deadline = mb->last_event_ms + push_timeout(conf);
 	for (i = 0; i < n; i++) {
 		if (ev[i].type == EWS_EV_STATUS)
 			continue;

@@ -18,6 +18,7 @@
 #include "timeline.h"
 #include "timerheap.h"
 
+struct calpages;
 struct group;
 struct json_writer;
 struct manager;
@@ -68,6 +69,7 @@ struct mailbox {
 	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
 	struct ews_call		 read_call;	/* FindItem / GetUserOofSettings */
 
+	struct calpages		*pages;		/* a CalendarView in pages */
 	struct timeline		 tl;
 	struct presence_oof	 oof;
 	struct presence		 pres;

@@ -33,6 +33,7 @@
 
 static void	 assign(struct manager *);
 static void	 reap(struct manager *);
+static struct mailbox *find_mailbox(struct manager *, const char *);
 
 /* ---- timers shared by all mailboxes ---- */
 
@@ -590,9 +591,9 @@ manager_mailboxes_json(struct manager *m, struct json_writer *w)
 	json_arr_end(w);
 }
 
-int
-manager_mailbox_json(struct manager *m, const char *addr,
-    struct json_writer *w)
+/* A configured mailbox by address, any case; NULL if unknown or removed. */
+static struct mailbox *
+find_mailbox(struct manager *m, const char *addr)
 {
 	struct mailbox	*mb;
 	char		*lower, *p;
@@ -603,7 +604,16 @@ manager_mailbox_json(struct manager *m, const char *addr,
 			*p = (char)(*p - 'A' + 'a');
 	mb = hashmap_get(m->by_address, lower);
 	free(lower);
-	if (mb == NULL || mb->removed)
+	return (mb != NULL && !mb->removed ? mb : NULL);
+}
+
+int
+manager_mailbox_json(struct manager *m, const char *addr,
+    struct json_writer *w)
+{
+	struct mailbox	*mb;
+
+	if ((mb = find_mailbox(m, addr)) == NULL)
 		return (-1);
 	json_key(w, "mailbox");
 	mailbox_json(mb, w, true);
@@ -626,15 +636,8 @@ int
 manager_resync(struct manager *m, const char *addr, char **cause)
 {
 	struct mailbox	*mb;
-	char		*lower, *p;
 
-	lower = xstrdup(addr);
-	for (p = lower; *p != '\0'; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	mb = hashmap_get(m->by_address, lower);
-	free(lower);
-	if (mb == NULL || mb->removed) {
+	if ((mb = find_mailbox(m, addr)) == NULL) {
 		xasprintf(cause, "unknown mailbox %s", addr);
 		return (-1);
 	}

@@ -3,8 +3,8 @@
  * SPDX-License-Identifier: ISC
  *
  * systemd service notification: READY=1, RELOADING=1, STOPPING=1,
- * STATUS=, and WATCHDOG=1 pings.  Without libsystemd or outside systemd
- * every call is a no-op.
+ * STATUS=, and WATCHDOG=1 pings.  Outside a service manager every call is
+ * a no-op; no call ever blocks.
  */
 #ifndef EWSGW_NOTIFY_H
 #define EWSGW_NOTIFY_H

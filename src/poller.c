@@ -103,8 +103,10 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 
 	p->batches++;
 	memset(&av, 0, sizeof av);
-	if (r->action == EWS_ACT_OK && ews_parse_availability(r->http->body,
-	    r->http->body_len, &av, &cause) == 0) {
+	/* Per-mailbox errors come inside a 200 answer: each is its own. */
+	if (r->http->result == HTTP_RESULT_OK && !r->generic.fault &&
+	    ews_parse_availability(r->http->body, r->http->body_len, &av,
+	    &cause) == 0 && !av.r.fault) {
 		for (i = 0; i < b->n; i++) {
 			mb = hashmap_get(p->m->by_address, b->addr[i]);
 			if (mb == NULL || mb->state != MAILBOX_POLLING)

@@ -1488,8 +1488,11 @@ sinkset_reload(struct sinkset *set, const struct config *conf, char **errors)
 			if (strcmp(old->conf.name, conf->sinks[i].name) == 0)
 				break;
 		if (fresh[i] == NULL) {
+			/* Kept: still reopen its files, reread its secrets. */
 			TAILQ_REMOVE(&set->instances, old, entry);
 			TAILQ_INSERT_TAIL(&next, old, entry);
+			if (old->ops.reopen != NULL && old->sink != NULL)
+				old->ops.reopen(old->sink);
 			continue;
 		}
 		si = fresh[i];

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "conf.h"
+#include "control.h"
 #include "ews_parse.h"
 #include "http.h"
 #include "json.h"
@@ -76,7 +77,8 @@ struct v_probe {
 
 struct verify {
 	struct event_base	*base;
-	const struct config	*conf;
+	const struct config	*conf;		/* &snap */
+	struct config		 snap;		/* what the checks read */
 	bool			 probe;
 	verify_done_cb		 done;
 	void			*arg;
@@ -453,25 +455,29 @@ v_small_find(struct verify *v, const struct v_mailbox *m)
 	return (soap_find_calendar_view(&v->body, &h, now, now + 3600, 1));
 }
 
-/* An HTTP-level failure in words, or NULL if there was an EWS answer. */
-static char *
-v_transport_problem(const struct http_response *resp)
+/* Whether the server answered with something to parse as EWS. */
+static bool
+v_answered(const struct http_response *resp)
 {
 	switch (resp->result) {
 	case HTTP_RESULT_OK:
 	case HTTP_RESULT_AUTH:
-		return (NULL);
+		return (true);
 	case HTTP_RESULT_THROTTLED:
-		if (resp->status == 500 && resp->body_len > 0)
-			return (NULL);
-		break;
 	case HTTP_RESULT_FATAL:
-		if (resp->status == 500 && resp->body_len > 0)
-			return (NULL);
-		break;
+		/* A SOAP fault comes with HTTP 500. */
+		return (resp->status == 500 && resp->body_len > 0);
 	default:
-		break;
+		return (false);
 	}
+}
+
+/* An HTTP-level failure in words (allocated), or NULL if v_answered. */
+static char *
+v_transport_problem(const struct http_response *resp)
+{
+	if (v_answered(resp))
+		return (NULL);
 	if (resp->status != 0)
 		return (v_fmt("HTTP %ld%s%s", resp->status,
 		    resp->error != NULL ? ": " : "",
@@ -1179,7 +1185,8 @@ v_on_unsubscribe(struct verify *v, const struct http_response *resp)
 	const char		*kind = conf_mode_name(v->conf->exchange.mode);
 	bool			 ok = false;
 
-	if (v_transport_problem(resp) == NULL &&
+	memset(&r, 0, sizeof r);
+	if (v_answered(resp) &&
 	    ews_parse_response(resp->body, resp->body_len, &r, &cause) == 0) {
 		ok = !r.fault && r.status.class != EWS_CLASS_ERROR;
 		if (!ok && v_code_is(&r, "ErrorServerBusy") &&
@@ -1193,11 +1200,11 @@ v_on_unsubscribe(struct verify *v, const struct http_response *resp)
 		}
 		if (!ok)
 			seen = v_status_text(&r);
-		ews_response_free(&r);
 	} else {
 		seen = cause != NULL ? cause : v_transport_problem(resp);
 		cause = NULL;
 	}
+	ews_response_free(&r);
 	free(cause);
 	if (ok)
 		v_add(v, "subscription", VERIFY_PASS, v->good->address, NULL,
@@ -1348,11 +1355,11 @@ v_probe_done(struct http_request *req, const struct http_response *resp,
 	(void)req;
 	p->req = NULL;
 	p->open = false;
+	memset(&r, 0, sizeof r);
 	if (resp->body_len > 0 && ews_parse_response(resp->body,
 	    resp->body_len, &r, NULL) == 0) {
 		if (v_refusal(&r.status))
 			v_probe_refused(p, &r.status);
-		ews_response_free(&r);
 	} else if (resp->status == 503 || resp->status == 429) {
 		struct ews_status st;
 
@@ -1360,6 +1367,7 @@ v_probe_done(struct http_request *req, const struct http_response *resp,
 		snprintf(st.code, sizeof st.code, "HTTP %ld", resp->status);
 		v_probe_refused(p, &st);
 	}
+	ews_response_free(&r);
 }
 
 static void
@@ -1421,7 +1429,8 @@ v_on_probe_sub(struct verify *v, const struct http_response *resp)
 	struct ews_subscribe	 s;
 	struct v_probe		*p = &v->pr[v->ipr];
 
-	if (v_transport_problem(resp) == NULL &&
+	memset(&s, 0, sizeof s);
+	if (v_answered(resp) &&
 	    ews_parse_subscribe(resp->body, resp->body_len, &s, NULL) == 0 &&
 	    s.subscription_id != NULL && !s.r.fault &&
 	    s.r.status.class != EWS_CLASS_ERROR) {
@@ -1450,7 +1459,8 @@ v_on_probe_unsub(struct verify *v, const struct http_response *resp)
 	struct ews_response	 r;
 	struct v_probe		*p = &v->pr[v->ipr];
 
-	if (v_transport_problem(resp) == NULL &&
+	memset(&r, 0, sizeof r);
+	if (v_answered(resp) &&
 	    ews_parse_response(resp->body, resp->body_len, &r, NULL) == 0) {
 		if (!r.fault && r.status.class != EWS_CLASS_ERROR)
 			p->removed = true;
@@ -1463,8 +1473,8 @@ v_on_probe_unsub(struct verify *v, const struct http_response *resp)
 			v_after(v, wait > 60000 ? 60000 : wait, v_next);
 			return;
 		}
-		ews_response_free(&r);
 	}
+	ews_response_free(&r);
 	v->retries = 0;
 	v->ipr++;
 	v_next(v);
@@ -1799,9 +1809,8 @@ v_finish(struct verify *v)
  * without an id, the configured line of that address decides.
  */
 static void
-v_add_mailbox(struct verify *v, const char *spec)
+v_add_mailbox(struct verify *v, const struct config *conf, const char *spec)
 {
-	const struct config	*conf = v->conf;
 	const struct conf_mailbox *cm = NULL;
 	struct v_mailbox	*m;
 	const char		*opt;
@@ -1839,6 +1848,72 @@ v_add_mailbox(struct verify *v, const char *spec)
 	}
 }
 
+static char *
+v_dup(const char *s)
+{
+	return (s != NULL ? xstrdup(s) : NULL);
+}
+
+/*
+ * The settings the checks read, copied: a daemon may reload (and free)
+ * its configuration while the checks run.  Mailboxes are not needed:
+ * the sample is copied at the start.
+ */
+static void
+v_snapshot(struct config *dst, const struct config *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->path = v_dup(src->path);
+	dst->exchange = src->exchange;
+	dst->exchange.url = v_dup(src->exchange.url);
+	dst->exchange.version = v_dup(src->exchange.version);
+	dst->exchange.username = v_dup(src->exchange.username);
+	dst->exchange.password = v_dup(src->exchange.password);
+	dst->exchange.password_file = v_dup(src->exchange.password_file);
+	dst->exchange.ca_file = v_dup(src->exchange.ca_file);
+	dst->exchange.client_cert = v_dup(src->exchange.client_cert);
+	dst->exchange.client_key = v_dup(src->exchange.client_key);
+	dst->exchange.tenant = v_dup(src->exchange.tenant);
+	dst->exchange.client_id = v_dup(src->exchange.client_id);
+	dst->exchange.client_secret = v_dup(src->exchange.client_secret);
+	dst->exchange.client_secret_file =
+	    v_dup(src->exchange.client_secret_file);
+	dst->exchange.token_url = v_dup(src->exchange.token_url);
+	dst->push = src->push;
+	dst->push.listen = v_dup(src->push.listen);
+	dst->push.url = v_dup(src->push.url);
+	dst->push.certificate = v_dup(src->push.certificate);
+	dst->push.key = v_dup(src->push.key);
+	dst->throttling = src->throttling;
+	dst->presence = src->presence;
+	dst->log = src->log;
+}
+
+static void
+v_snapshot_free(struct config *c)
+{
+	free(c->path);
+	free(c->exchange.url);
+	free(c->exchange.version);
+	free(c->exchange.username);
+	if (c->exchange.password != NULL)
+		xfree_secret(c->exchange.password);
+	free(c->exchange.password_file);
+	free(c->exchange.ca_file);
+	free(c->exchange.client_cert);
+	free(c->exchange.client_key);
+	free(c->exchange.tenant);
+	free(c->exchange.client_id);
+	if (c->exchange.client_secret != NULL)
+		xfree_secret(c->exchange.client_secret);
+	free(c->exchange.client_secret_file);
+	free(c->exchange.token_url);
+	free(c->push.listen);
+	free(c->push.url);
+	free(c->push.certificate);
+	free(c->push.key);
+}
+
 struct verify *
 verify_start(struct event_base *base, const struct config *conf,
     const struct verify_opts *opts, verify_done_cb done, void *arg)
@@ -1851,7 +1926,8 @@ verify_start(struct event_base *base, const struct config *conf,
 
 	v = xcalloc(1, sizeof *v);
 	v->base = base;
-	v->conf = conf;
+	v_snapshot(&v->snap, conf);
+	v->conf = &v->snap;
 	v->probe = opts != NULL && opts->probe;
 	v->done = done;
 	v->arg = arg;
@@ -1861,16 +1937,16 @@ verify_start(struct event_base *base, const struct config *conf,
 	if (opts != NULL && opts->nmailboxes > 0) {
 		v->mbx = xcalloc(opts->nmailboxes, sizeof *v->mbx);
 		for (i = 0; i < opts->nmailboxes; i++)
-			v_add_mailbox(v, opts->mailboxes[i]);
+			v_add_mailbox(v, conf, opts->mailboxes[i]);
 	} else {
 		n = conf->nmailboxes < VERIFY_SAMPLE ? conf->nmailboxes :
 		    VERIFY_SAMPLE;
 		v->mbx = xcalloc(n > 0 ? n : 1, sizeof *v->mbx);
 		for (i = 0; i < n; i++)
-			v_add_mailbox(v, conf->mailboxes[i].address);
+			v_add_mailbox(v, conf, conf->mailboxes[i].address);
 	}
 
-	http_engine_opts_from_config(&eo, conf);
+	http_engine_opts_from_config(&eo, v->conf);
 	v->eng = http_engine_new(base, &eo, &cause);
 	if (v->eng == NULL) {
 		v_add(v, "setup", VERIFY_FAIL, NULL, NULL, cause,
@@ -1881,7 +1957,7 @@ verify_start(struct event_base *base, const struct config *conf,
 		return (v);
 	}
 	if (conf->exchange.auth == CONF_AUTH_OAUTH2) {
-		auth_opts_from_config(&ao, conf);
+		auth_opts_from_config(&ao, v->conf);
 		v->auth = auth_new(base, v->eng, &ao);
 	}
 	v->step = ST_CONNECT;
@@ -1953,6 +2029,7 @@ verify_free(struct verify *v)
 	free(v->sub_id);
 	free(v->cookie);
 	free(v->probe_code);
+	v_snapshot_free(&v->snap);
 	free(v);
 }
 
@@ -1973,38 +2050,20 @@ v_sync_done(struct verify *v, void *arg)
 	event_base_loopbreak(s->base);
 }
 
-static void
-v_sync_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	verify_stop(arg);
-}
-
-/* Run to the end (or timeout_ms, 0 = none) on a private loop. */
+/* Run to the end on a private loop. */
 static struct verify *
 v_sync(struct event_base *base, const struct config *conf,
-    const struct verify_opts *opts, int64_t timeout_ms)
+    const struct verify_opts *opts)
 {
 	struct v_sync	 s;
 	struct verify	*v;
-	struct event	*tmo = NULL;
-	struct timeval	 tv;
 
 	s.base = base;
 	s.done = false;
 	v = verify_start(base, conf, opts, v_sync_done, &s);
-	if (timeout_ms > 0) {
-		tmo = evtimer_new(base, v_sync_timeout, v);
-		tv.tv_sec = timeout_ms / 1000;
-		tv.tv_usec = (timeout_ms % 1000) * 1000;
-		evtimer_add(tmo, &tv);
-	}
 	while (!s.done)
 		if (event_base_loop(base, EVLOOP_ONCE) == -1)
 			break;
-	if (tmo != NULL)
-		event_free(tmo);
 	return (v);
 }
 
@@ -2019,7 +2078,7 @@ verify_run(const struct config *conf, const struct verify_opts *opts)
 		fprintf(stderr, "ewsgw: cannot create an event loop\n");
 		return (1);
 	}
-	v = v_sync(base, conf, opts, 0);
+	v = v_sync(base, conf, opts);
 	verify_print(v, stdout, opts != NULL && opts->json);
 	fflush(stdout);
 	rv = verify_failed(v) ? 1 : 0;
@@ -2028,20 +2087,67 @@ verify_run(const struct config *conf, const struct verify_opts *opts)
 	return (rv);
 }
 
-int
-verify_sync_json(const struct config *conf, const struct verify_opts *opts,
-    int64_t timeout_ms, struct json_writer *w, char **cause)
-{
-	struct event_base	*base;
-	struct verify		*v;
+/* ---- the control socket: the checks on the daemon's own loop ---- */
 
-	if ((base = event_base_new()) == NULL) {
-		*cause = xstrdup("verify: cannot create an event loop");
-		return (-1);
+struct v_ctl {
+	struct ctl_reply	*reply;
+	struct verify		*v;
+	struct event		*tmo;
+};
+
+static void
+v_ctl_free(struct v_ctl *c)
+{
+	verify_free(c->v);
+	event_free(c->tmo);
+	free(c);
+}
+
+static void
+v_ctl_done(struct verify *v, void *arg)
+{
+	struct v_ctl	*c = arg;
+
+	verify_write_checks(v, control_reply_writer(c->reply));
+	control_reply_done(c->reply);	/* frees the reply */
+	v_ctl_free(c);
+}
+
+/* The client went away or the control server closes. */
+static void
+v_ctl_cancel(void *arg)
+{
+	v_ctl_free(arg);
+}
+
+static void
+v_ctl_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct v_ctl	*c = arg;
+
+	(void)fd;
+	(void)what;
+	verify_stop(c->v);	/* done follows with what was checked */
+}
+
+int
+verify_control(struct ctl_reply *reply, struct event_base *base,
+    const struct config *conf, int64_t timeout_ms, char **cause)
+{
+	struct v_ctl		*c;
+	struct verify_opts	 o = { NULL, 0, 0, 0 };
+	struct timeval		 tv;
+
+	(void)cause;
+	c = xcalloc(1, sizeof *c);
+	c->reply = reply;
+	c->tmo = evtimer_new(base, v_ctl_timeout, c);
+	if (timeout_ms > 0) {
+		tv.tv_sec = timeout_ms / 1000;
+		tv.tv_usec = (timeout_ms % 1000) * 1000;
+		evtimer_add(c->tmo, &tv);
 	}
-	v = v_sync(base, conf, opts, timeout_ms);
-	verify_write_checks(v, w);
-	verify_free(v);
-	event_base_free(base);
+	control_reply_on_cancel(reply, v_ctl_cancel, c);
+	c->v = verify_start(base, conf, &o, v_ctl_done, c);
 	return (0);
 }

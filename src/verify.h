@@ -44,7 +44,7 @@ typedef void (*verify_done_cb)(struct verify *, void *arg);
 
 /*
  * Start the checklist on base (borrowed, must outlive the handle) with
- * conf and opts (borrowed until done runs; the mailbox strings are
+ * conf and opts (borrowed for this call only: what the checks need is
  * copied).  The checks run one after another on the loop, each request
  * within the configured budgets (except the explicit probe).  Returns
  * the handle; done runs later, never from inside verify_start.
@@ -71,16 +71,24 @@ void		 verify_write_checks(const struct verify *, struct json_writer *);
 /* The report as text (one block per check) or as a JSON document. */
 void		 verify_print(const struct verify *, FILE *, bool json);
 
-/* How long the control socket's verify may hold the daemon's loop. */
-#define VERIFY_CTL_TIMEOUT_MS	30000
-
 /*
- * For the control socket's synchronous provider: run the checklist on a
- * private event_base (the daemon's loop is not entered) for at most
- * timeout_ms and write its members into w.  Returns 0, or -1 with *cause
- * (allocated) when it could not start.
+ * How long the control socket's verify may take: below ewsgwctl's and
+ * the control server's 30 s, so that a slow server still gets an answer
+ * with the checks done by then.
  */
-int		 verify_sync_json(const struct config *, const struct verify_opts *,
-		    int64_t timeout_ms, struct json_writer *w, char **cause);
+#define VERIFY_CTL_TIMEOUT_MS	25000
+
+struct ctl_reply;
+/*
+ * The control provider's verify (ewsgwctl verify): run the checklist,
+ * without the probe, on base (the daemon's loop) and answer reply with
+ * the members of verify_write_checks() when it is over, or after
+ * timeout_ms (0: no limit) with the checks finished by then.  conf is
+ * borrowed for this call only (the checks keep their own copy, so a
+ * reload may free it).  If the client goes away first, the checks are
+ * stopped and freed.  Returns 0; -1 with *cause is reserved.
+ */
+int		 verify_control(struct ctl_reply *, struct event_base *,
+		    const struct config *, int64_t timeout_ms, char **cause);
 
 #endif

@@ -4,7 +4,8 @@
 #   1. make check (warnings are errors) and make distcheck,
 #   2. make check again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the unit tests under valgrind,
-#   4. every libFuzzer target for a short smoke run.
+#   4. a build without libsystemd,
+#   5. every libFuzzer target for a short smoke run.
 # Exit status 0 only if everything passed.  Usage: tests/ci.sh [--no-install]
 set -eu
 
@@ -37,6 +38,7 @@ run_build() {	# name, make targets, configure args...
 	echo "== [$name] make"
 	(cd "$dir" && make -j"$jobs" >make.log 2>&1) \
 	    || { tail -60 "$dir/make.log"; return 1; }
+	logs="$logs $dir/test-suite.log"
 	for t in $targets; do
 		echo "== [$name] make $t"
 		if ! (cd "$dir" && make -j"$jobs" "$t" >"$t.log" 2>&1); then
@@ -50,11 +52,15 @@ run_build() {	# name, make targets, configure args...
 		fi
 		grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR)' "$dir/$t.log" || true
 	done
-	logs="$logs $dir/test-suite.log"
 }
 
 run_build default "check check-valgrind distcheck" --enable-werror || status=1
 run_build sanitizers "check" --enable-werror --enable-sanitizers || status=1
+# Without libsystemd it must still build and start.
+run_build nosystemd "" --enable-werror --without-systemd || status=1
+if [ -x "$builds/nosystemd/ewsgw" ]; then
+	"$builds/nosystemd/ewsgw" --version || status=1
+fi
 if command -v clang >/dev/null; then
 	run_build fuzz "fuzz" CC=clang --enable-fuzzing || status=1
 fi

@@ -15,3 +15,9 @@ score=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for ewsgw.serv
 [ -n "$score" ] || { printf '%s\n' "$out" | tail -5; echo "no exposure score"; exit 1; }
 echo "exposure level $score"
 awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || { echo "FAIL: exposure $score > 2.0"; exit 1; }
+# The credential the sample configuration reads is the one the unit loads.
+cred=$(sed -n 's/^password_file *= *\([^/ ]*\) *$/\1/p' "$top_srcdir/etc/ewsgw.conf" | head -1)
+[ -n "$cred" ] || { echo "FAIL: sample ewsgw.conf names no credential"; exit 1; }
+grep -q "^LoadCredential=$cred:" "$unit_in" \
+    || { echo "FAIL: the unit does not load credential '$cred'"; exit 1; }
+echo "credential $cred loaded by the unit"

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP_SRCDIR = os.environ.get("top_srcdir") or os.path.abspath(
@@ -39,30 +40,43 @@ def wait_for(pred, timeout, what, interval=0.05):
 
 
 class NotifyListener:
-    """A datagram socket that collects sd_notify messages."""
+    """A datagram socket that collects sd_notify messages, drained all
+    the time by a thread the way systemd drains it."""
 
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.2)
         self.messages = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
 
-    def poll(self):
-        while True:
+    def _drain(self):
+        while self.running:
             try:
                 data = self.sock.recv(65536)
-            except BlockingIOError:
+            except socket.timeout:
+                continue
+            except OSError:
                 break
-            for line in data.decode("utf-8", "replace").split("\n"):
-                if line:
-                    self.messages.append(line)
-        return self.messages
+            with self.lock:
+                for line in data.decode("utf-8", "replace").split("\n"):
+                    if line:
+                        self.messages.append(line)
+
+    def poll(self):
+        with self.lock:
+            return list(self.messages)
 
     def seen(self, msg):
         return any(m == msg or m.startswith(msg) for m in self.poll())
 
     def close(self):
+        self.running = False
+        self.thread.join(2)
         self.sock.close()
 
 
@@ -122,14 +136,21 @@ class Daemon:
 
     # -- process --------------------------------------------------------
     def start(self, args=(), wait_ready=True, timeout=30):
-        self.notify = NotifyListener(os.path.join(self.dir, "notify.sock"))
+        """Start (or start again after stop) the daemon."""
+        path = os.path.join(self.dir, "notify.sock")
+        if self.notify is not None:
+            self.notify.close()
+            os.unlink(path)
+        if getattr(self, "stderr", None):
+            self.stderr.close()
+        self.notify = NotifyListener(path)
         env = dict(os.environ)
         env["NOTIFY_SOCKET"] = self.notify.path
         env.pop("JOURNAL_STREAM", None)
         env.update(self.extra_env)
         wrapper = os.environ.get("EWSGW_WRAPPER", "").split()
         cmd = wrapper + [EWSGW, "-f", "-c", self.conf_path] + list(args)
-        self.stderr = open(self.stderr_path, "wb")
+        self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=self.stderr, stderr=self.stderr,
                                      env=env)

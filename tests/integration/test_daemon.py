@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -127,6 +128,29 @@ class Lifecycle(unittest.TestCase):
             self.assertIn("STOPPING=1", d.notify.poll()[before:])
             self.assertFalse(os.path.exists(d.socket_path))
             self.assertNotIn(PASSWORD, d.log())
+
+    def test_watchdog_pings(self):
+        """With WatchdogSec= set, WATCHDOG=1 comes at half the interval."""
+        with Daemon(sections=mailbox_sections(1),
+                    extra_env={"WATCHDOG_USEC": "400000"}) as d:
+            d.start()
+            wait_for(lambda: d.notify.poll().count("WATCHDOG=1") >= 3, 10,
+                     "three watchdog pings")
+            self.assertEqual(d.stop(), 0)
+
+    def test_stuck_service_manager_never_blocks_the_loop(self):
+        """A notification socket nobody reads fills up; the daemon drops
+        notifications instead of blocking, and keeps answering."""
+        with Daemon(sections=mailbox_sections(2),
+                    extra_env={"WATCHDOG_USEC": "2000"}) as d:
+            d.start(wait_ready=False)
+            d.notify.running = False        # stop draining
+            d.notify.thread.join(2)
+            time.sleep(1.5)                 # ~1,500 pings: the queue is full
+            # A blocked loop would never answer: the request times out.
+            for _ in range(5):
+                self.assertTrue(d.request("status", timeout=10)["ok"])
+            self.assertEqual(d.stop(), 0)
 
     def test_sigint_also_stops_cleanly(self):
         with Daemon(sections=mailbox_sections(1)) as d:

@@ -109,6 +109,27 @@ class Presence(unittest.TestCase):
             g.assert_each_change_once(self)
             g.assert_no_violations(self)
 
+    def test_calendar_view_larger_than_find_count_limit(self):
+        """EWSFindCountLimit 2 and five meetings ahead: the calendar is
+        read in pages and the whole horizon is known."""
+        mbs = generated(1)
+        with GatewayRun(mbs, sim={"generate": 1, "find_count_limit": 2},
+                        sections={"throttling": {"find_count_limit": "2"}},
+                        start=False) as g:
+            now = int(time.time())
+            for k in range(5):
+                g.sim.add_item(mbs[0], {"subject": "m%d" % k,
+                                        "start": iso(now + 3600 * (k + 1)),
+                                        "end": iso(now + 3600 * (k + 1) +
+                                                   1800)})
+            g.d.start()
+            g.wait_state("streaming")
+            tl = g.mailbox(mbs[0])["timeline"]
+            self.assertEqual([e["start"] for e in tl],
+                             [iso(now + 3600 * (k + 1)) for k in range(5)])
+            st = g.assert_no_violations(self)
+            self.assertGreaterEqual(st["requests"]["FindItem"]["NoError"], 3)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -6,6 +6,7 @@ models.  Each run ends with every mailbox served, correct presence,
 zero violations in the simulator's statistics, and no publication lost
 or duplicated."""
 import os
+import signal
 import sys
 import time
 import unittest
@@ -209,6 +210,47 @@ class Faults(unittest.TestCase):
             rows = g.wait_changes(polled[0]["address"], 2, timeout=30)
             self.assertEqual(rows[-1]["presence"], "busy")
             self.assertEqual(rows[-1]["source"], "poll")
+            # The administrator raises the limit: everyone streams.
+            g.sim.control("POST", "/config", {"max_subscriptions": 100})
+            with open(g.d.conf_path) as f:
+                text = f.read()
+            g.d.write_config(text.replace("max_subscriptions = 40",
+                                          "max_subscriptions = 100"))
+            g.d.signal(signal.SIGHUP)
+            g.wait_state("streaming", timeout=120)
+            self.assertEqual(g.mailbox(polled[0]["address"])["presence"],
+                             "busy")
+            g.assert_each_change_once(self)
+            g.assert_no_violations(self)
+
+    def test_daemon_restart_resubscribes_within_budget(self):
+        """Stop releases every subscription; a new start makes them all
+        again without exceeding the budget."""
+        mbs = generated(80)
+        with GatewayRun(mbs, sim={"generate": 80},
+                        sections={"throttling": {"max_concurrency": "4"}}) as g:
+            g.wait_state("streaming")
+            self.assertEqual(g.d.stop(), 0)
+            self.assertEqual(g.sim.stats()["live_subscriptions"]["total"], 0)
+            g.d.start()
+            g.wait_state("streaming")
+            st = g.assert_no_violations(self)
+            self.assertEqual(st["live_subscriptions"]["total"], 80)
+            self.assertLessEqual(st["concurrency"]["svc-ewsgw"]["peak"], 4)
+
+    def test_silent_stream_is_reopened_without_loss(self):
+        """A server that sends no keep-alives: after idle_timeout the
+        connection is treated as dead and reopened; nothing is lost."""
+        mbs = generated(10)
+        with GatewayRun(mbs, sim={"generate": 10, "heartbeat_seconds": 600},
+                        sections={"throttling": {"idle_timeout": "2s"}}) as g:
+            g.wait_state("streaming")
+            wait_for(lambda: g.d.request("connections")["connections"][0][
+                "drops"] >= 2, 30, "idle connection reopened twice")
+            self.assertIn("no data for", g.d.log())
+            meeting_now_plus(g.sim, mbs[7], -60, 3600)
+            rows = g.wait_changes(mbs[7], 2)
+            self.assertEqual(rows[-1]["presence"], "busy")
             g.assert_no_violations(self)
 
 

@@ -13,12 +13,14 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 TOP_SRCDIR = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 TOP_BUILDDIR = os.environ.get("top_builddir") or TOP_SRCDIR
 EWSGW = os.environ.get("EWSGW") or os.path.join(TOP_BUILDDIR, "ewsgw")
+EWSGWCTL = os.environ.get("EWSGWCTL") or os.path.join(TOP_BUILDDIR, "ewsgwctl")
 SIMDIR = os.path.join(TOP_SRCDIR, "tests", "sim")
 DIRECTORY = os.path.join(SIMDIR, "directory-sample.json")
 
@@ -412,6 +414,45 @@ class VerifyTest(unittest.TestCase):
         self.assertEqual(len(checks), 1)
         self.assertEqual(checks[0]["name"], "connect")
         self.assertEqual(checks[0]["verdict"], "FAIL")
+
+    def test_ewsgwctl_verify(self):
+        """The same checks from the running daemon, over the control
+        socket (skipped while the daemon answers "not available")."""
+        if not os.access(EWSGWCTL, os.X_OK):
+            self.skipTest("ewsgwctl not built")
+        sock = os.path.join(self.dir, "status.sock")
+        with self.sim() as sim:
+            conf = self.config(sim.ews_url, account=LIMITED, mailboxes=(
+                "alice@example.com", "bob@example.com"),
+                sections="[status]\nsocket = %s\n" % sock)
+            log = open(os.path.join(self.dir, "daemon.log"), "w")
+            daemon = subprocess.Popen([EWSGW, "-f", "-c", conf],
+                                      stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 20
+                while not os.path.exists(sock):
+                    self.assertIsNone(daemon.poll(), "daemon exited")
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.05)
+                r = subprocess.run([EWSGWCTL, "-s", sock, "--json",
+                                    "verify"], capture_output=True,
+                                   text=True, timeout=60)
+            finally:
+                daemon.terminate()
+                daemon.wait(timeout=30)
+                log.close()
+            doc = json.loads(r.stdout)
+            if doc.get("error") == "verify: not available":
+                self.skipTest("the daemon does not offer verify")
+            self.assertIs(doc["ok"], True, r.stdout)
+            self.assertIs(doc["passed"], False)
+            self.assertNotEqual(r.returncode, 0)
+            bob = [c for c in doc["checks"] if c.get("mailbox") ==
+                   "bob@example.com" and c["name"] == "impersonation"]
+            self.assertEqual(len(bob), 1, r.stdout)
+            self.assertEqual(bob[0]["verdict"], "FAIL")
+            self.assertEqual(bob[0]["fix"], FIX_RIGHTS)
+            self.assertNotIn(LIMITED[1], r.stdout)
 
 
 if __name__ == "__main__":

@@ -212,6 +212,7 @@ START_TEST(test_minimal_defaults)
 	ck_assert_ptr_null(cf->exchange.token_url);
 	ck_assert_ptr_null(cf->push.listen);
 	ck_assert_uint_eq(cf->push.status_frequency, 1);
+	ck_assert_int_eq(cf->push.heartbeat_timeout_ms, 0);
 	ck_assert_uint_eq(cf->throttling.max_concurrency, 10);
 	ck_assert_uint_eq(cf->throttling.max_subscriptions, 5000);
 	ck_assert_uint_eq(cf->throttling.subscriptions_per_connection, 200);
@@ -286,6 +287,7 @@ START_TEST(test_every_key)
 	    "certificate = %s\n"
 	    "key = %s\n"
 	    "status_frequency = 1440\n"
+	    "heartbeat_timeout = 3m\n"
 	    "[throttling]\n"
 	    "max_concurrency = 27\n"
 	    "max_subscriptions = 1000000\n"
@@ -345,6 +347,7 @@ START_TEST(test_every_key)
 	ck_assert_str_eq(cf->push.certificate, crt);
 	ck_assert_str_eq(cf->push.key, key);
 	ck_assert_uint_eq(cf->push.status_frequency, 1440);
+	ck_assert_int_eq(cf->push.heartbeat_timeout_ms, 180000);
 	ck_assert_uint_eq(cf->throttling.max_concurrency, 27);
 	ck_assert_uint_eq(cf->throttling.max_subscriptions, 1000000);
 	ck_assert_uint_eq(cf->throttling.subscriptions_per_connection, 150);
@@ -363,7 +366,7 @@ START_TEST(test_every_key)
 	/* impersonation = upn: the address stands in for the UPN */
 	ck_assert_int_eq(cf->mailboxes[0].idtype, CONF_ID_UPN);
 	ck_assert_str_eq(cf->mailboxes[0].id, "alice@example.org");
-	ck_assert_int_eq(cf->mailboxes[0].line, 40);
+	ck_assert_int_eq(cf->mailboxes[0].line, 41);
 	ck_assert(!cf->mailboxes[0].in_file);
 	ck_assert_int_eq(cf->mailboxes[1].idtype, CONF_ID_UPN);
 	ck_assert_str_eq(cf->mailboxes[1].id, "bob.b@corp.example.org");
@@ -417,7 +420,8 @@ START_TEST(test_version_defaults)
 		ck_assert_str_eq(cf->exchange.version, t[i].version);
 		ck_assert_int_eq(cf->throttling.charging, t[i].charging);
 		ck_assert(!cf->throttling.charging_set);
-		ck_assert_uint_eq(cf->throttling.streaming_connections_per_anchor,
+		ck_assert_uint_eq(
+		    cf->throttling.streaming_connections_per_anchor,
 		    t[i].anchor);
 		conf_free(cf);
 		free(more);
@@ -529,7 +533,8 @@ START_TEST(test_mailboxes)
 	    "\n"
 	    "Carol@Example.org\n"
 	    "  dave@example.org   upn=dave@ad.example.org  # comment\n"
-	    "erin@example.org sid=S-1-5-21-1004336348-1177238915-682003330-512\n"
+	    "erin@example.org "
+	    "sid=S-1-5-21-1004336348-1177238915-682003330-512\n"
 	    "frank@sub.example.org\r\n"
 	    "grace@example.org");
 	xasprintf(&more, "[mailboxes]\nmailbox = alice@example.org\n"
@@ -850,6 +855,18 @@ START_TEST(test_listen_and_units)
 		free(errs);
 		free(more);
 	}
+	/* Every spelling of a boolean. */
+	for (i = 0; i < 8; i++) {
+		static const char *const b[] = { "yes", "True", "ON", "1",
+		    "no", "FALSE", "off", "0" };
+
+		xasprintf(&more, "tls_verify = %s\n", b[i]);
+		cf = load_with_base(more, &errs, NULL);
+		ck_assert_msg(cf != NULL, "%s: %s", b[i], errs);
+		ck_assert(cf->exchange.tls_verify == (i < 4));
+		conf_free(cf);
+		free(more);
+	}
 	/* connection_timeout takes minutes with or without the unit. */
 	cf = load_with_base("[throttling]\nconnection_timeout = 30m\n"
 	    "[push]\nstatus_frequency = 2h\n", &errs, NULL);
@@ -1088,8 +1105,9 @@ START_TEST(test_key_coverage)
 	man = read_src("man/ewsgw.conf.5");
 	for (i = 0; conf_key_at(i, &sec, &name); i++) {
 		xasprintf(&want, "|%s.%s|", sec, name);
-		ck_assert_msg(strstr(seen, want) != NULL,
-		    "%s not in etc/ewsgw.conf", want);
+		ck_assert_msg(strstr(seen, want) != NULL, "%s.%s is not in "
+		    "etc/ewsgw.conf: document every new key there (commented "
+		    "out if it has no plain default)", sec, name);
 		free(want);
 		xasprintf(&want, "\n.Ss [%s]\n", sec);
 		ck_assert_msg(strstr(man, want) != NULL, "no section %s", want);
@@ -1097,8 +1115,9 @@ START_TEST(test_key_coverage)
 		free(want);
 		xasprintf(&want, "\n.It Cm %s ", name);
 		/* after its own section's header */
-		ck_assert_msg(strstr(k, want) != NULL,
-		    "%s.%s not in ewsgw.conf.5", sec, name);
+		ck_assert_msg(strstr(k, want) != NULL, "%s.%s is not in "
+		    "man/ewsgw.conf.5: document every new key there, as "
+		    "'.It Cm %s' under '.Ss [%s]'", sec, name, name, sec);
 		free(want);
 	}
 	ck_assert_uint_gt(i, 40);

@@ -70,6 +70,16 @@ START_TEST(test_status_unhealthy)
 	assert_has(&out, "problem:  no connection to Exchange\n"
 	    "problem:  sink file: queue full\n");
 	assert_has(&out, "up 5s\n");
+	/* A stream limit of 0 is no limit of its own. */
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"budget\":{\"streaming_connections\":{\"open\":3,"
+	    "\"limit\":0}}}", false), CTL_EXIT_OK);
+	assert_has(&out, "streams:  3 open\n");
+	/* Charged per impersonated anchor: that limit is what bounds it. */
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"budget\":{\"streaming_connections\":{\"open\":50,"
+	    "\"limit\":null,\"per_anchor_limit\":3}}}", false), CTL_EXIT_OK);
+	assert_has(&out, "streams:  50 open (at most 3 per anchor)\n");
 	/* No "healthy" at all is not healthy either. */
 	ck_assert_int_eq(render("status", "{\"ok\":true}", false),
 	    CTL_EXIT_UNHEALTHY);
@@ -94,21 +104,24 @@ START_TEST(test_mailboxes)
 	    "{\"address\":\"long.name@example.org\",\"state\":\"backoff\","
 	    "\"mode\":\"poll\",\"presence\":\"available\",\"activity\":null,"
 	    "\"until\":null,\"connection\":null,"
-	    "\"error\":\"ErrorMailboxMoveInProgress\"}]}";
+	    "\"error\":\"ErrorMailboxMoveInProgress\","
+	    "\"reason\":\"subscription budget full\"}]}";
 
 	ck_assert_int_eq(render("mailboxes", a, false), CTL_EXIT_OK);
+	/* Which mode each mailbox is in, and why. */
 	ck_assert_str_eq(buf_str(&out),
 	    "ADDRESS                STATE      MODE       PRESENCE   ACTIVITY"
-	    "  UNTIL                 CONN  ERROR\n"
+	    "  UNTIL                 CONN  ERROR                       WHY\n"
 	    "a@x                    streaming  streaming  busy       meeting "
-	    "  2026-11-29T11:00:00Z  3     -\n"
+	    "  2026-11-29T11:00:00Z  3     -                           -\n"
 	    "long.name@example.org  backoff    poll       available  -       "
-	    "  -                     -     ErrorMailboxMoveInProgress\n");
+	    "  -                     -     ErrorMailboxMoveInProgress  "
+	    "subscription budget full\n");
 	/* An empty list is a heading only. */
 	ck_assert_int_eq(render("mailboxes", "{\"ok\":true,\"mailboxes\":[]}",
 	    false), CTL_EXIT_OK);
 	ck_assert_str_eq(buf_str(&out), "ADDRESS  STATE  MODE  PRESENCE  "
-	    "ACTIVITY  UNTIL  CONN  ERROR\n");
+	    "ACTIVITY  UNTIL  CONN  ERROR  WHY\n");
 }
 END_TEST
 

@@ -52,6 +52,7 @@ struct ewsgw_sink {
 	struct fake_call	 calls[FAKE_MAX_CALLS];
 	int			 ncalls;
 	bool			 healthy;
+	int			 reopened;
 };
 
 /* Instances by creation order, for the tests to drive. */
@@ -120,6 +121,12 @@ fake_health(struct ewsgw_sink *s, char *detail, size_t len)
 }
 
 static void
+fake_reopen(struct ewsgw_sink *s)
+{
+	s->reopened++;
+}
+
+static void
 fake_destroy(struct ewsgw_sink *s)
 {
 	int	 i;
@@ -149,6 +156,7 @@ static const struct ewsgw_sink_ops fake_ops = {
 	.publish = fake_publish,
 	.health = fake_health,
 	.destroy = fake_destroy,
+	.reopen = fake_reopen,
 };
 
 /* ---- helpers ---- */
@@ -769,6 +777,7 @@ START_TEST(test_reload)
 	free(errors);
 	errors = NULL;
 	freeconf(conf);
+	ck_assert_int_eq(keep->reopened, 0);
 	v = status_of(set);
 	ck_assert_str_eq(json_get_str(v->child->next->next, "name", ""),
 	    "gone");
@@ -785,8 +794,9 @@ START_TEST(test_reload)
 	    "change");
 	ck_assert_ptr_null(v->child->next->next->next);
 	json_free(v);
-	/* Unchanged: same instance, counters kept. */
+	/* Unchanged: same instance, counters kept, files reopened. */
 	ck_assert_ptr_eq(fakes[0], keep);
+	ck_assert_int_eq(keep->reopened, 1);
 	ck_assert(status_num(set, 1, "delivered") == 2);
 	/* Changed: the new instance delivers what the old one held. */
 	ck_assert(run_until(depth_zero, set, 2000));
@@ -1211,14 +1221,37 @@ START_TEST(test_exec_sink_failure_and_order)
 }
 END_TEST
 
+/* Whether pid is gone (or only a zombie nobody reaped yet). */
+static bool
+pid_gone(pid_t pid)
+{
+	char	 path[64], *stat, *p;
+	bool	 gone;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((stat = slurp(path)) == NULL)
+		return (true);
+	p = strrchr(stat, ')');
+	gone = p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+	free(stat);
+	return (gone);
+}
+
 START_TEST(test_exec_sink_timeout)
 {
-	const char *const lines[] = { "[sink x] exec", "command=sleep 30",
+	char		 pidfile[300], *cmd, *text;
+	const char	*lines[] = { "[sink x] exec", NULL,
 	    "timeout=100ms", "retry_initial=1h", NULL };
-	struct sinkset	*set = mkset(lines);
+	struct sinkset	*set;
 	struct json_value *v;
 	int64_t		 t0 = time_mono_ms();
+	pid_t		 grandchild;
 
+	/* A pipeline: the background sleep must be killed as well. */
+	snprintf(pidfile, sizeof pidfile, "%s/pid", tmpdir);
+	xasprintf(&cmd, "command=sleep 30 & echo $! > %s; wait", pidfile);
+	lines[1] = cmd;
+	set = mkset(lines);
 	publish(set, "a@x", "busy", "available", 1);
 	while (status_num(set, 0, "failed") < 1 && time_mono_ms() - t0 < 5000)
 		run_for(10);
@@ -1231,7 +1264,17 @@ START_TEST(test_exec_sink_timeout)
 	    "1 timed out"));
 	ck_assert(strstr(json_get_str(v->child, "detail", ""), "0/4 running"));
 	json_free(v);
+	text = slurp(pidfile);
+	ck_assert_ptr_nonnull(text);
+	grandchild = (pid_t)atol(text);
+	ck_assert_int_gt(grandchild, 1);
+	t0 = time_mono_ms();
+	while (!pid_gone(grandchild) && time_mono_ms() - t0 < 2000)
+		usleep(10000);
+	ck_assert(pid_gone(grandchild));
+	free(text);
 	sinkset_free(set);
+	free(cmd);
 }
 END_TEST
 

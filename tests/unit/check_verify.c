@@ -4,7 +4,7 @@
  *
  * Unit tests: the preflight checklist driven on a caller's loop against
  * an in-process HTTP server (asynchronous API, stop, JSON members) and
- * the synchronous runner the control socket uses.
+ * through the control socket with a deferred answer.
  */
 #include "config.h"
 
@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -21,6 +24,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "control.h"
 #include "evtest.h"
 #include "json.h"
 #include "verify.h"
@@ -292,33 +296,124 @@ START_TEST(test_stop_while_waiting)
 }
 END_TEST
 
-START_TEST(test_sync_nothing_listening)
+/* ---- ewsgwctl verify: the control server with a deferred answer ---- */
+
+struct ctl_fixture {
+	struct fixture		 f;
+	struct control		*ctl;
+	struct control_provider	 prov;
+	char			 path[64];
+	int			 fd;
+	struct buf		 answer;
+	bool			 got;
+};
+
+static int
+prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 {
-	struct config		*conf = make_config(1);
-	struct verify_opts	 o = { NULL, 0, 0, 0 };
-	struct buf		 b = BUF_INIT;
-	struct json_writer	 w;
+	struct ctl_fixture	*c = arg;
+
+	return (verify_control(reply, c->f.base, c->f.conf, 20000, cause));
+}
+
+static void
+client_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct ctl_fixture	*c = arg;
+	char			 tmp[4096];
+	ssize_t			 n;
+
+	(void)what;
+	n = read(fd, tmp, sizeof tmp);
+	if (n > 0)
+		buf_append(&c->answer, tmp, (size_t)n);
+	if (n <= 0 || memchr(tmp, '\n', (size_t)n) != NULL)
+		c->got = true;
+}
+
+/* A control socket whose verify runs the checklist against mode. */
+static void
+ctl_start(struct ctl_fixture *c, int mode)
+{
+	struct sockaddr_un	 sun;
+	char			*cause = NULL;
+	unsigned		 port;
+
+	memset(c, 0, sizeof *c);
+	c->f.base = event_base_new();
+	c->f.s.mode = mode;
+	c->f.h = evtest_server(c->f.base, server_cb, &c->f.s, &port);
+	c->f.conf = make_config(mode == -1 ? 1 : port);
+	c->prov.verify = prov_verify;
+	c->prov.arg = c;
+	snprintf(c->path, sizeof c->path, "/tmp/check_verify.%d.sock",
+	    (int)getpid());
+	c->ctl = control_open(c->f.base, c->path, 0600, NULL, &c->prov,
+	    &cause);
+	ck_assert_msg(c->ctl != NULL, "control_open: %s", cause);
+	ck_assert_int_eq(control_sockaddr(&sun, c->path, &cause), 0);
+	c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&sun, sizeof sun),
+	    0);
+	ck_assert_int_eq(write(c->fd, "verify\n", 7), 7);
+}
+
+static void
+ctl_free(struct ctl_fixture *c)
+{
+	if (c->fd != -1)
+		close(c->fd);
+	control_close(c->ctl);
+	buf_free(&c->answer);
+	conf_free(c->f.conf);
+	evhttp_free(c->f.h);
+	event_base_free(c->f.base);
+}
+
+START_TEST(test_control_verify)
+{
+	struct ctl_fixture	 c;
+	struct event		*ev;
 	struct json_value	*j;
-	const struct json_value	*c;
+	const struct json_value	*chk;
 	char			*cause = NULL;
 
-	json_writer_init(&w, &b);
-	json_obj_begin(&w);
-	json_kv_bool(&w, "ok", true);	/* as ctl_cmd writes it */
-	ck_assert_int_eq(verify_sync_json(conf, &o, 20000, &w, &cause), 0);
-	json_obj_end(&w);
-	j = json_parse(b.data, b.len, &cause);
-	ck_assert_msg(j != NULL, "json: %s", cause);
+	ctl_start(&c, -1);	/* nothing listens on the EWS port */
+	ev = event_new(c.f.base, c.fd, EV_READ | EV_PERSIST, client_read, &c);
+	event_add(ev, NULL);
+	ck_assert(evtest_run_until(c.f.base, &c.got, 20000));
+	j = json_parse(c.answer.data, c.answer.len, &cause);
+	ck_assert_msg(j != NULL, "json: %s (%s)", cause, buf_str(&c.answer));
+	ck_assert(json_get_bool(j, "ok", false));
 	ck_assert(!json_get_bool(j, "passed", true));
 	ck_assert_uint_eq(count_checks(j), 1);
-	c = nth_check(j, 0);
-	ck_assert_str_eq(json_get_str(c, "name", ""), "connect");
-	ck_assert_str_eq(json_get_str(c, "verdict", ""), "FAIL");
-	ck_assert_ptr_nonnull(strstr(json_get_str(c, "seen", ""),
+	chk = nth_check(j, 0);
+	ck_assert_str_eq(json_get_str(chk, "name", ""), "connect");
+	ck_assert_str_eq(json_get_str(chk, "verdict", ""), "FAIL");
+	ck_assert_ptr_nonnull(strstr(json_get_str(chk, "seen", ""),
 	    "127.0.0.1:1"));
 	json_free(j);
-	buf_free(&b);
-	conf_free(conf);
+	event_free(ev);
+	ctl_free(&c);
+}
+END_TEST
+
+/*
+ * The client leaves, and the control server closes, while the checks
+ * wait for Exchange: the answer is cancelled and everything freed (the
+ * valgrind run of this test sees leaks and stale pointers).
+ */
+START_TEST(test_control_verify_cancelled)
+{
+	struct ctl_fixture	 c;
+
+	ctl_start(&c, 2);
+	evtest_run_for(c.f.base, 300);
+	ck_assert_uint_eq(c.f.s.requests, 1);	/* the checks are waiting */
+	close(c.fd);
+	c.fd = -1;
+	evtest_run_for(c.f.base, 100);
+	ctl_free(&c);
 }
 END_TEST
 
@@ -332,7 +427,8 @@ suite(void)
 	tcase_add_test(tc, test_not_ews_endpoint);
 	tcase_add_test(tc, test_ntlm_refused_basic_works);
 	tcase_add_test(tc, test_stop_while_waiting);
-	tcase_add_test(tc, test_sync_nothing_listening);
+	tcase_add_test(tc, test_control_verify);
+	tcase_add_test(tc, test_control_verify_cancelled);
 	suite_add_tcase(s, tc);
 	return (s);
 }
