@@ -99,10 +99,14 @@ class Lifecycle(unittest.TestCase):
             d.signal(signal.SIGHUP)
             wait_for(lambda: d.request("status")["reloads"] == 1, 15,
                      "reload")
-            msgs = d.notify.poll()[before:]
+            # RELOADING=1, then READY=1 once the reload is done.
+            msgs = wait_for(lambda: (lambda m: m if "READY=1" in m else
+                                     None)(d.notify.poll()[before:]), 10,
+                            "READY=1 after the reload")
             self.assertTrue(any(m.startswith("RELOADING=1") for m in msgs),
                             msgs)
-            self.assertIn("READY=1", msgs)
+            self.assertLess([m.startswith("RELOADING=1") for m in
+                             msgs].index(True), msgs.index("READY=1"))
             self.assertEqual(d.request("status")["mailboxes"]["total"], 4)
 
             # A bad change: rejected, the running configuration stays.
@@ -125,7 +129,8 @@ class Lifecycle(unittest.TestCase):
 
             before = len(d.notify.poll())
             self.assertEqual(d.stop(), 0)
-            self.assertIn("STOPPING=1", d.notify.poll()[before:])
+            wait_for(lambda: "STOPPING=1" in d.notify.poll()[before:], 5,
+                     "STOPPING=1")
             self.assertFalse(os.path.exists(d.socket_path))
             self.assertNotIn(PASSWORD, d.log())
 
