@@ -46,6 +46,7 @@ static const char *const state_names[GROUP_STATE_MAX] = {
 static void	 evaluate(struct group *);
 static void	 connect_(struct group *);
 static void	 reopen(struct group *);
+static void	 off_stream(struct group *);
 
 const char *
 group_state_name(enum group_state s)
@@ -66,6 +67,16 @@ set_error(struct group *g, const char *code)
 	snprintf(g->last_error, sizeof g->last_error, "%s", code ? code : "");
 }
 
+/* The connection is gone: no member's id is on a stream any more. */
+static void
+off_stream(struct group *g)
+{
+	unsigned	 i;
+
+	for (i = 0; i < g->n; i++)
+		g->members[i]->on_stream = false;
+}
+
 /* ---- timers ---- */
 
 static void
@@ -84,7 +95,6 @@ static void
 idle_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct group	*g = arg;
-	unsigned	 i;
 
 	if (g->state != GROUP_OPEN)
 		return;
@@ -94,8 +104,7 @@ idle_cb(evutil_socket_t fd, short ev, void *arg)
 	set_error(g, "IdleTimeout");
 	g->drops++;
 	ews_call_cancel(&g->call);
-	for (i = 0; i < g->n; i++)
-		g->members[i]->on_stream = false;
+	off_stream(g);
 	g->state = GROUP_BACKOFF;
 	arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
 }
@@ -261,8 +270,7 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	evtimer_del(g->idle_ev);
 	g->state = GROUP_IDLE;
 	if (g->mgr->stopping) {
-		for (i = 0; i < g->n; i++)
-			g->members[i]->on_stream = false;
+		off_stream(g);
 		return;
 	}
 	if (r->action == EWS_ACT_RESUBSCRIBE || r->action == EWS_ACT_RESYNC) {
@@ -273,8 +281,7 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 				mailbox_subscription_lost(g->members[i], r->code,
 				    r->action == EWS_ACT_RESYNC);
 	}
-	for (i = 0; i < g->n; i++)
-		g->members[i]->on_stream = false;
+	off_stream(g);
 	if (r->http->result == HTTP_RESULT_OK && g->closed_by_server &&
 	    !call->has_hint) {
 		/* ConnectionTimeout elapsed: renew at once. */
@@ -311,12 +318,9 @@ connect_(struct group *g)
 static void
 reopen(struct group *g)
 {
-	unsigned	 i;
-
 	ews_call_cancel(&g->call);
 	evtimer_del(g->idle_ev);
-	for (i = 0; i < g->n; i++)
-		g->members[i]->on_stream = false;
+	off_stream(g);
 	g->reopen = false;
 	g->state = GROUP_BACKOFF;
 	arm(g->retry_ev, REOPEN_GAP_MS);

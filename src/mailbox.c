@@ -479,7 +479,6 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct ews_oof		 oof;
 	struct timeline_item	*items;
 	struct calpages		*pg;
-	struct timeline		 tl;
 	char			*cause = NULL;
 	size_t			 i;
 	int64_t			 now = time_wall_ms() / 1000, last = 0;
@@ -539,12 +538,9 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 			    CALVIEW_MAX_PAGES, conf->throttling.find_count_limit);
 		if (pg->page > 0)
 			pg->n = unique_items(pg->items, pg->n);
-		timeline_init(&tl);
-		timeline_build(&tl, pg->items, pg->n, now,
+		timeline_update(&mb->tl, pg->items, pg->n, now,
 		    conf->presence.lookback_ms / 1000,
 		    conf->presence.horizon_ms / 1000);
-		timeline_replace(&mb->tl, &tl);
-		timeline_free(&tl);
 		pages_free(mb);
 		/*
 		 * Then the automatic-replies state, except after a calendar
@@ -778,7 +774,6 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 {
 	const struct config	*conf = mb->mgr->conf;
 	struct timeline_item	*items;
-	struct timeline		 tl;
 	size_t			 i;
 	int64_t			 now = time_wall_ms() / 1000;
 
@@ -797,11 +792,9 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 		items[i].end = ev[i].end;
 		items[i].status = tl_from_fb(ev[i].busy);
 	}
-	timeline_init(&tl);
-	timeline_build(&tl, items, n, now, conf->presence.lookback_ms / 1000,
+	timeline_update(&mb->tl, items, n, now,
+	    conf->presence.lookback_ms / 1000,
 	    conf->presence.horizon_ms / 1000);
-	timeline_replace(&mb->tl, &tl);
-	timeline_free(&tl);
 	free(items);
 	mb->mgr->resyncs++;
 	publish(mb, "poll");
