@@ -23,11 +23,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "sink.h"
+#include "base/log.h"
+#include "sinks/sinkset.h"
 #include "sinks/sinks.h"
-#include "timeutil.h"
-#include "xmalloc.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
 
 #define EXEC_MAX_PARALLEL_DEFAULT	4
 #define EXEC_TIMEOUT_DEFAULT		10000	/* ms */

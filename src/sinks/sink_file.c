@@ -18,14 +18,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "hashmap.h"
-#include "json.h"
-#include "log.h"
-#include "sink.h"
+#include "base/buf.h"
+#include "base/hashmap.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "sinks/sinkset.h"
 #include "sinks/sinks.h"
-#include "timeutil.h"
-#include "xmalloc.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
 
 #define FILE_INTERVAL_DEFAULT	1000	/* ms */
 

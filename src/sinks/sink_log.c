@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "sink.h"
+#include "base/log.h"
+#include "sinks/sinkset.h"
 #include "sinks/sinks.h"
-#include "timeutil.h"
-#include "xmalloc.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
 
 struct ewsgw_sink {
 	struct ewsgw_host	*host;

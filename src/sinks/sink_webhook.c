@@ -18,12 +18,12 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "http.h"
-#include "log.h"
-#include "sink.h"
+#include "base/buf.h"
+#include "io/http.h"
+#include "base/log.h"
+#include "sinks/sinkset.h"
 #include "sinks/sinks.h"
-#include "xmalloc.h"
+#include "base/xmalloc.h"
 
 #define WEBHOOK_TIMEOUT_DEFAULT	10000		/* ms */
 #define WEBHOOK_MAX_RESPONSE	(64 * 1024)	/* bodies are ignored */

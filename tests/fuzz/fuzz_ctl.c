@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "ctl_cmd.h"
-#include "ctl_render.h"
-#include "json.h"
-#include "xmalloc.h"
+#include "base/buf.h"
+#include "control/ctl_cmd.h"
+#include "control/ctl_render.h"
+#include "base/json.h"
+#include "base/xmalloc.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ews_parse.h"
+#include "ews/ews_parse.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

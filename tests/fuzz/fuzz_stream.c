@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "stream.h"
+#include "base/buf.h"
+#include "ews/stream.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -16,13 +16,13 @@
 
 #include <event2/event.h>
 
-#include "buf.h"
-#include "ews_parse.h"
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "push.h"
-#include "xmalloc.h"
+#include "base/buf.h"
+#include "ews/ews_parse.h"
+#include "io/http.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "io/push.h"
+#include "base/xmalloc.h"
 
 static struct event_base	*base;
 static struct http_engine	*eng;

@@ -17,11 +17,11 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "auth.h"
+#include "io/auth.h"
 #include "evtest.h"
-#include "http.h"
-#include "log.h"
-#include "xmalloc.h"
+#include "io/http.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
 
 static struct event_base	*base;
 static struct evhttp		*server;

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "backoff.h"
+#include "base/backoff.h"
 
 START_TEST(test_rng)
 {

@@ -13,8 +13,8 @@
 
 #include <event2/event.h>
 
-#include "boundary.h"
-#include "timeutil.h"
+#include "presence/boundary.h"
+#include "base/timeutil.h"
 
 struct owner {
 	int			 id;

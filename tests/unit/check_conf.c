@@ -16,9 +16,9 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "xmalloc.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/xmalloc.h"
 
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR	"."

@@ -24,13 +24,13 @@
 
 #include <event2/event.h>
 
-#include "buf.h"
-#include "control.h"
-#include "ctl_cmd.h"
-#include "json.h"
-#include "log.h"
-#include "timeutil.h"
-#include "xmalloc.h"
+#include "base/buf.h"
+#include "control/control.h"
+#include "control/ctl_cmd.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
 
 /* ---- the fake daemon ---- */
 

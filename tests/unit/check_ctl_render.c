@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "ctl_render.h"
+#include "base/buf.h"
+#include "control/ctl_render.h"
 
 static struct buf	 out, err;
 

@@ -13,11 +13,11 @@
 
 #include <libxml/parser.h>
 
-#include "buf.h"
-#include "ews_parse.h"
+#include "base/buf.h"
+#include "ews/ews_parse.h"
 #include "proto_test.h"
-#include "timeutil.h"
-#include "xmalloc.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
 
 static int64_t
 ts(const char *s)

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hashmap.h"
-#include "xmalloc.h"
+#include "base/hashmap.h"
+#include "base/xmalloc.h"
 
 #define MANY	100000
 

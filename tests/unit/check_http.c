@@ -21,12 +21,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "evtest.h"
-#include "json.h"
-#include "http.h"
-#include "log.h"
-#include "xmalloc.h"
+#include "base/json.h"
+#include "io/http.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
 
 #define STREAM_CHUNKS	5
 

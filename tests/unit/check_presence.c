@@ -12,10 +12,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
-#include "json.h"
-#include "presence.h"
-#include "timeline.h"
+#include "base/buf.h"
+#include "base/json.h"
+#include "presence/presence.h"
+#include "presence/timeline.h"
 
 #define MIN	INT64_C(60)
 #define HOUR	INT64_C(3600)

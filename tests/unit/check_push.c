@@ -24,13 +24,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "buf.h"
-#include "ews_parse.h"
+#include "base/buf.h"
+#include "ews/ews_parse.h"
 #include "evtest.h"
-#include "http.h"
-#include "log.h"
-#include "push.h"
-#include "xmalloc.h"
+#include "io/http.h"
+#include "base/log.h"
+#include "io/push.h"
+#include "base/xmalloc.h"
 
 #define NS_M	"http://schemas.microsoft.com/exchange/services/2006/messages"
 #define NS_T	"http://schemas.microsoft.com/exchange/services/2006/types"

@@ -20,14 +20,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "conf.h"
+#include "base/buf.h"
+#include "base/conf.h"
 #include "evtest.h"
-#include "json.h"
-#include "log.h"
-#include "sink.h"
-#include "timeutil.h"
-#include "xmalloc.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "sinks/sinkset.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
 
 /* ---- a scriptable fake sink ---- */
 

@@ -19,9 +19,9 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
-#include "buf.h"
-#include "soap.h"
-#include "xmalloc.h"
+#include "base/buf.h"
+#include "ews/soap.h"
+#include "base/xmalloc.h"
 
 #define T0	1795946400LL	/* 2026-11-29T10:00:00Z */
 

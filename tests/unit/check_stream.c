@@ -13,10 +13,10 @@
 
 #include <libxml/parser.h>
 
-#include "buf.h"
+#include "base/buf.h"
 #include "proto_test.h"
-#include "stream.h"
-#include "xmalloc.h"
+#include "ews/stream.h"
+#include "base/xmalloc.h"
 
 /* What stream-session.xml must decode to. */
 static const char session_log[] =

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backoff.h"
-#include "json.h"
-#include "throttle.h"
-#include "xmalloc.h"
+#include "base/backoff.h"
+#include "base/json.h"
+#include "io/throttle.h"
+#include "base/xmalloc.h"
 
 struct req {
 	struct throttle_ticket	 tk;

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "json.h"
-#include "timeline.h"
+#include "base/buf.h"
+#include "base/json.h"
+#include "presence/timeline.h"
 
 #define HOUR	INT64_C(3600)
 #define DAY	INT64_C(86400)

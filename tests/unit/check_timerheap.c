@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "timerheap.h"
+#include "base/timerheap.h"
 
 /* An owner with the entry embedded, as a mailbox will have it. */
 struct owner {

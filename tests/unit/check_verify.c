@@ -22,13 +22,13 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "buf.h"
-#include "conf.h"
-#include "control.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "control/control.h"
 #include "evtest.h"
-#include "json.h"
-#include "verify.h"
-#include "xmalloc.h"
+#include "base/json.h"
+#include "daemon/verify.h"
+#include "base/xmalloc.h"
 
 static char	 pwfile[] = "/tmp/check_verify.XXXXXX";
 

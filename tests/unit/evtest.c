@@ -16,7 +16,7 @@
 #include <event2/buffer.h>
 
 #include "evtest.h"
-#include "xmalloc.h"
+#include "base/xmalloc.h"
 
 struct evhttp *
 evtest_server(struct event_base *base,

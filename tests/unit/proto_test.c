@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 #include "proto_test.h"
-#include "xmalloc.h"
+#include "base/xmalloc.h"
 
 char *
 pt_fixture(const char *name, size_t *len)

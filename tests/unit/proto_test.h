@@ -10,8 +10,8 @@
 
 #include <stddef.h>
 
-#include "buf.h"
-#include "ews_parse.h"
+#include "base/buf.h"
+#include "ews/ews_parse.h"
 
 /* Read tests/fixtures/name; returns allocated (NUL-terminated). */
 char	*pt_fixture(const char *name, size_t *len);

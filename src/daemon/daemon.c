@@ -1,0 +1,451 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Top level of the running daemon: owns the event loop, wires signals,
+ * the status socket, the sinks and the subscription manager together,
+ * and sequences start-up, reload and shutdown.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "base/buf.h"
+#include "base/conf.h"
+#include "control/control.h"
+#include "daemon/daemon.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "subs/manager.h"
+#include "daemon/notify.h"
+#include "sinks/sinkset.h"
+#include "base/timeutil.h"
+#include "daemon/verify.h"
+#include "base/xmalloc.h"
+
+/* How long an orderly stop may take before we exit regardless. */
+#define STOP_UNSUBSCRIBE_MS	10000
+#define STOP_FLUSH_MS		5000
+#define STOP_HARD_MS		25000
+#define STATUS_REFRESH_MS	2000
+
+struct daemon {
+	struct event_base	*base;
+	char			*path;
+	struct config		*conf;
+	struct sinkset		*sinks;
+	struct manager		*manager;
+	struct control		*control;
+
+	struct event		*ev_hup, *ev_term, *ev_int, *ev_pipe;
+	struct event		*ev_status;	/* STATUS= refresh */
+	struct event		*ev_hard_stop;
+	int64_t			 started_ms;
+	int			 stopping;
+	int			 exit_code;
+	unsigned		 reloads, reload_failures;
+	char			*last_reload_error;
+};
+
+static void	 daemon_stop(struct daemon *);
+static int	 daemon_reload(struct daemon *, char **);
+
+/* ---- status socket provider ---- */
+
+static void
+prov_status(struct json_writer *w, void *arg)
+{
+	struct daemon	*d = arg;
+	int		 healthy;
+
+	json_kv_str(w, "version", PACKAGE_VERSION);
+	json_kv_int(w, "pid", (int64_t)getpid());
+	json_kv_int(w, "uptime_s", (time_mono_ms() - d->started_ms) / 1000);
+	json_kv_str(w, "config", d->path);
+	json_kv_str(w, "mode", conf_mode_name(d->conf->exchange.mode));
+	json_kv_bool(w, "stopping", d->stopping != 0);
+	json_kv_int(w, "reloads", d->reloads);
+	json_kv_int(w, "reload_failures", d->reload_failures);
+	json_kv_str(w, "last_reload_error", d->last_reload_error);
+	healthy = manager_status_json(d->manager, w);
+	json_key(w, "sinks");
+	json_obj_begin(w);
+	json_kv_int(w, "total", (int64_t)sinkset_count(d->sinks));
+	json_kv_int(w, "healthy", (int64_t)sinkset_healthy(d->sinks));
+	json_kv_int(w, "queued", (int64_t)sinkset_depth(d->sinks));
+	json_obj_end(w);
+	if (sinkset_healthy(d->sinks) < sinkset_count(d->sinks))
+		healthy = 0;
+	json_kv_bool(w, "healthy", healthy && !d->stopping);
+}
+
+static void
+prov_mailboxes(struct json_writer *w, void *arg)
+{
+	struct daemon	*d = arg;
+
+	manager_mailboxes_json(d->manager, w);
+}
+
+static int
+prov_mailbox(struct json_writer *w, const char *addr, char **cause, void *arg)
+{
+	struct daemon	*d = arg;
+
+	if (manager_mailbox_json(d->manager, addr, w) == -1) {
+		xasprintf(cause, "unknown mailbox %s", addr);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+prov_connections(struct json_writer *w, void *arg)
+{
+	struct daemon	*d = arg;
+
+	manager_connections_json(d->manager, w);
+}
+
+static void
+prov_sinks(struct json_writer *w, void *arg)
+{
+	struct daemon	*d = arg;
+
+	json_key(w, "sinks");
+	sinkset_status_json(d->sinks, w);
+}
+
+static int
+prov_reload(char **cause, void *arg)
+{
+	return (daemon_reload(arg, cause));
+}
+
+static int
+prov_resync(const char *addr, char **cause, void *arg)
+{
+	struct daemon	*d = arg;
+
+	return (manager_resync(d->manager, addr, cause));
+}
+
+/* Preflight checks on the daemon's own loop; the answer comes later. */
+static int
+prov_verify(struct ctl_reply *reply, char **cause, void *arg)
+{
+	struct daemon	*d = arg;
+
+	return (verify_control(reply, d->base, d->conf, VERIFY_CTL_TIMEOUT_MS,
+	    cause));
+}
+
+static void
+prov_metrics(struct buf *b, void *arg)
+{
+	struct daemon	*d = arg;
+
+	buf_printf(b, "# HELP ewsgw_up Whether the daemon runs.\n"
+	    "# TYPE ewsgw_up gauge\newsgw_up 1\n");
+	buf_printf(b, "# HELP ewsgw_reloads_total Configuration reloads.\n"
+	    "# TYPE ewsgw_reloads_total counter\n"
+	    "ewsgw_reloads_total{result=\"ok\"} %u\n"
+	    "ewsgw_reloads_total{result=\"rejected\"} %u\n",
+	    d->reloads, d->reload_failures);
+	manager_metrics(d->manager, b);
+	sinkset_metrics(d->sinks, b);
+}
+
+/* ---- STATUS= ---- */
+
+static void
+refresh_status(struct daemon *d)
+{
+	char	 line[256];
+
+	manager_summary(d->manager, line, sizeof line);
+	notify_status(line);
+}
+
+static void
+status_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	refresh_status(arg);
+}
+
+/* ---- signals ---- */
+
+static void
+sighup_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon	*d = arg;
+	char		*cause = NULL;
+
+	if (d->stopping)
+		return;
+	log_notice("SIGHUP: reloading %s", d->path);
+	if (daemon_reload(d, &cause) == -1)
+		free(cause);	/* already logged */
+}
+
+static void
+sigterm_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon	*d = arg;
+
+	if (d->stopping) {
+		log_warnx("second %s: exiting now", strsignal((int)sig));
+		event_base_loopbreak(d->base);
+		return;
+	}
+	log_notice("%s: stopping", strsignal((int)sig));
+	daemon_stop(d);
+}
+
+static void
+ignore_cb(evutil_socket_t sig, short ev, void *arg)
+{
+}
+
+/* ---- reload ---- */
+
+static int
+daemon_reload(struct daemon *d, char **cause)
+{
+	struct config	*nconf;
+	char		*errors = NULL, *what = NULL;
+
+	notify_reloading();
+	nconf = conf_load(d->path, &errors);
+	if (nconf != NULL && daemon_validate(nconf, &errors) == -1) {
+		conf_free(nconf);
+		nconf = NULL;
+	}
+	if (nconf == NULL) {
+		d->reload_failures++;
+		/* Keep the running configuration; say why, line by line. */
+		log_err("reload rejected, running configuration kept: %s",
+		    errors != NULL ? errors : "invalid configuration");
+		free(d->last_reload_error);
+		d->last_reload_error = errors != NULL ? errors :
+		    xstrdup("invalid configuration");
+		*cause = xstrdup(d->last_reload_error);
+		notify_ready();
+		return (-1);
+	}
+	if (conf_diff_nonreloadable(d->conf, nconf, &what) > 0)
+		log_warnx("reload: %s changed; restart ewsgw to apply", what);
+	free(what);
+
+	if (sinkset_reload(d->sinks, nconf, &errors) == -1) {
+		d->reload_failures++;
+		log_err("reload rejected, running configuration kept: %s",
+		    errors != NULL ? errors : "sinks failed");
+		free(d->last_reload_error);
+		d->last_reload_error = errors != NULL ? errors :
+		    xstrdup("sinks failed");
+		*cause = xstrdup(d->last_reload_error);
+		conf_free(nconf);
+		notify_ready();
+		return (-1);
+	}
+	log_set_level(nconf->log.level);
+	manager_reload(d->manager, nconf);
+	conf_free(d->conf);
+	d->conf = nconf;
+	d->reloads++;
+	free(d->last_reload_error);
+	d->last_reload_error = NULL;
+	log_notice("configuration reloaded: %zu mailboxes, %zu sinks",
+	    nconf->nmailboxes, nconf->nsinks);
+	refresh_status(d);
+	notify_ready();
+	return (0);
+}
+
+/* ---- shutdown ---- */
+
+static void
+hard_stop_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon	*d = arg;
+
+	log_warnx("orderly stop took too long; exiting");
+	event_base_loopbreak(d->base);
+}
+
+static void
+flushed_cb(void *arg, size_t undelivered)
+{
+	struct daemon	*d = arg;
+
+	if (undelivered > 0)
+		log_warnx("stop: %zu presence changes not delivered",
+		    undelivered);
+	else
+		log_info("sinks flushed");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
+released_cb(void *arg)
+{
+	struct daemon	*d = arg;
+
+	log_info("subscriptions released");
+	sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
+}
+
+static void
+daemon_stop(struct daemon *d)
+{
+	struct timeval	 tv = { STOP_HARD_MS / 1000, 0 };
+
+	d->stopping = 1;
+	notify_stopping();
+	d->ev_hard_stop = evtimer_new(d->base, hard_stop_cb, d);
+	evtimer_add(d->ev_hard_stop, &tv);
+	manager_shutdown(d->manager, STOP_UNSUBSCRIBE_MS, released_cb, d);
+}
+
+/* ---- validation shared by --check-config and reload ---- */
+
+int
+daemon_validate(const struct config *conf, char **errors)
+{
+	struct buf	 b = BUF_INIT;
+	size_t		 i;
+	char		*e;
+
+	for (i = 0; i < conf->nsinks; i++) {
+		e = NULL;
+		if (sink_validate(&conf->sinks[i], conf->path, &e) == -1) {
+			buf_puts(&b, e != NULL ? e : "invalid sink\n");
+		}
+		free(e);
+	}
+	if (b.len == 0) {
+		buf_free(&b);
+		return (0);
+	}
+	if (*errors != NULL) {
+		buf_puts(&b, *errors);
+		free(*errors);
+	}
+	*errors = buf_steal(&b);
+	return (-1);
+}
+
+/* ---- run ---- */
+
+int
+daemon_run(const char *path, struct config *conf)
+{
+	struct daemon		 d;
+	struct control_provider	 prov;
+	struct timeval		 tv;
+	char			*cause = NULL;
+
+	memset(&d, 0, sizeof d);
+	d.path = xstrdup(path);
+	d.conf = conf;
+	d.started_ms = time_mono_ms();
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		fatalx("curl_global_init failed");
+	if ((d.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+
+	d.ev_hup = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
+	d.ev_term = evsignal_new(d.base, SIGTERM, sigterm_cb, &d);
+	d.ev_int = evsignal_new(d.base, SIGINT, sigterm_cb, &d);
+	d.ev_pipe = evsignal_new(d.base, SIGPIPE, ignore_cb, &d);
+	event_add(d.ev_hup, NULL);
+	event_add(d.ev_term, NULL);
+	event_add(d.ev_int, NULL);
+	event_add(d.ev_pipe, NULL);
+
+	if (!conf->exchange.tls_verify)
+		log_warnx("tls_verify = no: the Exchange server's certificate "
+		    "is NOT checked");
+
+	if ((d.sinks = sinkset_new(d.base, conf, &cause)) == NULL) {
+		log_err("sinks: %s", cause != NULL ? cause : "failed");
+		free(cause);
+		d.exit_code = 1;
+		goto out;
+	}
+	if ((d.manager = manager_new(d.base, conf, d.sinks, &cause)) == NULL) {
+		log_err("%s", cause != NULL ? cause : "start-up failed");
+		free(cause);
+		d.exit_code = 1;
+		goto out;
+	}
+
+	memset(&prov, 0, sizeof prov);
+	prov.status = prov_status;
+	prov.mailboxes = prov_mailboxes;
+	prov.mailbox = prov_mailbox;
+	prov.connections = prov_connections;
+	prov.sinks = prov_sinks;
+	prov.reload = prov_reload;
+	prov.resync = prov_resync;
+	prov.verify = prov_verify;
+	prov.metrics = prov_metrics;
+	prov.arg = &d;
+	d.control = control_open(d.base, conf->status.socket,
+	    conf->status.mode, conf->status.group, &prov, &cause);
+	if (d.control == NULL) {
+		log_err("status socket %s: %s", conf->status.socket,
+		    cause != NULL ? cause : "failed");
+		free(cause);
+		d.exit_code = 1;
+		goto out;
+	}
+
+	notify_init(d.base);
+	manager_start(d.manager);
+	d.ev_status = event_new(d.base, -1, EV_PERSIST, status_cb, &d);
+	tv.tv_sec = STATUS_REFRESH_MS / 1000;
+	tv.tv_usec = 0;
+	event_add(d.ev_status, &tv);
+	refresh_status(&d);
+	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s", PACKAGE_VERSION,
+	    conf->nmailboxes, conf_mode_name(conf->exchange.mode),
+	    conf->exchange.url);
+	notify_ready();
+
+	event_base_dispatch(d.base);
+	log_notice("ewsgw stopped");
+
+out:
+	if (d.control != NULL)
+		control_close(d.control);
+	if (d.manager != NULL)
+		manager_free(d.manager);
+	if (d.sinks != NULL)
+		sinkset_free(d.sinks);
+	notify_shutdown();
+	if (d.ev_status != NULL)
+		event_free(d.ev_status);
+	if (d.ev_hard_stop != NULL)
+		event_free(d.ev_hard_stop);
+	event_free(d.ev_hup);
+	event_free(d.ev_term);
+	event_free(d.ev_int);
+	event_free(d.ev_pipe);
+	event_base_free(d.base);
+	curl_global_cleanup();
+	conf_free(d.conf);
+	free(d.last_reload_error);
+	free(d.path);
+	return (d.exit_code);
+}

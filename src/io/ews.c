@@ -1,0 +1,458 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * The single path every EWS request takes: scheduler slot, body built on
+ * grant, HTTP, slot released with Exchange's verdict, counters, owner.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "io/auth.h"
+#include "base/conf.h"
+#include "io/ews.h"
+#include "base/hashmap.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
+
+struct ews_ctx {
+	struct event_base	*base;
+	const struct config	*conf;		/* borrowed; reset on reload */
+	struct http_engine	*http;
+	struct auth		*auth;		/* oauth2 only */
+	struct throttle		*throttle;
+	struct event		*kick;		/* run the scheduler soon */
+	struct event		*wake;		/* scheduler's next wake-up */
+	struct hashmap		*counts;	/* "Op code" -> uint64_t * */
+	uint64_t		 auth_failures;
+	unsigned		 auth_streak;	/* 401s since the last success */
+	unsigned		 in_flight[THROTTLE_CLASS_MAX];
+};
+
+/* 401s in a row before the service account's credentials are suspect. */
+#define AUTH_ALERT_AFTER	3
+
+static const char *const op_names[EWS_OP_MAX] = {
+	"Subscribe", "Unsubscribe", "GetStreamingEvents", "GetEvents",
+	"FindItem", "GetItem", "GetUserAvailability", "GetUserOofSettings"
+};
+
+static void	 kick(struct ews_ctx *);
+
+const char *
+ews_op_name(enum ews_op op)
+{
+	return ((unsigned)op < EWS_OP_MAX ? op_names[op] : "unknown");
+}
+
+static void
+count(struct ews_ctx *c, enum ews_op op, const char *code)
+{
+	char		*key;
+	uint64_t	*n;
+
+	xasprintf(&key, "%s %s", ews_op_name(op), code);
+	if ((n = hashmap_get(c->counts, key)) == NULL) {
+		n = xcalloc(1, sizeof *n);
+		hashmap_put(c->counts, key, n);
+	}
+	(*n)++;
+	free(key);
+}
+
+/* ---- scheduler drive: one deferred run, one wake-up timer ---- */
+
+static void
+run_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ews_ctx	*c = arg;
+	int64_t		 now, next;
+	struct timeval	 tv;
+
+	now = time_mono_ms();
+	throttle_run(c->throttle, now);
+	next = throttle_next_wakeup(c->throttle, time_mono_ms());
+	if (next == THROTTLE_NEVER) {
+		evtimer_del(c->wake);
+		return;
+	}
+	next -= time_mono_ms();
+	if (next < 0)
+		next = 0;
+	tv.tv_sec = next / 1000;
+	tv.tv_usec = (next % 1000) * 1000;
+	evtimer_add(c->wake, &tv);
+}
+
+static void
+kick(struct ews_ctx *c)
+{
+	event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+/* ---- context ---- */
+
+struct ews_ctx *
+ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
+{
+	struct ews_ctx		*c;
+	struct http_engine_opts	 hopts;
+	struct throttle_limits	 lim;
+	struct auth_opts	 aopts;
+
+	c = xcalloc(1, sizeof *c);
+	c->base = base;
+	c->conf = conf;
+	http_engine_opts_from_config(&hopts, conf);
+	if ((c->http = http_engine_new(base, &hopts, cause)) == NULL) {
+		free(c);
+		return (NULL);
+	}
+	if (conf->exchange.auth == CONF_AUTH_OAUTH2) {
+		auth_opts_from_config(&aopts, conf);
+		c->auth = auth_new(base, c->http, &aopts);
+	}
+	throttle_limits_from_conf(&lim, conf);
+	c->throttle = throttle_new(&lim);
+	c->kick = event_new(base, -1, 0, run_cb, c);
+	c->wake = evtimer_new(base, run_cb, c);
+	c->counts = hashmap_new();
+	return (c);
+}
+
+void
+ews_ctx_free(struct ews_ctx *c)
+{
+	if (c == NULL)
+		return;
+	event_free(c->kick);
+	event_free(c->wake);
+	if (c->auth != NULL)
+		auth_free(c->auth);
+	http_engine_free(c->http);
+	throttle_free(c->throttle);
+	hashmap_free(c->counts, free);
+	free(c);
+}
+
+void
+ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
+{
+	struct throttle_limits	 lim;
+
+	c->conf = conf;
+	/* A changed password file takes effect on the next request. */
+	http_engine_set_credentials(c->http, conf->exchange.username,
+	    conf->exchange.password);
+	throttle_limits_from_conf(&lim, conf);
+	throttle_set_limits(c->throttle, &lim);
+	kick(c);
+}
+
+struct throttle *
+ews_ctx_throttle(struct ews_ctx *c)
+{
+	return (c->throttle);
+}
+
+const struct config *
+ews_ctx_config(const struct ews_ctx *c)
+{
+	return (c->conf);
+}
+
+uint64_t
+ews_ctx_auth_failures(const struct ews_ctx *c)
+{
+	return (c->auth_failures);
+}
+
+bool
+ews_ctx_auth_failing(const struct ews_ctx *c)
+{
+	return (c->auth_streak >= AUTH_ALERT_AFTER);
+}
+
+/* ---- calls ---- */
+
+void
+ews_call_init(struct ews_call *call, struct ews_ctx *c)
+{
+	memset(call, 0, sizeof *call);
+	throttle_ticket_init(&call->ticket);
+	call->ctx = c;
+}
+
+bool
+ews_call_busy(const struct ews_call *call)
+{
+	return (call->req != NULL || throttle_ticket_queued(&call->ticket) ||
+	    throttle_ticket_granted(&call->ticket));
+}
+
+struct http_request *
+ews_call_request(const struct ews_call *call)
+{
+	return (call->req);
+}
+
+/* Map the transport outcome and the generic answer to a verdict. */
+static void
+classify(struct ews_reply *r, struct throttle_outcome *out)
+{
+	const struct http_response	*h = r->http;
+
+	out->result = THROTTLE_DONE;
+	out->backoff_ms = 0;
+	if (r->parsed && r->generic.status.code[0] != '\0') {
+		r->code = r->generic.status.code;
+		r->action = ews_status_action(&r->generic.status);
+	} else if (h->result == HTTP_RESULT_OK) {
+		r->code = "NoError";
+		r->action = EWS_ACT_OK;
+	} else {
+		r->code = http_result_name(h->result);
+		switch (h->result) {
+		case HTTP_RESULT_AUTH:
+			r->action = EWS_ACT_AUTH;
+			break;
+		case HTTP_RESULT_THROTTLED:
+		case HTTP_RESULT_TRANSIENT:
+		case HTTP_RESULT_TOOBIG:
+		case HTTP_RESULT_ABORTED:
+			r->action = EWS_ACT_TRANSIENT;
+			break;
+		default:
+			r->action = EWS_ACT_FATAL;
+			break;
+		}
+	}
+	if (r->action == EWS_ACT_THROTTLED && r->parsed &&
+	    r->generic.status.backoff_ms > 0) {
+		out->result = THROTTLE_BUSY;
+		out->backoff_ms = r->generic.status.backoff_ms;
+	} else if (r->action == EWS_ACT_THROTTLED ||
+	    h->result == HTTP_RESULT_THROTTLED ||
+	    h->result == HTTP_RESULT_TRANSIENT)
+		out->result = THROTTLE_TRANSIENT;
+	else if (h->result == HTTP_RESULT_OK && r->action == EWS_ACT_OK)
+		out->result = THROTTLE_OK;
+}
+
+/*
+ * Whether every ResponseClass in a 2xx body says Success.  The owner
+ * parses the body for its own fields anyway; the generic parse that finds
+ * error codes and BackOffMilliseconds is only needed when something is
+ * not a success, so the common answer is parsed once, not twice.
+ */
+static bool
+all_success(const char *body, size_t len)
+{
+	static const char	 attr[] = "ResponseClass=";
+	const char		*p = body, *end = body + len, *q;
+
+	while ((q = memmem(p, (size_t)(end - p), attr, sizeof attr - 1)) !=
+	    NULL) {
+		q += sizeof attr - 1;
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		if (end - q < 8 || (*q != '"' && *q != '\'') ||
+		    memcmp(q + 1, "Success", 7) != 0 || q[8] != *q)
+			return (false);
+		p = q + 8;
+	}
+	/* No ResponseClass at all is not a success we can vouch for. */
+	return (p != body);
+}
+
+static void
+http_done(struct http_request *req, const struct http_response *h, void *arg)
+{
+	struct ews_call		*call = arg;
+	struct ews_ctx		*c = call->ctx;
+	struct ews_reply	 r;
+	struct throttle_outcome	 out;
+	char			*cause = NULL;
+	char			 status[32];
+
+	call->req = NULL;
+	c->in_flight[call->klass]--;
+	memset(&r, 0, sizeof r);
+	r.op = call->op;
+	r.http = h;
+	/*
+	 * Streams deliver a 2xx body elsewhere; unary answers, and a
+	 * stream's refusal (a SOAP fault with HTTP 500), parse here.
+	 */
+	if ((call->data == NULL || h->result != HTTP_RESULT_OK) &&
+	    h->body != NULL && h->body_len > 0 &&
+	    (h->result != HTTP_RESULT_OK || !all_success(h->body,
+	    h->body_len))) {
+		if (ews_parse_response(h->body, h->body_len, &r.generic,
+		    &cause) == 0)
+			r.parsed = true;
+		else {
+			ews_response_free(&r.generic);
+			memset(&r.generic, 0, sizeof r.generic);
+			free(cause);
+		}
+	}
+	classify(&r, &out);
+	if (call->has_hint && call->hint.result != THROTTLE_OK) {
+		/* A stream's envelopes said what its HTTP status could not. */
+		out = call->hint;
+	}
+	if (!r.parsed && h->result != HTTP_RESULT_OK && h->status > 0) {
+		snprintf(status, sizeof status, "HTTP%ld", h->status);
+		r.code = status;
+	}
+	if (r.action == EWS_ACT_AUTH) {
+		c->auth_failures++;
+		if (++c->auth_streak == AUTH_ALERT_AFTER)
+			log_emit(LOG_ERR, &(struct log_ctx){ .operation =
+			    ews_op_name(call->op), .response_code = r.code },
+			    "Exchange keeps refusing the service account's "
+			    "credentials (%s); check the password", r.code);
+	} else if (r.action == EWS_ACT_OK) {
+		if (c->auth_streak >= AUTH_ALERT_AFTER)
+			log_notice("Exchange accepts the service account's "
+			    "credentials again");
+		c->auth_streak = 0;
+	}
+	count(c, call->op, r.code);
+	if (r.action != EWS_ACT_OK)
+		log_emit(r.action == EWS_ACT_TRANSIENT ||
+		    r.action == EWS_ACT_THROTTLED ? LOG_INFO : LOG_WARNING,
+		    &(struct log_ctx){ .operation = ews_op_name(call->op),
+		    .response_code = r.code }, "%s%s%s: %s%s%s",
+		    ews_op_name(call->op), h->error ? " " : "",
+		    h->error ? h->error : "", r.code,
+		    r.parsed && r.generic.status.message ? ": " : "",
+		    r.parsed && r.generic.status.message ?
+		    r.generic.status.message : "");
+	throttle_release(c->throttle, &call->ticket, time_mono_ms(), &out);
+	kick(c);
+	call->done(call, &r, call->arg);
+	if (r.parsed)
+		ews_response_free(&r.generic);
+}
+
+/* Stream bytes go to the owner with the owner's argument. */
+static int
+http_data(const char *p, size_t n, void *arg)
+{
+	struct ews_call	*call = arg;
+
+	return (call->data(p, n, call->arg));
+}
+
+static void
+granted(struct throttle_ticket *tk, void *arg)
+{
+	struct ews_call		*call = arg;
+	struct ews_ctx		*c = call->ctx;
+	const struct config	*conf = c->conf;
+	struct ews_send		 s;
+	struct http_request_opts o;
+	struct throttle_outcome	 out = { THROTTLE_DONE, 0 };
+
+	memset(&s, 0, sizeof s);
+	if (call->build(call, &s, call->arg) == -1) {
+		buf_free(&s.body);
+		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
+		    &out);
+		kick(c);
+		return;
+	}
+	memset(&o, 0, sizeof o);
+	o.method = HTTP_POST;
+	o.url = conf->exchange.url;
+	o.body = buf_str(&s.body);
+	o.body_len = s.body.len;
+	o.anchor_mailbox = s.anchor;
+	o.prefer_affinity = s.anchor != NULL;
+	o.backend_cookie = s.cookie;
+	o.timeout_ms = call->data != NULL ? 0 : conf->exchange.request_timeout_ms;
+	o.tag = s.tag;
+	c->in_flight[call->klass]++;
+	call->req = http_request_start(c->http, &o, http_done,
+	    call->data != NULL ? http_data : NULL, call);
+	buf_free(&s.body);
+}
+
+void
+ews_call_submit(struct ews_call *call, enum ews_op op, enum throttle_class k,
+    enum throttle_prio prio, const char *anchor, ews_build_cb build,
+    ews_done_cb done, http_data_cb data, void *arg)
+{
+	call->op = (uint8_t)op;
+	call->klass = (uint8_t)k;
+	call->build = build;
+	call->done = done;
+	call->data = data;
+	call->arg = arg;
+	call->has_hint = false;
+	throttle_submit(call->ctx->throttle, &call->ticket, k, anchor, prio,
+	    granted, call);
+	kick(call->ctx);
+}
+
+void
+ews_call_cancel(struct ews_call *call)
+{
+	struct ews_ctx		*c = call->ctx;
+	struct throttle_outcome	 out = { THROTTLE_DONE, 0 };
+
+	if (call->req != NULL) {
+		http_request_cancel(call->req);
+		call->req = NULL;
+		c->in_flight[call->klass]--;
+		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
+		    &out);
+		kick(c);
+	} else if (throttle_ticket_granted(&call->ticket)) {
+		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
+		    &out);
+		kick(c);
+	} else if (throttle_ticket_queued(&call->ticket))
+		throttle_cancel(c->throttle, &call->ticket);
+}
+
+/* ---- observability ---- */
+
+void
+ews_ctx_metrics(struct ews_ctx *c, struct buf *b)
+{
+	struct hashmap_iter	 it;
+	const char		*key, *sp;
+	void			*v;
+
+	buf_puts(b, "# HELP ewsgw_ews_requests_total EWS requests by "
+	    "operation and response code.\n"
+	    "# TYPE ewsgw_ews_requests_total counter\n");
+	hashmap_iter_init(&it, c->counts);
+	while (hashmap_iter_next(&it, &key, &v)) {
+		sp = strchr(key, ' ');
+		buf_printf(b, "ewsgw_ews_requests_total{operation=\"%.*s\","
+		    "code=\"%s\"} %llu\n", (int)(sp - key), key, sp + 1,
+		    (unsigned long long)*(uint64_t *)v);
+	}
+	buf_printf(b, "# HELP ewsgw_ews_in_flight EWS requests in flight.\n"
+	    "# TYPE ewsgw_ews_in_flight gauge\n"
+	    "ewsgw_ews_in_flight{class=\"short\"} %u\n"
+	    "ewsgw_ews_in_flight{class=\"stream\"} %u\n",
+	    c->in_flight[THROTTLE_SHORT], c->in_flight[THROTTLE_STREAM]);
+	throttle_prometheus(c->throttle, time_mono_ms(), b);
+}
+
+void
+ews_ctx_budget_json(struct ews_ctx *c, struct json_writer *w)
+{
+	throttle_json(c->throttle, time_mono_ms(), w);
+}

@@ -1,0 +1,115 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * One path for every EWS request: wait for a slot from the budget
+ * scheduler, build the body only once granted, send it through the HTTP
+ * engine, give the slot back with what Exchange said about the budget
+ * (BackOffMilliseconds, 503s), count the answer, hand it to the owner.
+ */
+#ifndef EWSGW_EWS_H
+#define EWSGW_EWS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "ews/ews_parse.h"
+#include "io/http.h"
+#include "io/throttle.h"
+
+struct event_base;
+struct config;
+struct json_writer;
+
+enum ews_op {
+	EWS_OP_SUBSCRIBE,
+	EWS_OP_UNSUBSCRIBE,
+	EWS_OP_GET_STREAMING_EVENTS,
+	EWS_OP_GET_EVENTS,
+	EWS_OP_FIND_ITEM,
+	EWS_OP_GET_ITEM,
+	EWS_OP_GET_USER_AVAILABILITY,
+	EWS_OP_GET_USER_OOF_SETTINGS,
+	EWS_OP_MAX
+};
+
+/* What the owner fills in when the slot is granted. */
+struct ews_send {
+	struct buf	 body;		/* the SOAP document */
+	const char	*anchor;	/* X-AnchorMailbox, borrowed */
+	const char	*cookie;	/* X-BackEndOverrideCookie, borrowed */
+	const char	*tag;		/* for log lines (mailbox), borrowed */
+	bool		 streaming;	/* body bytes to the data callback */
+};
+
+/* What the owner gets back (borrowed for the call). */
+struct ews_reply {
+	enum ews_op			 op;
+	const struct http_response	*http;	/* NULL if never sent */
+	struct ews_response		 generic; /* fault / first message */
+	bool				 parsed; /* generic is meaningful */
+	const char			*code;	/* ResponseCode, HTTP status
+						   or transport class */
+	enum ews_action			 action; /* what to do about it */
+};
+
+struct ews_call;
+/* Fill *send; return -1 to give the slot back unused. */
+typedef int	(*ews_build_cb)(struct ews_call *, struct ews_send *, void *);
+typedef void	(*ews_done_cb)(struct ews_call *, const struct ews_reply *,
+		    void *);
+
+/* Embedded in its owner; one request at a time. */
+struct ews_call {
+	struct throttle_ticket	 ticket;
+	struct http_request	*req;
+	struct ews_ctx		*ctx;
+	ews_build_cb		 build;
+	ews_done_cb		 done;
+	http_data_cb		 data;
+	void			*arg;
+	struct throttle_outcome	 hint;	/* streams: what the body said
+					   about the budget (set by owner) */
+	uint8_t			 op;
+	uint8_t			 klass;
+	bool			 has_hint;
+};
+
+struct ews_ctx;
+
+/* Returns NULL with *cause on failure (allocated, caller frees). */
+struct ews_ctx	*ews_ctx_new(struct event_base *, const struct config *,
+		    char **cause);
+void		 ews_ctx_free(struct ews_ctx *);
+/* New limits and credentials after a reload (conf borrowed, kept). */
+void		 ews_ctx_reload(struct ews_ctx *, const struct config *);
+struct throttle	*ews_ctx_throttle(struct ews_ctx *);
+const struct config *ews_ctx_config(const struct ews_ctx *);
+
+void		 ews_call_init(struct ews_call *, struct ews_ctx *);
+/*
+ * Queue a request.  anchor selects the streaming budget under
+ * impersonated charging (borrowed until granted).  data != NULL makes it
+ * a streaming request: no total timeout, body bytes to data().
+ */
+void		 ews_call_submit(struct ews_call *, enum ews_op,
+		    enum throttle_class, enum throttle_prio, const char *anchor,
+		    ews_build_cb, ews_done_cb, http_data_cb, void *arg);
+/* Cancel a queued or running call; done is not called. */
+void		 ews_call_cancel(struct ews_call *);
+bool		 ews_call_busy(const struct ews_call *);
+/* A streaming call's request, to pause/resume; NULL when not running. */
+struct http_request *ews_call_request(const struct ews_call *);
+
+/* Requests in flight by class, counters by operation and code. */
+void		 ews_ctx_metrics(struct ews_ctx *, struct buf *);
+void		 ews_ctx_budget_json(struct ews_ctx *, struct json_writer *);
+/* Short request header: version + optional impersonation. */
+const char	*ews_op_name(enum ews_op);
+/* Counters for the STATUS= line. */
+uint64_t	 ews_ctx_auth_failures(const struct ews_ctx *);
+/* Exchange refused the credentials several times with no success since. */
+bool		 ews_ctx_auth_failing(const struct ews_ctx *);
+
+#endif

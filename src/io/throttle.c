@@ -1,0 +1,1261 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * The budget scheduler: per-budget slot accounting, prioritised FIFO
+ * queues, BackOffMilliseconds and exponential back-off, start-up pacing.
+ * Pure: the caller supplies the time and arms the timer.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/hashmap.h"
+#include "io/throttle.h"
+#include "base/xmalloc.h"
+
+/* Sanity bound on a server-sent BackOffMilliseconds (one hour). */
+#define THROTTLE_BUSY_MAX_MS	(60 * 60 * 1000LL)
+/* Streaming budgets listed by name in the JSON status, at most. */
+#define THROTTLE_JSON_ANCHORS	50
+
+TAILQ_HEAD(ticket_list, throttle_ticket);
+
+/* Where a budget is linked: nowhere, on the ready list, in the heap. */
+enum budget_where { BUDGET_NOWHERE, BUDGET_READY, BUDGET_HEAP };
+
+/*
+ * One charged account.  The service account's concurrency budget is
+ * embedded in struct throttle; streaming budgets (impersonated
+ * charging) are created on first use and freed once idle.
+ */
+struct throttle_budget {
+	char			*key;		/* NULL: service account */
+	struct ticket_list	 q[THROTTLE_CLASS_MAX][THROTTLE_PRIO_MAX];
+	struct ticket_list	 granted;
+	unsigned		 nqueued[THROTTLE_CLASS_MAX];
+	unsigned		 in_use;	/* every class */
+	unsigned		 streams;	/* STREAM part of in_use */
+	struct backoff		 backoff;
+	int64_t			 backoff_until;	/* 0 = none */
+	uint64_t		 backoff_mark;	/* grants before the last one */
+	enum budget_where	 where;
+	TAILQ_ENTRY(throttle_budget) rentry;
+	size_t			 heap_idx;
+};
+
+TAILQ_HEAD(budget_list, throttle_budget);
+
+struct throttle {
+	struct throttle_limits	 lim;
+	unsigned		 reserve;	/* SHORT-only slots */
+	struct backoff_rng	 rng;
+
+	struct throttle_budget	 account;
+	struct hashmap		*anchors;	/* anchor -> streaming budget */
+
+	/* Budgets that may have something to grant or to clean up. */
+	struct budget_list	 ready;
+	/* Budgets in back-off, min-heap on backoff_until. */
+	struct throttle_budget	**heap;
+	size_t			 nheap;
+	size_t			 heapcap;
+
+	struct hashmap		*subs;		/* mailbox -> (uintptr_t)count */
+	unsigned		 nsubs;
+
+	uint64_t		 next_seq;
+	uint64_t		 ngrants;
+	int64_t			 next_grant_at;	/* pacing */
+	int64_t			 last_now;	/* of the last run */
+	bool			 in_run;
+
+	unsigned		 queued[THROTTLE_CLASS_MAX];
+	unsigned		 in_use[THROTTLE_CLASS_MAX];
+	uint64_t		 grants[THROTTLE_CLASS_MAX];
+	uint64_t		 cancels;
+	uint64_t		 backoffs;
+	uint64_t		 server_busy;
+};
+
+static void	 limits_sanitise(struct throttle_limits *);
+static void	 budget_init(struct throttle *, struct throttle_budget *,
+		    const char *);
+static struct throttle_budget *budget_for(const struct throttle *,
+		    enum throttle_class, const char *);
+static struct throttle_budget *budget_get(struct throttle *,
+		    enum throttle_class, const char *);
+static void	 budget_free(struct throttle *, struct throttle_budget *);
+static unsigned	 budget_limit(const struct throttle *,
+		    const struct throttle_budget *);
+static unsigned	 budget_stream_limit(const struct throttle *,
+		    const struct throttle_budget *);
+static unsigned	 budget_queued(const struct throttle_budget *);
+static bool	 budget_idle(const struct throttle_budget *, int64_t);
+static bool	 budget_can_grant(const struct throttle *,
+		    const struct throttle_budget *, enum throttle_class);
+static void	 budget_touch(struct throttle *, struct throttle_budget *);
+static void	 budget_extend(struct throttle *, struct throttle_budget *,
+		    int64_t);
+static void	 budget_detach(struct throttle_budget *);
+static void	 budget_settle(struct throttle *, struct throttle_budget *,
+		    int64_t, bool);
+static struct throttle_ticket *budget_pick(const struct throttle *,
+		    struct throttle_budget *, uint64_t, bool *);
+static void	 grant(struct throttle *, struct throttle_budget *,
+		    struct throttle_ticket *, int64_t);
+static void	 apply_outcome(struct throttle *, struct throttle_budget *,
+		    const struct throttle_ticket *, int64_t,
+		    const struct throttle_outcome *);
+static void	 rehome_streams(struct throttle *);
+static void	 budget_reconfigure(struct throttle *,
+		    struct throttle_budget *);
+static unsigned	 excess_streams(const struct throttle *,
+		    const struct throttle_budget *);
+static int	 ticket_seq_cmp(const void *, const void *);
+static void	 heap_swap(struct throttle *, size_t, size_t);
+static void	 heap_up(struct throttle *, size_t);
+static void	 heap_down(struct throttle *, size_t);
+static void	 heap_push(struct throttle *, struct throttle_budget *);
+static void	 heap_remove(struct throttle *, struct throttle_budget *);
+static void	 json_capacity(struct json_writer *, const char *,
+		    const struct throttle *, const struct throttle_budget *,
+		    int64_t);
+static void	 prom_metric(struct buf *, const char *, const char *,
+		    const char *);
+
+static const char *class_names[THROTTLE_CLASS_MAX] = { "short", "stream" };
+
+const char *
+throttle_class_name(enum throttle_class c)
+{
+	if ((unsigned)c >= THROTTLE_CLASS_MAX)
+		return ("unknown");
+	return (class_names[c]);
+}
+
+/* ---- limits ---- */
+
+void
+throttle_limits_default(struct throttle_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->max_concurrency = 27;
+	l->short_request_share = 20;
+	l->charging = CONF_CHARGING_IMPERSONATED;
+	l->streaming_connections_per_anchor = 10;
+	l->max_subscriptions = 20;
+	l->backoff_base_ms = 1000;
+	l->backoff_max_ms = 5 * 60 * 1000;
+	l->jitter = BACKOFF_DECORRELATED;
+	l->busy_jitter_max_ms = 1000;
+	l->grant_separation_ms = 0;
+	l->seed = 0x65777367;	/* "ewsg"; the daemon passes a real seed */
+}
+
+void
+throttle_limits_from_conf(struct throttle_limits *l, const struct config *c)
+{
+	uint64_t	seed = l->seed;
+
+	throttle_limits_default(l);
+	l->seed = seed;
+	l->max_concurrency = c->throttling.max_concurrency;
+	l->max_subscriptions = c->throttling.max_subscriptions;
+	l->charging = c->throttling.charging;
+	l->streaming_connections_per_anchor =
+	    c->throttling.streaming_connections_per_anchor;
+	l->short_request_share = c->throttling.short_request_share;
+	if (c->throttling.backoff_max_ms > 0)
+		l->backoff_max_ms = c->throttling.backoff_max_ms;
+}
+
+/* Values the scheduler cannot work with become the nearest usable one. */
+static void
+limits_sanitise(struct throttle_limits *l)
+{
+	if (l->max_concurrency < 1)
+		l->max_concurrency = 1;
+	if (l->streaming_connections_per_anchor < 1)
+		l->streaming_connections_per_anchor = 1;
+	if (l->short_request_share > 100)
+		l->short_request_share = 100;
+	if (l->backoff_base_ms < 1)
+		l->backoff_base_ms = 1;
+	if (l->backoff_max_ms < l->backoff_base_ms)
+		l->backoff_max_ms = l->backoff_base_ms;
+	if (l->busy_jitter_max_ms < 0)
+		l->busy_jitter_max_ms = 0;
+	if (l->grant_separation_ms < 0)
+		l->grant_separation_ms = 0;
+}
+
+/*
+ * The share rounded up, and at least one slot once there are two, but
+ * streams keep at least one slot too: a share of 100 % would otherwise
+ * silently disable streaming under service-account charging.
+ */
+unsigned
+throttle_limits_short_reserve(const struct throttle_limits *l)
+{
+	unsigned	mc = l->max_concurrency, share, r;
+
+	share = l->short_request_share > 100 ? 100 : l->short_request_share;
+	r = (unsigned)(((uint64_t)mc * share + 99) / 100);
+	if (mc >= 2) {
+		if (r < 1)
+			r = 1;
+		if (r > mc - 1)
+			r = mc - 1;
+	}
+	return (r > mc ? mc : r);
+}
+
+/* ---- budgets ---- */
+
+static void
+budget_init(struct throttle *t, struct throttle_budget *b, const char *key)
+{
+	int	c, p;
+
+	memset(b, 0, sizeof(*b));
+	b->key = key != NULL ? xstrdup(key) : NULL;
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		for (p = 0; p < THROTTLE_PRIO_MAX; p++)
+			TAILQ_INIT(&b->q[c][p]);
+	TAILQ_INIT(&b->granted);
+	backoff_init(&b->backoff, t->lim.backoff_base_ms,
+	    t->lim.backoff_max_ms, t->lim.jitter);
+	b->where = BUDGET_NOWHERE;
+}
+
+/* The budget a request of class c for anchor is charged to, or NULL. */
+static struct throttle_budget *
+budget_for(const struct throttle *t, enum throttle_class c,
+    const char *anchor)
+{
+	if (c == THROTTLE_SHORT ||
+	    t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT)
+		return ((struct throttle_budget *)&t->account);
+	return (hashmap_get(t->anchors, anchor != NULL ? anchor : ""));
+}
+
+static struct throttle_budget *
+budget_get(struct throttle *t, enum throttle_class c, const char *anchor)
+{
+	struct throttle_budget	*b;
+
+	if ((b = budget_for(t, c, anchor)) != NULL)
+		return (b);
+	b = xmalloc(sizeof(*b));
+	budget_init(t, b, anchor != NULL ? anchor : "");
+	hashmap_put(t->anchors, b->key, b);
+	return (b);
+}
+
+static void
+budget_free(struct throttle *t, struct throttle_budget *b)
+{
+	assert(b != &t->account);
+	assert(b->in_use == 0 && budget_queued(b) == 0);
+	if (b->where == BUDGET_READY)
+		TAILQ_REMOVE(&t->ready, b, rentry);
+	else if (b->where == BUDGET_HEAP)
+		heap_remove(t, b);
+	hashmap_remove(t->anchors, b->key);
+	free(b->key);
+	free(b);
+}
+
+static unsigned
+budget_limit(const struct throttle *t, const struct throttle_budget *b)
+{
+	if (b == &t->account)
+		return (t->lim.max_concurrency);
+	return (t->lim.streaming_connections_per_anchor);
+}
+
+static unsigned
+budget_stream_limit(const struct throttle *t, const struct throttle_budget *b)
+{
+	if (b != &t->account)
+		return (t->lim.streaming_connections_per_anchor);
+	if (t->lim.charging != CONF_CHARGING_SERVICE_ACCOUNT)
+		return (0);
+	return (t->lim.max_concurrency - t->reserve);
+}
+
+static unsigned
+budget_queued(const struct throttle_budget *b)
+{
+	unsigned	n = 0;
+	int		c;
+
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		n += b->nqueued[c];
+	return (n);
+}
+
+/*
+ * Nothing in it worth keeping: a budget that failed recently keeps its
+ * attempt count so the next failure backs off further.
+ */
+static bool
+budget_idle(const struct throttle_budget *b, int64_t now)
+{
+	return (b->in_use == 0 && budget_queued(b) == 0 &&
+	    b->backoff.attempt == 0 && b->backoff_until <= now);
+}
+
+/*
+ * STREAM may take a slot only beyond the SHORT reserve; SHORT may use
+ * any free slot (the reserve is a floor for it, not a ceiling).
+ */
+static bool
+budget_can_grant(const struct throttle *t, const struct throttle_budget *b,
+    enum throttle_class c)
+{
+	if (b->in_use >= budget_limit(t, b))
+		return (false);
+	if (c == THROTTLE_STREAM && b->streams >= budget_stream_limit(t, b))
+		return (false);
+	return (true);
+}
+
+/* Something changed in b: let the next run look at it. */
+static void
+budget_touch(struct throttle *t, struct throttle_budget *b)
+{
+	if (b->where != BUDGET_NOWHERE)
+		return;
+	TAILQ_INSERT_TAIL(&t->ready, b, rentry);
+	b->where = BUDGET_READY;
+}
+
+/* Nothing charged to b is granted before until. */
+static void
+budget_extend(struct throttle *t, struct throttle_budget *b, int64_t until)
+{
+	/* Requests granted up to now failing later add no new evidence. */
+	b->backoff_mark = t->ngrants;
+	if (until <= b->backoff_until)
+		return;
+	b->backoff_until = until;
+	if (b->where == BUDGET_HEAP)
+		heap_down(t, b->heap_idx);
+}
+
+/* Forget every ticket of b (scheduler going away). */
+static void
+budget_detach(struct throttle_budget *b)
+{
+	struct throttle_ticket	*tk;
+	int			 c, p;
+
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++) {
+		for (p = 0; p < THROTTLE_PRIO_MAX; p++) {
+			while ((tk = TAILQ_FIRST(&b->q[c][p])) != NULL) {
+				TAILQ_REMOVE(&b->q[c][p], tk, entry);
+				tk->state = THROTTLE_TICKET_IDLE;
+				tk->budget = NULL;
+			}
+		}
+	}
+	while ((tk = TAILQ_FIRST(&b->granted)) != NULL) {
+		TAILQ_REMOVE(&b->granted, tk, entry);
+		tk->state = THROTTLE_TICKET_IDLE;
+		tk->budget = NULL;
+	}
+}
+
+/* After a run looked at b: park it where its next event will find it. */
+static void
+budget_settle(struct throttle *t, struct throttle_budget *b, int64_t now,
+    bool more)
+{
+	if (b->where != BUDGET_NOWHERE)
+		return;		/* a callback already queued it again */
+	if (b->backoff_until > now) {
+		/*
+		 * Only a budget with work waits in the heap, so the daemon
+		 * never wakes up for nothing; an idle one in back-off is
+		 * looked at again when something is submitted to it.
+		 */
+		if (budget_queued(b) > 0)
+			heap_push(t, b);
+	} else if (more)
+		budget_touch(t, b);
+	else if (b != &t->account && budget_idle(b, now))
+		budget_free(t, b);
+	/* Otherwise it waits for a release, a submit or new limits. */
+}
+
+/*
+ * Next ticket to grant: highest priority first; within a priority the
+ * oldest head among the classes that may take a slot.  Tickets
+ * submitted at or after seq_limit (during this run) are left for the
+ * next run, with *more set, so a callback that resubmits cannot keep
+ * the run going forever.
+ */
+static struct throttle_ticket *
+budget_pick(const struct throttle *t, struct throttle_budget *b,
+    uint64_t seq_limit, bool *more)
+{
+	struct throttle_ticket	*tk, *best;
+	int			 c, p;
+
+	for (p = 0; p < THROTTLE_PRIO_MAX; p++) {
+		best = NULL;
+		for (c = 0; c < THROTTLE_CLASS_MAX; c++) {
+			tk = TAILQ_FIRST(&b->q[c][p]);
+			if (tk == NULL || !budget_can_grant(t, b, c))
+				continue;
+			if (best == NULL || tk->seq < best->seq)
+				best = tk;
+		}
+		if (best != NULL) {
+			if (best->seq >= seq_limit) {
+				*more = true;
+				return (NULL);
+			}
+			return (best);
+		}
+	}
+	return (NULL);
+}
+
+static void
+grant(struct throttle *t, struct throttle_budget *b,
+    struct throttle_ticket *tk, int64_t now)
+{
+	enum throttle_class	c = tk->klass;
+
+	TAILQ_REMOVE(&b->q[c][tk->prio], tk, entry);
+	b->nqueued[c]--;
+	t->queued[c]--;
+	TAILQ_INSERT_TAIL(&b->granted, tk, entry);
+	b->in_use++;
+	if (c == THROTTLE_STREAM)
+		b->streams++;
+	t->in_use[c]++;
+	t->grants[c]++;
+	tk->state = THROTTLE_TICKET_GRANTED;
+	tk->grant_no = ++t->ngrants;
+	/* The one promise of this module. */
+	assert(b->in_use <= budget_limit(t, b));
+	assert(c != THROTTLE_STREAM || b->streams <= budget_stream_limit(t, b));
+	if (t->lim.grant_separation_ms > 0)
+		t->next_grant_at = now + t->lim.grant_separation_ms;
+	tk->cb(tk, tk->arg);
+}
+
+static void
+apply_outcome(struct throttle *t, struct throttle_budget *b,
+    const struct throttle_ticket *tk, int64_t now,
+    const struct throttle_outcome *o)
+{
+	int64_t	ms, jitter;
+
+	if (o == NULL)
+		return;
+	switch (o->result) {
+	case THROTTLE_OK:
+		backoff_reset(&b->backoff);
+		break;
+	case THROTTLE_BUSY:
+		if (o->backoff_ms > 0) {
+			ms = o->backoff_ms > THROTTLE_BUSY_MAX_MS ?
+			    THROTTLE_BUSY_MAX_MS : o->backoff_ms;
+			jitter = ms / 10 < t->lim.busy_jitter_max_ms ?
+			    ms / 10 : t->lim.busy_jitter_max_ms;
+			t->server_busy++;
+			budget_extend(t, b, now + ms +
+			    backoff_rng_range(&t->rng, 0, jitter));
+			break;
+		}
+		/* Busy without a time: treat like any transient failure. */
+		/* FALLTHROUGH */
+	case THROTTLE_TRANSIENT:
+		/*
+		 * Only a request granted after the last back-off decision
+		 * escalates it: ten requests in flight failing together are
+		 * one piece of evidence, not ten.
+		 */
+		if (tk->grant_no > b->backoff_mark) {
+			ms = backoff_next(&b->backoff, &t->rng);
+			t->backoffs++;
+		} else
+			ms = b->backoff.prev_ms;
+		budget_extend(t, b, now + ms);
+		break;
+	case THROTTLE_DONE:
+	default:
+		break;
+	}
+}
+
+/* ---- back-off heap ---- */
+
+static void
+heap_swap(struct throttle *t, size_t i, size_t j)
+{
+	struct throttle_budget	*x = t->heap[i];
+
+	t->heap[i] = t->heap[j];
+	t->heap[j] = x;
+	t->heap[i]->heap_idx = i;
+	t->heap[j]->heap_idx = j;
+}
+
+static void
+heap_up(struct throttle *t, size_t i)
+{
+	while (i > 0 && t->heap[(i - 1) / 2]->backoff_until >
+	    t->heap[i]->backoff_until) {
+		heap_swap(t, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(struct throttle *t, size_t i)
+{
+	size_t	l, m;
+
+	for (;;) {
+		l = 2 * i + 1;
+		m = i;
+		if (l < t->nheap &&
+		    t->heap[l]->backoff_until < t->heap[m]->backoff_until)
+			m = l;
+		if (l + 1 < t->nheap &&
+		    t->heap[l + 1]->backoff_until < t->heap[m]->backoff_until)
+			m = l + 1;
+		if (m == i)
+			return;
+		heap_swap(t, i, m);
+		i = m;
+	}
+}
+
+static void
+heap_push(struct throttle *t, struct throttle_budget *b)
+{
+	assert(b->where == BUDGET_NOWHERE);
+	if (t->nheap == t->heapcap) {
+		t->heapcap = t->heapcap == 0 ? 16 : t->heapcap * 2;
+		t->heap = xreallocarray(t->heap, t->heapcap, sizeof(*t->heap));
+	}
+	b->heap_idx = t->nheap;
+	t->heap[t->nheap++] = b;
+	b->where = BUDGET_HEAP;
+	heap_up(t, b->heap_idx);
+}
+
+static void
+heap_remove(struct throttle *t, struct throttle_budget *b)
+{
+	size_t	i = b->heap_idx;
+
+	assert(b->where == BUDGET_HEAP && t->heap[i] == b);
+	t->nheap--;
+	if (i != t->nheap) {
+		heap_swap(t, i, t->nheap);
+		heap_down(t, i);
+		heap_up(t, i);
+	}
+	b->where = BUDGET_NOWHERE;
+}
+
+/* ---- life cycle ---- */
+
+struct throttle *
+throttle_new(const struct throttle_limits *l)
+{
+	struct throttle	*t;
+
+	t = xcalloc(1, sizeof(*t));
+	t->lim = *l;
+	limits_sanitise(&t->lim);
+	t->reserve = throttle_limits_short_reserve(&t->lim);
+	backoff_rng_seed(&t->rng, t->lim.seed);
+	budget_init(t, &t->account, NULL);
+	t->anchors = hashmap_new();
+	t->subs = hashmap_new();
+	TAILQ_INIT(&t->ready);
+	return (t);
+}
+
+void
+throttle_free(struct throttle *t)
+{
+	struct throttle_budget	*b;
+	struct hashmap_iter	 it;
+
+	if (t == NULL)
+		return;
+	assert(!t->in_run);
+	budget_detach(&t->account);
+	hashmap_iter_init(&it, t->anchors);
+	while (hashmap_iter_next(&it, NULL, (void **)&b)) {
+		budget_detach(b);
+		free(b->key);
+		free(b);
+	}
+	hashmap_free(t->anchors, NULL);
+	hashmap_free(t->subs, NULL);
+	free(t->heap);
+	free(t);
+}
+
+static int
+ticket_seq_cmp(const void *a, const void *b)
+{
+	const struct throttle_ticket	*x, *y;
+
+	x = *(struct throttle_ticket * const *)a;
+	y = *(struct throttle_ticket * const *)b;
+
+	return (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+/*
+ * The charging mode changed: queued streams move to the budget they are
+ * now charged to, in submit order.  Slots already granted stay where
+ * they were taken and are returned there.  The anchor is not kept in a
+ * ticket, so streams leaving the service account go to its own
+ * streaming budget.  Rare (reload) and O(queued streams log n).
+ */
+static void
+rehome_streams(struct throttle *t)
+{
+	struct throttle_budget	*dst, *b;
+	struct throttle_ticket	*tk, **v = NULL;
+	struct hashmap_iter	 it;
+	size_t			 n, cap, i;
+	int			 p;
+
+	dst = budget_get(t, THROTTLE_STREAM, NULL);
+	for (p = 0; p < THROTTLE_PRIO_MAX; p++) {
+		n = cap = 0;
+		/* Gather every queued stream of this priority, dst's too. */
+		hashmap_iter_init(&it, t->anchors);
+		b = &t->account;
+		do {
+			while ((tk = TAILQ_FIRST(&b->q[THROTTLE_STREAM][p]))
+			    != NULL) {
+				TAILQ_REMOVE(&b->q[THROTTLE_STREAM][p], tk,
+				    entry);
+				b->nqueued[THROTTLE_STREAM]--;
+				if (n == cap) {
+					cap = cap == 0 ? 64 : cap * 2;
+					v = xreallocarray(v, cap, sizeof(*v));
+				}
+				v[n++] = tk;
+			}
+			budget_touch(t, b);
+		} while (hashmap_iter_next(&it, NULL, (void **)&b));
+		if (n > 1)
+			qsort(v, n, sizeof(*v), ticket_seq_cmp);
+		for (i = 0; i < n; i++) {
+			v[i]->budget = dst;
+			TAILQ_INSERT_TAIL(&dst->q[THROTTLE_STREAM][p], v[i],
+			    entry);
+		}
+		dst->nqueued[THROTTLE_STREAM] += n;
+	}
+	free(v);
+}
+
+/* New back-off parameters (the failure count stays); look at b again. */
+static void
+budget_reconfigure(struct throttle *t, struct throttle_budget *b)
+{
+	backoff_set_limits(&b->backoff, t->lim.backoff_base_ms,
+	    t->lim.backoff_max_ms);
+	b->backoff.jitter = t->lim.jitter;
+	budget_touch(t, b);
+}
+
+/*
+ * Streams b holds beyond what it may hold now, counting every stream in
+ * a budget the current charging mode no longer charges streams to.
+ */
+static unsigned
+excess_streams(const struct throttle *t, const struct throttle_budget *b)
+{
+	unsigned	limit = budget_stream_limit(t, b);
+
+	if (b != &t->account &&
+	    t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT)
+		limit = 0;
+	return (b->streams > limit ? b->streams - limit : 0);
+}
+
+unsigned
+throttle_set_limits(struct throttle *t, const struct throttle_limits *l)
+{
+	struct throttle_budget	*b;
+	struct hashmap_iter	 it;
+	enum conf_charging	 old = t->lim.charging;
+	uint64_t		 seed = t->lim.seed;
+	unsigned		 excess;
+
+	t->lim = *l;
+	t->lim.seed = seed;	/* the generator keeps running */
+	limits_sanitise(&t->lim);
+	t->reserve = throttle_limits_short_reserve(&t->lim);
+	if (t->lim.grant_separation_ms == 0)
+		t->next_grant_at = 0;
+
+	if (old != t->lim.charging)
+		rehome_streams(t);
+
+	/* Larger limits may let queued tickets through: look at all. */
+	budget_reconfigure(t, &t->account);
+	excess = excess_streams(t, &t->account);
+	hashmap_iter_init(&it, t->anchors);
+	while (hashmap_iter_next(&it, NULL, (void **)&b)) {
+		budget_reconfigure(t, b);
+		excess += excess_streams(t, b);
+	}
+	return (excess);
+}
+
+/* ---- tickets ---- */
+
+void
+throttle_ticket_init(struct throttle_ticket *tk)
+{
+	memset(tk, 0, sizeof(*tk));
+}
+
+bool
+throttle_ticket_queued(const struct throttle_ticket *tk)
+{
+	return (tk->state == THROTTLE_TICKET_QUEUED);
+}
+
+bool
+throttle_ticket_granted(const struct throttle_ticket *tk)
+{
+	return (tk->state == THROTTLE_TICKET_GRANTED);
+}
+
+void
+throttle_submit(struct throttle *t, struct throttle_ticket *tk,
+    enum throttle_class c, const char *anchor, enum throttle_prio p,
+    throttle_cb cb, void *arg)
+{
+	struct throttle_budget	*b;
+
+	assert(tk->state == THROTTLE_TICKET_IDLE);
+	assert((unsigned)c < THROTTLE_CLASS_MAX);
+	assert((unsigned)p < THROTTLE_PRIO_MAX);
+	assert(cb != NULL);
+
+	b = budget_get(t, c, anchor);
+	tk->budget = b;
+	tk->cb = cb;
+	tk->arg = arg;
+	tk->klass = c;
+	tk->prio = p;
+	tk->seq = t->next_seq++;
+	tk->grant_no = 0;
+	tk->state = THROTTLE_TICKET_QUEUED;
+	TAILQ_INSERT_TAIL(&b->q[c][p], tk, entry);
+	b->nqueued[c]++;
+	t->queued[c]++;
+	budget_touch(t, b);
+}
+
+void
+throttle_release(struct throttle *t, struct throttle_ticket *tk, int64_t now,
+    const struct throttle_outcome *o)
+{
+	struct throttle_budget	*b = tk->budget;
+	enum throttle_class	 c = tk->klass;
+
+	if (tk->state != THROTTLE_TICKET_GRANTED) {
+		/* Detached by throttle_free, or a caller bug. */
+		assert(tk->state == THROTTLE_TICKET_IDLE && b == NULL);
+		return;
+	}
+	TAILQ_REMOVE(&b->granted, tk, entry);
+	assert(b->in_use > 0);
+	b->in_use--;
+	if (c == THROTTLE_STREAM) {
+		assert(b->streams > 0);
+		b->streams--;
+	}
+	t->in_use[c]--;
+	apply_outcome(t, b, tk, now, o);
+	tk->state = THROTTLE_TICKET_IDLE;
+	tk->budget = NULL;
+	budget_touch(t, b);
+}
+
+void
+throttle_cancel(struct throttle *t, struct throttle_ticket *tk)
+{
+	struct throttle_budget	*b = tk->budget;
+
+	switch (tk->state) {
+	case THROTTLE_TICKET_QUEUED:
+		TAILQ_REMOVE(&b->q[tk->klass][tk->prio], tk, entry);
+		b->nqueued[tk->klass]--;
+		t->queued[tk->klass]--;
+		tk->state = THROTTLE_TICKET_IDLE;
+		tk->budget = NULL;
+		t->cancels++;
+		/* Only to free it once idle; nothing new can be granted. */
+		if (b->in_use == 0 && budget_queued(b) == 0)
+			budget_touch(t, b);
+		break;
+	case THROTTLE_TICKET_GRANTED:
+		t->cancels++;
+		throttle_release(t, tk, 0, NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- running ---- */
+
+unsigned
+throttle_run(struct throttle *t, int64_t now)
+{
+	struct budget_list	 todo;
+	struct throttle_budget	*b;
+	struct throttle_ticket	*tk;
+	uint64_t		 seq_limit = t->next_seq;
+	unsigned		 n = 0;
+	bool			 more;
+
+	assert(!t->in_run);
+	t->in_run = true;
+	t->last_now = now;
+
+	while (t->nheap > 0 && t->heap[0]->backoff_until <= now) {
+		b = t->heap[0];
+		heap_remove(t, b);
+		budget_touch(t, b);
+	}
+
+	/* Budgets made ready by callbacks wait for the next run. */
+	TAILQ_INIT(&todo);
+	TAILQ_CONCAT(&todo, &t->ready, rentry);
+	while ((b = TAILQ_FIRST(&todo)) != NULL) {
+		TAILQ_REMOVE(&todo, b, rentry);
+		b->where = BUDGET_NOWHERE;
+		more = false;
+		while (b->backoff_until <= now) {
+			tk = budget_pick(t, b, seq_limit, &more);
+			if (tk == NULL)
+				break;
+			if (t->lim.grant_separation_ms > 0 &&
+			    now < t->next_grant_at) {
+				more = true;	/* start-up ramp */
+				break;
+			}
+			grant(t, b, tk, now);
+			n++;
+		}
+		budget_settle(t, b, now, more);
+	}
+	t->in_run = false;
+	return (n);
+}
+
+int64_t
+throttle_next_wakeup(const struct throttle *t, int64_t now)
+{
+	int64_t	w = THROTTLE_NEVER;
+
+	if (!TAILQ_EMPTY(&t->ready))
+		w = t->next_grant_at > now ? t->next_grant_at : now;
+	if (t->nheap > 0 && t->heap[0]->backoff_until < w)
+		w = t->heap[0]->backoff_until;
+	return (w < now ? now : w);
+}
+
+/* ---- capacity and subscriptions ---- */
+
+void
+throttle_stream_capacity(const struct throttle *t, const char *anchor,
+    struct throttle_capacity *cap)
+{
+	const struct throttle_budget	*b;
+	unsigned			 limit, slots, used;
+
+	memset(cap, 0, sizeof(*cap));
+	b = budget_for(t, THROTTLE_STREAM, anchor);
+	if (b == NULL) {
+		/* Not used yet: the whole per-anchor budget is free. */
+		cap->limit = cap->free_now = cap->available =
+		    t->lim.streaming_connections_per_anchor;
+		return;
+	}
+	limit = budget_stream_limit(t, b);
+	cap->limit = limit;
+	cap->in_use = b->streams;
+	cap->queued = b->nqueued[THROTTLE_STREAM];
+	cap->backoff_until = b->backoff_until;
+	if (b->streams > limit)
+		cap->excess = b->streams - limit;
+	else {
+		slots = budget_limit(t, b);
+		cap->free_now = limit - b->streams;
+		if (b->in_use >= slots)
+			cap->free_now = 0;
+		else if (slots - b->in_use < cap->free_now)
+			cap->free_now = slots - b->in_use;
+	}
+	used = b->streams + cap->queued;
+	cap->available = used < limit ? limit - used : 0;
+}
+
+unsigned
+throttle_streams_total(const struct throttle *t)
+{
+	if (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT)
+		return (budget_stream_limit(t, &t->account));
+	return (THROTTLE_UNLIMITED);
+}
+
+int
+throttle_subscription_acquire(struct throttle *t, const char *mailbox)
+{
+	uintptr_t	n = (uintptr_t)hashmap_get(t->subs, mailbox);
+	unsigned	max = t->lim.max_subscriptions;
+
+	/* 0 = no client-side cap. */
+	if (max != 0) {
+		if (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT ?
+		    t->nsubs >= max : n >= max)
+			return (-1);
+	}
+	hashmap_put(t->subs, mailbox, (void *)(n + 1));
+	t->nsubs++;
+	return (0);
+}
+
+void
+throttle_subscription_release(struct throttle *t, const char *mailbox)
+{
+	uintptr_t	n = (uintptr_t)hashmap_get(t->subs, mailbox);
+
+	if (n == 0)
+		return;		/* never counted: nothing to give back */
+	if (n == 1)
+		hashmap_remove(t->subs, mailbox);
+	else
+		hashmap_put(t->subs, mailbox, (void *)(n - 1));
+	t->nsubs--;
+}
+
+unsigned
+throttle_subscriptions(const struct throttle *t, const char *mailbox)
+{
+	if (mailbox == NULL)
+		return (t->nsubs);
+	return ((unsigned)(uintptr_t)hashmap_get(t->subs, mailbox));
+}
+
+/* ---- status ---- */
+
+void
+throttle_stats(const struct throttle *t, int64_t now,
+    struct throttle_stats *s)
+{
+	const struct throttle_budget	*b;
+	struct hashmap_iter		 it;
+	int				 c;
+
+	memset(s, 0, sizeof(*s));
+	s->charging = t->lim.charging;
+	s->concurrency_limit = t->lim.max_concurrency;
+	s->concurrency_in_use = t->account.in_use;
+	s->short_reserve = t->reserve;
+	s->stream_limit = throttle_streams_total(t);
+	s->per_anchor_limit = t->lim.streaming_connections_per_anchor;
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++) {
+		s->in_use[c] = t->in_use[c];
+		s->queued[c] = t->queued[c];
+		s->grants[c] = t->grants[c];
+	}
+	s->budgets = (unsigned)hashmap_count(t->anchors);
+	/* O(streaming budgets): one per group at most, and status is rare. */
+	if (t->account.backoff_until > now)
+		s->budgets_in_backoff++;
+	hashmap_iter_init(&it, t->anchors);
+	while (hashmap_iter_next(&it, NULL, (void **)&b))
+		if (b->backoff_until > now)
+			s->budgets_in_backoff++;
+	s->backoff_until = t->account.backoff_until;
+	s->subscriptions = t->nsubs;
+	s->subscription_limit = t->lim.max_subscriptions;
+	s->cancels = t->cancels;
+	s->backoffs = t->backoffs;
+	s->server_busy = t->server_busy;
+}
+
+static void
+json_capacity(struct json_writer *w, const char *name,
+    const struct throttle *t, const struct throttle_budget *b, int64_t now)
+{
+	json_obj_begin(w);
+	if (name != NULL)
+		json_kv_str(w, "anchor", name);
+	json_kv_int(w, "in_use", b->in_use);
+	json_kv_int(w, "limit", budget_limit(t, b));
+	json_kv_int(w, "streams", b->streams);
+	json_kv_int(w, "stream_limit", budget_stream_limit(t, b));
+	json_kv_int(w, "queued", budget_queued(b));
+	json_kv_int(w, "backoff_remaining_ms",
+	    b->backoff_until > now ? b->backoff_until - now : 0);
+	json_kv_int(w, "failures", b->backoff.attempt);
+	json_obj_end(w);
+}
+
+void
+throttle_json(const struct throttle *t, int64_t now, struct json_writer *w)
+{
+	struct throttle_stats	 s;
+	struct throttle_budget	*b;
+	struct hashmap_iter	 it;
+	const char		*key;
+	unsigned		 n = 0;
+	int			 c;
+
+	throttle_stats(t, now, &s);
+	json_obj_begin(w);
+	json_kv_str(w, "charging", s.charging == CONF_CHARGING_SERVICE_ACCOUNT ?
+	    "service-account" : "impersonated");
+	json_key(w, "service_account");
+	json_capacity(w, NULL, t, &t->account, now);
+	json_kv_int(w, "short_reserve", s.short_reserve);
+	json_key(w, "stream_limit");
+	if (s.stream_limit == THROTTLE_UNLIMITED)
+		json_null(w);
+	else
+		json_int(w, s.stream_limit);
+	json_kv_int(w, "per_anchor_limit", s.per_anchor_limit);
+	json_key(w, "in_use");
+	json_obj_begin(w);
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		json_kv_int(w, class_names[c], s.in_use[c]);
+	json_obj_end(w);
+	json_key(w, "queued");
+	json_obj_begin(w);
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		json_kv_int(w, class_names[c], s.queued[c]);
+	json_obj_end(w);
+	json_key(w, "grants");
+	json_obj_begin(w);
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		json_kv_int(w, class_names[c], (int64_t)s.grants[c]);
+	json_obj_end(w);
+	json_kv_int(w, "cancels", (int64_t)s.cancels);
+	json_kv_int(w, "backoffs", (int64_t)s.backoffs);
+	json_kv_int(w, "server_busy", (int64_t)s.server_busy);
+	json_kv_int(w, "budgets_in_backoff", s.budgets_in_backoff);
+	json_key(w, "subscriptions");
+	json_obj_begin(w);
+	json_kv_int(w, "held", s.subscriptions);
+	json_kv_int(w, "limit", s.subscription_limit);
+	json_kv_str(w, "per", s.charging == CONF_CHARGING_SERVICE_ACCOUNT ?
+	    "service-account" : "mailbox");
+	json_obj_end(w);
+	json_kv_int(w, "anchor_budgets", s.budgets);
+	/* Bounded: the status reply must stay small at any scale. */
+	json_key(w, "anchors");
+	json_arr_begin(w);
+	hashmap_iter_init(&it, t->anchors);
+	while (n < THROTTLE_JSON_ANCHORS &&
+	    hashmap_iter_next(&it, &key, (void **)&b)) {
+		json_capacity(w, key, t, b, now);
+		n++;
+	}
+	json_arr_end(w);
+	json_kv_bool(w, "anchors_truncated", n < s.budgets);
+	json_obj_end(w);
+}
+
+static void
+prom_metric(struct buf *out, const char *name, const char *type,
+    const char *help)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void
+throttle_prometheus(const struct throttle *t, int64_t now, struct buf *out)
+{
+	struct throttle_stats	s;
+	int			c;
+
+	throttle_stats(t, now, &s);
+	prom_metric(out, "ewsgw_throttle_grants_total", "counter",
+	    "Requests granted a slot.");
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		buf_printf(out, "ewsgw_throttle_grants_total{class=\"%s\"} "
+		    "%llu\n", class_names[c], (unsigned long long)s.grants[c]);
+	prom_metric(out, "ewsgw_throttle_in_use", "gauge",
+	    "Slots held, by request class.");
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		buf_printf(out, "ewsgw_throttle_in_use{class=\"%s\"} %u\n",
+		    class_names[c], s.in_use[c]);
+	prom_metric(out, "ewsgw_throttle_queued", "gauge",
+	    "Requests waiting for a slot, by request class.");
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+		buf_printf(out, "ewsgw_throttle_queued{class=\"%s\"} %u\n",
+		    class_names[c], s.queued[c]);
+	prom_metric(out, "ewsgw_throttle_concurrency_limit", "gauge",
+	    "Service account concurrency budget (EWSMaxConcurrency).");
+	buf_printf(out, "ewsgw_throttle_concurrency_limit %u\n",
+	    s.concurrency_limit);
+	prom_metric(out, "ewsgw_throttle_concurrency_in_use", "gauge",
+	    "Service account concurrency slots held.");
+	buf_printf(out, "ewsgw_throttle_concurrency_in_use %u\n",
+	    s.concurrency_in_use);
+	prom_metric(out, "ewsgw_throttle_backoffs_total", "counter",
+	    "Exponential back-offs after transient failures.");
+	buf_printf(out, "ewsgw_throttle_backoffs_total %llu\n",
+	    (unsigned long long)s.backoffs);
+	prom_metric(out, "ewsgw_throttle_server_busy_total", "counter",
+	    "ErrorServerBusy answers with BackOffMilliseconds.");
+	buf_printf(out, "ewsgw_throttle_server_busy_total %llu\n",
+	    (unsigned long long)s.server_busy);
+	prom_metric(out, "ewsgw_throttle_cancels_total", "counter",
+	    "Requests cancelled by their owner.");
+	buf_printf(out, "ewsgw_throttle_cancels_total %llu\n",
+	    (unsigned long long)s.cancels);
+	prom_metric(out, "ewsgw_throttle_backoff_remaining_seconds", "gauge",
+	    "Time until the service account budget may be used again.");
+	buf_printf(out, "ewsgw_throttle_backoff_remaining_seconds %.3f\n",
+	    s.backoff_until > now ? (double)(s.backoff_until - now) / 1000 : 0);
+	prom_metric(out, "ewsgw_throttle_budgets_in_backoff", "gauge",
+	    "Budgets currently backing off.");
+	buf_printf(out, "ewsgw_throttle_budgets_in_backoff %u\n",
+	    s.budgets_in_backoff);
+	prom_metric(out, "ewsgw_throttle_anchor_budgets", "gauge",
+	    "Streaming budgets of impersonated anchors in use.");
+	buf_printf(out, "ewsgw_throttle_anchor_budgets %u\n", s.budgets);
+	prom_metric(out, "ewsgw_throttle_subscriptions", "gauge",
+	    "Subscriptions counted against EWSMaxSubscriptions.");
+	buf_printf(out, "ewsgw_throttle_subscriptions %u\n", s.subscriptions);
+}
+
+/* ---- invariants ---- */
+
+static const char *
+verify_budget(const struct throttle *t, const struct throttle_budget *b,
+    unsigned queued[], unsigned in_use[])
+{
+	const struct throttle_ticket	*tk;
+	unsigned			 n, streams;
+	uint64_t			 last;
+	int				 c, p;
+
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++) {
+		n = 0;
+		for (p = 0; p < THROTTLE_PRIO_MAX; p++) {
+			last = 0;
+			TAILQ_FOREACH(tk, &b->q[c][p], entry) {
+				if (tk->state != THROTTLE_TICKET_QUEUED ||
+				    tk->budget != b || tk->klass != c ||
+				    tk->prio != p)
+					return ("queued ticket out of place");
+				if (tk != TAILQ_FIRST(&b->q[c][p]) &&
+				    tk->seq <= last)
+					return ("queue not in FIFO order");
+				last = tk->seq;
+				n++;
+			}
+		}
+		if (n != b->nqueued[c])
+			return ("queued count differs from the queues");
+		queued[c] += n;
+	}
+	n = streams = 0;
+	TAILQ_FOREACH(tk, &b->granted, entry) {
+		if (tk->state != THROTTLE_TICKET_GRANTED || tk->budget != b)
+			return ("granted ticket out of place");
+		in_use[tk->klass]++;
+		if (tk->klass == THROTTLE_STREAM)
+			streams++;
+		n++;
+	}
+	if (n != b->in_use || streams != b->streams)
+		return ("in-use count differs from the granted list");
+	if (b->where == BUDGET_HEAP &&
+	    (b->heap_idx >= t->nheap || t->heap[b->heap_idx] != b))
+		return ("budget heap index wrong");
+	if (b != &t->account && b->nqueued[THROTTLE_SHORT] != 0)
+		return ("short request queued on a streaming budget");
+	if (b->nqueued[THROTTLE_STREAM] != 0 && (b == &t->account) !=
+	    (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT))
+		return ("stream queued on a budget it is not charged to");
+	/*
+	 * No lost wake-up: a budget with waiting work that is on no list
+	 * must be waiting for a release, not for time to pass.
+	 */
+	if (b->where == BUDGET_NOWHERE && budget_queued(b) > 0) {
+		if (b->backoff_until > t->last_now)
+			return ("budget in back-off with work but no wake-up");
+		for (c = 0; c < THROTTLE_CLASS_MAX; c++)
+			if (b->nqueued[c] > 0 && budget_can_grant(t, b, c))
+				return ("grantable work on no list");
+	}
+	return (NULL);
+}
+
+const char *
+throttle_verify(const struct throttle *t)
+{
+	const struct throttle_budget	*b, *r;
+	struct hashmap_iter		 it;
+	const char			*key, *err;
+	unsigned			 queued[THROTTLE_CLASS_MAX] = { 0 };
+	unsigned			 in_use[THROTTLE_CLASS_MAX] = { 0 };
+	unsigned			 nready = 0;
+	size_t				 i;
+	int				 c;
+
+	if ((err = verify_budget(t, &t->account, queued, in_use)) != NULL)
+		return (err);
+	hashmap_iter_init(&it, t->anchors);
+	while (hashmap_iter_next(&it, &key, (void **)&b)) {
+		if (b->key == NULL || strcmp(b->key, key) != 0)
+			return ("anchor budget under the wrong key");
+		if ((err = verify_budget(t, b, queued, in_use)) != NULL)
+			return (err);
+	}
+	for (c = 0; c < THROTTLE_CLASS_MAX; c++) {
+		if (queued[c] != t->queued[c])
+			return ("total queued count wrong");
+		if (in_use[c] != t->in_use[c])
+			return ("total in-use count wrong");
+	}
+	for (i = 0; i < t->nheap; i++) {
+		if (t->heap[i]->where != BUDGET_HEAP ||
+		    t->heap[i]->heap_idx != i)
+			return ("heap entry not marked as such");
+		if (i > 0 && t->heap[(i - 1) / 2]->backoff_until >
+		    t->heap[i]->backoff_until)
+			return ("heap order broken");
+	}
+	TAILQ_FOREACH(r, &t->ready, rentry) {
+		if (r->where != BUDGET_READY)
+			return ("ready budget not marked as such");
+		nready++;
+	}
+	if (nready > hashmap_count(t->anchors) + 1)
+		return ("ready list longer than the budgets");
+	return (NULL);
+}

@@ -1,0 +1,274 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * The budget scheduler: every EWS request asks it for a slot first, so
+ * ewsgw never exceeds Exchange's throttling budgets (EWS-NOTES 8).
+ *
+ * Pure and deterministic: no I/O, no clock, no libevent.  The caller
+ * passes "now" (monotonic ms), calls throttle_run() after every
+ * completion and when the timer it armed for throttle_next_wakeup()
+ * fires; grants are delivered through the tickets' callbacks from
+ * inside throttle_run() only.  Every operation is O(1) (a budget in
+ * back-off costs O(log budgets) once), independent of the number of
+ * mailboxes or queued tickets.
+ *
+ * Who is charged (EWS-NOTES 8.2):
+ *   SHORT requests (Subscribe, Unsubscribe, FindItem, GetItem,
+ *     GetUserAvailability, GetUserOofSettings, GetEvents) always take a
+ *     slot of the service account's concurrency budget (max_concurrency).
+ *   STREAM requests (GetStreamingEvents) hold their slot for their whole
+ *     life.  Under service-account charging that is a slot of the same
+ *     concurrency budget, but only beyond the share reserved for SHORT
+ *     requests.  Under impersonated charging it is a slot of the
+ *     anchor's own streaming budget (streaming_connections_per_anchor)
+ *     and does not touch the service account's concurrency; a NULL
+ *     anchor means "not impersonating", charged to the service account's
+ *     own streaming budget (same limit).
+ *   Subscriptions are counted separately (throttle_subscription_*):
+ *     against max_subscriptions in total under service-account
+ *     charging, per target mailbox under impersonated charging.
+ *
+ * Use from the daemon:
+ *   - throttle_limits_from_conf() with a seed from the clock and pid,
+ *     throttle_new(); throttle_set_limits() on reload.
+ *   - Each request owner embeds a struct throttle_ticket and calls
+ *     throttle_submit(); in the callback it starts the HTTP request.
+ *   - On completion: throttle_release() with the outcome the HTTP
+ *     result maps to: success -> THROTTLE_OK; ErrorServerBusy with
+ *     BackOffMilliseconds -> THROTTLE_BUSY; 503, ErrorExceededConnection-
+ *     Count, connect/timeout/reset -> THROTTLE_TRANSIENT; any other
+ *     answer (a request-level EWS error) -> THROTTLE_DONE.
+ *   - After completions (once per loop iteration is enough) and when the
+ *     timer fires: throttle_run(now), then re-arm one timer for
+ *     throttle_next_wakeup(now) (none if THROTTLE_NEVER).
+ *   - An owner going away calls throttle_cancel() first.
+ * Streams are typically opened only when throttle_stream_capacity()
+ * says a slot is available; otherwise the group polls (GetEvents).
+ */
+#ifndef EWSGW_THROTTLE_H
+#define EWSGW_THROTTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "base/backoff.h"
+#include "base/buf.h"
+#include "base/conf.h"
+#include "base/json.h"
+
+#define THROTTLE_NEVER		INT64_MAX	/* no wake-up needed */
+#define THROTTLE_UNLIMITED	UINT32_MAX	/* no client-side bound */
+
+enum throttle_class {
+	THROTTLE_SHORT,
+	THROTTLE_STREAM,
+	THROTTLE_CLASS_MAX
+};
+
+/* Lower value is served first; FIFO within one class and priority. */
+enum throttle_prio {
+	THROTTLE_PRIO_HIGH,	/* recovery: resubscribe, resync after errors */
+	THROTTLE_PRIO_NORMAL,
+	THROTTLE_PRIO_LOW,	/* periodic resync */
+	THROTTLE_PRIO_MAX
+};
+
+enum throttle_result {
+	/* Success: resets the budget's exponential back-off. */
+	THROTTLE_OK,
+	/* Finished without telling anything about the budget (cancelled,
+	 * request-level error such as ErrorInvalidSubscription). */
+	THROTTLE_DONE,
+	/* ErrorServerBusy: nothing charged to the budget before
+	 * now + backoff_ms (+ jitter); 0 means "not given". */
+	THROTTLE_BUSY,
+	/* 503, ErrorExceededConnectionCount, connection errors: jittered
+	 * exponential back-off of the budget. */
+	THROTTLE_TRANSIENT
+};
+
+struct throttle_outcome {
+	enum throttle_result	 result;
+	int64_t			 backoff_ms;	/* THROTTLE_BUSY only */
+};
+
+struct throttle;
+struct throttle_budget;
+struct throttle_ticket;
+
+/* Called from throttle_run() when the ticket got its slot. */
+typedef void (*throttle_cb)(struct throttle_ticket *, void *);
+
+enum throttle_ticket_state {
+	THROTTLE_TICKET_IDLE,
+	THROTTLE_TICKET_QUEUED,
+	THROTTLE_TICKET_GRANTED
+};
+
+/*
+ * One request's place in the scheduler, embedded in the caller's object
+ * (no allocation per request).  Zero it (or throttle_ticket_init) once;
+ * a ticket is reusable after release or cancel.  Fields are private.
+ */
+struct throttle_ticket {
+	TAILQ_ENTRY(throttle_ticket)	 entry;
+	struct throttle_budget		*budget;
+	throttle_cb			 cb;
+	void				*arg;
+	uint64_t			 seq;		/* submit order */
+	uint64_t			 grant_no;	/* grant order */
+	uint8_t				 klass;
+	uint8_t				 prio;
+	uint8_t				 state;
+};
+
+struct throttle_limits {
+	unsigned		 max_concurrency;
+	unsigned		 short_request_share;	/* percent */
+	enum conf_charging	 charging;
+	unsigned		 streaming_connections_per_anchor;
+	unsigned		 max_subscriptions;	/* 0 = no cap */
+	int64_t			 backoff_base_ms;
+	int64_t			 backoff_max_ms;
+	enum backoff_jitter	 jitter;
+	/* BackOffMilliseconds gets uniform [0, min(ms/10, this)] added. */
+	int64_t			 busy_jitter_max_ms;
+	/* Start-up ramp: minimum time between two grants, 0 = none. */
+	int64_t			 grant_separation_ms;
+	uint64_t		 seed;		/* PRNG seed */
+};
+
+/* Capacity of one streaming budget (throttle_stream_capacity). */
+struct throttle_capacity {
+	unsigned	 limit;		/* streams this budget may hold */
+	unsigned	 in_use;	/* streams holding a slot */
+	unsigned	 queued;	/* streams waiting */
+	unsigned	 free_now;	/* slots a stream could take now */
+	unsigned	 available;	/* more streams worth submitting */
+	unsigned	 excess;	/* in_use beyond limit (reload) */
+	int64_t		 backoff_until;	/* 0 or the end of a back-off */
+};
+
+struct throttle_stats {
+	enum conf_charging charging;
+	unsigned	 concurrency_limit;
+	unsigned	 concurrency_in_use;	/* of the service account */
+	unsigned	 short_reserve;
+	unsigned	 stream_limit;		/* total; THROTTLE_UNLIMITED */
+	unsigned	 per_anchor_limit;
+	unsigned	 in_use[THROTTLE_CLASS_MAX];
+	unsigned	 queued[THROTTLE_CLASS_MAX];
+	unsigned	 budgets;		/* streaming budgets */
+	unsigned	 budgets_in_backoff;	/* of all budgets */
+	int64_t		 backoff_until;		/* service account; 0 = none */
+	unsigned	 subscriptions;
+	unsigned	 subscription_limit;
+	uint64_t	 grants[THROTTLE_CLASS_MAX];
+	uint64_t	 cancels;
+	uint64_t	 backoffs;		/* exponential back-offs */
+	uint64_t	 server_busy;		/* ErrorServerBusy */
+};
+
+/* Defaults matching Exchange 2013+ / Online (EWS-NOTES 8.1). */
+void	 throttle_limits_default(struct throttle_limits *);
+/*
+ * Defaults, then the [throttling] keys of a parsed configuration
+ * (borrowed); l->seed is kept as the caller set it.
+ */
+void	 throttle_limits_from_conf(struct throttle_limits *,
+	    const struct config *);
+/* SHORT slots streams may not take, from max_concurrency and the share. */
+unsigned throttle_limits_short_reserve(const struct throttle_limits *);
+
+/* Returns a new scheduler (free with throttle_free); copies limits. */
+struct throttle	*throttle_new(const struct throttle_limits *);
+/*
+ * Free the scheduler.  Tickets still queued or granted are detached
+ * (they become IDLE, their callbacks never fire).  NULL is fine.
+ */
+void	 throttle_free(struct throttle *);
+
+/*
+ * New limits for new grants (reload).  Existing grants keep their slots;
+ * returns how many streams now exceed their budgets (see
+ * throttle_stream_capacity for which), so the manager can close some.
+ */
+unsigned throttle_set_limits(struct throttle *, const struct throttle_limits *);
+
+void	 throttle_ticket_init(struct throttle_ticket *);
+/*
+ * Queue a request.  The ticket (borrowed until it is released or
+ * cancelled) must be IDLE; anchor (copied when needed) selects the
+ * streaming budget of a STREAM under impersonated charging and is
+ * ignored otherwise.  cb(ticket, arg) fires from a later throttle_run().
+ */
+void	 throttle_submit(struct throttle *, struct throttle_ticket *,
+	    enum throttle_class, const char *anchor, enum throttle_prio,
+	    throttle_cb, void *);
+/*
+ * The request finished: return the slot.  outcome (NULL = THROTTLE_DONE)
+ * may put the budget in back-off from now on.
+ */
+void	 throttle_release(struct throttle *, struct throttle_ticket *,
+	    int64_t now, const struct throttle_outcome *);
+/*
+ * The owner goes away: a queued ticket leaves its queue, a granted one
+ * is released as THROTTLE_DONE, an idle one is left alone.
+ */
+void	 throttle_cancel(struct throttle *, struct throttle_ticket *);
+bool	 throttle_ticket_queued(const struct throttle_ticket *);
+bool	 throttle_ticket_granted(const struct throttle_ticket *);
+
+/*
+ * Grant every slot that can be granted at now, calling the callbacks.
+ * Callbacks may submit, release and cancel (also their own ticket), but
+ * not call throttle_run or throttle_free.  Tickets submitted during the
+ * run wait for the next one.  Returns the number of grants.
+ */
+unsigned throttle_run(struct throttle *, int64_t now);
+/*
+ * Earliest time (>= now) at which throttle_run could grant something or
+ * has housekeeping to do; THROTTLE_NEVER if nothing is waiting.
+ */
+int64_t	 throttle_next_wakeup(const struct throttle *, int64_t now);
+
+/*
+ * Streaming capacity of the budget a STREAM for anchor would be charged
+ * to (anchor ignored under service-account charging).
+ */
+void	 throttle_stream_capacity(const struct throttle *, const char *anchor,
+	    struct throttle_capacity *);
+/* Streams possible in total; THROTTLE_UNLIMITED under impersonation. */
+unsigned throttle_streams_total(const struct throttle *);
+
+/*
+ * Count one more subscription for mailbox; 0 if the budget allowed it,
+ * -1 (nothing counted) if it is full and the mailbox must be polled.
+ */
+int	 throttle_subscription_acquire(struct throttle *, const char *mailbox);
+/* The subscription ended (unsubscribed, expired, Subscribe failed). */
+void	 throttle_subscription_release(struct throttle *, const char *mailbox);
+/* Subscriptions held for mailbox (NULL: in total). */
+unsigned throttle_subscriptions(const struct throttle *, const char *mailbox);
+
+/* Counters and gauges at now (O(streaming budgets)). */
+void	 throttle_stats(const struct throttle *, int64_t now,
+	    struct throttle_stats *);
+/* Write the status as one JSON object value (bounded in size). */
+void	 throttle_json(const struct throttle *, int64_t now,
+	    struct json_writer *);
+/* Append Prometheus text exposition lines (ewsgw_throttle_*). */
+void	 throttle_prometheus(const struct throttle *, int64_t now,
+	    struct buf *);
+const char *throttle_class_name(enum throttle_class);
+
+/*
+ * Check every internal invariant (counters against lists, limits at
+ * grant time, queue order); O(everything), for tests and debug builds.
+ * Returns NULL or a static description of the first violation.
+ */
+const char *throttle_verify(const struct throttle *);
+
+#endif

@@ -1,0 +1,573 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Streaming groups: one GetStreamingEvents connection for up to 200
+ * subscriptions, renewed when the server closes it at ConnectionTimeout,
+ * reopened when it goes silent, fails, or its membership changes.
+ * Exchange queues events on a subscription while no connection is open,
+ * so a reconnect loses nothing.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "base/conf.h"
+#include "io/ews.h"
+#include "ews/ews_parse.h"
+#include "subs/group.h"
+#include "base/hashmap.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "subs/mailbox.h"
+#include "subs/manager.h"
+#include "ews/soap.h"
+#include "ews/stream.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
+
+/* Wait this long for members still subscribing before (re)connecting. */
+#define SETTLE_MS		2000
+#define RECONNECT_BASE_MS	500
+/*
+ * Between closing a connection and opening its replacement: the server
+ * must have seen the old one go before the same ids arrive again, or it
+ * counts them on two connections.
+ */
+#define REOPEN_GAP_MS		250
+
+static const char *const state_names[GROUP_STATE_MAX] = {
+	"idle", "queued", "open", "backoff"
+};
+
+static void	 evaluate(struct group *);
+static void	 connect_(struct group *);
+static void	 reopen(struct group *);
+static void	 off_stream(struct group *);
+
+const char *
+group_state_name(enum group_state s)
+{
+	return ((unsigned)s < GROUP_STATE_MAX ? state_names[s] : "?");
+}
+
+static bool
+streamable(const struct mailbox *mb)
+{
+	return (mb->sub_id != NULL && (mb->state == MAILBOX_SYNCING ||
+	    mb->state == MAILBOX_STREAMING));
+}
+
+static void
+set_error(struct group *g, const char *code)
+{
+	snprintf(g->last_error, sizeof g->last_error, "%s", code ? code : "");
+}
+
+/* The connection is gone: no member's id is on a stream any more. */
+static void
+off_stream(struct group *g)
+{
+	unsigned	 i;
+
+	for (i = 0; i < g->n; i++)
+		g->members[i]->on_stream = false;
+}
+
+/* ---- timers ---- */
+
+static void
+arm(struct event *ev, int64_t ms)
+{
+	struct timeval	 tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(ev, &tv);
+}
+
+static void
+idle_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct group	*g = arg;
+
+	if (g->state != GROUP_OPEN)
+		return;
+	log_notice("connection %u (anchor %s): no data for %lld s; "
+	    "reconnecting", g->id, g->anchor,
+	    (long long)g->mgr->conf->throttling.idle_timeout_ms / 1000);
+	set_error(g, "IdleTimeout");
+	g->drops++;
+	ews_call_cancel(&g->call);
+	off_stream(g);
+	g->state = GROUP_BACKOFF;
+	arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
+}
+
+/* ---- stream callbacks ---- */
+
+static void
+on_notification(void *arg, const struct ews_notification *n)
+{
+	struct group	*g = arg;
+	struct mailbox	*mb;
+
+	mb = manager_mailbox_by_subid(g->mgr, n->subscription_id);
+	if (mb == NULL || mb->group != g)
+		return;		/* a subscription we already replaced */
+	mailbox_events(mb, n->events, n->nevents);
+}
+
+static void
+on_connection(void *arg, enum ews_conn_status st)
+{
+	struct group	*g = arg;
+
+	if (st == EWS_CONN_CLOSED)
+		g->closed_by_server = true;
+	else if (st == EWS_CONN_OK)
+		backoff_reset(&g->backoff);	/* the connection works */
+}
+
+static void
+on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
+    size_t nids)
+{
+	struct group	*g = arg;
+	struct mailbox	*mb;
+	enum ews_action	 act = ews_status_action(s);
+	size_t		 i;
+
+	set_error(g, s->code);
+	for (i = 0; i < nids; i++) {
+		mb = manager_mailbox_by_subid(g->mgr, ids[i]);
+		if (mb == NULL || mb->group != g)
+			continue;
+		if (act == EWS_ACT_RESUBSCRIBE || act == EWS_ACT_RESYNC ||
+		    act == EWS_ACT_REDISCOVER || act == EWS_ACT_PARK)
+			mailbox_subscription_lost(mb, s->code,
+			    act == EWS_ACT_RESYNC);
+		else
+			log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox =
+			    mb->address, .operation = "GetStreamingEvents",
+			    .response_code = s->code }, "stream error %s",
+			    s->code);
+	}
+}
+
+static void
+on_error(void *arg, const struct ews_status *s)
+{
+	struct group	*g = arg;
+	enum ews_action	 act = ews_status_action(s);
+
+	set_error(g, s->code);
+	log_emit(LOG_WARNING, &(struct log_ctx){ .operation =
+	    "GetStreamingEvents", .response_code = s->code },
+	    "connection %u: %s%s%s", g->id, s->code,
+	    s->message ? ": " : "", s->message ? s->message : "");
+	if (act == EWS_ACT_THROTTLED) {
+		g->call.has_hint = true;
+		g->call.hint.result = s->backoff_ms > 0 ? THROTTLE_BUSY :
+		    THROTTLE_TRANSIENT;
+		g->call.hint.backoff_ms = s->backoff_ms;
+	} else if (act != EWS_ACT_OK) {
+		g->call.has_hint = true;
+		g->call.hint.result = THROTTLE_TRANSIENT;
+		g->call.hint.backoff_ms = 0;
+	}
+}
+
+static const struct stream_cb stream_callbacks = {
+	.notification = on_notification,
+	.connection = on_connection,
+	.sub_error = on_sub_error,
+	.error = on_error,
+};
+
+static int
+on_data(const char *data, size_t len, void *arg)
+{
+	struct group	*g = arg;
+
+	g->last_data_at = time_wall_ms();
+	arm(g->idle_ev, g->mgr->conf->throttling.idle_timeout_ms);
+	if (stream_feed(g->parser, data, len) == -1) {
+		log_warnx("connection %u: unusable stream: %s", g->id,
+		    stream_error(g->parser));
+		set_error(g, "BadStream");
+		return (HTTP_DATA_ABORT);
+	}
+	return (HTTP_DATA_OK);
+}
+
+/* ---- connection ---- */
+
+static int
+build_gse(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	struct group		*g = arg;
+	const struct config	*conf = g->mgr->conf;
+	struct soap_ident	 id;
+	struct soap_header	 h;
+	const char		**ids;
+	unsigned		 i, n = 0;
+	int			 r;
+
+	ids = xcalloc(g->n ? g->n : 1, sizeof *ids);
+	for (i = 0; i < g->n; i++) {
+		g->members[i]->on_stream = streamable(g->members[i]);
+		if (g->members[i]->on_stream)
+			ids[n++] = g->members[i]->sub_id;
+	}
+	if (n == 0) {
+		free(ids);
+		g->state = GROUP_IDLE;
+		return (-1);
+	}
+	h.version = conf->exchange.version;
+	h.impersonate = NULL;
+	if (conf->throttling.charging == CONF_CHARGING_IMPERSONATED) {
+		/* Charged to the anchor's copy of the budget. */
+		id.type = (enum conf_idtype)g->members[0]->idtype;
+		id.value = g->members[0]->imp_id != NULL ?
+		    g->members[0]->imp_id : g->members[0]->address;
+		h.impersonate = &id;
+	}
+	r = soap_get_streaming_events(&s->body, &h, ids, n,
+	    conf->throttling.connection_timeout);
+	free(ids);
+	if (r == -1) {
+		g->state = GROUP_IDLE;
+		return (-1);
+	}
+	s->anchor = g->anchor;
+	s->cookie = g->cookie;
+	s->tag = g->anchor;
+	s->streaming = true;
+	g->streamed = n;
+	g->reopen = false;
+	g->closed_by_server = false;
+	g->state = GROUP_OPEN;
+	g->connects++;
+	g->opened_at = g->last_data_at = time_wall_ms();
+	stream_reset(g->parser);
+	arm(g->idle_ev, conf->throttling.idle_timeout_ms);
+	return (0);
+}
+
+static void
+gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	struct group	*g = arg;
+	unsigned	 i;
+
+	evtimer_del(g->idle_ev);
+	g->state = GROUP_IDLE;
+	if (g->mgr->stopping) {
+		off_stream(g);
+		return;
+	}
+	if (r->action == EWS_ACT_RESUBSCRIBE || r->action == EWS_ACT_RESYNC) {
+		/* The server refused the whole request for its ids. */
+		set_error(g, r->code);
+		for (i = 0; i < g->n; i++)
+			if (g->members[i]->on_stream)
+				mailbox_subscription_lost(g->members[i], r->code,
+				    r->action == EWS_ACT_RESYNC);
+	}
+	off_stream(g);
+	if (r->http->result == HTTP_RESULT_OK && g->closed_by_server &&
+	    !call->has_hint) {
+		/* ConnectionTimeout elapsed: renew at once. */
+		backoff_reset(&g->backoff);
+		evaluate(g);
+		return;
+	}
+	g->drops++;
+	if (r->http->result != HTTP_RESULT_OK)
+		set_error(g, r->code);
+	log_emit(LOG_INFO, &(struct log_ctx){ .operation =
+	    "GetStreamingEvents", .response_code = g->last_error },
+	    "connection %u (anchor %s) ended: %s; reconnecting", g->id,
+	    g->anchor, g->last_error[0] ? g->last_error : r->code);
+	g->state = GROUP_BACKOFF;
+	if (r->parsed && r->generic.status.backoff_ms > 0)
+		/* Exchange said how long: the scheduler holds the budget. */
+		arm(g->retry_ev, r->generic.status.backoff_ms);
+	else if (call->has_hint && call->hint.backoff_ms > 0)
+		arm(g->retry_ev, call->hint.backoff_ms);
+	else
+		arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
+}
+
+static void
+connect_(struct group *g)
+{
+	g->state = GROUP_QUEUED;
+	ews_call_submit(&g->call, EWS_OP_GET_STREAMING_EVENTS, THROTTLE_STREAM,
+	    THROTTLE_PRIO_NORMAL, g->anchor, build_gse, gse_done, on_data, g);
+}
+
+/* New subscriptions: close the connection, open a new one shortly. */
+static void
+reopen(struct group *g)
+{
+	ews_call_cancel(&g->call);
+	evtimer_del(g->idle_ev);
+	off_stream(g);
+	g->reopen = false;
+	g->state = GROUP_BACKOFF;
+	arm(g->retry_ev, REOPEN_GAP_MS);
+}
+
+/* Decide whether to connect, reconnect or wait. */
+static void
+evaluate(struct group *g)
+{
+	unsigned	 i, ready = 0, pending = 0;
+	bool		 settled;
+
+	if (g->mgr->stopping || g->n == 0)
+		return;
+	for (i = 0; i < g->n; i++) {
+		if (streamable(g->members[i]))
+			ready++;
+		else if (g->members[i]->state == MAILBOX_SUBSCRIBING)
+			pending++;
+	}
+	settled = pending == 0;
+	switch (g->state) {
+	case GROUP_IDLE:
+		if (ready == 0)
+			return;
+		if (!settled && !evtimer_pending(g->retry_ev, NULL)) {
+			arm(g->retry_ev, SETTLE_MS);
+			return;
+		}
+		if (!settled)
+			return;
+		connect_(g);
+		break;
+	case GROUP_OPEN:
+		if (!g->reopen)
+			return;
+		if (!settled && !evtimer_pending(g->retry_ev, NULL)) {
+			arm(g->retry_ev, SETTLE_MS);
+			return;
+		}
+		if (!settled)
+			return;
+		reopen(g);
+		break;
+	case GROUP_QUEUED:
+	case GROUP_BACKOFF:
+	default:
+		break;
+	}
+}
+
+/* The settle or back-off timer ran out: connect with whoever is ready. */
+static void
+force_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct group	*g = arg;
+	unsigned	 i, ready = 0;
+
+	if (g->mgr->stopping)
+		return;
+	if (g->state == GROUP_BACKOFF)
+		g->state = GROUP_IDLE;
+	for (i = 0; i < g->n; i++)
+		if (streamable(g->members[i]))
+			ready++;
+	if (g->state == GROUP_OPEN && g->reopen) {
+		reopen(g);
+		return;
+	}
+	if (g->state == GROUP_IDLE && ready > 0)
+		connect_(g);
+}
+
+static void
+eval_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	evaluate(arg);
+}
+
+void
+group_member_changed(struct group *g)
+{
+	unsigned	 i;
+
+	/* A member that just subscribed is not on the open connection. */
+	if (g->state == GROUP_OPEN) {
+		for (i = 0; i < g->n; i++)
+			if (streamable(g->members[i]) &&
+			    !g->members[i]->on_stream)
+				g->reopen = true;
+	}
+	event_active(g->eval_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- membership ---- */
+
+struct group *
+group_new(struct manager *m, unsigned id)
+{
+	struct group	*g;
+
+	g = xcalloc(1, sizeof *g);
+	g->id = id;
+	g->mgr = m;
+	g->cap = m->conf->throttling.subscriptions_per_connection;
+	g->members = xcalloc(g->cap, sizeof *g->members);
+	ews_call_init(&g->call, m->ews);
+	g->parser = stream_new(&stream_callbacks, g, STREAM_MAX_ENVELOPE);
+	g->idle_ev = evtimer_new(m->base, idle_cb, g);
+	g->retry_ev = evtimer_new(m->base, force_cb, g);
+	g->eval_ev = event_new(m->base, -1, 0, eval_cb, g);
+	backoff_init(&g->backoff, RECONNECT_BASE_MS,
+	    m->conf->throttling.backoff_max_ms, BACKOFF_FULL);
+	return (g);
+}
+
+void
+group_free(struct group *g)
+{
+	unsigned	 i;
+
+	if (g == NULL)
+		return;
+	ews_call_cancel(&g->call);
+	for (i = 0; i < g->n; i++)
+		if (g->members[i]->group == g)
+			g->members[i]->group = NULL;
+	event_free(g->idle_ev);
+	event_free(g->retry_ev);
+	event_free(g->eval_ev);
+	stream_free(g->parser);
+	free(g->members);
+	free(g->anchor);
+	free(g->cookie);
+	free(g);
+}
+
+static void
+set_anchor(struct group *g)
+{
+	free(g->anchor);
+	g->anchor = g->n > 0 ? xstrdup(g->members[0]->address) : NULL;
+}
+
+void
+group_add(struct group *g, struct mailbox *mb)
+{
+	unsigned	 i;
+
+	if (g->n == g->cap)
+		return;
+	for (i = g->n; i > 0 && strcmp(g->members[i - 1]->address,
+	    mb->address) > 0; i--)
+		g->members[i] = g->members[i - 1];
+	g->members[i] = mb;
+	g->n++;
+	mb->group = g;
+	if (i == 0)
+		set_anchor(g);
+}
+
+void
+group_remove(struct group *g, struct mailbox *mb)
+{
+	unsigned	 i;
+
+	for (i = 0; i < g->n && g->members[i] != mb; i++)
+		;
+	if (i == g->n)
+		return;
+	memmove(&g->members[i], &g->members[i + 1],
+	    (g->n - i - 1) * sizeof *g->members);
+	g->n--;
+	mb->group = NULL;
+	mb->on_stream = false;
+	if (i == 0)
+		set_anchor(g);
+	if (g->n == 0) {
+		ews_call_cancel(&g->call);
+		evtimer_del(g->idle_ev);
+		g->state = GROUP_IDLE;
+	}
+}
+
+void
+group_close(struct group *g)
+{
+	ews_call_cancel(&g->call);
+	evtimer_del(g->idle_ev);
+	evtimer_del(g->retry_ev);
+	event_del(g->eval_ev);
+	g->state = GROUP_IDLE;
+}
+
+const char *
+group_anchor(const struct group *g)
+{
+	return (g->anchor);
+}
+
+const char *
+group_cookie(const struct group *g)
+{
+	return (g->cookie);
+}
+
+void
+group_set_cookie(struct group *g, const char *cookie)
+{
+	if (g->cookie != NULL && strcmp(g->cookie, cookie) == 0)
+		return;
+	free(g->cookie);
+	g->cookie = xstrdup(cookie);
+}
+
+unsigned
+group_id(const struct group *g)
+{
+	return (g->id);
+}
+
+void
+group_json(const struct group *g, struct json_writer *w)
+{
+	char	 t[TIME_ISO8601_LEN];
+
+	json_obj_begin(w);
+	json_kv_int(w, "id", g->id);
+	json_kv_str(w, "anchor", g->anchor);
+	json_kv_int(w, "members", g->n);
+	json_kv_int(w, "subscriptions", g->state == GROUP_OPEN ? g->streamed : 0);
+	json_kv_str(w, "state", group_state_name(g->state));
+	json_key(w, "opened");
+	if (g->state == GROUP_OPEN) {
+		time_format_iso8601(g->opened_at / 1000, t);
+		json_str(w, t);
+	} else
+		json_null(w);
+	json_key(w, "last_event");
+	if (g->last_data_at != 0) {
+		time_format_iso8601(g->last_data_at / 1000, t);
+		json_str(w, t);
+	} else
+		json_null(w);
+	json_kv_bool(w, "affinity_cookie", g->cookie != NULL);
+	json_kv_int(w, "connects", (int64_t)g->connects);
+	json_kv_int(w, "drops", (int64_t)g->drops);
+	json_kv_str(w, "last_error", g->last_error[0] ? g->last_error : NULL);
+	json_obj_end(w);
+}

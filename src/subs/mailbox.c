@@ -1,0 +1,948 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Per-mailbox state machine.  Event handlers decide which state comes
+ * next; mailbox_set_state() runs the entry actions.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ewsgw/sink.h>
+
+#include "presence/boundary.h"
+#include "base/conf.h"
+#include "io/ews.h"
+#include "ews/ews_parse.h"
+#include "subs/group.h"
+#include "base/hashmap.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "subs/mailbox.h"
+#include "subs/manager.h"
+#include "subs/poller.h"
+#include "sinks/sinkset.h"
+#include "ews/soap.h"
+#include "io/throttle.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
+
+/* A refused mailbox is tried again this rarely. */
+#define PARK_RETRY_MS		(60 * 60 * 1000)
+#define RETRY_BASE_MS		1000
+#define FIRST_RESYNC_MIN_MS	60000
+/* A CalendarView bigger than find_count_limit is read in this many pages. */
+#define CALVIEW_MAX_PAGES	8
+
+/* Items gathered over the pages of one CalendarView read. */
+struct calpages {
+	struct timeline_item	*items;
+	size_t			 n;
+	int64_t			 from;		/* next page's StartDate */
+	unsigned		 page;
+};
+
+static const char *const state_names[MAILBOX_STATE_MAX] = {
+	"idle", "subscribing", "syncing", "streaming", "push", "polling",
+	"backoff", "parked", "unsubscribing", "stopped"
+};
+static const char *const mode_names[MAILBOX_MODE_MAX] = {
+	"streaming", "push", "poll"
+};
+static const char *const reason_names[MAILBOX_WHY_MAX] = {
+	"configured", "subscription budget full",
+	"no streaming connection budget", "subscription refused"
+};
+
+static void	 set_state(struct mailbox *, enum mailbox_state);
+static void	 subscribe(struct mailbox *, enum throttle_prio);
+static void	 sync_start(struct mailbox *, const char *, enum throttle_prio);
+static void	 arm_action(struct mailbox *);
+static void	 publish(struct mailbox *, const char *);
+
+const char *
+mailbox_state_name(enum mailbox_state s)
+{
+	return ((unsigned)s < MAILBOX_STATE_MAX ? state_names[s] : "?");
+}
+
+const char *
+mailbox_mode_name(enum mailbox_mode m)
+{
+	return ((unsigned)m < MAILBOX_MODE_MAX ? mode_names[m] : "?");
+}
+
+const char *
+mailbox_reason_name(enum mailbox_reason r)
+{
+	return ((unsigned)r < MAILBOX_WHY_MAX ? reason_names[r] : "?");
+}
+
+struct mailbox *
+mailbox_new(struct manager *m, const char *address, int idtype,
+    const char *imp_id)
+{
+	struct mailbox	*mb;
+
+	mb = xcalloc(1, sizeof *mb);
+	mb->mgr = m;
+	mb->address = xstrdup(address);
+	mb->idtype = (uint8_t)idtype;
+	mb->imp_id = imp_id != NULL ? xstrdup(imp_id) : NULL;
+	ews_call_init(&mb->sub_call, m->ews);
+	ews_call_init(&mb->read_call, m->ews);
+	timeline_init(&mb->tl);
+	timerheap_entry_init(&mb->boundary);
+	timerheap_entry_init(&mb->action);
+	mb->pres.state = PRESENCE_UNKNOWN;
+	mb->state = MAILBOX_IDLE;
+	return (mb);
+}
+
+static void
+pages_free(struct mailbox *mb)
+{
+	if (mb->pages == NULL)
+		return;
+	free(mb->pages->items);
+	free(mb->pages);
+	mb->pages = NULL;
+}
+
+static void
+forget_subscription(struct mailbox *mb)
+{
+	struct manager	*m = mb->mgr;
+
+	if (mb->sub_id != NULL) {
+		if (hashmap_get(m->by_subid, mb->sub_id) == mb)
+			hashmap_remove(m->by_subid, mb->sub_id);
+		free(mb->sub_id);
+		mb->sub_id = NULL;
+	}
+	free(mb->watermark);
+	mb->watermark = NULL;
+	mb->on_stream = false;
+	if (mb->have_sub_budget) {
+		throttle_subscription_release(ews_ctx_throttle(m->ews),
+		    mb->address);
+		mb->have_sub_budget = false;
+	}
+}
+
+void
+mailbox_free(struct mailbox *mb)
+{
+	struct manager	*m = mb->mgr;
+
+	ews_call_cancel(&mb->sub_call);
+	ews_call_cancel(&mb->read_call);
+	boundary_cancel(m->presence_timers, &mb->boundary);
+	boundary_cancel(m->action_timers, &mb->action);
+	forget_subscription(mb);
+	pages_free(mb);
+	timeline_free(&mb->tl);
+	free(mb->address);
+	free(mb->imp_id);
+	free(mb);
+}
+
+/* ---- helpers ---- */
+
+static void
+header_for(const struct mailbox *mb, struct soap_ident *id,
+    struct soap_header *h)
+{
+	const struct config	*conf = mb->mgr->conf;
+
+	id->type = (enum conf_idtype)mb->idtype;
+	id->value = mb->imp_id != NULL ? mb->imp_id : mb->address;
+	h->version = conf->exchange.version;
+	h->impersonate = id;
+}
+
+static void
+set_error(struct mailbox *mb, const char *code)
+{
+	if (code == NULL) {
+		mb->error_code[0] = '\0';
+		return;
+	}
+	snprintf(mb->error_code, sizeof mb->error_code, "%s", code);
+}
+
+static int64_t
+retry_delay(struct mailbox *mb)
+{
+	const struct config	*conf = mb->mgr->conf;
+	int64_t			 cap = conf->throttling.backoff_max_ms, d;
+	unsigned		 n = mb->failures < 20 ? mb->failures : 20;
+
+	d = (int64_t)RETRY_BASE_MS << (n > 0 ? n - 1 : 0);
+	if (d > cap || d <= 0)
+		d = cap;
+	/* Full jitter, at least half of the step. */
+	return (d / 2 + backoff_rng_range(&mb->mgr->rng, 0, d / 2));
+}
+
+/* No push notification for this long: the subscription is gone. */
+static int64_t
+push_timeout(const struct config *conf)
+{
+	if (conf->push.heartbeat_timeout_ms > 0)
+		return (conf->push.heartbeat_timeout_ms);
+	/* Two StatusFrequency intervals, plus Exchange's slack. */
+	return (2 * 60000 * (int64_t)conf->push.status_frequency + 30000);
+}
+
+static void
+arm_action(struct mailbox *mb)
+{
+	int64_t	 t = INT64_MAX;
+
+	if (mb->retry_at != 0 && mb->retry_at < t)
+		t = mb->retry_at;
+	if (mb->sync_at != 0 && mb->sync_at < t)
+		t = mb->sync_at;
+	if (mb->resync_at != 0 && mb->resync_at < t)
+		t = mb->resync_at;
+	if (mb->push_deadline != 0 && mb->push_deadline < t)
+		t = mb->push_deadline;
+	if (t == INT64_MAX)
+		boundary_cancel(mb->mgr->action_timers, &mb->action);
+	else
+		boundary_schedule(mb->mgr->action_timers, &mb->action, t);
+}
+
+static void
+back_off(struct mailbox *mb, const char *code)
+{
+	if (mb->failures < UINT8_MAX)
+		mb->failures++;
+	set_error(mb, code);
+	mb->retry_at = time_mono_ms() + retry_delay(mb);
+	set_state(mb, MAILBOX_BACKOFF);
+}
+
+static void
+park(struct mailbox *mb, const char *code)
+{
+	set_error(mb, code);
+	log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox = mb->address,
+	    .response_code = code }, "Exchange refuses this mailbox (%s); "
+	    "parked, next try in %d minutes", code, PARK_RETRY_MS / 60000);
+	mb->retry_at = time_mono_ms() + PARK_RETRY_MS;
+	set_state(mb, MAILBOX_PARKED);
+}
+
+/* ---- the single state change ---- */
+
+static void
+set_state(struct mailbox *mb, enum mailbox_state s)
+{
+	enum mailbox_state	 old = mb->state;
+
+	if (old != s && log_enabled(LOG_DEBUG))
+		mlog(LOG_DEBUG, mb->address, "%s -> %s",
+		    mailbox_state_name(old), mailbox_state_name(s));
+	mb->state = (uint8_t)s;
+	switch (s) {
+	case MAILBOX_SUBSCRIBING:
+	case MAILBOX_POLLING:
+	case MAILBOX_UNSUBSCRIBING:
+		mb->retry_at = 0;
+		mb->push_deadline = 0;
+		break;
+	case MAILBOX_STREAMING:
+	case MAILBOX_PUSH:
+		mb->retry_at = 0;
+		mb->failures = 0;
+		set_error(mb, NULL);
+		break;
+	case MAILBOX_STOPPED:
+		mb->retry_at = mb->sync_at = mb->resync_at = 0;
+		mb->push_deadline = 0;
+		break;
+	default:
+		break;
+	}
+	arm_action(mb);
+	if (mb->group != NULL && old != s)
+		group_member_changed(mb->group);
+}
+
+/* ---- subscribe ---- */
+
+static int
+build_subscribe(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	struct mailbox		*mb = arg;
+	const struct config	*conf = mb->mgr->conf;
+	struct soap_ident	 id;
+	struct soap_header	 h;
+	int			 r;
+
+	header_for(mb, &id, &h);
+	if (mb->mode == MAILBOX_MODE_PUSH)
+		r = soap_subscribe_push(&s->body, &h, SOAP_EV_CALENDAR,
+		    conf->push.url, conf->push.status_frequency, NULL);
+	else
+		r = soap_subscribe_streaming(&s->body, &h, SOAP_EV_CALENDAR);
+	if (r == -1) {
+		mlog(LOG_ERR, mb->address, "cannot build Subscribe");
+		return (-1);
+	}
+	s->anchor = mb->group != NULL ? group_anchor(mb->group) : mb->address;
+	s->cookie = mb->group != NULL ? group_cookie(mb->group) : NULL;
+	s->tag = mb->address;
+	return (0);
+}
+
+static void
+subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	struct mailbox		*mb = arg;
+	struct manager		*m = mb->mgr;
+	struct ews_subscribe	 sr;
+	char			*cause = NULL;
+
+	if (mb->state != MAILBOX_SUBSCRIBING)
+		return;
+	memset(&sr, 0, sizeof sr);
+	if (r->action == EWS_ACT_OK && (r->http->body == NULL ||
+	    ews_parse_subscribe(r->http->body, r->http->body_len, &sr,
+	    &cause) == -1 || sr.subscription_id == NULL)) {
+		mlog(LOG_WARNING, mb->address, "Subscribe: unusable answer: %s",
+		    cause != NULL ? cause : "no SubscriptionId");
+		free(cause);
+		ews_subscribe_free(&sr);
+		back_off(mb, "BadResponse");
+		return;
+	}
+	if (r->action != EWS_ACT_OK) {
+		ews_subscribe_free(&sr);
+		if (strcmp(r->code, "ErrorExceededSubscriptionCount") == 0) {
+			mlog(LOG_WARNING, mb->address, "subscription budget "
+			    "exhausted on the server; polling instead");
+			mailbox_set_mode(mb, MAILBOX_MODE_POLL,
+			    MAILBOX_WHY_REFUSED);
+			manager_rebalance_soon(m);
+			return;
+		}
+		if (r->action == EWS_ACT_PARK) {
+			park(mb, r->code);
+			return;
+		}
+		back_off(mb, r->code);
+		return;
+	}
+	if (mb->group != NULL && r->http->cookie_backend != NULL)
+		group_set_cookie(mb->group, r->http->cookie_backend);
+	forget_subscription(mb);
+	mb->sub_id = sr.subscription_id;
+	sr.subscription_id = NULL;
+	mb->watermark = sr.watermark;
+	sr.watermark = NULL;
+	ews_subscribe_free(&sr);
+	if (throttle_subscription_acquire(ews_ctx_throttle(m->ews),
+	    mb->address) == 0)
+		mb->have_sub_budget = true;
+	hashmap_put(m->by_subid, mb->sub_id, mb);
+	mb->failures = 0;
+	if (mb->mode == MAILBOX_MODE_PUSH)
+		mb->push_deadline = time_mono_ms() + push_timeout(m->conf);
+	set_state(mb, MAILBOX_SYNCING);
+	/* Presence first for mailboxes already subscribed. */
+	sync_start(mb, mb->has_presence ? "resubscribe" : "startup",
+	    THROTTLE_PRIO_HIGH);
+}
+
+static void
+subscribe(struct mailbox *mb, enum throttle_prio prio)
+{
+	forget_subscription(mb);
+	set_state(mb, MAILBOX_SUBSCRIBING);
+	ews_call_cancel(&mb->sub_call);
+	ews_call_submit(&mb->sub_call, EWS_OP_SUBSCRIBE, THROTTLE_SHORT, prio,
+	    NULL, build_subscribe, subscribed, NULL, mb);
+}
+
+/* ---- calendar sync: FindItem, then GetUserOofSettings ---- */
+
+static int
+build_read(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	struct mailbox		*mb = arg;
+	const struct config	*conf = mb->mgr->conf;
+	struct soap_ident	 id;
+	struct soap_header	 h;
+	int64_t			 now = time_wall_ms() / 1000;
+	int			 r;
+
+	header_for(mb, &id, &h);
+	if (mb->read_step == 0)
+		r = soap_find_calendar_view(&s->body, &h,
+		    mb->pages != NULL ? mb->pages->from :
+		    now - conf->presence.lookback_ms / 1000,
+		    now + conf->presence.horizon_ms / 1000,
+		    conf->throttling.find_count_limit);
+	else
+		r = soap_get_user_oof_settings(&s->body, &h, mb->address);
+	if (r == -1)
+		return (-1);
+	s->anchor = mb->address;
+	s->tag = mb->address;
+	return (0);
+}
+
+static enum tl_status
+tl_from_fb(enum ews_fb fb)
+{
+	switch (fb) {
+	case EWS_FB_FREE:		return (TL_FREE);
+	case EWS_FB_TENTATIVE:		return (TL_TENTATIVE);
+	case EWS_FB_BUSY:		return (TL_BUSY);
+	case EWS_FB_OOF:		return (TL_OOF);
+	case EWS_FB_WORKING_ELSEWHERE:	return (TL_WORKING_ELSEWHERE);
+	default:			return (TL_NODATA);
+	}
+}
+
+static int
+cmp_item(const void *a, const void *b)
+{
+	const struct timeline_item	*x = a, *y = b;
+
+	if (x->start != y->start)
+		return (x->start < y->start ? -1 : 1);
+	if (x->end != y->end)
+		return (x->end < y->end ? -1 : 1);
+	if (x->status != y->status)
+		return ((int)x->status - (int)y->status);
+	if (x->all_day != y->all_day)
+		return ((int)x->all_day - (int)y->all_day);
+	if (x->cancelled != y->cancelled)
+		return ((int)x->cancelled - (int)y->cancelled);
+	return ((int)x->sensitivity - (int)y->sensitivity);
+}
+
+/* Pages overlap where an item spans a page boundary: drop repeats. */
+static size_t
+unique_items(struct timeline_item *items, size_t n)
+{
+	size_t	 i, j;
+
+	if (n < 2)
+		return (n);
+	qsort(items, n, sizeof *items, cmp_item);
+	for (i = 1, j = 1; i < n; i++)
+		if (cmp_item(&items[i], &items[j - 1]) != 0)
+			items[j++] = items[i];
+	return (j);
+}
+
+static void
+read_failed(struct mailbox *mb, const struct ews_reply *r)
+{
+	const struct config	*conf = mb->mgr->conf;
+
+	set_error(mb, r->code);
+	pages_free(mb);
+	if (r->action == EWS_ACT_PARK) {
+		ews_call_cancel(&mb->sub_call);
+		forget_subscription(mb);
+		park(mb, r->code);
+		return;
+	}
+	/* Keep what we know; read again later. */
+	if (mb->failures < UINT8_MAX)
+		mb->failures++;
+	mb->sync_at = time_mono_ms() + retry_delay(mb);
+	if (mb->sync_at - time_mono_ms() > conf->throttling.backoff_max_ms)
+		mb->sync_at = time_mono_ms() + conf->throttling.backoff_max_ms;
+	if (mb->state == MAILBOX_SYNCING)
+		set_state(mb, mb->mode == MAILBOX_MODE_PUSH ? MAILBOX_PUSH :
+		    MAILBOX_STREAMING);
+	else
+		arm_action(mb);
+}
+
+static void
+read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	struct mailbox		*mb = arg;
+	const struct config	*conf = mb->mgr->conf;
+	struct ews_calendar	 cal;
+	struct ews_oof		 oof;
+	struct timeline_item	*items;
+	struct calpages		*pg;
+	char			*cause = NULL;
+	size_t			 i;
+	int64_t			 now = time_wall_ms() / 1000, last = 0;
+	bool			 more;
+
+	if (r->action != EWS_ACT_OK) {
+		read_failed(mb, r);
+		return;
+	}
+	if (mb->read_step == 0) {
+		memset(&cal, 0, sizeof cal);
+		if (ews_parse_find_item(r->http->body, r->http->body_len, &cal,
+		    &cause) == -1) {
+			mlog(LOG_WARNING, mb->address, "FindItem: %s", cause);
+			free(cause);
+			ews_calendar_free(&cal);
+			read_failed(mb, &(struct ews_reply){ .code =
+			    "BadResponse", .action = EWS_ACT_TRANSIENT });
+			return;
+		}
+		if (mb->pages == NULL)
+			mb->pages = xcalloc(1, sizeof *mb->pages);
+		pg = mb->pages;
+		pg->items = xreallocarray(pg->items, pg->n + cal.nitems + 1,
+		    sizeof *pg->items);
+		for (i = 0; i < cal.nitems; i++) {
+			items = &pg->items[pg->n++];
+			items->start = cal.items[i].start;
+			items->end = cal.items[i].end;
+			items->status = tl_from_fb(cal.items[i].fb);
+			items->all_day = cal.items[i].all_day;
+			items->cancelled = cal.items[i].cancelled;
+			items->sensitivity =
+			    (enum tl_sensitivity)cal.items[i].sensitivity;
+			if (cal.items[i].start > last)
+				last = cal.items[i].start;
+		}
+		more = !cal.includes_last && cal.nitems > 0;
+		ews_calendar_free(&cal);
+		/*
+		 * More items than find_count_limit: read on from the last
+		 * start (items starting there come twice, which changes
+		 * nothing), a bounded number of pages.
+		 */
+		if (more && last > pg->from &&
+		    ++pg->page < CALVIEW_MAX_PAGES) {
+			pg->from = last;
+			ews_call_submit(&mb->read_call, EWS_OP_FIND_ITEM,
+			    THROTTLE_SHORT, THROTTLE_PRIO_NORMAL, NULL,
+			    build_read, read_done, NULL, mb);
+			return;
+		}
+		if (more)
+			mlog(LOG_NOTICE, mb->address, "calendar has more items "
+			    "than %u pages of find_count_limit (%u) in the "
+			    "horizon; reading again later",
+			    CALVIEW_MAX_PAGES, conf->throttling.find_count_limit);
+		if (pg->page > 0)
+			pg->n = unique_items(pg->items, pg->n);
+		timeline_update(&mb->tl, pg->items, pg->n, now,
+		    conf->presence.lookback_ms / 1000,
+		    conf->presence.horizon_ms / 1000);
+		pages_free(mb);
+		/*
+		 * Then the automatic-replies state, except after a calendar
+		 * notification: changing automatic replies raises no calendar
+		 * event, so that read would only double the cost.  Periodic
+		 * and requested resyncs read it.  A mailbox already under way
+		 * goes ahead of those not yet started.
+		 */
+		if (mb->sync_source != NULL &&
+		    strcmp(mb->sync_source, "calendar") == 0)
+			goto done;
+		mb->read_step = 1;
+		ews_call_submit(&mb->read_call, EWS_OP_GET_USER_OOF_SETTINGS,
+		    THROTTLE_SHORT, THROTTLE_PRIO_HIGH, NULL, build_read,
+		    read_done, NULL, mb);
+		return;
+	}
+
+	memset(&oof, 0, sizeof oof);
+	if (ews_parse_oof(r->http->body, r->http->body_len, &oof,
+	    &cause) == -1) {
+		mlog(LOG_WARNING, mb->address, "GetUserOofSettings: %s", cause);
+		free(cause);
+		ews_oof_free(&oof);
+		read_failed(mb, &(struct ews_reply){ .code = "BadResponse",
+		    .action = EWS_ACT_TRANSIENT });
+		return;
+	}
+	mb->oof.state = (enum presence_oof_state)oof.state;
+	mb->oof.start = oof.has_duration ? oof.start : 0;
+	mb->oof.end = oof.has_duration ? oof.end : 0;
+	ews_oof_free(&oof);
+
+done:
+	mb->failures = 0;
+	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
+		set_error(mb, NULL);
+	mb->mgr->resyncs++;
+	publish(mb, mb->sync_source != NULL ? mb->sync_source : "calendar");
+	if (mb->state == MAILBOX_SYNCING)
+		set_state(mb, mb->mode == MAILBOX_MODE_PUSH ? MAILBOX_PUSH :
+		    MAILBOX_STREAMING);
+	if (mb->resync_at == 0 || mb->resync_at <= time_mono_ms())
+		mb->resync_at = time_mono_ms() +
+		    conf->presence.resync_interval_ms;
+	if (mb->dirty) {
+		mb->dirty = false;
+		if (mb->sync_at == 0)
+			mb->sync_at = time_mono_ms() + conf->presence.debounce_ms;
+	}
+	arm_action(mb);
+}
+
+static void
+sync_start(struct mailbox *mb, const char *source, enum throttle_prio prio)
+{
+	if (ews_call_busy(&mb->read_call)) {
+		mb->dirty = true;
+		return;
+	}
+	mb->sync_at = 0;
+	mb->sync_source = source;
+	mb->read_step = 0;
+	pages_free(mb);
+	ews_call_submit(&mb->read_call, EWS_OP_FIND_ITEM, THROTTLE_SHORT, prio,
+	    NULL, build_read, read_done, NULL, mb);
+	arm_action(mb);
+}
+
+/* ---- presence ---- */
+
+static void
+publish(struct mailbox *mb, const char *source)
+{
+	struct manager			*m = mb->mgr;
+	struct presence			 p;
+	struct ewsgw_presence_change	 ch;
+	int64_t				 now = time_wall_ms() / 1000;
+
+	presence_compute(&mb->tl, &mb->oof, now,
+	    &m->rules, &p);
+	if (p.until != PRESENCE_NO_UNTIL)
+		boundary_schedule(m->presence_timers, &mb->boundary,
+		    p.until * 1000);
+	else
+		boundary_cancel(m->presence_timers, &mb->boundary);
+	if (mb->has_presence && presence_equal(&p, &mb->pres)) {
+		/* Same state; keep the original since, track the new until. */
+		mb->pres.until = p.until;
+		return;
+	}
+	memset(&ch, 0, sizeof ch);
+	ch.size = sizeof ch;
+	ch.mailbox = mb->address;
+	ch.presence = presence_state_name(p.state);
+	ch.previous = presence_state_name(mb->pres.state);
+	ch.activity = p.activity != PRESENCE_ACT_NONE ?
+	    presence_activity_name(p.activity) : NULL;
+	ch.since = p.since != PRESENCE_NO_SINCE ? p.since : 0;
+	ch.until = p.until != PRESENCE_NO_UNTIL ? p.until : 0;
+	ch.source = source;
+	ch.seq = ++mb->seq;
+	mb->pres = p;
+	mb->has_presence = true;
+	m->published++;
+	sinkset_publish(m->sinks, &ch);
+}
+
+void
+mailbox_boundary_due(struct mailbox *mb)
+{
+	if (mb->state == MAILBOX_STOPPED)
+		return;
+	publish(mb, "timer");
+}
+
+/* ---- inputs ---- */
+
+void
+mailbox_start(struct mailbox *mb)
+{
+	const struct config	*conf = mb->mgr->conf;
+	int64_t			 spread;
+
+	/* Stagger periodic re-reads over the interval. */
+	spread = conf->presence.resync_interval_ms;
+	if (spread < FIRST_RESYNC_MIN_MS)
+		spread = FIRST_RESYNC_MIN_MS;
+	mb->resync_at = time_mono_ms() + spread / 2 +
+	    backoff_rng_range(&mb->mgr->rng, 0, spread / 2);
+	if (mb->mode == MAILBOX_MODE_POLL) {
+		set_state(mb, MAILBOX_POLLING);
+		mb->resync_at = 0;
+		arm_action(mb);
+		return;
+	}
+	subscribe(mb, THROTTLE_PRIO_NORMAL);
+}
+
+void
+mailbox_set_mode(struct mailbox *mb, enum mailbox_mode mode,
+    enum mailbox_reason why)
+{
+	enum mailbox_mode	 old = mb->mode;
+
+	mb->reason = (uint8_t)why;
+	if (old == mode && mb->state != MAILBOX_IDLE)
+		return;
+	mb->mode = (uint8_t)mode;
+	if (mb->state == MAILBOX_IDLE || mb->state == MAILBOX_STOPPED ||
+	    mb->state == MAILBOX_UNSUBSCRIBING)
+		return;
+	mlog(LOG_NOTICE, mb->address, "mode %s -> %s (%s)",
+	    mailbox_mode_name(old), mailbox_mode_name(mode),
+	    mailbox_reason_name(why));
+	ews_call_cancel(&mb->sub_call);
+	if (mode == MAILBOX_MODE_POLL) {
+		/* The poller reads it from now on. */
+		forget_subscription(mb);
+		set_state(mb, MAILBOX_POLLING);
+		mb->resync_at = 0;
+		arm_action(mb);
+	} else
+		subscribe(mb, THROTTLE_PRIO_NORMAL);
+}
+
+void
+mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
+{
+	const struct config	*conf = mb->mgr->conf;
+	size_t			 i;
+	bool			 calendar = false;
+
+	mb->last_event_ms = time_mono_ms();
+	if (mb->mode == MAILBOX_MODE_PUSH && mb->push_deadline != 0)
+		mb->push_deadline = mb->last_event_ms + push_timeout(conf);
+	for (i = 0; i < n; i++) {
+		if (ev[i].type == EWS_EV_STATUS)
+			continue;
+		calendar = true;
+		if (ev[i].watermark != NULL && mb->mode == MAILBOX_MODE_PUSH) {
+			free(mb->watermark);
+			mb->watermark = xstrdup(ev[i].watermark);
+		}
+	}
+	if (!calendar) {
+		arm_action(mb);
+		return;
+	}
+	mb->mgr->notifications++;
+	/* Coalesce a burst into one read, debounce after the first. */
+	if (mb->sync_at == 0 || mb->sync_at > mb->last_event_ms +
+	    conf->presence.debounce_ms)
+		mb->sync_at = mb->last_event_ms + conf->presence.debounce_ms;
+	arm_action(mb);
+}
+
+void
+mailbox_subscription_lost(struct mailbox *mb, const char *code,
+    bool missed_events)
+{
+	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED)
+		return;
+	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox = mb->address,
+	    .response_code = code }, "subscription lost (%s)%s; subscribing "
+	    "again", code, missed_events ? ", events missed" : "");
+	set_error(mb, code);
+	mb->mgr->resubscribes++;
+	forget_subscription(mb);
+	if (mb->mode == MAILBOX_MODE_POLL)
+		return;
+	subscribe(mb, THROTTLE_PRIO_HIGH);
+}
+
+void
+mailbox_resync(struct mailbox *mb, const char *source)
+{
+	if (mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_UNSUBSCRIBING)
+		return;
+	if (mb->mode == MAILBOX_MODE_POLL) {
+		mb->sync_at = time_mono_ms();
+		arm_action(mb);
+		return;
+	}
+	sync_start(mb, source, THROTTLE_PRIO_HIGH);
+}
+
+void
+mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
+    size_t n, const char *code)
+{
+	const struct config	*conf = mb->mgr->conf;
+	struct timeline_item	*items;
+	size_t			 i;
+	int64_t			 now = time_wall_ms() / 1000;
+
+	if (code != NULL) {
+		set_error(mb, code);
+		if (ews_classify(code) == EWS_ACT_PARK)
+			park(mb, code);
+		return;
+	}
+	if (mb->state == MAILBOX_PARKED)
+		set_state(mb, MAILBOX_POLLING);
+	set_error(mb, NULL);
+	items = xcalloc(n ? n : 1, sizeof *items);
+	for (i = 0; i < n; i++) {
+		items[i].start = ev[i].start;
+		items[i].end = ev[i].end;
+		items[i].status = tl_from_fb(ev[i].busy);
+	}
+	timeline_update(&mb->tl, items, n, now,
+	    conf->presence.lookback_ms / 1000,
+	    conf->presence.horizon_ms / 1000);
+	free(items);
+	mb->mgr->resyncs++;
+	publish(mb, "poll");
+}
+
+static void
+unsubscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	struct mailbox	*mb = arg;
+
+	forget_subscription(mb);
+	set_state(mb, MAILBOX_STOPPED);
+	manager_mailbox_stopped(mb->mgr, mb);
+}
+
+static int
+build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	struct mailbox		*mb = arg;
+	struct soap_ident	 id;
+	struct soap_header	 h;
+
+	if (mb->sub_id == NULL)
+		return (-1);
+	header_for(mb, &id, &h);
+	if (soap_unsubscribe(&s->body, &h, mb->sub_id) == -1)
+		return (-1);
+	s->anchor = mb->group != NULL ? group_anchor(mb->group) : mb->address;
+	s->cookie = mb->group != NULL ? group_cookie(mb->group) : NULL;
+	s->tag = mb->address;
+	return (0);
+}
+
+void
+mailbox_stop(struct mailbox *mb)
+{
+	ews_call_cancel(&mb->read_call);
+	ews_call_cancel(&mb->sub_call);
+	boundary_cancel(mb->mgr->presence_timers, &mb->boundary);
+	/* Push subscriptions end when the listener answers Unsubscribe. */
+	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING) {
+		forget_subscription(mb);
+		set_state(mb, MAILBOX_STOPPED);
+		manager_mailbox_stopped(mb->mgr, mb);
+		return;
+	}
+	set_state(mb, MAILBOX_UNSUBSCRIBING);
+	ews_call_submit(&mb->sub_call, EWS_OP_UNSUBSCRIBE, THROTTLE_SHORT,
+	    THROTTLE_PRIO_HIGH, NULL, build_unsubscribe, unsubscribed, NULL,
+	    mb);
+}
+
+void
+mailbox_action_due(struct mailbox *mb)
+{
+	int64_t	 now = time_mono_ms();
+
+	if (mb->retry_at != 0 && mb->retry_at <= now) {
+		mb->retry_at = 0;
+		if (mb->state == MAILBOX_BACKOFF ||
+		    mb->state == MAILBOX_PARKED) {
+			if (mb->mode == MAILBOX_MODE_POLL)
+				set_state(mb, MAILBOX_POLLING);
+			else
+				subscribe(mb, THROTTLE_PRIO_HIGH);
+		}
+	}
+	if (mb->push_deadline != 0 && mb->push_deadline <= now) {
+		mb->push_deadline = 0;
+		if (mb->state == MAILBOX_PUSH || mb->state == MAILBOX_SYNCING) {
+			mlog(LOG_NOTICE, mb->address, "no push notification "
+			    "for two status intervals; subscribing again");
+			mailbox_subscription_lost(mb, "PushTimeout", false);
+		}
+	}
+	if (mb->sync_at != 0 && mb->sync_at <= now) {
+		mb->sync_at = 0;
+		if (mb->state == MAILBOX_STREAMING || mb->state == MAILBOX_PUSH ||
+		    mb->state == MAILBOX_SYNCING)
+			sync_start(mb, "calendar", THROTTLE_PRIO_NORMAL);
+		else if (mb->state == MAILBOX_POLLING)
+			poller_poll_now(mb->mgr->poller, mb);
+	}
+	if (mb->resync_at != 0 && mb->resync_at <= now) {
+		mb->resync_at = now + mb->mgr->conf->presence.resync_interval_ms;
+		if (mb->state == MAILBOX_STREAMING || mb->state == MAILBOX_PUSH)
+			sync_start(mb, "resync", THROTTLE_PRIO_LOW);
+	}
+	arm_action(mb);
+}
+
+/* ---- status ---- */
+
+static void
+time_kv(struct json_writer *w, const char *k, int64_t t)
+{
+	char	 s[TIME_ISO8601_LEN];
+
+	json_key(w, k);
+	if (t == 0 || t == PRESENCE_NO_UNTIL) {
+		json_null(w);
+		return;
+	}
+	time_format_iso8601(t, s);
+	json_str(w, s);
+}
+
+void
+mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail)
+{
+	int64_t	 now = time_mono_ms();
+
+	json_obj_begin(w);
+	json_kv_str(w, "address", mb->address);
+	json_kv_str(w, "state", mailbox_state_name(mb->state));
+	json_kv_str(w, "mode", mailbox_mode_name(mb->mode));
+	json_kv_str(w, "reason", mb->mode == MAILBOX_MODE_POLL ||
+	    mb->reason != MAILBOX_WHY_CONFIG ?
+	    mailbox_reason_name(mb->reason) : NULL);
+	json_kv_str(w, "presence", mb->has_presence ?
+	    presence_state_name(mb->pres.state) : "unknown");
+	json_kv_str(w, "activity", mb->has_presence &&
+	    mb->pres.activity != PRESENCE_ACT_NONE ?
+	    presence_activity_name(mb->pres.activity) : NULL);
+	time_kv(w, "since", mb->has_presence ? mb->pres.since : 0);
+	time_kv(w, "until", mb->has_presence ? mb->pres.until : 0);
+	json_key(w, "connection");
+	if (mb->group != NULL)
+		json_int(w, group_id(mb->group));
+	else
+		json_null(w);
+	json_kv_str(w, "error", mb->error_code[0] ? mb->error_code : NULL);
+	time_kv(w, "backoff_until", mb->retry_at != 0 &&
+	    (mb->state == MAILBOX_BACKOFF || mb->state == MAILBOX_PARKED) ?
+	    time_wall_ms() / 1000 + (mb->retry_at - now) / 1000 : 0);
+	json_kv_int(w, "publications", (int64_t)mb->seq);
+	if (detail) {
+		json_kv_bool(w, "subscribed", mb->sub_id != NULL);
+		json_key(w, "timeline");
+		timeline_json(&mb->tl, w);
+		json_key(w, "oof");
+		json_obj_begin(w);
+		json_kv_str(w, "state", presence_oof_state_name(mb->oof.state));
+		time_kv(w, "start", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
+		    mb->oof.start : 0);
+		time_kv(w, "end", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
+		    mb->oof.end : 0);
+		json_obj_end(w);
+	}
+	json_obj_end(w);
+}

@@ -1,0 +1,263 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * GetUserAvailability polling in batches of up to 100 mailboxes.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "base/conf.h"
+#include "io/ews.h"
+#include "ews/ews_parse.h"
+#include "base/hashmap.h"
+#include "base/log.h"
+#include "subs/mailbox.h"
+#include "subs/manager.h"
+#include "subs/poller.h"
+#include "ews/soap.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
+
+#define POLL_BATCH	SOAP_MAX_AVAIL_MAILBOXES
+#define POLL_PARALLEL	2		/* batches in flight at once */
+#define POLL_INTERVAL_MIN 30		/* MergedFreeBusyIntervalInMinutes */
+
+struct poll_batch {
+	struct poller	*p;
+	struct ews_call	 call;
+	char		*addr[POLL_BATCH];	/* owned copies */
+	unsigned	 n;
+};
+
+struct poller {
+	struct manager		*m;
+	struct event		*tick;		/* next round */
+	struct event		*kick;		/* urgent mailboxes waiting */
+	struct hashmap		*urgent;	/* address -> mailbox */
+	struct poll_batch	 batch[POLL_PARALLEL];
+	size_t			 cursor;	/* into m->all for a round */
+	int			 round;		/* a round is running */
+	uint64_t		 batches;
+};
+
+static void	 fill(struct poller *);
+
+static void
+arm_tick(struct poller *p)
+{
+	struct timeval	 tv;
+	int64_t		 ms = p->m->conf->throttling.poll_interval_ms;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(p->tick, &tv);
+}
+
+static void
+batch_clear(struct poll_batch *b)
+{
+	unsigned	 i;
+
+	for (i = 0; i < b->n; i++)
+		free(b->addr[i]);
+	b->n = 0;
+}
+
+static int
+build(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	struct poll_batch	*b = arg;
+	const struct config	*conf = b->p->m->conf;
+	struct soap_header	 h;
+	int64_t			 now = time_wall_ms() / 1000;
+	int64_t			 horizon = conf->presence.horizon_ms / 1000;
+
+	h.version = conf->exchange.version;
+	h.impersonate = NULL;
+	/* Exchange limits the window to 42 days. */
+	if (horizon > 42 * 86400)
+		horizon = 42 * 86400;
+	if (soap_get_user_availability(&s->body, &h,
+	    (const char *const *)b->addr, b->n,
+	    now - conf->presence.lookback_ms / 1000, now + horizon,
+	    POLL_INTERVAL_MIN, SOAP_FB_VIEW_FREEBUSY) == -1)
+		return (-1);
+	s->tag = b->addr[0];
+	return (0);
+}
+
+static void
+done(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	struct poll_batch	*b = arg;
+	struct poller		*p = b->p;
+	struct ews_availability	 av;
+	struct mailbox		*mb;
+	char			*cause = NULL;
+	unsigned		 i;
+
+	p->batches++;
+	memset(&av, 0, sizeof av);
+	/* Per-mailbox errors come inside a 200 answer: each is its own. */
+	if (r->http->result == HTTP_RESULT_OK && !r->generic.fault &&
+	    ews_parse_availability(r->http->body, r->http->body_len, &av,
+	    &cause) == 0 && !av.r.fault) {
+		for (i = 0; i < b->n; i++) {
+			mb = hashmap_get(p->m->by_address, b->addr[i]);
+			if (mb == NULL || mb->state != MAILBOX_POLLING)
+				continue;
+			if (i >= av.nmailboxes) {
+				mailbox_poll_result(mb, NULL, 0, "NoAnswer");
+				continue;
+			}
+			if (av.mailboxes[i].status.class == EWS_CLASS_ERROR) {
+				mailbox_poll_result(mb, NULL, 0,
+				    av.mailboxes[i].status.code);
+				continue;
+			}
+			mailbox_poll_result(mb, av.mailboxes[i].events,
+			    av.mailboxes[i].nevents, NULL);
+		}
+	} else {
+		if (cause != NULL) {
+			log_warnx("GetUserAvailability: %s", cause);
+			free(cause);
+		}
+		/* The whole batch failed: try its mailboxes again soon. */
+		for (i = 0; i < b->n; i++) {
+			mb = hashmap_get(p->m->by_address, b->addr[i]);
+			if (mb != NULL && mb->state == MAILBOX_POLLING)
+				mailbox_poll_result(mb, NULL, 0, r->code);
+		}
+	}
+	ews_availability_free(&av);
+	batch_clear(b);
+	fill(p);
+}
+
+/* Start batches while there is work and a free batch slot. */
+static void
+fill(struct poller *p)
+{
+	struct manager		*m = p->m;
+	struct poll_batch	*b;
+	struct hashmap_iter	 it;
+	struct mailbox		*mb;
+	const char		*key;
+	void			*v;
+	unsigned		 k;
+
+	if (m->stopping)
+		return;
+	for (k = 0; k < POLL_PARALLEL; k++) {
+		b = &p->batch[k];
+		if (ews_call_busy(&b->call) || b->n > 0)
+			continue;
+		/* Urgent ones first, then the round in address order. */
+		hashmap_iter_init(&it, p->urgent);
+		while (b->n < POLL_BATCH && hashmap_iter_next(&it, &key, &v)) {
+			mb = v;
+			hashmap_iter_remove(&it);
+			if (mb->state == MAILBOX_POLLING)
+				b->addr[b->n++] = xstrdup(mb->address);
+		}
+		while (p->round && b->n < POLL_BATCH && p->cursor < m->nall) {
+			mb = m->all[p->cursor++];
+			if (mb->state == MAILBOX_POLLING)
+				b->addr[b->n++] = xstrdup(mb->address);
+		}
+		if (p->cursor >= m->nall)
+			p->round = 0;
+		if (b->n == 0)
+			break;
+		ews_call_submit(&b->call, EWS_OP_GET_USER_AVAILABILITY,
+		    THROTTLE_SHORT, THROTTLE_PRIO_NORMAL, NULL, build, done,
+		    NULL, b);
+	}
+}
+
+static void
+tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct poller	*p = arg;
+
+	p->round = 1;
+	p->cursor = 0;
+	fill(p);
+	arm_tick(p);
+}
+
+static void
+kick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	fill(arg);
+}
+
+struct poller *
+poller_new(struct manager *m)
+{
+	struct poller	*p;
+	unsigned	 k;
+
+	p = xcalloc(1, sizeof *p);
+	p->m = m;
+	p->urgent = hashmap_new();
+	p->tick = evtimer_new(m->base, tick_cb, p);
+	p->kick = event_new(m->base, -1, 0, kick_cb, p);
+	for (k = 0; k < POLL_PARALLEL; k++) {
+		p->batch[k].p = p;
+		ews_call_init(&p->batch[k].call, m->ews);
+	}
+	/* The first round right away, then every poll_interval. */
+	event_active(p->tick, EV_TIMEOUT, 0);
+	return (p);
+}
+
+void
+poller_free(struct poller *p)
+{
+	unsigned	 k;
+
+	if (p == NULL)
+		return;
+	for (k = 0; k < POLL_PARALLEL; k++) {
+		ews_call_cancel(&p->batch[k].call);
+		batch_clear(&p->batch[k]);
+	}
+	event_free(p->tick);
+	event_free(p->kick);
+	hashmap_free(p->urgent, NULL);
+	free(p);
+}
+
+void
+poller_poll_now(struct poller *p, struct mailbox *mb)
+{
+	hashmap_put(p->urgent, mb->address, mb);
+	event_active(p->kick, EV_TIMEOUT, 0);
+}
+
+void
+poller_forget(struct poller *p, struct mailbox *mb)
+{
+	if (hashmap_get(p->urgent, mb->address) == mb)
+		hashmap_remove(p->urgent, mb->address);
+}
+
+void
+poller_reload(struct poller *p)
+{
+	evtimer_del(p->tick);
+	arm_tick(p);
+}
+
+uint64_t
+poller_batches(const struct poller *p)
+{
+	return (p->batches);
+}
