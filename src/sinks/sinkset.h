@@ -142,6 +142,16 @@ void	 sink_change_json(struct buf *, const struct ewsgw_presence_change *);
 /* key: epoch seconds t as ISO 8601 UTC, or null when t is 0. */
 void	 sink_json_kv_time(struct json_writer *, const char *key, int64_t t);
 
+/* Longest secret sink_read_secret accepts. */
+#define SINK_MAX_SECRET	8192
+
+/*
+ * A one-line secret from path, trailing white space removed (allocated,
+ * caller frees with xfree_secret), or NULL with *cause set (allocated,
+ * caller frees).
+ */
+char	*sink_read_secret(const char *path, char **cause);
+
 /*
  * Helpers for built-in sinks: read a key as a duration ("10s", unit
  * default_unit_ms when none) or an unsigned in [min, max].  Return 0
