@@ -46,6 +46,7 @@
 #define SIP_REFRESH_RETRY_MIN	1000		/* ms */
 #define SIP_REFRESH_RETRY_MAX	(5 * 60 * 1000)	/* ms */
 #define SIP_AUTH_TRIES		2		/* answers per request */
+#define SIP_LOG_EVERY		1000		/* failures per warning */
 #define SIP_USER_AGENT		"ewsgw/" PACKAGE_VERSION
 
 enum sip_op {
@@ -116,6 +117,7 @@ struct ewsgw_sink {
 	uint64_t		 republished;	/* after 412 */
 	uint64_t		 auth_failures;
 	uint64_t		 failures;
+	uint64_t		 streak;	/* failures since a success */
 	int			 last_status;
 	char			 last_error[200];
 };
@@ -443,6 +445,8 @@ sip_health(struct ewsgw_sink *s, char *detail, size_t len)
 		} else if (ok)
 			snprintf(st, sizeof st, "%s", one);
 	}
+	if (s->streak > 0 && ok)
+		snprintf(st, sizeof st, "%s", s->last_error);
 	snprintf(detail, len, "%s; %zu presentities, %llu published, "
 	    "%llu refreshed, %llu re-published after 412, %llu auth "
 	    "failures, last status %d", st, hashmap_count(s->pres),
@@ -732,8 +736,10 @@ pres_finish(struct sip_pres *p, int result, const char *why)
 	p->retried = false;
 	if (result != EWSGW_SINK_OK) {
 		s->failures++;
+		s->streak++;
 		snprintf(s->last_error, sizeof s->last_error, "%s", why);
-	}
+	} else
+		s->streak = 0;
 	if (refresh) {
 		s->refreshing--;
 		if (result != EWSGW_SINK_OK) {
@@ -745,9 +751,12 @@ pres_finish(struct sip_pres *p, int result, const char *why)
 		heap_arm(s);	/* a slot is free */
 	} else {
 		p->engine = false;
+		/* A dead server fails every mailbox: say so once in a
+		 * while, not once per mailbox and retry. */
 		if (result != EWSGW_SINK_OK)
-			ewsgw_host_mlog(s->host, LOG_WARNING, p->mailbox,
-			    "%s", why);
+			ewsgw_host_mlog(s->host, s->streak % SIP_LOG_EVERY == 1 ?
+			    LOG_WARNING : LOG_DEBUG, p->mailbox, "%s%s", why,
+			    s->streak > 1 ? " (and earlier failures)" : "");
 		ewsgw_host_done(s->host, p->token, result);
 	}
 	if (p->queued && p->tx == NULL) {

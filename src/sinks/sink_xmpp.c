@@ -430,12 +430,15 @@ static int
 xmpp_health(struct ewsgw_sink *s, char *detail, size_t len)
 {
 	snprintf(detail, len, "%s %s:%u as %s%s%s; %zu contacts, %llu "
-	    "subscriptions approved, %llu stanzas sent, %llu connects",
-	    xmpp_state_names[s->state], s->host_name, s->port, s->domain,
+	    "subscriptions approved, %llu stanzas sent, %zu bytes queued, "
+	    "%llu connects", xmpp_state_names[s->state], s->host_name,
+	    s->port, s->domain,
 	    s->state != XMPP_ONLINE && s->last_error[0] != '\0' ? ": " : "",
 	    s->state != XMPP_ONLINE ? s->last_error : "",
 	    hashmap_count(s->contacts), (unsigned long long)s->subscriptions,
-	    (unsigned long long)s->sent, (unsigned long long)s->connects);
+	    (unsigned long long)s->sent, s->conn != NULL ?
+	    netconn_output_len(s->conn) : 0,
+	    (unsigned long long)s->connects);
 	return (s->state == XMPP_ONLINE ? 1 : 0);
 }
 
@@ -661,8 +664,10 @@ xmpp_stream_event(enum xmpp_event ev, const struct xmpp_stanza *st,
 		xmpp_set_state(s, XMPP_HANDSHAKE);
 		break;
 	case XMPP_EV_CLOSE:
-		snprintf(s->broken, sizeof s->broken, "%s:%u closed the "
-		    "stream", s->host_name, s->port);
+		/* After a stream error, that error is the story. */
+		if (s->broken[0] == '\0')
+			snprintf(s->broken, sizeof s->broken, "%s:%u closed "
+			    "the stream", s->host_name, s->port);
 		break;
 	case XMPP_EV_STANZA:
 		if (strcmp(st->name, "error") == 0 &&

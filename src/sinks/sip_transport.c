@@ -81,6 +81,8 @@ struct sip_transport {
 	struct event		 udp_ev;
 	struct netconn		*conn;
 	struct buf		 rx;		/* reassembly (streams) */
+	struct event		 down_ev;	/* deferred t_down */
+	char			 down_why[200];
 
 	char			 via_host[64];
 	char			 peer[80];	/* "udp 1.2.3.4:5060" */
@@ -102,6 +104,7 @@ static void	 t_close(struct sip_transport *);
 static void	 t_send_waiting(struct sip_transport *);
 static void	 t_send(struct sip_transport *, struct sip_tx *);
 static void	 t_xmit(struct sip_transport *, struct sip_tx *);
+static void	 t_down_cb(evutil_socket_t, short, void *);
 static void	 t_udp_cb(evutil_socket_t, short, void *);
 static void	 t_conn_read(struct netconn *, struct evbuffer *, void *);
 static void	 t_conn_event(struct netconn *, enum netconn_event,
@@ -160,6 +163,7 @@ sip_transport_new(struct event_base *base, struct dns_resolver *dns,
 	t->by_branch = hashmap_new();
 	t->udp_fd = -1;
 	t->ok = true;
+	event_assign(&t->down_ev, base, -1, 0, t_down_cb, t);
 	return (t);
 }
 
@@ -173,6 +177,7 @@ sip_transport_free(struct sip_transport *t)
 	while ((tx = TAILQ_FIRST(&t->txs)) != NULL)
 		sip_tx_cancel(tx);
 	t_reset(t);
+	event_del(&t->down_ev);
 	hashmap_free(t->by_branch, NULL);
 	free((char *)t->o.target.host);
 	free((char *)t->o.tls_name);
@@ -518,18 +523,29 @@ t_send(struct sip_transport *t, struct sip_tx *tx)
 static void
 t_xmit(struct sip_transport *t, struct sip_tx *tx)
 {
-	char	 why[200];
-
 	if (t->conn != NULL) {
 		netconn_write(t->conn, tx->msg.data, tx->msg.len);
 		return;
 	}
 	if (send(t->udp_fd, tx->msg.data, tx->msg.len, MSG_NOSIGNAL) == -1 &&
 	    errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
-		/* ICMP port unreachable from an earlier datagram. */
-		snprintf(why, sizeof why, "%s: %s", t->peer, strerror(errno));
-		t_down(t, why, false);
+		/* ICMP port unreachable from an earlier datagram.  Not now:
+		 * the caller may be walking the transaction list. */
+		snprintf(t->down_why, sizeof t->down_why, "%s: %s", t->peer,
+		    strerror(errno));
+		event_active(&t->down_ev, EV_TIMEOUT, 1);
 	}
+}
+
+static void
+t_down_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sip_transport	*t = arg;
+	char			 why[sizeof t->down_why];
+
+	memcpy(why, t->down_why, sizeof why);
+	if (t->state == SIP_T_UP)
+		t_down(t, why, false);
 }
 
 /* Timer E: retransmit over UDP, doubling up to T2 (T2 after a 1xx). */
