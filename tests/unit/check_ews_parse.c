@@ -385,6 +385,103 @@ START_TEST(test_oof)
 }
 END_TEST
 
+/*
+ * What real servers send besides Exchange's own shapes: envelope prefixes
+ * other than s: and soap:, no XML declaration (so no encoding named
+ * anywhere: UTF-8 by default), no watermarks, nine fractional digits,
+ * duplicate StartTimeZone/EndTimeZone, Detailed free/busy without
+ * MergedFreeBusy.
+ */
+START_TEST(test_real_servers)
+{
+	struct ews_subscribe	 s;
+	struct ews_notifications n;
+	struct ews_calendar	 c;
+	struct ews_availability	 a;
+	struct ews_oof		 o;
+	struct buf		 b = BUF_INIT;
+	char			*doc, *cause = NULL;
+	size_t			 len;
+
+	doc = pt_fixture("subscribe-push-no-watermark.xml", &len);
+	ck_assert_int_eq(ews_parse_subscribe(doc, len, &s, &cause), 0);
+	ck_assert_ptr_null(cause);
+	ck_assert_str_eq(s.subscription_id, "PUSH-NOWM-1");
+	ck_assert_ptr_null(s.watermark);
+	ck_assert_int_eq(s.r.version.major, 15);
+	ck_assert_str_eq(s.r.version.version, "");
+	ews_subscribe_free(&s);
+	free(doc);
+
+	doc = pt_fixture("getevents-no-watermark.xml", &len);
+	ck_assert_int_eq(ews_parse_get_events(doc, len, &n, &cause), 0);
+	ck_assert_uint_eq(n.nmsgs, 1);
+	pt_fmt_notification(&b, &n.msgs[0].notification);
+	ck_assert_str_eq(buf_str(&b),
+	    "N PULL-NOWM-1 prev=- more=0\n"
+	    "  CreatedEvent wm=- ts=1795946401 item=ITEM-P1 parent=CAL-P "
+	    "old=- oldparent=-\n"
+	    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n");
+	ews_notifications_free(&n);
+	free(doc);
+
+	buf_reset(&b);
+	doc = pt_fixture("send-notification-no-watermark.xml", &len);
+	ck_assert_int_eq(ews_parse_send_notification(doc, len, &n, &cause),
+	    0);
+	pt_fmt_notification(&b, &n.msgs[0].notification);
+	ck_assert_str_eq(buf_str(&b),
+	    "N PUSH-NOWM-1 prev=- more=0\n"
+	    "  ModifiedEvent wm=- ts=1795946402 item=ITEM-Q1 parent=CAL-Q "
+	    "old=- oldparent=-\n");
+	ews_notifications_free(&n);
+	free(doc);
+
+	doc = pt_fixture("finditem-realserver.xml", &len);
+	ck_assert_int_eq(ews_parse_find_item(doc, len, &c, &cause), 0);
+	ck_assert_ptr_null(cause);
+	ck_assert_uint_eq(c.nitems, 2);
+	ck_assert_str_eq(c.items[0].id, "RS-1");
+	ck_assert_str_eq(c.items[0].subject, "Gr\xc3\xbc\xc3\x9f" "e "
+	    "\xe2\x98\x95");
+	ck_assert_int_eq(c.items[0].start, ts("2026-11-29T10:00:00Z"));
+	ck_assert_int_eq(c.items[0].end, ts("2026-11-29T10:30:00Z"));
+	ck_assert_int_eq(c.items[0].fb, EWS_FB_BUSY);
+	ck_assert_int_eq(c.items[1].start, ts("2026-11-29T11:00:00Z"));
+	ck_assert_int_eq(c.items[1].end, ts("2026-11-29T12:00:00Z"));
+	ck_assert_int_eq(c.items[1].fb, EWS_FB_TENTATIVE);
+	ews_calendar_free(&c);
+	free(doc);
+
+	doc = pt_fixture("availability-detailed.xml", &len);
+	ck_assert_int_eq(ews_parse_availability(doc, len, &a, &cause), 0);
+	ck_assert_uint_eq(a.nmailboxes, 2);
+	ck_assert_ptr_null(a.mailboxes[0].merged);
+	ck_assert_uint_eq(a.mailboxes[0].nevents, 2);
+	ck_assert_int_eq(a.mailboxes[0].events[0].start,
+	    ts("2026-11-29T09:00:00Z"));
+	ck_assert_int_eq(a.mailboxes[0].events[0].busy, EWS_FB_BUSY);
+	ck_assert_int_eq(a.mailboxes[0].events[1].end,
+	    ts("2026-11-29T17:00:00Z"));
+	ck_assert_int_eq(a.mailboxes[0].events[1].busy, EWS_FB_OOF);
+	/* A free day: a view with neither events nor merged digits. */
+	ck_assert_int_eq(a.mailboxes[1].status.class, EWS_CLASS_SUCCESS);
+	ck_assert_ptr_null(a.mailboxes[1].merged);
+	ck_assert_uint_eq(a.mailboxes[1].nevents, 0);
+	ews_availability_free(&a);
+	free(doc);
+
+	doc = pt_fixture("oof-realserver.xml", &len);
+	ck_assert_int_eq(ews_parse_oof(doc, len, &o, &cause), 0);
+	ck_assert_int_eq(o.state, EWS_OOF_SCHEDULED);
+	ck_assert_int_eq(o.start, ts("2026-11-29T08:00:00Z"));
+	ck_assert_int_eq(o.end, ts("2026-12-06T08:00:00Z"));
+	ews_oof_free(&o);
+	free(doc);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_hostile)
 {
 	static const char *const dtd[] = {
@@ -613,6 +710,7 @@ ews_parse_suite(void)
 	tcase_add_test(tc, test_get_item);
 	tcase_add_test(tc, test_availability);
 	tcase_add_test(tc, test_oof);
+	tcase_add_test(tc, test_real_servers);
 	tcase_add_test(tc, test_classify);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");
