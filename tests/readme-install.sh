@@ -7,7 +7,7 @@
 #
 # The lines between "<!-- install:begin" and "<!-- install:end -->" in
 # README.md run one by one under bash -e, in a clean copy of the source
-# tree (git's files, or SOURCE-TREE as it is), with one substitution:
+# tree (tests/copy-tree.sh), with one substitution:
 # every absolute path under /etc, /usr, /var and /run gets a staging
 # root in front, so the configure line installs below the root and
 # every later line finds what it installed there.  Around them:
@@ -38,17 +38,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 root=$work/root
 tree=$work/src
-mkdir -p "$root" "$tree"
+mkdir -p "$root"
 
-# A clean copy: only what git tracks (plus new files not ignored), or
-# the given tree when it is no git checkout.
-if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
-	(cd "$src" && git ls-files --cached --others --exclude-standard |
-	    while IFS= read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done |
-	    tar -T - -cf -) | tar -C "$tree" -xf -
-else
-	cp -a "$src/." "$tree/"
-fi
+"$here/copy-tree.sh" "$src" "$tree"
 
 # The simulator: the account the shipped ewsgw.conf names, and the
 # mailbox the README's --verify line asks for.

@@ -4,9 +4,10 @@
 #
 # Test driver for every test of "make check": runs automake's
 # test-driver (its path and arguments follow), then makes skips honest:
-#   - Python unittest cases skipped inside a program that passed are
-#     listed ("SKIP: NAME: test_x ... skipped 'why'") and counted as SKIP
-#     results in the .trs file, so the suite's totals include them;
+#   - Python unittest cases skipped inside a program that passed, and
+#     "SKIP: what" lines of any other program that passed, are listed
+#     ("SKIP: NAME: ...") and counted as SKIP results in the .trs file,
+#     so the suite's totals include them;
 #   - with EWSGW_CI_NO_SKIP=1 (CI has everything every test needs) any
 #     skip, whole program or single case, is a failure.
 #
@@ -31,7 +32,12 @@ rc=$?
 
 # Skipped cases of a unittest program: "... skipped 'why'" lines at
 # verbosity 2, or only the count in "OK (skipped=N)" below that.
+# Other programs that pass but leave a part out say "SKIP: what".
 cases=$(grep -E "( \.\.\. |^)skipped ['\"]" "$log" 2>/dev/null | head -50)
+if grep -q '^:test-result: PASS' "$trs"; then
+	more=$(grep -E '^SKIP: ' "$log" 2>/dev/null | head -50)
+	[ -n "$more" ] && cases=$(printf '%s\n%s' "$cases" "$more" | grep .)
+fi
 ncases=$(printf '%s' "$cases" | grep -c . || true)
 nsum=$(sed -n 's/^\(OK\|FAILED\) (.*skipped=\([0-9]*\).*/\2/p' "$log" \
     2>/dev/null | tail -1)

@@ -243,10 +243,11 @@ class Installed(unittest.TestCase):
             json.dump(org, f)
 
         unit = Unit(self.unit, self.root)
-        sock = os.path.join(self.tmp, "status.sock")
+        # Where the service may write: the unit's directories.
+        sock = self.staged("/run/ewsgw/status.sock")
         state = "/var/lib/ewsgw/presence.json"
         log = "/var/log/ewsgw/changes.jsonl"
-        out = os.path.join(self.tmp, "plugin.out")
+        out = self.staged("/var/lib/ewsgw/plugin.out")
         gname = grp.getgrgid(unit._ids()[1]).gr_name
         with Simulator(directory=orgfile, minute_seconds=60,
                        heartbeat_seconds=2) as sim, unit:
