@@ -92,6 +92,7 @@ struct ewsgw_sink {
 	char			*tls_name;	/* or NULL */
 	int64_t			 expires;	/* s, requested */
 	char			*username;
+	char			*password_file;
 	char			*password;	/* secret */
 
 	struct dns_resolver	*dns;
@@ -344,6 +345,7 @@ sip_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	}
 	if (ss.username != NULL) {
 		s->username = xstrdup(ss.username);
+		s->password_file = xstrdup(ss.password_file);
 		if ((s->password = sink_read_secret(ss.password_file,
 		    &cause)) == NULL) {
 			ewsgw_sink_config_error(c, "password_file", "%s",
@@ -410,17 +412,30 @@ sip_destroy(struct ewsgw_sink *s)
 	addrmap_free(s->map);
 	sip_challenge_clear(&s->chal);
 	xfree_secret(s->password);
+	free(s->password_file);
 	free(s->username);
 	free(s->from);
 	free(s->tls_name);
 	free(s);
 }
 
-/* SIGHUP: read the mapping file again. */
+/* SIGHUP: read the mapping file and the password again. */
 static void
 sip_reopen(struct ewsgw_sink *s)
 {
+	char	*pw, *cause = NULL;
+
 	addrmap_reopen(s->map, s->host);
+	if (s->password_file == NULL)
+		return;
+	if ((pw = sink_read_secret(s->password_file, &cause)) == NULL) {
+		ewsgw_host_log(s->host, LOG_WARNING, "keeping the old "
+		    "password: %s", cause);
+		free(cause);
+		return;
+	}
+	xfree_secret(s->password);
+	s->password = pw;
 }
 
 static int

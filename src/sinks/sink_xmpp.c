@@ -92,6 +92,7 @@ struct ewsgw_sink {
 	char			*host_name;	/* server */
 	uint16_t		 port;
 	char			*domain;
+	char			*secret_file;
 	char			*secret;	/* secret */
 	char			*subs_file;	/* or NULL */
 	struct addrmap		*map;
@@ -368,6 +369,7 @@ xmpp_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 		ewsgw_sink_config_error(c, "mapping_file", "%s", cause);
 		goto fail;
 	}
+	s->secret_file = xstrdup(xs.secret_file);
 	if ((s->secret = sink_read_secret(xs.secret_file, &cause)) == NULL) {
 		ewsgw_sink_config_error(c, "secret_file", "%s", cause);
 		goto fail;
@@ -412,6 +414,7 @@ xmpp_destroy(struct ewsgw_sink *s)
 	hashmap_free(s->contacts, contact_free);
 	addrmap_free(s->map);
 	xfree_secret(s->secret);
+	free(s->secret_file);
 	free(s->host_name);
 	free(s->domain);
 	free(s->subs_file);
@@ -419,11 +422,22 @@ xmpp_destroy(struct ewsgw_sink *s)
 	free(s);
 }
 
-/* SIGHUP: read the mapping file again. */
+/* SIGHUP: read the mapping file and the secret (for the next
+ * handshake) again. */
 static void
 xmpp_reopen(struct ewsgw_sink *s)
 {
+	char	*secret, *cause = NULL;
+
 	addrmap_reopen(s->map, s->host);
+	if ((secret = sink_read_secret(s->secret_file, &cause)) == NULL) {
+		ewsgw_host_log(s->host, LOG_WARNING, "keeping the old "
+		    "secret: %s", cause);
+		free(cause);
+		return;
+	}
+	xfree_secret(s->secret);
+	s->secret = secret;
 }
 
 static int

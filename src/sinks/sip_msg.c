@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,21 +27,37 @@
 #include "sinks/sip_msg.h"
 
 static void	 osip_once(void);
+static void	 osip_quiet(const char *, int, osip_trace_level_t,
+		    const char *, va_list);
 static char	*dup_unquoted(const char *);
 static int64_t	 header_int(osip_message_t *, const char *);
 static bool	 header_name_is(const char *, size_t, const char *,
 		    const char *);
 
-/* libosip2 builds its header table once per process. */
+/*
+ * libosip2 builds its header table once per process, and traces parse
+ * errors to stderr unless told not to: what a server sends wrong is
+ * logged by the sink, once, in the daemon's words.
+ */
 static void
 osip_once(void)
 {
 	static bool	 done;
+	int		 l;
 
 	if (!done) {
 		parser_init();
+		osip_trace_initialize_func(TRACE_LEVEL0, osip_quiet);
+		for (l = TRACE_LEVEL0; l < END_TRACE_LEVEL; l++)
+			osip_trace_disable_level((osip_trace_level_t)l);
 		done = true;
 	}
+}
+
+static void
+osip_quiet(const char *file, int line, osip_trace_level_t level,
+    const char *fmt, va_list ap)
+{
 }
 
 /* ---- framing ---- */

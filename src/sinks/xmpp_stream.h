@@ -17,7 +17,8 @@
 struct buf;
 struct xmpp_reader;
 
-/* Largest stanza accepted (bytes of the stream inside it). */
+/* Largest stanza accepted (bytes of the stream inside it, counted in
+ * steps of 4 KiB). */
 #define XMPP_STANZA_MAX		(256 * 1024)
 
 enum xmpp_event {
