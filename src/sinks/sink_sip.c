@@ -17,12 +17,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/backoff.h"
 #include "base/buf.h"
@@ -264,6 +266,11 @@ sip_settings(const struct ewsgw_sink_config *c, struct sip_settings *ss)
 		ewsgw_sink_config_error(c, ss->username != NULL ?
 		    "username" : "password_file",
 		    "username and password_file go together");
+		rc = -1;
+	} else if (ss->password_file != NULL &&
+	    access(ss->password_file, R_OK) == -1) {
+		ewsgw_sink_config_error(c, "password_file", "cannot read %s: %s",
+		    ss->password_file, strerror(errno));
 		rc = -1;
 	}
 	ss->dns_servers = ewsgw_sink_config_get(c, "dns_servers");
