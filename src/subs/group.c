@@ -63,7 +63,7 @@ struct group {
 	bool			 reopen;	/* membership changed */
 	bool			 closed_by_server; /* ConnectionStatus Closed */
 	int64_t			 opened_at;	/* wall ms */
-	int64_t			 last_data_at;	/* wall ms */
+	int64_t			 last_data_at;	/* last whole envelope, wall ms */
 	uint64_t		 connects, drops, envelopes;
 	char			 last_error[64];
 };
@@ -126,8 +126,8 @@ idle_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (g->state != GROUP_OPEN)
 		return;
-	log_notice("connection %u (anchor %s): no data for %lld s; "
-	    "reconnecting", g->id, g->anchor,
+	log_notice("connection %u (anchor %s): no complete message for "
+	    "%lld s; reconnecting", g->id, g->anchor,
 	    (long long)g->env->conf->throttling.idle_timeout_ms / 1000);
 	set_error(g, "IdleTimeout");
 	g->drops++;
@@ -218,18 +218,26 @@ static const struct stream_cb stream_callbacks = {
 	.error = on_error,
 };
 
+/*
+ * Liveness counts complete envelopes (a heartbeat is one), not bytes: a
+ * peer trickling an endless comment or one never-ending envelope must not
+ * keep a dead stream open.
+ */
 static int
 on_data(const char *data, size_t len, void *arg)
 {
 	struct group	*g = arg;
+	uint64_t	 before = stream_count(g->parser);
 
-	g->last_data_at = time_wall_ms();
-	arm(&g->idle_ev, g->env->conf->throttling.idle_timeout_ms);
 	if (stream_feed(g->parser, data, len) == -1) {
 		log_warnx("connection %u: unusable stream: %s", g->id,
 		    stream_error(g->parser));
 		set_error(g, "BadStream");
 		return (HTTP_DATA_ABORT);
+	}
+	if (stream_count(g->parser) != before) {
+		g->last_data_at = time_wall_ms();
+		arm(&g->idle_ev, g->env->conf->throttling.idle_timeout_ms);
 	}
 	return (HTTP_DATA_OK);
 }

@@ -100,6 +100,9 @@ struct mailbox_ctx {
 	struct boundary			*presence_timers; /* wall clock */
 	struct boundary			*action_timers;	/* monotonic */
 	const struct presence_rules	*rules;
+	const char			*push_url;	/* to register for push
+							   (holds the listener's
+							   token), or NULL */
 	const struct mailbox_hooks	*hooks;
 	void				*arg;		/* for the hooks */
 };

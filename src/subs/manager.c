@@ -426,6 +426,8 @@ manager_new(struct event_base *base, const struct config *conf,
 		manager_free(m);
 		return (NULL);
 	}
+	if (m->push != NULL)
+		m->mbctx.push_url = pushrecv_url(m->push);
 	return (m);
 }
 
@@ -715,6 +717,10 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	    (int64_t)m->counts[MAILBOX_COUNT_NOTIFICATION]);
 	json_kv_int(w, "resubscribes",
 	    (int64_t)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	if (m->push != NULL) {
+		json_key(w, "push");
+		pushrecv_json(m->push, w);
+	}
 	json_key(w, "problems");
 	json_arr_begin(w);
 	if (c.auth > 0 || ews_ctx_auth_failing(m->env.ews)) {

@@ -26,6 +26,7 @@ struct pushrecv {
 	struct registry	*reg;		/* borrowed */
 	struct push	*listener;
 	char		*path;
+	char		*url;		/* registered: with the token, secret */
 	uint64_t	 received;
 	bool		 stopped;
 };
@@ -75,7 +76,14 @@ pushrecv_new(const struct subs_env *env, struct registry *reg, char **cause)
 		free(pr);
 		return (NULL);
 	}
-	log_info("push listener on %s for %s", env->conf->push.listen,
+	if ((pr->url = push_notify_url(pr->listener,
+	    env->conf->push.url)) == NULL) {
+		xasprintf(cause, "[push] url %s is not a URL",
+		    env->conf->push.url);
+		pushrecv_free(pr);
+		return (NULL);
+	}
+	log_info("push listener on %s for %s/TOKEN", env->conf->push.listen,
 	    env->conf->push.url);
 	return (pr);
 }
@@ -93,11 +101,24 @@ pushrecv_free(struct pushrecv *pr)
 		return;
 	push_free(pr->listener);
 	free(pr->path);
+	xfree_secret(pr->url);
 	free(pr);
+}
+
+const char *
+pushrecv_url(const struct pushrecv *pr)
+{
+	return (pr->url);
 }
 
 uint64_t
 pushrecv_received(const struct pushrecv *pr)
 {
 	return (pr->received);
+}
+
+void
+pushrecv_json(const struct pushrecv *pr, struct json_writer *w)
+{
+	push_stats_json(push_get_stats(pr->listener), w);
 }
