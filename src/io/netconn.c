@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -28,6 +29,9 @@
 #include "io/tls.h"
 
 #define NETCONN_TIMEOUT_DEFAULT	10000	/* ms */
+#define NETCONN_KEEPIDLE	60	/* s idle before the first probe */
+#define NETCONN_KEEPINTVL	15	/* s between probes */
+#define NETCONN_KEEPCNT		4	/* unanswered probes: dead */
 
 struct netconn {
 	struct bufferevent	*bev;
@@ -49,6 +53,7 @@ static void	 netconn_timer_cb(evutil_socket_t, short, void *);
 static void	 netconn_fail_cb(evutil_socket_t, short, void *);
 static void	 netconn_finish(struct netconn *, enum netconn_event);
 static void	 netconn_error_text(struct netconn *, short);
+static void	 netconn_keepalive(evutil_socket_t);
 
 struct netconn *
 netconn_connect(struct event_base *base, const struct sockaddr *sa,
@@ -195,6 +200,7 @@ netconn_bev_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		evtimer_del(&c->timer);
 		c->connected = true;
+		netconn_keepalive(bufferevent_getfd(bev));
 		c->event_cb(c, NETCONN_CONNECTED, NULL, c->arg);
 		return;
 	}
@@ -232,6 +238,26 @@ netconn_finish(struct netconn *c, enum netconn_event ev)
 	evtimer_del(&c->timer);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	c->event_cb(c, ev, ev == NETCONN_ERROR ? c->why : NULL, c->arg);
+}
+
+/*
+ * TCP keep-alives: a peer that vanished without a reset (power loss, a
+ * dropped NAT entry) shows as an error within about two minutes even on
+ * a connection that has nothing to send.
+ */
+static void
+netconn_keepalive(evutil_socket_t fd)
+{
+	int	 on = 1, idle = NETCONN_KEEPIDLE, intvl = NETCONN_KEEPINTVL;
+	int	 cnt = NETCONN_KEEPCNT;
+
+	if (fd < 0)
+		return;
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+	    sizeof intvl);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
 /* Why the bufferevent failed, certificate problems spelled out. */

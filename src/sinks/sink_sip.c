@@ -58,12 +58,23 @@ enum sip_op {
 	SIP_OP_REMOVE		/* If-Match, Expires: 0 */
 };
 
+/*
+ * What a presentity shows, kept small (the document is written when it
+ * is sent): presence NULL means nothing, the publication is removed.
+ */
+struct sip_state {
+	char			*presence;
+	char			*activity;
+	int64_t			 since;
+	int64_t			 until;
+};
+
 /* One presentity: what was published, its entity tag, its refresh. */
 struct sip_pres {
 	struct ewsgw_sink	*s;
 	char			*mailbox;
 	char			*uri;
-	char			*body;		/* the document in force */
+	struct sip_state	 cur;		/* in force or being sent */
 	char			*etag;		/* or NULL: none held */
 	int64_t			 expires_at;	/* mono ms the etag lapses */
 	struct timerheap_entry	 refresh;
@@ -79,7 +90,7 @@ struct sip_pres {
 	/* a change that came while a refresh was in flight */
 	bool			 queued;
 	uint64_t		 queued_token;
-	char			*queued_body;	/* NULL: remove */
+	struct sip_state	 next;
 
 	char			 call_id[33];
 	char			 from_tag[17];
@@ -164,6 +175,9 @@ static struct sip_transport *sip_transport_for(struct ewsgw_sink *,
 static struct sip_pres *pres_get(struct ewsgw_sink *, const char *,
 		    const char *);
 static void	 pres_free(void *);
+static void	 state_set(struct sip_state *,
+		    const struct ewsgw_presence_change *);
+static void	 state_clear(struct sip_state *);
 static void	 pres_start(struct sip_pres *, enum sip_op);
 static void	 pres_build(struct buf *, const char *, const char *,
 		    const char *, void *);
@@ -550,10 +564,31 @@ pres_free(void *arg)
 	timerheap_remove(&p->s->heap, &p->refresh);
 	free(p->mailbox);
 	free(p->uri);
-	free(p->body);
+	state_clear(&p->cur);
+	state_clear(&p->next);
 	free(p->etag);
-	free(p->queued_body);
 	free(p);
+}
+
+/* st takes c's state; "unknown" is none. */
+static void
+state_set(struct sip_state *st, const struct ewsgw_presence_change *c)
+{
+	state_clear(st);
+	if (!sip_pidf_publishes(c))
+		return;
+	st->presence = xstrdup(c->presence);
+	st->activity = c->activity != NULL ? xstrdup(c->activity) : NULL;
+	st->since = c->since;
+	st->until = c->until;
+}
+
+static void
+state_clear(struct sip_state *st)
+{
+	free(st->presence);
+	free(st->activity);
+	memset(st, 0, sizeof *st);
 }
 
 static int
@@ -561,7 +596,6 @@ sip_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
     uint64_t token)
 {
 	struct sip_pres	*p;
-	struct buf	 body = BUF_INIT;
 	char		*uri;
 
 	if ((uri = addrmap_lookup(s->map, c->mailbox)) == NULL)
@@ -574,29 +608,20 @@ sip_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 		return (EWSGW_SINK_REJECT);
 	}
 	free(uri);
-	if (sip_pidf_publishes(c))
-		sip_pidf_write(&body, p->uri, c);
 	if (p->tx != NULL) {
 		/* A refresh is on the wire: this change goes next. */
-		free(p->queued_body);
+		state_set(&p->next, c);
 		p->queued = true;
 		p->queued_token = token;
-		p->queued_body = body.len > 0 ? buf_steal(&body) : NULL;
-		buf_free(&body);
 		return (EWSGW_SINK_PENDING);
 	}
-	if (body.len == 0 && p->etag == NULL) {
-		/* Unknown and nothing published: nothing to take back. */
-		free(p->body);
-		p->body = NULL;
-		return (EWSGW_SINK_OK);
-	}
-	free(p->body);
-	p->body = body.len > 0 ? buf_steal(&body) : NULL;
-	buf_free(&body);
+	state_set(&p->cur, c);
+	if (p->cur.presence == NULL && p->etag == NULL)
+		return (EWSGW_SINK_OK);	/* nothing published to take back */
 	p->engine = true;
 	p->token = token;
-	pres_start(p, p->body != NULL ? SIP_OP_PUBLISH : SIP_OP_REMOVE);
+	pres_start(p, p->cur.presence != NULL ? SIP_OP_PUBLISH :
+	    SIP_OP_REMOVE);
 	return (EWSGW_SINK_PENDING);
 }
 
@@ -622,9 +647,10 @@ pres_build(struct buf *out, const char *via_proto, const char *via_host,
 {
 	struct sip_pres		*p = arg;
 	struct ewsgw_sink	*s = p->s;
-	struct sip_publish	 m;
-	struct buf		 auth = BUF_INIT;
-	char			 cnonce[17], *cause = NULL;
+	struct sip_publish		 m;
+	struct ewsgw_presence_change	 c;
+	struct buf			 auth = BUF_INIT, body = BUF_INIT;
+	char				 cnonce[17], *cause = NULL;
 
 	memset(&m, 0, sizeof m);
 	m.uri = p->uri;
@@ -640,8 +666,16 @@ pres_build(struct buf *out, const char *via_proto, const char *via_host,
 	    p->etag;
 	m.user_agent = SIP_USER_AGENT;
 	if (p->op == SIP_OP_PUBLISH) {
-		m.body = p->body;
-		m.body_len = strlen(p->body);
+		memset(&c, 0, sizeof c);
+		c.size = sizeof c;
+		c.mailbox = p->mailbox;
+		c.presence = p->cur.presence;
+		c.activity = p->cur.activity;
+		c.since = p->cur.since;
+		c.until = p->cur.until;
+		sip_pidf_write(&body, p->uri, &c);
+		m.body = body.data;
+		m.body_len = body.len;
 	}
 	if (s->has_chal && s->password != NULL) {
 		sip_token(cnonce, 8);
@@ -658,6 +692,7 @@ pres_build(struct buf *out, const char *via_proto, const char *via_host,
 	}
 	sip_publish_write(out, &m);
 	buf_free(&auth);
+	buf_free(&body);
 }
 
 static void
@@ -710,7 +745,7 @@ pres_done(const struct sip_response *r, const char *why, void *arg)
 		return;
 	}
 	if (r->status == 412 && op != SIP_OP_REMOVE && !p->retried &&
-	    p->body != NULL) {
+	    p->cur.presence != NULL) {
 		/* RFC 3903 4.4: the entity tag is unknown (expired, or
 		 * the server lost its state): publish afresh. */
 		p->retried = true;
@@ -783,17 +818,17 @@ pres_finish(struct sip_pres *p, int result, const char *why)
 	}
 	if (p->queued && p->tx == NULL) {
 		p->queued = false;
-		free(p->body);
-		p->body = p->queued_body;
-		p->queued_body = NULL;
+		state_clear(&p->cur);
+		p->cur = p->next;
+		memset(&p->next, 0, sizeof p->next);
 		p->engine = true;
 		p->token = p->queued_token;
-		if (p->body == NULL && p->etag == NULL) {
+		if (p->cur.presence == NULL && p->etag == NULL) {
 			p->engine = false;
 			ewsgw_host_done(s->host, p->token, EWSGW_SINK_OK);
 			return;
 		}
-		pres_start(p, p->body != NULL ? SIP_OP_PUBLISH :
+		pres_start(p, p->cur.presence != NULL ? SIP_OP_PUBLISH :
 		    SIP_OP_REMOVE);
 	}
 }
@@ -848,7 +883,7 @@ heap_fire(struct timerheap_entry *e, void *arg)
 {
 	struct sip_pres	*p = timerheap_owner(e, struct sip_pres, refresh);
 
-	if (p->tx != NULL || p->body == NULL)
+	if (p->tx != NULL || p->cur.presence == NULL)
 		return;		/* a change is on its way, or removed */
 	p->s->refreshing++;
 	p->engine = false;

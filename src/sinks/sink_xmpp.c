@@ -80,8 +80,8 @@ struct xmpp_contact {
 	char		*jid;
 	bool		 known;		/* a change was published */
 	bool		 available;
-	char		*show;		/* or NULL */
-	char		*status;	/* or NULL */
+	const char	*show;		/* static, or NULL */
+	const char	*status;	/* static (sink_text_note), or NULL */
 	char		**subs;		/* bare JIDs */
 	size_t		 nsubs;
 };
@@ -770,8 +770,6 @@ contact_free(void *arg)
 	for (i = 0; i < ct->nsubs; i++)
 		free(ct->subs[i]);
 	free(ct->subs);
-	free(ct->show);
-	free(ct->status);
 	free(ct->jid);
 	free(ct);
 }
@@ -900,10 +898,8 @@ xmpp_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 		show = strcmp(act, "out-of-office") == 0 ? "xa" : "away";
 	ct->known = true;
 	ct->available = strcmp(c->presence, "unknown") != 0;
-	free(ct->show);
-	free(ct->status);
-	ct->show = show != NULL ? xstrdup(show) : NULL;
-	ct->status = ct->available ? xstrdup(sink_text_note(c)) : NULL;
+	ct->show = show;
+	ct->status = ct->available ? sink_text_note(c) : NULL;
 	xmpp_send_presence(s, ct, NULL);
 	return (EWSGW_SINK_OK);
 }
