@@ -178,6 +178,12 @@ static const struct conf_key keys[] = {
 	    idtype_enum, 0),
 	K(EXCHANGE, "request_timeout", KT_DURATION, exchange.request_timeout_ms,
 	    "60s", 1 * SEC, 1 * HOUR, CK_RELOAD),
+	K(EXCHANGE, "connect_timeout", KT_DURATION, exchange.connect_timeout_ms,
+	    "30s", 1 * SEC, 10 * MIN, CK_RELOAD),
+	K(EXCHANGE, "login_retry", KT_DURATION, exchange.login_retry_ms,
+	    "1m", 1 * SEC, 1 * DAY, CK_RELOAD),
+	K(EXCHANGE, "login_retry_max", KT_DURATION,
+	    exchange.login_retry_max_ms, "30m", 1 * SEC, 7 * DAY, CK_RELOAD),
 	K(EXCHANGE, "tenant", KT_STR, exchange.tenant, NULL, 0, 0, 0),
 	K(EXCHANGE, "client_id", KT_STR, exchange.client_id, NULL, 0, 0, 0),
 	K(EXCHANGE, "client_secret_file", KT_CRED,
@@ -1350,6 +1356,7 @@ finish(struct cstate *st)
 	struct sockaddr_un sa;
 	char		 why[64];
 	size_t		 i;
+	int		 line;
 
 	for (i = 0; i < NKEYS; i++)
 		if (st->keyline[i] == 0 && keys[i].def != NULL &&
@@ -1393,6 +1400,12 @@ finish(struct cstate *st)
 	    key_line(st, SEC_EXCHANGE, "client_secret_file") > 0)
 		cf->exchange.client_secret = read_secret(st,
 		    "client_secret_file", cf->exchange.client_secret_file);
+	if (cf->exchange.login_retry_max_ms < cf->exchange.login_retry_ms) {
+		if ((line = key_line(st, SEC_EXCHANGE, "login_retry_max")) <= 0)
+			line = key_line(st, SEC_EXCHANGE, "login_retry");
+		cerr(st, st->file, line, "login_retry_max in [exchange] is "
+		    "shorter than login_retry");
+	}
 	if ((cf->exchange.client_cert == NULL) !=
 	    (cf->exchange.client_key == NULL))
 		cerr(st, st->file, st->secline[SEC_EXCHANGE], "client_cert and "

@@ -75,6 +75,11 @@ struct config {
 		char		*client_secret_file;
 		char		*token_url;
 		int64_t		 request_timeout_ms;
+		int64_t		 connect_timeout_ms;
+		/* Credentials refused: wait this long, then one login attempt
+		 * per step, the step tripling up to login_retry_max_ms. */
+		int64_t		 login_retry_ms;
+		int64_t		 login_retry_max_ms;
 	} exchange;
 
 	struct {
