@@ -44,7 +44,7 @@
 
 enum section {
 	SEC_EXCHANGE, SEC_PUSH, SEC_THROTTLING, SEC_MAILBOXES, SEC_PRESENCE,
-	SEC_STATUS, SEC_LOG, SEC_COUNT,
+	SEC_STATUS, SEC_LOG, SEC_DAEMON, SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* inside a bad header: keys are skipped */
 	SEC_SINK = -3		/* inside [sink NAME] */
@@ -52,7 +52,7 @@ enum section {
 
 static const char *const section_names[SEC_COUNT] = {
 	"exchange", "push", "throttling", "mailboxes", "presence", "status",
-	"log"
+	"log", "daemon"
 };
 
 enum ktype {
@@ -253,6 +253,9 @@ static const struct conf_key keys[] = {
 	K(STATUS, "group", KT_STR, status.group, NULL, 0, 0, 0),
 
 	KE(LOG, "level", log.level, "info", level_enum, CK_RELOAD),
+
+	K(DAEMON, "state_directory", KT_PATH, daemon.state_directory, NULL,
+	    0, 0, CK_RELOAD),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -1559,6 +1562,27 @@ conf_free(struct config *cf)
 	free(cf->sinks);
 	free(cf->path);
 	free(cf);
+}
+
+const char *
+conf_state_directory(const struct config *cf)
+{
+	static char	 first[4096];
+	const char	*env, *colon;
+	size_t		 n;
+
+	if (cf->daemon.state_directory != NULL)
+		return (cf->daemon.state_directory);
+	if ((env = getenv("STATE_DIRECTORY")) == NULL || *env != '/')
+		return (NULL);
+	/* Several StateDirectory= entries arrive colon-separated. */
+	n = (colon = strchr(env, ':')) != NULL ? (size_t)(colon - env) :
+	    strlen(env);
+	if (n >= sizeof(first))
+		return (NULL);
+	memcpy(first, env, n);
+	first[n] = '\0';
+	return (first);
 }
 
 bool

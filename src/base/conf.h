@@ -134,6 +134,11 @@ struct config {
 	struct {
 		int		 level;		/* syslog priority */
 	} log;
+
+	struct {
+		char		*state_directory;	/* NULL: see
+							   conf_state_directory */
+	} daemon;
 };
 
 /*
@@ -178,6 +183,14 @@ int		 conf_diff_nonreloadable(const struct config *old,
  */
 int		 conf_diff_keys(const struct config *old,
 		    const struct config *new, char **what);
+
+/*
+ * Where the daemon keeps what must survive a restart: [daemon]
+ * state_directory, else the first directory of $STATE_DIRECTORY (set by
+ * systemd's StateDirectory=), else NULL (nothing is kept).  Borrowed
+ * from conf or the environment.
+ */
+const char	*conf_state_directory(const struct config *);
 
 /* Names for enums, for status output and messages. */
 const char	*conf_auth_name(enum conf_auth);

@@ -24,6 +24,7 @@
 #include "base/conf.h"
 #include "base/hashmap.h"
 #include "base/log.h"
+#include "base/seqstore.h"
 #include "sinks/sinkset.h"
 #include "sinks/sinks.h"
 #include "base/timeutil.h"
@@ -123,6 +124,8 @@ struct sinkset {
 	struct event_base	*base;
 	struct sink_instances	 instances;
 	struct backoff_rng	 rng;
+	struct seqstore		*seq;		/* change numbers */
+	uint64_t		 seq_failures;	/* reported so far */
 
 	bool			 flushing;
 	int64_t			 flush_deadline;	/* mono ms */
@@ -1293,12 +1296,22 @@ sinkset_new(struct event_base *base, const struct config *conf,
 	size_t			 i;
 	bool			 failed = false;
 
+	char			*cause = NULL;
+	const char		*dir = conf_state_directory(conf);
+
 	set = xcalloc(1, sizeof *set);
 	set->base = base;
 	backoff_rng_seed(&set->rng, ((uint64_t)time_wall_ms() << 16) ^
 	    (uint64_t)getpid() ^ (uint64_t)(uintptr_t)set);
 	TAILQ_INIT(&set->instances);
 	evtimer_assign(&set->flush_ev, base, set_flush_cb, set);
+	if ((set->seq = seqstore_open(dir, time_wall_ms(), &cause)) == NULL) {
+		buf_printf(&eb, "%s: state directory %s: %s\n", conf->path !=
+		    NULL ? conf->path : "-", dir, cause);
+		free(cause);
+		failed = true;
+	} else if (seqstore_warning(set->seq) != NULL)
+		log_warnx("state directory: %s", seqstore_warning(set->seq));
 
 	for (i = 0; i < conf->nsinks; i++) {
 		TAILQ_FOREACH(o, &set->instances, entry)
@@ -1448,6 +1461,8 @@ sinkset_reload(struct sinkset *set, const struct config *conf, char **errors)
 	struct sink_instance	**fresh, *si, *old;
 	struct sink_instances	 next;
 	struct buf		 eb = BUF_INIT;
+	const char		*dir;
+	char			*cause = NULL;
 	size_t			 i, j;
 	bool			 failed = false;
 
@@ -1470,6 +1485,13 @@ sinkset_reload(struct sinkset *set, const struct config *conf, char **errors)
 		if ((fresh[i] = instance_new(set, &conf->sinks[i], conf->path,
 		    &eb)) == NULL)
 			failed = true;
+	}
+	dir = conf_state_directory(conf);
+	if (!failed && seqstore_set_dir(set->seq, dir, &cause) == -1) {
+		buf_printf(&eb, "%s: state directory %s: %s\n", conf->path !=
+		    NULL ? conf->path : "-", dir, cause);
+		free(cause);
+		failed = true;
 	}
 	if (failed) {
 		for (i = 0; i < conf->nsinks; i++)
@@ -1691,5 +1713,21 @@ sinkset_free(struct sinkset *set)
 		instance_free(si);
 	}
 	evtimer_del(&set->flush_ev);
+	seqstore_free(set->seq);
 	free(set);
+}
+
+uint64_t
+sinkset_next_seq(struct sinkset *set)
+{
+	uint64_t	 seq;
+
+	seq = seqstore_next(set->seq);
+	/* Said once per failed reservation, not per change. */
+	if (seqstore_failures(set->seq) != set->seq_failures) {
+		set->seq_failures = seqstore_failures(set->seq);
+		log_warnx("state directory: %s; seq stays unique only while "
+		    "the clock does not go back", seqstore_error(set->seq));
+	}
+	return (seq);
 }

@@ -642,7 +642,9 @@ publish(struct mailbox *mb, const char *source)
 	ch.since = p.since != PRESENCE_NO_SINCE ? p.since : 0;
 	ch.until = p.until != PRESENCE_NO_UNTIL ? p.until : 0;
 	ch.source = source;
-	ch.seq = ++mb->seq;
+	/* Unique across restarts and reloads, not a count (sink.h). */
+	ch.seq = sinkset_next_seq(m->sinks);
+	mb->seq++;
 	mb->pres = p;
 	mb->has_presence = true;
 	m->published++;

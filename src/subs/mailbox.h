@@ -73,7 +73,9 @@ struct mailbox {
 	struct timeline		 tl;
 	struct presence_oof	 oof;
 	struct presence		 pres;
-	uint64_t		 seq;		/* publications */
+	uint64_t		 seq;		/* publications (a count; the
+						   changes' seq comes from
+						   sinkset_next_seq) */
 
 	struct timerheap_entry	 boundary;	/* next presence change */
 	struct timerheap_entry	 action;	/* next of the *_at below */
