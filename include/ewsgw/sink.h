@@ -211,6 +211,17 @@ struct ewsgw_sink_ops {
 	/* Reopen files (log rotation, SIGHUP).  Optional. */
 	void	(*reopen)(struct ewsgw_sink *);
 
+	/*
+	 * The mailbox (borrowed for the call) is no longer watched: a
+	 * reload removed it from the configuration.  Drop whatever the
+	 * sink keeps about it (the file sink removes it from its state
+	 * document).  Called in order with the mailbox's changes: after
+	 * the sink finished with every earlier change of that mailbox and
+	 * before any later one (it may be added again).  Must not fail.
+	 * Optional; added after ABI version 1 shipped, so the host only
+	 * calls it when size covers it.
+	 */
+	void	(*forget)(struct ewsgw_sink *, const char *mailbox);
 };
 
 /* The symbol a loadable sink module exports. */

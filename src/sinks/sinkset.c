@@ -48,6 +48,7 @@ struct sink_item {
 	uint64_t		 seq;
 	uint64_t		 token;		/* while in flight */
 	unsigned		 attempts;	/* failed deliveries so far */
+	bool			 forget;	/* not a change: ops.forget */
 	char			 data[];
 };
 TAILQ_HEAD(sink_items, sink_item);
@@ -167,7 +168,7 @@ static struct sink_instance *instance_new(struct sinkset *,
 			    struct buf *);
 static void		 instance_free(struct sink_instance *);
 static void		 instance_enqueue(struct sink_instance *,
-			    const struct ewsgw_presence_change *);
+			    const struct ewsgw_presence_change *, bool);
 static void		 instance_adopt(struct sink_instance *,
 			    struct sink_instance *);
 static void		 instance_coalesce(struct sink_instance *);
@@ -853,6 +854,17 @@ instance_dispatch(struct sink_instance *si)
 			it = TAILQ_FIRST(&mb->pending);
 			TAILQ_REMOVE(&mb->pending, it, entry);
 			mb->npending--;
+			if (it->forget) {
+				/* In order, and it cannot fail. */
+				if (si->ops.forget != NULL)
+					si->ops.forget(si->sink, mb->name);
+				item_drop(si, it);
+				if (mb->npending > 0)
+					mbox_ready(si, mb, false);
+				else
+					mbox_release(si, mb);
+				continue;
+			}
 			mb->inflight = it;
 
 			slot = si->free_slots[--si->nfree];
@@ -962,7 +974,7 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 /* Queue a copy of c, coalescing when the queue is full. */
 static void
 instance_enqueue(struct sink_instance *si,
-    const struct ewsgw_presence_change *c)
+    const struct ewsgw_presence_change *c, bool forget)
 {
 	struct sink_mbox	*mb;
 	struct sink_item	*it, *old;
@@ -987,6 +999,7 @@ instance_enqueue(struct sink_instance *si,
 		}
 	} else
 		it = item_new(mb, c, previous);
+	it->forget = forget;
 	TAILQ_INSERT_TAIL(&mb->pending, it, entry);
 	mb->npending++;
 	si->depth++;
@@ -1015,6 +1028,7 @@ instance_coalesce(struct sink_instance *si)
 		item_view(last, &view);
 		view.mailbox = mb->name;
 		it = item_new(mb, &view, first->previous);
+		it->forget = last->forget;
 		while ((first = TAILQ_FIRST(&mb->pending)) != NULL) {
 			TAILQ_REMOVE(&mb->pending, first, entry);
 			si->dropped++;
@@ -1340,6 +1354,19 @@ sinkset_new(struct event_base *base, const struct config *conf,
 }
 
 void
+sinkset_forget(struct sinkset *set, const char *mailbox)
+{
+	struct ewsgw_presence_change	 c;
+	struct sink_instance		*si;
+
+	memset(&c, 0, sizeof c);
+	c.size = sizeof c;
+	c.mailbox = mailbox;
+	TAILQ_FOREACH(si, &set->instances, entry)
+		instance_enqueue(si, &c, true);
+}
+
+void
 sinkset_publish(struct sinkset *set, const struct ewsgw_presence_change *c)
 {
 	struct sink_instance	*si;
@@ -1348,7 +1375,7 @@ sinkset_publish(struct sinkset *set, const struct ewsgw_presence_change *c)
 	    c->size < offsetof(struct ewsgw_presence_change, previous))
 		return;
 	TAILQ_FOREACH(si, &set->instances, entry)
-		instance_enqueue(si, c);
+		instance_enqueue(si, c, false);
 }
 
 size_t

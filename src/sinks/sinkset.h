@@ -73,6 +73,13 @@ void		 sinkset_publish(struct sinkset *,
 uint64_t	 sinkset_next_seq(struct sinkset *);
 
 /*
+ * The mailbox (borrowed) is no longer watched: every sink's forget()
+ * runs after the changes of it already queued there, before any later
+ * one.  Never blocks.
+ */
+void		 sinkset_forget(struct sinkset *, const char *mailbox);
+
+/*
  * Deliver what is queued within timeout_ms (back-off delays are
  * shortened meanwhile), then call each sink's flush() and cb once, from
  * the loop (never from inside this call).  The set stays usable.
