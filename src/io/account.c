@@ -42,6 +42,7 @@ struct account {
 	uint64_t		 failed_total;
 	unsigned		 denied_run;	/* refusals in a row */
 	uint64_t		 denied_total;
+	bool			 served_any;	/* some answer was accepted */
 	char			 code[64];	/* what the state is about */
 	char			 reason[256];
 };
@@ -201,6 +202,9 @@ set_state(struct account *a, enum account_state s, int64_t now)
 		a->since = a->o.wall();
 	}
 	a->state = s;
+	/* Rights: a block of mailboxes outside the scope should not hold
+	 * every probe. */
+	throttle_gate_spread(a->t, s == ACCOUNT_DENIED);
 	switch (s) {
 	case ACCOUNT_PROBING:
 		a->next = now;
@@ -351,7 +355,13 @@ account_report(struct account *a, const struct account_report *r)
 
 	case ACCOUNT_V_DENIED:
 		a->denied_total++;
-		a->denied_run++;
+		/*
+		 * A mailbox never served may simply be outside the role's
+		 * scope: its owner parks it.  One that was served before
+		 * tells that the rights went away.
+		 */
+		if (r->served || !a->served_any)
+			a->denied_run++;
 		if (s == ACCOUNT_DENIED) {
 			if (r->probe) {
 				a->denied_steps++;
@@ -373,6 +383,7 @@ account_report(struct account *a, const struct account_report *r)
 
 	case ACCOUNT_V_ACCEPTED:
 		a->denied_run = 0;
+		a->served_any = true;
 		if (s != ACCOUNT_OK && (s == ACCOUNT_PROBING || r->probe))
 			set_state(a, ACCOUNT_OK, now);
 		return;

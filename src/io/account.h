@@ -24,9 +24,12 @@
  *                  failed request was sent: closed; one attempt after
  *                  reach_retry, doubling up to reach_retry_max
  *   DENIED         impersonation refused for denied_streak requests in a
- *                  row with no impersonated success between them: the
- *                  account lost its ApplicationImpersonation rights;
- *                  closed, with the login_retry steps
+ *                  row with no success between them, counting only
+ *                  requests for mailboxes served before (or any, while
+ *                  nothing has been served yet), so a block of mailboxes
+ *                  outside the role's scope is parked one by one while
+ *                  rights taken away from a working account stop
+ *                  everything: closed, with the login_retry steps
  *
  * Only the probe's answer can leave a closed or probing state: an answer
  * on a connection NTLM authenticated before the password changed proves
@@ -90,6 +93,8 @@ struct account_opts {
 struct account_report {
 	enum account_verdict verdict;
 	bool		 probe;		/* the request was the gate's probe */
+	bool		 served;	/* this request's owner was served
+					   before (impersonation worked) */
 	int64_t		 started;	/* mono ms when it was sent */
 	const char	*code;		/* ResponseCode or HTTP status; borrowed */
 	const char	*reason;	/* transport error text or NULL; borrowed */

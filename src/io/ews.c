@@ -374,12 +374,16 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	memset(&ar, 0, sizeof ar);
 	ar.verdict = judge(&r, h);
 	ar.probe = throttle_ticket_is_probe(c->throttle, &call->ticket);
+	/* A stream carries subscriptions: impersonation worked for them. */
+	ar.served = call->served || call->klass == THROTTLE_STREAM;
 	ar.started = time_mono_ms() - h->elapsed_ms;
 	ar.code = r.code;
 	ar.reason = h->error;
 	if (call->data_seen && ar.verdict != ACCOUNT_V_REFUSED)
 		ar.verdict = ACCOUNT_V_NONE;	/* told on its first bytes */
 	account_report(c->account, &ar);
+	if (ar.verdict == ACCOUNT_V_ACCEPTED)
+		call->served = true;
 	/*
 	 * The account's problem, not the request's: a short request waits
 	 * at the gate again and its owner never hears of it.  A stream
@@ -438,10 +442,12 @@ http_data(const char *p, size_t n, void *arg)
 	if (!call->data_seen) {
 		/* A stream's first bytes prove the login: a probe is done. */
 		call->data_seen = true;
+		call->served = true;
 		account_report(c->account, &(struct account_report){
 		    .verdict = ACCOUNT_V_ACCEPTED, .probe =
 		    throttle_ticket_is_probe(c->throttle, &call->ticket),
-		    .started = time_mono_ms(), .code = "NoError" });
+		    .served = true, .started = time_mono_ms(),
+		    .code = "NoError" });
 		throttle_probe_done(c->throttle, &call->ticket);
 		kick(c);
 	}

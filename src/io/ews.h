@@ -81,6 +81,8 @@ struct ews_call {
 	uint8_t			 klass;
 	bool			 has_hint;
 	bool			 data_seen;	/* a stream's first bytes came */
+	bool			 served;	/* answered past the login and
+						   impersonation once */
 };
 
 struct ews_ctx;

@@ -76,6 +76,7 @@ struct throttle {
 	enum throttle_gate	 gate;
 	int64_t			 gate_until;	/* CLOSED */
 	struct throttle_ticket	*probe;		/* granted as the probe */
+	bool			 probe_spread;	/* probe a random one */
 	uint64_t		 probes;
 	uint64_t		 requeued;
 
@@ -923,6 +924,30 @@ throttle_probe_done(struct throttle *t, const struct throttle_ticket *tk)
 		t->probe = NULL;
 }
 
+void
+throttle_gate_spread(struct throttle *t, bool on)
+{
+	t->probe_spread = on;
+}
+
+/* A random short ticket of the service account's budget (n > 0). */
+static struct throttle_ticket *
+pick_spread(struct throttle *t)
+{
+	struct throttle_budget	*b = &t->account;
+	struct throttle_ticket	*tk;
+	uint64_t		 k;
+	int			 p;
+
+	k = (uint64_t)backoff_rng_range(&t->rng, 0,
+	    (int64_t)b->nqueued[THROTTLE_SHORT] - 1);
+	for (p = 0; p < THROTTLE_PRIO_MAX; p++)
+		TAILQ_FOREACH(tk, &b->q[THROTTLE_SHORT][p], entry)
+			if (k-- == 0)
+				return (tk);
+	return (TAILQ_FIRST(&b->q[THROTTLE_SHORT][0]));	/* not reached */
+}
+
 /* No grant now: the gate is closed, or its one probe is out. */
 static bool
 gate_blocks(const struct throttle *t)
@@ -966,6 +991,16 @@ throttle_run(struct throttle *t, int64_t now)
 	    t->account.nqueued[THROTTLE_SHORT] > 0 &&
 	    t->account.backoff_until <= now &&
 	    budget_can_grant(t, &t->account, THROTTLE_SHORT);
+
+	/* O(queue), once per probe: a few times an hour at most. */
+	if (short_probe && t->probe_spread && t->probe == NULL &&
+	    (t->lim.grant_separation_ms == 0 || now >= t->next_grant_at)) {
+		tk = pick_spread(t);
+		t->probe = tk;
+		t->probes++;
+		grant(t, &t->account, tk, now);
+		n++;
+	}
 
 	/* Budgets made ready by callbacks wait for the next run. */
 	TAILQ_INIT(&todo);

@@ -269,6 +269,13 @@ int64_t	 throttle_next_wakeup(const struct throttle *, int64_t now);
  */
 void	 throttle_gate_set(struct throttle *, enum throttle_gate,
 	    int64_t until);
+/*
+ * While probing, take a short request chosen at random as the probe
+ * instead of the oldest, so that a run of requests that fail for their
+ * own reason (a block of mailboxes outside a scope) does not hold every
+ * probe.
+ */
+void	 throttle_gate_spread(struct throttle *, bool);
 /* The gate at now (a CLOSED gate past its time reads PROBE). */
 enum throttle_gate throttle_gate_get(const struct throttle *, int64_t now);
 /* End of a CLOSED gate (mono ms); 0 when not closed. */

@@ -47,6 +47,7 @@ struct mbx {
 	bool			 probe;
 	bool			 finished;	/* answered OK */
 	bool			 parked;	/* denied: its owner parks it */
+	bool			 served;	/* answered OK before */
 };
 
 struct world {
@@ -135,6 +136,7 @@ finish(struct world *w, struct mbx *mb)
 
 	memset(&r, 0, sizeof r);
 	r.probe = mb->probe;
+	r.served = mb->served;
 	r.started = mb->sent_at;
 	ck_assert(r.probe == throttle_ticket_is_probe(w->t, &mb->tk));
 	w->in_flight--;
@@ -170,7 +172,7 @@ finish(struct world *w, struct mbx *mb)
 	}
 	throttle_release(w->t, &mb->tk, now_mono, &out);
 	if (ans == ANS_OK) {
-		mb->finished = true;
+		mb->finished = mb->served = true;
 		w->ok++;
 	} else if (ans == ANS_DENIED)
 		mb->parked = true;	/* retried in an hour: not here */
@@ -344,15 +346,14 @@ START_TEST(test_password_changes_while_running)
 END_TEST
 
 static enum answer
-rights_gone(struct world *w, struct mbx *mb)
+one_in_seven(struct world *w, struct mbx *mb)
 {
-	/* Only every 500th mailbox may still be impersonated. */
-	return (w->mode == ANS_OK || mb->id % 500 == 0 ? ANS_OK : ANS_DENIED);
+	return (mb->id % 7 == 3 ? ANS_DENIED : ANS_OK);
 }
 
 /*
- * Impersonation refused across the board: after ACCOUNT_DENIED_STREAK
- * refusals the account stops and probes one mailbox per step.
+ * An account without the role from the start: after ACCOUNT_DENIED_STREAK
+ * refusals it stops and probes one mailbox per step.
  */
 START_TEST(test_impersonation_denied_everywhere)
 {
@@ -361,7 +362,6 @@ START_TEST(test_impersonation_denied_everywhere)
 	unsigned	 at5;
 
 	world_init(&w, 10000, 10);
-	w.answer = rights_gone;
 	w.mode = ANS_DENIED;
 	run_until(&w, 5 * MIN_MS);
 	ck_assert_int_eq(account_state(w.a), ACCOUNT_DENIED);
@@ -390,17 +390,91 @@ END_TEST
 START_TEST(test_some_denied_is_per_mailbox)
 {
 	struct world	 w;
-	unsigned	 i;
 
 	world_init(&w, 3000, 10);
-	w.answer = rights_gone;
-	w.mode = ANS_DENIED;
-	/* rights_gone serves ids divisible by 500: 1 in 7 is not. */
-	for (i = 0; i < w.n; i++)
-		w.m[i].id = i % 7 == 3 ? 1 : 0;
+	w.answer = one_in_seven;
 	run_until(&w, 2 * MIN_MS);
 	ck_assert_int_eq(account_state(w.a), ACCOUNT_OK);
 	ck_assert_uint_eq(w.ok + w.denied, 3000);
+	world_free(&w);
+}
+END_TEST
+
+static enum answer
+scope_gap(struct world *w, struct mbx *mb)
+{
+	/* Mailboxes 100 to 699 (in queue order) are outside the scope. */
+	return (mb->id >= 100 && mb->id < 700 ? ANS_DENIED : ANS_OK);
+}
+
+static enum answer
+scope_first(struct world *w, struct mbx *mb)
+{
+	/* The first 600 in queue order are outside the scope. */
+	return (mb->id < 600 ? ANS_DENIED : ANS_OK);
+}
+
+/*
+ * The same block first in line, before anything was served: it looks
+ * like the account, but a probe taken at random finds one that works
+ * soon, and the rest of the block is parked one by one.
+ */
+START_TEST(test_scope_gap_first_in_line)
+{
+	struct world	 w;
+
+	world_init(&w, 3000, 10);
+	w.answer = scope_first;
+	run_until(&w, 30 * MIN_MS);
+	ck_assert_int_eq(account_state(w.a), ACCOUNT_OK);
+	ck_assert_uint_eq(w.ok, 2400);
+	ck_assert_uint_eq(w.denied, 600);
+	world_free(&w);
+}
+END_TEST
+
+/*
+ * A block of 600 mailboxes outside the role's scope, met after others
+ * were served: each is refused once and parked; the account stays OK.
+ */
+START_TEST(test_scope_gap_is_not_the_account)
+{
+	struct world	 w;
+
+	world_init(&w, 3000, 10);
+	w.answer = scope_gap;
+	run_until(&w, 10 * MIN_MS);
+	ck_assert_int_eq(account_state(w.a), ACCOUNT_OK);
+	ck_assert_uint_eq(w.denied, 600);
+	ck_assert_uint_eq(w.ok, 2400);
+	world_free(&w);
+}
+END_TEST
+
+/*
+ * Rights taken away from a running account: mailboxes served before
+ * are refused now, and that stops everything after ten.
+ */
+START_TEST(test_rights_taken_away_while_running)
+{
+	struct world	 w;
+	unsigned	 i;
+
+	world_init(&w, 2000, 10);
+	w.mode = ANS_OK;
+	run_until(&w, 5 * MIN_MS);
+	ck_assert_uint_eq(w.ok, 2000);
+	/* Everyone subscribes again (Exchange restarted). */
+	for (i = 0; i < w.n; i++) {
+		w.m[i].finished = false;
+		throttle_submit(w.t, &w.m[i].tk, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_HIGH, on_grant, &w);
+	}
+	w.mode = ANS_DENIED;
+	run_until(&w, 10 * MIN_MS);
+	ck_assert_int_eq(account_state(w.a), ACCOUNT_DENIED);
+	/* The ten that decided it, the probe after a minute, after 4. */
+	ck_assert_uint_le(w.denied, 10 + 2);
 	world_free(&w);
 }
 END_TEST
@@ -505,6 +579,9 @@ suite(void)
 	tcase_add_test(tc, test_password_changes_while_running);
 	tcase_add_test(tc, test_impersonation_denied_everywhere);
 	tcase_add_test(tc, test_some_denied_is_per_mailbox);
+	tcase_add_test(tc, test_scope_gap_is_not_the_account);
+	tcase_add_test(tc, test_scope_gap_first_in_line);
+	tcase_add_test(tc, test_rights_taken_away_while_running);
 	tcase_add_test(tc, test_unreachable);
 	tcase_add_test(tc, test_partial_failure_is_not_unreachable);
 	tcase_add_test(tc, test_status_output);

@@ -1038,6 +1038,9 @@ START_TEST(test_property)
 				throttle_gate_set(T, THROTTLE_GATE_PROBE, 0);
 			else if (i == 2 && throttle_ticket_granted(&r->tk))
 				throttle_requeue(T, &r->tk, now, NULL);
+			else if (i == 3)
+				throttle_gate_spread(T,
+				    backoff_rng_range(&rng, 0, 1) == 1);
 			else
 				throttle_gate_set(T, THROTTLE_GATE_OPEN, 0);
 		} else {
