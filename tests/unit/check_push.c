@@ -902,6 +902,85 @@ START_TEST(test_fixture)
 }
 END_TEST
 
+/*
+ * The fuzzer's seed corpus (tests/fuzz/corpus/push: two seed bytes, then
+ * what a client sends) through the same request path, each with the
+ * answer its shape must get.
+ */
+START_TEST(test_fuzz_corpus)
+{
+	static const struct {
+		const char	*name;
+		const char	*want;
+	} cases[] = {
+		{ "ok", "HTTP/1.1 200 " },
+		{ "unsubscribe", "HTTP/1.1 200 " },
+		{ "refused-by-owner", "HTTP/1.1 400 " },
+		{ "keepalive-pipelined", "HTTP/1.1 200 " },
+		{ "chunked-continue", "HTTP/1.1 100 " },
+		{ "no-token", "HTTP/1.1 403 " },
+		{ "wrong-token", "HTTP/1.1 403 " },
+		{ "get", "HTTP/1.1 405 " },
+		{ "no-length", "HTTP/1.1 411 " },
+		{ "oversize-length", "HTTP/1.1 413 " },
+		{ "smuggle", "HTTP/1.1 400 " },
+		{ "folded", "HTTP/1.1 400 " },
+		{ "json", "HTTP/1.1 400 " },
+		{ "attribute-flood", "HTTP/1.1 400 " },
+		{ "namespace-flood", "HTTP/1.1 400 " },
+		{ "deep", "HTTP/1.1 400 " },
+		{ "node-flood", "HTTP/1.1 400 " },
+		{ "doctype-entities", "HTTP/1.1 400 " },
+		{ "xxe", "HTTP/1.1 400 " },
+		{ "head-flood", "HTTP/1.1 431 " },
+		{ "slow-partial", "" },
+	};
+	const char		*top = getenv("top_srcdir");
+	struct push_opts	 o = { 0 };
+	struct push_session	*ps;
+	struct buf		 in = BUF_INIT, out = BUF_INIT;
+	char			*path, *cause = NULL, chunk[4096];
+	size_t			 i, n, off, used;
+	FILE			*f;
+	int			 rc;
+
+	o.path = "/ewsgw/push";
+	o.token = "0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef";
+	o.max_body = 64 * 1024;
+	push = push_new(base, &o, on_notify, NULL, &cause);
+	ck_assert_msg(push != NULL, "%s", cause);
+	ck_assert_uint_eq(push_port(push), 0);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		xasprintf(&path, "%s/tests/fuzz/corpus/push/%s",
+		    top != NULL ? top : ".", cases[i].name);
+		ck_assert_msg((f = fopen(path, "r")) != NULL, "%s", path);
+		while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+			buf_append(&in, chunk, n);
+		fclose(f);
+		ps = push_session_new(push, "corpus");
+		rc = PUSH_SESSION_MORE;
+		for (off = 2; off < in.len && rc != PUSH_SESSION_CLOSE;
+		    off += used)
+			rc = push_session_feed(ps, in.data + off, in.len - off,
+			    &used, &out);
+		ck_assert_msg(strncmp(buf_str(&out), cases[i].want,
+		    strlen(cases[i].want)) == 0, "%s: %.60s", cases[i].name,
+		    buf_str(&out));
+		if (cases[i].want[0] == '\0')
+			ck_assert_uint_eq(out.len, 0);
+		push_session_free(ps);
+		buf_reset(&in);
+		buf_reset(&out);
+		free(path);
+	}
+	/* Two of the three pipelined requests name a known id. */
+	ck_assert_uint_eq(push_get_stats(push)->ok, 4);
+	buf_free(&in);
+	buf_free(&out);
+}
+END_TEST
+
 static Suite *
 push_suite(void)
 {
@@ -923,6 +1002,7 @@ push_suite(void)
 	tcase_add_test(tc, test_prescan);
 	tcase_add_test(tc, test_warnings_rate_limited);
 	tcase_add_test(tc, test_request_framing);
+	tcase_add_test(tc, test_fuzz_corpus);
 	tcase_add_test(tc, test_https);
 	tcase_add_test(tc, test_bad_setup);
 	tcase_add_test(tc, test_fixture);
