@@ -334,22 +334,22 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	struct ews_call		*call = arg;
 	struct ews_ctx		*c = call->ctx;
 	struct ews_reply	 r;
-	struct throttle_outcome	 out;
+	struct throttle_outcome	 out, verdict;
 	struct account_report	 ar;
 	char			*cause = NULL;
 	char			 status[32];
 	bool			 requeue;
 
 	call->req = NULL;
-	c->in_flight[call->klass]--;
+	c->in_flight[call->ops->klass]--;
 	memset(&r, 0, sizeof r);
-	r.op = call->op;
+	r.op = call->ops->op;
 	r.http = h;
 	/*
 	 * Streams deliver a 2xx body elsewhere; unary answers, and a
 	 * stream's refusal (a SOAP fault with HTTP 500), parse here.
 	 */
-	if ((call->data == NULL || h->result != HTTP_RESULT_OK) &&
+	if ((call->ops->data == NULL || h->result != HTTP_RESULT_OK) &&
 	    h->body != NULL && h->body_len > 0 &&
 	    (h->result != HTTP_RESULT_OK || !all_success(h->body,
 	    h->body_len))) {
@@ -363,9 +363,11 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		}
 	}
 	classify(&r, &out);
-	if (call->has_hint && call->hint.result != THROTTLE_OK) {
+	if (call->ops->verdict != NULL) {
 		/* A stream's envelopes said what its HTTP status could not. */
-		out = call->hint;
+		verdict = call->ops->verdict(call, call->arg);
+		if (verdict.result != THROTTLE_OK)
+			out = verdict;
 	}
 	if (!r.parsed && h->result != HTTP_RESULT_OK && h->status > 0) {
 		snprintf(status, sizeof status, "HTTP%ld", h->status);
@@ -375,7 +377,7 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	ar.verdict = judge(&r, h);
 	ar.probe = throttle_ticket_is_probe(c->throttle, &call->ticket);
 	/* A stream carries subscriptions: impersonation worked for them. */
-	ar.served = call->served || call->klass == THROTTLE_STREAM;
+	ar.served = call->served || call->ops->klass == THROTTLE_STREAM;
 	ar.started = time_mono_ms() - h->elapsed_ms;
 	ar.code = r.code;
 	ar.reason = h->error;
@@ -389,7 +391,7 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	 * at the gate again and its owner never hears of it.  A stream
 	 * goes back to its group, which reconnects through the gate.
 	 */
-	requeue = call->klass == THROTTLE_SHORT &&
+	requeue = call->ops->klass == THROTTLE_SHORT &&
 	    (ar.verdict == ACCOUNT_V_REFUSED ||
 	    ar.verdict == ACCOUNT_V_UNREACHABLE) &&
 	    account_failing(c->account);
@@ -402,16 +404,16 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		out.result = THROTTLE_DONE;
 		out.backoff_ms = 0;
 	}
-	count(c, call->op, r.code);
+	count(c, call->ops->op, r.code);
 	/* Account-wide failures are logged once, by the account. */
 	if (r.action != EWS_ACT_OK)
 		log_emit(r.account || ar.verdict == ACCOUNT_V_REFUSED ||
 		    ar.verdict == ACCOUNT_V_UNREACHABLE ? LOG_DEBUG :
 		    r.action == EWS_ACT_TRANSIENT ||
 		    r.action == EWS_ACT_THROTTLED ? LOG_INFO : LOG_WARNING,
-		    &(struct log_ctx){ .operation = ews_op_name(call->op),
+		    &(struct log_ctx){ .operation = ews_op_name(call->ops->op),
 		    .response_code = r.code }, "%s%s%s: %s%s%s%s",
-		    ews_op_name(call->op), h->error ? " " : "",
+		    ews_op_name(call->ops->op), h->error ? " " : "",
 		    h->error ? h->error : "", r.code,
 		    r.parsed && r.generic.status.message ? ": " : "",
 		    r.parsed && r.generic.status.message ?
@@ -427,7 +429,7 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	}
 	throttle_release(c->throttle, &call->ticket, time_mono_ms(), &out);
 	kick(c);
-	call->done(call, &r, call->arg);
+	call->ops->done(call, &r, call->arg);
 	if (r.parsed)
 		ews_response_free(&r.generic);
 }
@@ -451,7 +453,7 @@ http_data(const char *p, size_t n, void *arg)
 		throttle_probe_done(c->throttle, &call->ticket);
 		kick(c);
 	}
-	return (call->data(p, n, call->arg));
+	return (call->ops->data(p, n, call->arg));
 }
 
 static void
@@ -463,13 +465,19 @@ granted(struct throttle_ticket *tk, void *arg)
 	struct ews_send		 s;
 	struct http_request_opts o;
 	struct throttle_outcome	 out = { THROTTLE_DONE, 0 };
+	struct ews_reply	 r;
 
 	memset(&s, 0, sizeof s);
-	if (call->build(call, &s, call->arg) == -1) {
+	if (call->ops->build(call, &s, call->arg) == -1) {
 		buf_free(&s.body);
 		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
 		    &out);
 		kick(c);
+		memset(&r, 0, sizeof r);
+		r.op = call->ops->op;
+		r.code = "NotSent";
+		r.action = EWS_ACT_FATAL;
+		call->ops->done(call, &r, call->arg);
 		return;
 	}
 	memset(&o, 0, sizeof o);
@@ -480,36 +488,33 @@ granted(struct throttle_ticket *tk, void *arg)
 	o.anchor_mailbox = s.anchor;
 	o.prefer_affinity = s.anchor != NULL;
 	o.backend_cookie = s.cookie;
-	o.timeout_ms = call->data != NULL ? 0 : conf->exchange.request_timeout_ms;
+	o.timeout_ms = call->ops->data != NULL ? 0 :
+	    conf->exchange.request_timeout_ms;
 	o.tag = s.tag;
 	o.secret = s.secret;
 	/* A probe tests the login, not a connection NTLM authenticated
 	 * before the password changed. */
 	o.fresh_connect = throttle_ticket_is_probe(c->throttle, tk);
 	call->data_seen = false;
-	c->in_flight[call->klass]++;
+	c->in_flight[call->ops->klass]++;
 	call->req = http_request_start(c->http, &o, http_done,
-	    call->data != NULL ? http_data : NULL, call);
+	    call->ops->data != NULL ? http_data : NULL, call);
 	if (s.secret)
 		buf_free_secret(&s.body);
 	else
 		buf_free(&s.body);
+	if (call->ops->sent != NULL)
+		call->ops->sent(call, call->arg);
 }
 
 void
-ews_call_submit(struct ews_call *call, enum ews_op op, enum throttle_class k,
-    enum throttle_prio prio, const char *anchor, ews_build_cb build,
-    ews_done_cb done, http_data_cb data, void *arg)
+ews_call_submit(struct ews_call *call, const struct ews_call_ops *ops,
+    enum throttle_prio prio, const char *anchor, void *arg)
 {
-	call->op = (uint8_t)op;
-	call->klass = (uint8_t)k;
-	call->build = build;
-	call->done = done;
-	call->data = data;
+	call->ops = ops;
 	call->arg = arg;
-	call->has_hint = false;
-	throttle_submit(call->ctx->throttle, &call->ticket, k, anchor, prio,
-	    granted, call);
+	throttle_submit(call->ctx->throttle, &call->ticket, ops->klass, anchor,
+	    prio, granted, call);
 	kick(call->ctx);
 }
 
@@ -522,7 +527,7 @@ ews_call_cancel(struct ews_call *call)
 	if (call->req != NULL) {
 		http_request_cancel(call->req);
 		call->req = NULL;
-		c->in_flight[call->klass]--;
+		c->in_flight[call->ops->klass]--;
 		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
 		    &out);
 		kick(c);
