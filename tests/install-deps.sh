@@ -7,7 +7,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
 	libcurl4-openssl-dev libxml2-dev libxml2-utils libevent-dev libssl-dev
 	libsystemd-dev check valgrind clang mandoc systemd openssl curl
 	python3 python3-exchangelib python3-lxml python3-cryptography
-	ca-certificates"
+	ca-certificates etcd-server etcd-client"
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 	echo "== installing build and test dependencies"
