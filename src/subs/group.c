@@ -98,8 +98,8 @@ idle_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (g->state != GROUP_OPEN)
 		return;
-	log_notice("connection %u (anchor %s): no data for %lld s; "
-	    "reconnecting", g->id, g->anchor,
+	log_notice("connection %u (anchor %s): no complete message for "
+	    "%lld s; reconnecting", g->id, g->anchor,
 	    (long long)g->mgr->conf->throttling.idle_timeout_ms / 1000);
 	set_error(g, "IdleTimeout");
 	g->drops++;
@@ -190,18 +190,26 @@ static const struct stream_cb stream_callbacks = {
 	.error = on_error,
 };
 
+/*
+ * Liveness counts complete envelopes (a heartbeat is one), not bytes: a
+ * peer trickling an endless comment or one never-ending envelope must not
+ * keep a dead stream open.
+ */
 static int
 on_data(const char *data, size_t len, void *arg)
 {
 	struct group	*g = arg;
+	uint64_t	 before = stream_count(g->parser);
 
-	g->last_data_at = time_wall_ms();
-	arm(g->idle_ev, g->mgr->conf->throttling.idle_timeout_ms);
 	if (stream_feed(g->parser, data, len) == -1) {
 		log_warnx("connection %u: unusable stream: %s", g->id,
 		    stream_error(g->parser));
 		set_error(g, "BadStream");
 		return (HTTP_DATA_ABORT);
+	}
+	if (stream_count(g->parser) != before) {
+		g->last_data_at = time_wall_ms();
+		arm(g->idle_ev, g->mgr->conf->throttling.idle_timeout_ms);
 	}
 	return (HTTP_DATA_OK);
 }

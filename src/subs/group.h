@@ -48,7 +48,7 @@ struct group {
 	bool			 reopen;	/* membership changed */
 	bool			 closed_by_server; /* ConnectionStatus Closed */
 	int64_t			 opened_at;	/* wall ms */
-	int64_t			 last_data_at;	/* wall ms */
+	int64_t			 last_data_at;	/* last whole envelope, wall ms */
 	uint64_t		 connects, drops, envelopes;
 	char			 last_error[64];
 };

@@ -24,6 +24,7 @@
 #include "subs/mailbox.h"
 #include "subs/manager.h"
 #include "subs/poller.h"
+#include "subs/pushrecv.h"
 #include "sinks/sinkset.h"
 #include "ews/soap.h"
 #include "io/throttle.h"
@@ -286,10 +287,12 @@ build_subscribe(struct ews_call *call, struct ews_send *s, void *arg)
 	int			 r;
 
 	header_for(mb, &id, &h);
-	if (mb->mode == MAILBOX_MODE_PUSH)
+	if (mb->mode == MAILBOX_MODE_PUSH) {
 		r = soap_subscribe_push(&s->body, &h, SOAP_EV_CALENDAR,
-		    conf->push.url, conf->push.status_frequency, NULL);
-	else
+		    pushrecv_url(mb->mgr->push), conf->push.status_frequency,
+		    NULL);
+		s->secret = true;	/* the URL holds the token */
+	} else
 		r = soap_subscribe_streaming(&s->body, &h, SOAP_EV_CALENDAR);
 	if (r == -1) {
 		mlog(LOG_ERR, mb->address, "cannot build Subscribe");

@@ -555,6 +555,10 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	json_kv_int(w, "publications", (int64_t)m->published);
 	json_kv_int(w, "notifications", (int64_t)m->notifications);
 	json_kv_int(w, "resubscribes", (int64_t)m->resubscribes);
+	if (m->push != NULL) {
+		json_key(w, "push");
+		pushrecv_json(m->push, w);
+	}
 	json_key(w, "problems");
 	json_arr_begin(w);
 	if (c.auth > 0 || ews_ctx_auth_failing(m->ews)) {

@@ -25,6 +25,7 @@ struct pushrecv {
 	struct manager	*m;
 	struct push	*listener;
 	char		*path;
+	char		*url;		/* registered: with the token, secret */
 	uint64_t	 received;
 	bool		 stopped;
 };
@@ -73,7 +74,14 @@ pushrecv_new(struct manager *m, char **cause)
 		free(pr);
 		return (NULL);
 	}
-	log_info("push listener on %s for %s", m->conf->push.listen,
+	if ((pr->url = push_notify_url(pr->listener,
+	    m->conf->push.url)) == NULL) {
+		xasprintf(cause, "[push] url %s is not a URL",
+		    m->conf->push.url);
+		pushrecv_free(pr);
+		return (NULL);
+	}
+	log_info("push listener on %s for %s/TOKEN", m->conf->push.listen,
 	    m->conf->push.url);
 	return (pr);
 }
@@ -91,11 +99,24 @@ pushrecv_free(struct pushrecv *pr)
 		return;
 	push_free(pr->listener);
 	free(pr->path);
+	xfree_secret(pr->url);
 	free(pr);
+}
+
+const char *
+pushrecv_url(const struct pushrecv *pr)
+{
+	return (pr->url);
 }
 
 uint64_t
 pushrecv_received(const struct pushrecv *pr)
 {
 	return (pr->received);
+}
+
+void
+pushrecv_json(const struct pushrecv *pr, struct json_writer *w)
+{
+	push_stats_json(push_get_stats(pr->listener), w);
 }

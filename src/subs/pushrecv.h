@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+struct json_writer;
 struct manager;
 struct pushrecv;
 
@@ -19,5 +20,12 @@ struct pushrecv	*pushrecv_new(struct manager *, char **cause);
 void		 pushrecv_stop(struct pushrecv *);
 void		 pushrecv_free(struct pushrecv *);
 uint64_t	 pushrecv_received(const struct pushrecv *);
+/*
+ * The notification URL to register with Subscribe: [push] url with the
+ * listener's secret token (borrowed; never log it).
+ */
+const char	*pushrecv_url(const struct pushrecv *);
+/* The listener's counters as one JSON object value (status). */
+void		 pushrecv_json(const struct pushrecv *, struct json_writer *);
 
 #endif

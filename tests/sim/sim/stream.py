@@ -62,6 +62,10 @@ class StreamConn:
         try:
             await self.conn.start_chunked(200, [("Content-Type", "text/xml; charset=utf-8"),
                                                 ("Cache-Control", "private")])
+            trickle = sim.faults.take("trickle_comment", "GetStreamingEvents", self.account)
+            if trickle is not None:
+                await self._trickle(trickle, eof)
+                return
             while not self.aborted:
                 now = time.monotonic()
                 wait = min(self.deadline, next_hb) - now
@@ -124,6 +128,15 @@ class StreamConn:
             self.conn.must_close = True
         finally:
             eof.cancel()
+
+    async def _trickle(self, fault, eof):
+        """A dead server's stream that still moves bytes: one comment that
+        never ends, a byte every delay_ms, and never a whole envelope."""
+        delay = fault.spec.get("delay_ms", 100) / 1000.0
+        await self.conn.write_chunk(b"<!--")
+        while not self.aborted and not eof.done():
+            await asyncio.sleep(delay)
+            await self.conn.write_chunk(b"-")
 
     def _has_events(self):
         return any(s.queue or s.missed for s in self.subs.values())
