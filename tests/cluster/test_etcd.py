@@ -58,6 +58,10 @@ def b64(s):
     return base64.b64encode(s.encode()).decode()
 
 
+class PortTaken(Exception):
+    pass
+
+
 class Etcd:
     """One etcd member, or a member of a cluster given as peers."""
 
@@ -105,12 +109,26 @@ class Etcd:
         if wait:
             self.wait_ready()
 
+    def new_ports(self):
+        self.port = free_port()
+        self.peer_port = free_port()
+
+    def log_text(self):
+        with open(os.path.join(self.dir, "log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def port_taken(self):
+        """It exited because a port was taken between free_port and now."""
+        return (self.proc.poll() is not None and
+                "address already in use" in self.log_text())
+
     def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError("etcd %s exited: see %s/log"
-                                     % (self.name, self.dir))
+                raise PortTaken() if self.port_taken() else AssertionError(
+                    "etcd %s exited: %s" % (self.name,
+                                            self.log_text()[-2000:]))
             try:
                 self.call("/v3/kv/range", {"key": b64("x")}, timeout=1)
                 return
@@ -246,10 +264,19 @@ class Node:
             return f.read().decode(errors="replace")
 
     def stop(self):
+        """Quit cleanly (sanitizers check the exit) unless killed."""
+        clean = None
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                self.send("quit")
+                clean = self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
         self.proc.wait()
         self.thread.join(5)
+        if clean not in (None, 0):
+            raise AssertionError("node %s exited %d: %s" % (
+                self.name, clean, self.stderr()[-3000:]))
         self.proc.stdin.close()
         self.proc.stdout.close()
         self.err.close()
@@ -278,8 +305,34 @@ class ClusterTest(unittest.TestCase):
     def etcd(self, **kw):
         e = Etcd(self.tmp, **kw)
         self.etcds.append(e)
-        e.start()
-        return e
+        for _ in range(5):
+            try:
+                e.start()
+                return e
+            except PortTaken:
+                e.stop()
+                shutil.rmtree(e.dir)
+                e.new_ports()
+        raise AssertionError("no free ports for etcd")
+
+    def etcd_cluster(self, names):
+        members = [Etcd(self.tmp, name=nm) for nm in names]
+        self.etcds.extend(members)
+        for _ in range(5):
+            peers = {m.name: m.peer_url for m in members}
+            for m in members:
+                m.peers = peers
+                m.start(wait=False)
+            try:
+                for m in members:
+                    m.wait_ready()
+                return members
+            except PortTaken:
+                for m in members:
+                    m.stop()
+                    shutil.rmtree(m.dir)
+                    m.new_ports()
+        raise AssertionError("no free ports for etcd")
 
     def node(self, endpoints, name, **kw):
         n = Node(self.tmp, endpoints, name, **kw)
@@ -416,15 +469,7 @@ class ClusterTest(unittest.TestCase):
         self.check_history(e)
 
     def test_member_failover(self):
-        names = ("m0", "m1", "m2")
-        members = [Etcd(self.tmp, name=nm) for nm in names]
-        peers = {m.name: m.peer_url for m in members}
-        for m in members:
-            m.peers = peers
-            self.etcds.append(m)
-            m.start(wait=False)
-        for m in members:
-            m.wait_ready()
+        members = self.etcd_cluster(("m0", "m1", "m2"))
         a = self.node([m.url for m in members], "a", ttl=8)
         a.wait(settled(["a"]))
         st = a.status()
