@@ -161,6 +161,13 @@ struct config	*conf_load(const char *path, char **errors);
  */
 struct config	*conf_load_buffer(const char *name, const char *data,
 		    size_t len, char **errors);
+/*
+ * The directory a bare credential name is read from when
+ * $CREDENTIALS_DIRECTORY is not set (SYSCONFDIR/ewsgw as built: where
+ * the unit's LoadCredential= takes it from).  The string is borrowed.
+ */
+void		 conf_set_credential_store(const char *dir);
+const char	*conf_credential_store(void);
 /* Free everything, wiping the secrets; NULL is fine. */
 void		 conf_free(struct config *);
 
