@@ -390,11 +390,6 @@ set_state(struct cluster *c, enum cluster_state new)
 		until = c->last_ok_ms + c->ttl_ms;
 		why = c->fence_why;
 		c->fence_why = NULL;
-		c->stats.fences++;
-		free(c->stats.last_fence);
-		c->stats.last_fence = xstrdup(why != NULL ? why : "?");
-		log_warnx("cluster %s: node %s fenced: %s", c->name, c->node,
-		    c->stats.last_fence);
 		view_clear(c);
 		memset(&c->applied, 0, sizeof c->applied);
 		c->released = 0;
@@ -403,11 +398,23 @@ set_state(struct cluster *c, enum cluster_state new)
 		if (c->lease_id != 0)
 			c->old_lease = c->lease_id;
 		c->lease_id = 0;
+		/* Start again after a pause, so a refusal cannot spin. */
+		arm(&c->ev_retry, retry_ms(c));
+		if (old != CLUSTER_MEMBER) {
+			/* Nothing was held yet: no fence to report. */
+			log_info("cluster %s: %s; starting again", c->name,
+			    why != NULL ? why : "?");
+			free(why);
+			break;
+		}
+		c->stats.fences++;
+		free(c->stats.last_fence);
+		c->stats.last_fence = xstrdup(why != NULL ? why : "?");
 		free(why);
+		log_warnx("cluster %s: node %s fenced: %s", c->name, c->node,
+		    c->stats.last_fence);
 		if (c->cbs.fenced != NULL)
 			c->cbs.fenced(c->stats.last_fence, until, c->arg);
-		if (c->state == CLUSTER_FENCED)	/* the owner may have left */
-			arm(&c->ev_retry, retry_ms(c));
 		break;
 	case CLUSTER_LEAVING:
 		stop_member_work(c);
@@ -454,15 +461,7 @@ fence(struct cluster *c, const char *fmt, ...)
 		c->fence_why = NULL;
 		return;
 	}
-	if (c->state == CLUSTER_MEMBER) {
-		set_state(c, CLUSTER_FENCED);
-		return;
-	}
-	/* Nothing held yet: just start again. */
-	log_info("cluster %s: %s; starting again", c->name, c->fence_why);
-	free(c->fence_why);
-	c->fence_why = NULL;
-	set_state(c, CLUSTER_GRANTING);
+	set_state(c, CLUSTER_FENCED);
 }
 
 static void
@@ -633,7 +632,13 @@ static void
 on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct cluster	*c = arg;
+	int64_t		 left = c->deadline_ms - time_mono_ms();
 
+	/* libevent counts from its cached loop time: may be a bit early. */
+	if (left > 0) {
+		arm(&c->ev_deadline, left);
+		return;
+	}
 	fence(c, "no keepalive answered for %lld ms (lease TTL %llds, "
 	    "margin %lld ms)", (long long)(time_mono_ms() - c->last_ok_ms),
 	    (long long)(c->ttl_ms / 1000), (long long)c->margin_ms);
