@@ -14,20 +14,22 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
+#include "base/backoff.h"
 #include "base/conf.h"
-#include "io/ews.h"
-#include "ews/ews_parse.h"
-#include "subs/group.h"
-#include "base/hashmap.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "subs/mailbox.h"
-#include "subs/manager.h"
-#include "ews/soap.h"
-#include "ews/stream.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "ews/ews_parse.h"
+#include "ews/soap.h"
+#include "ews/stream.h"
+#include "io/ews.h"
+#include "subs/env.h"
+#include "subs/group.h"
+#include "subs/mailbox.h"
+#include "subs/registry.h"
 
 /* Wait this long for members still subscribing before (re)connecting. */
 #define SETTLE_MS		2000
@@ -39,14 +41,56 @@
  */
 #define REOPEN_GAP_MS		250
 
-static const char *const state_names[GROUP_STATE_MAX] = {
-	"idle", "queued", "open", "backoff"
+struct group {
+	unsigned		 id;
+	const struct subs_env	*env;		/* borrowed */
+	struct registry		*reg;		/* borrowed */
+	struct mailbox		**members;	/* sorted by address */
+	uint8_t			*on_stream;	/* members[i]'s id is on the
+						   open connection */
+	unsigned		 n, cap;
+	char			*anchor;	/* owned copy of members[0] */
+	char			*cookie;	/* X-BackEndOverrideCookie */
+	enum group_state	 state;
+	struct ews_call		 call;
+	struct stream		*parser;
+	struct event		 idle_ev;	/* dead-stream detection */
+	struct event		 retry_ev;	/* reconnect / settle timer */
+	struct event		 eval_ev;	/* deferred evaluate() */
+	struct backoff		 backoff;
+	int64_t			 wait_ms;	/* how long BACKOFF lasts */
+	struct throttle_outcome	 verdict;	/* what the open stream's
+						   body said of the budget */
+	unsigned		 streamed;	/* ids on the open connection */
+	bool			 reopen;	/* membership changed */
+	bool			 closed_by_server; /* ConnectionStatus Closed */
+	int64_t			 opened_at;	/* wall ms */
+	int64_t			 last_data_at;	/* last whole envelope, wall ms */
+	uint64_t		 connects, drops;
+	char			 last_error[64];
 };
 
+static const char *const state_names[GROUP_STATE_MAX] = {
+	"idle", "queued", "open", "backoff", "closed"
+};
+
+static void	 set_state(struct group *, enum group_state);
 static void	 evaluate(struct group *);
-static void	 connect_(struct group *);
-static void	 reopen(struct group *);
-static void	 off_stream(struct group *);
+static int	 build_gse(struct ews_call *, struct ews_send *, void *);
+static void	 gse_sent(struct ews_call *, void *);
+static void	 gse_done(struct ews_call *, const struct ews_reply *, void *);
+static int	 on_data(const char *, size_t, void *);
+static struct throttle_outcome gse_verdict(struct ews_call *, void *);
+
+static const struct ews_call_ops gse_ops = {
+	.op = EWS_OP_GET_STREAMING_EVENTS,
+	.klass = THROTTLE_STREAM,
+	.build = build_gse,
+	.sent = gse_sent,
+	.done = gse_done,
+	.data = on_data,
+	.verdict = gse_verdict,
+};
 
 const char *
 group_state_name(enum group_state s)
@@ -57,8 +101,10 @@ group_state_name(enum group_state s)
 static bool
 streamable(const struct mailbox *mb)
 {
-	return (mb->sub_id != NULL && (mb->state == MAILBOX_SYNCING ||
-	    mb->state == MAILBOX_STREAMING));
+	enum mailbox_state	 s = mailbox_state(mb);
+
+	return (mailbox_sub_id(mb) != NULL && (s == MAILBOX_SYNCING ||
+	    s == MAILBOX_STREAMING));
 }
 
 static void
@@ -66,18 +112,6 @@ set_error(struct group *g, const char *code)
 {
 	snprintf(g->last_error, sizeof g->last_error, "%s", code ? code : "");
 }
-
-/* The connection is gone: no member's id is on a stream any more. */
-static void
-off_stream(struct group *g)
-{
-	unsigned	 i;
-
-	for (i = 0; i < g->n; i++)
-		g->members[i]->on_stream = false;
-}
-
-/* ---- timers ---- */
 
 static void
 arm(struct event *ev, int64_t ms)
@@ -91,6 +125,74 @@ arm(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
+/* ---- the single state change ---- */
+
+/*
+ * Entry actions.  Leaving OPEN (for any state) means the connection is
+ * gone: no member's id is on a stream any more.
+ */
+static void
+set_state(struct group *g, enum group_state s)
+{
+	enum group_state	 old = g->state;
+	unsigned		 i;
+
+	if (old != s)
+		log_debug("connection %u: %s -> %s", g->id,
+		    group_state_name(old), group_state_name(s));
+	g->state = s;
+	if (s != GROUP_OPEN) {
+		evtimer_del(&g->idle_ev);
+		memset(g->on_stream, 0, g->cap);
+	}
+	switch (s) {
+	case GROUP_IDLE:
+		ews_call_cancel(&g->call);
+		break;
+	case GROUP_QUEUED:
+		ews_call_submit(&g->call, &gse_ops, THROTTLE_PRIO_NORMAL,
+		    g->anchor, g);
+		break;
+	case GROUP_OPEN:
+		g->streamed = 0;
+		for (i = 0; i < g->n; i++) {
+			g->on_stream[i] = streamable(g->members[i]);
+			g->streamed += g->on_stream[i];
+		}
+		g->reopen = false;
+		g->closed_by_server = false;
+		g->verdict.result = THROTTLE_OK;
+		g->verdict.backoff_ms = 0;
+		g->connects++;
+		g->opened_at = g->last_data_at = time_wall_ms();
+		stream_reset(g->parser);
+		arm(&g->idle_ev, g->env->conf->throttling.idle_timeout_ms);
+		break;
+	case GROUP_BACKOFF:
+		ews_call_cancel(&g->call);
+		g->reopen = false;
+		arm(&g->retry_ev, g->wait_ms);
+		break;
+	case GROUP_CLOSED:
+		ews_call_cancel(&g->call);
+		evtimer_del(&g->retry_ev);
+		event_del(&g->eval_ev);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Leave OPEN for BACKOFF, waiting ms before connecting again. */
+static void
+back_off(struct group *g, int64_t ms)
+{
+	g->wait_ms = ms;
+	set_state(g, GROUP_BACKOFF);
+}
+
+/* ---- timers ---- */
+
 static void
 idle_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -100,13 +202,39 @@ idle_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	log_notice("connection %u (anchor %s): no complete message for "
 	    "%lld s; reconnecting", g->id, g->anchor,
-	    (long long)g->mgr->conf->throttling.idle_timeout_ms / 1000);
+	    (long long)g->env->conf->throttling.idle_timeout_ms / 1000);
 	set_error(g, "IdleTimeout");
 	g->drops++;
-	ews_call_cancel(&g->call);
-	off_stream(g);
-	g->state = GROUP_BACKOFF;
-	arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
+	back_off(g, backoff_next(&g->backoff, g->env->rng));
+}
+
+/* The settle or back-off timer ran out: connect with whoever is ready. */
+static void
+retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct group	*g = arg;
+	unsigned	 i, ready = 0;
+
+	if (g->state == GROUP_CLOSED)
+		return;
+	if (g->state == GROUP_BACKOFF)
+		set_state(g, GROUP_IDLE);
+	for (i = 0; i < g->n; i++)
+		if (streamable(g->members[i]))
+			ready++;
+	if (g->state == GROUP_OPEN && g->reopen) {
+		/* New subscriptions: close, open a new one shortly. */
+		back_off(g, REOPEN_GAP_MS);
+		return;
+	}
+	if (g->state == GROUP_IDLE && ready > 0)
+		set_state(g, GROUP_QUEUED);
+}
+
+static void
+eval_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	evaluate(arg);
 }
 
 /* ---- stream callbacks ---- */
@@ -117,8 +245,8 @@ on_notification(void *arg, const struct ews_notification *n)
 	struct group	*g = arg;
 	struct mailbox	*mb;
 
-	mb = manager_mailbox_by_subid(g->mgr, n->subscription_id);
-	if (mb == NULL || mb->group != g)
+	mb = registry_by_subid(g->reg, n->subscription_id);
+	if (mb == NULL || mailbox_group(mb) != g)
 		return;		/* a subscription we already replaced */
 	mailbox_events(mb, n->events, n->nevents);
 }
@@ -145,8 +273,8 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 
 	set_error(g, s->code);
 	for (i = 0; i < nids; i++) {
-		mb = manager_mailbox_by_subid(g->mgr, ids[i]);
-		if (mb == NULL || mb->group != g)
+		mb = registry_by_subid(g->reg, ids[i]);
+		if (mb == NULL || mailbox_group(mb) != g)
 			continue;
 		if (act == EWS_ACT_RESUBSCRIBE || act == EWS_ACT_RESYNC ||
 		    act == EWS_ACT_REDISCOVER || act == EWS_ACT_PARK)
@@ -154,12 +282,13 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 			    act == EWS_ACT_RESYNC);
 		else
 			log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox =
-			    mb->address, .operation = "GetStreamingEvents",
+			    mailbox_address(mb), .operation = "GetStreamingEvents",
 			    .response_code = s->code }, "stream error %s",
 			    s->code);
 	}
 }
 
+/* An error for the whole connection: remember what it says of the budget. */
 static void
 on_error(void *arg, const struct ews_status *s)
 {
@@ -172,14 +301,12 @@ on_error(void *arg, const struct ews_status *s)
 	    "connection %u: %s%s%s", g->id, s->code,
 	    s->message ? ": " : "", s->message ? s->message : "");
 	if (act == EWS_ACT_THROTTLED) {
-		g->call.has_hint = true;
-		g->call.hint.result = s->backoff_ms > 0 ? THROTTLE_BUSY :
+		g->verdict.result = s->backoff_ms > 0 ? THROTTLE_BUSY :
 		    THROTTLE_TRANSIENT;
-		g->call.hint.backoff_ms = s->backoff_ms;
+		g->verdict.backoff_ms = s->backoff_ms;
 	} else if (act != EWS_ACT_OK) {
-		g->call.has_hint = true;
-		g->call.hint.result = THROTTLE_TRANSIENT;
-		g->call.hint.backoff_ms = 0;
+		g->verdict.result = THROTTLE_TRANSIENT;
+		g->verdict.backoff_ms = 0;
 	}
 }
 
@@ -209,18 +336,18 @@ on_data(const char *data, size_t len, void *arg)
 	}
 	if (stream_count(g->parser) != before) {
 		g->last_data_at = time_wall_ms();
-		arm(g->idle_ev, g->mgr->conf->throttling.idle_timeout_ms);
+		arm(&g->idle_ev, g->env->conf->throttling.idle_timeout_ms);
 	}
 	return (HTTP_DATA_OK);
 }
 
-/* ---- connection ---- */
+/* ---- the connection: one operation, its build, sent, verdict, done ---- */
 
 static int
 build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 {
 	struct group		*g = arg;
-	const struct config	*conf = g->mgr->conf;
+	const struct config	*conf = g->env->conf;
 	struct soap_ident	 id;
 	struct soap_header	 h;
 	const char		**ids;
@@ -228,45 +355,44 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 	int			 r;
 
 	ids = xcalloc(g->n ? g->n : 1, sizeof *ids);
-	for (i = 0; i < g->n; i++) {
-		g->members[i]->on_stream = streamable(g->members[i]);
-		if (g->members[i]->on_stream)
-			ids[n++] = g->members[i]->sub_id;
-	}
+	for (i = 0; i < g->n; i++)
+		if (streamable(g->members[i]))
+			ids[n++] = mailbox_sub_id(g->members[i]);
 	if (n == 0) {
 		free(ids);
-		g->state = GROUP_IDLE;
 		return (-1);
 	}
 	h.version = conf->exchange.version;
 	h.impersonate = NULL;
 	if (conf->throttling.charging == CONF_CHARGING_IMPERSONATED) {
 		/* Charged to the anchor's copy of the budget. */
-		id.type = (enum conf_idtype)g->members[0]->idtype;
-		id.value = g->members[0]->imp_id != NULL ?
-		    g->members[0]->imp_id : g->members[0]->address;
+		mailbox_ident(g->members[0], &id);
 		h.impersonate = &id;
 	}
 	r = soap_get_streaming_events(&s->body, &h, ids, n,
 	    conf->throttling.connection_timeout);
 	free(ids);
-	if (r == -1) {
-		g->state = GROUP_IDLE;
+	if (r == -1)
 		return (-1);
-	}
 	s->anchor = g->anchor;
 	s->cookie = g->cookie;
 	s->tag = g->anchor;
 	s->streaming = true;
-	g->streamed = n;
-	g->reopen = false;
-	g->closed_by_server = false;
-	g->state = GROUP_OPEN;
-	g->connects++;
-	g->opened_at = g->last_data_at = time_wall_ms();
-	stream_reset(g->parser);
-	arm(g->idle_ev, conf->throttling.idle_timeout_ms);
 	return (0);
+}
+
+static void
+gse_sent(struct ews_call *call, void *arg)
+{
+	set_state(arg, GROUP_OPEN);
+}
+
+static struct throttle_outcome
+gse_verdict(struct ews_call *call, void *arg)
+{
+	struct group	*g = arg;
+
+	return (g->verdict);
 }
 
 static void
@@ -275,25 +401,24 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct group	*g = arg;
 	unsigned	 i;
 
-	evtimer_del(g->idle_ev);
-	g->state = GROUP_IDLE;
-	if (g->mgr->stopping) {
-		off_stream(g);
+	if (r->http == NULL) {
+		/* Granted, but no member is streamable any more. */
+		set_state(g, GROUP_IDLE);
 		return;
 	}
 	if (r->action == EWS_ACT_RESUBSCRIBE || r->action == EWS_ACT_RESYNC) {
 		/* The server refused the whole request for its ids. */
 		set_error(g, r->code);
 		for (i = 0; i < g->n; i++)
-			if (g->members[i]->on_stream)
+			if (g->on_stream[i])
 				mailbox_subscription_lost(g->members[i], r->code,
 				    r->action == EWS_ACT_RESYNC);
 	}
-	off_stream(g);
 	if (r->http->result == HTTP_RESULT_OK && g->closed_by_server &&
-	    !call->has_hint) {
+	    g->verdict.result == THROTTLE_OK) {
 		/* ConnectionTimeout elapsed: renew at once. */
 		backoff_reset(&g->backoff);
+		set_state(g, GROUP_IDLE);
 		evaluate(g);
 		return;
 	}
@@ -304,35 +429,16 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	    "GetStreamingEvents", .response_code = g->last_error },
 	    "connection %u (anchor %s) ended: %s; reconnecting", g->id,
 	    g->anchor, g->last_error[0] ? g->last_error : r->code);
-	g->state = GROUP_BACKOFF;
 	if (r->parsed && r->generic.status.backoff_ms > 0)
 		/* Exchange said how long: the scheduler holds the budget. */
-		arm(g->retry_ev, r->generic.status.backoff_ms);
-	else if (call->has_hint && call->hint.backoff_ms > 0)
-		arm(g->retry_ev, call->hint.backoff_ms);
+		back_off(g, r->generic.status.backoff_ms);
+	else if (g->verdict.backoff_ms > 0)
+		back_off(g, g->verdict.backoff_ms);
 	else
-		arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
+		back_off(g, backoff_next(&g->backoff, g->env->rng));
 }
 
-static void
-connect_(struct group *g)
-{
-	g->state = GROUP_QUEUED;
-	ews_call_submit(&g->call, EWS_OP_GET_STREAMING_EVENTS, THROTTLE_STREAM,
-	    THROTTLE_PRIO_NORMAL, g->anchor, build_gse, gse_done, on_data, g);
-}
-
-/* New subscriptions: close the connection, open a new one shortly. */
-static void
-reopen(struct group *g)
-{
-	ews_call_cancel(&g->call);
-	evtimer_del(g->idle_ev);
-	off_stream(g);
-	g->reopen = false;
-	g->state = GROUP_BACKOFF;
-	arm(g->retry_ev, REOPEN_GAP_MS);
-}
+/* ---- membership changes ---- */
 
 /* Decide whether to connect, reconnect or wait. */
 static void
@@ -341,12 +447,12 @@ evaluate(struct group *g)
 	unsigned	 i, ready = 0, pending = 0;
 	bool		 settled;
 
-	if (g->mgr->stopping || g->n == 0)
+	if (g->state == GROUP_CLOSED || g->n == 0)
 		return;
 	for (i = 0; i < g->n; i++) {
 		if (streamable(g->members[i]))
 			ready++;
-		else if (g->members[i]->state == MAILBOX_SUBSCRIBING)
+		else if (mailbox_state(g->members[i]) == MAILBOX_SUBSCRIBING)
 			pending++;
 	}
 	settled = pending == 0;
@@ -354,24 +460,25 @@ evaluate(struct group *g)
 	case GROUP_IDLE:
 		if (ready == 0)
 			return;
-		if (!settled && !evtimer_pending(g->retry_ev, NULL)) {
-			arm(g->retry_ev, SETTLE_MS);
+		if (!settled && !evtimer_pending(&g->retry_ev, NULL)) {
+			arm(&g->retry_ev, SETTLE_MS);
 			return;
 		}
 		if (!settled)
 			return;
-		connect_(g);
+		set_state(g, GROUP_QUEUED);
 		break;
 	case GROUP_OPEN:
 		if (!g->reopen)
 			return;
-		if (!settled && !evtimer_pending(g->retry_ev, NULL)) {
-			arm(g->retry_ev, SETTLE_MS);
+		if (!settled && !evtimer_pending(&g->retry_ev, NULL)) {
+			arm(&g->retry_ev, SETTLE_MS);
 			return;
 		}
 		if (!settled)
 			return;
-		reopen(g);
+		/* New subscriptions: close, open a new one shortly. */
+		back_off(g, REOPEN_GAP_MS);
 		break;
 	case GROUP_QUEUED:
 	case GROUP_BACKOFF:
@@ -380,68 +487,44 @@ evaluate(struct group *g)
 	}
 }
 
-/* The settle or back-off timer ran out: connect with whoever is ready. */
-static void
-force_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct group	*g = arg;
-	unsigned	 i, ready = 0;
-
-	if (g->mgr->stopping)
-		return;
-	if (g->state == GROUP_BACKOFF)
-		g->state = GROUP_IDLE;
-	for (i = 0; i < g->n; i++)
-		if (streamable(g->members[i]))
-			ready++;
-	if (g->state == GROUP_OPEN && g->reopen) {
-		reopen(g);
-		return;
-	}
-	if (g->state == GROUP_IDLE && ready > 0)
-		connect_(g);
-}
-
-static void
-eval_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	evaluate(arg);
-}
-
 void
 group_member_changed(struct group *g)
 {
 	unsigned	 i;
 
-	/* A member that just subscribed is not on the open connection. */
-	if (g->state == GROUP_OPEN) {
-		for (i = 0; i < g->n; i++)
-			if (streamable(g->members[i]) &&
-			    !g->members[i]->on_stream)
-				g->reopen = true;
+	/*
+	 * A member whose subscription went is off the connection; one that
+	 * just subscribed is not on it yet.
+	 */
+	for (i = 0; i < g->n; i++) {
+		if (!streamable(g->members[i]))
+			g->on_stream[i] = 0;
+		else if (g->state == GROUP_OPEN && !g->on_stream[i])
+			g->reopen = true;
 	}
-	event_active(g->eval_ev, EV_TIMEOUT, 0);
+	event_active(&g->eval_ev, EV_TIMEOUT, 0);
 }
 
-/* ---- membership ---- */
-
 struct group *
-group_new(struct manager *m, unsigned id)
+group_new(const struct subs_env *env, struct registry *reg, unsigned id)
 {
 	struct group	*g;
 
 	g = xcalloc(1, sizeof *g);
 	g->id = id;
-	g->mgr = m;
-	g->cap = m->conf->throttling.subscriptions_per_connection;
+	g->env = env;
+	g->reg = reg;
+	g->cap = env->conf->throttling.subscriptions_per_connection;
 	g->members = xcalloc(g->cap, sizeof *g->members);
-	ews_call_init(&g->call, m->ews);
+	g->on_stream = xcalloc(g->cap, sizeof *g->on_stream);
+	g->state = GROUP_IDLE;
+	ews_call_init(&g->call, env->ews);
 	g->parser = stream_new(&stream_callbacks, g, STREAM_MAX_ENVELOPE);
-	g->idle_ev = evtimer_new(m->base, idle_cb, g);
-	g->retry_ev = evtimer_new(m->base, force_cb, g);
-	g->eval_ev = event_new(m->base, -1, 0, eval_cb, g);
+	evtimer_assign(&g->idle_ev, env->base, idle_cb, g);
+	evtimer_assign(&g->retry_ev, env->base, retry_cb, g);
+	event_assign(&g->eval_ev, env->base, -1, 0, eval_cb, g);
 	backoff_init(&g->backoff, RECONNECT_BASE_MS,
-	    m->conf->throttling.backoff_max_ms, BACKOFF_FULL);
+	    env->conf->throttling.backoff_max_ms, BACKOFF_FULL);
 	return (g);
 }
 
@@ -454,13 +537,14 @@ group_free(struct group *g)
 		return;
 	ews_call_cancel(&g->call);
 	for (i = 0; i < g->n; i++)
-		if (g->members[i]->group == g)
-			g->members[i]->group = NULL;
-	event_free(g->idle_ev);
-	event_free(g->retry_ev);
-	event_free(g->eval_ev);
+		if (mailbox_group(g->members[i]) == g)
+			mailbox_set_group(g->members[i], NULL);
+	event_del(&g->idle_ev);
+	event_del(&g->retry_ev);
+	event_del(&g->eval_ev);
 	stream_free(g->parser);
 	free(g->members);
+	free(g->on_stream);
 	free(g->anchor);
 	free(g->cookie);
 	free(g);
@@ -470,7 +554,7 @@ static void
 set_anchor(struct group *g)
 {
 	free(g->anchor);
-	g->anchor = g->n > 0 ? xstrdup(g->members[0]->address) : NULL;
+	g->anchor = g->n > 0 ? xstrdup(mailbox_address(g->members[0])) : NULL;
 }
 
 void
@@ -480,12 +564,15 @@ group_add(struct group *g, struct mailbox *mb)
 
 	if (g->n == g->cap)
 		return;
-	for (i = g->n; i > 0 && strcmp(g->members[i - 1]->address,
-	    mb->address) > 0; i--)
+	for (i = g->n; i > 0 && strcmp(mailbox_address(g->members[i - 1]),
+	    mailbox_address(mb)) > 0; i--) {
 		g->members[i] = g->members[i - 1];
+		g->on_stream[i] = g->on_stream[i - 1];
+	}
 	g->members[i] = mb;
+	g->on_stream[i] = 0;
 	g->n++;
-	mb->group = g;
+	mailbox_set_group(mb, g);
 	if (i == 0)
 		set_anchor(g);
 }
@@ -501,26 +588,20 @@ group_remove(struct group *g, struct mailbox *mb)
 		return;
 	memmove(&g->members[i], &g->members[i + 1],
 	    (g->n - i - 1) * sizeof *g->members);
+	memmove(&g->on_stream[i], &g->on_stream[i + 1], g->n - i - 1);
 	g->n--;
-	mb->group = NULL;
-	mb->on_stream = false;
+	g->on_stream[g->n] = 0;
+	mailbox_set_group(mb, NULL);
 	if (i == 0)
 		set_anchor(g);
-	if (g->n == 0) {
-		ews_call_cancel(&g->call);
-		evtimer_del(g->idle_ev);
-		g->state = GROUP_IDLE;
-	}
+	if (g->n == 0 && g->state != GROUP_CLOSED)
+		set_state(g, GROUP_IDLE);
 }
 
 void
 group_close(struct group *g)
 {
-	ews_call_cancel(&g->call);
-	evtimer_del(g->idle_ev);
-	evtimer_del(g->retry_ev);
-	event_del(g->eval_ev);
-	g->state = GROUP_IDLE;
+	set_state(g, GROUP_CLOSED);
 }
 
 const char *
@@ -548,6 +629,24 @@ unsigned
 group_id(const struct group *g)
 {
 	return (g->id);
+}
+
+unsigned
+group_size(const struct group *g)
+{
+	return (g->n);
+}
+
+bool
+group_full(const struct group *g)
+{
+	return (g->n >= g->cap);
+}
+
+enum group_state
+group_state(const struct group *g)
+{
+	return (g->state);
 }
 
 void
