@@ -28,10 +28,12 @@ need python3 python3-exchangelib python3-lxml python3-cryptography
 need dpkg-dev debhelper lintian
 # test servers (tests/ci.sh starts them)
 # Kamailio and Prosody for the sip and xmpp sinks (their tests start
-# them on loopback), with a SIP-free XMPP client and a DNS library for
+# them on loopback), with an XMPP client library and a DNS library for
 # the test side
 need kamailio kamailio-presence-modules kamailio-tls-modules prosody \
 	python3-slixmpp python3-dnspython
+# etcd for the cluster tests (etcdctl is the independent client)
+need etcd-server etcd-client
 
 # Seconds to wait for another apt or dpkg holding its lock.
 LOCK_WAIT=${LOCK_WAIT:-900}
