@@ -86,6 +86,7 @@ struct sip_pres {
 	uint64_t		 token;
 	unsigned		 auth_tries;
 	bool			 retried;	/* after 412 or 423 */
+	bool			 forgotten;	/* remove, then free */
 
 	/* a change that came while a refresh was in flight */
 	bool			 queued;
@@ -170,6 +171,7 @@ static int	 sip_publish(struct ewsgw_sink *,
 static int	 sip_health(struct ewsgw_sink *, char *, size_t);
 static void	 sip_destroy(struct ewsgw_sink *);
 static void	 sip_reopen(struct ewsgw_sink *);
+static void	 sip_forget(struct ewsgw_sink *, const char *);
 static struct sip_transport *sip_transport_for(struct ewsgw_sink *,
 		    const char *);
 static struct sip_pres *pres_get(struct ewsgw_sink *, const char *,
@@ -179,6 +181,7 @@ static void	 state_set(struct sip_state *,
 		    const struct ewsgw_presence_change *);
 static void	 state_clear(struct sip_state *);
 static void	 pres_start(struct sip_pres *, enum sip_op);
+static void	 pres_forgotten(struct sip_pres *);
 static void	 pres_build(struct buf *, const char *, const char *,
 		    const char *, void *);
 static void	 pres_done(const struct sip_response *, const char *, void *);
@@ -198,6 +201,7 @@ const struct ewsgw_sink_ops sink_sip_ops = {
 	.health = sip_health,
 	.destroy = sip_destroy,
 	.reopen = sip_reopen,
+	.forget = sip_forget,
 };
 
 /* ---- configuration ---- */
@@ -608,6 +612,7 @@ sip_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 		return (EWSGW_SINK_REJECT);
 	}
 	free(uri);
+	p->forgotten = false;		/* watched again */
 	if (p->tx != NULL) {
 		/* A refresh is on the wire: this change goes next. */
 		state_set(&p->next, c);
@@ -623,6 +628,41 @@ sip_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 	pres_start(p, p->cur.presence != NULL ? SIP_OP_PUBLISH :
 	    SIP_OP_REMOVE);
 	return (EWSGW_SINK_PENDING);
+}
+
+/*
+ * A reload stopped watching the mailbox: take its publication back, so
+ * watchers do not see a state nobody updates, and forget it.
+ */
+static void
+sip_forget(struct ewsgw_sink *s, const char *mailbox)
+{
+	struct sip_pres	*p;
+
+	if ((p = hashmap_get(s->pres, mailbox)) == NULL)
+		return;
+	state_clear(&p->cur);
+	timerheap_remove(&s->heap, &p->refresh);
+	p->forgotten = true;
+	if (p->tx != NULL)
+		return;		/* a refresh: pres_finish goes on */
+	pres_forgotten(p);
+}
+
+/* p is forgotten and idle: remove its publication, or free it. */
+static void
+pres_forgotten(struct sip_pres *p)
+{
+	struct ewsgw_sink	*s = p->s;
+
+	if (p->etag != NULL && p->t != NULL) {
+		s->refreshing++;	/* the sink's own, like a refresh */
+		p->engine = false;
+		pres_start(p, SIP_OP_REMOVE);
+		return;
+	}
+	hashmap_remove(s->pres, p->mailbox);
+	pres_free(p);
 }
 
 /* Send op for p; the result arrives in pres_done. */
@@ -815,6 +855,15 @@ pres_finish(struct sip_pres *p, int result, const char *why)
 			    LOG_WARNING : LOG_DEBUG, p->mailbox, "%s%s", why,
 			    s->streak > 1 ? " (and earlier failures)" : "");
 		ewsgw_host_done(s->host, p->token, result);
+	}
+	if (p->forgotten && !p->queued && p->tx == NULL) {
+		/* Removed, or the removal failed: either way, done. */
+		if (p->op == SIP_OP_REMOVE || p->etag == NULL) {
+			hashmap_remove(s->pres, p->mailbox);
+			pres_free(p);
+		} else
+			pres_forgotten(p);
+		return;
 	}
 	if (p->queued && p->tx == NULL) {
 		p->queued = false;

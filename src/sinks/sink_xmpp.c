@@ -155,6 +155,7 @@ static int	 xmpp_publish(struct ewsgw_sink *,
 static int	 xmpp_health(struct ewsgw_sink *, char *, size_t);
 static void	 xmpp_destroy(struct ewsgw_sink *);
 static void	 xmpp_reopen(struct ewsgw_sink *);
+static void	 xmpp_forget(struct ewsgw_sink *, const char *);
 static void	 xmpp_set_state(struct ewsgw_sink *, enum xmpp_state);
 static void	 xmpp_fail(struct ewsgw_sink *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -196,6 +197,7 @@ const struct ewsgw_sink_ops sink_xmpp_ops = {
 	.health = xmpp_health,
 	.destroy = xmpp_destroy,
 	.reopen = xmpp_reopen,
+	.forget = xmpp_forget,
 };
 
 /* ---- configuration ---- */
@@ -902,6 +904,28 @@ xmpp_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 	ct->status = ct->available ? sink_text_note(c) : NULL;
 	xmpp_send_presence(s, ct, NULL);
 	return (EWSGW_SINK_OK);
+}
+
+/*
+ * A reload stopped watching the mailbox: its JID goes unavailable for
+ * its subscribers, who stay subscribed (it may be watched again).
+ */
+static void
+xmpp_forget(struct ewsgw_sink *s, const char *mailbox)
+{
+	struct xmpp_contact	*ct;
+	char			*jid;
+
+	if ((jid = addrmap_lookup(s->map, mailbox)) == NULL)
+		return;
+	ct = hashmap_get(s->contacts, jid);
+	free(jid);
+	if (ct == NULL || !ct->known)
+		return;
+	ct->known = ct->available = false;
+	ct->show = ct->status = NULL;
+	if (s->state == XMPP_ONLINE)
+		xmpp_send_presence(s, ct, NULL);
 }
 
 /* ---- the subscribers file ---- */

@@ -13,6 +13,7 @@ an untrusted certificate must fail, and be seen failing.
 """
 import os
 import re
+import signal
 import sys
 import time
 import unittest
@@ -190,6 +191,18 @@ class SipSink(unittest.TestCase):
                 self.assertGreater(self.detail_count(
                     g, "sip-udp", "re-published after 412"), repub)
                 self.assertEqual(self.sinks(g)["sip-udp"]["queue"], 0)
+
+                # A reload stops watching C: its publications are taken
+                # back (Expires: 0), watchers see no state any more.
+                with open(g.d.path("mailboxes.txt"), "w") as f:
+                    f.write("%s\n%s\n" % (A, B))
+                g.d.signal(signal.SIGHUP)
+                for dom, _ in domains.values():
+                    w.wait_state(pres(C, dom),
+                                 lambda st: st["basic"] != "open",
+                                 what="%s withdrawn" % pres(C, dom))
+                self.assertTrue(is_available(w.states(pres(A, "udp.test"))
+                                             [-1]))
                 self.assertNotIn(Kamailio.PASSWORD, g.d.log())
                 g.assert_no_violations(self)
                 # A clean stop with the sinks still failing (and, under

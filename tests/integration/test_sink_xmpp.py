@@ -13,6 +13,7 @@ certificate must fail, and be seen failing.
 """
 import os
 import re
+import signal
 import sys
 import time
 import unittest
@@ -170,6 +171,15 @@ class XmppSink(unittest.TestCase):
                 w.wait_presence(jid(B, "presence.localhost"),
                                 lambda x: x == AVAILABLE,
                                 what="B back, after the daemon restarted")
+
+                # A reload stops watching C: its JID goes unavailable
+                # (for the sink that kept its subscribers in the file).
+                with open(g.d.path("mailboxes.txt"), "w") as f:
+                    f.write("%s\n%s\n" % (A, B))
+                g.d.signal(signal.SIGHUP)
+                w.wait_presence(jid(C, "presence.localhost"),
+                                lambda x: x[0] == "unavailable",
+                                what="C unavailable after the reload")
                 self.assertNotIn(Prosody.SECRET, g.d.log())
                 g.assert_no_violations(self)
                 # A clean stop with the sinks still failing (and, under
