@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -118,6 +119,8 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 		auth_opts_from_config(&aopts, conf);
 		c->auth = auth_new(base, c->http, &aopts);
 	}
+	/* A seed of its own per process, so retries of two daemons differ. */
+	lim.seed = (uint64_t)time_wall_ms() ^ ((uint64_t)getpid() << 32);
 	throttle_limits_from_conf(&lim, conf);
 	c->throttle = throttle_new(&lim);
 	c->kick = event_new(base, -1, 0, run_cb, c);
@@ -150,6 +153,7 @@ ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
 	/* A changed password file takes effect on the next request. */
 	http_engine_set_credentials(c->http, conf->exchange.username,
 	    conf->exchange.password);
+	lim.seed = 0;		/* the scheduler keeps its generator running */
 	throttle_limits_from_conf(&lim, conf);
 	throttle_set_limits(c->throttle, &lim);
 	kick(c);
