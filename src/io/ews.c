@@ -41,7 +41,8 @@ struct ews_ctx {
 
 static const char *const op_names[EWS_OP_MAX] = {
 	"Subscribe", "Unsubscribe", "GetStreamingEvents", "GetEvents",
-	"FindItem", "GetItem", "GetUserAvailability", "GetUserOofSettings"
+	"FindItem", "GetItem", "GetUserAvailability", "GetUserOofSettings",
+	"GetUserSettings"
 };
 
 static void	 kick(struct ews_ctx *);
@@ -376,7 +377,7 @@ granted(struct throttle_ticket *tk, void *arg)
 	}
 	memset(&o, 0, sizeof o);
 	o.method = HTTP_POST;
-	o.url = conf->exchange.url;
+	o.url = s.url != NULL ? s.url : conf->exchange.url;
 	o.body = buf_str(&s.body);
 	o.body_len = s.body.len;
 	o.anchor_mailbox = s.anchor;
