@@ -50,7 +50,8 @@ fi
 stop_servers() {
 	:
 }
-trap stop_servers EXIT INT TERM
+trap stop_servers EXIT
+trap 'exit 130' INT TERM
 # -------------------------------------------------------------------------
 
 echo "== autoreconf"

@@ -16,8 +16,9 @@ need build-essential autoconf automake libtool pkg-config
 need libcurl4-openssl-dev libxml2-dev libevent-dev libssl-dev \
 	libsystemd-dev check
 # test tools: valgrind, clang (fuzzers), mandoc (manual lint),
-# systemd-analyze, xmllint, git (clean copies of the tree)
-need valgrind clang mandoc systemd libxml2-utils openssl curl git \
+# systemd-analyze, xmllint, git (clean copies of the tree), strace
+# (the system calls the installed service makes)
+need valgrind clang mandoc systemd libxml2-utils openssl curl git strace \
 	ca-certificates
 # the EWS simulator and its exchangelib cross-check
 need python3 python3-exchangelib python3-lxml python3-cryptography

@@ -11,11 +11,17 @@
 #include <stdint.h>
 
 struct json_writer;
-struct manager;
 struct pushrecv;
+struct registry;
+struct subs_env;
 
-/* Listen on [push] listen; NULL with *cause on failure. */
-struct pushrecv	*pushrecv_new(struct manager *, char **cause);
+/*
+ * Listen on [push] listen and hand notifications to the mailboxes of
+ * reg their subscription ids name (env and reg borrowed for its life).
+ * NULL with *cause (allocated, caller frees) on failure.
+ */
+struct pushrecv	*pushrecv_new(const struct subs_env *, struct registry *,
+		    char **cause);
 /* Stop accepting (shutdown); answers Unsubscribe meanwhile. */
 void		 pushrecv_stop(struct pushrecv *);
 void		 pushrecv_free(struct pushrecv *);

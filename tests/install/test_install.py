@@ -8,7 +8,8 @@
 # pkg-config file, and run the installed ewsgw with the installed
 # configuration (pointed at the simulator) the way the installed unit
 # starts it: its ExecStartPre= and ExecStart= command lines, its user,
-# its directories, the password as a systemd credential.
+# its directories, the password as a systemd credential; every system
+# call it makes (strace) must be one the unit's SystemCallFilter= allows.
 import glob
 import json
 import os
@@ -44,6 +45,60 @@ def readme_plugin_command():
             if s.startswith("cc ") and "pkg-config --cflags ewsgw-sink" in s:
                 return s
     raise AssertionError("README.md has no plugin build command")
+
+
+def syscall_groups():
+    """{"@group": [members]} from systemd-analyze syscall-filter."""
+    sa = os.environ.get("SYSTEMD_ANALYZE") or "systemd-analyze"
+    out = subprocess.run([sa, "syscall-filter"], capture_output=True,
+                         text=True, check=True).stdout
+    groups, cur = {}, None
+    for line in out.splitlines():
+        s = line.strip()
+        if line.startswith("@"):	# a group; its members are indented
+            cur = groups.setdefault(s.split()[0], [])
+        elif s and not s.startswith("#") and cur is not None:
+            cur.append(s)
+    return groups
+
+
+def unit_allowed_syscalls(svc, groups):
+    """The system calls SystemCallFilter= lines of a unit allow, as
+    systemd reads them: the first line an allow list, then each ~line
+    takes away and each other line adds."""
+    def expand(names, seen=()):
+        out = set()
+        for n in names:
+            if n.startswith("@"):
+                if n not in seen:
+                    out |= expand(groups.get(n, []), seen + (n,))
+            else:
+                out.add(n)
+        return out
+    allowed = None
+    for line in svc.get("SystemCallFilter", []):
+        deny = line.startswith("~")
+        names = expand(line.lstrip("~").split())
+        if allowed is None:
+            assert not deny, "the unit's first SystemCallFilter= denies"
+            allowed = names
+        elif deny:
+            allowed -= names
+        else:
+            allowed |= names
+    return allowed
+
+
+def strace_syscalls(path):
+    """System call names of an strace -c summary."""
+    names = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            cols = line.split()
+            if len(cols) >= 5 and re.match(r"^[0-9.]+$", cols[0]) \
+                    and cols[-1] != "total":
+                names.add(cols[-1])
+    return names
 
 
 def edit_conf(text, section, key, value):
@@ -242,7 +297,20 @@ class Installed(unittest.TestCase):
         with open(orgfile, "w") as f:
             json.dump(org, f)
 
-        unit = Unit(self.unit, self.root)
+        # The unit's SystemCallFilter= is not applied here (no
+        # systemd), so every system call the service makes is recorded
+        # and must be one the filter allows.  Sanitizer builds make
+        # system calls of their own: not there.
+        with open(self.staged(self.exec_start()[0]), "rb") as f:
+            sanitized = b"__asan_init" in f.read()
+        trace = os.path.join(self.tmp, "strace.txt")
+        strace = shutil.which("strace")
+        if strace is None and not sanitized:
+            skip(self, "no strace: cannot check the system call filter")
+        wrapper = [] if sanitized else [strace, "-f", "-c", "-o", trace]
+        unit = Unit(self.unit, self.root, wrapper=wrapper)
+        open(trace, "w").close()	# strace runs as the service's user
+        os.chown(trace, unit._ids()[0], -1) if os.geteuid() == 0 else None
         # Where the service may write: the unit's directories.
         sock = self.staged("/run/ewsgw/status.sock")
         state = "/var/lib/ewsgw/presence.json"
@@ -291,8 +359,23 @@ class Installed(unittest.TestCase):
             st = os.stat(self.staged(log))
             self.assertEqual(st.st_uid, unit._ids()[0])
             self.assertEqual(os.stat(sock).st_gid, unit._ids()[1])
+            # A reload, a status request: the service's usual calls.
+            unit.reload()
+            wait_for(lambda: "configuration reloaded" in unit.output(), 30,
+                     "the reload")
+            self.assertIsNotNone(status())
             self.assertEqual(unit.stop(), 0, unit.output())
             self.assertNotIn(PASSWORD, unit.output())
+        if wrapper:
+            used = strace_syscalls(trace)
+            self.assertIn("connect", used)
+            allowed = unit_allowed_syscalls(self.svc, syscall_groups())
+            self.assertIn("fchownat", allowed)	# [status] group
+            self.assertFalse(used - allowed, "system calls the unit's "
+                             "SystemCallFilter= refuses: %s"
+                             % sorted(used - allowed))
+            print("%d system calls used, all allowed by the unit"
+                  % len(used))
         print("service ran as %s" % pwd.getpwuid(unit._ids()[0]).pw_name)
         if os.geteuid() == 0 and not unit.as_user:
             skip(self, "user %s does not exist (systemd-sysusers): the "

@@ -71,7 +71,7 @@ def parse_unit(path):
 class Unit:
     """One service started from a unit file; use as a context manager."""
 
-    def __init__(self, unit_path, root=None, log_path=None):
+    def __init__(self, unit_path, root=None, log_path=None, wrapper=()):
         self.unit_path = unit_path
         self.root = os.path.abspath(root) if root else None
         self.svc = parse_unit(unit_path)
@@ -85,6 +85,7 @@ class Unit:
         self.as_user = (os.geteuid() == 0 and self.user is not None
                         and self._exists(self.user))
         self.dirs = {}
+        self.wrapper = list(wrapper)	# put before ExecStart= (strace)
 
     # -- the unit's values ---------------------------------------------
     def one(self, key, default=None):
@@ -225,7 +226,7 @@ class Unit:
                 raise AssertionError("ExecStartPre %s exited %d:\n%s"
                                      % (args, r.returncode, self.output()))
         (_, args), = self.argv("ExecStart")
-        self.proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.wrapper + args, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log,
                                      preexec_fn=self._preexec())
         deadline = time.monotonic() + timeout
@@ -240,9 +241,17 @@ class Unit:
             time.sleep(0.05)
         return self
 
+    def main_pid(self):
+        """$MAINPID: the service, not a wrapper in front of it."""
+        if not self.wrapper:
+            return self.proc.pid
+        with open("/proc/%d/task/%d/children" % (self.proc.pid,
+                                                   self.proc.pid)) as f:
+            return int(f.read().split()[0])
+
     def reload(self):
         """ExecReload=/bin/kill -HUP $MAINPID"""
-        self.proc.send_signal(signal.SIGHUP)
+        os.kill(self.main_pid(), signal.SIGHUP)
 
     def output(self):
         try:
@@ -252,7 +261,14 @@ class Unit:
             return ""
 
     def stop(self, timeout=30):
-        """SIGTERM as systemd sends it; the exit code."""
+        """SIGTERM to $MAINPID as systemd sends it; the exit code (a
+        wrapper such as strace exits with its child's)."""
+        if self.wrapper and self.proc.poll() is None:
+            os.kill(self.main_pid(), signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
         return terminate(self.proc, timeout)
 
     def close(self):
