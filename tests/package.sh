@@ -55,6 +55,8 @@ grep -c '^[EW]:' "$work/lintian.log" | sed 's/^/lintian errors and warnings: /' 
 grep '^[EW]:' "$work/lintian.log" || true
 
 echo "== install"
+had_user=no
+id ewsgw >/dev/null 2>&1 && had_user=yes
 installed=1
 apt_get install "$deb" >"$work/install.log" 2>&1 \
     || { cat "$work/install.log"; fail "apt-get install"; }
@@ -74,7 +76,8 @@ fi
 if [ -d /run/systemd/system ] && systemctl is-active -q ewsgw; then
 	fail "the service was started at install"
 fi
-echo "installed: conffile, user ewsgw, /etc/ewsgw root:ewsgw 750, $unit (disabled)"
+[ $had_user = yes ] && made="existed before" || made="created by the package"
+echo "installed: conffile, user ewsgw ($made), /etc/ewsgw root:ewsgw 750, $unit (disabled)"
 
 echo "== the installed ewsgw --check-config"
 printf 'test-password\n' >"$work/password"
