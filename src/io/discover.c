@@ -100,6 +100,14 @@ static bool	 writable(const char *);
 static int	 judge(const struct http_response *,
 		    struct ews_user_settings *, const char *, char *, size_t);
 
+/* GetUserSettings, a short request: posted to the Autodiscover URL. */
+static const struct ews_call_ops get_user_settings_ops = {
+	.op = EWS_OP_GET_USER_SETTINGS,
+	.klass = THROTTLE_SHORT,
+	.build = build,
+	.done = reply,
+};
+
 const char *
 discover_status_name(enum discover_status s)
 {
@@ -336,6 +344,8 @@ reply(struct ews_call *call, const struct ews_reply *rep, void *arg)
 	for (k = 0; k < b->n; k++)
 		d->rows[b->rows[k]].busy = false;
 	memset(&us, 0, sizeof(us));
+	snprintf(code, sizeof(code), "%s", rep->code != NULL ? rep->code :
+	    "NotSent");
 	v = rep->http == NULL ? -1 : judge(rep->http, &us, rep->code, code,
 	    sizeof(code));
 	if (v == 1)
@@ -416,9 +426,8 @@ send_batches(struct discover *d, int64_t now)
 		b->next = d->batches;
 		d->batches = b;
 		ews_call_init(&b->call, d->ews);
-		ews_call_submit(&b->call, EWS_OP_GET_USER_SETTINGS,
-		    THROTTLE_SHORT, THROTTLE_PRIO_LOW, NULL, build, reply, NULL,
-		    b);
+		ews_call_submit(&b->call, &get_user_settings_ops,
+		    THROTTLE_PRIO_LOW, NULL, b);
 	}
 }
 
