@@ -882,6 +882,8 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 void
 mailbox_stop(struct mailbox *mb)
 {
+	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED)
+		return;
 	ews_call_cancel(&mb->read_call);
 	ews_call_cancel(&mb->sub_call);
 	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);

@@ -24,24 +24,26 @@
  *   SUBSCRIBING -> PARKED         Exchange refuses the mailbox (rights,
  *                                 unknown address)
  *   SUBSCRIBING -> WATCHING       Exchange has no subscription left for
- *                                 it: reported refused, the manager polls it
+ *                                 it: reported refused, the manager
+ *                                 polls it (mode poll)
  *   SYNCING     -> WATCHING       the first read is done, or failed (read
  *                                 again later)
- *   SYNCING     -> PARKED         the read says Exchange refuses it
+ *   SYNCING     -> PARKED         a read says Exchange refuses it
  *   WATCHING    -> PARKED         a read or a poll says so
  *   SYNCING     -> SUBSCRIBING    subscription lost (stream error, no push
  *   WATCHING    -> SUBSCRIBING      notification in time)
- *   BACKOFF     -> SUBSCRIBING    retry time, streaming or push
- *   PARKED      -> SUBSCRIBING
- *   BACKOFF     -> WATCHING       retry time, poll
- *   PARKED      -> WATCHING
+ *   BACKOFF     -> SUBSCRIBING    retry time
+ *   PARKED      -> SUBSCRIBING    retry time, streaming or push
+ *   PARKED      -> WATCHING       retry time, poll
  *   SUBSCRIBING, SYNCING,         mode changed: SUBSCRIBING for streaming
- *   WATCHING, BACKOFF, PARKED       or push (again if already), WATCHING
- *     -> SUBSCRIBING | WATCHING     for poll
- *   any but STOPPED               stopped while holding a streaming
+ *   WATCHING, BACKOFF, PARKED       or push (again if already there),
+ *     -> SUBSCRIBING | WATCHING     WATCHING for poll
+ *   SYNCING, WATCHING             stopped, holding a streaming
  *     -> UNSUBSCRIBING              subscription
- *   any         -> STOPPED        stopped otherwise
- *   UNSUBSCRIBING -> STOPPED      Unsubscribe answered, failed or unsent
+ *   IDLE, SUBSCRIBING, SYNCING,   stopped otherwise (push subscriptions
+ *   WATCHING, BACKOFF, PARKED       end when the listener answers
+ *     -> STOPPED                    Unsubscribe)
+ *   UNSUBSCRIBING -> STOPPED      Unsubscribe answered or failed
  */
 #ifndef EWSGW_MAILBOX_H
 #define EWSGW_MAILBOX_H
@@ -182,7 +184,8 @@ void		 mailbox_recompute(struct mailbox *);
 /* Free/busy from a poll: replaces the timeline. */
 void		 mailbox_poll_result(struct mailbox *,
 		    const struct ews_fb_event *, size_t, const char *code);
-/* Unsubscribe (streaming) and stop; ends in state STOPPED. */
+/* Unsubscribe (streaming) and stop; ends in state STOPPED.  Nothing if
+ * already stopping. */
 void		 mailbox_stop(struct mailbox *);
 /* boundary_cb for the ctx's presence_timers and action_timers. */
 void		 mailbox_presence_timer(struct timerheap_entry *, void *);
