@@ -19,6 +19,7 @@
 #include <libxml/tree.h>
 
 #include "ews/ews_parse.h"
+#include "ews/xmlscan.h"
 #include "ews/soap.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -152,6 +153,39 @@ static const char *const action_names[EWS_ACT_MAX] = {
 	"auth", "transient", "fatal"
 };
 
+static bool
+code_in(const char *code, const char *const *list)
+{
+	if (code == NULL)
+		return (false);
+	for (; *list != NULL; list++)
+		if (strcmp(code, *list) == 0)
+			return (true);
+	return (false);
+}
+
+bool
+ews_code_login_refused(const char *code)
+{
+	static const char *const codes[] = {
+		"ErrorPasswordExpired", "ErrorPasswordChangeRequired",
+		"ErrorAccountDisabled", NULL
+	};
+
+	return (code_in(code, codes));
+}
+
+bool
+ews_code_impersonation_refused(const char *code)
+{
+	static const char *const codes[] = {
+		"ErrorImpersonateUserDenied", "ErrorImpersonationDenied",
+		"ErrorImpersonationFailed", NULL
+	};
+
+	return (code_in(code, codes));
+}
+
 enum ews_action
 ews_classify(const char *code)
 {
@@ -272,6 +306,9 @@ doc_read(const char *data, size_t len, char **cause)
 		*cause = xstrdup("empty document");
 		return (NULL);
 	}
+	/* Linear, before the parser: what would make it slow or big. */
+	if (xml_prescan(data, len, &xml_limits_default, cause) != 0)
+		return (NULL);
 	if (!inited) {
 		xmlInitParser();
 		inited = true;
