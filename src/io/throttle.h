@@ -43,8 +43,11 @@
  *     timer fires: throttle_run(now), then re-arm one timer for
  *     throttle_next_wakeup(now) (none if THROTTLE_NEVER).
  *   - An owner going away calls throttle_cancel() first.
- * Streams are typically opened only when throttle_stream_capacity()
- * says a slot is available; otherwise the group polls (GetEvents).
+ * The manager forms no more stream groups than throttle_streams_total()
+ * allows and no more subscriptions than the subscription budget holds
+ * (subs/manager.c); a mailbox that finds no room is polled instead, with
+ * GetUserAvailability in batches (subs/poller.c), and promoted to a
+ * stream when room appears.  There is no pull (GetEvents) fallback.
  */
 #ifndef EWSGW_THROTTLE_H
 #define EWSGW_THROTTLE_H
@@ -236,7 +239,9 @@ int64_t	 throttle_next_wakeup(const struct throttle *, int64_t now);
 
 /*
  * Streaming capacity of the budget a STREAM for anchor would be charged
- * to (anchor ignored under service-account charging).
+ * to (anchor ignored under service-account charging).  The daemon sizes
+ * its groups with throttle_streams_total(); this per-budget view is for
+ * the unit tests, which check the accounting behind both.
  */
 void	 throttle_stream_capacity(const struct throttle *, const char *anchor,
 	    struct throttle_capacity *);
