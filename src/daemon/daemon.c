@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "base/buf.h"
 #include "base/conf.h"
@@ -45,9 +46,9 @@ struct daemon {
 	struct manager		*manager;
 	struct control		*control;
 
-	struct event		*ev_hup, *ev_term, *ev_int, *ev_pipe;
-	struct event		*ev_status;	/* STATUS= refresh */
-	struct event		*ev_hard_stop;
+	struct event		 ev_hup, ev_term, ev_int, ev_pipe;
+	struct event		 ev_status;	/* STATUS= refresh */
+	struct event		 ev_hard_stop;
 	int64_t			 started_ms;
 	int			 stopping;
 	int			 exit_code;
@@ -311,8 +312,7 @@ daemon_stop(struct daemon *d)
 
 	d->stopping = 1;
 	notify_stopping();
-	d->ev_hard_stop = evtimer_new(d->base, hard_stop_cb, d);
-	evtimer_add(d->ev_hard_stop, &tv);
+	evtimer_add(&d->ev_hard_stop, &tv);
 	manager_shutdown(d->manager, STOP_UNSUBSCRIBE_MS, released_cb, d);
 }
 
@@ -364,14 +364,16 @@ daemon_run(const char *path, struct config *conf)
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 
-	d.ev_hup = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
-	d.ev_term = evsignal_new(d.base, SIGTERM, sigterm_cb, &d);
-	d.ev_int = evsignal_new(d.base, SIGINT, sigterm_cb, &d);
-	d.ev_pipe = evsignal_new(d.base, SIGPIPE, ignore_cb, &d);
-	event_add(d.ev_hup, NULL);
-	event_add(d.ev_term, NULL);
-	event_add(d.ev_int, NULL);
-	event_add(d.ev_pipe, NULL);
+	evsignal_assign(&d.ev_hup, d.base, SIGHUP, sighup_cb, &d);
+	evsignal_assign(&d.ev_term, d.base, SIGTERM, sigterm_cb, &d);
+	evsignal_assign(&d.ev_int, d.base, SIGINT, sigterm_cb, &d);
+	evsignal_assign(&d.ev_pipe, d.base, SIGPIPE, ignore_cb, &d);
+	event_assign(&d.ev_status, d.base, -1, EV_PERSIST, status_cb, &d);
+	evtimer_assign(&d.ev_hard_stop, d.base, hard_stop_cb, &d);
+	event_add(&d.ev_hup, NULL);
+	event_add(&d.ev_term, NULL);
+	event_add(&d.ev_int, NULL);
+	event_add(&d.ev_pipe, NULL);
 
 	if (!conf->exchange.tls_verify)
 		log_warnx("tls_verify = no: the Exchange server's certificate "
@@ -413,10 +415,7 @@ daemon_run(const char *path, struct config *conf)
 
 	notify_init(d.base);
 	manager_start(d.manager);
-	d.ev_status = event_new(d.base, -1, EV_PERSIST, status_cb, &d);
-	tv.tv_sec = STATUS_REFRESH_MS / 1000;
-	tv.tv_usec = 0;
-	event_add(d.ev_status, &tv);
+	event_add(&d.ev_status, time_ms_tv(&tv, STATUS_REFRESH_MS));
 	refresh_status(&d);
 	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s", PACKAGE_VERSION,
 	    conf->nmailboxes, conf_mode_name(conf->exchange.mode),
@@ -434,14 +433,12 @@ out:
 	if (d.sinks != NULL)
 		sinkset_free(d.sinks);
 	notify_shutdown();
-	if (d.ev_status != NULL)
-		event_free(d.ev_status);
-	if (d.ev_hard_stop != NULL)
-		event_free(d.ev_hard_stop);
-	event_free(d.ev_hup);
-	event_free(d.ev_term);
-	event_free(d.ev_int);
-	event_free(d.ev_pipe);
+	event_del(&d.ev_status);
+	event_del(&d.ev_hard_stop);
+	event_del(&d.ev_hup);
+	event_del(&d.ev_term);
+	event_del(&d.ev_int);
+	event_del(&d.ev_pipe);
 	event_base_free(d.base);
 	curl_global_cleanup();
 	conf_free(d.conf);
