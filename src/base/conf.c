@@ -257,11 +257,14 @@ struct cstate {
 	char		*dir;		/* its directory, for relative paths */
 	struct buf	 errs;
 	unsigned	 nerrs;
-	int		 keyline[NKEYS];	/* 0 = not set */
+	int		 keyline[NKEYS];	/* 0 = not set, < 0 = bad */
 	int		 secline[SEC_COUNT];	/* 0 = absent */
 	int		 sec;			/* enum section */
 	struct conf_sink *sink;			/* when sec == SEC_SINK */
 	size_t		 mbcap;			/* slots in cf->mailboxes */
+	const struct config *old;		/* reload: the running one */
+	bool		 kept[NKEYS];		/* reload: value from old */
+	struct buf	 kept_list;		/* reload: "a.b, c.d" */
 };
 
 static void	 cerr(struct cstate *, const char *, int, const char *, ...)
@@ -295,14 +298,22 @@ static void	 mailboxes_finish(struct cstate *);
 static void	 finish(struct cstate *);
 static void	 require(struct cstate *, int, const char *, const char *);
 static char	*read_secret(struct cstate *, const char *, const char *);
+static void	 keep_restart_only(struct cstate *);
+static size_t	 key_size(const struct conf_key *, bool *);
+static bool	 key_differs(const struct conf_key *, const struct config *,
+		    const struct config *);
+static void	 key_copy(const struct conf_key *, struct config *,
+		    const struct config *);
+static enum conf_charging charging_default(const char *);
 static bool	 version_before_2010_sp2(const char *);
 static bool	 version_is_2013(const char *);
 static uint32_t	 hash_str(const char *);
 static bool	 str_differs(const char *, const char *);
 static const char *enum_name(const struct conf_enum *, int);
-static int	 diff(const struct config *, const struct config *, bool,
-		    char **);
-static struct config *load(const char *, const char *, size_t, int, char **);
+static struct config *load(const char *, const char *, size_t, int,
+		    const struct config *, char **, char **);
+static struct config *load_file(const char *, const struct config *,
+		    char **, char **);
 
 static void
 cerr(struct cstate *st, const char *file, int line, const char *fmt, ...)
@@ -1269,7 +1280,13 @@ mailboxes_finish(struct cstate *st)
 static void
 require(struct cstate *st, int sec, const char *name, const char *why)
 {
+	const struct conf_key	*k = key_find(sec, name);
+
 	if (key_line(st, sec, name) != 0)
+		return;
+	/* A value kept on reload (required keys are strings). */
+	if (st->kept[k - keys] &&
+	    *(char *const *)((const char *)st->cf + k->off) != NULL)
 		return;
 	cerr(st, st->file, st->secline[sec], "missing required key '%s' in "
 	    "[%s]%s%s%s", name, section_names[sec], why != NULL ? " (" : "",
@@ -1325,6 +1342,53 @@ read_secret(struct cstate *st, const char *keyname, const char *v)
 	return (secret);
 }
 
+static enum conf_charging
+charging_default(const char *version)
+{
+	return (version_before_2010_sp2(version) ?
+	    CONF_CHARGING_SERVICE_ACCOUNT : CONF_CHARGING_IMPERSONATED);
+}
+
+/*
+ * Reload: every restart-only key whose value in the file differs from
+ * the running configuration keeps the running value, is marked kept
+ * (a rule requiring the key is satisfied by a kept value) and is named
+ * in st->kept_list.  charging compares as it will come out: set, or
+ * derived from the (kept) version.  Keys with a bad value are left
+ * alone: the load fails anyway.
+ */
+static void
+keep_restart_only(struct cstate *st)
+{
+	struct config		*cf = st->cf;
+	const struct config	*old = st->old;
+	const struct conf_key	*k;
+	enum conf_charging	 ch;
+	size_t			 i;
+	bool			 differs;
+
+	for (i = 0; i < NKEYS; i++) {
+		k = &keys[i];
+		if ((k->flags & CK_RELOAD) || st->keyline[i] < 0)
+			continue;
+		if (k->off == O(throttling.charging)) {
+			ch = cf->throttling.charging;
+			if (st->keyline[i] == 0 && cf->exchange.version != NULL)
+				ch = charging_default(cf->exchange.version);
+			differs = ch != old->throttling.charging;
+		} else
+			differs = key_differs(k, cf, old);
+		if (!differs)
+			continue;
+		key_copy(k, cf, old);
+		st->kept[i] = true;
+		if (st->kept_list.len > 0)
+			buf_puts(&st->kept_list, ", ");
+		buf_printf(&st->kept_list, "%s.%s", section_names[k->section],
+		    k->name);
+	}
+}
+
 static bool
 version_before_2010_sp2(const char *v)
 {
@@ -1348,16 +1412,25 @@ finish(struct cstate *st)
 {
 	struct config	*cf = st->cf;
 	struct sockaddr_un sa;
-	char		 why[64];
+	char		 why[96];
 	size_t		 i;
 
 	for (i = 0; i < NKEYS; i++)
 		if (st->keyline[i] == 0 && keys[i].def != NULL &&
 		    key_set(st, &keys[i], keys[i].def, 0) == -1)
 			abort();	/* a bad built-in default */
+	/*
+	 * On reload, before any rule looks at them: what follows (required
+	 * keys, derived defaults, the mailboxes' impersonation) then sees
+	 * the values the daemon will really run with.
+	 */
+	if (st->old != NULL)
+		keep_restart_only(st);
 
-	snprintf(why, sizeof(why), "needed for auth = %s",
-	    conf_auth_name(cf->exchange.auth));
+	snprintf(why, sizeof(why), "needed for auth = %s%s",
+	    conf_auth_name(cf->exchange.auth),
+	    st->kept[key_find(SEC_EXCHANGE, "auth") - keys] ?
+	    ", which stays until a restart" : "");
 	if (cf->exchange.tenant != NULL && cf->exchange.tenant[strspn(
 	    cf->exchange.tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
 	    "OPQRSTUVWXYZ0123456789.-")] != '\0')
@@ -1407,12 +1480,12 @@ finish(struct cstate *st)
 		cerr(st, st->file, st->secline[SEC_PUSH], "certificate and key "
 		    "in [push] go together: set both or neither");
 
-	if (key_line(st, SEC_THROTTLING, "charging") > 0)
+	if (st->kept[key_find(SEC_THROTTLING, "charging") - keys])
+		cf->throttling.charging_set = st->old->throttling.charging_set;
+	else if (key_line(st, SEC_THROTTLING, "charging") > 0)
 		cf->throttling.charging_set = true;
 	else if (cf->exchange.version != NULL)
-		cf->throttling.charging =
-		    version_before_2010_sp2(cf->exchange.version) ?
-		    CONF_CHARGING_SERVICE_ACCOUNT : CONF_CHARGING_IMPERSONATED;
+		cf->throttling.charging = charging_default(cf->exchange.version);
 	if (key_line(st, SEC_THROTTLING,
 	    "streaming_connections_per_anchor") <= 0 &&
 	    cf->exchange.version != NULL)
@@ -1439,7 +1512,7 @@ finish(struct cstate *st)
 
 static struct config *
 load(const char *name, const char *data, size_t len, int read_errno,
-    char **errors)
+    const struct config *old, char **errors, char **kept)
 {
 	struct cstate	 st;
 	const char	*p = data, *end = data + len, *slash;
@@ -1452,6 +1525,8 @@ load(const char *name, const char *data, size_t len, int read_errno,
 	st.cf->path = xstrdup(name);
 	st.file = st.cf->path;
 	st.sec = SEC_NONE;
+	st.old = old;
+	buf_init(&st.kept_list);
 	slash = strrchr(name, '/');
 	if (slash == name)
 		st.dir = xstrdup("/");
@@ -1476,6 +1551,10 @@ load(const char *name, const char *data, size_t len, int read_errno,
 	if (errors != NULL)
 		*errors = st.nerrs > 0 ? buf_steal(&st.errs) : NULL;
 	buf_free(&st.errs);
+	if (kept != NULL)
+		*kept = st.nerrs == 0 && st.kept_list.len > 0 ?
+		    buf_steal(&st.kept_list) : NULL;
+	buf_free(&st.kept_list);
 	if (st.nerrs > 0) {
 		conf_free(st.cf);
 		return (NULL);
@@ -1487,11 +1566,12 @@ struct config *
 conf_load_buffer(const char *name, const char *data, size_t len,
     char **errors)
 {
-	return (load(name, data, len, 0, errors));
+	return (load(name, data, len, 0, NULL, errors, NULL));
 }
 
-struct config *
-conf_load(const char *path, char **errors)
+static struct config *
+load_file(const char *path, const struct config *old, char **errors,
+    char **kept)
 {
 	struct buf	 b = BUF_INIT;
 	struct config	*cf;
@@ -1499,9 +1579,22 @@ conf_load(const char *path, char **errors)
 
 	if (read_file(path, CONF_MAX_FILE, &b) == -1)
 		e = errno;
-	cf = load(path, buf_str(&b), b.len, e, errors);
+	cf = load(path, buf_str(&b), b.len, e, old, errors, kept);
 	buf_free(&b);
 	return (cf);
+}
+
+struct config *
+conf_load(const char *path, char **errors)
+{
+	return (load_file(path, NULL, errors, NULL));
+}
+
+struct config *
+conf_reload(const char *path, const struct config *old, char **errors,
+    char **kept)
+{
+	return (load_file(path, old, errors, kept));
 }
 
 void
@@ -1509,22 +1602,15 @@ conf_free(struct config *cf)
 {
 	size_t	 i, j;
 	char	**s;
+	bool	 string;
 
 	if (cf == NULL)
 		return;
 	for (i = 0; i < NKEYS; i++) {
-		switch (keys[i].type) {
-		case KT_STR:
-		case KT_URL:
-		case KT_LISTEN:
-		case KT_PATH:
-		case KT_CRED:
-		case KT_NAME:
+		(void)key_size(&keys[i], &string);
+		if (string) {
 			s = (char **)((char *)cf + keys[i].off);
 			free(*s);
-			break;
-		default:
-			break;
 		}
 	}
 	xfree_secret(cf->exchange.password);
@@ -1583,53 +1669,84 @@ str_differs(const char *a, const char *b)
 	return (strcmp(a, b) != 0);
 }
 
-/* Compare the scalar keys (mailboxes and sinks aside) of two configs. */
-static int
-diff(const struct config *old, const struct config *new, bool all,
+/*
+ * Where a scalar key (mailboxes and sinks aside) keeps its value in a
+ * config: the size of a plain value, or 0 for an allocated string (and
+ * for the mailbox list, which is no scalar).
+ */
+static size_t
+key_size(const struct conf_key *k, bool *string)
+{
+	*string = false;
+	switch (k->type) {
+	case KT_STR:
+	case KT_URL:
+	case KT_LISTEN:
+	case KT_PATH:
+	case KT_CRED:
+	case KT_NAME:
+		*string = true;
+		return (0);
+	case KT_BOOL:
+		return (sizeof(bool));
+	case KT_UINT:
+	case KT_MINUTES:
+		return (sizeof(unsigned));
+	case KT_DURATION:
+		return (sizeof(int64_t));
+	case KT_ENUM:
+		return (sizeof(int));
+	case KT_MODE:
+		return (sizeof(mode_t));
+	default:
+		return (0);
+	}
+}
+
+/* Whether a scalar key differs between a and b. */
+static bool
+key_differs(const struct conf_key *k, const struct config *a,
+    const struct config *b)
+{
+	const char	*o = (const char *)a + k->off;
+	const char	*n = (const char *)b + k->off;
+	bool		 string;
+	size_t		 size = key_size(k, &string);
+
+	if (string)
+		return (str_differs(*(char *const *)o, *(char *const *)n));
+	return (memcmp(o, n, size) != 0);
+}
+
+/* Give dst src's value of a scalar key. */
+static void
+key_copy(const struct conf_key *k, struct config *dst,
+    const struct config *src)
+{
+	char		*d = (char *)dst + k->off;
+	const char	*s = (const char *)src + k->off;
+	const char	*v;
+	bool		 string;
+	size_t		 size = key_size(k, &string);
+
+	if (string) {
+		v = *(char *const *)s;
+		free(*(char **)d);
+		*(char **)d = v != NULL ? xstrdup(v) : NULL;
+	} else
+		memcpy(d, s, size);
+}
+
+int
+conf_diff_keys(const struct config *old, const struct config *new,
     char **what)
 {
 	struct buf	 b = BUF_INIT;
-	const char	*o, *n;
-	bool		 differs;
 	size_t		 i;
 	int		 count = 0;
 
 	for (i = 0; i < NKEYS; i++) {
-		if (!all && (keys[i].flags & CK_RELOAD))
-			continue;
-		o = (const char *)old + keys[i].off;
-		n = (const char *)new + keys[i].off;
-		switch (keys[i].type) {
-		case KT_STR:
-		case KT_URL:
-		case KT_LISTEN:
-		case KT_PATH:
-		case KT_CRED:
-		case KT_NAME:
-			differs = str_differs(*(char *const *)o,
-			    *(char *const *)n);
-			break;
-		case KT_BOOL:
-			differs = *(const bool *)o != *(const bool *)n;
-			break;
-		case KT_UINT:
-		case KT_MINUTES:
-			differs = *(const unsigned *)o != *(const unsigned *)n;
-			break;
-		case KT_DURATION:
-			differs = *(const int64_t *)o != *(const int64_t *)n;
-			break;
-		case KT_ENUM:
-			differs = *(const int *)o != *(const int *)n;
-			break;
-		case KT_MODE:
-			differs = *(const mode_t *)o != *(const mode_t *)n;
-			break;
-		default:
-			differs = false;
-			break;
-		}
-		if (!differs)
+		if (!key_differs(&keys[i], old, new))
 			continue;
 		if (count++ > 0)
 			buf_puts(&b, ", ");
@@ -1639,20 +1756,6 @@ diff(const struct config *old, const struct config *new, bool all,
 	*what = count > 0 ? buf_steal(&b) : NULL;
 	buf_free(&b);
 	return (count);
-}
-
-int
-conf_diff_nonreloadable(const struct config *old, const struct config *new,
-    char **what)
-{
-	return (diff(old, new, false, what));
-}
-
-int
-conf_diff_keys(const struct config *old, const struct config *new,
-    char **what)
-{
-	return (diff(old, new, true, what));
 }
 
 static const char *

@@ -54,10 +54,13 @@ struct daemon {
 	int			 exit_code;
 	unsigned		 reloads, reload_failures;
 	char			*last_reload_error;
+	char			*restart_pending;	/* "a.b, c.d" or NULL */
 };
 
 static void	 daemon_stop(struct daemon *);
 static int	 daemon_reload(struct daemon *, char **);
+static void	 json_key_list(struct json_writer *, const char *,
+		    const char *);
 
 /* ---- status socket provider ---- */
 
@@ -76,6 +79,7 @@ prov_status(struct json_writer *w, void *arg)
 	json_kv_int(w, "reloads", d->reloads);
 	json_kv_int(w, "reload_failures", d->reload_failures);
 	json_kv_str(w, "last_reload_error", d->last_reload_error);
+	json_key_list(w, "restart_pending", d->restart_pending);
 	healthy = manager_status_json(d->manager, w);
 	json_key(w, "sinks");
 	json_obj_begin(w);
@@ -126,9 +130,30 @@ prov_sinks(struct json_writer *w, void *arg)
 }
 
 static int
-prov_reload(char **cause, void *arg)
+prov_reload(struct json_writer *w, char **cause, void *arg)
 {
-	return (daemon_reload(arg, cause));
+	struct daemon	*d = arg;
+
+	if (daemon_reload(d, cause) == -1)
+		return (-1);
+	json_key_list(w, "restart_required", d->restart_pending);
+	return (0);
+}
+
+/* key: the "a.b, c.d" list as a JSON array of strings ([] for NULL). */
+static void
+json_key_list(struct json_writer *w, const char *key, const char *list)
+{
+	const char	*p = list, *end;
+
+	json_key(w, key);
+	json_arr_begin(w);
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, ',');
+		json_strn(w, p, end != NULL ? (size_t)(end - p) : strlen(p));
+		p = end != NULL ? end + 1 + strspn(end + 1, " ") : NULL;
+	}
+	json_arr_end(w);
 }
 
 static int
@@ -222,10 +247,11 @@ static int
 daemon_reload(struct daemon *d, char **cause)
 {
 	struct config	*nconf;
-	char		*errors = NULL, *what = NULL;
+	char		*errors = NULL, *kept = NULL, *what = NULL;
+	char		*copy, *p, *key;
 
 	notify_reloading();
-	nconf = conf_load(d->path, &errors);
+	nconf = conf_reload(d->path, d->conf, &errors, &kept);
 	if (nconf != NULL && daemon_validate(nconf, &errors) == -1) {
 		conf_free(nconf);
 		nconf = NULL;
@@ -242,10 +268,6 @@ daemon_reload(struct daemon *d, char **cause)
 		notify_ready();
 		return (-1);
 	}
-	if (conf_diff_nonreloadable(d->conf, nconf, &what) > 0)
-		log_warnx("reload: %s changed; restart ewsgw to apply", what);
-	free(what);
-
 	if (sinkset_reload(d->sinks, nconf, &errors) == -1) {
 		d->reload_failures++;
 		log_err("reload rejected, running configuration kept: %s",
@@ -255,9 +277,21 @@ daemon_reload(struct daemon *d, char **cause)
 		    xstrdup("sinks failed");
 		*cause = xstrdup(d->last_reload_error);
 		conf_free(nconf);
+		free(kept);
 		notify_ready();
 		return (-1);
 	}
+	/* nconf holds the running values of these: say so, key by key. */
+	p = copy = kept != NULL ? xstrdup(kept) : NULL;
+	while ((key = strsep(&p, ",")) != NULL)
+		log_warnx("reload: %s changed in %s; the running value stays "
+		    "until a restart", key + strspn(key, " "), d->path);
+	free(copy);
+	free(d->restart_pending);
+	d->restart_pending = kept;
+	if (conf_diff_keys(d->conf, nconf, &what) > 0)
+		log_info("reload: %s changed", what);
+	free(what);
 	log_set_level(nconf->log.level);
 	manager_reload(d->manager, nconf);
 	conf_free(d->conf);
@@ -443,6 +477,7 @@ out:
 	curl_global_cleanup();
 	conf_free(d.conf);
 	free(d.last_reload_error);
+	free(d.restart_pending);
 	free(d.path);
 	return (d.exit_code);
 }

@@ -147,6 +147,53 @@ load_with_base(const char *more, char **errors, char **path)
 	return (cf);
 }
 
+/* conf_reload() of text as tdir/ewsgw.conf, while old runs. */
+static struct config *
+reload_text(const struct config *old, const char *text, char **errors,
+    char **kept)
+{
+	struct config	*cf;
+	char		*p;
+
+	p = wfile("ewsgw.conf", text);
+	cf = conf_reload(p, old, errors, kept);
+	free(p);
+	return (cf);
+}
+
+/* conf_reload() of base_exchange() followed by more, while old runs. */
+static struct config *
+reload_with_base(const struct config *old, const char *more, char **errors,
+    char **kept)
+{
+	struct config	*cf;
+	char		*b, *text;
+
+	b = base_exchange();
+	xasprintf(&text, "%s%s", b, more);
+	cf = reload_text(old, text, errors, kept);
+	free(b);
+	free(text);
+	return (cf);
+}
+
+/* conf_reload() of base_exchange() with its url and username lines. */
+static struct config *
+reload_exchange(const struct config *old, const char *url,
+    const char *username, char **errors, char **kept)
+{
+	struct config	*cf;
+	char		*pw, *text;
+
+	pw = wfile("pw", "s3cret-pass\n");
+	xasprintf(&text, "[exchange]\n%s\n%s\npassword_file = %s\n", url,
+	    username, pw);
+	cf = reload_text(old, text, errors, kept);
+	free(pw);
+	free(text);
+	return (cf);
+}
+
 /*
  * text must fail with exactly these errors: every line of expected is
  * "LINE: message" or " message" (no line), and gets the file name.
@@ -990,23 +1037,167 @@ START_TEST(test_reload_rules)
 
 	a = load_with_base("[log]\nlevel = info\n", &errs, NULL);
 	ck_assert_msg(a != NULL, "%s", errs);
-	b = load_with_base("[log]\nlevel = debug\n[throttling]\n"
+	b = reload_with_base(a, "[log]\nlevel = debug\n[throttling]\n"
 	    "max_concurrency = 20\n[mailboxes]\nmailbox = a@example.org\n",
-	    &errs, NULL);
+	    &errs, &what);
 	ck_assert_msg(b != NULL, "%s", errs);
-	ck_assert_int_eq(conf_diff_nonreloadable(a, b, &what), 0);
 	ck_assert_ptr_null(what);
+	ck_assert_int_eq(b->log.level, LOG_DEBUG);
+	ck_assert_uint_eq(b->throttling.max_concurrency, 20);
+	ck_assert_uint_eq(b->nmailboxes, 1);
 	conf_free(b);
 
-	b = load_with_base("mode = poll\nversion = Exchange2010\n[status]\n"
-	    "socket = /run/other.sock\ngroup = wheel\n", &errs, NULL);
+	/*
+	 * The restart-only keys keep the running values, and what derives
+	 * from them follows: charging and the per-anchor default come from
+	 * the kept version, not from the file's.
+	 */
+	ck_assert_int_eq(a->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	ck_assert_uint_eq(a->throttling.streaming_connections_per_anchor, 3);
+	b = reload_with_base(a, "mode = poll\nversion = Exchange2010\n"
+	    "[status]\nsocket = /run/other.sock\ngroup = wheel\n[log]\n"
+	    "level = debug\n", &errs, &what);
 	ck_assert_msg(b != NULL, "%s", errs);
-	ck_assert_int_eq(conf_diff_nonreloadable(a, b, &what), 5);
 	ck_assert_str_eq(what, "exchange.version, exchange.mode, "
-	    "throttling.charging, status.socket, status.group");
+	    "status.socket, status.group");
 	free(what);
-	conf_free(a);
+	ck_assert_str_eq(b->exchange.version, "Exchange2013_SP1");
+	ck_assert_int_eq(b->exchange.mode, CONF_MODE_STREAMING);
+	ck_assert_int_eq(b->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	ck_assert(!b->throttling.charging_set);
+	ck_assert_uint_eq(b->throttling.streaming_connections_per_anchor, 3);
+	ck_assert_str_eq(b->status.socket, a->status.socket);
+	ck_assert_ptr_null(b->status.group);
+	ck_assert_int_eq(b->log.level, LOG_DEBUG);
+	ck_assert_int_eq(conf_diff_keys(a, b, &what), 1);
+	ck_assert_str_eq(what, "log.level");
+	free(what);
 	conf_free(b);
+
+	/* charging set in the file to another value is kept as well. */
+	b = reload_with_base(a, "[throttling]\ncharging = service-account\n",
+	    &errs, &what);
+	ck_assert_msg(b != NULL, "%s", errs);
+	ck_assert_str_eq(what, "throttling.charging");
+	free(what);
+	ck_assert_int_eq(b->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	conf_free(b);
+
+	/* The same version as running, charging set to what it was: no news. */
+	b = reload_with_base(a, "[throttling]\ncharging = impersonated\n",
+	    &errs, &what);
+	ck_assert_msg(b != NULL, "%s", errs);
+	ck_assert_ptr_null(what);
+	ck_assert(b->throttling.charging_set);
+	conf_free(b);
+	conf_free(a);
+}
+END_TEST
+
+/*
+ * Every restart-only key of the table, changed alone on reload, keeps
+ * its running value and is the one key named.  A new restart-only key
+ * fails here until it has a row.
+ */
+static const struct {
+	const char	*section, *key, *line;
+} restart_only[] = {
+	{ "exchange", "url", "url = https://other.example.com/EWS/"
+	    "Exchange.asmx" },
+	{ "exchange", "version", "version = Exchange2016" },
+	{ "exchange", "auth", "auth = basic" },
+	{ "exchange", "username", "username = someone-else" },
+	{ "exchange", "mode", "mode = poll" },
+	{ "exchange", "impersonation", "impersonation = upn" },
+	{ "exchange", "tenant", "tenant = example.org" },
+	{ "exchange", "client_id", "client_id = 1234" },
+	{ "push", "listen", "listen = 127.0.0.1:8443" },
+	{ "push", "url", "url = https://gw.example.com/push" },
+	{ "push", "status_frequency", "status_frequency = 5" },
+	{ "throttling", "subscriptions_per_connection",
+	    "subscriptions_per_connection = 100" },
+	{ "throttling", "charging", "charging = service-account" },
+	{ "status", "socket", "socket = /run/elsewhere.sock" },
+	{ "status", "mode", "mode = 0600" },
+	{ "status", "group", "group = adm" },
+};
+
+START_TEST(test_reload_keeps_each_restart_only_key)
+{
+	struct config	*a, *b;
+	char		*errs = NULL, *what = NULL, *more, *want;
+	const char	*sec, *name;
+
+	/* url and username are in base_exchange(): replaced, not added. */
+	size_t		 i, j, n = 0;
+
+	a = load_with_base("", &errs, NULL);
+	ck_assert_msg(a != NULL, "%s", errs);
+	for (i = 0; conf_key_at(i, &sec, &name); i++) {
+		if (conf_key_reloadable(sec, name))
+			continue;
+		n++;
+		for (j = 0; j < sizeof(restart_only) / sizeof(*restart_only);
+		    j++)
+			if (strcmp(restart_only[j].section, sec) == 0 &&
+			    strcmp(restart_only[j].key, name) == 0)
+				break;
+		ck_assert_msg(j < sizeof(restart_only) / sizeof(*restart_only),
+		    "restart-only %s.%s has no row here", sec, name);
+		if (strcmp(name, "url") == 0 && strcmp(sec, "exchange") == 0)
+			b = reload_exchange(a, restart_only[j].line,
+			    "username = EXAMPLE\\svc-ewsgw", &errs, &what);
+		else if (strcmp(name, "username") == 0)
+			b = reload_exchange(a, "url = https://mail.example.com"
+			    "/EWS/Exchange.asmx", restart_only[j].line, &errs,
+			    &what);
+		else {
+			if (strcmp(sec, "exchange") == 0)
+				xasprintf(&more, "%s\n", restart_only[j].line);
+			else
+				xasprintf(&more, "[%s]\n%s\n", sec,
+				    restart_only[j].line);
+			b = reload_with_base(a, more, &errs, &what);
+			free(more);
+		}
+		ck_assert_msg(b != NULL, "%s.%s: %s", sec, name, errs);
+		xasprintf(&want, "%s.%s", sec, name);
+		ck_assert_msg(what != NULL && strcmp(what, want) == 0,
+		    "%s: kept %s", want, what != NULL ? what : "nothing");
+		ck_assert_int_eq(conf_diff_keys(a, b, &what), 0);
+		free(want);
+		conf_free(b);
+	}
+	ck_assert_uint_eq(n, sizeof(restart_only) / sizeof(*restart_only));
+	conf_free(a);
+}
+END_TEST
+
+/* A rule of a kept key still holds: the reload is refused. */
+START_TEST(test_reload_kept_auth_needs_its_keys)
+{
+	struct config	*a, *b;
+	char		*errs = NULL, *what = NULL, *path, *secret, *text;
+
+	a = load_with_base("", &errs, NULL);
+	ck_assert_msg(a != NULL, "%s", errs);
+	secret = wfile("secret", "s3cret\n");
+	xasprintf(&text, "[exchange]\nurl = https://mail.example.com/EWS/"
+	    "Exchange.asmx\nauth = oauth2\ntenant = example.org\n"
+	    "client_id = 1234\nclient_secret_file = %s\n", secret);
+	path = wfile("ewsgw.conf", text);
+	free(text);
+	free(secret);
+	b = conf_reload(path, a, &errs, &what);
+	ck_assert_ptr_null(b);
+	ck_assert_ptr_null(what);
+	ck_assert_ptr_nonnull(errs);
+	ck_assert_msg(strstr(errs, "missing required key 'password_file' in "
+	    "[exchange] (needed for auth = ntlm, which stays until a "
+	    "restart)") != NULL, "%s", errs);
+	free(errs);
+	free(path);
+	conf_free(a);
 }
 END_TEST
 
@@ -1068,7 +1259,6 @@ START_TEST(test_example_files)
 	ck_assert_int_eq(conf_diff_keys(ex, min, &what), 1);
 	ck_assert_str_eq(what, "mailboxes.file");
 	free(what);
-	ck_assert_int_eq(conf_diff_nonreloadable(ex, min, &what), 0);
 	conf_free(ex);
 	conf_free(min);
 	free(text);
@@ -1160,6 +1350,8 @@ suite(void)
 	tcase_add_test(tc, test_too_many_errors);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_reload_rules);
+	tcase_add_test(tc, test_reload_keeps_each_restart_only_key);
+	tcase_add_test(tc, test_reload_kept_auth_needs_its_keys);
 	tcase_add_test(tc, test_example_files);
 	tcase_add_test(tc, test_key_coverage);
 	tcase_add_test(tc, test_names);
