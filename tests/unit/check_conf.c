@@ -1164,6 +1164,7 @@ START_TEST(test_reload_keeps_each_restart_only_key)
 		xasprintf(&want, "%s.%s", sec, name);
 		ck_assert_msg(what != NULL && strcmp(what, want) == 0,
 		    "%s: kept %s", want, what != NULL ? what : "nothing");
+		free(what);
 		ck_assert_int_eq(conf_diff_keys(a, b, &what), 0);
 		free(want);
 		conf_free(b);
