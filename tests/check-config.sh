@@ -41,6 +41,22 @@ check() {
 	echo "ok: $1"
 }
 
+# -h and -V as well as --help and --version.
+for opt in -h --help; do
+	if "$EWSGW" $opt 2>&1 | grep -q '^usage: ewsgw'; then
+		echo "ok: ewsgw $opt"
+	else
+		echo "FAIL: ewsgw $opt prints no usage"; fail=1
+	fi
+done
+for opt in -V --version; do
+	if "$EWSGW" $opt | grep -Eq '^ewsgw [0-9]+\.[0-9]+'; then
+		echo "ok: ewsgw $opt"
+	else
+		echo "FAIL: ewsgw $opt prints no version"; fail=1
+	fi
+done
+
 check "etc/ewsgw.conf" 0 "$top/etc/ewsgw.conf"
 
 echo "alice@example.com" >"$tmp/mailboxes"

@@ -17,12 +17,19 @@ for a in "$@"; do
 done
 [ $install -eq 1 ] && "$top/tests/install-deps.sh"
 
-bdir="$top/_build/demo"
+# The README's in-tree build when there is one (configure refuses a
+# second, out-of-tree build of a configured tree), else our own.
+if [ -f "$top/config.status" ]; then
+	bdir=$top
+else
+	bdir="$top/_build/demo"
+fi
 if [ $build -eq 1 ] || [ ! -x "$bdir/ewsgw" ]; then
-	echo "== building ewsgw"
+	echo "== building ewsgw in $bdir"
 	[ -f "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null 2>&1)
 	mkdir -p "$bdir"
-	(cd "$bdir" && { [ -f Makefile ] || "$top/configure" -q; } && make -s -j"$(nproc)") >/dev/null
+	(cd "$bdir" && { [ -f Makefile ] || "$top/configure" -q; } &&
+	    make -s -j"$(nproc)" ewsgw ewsgwctl) >/dev/null
 fi
 
 work=$(mktemp -d /tmp/ewsgw-demo.XXXXXX)
@@ -112,14 +119,14 @@ echo "== starting ewsgw (config $work/ewsgw.conf)"
 "$bdir/ewsgw" -f -c "$work/ewsgw.conf" 2>"$work/ewsgw.log" &
 gw_pid=$!
 touch "$work/changes.jsonl"
-echo "== presence changes (meetings start every 8 s; Ctrl-C to stop)"
+echo "== presence changes, times in UTC (meetings start every 8 s; Ctrl-C to stop)"
 tail -n +1 -f "$work/changes.jsonl" | /usr/bin/python3 -u -c '
 import json, sys, time
 for line in sys.stdin:
     c = json.loads(line)
     act = " (%s)" % c["activity"] if c.get("activity") else ""
-    until = " until %s" % c["until"][11:19] if c.get("until") else ""
-    print("%s  %-20s %-9s -> %s%s%s" % (time.strftime("%H:%M:%S"),
+    until = " until %sZ" % c["until"][11:19] if c.get("until") else ""
+    print("%sZ  %-20s %-9s -> %s%s%s" % (time.strftime("%H:%M:%S", time.gmtime()),
           c["mailbox"], c["previous"], c["presence"], act, until))
 ' &
 tail_pid=$!

@@ -1294,6 +1294,28 @@ require(struct cstate *st, int sec, const char *name, const char *why)
 }
 
 /*
+ * Where a bare credential name is read from outside systemd (no
+ * $CREDENTIALS_DIRECTORY): the file the unit's LoadCredential= loads it
+ * from, so a root shell checks exactly what the service will use.
+ */
+#ifndef EWSGW_SYSCONFDIR
+#define EWSGW_SYSCONFDIR "/etc"
+#endif
+static const char *credential_store = EWSGW_SYSCONFDIR "/ewsgw";
+
+void
+conf_set_credential_store(const char *dir)
+{
+	credential_store = dir;
+}
+
+const char *
+conf_credential_store(void)
+{
+	return (credential_store);
+}
+
+/*
  * Read the first line of a secret file named by key (a path, or a bare
  * name of a systemd credential).  Returns it (allocated, wipe with
  * xfree_secret) or NULL after reporting; never puts it in a message.
@@ -1302,7 +1324,7 @@ static char *
 read_secret(struct cstate *st, const char *keyname, const char *v)
 {
 	struct buf	 b = BUF_INIT;
-	const char	*dir;
+	const char	*dir, *from = "";
 	char		*path, *secret;
 	int		 line = key_line(st, SEC_EXCHANGE, keyname);
 	size_t		 n;
@@ -1310,18 +1332,16 @@ read_secret(struct cstate *st, const char *keyname, const char *v)
 	if (strchr(v, '/') == NULL) {
 		dir = getenv("CREDENTIALS_DIRECTORY");
 		if (dir == NULL || *dir == '\0') {
-			cerr(st, st->file, line, "%s '%s' names a credential "
-			    "but $CREDENTIALS_DIRECTORY is not set (use an "
-			    "absolute path, or LoadCredential= in the unit)",
-			    keyname, v);
-			return (NULL);
+			dir = credential_store;
+			from = " (no $CREDENTIALS_DIRECTORY: a credential is "
+			    "read from the file the unit loads it from)";
 		}
 		xasprintf(&path, "%s/%s", dir, v);
 	} else
 		path = xstrdup(v);
 	if (read_file(path, CONF_MAX_SECRET, &b) == -1) {
-		cerr(st, st->file, line, "cannot read %s '%s': %s", keyname,
-		    path, strerror(errno));
+		cerr(st, st->file, line, "cannot read %s '%s': %s%s", keyname,
+		    path, strerror(errno), from);
 		buf_free_secret(&b);
 		free(path);
 		return (NULL);

@@ -157,6 +157,13 @@ struct config	*conf_load_buffer(const char *name, const char *data,
  */
 struct config	*conf_reload(const char *path, const struct config *old,
 		    char **errors, char **kept);
+/*
+ * The directory a bare credential name is read from when
+ * $CREDENTIALS_DIRECTORY is not set (SYSCONFDIR/ewsgw as built: where
+ * the unit's LoadCredential= takes it from).  The string is borrowed.
+ */
+void		 conf_set_credential_store(const char *dir);
+const char	*conf_credential_store(void);
 /* Free everything, wiping the secrets; NULL is fine. */
 void		 conf_free(struct config *);
 

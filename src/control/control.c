@@ -203,9 +203,19 @@ control_open(struct event_base *base, const char *path, mode_t mode,
 		return (NULL);
 	}
 	umask(old_umask);
-	if (group != NULL && chown(path, (uid_t)-1, gid) == -1) {
-		xasprintf(cause, "chown %s to group %s: %s", path, group,
-		    strerror(errno));
+	if (lstat(path, &st) == -1) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/*
+	 * The socket already has the daemon's group (the unit's Group=):
+	 * no chown, which the unit's syscall filter need not allow then.
+	 */
+	if (group != NULL && st.st_gid != gid &&
+	    chown(path, (uid_t)-1, gid) == -1) {
+		xasprintf(cause, "chown %s to group %s: %s (the daemon must "
+		    "be a member: SupplementaryGroups= in the unit)", path,
+		    group, strerror(errno));
 		goto fail;
 	}
 	if (chmod(path, mode) == -1) {

@@ -211,6 +211,37 @@ kv(struct table *t, const char *key, const char *value)
 	table_add(t, row);
 }
 
+/*
+ * The next line of a multi-line text into *line (allocated, without its
+ * end); NULL at the end.  Empty lines are skipped.
+ */
+static const char *
+next_line(const char *text, char **line)
+{
+	size_t	 n;
+
+	while (*text == '\n')
+		text++;
+	if (*text == '\0')
+		return (NULL);
+	n = strcspn(text, "\n");
+	*line = xstrndup(text, n);
+	return (text + n);
+}
+
+/* Each line of text as its own row, the key on the first only. */
+static void
+kv_lines(struct table *t, const char *key, const char *text)
+{
+	char	*line;
+
+	while ((text = next_line(text, &line)) != NULL) {
+		kv(t, key, line);
+		free(line);
+		key = "";
+	}
+}
+
 void
 ctl_render_duration(struct buf *out, double seconds)
 {
@@ -286,6 +317,12 @@ render_status(const struct json_value *v, struct buf *out)
 		buf_puts(&b, " changed: restart to apply");
 		kv(&t, "restart:", buf_str(&b));
 		buf_reset(&b);
+	}
+	if ((o = json_get(v, "last_reload_error")) != NULL &&
+	    o->type == JSON_STRING) {
+		kv(&t, "last reload:", "REJECTED, the running configuration "
+		    "stays:");
+		kv_lines(&t, "", o->str);
 	}
 
 	if ((o = json_get(v, "mailboxes")) != NULL) {
@@ -525,9 +562,20 @@ ctl_render(const char *command, const char *answer, size_t len, bool json,
 	}
 	ok = json_get_bool(v, "ok", false);
 	if (!ok) {
-		buf_puts(err, "error: ");
-		sanitize(err, json_get_str(v, "error", "unknown error"));
-		buf_putc(err, '\n');
+		/* One line per error (a rejected reload has several). */
+		const char	*text = json_get_str(v, "error", "unknown error");
+		char		*line;
+
+		size_t		 before = err->len;
+
+		while ((text = next_line(text, &line)) != NULL) {
+			buf_puts(err, "error: ");
+			sanitize(err, line);
+			buf_putc(err, '\n');
+			free(line);
+		}
+		if (err->len == before)
+			buf_puts(err, "error: unknown error\n");
 		rc = CTL_EXIT_UNHEALTHY;
 	} else if ((strcmp(command, "status") == 0 &&
 	    !json_get_bool(v, "healthy", false)) ||

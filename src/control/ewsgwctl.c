@@ -192,6 +192,8 @@ main(int argc, char **argv)
 	struct buf			 out = BUF_INIT, err = BUF_INIT;
 	bool				 json = false;
 	char				*cause = NULL, *ep;
+	const char			*p;
+	size_t				 n;
 	long				 timeout = CTL_DEFAULT_TIMEOUT_S;
 	int64_t				 deadline;
 	int				 ch, fd, i, nargs, rc;
@@ -279,8 +281,12 @@ main(int argc, char **argv)
 
 	rc = ctl_render(e->name, answer.data, answer.len, json, &out, &err);
 	fwrite(out.data != NULL ? out.data : "", 1, out.len, stdout);
-	if (err.len > 0)
-		fprintf(stderr, "ewsgwctl: %s", buf_str(&err));
+	/* Every line of err ends in a newline; each gets the prefix. */
+	for (p = buf_str(&err); *p != '\0'; p += n) {
+		n = strcspn(p, "\n");
+		n += p[n] == '\n';
+		fprintf(stderr, "ewsgwctl: %.*s", (int)n, p);
+	}
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		fprintf(stderr, "ewsgwctl: stdout: %s\n", strerror(errno));
 		rc = CTL_EXIT_FAILURE;

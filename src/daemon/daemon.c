@@ -61,6 +61,8 @@ static void	 daemon_stop(struct daemon *);
 static int	 daemon_reload(struct daemon *, char **);
 static void	 json_key_list(struct json_writer *, const char *,
 		    const char *);
+static int	 reload_rejected(struct daemon *, char *, const char *,
+		    char **);
 
 /* ---- status socket provider ---- */
 
@@ -243,6 +245,45 @@ ignore_cb(evutil_socket_t sig, short ev, void *arg)
 
 /* ---- reload ---- */
 
+/*
+ * A rejected reload: the running configuration stays.  errors (taken,
+ * may be NULL: then what) are "FILE:LINE: message" lines; each is
+ * logged as its own record and kept for ewsgwctl status.  Returns -1.
+ */
+static int
+reload_rejected(struct daemon *d, char *errors, const char *what,
+    char **cause)
+{
+	char	*line, *next;
+	size_t	 n = 0;
+
+	if (errors == NULL || *errors == '\0') {
+		free(errors);
+		errors = xstrdup(what);
+	}
+	for (line = errors; *line != '\0'; line = next) {
+		next = line + strcspn(line, "\n");
+		if (next > line)
+			n++;
+		next += *next != '\0';
+	}
+	d->reload_failures++;
+	log_err("reload of %s rejected (%zu %s), running configuration "
+	    "kept", d->path, n, n == 1 ? "error" : "errors");
+	for (line = errors; *line != '\0'; line = next) {
+		next = line + strcspn(line, "\n");
+		if (next > line)
+			log_err("reload rejected: %.*s", (int)(next - line),
+			    line);
+		next += *next != '\0';
+	}
+	free(d->last_reload_error);
+	d->last_reload_error = errors;
+	*cause = xstrdup(errors);
+	notify_ready();
+	return (-1);
+}
+
 static int
 daemon_reload(struct daemon *d, char **cause)
 {
@@ -256,30 +297,13 @@ daemon_reload(struct daemon *d, char **cause)
 		conf_free(nconf);
 		nconf = NULL;
 	}
-	if (nconf == NULL) {
-		d->reload_failures++;
-		/* Keep the running configuration; say why, line by line. */
-		log_err("reload rejected, running configuration kept: %s",
-		    errors != NULL ? errors : "invalid configuration");
-		free(d->last_reload_error);
-		d->last_reload_error = errors != NULL ? errors :
-		    xstrdup("invalid configuration");
-		*cause = xstrdup(d->last_reload_error);
-		notify_ready();
-		return (-1);
-	}
+	if (nconf == NULL)
+		return (reload_rejected(d, errors, "invalid configuration",
+		    cause));
 	if (sinkset_reload(d->sinks, nconf, &errors) == -1) {
-		d->reload_failures++;
-		log_err("reload rejected, running configuration kept: %s",
-		    errors != NULL ? errors : "sinks failed");
-		free(d->last_reload_error);
-		d->last_reload_error = errors != NULL ? errors :
-		    xstrdup("sinks failed");
-		*cause = xstrdup(d->last_reload_error);
 		conf_free(nconf);
 		free(kept);
-		notify_ready();
-		return (-1);
+		return (reload_rejected(d, errors, "sinks failed", cause));
 	}
 	/* nconf holds the running values of these: say so, key by key. */
 	p = copy = kept != NULL ? xstrdup(kept) : NULL;

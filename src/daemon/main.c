@@ -27,8 +27,7 @@
 #define DEFAULT_CONF EWSGW_SYSCONFDIR "/ewsgw.conf"
 
 enum {
-	OPT_CHECK = 256, OPT_VERSION, OPT_VERIFY, OPT_MAILBOX, OPT_JSON,
-	OPT_PROBE, OPT_HELP
+	OPT_CHECK = 256, OPT_VERIFY, OPT_MAILBOX, OPT_JSON, OPT_PROBE
 };
 
 static const struct option longopts[] = {
@@ -40,8 +39,8 @@ static const struct option longopts[] = {
 	{ "mailbox",		required_argument,	NULL, OPT_MAILBOX },
 	{ "json",		no_argument,		NULL, OPT_JSON },
 	{ "probe-throttling",	no_argument,		NULL, OPT_PROBE },
-	{ "version",		no_argument,		NULL, OPT_VERSION },
-	{ "help",		no_argument,		NULL, OPT_HELP },
+	{ "version",		no_argument,		NULL, 'V' },
+	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -49,7 +48,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: ewsgw [-fv] [-c file] [--check-config]\n"
+"usage: ewsgw [-fhVv] [-c file] [--check-config]\n"
 "       ewsgw --verify [-c file] [--mailbox address]... [--json] [--probe-throttling]\n"
 "\n"
 "  -c, --config FILE     configuration file (default %s)\n"
@@ -60,8 +59,8 @@ usage(FILE *f)
 "      --mailbox ADDR    with --verify: mailbox to test impersonation with\n"
 "      --json            with --verify: machine-readable report\n"
 "      --probe-throttling with --verify: measure the allowed concurrency\n"
-"      --version         print the version and exit\n"
-"      --help            print this help and exit\n", DEFAULT_CONF);
+"  -V, --version         print the version and exit\n"
+"  -h, --help            print this help and exit\n", DEFAULT_CONF);
 }
 
 /* Detach from the terminal: the classic double fork. */
@@ -102,7 +101,7 @@ main(int argc, char **argv)
 	int			 foreground = 0, rc;
 
 	memset(&opts, 0, sizeof opts);
-	while ((ch = getopt_long(argc, argv, "c:fv", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:fhVv", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -131,10 +130,10 @@ main(int argc, char **argv)
 		case OPT_PROBE:
 			opts.probe = 1;
 			break;
-		case OPT_VERSION:
+		case 'V':
 			printf("ewsgw %s\n", PACKAGE_VERSION);
 			return (0);
-		case OPT_HELP:
+		case 'h':
 			usage(stdout);
 			return (0);
 		default:

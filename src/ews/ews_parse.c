@@ -60,6 +60,14 @@ static void	 parse_fault(const xmlNode *, struct ews_response *);
 static void	 note_status(struct ews_response *, const struct ews_status *);
 static int	 parse_envelope(const char *, size_t, const char *,
 		    struct ews_response *, body_fn, void *, char **);
+static int	 parse_envelope_ns(const char *, size_t, const char *,
+		    const char *, struct ews_response *, body_fn, void *,
+		    char **);
+static xmlNode	*ad_child(const xmlNode *, const char *);
+static bool	 is_nil(const xmlNode *);
+static char	*ad_text(const xmlNode *);
+static void	 parse_ad_user(const xmlNode *, struct ad_user *);
+static int	 body_user_settings(struct pctx *, xmlNode *, void *);
 static int	 parse_notification(struct pctx *, const xmlNode *,
 		    struct ews_notification *);
 static int	 parse_event(struct pctx *, const xmlNode *,
@@ -646,13 +654,23 @@ note_status(struct ews_response *r, const struct ews_status *st)
 		r->status.message = xstrdup(st->message);
 }
 
-/*
- * Read the envelope, fill the common part and hand the Body's payload to
- * fn when it is op (in the messages namespace; NULL accepts any).
- */
+/* An EWS response: the payload is in the messages namespace. */
 static int
 parse_envelope(const char *data, size_t len, const char *op,
     struct ews_response *r, body_fn fn, void *arg, char **cause)
+{
+	return (parse_envelope_ns(data, len, SOAP_NS_M, op, r, fn, arg,
+	    cause));
+}
+
+/*
+ * Read the envelope, fill the common part and hand the Body's payload to
+ * fn when it is op in namespace ns (op NULL accepts any).
+ */
+static int
+parse_envelope_ns(const char *data, size_t len, const char *ns,
+    const char *op, struct ews_response *r, body_fn fn, void *arg,
+    char **cause)
 {
 	struct pctx	 p = { cause, 0 };
 	xmlDoc		*doc;
@@ -694,7 +712,7 @@ parse_envelope(const char *data, size_t len, const char *op,
 		parse_fault(payload, r);
 		goto out;
 	}
-	if (!is_ns(payload, SOAP_NS_M) || (op != NULL &&
+	if (!is_ns(payload, ns) || (op != NULL &&
 	    strcmp((const char *)payload->name, op) != 0)) {
 		fail(&p, "unexpected Body element %.64s (want %s)",
 		    (const char *)payload->name, op != NULL ? op :
@@ -1114,6 +1132,125 @@ body_generic(struct pctx *p, xmlNode *op, void *arg)
 	return (0);
 }
 
+/* ---- Autodiscover ------------------------------------------------- */
+
+static xmlNode *
+ad_child(const xmlNode *n, const char *name)
+{
+	xmlNode	*c;
+
+	if (n == NULL)
+		return (NULL);
+	for (c = first_el(n); c != NULL; c = next_el(c))
+		if (is_ns(c, AD_NS) && strcmp((const char *)c->name, name) == 0)
+			return (c);
+	return (NULL);
+}
+
+/* xsi:nil="true": the element stands for no value. */
+static bool
+is_nil(const xmlNode *n)
+{
+	xmlChar	*x;
+	bool	 nil;
+
+	x = xmlGetNsProp(n, (const xmlChar *)"nil", (const xmlChar *)AD_NS_XSI);
+	nil = x != NULL && (strcmp((const char *)x, "true") == 0 ||
+	    strcmp((const char *)x, "1") == 0);
+	xmlFree(x);
+	return (nil);
+}
+
+/* Text of an optional element: NULL when absent, nil or empty. */
+static char *
+ad_text(const xmlNode *n)
+{
+	char	*s;
+
+	if (n == NULL || is_nil(n))
+		return (NULL);
+	s = node_text(n);
+	if (*s == '\0') {
+		free(s);
+		return (NULL);
+	}
+	return (s);
+}
+
+static void
+parse_ad_user(const xmlNode *n, struct ad_user *u)
+{
+	xmlNode		*c, *e, *v;
+	enum ad_setting	 s;
+	char		*name;
+
+	memset(u, 0, sizeof(*u));
+	if ((c = ad_child(n, "ErrorCode")) != NULL)
+		node_text_buf(c, u->code, sizeof(u->code));
+	u->error = ad_error_from_code(u->code);
+	u->message = ad_text(ad_child(n, "ErrorMessage"));
+	u->redirect = ad_text(ad_child(n, "RedirectTarget"));
+	if ((c = ad_child(n, "UserSettingErrors")) != NULL)
+		for (e = first_el(c); e != NULL; e = next_el(e)) {
+			if (!is_ns(e, AD_NS) || strcmp((const char *)e->name,
+			    "UserSettingError") != 0)
+				continue;
+			name = node_text(ad_child(e, "SettingName"));
+			if ((s = ad_setting_from_name(name)) != AD_SETTING_MAX)
+				u->missing |= AD_SETTING_BIT(s);
+			free(name);
+		}
+	if ((c = ad_child(n, "UserSettings")) == NULL)
+		return;
+	/* StringSettings; other kinds carry no Value and are skipped. */
+	for (e = first_el(c); e != NULL; e = next_el(e)) {
+		if (!is_ns(e, AD_NS) ||
+		    strcmp((const char *)e->name, "UserSetting") != 0)
+			continue;
+		name = node_text(ad_child(e, "Name"));
+		s = ad_setting_from_name(name);
+		free(name);
+		v = ad_child(e, "Value");
+		if (s == AD_SETTING_MAX || v == NULL || is_nil(v) ||
+		    u->values[s] != NULL)
+			continue;
+		u->values[s] = node_text(v);
+	}
+}
+
+static int
+body_user_settings(struct pctx *p, xmlNode *op, void *arg)
+{
+	struct ews_user_settings	*out = arg;
+	xmlNode				*resp, *c, *users;
+	size_t				 cap = 0;
+
+	if ((resp = ad_child(op, "Response")) == NULL)
+		return (fail(p, "GetUserSettingsResponseMessage without "
+		    "Response"));
+	if ((c = ad_child(resp, "ErrorCode")) != NULL)
+		node_text_buf(c, out->r.status.code,
+		    sizeof(out->r.status.code));
+	out->error = ad_error_from_code(out->r.status.code);
+	out->r.status.class = out->error == AD_ERR_NONE ? EWS_CLASS_SUCCESS :
+	    EWS_CLASS_ERROR;
+	out->r.status.message = ad_text(ad_child(resp, "ErrorMessage"));
+	if ((users = ad_child(resp, "UserResponses")) == NULL) {
+		if (out->error != AD_ERR_NONE)
+			return (0);
+		return (fail(p, "Response without UserResponses"));
+	}
+	for (c = first_el(users); c != NULL; c = next_el(c)) {
+		if (!is_ns(c, AD_NS) ||
+		    strcmp((const char *)c->name, "UserResponse") != 0)
+			continue;
+		out->users = grow(out->users, out->nusers, &cap,
+		    sizeof(*out->users));
+		parse_ad_user(c, &out->users[out->nusers++]);
+	}
+	return (0);
+}
+
 /* ---- entry points -------------------------------------------------- */
 
 int
@@ -1203,6 +1340,16 @@ ews_parse_oof(const char *d, size_t len, struct ews_oof *out, char **cause)
 	memset(out, 0, sizeof(*out));
 	return (parse_envelope(d, len, "GetUserOofSettingsResponse", &out->r,
 	    body_oof, out, cause));
+}
+
+int
+ews_parse_user_settings(const char *d, size_t len,
+    struct ews_user_settings *out, char **cause)
+{
+	memset(out, 0, sizeof(*out));
+	return (parse_envelope_ns(d, len, AD_NS,
+	    "GetUserSettingsResponseMessage", &out->r, body_user_settings, out,
+	    cause));
 }
 
 /* ---- release ------------------------------------------------------- */
@@ -1347,4 +1494,17 @@ void
 ews_oof_free(struct ews_oof *o)
 {
 	ews_response_free(&o->r);
+}
+
+void
+ews_user_settings_free(struct ews_user_settings *us)
+{
+	size_t	 i;
+
+	ews_response_free(&us->r);
+	for (i = 0; i < us->nusers; i++)
+		ad_user_free(&us->users[i]);
+	free(us->users);
+	us->users = NULL;
+	us->nusers = 0;
 }

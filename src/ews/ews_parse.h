@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ews/autodiscover.h"
+
 #define EWS_MAX_DOC	(16 * 1024 * 1024)	/* bytes per document */
 #define EWS_MAX_DEPTH	64			/* element nesting */
 
@@ -228,6 +230,19 @@ struct ews_availability {
 	size_t		 nmailboxes;
 };
 
+/* Autodiscover GetUserSettings. */
+struct ews_user_settings {
+	struct ews_response r;	/* a SOAP Fault, else the Response's
+				   ErrorCode: class Success for NoError,
+				   Error otherwise, with its ErrorMessage */
+	enum ad_error	 error;		/* the Response's ErrorCode */
+	struct ad_user	*users;		/* owned; the UserResponses in the
+					   order the users were asked, maybe
+					   fewer (a throttled server stops
+					   early) */
+	size_t		 nusers;
+};
+
 /*
  * Parsers.  Each takes a whole response document of len bytes (borrowed)
  * and fills *out, which it initialises first.  They return 0 when the
@@ -257,6 +272,9 @@ int	 ews_parse_get_item(const char *, size_t, struct ews_items *,
 int	 ews_parse_availability(const char *, size_t,
 	    struct ews_availability *, char **cause);
 int	 ews_parse_oof(const char *, size_t, struct ews_oof *, char **cause);
+/* The Body holds a:GetUserSettingsResponseMessage, not an EWS message. */
+int	 ews_parse_user_settings(const char *, size_t,
+	    struct ews_user_settings *, char **cause);
 
 void	 ews_response_free(struct ews_response *);
 void	 ews_subscribe_free(struct ews_subscribe *);
@@ -266,6 +284,7 @@ void	 ews_calendar_free(struct ews_calendar *);
 void	 ews_items_free(struct ews_items *);
 void	 ews_availability_free(struct ews_availability *);
 void	 ews_oof_free(struct ews_oof *);
+void	 ews_user_settings_free(struct ews_user_settings *);
 void	 ews_status_free(struct ews_status *);
 void	 ews_notification_free(struct ews_notification *);
 

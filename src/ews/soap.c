@@ -538,6 +538,49 @@ soap_get_user_oof_settings(struct buf *out, const struct soap_header *h,
 	return (sw_end(&w));
 }
 
+int
+soap_get_user_settings(struct buf *out, const char *to, const char *version,
+    const char *const *addresses, size_t n, unsigned settings)
+{
+	struct sw	 w;
+	size_t		 i;
+
+	w.b = out;
+	w.err = 0;
+	buf_reset(out);
+	if (addresses == NULL || n < 1 || n > AD_MAX_USERS ||
+	    (settings & AD_SETTINGS_ALL) == 0 ||
+	    (settings & ~AD_SETTINGS_ALL) != 0 || sw_nonempty(&w, to) != 0) {
+		w.err = -1;
+		return (sw_end(&w));
+	}
+	sw_raw(&w, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+	    "<soap:Envelope xmlns:soap=\"" SOAP_NS_ENV "\""
+	    " xmlns:a=\"" AD_NS "\" xmlns:wsa=\"" AD_NS_WSA "\""
+	    " xmlns:xsi=\"" AD_NS_XSI "\"><soap:Header>");
+	if (version != NULL && sw_nonempty(&w, version) == 0)
+		sw_elem(&w, "a:RequestedServerVersion", version);
+	sw_elem(&w, "wsa:Action", AD_ACTION_GET_USER_SETTINGS);
+	sw_elem(&w, "wsa:To", to);
+	sw_raw(&w, "</soap:Header><soap:Body><a:GetUserSettingsRequestMessage>"
+	    "<a:Request><a:Users>");
+	for (i = 0; i < n; i++) {
+		if (sw_nonempty(&w, addresses[i]) != 0)
+			continue;
+		sw_raw(&w, "<a:User>");
+		sw_elem(&w, "a:Mailbox", addresses[i]);
+		sw_raw(&w, "</a:User>");
+	}
+	sw_raw(&w, "</a:Users><a:RequestedSettings>");
+	for (i = 0; i < AD_SETTING_MAX; i++)
+		if (settings & AD_SETTING_BIT(i))
+			sw_elem(&w, "a:Setting",
+			    ad_setting_name((enum ad_setting)i));
+	sw_raw(&w, "</a:RequestedSettings></a:Request>"
+	    "</a:GetUserSettingsRequestMessage>");
+	return (sw_end(&w));
+}
+
 void
 soap_send_notification_result(struct buf *out, bool unsubscribe)
 {

@@ -14,6 +14,7 @@
 
 #include "base/buf.h"
 #include "base/conf.h"
+#include "ews/autodiscover.h"
 
 #define SOAP_NS_ENV	"http://schemas.xmlsoap.org/soap/envelope/"
 #define SOAP_NS_M	"http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -113,6 +114,16 @@ int	 soap_get_user_availability(struct buf *out,
 /* GetUserOofSettings for one mailbox. */
 int	 soap_get_user_oof_settings(struct buf *out,
 	    const struct soap_header *, const char *address);
+/*
+ * Autodiscover GetUserSettings, posted to autodiscover.svc rather than to
+ * EWS: the AD_SETTING_BITs in settings (at least one) for 1..AD_MAX_USERS
+ * SMTP addresses, answered in this order.  to is the URL the request is
+ * posted to (wsa:To, required); version the RequestedServerVersion
+ * ("Exchange2010" ... "Exchange2013_SP1"), NULL omits it.
+ */
+int	 soap_get_user_settings(struct buf *out, const char *to,
+	    const char *version, const char *const *addresses, size_t n,
+	    unsigned settings);
 /*
  * The push listener's answer to SendNotification: SubscriptionStatus OK,
  * or Unsubscribe to end the subscription.  Cannot fail.

@@ -376,10 +376,14 @@ granted(struct throttle_ticket *tk, void *arg)
 	o.backend_cookie = s.cookie;
 	o.timeout_ms = call->data != NULL ? 0 : conf->exchange.request_timeout_ms;
 	o.tag = s.tag;
+	o.secret = s.secret;
 	c->in_flight[call->klass]++;
 	call->req = http_request_start(c->http, &o, http_done,
 	    call->data != NULL ? http_data : NULL, call);
-	buf_free(&s.body);
+	if (s.secret)
+		buf_free_secret(&s.body);
+	else
+		buf_free(&s.body);
 }
 
 void

@@ -41,6 +41,8 @@ struct ews_send {
 	const char	*cookie;	/* X-BackEndOverrideCookie, borrowed */
 	const char	*tag;		/* for log lines (mailbox), borrowed */
 	bool		 streaming;	/* body bytes to the data callback */
+	bool		 secret;	/* the body holds a secret: never
+					   trace it */
 };
 
 /* What the owner gets back (borrowed for the call). */

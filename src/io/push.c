@@ -23,9 +23,13 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "base/buf.h"
 #include "base/conf.h"
 #include "ews/ews_parse.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "io/push.h"
 #include "ews/soap.h"
@@ -55,7 +59,9 @@ struct push {
 	struct evhttp		*http;
 	struct evconnlistener	*listener;	/* owned by http */
 	SSL_CTX			*ssl;		/* NULL: plain HTTP */
-	char			*path;
+	char			*path;		/* without the token */
+	char			*target;	/* path/token: what may POST */
+	char			 token[PUSH_TOKEN_LEN + 1];
 	unsigned		 port;
 	unsigned		 max_conns;
 	int			 timeout_s;
@@ -77,6 +83,8 @@ static void	 push_refuse(struct push *, struct evhttp_request *, int,
 		    const char *, const char *);
 static int	 push_parse_listen(const char *, struct sockaddr_storage *,
 		    int *, char **);
+static int	 push_token_new(char *, char **);
+static bool	 push_target_ok(const struct push *, const char *);
 
 void
 push_opts_from_config(struct push_opts *o, char **path,
@@ -146,6 +154,62 @@ bad:
 	return (-1);
 }
 
+/* PUSH_TOKEN_LEN hex digits from the OpenSSL CSPRNG into out. */
+static int
+push_token_new(char *out, char **cause)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	unsigned char		 raw[PUSH_TOKEN_LEN / 2];
+	size_t			 i;
+
+	if (RAND_bytes(raw, sizeof raw) != 1) {
+		*cause = xstrdup("no random bytes for the push token");
+		return (-1);
+	}
+	for (i = 0; i < sizeof raw; i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[PUSH_TOKEN_LEN] = '\0';
+	explicit_bzero(raw, sizeof raw);
+	return (0);
+}
+
+char *
+push_notify_url(const struct push *p, const char *url)
+{
+	const char	*s, *path, *rest;
+	char		*u;
+
+	/* "scheme://authority[/path][?query]" -> ".../path/TOKEN?query" */
+	if (url == NULL || (s = strstr(url, "://")) == NULL)
+		return (NULL);
+	path = s + 3 + strcspn(s + 3, "/?#");
+	rest = path + strcspn(path, "?#");
+	while (rest > path && rest[-1] == '/')
+		rest--;
+	xasprintf(&u, "%.*s/%s%s", (int)(rest - url), url, p->token,
+	    rest + strspn(rest, "/"));
+	return (u);
+}
+
+/*
+ * Whether a request target names the listener's path and token (a query
+ * may follow).  The token compares in constant time.
+ */
+static bool
+push_target_ok(const struct push *p, const char *uri)
+{
+	size_t	 n = strlen(p->target), ulen;
+
+	if (uri == NULL)
+		return (false);
+	ulen = strcspn(uri, "?#");
+	if (ulen != n)
+		return (false);
+	return (CRYPTO_memcmp(uri, p->target, n) == 0);
+}
+
 struct push *
 push_new(struct event_base *base, const struct push_opts *o,
     push_notify_cb cb, void *arg, char **cause)
@@ -156,6 +220,7 @@ push_new(struct event_base *base, const struct push_opts *o,
 	struct evconnlistener		*l;
 	int				 sslen;
 	socklen_t			 blen = sizeof ss;
+	size_t				 n;
 
 	*cause = NULL;
 	if (push_parse_listen(o->listen, &ss, &sslen, cause) != 0)
@@ -168,11 +233,21 @@ push_new(struct event_base *base, const struct push_opts *o,
 	    PUSH_DEFAULT_MAX_CONNS;
 	p->timeout_s = o->timeout_s > 0 ? o->timeout_s :
 	    PUSH_DEFAULT_TIMEOUT_S;
-	p->path = o->path != NULL ? xstrdup(o->path) : NULL;
+	p->path = xstrdup(o->path != NULL ? o->path : "");
+	p->path[strcspn(p->path, "?#")] = '\0';
+	for (n = strlen(p->path); n > 0 && p->path[n - 1] == '/'; n--)
+		p->path[n - 1] = '\0';
 	TAILQ_INIT(&p->pending);
+	if (push_token_new(p->token, cause) != 0) {
+		free(p->path);
+		free(p);
+		return (NULL);
+	}
+	xasprintf(&p->target, "%s/%s", p->path, p->token);
 	if (o->certificate != NULL &&
 	    (p->ssl = tls_server_ctx_new(o->certificate, o->key,
 	    cause)) == NULL) {
+		free(p->target);
 		free(p->path);
 		free(p);
 		return (NULL);
@@ -217,6 +292,7 @@ fail:
 	evhttp_free(p->http);
 	if (p->ssl != NULL)
 		SSL_CTX_free(p->ssl);
+	free(p->target);
 	free(p->path);
 	free(p);
 	return (NULL);
@@ -236,6 +312,9 @@ push_free(struct push *p)
 		push_conn_release(c);
 	if (p->ssl != NULL)
 		SSL_CTX_free(p->ssl);
+	explicit_bzero(p->token, sizeof p->token);
+	explicit_bzero(p->target, strlen(p->target));
+	free(p->target);
 	free(p->path);
 	free(p);
 }
@@ -250,6 +329,21 @@ const struct push_stats *
 push_get_stats(const struct push *p)
 {
 	return (&p->stats);
+}
+
+void
+push_stats_json(const struct push_stats *st, struct json_writer *w)
+{
+	json_obj_begin(w);
+	json_kv_int(w, "connections", st->connections);
+	json_kv_int(w, "requests", (int64_t)st->requests);
+	json_kv_int(w, "ok", (int64_t)st->ok);
+	json_kv_int(w, "unsubscribe", (int64_t)st->unsubscribe);
+	json_kv_int(w, "refused", (int64_t)st->bad);
+	json_kv_int(w, "forbidden", (int64_t)st->forbidden);
+	json_kv_int(w, "unparsable", (int64_t)st->unparsable);
+	json_kv_int(w, "paused", (int64_t)st->paused);
+	json_obj_end(w);
 }
 
 /* ---- connection accounting ---- */
@@ -376,19 +470,16 @@ push_request(struct evhttp_request *req, void *arg)
 	char			*body, *cause = NULL;
 	struct ews_notifications n;
 	struct buf		 env = BUF_INIT;
-	size_t			 len, plen;
+	size_t			 len;
 	int			 verdict;
 
 	push_conn_track(p, req);
 	p->stats.requests++;
 	uri = evhttp_request_get_uri(req);
-	if (p->path != NULL) {
-		plen = strlen(p->path);
-		if (uri == NULL || strncmp(uri, p->path, plen) != 0 ||
-		    (uri[plen] != '\0' && uri[plen] != '?')) {
-			push_refuse(p, req, 404, "Not Found", "unknown path");
-			return;
-		}
+	if (!push_target_ok(p, uri)) {
+		p->stats.forbidden++;
+		push_refuse(p, req, 403, "Forbidden", "no valid token");
+		return;
 	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),

@@ -15,11 +15,15 @@
 struct config;
 struct event_base;
 struct ews_notifications;
+struct json_writer;
 struct push;
+
+/* Hex digits of the secret token in the notification URL (256 bits). */
+#define PUSH_TOKEN_LEN	64
 
 struct push_opts {
 	const char	*listen;	/* "a:port" "[v6]:port" "*:port" */
-	const char	*path;		/* only this path; NULL = any */
+	const char	*path;		/* path of the url; NULL = "/" */
 	const char	*certificate;	/* PEM; NULL = plain HTTP */
 	const char	*key;		/* PEM; NULL = in certificate */
 	size_t		 max_body;	/* 0 = 1 MiB; larger gets 413 */
@@ -60,17 +64,28 @@ struct push	*push_new(struct event_base *, const struct push_opts *,
 void		 push_free(struct push *);
 /* The bound port (useful after listening on port 0). */
 unsigned	 push_port(const struct push *);
+/*
+ * The URL to register with Exchange: url (the configured [push] url)
+ * with the listener's secret token appended to its path, the only
+ * request target it answers; anything else gets 403.  The token is new
+ * for every listener.  Returns allocated (caller frees; it holds the
+ * token, wipe it), or NULL if url has no "scheme://".
+ */
+char		*push_notify_url(const struct push *, const char *url);
 
 struct push_stats {
 	uint64_t	 requests;
 	uint64_t	 ok;
 	uint64_t	 unsubscribe;
-	uint64_t	 bad;		/* 400, 404, 405 */
+	uint64_t	 bad;		/* refused: 400, 403, 405, 413 */
+	uint64_t	 forbidden;	/* of those, 403: no valid token */
 	uint64_t	 unparsable;	/* of those, not parsable */
 	unsigned	 connections;	/* open now */
 	uint64_t	 paused;	/* accept paused at the limit */
 };
 /* Live counters (borrowed). */
 const struct push_stats *push_get_stats(const struct push *);
+/* The counters as one JSON object value. */
+void		 push_stats_json(const struct push_stats *, struct json_writer *);
 
 #endif

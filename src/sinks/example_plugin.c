@@ -4,9 +4,12 @@
  *
  * An example loadable sink: appends "mailbox previous -> presence seq"
  * per change to the file named by its "output" key.  Built as a module
- * by the test suite; a template for third-party sinks.
+ * by the test suite; a template for third-party sinks.  It needs
+ * nothing of the source tree but the installed <ewsgw/sink.h>:
+ *   cc -shared -fPIC -o example_sink.so example_plugin.c \
+ *       $(pkg-config --cflags ewsgw-sink)
  */
-#include "config.h"
+#define _POSIX_C_SOURCE 200809L	/* open, write, close */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +96,7 @@ example_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 	char	 line[1024];
 	int	 n;
 
+	(void)token;	/* synchronous: done when publish returns */
 	n = snprintf(line, sizeof line, "%s %s -> %s %llu\n", c->mailbox,
 	    c->previous != NULL ? c->previous : "none", c->presence,
 	    EWSGW_CHANGE_HAS(c, seq) ? (unsigned long long)c->seq : 0ULL);

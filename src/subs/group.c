@@ -14,20 +14,22 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
+#include "base/backoff.h"
 #include "base/conf.h"
-#include "io/ews.h"
-#include "ews/ews_parse.h"
-#include "subs/group.h"
-#include "base/hashmap.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "subs/mailbox.h"
-#include "subs/manager.h"
-#include "ews/soap.h"
-#include "ews/stream.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "ews/ews_parse.h"
+#include "ews/soap.h"
+#include "ews/stream.h"
+#include "io/ews.h"
+#include "subs/env.h"
+#include "subs/group.h"
+#include "subs/mailbox.h"
+#include "subs/registry.h"
 
 /* Wait this long for members still subscribing before (re)connecting. */
 #define SETTLE_MS		2000
@@ -38,6 +40,33 @@
  * counts them on two connections.
  */
 #define REOPEN_GAP_MS		250
+
+struct group {
+	unsigned		 id;
+	const struct subs_env	*env;		/* borrowed */
+	struct registry		*reg;		/* borrowed */
+	struct mailbox		**members;	/* sorted by address */
+	uint8_t			*on_stream;	/* members[i]'s id is on the
+						   open connection */
+	unsigned		 n, cap;
+	char			*anchor;	/* owned copy of members[0] */
+	char			*cookie;	/* X-BackEndOverrideCookie */
+	enum group_state	 state;
+	bool			 closed;	/* shut down for good */
+	struct ews_call		 call;
+	struct stream		*parser;
+	struct event		 idle_ev;	/* dead-stream detection */
+	struct event		 retry_ev;	/* reconnect / settle timer */
+	struct event		 eval_ev;	/* deferred evaluate() */
+	struct backoff		 backoff;
+	unsigned		 streamed;	/* ids on the open connection */
+	bool			 reopen;	/* membership changed */
+	bool			 closed_by_server; /* ConnectionStatus Closed */
+	int64_t			 opened_at;	/* wall ms */
+	int64_t			 last_data_at;	/* last whole envelope, wall ms */
+	uint64_t		 connects, drops, envelopes;
+	char			 last_error[64];
+};
 
 static const char *const state_names[GROUP_STATE_MAX] = {
 	"idle", "queued", "open", "backoff"
@@ -57,8 +86,10 @@ group_state_name(enum group_state s)
 static bool
 streamable(const struct mailbox *mb)
 {
-	return (mb->sub_id != NULL && (mb->state == MAILBOX_SYNCING ||
-	    mb->state == MAILBOX_STREAMING));
+	enum mailbox_state	 s = mailbox_state(mb);
+
+	return (mailbox_sub_id(mb) != NULL && (s == MAILBOX_SYNCING ||
+	    s == MAILBOX_STREAMING));
 }
 
 static void
@@ -71,10 +102,7 @@ set_error(struct group *g, const char *code)
 static void
 off_stream(struct group *g)
 {
-	unsigned	 i;
-
-	for (i = 0; i < g->n; i++)
-		g->members[i]->on_stream = false;
+	memset(g->on_stream, 0, g->cap);
 }
 
 /* ---- timers ---- */
@@ -94,15 +122,15 @@ idle_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (g->state != GROUP_OPEN)
 		return;
-	log_notice("connection %u (anchor %s): no data for %lld s; "
-	    "reconnecting", g->id, g->anchor,
-	    (long long)g->mgr->conf->throttling.idle_timeout_ms / 1000);
+	log_notice("connection %u (anchor %s): no complete message for "
+	    "%lld s; reconnecting", g->id, g->anchor,
+	    (long long)g->env->conf->throttling.idle_timeout_ms / 1000);
 	set_error(g, "IdleTimeout");
 	g->drops++;
 	ews_call_cancel(&g->call);
 	off_stream(g);
 	g->state = GROUP_BACKOFF;
-	arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
+	arm(&g->retry_ev, backoff_next(&g->backoff, g->env->rng));
 }
 
 /* ---- stream callbacks ---- */
@@ -113,8 +141,8 @@ on_notification(void *arg, const struct ews_notification *n)
 	struct group	*g = arg;
 	struct mailbox	*mb;
 
-	mb = manager_mailbox_by_subid(g->mgr, n->subscription_id);
-	if (mb == NULL || mb->group != g)
+	mb = registry_by_subid(g->reg, n->subscription_id);
+	if (mb == NULL || mailbox_group(mb) != g)
 		return;		/* a subscription we already replaced */
 	mailbox_events(mb, n->events, n->nevents);
 }
@@ -141,8 +169,8 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 
 	set_error(g, s->code);
 	for (i = 0; i < nids; i++) {
-		mb = manager_mailbox_by_subid(g->mgr, ids[i]);
-		if (mb == NULL || mb->group != g)
+		mb = registry_by_subid(g->reg, ids[i]);
+		if (mb == NULL || mailbox_group(mb) != g)
 			continue;
 		if (act == EWS_ACT_RESUBSCRIBE || act == EWS_ACT_RESYNC ||
 		    act == EWS_ACT_REDISCOVER || act == EWS_ACT_PARK)
@@ -150,7 +178,7 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 			    act == EWS_ACT_RESYNC);
 		else
 			log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox =
-			    mb->address, .operation = "GetStreamingEvents",
+			    mailbox_address(mb), .operation = "GetStreamingEvents",
 			    .response_code = s->code }, "stream error %s",
 			    s->code);
 	}
@@ -186,18 +214,26 @@ static const struct stream_cb stream_callbacks = {
 	.error = on_error,
 };
 
+/*
+ * Liveness counts complete envelopes (a heartbeat is one), not bytes: a
+ * peer trickling an endless comment or one never-ending envelope must not
+ * keep a dead stream open.
+ */
 static int
 on_data(const char *data, size_t len, void *arg)
 {
 	struct group	*g = arg;
+	uint64_t	 before = stream_count(g->parser);
 
-	g->last_data_at = time_wall_ms();
-	arm(g->idle_ev, g->mgr->conf->throttling.idle_timeout_ms);
 	if (stream_feed(g->parser, data, len) == -1) {
 		log_warnx("connection %u: unusable stream: %s", g->id,
 		    stream_error(g->parser));
 		set_error(g, "BadStream");
 		return (HTTP_DATA_ABORT);
+	}
+	if (stream_count(g->parser) != before) {
+		g->last_data_at = time_wall_ms();
+		arm(&g->idle_ev, g->env->conf->throttling.idle_timeout_ms);
 	}
 	return (HTTP_DATA_OK);
 }
@@ -208,7 +244,7 @@ static int
 build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 {
 	struct group		*g = arg;
-	const struct config	*conf = g->mgr->conf;
+	const struct config	*conf = g->env->conf;
 	struct soap_ident	 id;
 	struct soap_header	 h;
 	const char		**ids;
@@ -217,9 +253,9 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 
 	ids = xcalloc(g->n ? g->n : 1, sizeof *ids);
 	for (i = 0; i < g->n; i++) {
-		g->members[i]->on_stream = streamable(g->members[i]);
-		if (g->members[i]->on_stream)
-			ids[n++] = g->members[i]->sub_id;
+		g->on_stream[i] = streamable(g->members[i]);
+		if (g->on_stream[i])
+			ids[n++] = mailbox_sub_id(g->members[i]);
 	}
 	if (n == 0) {
 		free(ids);
@@ -230,9 +266,7 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 	h.impersonate = NULL;
 	if (conf->throttling.charging == CONF_CHARGING_IMPERSONATED) {
 		/* Charged to the anchor's copy of the budget. */
-		id.type = (enum conf_idtype)g->members[0]->idtype;
-		id.value = g->members[0]->imp_id != NULL ?
-		    g->members[0]->imp_id : g->members[0]->address;
+		mailbox_ident(g->members[0], &id);
 		h.impersonate = &id;
 	}
 	r = soap_get_streaming_events(&s->body, &h, ids, n,
@@ -253,7 +287,7 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 	g->connects++;
 	g->opened_at = g->last_data_at = time_wall_ms();
 	stream_reset(g->parser);
-	arm(g->idle_ev, conf->throttling.idle_timeout_ms);
+	arm(&g->idle_ev, conf->throttling.idle_timeout_ms);
 	return (0);
 }
 
@@ -263,9 +297,9 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct group	*g = arg;
 	unsigned	 i;
 
-	evtimer_del(g->idle_ev);
+	evtimer_del(&g->idle_ev);
 	g->state = GROUP_IDLE;
-	if (g->mgr->stopping) {
+	if (g->closed) {
 		off_stream(g);
 		return;
 	}
@@ -273,7 +307,7 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		/* The server refused the whole request for its ids. */
 		set_error(g, r->code);
 		for (i = 0; i < g->n; i++)
-			if (g->members[i]->on_stream)
+			if (g->on_stream[i])
 				mailbox_subscription_lost(g->members[i], r->code,
 				    r->action == EWS_ACT_RESYNC);
 	}
@@ -295,11 +329,11 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	g->state = GROUP_BACKOFF;
 	if (r->parsed && r->generic.status.backoff_ms > 0)
 		/* Exchange said how long: the scheduler holds the budget. */
-		arm(g->retry_ev, r->generic.status.backoff_ms);
+		arm(&g->retry_ev, r->generic.status.backoff_ms);
 	else if (call->has_hint && call->hint.backoff_ms > 0)
-		arm(g->retry_ev, call->hint.backoff_ms);
+		arm(&g->retry_ev, call->hint.backoff_ms);
 	else
-		arm(g->retry_ev, backoff_next(&g->backoff, &g->mgr->rng));
+		arm(&g->retry_ev, backoff_next(&g->backoff, g->env->rng));
 }
 
 static void
@@ -315,11 +349,11 @@ static void
 reopen(struct group *g)
 {
 	ews_call_cancel(&g->call);
-	evtimer_del(g->idle_ev);
+	evtimer_del(&g->idle_ev);
 	off_stream(g);
 	g->reopen = false;
 	g->state = GROUP_BACKOFF;
-	arm(g->retry_ev, REOPEN_GAP_MS);
+	arm(&g->retry_ev, REOPEN_GAP_MS);
 }
 
 /* Decide whether to connect, reconnect or wait. */
@@ -329,12 +363,12 @@ evaluate(struct group *g)
 	unsigned	 i, ready = 0, pending = 0;
 	bool		 settled;
 
-	if (g->mgr->stopping || g->n == 0)
+	if (g->closed || g->n == 0)
 		return;
 	for (i = 0; i < g->n; i++) {
 		if (streamable(g->members[i]))
 			ready++;
-		else if (g->members[i]->state == MAILBOX_SUBSCRIBING)
+		else if (mailbox_state(g->members[i]) == MAILBOX_SUBSCRIBING)
 			pending++;
 	}
 	settled = pending == 0;
@@ -342,8 +376,8 @@ evaluate(struct group *g)
 	case GROUP_IDLE:
 		if (ready == 0)
 			return;
-		if (!settled && !evtimer_pending(g->retry_ev, NULL)) {
-			arm(g->retry_ev, SETTLE_MS);
+		if (!settled && !evtimer_pending(&g->retry_ev, NULL)) {
+			arm(&g->retry_ev, SETTLE_MS);
 			return;
 		}
 		if (!settled)
@@ -353,8 +387,8 @@ evaluate(struct group *g)
 	case GROUP_OPEN:
 		if (!g->reopen)
 			return;
-		if (!settled && !evtimer_pending(g->retry_ev, NULL)) {
-			arm(g->retry_ev, SETTLE_MS);
+		if (!settled && !evtimer_pending(&g->retry_ev, NULL)) {
+			arm(&g->retry_ev, SETTLE_MS);
 			return;
 		}
 		if (!settled)
@@ -375,7 +409,7 @@ force_cb(evutil_socket_t fd, short ev, void *arg)
 	struct group	*g = arg;
 	unsigned	 i, ready = 0;
 
-	if (g->mgr->stopping)
+	if (g->closed)
 		return;
 	if (g->state == GROUP_BACKOFF)
 		g->state = GROUP_IDLE;
@@ -401,35 +435,40 @@ group_member_changed(struct group *g)
 {
 	unsigned	 i;
 
-	/* A member that just subscribed is not on the open connection. */
-	if (g->state == GROUP_OPEN) {
-		for (i = 0; i < g->n; i++)
-			if (streamable(g->members[i]) &&
-			    !g->members[i]->on_stream)
-				g->reopen = true;
+	/*
+	 * A member whose subscription went is off the connection; one that
+	 * just subscribed is not on it yet.
+	 */
+	for (i = 0; i < g->n; i++) {
+		if (!streamable(g->members[i]))
+			g->on_stream[i] = 0;
+		else if (g->state == GROUP_OPEN && !g->on_stream[i])
+			g->reopen = true;
 	}
-	event_active(g->eval_ev, EV_TIMEOUT, 0);
+	event_active(&g->eval_ev, EV_TIMEOUT, 0);
 }
 
 /* ---- membership ---- */
 
 struct group *
-group_new(struct manager *m, unsigned id)
+group_new(const struct subs_env *env, struct registry *reg, unsigned id)
 {
 	struct group	*g;
 
 	g = xcalloc(1, sizeof *g);
 	g->id = id;
-	g->mgr = m;
-	g->cap = m->conf->throttling.subscriptions_per_connection;
+	g->env = env;
+	g->reg = reg;
+	g->cap = env->conf->throttling.subscriptions_per_connection;
 	g->members = xcalloc(g->cap, sizeof *g->members);
-	ews_call_init(&g->call, m->ews);
+	g->on_stream = xcalloc(g->cap, sizeof *g->on_stream);
+	ews_call_init(&g->call, env->ews);
 	g->parser = stream_new(&stream_callbacks, g, STREAM_MAX_ENVELOPE);
-	g->idle_ev = evtimer_new(m->base, idle_cb, g);
-	g->retry_ev = evtimer_new(m->base, force_cb, g);
-	g->eval_ev = event_new(m->base, -1, 0, eval_cb, g);
+	evtimer_assign(&g->idle_ev, env->base, idle_cb, g);
+	evtimer_assign(&g->retry_ev, env->base, force_cb, g);
+	event_assign(&g->eval_ev, env->base, -1, 0, eval_cb, g);
 	backoff_init(&g->backoff, RECONNECT_BASE_MS,
-	    m->conf->throttling.backoff_max_ms, BACKOFF_FULL);
+	    env->conf->throttling.backoff_max_ms, BACKOFF_FULL);
 	return (g);
 }
 
@@ -442,13 +481,14 @@ group_free(struct group *g)
 		return;
 	ews_call_cancel(&g->call);
 	for (i = 0; i < g->n; i++)
-		if (g->members[i]->group == g)
-			g->members[i]->group = NULL;
-	event_free(g->idle_ev);
-	event_free(g->retry_ev);
-	event_free(g->eval_ev);
+		if (mailbox_group(g->members[i]) == g)
+			mailbox_set_group(g->members[i], NULL);
+	event_del(&g->idle_ev);
+	event_del(&g->retry_ev);
+	event_del(&g->eval_ev);
 	stream_free(g->parser);
 	free(g->members);
+	free(g->on_stream);
 	free(g->anchor);
 	free(g->cookie);
 	free(g);
@@ -458,7 +498,7 @@ static void
 set_anchor(struct group *g)
 {
 	free(g->anchor);
-	g->anchor = g->n > 0 ? xstrdup(g->members[0]->address) : NULL;
+	g->anchor = g->n > 0 ? xstrdup(mailbox_address(g->members[0])) : NULL;
 }
 
 void
@@ -468,12 +508,15 @@ group_add(struct group *g, struct mailbox *mb)
 
 	if (g->n == g->cap)
 		return;
-	for (i = g->n; i > 0 && strcmp(g->members[i - 1]->address,
-	    mb->address) > 0; i--)
+	for (i = g->n; i > 0 && strcmp(mailbox_address(g->members[i - 1]),
+	    mailbox_address(mb)) > 0; i--) {
 		g->members[i] = g->members[i - 1];
+		g->on_stream[i] = g->on_stream[i - 1];
+	}
 	g->members[i] = mb;
+	g->on_stream[i] = 0;
 	g->n++;
-	mb->group = g;
+	mailbox_set_group(mb, g);
 	if (i == 0)
 		set_anchor(g);
 }
@@ -489,14 +532,15 @@ group_remove(struct group *g, struct mailbox *mb)
 		return;
 	memmove(&g->members[i], &g->members[i + 1],
 	    (g->n - i - 1) * sizeof *g->members);
+	memmove(&g->on_stream[i], &g->on_stream[i + 1], g->n - i - 1);
 	g->n--;
-	mb->group = NULL;
-	mb->on_stream = false;
+	g->on_stream[g->n] = 0;
+	mailbox_set_group(mb, NULL);
 	if (i == 0)
 		set_anchor(g);
 	if (g->n == 0) {
 		ews_call_cancel(&g->call);
-		evtimer_del(g->idle_ev);
+		evtimer_del(&g->idle_ev);
 		g->state = GROUP_IDLE;
 	}
 }
@@ -505,9 +549,10 @@ void
 group_close(struct group *g)
 {
 	ews_call_cancel(&g->call);
-	evtimer_del(g->idle_ev);
-	evtimer_del(g->retry_ev);
-	event_del(g->eval_ev);
+	evtimer_del(&g->idle_ev);
+	evtimer_del(&g->retry_ev);
+	event_del(&g->eval_ev);
+	g->closed = true;
 	g->state = GROUP_IDLE;
 }
 
@@ -536,6 +581,24 @@ unsigned
 group_id(const struct group *g)
 {
 	return (g->id);
+}
+
+unsigned
+group_size(const struct group *g)
+{
+	return (g->n);
+}
+
+bool
+group_full(const struct group *g)
+{
+	return (g->n >= g->cap);
+}
+
+enum group_state
+group_state(const struct group *g)
+{
+	return (g->state);
 }
 
 void

@@ -13,14 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/backoff.h"
-#include "io/ews.h"
-
-struct event;
 struct json_writer;
 struct mailbox;
-struct manager;
-struct stream;
+struct registry;
+struct subs_env;
 
 enum group_state {
 	GROUP_IDLE,		/* nothing to stream yet */
@@ -30,41 +26,32 @@ enum group_state {
 	GROUP_STATE_MAX
 };
 
-struct group {
-	unsigned		 id;
-	struct manager		*mgr;
-	struct mailbox		**members;	/* sorted by address */
-	unsigned		 n, cap;
-	char			*anchor;	/* owned copy of members[0] */
-	char			*cookie;	/* X-BackEndOverrideCookie */
-	enum group_state	 state;
-	struct ews_call		 call;
-	struct stream		*parser;
-	struct event		*idle_ev;	/* dead-stream detection */
-	struct event		*retry_ev;	/* reconnect / settle timer */
-	struct event		*eval_ev;	/* deferred evaluate() */
-	struct backoff		 backoff;
-	unsigned		 streamed;	/* ids on the open connection */
-	bool			 reopen;	/* membership changed */
-	bool			 closed_by_server; /* ConnectionStatus Closed */
-	int64_t			 opened_at;	/* wall ms */
-	int64_t			 last_data_at;	/* wall ms */
-	uint64_t		 connects, drops, envelopes;
-	char			 last_error[64];
-};
+struct group;
 
-struct group	*group_new(struct manager *, unsigned id);
+/*
+ * An empty group of capacity subscriptions_per_connection.  env and
+ * reg (where notifications find their mailbox) are borrowed for the
+ * group's life.  Allocated, free with group_free.
+ */
+struct group	*group_new(const struct subs_env *, struct registry *,
+		    unsigned id);
+/* Free; members are unlinked (mailbox_group() becomes NULL). */
 void		 group_free(struct group *);
+/* Add mb (borrowed) if there is room; sets mailbox_group(mb). */
 void		 group_add(struct group *, struct mailbox *);
+/* Take mb out; mailbox_group(mb) becomes NULL. */
 void		 group_remove(struct group *, struct mailbox *);
 /* A member's state or subscription changed: maybe (re)connect. */
 void		 group_member_changed(struct group *);
-/* Close the connection (shutdown). */
+/* Close the connection for good (shutdown). */
 void		 group_close(struct group *);
 const char	*group_anchor(const struct group *);
 const char	*group_cookie(const struct group *);
 void		 group_set_cookie(struct group *, const char *);
 unsigned	 group_id(const struct group *);
+unsigned	 group_size(const struct group *);
+bool		 group_full(const struct group *);
+enum group_state group_state(const struct group *);
 const char	*group_state_name(enum group_state);
 void		 group_json(const struct group *, struct json_writer *);
 

@@ -13,22 +13,21 @@
 
 #include <ewsgw/sink.h>
 
-#include "presence/boundary.h"
+#include "base/backoff.h"
 #include "base/conf.h"
-#include "io/ews.h"
-#include "ews/ews_parse.h"
-#include "subs/group.h"
-#include "base/hashmap.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "subs/mailbox.h"
-#include "subs/manager.h"
-#include "subs/poller.h"
-#include "sinks/sinkset.h"
-#include "ews/soap.h"
-#include "io/throttle.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "ews/ews_parse.h"
+#include "ews/soap.h"
+#include "io/ews.h"
+#include "io/throttle.h"
+#include "presence/boundary.h"
+#include "presence/presence.h"
+#include "presence/timeline.h"
+#include "subs/env.h"
+#include "subs/mailbox.h"
 
 /* A refused mailbox is tried again this rarely. */
 #define PARK_RETRY_MS		(60 * 60 * 1000)
@@ -36,6 +35,44 @@
 #define FIRST_RESYNC_MIN_MS	60000
 /* A CalendarView bigger than find_count_limit is read in this many pages. */
 #define CALVIEW_MAX_PAGES	8
+
+struct mailbox {
+	char			*address;	/* owned, lower case */
+	char			*imp_id;	/* UPN or SID, or NULL */
+	const struct mailbox_ctx *ctx;		/* borrowed */
+	struct group		*group;		/* the layer above's link */
+	char			*sub_id;	/* owned, or NULL */
+	char			*watermark;	/* push only; owned or NULL */
+	char			 error_code[64];
+
+	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
+	struct ews_call		 read_call;	/* FindItem / GetUserOofSettings */
+
+	struct calpages		*pages;		/* a CalendarView in pages */
+	struct timeline		 tl;
+	struct presence_oof	 oof;
+	struct presence		 pres;
+	uint64_t		 seq;		/* publications */
+
+	struct timerheap_entry	 boundary;	/* next presence change */
+	struct timerheap_entry	 action;	/* next of the *_at below */
+	int64_t			 retry_at;	/* mono ms, 0 = none */
+	int64_t			 sync_at;
+	int64_t			 resync_at;
+	int64_t			 push_deadline;
+	int64_t			 last_event_ms;	/* mono */
+
+	uint8_t			 state;
+	uint8_t			 mode;
+	uint8_t			 reason;
+	uint8_t			 idtype;
+	uint8_t			 failures;	/* consecutive, for back-off */
+	uint8_t			 read_step;	/* 0 FindItem, 1 OOF */
+	bool			 has_presence;	/* published at least once */
+	bool			 dirty;		/* sync again after this one */
+	bool			 have_sub_budget; /* counted in throttle */
+	const char		*sync_source;	/* why the running sync runs */
+};
 
 /* Items gathered over the pages of one CalendarView read. */
 struct calpages {
@@ -82,18 +119,18 @@ mailbox_reason_name(enum mailbox_reason r)
 }
 
 struct mailbox *
-mailbox_new(struct manager *m, const char *address, int idtype,
+mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
     const char *imp_id)
 {
 	struct mailbox	*mb;
 
 	mb = xcalloc(1, sizeof *mb);
-	mb->mgr = m;
+	mb->ctx = ctx;
 	mb->address = xstrdup(address);
 	mb->idtype = (uint8_t)idtype;
 	mb->imp_id = imp_id != NULL ? xstrdup(imp_id) : NULL;
-	ews_call_init(&mb->sub_call, m->ews);
-	ews_call_init(&mb->read_call, m->ews);
+	ews_call_init(&mb->sub_call, ctx->env->ews);
+	ews_call_init(&mb->read_call, ctx->env->ews);
 	timeline_init(&mb->tl);
 	timerheap_entry_init(&mb->boundary);
 	timerheap_entry_init(&mb->action);
@@ -112,37 +149,42 @@ pages_free(struct mailbox *mb)
 	mb->pages = NULL;
 }
 
+/* Drop the subscription id; report = tell the layer above. */
 static void
-forget_subscription(struct mailbox *mb)
+drop_subscription(struct mailbox *mb, bool report)
 {
-	struct manager	*m = mb->mgr;
+	const struct mailbox_ctx	*ctx = mb->ctx;
+	char				*old = mb->sub_id;
 
-	if (mb->sub_id != NULL) {
-		if (hashmap_get(m->by_subid, mb->sub_id) == mb)
-			hashmap_remove(m->by_subid, mb->sub_id);
-		free(mb->sub_id);
-		mb->sub_id = NULL;
-	}
+	mb->sub_id = NULL;
+	if (old != NULL && report)
+		ctx->hooks->subscription(mb, old, ctx->arg);
+	free(old);
 	free(mb->watermark);
 	mb->watermark = NULL;
-	mb->on_stream = false;
 	if (mb->have_sub_budget) {
-		throttle_subscription_release(ews_ctx_throttle(m->ews),
+		throttle_subscription_release(ews_ctx_throttle(ctx->env->ews),
 		    mb->address);
 		mb->have_sub_budget = false;
 	}
 }
 
+static void
+forget_subscription(struct mailbox *mb)
+{
+	drop_subscription(mb, true);
+}
+
 void
 mailbox_free(struct mailbox *mb)
 {
-	struct manager	*m = mb->mgr;
+	const struct mailbox_ctx	*ctx = mb->ctx;
 
 	ews_call_cancel(&mb->sub_call);
 	ews_call_cancel(&mb->read_call);
-	boundary_cancel(m->presence_timers, &mb->boundary);
-	boundary_cancel(m->action_timers, &mb->action);
-	forget_subscription(mb);
+	boundary_cancel(ctx->presence_timers, &mb->boundary);
+	boundary_cancel(ctx->action_timers, &mb->action);
+	drop_subscription(mb, false);
 	pages_free(mb);
 	timeline_free(&mb->tl);
 	free(mb->address);
@@ -156,10 +198,9 @@ static void
 header_for(const struct mailbox *mb, struct soap_ident *id,
     struct soap_header *h)
 {
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 
-	id->type = (enum conf_idtype)mb->idtype;
-	id->value = mb->imp_id != NULL ? mb->imp_id : mb->address;
+	mailbox_ident(mb, id);
 	h->version = conf->exchange.version;
 	h->impersonate = id;
 }
@@ -177,7 +218,7 @@ set_error(struct mailbox *mb, const char *code)
 static int64_t
 retry_delay(struct mailbox *mb)
 {
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 	int64_t			 cap = conf->throttling.backoff_max_ms, d;
 	unsigned		 n = mb->failures < 20 ? mb->failures : 20;
 
@@ -185,7 +226,7 @@ retry_delay(struct mailbox *mb)
 	if (d > cap || d <= 0)
 		d = cap;
 	/* Full jitter, at least half of the step. */
-	return (d / 2 + backoff_rng_range(&mb->mgr->rng, 0, d / 2));
+	return (d / 2 + backoff_rng_range(mb->ctx->env->rng, 0, d / 2));
 }
 
 /* No push notification for this long: the subscription is gone. */
@@ -212,9 +253,9 @@ arm_action(struct mailbox *mb)
 	if (mb->push_deadline != 0 && mb->push_deadline < t)
 		t = mb->push_deadline;
 	if (t == INT64_MAX)
-		boundary_cancel(mb->mgr->action_timers, &mb->action);
+		boundary_cancel(mb->ctx->action_timers, &mb->action);
 	else
-		boundary_schedule(mb->mgr->action_timers, &mb->action, t);
+		boundary_schedule(mb->ctx->action_timers, &mb->action, t);
 }
 
 static void
@@ -270,8 +311,8 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	}
 	arm_action(mb);
-	if (mb->group != NULL && old != s)
-		group_member_changed(mb->group);
+	if (old != s)
+		mb->ctx->hooks->state(mb, old, mb->ctx->arg);
 }
 
 /* ---- subscribe ---- */
@@ -280,23 +321,24 @@ static int
 build_subscribe(struct ews_call *call, struct ews_send *s, void *arg)
 {
 	struct mailbox		*mb = arg;
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 	struct soap_ident	 id;
 	struct soap_header	 h;
 	int			 r;
 
 	header_for(mb, &id, &h);
-	if (mb->mode == MAILBOX_MODE_PUSH)
+	if (mb->mode == MAILBOX_MODE_PUSH) {
 		r = soap_subscribe_push(&s->body, &h, SOAP_EV_CALENDAR,
-		    conf->push.url, conf->push.status_frequency, NULL);
-	else
+		    mb->ctx->push_url, conf->push.status_frequency,
+		    NULL);
+		s->secret = true;	/* the URL holds the token */
+	} else
 		r = soap_subscribe_streaming(&s->body, &h, SOAP_EV_CALENDAR);
 	if (r == -1) {
 		mlog(LOG_ERR, mb->address, "cannot build Subscribe");
 		return (-1);
 	}
-	s->anchor = mb->group != NULL ? group_anchor(mb->group) : mb->address;
-	s->cookie = mb->group != NULL ? group_cookie(mb->group) : NULL;
+	mb->ctx->hooks->affinity(mb, &s->anchor, &s->cookie, mb->ctx->arg);
 	s->tag = mb->address;
 	return (0);
 }
@@ -305,7 +347,7 @@ static void
 subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
 	struct mailbox		*mb = arg;
-	struct manager		*m = mb->mgr;
+	const struct mailbox_ctx *ctx = mb->ctx;
 	struct ews_subscribe	 sr;
 	char			*cause = NULL;
 
@@ -327,9 +369,7 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 		if (strcmp(r->code, "ErrorExceededSubscriptionCount") == 0) {
 			mlog(LOG_WARNING, mb->address, "subscription budget "
 			    "exhausted on the server; polling instead");
-			mailbox_set_mode(mb, MAILBOX_MODE_POLL,
-			    MAILBOX_WHY_REFUSED);
-			manager_rebalance_soon(m);
+			ctx->hooks->refused(mb, ctx->arg);
 			return;
 		}
 		if (r->action == EWS_ACT_PARK) {
@@ -339,21 +379,22 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 		back_off(mb, r->code);
 		return;
 	}
-	if (mb->group != NULL && r->http->cookie_backend != NULL)
-		group_set_cookie(mb->group, r->http->cookie_backend);
+	if (r->http->cookie_backend != NULL)
+		ctx->hooks->cookie(mb, r->http->cookie_backend, ctx->arg);
 	forget_subscription(mb);
 	mb->sub_id = sr.subscription_id;
 	sr.subscription_id = NULL;
 	mb->watermark = sr.watermark;
 	sr.watermark = NULL;
 	ews_subscribe_free(&sr);
-	if (throttle_subscription_acquire(ews_ctx_throttle(m->ews),
+	if (throttle_subscription_acquire(ews_ctx_throttle(ctx->env->ews),
 	    mb->address) == 0)
 		mb->have_sub_budget = true;
-	hashmap_put(m->by_subid, mb->sub_id, mb);
+	ctx->hooks->subscription(mb, NULL, ctx->arg);
 	mb->failures = 0;
 	if (mb->mode == MAILBOX_MODE_PUSH)
-		mb->push_deadline = time_mono_ms() + push_timeout(m->conf);
+		mb->push_deadline = time_mono_ms() +
+		    push_timeout(ctx->env->conf);
 	set_state(mb, MAILBOX_SYNCING);
 	/* Presence first for mailboxes already subscribed. */
 	sync_start(mb, mb->has_presence ? "resubscribe" : "startup",
@@ -376,7 +417,7 @@ static int
 build_read(struct ews_call *call, struct ews_send *s, void *arg)
 {
 	struct mailbox		*mb = arg;
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 	struct soap_ident	 id;
 	struct soap_header	 h;
 	int64_t			 now = time_wall_ms() / 1000;
@@ -447,7 +488,7 @@ unique_items(struct timeline_item *items, size_t n)
 static void
 read_failed(struct mailbox *mb, const struct ews_reply *r)
 {
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 
 	set_error(mb, r->code);
 	pages_free(mb);
@@ -474,7 +515,7 @@ static void
 read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
 	struct mailbox		*mb = arg;
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 	struct ews_calendar	 cal;
 	struct ews_oof		 oof;
 	struct timeline_item	*items;
@@ -578,7 +619,6 @@ done:
 	mb->failures = 0;
 	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
 		set_error(mb, NULL);
-	mb->mgr->resyncs++;
 	publish(mb, mb->sync_source != NULL ? mb->sync_source : "calendar");
 	if (mb->state == MAILBOX_SYNCING)
 		set_state(mb, mb->mode == MAILBOX_MODE_PUSH ? MAILBOX_PUSH :
@@ -615,18 +655,17 @@ sync_start(struct mailbox *mb, const char *source, enum throttle_prio prio)
 static void
 publish(struct mailbox *mb, const char *source)
 {
-	struct manager			*m = mb->mgr;
+	const struct mailbox_ctx	*ctx = mb->ctx;
 	struct presence			 p;
 	struct ewsgw_presence_change	 ch;
 	int64_t				 now = time_wall_ms() / 1000;
 
-	presence_compute(&mb->tl, &mb->oof, now,
-	    &m->rules, &p);
+	presence_compute(&mb->tl, &mb->oof, now, ctx->rules, &p);
 	if (p.until != PRESENCE_NO_UNTIL)
-		boundary_schedule(m->presence_timers, &mb->boundary,
+		boundary_schedule(ctx->presence_timers, &mb->boundary,
 		    p.until * 1000);
 	else
-		boundary_cancel(m->presence_timers, &mb->boundary);
+		boundary_cancel(ctx->presence_timers, &mb->boundary);
 	if (mb->has_presence && presence_equal(&p, &mb->pres)) {
 		/* Same state; keep the original since, track the new until. */
 		mb->pres.until = p.until;
@@ -645,14 +684,23 @@ publish(struct mailbox *mb, const char *source)
 	ch.seq = ++mb->seq;
 	mb->pres = p;
 	mb->has_presence = true;
-	m->published++;
-	sinkset_publish(m->sinks, &ch);
+	ctx->hooks->publish(mb, &ch, ctx->arg);
 }
 
 void
-mailbox_boundary_due(struct mailbox *mb)
+mailbox_presence_timer(struct timerheap_entry *e, void *arg)
 {
+	struct mailbox	*mb = timerheap_owner(e, struct mailbox, boundary);
+
 	if (mb->state == MAILBOX_STOPPED)
+		return;
+	publish(mb, "timer");
+}
+
+void
+mailbox_recompute(struct mailbox *mb)
+{
+	if (mb->state == MAILBOX_STOPPED || !mb->has_presence)
 		return;
 	publish(mb, "timer");
 }
@@ -662,7 +710,7 @@ mailbox_boundary_due(struct mailbox *mb)
 void
 mailbox_start(struct mailbox *mb)
 {
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 	int64_t			 spread;
 
 	/* Stagger periodic re-reads over the interval. */
@@ -670,7 +718,7 @@ mailbox_start(struct mailbox *mb)
 	if (spread < FIRST_RESYNC_MIN_MS)
 		spread = FIRST_RESYNC_MIN_MS;
 	mb->resync_at = time_mono_ms() + spread / 2 +
-	    backoff_rng_range(&mb->mgr->rng, 0, spread / 2);
+	    backoff_rng_range(mb->ctx->env->rng, 0, spread / 2);
 	if (mb->mode == MAILBOX_MODE_POLL) {
 		set_state(mb, MAILBOX_POLLING);
 		mb->resync_at = 0;
@@ -710,7 +758,7 @@ mailbox_set_mode(struct mailbox *mb, enum mailbox_mode mode,
 void
 mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 {
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 	size_t			 i;
 	bool			 calendar = false;
 
@@ -730,7 +778,7 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 		arm_action(mb);
 		return;
 	}
-	mb->mgr->notifications++;
+	mb->ctx->hooks->count(mb, MAILBOX_COUNT_NOTIFICATION, mb->ctx->arg);
 	/* Coalesce a burst into one read, debounce after the first. */
 	if (mb->sync_at == 0 || mb->sync_at > mb->last_event_ms +
 	    conf->presence.debounce_ms)
@@ -748,7 +796,7 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 	    .response_code = code }, "subscription lost (%s)%s; subscribing "
 	    "again", code, missed_events ? ", events missed" : "");
 	set_error(mb, code);
-	mb->mgr->resubscribes++;
+	mb->ctx->hooks->count(mb, MAILBOX_COUNT_RESUBSCRIBE, mb->ctx->arg);
 	forget_subscription(mb);
 	if (mb->mode == MAILBOX_MODE_POLL)
 		return;
@@ -756,7 +804,7 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 }
 
 void
-mailbox_resync(struct mailbox *mb, const char *source)
+mailbox_resync(struct mailbox *mb)
 {
 	if (mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_UNSUBSCRIBING)
 		return;
@@ -765,14 +813,14 @@ mailbox_resync(struct mailbox *mb, const char *source)
 		arm_action(mb);
 		return;
 	}
-	sync_start(mb, source, THROTTLE_PRIO_HIGH);
+	sync_start(mb, "resync", THROTTLE_PRIO_HIGH);
 }
 
 void
 mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
     size_t n, const char *code)
 {
-	const struct config	*conf = mb->mgr->conf;
+	const struct config	*conf = mb->ctx->env->conf;
 	struct timeline_item	*items;
 	size_t			 i;
 	int64_t			 now = time_wall_ms() / 1000;
@@ -796,7 +844,6 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 	    conf->presence.lookback_ms / 1000,
 	    conf->presence.horizon_ms / 1000);
 	free(items);
-	mb->mgr->resyncs++;
 	publish(mb, "poll");
 }
 
@@ -807,7 +854,6 @@ unsubscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 
 	forget_subscription(mb);
 	set_state(mb, MAILBOX_STOPPED);
-	manager_mailbox_stopped(mb->mgr, mb);
 }
 
 static int
@@ -822,8 +868,7 @@ build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
 	header_for(mb, &id, &h);
 	if (soap_unsubscribe(&s->body, &h, mb->sub_id) == -1)
 		return (-1);
-	s->anchor = mb->group != NULL ? group_anchor(mb->group) : mb->address;
-	s->cookie = mb->group != NULL ? group_cookie(mb->group) : NULL;
+	mb->ctx->hooks->affinity(mb, &s->anchor, &s->cookie, mb->ctx->arg);
 	s->tag = mb->address;
 	return (0);
 }
@@ -833,12 +878,11 @@ mailbox_stop(struct mailbox *mb)
 {
 	ews_call_cancel(&mb->read_call);
 	ews_call_cancel(&mb->sub_call);
-	boundary_cancel(mb->mgr->presence_timers, &mb->boundary);
+	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);
 	/* Push subscriptions end when the listener answers Unsubscribe. */
 	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING) {
 		forget_subscription(mb);
 		set_state(mb, MAILBOX_STOPPED);
-		manager_mailbox_stopped(mb->mgr, mb);
 		return;
 	}
 	set_state(mb, MAILBOX_UNSUBSCRIBING);
@@ -848,9 +892,10 @@ mailbox_stop(struct mailbox *mb)
 }
 
 void
-mailbox_action_due(struct mailbox *mb)
+mailbox_action_timer(struct timerheap_entry *e, void *arg)
 {
-	int64_t	 now = time_mono_ms();
+	struct mailbox	*mb = timerheap_owner(e, struct mailbox, action);
+	int64_t		 now = time_mono_ms();
 
 	if (mb->retry_at != 0 && mb->retry_at <= now) {
 		mb->retry_at = 0;
@@ -876,10 +921,10 @@ mailbox_action_due(struct mailbox *mb)
 		    mb->state == MAILBOX_SYNCING)
 			sync_start(mb, "calendar", THROTTLE_PRIO_NORMAL);
 		else if (mb->state == MAILBOX_POLLING)
-			poller_poll_now(mb->mgr->poller, mb);
+			mb->ctx->hooks->poll(mb, mb->ctx->arg);
 	}
 	if (mb->resync_at != 0 && mb->resync_at <= now) {
-		mb->resync_at = now + mb->mgr->conf->presence.resync_interval_ms;
+		mb->resync_at = now + mb->ctx->env->conf->presence.resync_interval_ms;
 		if (mb->state == MAILBOX_STREAMING || mb->state == MAILBOX_PUSH)
 			sync_start(mb, "resync", THROTTLE_PRIO_LOW);
 	}
@@ -889,7 +934,8 @@ mailbox_action_due(struct mailbox *mb)
 /* ---- status ---- */
 
 void
-mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail)
+mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
+    int64_t connection)
 {
 	int64_t	 now = time_mono_ms();
 
@@ -908,8 +954,8 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail)
 	json_kv_time(w, "since", mb->has_presence ? mb->pres.since : 0);
 	json_kv_time(w, "until", mb->has_presence ? mb->pres.until : 0);
 	json_key(w, "connection");
-	if (mb->group != NULL)
-		json_int(w, group_id(mb->group));
+	if (connection >= 0)
+		json_int(w, connection);
 	else
 		json_null(w);
 	json_kv_str(w, "error", mb->error_code[0] ? mb->error_code : NULL);
@@ -931,4 +977,67 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail)
 		json_obj_end(w);
 	}
 	json_obj_end(w);
+}
+
+/* ---- views ---- */
+
+const char *
+mailbox_address(const struct mailbox *mb)
+{
+	return (mb->address);
+}
+
+enum mailbox_state
+mailbox_state(const struct mailbox *mb)
+{
+	return ((enum mailbox_state)mb->state);
+}
+
+enum mailbox_mode
+mailbox_mode(const struct mailbox *mb)
+{
+	return ((enum mailbox_mode)mb->mode);
+}
+
+enum mailbox_reason
+mailbox_reason(const struct mailbox *mb)
+{
+	return ((enum mailbox_reason)mb->reason);
+}
+
+const char *
+mailbox_sub_id(const struct mailbox *mb)
+{
+	return (mb->sub_id);
+}
+
+void
+mailbox_ident(const struct mailbox *mb, struct soap_ident *id)
+{
+	id->type = (enum conf_idtype)mb->idtype;
+	id->value = mb->imp_id != NULL ? mb->imp_id : mb->address;
+}
+
+const struct presence *
+mailbox_presence(const struct mailbox *mb)
+{
+	return (mb->has_presence ? &mb->pres : NULL);
+}
+
+const char *
+mailbox_error(const struct mailbox *mb)
+{
+	return (mb->error_code);
+}
+
+struct group *
+mailbox_group(const struct mailbox *mb)
+{
+	return (mb->group);
+}
+
+void
+mailbox_set_group(struct mailbox *mb, struct group *g)
+{
+	mb->group = g;
 }

@@ -5,25 +5,30 @@
  * One watched mailbox: its state machine (subscribe, sync, stream / push
  * / poll, back off, park), its calendar timeline and its presence.  Every
  * state change goes through mailbox_set_state().  Kept small: 100,000 of
- * these live in one daemon.
+ * these live in one daemon.  A mailbox knows nothing of the others: what
+ * concerns the manager (its group, the indexes, the sinks, counters) it
+ * reports through struct mailbox_hooks.
  */
 #ifndef EWSGW_MAILBOX_H
 #define EWSGW_MAILBOX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "io/ews.h"
-#include "presence/presence.h"
-#include "presence/timeline.h"
 #include "base/timerheap.h"
 
-struct calpages;
-struct group;
-struct json_writer;
-struct manager;
+struct boundary;
 struct ews_event;
 struct ews_fb_event;
+struct ewsgw_presence_change;
+struct group;
+struct json_writer;
+struct mailbox;
+struct presence;
+struct presence_rules;
+struct soap_ident;
+struct subs_env;
 
 enum mailbox_state {
 	MAILBOX_IDLE,		/* not started yet */
@@ -55,50 +60,59 @@ enum mailbox_reason {
 	MAILBOX_WHY_MAX
 };
 
-struct mailbox {
-	char			*address;	/* owned, lower case */
-	char			*imp_id;	/* UPN or SID, or NULL */
-	struct manager		*mgr;
-	struct group		*group;		/* streaming group or NULL */
-	char			*sub_id;	/* owned, or NULL */
-	char			*watermark;	/* push only; owned or NULL */
-	const char		*last_error;	/* ResponseCode; static or
-						   interned in ews counts */
-	char			 error_code[64];
-
-	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
-	struct ews_call		 read_call;	/* FindItem / GetUserOofSettings */
-
-	struct calpages		*pages;		/* a CalendarView in pages */
-	struct timeline		 tl;
-	struct presence_oof	 oof;
-	struct presence		 pres;
-	uint64_t		 seq;		/* publications */
-
-	struct timerheap_entry	 boundary;	/* next presence change */
-	struct timerheap_entry	 action;	/* next of the *_at below */
-	int64_t			 retry_at;	/* mono ms, 0 = none */
-	int64_t			 sync_at;
-	int64_t			 resync_at;
-	int64_t			 push_deadline;
-	int64_t			 last_event_ms;	/* mono */
-
-	uint8_t			 state;
-	uint8_t			 mode;
-	uint8_t			 reason;
-	uint8_t			 idtype;
-	uint8_t			 failures;	/* consecutive, for back-off */
-	uint8_t			 read_step;	/* 0 FindItem, 1 OOF */
-	bool			 has_presence;	/* published at least once */
-	bool			 dirty;		/* sync again after this one */
-	bool			 have_sub_budget; /* counted in throttle */
-	bool			 removed;	/* gone from the config */
-	bool			 on_stream;	/* its id is on the open stream */
-	const char		*sync_source;	/* why the running sync runs */
+/* Things a mailbox counts for the status views. */
+enum mailbox_count {
+	MAILBOX_COUNT_NOTIFICATION,	/* calendar events seen */
+	MAILBOX_COUNT_RESUBSCRIBE,	/* subscription lost, made again */
+	MAILBOX_COUNT_MAX
 };
 
-/* Allocated, caller frees with mailbox_free. */
-struct mailbox	*mailbox_new(struct manager *, const char *address,
+/*
+ * What a mailbox reports upward; the manager implements them.  All are
+ * called from inside the mailbox's own handlers: they may call the
+ * mailbox's functions but must not free it.
+ */
+struct mailbox_hooks {
+	/* The state changed from old (entry actions done). */
+	void	(*state)(struct mailbox *, enum mailbox_state old, void *);
+	/* Its subscription id changed: old (borrowed, may be NULL) is
+	 * gone, mailbox_sub_id() is the new one or NULL. */
+	void	(*subscription)(struct mailbox *, const char *old, void *);
+	/* Exchange will not give it a subscription: poll it. */
+	void	(*refused)(struct mailbox *, void *);
+	/* Polling mode: read it in the next batch, soon. */
+	void	(*poll)(struct mailbox *, void *);
+	/* X-AnchorMailbox and X-BackEndOverrideCookie for its Subscribe
+	 * and Unsubscribe (both borrowed until the request is sent). */
+	void	(*affinity)(const struct mailbox *, const char **anchor,
+		    const char **cookie, void *);
+	/* A Subscribe answer carried this backend cookie (borrowed). */
+	void	(*cookie)(struct mailbox *, const char *, void *);
+	/* Presence changed: publish it (borrowed for the call). */
+	void	(*publish)(struct mailbox *,
+		    const struct ewsgw_presence_change *, void *);
+	void	(*count)(struct mailbox *, enum mailbox_count, void *);
+};
+
+/* Shared by all mailboxes; owned by the manager, borrowed here. */
+struct mailbox_ctx {
+	const struct subs_env		*env;
+	struct boundary			*presence_timers; /* wall clock */
+	struct boundary			*action_timers;	/* monotonic */
+	const struct presence_rules	*rules;
+	const char			*push_url;	/* to register for push
+							   (holds the listener's
+							   token), or NULL */
+	const struct mailbox_hooks	*hooks;
+	void				*arg;		/* for the hooks */
+};
+
+/*
+ * A new mailbox (address copied, lower case; imp_id copied or NULL) in
+ * state IDLE.  ctx is borrowed for the mailbox's life.  Allocated,
+ * caller frees with mailbox_free (which reports nothing upward).
+ */
+struct mailbox	*mailbox_new(const struct mailbox_ctx *, const char *address,
 		    int idtype, const char *imp_id);
 void		 mailbox_free(struct mailbox *);
 void		 mailbox_start(struct mailbox *);
@@ -111,21 +125,46 @@ void		 mailbox_events(struct mailbox *, const struct ews_event *,
 /* Exchange says the subscription is gone (or lost events). */
 void		 mailbox_subscription_lost(struct mailbox *, const char *code,
 		    bool missed_events);
-/* Read the calendar now (control "resync", reload). */
-void		 mailbox_resync(struct mailbox *, const char *source);
+/* Read the calendar now (control "resync"). */
+void		 mailbox_resync(struct mailbox *);
+/* Presence rules changed (reload): compute and publish again. */
+void		 mailbox_recompute(struct mailbox *);
 /* Free/busy from a poll: replaces the timeline. */
 void		 mailbox_poll_result(struct mailbox *,
 		    const struct ews_fb_event *, size_t, const char *code);
-/* Unsubscribe (streaming) and stop; calls back through the manager. */
+/* Unsubscribe (streaming) and stop; ends in state STOPPED. */
 void		 mailbox_stop(struct mailbox *);
-/* Timer callbacks (wired by the manager). */
-void		 mailbox_boundary_due(struct mailbox *);
-void		 mailbox_action_due(struct mailbox *);
+/* boundary_cb for the ctx's presence_timers and action_timers. */
+void		 mailbox_presence_timer(struct timerheap_entry *, void *);
+void		 mailbox_action_timer(struct timerheap_entry *, void *);
+
+/* Read-only views (borrowed strings). */
+const char	*mailbox_address(const struct mailbox *);
+enum mailbox_state mailbox_state(const struct mailbox *);
+enum mailbox_mode mailbox_mode(const struct mailbox *);
+enum mailbox_reason mailbox_reason(const struct mailbox *);
+/* The subscription id, or NULL when it holds none. */
+const char	*mailbox_sub_id(const struct mailbox *);
+/* Its impersonation identity (id borrows from the mailbox). */
+void		 mailbox_ident(const struct mailbox *, struct soap_ident *);
+/* The last presence published, or NULL before the first. */
+const struct presence *mailbox_presence(const struct mailbox *);
+/* The last error code ("" if none). */
+const char	*mailbox_error(const struct mailbox *);
+
+/*
+ * The stream group it is placed in, or NULL.  The mailbox only keeps
+ * the link for the layer above (group_add/group_remove set it) and
+ * never follows it.
+ */
+struct group	*mailbox_group(const struct mailbox *);
+void		 mailbox_set_group(struct mailbox *, struct group *);
 
 const char	*mailbox_state_name(enum mailbox_state);
 const char	*mailbox_mode_name(enum mailbox_mode);
 const char	*mailbox_reason_name(enum mailbox_reason);
+/* One mailbox as a JSON object; connection: its group id or -1. */
 void		 mailbox_json(const struct mailbox *, struct json_writer *,
-		    bool detail);
+		    bool detail, int64_t connection);
 
 #endif

@@ -8,69 +8,188 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
-#include "presence/boundary.h"
+#include <ewsgw/sink.h>
+
+#include "base/backoff.h"
 #include "base/buf.h"
 #include "base/conf.h"
-#include "io/ews.h"
-#include "subs/group.h"
 #include "base/hashmap.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/timeutil.h"
+#include "base/xmalloc.h"
+#include "io/ews.h"
+#include "io/throttle.h"
+#include "presence/boundary.h"
+#include "presence/presence.h"
+#include "sinks/sinkset.h"
+#include "subs/env.h"
+#include "subs/group.h"
 #include "subs/mailbox.h"
 #include "subs/manager.h"
 #include "subs/poller.h"
 #include "subs/pushrecv.h"
-#include "sinks/sinkset.h"
-#include "io/throttle.h"
-#include "base/timeutil.h"
-#include "base/xmalloc.h"
+#include "subs/registry.h"
+
+/* Mailboxes stopped per loop pass at shutdown: timers run in between. */
+#define STOP_BATCH	1024
+
+struct manager {
+	struct subs_env		 env;		/* lent to the modules */
+	struct mailbox_ctx	 mbctx;		/* lent to every mailbox */
+	struct backoff_rng	 rng;
+	struct presence_rules	 rules;
+	struct sinkset		*sinks;		/* borrowed */
+	struct registry		*reg;		/* the configured mailboxes */
+
+	struct group		**groups;
+	size_t			 ngroups;
+	unsigned		 next_group_id;
+
+	struct mailbox		**retiring;	/* removed, still stopping */
+	size_t			 nretiring;
+	size_t			 running;	/* mailboxes not STOPPED */
+
+	struct boundary		*presence_timers; /* wall clock */
+	struct boundary		*action_timers;	/* monotonic */
+	struct poller		*poller;
+	struct pushrecv		*push;
+
+	struct event		 rebalance_ev;	/* deferred reap + assign */
+	bool			 started;
+	bool			 stopping;
+	manager_done_cb		 stop_cb;
+	void			*stop_arg;
+	struct event		 stop_timer;	/* give up waiting */
+	struct event		 stop_step;	/* the next STOP_BATCH */
+	size_t			 stop_next;	/* registry index */
+
+	uint64_t		 published;	/* presence changes */
+	uint64_t		 counts[MAILBOX_COUNT_MAX];
+};
 
 static void	 assign(struct manager *);
-static void	 reap(struct manager *);
-static struct mailbox *find_mailbox(struct manager *, const char *);
+static void	 rebalance_soon(struct manager *);
+static void	 stop_done(struct manager *);
+static void	 mailbox_json_in(struct mailbox *, struct json_writer *, bool);
+static void	 stop_timeout_cb(evutil_socket_t, short, void *);
+static void	 stop_step_cb(evutil_socket_t, short, void *);
 
-/* ---- timers shared by all mailboxes ---- */
-
-static void
-presence_due(struct timerheap_entry *e, void *arg)
-{
-	mailbox_boundary_due(timerheap_owner(e, struct mailbox, boundary));
-}
+/* ---- what the mailboxes report ---- */
 
 static void
-action_due(struct timerheap_entry *e, void *arg)
+on_state(struct mailbox *mb, enum mailbox_state old, void *arg)
 {
-	mailbox_action_due(timerheap_owner(e, struct mailbox, action));
+	struct manager	*m = arg;
+
+	if (mailbox_group(mb) != NULL)
+		group_member_changed(mailbox_group(mb));
+	if (mailbox_state(mb) != MAILBOX_STOPPED)
+		return;
+	m->running--;
+	if (m->stopping) {
+		if (m->running == 0 && m->stop_cb != NULL) {
+			log_info("all subscriptions released");
+			stop_done(m);
+		}
+	} else if (registry_find(m->reg, mailbox_address(mb)) != mb)
+		rebalance_soon(m);	/* reaps it */
 }
 
-/* ---- registry ---- */
-
-static int
-cmp_mailbox(const void *a, const void *b)
+static void
+on_subscription(struct mailbox *mb, const char *old, void *arg)
 {
-	const struct mailbox *const *x = a, *const *y = b;
+	struct manager	*m = arg;
 
-	return (strcmp((*x)->address, (*y)->address));
+	if (old != NULL)
+		registry_unbind(m->reg, old, mb);
+	if (mailbox_sub_id(mb) != NULL)
+		registry_bind(m->reg, mailbox_sub_id(mb), mb);
 }
 
-struct mailbox *
-manager_mailbox_by_subid(struct manager *m, const char *id)
+/* Exchange will not subscribe it: poll it, and free its group slot. */
+static void
+on_refused(struct mailbox *mb, void *arg)
 {
-	return (id != NULL ? hashmap_get(m->by_subid, id) : NULL);
+	struct manager	*m = arg;
+
+	if (mailbox_group(mb) != NULL)
+		group_remove(mailbox_group(mb), mb);
+	mailbox_set_mode(mb, MAILBOX_MODE_POLL, MAILBOX_WHY_REFUSED);
+	rebalance_soon(m);
 }
+
+static void
+on_poll(struct mailbox *mb, void *arg)
+{
+	struct manager	*m = arg;
+
+	poller_poll_now(m->poller, mb);
+}
+
+/* Subscriptions are made where the group's stream will look for them. */
+static void
+on_affinity(const struct mailbox *mb, const char **anchor,
+    const char **cookie, void *arg)
+{
+	struct group	*g = mailbox_group(mb);
+
+	*anchor = g != NULL ? group_anchor(g) : mailbox_address(mb);
+	*cookie = g != NULL ? group_cookie(g) : NULL;
+}
+
+static void
+on_cookie(struct mailbox *mb, const char *cookie, void *arg)
+{
+	if (mailbox_group(mb) != NULL)
+		group_set_cookie(mailbox_group(mb), cookie);
+}
+
+static void
+on_publish(struct mailbox *mb, const struct ewsgw_presence_change *ch,
+    void *arg)
+{
+	struct manager	*m = arg;
+
+	m->published++;
+	sinkset_publish(m->sinks, ch);
+}
+
+static void
+on_count(struct mailbox *mb, enum mailbox_count what, void *arg)
+{
+	struct manager	*m = arg;
+
+	m->counts[what]++;
+}
+
+static const struct mailbox_hooks hooks = {
+	.state = on_state,
+	.subscription = on_subscription,
+	.refused = on_refused,
+	.poll = on_poll,
+	.affinity = on_affinity,
+	.cookie = on_cookie,
+	.publish = on_publish,
+	.count = on_count,
+};
+
+/* ---- groups and modes ---- */
 
 static struct group *
 new_group(struct manager *m)
 {
 	struct group	*g;
 
-	g = group_new(m, ++m->next_group_id);
+	g = group_new(&m->env, m->reg, ++m->next_group_id);
 	m->groups = xreallocarray(m->groups, m->ngroups + 1,
 	    sizeof *m->groups);
 	m->groups[m->ngroups++] = g;
@@ -83,7 +202,7 @@ drop_empty_groups(struct manager *m)
 	size_t	 i, j;
 
 	for (i = j = 0; i < m->ngroups; i++) {
-		if (m->groups[i]->n == 0)
+		if (group_size(m->groups[i]) == 0)
 			group_free(m->groups[i]);
 		else
 			m->groups[j++] = m->groups[i];
@@ -95,15 +214,34 @@ drop_empty_groups(struct manager *m)
 static void
 capacity(struct manager *m, size_t *groups, size_t *subs)
 {
-	const struct config	*conf = m->conf;
+	const struct config	*conf = m->env.conf;
 	unsigned		 streams;
 
-	streams = throttle_streams_total(ews_ctx_throttle(m->ews));
+	streams = throttle_streams_total(ews_ctx_throttle(m->env.ews));
 	*groups = streams == THROTTLE_UNLIMITED ? SIZE_MAX : streams;
 	if (conf->throttling.charging == CONF_CHARGING_SERVICE_ACCOUNT)
 		*subs = conf->throttling.max_subscriptions;
 	else
 		*subs = SIZE_MAX;	/* counted per target mailbox */
+}
+
+/*
+ * The grouping policy: the stream group a streaming mailbox joins, or
+ * NULL when the connection budget has no room for another group.  Today
+ * groups fill in address order: the last group while it has room, then
+ * a new one.
+ */
+static struct group *
+group_for(struct manager *m, struct mailbox *mb, size_t maxg)
+{
+	struct group	*g;
+
+	g = m->ngroups > 0 ? m->groups[m->ngroups - 1] : NULL;
+	if (g != NULL && !group_full(g))
+		return (g);
+	if (m->ngroups >= maxg)
+		return (NULL);
+	return (new_group(m));
 }
 
 /*
@@ -115,38 +253,39 @@ capacity(struct manager *m, size_t *groups, size_t *subs)
 static void
 assign(struct manager *m)
 {
-	const struct config	*conf = m->conf;
-	size_t			 maxg, maxs, used = 0, i;
+	const struct config	*conf = m->env.conf;
+	size_t			 maxg, maxs, used = 0, i, n;
 	struct mailbox		*mb;
 	struct group		*g;
+	enum mailbox_state	 s;
 
 	capacity(m, &maxg, &maxs);
 	drop_empty_groups(m);
+	n = registry_count(m->reg);
 	/* Subscriptions already held count first. */
-	for (i = 0; i < m->nall; i++) {
-		mb = m->all[i];
-		if (mb->removed)
-			continue;
-		if (mb->mode != MAILBOX_MODE_POLL ||
-		    mb->reason == MAILBOX_WHY_REFUSED)
-			if (mb->state != MAILBOX_IDLE || mb->group != NULL)
+	for (i = 0; i < n; i++) {
+		mb = registry_at(m->reg, i);
+		if (mailbox_mode(mb) != MAILBOX_MODE_POLL ||
+		    mailbox_reason(mb) == MAILBOX_WHY_REFUSED)
+			if (mailbox_state(mb) != MAILBOX_IDLE ||
+			    mailbox_group(mb) != NULL)
 				used++;
 	}
-	for (i = 0; i < m->nall; i++) {
-		mb = m->all[i];
-		if (mb->removed)
-			continue;
+	for (i = 0; i < n; i++) {
+		mb = registry_at(m->reg, i);
+		s = mailbox_state(mb);
 		if (conf->exchange.mode == CONF_MODE_POLL) {
-			if (mb->group != NULL)
-				group_remove(mb->group, mb);
+			if (mailbox_group(mb) != NULL)
+				group_remove(mailbox_group(mb), mb);
 			mailbox_set_mode(mb, MAILBOX_MODE_POLL,
 			    MAILBOX_WHY_CONFIG);
 			continue;
 		}
-		if (mb->reason == MAILBOX_WHY_REFUSED)
+		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED)
 			continue;
-		if (mb->group != NULL || (mb->mode == MAILBOX_MODE_PUSH &&
-		    mb->state != MAILBOX_IDLE && mb->state != MAILBOX_POLLING))
+		if (mailbox_group(mb) != NULL ||
+		    (mailbox_mode(mb) == MAILBOX_MODE_PUSH &&
+		    s != MAILBOX_IDLE && s != MAILBOX_POLLING))
 			continue;	/* already placed */
 		if (used >= maxs) {
 			mailbox_set_mode(mb, MAILBOX_MODE_POLL,
@@ -159,21 +298,65 @@ assign(struct manager *m)
 			    MAILBOX_WHY_CONFIG);
 			continue;
 		}
-		/* The last group with room, else a new one if allowed. */
-		g = m->ngroups > 0 ? m->groups[m->ngroups - 1] : NULL;
-		if (g == NULL || g->n >= g->cap) {
-			if (m->ngroups >= maxg) {
-				mailbox_set_mode(mb, MAILBOX_MODE_POLL,
-				    MAILBOX_WHY_CONNECTIONS);
-				continue;
-			}
-			g = new_group(m);
+		if ((g = group_for(m, mb, maxg)) == NULL) {
+			mailbox_set_mode(mb, MAILBOX_MODE_POLL,
+			    MAILBOX_WHY_CONNECTIONS);
+			continue;
 		}
 		group_add(g, mb);
 		used++;
 		mailbox_set_mode(mb, MAILBOX_MODE_STREAMING,
 		    MAILBOX_WHY_CONFIG);
 	}
+}
+
+/* ---- adding and removing mailboxes ---- */
+
+/* A new mailbox in the registry, IDLE until started. */
+static struct mailbox *
+add_mailbox(struct manager *m, const struct conf_mailbox *cm)
+{
+	struct mailbox	*mb;
+
+	mb = mailbox_new(&m->mbctx, cm->address, cm->idtype, cm->id);
+	registry_add(m->reg, mb);
+	m->running++;
+	return (mb);
+}
+
+/*
+ * Take a mailbox out of service: out of the registry, its group and the
+ * poller at once; it releases its subscription and is freed once
+ * STOPPED (reap).
+ */
+static void
+retire_mailbox(struct manager *m, struct mailbox *mb)
+{
+	registry_remove(m->reg, mb);
+	if (mailbox_group(mb) != NULL)
+		group_remove(mailbox_group(mb), mb);
+	poller_forget(m->poller, mb);
+	m->retiring = xreallocarray(m->retiring, m->nretiring + 1,
+	    sizeof *m->retiring);
+	m->retiring[m->nretiring++] = mb;
+	mailbox_stop(mb);
+}
+
+/* Free retired mailboxes that have stopped. */
+static void
+reap(struct manager *m)
+{
+	size_t		 i, j;
+	struct mailbox	*mb;
+
+	for (i = j = 0; i < m->nretiring; i++) {
+		mb = m->retiring[i];
+		if (mailbox_state(mb) == MAILBOX_STOPPED)
+			mailbox_free(mb);
+		else
+			m->retiring[j++] = mb;
+	}
+	m->nretiring = j;
 }
 
 static void
@@ -187,44 +370,19 @@ rebalance_cb(evutil_socket_t fd, short ev, void *arg)
 	assign(m);
 }
 
-void
-manager_rebalance_soon(struct manager *m)
+static void
+rebalance_soon(struct manager *m)
 {
-	event_active(m->rebalance_ev, EV_TIMEOUT, 0);
+	event_active(&m->rebalance_ev, EV_TIMEOUT, 0);
 }
 
+/* ---- life cycle ---- */
+
 static void
-add_mailbox(struct manager *m, const struct conf_mailbox *cm)
+set_conf(struct manager *m, const struct config *conf)
 {
-	struct mailbox	*mb;
-
-	mb = mailbox_new(m, cm->address, cm->idtype, cm->id);
-	hashmap_put(m->by_address, mb->address, mb);
-	m->all = xreallocarray(m->all, m->nall + 1, sizeof *m->all);
-	m->all[m->nall++] = mb;
-}
-
-/* Free mailboxes removed by a reload once they have stopped. */
-static void
-reap(struct manager *m)
-{
-	size_t		 i, j;
-	struct mailbox	*mb;
-
-	for (i = j = 0; i < m->nall; i++) {
-		mb = m->all[i];
-		if (mb->removed && mb->state == MAILBOX_STOPPED) {
-			if (mb->group != NULL)
-				group_remove(mb->group, mb);
-			if (hashmap_get(m->by_address, mb->address) == mb)
-				hashmap_remove(m->by_address, mb->address);
-			poller_forget(m->poller, mb);
-			mailbox_free(mb);
-			continue;
-		}
-		m->all[j++] = mb;
-	}
-	m->nall = j;
+	m->env.conf = conf;
+	presence_rules_from_conf(&m->rules, conf);
 }
 
 struct manager *
@@ -235,30 +393,41 @@ manager_new(struct event_base *base, const struct config *conf,
 	size_t		 i;
 
 	m = xcalloc(1, sizeof *m);
-	m->base = base;
-	m->conf = conf;
+	m->env.base = base;
+	m->env.rng = &m->rng;
 	m->sinks = sinks;
-	if ((m->ews = ews_ctx_new(base, conf, cause)) == NULL) {
+	set_conf(m, conf);
+	if ((m->env.ews = ews_ctx_new(base, conf, cause)) == NULL) {
 		free(m);
 		return (NULL);
 	}
-	presence_rules_from_conf(&m->rules, conf);
 	backoff_rng_seed(&m->rng, (uint64_t)time_wall_ms() ^
 	    (uint64_t)(uintptr_t)m);
-	m->by_address = hashmap_new();
-	m->by_subid = hashmap_new();
-	m->presence_timers = boundary_new(base, BOUNDARY_WALL, presence_due, m);
-	m->action_timers = boundary_new(base, BOUNDARY_MONO, action_due, m);
-	m->rebalance_ev = event_new(base, -1, 0, rebalance_cb, m);
+	m->reg = registry_new();
+	m->presence_timers = boundary_new(base, BOUNDARY_WALL,
+	    mailbox_presence_timer, NULL);
+	m->action_timers = boundary_new(base, BOUNDARY_MONO,
+	    mailbox_action_timer, NULL);
+	m->mbctx.env = &m->env;
+	m->mbctx.presence_timers = m->presence_timers;
+	m->mbctx.action_timers = m->action_timers;
+	m->mbctx.rules = &m->rules;
+	m->mbctx.hooks = &hooks;
+	m->mbctx.arg = m;
+	event_assign(&m->rebalance_ev, base, -1, 0, rebalance_cb, m);
+	evtimer_assign(&m->stop_timer, base, stop_timeout_cb, m);
+	evtimer_assign(&m->stop_step, base, stop_step_cb, m);
 	for (i = 0; i < conf->nmailboxes; i++)
 		add_mailbox(m, &conf->mailboxes[i]);
-	qsort(m->all, m->nall, sizeof *m->all, cmp_mailbox);
-	m->poller = poller_new(m);
+	registry_commit(m->reg);
+	m->poller = poller_new(&m->env, m->reg);
 	if (conf->exchange.mode == CONF_MODE_PUSH &&
-	    (m->push = pushrecv_new(m, cause)) == NULL) {
+	    (m->push = pushrecv_new(&m->env, m->reg, cause)) == NULL) {
 		manager_free(m);
 		return (NULL);
 	}
+	if (m->push != NULL)
+		m->mbctx.push_url = pushrecv_url(m->push);
 	return (m);
 }
 
@@ -269,8 +438,8 @@ manager_start(struct manager *m)
 
 	assign(m);
 	m->started = true;
-	for (i = 0; i < m->nall; i++)
-		mailbox_start(m->all[i]);
+	for (i = 0; i < registry_count(m->reg); i++)
+		mailbox_start(registry_at(m->reg, i));
 }
 
 void
@@ -280,9 +449,8 @@ manager_reload(struct manager *m, const struct config *conf)
 	struct mailbox		*mb;
 	size_t			 i, added = 0, removed = 0;
 
-	m->conf = conf;
-	presence_rules_from_conf(&m->rules, conf);
-	ews_ctx_reload(m->ews, conf);
+	set_conf(m, conf);
+	ews_ctx_reload(m->env.ews, conf);
 	poller_reload(m->poller);
 
 	/* Mark: what the new file names; sweep: what it no longer does. */
@@ -290,36 +458,32 @@ manager_reload(struct manager *m, const struct config *conf)
 	for (i = 0; i < conf->nmailboxes; i++) {
 		hashmap_put(keep, conf->mailboxes[i].address,
 		    &conf->mailboxes[i]);
-		if (hashmap_get(m->by_address, conf->mailboxes[i].address) ==
+		if (registry_find(m->reg, conf->mailboxes[i].address) ==
 		    NULL) {
 			add_mailbox(m, &conf->mailboxes[i]);
 			added++;
 		}
 	}
-	for (i = 0; i < m->nall; i++) {
-		mb = m->all[i];
-		if (mb->removed || hashmap_get(keep, mb->address) != NULL)
+	for (i = 0; i < registry_count(m->reg); i++) {
+		mb = registry_at(m->reg, i);
+		if (hashmap_get(keep, mailbox_address(mb)) != NULL)
 			continue;
-		mb->removed = true;
 		removed++;
-		if (mb->group != NULL)
-			group_remove(mb->group, mb);
-		mailbox_stop(mb);
+		retire_mailbox(m, mb);
 	}
 	hashmap_free(keep, NULL);
-	qsort(m->all, m->nall, sizeof *m->all, cmp_mailbox);
+	registry_commit(m->reg);
 	assign(m);
-	for (i = 0; i < m->nall; i++)
-		if (m->all[i]->state == MAILBOX_IDLE && !m->all[i]->removed)
-			mailbox_start(m->all[i]);
+	for (i = 0; i < registry_count(m->reg); i++)
+		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
+			mailbox_start(registry_at(m->reg, i));
 	/* Presence rules may have changed: re-evaluate everyone. */
-	for (i = 0; i < m->nall; i++)
-		if (!m->all[i]->removed && m->all[i]->has_presence)
-			mailbox_boundary_due(m->all[i]);
+	for (i = 0; i < registry_count(m->reg); i++)
+		mailbox_recompute(registry_at(m->reg, i));
 	if (added || removed)
 		log_notice("reload: %zu mailboxes added, %zu removed", added,
 		    removed);
-	manager_rebalance_soon(m);
+	rebalance_soon(m);
 }
 
 /* ---- shutdown ---- */
@@ -332,34 +496,9 @@ stop_done(struct manager *m)
 	if (cb == NULL)
 		return;
 	m->stop_cb = NULL;
-	if (m->stop_timer != NULL)
-		evtimer_del(m->stop_timer);
+	evtimer_del(&m->stop_timer);
+	evtimer_del(&m->stop_step);
 	cb(m->stop_arg);
-}
-
-static size_t
-still_running(struct manager *m)
-{
-	size_t	 i, n = 0;
-
-	for (i = 0; i < m->nall; i++)
-		if (m->all[i]->state != MAILBOX_STOPPED)
-			n++;
-	return (n);
-}
-
-void
-manager_mailbox_stopped(struct manager *m, struct mailbox *mb)
-{
-	if (m->stopping) {
-		if (m->stop_cb != NULL && still_running(m) == 0) {
-			log_info("all subscriptions released");
-			stop_done(m);
-		}
-		return;
-	}
-	if (mb->removed)
-		manager_rebalance_soon(m);	/* reaps it */
 }
 
 static void
@@ -367,9 +506,34 @@ stop_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct manager	*m = arg;
 
-	log_warnx("stop: %zu subscriptions not released in time",
-	    still_running(m));
+	log_warnx("stop: %zu subscriptions not released in time", m->running);
 	stop_done(m);
+}
+
+/*
+ * Stop the next STOP_BATCH mailboxes, then yield to the loop (a zero
+ * timer, so that due timers, the hard stop among them, run first).
+ */
+static void
+stop_step_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct manager	*m = arg;
+	struct mailbox	*mb;
+	size_t		 end, n = registry_count(m->reg);
+	struct timeval	 tv = { 0, 0 };
+
+	end = m->stop_next + STOP_BATCH < n ? m->stop_next + STOP_BATCH : n;
+	while (m->stop_next < end && m->stop_cb != NULL) {
+		mb = registry_at(m->reg, m->stop_next++);
+		if (mailbox_state(mb) != MAILBOX_STOPPED)
+			mailbox_stop(mb);
+	}
+	if (m->stop_cb == NULL)
+		return;
+	if (m->stop_next < n)
+		evtimer_add(&m->stop_step, &tv);
+	else if (m->running == 0)
+		stop_done(m);
 }
 
 void
@@ -382,18 +546,15 @@ manager_shutdown(struct manager *m, int64_t timeout_ms, manager_done_cb cb,
 	m->stopping = true;
 	m->stop_cb = cb;
 	m->stop_arg = arg;
-	m->stop_timer = evtimer_new(m->base, stop_timeout_cb, m);
-	evtimer_add(m->stop_timer, time_ms_tv(&tv, timeout_ms));
+	evtimer_add(&m->stop_timer, time_ms_tv(&tv, timeout_ms));
 	/* Close the streams first: their slots serve the Unsubscribes. */
 	for (i = 0; i < m->ngroups; i++)
 		group_close(m->groups[i]);
 	if (m->push != NULL)
 		pushrecv_stop(m->push);
-	for (i = 0; i < m->nall && m->stop_cb != NULL; i++)
-		if (m->all[i]->state != MAILBOX_STOPPED)
-			mailbox_stop(m->all[i]);
-	if (m->stop_cb != NULL && still_running(m) == 0)
-		stop_done(m);
+	poller_stop(m->poller);
+	m->stop_next = 0;
+	stop_step_cb(-1, 0, m);
 }
 
 void
@@ -410,20 +571,20 @@ manager_free(struct manager *m)
 	poller_free(m->poller);
 	if (m->push != NULL)
 		pushrecv_free(m->push);
-	for (i = 0; i < m->nall; i++)
-		mailbox_free(m->all[i]);
-	free(m->all);
-	hashmap_free(m->by_address, NULL);
-	hashmap_free(m->by_subid, NULL);
+	for (i = 0; i < registry_count(m->reg); i++)
+		mailbox_free(registry_at(m->reg, i));
+	for (i = 0; i < m->nretiring; i++)
+		mailbox_free(m->retiring[i]);
+	free(m->retiring);
+	registry_free(m->reg);
 	if (m->presence_timers != NULL)
 		boundary_free(m->presence_timers);
 	if (m->action_timers != NULL)
 		boundary_free(m->action_timers);
-	if (m->rebalance_ev != NULL)
-		event_free(m->rebalance_ev);
-	if (m->stop_timer != NULL)
-		event_free(m->stop_timer);
-	ews_ctx_free(m->ews);
+	event_del(&m->rebalance_ev);
+	event_del(&m->stop_timer);
+	event_del(&m->stop_step);
+	ews_ctx_free(m->env.ews);
 	free(m);
 }
 
@@ -441,25 +602,24 @@ struct counts {
 static void
 count_all(struct manager *m, struct counts *c)
 {
-	size_t		 i;
-	struct mailbox	*mb;
+	size_t			 i;
+	struct mailbox		*mb;
+	const struct presence	*p;
 
 	memset(c, 0, sizeof *c);
-	for (i = 0; i < m->nall; i++) {
-		mb = m->all[i];
-		if (mb->removed)
-			continue;
+	for (i = 0; i < registry_count(m->reg); i++) {
+		mb = registry_at(m->reg, i);
+		p = mailbox_presence(mb);
 		c->total++;
-		c->state[mb->state]++;
-		c->mode[mb->mode]++;
-		c->presence[mb->has_presence ? mb->pres.state :
-		    PRESENCE_UNKNOWN]++;
-		if (strcmp(mb->error_code, "HTTP401") == 0 ||
-		    strcmp(mb->error_code, "auth") == 0)
+		c->state[mailbox_state(mb)]++;
+		c->mode[mailbox_mode(mb)]++;
+		c->presence[p != NULL ? p->state : PRESENCE_UNKNOWN]++;
+		if (strcmp(mailbox_error(mb), "HTTP401") == 0 ||
+		    strcmp(mailbox_error(mb), "auth") == 0)
 			c->auth++;
 	}
 	for (i = 0; i < m->ngroups; i++)
-		if (m->groups[i]->state == GROUP_OPEN)
+		if (group_state(m->groups[i]) == GROUP_OPEN)
 			c->open++;
 }
 
@@ -469,7 +629,7 @@ budget_json(struct manager *m, const struct counts *c, struct json_writer *w)
 {
 	struct throttle_stats	 ts;
 
-	throttle_stats(ews_ctx_throttle(m->ews), time_mono_ms(), &ts);
+	throttle_stats(ews_ctx_throttle(m->env.ews), time_mono_ms(), &ts);
 	json_key(w, "budget");
 	json_obj_begin(w);
 	json_kv_str(w, "charging", conf_charging_name(ts.charging));
@@ -541,14 +701,20 @@ manager_status_json(struct manager *m, struct json_writer *w)
 
 	budget_json(m, &c, w);
 	json_key(w, "throttle");
-	ews_ctx_budget_json(m->ews, w);
+	ews_ctx_budget_json(m->env.ews, w);
 
 	json_kv_int(w, "publications", (int64_t)m->published);
-	json_kv_int(w, "notifications", (int64_t)m->notifications);
-	json_kv_int(w, "resubscribes", (int64_t)m->resubscribes);
+	json_kv_int(w, "notifications",
+	    (int64_t)m->counts[MAILBOX_COUNT_NOTIFICATION]);
+	json_kv_int(w, "resubscribes",
+	    (int64_t)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	if (m->push != NULL) {
+		json_key(w, "push");
+		pushrecv_json(m->push, w);
+	}
 	json_key(w, "problems");
 	json_arr_begin(w);
-	if (c.auth > 0 || ews_ctx_auth_failing(m->ews)) {
+	if (c.auth > 0 || ews_ctx_auth_failing(m->env.ews)) {
 		snprintf(msg, sizeof msg, "authentication failing: Exchange "
 		    "refuses the service account's credentials (check the "
 		    "password)");
@@ -576,26 +742,18 @@ manager_mailboxes_json(struct manager *m, struct json_writer *w)
 
 	json_key(w, "mailboxes");
 	json_arr_begin(w);
-	for (i = 0; i < m->nall; i++)
-		if (!m->all[i]->removed)
-			mailbox_json(m->all[i], w, false);
+	for (i = 0; i < registry_count(m->reg); i++)
+		mailbox_json_in(registry_at(m->reg, i), w, false);
 	json_arr_end(w);
 }
 
-/* A configured mailbox by address, any case; NULL if unknown or removed. */
-static struct mailbox *
-find_mailbox(struct manager *m, const char *addr)
+/* A mailbox's object, with the connection it streams on. */
+static void
+mailbox_json_in(struct mailbox *mb, struct json_writer *w, bool detail)
 {
-	struct mailbox	*mb;
-	char		*lower, *p;
+	struct group	*g = mailbox_group(mb);
 
-	lower = xstrdup(addr);
-	for (p = lower; *p != '\0'; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	mb = hashmap_get(m->by_address, lower);
-	free(lower);
-	return (mb != NULL && !mb->removed ? mb : NULL);
+	mailbox_json(mb, w, detail, g != NULL ? (int64_t)group_id(g) : -1);
 }
 
 int
@@ -604,10 +762,10 @@ manager_mailbox_json(struct manager *m, const char *addr,
 {
 	struct mailbox	*mb;
 
-	if ((mb = find_mailbox(m, addr)) == NULL)
+	if ((mb = registry_find(m->reg, addr)) == NULL)
 		return (-1);
 	json_key(w, "mailbox");
-	mailbox_json(mb, w, true);
+	mailbox_json_in(mb, w, true);
 	return (0);
 }
 
@@ -628,11 +786,11 @@ manager_resync(struct manager *m, const char *addr, char **cause)
 {
 	struct mailbox	*mb;
 
-	if ((mb = find_mailbox(m, addr)) == NULL) {
+	if ((mb = registry_find(m->reg, addr)) == NULL) {
 		xasprintf(cause, "unknown mailbox %s", addr);
 		return (-1);
 	}
-	mailbox_resync(mb, "resync");
+	mailbox_resync(mb);
 	return (0);
 }
 
@@ -665,12 +823,12 @@ manager_metrics(struct manager *m, struct buf *b)
 	    "notifications received.\n"
 	    "# TYPE ewsgw_notifications_total counter\n"
 	    "ewsgw_notifications_total %llu\n",
-	    (unsigned long long)m->notifications);
+	    (unsigned long long)m->counts[MAILBOX_COUNT_NOTIFICATION]);
 	buf_printf(b, "# HELP ewsgw_resubscribes_total Subscriptions lost "
 	    "and made again.\n# TYPE ewsgw_resubscribes_total counter\n"
 	    "ewsgw_resubscribes_total %llu\n",
-	    (unsigned long long)m->resubscribes);
-	ews_ctx_metrics(m->ews, b);
+	    (unsigned long long)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	ews_ctx_metrics(m->env.ews, b);
 }
 
 void
@@ -684,6 +842,6 @@ manager_summary(struct manager *m, char *out, size_t len)
 	    c.state[MAILBOX_STREAMING], c.total, c.state[MAILBOX_PUSH],
 	    c.state[MAILBOX_POLLING], c.state[MAILBOX_BACKOFF],
 	    c.state[MAILBOX_PARKED], c.open,
-	    c.auth > 0 || ews_ctx_auth_failing(m->ews) ?
+	    c.auth > 0 || ews_ctx_auth_failing(m->env.ews) ?
 	    "; AUTHENTICATION FAILING" : "");
 }

@@ -10,18 +10,20 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "base/conf.h"
-#include "io/ews.h"
-#include "ews/ews_parse.h"
 #include "base/hashmap.h"
 #include "base/log.h"
-#include "subs/mailbox.h"
-#include "subs/manager.h"
-#include "subs/poller.h"
-#include "ews/soap.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "ews/ews_parse.h"
+#include "ews/soap.h"
+#include "io/ews.h"
+#include "subs/env.h"
+#include "subs/mailbox.h"
+#include "subs/poller.h"
+#include "subs/registry.h"
 
 #define POLL_BATCH	SOAP_MAX_AVAIL_MAILBOXES
 #define POLL_PARALLEL	2		/* batches in flight at once */
@@ -35,13 +37,15 @@ struct poll_batch {
 };
 
 struct poller {
-	struct manager		*m;
-	struct event		*tick;		/* next round */
-	struct event		*kick;		/* urgent mailboxes waiting */
+	const struct subs_env	*env;		/* borrowed */
+	struct registry		*reg;		/* borrowed */
+	struct event		 tick;		/* next round */
+	struct event		 kick;		/* urgent mailboxes waiting */
 	struct hashmap		*urgent;	/* address -> mailbox */
 	struct poll_batch	 batch[POLL_PARALLEL];
-	size_t			 cursor;	/* into m->all for a round */
+	size_t			 cursor;	/* into the registry's list */
 	int			 round;		/* a round is running */
+	bool			 stopped;
 	uint64_t		 batches;
 };
 
@@ -52,8 +56,8 @@ arm_tick(struct poller *p)
 {
 	struct timeval	 tv;
 
-	evtimer_add(p->tick,
-	    time_ms_tv(&tv, p->m->conf->throttling.poll_interval_ms));
+	evtimer_add(&p->tick,
+	    time_ms_tv(&tv, p->env->conf->throttling.poll_interval_ms));
 }
 
 static void
@@ -70,7 +74,7 @@ static int
 build(struct ews_call *call, struct ews_send *s, void *arg)
 {
 	struct poll_batch	*b = arg;
-	const struct config	*conf = b->p->m->conf;
+	const struct config	*conf = b->p->env->conf;
 	struct soap_header	 h;
 	int64_t			 now = time_wall_ms() / 1000;
 	int64_t			 horizon = conf->presence.horizon_ms / 1000;
@@ -106,8 +110,8 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	    ews_parse_availability(r->http->body, r->http->body_len, &av,
 	    &cause) == 0 && !av.r.fault) {
 		for (i = 0; i < b->n; i++) {
-			mb = hashmap_get(p->m->by_address, b->addr[i]);
-			if (mb == NULL || mb->state != MAILBOX_POLLING)
+			mb = registry_find(p->reg, b->addr[i]);
+			if (mb == NULL || mailbox_state(mb) != MAILBOX_POLLING)
 				continue;
 			if (i >= av.nmailboxes) {
 				mailbox_poll_result(mb, NULL, 0, "NoAnswer");
@@ -128,8 +132,8 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		}
 		/* The whole batch failed: try its mailboxes again soon. */
 		for (i = 0; i < b->n; i++) {
-			mb = hashmap_get(p->m->by_address, b->addr[i]);
-			if (mb != NULL && mb->state == MAILBOX_POLLING)
+			mb = registry_find(p->reg, b->addr[i]);
+			if (mb != NULL && mailbox_state(mb) == MAILBOX_POLLING)
 				mailbox_poll_result(mb, NULL, 0, r->code);
 		}
 	}
@@ -142,7 +146,6 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 static void
 fill(struct poller *p)
 {
-	struct manager		*m = p->m;
 	struct poll_batch	*b;
 	struct hashmap_iter	 it;
 	struct mailbox		*mb;
@@ -150,7 +153,7 @@ fill(struct poller *p)
 	void			*v;
 	unsigned		 k;
 
-	if (m->stopping)
+	if (p->stopped)
 		return;
 	for (k = 0; k < POLL_PARALLEL; k++) {
 		b = &p->batch[k];
@@ -161,15 +164,16 @@ fill(struct poller *p)
 		while (b->n < POLL_BATCH && hashmap_iter_next(&it, &key, &v)) {
 			mb = v;
 			hashmap_iter_remove(&it);
-			if (mb->state == MAILBOX_POLLING)
-				b->addr[b->n++] = xstrdup(mb->address);
+			if (mailbox_state(mb) == MAILBOX_POLLING)
+				b->addr[b->n++] = xstrdup(mailbox_address(mb));
 		}
-		while (p->round && b->n < POLL_BATCH && p->cursor < m->nall) {
-			mb = m->all[p->cursor++];
-			if (mb->state == MAILBOX_POLLING)
-				b->addr[b->n++] = xstrdup(mb->address);
+		while (p->round && b->n < POLL_BATCH &&
+		    p->cursor < registry_count(p->reg)) {
+			mb = registry_at(p->reg, p->cursor++);
+			if (mailbox_state(mb) == MAILBOX_POLLING)
+				b->addr[b->n++] = xstrdup(mailbox_address(mb));
 		}
-		if (p->cursor >= m->nall)
+		if (p->cursor >= registry_count(p->reg))
 			p->round = 0;
 		if (b->n == 0)
 			break;
@@ -197,23 +201,30 @@ kick_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 struct poller *
-poller_new(struct manager *m)
+poller_new(const struct subs_env *env, struct registry *reg)
 {
 	struct poller	*p;
 	unsigned	 k;
 
 	p = xcalloc(1, sizeof *p);
-	p->m = m;
+	p->env = env;
+	p->reg = reg;
 	p->urgent = hashmap_new();
-	p->tick = evtimer_new(m->base, tick_cb, p);
-	p->kick = event_new(m->base, -1, 0, kick_cb, p);
+	evtimer_assign(&p->tick, env->base, tick_cb, p);
+	event_assign(&p->kick, env->base, -1, 0, kick_cb, p);
 	for (k = 0; k < POLL_PARALLEL; k++) {
 		p->batch[k].p = p;
-		ews_call_init(&p->batch[k].call, m->ews);
+		ews_call_init(&p->batch[k].call, env->ews);
 	}
 	/* The first round right away, then every poll_interval. */
-	event_active(p->tick, EV_TIMEOUT, 0);
+	event_active(&p->tick, EV_TIMEOUT, 0);
 	return (p);
+}
+
+void
+poller_stop(struct poller *p)
+{
+	p->stopped = true;
 }
 
 void
@@ -227,8 +238,8 @@ poller_free(struct poller *p)
 		ews_call_cancel(&p->batch[k].call);
 		batch_clear(&p->batch[k]);
 	}
-	event_free(p->tick);
-	event_free(p->kick);
+	event_del(&p->tick);
+	event_del(&p->kick);
 	hashmap_free(p->urgent, NULL);
 	free(p);
 }
@@ -236,21 +247,21 @@ poller_free(struct poller *p)
 void
 poller_poll_now(struct poller *p, struct mailbox *mb)
 {
-	hashmap_put(p->urgent, mb->address, mb);
-	event_active(p->kick, EV_TIMEOUT, 0);
+	hashmap_put(p->urgent, mailbox_address(mb), mb);
+	event_active(&p->kick, EV_TIMEOUT, 0);
 }
 
 void
 poller_forget(struct poller *p, struct mailbox *mb)
 {
-	if (hashmap_get(p->urgent, mb->address) == mb)
-		hashmap_remove(p->urgent, mb->address);
+	if (hashmap_get(p->urgent, mailbox_address(mb)) == mb)
+		hashmap_remove(p->urgent, mailbox_address(mb));
 }
 
 void
 poller_reload(struct poller *p)
 {
-	evtimer_del(p->tick);
+	evtimer_del(&p->tick);
 	arm_tick(p);
 }
 

@@ -13,10 +13,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct manager;
 struct mailbox;
+struct poller;
+struct registry;
+struct subs_env;
 
-struct poller	*poller_new(struct manager *);
+/*
+ * A poller over the mailboxes of reg that are in state POLLING; env and
+ * reg are borrowed for its life.  Its first round starts on the next
+ * loop pass.  Allocated, free with poller_free.
+ */
+struct poller	*poller_new(const struct subs_env *, struct registry *);
+/* Start no more batches (shutdown). */
+void		 poller_stop(struct poller *);
 void		 poller_free(struct poller *);
 /* Read this mailbox in the next batch, soon. */
 void		 poller_poll_now(struct poller *, struct mailbox *);

@@ -10,14 +10,28 @@
 
 #include <stdint.h>
 
-struct manager;
+struct json_writer;
 struct pushrecv;
+struct registry;
+struct subs_env;
 
-/* Listen on [push] listen; NULL with *cause on failure. */
-struct pushrecv	*pushrecv_new(struct manager *, char **cause);
+/*
+ * Listen on [push] listen and hand notifications to the mailboxes of
+ * reg their subscription ids name (env and reg borrowed for its life).
+ * NULL with *cause (allocated, caller frees) on failure.
+ */
+struct pushrecv	*pushrecv_new(const struct subs_env *, struct registry *,
+		    char **cause);
 /* Stop accepting (shutdown); answers Unsubscribe meanwhile. */
 void		 pushrecv_stop(struct pushrecv *);
 void		 pushrecv_free(struct pushrecv *);
 uint64_t	 pushrecv_received(const struct pushrecv *);
+/*
+ * The notification URL to register with Subscribe: [push] url with the
+ * listener's secret token (borrowed; never log it).
+ */
+const char	*pushrecv_url(const struct pushrecv *);
+/* The listener's counters as one JSON object value (status). */
+void		 pushrecv_json(const struct pushrecv *, struct json_writer *);
 
 #endif

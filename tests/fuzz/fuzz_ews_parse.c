@@ -2,7 +2,8 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * libFuzzer target: every EWS response parser on the same input.
+ * libFuzzer target: every EWS (and Autodiscover) response parser on the
+ * same input.
  */
 #include "config.h"
 
@@ -48,7 +49,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ews_items	 it;
 	struct ews_availability	 a;
 	struct ews_oof		 o;
-	char			*cause = NULL;
+	struct ews_user_settings us;
+	char			*cause = NULL, *key;
 	size_t			 i, j, t = 0;
 
 	if (ews_parse_response(d, size, &r, &cause) == 0)
@@ -107,6 +109,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ews_parse_oof(d, size, &o, NULL) == 0)
 		t += (size_t)o.state;
 	ews_oof_free(&o);
+
+	if (ews_parse_user_settings(d, size, &us, NULL) == 0)
+		for (i = 0; i < us.nusers; i++) {
+			t += sink(us.users[i].message) +
+			    sink(us.users[i].redirect) +
+			    sink(ad_error_name(us.users[i].error));
+			for (j = 0; j < AD_SETTING_MAX; j++)
+				t += sink(us.users[i].values[j]);
+			key = ad_group_key(&us.users[i]);
+			t += sink(key);
+			free(key);
+		}
+	ews_user_settings_free(&us);
 
 	(void)t;
 	return (0);

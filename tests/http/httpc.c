@@ -158,6 +158,7 @@ main(int argc, char **argv)
 	struct buf		 body = BUF_INIT;
 	char			 chunk[4096], *cause = NULL;
 	const char		*push_path = NULL;
+	char			*url, *token_url;
 	size_t			 n;
 	int			 ch, level = LOG_WARNING;
 
@@ -224,7 +225,13 @@ main(int argc, char **argv)
 		if ((push = push_new(base, &po, on_notify, NULL,
 		    &cause)) == NULL)
 			errx(1, "%s", cause);
-		printf("{\"port\":%u}\n", push_port(push));
+		xasprintf(&url, "http://127.0.0.1:%u%s", push_port(push),
+		    push_path);
+		token_url = push_notify_url(push, url);
+		printf("{\"port\":%u,\"url\":\"%s\"}\n", push_port(push),
+		    token_url);
+		free(url);
+		free(token_url);
 		fflush(stdout);
 		event_base_dispatch(base);
 		push_free(push);

@@ -157,8 +157,8 @@ class EngineAgainstSimulator(unittest.TestCase):
         listener = subprocess.Popen([HTTPC, "-P", "/ewsgw/push", "-n", "2"], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
         try:
-            port = json.loads(listener.stdout.readline())["port"]
-            url = "http://127.0.0.1:%d/ewsgw/push" % port
+            url = json.loads(listener.stdout.readline())["url"]
+            self.assertRegex(url, r"^http://127\.0\.0\.1:\d+/ewsgw/push/[0-9a-f]{64}$")
             lines, body = httpc(self.sim.ews_url, sub_push(url), "-a", "basic", "-u", USER,
                                 "-p", PASSWORD, "-A", "alice@example.com")
             self.assertEqual(lines[0]["result"], "ok", lines)

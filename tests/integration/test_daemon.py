@@ -111,7 +111,8 @@ class Lifecycle(unittest.TestCase):
 
             # A bad change: rejected, the running configuration stays.
             d.write_config(d.render(mailbox_sections(
-                5, {"throttling": {"max_concurrency": "0"}})))
+                5, {"throttling": {"max_concurrency": "0",
+                                   "max_concurency": "5"}})))
             d.signal(signal.SIGHUP)
             st = wait_for(lambda: (lambda s: s if s["reload_failures"] == 1
                                    else None)(d.request("status")), 15,
@@ -119,13 +120,42 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(st["mailboxes"]["total"], 4)
             self.assertEqual(st["reloads"], 1)
             self.assertIn("max_concurrency", st["last_reload_error"])
-            self.assertIn("%s:" % d.conf_path, d.log())
+            self.assertIn("max_concurency", st["last_reload_error"])
             self.assertEqual(d.proc.poll(), None)
+            # Logged: one record per error, each naming FILE:LINE.
+            logged = [l for l in d.log().splitlines()
+                      if "reload rejected: %s:" % d.conf_path in l]
+            self.assertEqual(len(logged), 2, d.log())
+            self.assertIn("(2 errors), running configuration kept",
+                          d.log())
+            # Shown by ewsgwctl status, not only in --json.
+            r = d.ctl("status")
+            self.assertRegex(r.stdout, r"(?m)^last reload: +REJECTED")
+            shown = [l for l in r.stdout.splitlines()
+                     if "%s:" % d.conf_path in l]
+            self.assertEqual(len(shown), 2, r.stdout)
+            self.assertTrue(shown[1].endswith(
+                "(did you mean 'max_concurrency'?)"), shown)
 
-            # The same over the status socket.
+            # The same over the status socket, and ewsgwctl reload says
+            # each error on its own line.
             r = d.request("reload")
             self.assertFalse(r["ok"])
             self.assertIn("max_concurrency", r["error"])
+            r = d.ctl("reload")
+            self.assertNotEqual(r.returncode, 0)
+            lines = r.stderr.splitlines()
+            self.assertEqual(len(lines), 2, r.stderr)
+            for l in lines:
+                self.assertTrue(l.startswith("ewsgwctl: error: %s:"
+                                             % d.conf_path), l)
+            self.assertTrue(lines[0].endswith("out of range 1..1000"), lines)
+
+            # A good reload clears it from status.
+            d.write_config(d.render(mailbox_sections(4)))
+            r = d.ctl("reload")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("last reload", d.ctl("status").stdout)
 
             before = len(d.notify.poll())
             self.assertEqual(d.stop(), 0)

@@ -3,6 +3,7 @@ simulator: push notifications answered and retried without duplicate
 publications, a push subscription Exchange gave up on is made again,
 polling in batches, and a reload that adds and removes mailboxes only
 touches the connections that must change."""
+import http.client
 import os
 import signal
 import sys
@@ -18,6 +19,20 @@ def busy_now(sim, mb, minutes=60):
     now = time.time()
     return sim.add_item(mb, {"subject": "now", "start": iso(now - 60),
                              "end": iso(now + 60 * minutes)})
+
+
+FORGED = ('<?xml version="1.0" encoding="utf-8"?>'
+          '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">'
+          '<soap:Body><m:SendNotification xmlns:m="http://schemas.microsoft.com/'
+          'exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/'
+          'exchange/services/2006/types"><m:ResponseMessages>'
+          '<m:SendNotificationResponseMessage ResponseClass="Success">'
+          '<m:ResponseCode>NoError</m:ResponseCode><m:Notification>'
+          '<t:SubscriptionId>%s</t:SubscriptionId><t:PreviousWatermark>AQAAAA=='
+          '</t:PreviousWatermark><t:MoreEvents>false</t:MoreEvents><t:StatusEvent>'
+          '<t:Watermark>AQAAAB==</t:Watermark></t:StatusEvent></m:Notification>'
+          '</m:SendNotificationResponseMessage></m:ResponseMessages>'
+          '</m:SendNotification></soap:Body></soap:Envelope>')
 
 
 class Push(unittest.TestCase):
@@ -60,6 +75,30 @@ class Push(unittest.TestCase):
             self.assertEqual([r["presence"] for r in g.changes(mb)],
                              ["available", "busy"])
             g.assert_each_change_once(self)
+            g.assert_no_violations(self)
+
+    def test_forged_notification_without_token_is_refused(self):
+        """Exchange calls a URL with a secret token in it; a POST to the
+        configured URL alone, even naming a live subscription, is
+        answered 403 and changes nothing."""
+        with self.push_run() as g:
+            g.wait_state("push")
+            subs = g.sim.control("GET", "/subscriptions")[1]["subscriptions"]
+            self.assertEqual(len(subs), 5)
+            wait_for(lambda: g.status()["push"]["ok"] >= 5, 20,
+                     "the first status notifications answered")
+            before = g.status()["push"]
+            host_port = g.sections["push"]["url"].split("/")[2]
+            body = (FORGED % subs[0]["id"]).encode()
+            for path in ("/ewsgw/push", "/ewsgw/push/" + "0" * 64, "/"):
+                c = http.client.HTTPConnection(host_port, timeout=10)
+                c.request("POST", path, body,
+                          {"Content-Type": "text/xml; charset=utf-8"})
+                self.assertEqual(c.getresponse().status, 403, path)
+                c.close()
+            after = g.status()["push"]
+            self.assertEqual(after["forbidden"] - before["forbidden"], 3)
+            self.assertEqual(after["unparsable"], before["unparsable"])
             g.assert_no_violations(self)
 
     def test_push_subscription_lost_is_made_again(self):

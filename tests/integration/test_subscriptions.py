@@ -247,7 +247,33 @@ class Faults(unittest.TestCase):
             g.wait_state("streaming")
             wait_for(lambda: g.d.request("connections")["connections"][0][
                 "drops"] >= 2, 30, "idle connection reopened twice")
-            self.assertIn("no data for", g.d.log())
+            self.assertIn("no complete message for", g.d.log())
+            meeting_now_plus(g.sim, mbs[7], -60, 3600)
+            rows = g.wait_changes(mbs[7], 2)
+            self.assertEqual(rows[-1]["presence"], "busy")
+            g.assert_no_violations(self)
+
+    def test_trickled_comment_does_not_keep_a_stream_alive(self):
+        """A stream that keeps sending bytes of one endless comment but
+        never a whole envelope is as dead as a silent one: reopened after
+        idle_timeout, and the next stream carries the meeting."""
+        mbs = generated(10)
+        with GatewayRun(mbs, sim={"generate": 10, "heartbeat_seconds": 0.5},
+                        sections={"throttling": {"idle_timeout": "2s"}}) as g:
+            g.wait_state("streaming")
+            g.sim.fault({"kind": "trickle_comment", "delay_ms": 50,
+                         "count": 2})
+            before = g.d.request("connections")["connections"][0]["drops"]
+            # Reopen so the next stream is the trickling one.
+            g.sim.fault({"kind": "drop_streams"})
+            wait_for(lambda: g.d.request("connections")["connections"][0][
+                "drops"] >= before + 3, 40,
+                "trickling streams taken as dead twice")
+            faults = g.sim.control("GET", "/faults")[1]["faults"]
+            hits = [f["hits"] for f in faults
+                    if f["kind"] == "trickle_comment"]
+            self.assertEqual(hits, [2], faults)
+            self.assertIn("no complete message for", g.d.log())
             meeting_now_plus(g.sim, mbs[7], -60, 3600)
             rows = g.wait_changes(mbs[7], 2)
             self.assertEqual(rows[-1]["presence"], "busy")

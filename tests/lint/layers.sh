@@ -1,10 +1,13 @@
 #!/bin/sh
 # The source tree's layering, checked: every #include "DIR/..." in
 # src/DIR1/ must name a folder DIR1 may use (src/README.md draws the
-# layers), and no folder may include one above it.  Exit 1 on a breach.
+# layers), no folder may include one above it, and inside a folder the
+# modules (foo.c and foo.h are one module) must not include each other
+# in a cycle.  Exit 1 on a breach.  LAYERS_SRC checks another tree (the
+# script's own test uses it).
 set -eu
 top=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-cd "$top/src"
+cd "${LAYERS_SRC:-$top/src}"
 
 # folder: the folders it may include besides itself
 allowed() {
@@ -19,6 +22,19 @@ allowed() {
 	daemon)   echo "base ews io presence sinks subs control" ;;
 	*)        echo "?" ;;
 	esac
+}
+
+# "from to" for every include of one module of folder $1 by another.
+module_edges() {
+	for f in "$1"/*.[ch]; do
+		[ -f "$f" ] || continue
+		m=$(basename "$f")
+		m=${m%.[ch]}
+		for inc in $(sed -n "s/^#include \"$1\/\([a-z_0-9]*\)\.h\".*/\1/p" \
+		    "$f"); do
+			[ "$inc" = "$m" ] || echo "$m $inc"
+		done
+	done
 }
 
 bad=0
@@ -41,6 +57,15 @@ for dir in */; do
 			esac
 		done
 	done
+	# tsort names the modules of each loop it finds on stderr.
+	if ! loops=$(module_edges "$dir" | sort -u | tsort 2>&1 >/dev/null); then
+		echo "src/$dir: modules include each other in a cycle:"
+		echo "$loops" | awk '
+		    /contains a loop/ { if (l != "") print "    " l; l = ""; next }
+		    /^tsort: [a-z_0-9]+$/ { l = l (l == "" ? "" : " -> ") $2 }
+		    END { if (l != "") print "    " l }'
+		bad=1
+	fi
 done
 [ $bad -eq 0 ] && echo "layers: every include follows src/README.md"
 exit $bad

@@ -50,6 +50,11 @@ def parse_args(argv=None):
     p.add_argument("--backends", type=int, default=4, help="number of simulated mailbox servers (affinity)")
     p.add_argument("--strict-affinity", action="store_true",
                    help="requests routed to a backend without the subscription get ErrorSubscriptionNotFound")
+    p.add_argument("--affinity-rules", action="store_true",
+                   help="count breaches of Microsoft's affinity rules for grouped subscriptions as violations")
+    p.add_argument("--profile", default="", metavar="LIST",
+                   help="comma list of server profiles: realserver (shapes of a non-Exchange EWS server), "
+                        "refuse-grouping (a subscription only on a stream opened by its owner)")
     p.add_argument("--schema-dir", help="ews-schema directory (default ../shared/ews-schema from the project root)")
     p.add_argument("--no-schema", action="store_true", help="do not validate requests")
     p.add_argument("--tls-cert", help="serve EWS over https with this PEM certificate")

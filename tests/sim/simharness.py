@@ -41,6 +41,7 @@ class Simulator:
         self.proc = None
         self.tmpdir = None
         self.ews_url = None
+        self.autodiscover_url = None
         self.control_url = None
         self.pid = None
         self.info = None
@@ -77,6 +78,7 @@ class Simulator:
                 with open(ready, encoding="utf-8") as fh:
                     self.info = json.load(fh)
                 self.ews_url = self.info["ews_url"]
+                self.autodiscover_url = self.info.get("autodiscover_url")
                 self.control_url = self.info["control_url"]
                 self.pid = self.info["pid"]
                 return self

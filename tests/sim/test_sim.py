@@ -81,6 +81,52 @@ def calview_body(start, end, smtp=None):
             '%s</t:DistinguishedFolderId></m:ParentFolderIds></m:FindItem>' % (start, end, mbx))
 
 
+AD = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
+WSA = "http://www.w3.org/2005/08/addressing"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+AD_SETTINGS = ("GroupingInformation", "ExternalEwsUrl", "InternalEwsUrl", "InternalMailboxServer",
+               "ExternalMailboxServer")
+
+
+def ad_request(users, settings=AD_SETTINGS, to="https://autodiscover.example.com/autodiscover/autodiscover.svc",
+               action=AD + "/Autodiscover/GetUserSettings", version="Exchange2013_SP1"):
+    """GetUserSettings as Microsoft's reference page shows it."""
+    return ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="%s" xmlns:wsa="%s" xmlns:xsi="%s" '
+            'xmlns:soap="%s"><soap:Header><a:RequestedServerVersion>%s</a:RequestedServerVersion>'
+            '<wsa:Action>%s</wsa:Action><wsa:To>%s</wsa:To></soap:Header><soap:Body>'
+            '<a:GetUserSettingsRequestMessage><a:Request><a:Users>%s</a:Users><a:RequestedSettings>%s'
+            '</a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>'
+            % (AD, WSA, XSI, SOAP, version, action, to,
+               "".join("<a:User><a:Mailbox>%s</a:Mailbox></a:User>" % u for u in users),
+               "".join("<a:Setting>%s</a:Setting>" % x for x in settings))).encode()
+
+
+def ad_users(data):
+    """-> [(ErrorCode, RedirectTarget or None, {name: value}, {name: error code})]."""
+    root = xml(data)
+    out = []
+    for u in root.iter("{%s}UserResponse" % AD):
+        rt = u.find("{%s}RedirectTarget" % AD)
+        vals = {x.findtext("{%s}Name" % AD): x.findtext("{%s}Value" % AD)
+                for x in u.iter("{%s}UserSetting" % AD)}
+        errs = {x.findtext("{%s}SettingName" % AD): x.findtext("{%s}ErrorCode" % AD)
+                for x in u.iter("{%s}UserSettingError" % AD)}
+        out.append((u.findtext("{%s}ErrorCode" % AD), rt.text if rt is not None else None, vals, errs))
+    return root.findtext(".//{%s}Response/{%s}ErrorCode" % (AD, AD)), out
+
+
+# Mailboxes on known servers for the grouping tests (re-added fresh by each test).
+PLACED = [{"smtp": "ga1@example.com", "server": 1}, {"smtp": "ga2@example.com", "server": 1},
+          {"smtp": "gb1@example.com", "server": 2}, {"smtp": "gb2@example.com", "server": 2}]
+AFF = {"X-PreferServerAffinity": "true"}
+
+
+def strip_decl(raw):
+    """The body of a stream without the XML declaration a realserver puts first."""
+    if raw.startswith(b"<?xml"):
+        return raw[raw.index(b"?>") + 2:].lstrip()
+    return raw
+
 class Conn:
     """A raw HTTP/1.1 client on one TCP connection (NTLM is per connection)."""
 
@@ -275,7 +321,7 @@ class PushTarget:
 
 DEFAULTS = {"max_concurrency": 27, "max_subscriptions": 5000, "hanging_connection_limit": 10,
             "charging": "impersonated", "heartbeat_s": 0.3, "latency_ms": 0, "minute_seconds": 1.0,
-            "backoff_ms": 500, "strict_affinity": False}
+            "backoff_ms": 500, "strict_affinity": False, "affinity_rules": False, "profiles": []}
 
 
 SHARED = {}
@@ -750,6 +796,363 @@ class StreamingTests(SimTestCase):
         raw = b"".join(c.chunks())
         c.close()
         self.assertTrue(raw.endswith(b"</s:Envelope>"))
+
+
+# ----------------------------------------------------------------------- Autodiscover and servers
+class PlacedTestCase(SimTestCase):
+    def setUp(self):
+        super().setUp()
+        for mb in PLACED:
+            st, _ = self.sim.control("POST", "/mailboxes", mb)
+            self.assertEqual(st, 200)
+
+    def ad(self, users, **kw):
+        st, hdrs, data = post(self.sim.autodiscover_url, ad_request(users, **kw))
+        self.assertEqual(st, 200, data)
+        self.assertEqual(dict(hdrs)["content-type"], "text/xml; charset=utf-8")
+        return ad_users(data)
+
+    def cookie_of(self, hdrs):
+        return [v for k, v in hdrs if k == "set-cookie"][0].split(";")[0]
+
+
+class AutodiscoverTests(PlacedTestCase):
+    def test_get_user_settings_batch(self):
+        self.sim.control("POST", "/mailboxes", {"smtp": "moved@example.com",
+                                                "autodiscover_redirect": {"address": "moved@eu.example.com"}})
+        self.sim.control("POST", "/mailboxes", {"smtp": "elsewhere@example.com",
+                                                "autodiscover_redirect": {"url": "https://ad.eu.example.com/"
+                                                                                 "autodiscover/autodiscover.svc"}})
+        users = ["ga1@example.com", "GB1@example.com", "nobody@example.com", "moved@example.com",
+                 "elsewhere@example.com"]
+        top, got = self.ad(users, settings=AD_SETTINGS + ("NoSuchSetting",))
+        self.assertEqual(top, "NoError")
+        self.assertEqual([g[0] for g in got], ["NoError", "NoError", "InvalidUser", "RedirectAddress",
+                                               "RedirectUrl"])
+        servers = self.sim.control("GET", "/servers")[1]["servers"]
+        self.assertIn("ga1@example.com", servers["MBX01.sim.example.local"]["mailboxes"])
+        a1, b1 = got[0][2], got[1][2]
+        self.assertEqual(a1["GroupingInformation"], "SIMDAG01")
+        self.assertEqual(b1["GroupingInformation"], "SIMDAG02")
+        self.assertEqual(a1["InternalMailboxServer"], "MBX01.sim.example.local")
+        self.assertEqual(b1["InternalMailboxServer"], "MBX02.sim.example.local")
+        self.assertEqual(a1["ExternalEwsUrl"], self.url)
+        self.assertEqual(a1["InternalEwsUrl"], self.url)
+        self.assertEqual(a1["ExternalMailboxServer"], "mail.sim.example.local")
+        self.assertEqual(got[0][3], {"NoSuchSetting": "InvalidSetting"})
+        self.assertIsNone(got[0][1])
+        self.assertEqual(got[3][1], "moved@eu.example.com")
+        self.assertTrue(got[4][1].startswith("https://ad.eu.example.com/"))
+        # alice's server is the one its address hashes to, as EWS routes X-AnchorMailbox
+        _, (alice,) = self.ad(["alice@example.com"])
+        srv = self.sim.control("GET", "/mailboxes/alice@example.com/server")[1]
+        self.assertEqual(alice[2]["InternalMailboxServer"], srv["server"])
+        st = self.sim.stats()
+        self.assertEqual(st["autodiscover"]["users"], 6)
+        self.assertEqual(st["autodiscover"]["max_users"], 5)
+        self.assertEqual(st["autodiscover"]["redirects"], 2)
+        self.assertNoViolations()
+
+    def test_limits_and_errors(self):
+        top, got = self.ad(["user%d@example.com" % i for i in range(101)])
+        self.assertEqual((top, got), ("InvalidRequest", []))
+        self.assertEqual(self.sim.stats()["violations"], {"autodiscover_over_100": 1})
+        top, got = self.ad(["alice@example.com"] * 100)
+        self.assertEqual((top, len(got)), ("NoError", 100))
+        st, _, data = post(self.sim.autodiscover_url, ad_request(["alice@example.com"], action="urn:nothing"))
+        self.assertEqual(st, 500)
+        self.assertIn(b"ActionNotSupported", data)
+        st, _, _ = post(self.sim.autodiscover_url, ad_request(["alice@example.com"]), auth=None)
+        self.assertEqual(st, 401)
+        # the limited account sees only alice
+        limited = "Basic " + base64.b64encode(b"svc-limited:Limited1!").decode()
+        _, _, data = post(self.sim.autodiscover_url, ad_request(["alice@example.com", "bob@example.com"]),
+                          auth=limited)
+        self.assertEqual([g[0] for g in ad_users(data)[1]], ["NoError", "InvalidUser"])
+
+    def test_exchange2010_has_no_grouping_information(self):
+        with Simulator(directory=DIRECTORY, version="Exchange2010_SP2", schema_dir=SCHEMA_DIR) as sim:
+            _, _, data = post(sim.autodiscover_url, ad_request(["alice@example.com"]))
+            top, ((code, _, vals, errs),) = ad_users(data)
+            self.assertEqual((top, code), ("NoError", "NoError"))
+            self.assertNotIn("GroupingInformation", vals)
+            self.assertEqual(errs, {"GroupingInformation": "SettingIsNotAvailable"})
+            self.assertTrue(vals["InternalMailboxServer"].startswith("MBX"))
+
+
+class AffinityRuleTests(PlacedTestCase):
+    def test_microsoft_procedure_is_clean(self):
+        self.sim.control("POST", "/config", {"affinity_rules": True, "strict_affinity": True})
+        a1, _, h = self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        cookie = self.cookie_of(h)
+        self.assertIn("MBX01", cookie)
+        a2, _, _ = self.subscribe("ga2@example.com", headers=dict(AFF, Cookie=cookie,
+                                                                  **{"X-AnchorMailbox": "ga1@example.com"}))
+        b1, _, hb = self.subscribe("gb1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "gb1@example.com"}))
+        self.assertIn("MBX02", self.cookie_of(hb))
+        c, st, _ = self.open_stream([a1, a2], who="ga1@example.com",
+                                    headers=dict(AFF, Cookie=cookie, **{"X-AnchorMailbox": "ga1@example.com"}))
+        self.assertEqual(st, 200)
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertNotIn(b"ResponseClass=\"Error\"", raw)
+        self.assertNoViolations()
+        self.assertTrue(b1)
+
+    def test_breaches_are_counted(self):
+        self.sim.control("POST", "/config", {"affinity_rules": True})
+        a1, _, h = self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        cookie_a = self.cookie_of(h)
+        self.subscribe("ga2@example.com")                                  # no anchor at all
+        self.subscribe("gb1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga2@example.com"}))
+        b2, _, _ = self.subscribe("gb2@example.com", headers=dict(AFF, Cookie=cookie_a,
+                                                                  **{"X-AnchorMailbox": "gb1@example.com"}))
+        c, _, _ = self.open_stream([a1, b2], who="ga1@example.com",
+                                   headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        b"".join(c.chunks())
+        c.close()
+        v = self.sim.stats()["violations"]
+        self.assertEqual(v, {"affinity_no_anchor": 1, "affinity_anchor_group": 1,
+                             "affinity_anchor_not_first": 1, "affinity_cookie_group": 1,
+                             "affinity_mixed_stream": 1}, v)
+        # without the rules they are only counted
+        self.sim.control("POST", "/config", {"affinity_rules": False})
+        self.sim.control("POST", "/stats/reset")
+        self.subscribe("ga2@example.com")
+        st = self.sim.stats()
+        self.assertEqual(st["affinity"]["affinity_no_anchor"], 1)
+        self.assertNoViolations()
+
+
+class MoveTests(PlacedTestCase):
+    def test_move_loses_subscriptions_then_regroups(self):
+        a1, _, _ = self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        a2, _, _ = self.subscribe("ga2@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        c, _, _ = self.open_stream([a1, a2], who="ga1@example.com", timeout=2)
+        time.sleep(0.2)
+        st, res = self.sim.control("POST", "/mailboxes/ga2@example.com/move", {"to": 3, "duration_s": 0.8})
+        self.assertEqual(st, 200, res)
+        self.assertEqual((res["from"], res["to"], res["grouping"], res["lost"]),
+                         ("MBX01.sim.example.local", "MBX03.sim.example.local", "SIMDAG03", [a2]))
+        # during the move: refused, Autodiscover still names the old server
+        _, _, data = post(self.url, envelope(SUB_STREAM, "ga2@example.com"))
+        self.assertEqual(code_of(data), "ErrorMailboxMoveInProgress")
+        _, _, data = post(self.url, envelope(OOF_BODY % "ga2@example.com", "ga2@example.com"))
+        self.assertEqual(code_of(data), "ErrorMailboxMoveInProgress")
+        _, _, data = post(self.url, envelope(calview_body("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),
+                                             "ga2@example.com"))
+        self.assertEqual(code_of(data), "ErrorMailboxMoveInProgress")
+        _, (mid,) = self.ad(["ga2@example.com"])
+        self.assertEqual(mid[2]["GroupingInformation"], "SIMDAG01")
+        raw = b"".join(c.chunks())   # the stream went on for ga1 and reported ga2's loss
+        c.close()
+        self.assertIn(b"ErrorSubscriptionNotFound", raw)
+        self.assertIn(a2.encode(), raw)
+        self.assertTrue(raw.rstrip().endswith(b"Envelope>"))
+        time.sleep(0.7)
+        _, (after,) = self.ad(["ga2@example.com"])
+        self.assertEqual((after[2]["GroupingInformation"], after[2]["InternalMailboxServer"]),
+                         ("SIMDAG03", "MBX03.sim.example.local"))
+        sid, _, h = self.subscribe("ga2@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga2@example.com"}))
+        self.assertIn("MBX03", self.cookie_of(h))
+        subs = {x["id"]: x for x in self.sim.control("GET", "/subscriptions")[1]["subscriptions"]}
+        self.assertEqual(set(subs), {a1, sid})
+        m = self.sim.stats()["moves"]
+        self.assertEqual((m["started"], m["completed"], m["subscriptions_lost"]), (1, 1, 1))
+        self.assertEqual(m["refused"], 3)
+        self.assertNoViolations()
+
+    def test_store_unavailable_and_bad_specs(self):
+        st, res = self.sim.control("POST", "/mailboxes/gb1@example.com/move",
+                                   {"code": "ErrorMailboxStoreUnavailable", "duration_s": 5, "grouping": "NEWDAG"})
+        self.assertEqual(res["to"], "MBX03.sim.example.local")
+        _, _, data = post(self.url, envelope(SUB_STREAM, "gb1@example.com"))
+        self.assertEqual(code_of(data), "ErrorMailboxStoreUnavailable")
+        srv = self.sim.control("GET", "/mailboxes/gb1@example.com/server")[1]
+        self.assertEqual((srv["moving"], srv["moving_grouping"]), (True, "NEWDAG"))
+        for bad in ({"to": 9}, {"code": "ErrorOther"}, {"duration_s": -1}, {"grouping": ""}, []):
+            st, res = self.sim.control("POST", "/mailboxes/gb2@example.com/move", bad)
+            self.assertEqual(st, 400, (bad, res))
+
+
+# ----------------------------------------------------------------------- server profiles
+class RefuseGroupingTests(SimTestCase):
+    def setUp(self):
+        super().setUp()
+        self.sim.control("POST", "/config", {"profiles": ["refuse-grouping"]})
+
+    def test_foreign_id_closes_the_stream(self):
+        a, _, _ = self.subscribe("alice@example.com")
+        b, _, _ = self.subscribe("bob@example.com")
+        _, _, data = post(self.url, envelope(gse_body([a, b]), "alice@example.com"))
+        root = xml(data)
+        self.assertEqual(code_of(data), "ErrorInvalidSubscription")
+        self.assertEqual([e.text for e in root.iter("{%s}SubscriptionId" % M)], [b])
+        self.assertEqual(root.find(".//{%s}ConnectionStatus" % M).text, "Closed")
+        # without impersonation no stream may carry impersonated subscriptions
+        _, _, data = post(self.url, envelope(gse_body([a])))
+        self.assertEqual(code_of(data), "ErrorInvalidSubscription")
+        g = self.sim.stats()["grouping"]
+        self.assertEqual((g["refused_ids"], g["closed_by_foreign_id"]), (2, 2))
+        # each owner on its own stream works
+        c, st, _ = self.open_stream([a], who="alice@example.com", timeout=1)
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertNotIn(b"ResponseClass=\"Error\"", raw)
+
+    def test_second_stream_and_unsubscribe_close_the_first(self):
+        a1, _, _ = self.subscribe("alice@example.com")
+        a2, _, _ = self.subscribe("alice@example.com")
+        c1, _, _ = self.open_stream([a1, a2], who="alice@example.com", timeout=3)
+        time.sleep(0.2)
+        c2, _, _ = self.open_stream([a2], who="alice@example.com", timeout=3)
+        t0 = time.monotonic()
+        raw = b"".join(c1.chunks())
+        c1.close()
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertIn(b"ErrorNewEventStreamConnectionOpened", raw)
+        self.assertIn(b">Closed<", raw)
+        time.sleep(0.2)
+        _, _, data = post(self.url, envelope('<m:Unsubscribe><m:SubscriptionId>%s</m:SubscriptionId>'
+                                             '</m:Unsubscribe>' % a2, "alice@example.com"))
+        self.assertEqual(code_of(data), "NoError")
+        raw = b"".join(c2.chunks())
+        c2.close()
+        self.assertIn(b">Closed<", raw)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        # a1 is still valid: it can be streamed again
+        c, _, _ = self.open_stream([a1], who="alice@example.com", timeout=1)
+        self.assertNotIn(b"ResponseClass=\"Error\"", b"".join(c.chunks()))
+        c.close()
+        st = self.sim.stats()
+        self.assertEqual((st["grouping"]["closed_by_second_stream"], st["grouping"]["closed_by_unsubscribe"]), (1, 1))
+        self.assertEqual((st["subscriptions"]["created"], st["subscriptions"]["unsubscribed"]), (2, 1))
+
+    def test_delegate_subscriptions(self):
+        self.sim.control("POST", "/accounts", {"username": "svc-delegate", "password": "Deleg8!",
+                                               "impersonate": ["alice@example.com"],
+                                               "delegate": ["alice@example.com", "bob@example.com"]})
+        auth = "Basic " + base64.b64encode(b"svc-delegate:Deleg8!").decode()
+        body = SUB_STREAM.replace('<t:DistinguishedFolderId Id="calendar"/>',
+                                  '<t:DistinguishedFolderId Id="calendar"><t:Mailbox><t:EmailAddress>%s'
+                                  '</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId>')
+        ids = []
+        for who in ("alice@example.com", "bob@example.com"):
+            _, _, data = post(self.url, envelope(body % who), auth=auth)
+            self.assertEqual(code_of(data), "NoError", data)
+            ids.append(xml(data).find(".//{%s}SubscriptionId" % M).text)
+        _, _, data = post(self.url, envelope(body % "carol.external@mail.example.net"), auth=auth)
+        self.assertEqual(code_of(data), "ErrorAccessDenied")
+        subs = self.sim.control("GET", "/subscriptions")[1]["subscriptions"]
+        self.assertTrue(all(x["delegate"] for x in subs))
+        c, st, _ = self.open_stream(ids, auth=auth, timeout=1)
+        self.sim.add_item("bob@example.com", {"subject": "d", "start": "now+1h", "end": "now+2h"})
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertIn(b"CreatedEvent", raw)
+        self.assertNotIn(b"ResponseClass=\"Error\"", raw)
+        # impersonating, the account's delegate subscriptions are foreign
+        _, _, data = post(self.url, envelope(gse_body(ids[:1]), "alice@example.com"), auth=auth)
+        self.assertEqual(code_of(data), "ErrorInvalidSubscription")
+        # Exchange itself refuses delegate subscriptions
+        self.sim.control("POST", "/config", {"profiles": []})
+        _, _, data = post(self.url, envelope(body % "alice@example.com"), auth=auth)
+        self.assertEqual(code_of(data), "ErrorSubscriptionDelegateAccessNotSupported")
+
+
+class RealServerTests(SimTestCase):
+    def setUp(self):
+        super().setUp()
+        self.sim.control("POST", "/config", {"profiles": ["realserver"], "heartbeat_s": 0.4})
+
+    def test_unary_shapes(self):
+        st, hdrs, data = post(self.url, envelope(OOF_BODY % "bob@example.com", "bob@example.com"))
+        self.assertEqual(dict(hdrs)["content-type"], "text/xml")
+        self.assertFalse(data.startswith(b"<?xml"))
+        self.assertIsNone(re.match(rb"<(s|soap):Envelope", data))
+        root = xml(data)
+        self.assertEqual(root.find(".//{%s}OofState" % T).text, "Scheduled")
+        self.assertRegex(root.find(".//{%s}Duration/{%s}StartTime" % (T, T)).text, r"\.\d{9}Z$")
+        _, _, data = post(self.url, envelope(SUB_PULL % 1, "alice@example.com"))
+        self.assertEqual(code_of(data), "NoError")
+        self.assertIsNone(xml(data).find(".//{%s}Watermark" % M))
+        _, _, data = post(self.url, envelope(calview_body("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"),
+                                             "alice@example.com"))
+        item = xml(data).find(".//{%s}CalendarItem" % T)
+        self.assertEqual(len(item.findall("{%s}StartTimeZone" % T)), 2)
+        self.assertEqual(len(item.findall("{%s}EndTimeZone" % T)), 2)
+        self.assertRegex(item.find("{%s}Start" % T).text, r"\.\d{9}Z$")
+        avail = ('<m:GetUserAvailabilityRequest><t:TimeZone><t:Bias>0</t:Bias><t:StandardTime><t:Bias>0</t:Bias>'
+                 '<t:Time>00:00:00</t:Time><t:DayOrder>1</t:DayOrder><t:Month>1</t:Month><t:DayOfWeek>Sunday'
+                 '</t:DayOfWeek></t:StandardTime><t:DaylightTime><t:Bias>0</t:Bias><t:Time>00:00:00</t:Time>'
+                 '<t:DayOrder>1</t:DayOrder><t:Month>1</t:Month><t:DayOfWeek>Sunday</t:DayOfWeek></t:DaylightTime>'
+                 '</t:TimeZone><m:MailboxDataArray><t:MailboxData><t:Email><t:Address>alice@example.com'
+                 '</t:Address></t:Email><t:AttendeeType>Required</t:AttendeeType></t:MailboxData>'
+                 '</m:MailboxDataArray><t:FreeBusyViewOptions><t:TimeWindow><t:StartTime>%s</t:StartTime>'
+                 '<t:EndTime>%s</t:EndTime></t:TimeWindow><t:MergedFreeBusyIntervalInMinutes>30'
+                 '</t:MergedFreeBusyIntervalInMinutes><t:RequestedView>FreeBusyMerged</t:RequestedView>'
+                 '</t:FreeBusyViewOptions></m:GetUserAvailabilityRequest>')
+        now = time.time()
+        _, _, data = post(self.url, envelope(avail % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 86400)),
+                                                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 86400)))))
+        root = xml(data)
+        self.assertEqual(root.find(".//{%s}FreeBusyViewType" % T).text, "Detailed")
+        self.assertIsNone(root.find(".//{%s}MergedFreeBusy" % T))
+        self.assertIsNotNone(root.find(".//{%s}CalendarEventDetails" % T))
+        # Autodiscover answers in the same style
+        st, hdrs, data = post(self.sim.autodiscover_url, ad_request(["alice@example.com"]))
+        self.assertEqual(dict(hdrs)["content-type"], "text/xml")
+        self.assertEqual(ad_users(data)[1][0][0], "NoError")
+
+    def test_stream_shapes(self):
+        a, _, _ = self.subscribe("alice@example.com")
+        b, _, _ = self.subscribe("bob@example.com")
+        c, _, rh = self.open_stream([a, b], timeout=2, headers={"X-AnchorMailbox": "alice@example.com"})
+        self.assertEqual(dict(rh)["content-type"], "text/xml")
+        for k in range(6):  # events flow every 0.25 s: faster than the 0.4 s status cadence
+            time.sleep(0.25)
+            self.sim.add_item("alice@example.com", {"subject": "e%d" % k, "start": "now+1h", "end": "now+2h"})
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertTrue(raw.startswith(b"<?xml"))
+        self.assertEqual(raw.count(b"<?xml"), 1)
+        envs = split_envelopes(strip_decl(raw))
+        oks = closed = events = 0
+        for e in envs:
+            self.assertIsNone(re.match(r"<(s|soap):Envelope", e))
+            root = xml(e.encode())
+            cs = [x.text for x in root.iter("{%s}ConnectionStatus" % M)]
+            oks += cs.count("OK")
+            closed += cs.count("Closed")
+            notes = root.findall(".//{%s}Notification" % M)
+            if cs != ["Closed"] or notes:
+                self.assertEqual(sorted(n.find("{%s}SubscriptionId" % T).text for n in notes), sorted([a, b]), e)
+            self.assertIsNone(root.find(".//{%s}Watermark" % T))
+            for ts in root.iter("{%s}TimeStamp" % T):
+                self.assertRegex(ts.text, r"\.\d{9}Z$")
+            events += len(list(root.iter("{%s}CreatedEvent" % T)))
+        self.assertEqual(closed, 2)
+        self.assertEqual(events, 6)
+        # the status envelope keeps its cadence while events flow: 2 s / 0.4 s
+        self.assertTrue(3 <= oks <= 5, oks)
+
+
+class OofWithoutNotificationTests(SimTestCase):
+    def test_oof_change_raises_nothing(self):
+        a, _, _ = self.subscribe("alice@example.com")
+        c, _, _ = self.open_stream([a], who="alice@example.com", timeout=1)
+        time.sleep(0.2)
+        st, res = self.sim.control("PUT", "/mailboxes/alice@example.com/oof", {"state": "Enabled"})
+        self.assertEqual((st, res["state"]), (200, "Enabled"))
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertNotIn(b"Notification", raw)
+        stats = self.sim.stats()
+        self.assertEqual((stats["oof_changes"], stats["events_raised"], stats["notifications_sent"]), (1, 0, 0))
+        _, _, data = post(self.url, envelope(OOF_BODY % "alice@example.com", "alice@example.com"))
+        self.assertEqual(xml(data).find(".//{%s}OofState" % T).text, "Enabled")
+        self.sim.control("PUT", "/mailboxes/alice@example.com/oof", {"state": "Disabled"})
 
 
 # ----------------------------------------------------------------------- pull and push

@@ -510,12 +510,25 @@ START_TEST(test_credentials)
 	free(errs);
 	free(path);
 
+	/*
+	 * Outside systemd the same name is read from the credential store,
+	 * the directory the unit's LoadCredential= loads it from.
+	 */
 	unsetenv("CREDENTIALS_DIRECTORY");
+	ck_assert_str_eq(conf_credential_store(), EWSGW_SYSCONFDIR "/ewsgw");
+	conf_set_credential_store(tdir);
+	cf = load_text("[exchange]\nurl = https://h/EWS/Exchange.asmx\n"
+	    "username = u\npassword_file = ewsgw-password\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->exchange.password, "from-credential");
+	conf_free(cf);
+	xasprintf(&want, "4: cannot read password_file '%s/nothere': No "
+	    "such file or directory (no $CREDENTIALS_DIRECTORY: a credential "
+	    "is read from the file the unit loads it from)", tdir);
 	expect_errors("[exchange]\nurl = https://h/\nusername = u\n"
-	    "password_file = ewsgw-password\n",
-	    "4: password_file 'ewsgw-password' names a credential but "
-	    "$CREDENTIALS_DIRECTORY is not set (use an absolute path, or "
-	    "LoadCredential= in the unit)");
+	    "password_file = nothere\n", want);
+	free(want);
+	conf_set_credential_store(EWSGW_SYSCONFDIR "/ewsgw");
 
 	/* Empty files are refused; the secret never shows in messages. */
 	free(wfile("empty", "\n"));

@@ -15,6 +15,7 @@
 
 #include "base/buf.h"
 #include "ews/ews_parse.h"
+#include "ews/soap.h"
 #include "proto_test.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -385,11 +386,221 @@ START_TEST(test_oof)
 }
 END_TEST
 
+/*
+ * What real servers send besides Exchange's own shapes: envelope prefixes
+ * other than s: and soap:, no XML declaration (so no encoding named
+ * anywhere: UTF-8 by default), no watermarks, nine fractional digits,
+ * duplicate StartTimeZone/EndTimeZone, Detailed free/busy without
+ * MergedFreeBusy.
+ */
+START_TEST(test_real_servers)
+{
+	struct ews_subscribe	 s;
+	struct ews_notifications n;
+	struct ews_calendar	 c;
+	struct ews_availability	 a;
+	struct ews_oof		 o;
+	struct buf		 b = BUF_INIT;
+	char			*doc, *cause = NULL;
+	size_t			 len;
+
+	doc = pt_fixture("subscribe-push-no-watermark.xml", &len);
+	ck_assert_int_eq(ews_parse_subscribe(doc, len, &s, &cause), 0);
+	ck_assert_ptr_null(cause);
+	ck_assert_str_eq(s.subscription_id, "PUSH-NOWM-1");
+	ck_assert_ptr_null(s.watermark);
+	ck_assert_int_eq(s.r.version.major, 15);
+	ck_assert_str_eq(s.r.version.version, "");
+	ews_subscribe_free(&s);
+	free(doc);
+
+	doc = pt_fixture("getevents-no-watermark.xml", &len);
+	ck_assert_int_eq(ews_parse_get_events(doc, len, &n, &cause), 0);
+	ck_assert_uint_eq(n.nmsgs, 1);
+	pt_fmt_notification(&b, &n.msgs[0].notification);
+	ck_assert_str_eq(buf_str(&b),
+	    "N PULL-NOWM-1 prev=- more=0\n"
+	    "  CreatedEvent wm=- ts=1795946401 item=ITEM-P1 parent=CAL-P "
+	    "old=- oldparent=-\n"
+	    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n");
+	ews_notifications_free(&n);
+	free(doc);
+
+	buf_reset(&b);
+	doc = pt_fixture("send-notification-no-watermark.xml", &len);
+	ck_assert_int_eq(ews_parse_send_notification(doc, len, &n, &cause),
+	    0);
+	pt_fmt_notification(&b, &n.msgs[0].notification);
+	ck_assert_str_eq(buf_str(&b),
+	    "N PUSH-NOWM-1 prev=- more=0\n"
+	    "  ModifiedEvent wm=- ts=1795946402 item=ITEM-Q1 parent=CAL-Q "
+	    "old=- oldparent=-\n");
+	ews_notifications_free(&n);
+	free(doc);
+
+	doc = pt_fixture("finditem-realserver.xml", &len);
+	ck_assert_int_eq(ews_parse_find_item(doc, len, &c, &cause), 0);
+	ck_assert_ptr_null(cause);
+	ck_assert_uint_eq(c.nitems, 2);
+	ck_assert_str_eq(c.items[0].id, "RS-1");
+	ck_assert_str_eq(c.items[0].subject, "Gr\xc3\xbc\xc3\x9f" "e "
+	    "\xe2\x98\x95");
+	ck_assert_int_eq(c.items[0].start, ts("2026-11-29T10:00:00Z"));
+	ck_assert_int_eq(c.items[0].end, ts("2026-11-29T10:30:00Z"));
+	ck_assert_int_eq(c.items[0].fb, EWS_FB_BUSY);
+	ck_assert_int_eq(c.items[1].start, ts("2026-11-29T11:00:00Z"));
+	ck_assert_int_eq(c.items[1].end, ts("2026-11-29T12:00:00Z"));
+	ck_assert_int_eq(c.items[1].fb, EWS_FB_TENTATIVE);
+	ews_calendar_free(&c);
+	free(doc);
+
+	doc = pt_fixture("availability-detailed.xml", &len);
+	ck_assert_int_eq(ews_parse_availability(doc, len, &a, &cause), 0);
+	ck_assert_uint_eq(a.nmailboxes, 2);
+	ck_assert_ptr_null(a.mailboxes[0].merged);
+	ck_assert_uint_eq(a.mailboxes[0].nevents, 2);
+	ck_assert_int_eq(a.mailboxes[0].events[0].start,
+	    ts("2026-11-29T09:00:00Z"));
+	ck_assert_int_eq(a.mailboxes[0].events[0].busy, EWS_FB_BUSY);
+	ck_assert_int_eq(a.mailboxes[0].events[1].end,
+	    ts("2026-11-29T17:00:00Z"));
+	ck_assert_int_eq(a.mailboxes[0].events[1].busy, EWS_FB_OOF);
+	/* A free day: a view with neither events nor merged digits. */
+	ck_assert_int_eq(a.mailboxes[1].status.class, EWS_CLASS_SUCCESS);
+	ck_assert_ptr_null(a.mailboxes[1].merged);
+	ck_assert_uint_eq(a.mailboxes[1].nevents, 0);
+	ews_availability_free(&a);
+	free(doc);
+
+	doc = pt_fixture("oof-realserver.xml", &len);
+	ck_assert_int_eq(ews_parse_oof(doc, len, &o, &cause), 0);
+	ck_assert_int_eq(o.state, EWS_OOF_SCHEDULED);
+	ck_assert_int_eq(o.start, ts("2026-11-29T08:00:00Z"));
+	ck_assert_int_eq(o.end, ts("2026-12-06T08:00:00Z"));
+	ews_oof_free(&o);
+	free(doc);
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_user_settings)
+{
+	struct ews_user_settings us;
+	const struct ad_user	*u;
+	char			*doc, *cause = NULL, *key;
+	size_t			 len;
+
+	doc = pt_fixture("autodiscover-user-settings.xml", &len);
+	ck_assert_int_eq(ews_parse_user_settings(doc, len, &us, &cause), 0);
+	ck_assert_ptr_null(cause);
+	ck_assert(!us.r.fault);
+	ck_assert_int_eq(us.error, AD_ERR_NONE);
+	ck_assert_int_eq(us.r.status.class, EWS_CLASS_SUCCESS);
+	ck_assert_str_eq(us.r.status.code, "NoError");
+	ck_assert_ptr_null(us.r.status.message);
+	ck_assert_uint_eq(us.nusers, 5);
+	u = &us.users[0];
+	ck_assert_int_eq(u->error, AD_ERR_NONE);
+	ck_assert_str_eq(u->message, "No error.");
+	ck_assert_ptr_null(u->redirect);
+	ck_assert_uint_eq(u->missing, 0);
+	/* The first of a repeated setting counts; entities decoded. */
+	ck_assert_str_eq(u->values[AD_GROUPING_INFORMATION], "PRDNA01 & co");
+	ck_assert_str_eq(u->values[AD_EXTERNAL_EWS_URL],
+	    "https://mail.contoso.com/EWS/Exchange.asmx");
+	ck_assert_str_eq(u->values[AD_INTERNAL_EWS_URL],
+	    "https://exmb01.corp.contoso.com/EWS/Exchange.asmx");
+	ck_assert_str_eq(u->values[AD_INTERNAL_MAILBOX_SERVER],
+	    "exmb01.corp.contoso.com");
+	ck_assert_str_eq(u->values[AD_EXTERNAL_MAILBOX_SERVER],
+	    "mail.contoso.com");
+	key = ad_group_key(u);
+	ck_assert_str_eq(key, "https://mail.contoso.com/EWS/Exchange.asmx\n"
+	    "PRDNA01 & co");
+	free(key);
+	u = &us.users[1];
+	ck_assert_int_eq(u->error, AD_ERR_INVALID_USER);
+	ck_assert_str_eq(u->code, "InvalidUser");
+	ck_assert_str_eq(u->message, "Invalid user: 'nobody@contoso.com'");
+	ck_assert_ptr_null(u->redirect);
+	ck_assert_ptr_null(u->values[AD_EXTERNAL_EWS_URL]);
+	ck_assert_ptr_null(ad_group_key(u));
+	u = &us.users[2];
+	ck_assert_int_eq(u->error, AD_ERR_REDIRECT_ADDRESS);
+	ck_assert_str_eq(u->redirect, "elvin@mail.contoso.com");
+	u = &us.users[3];
+	ck_assert_int_eq(u->error, AD_ERR_REDIRECT_URL);
+	ck_assert_str_eq(u->redirect, "https://autodiscover.eu.contoso.com/"
+	    "autodiscover/autodiscover.svc");
+	ck_assert(ad_redirect_url_ok(u->redirect));
+	/* Exchange 2010: no GroupingInformation, the server groups. */
+	u = &us.users[4];
+	ck_assert_int_eq(u->error, AD_ERR_NONE);
+	ck_assert_uint_eq(u->missing, AD_SETTING_BIT(AD_GROUPING_INFORMATION));
+	ck_assert_ptr_null(u->values[AD_GROUPING_INFORMATION]);
+	ck_assert_ptr_null(u->values[AD_INTERNAL_EWS_URL]);	/* nil */
+	key = ad_group_key(u);
+	ck_assert_str_eq(key, "https://mail.contoso.com/EWS/Exchange.asmx\n"
+	    "EXMB02.corp.contoso.com");
+	free(key);
+	ews_user_settings_free(&us);
+	ck_assert_uint_eq(us.nusers, 0);
+	/* Not an EWS message. */
+	ck_assert_int_eq(ews_parse_response(doc, len, &us.r, &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "GetUserSettingsResponseMessage"));
+	free(cause);
+	cause = NULL;
+	ews_response_free(&us.r);
+	free(doc);
+
+	/* An error for the whole request. */
+	doc = pt_fixture("autodiscover-error.xml", &len);
+	ck_assert_int_eq(ews_parse_user_settings(doc, len, &us, &cause), 0);
+	ck_assert_int_eq(us.error, AD_ERR_SERVER_BUSY);
+	ck_assert(ad_error_transient(us.error));
+	ck_assert_int_eq(us.r.status.class, EWS_CLASS_ERROR);
+	ck_assert_str_eq(us.r.status.code, "ServerBusy");
+	ck_assert_str_eq(us.r.status.message,
+	    "The server is too busy to process the request.");
+	ck_assert_uint_eq(us.nusers, 0);
+	ews_user_settings_free(&us);
+	free(doc);
+
+	/* WCF's fault for a request it has no operation for. */
+	doc = pt_fixture("autodiscover-fault.xml", &len);
+	ck_assert_int_eq(ews_parse_user_settings(doc, len, &us, &cause), 0);
+	ck_assert(us.r.fault);
+	ck_assert_str_eq(us.r.status.code, "ActionNotSupported");
+	ck_assert_uint_eq(us.nusers, 0);
+	ews_user_settings_free(&us);
+	free(doc);
+
+	/* An EWS answer, or NoError without UserResponses, is not one. */
+	doc = pt_fixture("subscribe-streaming.xml", &len);
+	ck_assert_int_eq(ews_parse_user_settings(doc, len, &us, &cause), -1);
+	free(cause);
+	cause = NULL;
+	ews_user_settings_free(&us);
+	free(doc);
+	doc = xstrdup("<s:Envelope xmlns:s=\"" SOAP_NS_ENV "\"><s:Body>"
+	    "<GetUserSettingsResponseMessage xmlns=\"" AD_NS "\"><Response>"
+	    "<ErrorCode>NoError</ErrorCode></Response>"
+	    "</GetUserSettingsResponseMessage></s:Body></s:Envelope>");
+	ck_assert_int_eq(ews_parse_user_settings(doc, strlen(doc), &us,
+	    &cause), -1);
+	ck_assert_str_eq(cause, "Response without UserResponses");
+	free(cause);
+	ews_user_settings_free(&us);
+	free(doc);
+}
+END_TEST
+
 START_TEST(test_hostile)
 {
 	static const char *const dtd[] = {
 		"bomb.xml", "xxe.xml", "xxe-external-dtd.xml"
 	};
+	struct ews_user_settings us;
 	struct ews_subscribe	 s;
 	struct ews_response	 r;
 	struct buf		 b = BUF_INIT;
@@ -405,6 +616,12 @@ START_TEST(test_hostile)
 		ck_assert_ptr_null(s.subscription_id);
 		free(cause);
 		ews_subscribe_free(&s);
+		cause = NULL;
+		ck_assert_int_eq(ews_parse_user_settings(doc, len, &us,
+		    &cause), -1);
+		ck_assert_str_eq(cause, "DOCTYPE not allowed");
+		free(cause);
+		ews_user_settings_free(&us);
 		free(doc);
 	}
 
@@ -493,7 +710,9 @@ START_TEST(test_truncated)
 		"finditem-calendarview.xml", "availability.xml",
 		"oof-scheduled.xml", "fault-server-busy.xml",
 		"send-notification.xml", "getitem.xml",
+		"autodiscover-user-settings.xml", "stream-realserver.xml",
 	};
+	struct ews_user_settings us;
 	struct ews_calendar	 c;
 	struct ews_notifications n;
 	struct ews_availability	 a;
@@ -532,6 +751,9 @@ START_TEST(test_truncated)
 			ck_assert_int_eq(ews_parse_subscribe(cut, k, &s, NULL),
 			    -1);
 			ews_subscribe_free(&s);
+			ck_assert_int_eq(ews_parse_user_settings(cut, k, &us,
+			    NULL), -1);
+			ews_user_settings_free(&us);
 			free(cut);
 		}
 		free(doc);
@@ -613,6 +835,8 @@ ews_parse_suite(void)
 	tcase_add_test(tc, test_get_item);
 	tcase_add_test(tc, test_availability);
 	tcase_add_test(tc, test_oof);
+	tcase_add_test(tc, test_real_servers);
+	tcase_add_test(tc, test_user_settings);
 	tcase_add_test(tc, test_classify);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("hostile");

@@ -69,6 +69,7 @@ static char			 tmpdir[] = "/tmp/check_push.XXXXXX";
 static char			*cert_file, *key_file;
 static int			 notified;
 static char			*last_body;
+static char			*target;	/* path/TOKEN of the listener */
 
 /* The owner: knows sub-known, refuses sub-bad, unsubscribes the rest. */
 static int
@@ -157,7 +158,11 @@ teardown(void)
 	free(key_file);
 	free(last_body);
 	last_body = NULL;
+	free(target);
+	target = NULL;
 }
+
+static char	*push_target(const char *);
 
 static void
 listen_on(const char *path, const char *cert, size_t max_body,
@@ -176,6 +181,35 @@ listen_on(const char *path, const char *cert, size_t max_body,
 	if (push == NULL)
 		ck_abort_msg("push_new: %s", cause);
 	ck_assert_uint_gt(push_port(push), 0);
+	free(target);
+	target = push_target(path);
+}
+
+/* The request target for the configured path: its URL's path. */
+static char *
+push_target(const char *path)
+{
+	char	*url, *u, *t;
+
+	xasprintf(&url, "http://127.0.0.1:%u%s", push_port(push),
+	    path != NULL ? path : "");
+	u = push_notify_url(push, url);
+	ck_assert_ptr_nonnull(u);
+	t = xstrdup(u + strlen("http://127.0.0.1:") +
+	    strspn(u + strlen("http://127.0.0.1:"), "0123456789"));
+	free(url);
+	free(u);
+	return (t);
+}
+
+/* target with something appended (allocated). */
+static char *
+target_plus(const char *more)
+{
+	char	*t;
+
+	xasprintf(&t, "%s%s", target, more);
+	return (t);
 }
 
 /* ---- a raw HTTP client on the same loop ---- */
@@ -273,7 +307,8 @@ START_TEST(test_http_known_and_unknown)
 	char	*resp;
 
 	listen_on(NULL, NULL, 0, 0);
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push",
+	ck_assert_int_eq(strlen(target), 1 + PUSH_TOKEN_LEN);
+	ck_assert_int_eq(raw_request("POST", target,
 	    "text/xml; charset=utf-8", NOTIFICATION("sub-known"), &resp),
 	    200);
 	ck_assert_ptr_nonnull(strstr(resp, envelope_ok));
@@ -282,7 +317,7 @@ START_TEST(test_http_known_and_unknown)
 	ck_assert_str_eq(last_body, NOTIFICATION("sub-known"));
 	free(resp);
 
-	ck_assert_int_eq(raw_request("POST", "/other", "text/xml",
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
 	    NOTIFICATION("sub-gone"), &resp), 200);
 	ck_assert_ptr_nonnull(strstr(resp, envelope_unsub));
 	free(resp);
@@ -294,44 +329,113 @@ END_TEST
 
 START_TEST(test_http_refusals)
 {
-	char	*resp;
+	char	*resp, *t;
 
 	listen_on("/ewsgw/push", NULL, 4096, 0);
+	ck_assert_int_eq(strncmp(target, "/ewsgw/push/", 12), 0);
+	ck_assert_int_eq(strlen(target), 12 + PUSH_TOKEN_LEN);
 	/* Not XML at all: the owner is not even asked. */
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
 	    "hello", NULL), 400);
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
 	    "", NULL), 400);
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push",
+	ck_assert_int_eq(raw_request("POST", target,
 	    "application/json", "{}", NULL), 400);
 	ck_assert_int_eq(notified, 0);
 	/* XML, but not a SendNotification. */
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
 	    "<a/>", &resp), 400);
 	ck_assert_ptr_null(strstr(resp, "SubscriptionStatus"));
 	free(resp);
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
 	    "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;"
 	    "</x>", NULL), 400);
 	/* The parser insists on a Notification. */
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
 	    NOTIFICATION_EMPTY, NULL), 400);
 	ck_assert_int_eq(notified, 0);
 	ck_assert_int_eq(push_get_stats(push)->unparsable, 5);
 	/* A SendNotification the owner refuses. */
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
 	    NOTIFICATION("sub-bad"), NULL), 400);
 	ck_assert_int_eq(notified, 1);
-	ck_assert_int_eq(raw_request("GET", "/ewsgw/push", NULL, "",
+	ck_assert_int_eq(raw_request("GET", target, NULL, "",
 	    &resp), 405);
 	ck_assert_ptr_nonnull(strstr(resp, "Allow: POST"));
 	free(resp);
-	ck_assert_int_eq(raw_request("POST", "/elsewhere", "text/xml",
-	    NOTIFICATION("sub-known"), NULL), 404);
-	/* The configured path with a query still counts. */
-	ck_assert_int_eq(raw_request("POST", "/ewsgw/push?t=1", "text/xml",
+	/* The registered URL with a query still counts. */
+	t = target_plus("?t=1");
+	ck_assert_int_eq(raw_request("POST", t, "text/xml",
 	    NOTIFICATION("sub-known"), NULL), 200);
-	ck_assert_int_eq(push_get_stats(push)->bad, 9);
+	free(t);
+	ck_assert_int_eq(push_get_stats(push)->bad, 8);
+	ck_assert_int_eq(push_get_stats(push)->forbidden, 0);
+}
+END_TEST
+
+/* Without the secret token nothing is parsed, known ids or not. */
+START_TEST(test_token_required)
+{
+	char	*t;
+
+	listen_on("/ewsgw/push", NULL, 4096, 0);
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push", "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 403);
+	ck_assert_int_eq(raw_request("POST", "/ewsgw/push/", "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 403);
+	ck_assert_int_eq(raw_request("POST", "/elsewhere", "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 403);
+	/* One wrong digit, a prefix, something appended. */
+	t = xstrdup(target);
+	t[strlen(t) - 1] = t[strlen(t) - 1] == '0' ? '1' : '0';
+	ck_assert_int_eq(raw_request("POST", t, "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 403);
+	t[strlen(t) - 1] = '\0';
+	ck_assert_int_eq(raw_request("POST", t, "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 403);
+	free(t);
+	t = target_plus("x");
+	ck_assert_int_eq(raw_request("POST", t, "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 403);
+	free(t);
+	t = target_plus("/");
+	ck_assert_int_eq(raw_request("POST", t, "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 403);
+	free(t);
+	ck_assert_int_eq(notified, 0);
+	ck_assert_int_eq(push_get_stats(push)->forbidden, 7);
+	ck_assert_int_eq(push_get_stats(push)->unparsable, 0);
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 200);
+	ck_assert_int_eq(notified, 1);
+}
+END_TEST
+
+/* Every listener has its own token; the URL keeps its query. */
+START_TEST(test_token_url)
+{
+	char	*u1, *u2;
+
+	listen_on(NULL, NULL, 0, 0);
+	u1 = push_notify_url(push, "https://gw.example.com:8443/ews/push/");
+	ck_assert_ptr_nonnull(u1);
+	ck_assert_int_eq(strncmp(u1, "https://gw.example.com:8443/ews/push/",
+	    37), 0);
+	ck_assert_int_eq(strlen(u1), 37 + PUSH_TOKEN_LEN);
+	ck_assert_int_eq(strspn(u1 + 37, "0123456789abcdef"), PUSH_TOKEN_LEN);
+	u2 = push_notify_url(push, "http://gw:81?x=1");
+	ck_assert_str_eq(u2 + 13 + PUSH_TOKEN_LEN, "?x=1");
+	ck_assert_int_eq(memcmp(u2, "http://gw:81/", 13), 0);
+	ck_assert_int_eq(memcmp(u1 + 37, u2 + 13, PUSH_TOKEN_LEN), 0);
+	ck_assert_ptr_null(push_notify_url(push, "nonsense"));
+	free(u2);
+	push_free(push);
+	push = NULL;
+	listen_on(NULL, NULL, 0, 0);
+	u2 = push_notify_url(push, "https://gw.example.com:8443/ews/push");
+	ck_assert_int_ne(memcmp(u1 + 37, u2 + 37, PUSH_TOKEN_LEN), 0);
+	free(u1);
+	free(u2);
 }
 END_TEST
 
@@ -369,12 +473,12 @@ START_TEST(test_connection_limit)
 	}
 	ck_assert_int_eq(push_get_stats(push)->paused, 1);
 	raw_connect(&b);
-	raw_send(&b, "POST", "/", "text/xml", NOTIFICATION("sub-known"));
+	raw_send(&b, "POST", target, "text/xml", NOTIFICATION("sub-known"));
 	evtest_run_for(base, 200);
 	ck_assert(!b.done);	/* waits in the backlog */
 	ck_assert_int_eq(notified, 0);
 	/* a finishes and closes: b gets its turn. */
-	raw_send(&a, "POST", "/", "text/xml", NOTIFICATION("sub-known"));
+	raw_send(&a, "POST", target, "text/xml", NOTIFICATION("sub-known"));
 	ck_assert(evtest_run_until(base, &a.done, 5000));
 	ck_assert(evtest_run_until(base, &b.done, 5000));
 	ck_assert_ptr_nonnull(strstr(buf_str(&b.in), envelope_ok));
@@ -421,7 +525,7 @@ engine_post(const char *scheme, const char *ca, const char *body,
 	eo.ca_file = ca;
 	eng = http_engine_new(base, &eo, &cause);
 	ck_assert_ptr_nonnull(eng);
-	xasprintf(&u, "%s://127.0.0.1:%u/push", scheme, push_port(push));
+	xasprintf(&u, "%s://127.0.0.1:%u%s", scheme, push_port(push), target);
 	o.method = HTTP_POST;
 	o.url = u;
 	o.body = body;
@@ -500,8 +604,8 @@ START_TEST(test_fixture)
 		buf_append(&b, chunk, n);
 	fclose(f);
 	listen_on(NULL, NULL, 0, 0);
-	ck_assert_int_eq(raw_request("POST", "/", "text/xml; charset=utf-8",
-	    buf_str(&b), &resp), 200);
+	ck_assert_int_eq(raw_request("POST", target,
+	    "text/xml; charset=utf-8", buf_str(&b), &resp), 200);
 	ck_assert_int_eq(notified, 1);
 	ck_assert_ptr_nonnull(strstr(resp, "<m:SubscriptionStatus>"));
 	free(resp);
@@ -520,6 +624,8 @@ push_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_http_known_and_unknown);
 	tcase_add_test(tc, test_http_refusals);
+	tcase_add_test(tc, test_token_required);
+	tcase_add_test(tc, test_token_url);
 	tcase_add_test(tc, test_http_oversize);
 	tcase_add_test(tc, test_connection_limit);
 	tcase_add_test(tc, test_https);

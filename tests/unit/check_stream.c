@@ -40,6 +40,46 @@ static const char session_log[] =
     "invalid. ids=SUB-1,SUB-2\n"
     "C Closed\n";
 
+/*
+ * What stream-realserver.xml must decode to: a server with its own
+ * prefixes, an XML declaration on the first chunk only, a notification for
+ * every subscription in every envelope (StatusEvents without watermarks),
+ * the status envelope carrying notifications too, nine fractional digits,
+ * and ConnectionStatus Closed twice before the body ends.
+ */
+static const char realserver_log[] =
+    "N SUB-A prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-B prev=- more=0\n"
+    "  CreatedEvent wm=- ts=1795946401 item=ITEM-B1 parent=CAL-B old=- "
+    "oldparent=-\n"
+    "N SUB-C prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-A prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-B prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-C prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "C OK\n"
+    "N SUB-A prev=- more=0\n"
+    "  ModifiedEvent wm=- ts=1795946445 folder=CAL-A parent=ROOT-A old=- "
+    "oldparent=-\n"
+    "  DeletedEvent wm=- ts=1795946445 item=ITEM-A1 parent=CAL-A old=- "
+    "oldparent=-\n"
+    "N SUB-B prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-C prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-A prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-B prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "N SUB-C prev=- more=0\n"
+    "  StatusEvent wm=- ts=0 item=- parent=- old=- oldparent=-\n"
+    "C Closed\n"
+    "C Closed\n";
+
 struct rec {
 	struct buf	 log;
 	unsigned	 heartbeats;
@@ -118,14 +158,19 @@ START_TEST(test_whole)
 }
 END_TEST
 
-START_TEST(test_every_split)
+/*
+ * Decode a fixture split at every offset and byte by byte: each way must
+ * give want, with the given number of envelopes.
+ */
+static void
+decode_every_way(const char *name, const char *want, uint64_t envelopes)
 {
 	struct rec	 r = { BUF_INIT, 0 };
 	struct stream	*s;
 	char		*doc;
 	size_t		 len, k;
 
-	doc = pt_fixture("stream-session.xml", &len);
+	doc = pt_fixture(name, &len);
 	s = stream_new(&cbs, &r, 0);
 	for (k = 0; k <= len; k++) {
 		stream_reset(s);
@@ -133,12 +178,24 @@ START_TEST(test_every_split)
 		ck_assert_int_eq(stream_feed(s, doc, k), 0);
 		ck_assert_int_eq(stream_feed(s, doc + k, len - k), 0);
 		ck_assert_int_eq(stream_end(s), 0);
-		ck_assert_msg(strcmp(buf_str(&r.log), session_log) == 0,
-		    "split at %zu:\n%s", k, buf_str(&r.log));
+		ck_assert_msg(strcmp(buf_str(&r.log), want) == 0,
+		    "%s split at %zu:\n%s", name, k, buf_str(&r.log));
+		ck_assert_uint_eq(stream_count(s), envelopes);
 	}
+	stream_reset(s);
+	buf_reset(&r.log);
+	for (k = 0; k < len; k++)
+		ck_assert_int_eq(stream_feed(s, doc + k, 1), 0);
+	ck_assert_int_eq(stream_end(s), 0);
+	ck_assert_str_eq(buf_str(&r.log), want);
 	stream_free(s);
 	buf_free(&r.log);
 	free(doc);
+}
+
+START_TEST(test_every_split)
+{
+	decode_every_way("stream-session.xml", session_log, 5);
 }
 END_TEST
 
@@ -150,16 +207,9 @@ START_TEST(test_bytewise)
 	size_t		 len, k, n;
 	uint32_t	 seed = 12345;
 
+	/* Irregular chunks, including empty ones. */
 	doc = pt_fixture("stream-session.xml", &len);
 	s = stream_new(&cbs, &r, 0);
-	for (k = 0; k < len; k++)
-		ck_assert_int_eq(stream_feed(s, doc + k, 1), 0);
-	ck_assert_int_eq(stream_end(s), 0);
-	ck_assert_str_eq(buf_str(&r.log), session_log);
-
-	/* Irregular chunks, including empty ones. */
-	stream_reset(s);
-	buf_reset(&r.log);
 	for (k = 0; k < len; k += n) {
 		seed = seed * 1103515245 + 12345;
 		n = (seed >> 16) % 97;
@@ -171,6 +221,12 @@ START_TEST(test_bytewise)
 	stream_free(s);
 	buf_free(&r.log);
 	free(doc);
+}
+END_TEST
+
+START_TEST(test_real_server)
+{
+	decode_every_way("stream-realserver.xml", realserver_log, 5);
 }
 END_TEST
 
@@ -396,6 +452,7 @@ stream_suite(void)
 	tcase_add_test(tc, test_whole);
 	tcase_add_test(tc, test_every_split);
 	tcase_add_test(tc, test_bytewise);
+	tcase_add_test(tc, test_real_server);
 	tcase_add_test(tc, test_cap);
 	tcase_add_test(tc, test_between);
 	tcase_add_test(tc, test_end_and_fault);

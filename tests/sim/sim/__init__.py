@@ -11,6 +11,7 @@ Modules by concern:
   faults    fault injection state
   notify    subscriptions, events, streaming connections, push delivery
   ews       EWS operations
+  autodiscover  SOAP Autodiscover (GetUserSettings)
   control   JSON control API
   stats     counters shown by GET /stats
   app       glue: the simulator object and the CLI

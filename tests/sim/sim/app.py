@@ -9,7 +9,7 @@ import ssl
 import time
 import zlib
 
-from . import control, ews, soap
+from . import autodiscover, control, ews, soap
 from .directory import Directory
 from .faults import Faults
 from .http import Response, Server
@@ -46,7 +46,20 @@ REQUEST_RANK = {"Exchange2007": 0, "Exchange2007_SP1": 1, "Exchange2009": 2, "Ex
 RUNTIME_KEYS = {"max_concurrency": int, "max_subscriptions": int, "hanging_connection_limit": int,
                 "find_count_limit": int, "charging": str, "heartbeat_s": float, "backoff_ms": int,
                 "latency_ms": int, "minute_seconds": float, "push_timeout_s": float,
-                "ntlm_v2_only": bool, "auth": list, "strict_affinity": bool}
+                "ntlm_v2_only": bool, "auth": list, "strict_affinity": bool,
+                "affinity_rules": bool, "profiles": list}
+# Server profiles (--profile, /config "profiles"):
+#   realserver       what a real, non-Exchange EWS server sends: other prefixes, no XML
+#                    declaration (on a stream: only before the first envelope), text/xml
+#                    without charset, no watermarks, a status envelope at a fixed cadence
+#                    and none in between, a notification for every subscription of the
+#                    stream in every envelope, Closed twice, nine fractional digits,
+#                    duplicate StartTimeZone/EndTimeZone, Detailed free/busy without
+#                    MergedFreeBusy
+#   refuse-grouping  a subscription is accepted only on a stream opened by its owner (the
+#                    impersonated mailbox, or the account for delegate subscriptions);
+#                    delegate subscriptions are allowed to accounts with "delegate" rights
+PROFILES = ("realserver", "refuse-grouping")
 
 
 AUTH_SCHEMES = ("ntlm", "negotiate", "basic")
@@ -76,6 +89,13 @@ class Config:
         self.push_timeout_s = args.push_timeout
         self.backends = args.backends
         self.strict_affinity = args.strict_affinity
+        self.affinity_rules = args.affinity_rules
+        self.profiles = [x.strip() for x in args.profile.split(",") if x.strip()]
+        if any(x not in PROFILES for x in self.profiles):
+            raise SystemExit("ewssim: --profile takes a comma list of %s" % ", ".join(PROFILES))
+
+    def profile(self, name):
+        return name in self.profiles
 
     def server_rank(self):
         return VERSIONS[self.version][1]
@@ -97,7 +117,8 @@ class Config:
                 "minute_seconds": self.minute_seconds, "heartbeat_s": self.heartbeat_s,
                 "backoff_ms": self.backoff_ms, "latency_ms": self.latency_ms, "auth": self.auth,
                 "ntlm_v2_only": self.ntlm_v2_only, "push_timeout_s": self.push_timeout_s,
-                "strict_affinity": self.strict_affinity}
+                "strict_affinity": self.strict_affinity, "affinity_rules": self.affinity_rules,
+                "profiles": list(self.profiles), "backends": self.backends}
 
     def update(self, changes):
         if not isinstance(changes, dict):
@@ -114,6 +135,8 @@ class Config:
                 raise ValueError("charging must be service-account or impersonated")
             if k == "auth" and (not v or any(a not in AUTH_SCHEMES for a in v)):
                 raise ValueError("auth must be a non-empty list of basic/ntlm/negotiate")
+            if k == "profiles" and any(x not in PROFILES for x in v):
+                raise ValueError("profiles must be a list of %s" % ", ".join(PROFILES))
             if typ in (int, float) and v < 0:
                 raise ValueError("%s must not be negative" % k)
         for k, v in changes.items():
@@ -125,7 +148,7 @@ class Sim:
         self.args = args
         self.config = Config(args)
         self.started = time.time()
-        self.directory = Directory(self.started)
+        self.directory = Directory(self.started, self.backend_of)
         if args.directory:
             self.directory.load_file(args.directory)
         if args.generate:
@@ -150,6 +173,7 @@ class Sim:
         self.control_server = Server(self.handle_control, name="control", max_body=args.max_body)
         self.stop_event = None
         self.tls = bool(args.tls_cert)
+        self.ews_url = None
 
     # ------------------------------------------------------------ helpers
     def rng_bytes(self, n):
@@ -157,13 +181,117 @@ class Sim:
 
     def route(self, cookie, prefer_affinity, anchor, fallback):
         """Mailbox server a request reaches: the cookie's backend when the client asks
-        for server affinity, else the backend of X-AnchorMailbox, else of the
+        for server affinity, else the server of X-AnchorMailbox, else of the
         impersonated mailbox (or the caller)."""
         b = self.cookie_backend(cookie) if prefer_affinity else None
         if b is not None:
             return b
-        n = zlib.crc32((anchor or fallback or "").lower().encode()) % max(1, self.config.backends)
-        return "MBX%02d.sim.example.local" % (n + 1)
+        addr = (anchor or fallback or "").lower()
+        mb = self.directory.by_smtp_address(addr) if "@" in addr else None
+        return self.home(mb) if mb is not None else self.hash_backend(addr)
+
+    def public_ews_url(self):
+        """The EWS URL Autodiscover hands out (ExternalEwsUrl, InternalEwsUrl)."""
+        return self.ews_url or "https://mail.sim.example.local/EWS/Exchange.asmx"
+
+    # ------------------------------------------------------------ mailbox servers
+    @staticmethod
+    def backend_name(n):
+        """Backend n (1-based) -> its FQDN."""
+        return "MBX%02d.sim.example.local" % n
+
+    def hash_backend(self, addr):
+        return self.backend_name(zlib.crc32(addr.lower().encode()) % max(1, self.config.backends) + 1)
+
+    def backend_of(self, value):
+        """A backend given as 1-based number or name -> FQDN (ValueError if unknown)."""
+        if isinstance(value, bool):
+            raise ValueError("server must be a backend number or name")
+        if isinstance(value, int):
+            n = value
+        else:
+            v = str(value)
+            n = int(v[3:5]) if v.upper().startswith("MBX") and v[3:5].isdigit() else \
+                (int(v) if v.isdigit() else 0)
+        if not 1 <= n <= self.config.backends:
+            raise ValueError("no backend %r (1..%d)" % (value, self.config.backends))
+        return self.backend_name(n)
+
+    @staticmethod
+    def backend_grouping(backend):
+        """GroupingInformation of the mailboxes on a backend (one database
+        availability group per server in the simulator)."""
+        return "SIMDAG%s" % backend[3:5]
+
+    def settle_move(self, mb):
+        """Finish a mailbox move whose time is up; -> the move still running or None."""
+        mv = mb.move
+        if mv is None:
+            return None
+        if time.monotonic() < mv["until"]:
+            return mv
+        mb.server = mv["to"]
+        mb.grouping = mv["grouping"]
+        mb.move = None
+        self.stats.moves["completed"] += 1
+        return None
+
+    def home(self, mb):
+        """The backend (Mailbox server) holding a mailbox."""
+        self.settle_move(mb)
+        return mb.server or self.hash_backend(mb.smtp)
+
+    def grouping(self, mb):
+        """The mailbox's GroupingInformation."""
+        self.settle_move(mb)
+        return mb.grouping or self.backend_grouping(self.home(mb))
+
+    def moving_code(self, mb):
+        """ErrorMailboxMoveInProgress (or the move's code) while the mailbox moves."""
+        if mb is None:
+            return None
+        mv = self.settle_move(mb)
+        if mv is None:
+            return None
+        self.stats.moves["refused"] += 1
+        return mv["code"]
+
+    def start_move(self, mb, spec):
+        """Move a mailbox: its subscriptions are lost now, requests for it are refused
+        for duration_s, then it lives on another backend with new GroupingInformation."""
+        if not isinstance(spec, dict):
+            raise ValueError("move must be a JSON object")
+        cur = self.home(mb)
+        if spec.get("to") is not None:
+            to = self.backend_of(spec["to"])
+        else:
+            to = self.backend_name(int(cur[3:5]) % max(1, self.config.backends) + 1)
+        code = spec.get("code", "ErrorMailboxMoveInProgress")
+        if code not in ("ErrorMailboxMoveInProgress", "ErrorMailboxStoreUnavailable"):
+            raise ValueError("code must be ErrorMailboxMoveInProgress or ErrorMailboxStoreUnavailable")
+        dur = spec.get("duration_s", 2)
+        if isinstance(dur, bool) or not isinstance(dur, (int, float)) or dur < 0:
+            raise ValueError("duration_s must be a non-negative number")
+        grouping = spec.get("grouping", self.backend_grouping(to))
+        if not isinstance(grouping, str) or not grouping:
+            raise ValueError("grouping must be a non-empty string")
+        stream_code = spec.get("stream_code", "ErrorSubscriptionNotFound")
+        if not isinstance(stream_code, str) or not stream_code:
+            raise ValueError("stream_code must be a response code")
+        lost = []
+        for sid in list(self.notifier.by_mailbox.get(mb.smtp, ())):
+            sub = self.notifier.subs.get(sid)
+            if sub is not None:
+                lost.append(sid)
+                self.notifier.remove(sub, "mailbox moved", notify_stream_code=stream_code,
+                                     why="lost")
+        mb.move = {"until": time.monotonic() + float(dur), "to": to, "grouping": grouping,
+                   "code": code, "from": cur}
+        self.stats.moves["started"] += 1
+        self.stats.moves["subscriptions_lost"] += len(lost)
+        self.settle_move(mb)
+        return {"from": cur, "to": to, "grouping": grouping, "lost": lost,
+                "duration_s": float(dur)}
 
     @staticmethod
     def cookie_value(backend):
@@ -182,7 +310,10 @@ class Sim:
 
     def _style(self):
         f = self.faults.peek("prefix_style")
-        return f.spec.get("style", "s") if f is not None else "s"
+        if f is not None:
+            return f.spec.get("style", "s")
+        # a realserver writes its own prefixes (ns1:, SOAP-ENV:, ...), never s:/soap:
+        return "other" if self.config.profile("realserver") else "s"
 
     def _decorate(self, env):
         f = self.faults.peek("extra_elements")
@@ -200,18 +331,25 @@ class Sim:
             data = _break_xml(data)
         return data
 
-    def soap_response(self, body_el, status=200, op=None, account=None, extra_headers=()):
-        env = soap.envelope(body_el, self.config.version_attrs)
-        data = b'<?xml version="1.0" encoding="utf-8"?>' + self.render(env)
+    def declaration(self):
+        """The XML declaration unary answers start with (none from a realserver)."""
+        return b"" if self.config.profile("realserver") else b'<?xml version="1.0" encoding="utf-8"?>'
+
+    def content_type(self):
+        return "text/xml" if self.config.profile("realserver") else "text/xml; charset=utf-8"
+
+    def soap_response(self, body_el, status=200, op=None, account=None, extra_headers=(), header_extra=None):
+        env = soap.envelope(body_el, self.config.version_attrs, header_extra=header_extra)
+        data = self.declaration() + self.render(env)
         return self._finish(data, status, op, account, list(extra_headers))
 
     def fault_response(self, code, message, message_xml, status, op, account):
         env = soap.fault(code, message, self.config.version_attrs, message_xml)
-        data = b'<?xml version="1.0" encoding="utf-8"?>' + soap.serialize_fault(env, self._style(), self.rng)
+        data = self.declaration() + soap.serialize_fault(env, self._style(), self.rng)
         return self._finish(data, status, op, account and account.username, [])
 
     def _finish(self, data, status, op, account, headers):
-        headers.append(("Content-Type", "text/xml; charset=utf-8"))
+        headers.append(("Content-Type", self.content_type()))
         headers.append(("request-id", "%08x-sim" % self.rng.getrandbits(32)))
         if self.faults.take("malformed_xml", op, account) is not None:
             data = _break_xml(data)
@@ -277,6 +415,8 @@ class Sim:
     # ------------------------------------------------------------ HTTP entry points
     async def handle_ews(self, req):
         try:
+            if req.path.lower() == autodiscover.PATH:
+                return await autodiscover.handle(self, req)
             return await ews.handle(self, req)
         except (ConnectionError, OSError):
             req.conn.must_close = True
@@ -310,8 +450,11 @@ class Sim:
         c_host, c_port = await self.control_server.start(chost, cport)
         scheme = "https" if tls else "http"
         info = {"ews_url": "%s://%s:%d/EWS/Exchange.asmx" % (scheme, ews_host, ews_port),
+                "autodiscover_url": "%s://%s:%d/autodiscover/autodiscover.svc" % (scheme, ews_host,
+                                                                                 ews_port),
                 "control_url": "http://%s:%d" % (c_host, c_port), "pid": os.getpid(),
                 "version": self.config.version, "schema_dir": self.schema_dir}
+        self.ews_url = info["ews_url"]
         if args.ready_file:
             tmp = args.ready_file + ".tmp"
             with open(tmp, "w", encoding="utf-8") as fh:

@@ -50,6 +50,12 @@ def iso(ts):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+def iso9(ts):
+    """UTC with nine fractional digits, as some non-Exchange servers write times."""
+    ns = int(round((ts - int(ts)) * 1e9)) if ts >= 0 else 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(ts))) + ".%09dZ" % min(ns, 999999999)
+
+
 def iso_local(ts, offset_minutes):
     """Time without zone designator in a zone offset_minutes east of UTC."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts + offset_minutes * 60))

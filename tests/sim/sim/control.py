@@ -49,6 +49,15 @@ async def _route(sim, meth, parts, data):
         return json_response(200, {"subscriptions": [s.to_json() for s in sim.notifier.subs.values()]})
     if parts == ["streams"] and meth == "GET":
         return json_response(200, {"streams": [sc.to_json() for sc in sim.streams.conns]})
+    if parts == ["servers"] and meth == "GET":
+        # mailbox servers and the explicit (or touched) mailboxes on each
+        out = {}
+        for n in range(1, sim.config.backends + 1):
+            b = sim.backend_name(n)
+            out[b] = {"grouping": sim.backend_grouping(b), "mailboxes": []}
+        for mb in sorted(sim.directory.by_smtp.values(), key=lambda x: x.smtp):
+            out.setdefault(sim.home(mb), {"grouping": None, "mailboxes": []})["mailboxes"].append(mb.smtp)
+        return json_response(200, {"servers": out})
     if parts == ["restart"] and meth == "POST":
         n = len(sim.notifier.subs)
         sim.restart()
@@ -67,13 +76,20 @@ async def _route(sim, meth, parts, data):
             return json_response(404, {"error": "no such mailbox %s" % parts[1]})
         if parts[2] == "oof" and len(parts) == 3:
             if meth == "PUT":
+                # as on Exchange: a changed automatic reply raises no notification
                 sim.directory.set_oof(mb, data or {})
+                sim.stats.oof_changes += 1
                 return json_response(200, {"ok": True, "state": mb.oof["state"]})
             if meth == "GET":
                 o = dict(mb.oof, start=cal.iso(mb.oof["start"]), end=cal.iso(mb.oof["end"]))
                 return json_response(200, o)
         if parts[2] == "items":
             return _items(sim, mb, meth, parts[3:], data)
+        if parts[2] == "server" and len(parts) == 3 and meth == "GET":
+            return json_response(200, _server_json(sim, mb))
+        if parts[2] == "move" and len(parts) == 3 and meth == "POST":
+            res = sim.start_move(mb, data if data is not None else {})
+            return json_response(200, res)
     if parts == ["accounts"] and meth == "POST":
         a = sim.directory.add_account(data or {})
         return json_response(200, {"ok": True, "username": a.username})
@@ -81,6 +97,14 @@ async def _route(sim, meth, parts, data):
         mb = sim.directory.add_mailbox(data or {})
         return json_response(200, {"ok": True, "smtp": mb.smtp})
     return json_response(404, {"error": "unknown control path"})
+
+
+def _server_json(sim, mb):
+    mv = sim.settle_move(mb)
+    out = {"smtp": mb.smtp, "server": sim.home(mb), "grouping": sim.grouping(mb), "moving": mv is not None}
+    if mv is not None:
+        out.update({"moving_to": mv["to"], "moving_grouping": mv["grouping"], "code": mv["code"]})
+    return out
 
 
 def _find_local(mb, ident):

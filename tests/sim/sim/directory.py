@@ -21,15 +21,20 @@ class DirectoryError(ValueError):
 
 
 class Account:
-    __slots__ = ("username", "password", "domain", "upn", "scope_all", "scope", "password_expires_at")
+    __slots__ = ("username", "password", "domain", "upn", "scope_all", "scope", "password_expires_at",
+                 "delegate_all", "delegate")
 
     def may_impersonate(self, mbx):
         return self.scope_all or mbx.smtp in self.scope
 
+    def may_delegate(self, mbx):
+        """Calendar rights on the mailbox (delegate access without impersonation)."""
+        return self.delegate_all or mbx.smtp in self.delegate
+
 
 class Mailbox:
     __slots__ = ("smtp", "upn", "sid", "name", "upn_required", "_oof", "_items", "gen_index",
-                 "next_local", "directory")
+                 "next_local", "directory", "server", "grouping", "move", "ad_redirect")
 
     @property
     def oof(self):
@@ -54,8 +59,9 @@ class Mailbox:
 
 
 class Directory:
-    def __init__(self, now):
+    def __init__(self, now, resolve_backend=None):
         self.now = now
+        self.resolve_backend = resolve_backend  # backend number/name -> FQDN
         self.accounts = {}          # lower username -> Account
         self.by_smtp = {}           # lower smtp -> Mailbox (explicit and materialised)
         self.by_upn = {}
@@ -101,6 +107,14 @@ class Directory:
             for s in imp:
                 a.scope.add(str(s).lower())
         a.password_expires_at = None
+        dlg = spec.get("delegate", [])
+        a.delegate_all = dlg == "*" or dlg == ["*"]
+        a.delegate = set()
+        if not a.delegate_all:
+            if not isinstance(dlg, list):
+                raise DirectoryError("delegate must be a list of SMTP addresses or '*'")
+            for x in dlg:
+                a.delegate.add(str(x).lower())
         self.accounts[a.username.lower()] = a
         return a
 
@@ -117,6 +131,25 @@ class Directory:
         mb.name = str(spec.get("name", local))
         mb.upn_required = bool(spec.get("upn_required", False))
         mb._oof = self._oof(spec.get("oof", {}))
+        mb.server = None        # backend FQDN; None: by hash of the address (see Sim.home)
+        mb.grouping = None      # GroupingInformation; None: the backend's
+        mb.move = None
+        mb.ad_redirect = None
+        if spec.get("server") is not None:
+            if self.resolve_backend is None:
+                raise DirectoryError("mailbox %s: server needs the simulator" % mb.smtp)
+            try:
+                mb.server = self.resolve_backend(spec["server"])
+            except ValueError as exc:
+                raise DirectoryError("mailbox %s: %s" % (mb.smtp, exc)) from exc
+        if spec.get("grouping") is not None:
+            mb.grouping = str(spec["grouping"])
+        red = spec.get("autodiscover_redirect")
+        if red is not None:
+            if not isinstance(red, dict) or len(red) != 1 or not set(red) <= {"address", "url"}:
+                raise DirectoryError("mailbox %s: autodiscover_redirect is {\"address\": ..} "
+                                     "or {\"url\": ..}" % mb.smtp)
+            mb.ad_redirect = (next(iter(red)), str(next(iter(red.values()))))
         mb.gen_index = None
         mb.next_local = 0
         mb._items = {}
@@ -187,6 +220,7 @@ class Directory:
         mb.upn_required = False
         mb._oof = None
         mb._items = None
+        mb.server = mb.grouping = mb.move = mb.ad_redirect = None
         mb.gen_index = i
         mb.next_local = 0
         self.by_smtp[smtp] = mb  # UPN and SID lookups of generated mailboxes are computed

@@ -28,6 +28,8 @@ OPERATIONS = {
     "GetServerTimeZones": "GetServerTimeZones",
 }
 MAX_GSE_IDS = 200
+MOVE_TEXT = {"ErrorMailboxMoveInProgress": "The mailbox is being moved.",
+             "ErrorMailboxStoreUnavailable": "The mailbox database is temporarily unavailable."}
 
 
 class SoapFault(Exception):
@@ -68,16 +70,24 @@ def backoff_xml(ms):
 
 
 # ====================================================================== entry point
+def authenticated_post(sim, req):
+    """-> (account, None), or (None, the answer) for an unauthenticated request
+    (connection oriented for NTLM) or anything but a POST."""
+    account, resp = authenticate(sim, req)
+    if resp is not None:
+        return None, resp
+    if req.method != "POST":
+        sim.stats.count("(GET)", 405)
+        return None, Response(405, b"Method Not Allowed", [("Allow", "POST")])
+    return account, None
+
+
 async def handle(sim, req):
     if req.path.lower() != EWS_PATH:
         return Response(404, b"Not Found", [("Content-Type", "text/plain")])
-    # --- authentication (connection oriented for NTLM)
-    account, resp = authenticate(sim, req)
+    account, resp = authenticated_post(sim, req)
     if resp is not None:
         return resp
-    if req.method != "POST":
-        sim.stats.count("(GET)", 405)
-        return Response(405, b"Method Not Allowed", [("Allow", "POST")])
     ctx = Ctx()
     ctx.sim = sim
     ctx.req = req
@@ -204,6 +214,16 @@ async def _handle(ctx):
         lat += int(f.spec.get("ms", 0))
     if lat > 0:
         await asyncio.sleep(lat / 1000.0)
+
+    if ctx.op not in ("GetUserAvailability", "GetServerTimeZones"):
+        code = sim.moving_code(ctx.impersonated)
+        if code:
+            ctx.code = code
+            sim.stats.count(ctx.op, code)
+            if ctx.op == "GetUserOofSettings":
+                return sim.soap_response(oof_error(code), op=ctx.op, account=acct)
+            return sim.soap_response(wrap(ctx.op, [rm(ctx.op + "ResponseMessage", code, MOVE_TEXT[code])]),
+                                     op=ctx.op, account=acct)
 
     handler = HANDLERS[ctx.op]
     result = await handler(ctx)
@@ -401,7 +421,7 @@ def target_mailbox(ctx, mailbox_el):
             return None, "ErrorNonExistentMailbox"
         if ctx.impersonated is not None and mb is ctx.impersonated:
             return mb, None
-        if not ctx.account.may_impersonate(mb):
+        if not ctx.account.may_impersonate(mb) and not ctx.account.may_delegate(mb):
             return None, "ErrorAccessDenied"
         return mb, None
     if ctx.impersonated is not None:
@@ -437,6 +457,46 @@ def misrouted(ctx, prefix, sub, backend):
     return False
 
 
+def rule_violation(ctx, kind):
+    """A breach of Microsoft's affinity rules, counted when --affinity-rules is on."""
+    ctx.sim.stats.affinity[kind] += 1
+    if ctx.sim.config.affinity_rules:
+        ctx.sim.stats.violation(kind)
+
+
+def check_affinity_subscribe(ctx, mailbox, anchor, cookie):
+    """Microsoft, "Maintain affinity between a group of subscriptions and the Mailbox
+    server": group by ExternalEwsUrl + GroupingInformation, anchor = the group's
+    alphabetically first member (X-AnchorMailbox with X-PreferServerAffinity on every
+    Subscribe), the X-BackEndOverrideCookie of the group's server on the later ones."""
+    sim = ctx.sim
+    pref = (ctx.req.header("x-preferserveraffinity") or "").lower() == "true"
+    if not anchor or not pref:
+        rule_violation(ctx, "affinity_no_anchor")
+        return
+    amb = sim.directory.by_smtp_address(anchor)
+    if amb is None or sim.grouping(amb) != sim.grouping(mailbox):
+        rule_violation(ctx, "affinity_anchor_group")
+    elif mailbox.smtp < amb.smtp:
+        rule_violation(ctx, "affinity_anchor_not_first")
+    cb = sim.cookie_backend(cookie)
+    if cb is not None and cb != sim.home(mailbox):
+        rule_violation(ctx, "affinity_cookie_group")
+
+
+def check_affinity_stream(ctx, subs, anchor, cookie):
+    """One GetStreamingEvents per group: one group's subscriptions, its cookie."""
+    sim = ctx.sim
+    pref = (ctx.req.header("x-preferserveraffinity") or "").lower() == "true"
+    if not anchor or not pref:
+        rule_violation(ctx, "affinity_no_anchor")
+    if len({sim.grouping(s.mailbox) for s in subs}) > 1:
+        rule_violation(ctx, "affinity_mixed_stream")
+    cb = sim.cookie_backend(cookie)
+    if cb is not None and any(cb != sim.home(s.mailbox) for s in subs):
+        rule_violation(ctx, "affinity_cookie_group")
+
+
 # ====================================================================== Subscribe
 async def op_subscribe(ctx):
     sim = ctx.sim
@@ -457,6 +517,7 @@ async def op_subscribe(ctx):
     # folders -> one mailbox
     folders = None
     mailbox = None
+    delegate = False
     if (sreq.get("SubscribeToAllFolders") or "").lower() not in ("true", "1"):
         folders = set()
         fids = soap.child(sreq, T, "FolderIds")
@@ -468,7 +529,16 @@ async def op_subscribe(ctx):
             if ln == "DistinguishedFolderId":
                 mbel = soap.child(f, T, "Mailbox")
                 if mbel is not None and ctx.impersonated is None:
-                    return err("ErrorSubscriptionDelegateAccessNotSupported")
+                    # Exchange refuses delegate subscriptions; a refuse-grouping server
+                    # takes them from an account with calendar rights
+                    if not sim.config.profile("refuse-grouping"):
+                        return err("ErrorSubscriptionDelegateAccessNotSupported")
+                    dmb = sim.directory.by_smtp_address(soap.text(mbel, T, "EmailAddress", ""))
+                    if dmb is None:
+                        return err("ErrorNonExistentMailbox")
+                    if not ctx.account.may_delegate(dmb):
+                        return err("ErrorAccessDenied")
+                    delegate = True
                 mb, code = target_mailbox(ctx, mbel)
                 if code:
                     return err(code)
@@ -497,9 +567,13 @@ async def op_subscribe(ctx):
         if ctx.impersonated is None:
             return err("ErrorSubscriptionDelegateAccessNotSupported")
         mailbox = ctx.impersonated
-    if ctx.impersonated is None:
+    if ctx.impersonated is None and not delegate:
         # the service account has no mailbox of its own in the simulator
         return err("ErrorSubscriptionDelegateAccessNotSupported")
+    code = sim.moving_code(mailbox)
+    if code:
+        return err(code, MOVE_TEXT[code])
+    check_affinity_subscribe(ctx, mailbox, anchor, _cookie)
     ets = set()
     et_el = soap.child(sreq, T, "EventTypes")
     for e in soap.children(et_el, T, "EventType"):
@@ -548,9 +622,10 @@ async def op_subscribe(ctx):
         return err("ErrorExceededSubscriptionCount",
                    "You have exceeded the maximum number of subscriptions.")
     sub = sim.notifier.create(kind, ctx.account.username, mailbox, folders, ets, anchor, key,
-                              backend, timeout_s=timeout_s, status_frequency_s=status_s, url=url)
+                              backend, timeout_s=timeout_s, status_frequency_s=status_s, url=url,
+                              delegate=delegate)
     kids = [m("SubscriptionId", text=sub.id)]
-    if kind != "streaming":
+    if kind != "streaming" and not sim.config.profile("realserver"):
         kids.append(m("Watermark", text=sub.watermark))
     # "secure" only over https: cookie engines drop secure cookies received over http
     ctx.extra_headers.append(("Set-Cookie", "X-BackEndOverrideCookie=%s; path=/;%s HttpOnly"
@@ -608,7 +683,12 @@ async def op_unsubscribe(ctx):
     if sub.kind == "push":
         return wrap("Unsubscribe", [rm(name, "ErrorInvalidSubscription",
                                        "Push subscriptions end when the client answers Unsubscribe.")])
-    sim.notifier.remove(sub, "Unsubscribe", notify_stream_code=None)
+    stream = sub.stream
+    sim.notifier.remove(sub, "Unsubscribe", notify_stream_code=None, why="unsubscribed")
+    if stream is not None and sim.config.profile("refuse-grouping"):
+        # such a server closes the whole stream the subscription was on
+        sim.stats.grouping["closed_by_unsubscribe"] += 1
+        stream.close_all()
     return wrap("Unsubscribe", [rm(name)])
 
 
@@ -652,6 +732,20 @@ async def op_gse(ctx):
                  kids=[m("ErrorSubscriptionIds", kids=[m("SubscriptionId", text=i) for i in sum(bad.values(), [])]),
                        m("ConnectionStatus", text="Closed")])
         return wrap("GetStreamingEvents", [msg])
+    if sim.config.profile("refuse-grouping"):
+        # only the owner may open a stream: the impersonated mailbox for its own
+        # subscriptions, the account (not impersonating) for delegate ones
+        opener = ctx.impersonated.smtp if ctx.impersonated is not None else None
+        foreign = [s.id for s in subs if (s.delegate and opener is not None) or
+                   (not s.delegate and s.mailbox.smtp != opener)]
+        if foreign:
+            sim.stats.grouping["refused_ids"] += len(foreign)
+            sim.stats.grouping["closed_by_foreign_id"] += 1
+            msg = rm(name, "ErrorInvalidSubscription", "The subscription is invalid.",
+                     kids=[m("ErrorSubscriptionIds", kids=[m("SubscriptionId", text=i) for i in foreign]),
+                           m("ConnectionStatus", text="Closed")])
+            return wrap("GetStreamingEvents", [msg])
+    check_affinity_stream(ctx, subs, _anchor, cookie)
     cb = sim.cookie_backend(cookie)
     if cb is not None and any(s.backend != cb for s in subs):
         sim.stats.affinity["gse_cookie_mismatch"] += 1
@@ -685,7 +779,9 @@ def requested_fields(shape):
     return fields
 
 
-def calendar_item_el(mb, it, occ, start, end, fields):
+def calendar_item_el(mb, it, occ, start, end, fields, real=False):
+    """A t:CalendarItem; real: a realserver's shape (nine fractional digits, each
+    time zone element twice)."""
     smtp = mb.smtp
     if occ is None:
         iid = cal.item_id(smtp, it.local)
@@ -713,10 +809,14 @@ def calendar_item_el(mb, it, occ, start, end, fields):
     if "calendar:UID" in f:
         e.append(t("UID", text="040000008200E00074C5B7101A82E008%s" % base64.b16encode(
             (smtp + it.local).encode()[:24]).decode()))
+    iso = cal.iso9 if real else cal.iso
     if "calendar:Start" in f:
-        e.append(t("Start", text=cal.iso(start)))
+        e.append(t("Start", text=iso(start)))
     if "calendar:End" in f:
-        e.append(t("End", text=cal.iso(end)))
+        e.append(t("End", text=iso(end)))
+    if real:
+        for tz in ("StartTimeZone", "StartTimeZone", "EndTimeZone", "EndTimeZone"):
+            e.append(t(tz, {"Id": "UTC", "Name": "(UTC) Coordinated Universal Time"}))
     if "calendar:IsAllDayEvent" in f:
         e.append(t("IsAllDayEvent", text="true" if it.all_day else "false"))
     if "calendar:LegacyFreeBusyStatus" in f:
@@ -771,8 +871,9 @@ async def op_finditem(ctx):
     sim = ctx.sim
     name = "FindItemResponseMessage"
     mb, folder, code = _folder_mailbox(ctx, soap.child(ctx.body_el, M, "ParentFolderIds"))
+    code = code or sim.moving_code(mb)
     if code:
-        return wrap("FindItem", [rm(name, code)])
+        return wrap("FindItem", [rm(name, code, MOVE_TEXT.get(code))])
     fields = requested_fields(soap.child(ctx.body_el, M, "ItemShape"))
     items = list(mb.items().values()) if folder == "calendar" else []
     cv = soap.child(ctx.body_el, M, "CalendarView")
@@ -796,7 +897,8 @@ async def op_finditem(ctx):
     rows = rows[:limit]
     if not last:
         sim.stats.requests["FindItem"]["truncated_at_find_count_limit"] += 1
-    out = t("Items", kids=[calendar_item_el(mb, it, occ, s, e, fields) for s, e, occ, it in rows])
+    real = sim.config.profile("realserver")
+    out = t("Items", kids=[calendar_item_el(mb, it, occ, s, e, fields, real) for s, e, occ, it in rows])
     rf = m("RootFolder", {"TotalItemsInView": str(total) if cv is None else str(len(rows)),
                           "IncludesLastItemInRange": "true" if last else "false"}, kids=[out])
     if cv is None:
@@ -837,7 +939,8 @@ async def op_getitem(ctx):
                 msgs.append(rm(name, "ErrorItemNotFound", kids=[m("Items")]))
                 continue
             s, e = found
-        msgs.append(rm(name, kids=[m("Items", kids=[calendar_item_el(mb, it, occ, s, e, fields)])]))
+        msgs.append(rm(name, kids=[m("Items", kids=[calendar_item_el(
+            mb, it, occ, s, e, fields, sim.config.profile("realserver"))])]))
     return wrap("GetItem", msgs)
 
 
@@ -916,11 +1019,15 @@ async def op_availability(ctx):
     if len(mds) > 100:
         raise SoapFault("ErrorInvalidRequest",
                         "At most 100 mailboxes can be queried in one request.")
+    if sim.config.profile("realserver"):
+        view = "Detailed"  # whatever was asked: Detailed, and no MergedFreeBusy
     merged = view in ("MergedOnly", "FreeBusyMerged", "DetailedMerged")
     events = view in ("FreeBusy", "FreeBusyMerged", "Detailed", "DetailedMerged")
     detailed = view in ("Detailed", "DetailedMerged")
 
     def loc(ts):
+        if sim.config.profile("realserver"):
+            return cal.iso9(zone.to_local(ts))[:-1]  # local wall clock, no zone
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(zone.to_local(ts)))
 
     out = []
@@ -928,10 +1035,11 @@ async def op_availability(ctx):
         addr = soap.text(soap.child(md, T, "Email"), T, "Address", "")
         mb = sim.directory.by_smtp_address(addr) if addr else None
         fb = m("FreeBusyResponse")
-        if mb is None:
+        code = "ErrorMailRecipientNotFound" if mb is None else sim.moving_code(mb)
+        if code:
             fb.append(m("ResponseMessage", {"ResponseClass": "Error"}, kids=[
-                m("MessageText", text="No mailbox with such guid."),
-                m("ResponseCode", text="ErrorMailRecipientNotFound"),
+                m("MessageText", text=MOVE_TEXT.get(code, "No mailbox with such guid.")),
+                m("ResponseCode", text=code),
                 m("DescriptiveLinkKey", text="0")]))
             fb.append(m("FreeBusyView", kids=[t("FreeBusyViewType", text="None")]))
             out.append(fb)
@@ -985,23 +1093,31 @@ def _working_hours():
             t("StartTimeInMinutes", text="480"), t("EndTimeInMinutes", text="1020")])])])
 
 
+def oof_error(code, text=None):
+    return m("GetUserOofSettingsResponse", kids=[m("ResponseMessage", {"ResponseClass": "Error"}, kids=[
+        m("MessageText", text=text or MOVE_TEXT.get(code, code)),
+        m("ResponseCode", text=code), m("DescriptiveLinkKey", text="0")])])
+
+
 async def op_oof(ctx):
     sim = ctx.sim
     mbel = soap.child(ctx.body_el, T, "Mailbox")
     addr = soap.text(mbel, T, "Address", "")
     mb = sim.directory.by_smtp_address(addr) if addr else None
     if mb is None:
-        return m("GetUserOofSettingsResponse", kids=[m("ResponseMessage", {"ResponseClass": "Error"}, kids=[
-            m("MessageText", text="The mailbox could not be found."),
-            m("ResponseCode", text="ErrorMailRecipientNotFound"), m("DescriptiveLinkKey", text="0")])])
+        return oof_error("ErrorMailRecipientNotFound", "The mailbox could not be found.")
     if mb is not ctx.impersonated and not ctx.account.may_impersonate(mb):
         raise SoapFault("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+    code = sim.moving_code(mb)
+    if code:
+        return oof_error(code)
+    iso = cal.iso9 if sim.config.profile("realserver") else cal.iso
     o = mb.oof
     st = m("GetUserOofSettingsResponse")
     st.append(m("ResponseMessage", {"ResponseClass": "Success"}, kids=[m("ResponseCode", text="NoError")]))
     st.append(t("OofSettings", kids=[
         t("OofState", text=o["state"]), t("ExternalAudience", text=o["external_audience"]),
-        t("Duration", kids=[t("StartTime", text=cal.iso(o["start"])), t("EndTime", text=cal.iso(o["end"]))]),
+        t("Duration", kids=[t("StartTime", text=iso(o["start"])), t("EndTime", text=iso(o["end"]))]),
         t("InternalReply", kids=[t("Message", text=o["internal_reply"])]),
         t("ExternalReply", kids=[t("Message", text=o["external_reply"])])]))
     st.append(m("AllowExternalOof", text="All"))

@@ -11,7 +11,8 @@ import time
 
 KINDS = ("drop_streams", "http_status", "server_busy", "malformed_xml", "truncated_chunks",
          "lose_subscriptions", "missed_events", "password_expires_at", "password_restored",
-         "hang", "latency_ms", "chunk_split", "prefix_style", "extra_elements")
+         "hang", "latency_ms", "chunk_split", "prefix_style", "extra_elements",
+         "trickle_comment")
 
 
 class FaultError(ValueError):

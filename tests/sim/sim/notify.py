@@ -28,11 +28,12 @@ class Subscription:
     __slots__ = ("id", "kind", "account", "mailbox", "folders", "event_types", "queue", "seq",
                  "created", "last_active", "anchor", "timeout_s", "status_frequency_s", "url",
                  "stream", "detached_since", "missed", "alive", "push_task", "wake", "watermark",
-                 "limit_key", "backend")
+                 "limit_key", "backend", "delegate")
 
     def to_json(self):
         return {"id": self.id, "mailbox": self.mailbox.smtp, "kind": self.kind,
                 "account": self.account, "anchor": self.anchor, "backend": self.backend,
+                "delegate": self.delegate,
                 "queued": len(self.queue),
                 "connected": self.stream is not None,
                 "folders": sorted(self.folders) if self.folders is not None else "all",
@@ -57,7 +58,7 @@ class Notifier:
 
     # ------------------------------------------------------------ subscriptions
     def create(self, kind, account, mailbox, folders, event_types, anchor, limit_key, backend,
-               timeout_s=None, status_frequency_s=None, url=None):
+               timeout_s=None, status_frequency_s=None, url=None, delegate=False):
         s = Subscription()
         raw = b"sim" + os.urandom(24) + next(self._sub_counter).to_bytes(4, "big")
         s.id = base64.b64encode(b"\x1c\x00" + backend.encode()[:20] + raw).decode()
@@ -81,8 +82,10 @@ class Notifier:
         s.wake = None
         s.limit_key = limit_key
         s.backend = backend
+        s.delegate = delegate      # created without impersonation (owned by the account)
         s.watermark = watermark_for(s.id, 0)
         self.subs[s.id] = s
+        self.sim.stats.subscriptions["created"] += 1
         self.by_mailbox[mailbox.smtp].add(s.id)
         self.per_limit_key[limit_key] += 1
         n = len(self.by_mailbox[mailbox.smtp])
@@ -99,10 +102,12 @@ class Notifier:
     def count_for(self, limit_key):
         return self.per_limit_key.get(limit_key, 0)
 
-    def remove(self, sub, reason="", notify_stream_code=None):
+    def remove(self, sub, reason="", notify_stream_code=None, why="lost"):
+        """End a subscription; why: unsubscribed, expired or lost (counted)."""
         if not sub.alive:
             return
         sub.alive = False
+        self.sim.stats.subscriptions[why] += 1
         self.subs.pop(sub.id, None)
         ids = self.by_mailbox.get(sub.mailbox.smtp)
         if ids is not None:
@@ -180,6 +185,8 @@ class Notifier:
 
     # ------------------------------------------------------------ notification XML
     def notification_el(self, sub, with_watermarks, events):
+        real = self.sim.config.profile("realserver")
+        with_watermarks = with_watermarks and not real  # a realserver sends none at all
         n = m("Notification")
         n.append(t("SubscriptionId", text=sub.id))
         if with_watermarks:
@@ -188,13 +195,14 @@ class Notifier:
         n.append(t("MoreEvents", text="true" if more else "false"))
         if not events:
             se = n.append(t("StatusEvent"))
-            se.append(t("Watermark", text=sub.watermark))
+            if with_watermarks:
+                se.append(t("Watermark", text=sub.watermark))
             return n
         for ev in events:
             e = n.append(t(ev.type))
             if with_watermarks:
                 e.append(t("Watermark", text=ev.watermark))
-            e.append(t("TimeStamp", text=cal.iso(ev.ts)))
+            e.append(t("TimeStamp", text=cal.iso9(ev.ts) if real else cal.iso(ev.ts)))
             e.append(t("FolderId" if ev.is_folder else "ItemId",
                        {"Id": ev.id, "ChangeKey": ev.changekey}))
             e.append(t("ParentFolderId", {"Id": ev.parent,
@@ -226,10 +234,11 @@ class Notifier:
         for sub in list(self.subs.values()):
             if sub.kind == "streaming":
                 if sub.stream is None and now - sub.detached_since > 30 * minute:
-                    self.remove(sub, "streaming subscription without connection for 30 minutes")
+                    self.remove(sub, "streaming subscription without connection for 30 minutes",
+                                why="expired")
             elif sub.kind == "pull":
                 if now - sub.last_active > sub.timeout_s:
-                    self.remove(sub, "pull timeout")
+                    self.remove(sub, "pull timeout", why="expired")
 
     # ------------------------------------------------------------ push
     async def _push_loop(self, sub):
@@ -252,7 +261,7 @@ class Notifier:
                 while result == "failed":
                     if delay > sub.status_frequency_s:
                         stats.push["expired"] += 1
-                        self.remove(sub, "push target did not answer")
+                        self.remove(sub, "push target did not answer", why="expired")
                         return
                     await asyncio.sleep(delay)
                     stats.push["retries"] += 1
@@ -260,7 +269,7 @@ class Notifier:
                     delay *= 2
                 if result == "Unsubscribe":
                     stats.push["unsubscribe"] += 1
-                    self.remove(sub, "push target answered Unsubscribe")
+                    self.remove(sub, "push target answered Unsubscribe", why="unsubscribed")
                     return
                 if sub.missed:
                     self.remove(sub, "missed events reported")

@@ -275,7 +275,7 @@ def serialize_fault(env, style="s", rng=None):
     rng = rng or random
     if style == "random":
         style = rng.choice(STYLES)
-    pre = {"soap": "soap"}.get(style, "s")
+    pre = {"soap": "soap", "other": "SOAP-ENV"}.get(style, "s")
     out = []
     out.append('<%s:Envelope xmlns:%s="%s">' % (pre, pre, SOAP))
     kids = env.kids

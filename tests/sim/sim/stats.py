@@ -28,7 +28,8 @@ class Stats:
                      "subscribe_with_prefer_affinity", "unsubscribe_with_anchor",
                      "unsubscribe_with_cookie", "getevents_with_anchor", "getevents_with_cookie",
                      "gse_cookie_mismatch", "gse_misrouted", "getevents_misrouted",
-                     "unsubscribe_misrouted")
+                     "unsubscribe_misrouted", "affinity_no_anchor", "affinity_anchor_group",
+                     "affinity_anchor_not_first", "affinity_cookie_group", "affinity_mixed_stream")
 
     def __init__(self):
         self.reset()
@@ -49,6 +50,16 @@ class Stats:
         self.push = collections.Counter({k: 0 for k in ("posts", "ok", "unsubscribe", "failed",
                                                         "retries", "expired", "status_events")})
         self.auth = collections.Counter()
+        self.subscriptions = collections.Counter({k: 0 for k in ("created", "unsubscribed",
+                                                                 "expired", "lost")})
+        self.moves = collections.Counter({k: 0 for k in ("started", "completed", "refused",
+                                                         "subscriptions_lost")})
+        self.autodiscover = collections.Counter({k: 0 for k in ("requests", "users", "max_users",
+                                                                "redirects", "invalid_users")})
+        self.grouping = collections.Counter({k: 0 for k in ("refused_ids", "closed_by_foreign_id",
+                                                            "closed_by_second_stream",
+                                                            "closed_by_unsubscribe")})
+        self.oof_changes = 0
 
     def rebase(self, live_concurrency, live_streams, live_anchor):
         """After a reset, keep 'now' values of things still open so counts never go negative."""
@@ -85,4 +96,9 @@ class Stats:
             "events_raised": self.events_raised,
             "push": dict(self.push),
             "auth": dict(self.auth),
+            "subscriptions": dict(self.subscriptions),
+            "moves": dict(self.moves),
+            "autodiscover": dict(self.autodiscover),
+            "grouping": dict(self.grouping),
+            "oof_changes": self.oof_changes,
         }

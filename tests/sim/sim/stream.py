@@ -25,6 +25,8 @@ class StreamConn:
         self.anchor = ctx.req.header("x-anchormailbox")
         self.impersonated = ctx.impersonated.smtp if ctx.impersonated is not None else None
         self.opened = time.time()
+        self.closing = False          # close the whole stream after pending errors
+        self.envelopes = 0
 
     def to_json(self):
         return {"connection": self.conn.id, "account": self.account, "impersonated": self.impersonated,
@@ -42,6 +44,15 @@ class StreamConn:
         self.subs.pop(sub.id, None)
         self.pending_errors.append(("ErrorNewEventStreamConnectionOpened", [sub.id],
                                     "A new event stream connection was opened for this subscription."))
+        if self.sim.config.profile("refuse-grouping"):
+            # such a server ends the whole first stream
+            self.sim.stats.grouping["closed_by_second_stream"] += 1
+            self.closing = True
+        self.wake.set()
+
+    def close_all(self):
+        """End the stream with ConnectionStatus Closed; its subscriptions stay valid."""
+        self.closing = True
         self.wake.set()
 
     def abort(self):
@@ -53,18 +64,46 @@ class StreamConn:
         from .ews import rm, wrap
         return wrap("GetStreamingEvents", [rm("GetStreamingEventsResponseMessage", code, text, kids)])
 
+    async def _closed(self):
+        """ConnectionStatus Closed, then the body ends (a realserver says it twice)."""
+        closed = [m("ConnectionStatus", text="Closed")]
+        await self._send(self._message(kids=self._all_notes([]) + closed))
+        if self.sim.config.profile("realserver"):
+            await self._send(self._message(kids=closed))
+        await self.conn.end_chunked()
+
+    def _all_notes(self, notes):
+        """realserver: every envelope carries a notification for every subscription
+        of the stream (a StatusEvent for those without events)."""
+        if not self.sim.config.profile("realserver"):
+            return [m("Notifications", kids=notes)] if notes else []
+        have = {n.kids[0].text for n in notes}
+        extra = [self.sim.notifier.notification_el(sub, False, [])
+                 for sid, sub in self.subs.items() if sid not in have]
+        out = notes + extra
+        return [m("Notifications", kids=out)] if out else []
+
     async def run(self):
         sim = self.sim
         notifier = sim.notifier
         eof = asyncio.ensure_future(self.conn.wait_eof())
         hb = sim.config.heartbeat_s
+        # a realserver sends its status envelope at a fixed cadence, whatever flows between
+        fixed = sim.config.profile("realserver")
         next_hb = time.monotonic() + hb
         try:
-            await self.conn.start_chunked(200, [("Content-Type", "text/xml; charset=utf-8"),
+            await self.conn.start_chunked(200, [("Content-Type", sim.content_type()),
                                                 ("Cache-Control", "private")])
+            trickle = sim.faults.take("trickle_comment", "GetStreamingEvents", self.account)
+            if trickle is not None:
+                await self._trickle(trickle, eof)
+                return
             while not self.aborted:
                 now = time.monotonic()
                 wait = min(self.deadline, next_hb) - now
+                if self.closing and not self.pending_errors:
+                    await self._closed()
+                    return
                 if wait > 0 and not self.pending_errors and not self._has_events():
                     self.wake.clear()
                     waiter = asyncio.ensure_future(self.wake.wait())
@@ -89,12 +128,14 @@ class StreamConn:
                 while self.pending_errors:
                     code, ids, text = self.pending_errors.pop(0)
                     kids = [m("ErrorSubscriptionIds", kids=[m("SubscriptionId", text=i) for i in ids])]
-                    closing = not self.subs
+                    closing = not self.subs or (self.closing and not self.pending_errors)
                     if closing:
                         kids.append(m("ConnectionStatus", text="Closed"))
                     await self._send(self._message(code, text, kids))
                     sent = True
                     if closing:
+                        if sim.config.profile("realserver"):
+                            await self._send(self._message(kids=[m("ConnectionStatus", text="Closed")]))
                         await self.conn.end_chunked()
                         return
                 notes = []
@@ -105,31 +146,44 @@ class StreamConn:
                         notes.append(notifier.notification_el(sub, False, evs))
                         taken.append((sub, evs))
                 if notes:
-                    await self._send(self._message(kids=[m("Notifications", kids=notes)]))
+                    await self._send(self._message(kids=self._all_notes(notes)))
                     for sub, evs in taken:
                         notifier.commit_events(sub, evs)
                     sim.stats.notifications_sent += len(notes)
                     sent = True
                 now = time.monotonic()
                 if now >= self.deadline:
-                    await self._send(self._message(kids=[m("ConnectionStatus", text="Closed")]))
-                    await self.conn.end_chunked()
+                    await self._closed()
                     return
-                if sent:
+                if sent and not fixed:
                     next_hb = now + hb
                 elif now >= next_hb:
-                    await self._send(self._message(kids=[m("ConnectionStatus", text="OK")]))
+                    await self._send(self._message(kids=self._all_notes([]) + [
+                        m("ConnectionStatus", text="OK")]))
                     next_hb = now + hb
         except (ConnectionError, OSError):
             self.conn.must_close = True
         finally:
             eof.cancel()
 
+    async def _trickle(self, fault, eof):
+        """A dead server's stream that still moves bytes: one comment that
+        never ends, a byte every delay_ms, and never a whole envelope."""
+        delay = fault.spec.get("delay_ms", 100) / 1000.0
+        await self.conn.write_chunk(b"<!--")
+        while not self.aborted and not eof.done():
+            await asyncio.sleep(delay)
+            await self.conn.write_chunk(b"-")
+
     def _has_events(self):
         return any(s.queue or s.missed for s in self.subs.values())
 
     async def _send(self, body_el):
         data = self.sim.render_stream_envelope(body_el, self.account)
+        if self.envelopes == 0 and self.sim.config.profile("realserver"):
+            # the only XML declaration of the body, in front of the first envelope
+            data = b'<?xml version="1.0" encoding="utf-8"?>\r\n' + data
+        self.envelopes += 1
         await self.sim.write_stream(self, data)
 
 
