@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/cidr.h"
 #include "base/conf.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -59,6 +60,7 @@ enum ktype {
 	KT_STR,		/* any non-empty string */
 	KT_URL,		/* http:// or https:// URL */
 	KT_LISTEN,	/* address:port */
+	KT_CIDRS,	/* addresses and networks (cidr.h) */
 	KT_PATH,	/* file name; relative to the config's directory */
 	KT_CRED,	/* KT_PATH, or a bare systemd credential name */
 	KT_BOOL,
@@ -195,6 +197,13 @@ static const struct conf_key keys[] = {
 	    1, 1440, 0),
 	K(PUSH, "heartbeat_timeout", KT_DURATION, push.heartbeat_timeout_ms,
 	    "0", 0, 1 * DAY, CK_RELOAD),
+	K(PUSH, "allow", KT_CIDRS, push.allow, NULL, 0, 0, 0),
+	K(PUSH, "max_connections", KT_UINT, push.max_connections, "256", 1,
+	    65536, 0),
+	K(PUSH, "max_body", KT_UINT, push.max_body, "262144", 4096,
+	    16 * 1024 * 1024, 0),
+	K(PUSH, "request_timeout", KT_DURATION, push.request_timeout_ms,
+	    "10s", 1 * SEC, 5 * MIN, 0),
 
 	K(THROTTLING, "max_concurrency", KT_UINT, throttling.max_concurrency,
 	    "10", 1, 1000, CK_RELOAD),
@@ -703,6 +712,20 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 		}
 		*(char **)target = xstrdup(v);
 		return (0);
+	case KT_CIDRS: {
+		struct cidr_list	 cl;
+		char			*why = NULL;
+
+		if (cidr_list_parse(v, &cl, &why) != 0) {
+			cerr(st, st->file, line, "'%s' in [%s]: %s", k->name,
+			    sec, why);
+			free(why);
+			return (-1);
+		}
+		cidr_list_free(&cl);
+		*(char **)target = xstrdup(v);
+		return (0);
+	}
 	case KT_PATH:
 	case KT_CRED:
 		if (k->type == KT_CRED && strchr(v, '/') == NULL) {
@@ -1702,6 +1725,7 @@ key_size(const struct conf_key *k, bool *string)
 	case KT_STR:
 	case KT_URL:
 	case KT_LISTEN:
+	case KT_CIDRS:
 	case KT_PATH:
 	case KT_CRED:
 	case KT_NAME:

@@ -84,6 +84,10 @@ struct config {
 		char		*key;
 		unsigned	 status_frequency;	/* minutes */
 		int64_t		 heartbeat_timeout_ms;	/* 0: two intervals */
+		char		*allow;		/* CIDR list, NULL = anyone */
+		unsigned	 max_connections;	/* open at once */
+		unsigned	 max_body;	/* bytes per request body */
+		int64_t		 request_timeout_ms;	/* whole exchange */
 	} push;
 
 	struct {

@@ -232,6 +232,41 @@ vfatal(const char *fmt, va_list ap, const char *reason)
 	exit(1);
 }
 
+int64_t
+log_rate_flush(struct log_rate *rl, int64_t now, int prio)
+{
+	if (rl->window != 0 && now - rl->window < rl->interval_ms)
+		return (rl->dropped > 0 ? rl->window + rl->interval_ms - now :
+		    -1);
+	if (rl->dropped > 0)
+		log_emit(prio, NULL, "%s%llu similar lines suppressed in %lld s",
+		    rl->what, (unsigned long long)rl->dropped,
+		    (long long)((now - rl->window) / 1000));
+	rl->dropped = 0;
+	rl->used = 0;
+	rl->window = now;
+	return (-1);
+}
+
+bool
+log_rate_emit(struct log_rate *rl, int64_t now, int prio, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+
+	log_rate_flush(rl, now, prio);
+	if (rl->used >= rl->burst) {
+		rl->dropped++;
+		rl->dropped_total++;
+		return (false);
+	}
+	rl->used++;
+	va_start(ap, fmt);
+	log_vemit(prio, NULL, fmt, ap);
+	va_end(ap);
+	return (true);
+}
+
 void
 fatal(const char *fmt, ...)
 {

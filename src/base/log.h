@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 /* Optional structured fields; any member may be NULL. */
@@ -59,6 +60,35 @@ void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 		log_emit((prio), &_lc, __VA_ARGS__);			\
 	}								\
 } while (0)
+
+/*
+ * A rate limit for lines outside input can cause at will (a refused
+ * request): at most burst lines per interval_ms, the rest counted and
+ * reported as one "N similar lines suppressed" line when the interval is
+ * over (by the next line, or by log_rate_flush from a timer).
+ */
+struct log_rate {
+	const char	*what;		/* "push: ", prefix of the summary */
+	int64_t		 interval_ms;
+	unsigned	 burst;
+	int64_t		 window;	/* start of the current interval */
+	unsigned	 used;		/* lines logged in it */
+	uint64_t	 dropped;	/* not yet reported */
+	uint64_t	 dropped_total;
+};
+#define LOG_RATE_INIT(what, ms, burst)	{ (what), (ms), (burst), 0, 0, 0, 0 }
+
+/*
+ * Log through rl at now (monotonic ms), or count the line as
+ * suppressed.  Returns true if it was logged.
+ */
+bool	 log_rate_emit(struct log_rate *, int64_t now, int prio,
+	    const char *, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * Report the lines suppressed in an interval that is over.  Returns the
+ * ms until a later call could report something (-1: nothing pending).
+ */
+int64_t	 log_rate_flush(struct log_rate *, int64_t now, int prio);
 
 /* Start-up failures and broken invariants only. */
 void	 fatal(const char *, ...)

@@ -1881,6 +1881,7 @@ v_snapshot(struct config *dst, const struct config *src)
 	dst->push.url = v_dup(src->push.url);
 	dst->push.certificate = v_dup(src->push.certificate);
 	dst->push.key = v_dup(src->push.key);
+	dst->push.allow = v_dup(src->push.allow);
 	dst->throttling = src->throttling;
 	dst->presence = src->presence;
 	dst->log = src->log;
@@ -1909,6 +1910,7 @@ v_snapshot_free(struct config *c)
 	free(c->push.url);
 	free(c->push.certificate);
 	free(c->push.key);
+	free(c->push.allow);
 }
 
 struct verify *

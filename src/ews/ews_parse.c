@@ -19,6 +19,7 @@
 #include <libxml/tree.h>
 
 #include "ews/ews_parse.h"
+#include "ews/xmlscan.h"
 #include "ews/soap.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -272,6 +273,9 @@ doc_read(const char *data, size_t len, char **cause)
 		*cause = xstrdup("empty document");
 		return (NULL);
 	}
+	/* Linear, before the parser: what would make it slow or big. */
+	if (xml_prescan(data, len, &xml_limits_default, cause) != 0)
+		return (NULL);
 	if (!inited) {
 		xmlInitParser();
 		inited = true;

@@ -2,8 +2,10 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * Push-notification listener: evhttp (plain or over OpenSSL) receiving
- * SendNotification POSTs, bounded in body size, connections and time.
+ * Push-notification listener: accept (allowlist, connection cap),
+ * bufferevents (plain or OpenSSL) with one absolute deadline per
+ * request, and the request path itself (push_session), which frames the
+ * request, checks its head, pre-scans and parses the body and answers.
  */
 #include "config.h"
 
@@ -13,13 +15,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
@@ -27,64 +29,116 @@
 #include <openssl/rand.h>
 
 #include "base/buf.h"
+#include "base/cidr.h"
 #include "base/conf.h"
-#include "ews/ews_parse.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "io/push.h"
-#include "ews/soap.h"
-#include "io/tls.h"
+#include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "ews/ews_parse.h"
+#include "ews/soap.h"
+#include "ews/xmlscan.h"
+#include "io/push.h"
+#include "io/push_req.h"
+#include "io/tls.h"
 
-#define PUSH_DEFAULT_MAX_BODY	(1024 * 1024)
-#define PUSH_DEFAULT_MAX_CONNS	256
-#define PUSH_DEFAULT_TIMEOUT_S	30
+#define PUSH_LINGER_MS		1000	/* reading and dropping after a
+					   refusal, so the answer is not
+					   lost to a reset */
+#define PUSH_LINGER_MAX		(256 * 1024)
+#define PUSH_ACCEPT_RETRY_MS	100	/* after EMFILE and friends */
+#define PUSH_WARN_INTERVAL_MS	10000
+#define PUSH_WARN_BURST		10
 
 /*
- * One accepted connection.  evhttp tells us when a connection closes only
- * through a close callback set on the connection, which we first see with
- * its first request; until then the slot expires on its own shortly after
- * evhttp's read timeout would have closed the connection.
+ * A SendNotification is small: at most 50 events of a dozen nodes each
+ * (EWS-NOTES 4, 5).  These limits leave room for that many times over
+ * and keep libxml2's time on any accepted body far below a millisecond.
  */
+static const struct xml_limits push_xml_limits = {
+	24,		/* depth: Envelope ... ItemId is 8 */
+	16,		/* attributes on one element */
+	16,		/* namespace declarations in scope */
+	8192		/* nodes */
+};
+
+struct push_session {
+	struct push	*p;
+	struct push_req	 req;
+	char		 peer[64];
+	bool		 counted;	/* this request is in stats.requests */
+	bool		 answered;	/* the next feed starts a request */
+};
+
+enum push_conn_state {
+	PC_READ,	/* reading a request (or waiting for one) */
+	PC_ANSWER,	/* writing an answer, then the next request */
+	PC_CLOSE,	/* writing a final answer */
+	PC_LINGER	/* answer sent: dropping input until EOF */
+};
+
+/* One accepted connection, from accept to close. */
 struct push_conn {
 	struct push		*p;
-	struct bufferevent	*bev;		/* its id (borrowed) */
-	struct event		 expiry;	/* while no request came */
-	TAILQ_ENTRY(push_conn)	 entry;		/* on p->pending */
-	int			 pending;
+	struct bufferevent	*bev;
+	struct event		 deadline;	/* of the current request */
+	TAILQ_ENTRY(push_conn)	 entry;		/* p->conns, by deadline */
+	enum push_conn_state	 state;
+	struct push_session	 s;
+	struct buf		 out;
+	size_t			 lingered;
+	bool			 tls;
 };
+TAILQ_HEAD(push_conns, push_conn);
 
 struct push {
 	struct event_base	*base;		/* borrowed */
-	struct evhttp		*http;
-	struct evconnlistener	*listener;	/* owned by http */
+	struct evconnlistener	*listener;
+	struct event		 accept_retry;
+	struct event		 warn_flush;
 	SSL_CTX			*ssl;		/* NULL: plain HTTP */
+	struct cidr_list	 allow;		/* empty: anyone */
 	char			*path;		/* without the token */
 	char			*target;	/* path/token: what may POST */
 	char			 token[PUSH_TOKEN_LEN + 1];
 	unsigned		 port;
 	unsigned		 max_conns;
-	int			 timeout_s;
-	bool			 paused;	/* accept off (limit) */
-	bool			 freeing;
+	size_t			 max_body;
+	int64_t			 timeout_ms;
+	struct push_conns	 conns;		/* oldest request first */
+	struct log_rate		 warn;
 	push_notify_cb		 cb;
 	void			*arg;
-	TAILQ_HEAD(, push_conn)	 pending;
 	struct push_stats	 stats;
 };
 
-static struct bufferevent *push_bevcb(struct event_base *, void *);
-static void	 push_conn_expired(evutil_socket_t, short, void *);
-static void	 push_conn_closed(struct evhttp_connection *, void *);
-static void	 push_conn_release(struct push_conn *);
-static void	 push_conn_track(struct push *, struct evhttp_request *);
-static void	 push_request(struct evhttp_request *, void *);
-static void	 push_refuse(struct push *, struct evhttp_request *, int,
-		    const char *, const char *);
 static int	 push_parse_listen(const char *, struct sockaddr_storage *,
 		    int *, char **);
-static int	 push_token_new(char *, char **);
+static int	 push_token_new(char *, const char *, char **);
 static bool	 push_target_ok(const struct push *, const char *);
+static void	 push_warn(struct push *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	 push_warn_flush(evutil_socket_t, short, void *);
+static void	 push_accept(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+static void	 push_accept_error(struct evconnlistener *, void *);
+static void	 push_accept_retry(evutil_socket_t, short, void *);
+static void	 push_conn_free(struct push_conn *);
+static void	 push_conn_arm(struct push_conn *, int64_t);
+static void	 push_conn_deadline(evutil_socket_t, short, void *);
+static void	 push_conn_read(struct bufferevent *, void *);
+static void	 push_conn_write(struct bufferevent *, void *);
+static void	 push_conn_event(struct bufferevent *, short, void *);
+static void	 push_conn_input(struct push_conn *);
+static void	 push_session_init(struct push_session *, struct push *,
+		    const char *);
+static int	 push_answer(struct push_session *, int, const char *,
+		    const char *, struct buf *);
+static int	 push_refuse(struct push_session *, int, const char *,
+		    const char *, struct buf *);
+static int	 push_head(struct push_session *, struct buf *);
+static int	 push_body(struct push_session *, struct buf *);
+static const char *push_reason(int);
 
 void
 push_opts_from_config(struct push_opts *o, char **path,
@@ -97,6 +151,10 @@ push_opts_from_config(struct push_opts *o, char **path,
 	o->listen = conf->push.listen;
 	o->certificate = conf->push.certificate;
 	o->key = conf->push.key;
+	o->allow = conf->push.allow;
+	o->max_body = conf->push.max_body;
+	o->max_connections = conf->push.max_connections;
+	o->timeout_ms = conf->push.request_timeout_ms;
 	*path = NULL;
 	/* "https://host:port/path?x" -> "/path" */
 	if (u != NULL && (s = strstr(u, "://")) != NULL &&
@@ -154,14 +212,24 @@ bad:
 	return (-1);
 }
 
-/* PUSH_TOKEN_LEN hex digits from the OpenSSL CSPRNG into out. */
+/* The given token, or PUSH_TOKEN_LEN hex digits from the CSPRNG. */
 static int
-push_token_new(char *out, char **cause)
+push_token_new(char *out, const char *given, char **cause)
 {
 	static const char	 hex[] = "0123456789abcdef";
 	unsigned char		 raw[PUSH_TOKEN_LEN / 2];
 	size_t			 i;
 
+	if (given != NULL) {
+		if (strlen(given) != PUSH_TOKEN_LEN ||
+		    strspn(given, hex) != PUSH_TOKEN_LEN) {
+			xasprintf(cause, "push token: want %d hex digits",
+			    PUSH_TOKEN_LEN);
+			return (-1);
+		}
+		memcpy(out, given, PUSH_TOKEN_LEN + 1);
+		return (0);
+	}
 	if (RAND_bytes(raw, sizeof raw) != 1) {
 		*cause = xstrdup("no random bytes for the push token");
 		return (-1);
@@ -200,30 +268,28 @@ push_notify_url(const struct push *p, const char *url)
 static bool
 push_target_ok(const struct push *p, const char *uri)
 {
-	size_t	 n = strlen(p->target), ulen;
+	size_t	 n = strlen(p->target);
 
-	if (uri == NULL)
-		return (false);
-	ulen = strcspn(uri, "?#");
-	if (ulen != n)
+	if (strcspn(uri, "?#") != n)
 		return (false);
 	return (CRYPTO_memcmp(uri, p->target, n) == 0);
 }
+
+/* ---- set-up ---- */
 
 struct push *
 push_new(struct event_base *base, const struct push_opts *o,
     push_notify_cb cb, void *arg, char **cause)
 {
-	struct push			*p;
-	struct sockaddr_storage		 ss;
-	struct evhttp_bound_socket	*bs;
-	struct evconnlistener		*l;
-	int				 sslen;
-	socklen_t			 blen = sizeof ss;
-	size_t				 n;
+	struct push		*p;
+	struct sockaddr_storage	 ss;
+	int			 sslen = 0;
+	socklen_t		 blen = sizeof ss;
+	size_t			 n;
 
 	*cause = NULL;
-	if (push_parse_listen(o->listen, &ss, &sslen, cause) != 0)
+	if (o->listen != NULL &&
+	    push_parse_listen(o->listen, &ss, &sslen, cause) != 0)
 		return (NULL);
 	p = xcalloc(1, sizeof *p);
 	p->base = base;
@@ -231,70 +297,53 @@ push_new(struct event_base *base, const struct push_opts *o,
 	p->arg = arg;
 	p->max_conns = o->max_connections > 0 ? o->max_connections :
 	    PUSH_DEFAULT_MAX_CONNS;
-	p->timeout_s = o->timeout_s > 0 ? o->timeout_s :
-	    PUSH_DEFAULT_TIMEOUT_S;
+	p->max_body = o->max_body > 0 ? o->max_body : PUSH_DEFAULT_MAX_BODY;
+	p->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms :
+	    PUSH_DEFAULT_TIMEOUT_MS;
+	p->warn = (struct log_rate)LOG_RATE_INIT("push: ",
+	    PUSH_WARN_INTERVAL_MS, PUSH_WARN_BURST);
+	TAILQ_INIT(&p->conns);
+	evtimer_assign(&p->accept_retry, base, push_accept_retry, p);
+	evtimer_assign(&p->warn_flush, base, push_warn_flush, p);
 	p->path = xstrdup(o->path != NULL ? o->path : "");
 	p->path[strcspn(p->path, "?#")] = '\0';
 	for (n = strlen(p->path); n > 0 && p->path[n - 1] == '/'; n--)
 		p->path[n - 1] = '\0';
-	TAILQ_INIT(&p->pending);
-	if (push_token_new(p->token, cause) != 0) {
-		free(p->path);
-		free(p);
-		return (NULL);
-	}
+	if (push_token_new(p->token, o->token, cause) != 0)
+		goto fail;
 	xasprintf(&p->target, "%s/%s", p->path, p->token);
+	if (o->allow != NULL && cidr_list_parse(o->allow, &p->allow,
+	    cause) != 0)
+		goto fail;
 	if (o->certificate != NULL &&
 	    (p->ssl = tls_server_ctx_new(o->certificate, o->key,
-	    cause)) == NULL) {
-		free(p->target);
-		free(p->path);
-		free(p);
-		return (NULL);
-	}
+	    cause)) == NULL)
+		goto fail;
+	if (o->listen == NULL)
+		return (p);
 
-	p->http = evhttp_new(base);
-	evhttp_set_gencb(p->http, push_request, p);
-	evhttp_set_bevcb(p->http, push_bevcb, p);
-	evhttp_set_max_body_size(p->http, o->max_body > 0 ?
-	    (ev_ssize_t)o->max_body : PUSH_DEFAULT_MAX_BODY);
-	evhttp_set_max_headers_size(p->http, 64 * 1024);
-	evhttp_set_timeout(p->http, p->timeout_s);
-	/* Accept every method so the wrong ones get 405, not 501. */
-	evhttp_set_allowed_methods(p->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-	    EVHTTP_REQ_PATCH);
-
-	l = evconnlistener_new_bind(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE |
-	    LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 128,
-	    (struct sockaddr *)&ss, sslen);
-	if (l == NULL) {
+	p->listener = evconnlistener_new_bind(base, push_accept, p,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+	    LEV_OPT_REUSEABLE, 128, (struct sockaddr *)&ss, sslen);
+	if (p->listener == NULL) {
 		xasprintf(cause, "listen on %s: %s", o->listen,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		goto fail;
 	}
-	if ((bs = evhttp_bind_listener(p->http, l)) == NULL) {
-		evconnlistener_free(l);
-		xasprintf(cause, "listen on %s: cannot bind", o->listen);
-		goto fail;
-	}
-	p->listener = evhttp_bound_socket_get_listener(bs);
-	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss,
-	    &blen) == 0)
+	evconnlistener_set_error_cb(p->listener, push_accept_error);
+	if (getsockname(evconnlistener_get_fd(p->listener),
+	    (struct sockaddr *)&ss, &blen) == 0)
 		p->port = ntohs(ss.ss_family == AF_INET6 ?
 		    ((struct sockaddr_in6 *)&ss)->sin6_port :
 		    ((struct sockaddr_in *)&ss)->sin_port);
-	log_info("push listener on %s (%s, port %u)", o->listen,
-	    p->ssl != NULL ? "https" : "http", p->port);
+	log_info("push listener on %s (%s, port %u, %u connections, "
+	    "%zu-byte bodies, %lld ms per request%s%s)", o->listen,
+	    p->ssl != NULL ? "https" : "http", p->port, p->max_conns,
+	    p->max_body, (long long)p->timeout_ms,
+	    p->allow.n > 0 ? ", from " : "", p->allow.n > 0 ? o->allow : "");
 	return (p);
 fail:
-	evhttp_free(p->http);
-	if (p->ssl != NULL)
-		SSL_CTX_free(p->ssl);
-	free(p->target);
-	free(p->path);
-	free(p);
+	push_free(p);
 	return (NULL);
 }
 
@@ -305,16 +354,21 @@ push_free(struct push *p)
 
 	if (p == NULL)
 		return;
-	p->freeing = true;
-	/* Runs our close callbacks for connections that made requests. */
-	evhttp_free(p->http);
-	while ((c = TAILQ_FIRST(&p->pending)) != NULL)
-		push_conn_release(c);
+	if (p->listener != NULL)
+		evconnlistener_free(p->listener);
+	while ((c = TAILQ_FIRST(&p->conns)) != NULL)
+		push_conn_free(c);
+	event_del(&p->accept_retry);
+	event_del(&p->warn_flush);
+	log_rate_flush(&p->warn, INT64_MAX / 2, LOG_WARNING);
 	if (p->ssl != NULL)
 		SSL_CTX_free(p->ssl);
+	cidr_list_free(&p->allow);
 	explicit_bzero(p->token, sizeof p->token);
-	explicit_bzero(p->target, strlen(p->target));
-	free(p->target);
+	if (p->target != NULL) {
+		explicit_bzero(p->target, strlen(p->target));
+		free(p->target);
+	}
 	free(p->path);
 	free(p);
 }
@@ -336,195 +390,476 @@ push_stats_json(const struct push_stats *st, struct json_writer *w)
 {
 	json_obj_begin(w);
 	json_kv_int(w, "connections", st->connections);
+	json_kv_int(w, "accepted", (int64_t)st->accepted);
+	json_kv_int(w, "denied", (int64_t)st->denied);
+	json_kv_int(w, "evicted", (int64_t)st->evicted);
+	json_kv_int(w, "timeouts", (int64_t)st->timeouts);
 	json_kv_int(w, "requests", (int64_t)st->requests);
 	json_kv_int(w, "ok", (int64_t)st->ok);
 	json_kv_int(w, "unsubscribe", (int64_t)st->unsubscribe);
 	json_kv_int(w, "refused", (int64_t)st->bad);
 	json_kv_int(w, "forbidden", (int64_t)st->forbidden);
+	json_kv_int(w, "too_large", (int64_t)st->too_large);
 	json_kv_int(w, "unparsable", (int64_t)st->unparsable);
-	json_kv_int(w, "paused", (int64_t)st->paused);
+	json_kv_int(w, "log_suppressed", (int64_t)st->log_suppressed);
 	json_obj_end(w);
 }
 
-/* ---- connection accounting ---- */
+/* ---- rate-limited warnings ---- */
 
-static struct bufferevent *
-push_bevcb(struct event_base *base, void *arg)
+static void
+push_warn(struct push *p, const char *fmt, ...)
 {
-	struct push		*p = arg;
-	struct push_conn	*c;
-	struct bufferevent	*bev;
-	struct timeval		 tv = { p->timeout_s + 2, 0 };
-	SSL			*ssl;
+	struct timeval	 tv;
+	char		*msg;
+	va_list		 ap;
+	int64_t		 now = time_mono_ms(), wait;
 
-	if (p->ssl != NULL && (ssl = SSL_new(p->ssl)) != NULL)
-		bev = bufferevent_openssl_socket_new(base, -1, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	else
-		/* Without an SSL object the handshake fails: no plain
-		 * fallback on an HTTPS port. */
-		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	va_start(ap, fmt);
+	xvasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (!log_rate_emit(&p->warn, now, LOG_WARNING, "push: %s", msg)) {
+		p->stats.log_suppressed++;
+		if (!evtimer_pending(&p->warn_flush, NULL) &&
+		    (wait = log_rate_flush(&p->warn, now, LOG_WARNING)) >= 0) {
+			tv.tv_sec = wait / 1000;
+			tv.tv_usec = (wait % 1000) * 1000;
+			evtimer_add(&p->warn_flush, &tv);
+		}
+	}
+	free(msg);
+}
+
+static void
+push_warn_flush(evutil_socket_t fd, short ev, void *arg)
+{
+	struct push	*p = arg;
+	struct timeval	 tv;
+	int64_t		 wait;
+
+	if ((wait = log_rate_flush(&p->warn, time_mono_ms(),
+	    LOG_WARNING)) >= 0) {
+		tv.tv_sec = wait / 1000;
+		tv.tv_usec = (wait % 1000) * 1000;
+		evtimer_add(&p->warn_flush, &tv);
+	}
+}
+
+/* ---- connections ---- */
+
+static void
+push_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct push	*p = arg;
+	struct push_conn *c;
+	char		 host[INET6_ADDRSTRLEN] = "?";
+	const void	*addr;
+	SSL		*ssl;
+
+	addr = sa->sa_family == AF_INET6 ?
+	    (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr :
+	    (const void *)&((struct sockaddr_in *)sa)->sin_addr;
+	evutil_inet_ntop(sa->sa_family, addr, host, sizeof host);
+	if (p->allow.n > 0 && !cidr_list_match(&p->allow, sa)) {
+		p->stats.denied++;
+		push_warn(p, "connection from %s refused: not in allow", host);
+		evutil_closesocket(fd);
+		return;
+	}
+	/* Strict cap: the connection whose request began first makes room. */
+	if (p->stats.connections >= p->max_conns &&
+	    (c = TAILQ_FIRST(&p->conns)) != NULL) {
+		p->stats.evicted++;
+		push_warn(p, "%u connections: closing the oldest, from %s",
+		    p->stats.connections, c->s.peer);
+		push_conn_free(c);
+	}
 	c = xcalloc(1, sizeof *c);
 	c->p = p;
-	c->bev = bev;
-	c->pending = 1;
-	evtimer_assign(&c->expiry, base, push_conn_expired, c);
-	evtimer_add(&c->expiry, &tv);
-	TAILQ_INSERT_TAIL(&p->pending, c, entry);
-	if (++p->stats.connections >= p->max_conns && !p->paused) {
-		/* New connections wait in the kernel backlog. */
-		log_warnx("push: %u connections, pausing accept",
-		    p->stats.connections);
-		evconnlistener_disable(p->listener);
-		p->paused = true;
-		p->stats.paused++;
+	push_session_init(&c->s, p, host);
+	buf_init(&c->out);
+	if (p->ssl != NULL && (ssl = SSL_new(p->ssl)) != NULL) {
+		c->tls = true;
+		c->bev = bufferevent_openssl_socket_new(p->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev,
+			    1);
+	} else if (p->ssl != NULL)
+		c->bev = NULL;	/* no SSL object: no plain fallback */
+	else
+		c->bev = bufferevent_socket_new(p->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		evutil_closesocket(fd);
+		push_req_free(&c->s.req);
+		free(c);
+		return;
 	}
-	return (bev);
+	evtimer_assign(&c->deadline, p->base, push_conn_deadline, c);
+	TAILQ_INSERT_TAIL(&p->conns, c, entry);
+	p->stats.connections++;
+	p->stats.accepted++;
+	push_conn_arm(c, p->timeout_ms);
+	bufferevent_setcb(c->bev, push_conn_read, push_conn_write,
+	    push_conn_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* Out of descriptors (or similar): stop accepting for a moment. */
 static void
-push_conn_expired(evutil_socket_t fd, short ev, void *arg)
+push_accept_error(struct evconnlistener *l, void *arg)
 {
-	push_conn_release(arg);
+	struct push	*p = arg;
+	struct timeval	 tv = { 0, PUSH_ACCEPT_RETRY_MS * 1000 };
+
+	push_warn(p, "accept: %s", evutil_socket_error_to_string(
+	    EVUTIL_SOCKET_ERROR()));
+	evconnlistener_disable(l);
+	evtimer_add(&p->accept_retry, &tv);
 }
 
 static void
-push_conn_closed(struct evhttp_connection *evcon, void *arg)
+push_accept_retry(evutil_socket_t fd, short ev, void *arg)
 {
-	push_conn_release(arg);
+	struct push	*p = arg;
+
+	evconnlistener_enable(p->listener);
+}
+
+/* A new deadline ms from now; the connection goes to the list's end. */
+static void
+push_conn_arm(struct push_conn *c, int64_t ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(&c->deadline, &tv);
+	TAILQ_REMOVE(&c->p->conns, c, entry);
+	TAILQ_INSERT_TAIL(&c->p->conns, c, entry);
 }
 
 static void
-push_conn_release(struct push_conn *c)
+push_conn_free(struct push_conn *c)
 {
 	struct push	*p = c->p;
 
-	if (c->pending) {
-		evtimer_del(&c->expiry);
-		TAILQ_REMOVE(&p->pending, c, entry);
-	}
-	free(c);
+	TAILQ_REMOVE(&p->conns, c, entry);
 	p->stats.connections--;
-	if (p->paused && !p->freeing &&
-	    p->stats.connections < p->max_conns) {
-		evconnlistener_enable(p->listener);
-		p->paused = false;
+	event_del(&c->deadline);
+	bufferevent_free(c->bev);
+	push_req_free(&c->s.req);
+	buf_free(&c->out);
+	free(c);
+}
+
+static void
+push_conn_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	struct push_conn	*c = arg;
+
+	if (c->state != PC_LINGER && (c->state != PC_READ ||
+	    c->s.req.state != PUSH_REQ_IDLE)) {
+		c->p->stats.timeouts++;
+		push_warn(c->p, "request from %s took longer than %lld ms: "
+		    "closed", c->s.peer, (long long)c->p->timeout_ms);
+	}
+	push_conn_free(c);
+}
+
+/* Feed what has arrived; write answers; stop after each one. */
+static void
+push_conn_input(struct push_conn *c)
+{
+	struct evbuffer	*in = bufferevent_get_input(c->bev);
+	size_t		 n, used;
+	int		 verdict = PUSH_SESSION_MORE;
+
+	while (c->state == PC_READ && (n = evbuffer_get_length(in)) > 0) {
+		n = evbuffer_get_contiguous_space(in);
+		verdict = push_session_feed(&c->s,
+		    (const char *)evbuffer_pullup(in, (ev_ssize_t)n), n, &used,
+		    &c->out);
+		evbuffer_drain(in, used);
+		if (c->out.len > 0) {
+			bufferevent_write(c->bev, c->out.data, c->out.len);
+			buf_reset(&c->out);
+		}
+		if (verdict == PUSH_SESSION_ANSWERED)
+			c->state = PC_ANSWER;
+		else if (verdict == PUSH_SESSION_CLOSE)
+			c->state = PC_CLOSE;
 	}
 }
 
-/* First request on a connection: follow it until it closes. */
 static void
-push_conn_track(struct push *p, struct evhttp_request *req)
+push_conn_read(struct bufferevent *bev, void *arg)
 {
-	struct evhttp_connection	*evcon;
-	struct bufferevent		*bev;
-	struct push_conn		*c;
+	struct push_conn	*c = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	size_t			 n;
 
-	if ((evcon = evhttp_request_get_connection(req)) == NULL)
+	switch (c->state) {
+	case PC_READ:
+		push_conn_input(c);
+		break;
+	case PC_LINGER:
+		n = evbuffer_get_length(in);
+		evbuffer_drain(in, n);
+		c->lingered += n;
+		if (c->lingered > PUSH_LINGER_MAX)
+			push_conn_free(c);
+		break;
+	case PC_ANSWER:
+	case PC_CLOSE:
+		/* Pipelined bytes wait until the answer is out. */
+		break;
+	}
+}
+
+static void
+push_conn_write(struct bufferevent *bev, void *arg)
+{
+	struct push_conn	*c = arg;
+
+	switch (c->state) {
+	case PC_ANSWER:
+		/* Keep-alive: the next request has its own deadline. */
+		c->state = PC_READ;
+		push_conn_arm(c, c->p->timeout_ms);
+		push_conn_input(c);
+		break;
+	case PC_CLOSE:
+		/*
+		 * Closing with unread input would reset the connection and
+		 * could destroy the answer on its way: half-close, drop
+		 * what still comes for a moment, then close.
+		 */
+		c->state = PC_LINGER;
+		if (!c->tls)
+			shutdown(bufferevent_getfd(bev), SHUT_WR);
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
+		if (event_pending(&c->deadline, EV_TIMEOUT, NULL)) {
+			struct timeval tv = { 0, PUSH_LINGER_MS * 1000 };
+
+			evtimer_add(&c->deadline, &tv);
+		}
+		break;
+	case PC_READ:
+	case PC_LINGER:
+		break;
+	}
+}
+
+static void
+push_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct push_conn	*c = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		push_conn_free(c);
+}
+
+/* ---- the request path ---- */
+
+static void
+push_session_init(struct push_session *s, struct push *p, const char *peer)
+{
+	memset(s, 0, sizeof *s);
+	s->p = p;
+	snprintf(s->peer, sizeof s->peer, "%s", peer != NULL ? peer : "?");
+	push_req_init(&s->req, p->max_body);
+}
+
+struct push_session *
+push_session_new(struct push *p, const char *peer)
+{
+	struct push_session	*s;
+
+	s = xcalloc(1, sizeof *s);
+	push_session_init(s, p, peer);
+	return (s);
+}
+
+void
+push_session_free(struct push_session *s)
+{
+	if (s == NULL)
 		return;
-	bev = evhttp_connection_get_bufferevent(evcon);
-	TAILQ_FOREACH(c, &p->pending, entry) {
-		if (c->bev == bev)
-			break;
+	push_req_free(&s->req);
+	free(s);
+}
+
+static const char *
+push_reason(int code)
+{
+	switch (code) {
+	case 100:
+		return ("Continue");
+	case 200:
+		return ("OK");
+	case 400:
+		return ("Bad Request");
+	case 403:
+		return ("Forbidden");
+	case 405:
+		return ("Method Not Allowed");
+	case 411:
+		return ("Length Required");
+	case 413:
+		return ("Content Too Large");
+	case 414:
+		return ("URI Too Long");
+	case 417:
+		return ("Expectation Failed");
+	case 431:
+		return ("Request Header Fields Too Large");
+	case 501:
+		return ("Not Implemented");
+	case 505:
+		return ("HTTP Version Not Supported");
+	default:
+		return ("Error");
 	}
-	if (c == NULL)
-		return;		/* already followed */
-	evtimer_del(&c->expiry);
-	TAILQ_REMOVE(&p->pending, c, entry);
-	c->pending = 0;
-	evhttp_connection_set_closecb(evcon, push_conn_closed, c);
 }
 
-/* ---- requests ---- */
-
-static void
-push_refuse(struct push *p, struct evhttp_request *req, int code,
-    const char *reason, const char *why)
+/* An answer with a body; returns what push_session_feed returns. */
+static int
+push_answer(struct push_session *s, int code, const char *ctype,
+    const char *body, struct buf *out)
 {
-	struct evhttp_connection	*evcon;
-	struct evbuffer			*out;
-	char				*host = NULL;
-	ev_uint16_t			 port = 0;
+	bool	 close = code != 200 || s->req.close;
 
-	if ((evcon = evhttp_request_get_connection(req)) != NULL)
-		evhttp_connection_get_peer(evcon, &host, &port);
-	log_warnx("push: %d %s from %s: %s", code, reason,
-	    host != NULL ? host : "?", why);
-	p->stats.bad++;
-	/* Not evhttp_send_error: it drops our headers (Allow). */
-	out = evbuffer_new();
-	evbuffer_add_printf(out, "%d %s\n", code, reason);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", "text/plain");
-	evhttp_send_reply(req, code, reason, out);
-	evbuffer_free(out);
+	buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\n%s%s\r\n%s", code, push_reason(code),
+	    ctype, strlen(body), code == 405 ? "Allow: POST\r\n" : "",
+	    close ? "Connection: close\r\n" : "", body);
+	return (close ? PUSH_SESSION_CLOSE : PUSH_SESSION_ANSWERED);
 }
 
-static void
-push_request(struct evhttp_request *req, void *arg)
+static int
+push_refuse(struct push_session *s, int code, const char *why,
+    const char *detail, struct buf *out)
 {
-	struct push		*p = arg;
-	struct evbuffer		*in, *out;
-	struct evkeyvalq	*oh;
-	const char		*uri, *ct;
-	char			*body, *cause = NULL;
+	char	 text[64];
+
+	s->p->stats.bad++;
+	if (code == 403)
+		s->p->stats.forbidden++;
+	else if (code == 413)
+		s->p->stats.too_large++;
+	push_warn(s->p, "%d %s from %s: %s%s%.200s", code, push_reason(code),
+	    s->peer, why, detail != NULL ? ": " : "",
+	    detail != NULL ? detail : "");
+	snprintf(text, sizeof text, "%d %s\n", code, push_reason(code));
+	return (push_answer(s, code, "text/plain", text, out));
+}
+
+/* The head is in: refuse now, or read the body. */
+static int
+push_head(struct push_session *s, struct buf *out)
+{
+	struct push_req	*r = &s->req;
+	const char	*ct = r->content_type;
+
+	if (!push_target_ok(s->p, r->target))
+		return (push_refuse(s, 403, "no valid token", NULL, out));
+	if (strcmp(r->method, "POST") != 0)
+		return (push_refuse(s, 405, "not a POST", NULL, out));
+	if (!r->chunked && r->content_length < 0)
+		return (push_refuse(s, 411, "no Content-Length", NULL, out));
+	if (ct[0] != '\0' && strcasestr(ct, "xml") == NULL)
+		return (push_refuse(s, 400, "not XML", NULL, out));
+	if (r->expect_continue)
+		buf_printf(out, "HTTP/1.1 100 Continue\r\n\r\n");
+	push_req_body(r);
+	return (PUSH_SESSION_MORE);
+}
+
+/* The whole request is in: pre-scan, parse, ask the owner, answer. */
+static int
+push_body(struct push_session *s, struct buf *out)
+{
+	struct push		*p = s->p;
+	struct push_req		*r = &s->req;
 	struct ews_notifications n;
 	struct buf		 env = BUF_INIT;
-	size_t			 len;
-	int			 verdict;
+	char			*cause = NULL;
+	int			 verdict, rc;
 
-	push_conn_track(p, req);
-	p->stats.requests++;
-	uri = evhttp_request_get_uri(req);
-	if (!push_target_ok(p, uri)) {
-		p->stats.forbidden++;
-		push_refuse(p, req, 403, "Forbidden", "no valid token");
-		return;
-	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", "POST");
-		push_refuse(p, req, 405, "Method Not Allowed", "not a POST");
-		return;
-	}
-	ct = evhttp_find_header(evhttp_request_get_input_headers(req),
-	    "Content-Type");
-	if (ct != NULL && strstr(ct, "xml") == NULL) {
-		push_refuse(p, req, 400, "Bad Request", "not XML");
-		return;
-	}
-	in = evhttp_request_get_input_buffer(req);
-	len = evbuffer_get_length(in);
-	body = xmalloc(len + 1);
-	evbuffer_remove(in, body, len);
-	body[len] = '\0';
 	memset(&n, 0, sizeof n);
-	if (ews_parse_send_notification(body, len, &n, &cause) != 0) {
+	buf_putc(&r->body, '\0');	/* a NUL-terminated empty body */
+	r->body.len--;
+	if (xml_prescan(r->body.data, r->body.len, &push_xml_limits,
+	    &cause) != 0 || ews_parse_send_notification(r->body.data,
+	    r->body.len, &n, &cause) != 0) {
 		p->stats.unparsable++;
-		push_refuse(p, req, 400, "Bad Request", cause != NULL ? cause :
-		    "not a SendNotification");
+		rc = push_refuse(s, 400, "not a SendNotification", cause, out);
 		free(cause);
 		ews_notifications_free(&n);
-		free(body);
-		return;
+		return (rc);
 	}
-	verdict = p->cb(&n, body, len, p->arg);
+	verdict = p->cb != NULL ? p->cb(&n, r->body.data, r->body.len,
+	    p->arg) : PUSH_UNSUBSCRIBE;
 	ews_notifications_free(&n);
-	free(body);
-	if (verdict != PUSH_OK && verdict != PUSH_UNSUBSCRIBE) {
-		push_refuse(p, req, 400, "Bad Request", "refused by the owner");
-		return;
-	}
+	if (verdict != PUSH_OK && verdict != PUSH_UNSUBSCRIBE)
+		return (push_refuse(s, 400, "refused by the owner", NULL,
+		    out));
 	if (verdict == PUSH_OK)
 		p->stats.ok++;
 	else
 		p->stats.unsubscribe++;
 	soap_send_notification_result(&env, verdict == PUSH_UNSUBSCRIBE);
-	oh = evhttp_request_get_output_headers(req);
-	evhttp_add_header(oh, "Content-Type", "text/xml; charset=utf-8");
-	out = evbuffer_new();
-	evbuffer_add(out, env.data, env.len);
-	evhttp_send_reply(req, 200, "OK", out);
-	evbuffer_free(out);
+	rc = push_answer(s, 200, "text/xml; charset=utf-8", buf_str(&env),
+	    out);
 	buf_free(&env);
+	return (rc);
+}
+
+int
+push_session_feed(struct push_session *s, const char *data, size_t len,
+    size_t *used, struct buf *out)
+{
+	struct push_req	*r = &s->req;
+	size_t		 n;
+	int		 rc;
+
+	*used = 0;
+	if (s->answered) {
+		push_req_reset(r);
+		s->counted = s->answered = false;
+	}
+	for (;;) {
+		switch (r->state) {
+		case PUSH_REQ_HEAD_DONE:
+			if ((rc = push_head(s, out)) != PUSH_SESSION_MORE) {
+				s->answered = true;
+				return (rc);
+			}
+			continue;
+		case PUSH_REQ_DONE:
+			s->answered = true;
+			return (push_body(s, out));
+		case PUSH_REQ_ERROR:
+			s->answered = true;
+			return (push_refuse(s, r->status, r->error, NULL,
+			    out));
+		case PUSH_REQ_IDLE:
+		case PUSH_REQ_HEAD:
+		case PUSH_REQ_BODY:
+		default:
+			break;
+		}
+		if (*used == len)
+			return (PUSH_SESSION_MORE);
+		n = push_req_feed(r, data + *used, len - *used);
+		*used += n;
+		if (!s->counted && r->state != PUSH_REQ_IDLE) {
+			s->counted = true;
+			s->p->stats.requests++;
+		}
+	}
 }

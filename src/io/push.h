@@ -5,6 +5,15 @@
  * Push-notification listener: an HTTP or HTTPS endpoint on the loop that
  * receives Exchange's SendNotification POSTs, parses them, hands them to
  * the owner and answers SendNotificationResult OK or Unsubscribe.
+ *
+ * It faces the network, so everything is bounded: only requests for the
+ * secret token URL are read past their head (others get 403 at once),
+ * peers outside the allowlist are closed on accept, at most
+ * max_connections are open (a new one closes the one whose request
+ * started longest ago), every request has an absolute deadline however
+ * its bytes trickle in, bodies have a cap, and a body passes a linear
+ * XML pre-scan with tight limits before libxml2 parses it.  Warnings
+ * about refused requests are rate-limited.
  */
 #ifndef EWSGW_PUSH_H
 #define EWSGW_PUSH_H
@@ -12,23 +21,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct buf;
 struct config;
 struct event_base;
 struct ews_notifications;
 struct json_writer;
 struct push;
+struct push_session;
 
 /* Hex digits of the secret token in the notification URL (256 bits). */
 #define PUSH_TOKEN_LEN	64
 
+#define PUSH_DEFAULT_MAX_BODY		(256 * 1024)
+#define PUSH_DEFAULT_MAX_CONNS		256
+#define PUSH_DEFAULT_TIMEOUT_MS		10000
+
 struct push_opts {
-	const char	*listen;	/* "a:port" "[v6]:port" "*:port" */
+	const char	*listen;	/* "a:port" "[v6]:port" "*:port";
+					   NULL: no socket (push_session) */
 	const char	*path;		/* path of the url; NULL = "/" */
 	const char	*certificate;	/* PEM; NULL = plain HTTP */
 	const char	*key;		/* PEM; NULL = in certificate */
-	size_t		 max_body;	/* 0 = 1 MiB; larger gets 413 */
-	unsigned	 max_connections;	/* 0 = 256 */
-	int		 timeout_s;	/* idle/read timeout; 0 = 30 */
+	const char	*allow;		/* CIDR list (cidr.h); NULL = all */
+	const char	*token;		/* PUSH_TOKEN_LEN hex digits; NULL:
+					   a random one (tests set it) */
+	size_t		 max_body;	/* 0 = PUSH_DEFAULT_MAX_BODY */
+	unsigned	 max_connections; /* 0 = PUSH_DEFAULT_MAX_CONNS */
+	int64_t		 timeout_ms;	/* per request; 0 = the default */
 };
 
 /* Verdicts of the notify callback. */
@@ -55,14 +74,14 @@ void		 push_opts_from_config(struct push_opts *, char **path,
 /*
  * Listen on base (borrowed, must outlive the listener).  Strings in opts
  * are used during the call only.  Returns NULL with *cause set
- * (allocated, caller frees) on a bad address, a busy port or a bad
- * certificate/key.
+ * (allocated, caller frees) on a bad address, allowlist or token, a busy
+ * port or a bad certificate/key.
  */
 struct push	*push_new(struct event_base *, const struct push_opts *,
 		    push_notify_cb, void *arg, char **cause);
 /* Close the listener and every connection.  NULL is fine. */
 void		 push_free(struct push *);
-/* The bound port (useful after listening on port 0). */
+/* The bound port (useful after listening on port 0); 0 without one. */
 unsigned	 push_port(const struct push *);
 /*
  * The URL to register with Exchange: url (the configured [push] url)
@@ -73,15 +92,42 @@ unsigned	 push_port(const struct push *);
  */
 char		*push_notify_url(const struct push *, const char *url);
 
+/*
+ * One connection's requests without a socket, for tests and fuzzing: the
+ * same code the listener runs on the bytes a client sends.  peer is
+ * copied (for log lines).
+ */
+struct push_session *push_session_new(struct push *, const char *peer);
+void		 push_session_free(struct push_session *);
+/*
+ * Feed bytes the client sent; answers (interim 100 Continue included)
+ * are appended to out.  *used is set to the bytes consumed: after an
+ * answer feeding stops, the rest belongs to the next request.  Returns
+ * PUSH_SESSION_MORE (send out, read on), PUSH_SESSION_ANSWERED (send
+ * out, then the next request may follow) or PUSH_SESSION_CLOSE (send
+ * out, then close without reading further).
+ */
+#define PUSH_SESSION_MORE	0
+#define PUSH_SESSION_ANSWERED	1
+#define PUSH_SESSION_CLOSE	2
+int		 push_session_feed(struct push_session *, const char *,
+		    size_t, size_t *used, struct buf *out);
+
 struct push_stats {
+	unsigned	 connections;	/* open now */
+	uint64_t	 accepted;
+	uint64_t	 denied;	/* closed on accept: not allowed */
+	uint64_t	 evicted;	/* closed for a newer one at the cap */
+	uint64_t	 timeouts;	/* request deadline passed */
 	uint64_t	 requests;
 	uint64_t	 ok;
 	uint64_t	 unsubscribe;
-	uint64_t	 bad;		/* refused: 400, 403, 405, 413 */
+	uint64_t	 bad;		/* refused: any 4xx or 5xx */
 	uint64_t	 forbidden;	/* of those, 403: no valid token */
-	uint64_t	 unparsable;	/* of those, not parsable */
-	unsigned	 connections;	/* open now */
-	uint64_t	 paused;	/* accept paused at the limit */
+	uint64_t	 too_large;	/* of those, 413 */
+	uint64_t	 unparsable;	/* of those, a body that failed the
+					   pre-scan or the parser */
+	uint64_t	 log_suppressed; /* warning lines rate-limited away */
 };
 /* Live counters (borrowed). */
 const struct push_stats *push_get_stats(const struct push *);

@@ -915,6 +915,26 @@ START_TEST(test_listen_and_units)
 		free(errs);
 		free(more);
 	}
+	/* The push listener's allowlist and limits. */
+	cf = load_with_base("[push]\nallow = 192.0.2.0/24, 2001:db8::/32 "
+	    "198.51.100.7\nmax_connections = 10\nmax_body = 4096\n"
+	    "request_timeout = 2s\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->push.allow,
+	    "192.0.2.0/24, 2001:db8::/32 198.51.100.7");
+	ck_assert_uint_eq(cf->push.max_connections, 10);
+	ck_assert_uint_eq(cf->push.max_body, 4096);
+	ck_assert_int_eq(cf->push.request_timeout_ms, 2000);
+	conf_free(cf);
+	expect_errors_base("[push]\nallow = 192.0.2.1/24\n",
+	    "6: 'allow' in [push]: bad address or network \"192.0.2.1/24\" "
+	    "(want ADDRESS or ADDRESS/BITS with the host bits zero)");
+	expect_errors_base("[push]\nallow = 10.0.0.0/8 nonsense\n",
+	    "6: 'allow' in [push]: bad address or network \"nonsense\" "
+	    "(want ADDRESS or ADDRESS/BITS with the host bits zero)");
+	expect_errors_base("[push]\nallow = ::/129\n",
+	    "6: 'allow' in [push]: bad address or network \"::/129\" "
+	    "(want ADDRESS or ADDRESS/BITS with the host bits zero)");
 	/* Every spelling of a boolean. */
 	for (i = 0; i < 8; i++) {
 		static const char *const b[] = { "yes", "True", "ON", "1",
@@ -1127,6 +1147,10 @@ static const struct {
 	{ "push", "listen", "listen = 127.0.0.1:8443" },
 	{ "push", "url", "url = https://gw.example.com/push" },
 	{ "push", "status_frequency", "status_frequency = 5" },
+	{ "push", "allow", "allow = 192.0.2.0/24" },
+	{ "push", "max_connections", "max_connections = 100" },
+	{ "push", "max_body", "max_body = 8192" },
+	{ "push", "request_timeout", "request_timeout = 20s" },
 	{ "throttling", "subscriptions_per_connection",
 	    "subscriptions_per_connection = 100" },
 	{ "throttling", "charging", "charging = service-account" },

@@ -2,9 +2,14 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * Unit tests: buffers, JSON writer and parser, time helpers.
+ * Unit tests: buffers, JSON writer and parser, time helpers, address
+ * allowlists, rate-limited log lines.
  */
 #include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <check.h>
 #include <stdint.h>
@@ -12,6 +17,8 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/cidr.h"
+#include "base/log.h"
 #include "base/json.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -186,6 +193,78 @@ START_TEST(test_ms_tv)
 }
 END_TEST
 
+static bool
+in_list(const struct cidr_list *l, const char *addr)
+{
+	struct sockaddr_in	 sin;
+	struct sockaddr_in6	 sin6;
+
+	memset(&sin, 0, sizeof sin);
+	memset(&sin6, 0, sizeof sin6);
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		return (cidr_list_match(l, (struct sockaddr *)&sin));
+	}
+	ck_assert_int_eq(inet_pton(AF_INET6, addr, &sin6.sin6_addr), 1);
+	sin6.sin6_family = AF_INET6;
+	return (cidr_list_match(l, (struct sockaddr *)&sin6));
+}
+
+START_TEST(test_cidr)
+{
+	struct cidr_list	 l = CIDR_LIST_INIT;
+	char			*cause = NULL;
+
+	ck_assert_int_eq(cidr_list_parse("192.0.2.0/24, 10.1.2.3 "
+	    "2001:db8::/33\t0.0.0.0/0", &l, &cause), 0);
+	ck_assert_uint_eq(l.n, 4);
+	ck_assert(in_list(&l, "192.0.2.200"));
+	ck_assert(in_list(&l, "2001:db8:7fff::1"));
+	ck_assert(!in_list(&l, "2001:db8:8000::1"));
+	ck_assert(in_list(&l, "::ffff:10.1.2.3"));	/* v4-mapped */
+	cidr_list_free(&l);
+	ck_assert_int_eq(cidr_list_parse("192.0.2.0/24 10.1.2.3", &l, NULL),
+	    0);
+	ck_assert(in_list(&l, "10.1.2.3"));
+	ck_assert(!in_list(&l, "10.1.2.4"));
+	ck_assert(!in_list(&l, "192.0.3.1"));
+	ck_assert(!in_list(&l, "::1"));
+	ck_assert(in_list(&l, "::ffff:192.0.2.9"));
+	cidr_list_free(&l);
+	ck_assert_int_eq(cidr_list_parse("11.0.0.0/7", &l, &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "11.0.0.0/7"));
+	ck_assert_uint_eq(l.n, 0);
+	free(cause);
+	ck_assert_int_eq(cidr_list_parse("1.2.3.4/", &l, &cause), -1);
+	free(cause);
+	ck_assert_int_eq(cidr_list_parse("/8", &l, &cause), -1);
+	free(cause);
+	ck_assert_int_eq(cidr_list_parse("", &l, NULL), 0);
+	ck_assert_uint_eq(l.n, 0);
+}
+END_TEST
+
+START_TEST(test_log_rate)
+{
+	struct log_rate	 rl = LOG_RATE_INIT("t: ", 1000, 3);
+	int		 i, logged = 0;
+
+	log_init("check_foundation", LOG_TARGET_STDERR, LOG_CRIT);
+	for (i = 0; i < 10; i++)
+		logged += log_rate_emit(&rl, 5000, LOG_WARNING, "line %d", i);
+	ck_assert_int_eq(logged, 3);
+	ck_assert_uint_eq(rl.dropped, 7);
+	/* Nothing to say before the interval is over ... */
+	ck_assert_int_eq(log_rate_flush(&rl, 5400, LOG_WARNING), 600);
+	ck_assert_uint_eq(rl.dropped, 7);
+	/* ... then the summary, and a fresh allowance. */
+	ck_assert_int_eq(log_rate_flush(&rl, 6000, LOG_WARNING), -1);
+	ck_assert_uint_eq(rl.dropped, 0);
+	ck_assert_uint_eq(rl.dropped_total, 7);
+	ck_assert(log_rate_emit(&rl, 6001, LOG_WARNING, "again"));
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -200,6 +279,8 @@ suite(void)
 	tcase_add_test(tc, test_duration);
 	tcase_add_test(tc, test_json_time);
 	tcase_add_test(tc, test_ms_tv);
+	tcase_add_test(tc, test_cidr);
+	tcase_add_test(tc, test_log_rate);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -30,6 +30,7 @@
 #include "io/http.h"
 #include "base/log.h"
 #include "io/push.h"
+#include "io/push_req.h"
 #include "base/xmalloc.h"
 
 #define NS_M	"http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -70,6 +71,9 @@ static char			*cert_file, *key_file;
 static int			 notified;
 static char			*last_body;
 static char			*target;	/* path/TOKEN of the listener */
+/* Extra listener options for the next listen_on (reset in setup). */
+static const char		*opt_allow;
+static int64_t			 opt_timeout_ms;
 
 /* The owner: knows sub-known, refuses sub-bad, unsubscribes the rest. */
 static int
@@ -142,6 +146,8 @@ setup(void)
 	base = event_base_new();
 	make_cert();
 	notified = 0;
+	opt_allow = NULL;
+	opt_timeout_ms = 0;
 }
 
 static void
@@ -177,6 +183,8 @@ listen_on(const char *path, const char *cert, size_t max_body,
 	o.key = cert != NULL ? key_file : NULL;
 	o.max_body = max_body;
 	o.max_connections = max_conns;
+	o.allow = opt_allow;
+	o.timeout_ms = opt_timeout_ms;
 	push = push_new(base, &o, on_notify, NULL, &cause);
 	if (push == NULL)
 		ck_abort_msg("push_new: %s", cause);
@@ -459,36 +467,316 @@ START_TEST(test_http_oversize)
 }
 END_TEST
 
-START_TEST(test_connection_limit)
+/* Run until the listener has n connections open. */
+static void
+wait_connections(unsigned n)
 {
-	struct raw	 a, b;
-	bool		 one = false;
+	int	 i;
 
-	listen_on(NULL, NULL, 0, 1);
-	/* a holds the only slot without saying anything. */
+	for (i = 0; i < 500 && push_get_stats(push)->connections != n; i++)
+		evtest_run_for(base, 10);
+	ck_assert_uint_eq(push_get_stats(push)->connections, n);
+}
+
+/*
+ * The cap is strict and counts connections until they close: at the
+ * cap, a new connection closes the one whose request began first, so
+ * idle or slow peers cannot lock Exchange out.
+ */
+START_TEST(test_connection_cap)
+{
+	struct raw	 a, b, c;
+
+	listen_on(NULL, NULL, 0, 2);
 	raw_connect(&a);
-	while (!one) {
-		event_base_loop(base, EVLOOP_ONCE);
-		one = push_get_stats(push)->connections == 1;
-	}
-	ck_assert_int_eq(push_get_stats(push)->paused, 1);
+	wait_connections(1);
 	raw_connect(&b);
-	raw_send(&b, "POST", target, "text/xml", NOTIFICATION("sub-known"));
-	evtest_run_for(base, 200);
-	ck_assert(!b.done);	/* waits in the backlog */
-	ck_assert_int_eq(notified, 0);
-	/* a finishes and closes: b gets its turn. */
-	raw_send(&a, "POST", target, "text/xml", NOTIFICATION("sub-known"));
+	bufferevent_write(b.bev, "POST ", 5);	/* a request begun */
+	evtest_run_for(base, 20);
+	wait_connections(2);
+	raw_connect(&c);
 	ck_assert(evtest_run_until(base, &a.done, 5000));
-	ck_assert(evtest_run_until(base, &b.done, 5000));
-	ck_assert_ptr_nonnull(strstr(buf_str(&b.in), envelope_ok));
-	ck_assert_int_eq(notified, 2);
+	ck_assert(!b.done);
+	ck_assert_uint_eq(push_get_stats(push)->connections, 2);
+	ck_assert_uint_eq(push_get_stats(push)->evicted, 1);
+	raw_send(&c, "POST", target, "text/xml", NOTIFICATION("sub-known"));
+	ck_assert(evtest_run_until(base, &c.done, 5000));
+	ck_assert_ptr_nonnull(strstr(buf_str(&c.in), envelope_ok));
+	ck_assert_int_eq(notified, 1);
 	bufferevent_free(a.bev);
 	bufferevent_free(b.bev);
+	bufferevent_free(c.bev);
 	buf_free(&a.in);
 	buf_free(&b.in);
-	evtest_run_for(base, 50);
-	ck_assert_int_eq(push_get_stats(push)->connections, 0);
+	buf_free(&c.in);
+	wait_connections(0);
+	ck_assert_uint_eq(push_get_stats(push)->accepted, 3);
+}
+END_TEST
+
+struct trickle {
+	struct raw	 r;
+	struct event	*ev;
+	const char	*data;
+	size_t		 off, len;
+};
+
+static void
+trickle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct trickle	*t = arg;
+	struct timeval	 tv = { 0, 20000 };
+
+	if (t->r.done || t->off >= t->len)
+		return;
+	bufferevent_write(t->r.bev, t->data + t->off++, 1);
+	evtimer_add(t->ev, &tv);
+}
+
+/*
+ * The deadline is absolute: a client that keeps sending a byte every
+ * 20 ms is closed when its request's time is up all the same.
+ */
+START_TEST(test_deadline_ignores_trickle)
+{
+	struct trickle	 t;
+	struct buf	 req = BUF_INIT;
+
+	opt_timeout_ms = 300;
+	listen_on(NULL, NULL, 0, 0);
+	buf_printf(&req, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	    "text/xml\r\nContent-Length: %zu\r\n\r\n%s", target,
+	    strlen(NOTIFICATION("sub-known")), NOTIFICATION("sub-known"));
+	memset(&t, 0, sizeof t);
+	raw_connect(&t.r);
+	t.data = req.data;
+	t.len = req.len;	/* ~1,000 bytes: 20 s at this pace */
+	t.ev = evtimer_new(base, trickle_cb, &t);
+	trickle_cb(-1, 0, &t);
+	ck_assert(evtest_run_until(base, &t.r.done, 10000));
+	ck_assert_uint_lt(t.off, t.len);
+	ck_assert_uint_eq(push_get_stats(push)->timeouts, 1);
+	ck_assert_int_eq(notified, 0);
+	event_free(t.ev);
+	bufferevent_free(t.r.bev);
+	buf_free(&t.r.in);
+	buf_free(&req);
+	wait_connections(0);
+}
+END_TEST
+
+/* 403 comes back before the client sends a byte of the body. */
+START_TEST(test_forbidden_before_body)
+{
+	static const char head[] = "POST /no-token HTTP/1.1\r\nHost: x\r\n"
+	    "Content-Type: text/xml\r\nContent-Length: 100000\r\n\r\n";
+	struct raw	 r;
+	int		 status = 0;
+
+	listen_on(NULL, NULL, 0, 0);
+	raw_connect(&r);
+	bufferevent_write(r.bev, head, strlen(head));
+	ck_assert(evtest_run_until(base, &r.done, 5000));
+	sscanf(buf_str(&r.in), "HTTP/1.%*d %d", &status);
+	ck_assert_int_eq(status, 403);
+	ck_assert_ptr_nonnull(strstr(buf_str(&r.in), "Connection: close"));
+	ck_assert_uint_eq(push_get_stats(push)->forbidden, 1);
+	bufferevent_free(r.bev);
+	buf_free(&r.in);
+}
+END_TEST
+
+START_TEST(test_allowlist)
+{
+	struct raw	 r;
+
+	opt_allow = "192.0.2.0/24 2001:db8::/32";
+	listen_on(NULL, NULL, 0, 0);
+	raw_connect(&r);
+	raw_send(&r, "POST", target, "text/xml", NOTIFICATION("sub-known"));
+	ck_assert(evtest_run_until(base, &r.done, 5000));
+	ck_assert_uint_eq(r.in.len, 0);
+	ck_assert_uint_eq(push_get_stats(push)->denied, 1);
+	ck_assert_uint_eq(push_get_stats(push)->accepted, 0);
+	ck_assert_int_eq(notified, 0);
+	bufferevent_free(r.bev);
+	buf_free(&r.in);
+	push_free(push);
+	push = NULL;
+
+	opt_allow = "192.0.2.0/24, 127.0.0.0/8";
+	listen_on(NULL, NULL, 0, 0);
+	ck_assert_int_eq(raw_request("POST", target, "text/xml",
+	    NOTIFICATION("sub-known"), NULL), 200);
+	ck_assert_uint_eq(push_get_stats(push)->denied, 0);
+}
+END_TEST
+
+/* Keep-alive with pipelining, chunked bodies and 100-continue. */
+START_TEST(test_keepalive_chunked_continue)
+{
+	const char	*n = NOTIFICATION("sub-known");
+	struct buf	 req = BUF_INIT;
+	struct raw	 r;
+	const char	*p;
+	int		 answers = 0;
+
+	listen_on(NULL, NULL, 0, 0);
+	buf_printf(&req, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: "
+	    "%zu\r\n\r\n%s", target, strlen(n), n);
+	buf_printf(&req, "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+	    "chunked\r\nExpect: 100-continue\r\n\r\n%zx;ext=1\r\n%.*s\r\n"
+	    "%zx\r\n%s\r\n0\r\nTrailer: x\r\n\r\n", target, (size_t)10, 10,
+	    n, strlen(n) - 10, n + 10);
+	buf_printf(&req, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close"
+	    "\r\nContent-Length: %zu\r\n\r\n%s", target, strlen(n), n);
+	raw_connect(&r);
+	bufferevent_write(r.bev, req.data, req.len);
+	ck_assert(evtest_run_until(base, &r.done, 5000));
+	for (p = buf_str(&r.in); (p = strstr(p, "HTTP/1.1 200 OK")) != NULL;
+	    p++)
+		answers++;
+	ck_assert_int_eq(answers, 3);
+	ck_assert_ptr_nonnull(strstr(buf_str(&r.in), "HTTP/1.1 100 Continue"));
+	ck_assert_int_eq(notified, 3);
+	ck_assert_uint_eq(push_get_stats(push)->accepted, 1);
+	bufferevent_free(r.bev);
+	buf_free(&r.in);
+	buf_free(&req);
+}
+END_TEST
+
+/* A body libxml2 would take but the pre-scan does not. */
+START_TEST(test_prescan)
+{
+	struct buf	 b = BUF_INIT;
+	int		 i;
+
+	listen_on(NULL, NULL, 0, 0);
+	buf_puts(&b, NOTIFICATION("sub-known"));
+	b.len = strlen("<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+	    "<soap:Envelope");
+	buf_puts(&b, " xmlns:soap=\"http://schemas.xmlsoap.org/soap/"
+	    "envelope/\"");
+	for (i = 0; i < 20; i++)
+		buf_printf(&b, " a%d=\"\"", i);
+	buf_puts(&b, strstr(NOTIFICATION("sub-known"), "><soap:Header>"));
+	ck_assert_int_eq(raw_request("POST", target, "text/xml", b.data,
+	    NULL), 400);
+	ck_assert_int_eq(notified, 0);
+	ck_assert_uint_eq(push_get_stats(push)->unparsable, 1);
+	buf_free(&b);
+}
+END_TEST
+
+/* Floods of refusals cost a few log lines and a counter. */
+START_TEST(test_warnings_rate_limited)
+{
+	int	 i;
+
+	listen_on(NULL, NULL, 0, 0);
+	for (i = 0; i < 40; i++)
+		ck_assert_int_eq(raw_request("POST", "/x", "text/xml", "<a/>",
+		    NULL), 403);
+	ck_assert_uint_eq(push_get_stats(push)->forbidden, 40);
+	ck_assert_uint_ge(push_get_stats(push)->log_suppressed, 30);
+}
+END_TEST
+
+/* The request framing on its own: what it refuses, and why. */
+START_TEST(test_request_framing)
+{
+	static const struct {
+		const char	*in;
+		int		 status;
+	} bad[] = {
+		{ "POST / HTTP/1.1\r\nContent-Length: 1\r\n"
+		  "Transfer-Encoding: chunked\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nContent-Length: 1\r\n"
+		  "Content-Length: 2\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nContent-Length : 1\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501 },
+		{ "POST / HTTP/2.0\r\n\r\n", 505 },
+		{ "POST http://x/ HTTP/1.1\r\n\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417 },
+		{ "POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413 },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "1001\r\n", 413 },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "zz\r\n", 400 },
+		{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "1\r\nab\r\n", 400 },
+	};
+	struct push_req	 r;
+	struct buf	 big = BUF_INIT;
+	size_t		 i, n;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		push_req_init(&r, 4096);
+		n = push_req_feed(&r, bad[i].in, strlen(bad[i].in));
+		if (r.state == PUSH_REQ_HEAD_DONE) {
+			push_req_body(&r);
+			push_req_feed(&r, bad[i].in + n, strlen(bad[i].in) - n);
+		}
+		ck_assert_msg(r.state == PUSH_REQ_ERROR && r.status ==
+		    bad[i].status, "%zu: state %d status %d, want %d", i,
+		    r.state, r.status, bad[i].status);
+		push_req_free(&r);
+	}
+	/* Head caps: size, field count, target length. */
+	push_req_init(&r, 4096);
+	buf_puts(&big, "POST / HTTP/1.1\r\n");
+	while (big.len <= PUSH_REQ_MAX_HEAD)
+		buf_puts(&big, "X-Filler: 0123456789012345678901234567\r\n");
+	push_req_feed(&r, big.data, big.len);
+	ck_assert_int_eq(r.status, 431);
+	push_req_free(&r);
+	buf_reset(&big);
+	push_req_init(&r, 4096);
+	buf_puts(&big, "POST / HTTP/1.1\r\n");
+	for (i = 0; i <= PUSH_REQ_MAX_HEADERS; i++)
+		buf_puts(&big, "X: 1\r\n");
+	buf_puts(&big, "\r\n");
+	push_req_feed(&r, big.data, big.len);
+	ck_assert_int_eq(r.status, 431);
+	push_req_free(&r);
+	buf_reset(&big);
+	push_req_init(&r, 4096);
+	buf_puts(&big, "POST /");
+	for (i = 0; i <= PUSH_REQ_MAX_TARGET; i++)
+		buf_putc(&big, 'a');
+	buf_puts(&big, " HTTP/1.1\r\n\r\n");
+	push_req_feed(&r, big.data, big.len);
+	ck_assert_int_eq(r.status, 414);
+	push_req_free(&r);
+	buf_free(&big);
+
+	/* One byte at a time gives the same request. */
+	{
+		static const char ok[] = "\r\nPOST /p?q HTTP/1.0\r\n"
+		    "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n"
+		    "Content-Type: text/xml\r\n\r\n3\r\nabc\r\n2;x=y\r\nde"
+		    "\r\n0\r\n\r\nNEXT";
+
+		push_req_init(&r, 4096);
+		for (i = 0; i < sizeof ok - 1 && r.state != PUSH_REQ_DONE;
+		    i += n) {
+			n = push_req_feed(&r, ok + i, 1);
+			if (r.state == PUSH_REQ_HEAD_DONE)
+				push_req_body(&r);
+		}
+		ck_assert_int_eq(r.state, PUSH_REQ_DONE);
+		ck_assert_str_eq(ok + i, "NEXT");
+		ck_assert_str_eq(r.method, "POST");
+		ck_assert_str_eq(r.target, "/p?q");
+		ck_assert_str_eq(r.content_type, "text/xml");
+		ck_assert_int_eq(r.minor, 0);
+		ck_assert(!r.close);
+		ck_assert_str_eq(buf_str(&r.body), "abcde");
+		push_req_free(&r);
+	}
 }
 END_TEST
 
@@ -614,6 +902,85 @@ START_TEST(test_fixture)
 }
 END_TEST
 
+/*
+ * The fuzzer's seed corpus (tests/fuzz/corpus/push: two seed bytes, then
+ * what a client sends) through the same request path, each with the
+ * answer its shape must get.
+ */
+START_TEST(test_fuzz_corpus)
+{
+	static const struct {
+		const char	*name;
+		const char	*want;
+	} cases[] = {
+		{ "ok", "HTTP/1.1 200 " },
+		{ "unsubscribe", "HTTP/1.1 200 " },
+		{ "refused-by-owner", "HTTP/1.1 400 " },
+		{ "keepalive-pipelined", "HTTP/1.1 200 " },
+		{ "chunked-continue", "HTTP/1.1 100 " },
+		{ "no-token", "HTTP/1.1 403 " },
+		{ "wrong-token", "HTTP/1.1 403 " },
+		{ "get", "HTTP/1.1 405 " },
+		{ "no-length", "HTTP/1.1 411 " },
+		{ "oversize-length", "HTTP/1.1 413 " },
+		{ "smuggle", "HTTP/1.1 400 " },
+		{ "folded", "HTTP/1.1 400 " },
+		{ "json", "HTTP/1.1 400 " },
+		{ "attribute-flood", "HTTP/1.1 400 " },
+		{ "namespace-flood", "HTTP/1.1 400 " },
+		{ "deep", "HTTP/1.1 400 " },
+		{ "node-flood", "HTTP/1.1 400 " },
+		{ "doctype-entities", "HTTP/1.1 400 " },
+		{ "xxe", "HTTP/1.1 400 " },
+		{ "head-flood", "HTTP/1.1 431 " },
+		{ "slow-partial", "" },
+	};
+	const char		*top = getenv("top_srcdir");
+	struct push_opts	 o = { 0 };
+	struct push_session	*ps;
+	struct buf		 in = BUF_INIT, out = BUF_INIT;
+	char			*path, *cause = NULL, chunk[4096];
+	size_t			 i, n, off, used;
+	FILE			*f;
+	int			 rc;
+
+	o.path = "/ewsgw/push";
+	o.token = "0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef";
+	o.max_body = 64 * 1024;
+	push = push_new(base, &o, on_notify, NULL, &cause);
+	ck_assert_msg(push != NULL, "%s", cause);
+	ck_assert_uint_eq(push_port(push), 0);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		xasprintf(&path, "%s/tests/fuzz/corpus/push/%s",
+		    top != NULL ? top : ".", cases[i].name);
+		ck_assert_msg((f = fopen(path, "r")) != NULL, "%s", path);
+		while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+			buf_append(&in, chunk, n);
+		fclose(f);
+		ps = push_session_new(push, "corpus");
+		rc = PUSH_SESSION_MORE;
+		for (off = 2; off < in.len && rc != PUSH_SESSION_CLOSE;
+		    off += used)
+			rc = push_session_feed(ps, in.data + off, in.len - off,
+			    &used, &out);
+		ck_assert_msg(strncmp(buf_str(&out), cases[i].want,
+		    strlen(cases[i].want)) == 0, "%s: %.60s", cases[i].name,
+		    buf_str(&out));
+		if (cases[i].want[0] == '\0')
+			ck_assert_uint_eq(out.len, 0);
+		push_session_free(ps);
+		buf_reset(&in);
+		buf_reset(&out);
+		free(path);
+	}
+	/* Two of the three pipelined requests name a known id. */
+	ck_assert_uint_eq(push_get_stats(push)->ok, 4);
+	buf_free(&in);
+	buf_free(&out);
+}
+END_TEST
+
 static Suite *
 push_suite(void)
 {
@@ -627,7 +994,15 @@ push_suite(void)
 	tcase_add_test(tc, test_token_required);
 	tcase_add_test(tc, test_token_url);
 	tcase_add_test(tc, test_http_oversize);
-	tcase_add_test(tc, test_connection_limit);
+	tcase_add_test(tc, test_connection_cap);
+	tcase_add_test(tc, test_deadline_ignores_trickle);
+	tcase_add_test(tc, test_forbidden_before_body);
+	tcase_add_test(tc, test_allowlist);
+	tcase_add_test(tc, test_keepalive_chunked_continue);
+	tcase_add_test(tc, test_prescan);
+	tcase_add_test(tc, test_warnings_rate_limited);
+	tcase_add_test(tc, test_request_framing);
+	tcase_add_test(tc, test_fuzz_corpus);
 	tcase_add_test(tc, test_https);
 	tcase_add_test(tc, test_bad_setup);
 	tcase_add_test(tc, test_fixture);
