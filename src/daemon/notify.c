@@ -25,7 +25,6 @@
 
 #include "base/log.h"
 #include "daemon/notify.h"
-#include "base/timeutil.h"
 #include "base/xmalloc.h"
 
 /*
@@ -115,7 +114,8 @@ notify_init(struct event_base *base)
 		return;
 	/* Ping at half the interval, as sd_watchdog_enabled(3) advises. */
 	usec /= 2;
-	time_ms_tv(&tv, (int64_t)(usec / 1000));
+	tv.tv_sec = (time_t)(usec / 1000000);	/* microseconds: not ms */
+	tv.tv_usec = (suseconds_t)(usec % 1000000);
 	event_assign(&watchdog_ev, base, -1, EV_PERSIST, watchdog_cb, NULL);
 	event_add(&watchdog_ev, &tv);
 	watchdog_on = true;
