@@ -45,7 +45,7 @@
 
 enum section {
 	SEC_EXCHANGE, SEC_PUSH, SEC_THROTTLING, SEC_MAILBOXES, SEC_PRESENCE,
-	SEC_STATUS, SEC_LOG, SEC_COUNT,
+	SEC_STATUS, SEC_LOG, SEC_CLUSTER, SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* inside a bad header: keys are skipped */
 	SEC_SINK = -3		/* inside [sink NAME] */
@@ -53,12 +53,13 @@ enum section {
 
 static const char *const section_names[SEC_COUNT] = {
 	"exchange", "push", "throttling", "mailboxes", "presence", "status",
-	"log"
+	"log", "cluster"
 };
 
 enum ktype {
 	KT_STR,		/* any non-empty string */
 	KT_URL,		/* http:// or https:// URL */
+	KT_URLS,	/* one or more URLs, blanks or commas between */
 	KT_LISTEN,	/* address:port */
 	KT_CIDRS,	/* addresses and networks (cidr.h) */
 	KT_PATH,	/* file name; relative to the config's directory */
@@ -75,6 +76,7 @@ enum ktype {
 
 #define CK_RELOAD	0x1	/* may change on reload */
 #define CK_READABLE	0x2	/* the named file must be readable now */
+#define CK_DERIVED	0x4	/* unset: worked out from other keys */
 
 struct conf_enum {
 	const char	*name;
@@ -216,7 +218,7 @@ static const struct conf_key keys[] = {
 	K(THROTTLING, "find_count_limit", KT_UINT,
 	    throttling.find_count_limit, "1000", 1, 100000, CK_RELOAD),
 	KE(THROTTLING, "charging", throttling.charging, NULL, charging_enum,
-	    0),
+	    CK_DERIVED),
 	K(THROTTLING, "streaming_connections_per_anchor", KT_UINT,
 	    throttling.streaming_connections_per_anchor, NULL, 1, 100,
 	    CK_RELOAD),
@@ -256,6 +258,18 @@ static const struct conf_key keys[] = {
 	K(STATUS, "group", KT_STR, status.group, NULL, 0, 0, 0),
 
 	KE(LOG, "level", log.level, "info", level_enum, CK_RELOAD),
+
+	K(CLUSTER, "endpoints", KT_URLS, cluster.endpoints, NULL, 0, 0, 0),
+	K(CLUSTER, "name", KT_STR, cluster.name, NULL, 0, 0, 0),
+	K(CLUSTER, "node", KT_STR, cluster.node, NULL, 0, 0, CK_DERIVED),
+	K(CLUSTER, "lease_ttl", KT_DURATION, cluster.lease_ttl_ms, "10s",
+	    2 * SEC, 1 * HOUR, 0),
+	K(CLUSTER, "ca_file", KT_PATH, cluster.ca_file, NULL, 0, 0,
+	    CK_READABLE),
+	K(CLUSTER, "client_cert", KT_PATH, cluster.client_cert, NULL, 0, 0,
+	    CK_READABLE),
+	K(CLUSTER, "client_key", KT_PATH, cluster.client_key, NULL, 0, 0,
+	    CK_READABLE),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -297,6 +311,10 @@ static void	 parse_header(struct cstate *, char *, int);
 static void	 parse_sink_kv(struct cstate *, const char *, const char *,
 		    int);
 static int	 valid_url(const char *);
+static int	 set_urls(struct cstate *, const struct conf_key *,
+		    const char *, int, char **);
+static bool	 valid_name(const char *);
+static void	 cluster_finish(struct cstate *);
 static int	 valid_listen(const char *);
 static int	 valid_address(const char *);
 static int	 valid_sid(const char *);
@@ -307,7 +325,7 @@ static void	 mailboxes_finish(struct cstate *);
 static void	 finish(struct cstate *);
 static void	 require(struct cstate *, int, const char *, const char *);
 static char	*read_secret(struct cstate *, const char *, const char *);
-static void	 keep_restart_only(struct cstate *);
+static void	 keep_restart_only(struct cstate *, bool);
 static size_t	 key_size(const struct conf_key *, bool *);
 static bool	 key_differs(const struct conf_key *, const struct config *,
 		    const struct config *);
@@ -637,6 +655,39 @@ valid_url(const char *v)
 	return (1);
 }
 
+/* A list of URLs, kept with one blank between them. */
+static int
+set_urls(struct cstate *st, const struct conf_key *k, const char *v, int line,
+    char **target)
+{
+	struct buf	 b = BUF_INIT;
+	char		*copy = xstrdup(v), *tok, *sp;
+	int		 rc = 0;
+
+	for (tok = strtok_r(copy, " \t,", &sp); tok != NULL;
+	    tok = strtok_r(NULL, " \t,", &sp)) {
+		if (!valid_url(tok)) {
+			cerr(st, st->file, line, "invalid URL '%s' for '%s' in "
+			    "[%s] (expected http://HOST:PORT or "
+			    "https://HOST:PORT)", tok, k->name,
+			    section_names[k->section]);
+			rc = -1;
+			continue;
+		}
+		buf_printf(&b, "%s%s", b.len > 0 ? " " : "", tok);
+	}
+	free(copy);
+	if (rc == 0 && b.len == 0) {
+		cerr(st, st->file, line, "no URL for '%s' in [%s]", k->name,
+		    section_names[k->section]);
+		rc = -1;
+	}
+	if (rc == 0)
+		*target = buf_steal(&b);
+	buf_free(&b);
+	return (rc);
+}
+
 /* "host:port", "[v6]:port" or "*:port"; port 1..65535. */
 static int
 valid_listen(const char *v)
@@ -703,6 +754,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 		}
 		*(char **)target = xstrdup(v);
 		return (0);
+	case KT_URLS:
+		return (set_urls(st, k, v, line, (char **)target));
 	case KT_LISTEN:
 		if (!valid_listen(v)) {
 			cerr(st, st->file, line, "invalid address '%s' for "
@@ -1396,34 +1449,30 @@ charging_default(const char *version)
  * Reload: every restart-only key whose value in the file differs from
  * the running configuration keeps the running value, is marked kept
  * (a rule requiring the key is satisfied by a kept value) and is named
- * in st->kept_list.  charging compares as it will come out: set, or
- * derived from the (kept) version.  Keys with a bad value are left
- * alone: the load fails anyway.
+ * in st->kept_list.  The first pass runs before the rules and derived
+ * defaults; a key left unset that is derived from others (CK_DERIVED:
+ * charging from the version, the cluster node from the host name) is
+ * compared in the second pass, once it has been worked out.  Keys with
+ * a bad value are left alone: the load fails anyway.
  */
 static void
-keep_restart_only(struct cstate *st)
+keep_restart_only(struct cstate *st, bool derived)
 {
 	struct config		*cf = st->cf;
-	const struct config	*old = st->old;
 	const struct conf_key	*k;
-	enum conf_charging	 ch;
 	size_t			 i;
-	bool			 differs;
 
 	for (i = 0; i < NKEYS; i++) {
 		k = &keys[i];
-		if ((k->flags & CK_RELOAD) || st->keyline[i] < 0)
+		if ((k->flags & CK_RELOAD) || st->keyline[i] < 0 ||
+		    st->kept[i])
 			continue;
-		if (k->off == O(throttling.charging)) {
-			ch = cf->throttling.charging;
-			if (st->keyline[i] == 0 && cf->exchange.version != NULL)
-				ch = charging_default(cf->exchange.version);
-			differs = ch != old->throttling.charging;
-		} else
-			differs = key_differs(k, cf, old);
-		if (!differs)
+		if (derived != ((k->flags & CK_DERIVED) &&
+		    st->keyline[i] == 0))
 			continue;
-		key_copy(k, cf, old);
+		if (!key_differs(k, cf, st->old))
+			continue;
+		key_copy(k, cf, st->old);
 		st->kept[i] = true;
 		if (st->kept_list.len > 0)
 			buf_puts(&st->kept_list, ", ");
@@ -1449,6 +1498,71 @@ version_is_2013(const char *v)
 	    strcmp(v, "Exchange2013_SP1") == 0);
 }
 
+/* Cluster and node names become etcd keys: a safe alphabet only. */
+static bool
+valid_name(const char *s)
+{
+	size_t	 n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+	    "TUVWXYZ0123456789._-");
+
+	return (n > 0 && n <= 64 && s[n] == '\0');
+}
+
+/* [cluster]: on with endpoints; then name is needed, node defaults. */
+static void
+cluster_finish(struct cstate *st)
+{
+	struct config	*cf = st->cf;
+	char		 host[256], *tok, *copy, *sp;
+	int		 line = st->secline[SEC_CLUSTER];
+	size_t		 i;
+
+	if (cf->cluster.endpoints == NULL) {
+		for (i = 0; i < NKEYS; i++)
+			if (keys[i].section == SEC_CLUSTER &&
+			    st->keyline[i] > 0) {
+				require(st, SEC_CLUSTER, "endpoints",
+				    "cluster mode needs etcd");
+				break;
+			}
+		return;
+	}
+	copy = xstrdup(cf->cluster.endpoints);
+	for (tok = strtok_r(copy, " ", &sp); tok != NULL;
+	    tok = strtok_r(NULL, " ", &sp)) {
+		cf->cluster.endpoint = xreallocarray(cf->cluster.endpoint,
+		    cf->cluster.nendpoints + 1, sizeof *cf->cluster.endpoint);
+		cf->cluster.endpoint[cf->cluster.nendpoints++] = xstrdup(tok);
+	}
+	free(copy);
+	require(st, SEC_CLUSTER, "name", "needed with endpoints");
+	if (cf->cluster.name != NULL && !valid_name(cf->cluster.name))
+		cerr(st, st->file, key_line(st, SEC_CLUSTER, "name"),
+		    "invalid name '%s' in [cluster] (letters, digits, '.', "
+		    "'_' and '-', at most 64)", cf->cluster.name);
+	if (cf->cluster.node == NULL) {
+		if (gethostname(host, sizeof host) == -1)
+			host[0] = '\0';
+		host[sizeof host - 1] = '\0';
+		host[strcspn(host, ".")] = '\0';
+		if (!valid_name(host))
+			cerr(st, st->file, line, "the host name '%s' cannot "
+			    "name this node: set node in [cluster]", host);
+		else
+			cf->cluster.node = xstrdup(host);
+	} else if (!valid_name(cf->cluster.node))
+		cerr(st, st->file, key_line(st, SEC_CLUSTER, "node"),
+		    "invalid node '%s' in [cluster] (letters, digits, '.', "
+		    "'_' and '-', at most 64)", cf->cluster.node);
+	if (cf->cluster.lease_ttl_ms % SEC != 0)
+		cerr(st, st->file, key_line(st, SEC_CLUSTER, "lease_ttl"),
+		    "lease_ttl in [cluster] must be whole seconds");
+	if ((cf->cluster.client_cert == NULL) !=
+	    (cf->cluster.client_key == NULL))
+		cerr(st, st->file, line, "client_cert and client_key in "
+		    "[cluster] go together: set both or neither");
+}
+
 /* Defaults, cross-key rules, secrets, mailboxes, sinks. */
 static void
 finish(struct cstate *st)
@@ -1468,7 +1582,7 @@ finish(struct cstate *st)
 	 * the values the daemon will really run with.
 	 */
 	if (st->old != NULL)
-		keep_restart_only(st);
+		keep_restart_only(st, false);
 
 	snprintf(why, sizeof(why), "needed for auth = %s%s",
 	    conf_auth_name(cf->exchange.auth),
@@ -1523,9 +1637,7 @@ finish(struct cstate *st)
 		cerr(st, st->file, st->secline[SEC_PUSH], "certificate and key "
 		    "in [push] go together: set both or neither");
 
-	if (st->kept[key_find(SEC_THROTTLING, "charging") - keys])
-		cf->throttling.charging_set = st->old->throttling.charging_set;
-	else if (key_line(st, SEC_THROTTLING, "charging") > 0)
+	if (key_line(st, SEC_THROTTLING, "charging") > 0)
 		cf->throttling.charging_set = true;
 	else if (cf->exchange.version != NULL)
 		cf->throttling.charging = charging_default(cf->exchange.version);
@@ -1539,6 +1651,14 @@ finish(struct cstate *st)
 	    key_line(st, SEC_MAILBOXES, "file") > 0)
 		mailbox_file_load(st);
 	mailboxes_finish(st);
+
+	cluster_finish(st);
+	if (st->old != NULL) {
+		keep_restart_only(st, true);
+		if (st->kept[key_find(SEC_THROTTLING, "charging") - keys])
+			cf->throttling.charging_set =
+			    st->old->throttling.charging_set;
+	}
 
 	for (i = 0; i < cf->nsinks; i++)
 		if (cf->sinks[i].type == NULL)
@@ -1658,6 +1778,9 @@ conf_free(struct config *cf)
 	}
 	xfree_secret(cf->exchange.password);
 	xfree_secret(cf->exchange.client_secret);
+	for (i = 0; i < cf->cluster.nendpoints; i++)
+		free(cf->cluster.endpoint[i]);
+	free(cf->cluster.endpoint);
 	for (i = 0; i < cf->nmailboxes; i++) {
 		free(cf->mailboxes[i].address);
 		free(cf->mailboxes[i].id);
@@ -1724,6 +1847,7 @@ key_size(const struct conf_key *k, bool *string)
 	switch (k->type) {
 	case KT_STR:
 	case KT_URL:
+	case KT_URLS:
 	case KT_LISTEN:
 	case KT_CIDRS:
 	case KT_PATH:

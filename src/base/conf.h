@@ -133,6 +133,20 @@ struct config {
 	struct {
 		int		 level;		/* syslog priority */
 	} log;
+
+	/* Several nodes sharing one account's budget through etcd. */
+	struct {
+		char		*endpoints;	/* URLs, one blank between; NULL:
+						 * no cluster */
+		char		**endpoint;	/* each of them */
+		size_t		 nendpoints;
+		char		*name;		/* the cluster's etcd prefix */
+		char		*node;		/* default: the host name */
+		int64_t		 lease_ttl_ms;	/* whole seconds */
+		char		*ca_file;
+		char		*client_cert;
+		char		*client_key;
+	} cluster;
 };
 
 /*

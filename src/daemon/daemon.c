@@ -390,6 +390,14 @@ daemon_validate(const struct config *conf, char **errors)
 		}
 		free(e);
 	}
+	/*
+	 * Two daemons on one mailbox list would each subscribe every
+	 * mailbox on the same budget: until the manager follows the
+	 * cluster's assignment, refuse rather than run unclustered.
+	 */
+	if (conf->cluster.endpoints != NULL)
+		buf_printf(&b, "%s: [cluster] endpoints: cluster mode is not "
+		    "available in this version yet\n", conf->path);
 	if (b.len == 0) {
 		buf_free(&b);
 		return (0);

@@ -273,20 +273,20 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	struct ews_call		*call = arg;
 	struct ews_ctx		*c = call->ctx;
 	struct ews_reply	 r;
-	struct throttle_outcome	 out;
+	struct throttle_outcome	 out, verdict;
 	char			*cause = NULL;
 	char			 status[32];
 
 	call->req = NULL;
-	c->in_flight[call->klass]--;
+	c->in_flight[call->ops->klass]--;
 	memset(&r, 0, sizeof r);
-	r.op = call->op;
+	r.op = call->ops->op;
 	r.http = h;
 	/*
 	 * Streams deliver a 2xx body elsewhere; unary answers, and a
 	 * stream's refusal (a SOAP fault with HTTP 500), parse here.
 	 */
-	if ((call->data == NULL || h->result != HTTP_RESULT_OK) &&
+	if ((call->ops->data == NULL || h->result != HTTP_RESULT_OK) &&
 	    h->body != NULL && h->body_len > 0 &&
 	    (h->result != HTTP_RESULT_OK || !all_success(h->body,
 	    h->body_len))) {
@@ -300,9 +300,11 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		}
 	}
 	classify(&r, &out);
-	if (call->has_hint && call->hint.result != THROTTLE_OK) {
+	if (call->ops->verdict != NULL) {
 		/* A stream's envelopes said what its HTTP status could not. */
-		out = call->hint;
+		verdict = call->ops->verdict(call, call->arg);
+		if (verdict.result != THROTTLE_OK)
+			out = verdict;
 	}
 	if (!r.parsed && h->result != HTTP_RESULT_OK && h->status > 0) {
 		snprintf(status, sizeof status, "HTTP%ld", h->status);
@@ -312,7 +314,7 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		c->auth_failures++;
 		if (++c->auth_streak == AUTH_ALERT_AFTER)
 			log_emit(LOG_ERR, &(struct log_ctx){ .operation =
-			    ews_op_name(call->op), .response_code = r.code },
+			    ews_op_name(call->ops->op), .response_code = r.code },
 			    "Exchange keeps refusing the service account's "
 			    "credentials (%s); check the password", r.code);
 	} else if (r.action == EWS_ACT_OK) {
@@ -321,20 +323,20 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 			    "credentials again");
 		c->auth_streak = 0;
 	}
-	count(c, call->op, r.code);
+	count(c, call->ops->op, r.code);
 	if (r.action != EWS_ACT_OK)
 		log_emit(r.action == EWS_ACT_TRANSIENT ||
 		    r.action == EWS_ACT_THROTTLED ? LOG_INFO : LOG_WARNING,
-		    &(struct log_ctx){ .operation = ews_op_name(call->op),
+		    &(struct log_ctx){ .operation = ews_op_name(call->ops->op),
 		    .response_code = r.code }, "%s%s%s: %s%s%s",
-		    ews_op_name(call->op), h->error ? " " : "",
+		    ews_op_name(call->ops->op), h->error ? " " : "",
 		    h->error ? h->error : "", r.code,
 		    r.parsed && r.generic.status.message ? ": " : "",
 		    r.parsed && r.generic.status.message ?
 		    r.generic.status.message : "");
 	throttle_release(c->throttle, &call->ticket, time_mono_ms(), &out);
 	kick(c);
-	call->done(call, &r, call->arg);
+	call->ops->done(call, &r, call->arg);
 	if (r.parsed)
 		ews_response_free(&r.generic);
 }
@@ -345,7 +347,7 @@ http_data(const char *p, size_t n, void *arg)
 {
 	struct ews_call	*call = arg;
 
-	return (call->data(p, n, call->arg));
+	return (call->ops->data(p, n, call->arg));
 }
 
 static void
@@ -357,13 +359,19 @@ granted(struct throttle_ticket *tk, void *arg)
 	struct ews_send		 s;
 	struct http_request_opts o;
 	struct throttle_outcome	 out = { THROTTLE_DONE, 0 };
+	struct ews_reply	 r;
 
 	memset(&s, 0, sizeof s);
-	if (call->build(call, &s, call->arg) == -1) {
+	if (call->ops->build(call, &s, call->arg) == -1) {
 		buf_free(&s.body);
 		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
 		    &out);
 		kick(c);
+		memset(&r, 0, sizeof r);
+		r.op = call->ops->op;
+		r.code = "NotSent";
+		r.action = EWS_ACT_FATAL;
+		call->ops->done(call, &r, call->arg);
 		return;
 	}
 	memset(&o, 0, sizeof o);
@@ -374,32 +382,29 @@ granted(struct throttle_ticket *tk, void *arg)
 	o.anchor_mailbox = s.anchor;
 	o.prefer_affinity = s.anchor != NULL;
 	o.backend_cookie = s.cookie;
-	o.timeout_ms = call->data != NULL ? 0 : conf->exchange.request_timeout_ms;
+	o.timeout_ms = call->ops->data != NULL ? 0 :
+	    conf->exchange.request_timeout_ms;
 	o.tag = s.tag;
 	o.secret = s.secret;
-	c->in_flight[call->klass]++;
+	c->in_flight[call->ops->klass]++;
 	call->req = http_request_start(c->http, &o, http_done,
-	    call->data != NULL ? http_data : NULL, call);
+	    call->ops->data != NULL ? http_data : NULL, call);
 	if (s.secret)
 		buf_free_secret(&s.body);
 	else
 		buf_free(&s.body);
+	if (call->ops->sent != NULL)
+		call->ops->sent(call, call->arg);
 }
 
 void
-ews_call_submit(struct ews_call *call, enum ews_op op, enum throttle_class k,
-    enum throttle_prio prio, const char *anchor, ews_build_cb build,
-    ews_done_cb done, http_data_cb data, void *arg)
+ews_call_submit(struct ews_call *call, const struct ews_call_ops *ops,
+    enum throttle_prio prio, const char *anchor, void *arg)
 {
-	call->op = (uint8_t)op;
-	call->klass = (uint8_t)k;
-	call->build = build;
-	call->done = done;
-	call->data = data;
+	call->ops = ops;
 	call->arg = arg;
-	call->has_hint = false;
-	throttle_submit(call->ctx->throttle, &call->ticket, k, anchor, prio,
-	    granted, call);
+	throttle_submit(call->ctx->throttle, &call->ticket, ops->klass, anchor,
+	    prio, granted, call);
 	kick(call->ctx);
 }
 
@@ -412,7 +417,7 @@ ews_call_cancel(struct ews_call *call)
 	if (call->req != NULL) {
 		http_request_cancel(call->req);
 		call->req = NULL;
-		c->in_flight[call->klass]--;
+		c->in_flight[call->ops->klass]--;
 		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
 		    &out);
 		kick(c);

@@ -48,7 +48,8 @@ struct ews_send {
 /* What the owner gets back (borrowed for the call). */
 struct ews_reply {
 	enum ews_op			 op;
-	const struct http_response	*http;	/* NULL if never sent */
+	const struct http_response	*http;	/* NULL: build refused, nothing
+						   was sent (code "NotSent") */
 	struct ews_response		 generic; /* fault / first message */
 	bool				 parsed; /* generic is meaningful */
 	const char			*code;	/* ResponseCode, HTTP status
@@ -57,25 +58,48 @@ struct ews_reply {
 };
 
 struct ews_call;
-/* Fill *send; return -1 to give the slot back unused. */
+/*
+ * The slot is granted: fill *send from the owner's current state, and
+ * change nothing (what follows a request going out belongs in sent).
+ * Return -1 to give the slot back unused: done then gets a reply whose
+ * http is NULL.
+ */
 typedef int	(*ews_build_cb)(struct ews_call *, struct ews_send *, void *);
+/* The request went out (right after build). */
+typedef void	(*ews_sent_cb)(struct ews_call *, void *);
+/* The answer, once per submitted call unless cancelled. */
 typedef void	(*ews_done_cb)(struct ews_call *, const struct ews_reply *,
 		    void *);
+/*
+ * A stream ended: what its body said about the budget (an
+ * ErrorServerBusy envelope under HTTP 200, say) that its HTTP status
+ * could not.  THROTTLE_OK when it said nothing; asked once, before done.
+ */
+typedef struct throttle_outcome (*ews_verdict_cb)(struct ews_call *, void *);
+
+/*
+ * One operation as an owner runs it; static const, one per operation,
+ * so each answer has exactly one handler.
+ */
+struct ews_call_ops {
+	enum ews_op		 op;
+	enum throttle_class	 klass;
+	ews_build_cb		 build;
+	ews_sent_cb		 sent;		/* optional */
+	ews_done_cb		 done;
+	http_data_cb		 data;		/* non-NULL: a streaming call,
+						   no total timeout, body
+						   bytes to data() */
+	ews_verdict_cb		 verdict;	/* optional, streams */
+};
 
 /* Embedded in its owner; one request at a time. */
 struct ews_call {
-	struct throttle_ticket	 ticket;
-	struct http_request	*req;
-	struct ews_ctx		*ctx;
-	ews_build_cb		 build;
-	ews_done_cb		 done;
-	http_data_cb		 data;
-	void			*arg;
-	struct throttle_outcome	 hint;	/* streams: what the body said
-					   about the budget (set by owner) */
-	uint8_t			 op;
-	uint8_t			 klass;
-	bool			 has_hint;
+	struct throttle_ticket		 ticket;
+	struct http_request		*req;
+	struct ews_ctx			*ctx;
+	const struct ews_call_ops	*ops;
+	void				*arg;
 };
 
 struct ews_ctx;
@@ -91,13 +115,12 @@ const struct config *ews_ctx_config(const struct ews_ctx *);
 
 void		 ews_call_init(struct ews_call *, struct ews_ctx *);
 /*
- * Queue a request.  anchor selects the streaming budget under
- * impersonated charging (borrowed until granted).  data != NULL makes it
- * a streaming request: no total timeout, body bytes to data().
+ * Queue a request for ops (borrowed, static) with arg for its
+ * callbacks.  anchor selects the streaming budget under impersonated
+ * charging (borrowed until granted).
  */
-void		 ews_call_submit(struct ews_call *, enum ews_op,
-		    enum throttle_class, enum throttle_prio, const char *anchor,
-		    ews_build_cb, ews_done_cb, http_data_cb, void *arg);
+void		 ews_call_submit(struct ews_call *, const struct ews_call_ops *,
+		    enum throttle_prio, const char *anchor, void *arg);
 /* Cancel a queued or running call; done is not called. */
 void		 ews_call_cancel(struct ews_call *);
 bool		 ews_call_busy(const struct ews_call *);

@@ -177,23 +177,6 @@ reload_with_base(const struct config *old, const char *more, char **errors,
 	return (cf);
 }
 
-/* conf_reload() of base_exchange() with its url and username lines. */
-static struct config *
-reload_exchange(const struct config *old, const char *url,
-    const char *username, char **errors, char **kept)
-{
-	struct config	*cf;
-	char		*pw, *text;
-
-	pw = wfile("pw", "s3cret-pass\n");
-	xasprintf(&text, "[exchange]\n%s\n%s\npassword_file = %s\n", url,
-	    username, pw);
-	cf = reload_text(old, text, errors, kept);
-	free(pw);
-	free(text);
-	return (cf);
-}
-
 /*
  * text must fail with exactly these errors: every line of expected is
  * "LINE: message" or " message" (no line), and gets the file name.
@@ -1028,6 +1011,89 @@ START_TEST(test_too_many_errors)
 }
 END_TEST
 
+/* [cluster]: off without endpoints; names, TTL and TLS files checked. */
+START_TEST(test_cluster)
+{
+	struct config	*cf;
+	char		*errs = NULL, *ca, *crt, *key, *more;
+
+	cf = load_with_base("[cluster]\n# nothing set\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_ptr_null(cf->cluster.endpoints);
+	ck_assert_uint_eq(cf->cluster.nendpoints, 0);
+	ck_assert_int_eq(cf->cluster.lease_ttl_ms, 10000);
+	conf_free(cf);
+
+	ca = wfile("etcd-ca.pem", "x\n");
+	crt = wfile("etcd.pem", "x\n");
+	key = wfile("etcd.key", "x\n");
+	xasprintf(&more, "[cluster]\n"
+	    "endpoints = https://etcd1.example.org:2379, "
+	    "https://etcd2.example.org:2379\thttps://[::1]:2379\n"
+	    "name = presence-prod\n"
+	    "node = gw1.dc-a\n"
+	    "lease_ttl = 15s\n"
+	    "ca_file = %s\nclient_cert = %s\nclient_key = %s\n",
+	    ca, crt, key);
+	cf = load_with_base(more, &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->cluster.endpoints,
+	    "https://etcd1.example.org:2379 "
+	    "https://etcd2.example.org:2379 https://[::1]:2379");
+	ck_assert_uint_eq(cf->cluster.nendpoints, 3);
+	ck_assert_str_eq(cf->cluster.endpoint[1],
+	    "https://etcd2.example.org:2379");
+	ck_assert_str_eq(cf->cluster.name, "presence-prod");
+	ck_assert_str_eq(cf->cluster.node, "gw1.dc-a");
+	ck_assert_int_eq(cf->cluster.lease_ttl_ms, 15000);
+	ck_assert_str_eq(cf->cluster.ca_file, ca);
+	ck_assert_str_eq(cf->cluster.client_key, key);
+	ck_assert(!conf_key_reloadable("cluster", "endpoints"));
+	conf_free(cf);
+	free(more);
+
+	/* The node's name defaults to the host's (up to the first dot). */
+	cf = load_with_base("[cluster]\nendpoints = http://127.0.0.1:2379\n"
+	    "name = c\n", &errs, NULL);
+	if (cf != NULL) {
+		ck_assert_ptr_nonnull(cf->cluster.node);
+		ck_assert_ptr_null(strchr(cf->cluster.node, '.'));
+		conf_free(cf);
+	} else {
+		ck_assert_ptr_nonnull(strstr(errs, "cannot name this node"));
+		free(errs);
+		errs = NULL;
+	}
+
+	expect_errors_base("[cluster]\nname = c\nlease_ttl = 5s\n",
+	    "5: missing required key 'endpoints' in [cluster] (cluster mode "
+	    "needs etcd)\n");
+	expect_errors_base("[cluster]\n"
+	    "endpoints = etcd1:2379, https://etcd2:2379\n",
+	    "6: invalid URL 'etcd1:2379' for 'endpoints' in [cluster] "
+	    "(expected http://HOST:PORT or https://HOST:PORT)\n");
+	expect_errors_base("[cluster]\n"
+	    "endpoints = https://e:2379\n"		/* 6 */
+	    "node = gw/1\n"
+	    "lease_ttl = 2500ms\n"
+	    "client_cert = /etc/passwd\n",
+	    "5: missing required key 'name' in [cluster] (needed with "
+	    "endpoints)\n"
+	    "7: invalid node 'gw/1' in [cluster] (letters, digits, '.', "
+	    "'_' and '-', at most 64)\n"
+	    "8: lease_ttl in [cluster] must be whole seconds\n"
+	    "5: client_cert and client_key in [cluster] go together: set "
+	    "both or neither\n");
+	expect_errors_base("[cluster]\nendpoints = ,\nname = a b\n"
+	    "lease_ttl = 1s\n",
+	    "6: no URL for 'endpoints' in [cluster]\n"
+	    "8: value 1s for 'lease_ttl' in [cluster] out of range 2s..1h\n");
+	free(ca);
+	free(crt);
+	free(key);
+}
+END_TEST
+
 START_TEST(test_limits)
 {
 	struct config	*cf;
@@ -1128,86 +1194,154 @@ START_TEST(test_reload_rules)
 END_TEST
 
 /*
- * Every restart-only key of the table, changed alone on reload, keeps
- * its running value and is the one key named.  A new restart-only key
- * fails here until it has a row.
+ * Every restart-only key of the table, changed on reload, keeps its
+ * running value and is the key named.  The running configuration below
+ * has an [exchange] and a [cluster] section; a row replaces or adds its
+ * lines in its section (@FILE@ is a readable file).  A new restart-only
+ * key fails here until a row names it.
  */
-static const struct {
-	const char	*section, *key, *line;
-} restart_only[] = {
-	{ "exchange", "url", "url = https://other.example.com/EWS/"
-	    "Exchange.asmx" },
-	{ "exchange", "version", "version = Exchange2016" },
-	{ "exchange", "auth", "auth = basic" },
-	{ "exchange", "username", "username = someone-else" },
-	{ "exchange", "mode", "mode = poll" },
-	{ "exchange", "impersonation", "impersonation = upn" },
-	{ "exchange", "tenant", "tenant = example.org" },
-	{ "exchange", "client_id", "client_id = 1234" },
-	{ "push", "listen", "listen = 127.0.0.1:8443" },
-	{ "push", "url", "url = https://gw.example.com/push" },
-	{ "push", "status_frequency", "status_frequency = 5" },
-	{ "push", "allow", "allow = 192.0.2.0/24" },
-	{ "push", "max_connections", "max_connections = 100" },
-	{ "push", "max_body", "max_body = 8192" },
-	{ "push", "request_timeout", "request_timeout = 20s" },
-	{ "throttling", "subscriptions_per_connection",
-	    "subscriptions_per_connection = 100" },
-	{ "throttling", "charging", "charging = service-account" },
-	{ "status", "socket", "socket = /run/elsewhere.sock" },
-	{ "status", "mode", "mode = 0600" },
-	{ "status", "group", "group = adm" },
+static const char *const running[][2] = {
+	{ "exchange", "url = https://mail.example.com/EWS/Exchange.asmx\n"
+	    "username = EXAMPLE\\svc-ewsgw\npassword_file = @FILE@\n" },
+	{ "cluster", "endpoints = http://127.0.0.1:2379\nname = c1\n"
+	    "node = n1\n" },
 };
+
+static const struct {
+	const char	*section, *lines, *kept;
+} restart_only[] = {
+	{ "exchange", "url = https://other.example.com/EWS/Exchange.asmx",
+	    "exchange.url" },
+	{ "exchange", "version = Exchange2016", "exchange.version" },
+	{ "exchange", "auth = basic", "exchange.auth" },
+	{ "exchange", "username = someone-else", "exchange.username" },
+	{ "exchange", "mode = poll", "exchange.mode" },
+	{ "exchange", "impersonation = upn", "exchange.impersonation" },
+	{ "exchange", "tenant = example.org", "exchange.tenant" },
+	{ "exchange", "client_id = 1234", "exchange.client_id" },
+	{ "push", "listen = 127.0.0.1:8443", "push.listen" },
+	{ "push", "url = https://gw.example.com/push", "push.url" },
+	{ "push", "status_frequency = 5", "push.status_frequency" },
+	{ "push", "allow = 192.0.2.0/24", "push.allow" },
+	{ "push", "max_connections = 100", "push.max_connections" },
+	{ "push", "max_body = 8192", "push.max_body" },
+	{ "push", "request_timeout = 20s", "push.request_timeout" },
+	{ "throttling", "subscriptions_per_connection = 100",
+	    "throttling.subscriptions_per_connection" },
+	{ "throttling", "charging = service-account", "throttling.charging" },
+	{ "status", "socket = /run/elsewhere.sock", "status.socket" },
+	{ "status", "mode = 0600", "status.mode" },
+	{ "status", "group = adm", "status.group" },
+	{ "cluster", "endpoints = http://127.0.0.1:2380", "cluster.endpoints" },
+	{ "cluster", "name = c2", "cluster.name" },
+	{ "cluster", "node = n2", "cluster.node" },
+	{ "cluster", "lease_ttl = 20s", "cluster.lease_ttl" },
+	{ "cluster", "ca_file = @FILE@", "cluster.ca_file" },
+	{ "cluster", "client_cert = @FILE@\nclient_key = @FILE@",
+	    "cluster.client_cert, cluster.client_key" },
+};
+#define NRESTART_ONLY	(sizeof(restart_only) / sizeof(*restart_only))
+
+/* s with every @FILE@ replaced by file (allocated). */
+static char *
+with_file(const char *s, const char *file)
+{
+	struct buf	 b = BUF_INIT;
+	const char	*at;
+
+	while ((at = strstr(s, "@FILE@")) != NULL) {
+		buf_append(&b, s, (size_t)(at - s));
+		buf_puts(&b, file);
+		s = at + strlen("@FILE@");
+	}
+	buf_puts(&b, s);
+	return (buf_steal(&b));
+}
+
+/* Whether lines (key = value, one a line) set key. */
+static bool
+sets_key(const char *lines, const char *key)
+{
+	const char	*l;
+	size_t		 n = strlen(key);
+
+	for (l = lines; l != NULL && *l != '\0';
+	    l = strchr(l, '\n') != NULL ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, n) == 0 && l[n] == ' ')
+			return (true);
+	return (false);
+}
+
+/* The running configuration with row (NULL: none) applied. */
+static char *
+restart_only_text(const char *file, int row)
+{
+	struct buf	 b = BUF_INIT;
+	const char	*sec = row >= 0 ? restart_only[row].section : "";
+	const char	*l, *end;
+	char		*out, *key;
+	size_t		 i;
+	bool		 placed = false;
+
+	for (i = 0; i < sizeof(running) / sizeof(*running); i++) {
+		buf_printf(&b, "[%s]\n", running[i][0]);
+		for (l = running[i][1]; *l != '\0'; l = end + 1) {
+			end = strchr(l, '\n');
+			key = xstrndup(l, strcspn(l, " "));
+			if (strcmp(sec, running[i][0]) != 0 ||
+			    !sets_key(restart_only[row].lines, key))
+				buf_append(&b, l, (size_t)(end - l) + 1);
+			free(key);
+		}
+		if (strcmp(sec, running[i][0]) == 0) {
+			buf_printf(&b, "%s\n", restart_only[row].lines);
+			placed = true;
+		}
+	}
+	if (row >= 0 && !placed)
+		buf_printf(&b, "[%s]\n%s\n", sec, restart_only[row].lines);
+	out = with_file(buf_str(&b), file);
+	buf_free(&b);
+	return (out);
+}
 
 START_TEST(test_reload_keeps_each_restart_only_key)
 {
 	struct config	*a, *b;
-	char		*errs = NULL, *what = NULL, *more, *want;
+	char		*errs = NULL, *what = NULL, *file, *text, *want;
 	const char	*sec, *name;
+	size_t		 i, j;
 
-	/* url and username are in base_exchange(): replaced, not added. */
-	size_t		 i, j, n = 0;
-
-	a = load_with_base("", &errs, NULL);
+	file = wfile("pw", "s3cret-pass\n");
+	text = restart_only_text(file, -1);
+	a = load_text(text, &errs, NULL);
 	ck_assert_msg(a != NULL, "%s", errs);
+	free(text);
 	for (i = 0; conf_key_at(i, &sec, &name); i++) {
 		if (conf_key_reloadable(sec, name))
 			continue;
-		n++;
-		for (j = 0; j < sizeof(restart_only) / sizeof(*restart_only);
-		    j++)
-			if (strcmp(restart_only[j].section, sec) == 0 &&
-			    strcmp(restart_only[j].key, name) == 0)
-				break;
-		ck_assert_msg(j < sizeof(restart_only) / sizeof(*restart_only),
-		    "restart-only %s.%s has no row here", sec, name);
-		if (strcmp(name, "url") == 0 && strcmp(sec, "exchange") == 0)
-			b = reload_exchange(a, restart_only[j].line,
-			    "username = EXAMPLE\\svc-ewsgw", &errs, &what);
-		else if (strcmp(name, "username") == 0)
-			b = reload_exchange(a, "url = https://mail.example.com"
-			    "/EWS/Exchange.asmx", restart_only[j].line, &errs,
-			    &what);
-		else {
-			if (strcmp(sec, "exchange") == 0)
-				xasprintf(&more, "%s\n", restart_only[j].line);
-			else
-				xasprintf(&more, "[%s]\n%s\n", sec,
-				    restart_only[j].line);
-			b = reload_with_base(a, more, &errs, &what);
-			free(more);
-		}
-		ck_assert_msg(b != NULL, "%s.%s: %s", sec, name, errs);
 		xasprintf(&want, "%s.%s", sec, name);
-		ck_assert_msg(what != NULL && strcmp(what, want) == 0,
-		    "%s: kept %s", want, what != NULL ? what : "nothing");
+		for (j = 0; j < NRESTART_ONLY; j++)
+			if (strstr(restart_only[j].kept, want) != NULL)
+				break;
+		ck_assert_msg(j < NRESTART_ONLY, "restart-only %s has no row "
+		    "here", want);
+		free(want);
+	}
+	for (j = 0; j < NRESTART_ONLY; j++) {
+		text = restart_only_text(file, (int)j);
+		b = reload_text(a, text, &errs, &what);
+		ck_assert_msg(b != NULL, "%s: %s", restart_only[j].kept, errs);
+		ck_assert_msg(what != NULL &&
+		    strcmp(what, restart_only[j].kept) == 0, "%s: kept %s",
+		    restart_only[j].kept, what != NULL ? what : "nothing");
 		free(what);
 		ck_assert_int_eq(conf_diff_keys(a, b, &what), 0);
-		free(want);
 		conf_free(b);
+		free(text);
 	}
-	ck_assert_uint_eq(n, sizeof(restart_only) / sizeof(*restart_only));
 	conf_free(a);
+	free(file);
 }
 END_TEST
 
@@ -1387,6 +1521,7 @@ suite(void)
 	tcase_add_test(tc, test_unreadable_and_buffer);
 	tcase_add_test(tc, test_too_many_errors);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_cluster);
 	tcase_add_test(tc, test_reload_rules);
 	tcase_add_test(tc, test_reload_keeps_each_restart_only_key);
 	tcase_add_test(tc, test_reload_kept_auth_needs_its_keys);
