@@ -45,7 +45,7 @@
 
 enum section {
 	SEC_EXCHANGE, SEC_PUSH, SEC_THROTTLING, SEC_MAILBOXES, SEC_PRESENCE,
-	SEC_STATUS, SEC_LOG, SEC_CLUSTER, SEC_COUNT,
+	SEC_STATUS, SEC_LOG, SEC_DAEMON, SEC_CLUSTER, SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* inside a bad header: keys are skipped */
 	SEC_SINK = -3		/* inside [sink NAME] */
@@ -53,7 +53,7 @@ enum section {
 
 static const char *const section_names[SEC_COUNT] = {
 	"exchange", "push", "throttling", "mailboxes", "presence", "status",
-	"log", "cluster"
+	"log", "daemon", "cluster"
 };
 
 enum ktype {
@@ -182,6 +182,12 @@ static const struct conf_key keys[] = {
 	    idtype_enum, 0),
 	K(EXCHANGE, "request_timeout", KT_DURATION, exchange.request_timeout_ms,
 	    "60s", 1 * SEC, 1 * HOUR, CK_RELOAD),
+	K(EXCHANGE, "connect_timeout", KT_DURATION, exchange.connect_timeout_ms,
+	    "30s", 1 * SEC, 10 * MIN, CK_RELOAD),
+	K(EXCHANGE, "login_retry", KT_DURATION, exchange.login_retry_ms,
+	    "1m", 1 * SEC, 1 * DAY, CK_RELOAD),
+	K(EXCHANGE, "login_retry_max", KT_DURATION,
+	    exchange.login_retry_max_ms, "30m", 1 * SEC, 7 * DAY, CK_RELOAD),
 	K(EXCHANGE, "tenant", KT_STR, exchange.tenant, NULL, 0, 0, 0),
 	K(EXCHANGE, "client_id", KT_STR, exchange.client_id, NULL, 0, 0, 0),
 	K(EXCHANGE, "client_secret_file", KT_CRED,
@@ -258,6 +264,9 @@ static const struct conf_key keys[] = {
 	K(STATUS, "group", KT_STR, status.group, NULL, 0, 0, 0),
 
 	KE(LOG, "level", log.level, "info", level_enum, CK_RELOAD),
+
+	K(DAEMON, "state_directory", KT_PATH, daemon.state_directory, NULL,
+	    0, 0, CK_RELOAD),
 
 	K(CLUSTER, "endpoints", KT_URLS, cluster.endpoints, NULL, 0, 0, 0),
 	K(CLUSTER, "name", KT_STR, cluster.name, NULL, 0, 0, 0),
@@ -1571,6 +1580,7 @@ finish(struct cstate *st)
 	struct sockaddr_un sa;
 	char		 why[96];
 	size_t		 i;
+	int		 line;
 
 	for (i = 0; i < NKEYS; i++)
 		if (st->keyline[i] == 0 && keys[i].def != NULL &&
@@ -1623,6 +1633,12 @@ finish(struct cstate *st)
 	    key_line(st, SEC_EXCHANGE, "client_secret_file") > 0)
 		cf->exchange.client_secret = read_secret(st,
 		    "client_secret_file", cf->exchange.client_secret_file);
+	if (cf->exchange.login_retry_max_ms < cf->exchange.login_retry_ms) {
+		if ((line = key_line(st, SEC_EXCHANGE, "login_retry_max")) <= 0)
+			line = key_line(st, SEC_EXCHANGE, "login_retry");
+		cerr(st, st->file, line, "login_retry_max in [exchange] is "
+		    "shorter than login_retry");
+	}
 	if ((cf->exchange.client_cert == NULL) !=
 	    (cf->exchange.client_key == NULL))
 		cerr(st, st->file, st->secline[SEC_EXCHANGE], "client_cert and "
@@ -1798,6 +1814,27 @@ conf_free(struct config *cf)
 	free(cf->sinks);
 	free(cf->path);
 	free(cf);
+}
+
+const char *
+conf_state_directory(const struct config *cf)
+{
+	static char	 first[4096];
+	const char	*env, *colon;
+	size_t		 n;
+
+	if (cf->daemon.state_directory != NULL)
+		return (cf->daemon.state_directory);
+	if ((env = getenv("STATE_DIRECTORY")) == NULL || *env != '/')
+		return (NULL);
+	/* Several StateDirectory= entries arrive colon-separated. */
+	n = (colon = strchr(env, ':')) != NULL ? (size_t)(colon - env) :
+	    strlen(env);
+	if (n >= sizeof(first))
+		return (NULL);
+	memcpy(first, env, n);
+	first[n] = '\0';
+	return (first);
 }
 
 bool

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "io/account.h"
 #include "io/auth.h"
 #include "base/conf.h"
 #include "io/ews.h"
@@ -31,13 +32,9 @@ struct ews_ctx {
 	struct event		 kick;		/* run the scheduler soon */
 	struct event		 wake;		/* scheduler's next wake-up */
 	struct hashmap		*counts;	/* "Op code" -> uint64_t * */
-	uint64_t		 auth_failures;
-	unsigned		 auth_streak;	/* 401s since the last success */
+	struct account		*account;	/* gates the scheduler */
 	unsigned		 in_flight[THROTTLE_CLASS_MAX];
 };
-
-/* 401s in a row before the service account's credentials are suspect. */
-#define AUTH_ALERT_AFTER	3
 
 static const char *const op_names[EWS_OP_MAX] = {
 	"Subscribe", "Unsubscribe", "GetStreamingEvents", "GetEvents",
@@ -101,6 +98,7 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 	struct http_engine_opts	 hopts;
 	struct throttle_limits	 lim;
 	struct auth_opts	 aopts;
+	struct account_opts	 acopts;
 
 	c = xcalloc(1, sizeof *c);
 	c->base = base;
@@ -116,6 +114,8 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 	}
 	throttle_limits_from_conf(&lim, conf);
 	c->throttle = throttle_new(&lim);
+	account_opts_from_config(&acopts, conf);
+	c->account = account_new(c->throttle, &acopts);
 	event_assign(&c->kick, base, -1, 0, run_cb, c);
 	evtimer_assign(&c->wake, base, run_cb, c);
 	c->counts = hashmap_new();
@@ -132,6 +132,7 @@ ews_ctx_free(struct ews_ctx *c)
 	if (c->auth != NULL)
 		auth_free(c->auth);
 	http_engine_free(c->http);
+	account_free(c->account);
 	throttle_free(c->throttle);
 	hashmap_free(c->counts, free);
 	free(c);
@@ -141,13 +142,19 @@ void
 ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
 {
 	struct throttle_limits	 lim;
+	struct account_opts	 ao;
 
 	c->conf = conf;
 	/* A changed password file takes effect on the next request. */
 	http_engine_set_credentials(c->http, conf->exchange.username,
 	    conf->exchange.password);
+	http_engine_set_connect_timeout(c->http,
+	    (long)conf->exchange.connect_timeout_ms);
 	throttle_limits_from_conf(&lim, conf);
 	throttle_set_limits(c->throttle, &lim);
+	/* ... and a refused or unreachable account tries it at once. */
+	account_opts_from_config(&ao, conf);
+	account_reload(c->account, &ao);
 	kick(c);
 }
 
@@ -166,13 +173,45 @@ ews_ctx_config(const struct ews_ctx *c)
 uint64_t
 ews_ctx_auth_failures(const struct ews_ctx *c)
 {
-	return (c->auth_failures);
+	return (account_failed_logins_total(c->account));
 }
 
 bool
 ews_ctx_auth_failing(const struct ews_ctx *c)
 {
-	return (c->auth_streak >= AUTH_ALERT_AFTER);
+	return (account_state(c->account) == ACCOUNT_AUTH_FAILING);
+}
+
+int
+ews_ctx_problems_json(struct ews_ctx *c, struct json_writer *w)
+{
+	char	 msg[512];
+
+	if (!account_problem(c->account, msg, sizeof msg))
+		return (1);
+	json_str(w, msg);
+	return (0);
+}
+
+void
+ews_ctx_account_json(struct ews_ctx *c, struct json_writer *w)
+{
+	account_json(c->account, w);
+}
+
+const char *
+ews_ctx_summary(const struct ews_ctx *c)
+{
+	switch (account_state(c->account)) {
+	case ACCOUNT_AUTH_FAILING:
+		return ("AUTHENTICATION FAILING");
+	case ACCOUNT_UNREACHABLE:
+		return ("EXCHANGE UNREACHABLE");
+	case ACCOUNT_DENIED:
+		return ("IMPERSONATION REFUSED");
+	default:
+		return (NULL);
+	}
 }
 
 /* ---- calls ---- */
@@ -267,6 +306,24 @@ all_success(const char *body, size_t len)
 	return (p != body);
 }
 
+/* What a finished request says about the service account. */
+static enum account_verdict
+judge(const struct ews_reply *r, const struct http_response *h)
+{
+	const char	*code = r->parsed ? r->generic.status.code : NULL;
+
+	if (h->result == HTTP_RESULT_AUTH || ews_code_login_refused(code))
+		return (ACCOUNT_V_REFUSED);
+	if (ews_code_impersonation_refused(code))
+		return (ACCOUNT_V_DENIED);
+	/* A 2xx, or a SOAP answer: EWS itself, past the login. */
+	if (h->result == HTTP_RESULT_OK || r->parsed)
+		return (ACCOUNT_V_ACCEPTED);
+	if (h->unreachable)
+		return (ACCOUNT_V_UNREACHABLE);
+	return (h->status > 0 ? ACCOUNT_V_HTTP : ACCOUNT_V_NONE);
+}
+
 static void
 http_done(struct http_request *req, const struct http_response *h, void *arg)
 {
@@ -274,8 +331,10 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	struct ews_ctx		*c = call->ctx;
 	struct ews_reply	 r;
 	struct throttle_outcome	 out, verdict;
+	struct account_report	 ar;
 	char			*cause = NULL;
 	char			 status[32];
+	bool			 requeue;
 
 	call->req = NULL;
 	c->in_flight[call->ops->klass]--;
@@ -310,30 +369,60 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		snprintf(status, sizeof status, "HTTP%ld", h->status);
 		r.code = status;
 	}
-	if (r.action == EWS_ACT_AUTH) {
-		c->auth_failures++;
-		if (++c->auth_streak == AUTH_ALERT_AFTER)
-			log_emit(LOG_ERR, &(struct log_ctx){ .operation =
-			    ews_op_name(call->ops->op), .response_code = r.code },
-			    "Exchange keeps refusing the service account's "
-			    "credentials (%s); check the password", r.code);
-	} else if (r.action == EWS_ACT_OK) {
-		if (c->auth_streak >= AUTH_ALERT_AFTER)
-			log_notice("Exchange accepts the service account's "
-			    "credentials again");
-		c->auth_streak = 0;
+	memset(&ar, 0, sizeof ar);
+	ar.verdict = judge(&r, h);
+	ar.probe = throttle_ticket_is_probe(c->throttle, &call->ticket);
+	/* A stream carries subscriptions: impersonation worked for them. */
+	ar.served = call->served || call->ops->klass == THROTTLE_STREAM;
+	ar.started = time_mono_ms() - h->elapsed_ms;
+	ar.code = r.code;
+	ar.reason = h->error;
+	if (call->data_seen && ar.verdict != ACCOUNT_V_REFUSED)
+		ar.verdict = ACCOUNT_V_NONE;	/* told on its first bytes */
+	account_report(c->account, &ar);
+	if (ar.verdict == ACCOUNT_V_ACCEPTED)
+		call->served = true;
+	/*
+	 * The account's problem, not the request's: a short request waits
+	 * at the gate again and its owner never hears of it.  A stream
+	 * goes back to its group, which reconnects through the gate.
+	 */
+	requeue = call->ops->klass == THROTTLE_SHORT &&
+	    (ar.verdict == ACCOUNT_V_REFUSED ||
+	    ar.verdict == ACCOUNT_V_UNREACHABLE) &&
+	    account_failing(c->account);
+	r.account = account_failing(c->account) &&
+	    (ar.verdict == ACCOUNT_V_REFUSED ||
+	    ar.verdict == ACCOUNT_V_UNREACHABLE);
+	if (account_failing(c->account) && ar.verdict ==
+	    ACCOUNT_V_UNREACHABLE) {
+		/* The gate paces the attempts, not the budget. */
+		out.result = THROTTLE_DONE;
+		out.backoff_ms = 0;
 	}
 	count(c, call->ops->op, r.code);
+	/* Account-wide failures are logged once, by the account. */
 	if (r.action != EWS_ACT_OK)
-		log_emit(r.action == EWS_ACT_TRANSIENT ||
+		log_emit(r.account || ar.verdict == ACCOUNT_V_REFUSED ||
+		    ar.verdict == ACCOUNT_V_UNREACHABLE ? LOG_DEBUG :
+		    r.action == EWS_ACT_TRANSIENT ||
 		    r.action == EWS_ACT_THROTTLED ? LOG_INFO : LOG_WARNING,
 		    &(struct log_ctx){ .operation = ews_op_name(call->ops->op),
-		    .response_code = r.code }, "%s%s%s: %s%s%s",
+		    .response_code = r.code }, "%s%s%s: %s%s%s%s",
 		    ews_op_name(call->ops->op), h->error ? " " : "",
 		    h->error ? h->error : "", r.code,
 		    r.parsed && r.generic.status.message ? ": " : "",
 		    r.parsed && r.generic.status.message ?
-		    r.generic.status.message : "");
+		    r.generic.status.message : "",
+		    requeue ? " (waiting for the account)" : "");
+	if (requeue) {
+		throttle_requeue(c->throttle, &call->ticket, time_mono_ms(),
+		    &out);
+		kick(c);
+		if (r.parsed)
+			ews_response_free(&r.generic);
+		return;
+	}
 	throttle_release(c->throttle, &call->ticket, time_mono_ms(), &out);
 	kick(c);
 	call->ops->done(call, &r, call->arg);
@@ -345,8 +434,21 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 static int
 http_data(const char *p, size_t n, void *arg)
 {
-	struct ews_call	*call = arg;
+	struct ews_call		*call = arg;
+	struct ews_ctx		*c = call->ctx;
 
+	if (!call->data_seen) {
+		/* A stream's first bytes prove the login: a probe is done. */
+		call->data_seen = true;
+		call->served = true;
+		account_report(c->account, &(struct account_report){
+		    .verdict = ACCOUNT_V_ACCEPTED, .probe =
+		    throttle_ticket_is_probe(c->throttle, &call->ticket),
+		    .served = true, .started = time_mono_ms(),
+		    .code = "NoError" });
+		throttle_probe_done(c->throttle, &call->ticket);
+		kick(c);
+	}
 	return (call->ops->data(p, n, call->arg));
 }
 
@@ -386,6 +488,10 @@ granted(struct throttle_ticket *tk, void *arg)
 	    conf->exchange.request_timeout_ms;
 	o.tag = s.tag;
 	o.secret = s.secret;
+	/* A probe tests the login, not a connection NTLM authenticated
+	 * before the password changed. */
+	o.fresh_connect = throttle_ticket_is_probe(c->throttle, tk);
+	call->data_seen = false;
 	c->in_flight[call->ops->klass]++;
 	call->req = http_request_start(c->http, &o, http_done,
 	    call->ops->data != NULL ? http_data : NULL, call);
@@ -454,6 +560,7 @@ ews_ctx_metrics(struct ews_ctx *c, struct buf *b)
 	    "ewsgw_ews_in_flight{class=\"stream\"} %u\n",
 	    c->in_flight[THROTTLE_SHORT], c->in_flight[THROTTLE_STREAM]);
 	throttle_prometheus(c->throttle, time_mono_ms(), b);
+	account_prometheus(c->account, b);
 }
 
 void

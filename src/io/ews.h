@@ -55,6 +55,10 @@ struct ews_reply {
 	const char			*code;	/* ResponseCode, HTTP status
 						   or transport class */
 	enum ews_action			 action; /* what to do about it */
+	bool				 account; /* the service account's
+						   failure (refused,
+						   unreachable), logged
+						   once by the call path */
 };
 
 struct ews_call;
@@ -100,6 +104,10 @@ struct ews_call {
 	struct ews_ctx			*ctx;
 	const struct ews_call_ops	*ops;
 	void				*arg;
+	bool				 data_seen; /* a stream's first
+						   bytes came */
+	bool				 served; /* answered past the login
+						   and impersonation once */
 };
 
 struct ews_ctx;
@@ -132,9 +140,20 @@ void		 ews_ctx_metrics(struct ews_ctx *, struct buf *);
 void		 ews_ctx_budget_json(struct ews_ctx *, struct json_writer *);
 /* Short request header: version + optional impersonation. */
 const char	*ews_op_name(enum ews_op);
-/* Counters for the STATUS= line. */
+/* Logins Exchange refused, in total. */
 uint64_t	 ews_ctx_auth_failures(const struct ews_ctx *);
-/* Exchange refused the credentials several times with no success since. */
+/* Exchange refuses the service account's credentials (account.h). */
 bool		 ews_ctx_auth_failing(const struct ews_ctx *);
+/*
+ * The service account's problem (authentication failing, Exchange
+ * unreachable, impersonation refused across the board) as one string
+ * appended to the open JSON array at w.  Returns 1 when there is none
+ * (healthy), 0 when there is one.
+ */
+int		 ews_ctx_problems_json(struct ews_ctx *, struct json_writer *);
+/* The account's state as one JSON object value at w. */
+void		 ews_ctx_account_json(struct ews_ctx *, struct json_writer *);
+/* A few upper-case words for systemd's STATUS= line, or NULL. */
+const char	*ews_ctx_summary(const struct ews_ctx *);
 
 #endif

@@ -421,9 +421,11 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	g->drops++;
 	if (r->http->result != HTTP_RESULT_OK)
 		set_error(g, r->code);
-	log_emit(LOG_INFO, &(struct log_ctx){ .operation =
-	    "GetStreamingEvents", .response_code = g->last_error },
-	    "connection %u (anchor %s) ended: %s; reconnecting", g->id,
+	/* The account's failures are the call path's to log, once. */
+	log_emit(r->account ? LOG_DEBUG : LOG_INFO, &(struct log_ctx){
+	    .operation = "GetStreamingEvents", .response_code =
+	    g->last_error }, "connection %u (anchor %s) ended: %s; "
+	    "reconnecting", g->id,
 	    g->anchor, g->last_error[0] ? g->last_error : r->code);
 	if (r->parsed && r->generic.status.backoff_ms > 0)
 		/* Exchange said how long: the scheduler holds the budget. */

@@ -710,7 +710,8 @@ publish(struct mailbox *mb, const char *source)
 	ch.since = p.since != PRESENCE_NO_SINCE ? p.since : 0;
 	ch.until = p.until != PRESENCE_NO_UNTIL ? p.until : 0;
 	ch.source = source;
-	ch.seq = ++mb->seq;
+	/* ch.seq is numbered by the publisher (the hook), not here. */
+	mb->seq++;
 	mb->pres = p;
 	mb->has_presence = true;
 	ctx->hooks->publish(mb, &ch, ctx->arg);
