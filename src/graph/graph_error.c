@@ -102,9 +102,14 @@ http_date(const char *s, int64_t *out)
 	if ((p = strstr(mon, m)) == NULL || (p - mon) % 3 != 0 || d < 1 ||
 	    d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970)
 		return (-1);
-	*out = time_days_from_civil(y, (unsigned)((p - mon) / 3 + 1),
-	    (unsigned)d) * 86400 + hh * 3600 + mm * 60 + ss;
-	return (0);
+	{
+		char	 iso[32];
+		int	 k;
+
+		k = snprintf(iso, sizeof iso, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+		    y, (int)((p - mon) / 3 + 1), d, hh, mm, ss);
+		return (time_parse_iso8601(iso, (size_t)k, out));
+	}
 }
 
 int64_t
