@@ -14,7 +14,7 @@ need() { PACKAGES="$PACKAGES $*"; }
 need build-essential autoconf automake libtool pkg-config
 # libraries, and check for the unit tests
 need libcurl4-openssl-dev libxml2-dev libevent-dev libssl-dev \
-	libsystemd-dev check
+	libsystemd-dev libjansson-dev check
 # the sip sink's SIP parser and both protocol sinks' resolver
 need libosip2-dev libc-ares-dev
 # test tools: valgrind, clang (fuzzers), mandoc (manual lint),
