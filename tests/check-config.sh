@@ -78,4 +78,20 @@ check "unknown key" 78 "$tmp/bad.conf" \
 
 check "missing file" 78 "$tmp/none.conf" "$tmp/none.conf: cannot read"
 
+# A valid [cluster] section is refused until cluster mode runs: two
+# unclustered daemons would double the load on the account's budget.
+cat >"$tmp/cluster.conf" <<'CONF'
+[exchange]
+url = https://mail.example.com/EWS/Exchange.asmx
+username = svc
+password_file = ewsgw-password
+
+[cluster]
+endpoints = https://etcd1.example.com:2379, https://etcd2.example.com:2379
+name = presence
+node = gw1
+CONF
+check "cluster mode" 78 "$tmp/cluster.conf" \
+    "$tmp/cluster.conf: [cluster] endpoints: cluster mode is not available in this version yet"
+
 exit $fail

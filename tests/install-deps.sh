@@ -25,6 +25,8 @@ need python3 python3-exchangelib python3-lxml python3-cryptography
 # the Debian package: dpkg-buildpackage, debhelper, lintian
 need dpkg-dev debhelper lintian
 # test servers (tests/ci.sh starts them)
+# etcd for the cluster tests (etcdctl is the independent client)
+need etcd-server etcd-client
 
 # Seconds to wait for another apt or dpkg holding its lock.
 LOCK_WAIT=${LOCK_WAIT:-900}

@@ -65,8 +65,28 @@ struct ewsgw_presence_change {
 	int64_t		 since;		/* epoch seconds, 0 = none */
 	int64_t		 until;		/* epoch seconds, 0 = none */
 	const char	*source;	/* calendar|oof|resync|startup|timer */
-	uint64_t	 seq;		/* per-mailbox sequence number */
+	uint64_t	 seq;		/* see below */
 };
+
+/*
+ * seq: a number that is larger for every change than for any change
+ * published before it, by this daemon run or an earlier one, for every
+ * mailbox: a consumer that remembers the largest seq it processed per
+ * mailbox can drop any change whose seq is not larger, and loses none.
+ * Numbers are not consecutive (they are shared by all mailboxes and a
+ * restart skips ahead), they survive restarts and reloads (a mailbox
+ * added or re-added by a reload continues above everything before), and
+ * they stay below 2^53, so JSON parsers that read numbers as doubles
+ * keep them exact.  How: the daemon reserves ranges of 2^20 numbers in
+ * the file "seq" of its state directory (one small durable write per
+ * range, none per change) and starts a run above the reserved range, and
+ * never below the wall clock in microseconds since 2020-01-01; without a
+ * state directory the clock alone keeps restarts above earlier runs.
+ * since: when the current state began, where the calendar says so (the
+ * start of the meeting or of the out-of-office period that holds now,
+ * or the end of the last one within the lookback), also for the first
+ * change after a start; 0 when it is not known.
+ */
 
 #define EWSGW_CHANGE_HAS(c, field)					\
 	((c)->size >= offsetof(struct ewsgw_presence_change, field) +	\
@@ -190,6 +210,18 @@ struct ewsgw_sink_ops {
 
 	/* Reopen files (log rotation, SIGHUP).  Optional. */
 	void	(*reopen)(struct ewsgw_sink *);
+
+	/*
+	 * The mailbox (borrowed for the call) is no longer watched: a
+	 * reload removed it from the configuration.  Drop whatever the
+	 * sink keeps about it (the file sink removes it from its state
+	 * document).  Called in order with the mailbox's changes: after
+	 * the sink finished with every earlier change of that mailbox and
+	 * before any later one (it may be added again).  Must not fail.
+	 * Optional; added after ABI version 1 shipped, so the host only
+	 * calls it when size covers it.
+	 */
+	void	(*forget)(struct ewsgw_sink *, const char *mailbox);
 };
 
 /* The symbol a loadable sink module exports. */

@@ -45,7 +45,7 @@
 
 enum section {
 	SEC_EXCHANGE, SEC_PUSH, SEC_THROTTLING, SEC_MAILBOXES, SEC_PRESENCE,
-	SEC_STATUS, SEC_LOG, SEC_COUNT,
+	SEC_STATUS, SEC_LOG, SEC_DAEMON, SEC_CLUSTER, SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* inside a bad header: keys are skipped */
 	SEC_SINK = -3		/* inside [sink NAME] */
@@ -53,12 +53,13 @@ enum section {
 
 static const char *const section_names[SEC_COUNT] = {
 	"exchange", "push", "throttling", "mailboxes", "presence", "status",
-	"log"
+	"log", "daemon", "cluster"
 };
 
 enum ktype {
 	KT_STR,		/* any non-empty string */
 	KT_URL,		/* http:// or https:// URL */
+	KT_URLS,	/* one or more URLs, blanks or commas between */
 	KT_LISTEN,	/* address:port */
 	KT_CIDRS,	/* addresses and networks (cidr.h) */
 	KT_PATH,	/* file name; relative to the config's directory */
@@ -180,6 +181,12 @@ static const struct conf_key keys[] = {
 	    idtype_enum, 0),
 	K(EXCHANGE, "request_timeout", KT_DURATION, exchange.request_timeout_ms,
 	    "60s", 1 * SEC, 1 * HOUR, CK_RELOAD),
+	K(EXCHANGE, "connect_timeout", KT_DURATION, exchange.connect_timeout_ms,
+	    "30s", 1 * SEC, 10 * MIN, CK_RELOAD),
+	K(EXCHANGE, "login_retry", KT_DURATION, exchange.login_retry_ms,
+	    "1m", 1 * SEC, 1 * DAY, CK_RELOAD),
+	K(EXCHANGE, "login_retry_max", KT_DURATION,
+	    exchange.login_retry_max_ms, "30m", 1 * SEC, 7 * DAY, CK_RELOAD),
 	K(EXCHANGE, "tenant", KT_STR, exchange.tenant, NULL, 0, 0, 0),
 	K(EXCHANGE, "client_id", KT_STR, exchange.client_id, NULL, 0, 0, 0),
 	K(EXCHANGE, "client_secret_file", KT_CRED,
@@ -256,6 +263,21 @@ static const struct conf_key keys[] = {
 	K(STATUS, "group", KT_STR, status.group, NULL, 0, 0, 0),
 
 	KE(LOG, "level", log.level, "info", level_enum, CK_RELOAD),
+
+	K(DAEMON, "state_directory", KT_PATH, daemon.state_directory, NULL,
+	    0, 0, CK_RELOAD),
+
+	K(CLUSTER, "endpoints", KT_URLS, cluster.endpoints, NULL, 0, 0, 0),
+	K(CLUSTER, "name", KT_STR, cluster.name, NULL, 0, 0, 0),
+	K(CLUSTER, "node", KT_STR, cluster.node, NULL, 0, 0, 0),
+	K(CLUSTER, "lease_ttl", KT_DURATION, cluster.lease_ttl_ms, "10s",
+	    2 * SEC, 1 * HOUR, 0),
+	K(CLUSTER, "ca_file", KT_PATH, cluster.ca_file, NULL, 0, 0,
+	    CK_READABLE),
+	K(CLUSTER, "client_cert", KT_PATH, cluster.client_cert, NULL, 0, 0,
+	    CK_READABLE),
+	K(CLUSTER, "client_key", KT_PATH, cluster.client_key, NULL, 0, 0,
+	    CK_READABLE),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -294,6 +316,10 @@ static void	 parse_header(struct cstate *, char *, int);
 static void	 parse_sink_kv(struct cstate *, const char *, const char *,
 		    int);
 static int	 valid_url(const char *);
+static int	 set_urls(struct cstate *, const struct conf_key *,
+		    const char *, int, char **);
+static bool	 valid_name(const char *);
+static void	 cluster_finish(struct cstate *);
 static int	 valid_listen(const char *);
 static int	 valid_address(const char *);
 static int	 valid_sid(const char *);
@@ -626,6 +652,39 @@ valid_url(const char *v)
 	return (1);
 }
 
+/* A list of URLs, kept with one blank between them. */
+static int
+set_urls(struct cstate *st, const struct conf_key *k, const char *v, int line,
+    char **target)
+{
+	struct buf	 b = BUF_INIT;
+	char		*copy = xstrdup(v), *tok, *sp;
+	int		 rc = 0;
+
+	for (tok = strtok_r(copy, " \t,", &sp); tok != NULL;
+	    tok = strtok_r(NULL, " \t,", &sp)) {
+		if (!valid_url(tok)) {
+			cerr(st, st->file, line, "invalid URL '%s' for '%s' in "
+			    "[%s] (expected http://HOST:PORT or "
+			    "https://HOST:PORT)", tok, k->name,
+			    section_names[k->section]);
+			rc = -1;
+			continue;
+		}
+		buf_printf(&b, "%s%s", b.len > 0 ? " " : "", tok);
+	}
+	free(copy);
+	if (rc == 0 && b.len == 0) {
+		cerr(st, st->file, line, "no URL for '%s' in [%s]", k->name,
+		    section_names[k->section]);
+		rc = -1;
+	}
+	if (rc == 0)
+		*target = buf_steal(&b);
+	buf_free(&b);
+	return (rc);
+}
+
 /* "host:port", "[v6]:port" or "*:port"; port 1..65535. */
 static int
 valid_listen(const char *v)
@@ -692,6 +751,8 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 		}
 		*(char **)target = xstrdup(v);
 		return (0);
+	case KT_URLS:
+		return (set_urls(st, k, v, line, (char **)target));
 	case KT_LISTEN:
 		if (!valid_listen(v)) {
 			cerr(st, st->file, line, "invalid address '%s' for "
@@ -1385,6 +1446,71 @@ version_is_2013(const char *v)
 	    strcmp(v, "Exchange2013_SP1") == 0);
 }
 
+/* Cluster and node names become etcd keys: a safe alphabet only. */
+static bool
+valid_name(const char *s)
+{
+	size_t	 n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+	    "TUVWXYZ0123456789._-");
+
+	return (n > 0 && n <= 64 && s[n] == '\0');
+}
+
+/* [cluster]: on with endpoints; then name is needed, node defaults. */
+static void
+cluster_finish(struct cstate *st)
+{
+	struct config	*cf = st->cf;
+	char		 host[256], *tok, *copy, *sp;
+	int		 line = st->secline[SEC_CLUSTER];
+	size_t		 i;
+
+	if (cf->cluster.endpoints == NULL) {
+		for (i = 0; i < NKEYS; i++)
+			if (keys[i].section == SEC_CLUSTER &&
+			    st->keyline[i] > 0) {
+				require(st, SEC_CLUSTER, "endpoints",
+				    "cluster mode needs etcd");
+				break;
+			}
+		return;
+	}
+	copy = xstrdup(cf->cluster.endpoints);
+	for (tok = strtok_r(copy, " ", &sp); tok != NULL;
+	    tok = strtok_r(NULL, " ", &sp)) {
+		cf->cluster.endpoint = xreallocarray(cf->cluster.endpoint,
+		    cf->cluster.nendpoints + 1, sizeof *cf->cluster.endpoint);
+		cf->cluster.endpoint[cf->cluster.nendpoints++] = xstrdup(tok);
+	}
+	free(copy);
+	require(st, SEC_CLUSTER, "name", "needed with endpoints");
+	if (cf->cluster.name != NULL && !valid_name(cf->cluster.name))
+		cerr(st, st->file, key_line(st, SEC_CLUSTER, "name"),
+		    "invalid name '%s' in [cluster] (letters, digits, '.', "
+		    "'_' and '-', at most 64)", cf->cluster.name);
+	if (cf->cluster.node == NULL) {
+		if (gethostname(host, sizeof host) == -1)
+			host[0] = '\0';
+		host[sizeof host - 1] = '\0';
+		host[strcspn(host, ".")] = '\0';
+		if (!valid_name(host))
+			cerr(st, st->file, line, "the host name '%s' cannot "
+			    "name this node: set node in [cluster]", host);
+		else
+			cf->cluster.node = xstrdup(host);
+	} else if (!valid_name(cf->cluster.node))
+		cerr(st, st->file, key_line(st, SEC_CLUSTER, "node"),
+		    "invalid node '%s' in [cluster] (letters, digits, '.', "
+		    "'_' and '-', at most 64)", cf->cluster.node);
+	if (cf->cluster.lease_ttl_ms % SEC != 0)
+		cerr(st, st->file, key_line(st, SEC_CLUSTER, "lease_ttl"),
+		    "lease_ttl in [cluster] must be whole seconds");
+	if ((cf->cluster.client_cert == NULL) !=
+	    (cf->cluster.client_key == NULL))
+		cerr(st, st->file, line, "client_cert and client_key in "
+		    "[cluster] go together: set both or neither");
+}
+
 /* Defaults, cross-key rules, secrets, mailboxes, sinks. */
 static void
 finish(struct cstate *st)
@@ -1393,6 +1519,7 @@ finish(struct cstate *st)
 	struct sockaddr_un sa;
 	char		 why[64];
 	size_t		 i;
+	int		 line;
 
 	for (i = 0; i < NKEYS; i++)
 		if (st->keyline[i] == 0 && keys[i].def != NULL &&
@@ -1436,6 +1563,12 @@ finish(struct cstate *st)
 	    key_line(st, SEC_EXCHANGE, "client_secret_file") > 0)
 		cf->exchange.client_secret = read_secret(st,
 		    "client_secret_file", cf->exchange.client_secret_file);
+	if (cf->exchange.login_retry_max_ms < cf->exchange.login_retry_ms) {
+		if ((line = key_line(st, SEC_EXCHANGE, "login_retry_max")) <= 0)
+			line = key_line(st, SEC_EXCHANGE, "login_retry");
+		cerr(st, st->file, line, "login_retry_max in [exchange] is "
+		    "shorter than login_retry");
+	}
 	if ((cf->exchange.client_cert == NULL) !=
 	    (cf->exchange.client_key == NULL))
 		cerr(st, st->file, st->secline[SEC_EXCHANGE], "client_cert and "
@@ -1466,6 +1599,8 @@ finish(struct cstate *st)
 	    key_line(st, SEC_MAILBOXES, "file") > 0)
 		mailbox_file_load(st);
 	mailboxes_finish(st);
+
+	cluster_finish(st);
 
 	for (i = 0; i < cf->nsinks; i++)
 		if (cf->sinks[i].type == NULL)
@@ -1559,6 +1694,7 @@ conf_free(struct config *cf)
 		switch (keys[i].type) {
 		case KT_STR:
 		case KT_URL:
+		case KT_URLS:
 		case KT_LISTEN:
 		case KT_CIDRS:
 		case KT_PATH:
@@ -1573,6 +1709,9 @@ conf_free(struct config *cf)
 	}
 	xfree_secret(cf->exchange.password);
 	xfree_secret(cf->exchange.client_secret);
+	for (i = 0; i < cf->cluster.nendpoints; i++)
+		free(cf->cluster.endpoint[i]);
+	free(cf->cluster.endpoint);
 	for (i = 0; i < cf->nmailboxes; i++) {
 		free(cf->mailboxes[i].address);
 		free(cf->mailboxes[i].id);
@@ -1590,6 +1729,27 @@ conf_free(struct config *cf)
 	free(cf->sinks);
 	free(cf->path);
 	free(cf);
+}
+
+const char *
+conf_state_directory(const struct config *cf)
+{
+	static char	 first[4096];
+	const char	*env, *colon;
+	size_t		 n;
+
+	if (cf->daemon.state_directory != NULL)
+		return (cf->daemon.state_directory);
+	if ((env = getenv("STATE_DIRECTORY")) == NULL || *env != '/')
+		return (NULL);
+	/* Several StateDirectory= entries arrive colon-separated. */
+	n = (colon = strchr(env, ':')) != NULL ? (size_t)(colon - env) :
+	    strlen(env);
+	if (n >= sizeof(first))
+		return (NULL);
+	memcpy(first, env, n);
+	first[n] = '\0';
+	return (first);
 }
 
 bool
@@ -1646,6 +1806,7 @@ diff(const struct config *old, const struct config *new, bool all,
 		switch (keys[i].type) {
 		case KT_STR:
 		case KT_URL:
+		case KT_URLS:
 		case KT_LISTEN:
 		case KT_CIDRS:
 		case KT_PATH:

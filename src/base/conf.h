@@ -75,6 +75,11 @@ struct config {
 		char		*client_secret_file;
 		char		*token_url;
 		int64_t		 request_timeout_ms;
+		int64_t		 connect_timeout_ms;
+		/* Credentials refused: wait this long, then one login attempt
+		 * per step, the step tripling up to login_retry_max_ms. */
+		int64_t		 login_retry_ms;
+		int64_t		 login_retry_max_ms;
 	} exchange;
 
 	struct {
@@ -133,6 +138,25 @@ struct config {
 	struct {
 		int		 level;		/* syslog priority */
 	} log;
+
+	struct {
+		char		*state_directory;	/* NULL: see
+							   conf_state_directory */
+	} daemon;
+
+	/* Several nodes sharing one account's budget through etcd. */
+	struct {
+		char		*endpoints;	/* URLs, one blank between; NULL:
+						 * no cluster */
+		char		**endpoint;	/* each of them */
+		size_t		 nendpoints;
+		char		*name;		/* the cluster's etcd prefix */
+		char		*node;		/* default: the host name */
+		int64_t		 lease_ttl_ms;	/* whole seconds */
+		char		*ca_file;
+		char		*client_cert;
+		char		*client_key;
+	} cluster;
 };
 
 /*
@@ -184,6 +208,14 @@ int		 conf_diff_nonreloadable(const struct config *old,
  */
 int		 conf_diff_keys(const struct config *old,
 		    const struct config *new, char **what);
+
+/*
+ * Where the daemon keeps what must survive a restart: [daemon]
+ * state_directory, else the first directory of $STATE_DIRECTORY (set by
+ * systemd's StateDirectory=), else NULL (nothing is kept).  Borrowed
+ * from conf or the environment.
+ */
+const char	*conf_state_directory(const struct config *);
 
 /* Names for enums, for status output and messages. */
 const char	*conf_auth_name(enum conf_auth);

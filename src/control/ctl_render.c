@@ -318,6 +318,15 @@ render_status(const struct json_value *v, struct buf *out)
 		kv_lines(&t, "", o->str);
 	}
 
+	if ((o = json_get(v, "exchange")) != NULL && o->type == JSON_OBJECT) {
+		buf_printf(&b, "%s, %s", json_get_str(o, "state", "?"),
+		    json_get_str(o, "url", "?"));
+		if (json_get_num(o, "failed_logins_total", 0) > 0)
+			buf_printf(&b, ", %.0f failed logins since start",
+			    json_get_num(o, "failed_logins_total", 0));
+		kv(&t, "exchange:", buf_str(&b));
+		buf_reset(&b);
+	}
 	if ((o = json_get(v, "mailboxes")) != NULL) {
 		buf_printf(&b, "%.0f", json_get_num(o, "total", 0));
 		if ((o = json_get(o, "by_state")) != NULL &&

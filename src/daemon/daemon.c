@@ -22,6 +22,7 @@
 #include "base/conf.h"
 #include "control/control.h"
 #include "daemon/daemon.h"
+#include "base/hashmap.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "subs/manager.h"
@@ -57,6 +58,8 @@ struct daemon {
 
 static void	 daemon_stop(struct daemon *);
 static int	 daemon_reload(struct daemon *, char **);
+static void	 forget_removed(struct sinkset *, const struct config *,
+		    const struct config *);
 static int	 reload_rejected(struct daemon *, char *, const char *,
 		    char **);
 
@@ -219,6 +222,24 @@ ignore_cb(evutil_socket_t sig, short ev, void *arg)
 
 /* ---- reload ---- */
 
+/* Mailboxes old names and new does not leave the sinks' state. */
+static void
+forget_removed(struct sinkset *sinks, const struct config *old,
+    const struct config *new)
+{
+	struct hashmap	*keep;
+	size_t		 i;
+
+	keep = hashmap_new();
+	for (i = 0; i < new->nmailboxes; i++)
+		hashmap_put(keep, new->mailboxes[i].address,
+		    &new->mailboxes[i]);
+	for (i = 0; i < old->nmailboxes; i++)
+		if (hashmap_get(keep, old->mailboxes[i].address) == NULL)
+			sinkset_forget(sinks, old->mailboxes[i].address);
+	hashmap_free(keep, NULL);
+}
+
 /*
  * A rejected reload: the running configuration stays.  errors (taken,
  * may be NULL: then what) are "FILE:LINE: message" lines; each is
@@ -283,6 +304,8 @@ daemon_reload(struct daemon *d, char **cause)
 	}
 	log_set_level(nconf->log.level);
 	manager_reload(d->manager, nconf);
+	/* After whatever they published before they stopped. */
+	forget_removed(d->sinks, d->conf, nconf);
 	conf_free(d->conf);
 	d->conf = nconf;
 	d->reloads++;
@@ -356,6 +379,14 @@ daemon_validate(const struct config *conf, char **errors)
 		}
 		free(e);
 	}
+	/*
+	 * Two daemons on one mailbox list would each subscribe every
+	 * mailbox on the same budget: until the manager follows the
+	 * cluster's assignment, refuse rather than run unclustered.
+	 */
+	if (conf->cluster.endpoints != NULL)
+		buf_printf(&b, "%s: [cluster] endpoints: cluster mode is not "
+		    "available in this version yet\n", conf->path);
 	if (b.len == 0) {
 		buf_free(&b);
 		return (0);

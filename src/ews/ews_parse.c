@@ -153,6 +153,39 @@ static const char *const action_names[EWS_ACT_MAX] = {
 	"auth", "transient", "fatal"
 };
 
+static bool
+code_in(const char *code, const char *const *list)
+{
+	if (code == NULL)
+		return (false);
+	for (; *list != NULL; list++)
+		if (strcmp(code, *list) == 0)
+			return (true);
+	return (false);
+}
+
+bool
+ews_code_login_refused(const char *code)
+{
+	static const char *const codes[] = {
+		"ErrorPasswordExpired", "ErrorPasswordChangeRequired",
+		"ErrorAccountDisabled", NULL
+	};
+
+	return (code_in(code, codes));
+}
+
+bool
+ews_code_impersonation_refused(const char *code)
+{
+	static const char *const codes[] = {
+		"ErrorImpersonateUserDenied", "ErrorImpersonationDenied",
+		"ErrorImpersonationFailed", NULL
+	};
+
+	return (code_in(code, codes));
+}
+
 enum ews_action
 ews_classify(const char *code)
 {

@@ -79,6 +79,13 @@ enum ews_action	 ews_classify(const char *code);
 /* The action for a whole status (class plus code). */
 enum ews_action	 ews_status_action(const struct ews_status *);
 const char	*ews_action_name(enum ews_action);
+/*
+ * Codes that are about the service account's login, not the request:
+ * an expired password, one that must be changed, a disabled account.
+ */
+bool		 ews_code_login_refused(const char *code);
+/* Codes refusing to impersonate the mailbox named in the request. */
+bool		 ews_code_impersonation_refused(const char *code);
 const char	*ews_class_name(enum ews_class);
 
 /* LegacyFreeBusyStatus / LegacyFreeBusyType, in MergedFreeBusy order. */

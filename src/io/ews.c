@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "io/account.h"
 #include "io/auth.h"
 #include "base/conf.h"
 #include "io/ews.h"
@@ -30,13 +31,9 @@ struct ews_ctx {
 	struct event		*kick;		/* run the scheduler soon */
 	struct event		*wake;		/* scheduler's next wake-up */
 	struct hashmap		*counts;	/* "Op code" -> uint64_t * */
-	uint64_t		 auth_failures;
-	unsigned		 auth_streak;	/* 401s since the last success */
+	struct account		*account;	/* gates the scheduler */
 	unsigned		 in_flight[THROTTLE_CLASS_MAX];
 };
-
-/* 401s in a row before the service account's credentials are suspect. */
-#define AUTH_ALERT_AFTER	3
 
 static const char *const op_names[EWS_OP_MAX] = {
 	"Subscribe", "Unsubscribe", "GetStreamingEvents", "GetEvents",
@@ -105,6 +102,7 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 	struct http_engine_opts	 hopts;
 	struct throttle_limits	 lim;
 	struct auth_opts	 aopts;
+	struct account_opts	 acopts;
 
 	c = xcalloc(1, sizeof *c);
 	c->base = base;
@@ -120,6 +118,8 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 	}
 	throttle_limits_from_conf(&lim, conf);
 	c->throttle = throttle_new(&lim);
+	account_opts_from_config(&acopts, conf);
+	c->account = account_new(c->throttle, &acopts);
 	c->kick = event_new(base, -1, 0, run_cb, c);
 	c->wake = evtimer_new(base, run_cb, c);
 	c->counts = hashmap_new();
@@ -136,6 +136,7 @@ ews_ctx_free(struct ews_ctx *c)
 	if (c->auth != NULL)
 		auth_free(c->auth);
 	http_engine_free(c->http);
+	account_free(c->account);
 	throttle_free(c->throttle);
 	hashmap_free(c->counts, free);
 	free(c);
@@ -145,13 +146,19 @@ void
 ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
 {
 	struct throttle_limits	 lim;
+	struct account_opts	 ao;
 
 	c->conf = conf;
 	/* A changed password file takes effect on the next request. */
 	http_engine_set_credentials(c->http, conf->exchange.username,
 	    conf->exchange.password);
+	http_engine_set_connect_timeout(c->http,
+	    (long)conf->exchange.connect_timeout_ms);
 	throttle_limits_from_conf(&lim, conf);
 	throttle_set_limits(c->throttle, &lim);
+	/* ... and a refused or unreachable account tries it at once. */
+	account_opts_from_config(&ao, conf);
+	account_reload(c->account, &ao);
 	kick(c);
 }
 
@@ -170,13 +177,45 @@ ews_ctx_config(const struct ews_ctx *c)
 uint64_t
 ews_ctx_auth_failures(const struct ews_ctx *c)
 {
-	return (c->auth_failures);
+	return (account_failed_logins_total(c->account));
 }
 
 bool
 ews_ctx_auth_failing(const struct ews_ctx *c)
 {
-	return (c->auth_streak >= AUTH_ALERT_AFTER);
+	return (account_state(c->account) == ACCOUNT_AUTH_FAILING);
+}
+
+int
+ews_ctx_problems_json(struct ews_ctx *c, struct json_writer *w)
+{
+	char	 msg[512];
+
+	if (!account_problem(c->account, msg, sizeof msg))
+		return (1);
+	json_str(w, msg);
+	return (0);
+}
+
+void
+ews_ctx_account_json(struct ews_ctx *c, struct json_writer *w)
+{
+	account_json(c->account, w);
+}
+
+const char *
+ews_ctx_summary(const struct ews_ctx *c)
+{
+	switch (account_state(c->account)) {
+	case ACCOUNT_AUTH_FAILING:
+		return ("AUTHENTICATION FAILING");
+	case ACCOUNT_UNREACHABLE:
+		return ("EXCHANGE UNREACHABLE");
+	case ACCOUNT_DENIED:
+		return ("IMPERSONATION REFUSED");
+	default:
+		return (NULL);
+	}
 }
 
 /* ---- calls ---- */
@@ -271,26 +310,46 @@ all_success(const char *body, size_t len)
 	return (p != body);
 }
 
+/* What a finished request says about the service account. */
+static enum account_verdict
+judge(const struct ews_reply *r, const struct http_response *h)
+{
+	const char	*code = r->parsed ? r->generic.status.code : NULL;
+
+	if (h->result == HTTP_RESULT_AUTH || ews_code_login_refused(code))
+		return (ACCOUNT_V_REFUSED);
+	if (ews_code_impersonation_refused(code))
+		return (ACCOUNT_V_DENIED);
+	/* A 2xx, or a SOAP answer: EWS itself, past the login. */
+	if (h->result == HTTP_RESULT_OK || r->parsed)
+		return (ACCOUNT_V_ACCEPTED);
+	if (h->unreachable)
+		return (ACCOUNT_V_UNREACHABLE);
+	return (h->status > 0 ? ACCOUNT_V_HTTP : ACCOUNT_V_NONE);
+}
+
 static void
 http_done(struct http_request *req, const struct http_response *h, void *arg)
 {
 	struct ews_call		*call = arg;
 	struct ews_ctx		*c = call->ctx;
 	struct ews_reply	 r;
-	struct throttle_outcome	 out;
+	struct throttle_outcome	 out, verdict;
+	struct account_report	 ar;
 	char			*cause = NULL;
 	char			 status[32];
+	bool			 requeue;
 
 	call->req = NULL;
-	c->in_flight[call->klass]--;
+	c->in_flight[call->ops->klass]--;
 	memset(&r, 0, sizeof r);
-	r.op = call->op;
+	r.op = call->ops->op;
 	r.http = h;
 	/*
 	 * Streams deliver a 2xx body elsewhere; unary answers, and a
 	 * stream's refusal (a SOAP fault with HTTP 500), parse here.
 	 */
-	if ((call->data == NULL || h->result != HTTP_RESULT_OK) &&
+	if ((call->ops->data == NULL || h->result != HTTP_RESULT_OK) &&
 	    h->body != NULL && h->body_len > 0 &&
 	    (h->result != HTTP_RESULT_OK || !all_success(h->body,
 	    h->body_len))) {
@@ -304,41 +363,73 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		}
 	}
 	classify(&r, &out);
-	if (call->has_hint && call->hint.result != THROTTLE_OK) {
+	if (call->ops->verdict != NULL) {
 		/* A stream's envelopes said what its HTTP status could not. */
-		out = call->hint;
+		verdict = call->ops->verdict(call, call->arg);
+		if (verdict.result != THROTTLE_OK)
+			out = verdict;
 	}
 	if (!r.parsed && h->result != HTTP_RESULT_OK && h->status > 0) {
 		snprintf(status, sizeof status, "HTTP%ld", h->status);
 		r.code = status;
 	}
-	if (r.action == EWS_ACT_AUTH) {
-		c->auth_failures++;
-		if (++c->auth_streak == AUTH_ALERT_AFTER)
-			log_emit(LOG_ERR, &(struct log_ctx){ .operation =
-			    ews_op_name(call->op), .response_code = r.code },
-			    "Exchange keeps refusing the service account's "
-			    "credentials (%s); check the password", r.code);
-	} else if (r.action == EWS_ACT_OK) {
-		if (c->auth_streak >= AUTH_ALERT_AFTER)
-			log_notice("Exchange accepts the service account's "
-			    "credentials again");
-		c->auth_streak = 0;
+	memset(&ar, 0, sizeof ar);
+	ar.verdict = judge(&r, h);
+	ar.probe = throttle_ticket_is_probe(c->throttle, &call->ticket);
+	/* A stream carries subscriptions: impersonation worked for them. */
+	ar.served = call->served || call->ops->klass == THROTTLE_STREAM;
+	ar.started = time_mono_ms() - h->elapsed_ms;
+	ar.code = r.code;
+	ar.reason = h->error;
+	if (call->data_seen && ar.verdict != ACCOUNT_V_REFUSED)
+		ar.verdict = ACCOUNT_V_NONE;	/* told on its first bytes */
+	account_report(c->account, &ar);
+	if (ar.verdict == ACCOUNT_V_ACCEPTED)
+		call->served = true;
+	/*
+	 * The account's problem, not the request's: a short request waits
+	 * at the gate again and its owner never hears of it.  A stream
+	 * goes back to its group, which reconnects through the gate.
+	 */
+	requeue = call->ops->klass == THROTTLE_SHORT &&
+	    (ar.verdict == ACCOUNT_V_REFUSED ||
+	    ar.verdict == ACCOUNT_V_UNREACHABLE) &&
+	    account_failing(c->account);
+	r.account = account_failing(c->account) &&
+	    (ar.verdict == ACCOUNT_V_REFUSED ||
+	    ar.verdict == ACCOUNT_V_UNREACHABLE);
+	if (account_failing(c->account) && ar.verdict ==
+	    ACCOUNT_V_UNREACHABLE) {
+		/* The gate paces the attempts, not the budget. */
+		out.result = THROTTLE_DONE;
+		out.backoff_ms = 0;
 	}
-	count(c, call->op, r.code);
+	count(c, call->ops->op, r.code);
+	/* Account-wide failures are logged once, by the account. */
 	if (r.action != EWS_ACT_OK)
-		log_emit(r.action == EWS_ACT_TRANSIENT ||
+		log_emit(r.account || ar.verdict == ACCOUNT_V_REFUSED ||
+		    ar.verdict == ACCOUNT_V_UNREACHABLE ? LOG_DEBUG :
+		    r.action == EWS_ACT_TRANSIENT ||
 		    r.action == EWS_ACT_THROTTLED ? LOG_INFO : LOG_WARNING,
-		    &(struct log_ctx){ .operation = ews_op_name(call->op),
-		    .response_code = r.code }, "%s%s%s: %s%s%s",
-		    ews_op_name(call->op), h->error ? " " : "",
+		    &(struct log_ctx){ .operation = ews_op_name(call->ops->op),
+		    .response_code = r.code }, "%s%s%s: %s%s%s%s",
+		    ews_op_name(call->ops->op), h->error ? " " : "",
 		    h->error ? h->error : "", r.code,
 		    r.parsed && r.generic.status.message ? ": " : "",
 		    r.parsed && r.generic.status.message ?
-		    r.generic.status.message : "");
+		    r.generic.status.message : "",
+		    requeue ? " (waiting for the account)" : "");
+	if (requeue) {
+		throttle_requeue(c->throttle, &call->ticket, time_mono_ms(),
+		    &out);
+		kick(c);
+		if (r.parsed)
+			ews_response_free(&r.generic);
+		return;
+	}
 	throttle_release(c->throttle, &call->ticket, time_mono_ms(), &out);
 	kick(c);
-	call->done(call, &r, call->arg);
+	call->ops->done(call, &r, call->arg);
 	if (r.parsed)
 		ews_response_free(&r.generic);
 }
@@ -347,9 +438,22 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 static int
 http_data(const char *p, size_t n, void *arg)
 {
-	struct ews_call	*call = arg;
+	struct ews_call		*call = arg;
+	struct ews_ctx		*c = call->ctx;
 
-	return (call->data(p, n, call->arg));
+	if (!call->data_seen) {
+		/* A stream's first bytes prove the login: a probe is done. */
+		call->data_seen = true;
+		call->served = true;
+		account_report(c->account, &(struct account_report){
+		    .verdict = ACCOUNT_V_ACCEPTED, .probe =
+		    throttle_ticket_is_probe(c->throttle, &call->ticket),
+		    .served = true, .started = time_mono_ms(),
+		    .code = "NoError" });
+		throttle_probe_done(c->throttle, &call->ticket);
+		kick(c);
+	}
+	return (call->ops->data(p, n, call->arg));
 }
 
 static void
@@ -361,13 +465,19 @@ granted(struct throttle_ticket *tk, void *arg)
 	struct ews_send		 s;
 	struct http_request_opts o;
 	struct throttle_outcome	 out = { THROTTLE_DONE, 0 };
+	struct ews_reply	 r;
 
 	memset(&s, 0, sizeof s);
-	if (call->build(call, &s, call->arg) == -1) {
+	if (call->ops->build(call, &s, call->arg) == -1) {
 		buf_free(&s.body);
 		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
 		    &out);
 		kick(c);
+		memset(&r, 0, sizeof r);
+		r.op = call->ops->op;
+		r.code = "NotSent";
+		r.action = EWS_ACT_FATAL;
+		call->ops->done(call, &r, call->arg);
 		return;
 	}
 	memset(&o, 0, sizeof o);
@@ -378,32 +488,33 @@ granted(struct throttle_ticket *tk, void *arg)
 	o.anchor_mailbox = s.anchor;
 	o.prefer_affinity = s.anchor != NULL;
 	o.backend_cookie = s.cookie;
-	o.timeout_ms = call->data != NULL ? 0 : conf->exchange.request_timeout_ms;
+	o.timeout_ms = call->ops->data != NULL ? 0 :
+	    conf->exchange.request_timeout_ms;
 	o.tag = s.tag;
 	o.secret = s.secret;
-	c->in_flight[call->klass]++;
+	/* A probe tests the login, not a connection NTLM authenticated
+	 * before the password changed. */
+	o.fresh_connect = throttle_ticket_is_probe(c->throttle, tk);
+	call->data_seen = false;
+	c->in_flight[call->ops->klass]++;
 	call->req = http_request_start(c->http, &o, http_done,
-	    call->data != NULL ? http_data : NULL, call);
+	    call->ops->data != NULL ? http_data : NULL, call);
 	if (s.secret)
 		buf_free_secret(&s.body);
 	else
 		buf_free(&s.body);
+	if (call->ops->sent != NULL)
+		call->ops->sent(call, call->arg);
 }
 
 void
-ews_call_submit(struct ews_call *call, enum ews_op op, enum throttle_class k,
-    enum throttle_prio prio, const char *anchor, ews_build_cb build,
-    ews_done_cb done, http_data_cb data, void *arg)
+ews_call_submit(struct ews_call *call, const struct ews_call_ops *ops,
+    enum throttle_prio prio, const char *anchor, void *arg)
 {
-	call->op = (uint8_t)op;
-	call->klass = (uint8_t)k;
-	call->build = build;
-	call->done = done;
-	call->data = data;
+	call->ops = ops;
 	call->arg = arg;
-	call->has_hint = false;
-	throttle_submit(call->ctx->throttle, &call->ticket, k, anchor, prio,
-	    granted, call);
+	throttle_submit(call->ctx->throttle, &call->ticket, ops->klass, anchor,
+	    prio, granted, call);
 	kick(call->ctx);
 }
 
@@ -416,7 +527,7 @@ ews_call_cancel(struct ews_call *call)
 	if (call->req != NULL) {
 		http_request_cancel(call->req);
 		call->req = NULL;
-		c->in_flight[call->klass]--;
+		c->in_flight[call->ops->klass]--;
 		throttle_release(c->throttle, &call->ticket, time_mono_ms(),
 		    &out);
 		kick(c);
@@ -453,6 +564,7 @@ ews_ctx_metrics(struct ews_ctx *c, struct buf *b)
 	    "ewsgw_ews_in_flight{class=\"stream\"} %u\n",
 	    c->in_flight[THROTTLE_SHORT], c->in_flight[THROTTLE_STREAM]);
 	throttle_prometheus(c->throttle, time_mono_ms(), b);
+	account_prometheus(c->account, b);
 }
 
 void

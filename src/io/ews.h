@@ -48,34 +48,66 @@ struct ews_send {
 /* What the owner gets back (borrowed for the call). */
 struct ews_reply {
 	enum ews_op			 op;
-	const struct http_response	*http;	/* NULL if never sent */
+	const struct http_response	*http;	/* NULL: build refused, nothing
+						   was sent (code "NotSent") */
 	struct ews_response		 generic; /* fault / first message */
 	bool				 parsed; /* generic is meaningful */
 	const char			*code;	/* ResponseCode, HTTP status
 						   or transport class */
 	enum ews_action			 action; /* what to do about it */
+	bool				 account; /* the service account's
+						   failure (refused,
+						   unreachable), logged
+						   once by the call path */
 };
 
 struct ews_call;
-/* Fill *send; return -1 to give the slot back unused. */
+/*
+ * The slot is granted: fill *send from the owner's current state, and
+ * change nothing (what follows a request going out belongs in sent).
+ * Return -1 to give the slot back unused: done then gets a reply whose
+ * http is NULL.
+ */
 typedef int	(*ews_build_cb)(struct ews_call *, struct ews_send *, void *);
+/* The request went out (right after build). */
+typedef void	(*ews_sent_cb)(struct ews_call *, void *);
+/* The answer, once per submitted call unless cancelled. */
 typedef void	(*ews_done_cb)(struct ews_call *, const struct ews_reply *,
 		    void *);
+/*
+ * A stream ended: what its body said about the budget (an
+ * ErrorServerBusy envelope under HTTP 200, say) that its HTTP status
+ * could not.  THROTTLE_OK when it said nothing; asked once, before done.
+ */
+typedef struct throttle_outcome (*ews_verdict_cb)(struct ews_call *, void *);
+
+/*
+ * One operation as an owner runs it; static const, one per operation,
+ * so each answer has exactly one handler.
+ */
+struct ews_call_ops {
+	enum ews_op		 op;
+	enum throttle_class	 klass;
+	ews_build_cb		 build;
+	ews_sent_cb		 sent;		/* optional */
+	ews_done_cb		 done;
+	http_data_cb		 data;		/* non-NULL: a streaming call,
+						   no total timeout, body
+						   bytes to data() */
+	ews_verdict_cb		 verdict;	/* optional, streams */
+};
 
 /* Embedded in its owner; one request at a time. */
 struct ews_call {
-	struct throttle_ticket	 ticket;
-	struct http_request	*req;
-	struct ews_ctx		*ctx;
-	ews_build_cb		 build;
-	ews_done_cb		 done;
-	http_data_cb		 data;
-	void			*arg;
-	struct throttle_outcome	 hint;	/* streams: what the body said
-					   about the budget (set by owner) */
-	uint8_t			 op;
-	uint8_t			 klass;
-	bool			 has_hint;
+	struct throttle_ticket		 ticket;
+	struct http_request		*req;
+	struct ews_ctx			*ctx;
+	const struct ews_call_ops	*ops;
+	void				*arg;
+	bool				 data_seen; /* a stream's first
+						   bytes came */
+	bool				 served; /* answered past the login
+						   and impersonation once */
 };
 
 struct ews_ctx;
@@ -91,13 +123,12 @@ const struct config *ews_ctx_config(const struct ews_ctx *);
 
 void		 ews_call_init(struct ews_call *, struct ews_ctx *);
 /*
- * Queue a request.  anchor selects the streaming budget under
- * impersonated charging (borrowed until granted).  data != NULL makes it
- * a streaming request: no total timeout, body bytes to data().
+ * Queue a request for ops (borrowed, static) with arg for its
+ * callbacks.  anchor selects the streaming budget under impersonated
+ * charging (borrowed until granted).
  */
-void		 ews_call_submit(struct ews_call *, enum ews_op,
-		    enum throttle_class, enum throttle_prio, const char *anchor,
-		    ews_build_cb, ews_done_cb, http_data_cb, void *arg);
+void		 ews_call_submit(struct ews_call *, const struct ews_call_ops *,
+		    enum throttle_prio, const char *anchor, void *arg);
 /* Cancel a queued or running call; done is not called. */
 void		 ews_call_cancel(struct ews_call *);
 bool		 ews_call_busy(const struct ews_call *);
@@ -109,9 +140,20 @@ void		 ews_ctx_metrics(struct ews_ctx *, struct buf *);
 void		 ews_ctx_budget_json(struct ews_ctx *, struct json_writer *);
 /* Short request header: version + optional impersonation. */
 const char	*ews_op_name(enum ews_op);
-/* Counters for the STATUS= line. */
+/* Logins Exchange refused, in total. */
 uint64_t	 ews_ctx_auth_failures(const struct ews_ctx *);
-/* Exchange refused the credentials several times with no success since. */
+/* Exchange refuses the service account's credentials (account.h). */
 bool		 ews_ctx_auth_failing(const struct ews_ctx *);
+/*
+ * The service account's problem (authentication failing, Exchange
+ * unreachable, impersonation refused across the board) as one string
+ * appended to the open JSON array at w.  Returns 1 when there is none
+ * (healthy), 0 when there is one.
+ */
+int		 ews_ctx_problems_json(struct ews_ctx *, struct json_writer *);
+/* The account's state as one JSON object value at w. */
+void		 ews_ctx_account_json(struct ews_ctx *, struct json_writer *);
+/* A few upper-case words for systemd's STATUS= line, or NULL. */
+const char	*ews_ctx_summary(const struct ews_ctx *);
 
 #endif

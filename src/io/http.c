@@ -185,6 +185,7 @@ http_engine_opts_from_config(struct http_engine_opts *o,
 	o->client_cert = conf->exchange.client_cert;
 	o->client_key = conf->exchange.client_key;
 	o->tls_verify = conf->exchange.tls_verify;
+	o->connect_timeout_ms = (long)conf->exchange.connect_timeout_ms;
 }
 
 struct http_engine *
@@ -274,6 +275,12 @@ http_engine_set_credentials(struct http_engine *eng, const char *username,
 	xfree_secret(eng->password);
 	eng->username = username != NULL ? xstrdup(username) : NULL;
 	eng->password = password != NULL ? xstrdup(password) : NULL;
+}
+
+void
+http_engine_set_connect_timeout(struct http_engine *eng, long ms)
+{
+	eng->connect_timeout_ms = ms > 0 ? ms : HTTP_DEFAULT_CONNECT_MS;
 }
 
 void
@@ -474,6 +481,31 @@ http_drain(struct http_engine *eng)
 	}
 }
 
+/* Whether the request never got a connection to the server. */
+static bool
+http_unreachable(const struct http_request *r, CURLcode cc, long status)
+{
+	curl_off_t	 connected = 0;
+
+	if (status != 0)
+		return (false);
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+		return (true);
+	case CURLE_OPERATION_TIMEDOUT:
+		/* The connect timeout, not a slow answer. */
+		if (curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T,
+		    &connected) != CURLE_OK)
+			return (false);
+		return (connected == 0);
+	default:
+		return (false);
+	}
+}
+
 static enum http_result
 http_classify(const struct http_request *r, CURLcode cc, long status)
 {
@@ -554,6 +586,7 @@ http_finish(struct http_request *r, CURLcode cc)
 	resp.result = http_classify(r, cc, status);
 	resp.status = status;
 	resp.curl_code = cc;
+	resp.unreachable = http_unreachable(r, cc, status);
 	if (resp.result == HTTP_RESULT_TOOBIG)
 		xasprintf(&msg, "response larger than %zu bytes",
 		    r->max_response);
@@ -705,6 +738,8 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 	SET(CURLOPT_USERAGENT, eng->user_agent);
 	SET(CURLOPT_HTTPHEADER, r->headers);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, eng->connect_timeout_ms);
+	if (o->fresh_connect)
+		SET(CURLOPT_FRESH_CONNECT, 1L);
 	SET(CURLOPT_TIMEOUT_MS, (long)(o->timeout_ms > 0 ? o->timeout_ms : 0));
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_TCP_KEEPIDLE, 60L);

@@ -114,6 +114,8 @@ void	 http_engine_free(struct http_engine *);
  */
 void	 http_engine_set_credentials(struct http_engine *, const char *,
 	    const char *);
+/* Connect timeout for requests started from now on; 0 = 30 s. */
+void	 http_engine_set_connect_timeout(struct http_engine *, long);
 void	 http_engine_set_token_source(struct http_engine *,
 	    const struct http_token_source *);
 
@@ -149,6 +151,8 @@ struct http_request_opts {
 	int64_t		 timeout_ms;	/* total; 0: none (streaming) */
 	size_t		 max_response;	/* body cap; 0: engine's */
 	bool		 no_auth;	/* no credentials (token URL) */
+	bool		 fresh_connect;	/* a new connection, so NTLM logs in
+					 * again instead of reusing one */
 	bool		 secret;	/* never trace the bodies */
 	const char	*tag;		/* for log lines; copied */
 };
@@ -169,6 +173,9 @@ struct http_response {
 	const char	*www_authenticate; /* all offers, '\n' between */
 	const char	*content_type;
 	int64_t		 elapsed_ms;
+	bool		 unreachable;	/* no connection could be made: name
+					 * lookup, connect, TLS handshake or
+					 * connect timeout */
 };
 
 /*

@@ -73,6 +73,13 @@ struct throttle {
 	int64_t			 last_now;	/* of the last run */
 	bool			 in_run;
 
+	enum throttle_gate	 gate;
+	int64_t			 gate_until;	/* CLOSED */
+	struct throttle_ticket	*probe;		/* granted as the probe */
+	bool			 probe_spread;	/* probe a random one */
+	uint64_t		 probes;
+	uint64_t		 requeued;
+
 	unsigned		 queued[THROTTLE_CLASS_MAX];
 	unsigned		 in_use[THROTTLE_CLASS_MAX];
 	uint64_t		 grants[THROTTLE_CLASS_MAX];
@@ -104,7 +111,9 @@ static void	 budget_detach(struct throttle_budget *);
 static void	 budget_settle(struct throttle *, struct throttle_budget *,
 		    int64_t, bool);
 static struct throttle_ticket *budget_pick(const struct throttle *,
-		    struct throttle_budget *, uint64_t, bool *);
+		    struct throttle_budget *, uint64_t, bool, bool *);
+static bool	 gate_blocks(const struct throttle *);
+static void	 release_slot(struct throttle *, struct throttle_ticket *);
 static void	 grant(struct throttle *, struct throttle_budget *,
 		    struct throttle_ticket *, int64_t);
 static void	 apply_outcome(struct throttle *, struct throttle_budget *,
@@ -128,6 +137,9 @@ static void	 prom_metric(struct buf *, const char *, const char *,
 		    const char *);
 
 static const char *class_names[THROTTLE_CLASS_MAX] = { "short", "stream" };
+static const char *gate_names[THROTTLE_GATE_MAX] = {
+	"open", "probe", "closed"
+};
 
 const char *
 throttle_class_name(enum throttle_class c)
@@ -398,11 +410,11 @@ budget_settle(struct throttle *t, struct throttle_budget *b, int64_t now,
  * oldest head among the classes that may take a slot.  Tickets
  * submitted at or after seq_limit (during this run) are left for the
  * next run, with *more set, so a callback that resubmits cannot keep
- * the run going forever.
+ * the run going forever.  short_only leaves STREAM tickets waiting.
  */
 static struct throttle_ticket *
 budget_pick(const struct throttle *t, struct throttle_budget *b,
-    uint64_t seq_limit, bool *more)
+    uint64_t seq_limit, bool short_only, bool *more)
 {
 	struct throttle_ticket	*tk, *best;
 	int			 c, p;
@@ -410,6 +422,8 @@ budget_pick(const struct throttle *t, struct throttle_budget *b,
 	for (p = 0; p < THROTTLE_PRIO_MAX; p++) {
 		best = NULL;
 		for (c = 0; c < THROTTLE_CLASS_MAX; c++) {
+			if (short_only && c == THROTTLE_STREAM)
+				continue;
 			tk = TAILQ_FIRST(&b->q[c][p]);
 			if (tk == NULL || !budget_can_grant(t, b, c))
 				continue;
@@ -772,18 +786,13 @@ throttle_submit(struct throttle *t, struct throttle_ticket *tk,
 	budget_touch(t, b);
 }
 
-void
-throttle_release(struct throttle *t, struct throttle_ticket *tk, int64_t now,
-    const struct throttle_outcome *o)
+/* Give a granted ticket's slot back (it stays on its budget). */
+static void
+release_slot(struct throttle *t, struct throttle_ticket *tk)
 {
 	struct throttle_budget	*b = tk->budget;
 	enum throttle_class	 c = tk->klass;
 
-	if (tk->state != THROTTLE_TICKET_GRANTED) {
-		/* Detached by throttle_free, or a caller bug. */
-		assert(tk->state == THROTTLE_TICKET_IDLE && b == NULL);
-		return;
-	}
 	TAILQ_REMOVE(&b->granted, tk, entry);
 	assert(b->in_use > 0);
 	b->in_use--;
@@ -792,10 +801,55 @@ throttle_release(struct throttle *t, struct throttle_ticket *tk, int64_t now,
 		b->streams--;
 	}
 	t->in_use[c]--;
+	if (t->probe == tk)
+		t->probe = NULL;
+}
+
+void
+throttle_release(struct throttle *t, struct throttle_ticket *tk, int64_t now,
+    const struct throttle_outcome *o)
+{
+	struct throttle_budget	*b = tk->budget;
+
+	if (tk->state != THROTTLE_TICKET_GRANTED) {
+		/* Detached by throttle_free, or a caller bug. */
+		assert(tk->state == THROTTLE_TICKET_IDLE && b == NULL);
+		return;
+	}
+	release_slot(t, tk);
 	apply_outcome(t, b, tk, now, o);
 	tk->state = THROTTLE_TICKET_IDLE;
 	tk->budget = NULL;
 	budget_touch(t, b);
+}
+
+void
+throttle_requeue(struct throttle *t, struct throttle_ticket *tk, int64_t now,
+    const struct throttle_outcome *o)
+{
+	struct throttle_budget	*b = tk->budget, *touch_b;
+
+	if (tk->state != THROTTLE_TICKET_GRANTED) {
+		assert(tk->state == THROTTLE_TICKET_IDLE && b == NULL);
+		return;
+	}
+	release_slot(t, tk);
+	apply_outcome(t, b, tk, now, o);
+	touch_b = b;
+	/* Charging changed since the grant: queue where it is charged now. */
+	if (tk->klass == THROTTLE_STREAM && (b == &t->account) !=
+	    (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT))
+		b = budget_get(t, THROTTLE_STREAM, NULL);
+	tk->budget = b;
+	tk->seq = t->next_seq++;
+	tk->grant_no = 0;
+	tk->state = THROTTLE_TICKET_QUEUED;
+	TAILQ_INSERT_TAIL(&b->q[tk->klass][tk->prio], tk, entry);
+	b->nqueued[tk->klass]++;
+	t->queued[tk->klass]++;
+	t->requeued++;
+	budget_touch(t, b);
+	budget_touch(t, touch_b);
 }
 
 void
@@ -824,6 +878,84 @@ throttle_cancel(struct throttle *t, struct throttle_ticket *tk)
 	}
 }
 
+/* ---- the account gate ---- */
+
+const char *
+throttle_gate_name(enum throttle_gate g)
+{
+	return ((unsigned)g < THROTTLE_GATE_MAX ? gate_names[g] : "unknown");
+}
+
+void
+throttle_gate_set(struct throttle *t, enum throttle_gate g, int64_t until)
+{
+	assert((unsigned)g < THROTTLE_GATE_MAX);
+	t->gate = g;
+	t->gate_until = g == THROTTLE_GATE_CLOSED ? until : 0;
+	if (g == THROTTLE_GATE_OPEN)
+		t->probe = NULL;
+}
+
+enum throttle_gate
+throttle_gate_get(const struct throttle *t, int64_t now)
+{
+	if (t->gate == THROTTLE_GATE_CLOSED && now >= t->gate_until)
+		return (THROTTLE_GATE_PROBE);
+	return (t->gate);
+}
+
+int64_t
+throttle_gate_until(const struct throttle *t)
+{
+	return (t->gate == THROTTLE_GATE_CLOSED ? t->gate_until : 0);
+}
+
+bool
+throttle_ticket_is_probe(const struct throttle *t,
+    const struct throttle_ticket *tk)
+{
+	return (tk != NULL && t->probe == tk);
+}
+
+void
+throttle_probe_done(struct throttle *t, const struct throttle_ticket *tk)
+{
+	if (t->probe != NULL && t->probe == tk)
+		t->probe = NULL;
+}
+
+void
+throttle_gate_spread(struct throttle *t, bool on)
+{
+	t->probe_spread = on;
+}
+
+/* A random short ticket of the service account's budget (n > 0). */
+static struct throttle_ticket *
+pick_spread(struct throttle *t)
+{
+	struct throttle_budget	*b = &t->account;
+	struct throttle_ticket	*tk;
+	uint64_t		 k;
+	int			 p;
+
+	k = (uint64_t)backoff_rng_range(&t->rng, 0,
+	    (int64_t)b->nqueued[THROTTLE_SHORT] - 1);
+	for (p = 0; p < THROTTLE_PRIO_MAX; p++)
+		TAILQ_FOREACH(tk, &b->q[THROTTLE_SHORT][p], entry)
+			if (k-- == 0)
+				return (tk);
+	return (TAILQ_FIRST(&b->q[THROTTLE_SHORT][0]));	/* not reached */
+}
+
+/* No grant now: the gate is closed, or its one probe is out. */
+static bool
+gate_blocks(const struct throttle *t)
+{
+	return (t->gate == THROTTLE_GATE_CLOSED ||
+	    (t->gate == THROTTLE_GATE_PROBE && t->probe != NULL));
+}
+
 /* ---- running ---- */
 
 unsigned
@@ -834,16 +966,40 @@ throttle_run(struct throttle *t, int64_t now)
 	struct throttle_ticket	*tk;
 	uint64_t		 seq_limit = t->next_seq;
 	unsigned		 n = 0;
-	bool			 more;
+	bool			 more, short_probe;
 
 	assert(!t->in_run);
 	t->in_run = true;
 	t->last_now = now;
+	if (t->gate == THROTTLE_GATE_CLOSED && now >= t->gate_until) {
+		t->gate = THROTTLE_GATE_PROBE;
+		t->gate_until = 0;
+	}
 
 	while (t->nheap > 0 && t->heap[0]->backoff_until <= now) {
 		b = t->heap[0];
 		heap_remove(t, b);
 		budget_touch(t, b);
+	}
+
+	/*
+	 * A probe is a short request when one can go now: a stream would
+	 * hold the probe for its whole life (its first bytes end that, see
+	 * throttle_probe_done, but a short answer is quicker).
+	 */
+	short_probe = t->gate == THROTTLE_GATE_PROBE &&
+	    t->account.nqueued[THROTTLE_SHORT] > 0 &&
+	    t->account.backoff_until <= now &&
+	    budget_can_grant(t, &t->account, THROTTLE_SHORT);
+
+	/* O(queue), once per probe: a few times an hour at most. */
+	if (short_probe && t->probe_spread && t->probe == NULL &&
+	    (t->lim.grant_separation_ms == 0 || now >= t->next_grant_at)) {
+		tk = pick_spread(t);
+		t->probe = tk;
+		t->probes++;
+		grant(t, &t->account, tk, now);
+		n++;
 	}
 
 	/* Budgets made ready by callbacks wait for the next run. */
@@ -854,13 +1010,27 @@ throttle_run(struct throttle *t, int64_t now)
 		b->where = BUDGET_NOWHERE;
 		more = false;
 		while (b->backoff_until <= now) {
-			tk = budget_pick(t, b, seq_limit, &more);
-			if (tk == NULL)
+			if (gate_blocks(t)) {
+				/* Kept on the ready list for when it opens. */
+				more = budget_queued(b) > 0;
 				break;
+			}
+			tk = budget_pick(t, b, seq_limit, short_probe, &more);
+			if (tk == NULL) {
+				if (short_probe &&
+				    b->nqueued[THROTTLE_STREAM] > 0)
+					more = true;	/* after the probe */
+				break;
+			}
 			if (t->lim.grant_separation_ms > 0 &&
 			    now < t->next_grant_at) {
 				more = true;	/* start-up ramp */
 				break;
+			}
+			if (t->gate == THROTTLE_GATE_PROBE) {
+				/* Before the callback, which may release it. */
+				t->probe = tk;
+				t->probes++;
 			}
 			grant(t, b, tk, now);
 			n++;
@@ -876,6 +1046,11 @@ throttle_next_wakeup(const struct throttle *t, int64_t now)
 {
 	int64_t	w = THROTTLE_NEVER;
 
+	if (t->gate == THROTTLE_GATE_CLOSED && now < t->gate_until)
+		return (t->queued[THROTTLE_SHORT] + t->queued[THROTTLE_STREAM] >
+		    0 ? t->gate_until : THROTTLE_NEVER);
+	if (t->gate == THROTTLE_GATE_PROBE && t->probe != NULL)
+		return (THROTTLE_NEVER);	/* its release kicks a run */
 	if (!TAILQ_EMPTY(&t->ready))
 		w = t->next_grant_at > now ? t->next_grant_at : now;
 	if (t->nheap > 0 && t->heap[0]->backoff_until < w)
@@ -1002,6 +1177,11 @@ throttle_stats(const struct throttle *t, int64_t now,
 	s->cancels = t->cancels;
 	s->backoffs = t->backoffs;
 	s->server_busy = t->server_busy;
+	s->gate = throttle_gate_get(t, now);
+	s->gate_until = t->gate == THROTTLE_GATE_CLOSED &&
+	    t->gate_until > now ? t->gate_until : 0;
+	s->probes = t->probes;
+	s->requeued = t->requeued;
 }
 
 static void
@@ -1064,6 +1244,11 @@ throttle_json(const struct throttle *t, int64_t now, struct json_writer *w)
 	json_kv_int(w, "backoffs", (int64_t)s.backoffs);
 	json_kv_int(w, "server_busy", (int64_t)s.server_busy);
 	json_kv_int(w, "budgets_in_backoff", s.budgets_in_backoff);
+	json_kv_str(w, "gate", throttle_gate_name(s.gate));
+	json_kv_int(w, "gate_remaining_ms", s.gate_until > 0 ?
+	    s.gate_until - now : 0);
+	json_kv_int(w, "probes", (int64_t)s.probes);
+	json_kv_int(w, "requeued", (int64_t)s.requeued);
 	json_key(w, "subscriptions");
 	json_obj_begin(w);
 	json_kv_int(w, "held", s.subscriptions);
@@ -1149,6 +1334,15 @@ throttle_prometheus(const struct throttle *t, int64_t now, struct buf *out)
 	prom_metric(out, "ewsgw_throttle_subscriptions", "gauge",
 	    "Subscriptions counted against EWSMaxSubscriptions.");
 	buf_printf(out, "ewsgw_throttle_subscriptions %u\n", s.subscriptions);
+	prom_metric(out, "ewsgw_throttle_gate_open", "gauge",
+	    "1 when the account gate lets requests through as the budgets "
+	    "allow, 0 while it is closed or probing.");
+	buf_printf(out, "ewsgw_throttle_gate_open %d\n",
+	    s.gate == THROTTLE_GATE_OPEN);
+	prom_metric(out, "ewsgw_throttle_probes_total", "counter",
+	    "Requests granted alone while the account gate was probing.");
+	buf_printf(out, "ewsgw_throttle_probes_total %llu\n",
+	    (unsigned long long)s.probes);
 }
 
 /* ---- invariants ---- */
@@ -1257,5 +1451,8 @@ throttle_verify(const struct throttle *t)
 	}
 	if (nready > hashmap_count(t->anchors) + 1)
 		return ("ready list longer than the budgets");
+	if (t->probe != NULL && (t->probe->state != THROTTLE_TICKET_GRANTED ||
+	    t->gate == THROTTLE_GATE_OPEN))
+		return ("probe not granted, or kept with the gate open");
 	return (NULL);
 }

@@ -45,6 +45,15 @@
  *   - An owner going away calls throttle_cancel() first.
  * Streams are typically opened only when throttle_stream_capacity()
  * says a slot is available; otherwise the group polls (GetEvents).
+ *
+ * The account gate stands in front of every budget.  When the service
+ * account itself is refused (its credentials, or impersonation across
+ * the board) or Exchange cannot be reached, more requests only add
+ * failed logins or load: the gate is closed (nothing is granted until a
+ * given time), then probing (exactly one request, the probe, is granted
+ * and nothing else until the gate is set again or the probe is
+ * released).  Who decides is the caller (account.h); the scheduler only
+ * obeys.  While probing, short requests are preferred as probes.
  */
 #ifndef EWSGW_THROTTLE_H
 #define EWSGW_THROTTLE_H
@@ -92,6 +101,13 @@ enum throttle_result {
 struct throttle_outcome {
 	enum throttle_result	 result;
 	int64_t			 backoff_ms;	/* THROTTLE_BUSY only */
+};
+
+enum throttle_gate {
+	THROTTLE_GATE_OPEN,	/* grant as the budgets allow */
+	THROTTLE_GATE_PROBE,	/* one granted request (the probe) at a time */
+	THROTTLE_GATE_CLOSED,	/* nothing until gate_until, then PROBE */
+	THROTTLE_GATE_MAX
 };
 
 struct throttle;
@@ -169,6 +185,10 @@ struct throttle_stats {
 	uint64_t	 cancels;
 	uint64_t	 backoffs;		/* exponential back-offs */
 	uint64_t	 server_busy;		/* ErrorServerBusy */
+	enum throttle_gate gate;
+	int64_t		 gate_until;		/* CLOSED: mono ms */
+	uint64_t	 probes;		/* requests granted as probes */
+	uint64_t	 requeued;		/* throttle_requeue calls */
 };
 
 /* Defaults matching Exchange 2013+ / Online (EWS-NOTES 8.1). */
@@ -214,6 +234,14 @@ void	 throttle_submit(struct throttle *, struct throttle_ticket *,
 void	 throttle_release(struct throttle *, struct throttle_ticket *,
 	    int64_t now, const struct throttle_outcome *);
 /*
+ * The granted request failed for a reason the gate now deals with:
+ * return the slot as throttle_release does, and queue the same ticket
+ * again (same class, priority, budget and callback, behind the tickets
+ * already waiting there).  Its callback fires again from a later run.
+ */
+void	 throttle_requeue(struct throttle *, struct throttle_ticket *,
+	    int64_t now, const struct throttle_outcome *);
+/*
  * The owner goes away: a queued ticket leaves its queue, a granted one
  * is released as THROTTLE_DONE, an idle one is left alone.
  */
@@ -233,6 +261,32 @@ unsigned throttle_run(struct throttle *, int64_t now);
  * has housekeeping to do; THROTTLE_NEVER if nothing is waiting.
  */
 int64_t	 throttle_next_wakeup(const struct throttle *, int64_t now);
+
+/*
+ * Set the gate.  until is only used for THROTTLE_GATE_CLOSED.  A probe
+ * in flight stays the probe until it is released (or the gate opens),
+ * so setting PROBE again does not let a second one through.
+ */
+void	 throttle_gate_set(struct throttle *, enum throttle_gate,
+	    int64_t until);
+/*
+ * While probing, take a short request chosen at random as the probe
+ * instead of the oldest, so that a run of requests that fail for their
+ * own reason (a block of mailboxes outside a scope) does not hold every
+ * probe.
+ */
+void	 throttle_gate_spread(struct throttle *, bool);
+/* The gate at now (a CLOSED gate past its time reads PROBE). */
+enum throttle_gate throttle_gate_get(const struct throttle *, int64_t now);
+/* End of a CLOSED gate (mono ms); 0 when not closed. */
+int64_t	 throttle_gate_until(const struct throttle *);
+/* Whether the granted ticket is the gate's probe. */
+bool	 throttle_ticket_is_probe(const struct throttle *,
+	    const struct throttle_ticket *);
+/* The probe answered enough (e.g. a stream's first bytes): no longer
+ * the probe; the gate stays as it is. */
+void	 throttle_probe_done(struct throttle *, const struct throttle_ticket *);
+const char *throttle_gate_name(enum throttle_gate);
 
 /*
  * Streaming capacity of the budget a STREAM for anchor would be charged

@@ -51,7 +51,8 @@ struct ewsgw_sink {
 
 	struct hashmap		*states;	/* mailbox -> file_state */
 	struct file_entry	*order;		/* states sorted by mailbox */
-	size_t			 norder;	/* stale once states grow */
+	size_t			 norder;
+	bool			 order_stale;	/* a mailbox came or went */
 	bool			 dirty;
 	int64_t			 last_write;	/* mono ms */
 	struct event		 timer;
@@ -75,6 +76,7 @@ static void	file_flush(struct ewsgw_sink *);
 static int	file_health(struct ewsgw_sink *, char *, size_t);
 static void	file_destroy(struct ewsgw_sink *);
 static void	file_reopen(struct ewsgw_sink *);
+static void	file_forget(struct ewsgw_sink *, const char *);
 static int	file_open_log(struct ewsgw_sink *);
 static int	file_append(struct ewsgw_sink *,
 		    const struct ewsgw_presence_change *);
@@ -98,6 +100,7 @@ const struct ewsgw_sink_ops sink_file_ops = {
 	.health = file_health,
 	.destroy = file_destroy,
 	.reopen = file_reopen,
+	.forget = file_forget,
 };
 
 static int
@@ -234,6 +237,7 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	else {
 		st = xcalloc(1, sizeof *st);
 		hashmap_put(s->states, c->mailbox, st);
+		s->order_stale = true;
 	}
 	/* One member of the "mailboxes" object: its key, then its value. */
 	json_writer_init(&w, &b);
@@ -248,6 +252,20 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	st->len = b.len;
 	st->json = buf_steal(&b);
 	s->dirty = true;
+}
+
+/* A mailbox removed by a reload leaves the state document. */
+static void
+file_forget(struct ewsgw_sink *s, const char *mailbox)
+{
+	struct file_state	*st;
+
+	if ((st = hashmap_remove(s->states, mailbox)) == NULL)
+		return;
+	file_state_free(st);
+	s->order_stale = true;
+	s->dirty = true;
+	file_arm(s);
 }
 
 static int
@@ -346,11 +364,12 @@ file_write_state(struct ewsgw_sink *s)
 
 	/*
 	 * Sorted by address, so that the document is stable and diffable.
-	 * States are never removed and their keys and values stay put, so
-	 * the order is only worked out again when a mailbox is added: not
+	 * Keys and values stay put while a mailbox is in the map, so the
+	 * order is only worked out again when one is added or removed: not
 	 * once per write (100,000 strcmp-sorted entries a second).
 	 */
-	if (s->norder != hashmap_count(s->states)) {
+	if (s->order_stale) {
+		s->order_stale = false;
 		free(s->order);
 		s->order = xcalloc(hashmap_count(s->states) + 1,
 		    sizeof *s->order);

@@ -24,6 +24,7 @@
 #include "base/conf.h"
 #include "base/hashmap.h"
 #include "base/log.h"
+#include "base/seqstore.h"
 #include "sinks/sinkset.h"
 #include "sinks/sinks.h"
 #include "base/timeutil.h"
@@ -47,6 +48,7 @@ struct sink_item {
 	uint64_t		 seq;
 	uint64_t		 token;		/* while in flight */
 	unsigned		 attempts;	/* failed deliveries so far */
+	bool			 forget;	/* not a change: ops.forget */
 	char			 data[];
 };
 TAILQ_HEAD(sink_items, sink_item);
@@ -123,6 +125,8 @@ struct sinkset {
 	struct event_base	*base;
 	struct sink_instances	 instances;
 	struct backoff_rng	 rng;
+	struct seqstore		*seq;		/* change numbers */
+	uint64_t		 seq_failures;	/* reported so far */
 
 	bool			 flushing;
 	int64_t			 flush_deadline;	/* mono ms */
@@ -164,7 +168,7 @@ static struct sink_instance *instance_new(struct sinkset *,
 			    struct buf *);
 static void		 instance_free(struct sink_instance *);
 static void		 instance_enqueue(struct sink_instance *,
-			    const struct ewsgw_presence_change *);
+			    const struct ewsgw_presence_change *, bool);
 static void		 instance_adopt(struct sink_instance *,
 			    struct sink_instance *);
 static void		 instance_coalesce(struct sink_instance *);
@@ -850,6 +854,17 @@ instance_dispatch(struct sink_instance *si)
 			it = TAILQ_FIRST(&mb->pending);
 			TAILQ_REMOVE(&mb->pending, it, entry);
 			mb->npending--;
+			if (it->forget) {
+				/* In order, and it cannot fail. */
+				if (si->ops.forget != NULL)
+					si->ops.forget(si->sink, mb->name);
+				item_drop(si, it);
+				if (mb->npending > 0)
+					mbox_ready(si, mb, false);
+				else
+					mbox_release(si, mb);
+				continue;
+			}
 			mb->inflight = it;
 
 			slot = si->free_slots[--si->nfree];
@@ -959,7 +974,7 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 /* Queue a copy of c, coalescing when the queue is full. */
 static void
 instance_enqueue(struct sink_instance *si,
-    const struct ewsgw_presence_change *c)
+    const struct ewsgw_presence_change *c, bool forget)
 {
 	struct sink_mbox	*mb;
 	struct sink_item	*it, *old;
@@ -984,6 +999,7 @@ instance_enqueue(struct sink_instance *si,
 		}
 	} else
 		it = item_new(mb, c, previous);
+	it->forget = forget;
 	TAILQ_INSERT_TAIL(&mb->pending, it, entry);
 	mb->npending++;
 	si->depth++;
@@ -1012,6 +1028,7 @@ instance_coalesce(struct sink_instance *si)
 		item_view(last, &view);
 		view.mailbox = mb->name;
 		it = item_new(mb, &view, first->previous);
+		it->forget = last->forget;
 		while ((first = TAILQ_FIRST(&mb->pending)) != NULL) {
 			TAILQ_REMOVE(&mb->pending, first, entry);
 			si->dropped++;
@@ -1293,12 +1310,22 @@ sinkset_new(struct event_base *base, const struct config *conf,
 	size_t			 i;
 	bool			 failed = false;
 
+	char			*cause = NULL;
+	const char		*dir = conf_state_directory(conf);
+
 	set = xcalloc(1, sizeof *set);
 	set->base = base;
 	backoff_rng_seed(&set->rng, ((uint64_t)time_wall_ms() << 16) ^
 	    (uint64_t)getpid() ^ (uint64_t)(uintptr_t)set);
 	TAILQ_INIT(&set->instances);
 	evtimer_assign(&set->flush_ev, base, set_flush_cb, set);
+	if ((set->seq = seqstore_open(dir, time_wall_ms(), &cause)) == NULL) {
+		buf_printf(&eb, "%s: state directory %s: %s\n", conf->path !=
+		    NULL ? conf->path : "-", dir, cause);
+		free(cause);
+		failed = true;
+	} else if (seqstore_warning(set->seq) != NULL)
+		log_warnx("state directory: %s", seqstore_warning(set->seq));
 
 	for (i = 0; i < conf->nsinks; i++) {
 		TAILQ_FOREACH(o, &set->instances, entry)
@@ -1327,6 +1354,19 @@ sinkset_new(struct event_base *base, const struct config *conf,
 }
 
 void
+sinkset_forget(struct sinkset *set, const char *mailbox)
+{
+	struct ewsgw_presence_change	 c;
+	struct sink_instance		*si;
+
+	memset(&c, 0, sizeof c);
+	c.size = sizeof c;
+	c.mailbox = mailbox;
+	TAILQ_FOREACH(si, &set->instances, entry)
+		instance_enqueue(si, &c, true);
+}
+
+void
 sinkset_publish(struct sinkset *set, const struct ewsgw_presence_change *c)
 {
 	struct sink_instance	*si;
@@ -1335,7 +1375,7 @@ sinkset_publish(struct sinkset *set, const struct ewsgw_presence_change *c)
 	    c->size < offsetof(struct ewsgw_presence_change, previous))
 		return;
 	TAILQ_FOREACH(si, &set->instances, entry)
-		instance_enqueue(si, c);
+		instance_enqueue(si, c, false);
 }
 
 size_t
@@ -1448,6 +1488,8 @@ sinkset_reload(struct sinkset *set, const struct config *conf, char **errors)
 	struct sink_instance	**fresh, *si, *old;
 	struct sink_instances	 next;
 	struct buf		 eb = BUF_INIT;
+	const char		*dir;
+	char			*cause = NULL;
 	size_t			 i, j;
 	bool			 failed = false;
 
@@ -1470,6 +1512,13 @@ sinkset_reload(struct sinkset *set, const struct config *conf, char **errors)
 		if ((fresh[i] = instance_new(set, &conf->sinks[i], conf->path,
 		    &eb)) == NULL)
 			failed = true;
+	}
+	dir = conf_state_directory(conf);
+	if (!failed && seqstore_set_dir(set->seq, dir, &cause) == -1) {
+		buf_printf(&eb, "%s: state directory %s: %s\n", conf->path !=
+		    NULL ? conf->path : "-", dir, cause);
+		free(cause);
+		failed = true;
 	}
 	if (failed) {
 		for (i = 0; i < conf->nsinks; i++)
@@ -1691,5 +1740,21 @@ sinkset_free(struct sinkset *set)
 		instance_free(si);
 	}
 	evtimer_del(&set->flush_ev);
+	seqstore_free(set->seq);
 	free(set);
+}
+
+uint64_t
+sinkset_next_seq(struct sinkset *set)
+{
+	uint64_t	 seq;
+
+	seq = seqstore_next(set->seq);
+	/* Said once per failed reservation, not per change. */
+	if (seqstore_failures(set->seq) != set->seq_failures) {
+		set->seq_failures = seqstore_failures(set->seq);
+		log_warnx("state directory: %s; seq stays unique only while "
+		    "the clock does not go back", seqstore_error(set->seq));
+	}
+	return (seq);
 }

@@ -66,6 +66,20 @@ void		 sinkset_publish(struct sinkset *,
 		    const struct ewsgw_presence_change *);
 
 /*
+ * The seq of the next change (include/ewsgw/sink.h): unique and
+ * increasing per daemon installation across restarts and reloads, kept
+ * in conf_state_directory() (base/seqstore.h).
+ */
+uint64_t	 sinkset_next_seq(struct sinkset *);
+
+/*
+ * The mailbox (borrowed) is no longer watched: every sink's forget()
+ * runs after the changes of it already queued there, before any later
+ * one.  Never blocks.
+ */
+void		 sinkset_forget(struct sinkset *, const char *mailbox);
+
+/*
  * Deliver what is queued within timeout_ms (back-off delays are
  * shortened meanwhile), then call each sink's flush() and cb once, from
  * the loop (never from inside this call).  The set stays usable.

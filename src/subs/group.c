@@ -52,30 +52,45 @@ struct group {
 	char			*anchor;	/* owned copy of members[0] */
 	char			*cookie;	/* X-BackEndOverrideCookie */
 	enum group_state	 state;
-	bool			 closed;	/* shut down for good */
 	struct ews_call		 call;
 	struct stream		*parser;
 	struct event		 idle_ev;	/* dead-stream detection */
 	struct event		 retry_ev;	/* reconnect / settle timer */
 	struct event		 eval_ev;	/* deferred evaluate() */
 	struct backoff		 backoff;
+	int64_t			 wait_ms;	/* how long BACKOFF lasts */
+	struct throttle_outcome	 verdict;	/* what the open stream's
+						   body said of the budget */
 	unsigned		 streamed;	/* ids on the open connection */
 	bool			 reopen;	/* membership changed */
 	bool			 closed_by_server; /* ConnectionStatus Closed */
 	int64_t			 opened_at;	/* wall ms */
 	int64_t			 last_data_at;	/* last whole envelope, wall ms */
-	uint64_t		 connects, drops, envelopes;
+	uint64_t		 connects, drops;
 	char			 last_error[64];
 };
 
 static const char *const state_names[GROUP_STATE_MAX] = {
-	"idle", "queued", "open", "backoff"
+	"idle", "queued", "open", "backoff", "closed"
 };
 
+static void	 set_state(struct group *, enum group_state);
 static void	 evaluate(struct group *);
-static void	 connect_(struct group *);
-static void	 reopen(struct group *);
-static void	 off_stream(struct group *);
+static int	 build_gse(struct ews_call *, struct ews_send *, void *);
+static void	 gse_sent(struct ews_call *, void *);
+static void	 gse_done(struct ews_call *, const struct ews_reply *, void *);
+static int	 on_data(const char *, size_t, void *);
+static struct throttle_outcome gse_verdict(struct ews_call *, void *);
+
+static const struct ews_call_ops gse_ops = {
+	.op = EWS_OP_GET_STREAMING_EVENTS,
+	.klass = THROTTLE_STREAM,
+	.build = build_gse,
+	.sent = gse_sent,
+	.done = gse_done,
+	.data = on_data,
+	.verdict = gse_verdict,
+};
 
 const char *
 group_state_name(enum group_state s)
@@ -98,15 +113,6 @@ set_error(struct group *g, const char *code)
 	snprintf(g->last_error, sizeof g->last_error, "%s", code ? code : "");
 }
 
-/* The connection is gone: no member's id is on a stream any more. */
-static void
-off_stream(struct group *g)
-{
-	memset(g->on_stream, 0, g->cap);
-}
-
-/* ---- timers ---- */
-
 static void
 arm(struct event *ev, int64_t ms)
 {
@@ -118,6 +124,74 @@ arm(struct event *ev, int64_t ms)
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(ev, &tv);
 }
+
+/* ---- the single state change ---- */
+
+/*
+ * Entry actions.  Leaving OPEN (for any state) means the connection is
+ * gone: no member's id is on a stream any more.
+ */
+static void
+set_state(struct group *g, enum group_state s)
+{
+	enum group_state	 old = g->state;
+	unsigned		 i;
+
+	if (old != s)
+		log_debug("connection %u: %s -> %s", g->id,
+		    group_state_name(old), group_state_name(s));
+	g->state = s;
+	if (s != GROUP_OPEN) {
+		evtimer_del(&g->idle_ev);
+		memset(g->on_stream, 0, g->cap);
+	}
+	switch (s) {
+	case GROUP_IDLE:
+		ews_call_cancel(&g->call);
+		break;
+	case GROUP_QUEUED:
+		ews_call_submit(&g->call, &gse_ops, THROTTLE_PRIO_NORMAL,
+		    g->anchor, g);
+		break;
+	case GROUP_OPEN:
+		g->streamed = 0;
+		for (i = 0; i < g->n; i++) {
+			g->on_stream[i] = streamable(g->members[i]);
+			g->streamed += g->on_stream[i];
+		}
+		g->reopen = false;
+		g->closed_by_server = false;
+		g->verdict.result = THROTTLE_OK;
+		g->verdict.backoff_ms = 0;
+		g->connects++;
+		g->opened_at = g->last_data_at = time_wall_ms();
+		stream_reset(g->parser);
+		arm(&g->idle_ev, g->env->conf->throttling.idle_timeout_ms);
+		break;
+	case GROUP_BACKOFF:
+		ews_call_cancel(&g->call);
+		g->reopen = false;
+		arm(&g->retry_ev, g->wait_ms);
+		break;
+	case GROUP_CLOSED:
+		ews_call_cancel(&g->call);
+		evtimer_del(&g->retry_ev);
+		event_del(&g->eval_ev);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Leave OPEN for BACKOFF, waiting ms before connecting again. */
+static void
+back_off(struct group *g, int64_t ms)
+{
+	g->wait_ms = ms;
+	set_state(g, GROUP_BACKOFF);
+}
+
+/* ---- timers ---- */
 
 static void
 idle_cb(evutil_socket_t fd, short ev, void *arg)
@@ -131,10 +205,36 @@ idle_cb(evutil_socket_t fd, short ev, void *arg)
 	    (long long)g->env->conf->throttling.idle_timeout_ms / 1000);
 	set_error(g, "IdleTimeout");
 	g->drops++;
-	ews_call_cancel(&g->call);
-	off_stream(g);
-	g->state = GROUP_BACKOFF;
-	arm(&g->retry_ev, backoff_next(&g->backoff, g->env->rng));
+	back_off(g, backoff_next(&g->backoff, g->env->rng));
+}
+
+/* The settle or back-off timer ran out: connect with whoever is ready. */
+static void
+retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct group	*g = arg;
+	unsigned	 i, ready = 0;
+
+	if (g->state == GROUP_CLOSED)
+		return;
+	if (g->state == GROUP_BACKOFF)
+		set_state(g, GROUP_IDLE);
+	for (i = 0; i < g->n; i++)
+		if (streamable(g->members[i]))
+			ready++;
+	if (g->state == GROUP_OPEN && g->reopen) {
+		/* New subscriptions: close, open a new one shortly. */
+		back_off(g, REOPEN_GAP_MS);
+		return;
+	}
+	if (g->state == GROUP_IDLE && ready > 0)
+		set_state(g, GROUP_QUEUED);
+}
+
+static void
+eval_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	evaluate(arg);
 }
 
 /* ---- stream callbacks ---- */
@@ -188,6 +288,7 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 	}
 }
 
+/* An error for the whole connection: remember what it says of the budget. */
 static void
 on_error(void *arg, const struct ews_status *s)
 {
@@ -200,14 +301,12 @@ on_error(void *arg, const struct ews_status *s)
 	    "connection %u: %s%s%s", g->id, s->code,
 	    s->message ? ": " : "", s->message ? s->message : "");
 	if (act == EWS_ACT_THROTTLED) {
-		g->call.has_hint = true;
-		g->call.hint.result = s->backoff_ms > 0 ? THROTTLE_BUSY :
+		g->verdict.result = s->backoff_ms > 0 ? THROTTLE_BUSY :
 		    THROTTLE_TRANSIENT;
-		g->call.hint.backoff_ms = s->backoff_ms;
+		g->verdict.backoff_ms = s->backoff_ms;
 	} else if (act != EWS_ACT_OK) {
-		g->call.has_hint = true;
-		g->call.hint.result = THROTTLE_TRANSIENT;
-		g->call.hint.backoff_ms = 0;
+		g->verdict.result = THROTTLE_TRANSIENT;
+		g->verdict.backoff_ms = 0;
 	}
 }
 
@@ -242,7 +341,7 @@ on_data(const char *data, size_t len, void *arg)
 	return (HTTP_DATA_OK);
 }
 
-/* ---- connection ---- */
+/* ---- the connection: one operation, its build, sent, verdict, done ---- */
 
 static int
 build_gse(struct ews_call *call, struct ews_send *s, void *arg)
@@ -256,14 +355,11 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 	int			 r;
 
 	ids = xcalloc(g->n ? g->n : 1, sizeof *ids);
-	for (i = 0; i < g->n; i++) {
-		g->on_stream[i] = streamable(g->members[i]);
-		if (g->on_stream[i])
+	for (i = 0; i < g->n; i++)
+		if (streamable(g->members[i]))
 			ids[n++] = mailbox_sub_id(g->members[i]);
-	}
 	if (n == 0) {
 		free(ids);
-		g->state = GROUP_IDLE;
 		return (-1);
 	}
 	h.version = conf->exchange.version;
@@ -276,23 +372,27 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 	r = soap_get_streaming_events(&s->body, &h, ids, n,
 	    conf->throttling.connection_timeout);
 	free(ids);
-	if (r == -1) {
-		g->state = GROUP_IDLE;
+	if (r == -1)
 		return (-1);
-	}
 	s->anchor = g->anchor;
 	s->cookie = g->cookie;
 	s->tag = g->anchor;
 	s->streaming = true;
-	g->streamed = n;
-	g->reopen = false;
-	g->closed_by_server = false;
-	g->state = GROUP_OPEN;
-	g->connects++;
-	g->opened_at = g->last_data_at = time_wall_ms();
-	stream_reset(g->parser);
-	arm(&g->idle_ev, conf->throttling.idle_timeout_ms);
 	return (0);
+}
+
+static void
+gse_sent(struct ews_call *call, void *arg)
+{
+	set_state(arg, GROUP_OPEN);
+}
+
+static struct throttle_outcome
+gse_verdict(struct ews_call *call, void *arg)
+{
+	struct group	*g = arg;
+
+	return (g->verdict);
 }
 
 static void
@@ -301,10 +401,9 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct group	*g = arg;
 	unsigned	 i;
 
-	evtimer_del(&g->idle_ev);
-	g->state = GROUP_IDLE;
-	if (g->closed) {
-		off_stream(g);
+	if (r->http == NULL) {
+		/* Granted, but no member is streamable any more. */
+		set_state(g, GROUP_IDLE);
 		return;
 	}
 	if (r->action == EWS_ACT_RESUBSCRIBE || r->action == EWS_ACT_RESYNC) {
@@ -315,50 +414,33 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 				mailbox_subscription_lost(g->members[i], r->code,
 				    r->action == EWS_ACT_RESYNC);
 	}
-	off_stream(g);
 	if (r->http->result == HTTP_RESULT_OK && g->closed_by_server &&
-	    !call->has_hint) {
+	    g->verdict.result == THROTTLE_OK) {
 		/* ConnectionTimeout elapsed: renew at once. */
 		backoff_reset(&g->backoff);
+		set_state(g, GROUP_IDLE);
 		evaluate(g);
 		return;
 	}
 	g->drops++;
 	if (r->http->result != HTTP_RESULT_OK)
 		set_error(g, r->code);
-	log_emit(LOG_INFO, &(struct log_ctx){ .operation =
-	    "GetStreamingEvents", .response_code = g->last_error },
-	    "connection %u (anchor %s) ended: %s; reconnecting", g->id,
+	/* The account's failures are the call path's to log, once. */
+	log_emit(r->account ? LOG_DEBUG : LOG_INFO, &(struct log_ctx){
+	    .operation = "GetStreamingEvents", .response_code =
+	    g->last_error }, "connection %u (anchor %s) ended: %s; "
+	    "reconnecting", g->id,
 	    g->anchor, g->last_error[0] ? g->last_error : r->code);
-	g->state = GROUP_BACKOFF;
 	if (r->parsed && r->generic.status.backoff_ms > 0)
 		/* Exchange said how long: the scheduler holds the budget. */
-		arm(&g->retry_ev, r->generic.status.backoff_ms);
-	else if (call->has_hint && call->hint.backoff_ms > 0)
-		arm(&g->retry_ev, call->hint.backoff_ms);
+		back_off(g, r->generic.status.backoff_ms);
+	else if (g->verdict.backoff_ms > 0)
+		back_off(g, g->verdict.backoff_ms);
 	else
-		arm(&g->retry_ev, backoff_next(&g->backoff, g->env->rng));
+		back_off(g, backoff_next(&g->backoff, g->env->rng));
 }
 
-static void
-connect_(struct group *g)
-{
-	g->state = GROUP_QUEUED;
-	ews_call_submit(&g->call, EWS_OP_GET_STREAMING_EVENTS, THROTTLE_STREAM,
-	    THROTTLE_PRIO_NORMAL, g->anchor, build_gse, gse_done, on_data, g);
-}
-
-/* New subscriptions: close the connection, open a new one shortly. */
-static void
-reopen(struct group *g)
-{
-	ews_call_cancel(&g->call);
-	evtimer_del(&g->idle_ev);
-	off_stream(g);
-	g->reopen = false;
-	g->state = GROUP_BACKOFF;
-	arm(&g->retry_ev, REOPEN_GAP_MS);
-}
+/* ---- membership changes ---- */
 
 /* Decide whether to connect, reconnect or wait. */
 static void
@@ -367,7 +449,7 @@ evaluate(struct group *g)
 	unsigned	 i, ready = 0, pending = 0;
 	bool		 settled;
 
-	if (g->closed || g->n == 0)
+	if (g->state == GROUP_CLOSED || g->n == 0)
 		return;
 	for (i = 0; i < g->n; i++) {
 		if (streamable(g->members[i]))
@@ -386,7 +468,7 @@ evaluate(struct group *g)
 		}
 		if (!settled)
 			return;
-		connect_(g);
+		set_state(g, GROUP_QUEUED);
 		break;
 	case GROUP_OPEN:
 		if (!g->reopen)
@@ -397,41 +479,14 @@ evaluate(struct group *g)
 		}
 		if (!settled)
 			return;
-		reopen(g);
+		/* New subscriptions: close, open a new one shortly. */
+		back_off(g, REOPEN_GAP_MS);
 		break;
 	case GROUP_QUEUED:
 	case GROUP_BACKOFF:
 	default:
 		break;
 	}
-}
-
-/* The settle or back-off timer ran out: connect with whoever is ready. */
-static void
-force_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct group	*g = arg;
-	unsigned	 i, ready = 0;
-
-	if (g->closed)
-		return;
-	if (g->state == GROUP_BACKOFF)
-		g->state = GROUP_IDLE;
-	for (i = 0; i < g->n; i++)
-		if (streamable(g->members[i]))
-			ready++;
-	if (g->state == GROUP_OPEN && g->reopen) {
-		reopen(g);
-		return;
-	}
-	if (g->state == GROUP_IDLE && ready > 0)
-		connect_(g);
-}
-
-static void
-eval_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	evaluate(arg);
 }
 
 void
@@ -452,8 +507,6 @@ group_member_changed(struct group *g)
 	event_active(&g->eval_ev, EV_TIMEOUT, 0);
 }
 
-/* ---- membership ---- */
-
 struct group *
 group_new(const struct subs_env *env, struct registry *reg, unsigned id)
 {
@@ -466,10 +519,11 @@ group_new(const struct subs_env *env, struct registry *reg, unsigned id)
 	g->cap = env->conf->throttling.subscriptions_per_connection;
 	g->members = xcalloc(g->cap, sizeof *g->members);
 	g->on_stream = xcalloc(g->cap, sizeof *g->on_stream);
+	g->state = GROUP_IDLE;
 	ews_call_init(&g->call, env->ews);
 	g->parser = stream_new(&stream_callbacks, g, STREAM_MAX_ENVELOPE);
 	evtimer_assign(&g->idle_ev, env->base, idle_cb, g);
-	evtimer_assign(&g->retry_ev, env->base, force_cb, g);
+	evtimer_assign(&g->retry_ev, env->base, retry_cb, g);
 	event_assign(&g->eval_ev, env->base, -1, 0, eval_cb, g);
 	backoff_init(&g->backoff, RECONNECT_BASE_MS,
 	    env->conf->throttling.backoff_max_ms, BACKOFF_FULL);
@@ -542,22 +596,14 @@ group_remove(struct group *g, struct mailbox *mb)
 	mailbox_set_group(mb, NULL);
 	if (i == 0)
 		set_anchor(g);
-	if (g->n == 0) {
-		ews_call_cancel(&g->call);
-		evtimer_del(&g->idle_ev);
-		g->state = GROUP_IDLE;
-	}
+	if (g->n == 0 && g->state != GROUP_CLOSED)
+		set_state(g, GROUP_IDLE);
 }
 
 void
 group_close(struct group *g)
 {
-	ews_call_cancel(&g->call);
-	evtimer_del(&g->idle_ev);
-	evtimer_del(&g->retry_ev);
-	event_del(&g->eval_ev);
-	g->closed = true;
-	g->state = GROUP_IDLE;
+	set_state(g, GROUP_CLOSED);
 }
 
 const char *

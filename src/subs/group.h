@@ -6,6 +6,28 @@
  * mailboxes whose subscriptions share one GetStreamingEvents connection,
  * with server affinity (X-AnchorMailbox of the group's first mailbox,
  * X-PreferServerAffinity, the X-BackEndOverrideCookie replayed).
+ *
+ * A member is ready when it holds a subscription and is SYNCING or
+ * STREAMING; the group waits for members still SUBSCRIBING (settle timer,
+ * SETTLE_MS) before it connects.  Every transition goes through
+ * set_state() in group.c, which logs it and runs the entry actions:
+ *
+ *   IDLE    -> QUEUED   members ready and none subscribing, or the settle
+ *                       timer ran out with some ready: GetStreamingEvents
+ *                       submitted to the budget scheduler
+ *   QUEUED  -> OPEN     slot granted, request sent (the ready members' ids
+ *                       are on it; the silence timer runs)
+ *   QUEUED  -> IDLE     slot granted but no member ready any more
+ *   OPEN    -> IDLE     Exchange closed it at ConnectionTimeout and said
+ *                       nothing against the budget: renewed at once
+ *                       (IDLE -> QUEUED)
+ *   OPEN    -> BACKOFF  it failed or ended otherwise (wait: Exchange's
+ *                       BackOffMilliseconds, else exponential back-off),
+ *                       went silent (idle_timeout), or a member that
+ *                       subscribed since must join (REOPEN_GAP_MS)
+ *   BACKOFF -> IDLE     the wait is over (then IDLE -> QUEUED if ready)
+ *   any     -> IDLE     its last member left
+ *   any     -> CLOSED   shutdown; final
  */
 #ifndef EWSGW_GROUP_H
 #define EWSGW_GROUP_H
@@ -23,6 +45,7 @@ enum group_state {
 	GROUP_QUEUED,		/* waiting for a streaming slot */
 	GROUP_OPEN,		/* GetStreamingEvents running */
 	GROUP_BACKOFF,		/* reconnecting later */
+	GROUP_CLOSED,		/* shut down for good */
 	GROUP_STATE_MAX
 };
 

@@ -99,6 +99,39 @@ static void	 subscribe(struct mailbox *, enum throttle_prio);
 static void	 sync_start(struct mailbox *, const char *, enum throttle_prio);
 static void	 arm_action(struct mailbox *);
 static void	 publish(struct mailbox *, const char *);
+static int	 build_subscribe(struct ews_call *, struct ews_send *, void *);
+static void	 subscribed(struct ews_call *, const struct ews_reply *, void *);
+static int	 build_unsubscribe(struct ews_call *, struct ews_send *,
+		    void *);
+static void	 unsubscribed(struct ews_call *, const struct ews_reply *,
+		    void *);
+static int	 build_read(struct ews_call *, struct ews_send *, void *);
+static void	 read_done(struct ews_call *, const struct ews_reply *, void *);
+
+static const struct ews_call_ops subscribe_ops = {
+	.op = EWS_OP_SUBSCRIBE,
+	.klass = THROTTLE_SHORT,
+	.build = build_subscribe,
+	.done = subscribed,
+};
+static const struct ews_call_ops unsubscribe_ops = {
+	.op = EWS_OP_UNSUBSCRIBE,
+	.klass = THROTTLE_SHORT,
+	.build = build_unsubscribe,
+	.done = unsubscribed,
+};
+static const struct ews_call_ops calview_ops = {
+	.op = EWS_OP_FIND_ITEM,
+	.klass = THROTTLE_SHORT,
+	.build = build_read,
+	.done = read_done,
+};
+static const struct ews_call_ops oof_ops = {
+	.op = EWS_OP_GET_USER_OOF_SETTINGS,
+	.klass = THROTTLE_SHORT,
+	.build = build_read,
+	.done = read_done,
+};
 
 const char *
 mailbox_state_name(enum mailbox_state s)
@@ -407,8 +440,7 @@ subscribe(struct mailbox *mb, enum throttle_prio prio)
 	forget_subscription(mb);
 	set_state(mb, MAILBOX_SUBSCRIBING);
 	ews_call_cancel(&mb->sub_call);
-	ews_call_submit(&mb->sub_call, EWS_OP_SUBSCRIBE, THROTTLE_SHORT, prio,
-	    NULL, build_subscribe, subscribed, NULL, mb);
+	ews_call_submit(&mb->sub_call, &subscribe_ops, prio, NULL, mb);
 }
 
 /* ---- calendar sync: FindItem, then GetUserOofSettings ---- */
@@ -567,9 +599,8 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		if (more && last > pg->from &&
 		    ++pg->page < CALVIEW_MAX_PAGES) {
 			pg->from = last;
-			ews_call_submit(&mb->read_call, EWS_OP_FIND_ITEM,
-			    THROTTLE_SHORT, THROTTLE_PRIO_NORMAL, NULL,
-			    build_read, read_done, NULL, mb);
+			ews_call_submit(&mb->read_call, &calview_ops,
+			    THROTTLE_PRIO_NORMAL, NULL, mb);
 			return;
 		}
 		if (more)
@@ -594,9 +625,8 @@ read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		    strcmp(mb->sync_source, "calendar") == 0)
 			goto done;
 		mb->read_step = 1;
-		ews_call_submit(&mb->read_call, EWS_OP_GET_USER_OOF_SETTINGS,
-		    THROTTLE_SHORT, THROTTLE_PRIO_HIGH, NULL, build_read,
-		    read_done, NULL, mb);
+		ews_call_submit(&mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH,
+		    NULL, mb);
 		return;
 	}
 
@@ -645,8 +675,7 @@ sync_start(struct mailbox *mb, const char *source, enum throttle_prio prio)
 	mb->sync_source = source;
 	mb->read_step = 0;
 	pages_free(mb);
-	ews_call_submit(&mb->read_call, EWS_OP_FIND_ITEM, THROTTLE_SHORT, prio,
-	    NULL, build_read, read_done, NULL, mb);
+	ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
 	arm_action(mb);
 }
 
@@ -681,7 +710,8 @@ publish(struct mailbox *mb, const char *source)
 	ch.since = p.since != PRESENCE_NO_SINCE ? p.since : 0;
 	ch.until = p.until != PRESENCE_NO_UNTIL ? p.until : 0;
 	ch.source = source;
-	ch.seq = ++mb->seq;
+	/* ch.seq is numbered by the publisher (the hook), not here. */
+	mb->seq++;
 	mb->pres = p;
 	mb->has_presence = true;
 	ctx->hooks->publish(mb, &ch, ctx->arg);
@@ -886,9 +916,8 @@ mailbox_stop(struct mailbox *mb)
 		return;
 	}
 	set_state(mb, MAILBOX_UNSUBSCRIBING);
-	ews_call_submit(&mb->sub_call, EWS_OP_UNSUBSCRIBE, THROTTLE_SHORT,
-	    THROTTLE_PRIO_HIGH, NULL, build_unsubscribe, unsubscribed, NULL,
-	    mb);
+	ews_call_submit(&mb->sub_call, &unsubscribe_ops, THROTTLE_PRIO_HIGH,
+	    NULL, mb);
 }
 
 void

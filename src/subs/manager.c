@@ -157,10 +157,13 @@ static void
 on_publish(struct mailbox *mb, const struct ewsgw_presence_change *ch,
     void *arg)
 {
-	struct manager	*m = arg;
+	struct manager			*m = arg;
+	struct ewsgw_presence_change	 c = *ch;
 
+	/* Unique across restarts and reloads (sink.h), not a count. */
+	c.seq = sinkset_next_seq(m->sinks);
 	m->published++;
-	sinkset_publish(m->sinks, ch);
+	sinkset_publish(m->sinks, &c);
 }
 
 static void
@@ -596,7 +599,6 @@ struct counts {
 	size_t	 state[MAILBOX_STATE_MAX];
 	size_t	 mode[MAILBOX_MODE_MAX];
 	size_t	 presence[PRESENCE_STATE_MAX];
-	size_t	 auth;		/* mailboxes whose last error was a 401 */
 	size_t	 total;
 	size_t	 open;		/* streaming connections open */
 };
@@ -616,9 +618,6 @@ count_all(struct manager *m, struct counts *c)
 		c->state[mailbox_state(mb)]++;
 		c->mode[mailbox_mode(mb)]++;
 		c->presence[p != NULL ? p->state : PRESENCE_UNKNOWN]++;
-		if (strcmp(mailbox_error(mb), "HTTP401") == 0 ||
-		    strcmp(mailbox_error(mb), "auth") == 0)
-			c->auth++;
 	}
 	for (i = 0; i < m->ngroups; i++)
 		if (group_state(m->groups[i]) == GROUP_OPEN)
@@ -711,6 +710,8 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	budget_json(m, &c, w);
 	json_key(w, "throttle");
 	ews_ctx_budget_json(m->env.ews, w);
+	json_key(w, "exchange");
+	ews_ctx_account_json(m->env.ews, w);
 
 	json_kv_int(w, "publications", (int64_t)m->published);
 	json_kv_int(w, "notifications",
@@ -723,13 +724,9 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	}
 	json_key(w, "problems");
 	json_arr_begin(w);
-	if (c.auth > 0 || ews_ctx_auth_failing(m->env.ews)) {
-		snprintf(msg, sizeof msg, "authentication failing: Exchange "
-		    "refuses the service account's credentials (check the "
-		    "password)");
-		json_str(w, msg);
+	/* The service account's own problems come from the call path. */
+	if (!ews_ctx_problems_json(m->env.ews, w))
 		healthy = 0;
-	}
 	if (c.state[MAILBOX_PARKED] > 0) {
 		snprintf(msg, sizeof msg, "%zu mailboxes parked: Exchange "
 		    "refuses them (see ewsgwctl mailboxes)",
@@ -844,13 +841,13 @@ void
 manager_summary(struct manager *m, char *out, size_t len)
 {
 	struct counts	 c;
+	const char	*acct = ews_ctx_summary(m->env.ews);
 
 	count_all(m, &c);
 	snprintf(out, len, "%zu/%zu mailboxes streaming, %zu push, %zu "
-	    "polling, %zu backing off, %zu parked; %zu connections%s",
+	    "polling, %zu backing off, %zu parked; %zu connections%s%s",
 	    c.state[MAILBOX_STREAMING], c.total, c.state[MAILBOX_PUSH],
 	    c.state[MAILBOX_POLLING], c.state[MAILBOX_BACKOFF],
-	    c.state[MAILBOX_PARKED], c.open,
-	    c.auth > 0 || ews_ctx_auth_failing(m->env.ews) ?
-	    "; AUTHENTICATION FAILING" : "");
+	    c.state[MAILBOX_PARKED], c.open, acct != NULL ? "; " : "",
+	    acct != NULL ? acct : "");
 }

@@ -50,6 +50,15 @@ struct poller {
 };
 
 static void	 fill(struct poller *);
+static int	 build(struct ews_call *, struct ews_send *, void *);
+static void	 done(struct ews_call *, const struct ews_reply *, void *);
+
+static const struct ews_call_ops poll_ops = {
+	.op = EWS_OP_GET_USER_AVAILABILITY,
+	.klass = THROTTLE_SHORT,
+	.build = build,
+	.done = done,
+};
 
 static void
 arm_tick(struct poller *p)
@@ -108,7 +117,8 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	p->batches++;
 	memset(&av, 0, sizeof av);
 	/* Per-mailbox errors come inside a 200 answer: each is its own. */
-	if (r->http->result == HTTP_RESULT_OK && !r->generic.fault &&
+	if (r->http != NULL && r->http->result == HTTP_RESULT_OK &&
+	    !r->generic.fault &&
 	    ews_parse_availability(r->http->body, r->http->body_len, &av,
 	    &cause) == 0 && !av.r.fault) {
 		for (i = 0; i < b->n; i++) {
@@ -179,9 +189,8 @@ fill(struct poller *p)
 			p->round = 0;
 		if (b->n == 0)
 			break;
-		ews_call_submit(&b->call, EWS_OP_GET_USER_AVAILABILITY,
-		    THROTTLE_SHORT, THROTTLE_PRIO_NORMAL, NULL, build, done,
-		    NULL, b);
+		ews_call_submit(&b->call, &poll_ops, THROTTLE_PRIO_NORMAL, NULL,
+		    b);
 	}
 }
 

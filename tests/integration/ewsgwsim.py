@@ -54,7 +54,11 @@ class GatewayRun:
                 "exchange": {"url": self.sim.ews_url, "auth": "basic",
                              "username": self.username,
                              "version": "Exchange2013_SP1",
-                             "password_file": self.d.password_path},
+                             "password_file": self.d.password_path,
+                             # Tests fix a refused password within
+                             # seconds, not the minutes of the default.
+                             "login_retry": "2s",
+                             "login_retry_max": "10s"},
                 "mailboxes": {"file": mbfile},
                 "presence": {"debounce": "200ms"},
                 "sink file": {"type": "file",

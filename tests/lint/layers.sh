@@ -18,8 +18,9 @@ allowed() {
 	control)  echo "base" ;;
 	io)       echo "base ews" ;;
 	sinks)    echo "base io" ;;
+	cluster)  echo "base io" ;;
 	subs)     echo "base ews io presence sinks" ;;
-	daemon)   echo "base ews io presence sinks subs control" ;;
+	daemon)   echo "base ews io presence sinks subs cluster control" ;;
 	*)        echo "?" ;;
 	esac
 }

@@ -440,6 +440,70 @@ class AuthTests(SimTestCase):
                                 "-w", "%{http_code}", self.url], input=body, capture_output=True, timeout=20)
             self.assertEqual(r.stdout.decode(), want, r.stderr)
 
+    def test_failed_logins_counted(self):
+        """Each refused login attempt is counted once, by account, with its
+        time; challenges, malformed headers and good logins are not."""
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+
+        def failed():
+            return self.sim.stats()["failed_logins"]
+        self.assertEqual(failed(), {"total": 0, "by_account": {}, "times": []})
+        bad = "Basic " + base64.b64encode(b"svc-ewsgw:nope").decode()
+        t0 = time.time()
+        for _ in range(3):
+            self.assertEqual(post(self.url, body, auth=bad)[0], 401)
+        self.assertEqual(post(self.url, body, auth="Basic !!!")[0], 401)
+        self.assertEqual(post(self.url, body, auth=None)[0], 401)
+        self.assertEqual(post(self.url, body)[0], 200)
+        f = failed()
+        self.assertEqual(f["total"], 3)
+        self.assertEqual(f["by_account"], {"svc-ewsgw": 3})
+        self.assertTrue(all(t0 - 1 <= t <= time.time() + 1 for t in f["times"]), f)
+        # NTLM: the challenge is not a login; the AUTHENTICATE message is.
+        c = Conn(self.url)
+        try:
+            st, _, _ = ntlm_login(c, "svc-ewsgw", "CORP", "wrong", body)
+            self.assertEqual(st, 401)
+        except ConnectionError:
+            pass
+        finally:
+            c.close()
+        c = Conn(self.url)
+        st, _, _ = ntlm_login(c, "svc-ewsgw", "CORP", "Passw0rd!", body)
+        c.close()
+        self.assertEqual(st, 200)
+        self.assertEqual(failed()["total"], 4)
+        self.assertEqual(self.sim.stats()["auth"]["ntlm_failed"], 1)
+        # An expired password refuses the right one too.
+        self.sim.fault({"kind": "password_expires_at", "account": "svc-ewsgw", "at": time.time() - 1})
+        self.assertEqual(post(self.url, body)[0], 401)
+        self.sim.fault({"kind": "password_restored", "account": "svc-ewsgw"})
+        self.assertEqual(failed()["by_account"], {"svc-ewsgw": 5})
+        self.sim.control("POST", "/stats/reset")
+        self.assertEqual(failed()["total"], 0)
+
+    def test_account_changed_live(self):
+        """PATCH /accounts/NAME changes the password and the impersonation scope."""
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        new = "Basic " + base64.b64encode(b"svc-ewsgw:N3w-pass").decode()
+        try:
+            st, data = self.sim.control("PATCH", "/accounts/svc-ewsgw", {"password": "N3w-pass"})
+            self.assertEqual(st, 200, data)
+            self.assertEqual(post(self.url, body)[0], 401)
+            self.assertEqual(post(self.url, body, auth=new)[0], 200)
+            st, _ = self.sim.control("PATCH", "/accounts/svc-ewsgw", {"impersonate": []})
+            self.assertEqual(st, 200)
+            st, _, data = post(self.url, body, auth=new)
+            self.assertEqual((st, code_of(data)), (500, "ErrorImpersonateUserDenied"))
+            self.assertEqual(self.sim.control("PATCH", "/accounts/nobody", {})[0], 404)
+            self.assertEqual(self.sim.control("PATCH", "/accounts/svc-ewsgw",
+                                              {"impersonate": 7})[0], 400)
+        finally:
+            self.sim.control("PATCH", "/accounts/svc-ewsgw",
+                             {"password": "Passw0rd!", "impersonate": "*"})
+        self.assertEqual(post(self.url, body)[0], 200)
+        self.assertEqual(self.sim.stats()["failed_logins"]["total"], 1)
+
     def test_password_expiry_fault(self):
         body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
         self.sim.fault({"kind": "password_expires_at", "account": "svc-ewsgw", "at": time.time() - 1})

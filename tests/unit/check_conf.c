@@ -981,6 +981,89 @@ START_TEST(test_too_many_errors)
 }
 END_TEST
 
+/* [cluster]: off without endpoints; names, TTL and TLS files checked. */
+START_TEST(test_cluster)
+{
+	struct config	*cf;
+	char		*errs = NULL, *ca, *crt, *key, *more;
+
+	cf = load_with_base("[cluster]\n# nothing set\n", &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_ptr_null(cf->cluster.endpoints);
+	ck_assert_uint_eq(cf->cluster.nendpoints, 0);
+	ck_assert_int_eq(cf->cluster.lease_ttl_ms, 10000);
+	conf_free(cf);
+
+	ca = wfile("etcd-ca.pem", "x\n");
+	crt = wfile("etcd.pem", "x\n");
+	key = wfile("etcd.key", "x\n");
+	xasprintf(&more, "[cluster]\n"
+	    "endpoints = https://etcd1.example.org:2379, "
+	    "https://etcd2.example.org:2379\thttps://[::1]:2379\n"
+	    "name = presence-prod\n"
+	    "node = gw1.dc-a\n"
+	    "lease_ttl = 15s\n"
+	    "ca_file = %s\nclient_cert = %s\nclient_key = %s\n",
+	    ca, crt, key);
+	cf = load_with_base(more, &errs, NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->cluster.endpoints,
+	    "https://etcd1.example.org:2379 "
+	    "https://etcd2.example.org:2379 https://[::1]:2379");
+	ck_assert_uint_eq(cf->cluster.nendpoints, 3);
+	ck_assert_str_eq(cf->cluster.endpoint[1],
+	    "https://etcd2.example.org:2379");
+	ck_assert_str_eq(cf->cluster.name, "presence-prod");
+	ck_assert_str_eq(cf->cluster.node, "gw1.dc-a");
+	ck_assert_int_eq(cf->cluster.lease_ttl_ms, 15000);
+	ck_assert_str_eq(cf->cluster.ca_file, ca);
+	ck_assert_str_eq(cf->cluster.client_key, key);
+	ck_assert(!conf_key_reloadable("cluster", "endpoints"));
+	conf_free(cf);
+	free(more);
+
+	/* The node's name defaults to the host's (up to the first dot). */
+	cf = load_with_base("[cluster]\nendpoints = http://127.0.0.1:2379\n"
+	    "name = c\n", &errs, NULL);
+	if (cf != NULL) {
+		ck_assert_ptr_nonnull(cf->cluster.node);
+		ck_assert_ptr_null(strchr(cf->cluster.node, '.'));
+		conf_free(cf);
+	} else {
+		ck_assert_ptr_nonnull(strstr(errs, "cannot name this node"));
+		free(errs);
+		errs = NULL;
+	}
+
+	expect_errors_base("[cluster]\nname = c\nlease_ttl = 5s\n",
+	    "5: missing required key 'endpoints' in [cluster] (cluster mode "
+	    "needs etcd)\n");
+	expect_errors_base("[cluster]\n"
+	    "endpoints = etcd1:2379, https://etcd2:2379\n",
+	    "6: invalid URL 'etcd1:2379' for 'endpoints' in [cluster] "
+	    "(expected http://HOST:PORT or https://HOST:PORT)\n");
+	expect_errors_base("[cluster]\n"
+	    "endpoints = https://e:2379\n"		/* 6 */
+	    "node = gw/1\n"
+	    "lease_ttl = 2500ms\n"
+	    "client_cert = /etc/passwd\n",
+	    "5: missing required key 'name' in [cluster] (needed with "
+	    "endpoints)\n"
+	    "7: invalid node 'gw/1' in [cluster] (letters, digits, '.', "
+	    "'_' and '-', at most 64)\n"
+	    "8: lease_ttl in [cluster] must be whole seconds\n"
+	    "5: client_cert and client_key in [cluster] go together: set "
+	    "both or neither\n");
+	expect_errors_base("[cluster]\nendpoints = ,\nname = a b\n"
+	    "lease_ttl = 1s\n",
+	    "6: no URL for 'endpoints' in [cluster]\n"
+	    "8: value 1s for 'lease_ttl' in [cluster] out of range 2s..1h\n");
+	free(ca);
+	free(crt);
+	free(key);
+}
+END_TEST
+
 START_TEST(test_limits)
 {
 	struct config	*cf;
@@ -1192,6 +1275,7 @@ suite(void)
 	tcase_add_test(tc, test_unreadable_and_buffer);
 	tcase_add_test(tc, test_too_many_errors);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_cluster);
 	tcase_add_test(tc, test_reload_rules);
 	tcase_add_test(tc, test_example_files);
 	tcase_add_test(tc, test_key_coverage);

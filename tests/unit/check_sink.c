@@ -126,6 +126,20 @@ fake_reopen(struct ewsgw_sink *s)
 	s->reopened++;
 }
 
+/* Recorded like a change, with presence "(forget)". */
+static void
+fake_forget(struct ewsgw_sink *s, const char *mailbox)
+{
+	struct fake_call	*fc;
+
+	ck_assert_int_lt(s->ncalls, FAKE_MAX_CALLS);
+	fc = &s->calls[s->ncalls++];
+	memset(fc, 0, sizeof *fc);
+	snprintf(fc->mailbox, sizeof fc->mailbox, "%s", mailbox);
+	snprintf(fc->presence, sizeof fc->presence, "(forget)");
+	fc->at = time_mono_ms();
+}
+
 static void
 fake_destroy(struct ewsgw_sink *s)
 {
@@ -157,6 +171,7 @@ static const struct ewsgw_sink_ops fake_ops = {
 	.health = fake_health,
 	.destroy = fake_destroy,
 	.reopen = fake_reopen,
+	.forget = fake_forget,
 };
 
 /* ---- helpers ---- */
@@ -1085,6 +1100,89 @@ START_TEST(test_file_sink)
 }
 END_TEST
 
+/* forget() comes in order with the mailbox's changes, and only there. */
+START_TEST(test_forget_in_order)
+{
+	const char *const lines[] = { "[sink f] fake", "mode=async",
+	    "[sink l] log", NULL };
+	struct sinkset		*set = mkset(lines);
+	struct ewsgw_sink	*f;
+	int			 want[2] = { 0, 1 };
+
+	publish(set, "a@x", "busy", "available", 10);
+	sinkset_forget(set, "a@x");
+	publish(set, "a@x", "available", "unknown", 11);
+	sinkset_forget(set, "b@x");	/* nothing queued: at once */
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	run_for(20);
+	f = fakes[0];
+	ck_assert_int_eq(f->ncalls, 2);
+	ck_assert_str_eq(f->calls[0].mailbox, "a@x");
+	ck_assert_int_eq(f->calls[0].seq, 10);
+	ck_assert_str_eq(f->calls[1].mailbox, "b@x");
+	ck_assert_str_eq(f->calls[1].presence, "(forget)");
+	/* a's forget waits for its change to finish, and precedes c2. */
+	ewsgw_host_done(f->host, f->calls[0].token, EWSGW_SINK_OK);
+	want[1] = 4;
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	ck_assert_str_eq(f->calls[2].mailbox, "a@x");
+	ck_assert_str_eq(f->calls[2].presence, "(forget)");
+	ck_assert_str_eq(f->calls[3].presence, "available");
+	ck_assert_int_eq(f->calls[3].seq, 11);
+	ewsgw_host_done(f->host, f->calls[3].token, EWSGW_SINK_OK);
+	/* The log sink has no forget(): skipped, nothing left queued. */
+	ck_assert(run_until(depth_zero, set, 2000));
+	ck_assert(status_num(set, 0, "delivered") == 2);
+	ck_assert(status_num(set, 1, "delivered") == 2);
+	sinkset_free(set);
+}
+END_TEST
+
+/* A mailbox the reload removed leaves the state document. */
+START_TEST(test_file_sink_forget)
+{
+	char		 state[300], *text, *cause = NULL, *kpath;
+	const char	*lines[] = { "[sink f] file", NULL, "interval=0", NULL };
+	struct sinkset	*set;
+	struct json_value *v;
+	const struct json_value *mbs;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	xasprintf(&kpath, "path=%s", state);
+	lines[1] = kpath;
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "b@x", "busy", "available", 2);
+	publish(set, "c@x", "busy", "available", 3);
+	ck_assert(run_until(depth_zero, set, 2000));
+	sinkset_forget(set, "b@x");
+	sinkset_forget(set, "nobody@x");
+	ck_assert(run_until(depth_zero, set, 2000));
+	run_for(30);
+	text = slurp(state);
+	v = json_parse(text, strlen(text), &cause);
+	ck_assert_msg(v != NULL, "%s", cause);
+	mbs = json_get(v, "mailboxes");
+	ck_assert_ptr_nonnull(json_get(mbs, "a@x"));
+	ck_assert_ptr_null(json_get(mbs, "b@x"));
+	ck_assert_ptr_nonnull(json_get(mbs, "c@x"));
+	json_free(v);
+	free(text);
+	/* Back in the next reload: back in the document, in order. */
+	publish(set, "b@x", "away", "unknown", 4);
+	ck_assert(run_until(depth_zero, set, 2000));
+	run_for(30);
+	text = slurp(state);
+	ck_assert_ptr_nonnull(strstr(text, "\"a@x\":{\"presence\":\"busy\""));
+	ck_assert(strstr(text, "\"a@x\"") < strstr(text, "\"b@x\"") &&
+	    strstr(text, "\"b@x\"") < strstr(text, "\"c@x\""));
+	ck_assert_ptr_nonnull(strstr(text, "\"b@x\":{\"presence\":\"away\""));
+	free(text);
+	sinkset_free(set);
+	free(kpath);
+}
+END_TEST
+
 START_TEST(test_file_sink_write_failure)
 {
 	char		 dir[300], state[320], *kpath, *e;
@@ -1531,6 +1629,8 @@ sink_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_log_sink);
 	tcase_add_test(tc, test_file_sink);
+	tcase_add_test(tc, test_file_sink_forget);
+	tcase_add_test(tc, test_forget_in_order);
 	tcase_add_test(tc, test_file_sink_rate_limited);
 	tcase_add_test(tc, test_file_sink_write_failure);
 	tcase_add_test(tc, test_exec_sink_env);

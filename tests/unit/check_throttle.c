@@ -948,6 +948,11 @@ p_on_grant(struct throttle_ticket *tk, void *arg)
 	unsigned			 i, in_use = 0, streams = 0;
 
 	on_grant(tk, arg);
+	/* While probing, this is the probe, and no other probe is out. */
+	if (throttle_gate_get(T, now) != THROTTLE_GATE_OPEN) {
+		ck_assert_int_eq(throttle_gate_get(T, now), THROTTLE_GATE_PROBE);
+		ck_assert(throttle_ticket_is_probe(T, tk));
+	}
 	/* Count what this grant's budget holds, from the tickets. */
 	for (i = 0; i < P_REQS; i++) {
 		if (!throttle_ticket_granted(&preq[i].tk) ||
@@ -1021,8 +1026,23 @@ START_TEST(test_property)
 			}
 		} else if (k < 82) {
 			throttle_cancel(T, &r->tk);
-		} else if (k < 97) {
+		} else if (k < 95) {
 			now += backoff_rng_range(&rng, 0, 500);
+		} else if (k < 97) {
+			/* The account gate, as the account module moves it. */
+			i = (unsigned)backoff_rng_range(&rng, 0, 5);
+			if (i == 0)
+				throttle_gate_set(T, THROTTLE_GATE_CLOSED, now +
+				    backoff_rng_range(&rng, 0, 2000));
+			else if (i == 1)
+				throttle_gate_set(T, THROTTLE_GATE_PROBE, 0);
+			else if (i == 2 && throttle_ticket_granted(&r->tk))
+				throttle_requeue(T, &r->tk, now, NULL);
+			else if (i == 3)
+				throttle_gate_spread(T,
+				    backoff_rng_range(&rng, 0, 1) == 1);
+			else
+				throttle_gate_set(T, THROTTLE_GATE_OPEN, 0);
 		} else {
 			plim.max_concurrency =
 			    (unsigned)backoff_rng_range(&rng, 1, 12);
@@ -1053,6 +1073,7 @@ START_TEST(test_property)
 	}
 
 	/* Liveness: following next_wakeup drains every queue. */
+	throttle_gate_set(T, THROTTLE_GATE_OPEN, 0);
 	for (k = 0; k < 100000; k++) {
 		waiting = 0;
 		for (i = 0; i < P_REQS; i++) {
@@ -1072,6 +1093,133 @@ START_TEST(test_property)
 		verify();
 	}
 	ck_assert_uint_lt(k, 100000);
+	throttle_free(T);
+}
+END_TEST
+
+/* The account gate: closed grants nothing, probing one request at a time. */
+START_TEST(test_gate_probe)
+{
+	struct req		 r[12];
+	struct throttle_stats	 st;
+	unsigned		 i;
+
+	T = mk(5, 20, CONF_CHARGING_IMPERSONATED, 3);
+	throttle_gate_set(T, THROTTLE_GATE_PROBE, 0);
+	submit(&r[10], 10, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_HIGH);
+	for (i = 0; i < 10; i++)
+		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	/* One probe, and a short one although the stream is older. */
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert_uint_eq(granted(r, 11), 1);
+	ck_assert(throttle_ticket_granted(&r[0].tk));
+	ck_assert(throttle_ticket_is_probe(T, &r[0].tk));
+	verify();
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+
+	/* Refused: the same ticket waits again, behind the others. */
+	throttle_gate_set(T, THROTTLE_GATE_CLOSED, now + 5000);
+	throttle_requeue(T, &r[0].tk, now, NULL);
+	ck_assert(throttle_ticket_queued(&r[0].tk));
+	ck_assert(!throttle_ticket_is_probe(T, &r[0].tk));
+	verify();
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now + 5000);
+	ck_assert_uint_eq(throttle_run(T, now + 4999), 0);
+	ck_assert_int_eq(throttle_gate_get(T, now + 4999),
+	    THROTTLE_GATE_CLOSED);
+	ck_assert_int_eq(throttle_gate_get(T, now + 5000), THROTTLE_GATE_PROBE);
+	now += 5000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &r[1].tk));
+	ck_assert_uint_eq(r[0].grants, 1);
+	verify();
+
+	/* Answered without telling anything: the next one probes. */
+	release(&r[1], THROTTLE_DONE, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &r[2].tk));
+
+	/* Accepted: open; the probe is an ordinary grant from now on. */
+	throttle_gate_set(T, THROTTLE_GATE_OPEN, 0);
+	ck_assert(!throttle_ticket_is_probe(T, &r[2].tk));
+	/* Four more short ones; the stream has a budget of its own. */
+	ck_assert_uint_eq(throttle_run(T, now), 5);
+	ck_assert_uint_eq(granted(r, 11), 6);
+	throttle_stats(T, now, &st);
+	ck_assert_int_eq(st.gate, THROTTLE_GATE_OPEN);
+	ck_assert_uint_eq(st.probes, 3);
+	ck_assert_uint_eq(st.requeued, 1);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/* Only streams waiting: one of them probes; its first bytes end that. */
+START_TEST(test_gate_stream_probe)
+{
+	struct req	 r[3];
+	unsigned	 i;
+
+	T = mk(10, 20, CONF_CHARGING_IMPERSONATED, 3);
+	throttle_gate_set(T, THROTTLE_GATE_CLOSED, now + 100);
+	for (i = 0; i < 3; i++)
+		submit(&r[i], (int)i, THROTTLE_STREAM, "a@x",
+		    THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	verify();
+	now += 100;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &r[0].tk));
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	throttle_probe_done(T, &r[0].tk);
+	ck_assert(!throttle_ticket_is_probe(T, &r[0].tk));
+	ck_assert(throttle_ticket_granted(&r[0].tk));
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &r[1].tk));
+	verify();
+	/* Cancelling the probe lets the next one through. */
+	throttle_cancel(T, &r[1].tk);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &r[2].tk));
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/* A probe waits for its budget's back-off; nothing spins meanwhile. */
+START_TEST(test_gate_probe_backoff)
+{
+	struct req	 r[3];
+	unsigned	 i;
+
+	T = mk(4, 20, CONF_CHARGING_IMPERSONATED, 3);
+	for (i = 0; i < 2; i++)
+		submit(&r[i], (int)i, THROTTLE_SHORT, NULL,
+		    THROTTLE_PRIO_NORMAL);
+	submit(&r[2], 2, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 3);
+	throttle_gate_set(T, THROTTLE_GATE_PROBE, 0);
+	release(&r[0], THROTTLE_BUSY, 2000);
+	throttle_requeue(T, &r[1].tk, now, NULL);
+	release(&r[2], THROTTLE_OK, 0);
+	submit(&r[2], 2, THROTTLE_STREAM, "a@x", THROTTLE_PRIO_NORMAL);
+	submit(&r[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	/* The short budget waits 2 s: the stream may probe meanwhile. */
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &r[2].tk));
+	verify();
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	release(&r[2], THROTTLE_DONE, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now + 2000);
+	verify();
+	now += 2000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &r[1].tk));
+	verify();
 	throttle_free(T);
 }
 END_TEST
@@ -1148,6 +1296,9 @@ suite(void)
 	tcase_add_test(tc, test_priority_fifo);
 	tcase_add_test(tc, test_next_wakeup);
 	tcase_add_test(tc, test_scale);
+	tcase_add_test(tc, test_gate_probe);
+	tcase_add_test(tc, test_gate_stream_probe);
+	tcase_add_test(tc, test_gate_probe_backoff);
 	tcase_add_loop_test(tc, test_property, 0, 6);
 	tcase_add_test(tc, test_status);
 	suite_add_tcase(s, tc);

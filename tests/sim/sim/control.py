@@ -93,6 +93,12 @@ async def _route(sim, meth, parts, data):
     if parts == ["accounts"] and meth == "POST":
         a = sim.directory.add_account(data or {})
         return json_response(200, {"ok": True, "username": a.username})
+    if len(parts) == 2 and parts[0] == "accounts" and meth == "PATCH":
+        a = sim.directory.account(parts[1])
+        if a is None:
+            return json_response(404, {"error": "no such account %s" % parts[1]})
+        sim.directory.update_account(a, data or {})
+        return json_response(200, {"ok": True, "username": a.username})
     if parts == ["mailboxes"] and meth == "POST":
         mb = sim.directory.add_mailbox(data or {})
         return json_response(200, {"ok": True, "smtp": mb.smtp})

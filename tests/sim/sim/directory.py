@@ -98,14 +98,7 @@ class Directory:
             raise DirectoryError("account needs username and password") from exc
         a.domain = str(spec.get("domain", "CORP"))
         a.upn = str(spec.get("upn", "%s@%s" % (a.username, GEN_UPN_DOMAIN))).lower()
-        imp = spec.get("impersonate", [])
-        a.scope_all = imp == "*" or imp == ["*"] or (isinstance(imp, dict) and imp.get("all"))
-        a.scope = set()
-        if not a.scope_all:
-            if not isinstance(imp, list):
-                raise DirectoryError("impersonate must be a list of SMTP addresses or '*'")
-            for s in imp:
-                a.scope.add(str(s).lower())
+        self._set_scope(a, spec.get("impersonate", []))
         a.password_expires_at = None
         dlg = spec.get("delegate", [])
         a.delegate_all = dlg == "*" or dlg == ["*"]
@@ -117,6 +110,27 @@ class Directory:
                 a.delegate.add(str(x).lower())
         self.accounts[a.username.lower()] = a
         return a
+
+    @staticmethod
+    def _set_scope(a, imp):
+        scope_all = imp == "*" or imp == ["*"] or (isinstance(imp, dict) and bool(imp.get("all")))
+        scope = set()
+        if not scope_all:
+            if not isinstance(imp, list):
+                raise DirectoryError("impersonate must be a list of SMTP addresses or '*'")
+            for s in imp:
+                scope.add(str(s).lower())
+        a.scope_all = scope_all
+        a.scope = scope
+
+    def update_account(self, a, spec):
+        """Change a live account: its password and/or its impersonation scope."""
+        if not isinstance(spec, dict):
+            raise DirectoryError("account change must be a JSON object")
+        if "impersonate" in spec:
+            self._set_scope(a, spec["impersonate"])
+        if "password" in spec:
+            a.password = str(spec["password"])
 
     def add_mailbox(self, spec):
         if not isinstance(spec, dict) or "smtp" not in spec:

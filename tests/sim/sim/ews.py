@@ -307,6 +307,7 @@ def authenticate(sim, req):
             acc = _find_account(sim, user)
             if acc is None or acc.password != pw or not _account_ok(sim, acc):
                 st["basic_failed"] += 1
+                sim.stats.failed_login(acc.username if acc else user)
                 return None, _unauthorized(sim)
             st["basic_ok"] += 1
             return acc, None
@@ -336,6 +337,7 @@ def authenticate(sim, req):
             if chal is None or acc is None or not _account_ok(sim, acc) or \
                     not ntlm.verify(auth, chal, acc.password, not sim.config.ntlm_v2_only):
                 st["ntlm_failed"] += 1
+                sim.stats.failed_login(acc.username if acc else auth.user)
                 return None, _unauthorized(sim, close=True)
             st["ntlm_ok_v2" if len(auth.nt) > 24 else "ntlm_ok_v1"] += 1
             conn.state["user"] = acc.username

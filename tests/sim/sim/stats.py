@@ -1,5 +1,6 @@
 """Counters reported by GET /stats."""
 import collections
+import time
 
 
 class Peak:
@@ -60,6 +61,11 @@ class Stats:
                                                             "closed_by_second_stream",
                                                             "closed_by_unsubscribe")})
         self.oof_changes = 0
+        # Every login attempt refused (Basic credentials or an NTLM
+        # AUTHENTICATE message): what a domain controller counts towards
+        # an account lockout.  Times are kept to check the pacing.
+        self.failed_logins = collections.Counter()
+        self.failed_login_times = collections.deque(maxlen=10000)
 
     def rebase(self, live_concurrency, live_streams, live_anchor):
         """After a reset, keep 'now' values of things still open so counts never go negative."""
@@ -70,6 +76,10 @@ class Stats:
         for k, v in live_anchor.items():
             p = self.per_anchor[k]
             p.now = p.peak = v
+
+    def failed_login(self, account):
+        self.failed_logins[(account or "").lower()] += 1
+        self.failed_login_times.append(round(time.time(), 3))
 
     def count(self, op, code):
         self.requests[op or "(none)"][str(code)] += 1
@@ -101,4 +111,7 @@ class Stats:
             "autodiscover": dict(self.autodiscover),
             "grouping": dict(self.grouping),
             "oof_changes": self.oof_changes,
+            "failed_logins": {"total": sum(self.failed_logins.values()),
+                              "by_account": dict(self.failed_logins),
+                              "times": list(self.failed_login_times)},
         }
