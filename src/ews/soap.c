@@ -28,7 +28,7 @@ static void	 sw_elem_uint(struct sw *, const char *, unsigned long long);
 static void	 sw_elem_time(struct sw *, const char *, int64_t);
 static void	 sw_begin(struct sw *, struct buf *, const struct soap_header *);
 static int	 sw_end(struct sw *);
-static void	 sw_calendar_folder(struct sw *, const char *);
+static void	 sw_calendar_folder(struct sw *, const char *, const char *);
 static void	 sw_event_types(struct sw *, unsigned);
 static void	 sw_item_shape(struct sw *);
 static int	 sw_nonempty(struct sw *, const char *);
@@ -264,11 +264,21 @@ sw_end(struct sw *w)
 	return (0);
 }
 
+/* The calendar folder; of mailbox (a delegate's view) when not NULL. */
 static void
-sw_calendar_folder(struct sw *w, const char *wrapper)
+sw_calendar_folder(struct sw *w, const char *wrapper, const char *mailbox)
 {
-	buf_printf(w->b, "<%s><t:DistinguishedFolderId Id=\"calendar\"/>"
-	    "</%s>", wrapper, wrapper);
+	if (mailbox == NULL) {
+		buf_printf(w->b, "<%s><t:DistinguishedFolderId "
+		    "Id=\"calendar\"/></%s>", wrapper, wrapper);
+		return;
+	}
+	buf_printf(w->b, "<%s><t:DistinguishedFolderId Id=\"calendar\">"
+	    "<t:Mailbox>", wrapper);
+	if (sw_nonempty(w, mailbox) == 0)
+		sw_elem(w, "t:EmailAddress", mailbox);
+	buf_printf(w->b, "</t:Mailbox></t:DistinguishedFolderId></%s>",
+	    wrapper);
 }
 
 static void
@@ -304,11 +314,18 @@ int
 soap_subscribe_streaming(struct buf *out, const struct soap_header *h,
     unsigned events)
 {
+	return (soap_subscribe_streaming_delegate(out, h, events, NULL));
+}
+
+int
+soap_subscribe_streaming_delegate(struct buf *out, const struct soap_header *h,
+    unsigned events, const char *mailbox)
+{
 	struct sw	 w;
 
 	sw_begin(&w, out, h);
 	sw_raw(&w, "<m:Subscribe><m:StreamingSubscriptionRequest>");
-	sw_calendar_folder(&w, "t:FolderIds");
+	sw_calendar_folder(&w, "t:FolderIds", mailbox);
 	sw_event_types(&w, events);
 	sw_raw(&w, "</m:StreamingSubscriptionRequest></m:Subscribe>");
 	return (sw_end(&w));
@@ -327,7 +344,7 @@ soap_subscribe_push(struct buf *out, const struct soap_header *h,
 	if (status_frequency < 1 || status_frequency > 1440)
 		w.err = -1;
 	sw_raw(&w, "<m:Subscribe><m:PushSubscriptionRequest>");
-	sw_calendar_folder(&w, "t:FolderIds");
+	sw_calendar_folder(&w, "t:FolderIds", NULL);
 	sw_event_types(&w, events);
 	if (watermark != NULL && sw_nonempty(&w, watermark) == 0)
 		sw_elem(&w, "t:Watermark", watermark);
@@ -347,7 +364,7 @@ soap_subscribe_pull(struct buf *out, const struct soap_header *h,
 	if (timeout < 1 || timeout > 1440)
 		w.err = -1;
 	sw_raw(&w, "<m:Subscribe><m:PullSubscriptionRequest>");
-	sw_calendar_folder(&w, "t:FolderIds");
+	sw_calendar_folder(&w, "t:FolderIds", NULL);
 	sw_event_types(&w, events);
 	if (watermark != NULL && sw_nonempty(&w, watermark) == 0)
 		sw_elem(&w, "t:Watermark", watermark);
@@ -429,7 +446,7 @@ soap_find_calendar_view(struct buf *out, const struct soap_header *h,
 	if (max_entries > 0)
 		buf_printf(w.b, " MaxEntriesReturned=\"%u\"", max_entries);
 	buf_printf(w.b, " StartDate=\"%s\" EndDate=\"%s\"/>", s, e);
-	sw_calendar_folder(&w, "m:ParentFolderIds");
+	sw_calendar_folder(&w, "m:ParentFolderIds", NULL);
 	sw_raw(&w, "</m:FindItem>");
 	return (sw_end(&w));
 }

@@ -74,6 +74,16 @@ enum soap_fb_view {
 int	 soap_subscribe_streaming(struct buf *out, const struct soap_header *,
 	    unsigned events);
 /*
+ * The same on mailbox's calendar as its delegate (DistinguishedFolderId
+ * with t:Mailbox; mailbox NULL is the plain request).  Sent without
+ * impersonation the subscription belongs to the account: Exchange refuses
+ * that (ErrorSubscriptionDelegateAccessNotSupported), servers that take a
+ * subscription only on a stream opened by its owner accept it from an
+ * account with rights on the calendar.
+ */
+int	 soap_subscribe_streaming_delegate(struct buf *out,
+	    const struct soap_header *, unsigned events, const char *mailbox);
+/*
  * Subscribe: push subscription on the calendar folder; url is where
  * Exchange POSTs (1..2082 bytes), status_frequency 1..1440 minutes,
  * watermark NULL for a fresh subscription.

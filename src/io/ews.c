@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -37,7 +38,8 @@ struct ews_ctx {
 
 static const char *const op_names[EWS_OP_MAX] = {
 	"Subscribe", "Unsubscribe", "GetStreamingEvents", "GetEvents",
-	"FindItem", "GetItem", "GetUserAvailability", "GetUserOofSettings"
+	"FindItem", "GetItem", "GetUserAvailability", "GetUserOofSettings",
+	"GetUserSettings"
 };
 
 static void	 kick(struct ews_ctx *);
@@ -116,6 +118,8 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 		auth_opts_from_config(&aopts, conf);
 		c->auth = auth_new(base, c->http, &aopts);
 	}
+	/* A seed of its own per process, so retries of two daemons differ. */
+	lim.seed = (uint64_t)time_wall_ms() ^ ((uint64_t)getpid() << 32);
 	throttle_limits_from_conf(&lim, conf);
 	c->throttle = throttle_new(&lim);
 	account_opts_from_config(&acopts, conf);
@@ -154,6 +158,7 @@ ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
 	    conf->exchange.password);
 	http_engine_set_connect_timeout(c->http,
 	    (long)conf->exchange.connect_timeout_ms);
+	lim.seed = 0;		/* the scheduler keeps its generator running */
 	throttle_limits_from_conf(&lim, conf);
 	throttle_set_limits(c->throttle, &lim);
 	/* ... and a refused or unreachable account tries it at once. */
@@ -482,7 +487,7 @@ granted(struct throttle_ticket *tk, void *arg)
 	}
 	memset(&o, 0, sizeof o);
 	o.method = HTTP_POST;
-	o.url = conf->exchange.url;
+	o.url = s.url != NULL ? s.url : conf->exchange.url;
 	o.body = buf_str(&s.body);
 	o.body_len = s.body.len;
 	o.anchor_mailbox = s.anchor;

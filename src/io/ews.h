@@ -31,12 +31,15 @@ enum ews_op {
 	EWS_OP_GET_ITEM,
 	EWS_OP_GET_USER_AVAILABILITY,
 	EWS_OP_GET_USER_OOF_SETTINGS,
+	EWS_OP_GET_USER_SETTINGS,	/* SOAP Autodiscover */
 	EWS_OP_MAX
 };
 
 /* What the owner fills in when the slot is granted. */
 struct ews_send {
 	struct buf	 body;		/* the SOAP document */
+	const char	*url;		/* where to post it, borrowed; NULL:
+					   the configured EWS URL */
 	const char	*anchor;	/* X-AnchorMailbox, borrowed */
 	const char	*cookie;	/* X-BackEndOverrideCookie, borrowed */
 	const char	*tag;		/* for log lines (mailbox), borrowed */

@@ -256,6 +256,24 @@ START_TEST(test_subscribe)
 	doc = check_request(&b, "Subscribe");
 	assert_xp(doc, "count(//t:RequestServerVersion)", "0");
 	xmlFreeDoc(doc);
+
+	/* A delegate's subscription: the calendar of a named mailbox. */
+	ck_assert_int_eq(soap_subscribe_streaming_delegate(&b, &hdr_plain,
+	    SOAP_EV_CALENDAR, "b&b@contoso.com"), 0);
+	doc = check_request(&b, "Subscribe");
+	assert_xp(doc, "string(//m:StreamingSubscriptionRequest/t:FolderIds/"
+	    "t:DistinguishedFolderId[@Id='calendar']/t:Mailbox/"
+	    "t:EmailAddress)", "b&b@contoso.com");
+	assert_xp(doc, "count(//t:ExchangeImpersonation)", "0");
+	xmlFreeDoc(doc);
+	ck_assert_int_eq(soap_subscribe_streaming_delegate(&b, &hdr_plain,
+	    SOAP_EV_CALENDAR, NULL), 0);
+	doc = check_request(&b, "Subscribe");
+	assert_xp(doc, "count(//t:Mailbox)", "0");
+	xmlFreeDoc(doc);
+	ck_assert_int_eq(soap_subscribe_streaming_delegate(&b, &hdr_plain,
+	    SOAP_EV_CALENDAR, ""), -1);
+	ck_assert_uint_eq(b.len, 0);
 	buf_free(&b);
 }
 END_TEST

@@ -62,6 +62,12 @@ async def handle(sim, req):
     account, resp = authenticated_post(sim, req)
     if resp is not None:
         return resp
+    f = sim.faults.take("http_status", "GetUserSettings", account.username)
+    if f is not None:
+        status = int(f.spec.get("status", 503))
+        sim.stats.count("GetUserSettings", status)
+        return Response(status, b"<html><body>Service Unavailable (simulated)</body></html>",
+                        [("Content-Type", "text/html")])
     try:
         root = soap.parse(req.body)
     except soap.BadRequest as exc:
