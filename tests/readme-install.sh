@@ -87,6 +87,13 @@ sed -E "s#(^|[ =])/(etc|usr|var|run)([/ ]|\$)#\\1$root/\\2\\3#g" \
 	echo "export EDITOR='$work/editor'"
 	echo "export MAKEFLAGS='${MAKEFLAGS:--j2}'"
 	cat <<EOF
+# After a failed make check: the logs of the tests that failed.
+failed_tests() {
+	for t in \$(grep -l '^:test-result: \\(FAIL\\|ERROR\\)' \$(find '$tree' -name '*.trs') 2>/dev/null); do
+		echo "---- \${t%.trs}.log"
+		tail -80 "\${t%.trs}.log"
+	done
+}
 systemctl() {
 	[ "\$*" = "enable --now ewsgw" ] || { echo "systemctl \$*: not emulated" >&2; return 1; }
 	/usr/bin/python3 '$tree/tests/install/unitrun.py' --root '$root' \\
@@ -99,7 +106,7 @@ EOF
 		n=$((n + 1))
 		log="$work/line$n.log"
 		echo "sed -n '${n}s/^/README \$ /p' '$work/block'"
-		printf '{ %s\n} >"%s" 2>&1 || { tail -60 "%s"; echo "README line %d failed"; exit 1; }\n' \
+		printf '{ %s\n} >"%s" 2>&1 || { tail -60 "%s"; failed_tests; echo "README line %d failed"; exit 1; }\n' \
 		    "$line" "$log" "$log" "$n"
 	done <"$work/block.staged"
 } >"$work/run.sh"

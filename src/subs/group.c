@@ -104,7 +104,7 @@ streamable(const struct mailbox *mb)
 	enum mailbox_state	 s = mailbox_state(mb);
 
 	return (mailbox_sub_id(mb) != NULL && (s == MAILBOX_SYNCING ||
-	    s == MAILBOX_STREAMING));
+	    s == MAILBOX_WATCHING));
 }
 
 static void

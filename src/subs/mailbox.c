@@ -2,8 +2,10 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * Per-mailbox state machine.  Event handlers decide which state comes
- * next; mailbox_set_state() runs the entry actions.
+ * Per-mailbox state machine.  Input handlers (answers, timers, calls
+ * from the layer above) decide which state comes next; set_state() is
+ * the only place that assigns it, logs the change and runs the entry
+ * actions.  mailbox.h lists the transitions.
  */
 #include "config.h"
 
@@ -19,6 +21,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "ews/calendar.h"
 #include "ews/ews_parse.h"
 #include "ews/soap.h"
 #include "io/ews.h"
@@ -33,22 +36,46 @@
 #define PARK_RETRY_MS		(60 * 60 * 1000)
 #define RETRY_BASE_MS		1000
 #define FIRST_RESYNC_MIN_MS	60000
-/* A CalendarView bigger than find_count_limit is read in this many pages. */
-#define CALVIEW_MAX_PAGES	8
+
+/* Why a calendar read runs: the source of what it publishes. */
+enum mailbox_source {
+	SOURCE_STARTUP,		/* first read after the first Subscribe */
+	SOURCE_RESUBSCRIBE,	/* first read after a new subscription */
+	SOURCE_CALENDAR,	/* a calendar notification */
+	SOURCE_RESYNC,		/* periodic, or asked for */
+	SOURCE_TIMER,		/* a presence boundary passed */
+	SOURCE_POLL,		/* free/busy polled */
+	SOURCE_MAX
+};
+
+static const char *const source_names[SOURCE_MAX] = {
+	"startup", "resubscribe", "calendar", "resync", "timer", "poll"
+};
+
+/*
+ * Whether a read for this source also asks GetUserOofSettings.  Not
+ * after a calendar notification: changing automatic replies raises no
+ * calendar event, so that read would only double the cost.
+ */
+static const bool source_reads_oof[SOURCE_MAX] = {
+	[SOURCE_STARTUP] = true,
+	[SOURCE_RESUBSCRIBE] = true,
+	[SOURCE_RESYNC] = true,
+};
 
 struct mailbox {
 	char			*address;	/* owned, lower case */
 	char			*imp_id;	/* UPN or SID, or NULL */
 	const struct mailbox_ctx *ctx;		/* borrowed */
 	struct group		*group;		/* the layer above's link */
-	char			*sub_id;	/* owned, or NULL */
+	char			*sub_id;	/* owned; NULL: not subscribed */
 	char			*watermark;	/* push only; owned or NULL */
 	char			 error_code[64];
 
 	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
 	struct ews_call		 read_call;	/* FindItem / GetUserOofSettings */
 
-	struct calpages		*pages;		/* a CalendarView in pages */
+	struct calendar_read	*cal;		/* a CalendarView being read */
 	struct timeline		 tl;
 	struct presence_oof	 oof;
 	struct presence		 pres;
@@ -62,27 +89,24 @@ struct mailbox {
 	int64_t			 push_deadline;
 	int64_t			 last_event_ms;	/* mono */
 
-	uint8_t			 state;
-	uint8_t			 mode;
-	uint8_t			 reason;
+	uint8_t			 state;		/* enum mailbox_state */
+	uint8_t			 mode;		/* enum mailbox_mode */
+	uint8_t			 reason;	/* enum mailbox_reason */
 	uint8_t			 idtype;
 	uint8_t			 failures;	/* consecutive, for back-off */
-	uint8_t			 read_step;	/* 0 FindItem, 1 OOF */
+	uint8_t			 source;	/* of the running read */
 	bool			 has_presence;	/* published at least once */
-	bool			 dirty;		/* sync again after this one */
+	bool			 dirty;		/* read again after this one */
 	bool			 have_sub_budget; /* counted in throttle */
-	const char		*sync_source;	/* why the running sync runs */
-};
-
-/* Items gathered over the pages of one CalendarView read. */
-struct calpages {
-	struct timeline_item	*items;
-	size_t			 n;
-	int64_t			 from;		/* next page's StartDate */
-	unsigned		 page;
+	bool			 urgent;	/* the next Subscribe is
+						   recovery (high priority) */
 };
 
 static const char *const state_names[MAILBOX_STATE_MAX] = {
+	"idle", "subscribing", "syncing", "watching", "backoff", "parked",
+	"unsubscribing", "stopped"
+};
+static const char *const status_names[MAILBOX_STATUS_MAX] = {
 	"idle", "subscribing", "syncing", "streaming", "push", "polling",
 	"backoff", "parked", "unsubscribing", "stopped"
 };
@@ -95,48 +119,58 @@ static const char *const reason_names[MAILBOX_WHY_MAX] = {
 };
 
 static void	 set_state(struct mailbox *, enum mailbox_state);
-static void	 subscribe(struct mailbox *, enum throttle_prio);
-static void	 sync_start(struct mailbox *, const char *, enum throttle_prio);
+static void	 read_start(struct mailbox *, enum mailbox_source,
+		    enum throttle_prio);
 static void	 arm_action(struct mailbox *);
-static void	 publish(struct mailbox *, const char *);
+static void	 publish(struct mailbox *, enum mailbox_source);
 static int	 build_subscribe(struct ews_call *, struct ews_send *, void *);
-static void	 subscribed(struct ews_call *, const struct ews_reply *, void *);
+static void	 subscribe_done(struct ews_call *, const struct ews_reply *,
+		    void *);
 static int	 build_unsubscribe(struct ews_call *, struct ews_send *,
 		    void *);
-static void	 unsubscribed(struct ews_call *, const struct ews_reply *,
+static void	 unsubscribe_done(struct ews_call *, const struct ews_reply *,
 		    void *);
-static int	 build_read(struct ews_call *, struct ews_send *, void *);
-static void	 read_done(struct ews_call *, const struct ews_reply *, void *);
+static int	 build_calview(struct ews_call *, struct ews_send *, void *);
+static void	 calview_done(struct ews_call *, const struct ews_reply *,
+		    void *);
+static int	 build_oof(struct ews_call *, struct ews_send *, void *);
+static void	 oof_done(struct ews_call *, const struct ews_reply *, void *);
 
 static const struct ews_call_ops subscribe_ops = {
 	.op = EWS_OP_SUBSCRIBE,
 	.klass = THROTTLE_SHORT,
 	.build = build_subscribe,
-	.done = subscribed,
+	.done = subscribe_done,
 };
 static const struct ews_call_ops unsubscribe_ops = {
 	.op = EWS_OP_UNSUBSCRIBE,
 	.klass = THROTTLE_SHORT,
 	.build = build_unsubscribe,
-	.done = unsubscribed,
+	.done = unsubscribe_done,
 };
 static const struct ews_call_ops calview_ops = {
 	.op = EWS_OP_FIND_ITEM,
 	.klass = THROTTLE_SHORT,
-	.build = build_read,
-	.done = read_done,
+	.build = build_calview,
+	.done = calview_done,
 };
 static const struct ews_call_ops oof_ops = {
 	.op = EWS_OP_GET_USER_OOF_SETTINGS,
 	.klass = THROTTLE_SHORT,
-	.build = build_read,
-	.done = read_done,
+	.build = build_oof,
+	.done = oof_done,
 };
 
 const char *
 mailbox_state_name(enum mailbox_state s)
 {
 	return ((unsigned)s < MAILBOX_STATE_MAX ? state_names[s] : "?");
+}
+
+const char *
+mailbox_status_name(enum mailbox_status s)
+{
+	return ((unsigned)s < MAILBOX_STATUS_MAX ? status_names[s] : "?");
 }
 
 const char *
@@ -173,13 +207,13 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 }
 
 static void
-pages_free(struct mailbox *mb)
+cal_free(struct mailbox *mb)
 {
-	if (mb->pages == NULL)
+	if (mb->cal == NULL)
 		return;
-	free(mb->pages->items);
-	free(mb->pages);
-	mb->pages = NULL;
+	calendar_read_free(mb->cal);
+	free(mb->cal);
+	mb->cal = NULL;
 }
 
 /* Drop the subscription id; report = tell the layer above. */
@@ -218,7 +252,7 @@ mailbox_free(struct mailbox *mb)
 	boundary_cancel(ctx->presence_timers, &mb->boundary);
 	boundary_cancel(ctx->action_timers, &mb->action);
 	drop_subscription(mb, false);
-	pages_free(mb);
+	cal_free(mb);
 	timeline_free(&mb->tl);
 	free(mb->address);
 	free(mb->imp_id);
@@ -291,25 +325,11 @@ arm_action(struct mailbox *mb)
 		boundary_schedule(mb->ctx->action_timers, &mb->action, t);
 }
 
-static void
-back_off(struct mailbox *mb, const char *code)
+/* Watching through a subscription (a stream or push), not by polling. */
+static bool
+subscribed_mode(const struct mailbox *mb)
 {
-	if (mb->failures < UINT8_MAX)
-		mb->failures++;
-	set_error(mb, code);
-	mb->retry_at = time_mono_ms() + retry_delay(mb);
-	set_state(mb, MAILBOX_BACKOFF);
-}
-
-static void
-park(struct mailbox *mb, const char *code)
-{
-	set_error(mb, code);
-	log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox = mb->address,
-	    .response_code = code }, "Exchange refuses this mailbox (%s); "
-	    "parked, next try in %d minutes", code, PARK_RETRY_MS / 60000);
-	mb->retry_at = time_mono_ms() + PARK_RETRY_MS;
-	set_state(mb, MAILBOX_PARKED);
+	return (mb->mode != MAILBOX_MODE_POLL);
 }
 
 /* ---- the single state change ---- */
@@ -317,26 +337,70 @@ park(struct mailbox *mb, const char *code)
 static void
 set_state(struct mailbox *mb, enum mailbox_state s)
 {
-	enum mailbox_state	 old = mb->state;
+	const struct mailbox_ctx	*ctx = mb->ctx;
+	enum mailbox_state		 old = mb->state;
+	int64_t				 now = time_mono_ms();
 
-	if (old != s && log_enabled(LOG_DEBUG))
+	if (old != s)
 		mlog(LOG_DEBUG, mb->address, "%s -> %s",
 		    mailbox_state_name(old), mailbox_state_name(s));
 	mb->state = (uint8_t)s;
 	switch (s) {
-	case MAILBOX_SUBSCRIBING:
-	case MAILBOX_POLLING:
-	case MAILBOX_UNSUBSCRIBING:
-		mb->retry_at = 0;
-		mb->push_deadline = 0;
+	case MAILBOX_IDLE:
 		break;
-	case MAILBOX_STREAMING:
-	case MAILBOX_PUSH:
-		mb->retry_at = 0;
+	case MAILBOX_SUBSCRIBING:
+		/* A fresh subscription for the current mode. */
+		forget_subscription(mb);
+		mb->retry_at = mb->push_deadline = 0;
+		ews_call_cancel(&mb->sub_call);
+		ews_call_submit(&mb->sub_call, &subscribe_ops, mb->urgent ?
+		    THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL, NULL, mb);
+		break;
+	case MAILBOX_SYNCING:
 		mb->failures = 0;
-		set_error(mb, NULL);
+		if (mb->mode == MAILBOX_MODE_PUSH)
+			mb->push_deadline = now + push_timeout(ctx->env->conf);
+		/* Presence first for mailboxes already subscribed. */
+		read_start(mb, mb->has_presence ? SOURCE_RESUBSCRIBE :
+		    SOURCE_STARTUP, THROTTLE_PRIO_HIGH);
+		break;
+	case MAILBOX_WATCHING:
+		mb->retry_at = 0;
+		if (subscribed_mode(mb)) {
+			mb->failures = 0;
+			set_error(mb, NULL);
+		} else {
+			/* The poller reads it from now on. */
+			forget_subscription(mb);
+			mb->push_deadline = mb->resync_at = 0;
+		}
+		break;
+	case MAILBOX_BACKOFF:
+		if (mb->failures < UINT8_MAX)
+			mb->failures++;
+		mb->retry_at = now + retry_delay(mb);
+		break;
+	case MAILBOX_PARKED:
+		log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox =
+		    mb->address, .response_code = mb->error_code },
+		    "Exchange refuses this mailbox (%s); parked, next try in "
+		    "%d minutes", mb->error_code, PARK_RETRY_MS / 60000);
+		ews_call_cancel(&mb->sub_call);
+		forget_subscription(mb);
+		mb->retry_at = now + PARK_RETRY_MS;
+		break;
+	case MAILBOX_UNSUBSCRIBING:
+		mb->retry_at = mb->push_deadline = 0;
+		ews_call_cancel(&mb->sub_call);
+		ews_call_submit(&mb->sub_call, &unsubscribe_ops,
+		    THROTTLE_PRIO_HIGH, NULL, mb);
 		break;
 	case MAILBOX_STOPPED:
+		ews_call_cancel(&mb->read_call);
+		ews_call_cancel(&mb->sub_call);
+		boundary_cancel(ctx->presence_timers, &mb->boundary);
+		forget_subscription(mb);
+		cal_free(mb);
 		mb->retry_at = mb->sync_at = mb->resync_at = 0;
 		mb->push_deadline = 0;
 		break;
@@ -345,10 +409,10 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 	}
 	arm_action(mb);
 	if (old != s)
-		mb->ctx->hooks->state(mb, old, mb->ctx->arg);
+		ctx->hooks->state(mb, old, ctx->arg);
 }
 
-/* ---- subscribe ---- */
+/* ---- Subscribe ---- */
 
 static int
 build_subscribe(struct ews_call *call, struct ews_send *s, void *arg)
@@ -362,8 +426,7 @@ build_subscribe(struct ews_call *call, struct ews_send *s, void *arg)
 	header_for(mb, &id, &h);
 	if (mb->mode == MAILBOX_MODE_PUSH) {
 		r = soap_subscribe_push(&s->body, &h, SOAP_EV_CALENDAR,
-		    mb->ctx->push_url, conf->push.status_frequency,
-		    NULL);
+		    mb->ctx->push_url, conf->push.status_frequency, NULL);
 		s->secret = true;	/* the URL holds the token */
 	} else
 		r = soap_subscribe_streaming(&s->body, &h, SOAP_EV_CALENDAR);
@@ -377,7 +440,7 @@ build_subscribe(struct ews_call *call, struct ews_send *s, void *arg)
 }
 
 static void
-subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
+subscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
 	struct mailbox		*mb = arg;
 	const struct mailbox_ctx *ctx = mb->ctx;
@@ -394,7 +457,8 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 		    cause != NULL ? cause : "no SubscriptionId");
 		free(cause);
 		ews_subscribe_free(&sr);
-		back_off(mb, "BadResponse");
+		set_error(mb, "BadResponse");
+		set_state(mb, MAILBOX_BACKOFF);
 		return;
 	}
 	if (r->action != EWS_ACT_OK) {
@@ -405,11 +469,9 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 			ctx->hooks->refused(mb, ctx->arg);
 			return;
 		}
-		if (r->action == EWS_ACT_PARK) {
-			park(mb, r->code);
-			return;
-		}
-		back_off(mb, r->code);
+		set_error(mb, r->code);
+		set_state(mb, r->action == EWS_ACT_PARK ? MAILBOX_PARKED :
+		    MAILBOX_BACKOFF);
 		return;
 	}
 	if (r->http->cookie_backend != NULL)
@@ -424,257 +486,212 @@ subscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
 	    mb->address) == 0)
 		mb->have_sub_budget = true;
 	ctx->hooks->subscription(mb, NULL, ctx->arg);
-	mb->failures = 0;
-	if (mb->mode == MAILBOX_MODE_PUSH)
-		mb->push_deadline = time_mono_ms() +
-		    push_timeout(ctx->env->conf);
 	set_state(mb, MAILBOX_SYNCING);
-	/* Presence first for mailboxes already subscribed. */
-	sync_start(mb, mb->has_presence ? "resubscribe" : "startup",
-	    THROTTLE_PRIO_HIGH);
 }
 
-static void
-subscribe(struct mailbox *mb, enum throttle_prio prio)
-{
-	forget_subscription(mb);
-	set_state(mb, MAILBOX_SUBSCRIBING);
-	ews_call_cancel(&mb->sub_call);
-	ews_call_submit(&mb->sub_call, &subscribe_ops, prio, NULL, mb);
-}
-
-/* ---- calendar sync: FindItem, then GetUserOofSettings ---- */
+/* ---- Unsubscribe ---- */
 
 static int
-build_read(struct ews_call *call, struct ews_send *s, void *arg)
+build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	struct mailbox		*mb = arg;
+	struct soap_ident	 id;
+	struct soap_header	 h;
+
+	if (mb->sub_id == NULL)
+		return (-1);
+	header_for(mb, &id, &h);
+	if (soap_unsubscribe(&s->body, &h, mb->sub_id) == -1)
+		return (-1);
+	mb->ctx->hooks->affinity(mb, &s->anchor, &s->cookie, mb->ctx->arg);
+	s->tag = mb->address;
+	return (0);
+}
+
+/* Answered, refused or never sent: the subscription is released. */
+static void
+unsubscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	set_state(arg, MAILBOX_STOPPED);
+}
+
+/* ---- calendar read: CalendarView in pages, then automatic replies ---- */
+
+static int
+build_calview(struct ews_call *call, struct ews_send *s, void *arg)
 {
 	struct mailbox		*mb = arg;
 	const struct config	*conf = mb->ctx->env->conf;
 	struct soap_ident	 id;
 	struct soap_header	 h;
-	int64_t			 now = time_wall_ms() / 1000;
-	int			 r;
+	int64_t			 now = time_wall_ms() / 1000, start;
 
+	/* The window's start; a later page's own (after the first answer). */
+	start = now - conf->presence.lookback_ms / 1000;
+	if (mb->cal != NULL)
+		start = calendar_read_from(mb->cal, start);
 	header_for(mb, &id, &h);
-	if (mb->read_step == 0)
-		r = soap_find_calendar_view(&s->body, &h,
-		    mb->pages != NULL ? mb->pages->from :
-		    now - conf->presence.lookback_ms / 1000,
-		    now + conf->presence.horizon_ms / 1000,
-		    conf->throttling.find_count_limit);
-	else
-		r = soap_get_user_oof_settings(&s->body, &h, mb->address);
-	if (r == -1)
+	if (soap_find_calendar_view(&s->body, &h, start,
+	    now + conf->presence.horizon_ms / 1000,
+	    conf->throttling.find_count_limit) == -1)
 		return (-1);
 	s->anchor = mb->address;
 	s->tag = mb->address;
 	return (0);
 }
 
-static enum tl_status
-tl_from_fb(enum ews_fb fb)
-{
-	switch (fb) {
-	case EWS_FB_FREE:		return (TL_FREE);
-	case EWS_FB_TENTATIVE:		return (TL_TENTATIVE);
-	case EWS_FB_BUSY:		return (TL_BUSY);
-	case EWS_FB_OOF:		return (TL_OOF);
-	case EWS_FB_WORKING_ELSEWHERE:	return (TL_WORKING_ELSEWHERE);
-	default:			return (TL_NODATA);
-	}
-}
-
 static int
-cmp_item(const void *a, const void *b)
+build_oof(struct ews_call *call, struct ews_send *s, void *arg)
 {
-	const struct timeline_item	*x = a, *y = b;
+	struct mailbox		*mb = arg;
+	struct soap_ident	 id;
+	struct soap_header	 h;
 
-	if (x->start != y->start)
-		return (x->start < y->start ? -1 : 1);
-	if (x->end != y->end)
-		return (x->end < y->end ? -1 : 1);
-	if (x->status != y->status)
-		return ((int)x->status - (int)y->status);
-	if (x->all_day != y->all_day)
-		return ((int)x->all_day - (int)y->all_day);
-	if (x->cancelled != y->cancelled)
-		return ((int)x->cancelled - (int)y->cancelled);
-	return ((int)x->sensitivity - (int)y->sensitivity);
+	header_for(mb, &id, &h);
+	if (soap_get_user_oof_settings(&s->body, &h, mb->address) == -1)
+		return (-1);
+	s->anchor = mb->address;
+	s->tag = mb->address;
+	return (0);
 }
 
-/* Pages overlap where an item spans a page boundary: drop repeats. */
-static size_t
-unique_items(struct timeline_item *items, size_t n)
-{
-	size_t	 i, j;
-
-	if (n < 2)
-		return (n);
-	qsort(items, n, sizeof *items, cmp_item);
-	for (i = 1, j = 1; i < n; i++)
-		if (cmp_item(&items[i], &items[j - 1]) != 0)
-			items[j++] = items[i];
-	return (j);
-}
-
+/* The read failed: keep what we know, read again later (or park). */
 static void
-read_failed(struct mailbox *mb, const struct ews_reply *r)
+read_failed(struct mailbox *mb, const char *code, enum ews_action action)
 {
 	const struct config	*conf = mb->ctx->env->conf;
+	int64_t			 now = time_mono_ms(), d;
 
-	set_error(mb, r->code);
-	pages_free(mb);
-	if (r->action == EWS_ACT_PARK) {
-		ews_call_cancel(&mb->sub_call);
-		forget_subscription(mb);
-		park(mb, r->code);
+	set_error(mb, code);
+	cal_free(mb);
+	if (action == EWS_ACT_PARK) {
+		set_state(mb, MAILBOX_PARKED);
 		return;
 	}
-	/* Keep what we know; read again later. */
 	if (mb->failures < UINT8_MAX)
 		mb->failures++;
-	mb->sync_at = time_mono_ms() + retry_delay(mb);
-	if (mb->sync_at - time_mono_ms() > conf->throttling.backoff_max_ms)
-		mb->sync_at = time_mono_ms() + conf->throttling.backoff_max_ms;
+	d = retry_delay(mb);
+	mb->sync_at = now + (d > conf->throttling.backoff_max_ms ?
+	    conf->throttling.backoff_max_ms : d);
 	if (mb->state == MAILBOX_SYNCING)
-		set_state(mb, mb->mode == MAILBOX_MODE_PUSH ? MAILBOX_PUSH :
-		    MAILBOX_STREAMING);
+		set_state(mb, MAILBOX_WATCHING);
 	else
 		arm_action(mb);
 }
 
+/* The read is complete: publish, schedule the next periodic one. */
 static void
-read_done(struct ews_call *call, const struct ews_reply *r, void *arg)
+read_finished(struct mailbox *mb)
+{
+	const struct config	*conf = mb->ctx->env->conf;
+	int64_t			 now;
+
+	mb->failures = 0;
+	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
+		set_error(mb, NULL);
+	publish(mb, (enum mailbox_source)mb->source);
+	if (mb->state == MAILBOX_SYNCING)
+		set_state(mb, MAILBOX_WATCHING);
+	now = time_mono_ms();
+	if (mb->resync_at == 0 || mb->resync_at <= now)
+		mb->resync_at = now + conf->presence.resync_interval_ms;
+	if (mb->dirty) {
+		mb->dirty = false;
+		if (mb->sync_at == 0)
+			mb->sync_at = now + conf->presence.debounce_ms;
+	}
+	arm_action(mb);
+}
+
+static void
+calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
 	struct mailbox		*mb = arg;
 	const struct config	*conf = mb->ctx->env->conf;
 	struct ews_calendar	 cal;
-	struct ews_oof		 oof;
-	struct timeline_item	*items;
-	struct calpages		*pg;
+	enum calendar_next	 next;
 	char			*cause = NULL;
-	size_t			 i;
-	int64_t			 now = time_wall_ms() / 1000, last = 0;
-	bool			 more;
 
 	if (r->action != EWS_ACT_OK) {
-		read_failed(mb, r);
+		read_failed(mb, r->code, r->action);
 		return;
 	}
-	if (mb->read_step == 0) {
-		memset(&cal, 0, sizeof cal);
-		if (ews_parse_find_item(r->http->body, r->http->body_len, &cal,
-		    &cause) == -1) {
-			mlog(LOG_WARNING, mb->address, "FindItem: %s", cause);
-			free(cause);
-			ews_calendar_free(&cal);
-			read_failed(mb, &(struct ews_reply){ .code =
-			    "BadResponse", .action = EWS_ACT_TRANSIENT });
-			return;
-		}
-		if (mb->pages == NULL)
-			mb->pages = xcalloc(1, sizeof *mb->pages);
-		pg = mb->pages;
-		pg->items = xreallocarray(pg->items, pg->n + cal.nitems + 1,
-		    sizeof *pg->items);
-		for (i = 0; i < cal.nitems; i++) {
-			items = &pg->items[pg->n++];
-			items->start = cal.items[i].start;
-			items->end = cal.items[i].end;
-			items->status = tl_from_fb(cal.items[i].fb);
-			items->all_day = cal.items[i].all_day;
-			items->cancelled = cal.items[i].cancelled;
-			items->sensitivity =
-			    (enum tl_sensitivity)cal.items[i].sensitivity;
-			if (cal.items[i].start > last)
-				last = cal.items[i].start;
-		}
-		more = !cal.includes_last && cal.nitems > 0;
+	memset(&cal, 0, sizeof cal);
+	if (ews_parse_find_item(r->http->body, r->http->body_len, &cal,
+	    &cause) == -1) {
+		mlog(LOG_WARNING, mb->address, "FindItem: %s", cause);
+		free(cause);
 		ews_calendar_free(&cal);
-		/*
-		 * More items than find_count_limit: read on from the last
-		 * start (items starting there come twice, which changes
-		 * nothing), a bounded number of pages.
-		 */
-		if (more && last > pg->from &&
-		    ++pg->page < CALVIEW_MAX_PAGES) {
-			pg->from = last;
-			ews_call_submit(&mb->read_call, &calview_ops,
-			    THROTTLE_PRIO_NORMAL, NULL, mb);
-			return;
-		}
-		if (more)
-			mlog(LOG_NOTICE, mb->address, "calendar has more items "
-			    "than %u pages of find_count_limit (%u) in the "
-			    "horizon; reading again later",
-			    CALVIEW_MAX_PAGES, conf->throttling.find_count_limit);
-		if (pg->page > 0)
-			pg->n = unique_items(pg->items, pg->n);
-		timeline_update(&mb->tl, pg->items, pg->n, now,
-		    conf->presence.lookback_ms / 1000,
-		    conf->presence.horizon_ms / 1000);
-		pages_free(mb);
-		/*
-		 * Then the automatic-replies state, except after a calendar
-		 * notification: changing automatic replies raises no calendar
-		 * event, so that read would only double the cost.  Periodic
-		 * and requested resyncs read it.  A mailbox already under way
-		 * goes ahead of those not yet started.
-		 */
-		if (mb->sync_source != NULL &&
-		    strcmp(mb->sync_source, "calendar") == 0)
-			goto done;
-		mb->read_step = 1;
-		ews_call_submit(&mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH,
-		    NULL, mb);
+		read_failed(mb, "BadResponse", EWS_ACT_TRANSIENT);
 		return;
 	}
+	if (mb->cal == NULL) {
+		mb->cal = xmalloc(sizeof *mb->cal);
+		calendar_read_init(mb->cal);
+	}
+	next = calendar_read_add(mb->cal, &cal);
+	ews_calendar_free(&cal);
+	if (next == CALENDAR_MORE) {
+		ews_call_submit(&mb->read_call, &calview_ops,
+		    THROTTLE_PRIO_NORMAL, NULL, mb);
+		return;
+	}
+	if (next == CALENDAR_TRUNCATED)
+		mlog(LOG_NOTICE, mb->address, "calendar has more items than "
+		    "%u pages of find_count_limit (%u) in the horizon; reading "
+		    "again later", CALENDAR_MAX_PAGES,
+		    conf->throttling.find_count_limit);
+	timeline_update(&mb->tl, mb->cal->items, mb->cal->n,
+	    time_wall_ms() / 1000, conf->presence.lookback_ms / 1000,
+	    conf->presence.horizon_ms / 1000);
+	cal_free(mb);
+	if (!source_reads_oof[mb->source]) {
+		read_finished(mb);
+		return;
+	}
+	/* A mailbox already under way goes ahead of those not yet started. */
+	ews_call_submit(&mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH, NULL, mb);
+}
 
+static void
+oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	struct mailbox		*mb = arg;
+	struct ews_oof		 oof;
+	char			*cause = NULL;
+
+	if (r->action != EWS_ACT_OK) {
+		read_failed(mb, r->code, r->action);
+		return;
+	}
 	memset(&oof, 0, sizeof oof);
 	if (ews_parse_oof(r->http->body, r->http->body_len, &oof,
 	    &cause) == -1) {
 		mlog(LOG_WARNING, mb->address, "GetUserOofSettings: %s", cause);
 		free(cause);
 		ews_oof_free(&oof);
-		read_failed(mb, &(struct ews_reply){ .code = "BadResponse",
-		    .action = EWS_ACT_TRANSIENT });
+		read_failed(mb, "BadResponse", EWS_ACT_TRANSIENT);
 		return;
 	}
 	mb->oof.state = (enum presence_oof_state)oof.state;
 	mb->oof.start = oof.has_duration ? oof.start : 0;
 	mb->oof.end = oof.has_duration ? oof.end : 0;
 	ews_oof_free(&oof);
-
-done:
-	mb->failures = 0;
-	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
-		set_error(mb, NULL);
-	publish(mb, mb->sync_source != NULL ? mb->sync_source : "calendar");
-	if (mb->state == MAILBOX_SYNCING)
-		set_state(mb, mb->mode == MAILBOX_MODE_PUSH ? MAILBOX_PUSH :
-		    MAILBOX_STREAMING);
-	if (mb->resync_at == 0 || mb->resync_at <= time_mono_ms())
-		mb->resync_at = time_mono_ms() +
-		    conf->presence.resync_interval_ms;
-	if (mb->dirty) {
-		mb->dirty = false;
-		if (mb->sync_at == 0)
-			mb->sync_at = time_mono_ms() + conf->presence.debounce_ms;
-	}
-	arm_action(mb);
+	read_finished(mb);
 }
 
+/* Read the calendar now, or right after the read already running. */
 static void
-sync_start(struct mailbox *mb, const char *source, enum throttle_prio prio)
+read_start(struct mailbox *mb, enum mailbox_source source,
+    enum throttle_prio prio)
 {
 	if (ews_call_busy(&mb->read_call)) {
 		mb->dirty = true;
 		return;
 	}
 	mb->sync_at = 0;
-	mb->sync_source = source;
-	mb->read_step = 0;
-	pages_free(mb);
+	mb->source = (uint8_t)source;
+	cal_free(mb);
 	ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
 	arm_action(mb);
 }
@@ -682,7 +699,7 @@ sync_start(struct mailbox *mb, const char *source, enum throttle_prio prio)
 /* ---- presence ---- */
 
 static void
-publish(struct mailbox *mb, const char *source)
+publish(struct mailbox *mb, enum mailbox_source source)
 {
 	const struct mailbox_ctx	*ctx = mb->ctx;
 	struct presence			 p;
@@ -709,7 +726,7 @@ publish(struct mailbox *mb, const char *source)
 	    presence_activity_name(p.activity) : NULL;
 	ch.since = p.since != PRESENCE_NO_SINCE ? p.since : 0;
 	ch.until = p.until != PRESENCE_NO_UNTIL ? p.until : 0;
-	ch.source = source;
+	ch.source = source_names[source];
 	/* ch.seq is numbered by the publisher (the hook), not here. */
 	mb->seq++;
 	mb->pres = p;
@@ -724,7 +741,7 @@ mailbox_presence_timer(struct timerheap_entry *e, void *arg)
 
 	if (mb->state == MAILBOX_STOPPED)
 		return;
-	publish(mb, "timer");
+	publish(mb, SOURCE_TIMER);
 }
 
 void
@@ -732,7 +749,7 @@ mailbox_recompute(struct mailbox *mb)
 {
 	if (mb->state == MAILBOX_STOPPED || !mb->has_presence)
 		return;
-	publish(mb, "timer");
+	publish(mb, SOURCE_TIMER);
 }
 
 /* ---- inputs ---- */
@@ -743,19 +760,17 @@ mailbox_start(struct mailbox *mb)
 	const struct config	*conf = mb->ctx->env->conf;
 	int64_t			 spread;
 
+	if (mb->state != MAILBOX_IDLE)
+		return;
 	/* Stagger periodic re-reads over the interval. */
 	spread = conf->presence.resync_interval_ms;
 	if (spread < FIRST_RESYNC_MIN_MS)
 		spread = FIRST_RESYNC_MIN_MS;
 	mb->resync_at = time_mono_ms() + spread / 2 +
 	    backoff_rng_range(mb->ctx->env->rng, 0, spread / 2);
-	if (mb->mode == MAILBOX_MODE_POLL) {
-		set_state(mb, MAILBOX_POLLING);
-		mb->resync_at = 0;
-		arm_action(mb);
-		return;
-	}
-	subscribe(mb, THROTTLE_PRIO_NORMAL);
+	mb->urgent = false;
+	set_state(mb, subscribed_mode(mb) ? MAILBOX_SUBSCRIBING :
+	    MAILBOX_WATCHING);
 }
 
 void
@@ -775,14 +790,9 @@ mailbox_set_mode(struct mailbox *mb, enum mailbox_mode mode,
 	    mailbox_mode_name(old), mailbox_mode_name(mode),
 	    mailbox_reason_name(why));
 	ews_call_cancel(&mb->sub_call);
-	if (mode == MAILBOX_MODE_POLL) {
-		/* The poller reads it from now on. */
-		forget_subscription(mb);
-		set_state(mb, MAILBOX_POLLING);
-		mb->resync_at = 0;
-		arm_action(mb);
-	} else
-		subscribe(mb, THROTTLE_PRIO_NORMAL);
+	mb->urgent = false;
+	set_state(mb, subscribed_mode(mb) ? MAILBOX_SUBSCRIBING :
+	    MAILBOX_WATCHING);
 }
 
 void
@@ -827,10 +837,12 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 	    "again", code, missed_events ? ", events missed" : "");
 	set_error(mb, code);
 	mb->ctx->hooks->count(mb, MAILBOX_COUNT_RESUBSCRIBE, mb->ctx->arg);
-	forget_subscription(mb);
-	if (mb->mode == MAILBOX_MODE_POLL)
+	if (!subscribed_mode(mb)) {
+		forget_subscription(mb);
 		return;
-	subscribe(mb, THROTTLE_PRIO_HIGH);
+	}
+	mb->urgent = true;
+	set_state(mb, MAILBOX_SUBSCRIBING);
 }
 
 void
@@ -838,12 +850,12 @@ mailbox_resync(struct mailbox *mb)
 {
 	if (mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_UNSUBSCRIBING)
 		return;
-	if (mb->mode == MAILBOX_MODE_POLL) {
+	if (!subscribed_mode(mb)) {
 		mb->sync_at = time_mono_ms();
 		arm_action(mb);
 		return;
 	}
-	sync_start(mb, "resync", THROTTLE_PRIO_HIGH);
+	read_start(mb, SOURCE_RESYNC, THROTTLE_PRIO_HIGH);
 }
 
 void
@@ -852,72 +864,35 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 {
 	const struct config	*conf = mb->ctx->env->conf;
 	struct timeline_item	*items;
-	size_t			 i;
-	int64_t			 now = time_wall_ms() / 1000;
 
 	if (code != NULL) {
 		set_error(mb, code);
 		if (ews_classify(code) == EWS_ACT_PARK)
-			park(mb, code);
+			set_state(mb, MAILBOX_PARKED);
 		return;
 	}
-	if (mb->state == MAILBOX_PARKED)
-		set_state(mb, MAILBOX_POLLING);
 	set_error(mb, NULL);
-	items = xcalloc(n ? n : 1, sizeof *items);
-	for (i = 0; i < n; i++) {
-		items[i].start = ev[i].start;
-		items[i].end = ev[i].end;
-		items[i].status = tl_from_fb(ev[i].busy);
-	}
-	timeline_update(&mb->tl, items, n, now,
+	items = calendar_from_freebusy(ev, n);
+	timeline_update(&mb->tl, items, n, time_wall_ms() / 1000,
 	    conf->presence.lookback_ms / 1000,
 	    conf->presence.horizon_ms / 1000);
 	free(items);
-	publish(mb, "poll");
-}
-
-static void
-unsubscribed(struct ews_call *call, const struct ews_reply *r, void *arg)
-{
-	struct mailbox	*mb = arg;
-
-	forget_subscription(mb);
-	set_state(mb, MAILBOX_STOPPED);
-}
-
-static int
-build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
-{
-	struct mailbox		*mb = arg;
-	struct soap_ident	 id;
-	struct soap_header	 h;
-
-	if (mb->sub_id == NULL)
-		return (-1);
-	header_for(mb, &id, &h);
-	if (soap_unsubscribe(&s->body, &h, mb->sub_id) == -1)
-		return (-1);
-	mb->ctx->hooks->affinity(mb, &s->anchor, &s->cookie, mb->ctx->arg);
-	s->tag = mb->address;
-	return (0);
+	publish(mb, SOURCE_POLL);
 }
 
 void
 mailbox_stop(struct mailbox *mb)
 {
+	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED)
+		return;
 	ews_call_cancel(&mb->read_call);
 	ews_call_cancel(&mb->sub_call);
 	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);
 	/* Push subscriptions end when the listener answers Unsubscribe. */
-	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING) {
-		forget_subscription(mb);
+	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING)
 		set_state(mb, MAILBOX_STOPPED);
-		return;
-	}
-	set_state(mb, MAILBOX_UNSUBSCRIBING);
-	ews_call_submit(&mb->sub_call, &unsubscribe_ops, THROTTLE_PRIO_HIGH,
-	    NULL, mb);
+	else
+		set_state(mb, MAILBOX_UNSUBSCRIBING);
 }
 
 void
@@ -925,37 +900,39 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 {
 	struct mailbox	*mb = timerheap_owner(e, struct mailbox, action);
 	int64_t		 now = time_mono_ms();
+	bool		 watching;
 
 	if (mb->retry_at != 0 && mb->retry_at <= now) {
 		mb->retry_at = 0;
 		if (mb->state == MAILBOX_BACKOFF ||
 		    mb->state == MAILBOX_PARKED) {
-			if (mb->mode == MAILBOX_MODE_POLL)
-				set_state(mb, MAILBOX_POLLING);
-			else
-				subscribe(mb, THROTTLE_PRIO_HIGH);
+			mb->urgent = true;
+			set_state(mb, subscribed_mode(mb) ?
+			    MAILBOX_SUBSCRIBING : MAILBOX_WATCHING);
 		}
 	}
 	if (mb->push_deadline != 0 && mb->push_deadline <= now) {
 		mb->push_deadline = 0;
-		if (mb->state == MAILBOX_PUSH || mb->state == MAILBOX_SYNCING) {
+		if (mb->mode == MAILBOX_MODE_PUSH &&
+		    (mb->state == MAILBOX_WATCHING ||
+		    mb->state == MAILBOX_SYNCING)) {
 			mlog(LOG_NOTICE, mb->address, "no push notification "
 			    "for two status intervals; subscribing again");
 			mailbox_subscription_lost(mb, "PushTimeout", false);
 		}
 	}
+	watching = mb->state == MAILBOX_WATCHING;
 	if (mb->sync_at != 0 && mb->sync_at <= now) {
 		mb->sync_at = 0;
-		if (mb->state == MAILBOX_STREAMING || mb->state == MAILBOX_PUSH ||
-		    mb->state == MAILBOX_SYNCING)
-			sync_start(mb, "calendar", THROTTLE_PRIO_NORMAL);
-		else if (mb->state == MAILBOX_POLLING)
+		if (watching && !subscribed_mode(mb))
 			mb->ctx->hooks->poll(mb, mb->ctx->arg);
+		else if (watching || mb->state == MAILBOX_SYNCING)
+			read_start(mb, SOURCE_CALENDAR, THROTTLE_PRIO_NORMAL);
 	}
 	if (mb->resync_at != 0 && mb->resync_at <= now) {
 		mb->resync_at = now + mb->ctx->env->conf->presence.resync_interval_ms;
-		if (mb->state == MAILBOX_STREAMING || mb->state == MAILBOX_PUSH)
-			sync_start(mb, "resync", THROTTLE_PRIO_LOW);
+		if (watching && subscribed_mode(mb))
+			read_start(mb, SOURCE_RESYNC, THROTTLE_PRIO_LOW);
 	}
 	arm_action(mb);
 }
@@ -984,7 +961,7 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 
 	json_obj_begin(w);
 	json_kv_str(w, "address", mb->address);
-	json_kv_str(w, "state", mailbox_state_name(mb->state));
+	json_kv_str(w, "state", mailbox_status_name(mailbox_status(mb)));
 	json_kv_str(w, "mode", mailbox_mode_name(mb->mode));
 	json_kv_str(w, "reason", mb->mode == MAILBOX_MODE_POLL ||
 	    mb->reason != MAILBOX_WHY_CONFIG ?
@@ -1023,6 +1000,27 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 }
 
 /* ---- views ---- */
+
+enum mailbox_status
+mailbox_status(const struct mailbox *mb)
+{
+	static const enum mailbox_status watching[MAILBOX_MODE_MAX] = {
+		[MAILBOX_MODE_STREAMING] = MAILBOX_STATUS_STREAMING,
+		[MAILBOX_MODE_PUSH] = MAILBOX_STATUS_PUSH,
+		[MAILBOX_MODE_POLL] = MAILBOX_STATUS_POLLING,
+	};
+
+	switch (mb->state) {
+	case MAILBOX_IDLE:		return (MAILBOX_STATUS_IDLE);
+	case MAILBOX_SUBSCRIBING:	return (MAILBOX_STATUS_SUBSCRIBING);
+	case MAILBOX_SYNCING:		return (MAILBOX_STATUS_SYNCING);
+	case MAILBOX_WATCHING:		return (watching[mb->mode]);
+	case MAILBOX_BACKOFF:		return (MAILBOX_STATUS_BACKOFF);
+	case MAILBOX_PARKED:		return (MAILBOX_STATUS_PARKED);
+	case MAILBOX_UNSUBSCRIBING:	return (MAILBOX_STATUS_UNSUBSCRIBING);
+	default:			return (MAILBOX_STATUS_STOPPED);
+	}
+}
 
 const char *
 mailbox_address(const struct mailbox *mb)

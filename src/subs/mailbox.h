@@ -2,12 +2,48 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * One watched mailbox: its state machine (subscribe, sync, stream / push
- * / poll, back off, park), its calendar timeline and its presence.  Every
- * state change goes through mailbox_set_state().  Kept small: 100,000 of
- * these live in one daemon.  A mailbox knows nothing of the others: what
- * concerns the manager (its group, the indexes, the sinks, counters) it
- * reports through struct mailbox_hooks.
+ * One watched mailbox: its life cycle (subscribe, first read, watch, back
+ * off, park, release), its calendar timeline and its presence.  Kept
+ * small: 100,000 of these live in one daemon.  A mailbox knows nothing of
+ * the others: what concerns the manager (its group, the indexes, the
+ * sinks, counters) it reports through struct mailbox_hooks.
+ *
+ * The state says where the mailbox is in its life; the mode (streaming,
+ * push, poll) says how it is watched, and whether it holds a
+ * subscription is mailbox_sub_id() != NULL.  The states name no backend
+ * or mode.  Every transition goes through set_state() in mailbox.c,
+ * which logs "old -> new" at debug and runs the entry actions
+ * (SUBSCRIBING submits Subscribe, SYNCING starts the first read,
+ * BACKOFF and PARKED arm the retry, UNSUBSCRIBING submits Unsubscribe,
+ * STOPPED releases everything):
+ *
+ *   IDLE        -> SUBSCRIBING    started, streaming or push
+ *   IDLE        -> WATCHING       started, poll
+ *   SUBSCRIBING -> SYNCING        Subscribe answered with an id
+ *   SUBSCRIBING -> BACKOFF        Subscribe failed, or its answer unusable
+ *   SUBSCRIBING -> PARKED         Exchange refuses the mailbox (rights,
+ *                                 unknown address)
+ *   SUBSCRIBING -> WATCHING       Exchange has no subscription left for
+ *                                 it: reported refused, the manager
+ *                                 polls it (mode poll)
+ *   SYNCING     -> WATCHING       the first read is done, or failed (read
+ *                                 again later)
+ *   SYNCING     -> PARKED         a read says Exchange refuses it
+ *   WATCHING    -> PARKED         a read or a poll says so
+ *   SYNCING     -> SUBSCRIBING    subscription lost (stream error, no push
+ *   WATCHING    -> SUBSCRIBING      notification in time)
+ *   BACKOFF     -> SUBSCRIBING    retry time
+ *   PARKED      -> SUBSCRIBING    retry time, streaming or push
+ *   PARKED      -> WATCHING       retry time, poll
+ *   SUBSCRIBING, SYNCING,         mode changed: SUBSCRIBING for streaming
+ *   WATCHING, BACKOFF, PARKED       or push (again if already there),
+ *     -> SUBSCRIBING | WATCHING     WATCHING for poll
+ *   SYNCING, WATCHING             stopped, holding a streaming
+ *     -> UNSUBSCRIBING              subscription
+ *   IDLE, SUBSCRIBING, SYNCING,   stopped otherwise (push subscriptions
+ *   WATCHING, BACKOFF, PARKED       end when the listener answers
+ *     -> STOPPED                    Unsubscribe)
+ *   UNSUBSCRIBING -> STOPPED      Unsubscribe answered or failed
  */
 #ifndef EWSGW_MAILBOX_H
 #define EWSGW_MAILBOX_H
@@ -34,14 +70,30 @@ enum mailbox_state {
 	MAILBOX_IDLE,		/* not started yet */
 	MAILBOX_SUBSCRIBING,	/* Subscribe queued or in flight */
 	MAILBOX_SYNCING,	/* subscribed; first calendar read running */
-	MAILBOX_STREAMING,	/* subscribed, events come on its group */
-	MAILBOX_PUSH,		/* push subscription live */
-	MAILBOX_POLLING,	/* free/busy polled in batches */
-	MAILBOX_BACKOFF,	/* waiting until retry_at */
+	MAILBOX_WATCHING,	/* changes arrive (stream, push) or are polled */
+	MAILBOX_BACKOFF,	/* waiting until the retry time */
 	MAILBOX_PARKED,		/* Exchange refuses it; retried rarely */
 	MAILBOX_UNSUBSCRIBING,	/* releasing its subscription */
 	MAILBOX_STOPPED,	/* released; nothing more to do */
 	MAILBOX_STATE_MAX
+};
+
+/*
+ * What status views call the state: WATCHING by mode, the rest as
+ * they are (the names ewsgwctl and the metrics have always shown).
+ */
+enum mailbox_status {
+	MAILBOX_STATUS_IDLE,
+	MAILBOX_STATUS_SUBSCRIBING,
+	MAILBOX_STATUS_SYNCING,
+	MAILBOX_STATUS_STREAMING,
+	MAILBOX_STATUS_PUSH,
+	MAILBOX_STATUS_POLLING,
+	MAILBOX_STATUS_BACKOFF,
+	MAILBOX_STATUS_PARKED,
+	MAILBOX_STATUS_UNSUBSCRIBING,
+	MAILBOX_STATUS_STOPPED,
+	MAILBOX_STATUS_MAX
 };
 
 enum mailbox_mode {
@@ -132,7 +184,8 @@ void		 mailbox_recompute(struct mailbox *);
 /* Free/busy from a poll: replaces the timeline. */
 void		 mailbox_poll_result(struct mailbox *,
 		    const struct ews_fb_event *, size_t, const char *code);
-/* Unsubscribe (streaming) and stop; ends in state STOPPED. */
+/* Unsubscribe (streaming) and stop; ends in state STOPPED.  Nothing if
+ * already stopping. */
 void		 mailbox_stop(struct mailbox *);
 /* boundary_cb for the ctx's presence_timers and action_timers. */
 void		 mailbox_presence_timer(struct timerheap_entry *, void *);
@@ -141,6 +194,7 @@ void		 mailbox_action_timer(struct timerheap_entry *, void *);
 /* Read-only views (borrowed strings). */
 const char	*mailbox_address(const struct mailbox *);
 enum mailbox_state mailbox_state(const struct mailbox *);
+enum mailbox_status mailbox_status(const struct mailbox *);
 enum mailbox_mode mailbox_mode(const struct mailbox *);
 enum mailbox_reason mailbox_reason(const struct mailbox *);
 /* The subscription id, or NULL when it holds none. */
@@ -161,6 +215,7 @@ struct group	*mailbox_group(const struct mailbox *);
 void		 mailbox_set_group(struct mailbox *, struct group *);
 
 const char	*mailbox_state_name(enum mailbox_state);
+const char	*mailbox_status_name(enum mailbox_status);
 const char	*mailbox_mode_name(enum mailbox_mode);
 const char	*mailbox_reason_name(enum mailbox_reason);
 /* One mailbox as a JSON object; connection: its group id or -1. */

@@ -288,7 +288,7 @@ assign(struct manager *m)
 			continue;
 		if (mailbox_group(mb) != NULL ||
 		    (mailbox_mode(mb) == MAILBOX_MODE_PUSH &&
-		    s != MAILBOX_IDLE && s != MAILBOX_POLLING))
+		    s != MAILBOX_IDLE))
 			continue;	/* already placed */
 		if (used >= maxs) {
 			mailbox_set_mode(mb, MAILBOX_MODE_POLL,
@@ -596,7 +596,7 @@ manager_free(struct manager *m)
 /* ---- status ---- */
 
 struct counts {
-	size_t	 state[MAILBOX_STATE_MAX];
+	size_t	 state[MAILBOX_STATUS_MAX];
 	size_t	 mode[MAILBOX_MODE_MAX];
 	size_t	 presence[PRESENCE_STATE_MAX];
 	size_t	 total;
@@ -615,7 +615,7 @@ count_all(struct manager *m, struct counts *c)
 		mb = registry_at(m->reg, i);
 		p = mailbox_presence(mb);
 		c->total++;
-		c->state[mailbox_state(mb)]++;
+		c->state[mailbox_status(mb)]++;
 		c->mode[mailbox_mode(mb)]++;
 		c->presence[p != NULL ? p->state : PRESENCE_UNKNOWN]++;
 	}
@@ -687,9 +687,9 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	json_kv_int(w, "total", (int64_t)c.total);
 	json_key(w, "by_state");
 	json_obj_begin(w);
-	for (i = 0; i < MAILBOX_STATE_MAX; i++)
+	for (i = 0; i < MAILBOX_STATUS_MAX; i++)
 		if (c.state[i] > 0)
-			json_kv_int(w, mailbox_state_name(i),
+			json_kv_int(w, mailbox_status_name(i),
 			    (int64_t)c.state[i]);
 	json_obj_end(w);
 	json_key(w, "by_mode");
@@ -727,13 +727,13 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	/* The service account's own problems come from the call path. */
 	if (!ews_ctx_problems_json(m->env.ews, w))
 		healthy = 0;
-	if (c.state[MAILBOX_PARKED] > 0) {
+	if (c.state[MAILBOX_STATUS_PARKED] > 0) {
 		snprintf(msg, sizeof msg, "%zu mailboxes parked: Exchange "
 		    "refuses them (see ewsgwctl mailboxes)",
-		    c.state[MAILBOX_PARKED]);
+		    c.state[MAILBOX_STATUS_PARKED]);
 		json_str(w, msg);
 	}
-	if (c.state[MAILBOX_BACKOFF] > c.total / 2 && c.total > 0) {
+	if (c.state[MAILBOX_STATUS_BACKOFF] > c.total / 2 && c.total > 0) {
 		json_str(w, "most mailboxes are backing off");
 		healthy = 0;
 	}
@@ -809,9 +809,9 @@ manager_metrics(struct manager *m, struct buf *b)
 	count_all(m, &c);
 	buf_puts(b, "# HELP ewsgw_mailboxes Mailboxes by state.\n"
 	    "# TYPE ewsgw_mailboxes gauge\n");
-	for (i = 0; i < MAILBOX_STATE_MAX; i++)
+	for (i = 0; i < MAILBOX_STATUS_MAX; i++)
 		buf_printf(b, "ewsgw_mailboxes{state=\"%s\"} %zu\n",
-		    mailbox_state_name(i), c.state[i]);
+		    mailbox_status_name(i), c.state[i]);
 	buf_puts(b, "# HELP ewsgw_mailboxes_presence Mailboxes by presence.\n"
 	    "# TYPE ewsgw_mailboxes_presence gauge\n");
 	for (i = 0; i < PRESENCE_STATE_MAX; i++)
@@ -846,8 +846,9 @@ manager_summary(struct manager *m, char *out, size_t len)
 	count_all(m, &c);
 	snprintf(out, len, "%zu/%zu mailboxes streaming, %zu push, %zu "
 	    "polling, %zu backing off, %zu parked; %zu connections%s%s",
-	    c.state[MAILBOX_STREAMING], c.total, c.state[MAILBOX_PUSH],
-	    c.state[MAILBOX_POLLING], c.state[MAILBOX_BACKOFF],
-	    c.state[MAILBOX_PARKED], c.open, acct != NULL ? "; " : "",
+	    c.state[MAILBOX_STATUS_STREAMING], c.total,
+	    c.state[MAILBOX_STATUS_PUSH], c.state[MAILBOX_STATUS_POLLING],
+	    c.state[MAILBOX_STATUS_BACKOFF],
+	    c.state[MAILBOX_STATUS_PARKED], c.open, acct != NULL ? "; " : "",
 	    acct != NULL ? acct : "");
 }

@@ -50,6 +50,14 @@ struct poller {
 };
 
 static void	 fill(struct poller *);
+
+/* Watched by polling: what this module reads. */
+static bool
+pollable(const struct mailbox *mb)
+{
+	return (mailbox_state(mb) == MAILBOX_WATCHING &&
+	    mailbox_mode(mb) == MAILBOX_MODE_POLL);
+}
 static int	 build(struct ews_call *, struct ews_send *, void *);
 static void	 done(struct ews_call *, const struct ews_reply *, void *);
 
@@ -123,7 +131,7 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	    &cause) == 0 && !av.r.fault) {
 		for (i = 0; i < b->n; i++) {
 			mb = registry_find(p->reg, b->addr[i]);
-			if (mb == NULL || mailbox_state(mb) != MAILBOX_POLLING)
+			if (mb == NULL || !pollable(mb))
 				continue;
 			if (i >= av.nmailboxes) {
 				mailbox_poll_result(mb, NULL, 0, "NoAnswer");
@@ -145,7 +153,7 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		/* The whole batch failed: try its mailboxes again soon. */
 		for (i = 0; i < b->n; i++) {
 			mb = registry_find(p->reg, b->addr[i]);
-			if (mb != NULL && mailbox_state(mb) == MAILBOX_POLLING)
+			if (mb != NULL && pollable(mb))
 				mailbox_poll_result(mb, NULL, 0, r->code);
 		}
 	}
@@ -176,13 +184,13 @@ fill(struct poller *p)
 		while (b->n < POLL_BATCH && hashmap_iter_next(&it, &key, &v)) {
 			mb = v;
 			hashmap_iter_remove(&it);
-			if (mailbox_state(mb) == MAILBOX_POLLING)
+			if (pollable(mb))
 				b->addr[b->n++] = xstrdup(mailbox_address(mb));
 		}
 		while (p->round && b->n < POLL_BATCH &&
 		    p->cursor < registry_count(p->reg)) {
 			mb = registry_at(p->reg, p->cursor++);
-			if (mailbox_state(mb) == MAILBOX_POLLING)
+			if (pollable(mb))
 				b->addr[b->n++] = xstrdup(mailbox_address(mb));
 		}
 		if (p->cursor >= registry_count(p->reg))

@@ -13,8 +13,8 @@ cd "${LAYERS_SRC:-$top/src}"
 allowed() {
 	case $1 in
 	base)     echo "" ;;
-	ews)      echo "base" ;;
 	presence) echo "base" ;;
+	ews)      echo "base presence" ;;
 	control)  echo "base" ;;
 	io)       echo "base ews" ;;
 	sinks)    echo "base io" ;;

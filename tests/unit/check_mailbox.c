@@ -1,0 +1,903 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * Unit tests: the mailbox state machine, driven deterministically.  The
+ * test includes src/subs/mailbox.c with the clock and the EWS call path
+ * faked (subs_fake.h): it grants and answers each request with recorded
+ * EWS answers (tests/fixtures), moves the clock and fires the mailbox's
+ * timers itself, and plays the manager behind the hooks.  Every
+ * transition mailbox.h lists has a test here (named after it).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "subs_fake.h"
+
+#include "subs/mailbox.c"
+
+#define HOUR_MS		(INT64_C(3600) * 1000)
+#define ADDR		"alice@example.com"
+#define PUSH_URL	"https://gw.test/ews/notify/TOKEN"
+
+static struct event_base	*base;
+static struct config		*conf;
+static struct backoff_rng	 rng;
+static struct subs_env		 env;
+static struct presence_rules	 rules;
+static struct mailbox_ctx	 ctx;
+static struct mailbox		*mb;
+
+/* What the mailbox reported: the manager's side of the hooks. */
+static struct {
+	enum mailbox_state	 from[32], to[32];
+	unsigned		 changes;
+	unsigned		 subscription;	/* id changes */
+	char			 sub_id[128];	/* the id it holds, "" none */
+	unsigned		 refused;
+	unsigned		 polls;
+	char			 cookie[64];
+	unsigned		 published;
+	char			 presence[32];
+	char			 source[32];
+	unsigned		 counts[MAILBOX_COUNT_MAX];
+} seen;
+
+static void
+on_state(struct mailbox *m, enum mailbox_state old, void *arg)
+{
+	ck_assert_uint_lt(seen.changes, 32);
+	ck_assert_int_ne(old, mailbox_state(m));
+	seen.from[seen.changes] = old;
+	seen.to[seen.changes++] = mailbox_state(m);
+}
+
+static void
+on_subscription(struct mailbox *m, const char *old, void *arg)
+{
+	/* The old id is the one it held, reported once. */
+	if (old != NULL)
+		ck_assert_str_eq(old, seen.sub_id);
+	seen.subscription++;
+	snprintf(seen.sub_id, sizeof seen.sub_id, "%s",
+	    mailbox_sub_id(m) != NULL ? mailbox_sub_id(m) : "");
+}
+
+/* As the manager: poll a mailbox Exchange will not subscribe. */
+static void
+on_refused(struct mailbox *m, void *arg)
+{
+	seen.refused++;
+	mailbox_set_mode(m, MAILBOX_MODE_POLL, MAILBOX_WHY_REFUSED);
+}
+
+static void
+on_poll(struct mailbox *m, void *arg)
+{
+	seen.polls++;
+}
+
+static void
+on_affinity(const struct mailbox *m, const char **anchor,
+    const char **cookie, void *arg)
+{
+	*anchor = "anchor@example.com";
+	*cookie = NULL;
+}
+
+static void
+on_cookie(struct mailbox *m, const char *cookie, void *arg)
+{
+	snprintf(seen.cookie, sizeof seen.cookie, "%s", cookie);
+}
+
+static void
+on_publish(struct mailbox *m, const struct ewsgw_presence_change *ch,
+    void *arg)
+{
+	ck_assert_str_eq(ch->mailbox, ADDR);
+	seen.published++;
+	/* The publisher numbers changes; the mailbox counts its own. */
+	ck_assert_uint_eq(m->seq, seen.published);
+	snprintf(seen.presence, sizeof seen.presence, "%s", ch->presence);
+	snprintf(seen.source, sizeof seen.source, "%s", ch->source);
+}
+
+static void
+on_count(struct mailbox *m, enum mailbox_count what, void *arg)
+{
+	seen.counts[what]++;
+}
+
+static const struct mailbox_hooks test_hooks = {
+	.state = on_state,
+	.subscription = on_subscription,
+	.refused = on_refused,
+	.poll = on_poll,
+	.affinity = on_affinity,
+	.cookie = on_cookie,
+	.publish = on_publish,
+	.count = on_count,
+};
+
+static void
+setup(void)
+{
+	static const char text[] = "[exchange]\nurl = https://ews.test/\n"
+	    "auth = negotiate\nusername = svc\n";
+	char	*errors = NULL;
+
+	fake_setup();
+	memset(&seen, 0, sizeof seen);
+	conf = conf_load_buffer("test.conf", text, sizeof text - 1, &errors);
+	ck_assert_msg(conf != NULL, "%s", errors);
+	base = event_base_new();
+	backoff_rng_seed(&rng, 7);
+	env.base = base;
+	env.ews = NULL;
+	env.conf = conf;
+	env.rng = &rng;
+	presence_rules_from_conf(&rules, conf);
+	ctx.env = &env;
+	ctx.presence_timers = boundary_new(base, BOUNDARY_WALL,
+	    mailbox_presence_timer, NULL);
+	ctx.action_timers = boundary_new(base, BOUNDARY_MONO,
+	    mailbox_action_timer, NULL);
+	ctx.rules = &rules;
+	ctx.push_url = PUSH_URL;
+	ctx.hooks = &test_hooks;
+	ctx.arg = NULL;
+	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL);
+}
+
+static void
+teardown(void)
+{
+	mailbox_free(mb);
+	boundary_free(ctx.presence_timers);
+	boundary_free(ctx.action_timers);
+	event_base_free(base);
+	conf_free(conf);
+	fake_teardown();
+}
+
+/* ---- helpers: answers, time, the way to each state ---- */
+
+/* The last change reported was from -> to. */
+static void
+changed(enum mailbox_state from, enum mailbox_state to)
+{
+	ck_assert_uint_gt(seen.changes, 0);
+	ck_assert_msg(seen.from[seen.changes - 1] == from &&
+	    seen.to[seen.changes - 1] == to, "last change %s -> %s, "
+	    "expected %s -> %s", mailbox_state_name(seen.from[seen.changes -
+	    1]), mailbox_state_name(seen.to[seen.changes - 1]),
+	    mailbox_state_name(from), mailbox_state_name(to));
+	ck_assert_int_eq(mailbox_state(mb), to);
+}
+
+static void
+fail_transport(struct ews_call *call)
+{
+	struct fake_answer	 a = { HTTP_RESULT_TRANSIENT, 0, NULL, NULL,
+	    NULL, 0 };
+
+	ck_assert_int_eq(fake_grant(call, NULL), 0);
+	fake_answer(call, &a);
+}
+
+/* Run the action timer at its deadline. */
+static void
+action_due(void)
+{
+	ck_assert(timerheap_scheduled(&mb->action));
+	if (fake_mono < mb->action.deadline)
+		fake_mono = mb->action.deadline;
+	mailbox_action_timer(&mb->action, NULL);
+}
+
+static void
+start(enum mailbox_mode mode)
+{
+	mailbox_set_mode(mb, mode, MAILBOX_WHY_CONFIG);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_IDLE);
+	mailbox_start(mb);
+}
+
+static void
+to_syncing(enum mailbox_mode mode)
+{
+	start(mode);
+	ck_assert(fake_queued(&mb->sub_call, EWS_OP_SUBSCRIBE));
+	fake_ok(&mb->sub_call, mode == MAILBOX_MODE_PUSH ?
+	    "subscribe-push-default-ns.xml" : "subscribe-streaming.xml");
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+}
+
+/* The whole first read: CalendarView, then automatic replies. */
+static void
+first_read(void)
+{
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_GET_USER_OOF_SETTINGS));
+	fake_ok(&mb->read_call, "oof-disabled.xml");
+}
+
+static void
+to_watching(enum mailbox_mode mode)
+{
+	if (mode == MAILBOX_MODE_POLL) {
+		start(mode);
+		return;
+	}
+	to_syncing(mode);
+	first_read();
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+}
+
+static void
+to_backoff(void)
+{
+	start(MAILBOX_MODE_STREAMING);
+	fail_transport(&mb->sub_call);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
+}
+
+static void
+to_parked(void)
+{
+	start(MAILBOX_MODE_STREAMING);
+	fake_error(&mb->sub_call, "ErrorImpersonateUserDenied");
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_PARKED);
+}
+
+/* Reach state s (streaming mode unless s needs otherwise). */
+static void
+reach(enum mailbox_state s)
+{
+	switch (s) {
+	case MAILBOX_SUBSCRIBING:
+		start(MAILBOX_MODE_STREAMING);
+		break;
+	case MAILBOX_SYNCING:
+		to_syncing(MAILBOX_MODE_STREAMING);
+		break;
+	case MAILBOX_WATCHING:
+		to_watching(MAILBOX_MODE_STREAMING);
+		break;
+	case MAILBOX_BACKOFF:
+		to_backoff();
+		break;
+	case MAILBOX_PARKED:
+		to_parked();
+		break;
+	default:
+		break;
+	}
+	ck_assert_int_eq(mailbox_state(mb), s);
+}
+
+/* ---- IDLE -> ---- */
+
+START_TEST(test_idle_to_subscribing)
+{
+	char	*body = NULL;
+
+	start(MAILBOX_MODE_STREAMING);
+	changed(MAILBOX_IDLE, MAILBOX_SUBSCRIBING);
+	ck_assert(fake_queued(&mb->sub_call, EWS_OP_SUBSCRIBE));
+	ck_assert_int_eq(fake_prio(&mb->sub_call), THROTTLE_PRIO_NORMAL);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_SUBSCRIBING);
+	/* The periodic re-read is staggered over the interval. */
+	ck_assert_int_ge(mb->resync_at, fake_mono + 3 * HOUR_MS);
+	ck_assert_int_le(mb->resync_at, fake_mono + 6 * HOUR_MS);
+	/* The body is built on grant, for streaming, with impersonation. */
+	ck_assert_int_eq(fake_grant(&mb->sub_call, &body), 0);
+	ck_assert_ptr_nonnull(strstr(body, "StreamingSubscriptionRequest"));
+	ck_assert_ptr_nonnull(strstr(body, ADDR));
+	free(body);
+	/* Starting again does nothing. */
+	mailbox_start(mb);
+	ck_assert_uint_eq(seen.changes, 1);
+}
+END_TEST
+
+START_TEST(test_idle_to_watching_poll)
+{
+	start(MAILBOX_MODE_POLL);
+	changed(MAILBOX_IDLE, MAILBOX_WATCHING);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_POLLING);
+	ck_assert_str_eq(mailbox_status_name(mailbox_status(mb)), "polling");
+	ck_assert_uint_eq(fake_submits, 0);
+	ck_assert_int_eq(mb->resync_at, 0);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+}
+END_TEST
+
+/* ---- SUBSCRIBING -> ---- */
+
+START_TEST(test_subscribing_to_syncing)
+{
+	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL,
+	    "backend-7", 0 };
+	char			*body = fake_fixture("subscribe-streaming.xml");
+
+	start(MAILBOX_MODE_STREAMING);
+	ck_assert_int_eq(fake_grant(&mb->sub_call, NULL), 0);
+	a.body = body;
+	fake_answer(&mb->sub_call, &a);
+	free(body);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+	ck_assert_str_eq(mailbox_sub_id(mb),
+	    "JwBleGNoMDEuY29udG9zby5jb20QAAAAr2n+Sbz8Z0yDIX9pBs4p2A==");
+	ck_assert_str_eq(seen.sub_id, mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.cookie, "backend-7");
+	ck_assert_uint_eq(throttle_subscriptions(fake_ews_ctx_throttle(NULL),
+	    ADDR), 1);
+	/* The first read, ahead of mailboxes not yet started. */
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	ck_assert_int_eq(fake_prio(&mb->read_call), THROTTLE_PRIO_HIGH);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_SYNCING);
+}
+END_TEST
+
+START_TEST(test_subscribing_to_backoff)
+{
+	int64_t	 now;
+
+	start(MAILBOX_MODE_STREAMING);
+	now = fake_mono;
+	fail_transport(&mb->sub_call);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
+	ck_assert_str_eq(mailbox_error(mb), "transient");
+	ck_assert_uint_eq(mb->failures, 1);
+	/* Full jitter over the first step (1 s), at least half of it. */
+	ck_assert_int_ge(mb->retry_at, now + RETRY_BASE_MS / 2);
+	ck_assert_int_le(mb->retry_at, now + RETRY_BASE_MS);
+	ck_assert_int_eq(mb->action.deadline, mb->retry_at);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_BACKOFF);
+
+	/* An answer without a SubscriptionId is no better. */
+	action_due();
+	changed(MAILBOX_BACKOFF, MAILBOX_SUBSCRIBING);
+	fake_ok(&mb->sub_call, "subscribe-missing-id.xml");
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
+	ck_assert_str_eq(mailbox_error(mb), "BadResponse");
+	ck_assert_uint_eq(mb->failures, 2);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+}
+END_TEST
+
+START_TEST(test_subscribing_to_parked)
+{
+	to_parked();
+	ck_assert_str_eq(mailbox_error(mb), "ErrorImpersonateUserDenied");
+	ck_assert_int_eq(mb->retry_at, fake_mono + PARK_RETRY_MS);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PARKED);
+	ck_assert(!ews_call_busy(&mb->sub_call));
+}
+END_TEST
+
+START_TEST(test_subscribing_to_watching_refused)
+{
+	start(MAILBOX_MODE_STREAMING);
+	fake_error(&mb->sub_call, "ErrorExceededSubscriptionCount");
+	ck_assert_uint_eq(seen.refused, 1);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_WATCHING);
+	ck_assert_int_eq(mailbox_mode(mb), MAILBOX_MODE_POLL);
+	ck_assert_int_eq(mailbox_reason(mb), MAILBOX_WHY_REFUSED);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_POLLING);
+	ck_assert(!ews_call_busy(&mb->sub_call));
+}
+END_TEST
+
+/* ---- SYNCING -> ---- */
+
+START_TEST(test_syncing_to_watching)
+{
+	to_syncing(MAILBOX_MODE_STREAMING);
+	first_read();
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_STREAMING);
+	ck_assert_uint_eq(seen.published, 1);
+	ck_assert_str_eq(seen.source, "startup");
+	ck_assert_ptr_nonnull(mailbox_presence(mb));
+	ck_assert_uint_eq(mb->failures, 0);
+	ck_assert(!ews_call_busy(&mb->read_call));
+	ck_assert(timerheap_scheduled(&mb->action));
+	ck_assert_int_gt(mb->resync_at, fake_mono);
+}
+END_TEST
+
+START_TEST(test_syncing_to_watching_read_failed)
+{
+	int64_t	 now;
+
+	to_syncing(MAILBOX_MODE_STREAMING);
+	now = fake_mono;
+	fail_transport(&mb->read_call);
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_uint_eq(seen.published, 0);
+	/* Read again later. */
+	ck_assert_int_ge(mb->sync_at, now + RETRY_BASE_MS / 2);
+	ck_assert_int_le(mb->sync_at, now + RETRY_BASE_MS);
+	action_due();
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	/* A read after a calendar change skips automatic replies. */
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	ck_assert(!ews_call_busy(&mb->read_call));
+	ck_assert_str_eq(seen.source, "calendar");
+}
+END_TEST
+
+START_TEST(test_syncing_to_parked)
+{
+	to_syncing(MAILBOX_MODE_STREAMING);
+	fake_error(&mb->read_call, "ErrorNonExistentMailbox");
+	changed(MAILBOX_SYNCING, MAILBOX_PARKED);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	ck_assert_uint_eq(throttle_subscriptions(fake_ews_ctx_throttle(NULL),
+	    ADDR), 0);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorNonExistentMailbox");
+}
+END_TEST
+
+START_TEST(test_syncing_to_subscribing_lost)
+{
+	to_syncing(MAILBOX_MODE_STREAMING);
+	mailbox_subscription_lost(mb, "ErrorSubscriptionNotFound", true);
+	changed(MAILBOX_SYNCING, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(fake_prio(&mb->sub_call), THROTTLE_PRIO_HIGH);
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_RESUBSCRIBE], 1);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(mailbox_error(mb), "ErrorSubscriptionNotFound");
+	/* The read under way goes on; a new subscription reads again. */
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+}
+END_TEST
+
+/* ---- WATCHING -> ---- */
+
+START_TEST(test_watching_to_parked_by_read)
+{
+	to_watching(MAILBOX_MODE_STREAMING);
+	mailbox_resync(mb);
+	ck_assert_int_eq(fake_prio(&mb->read_call), THROTTLE_PRIO_HIGH);
+	fake_error(&mb->read_call, "ErrorMailboxConfiguration");
+	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+}
+END_TEST
+
+START_TEST(test_watching_to_parked_by_poll)
+{
+	struct ews_fb_event	 ev = { 0, 0, EWS_FB_BUSY };
+
+	to_watching(MAILBOX_MODE_POLL);
+	ev.start = fake_wall / 1000 - 60;
+	ev.end = fake_wall / 1000 + 3600;
+	mailbox_poll_result(mb, &ev, 1, NULL);
+	ck_assert_uint_eq(seen.published, 1);
+	ck_assert_str_eq(seen.source, "poll");
+	ck_assert_str_eq(seen.presence, "busy");
+	/* A mailbox error that is not the mailbox's fault changes nothing. */
+	mailbox_poll_result(mb, NULL, 0, "ErrorInternalServerError");
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorInternalServerError");
+	mailbox_poll_result(mb, NULL, 0, "ErrorMailRecipientNotFound");
+	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+}
+END_TEST
+
+START_TEST(test_watching_to_subscribing_lost)
+{
+	to_watching(MAILBOX_MODE_STREAMING);
+	mailbox_subscription_lost(mb, "ErrorExpiredSubscription", false);
+	changed(MAILBOX_WATCHING, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(fake_prio(&mb->sub_call), THROTTLE_PRIO_HIGH);
+	/* The new subscription reads the calendar again; the same presence
+	 * is not published twice. */
+	fake_ok(&mb->sub_call, "subscribe-streaming.xml");
+	ck_assert_int_eq(mb->source, SOURCE_RESUBSCRIBE);
+	first_read();
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_uint_eq(seen.published, 1);
+}
+END_TEST
+
+START_TEST(test_watching_to_subscribing_push_silent)
+{
+	to_watching(MAILBOX_MODE_PUSH);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PUSH);
+	/* Two status intervals (1 min) and the slack: resubscribe. */
+	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
+	/* A notification moves the deadline. */
+	fake_mono += 60000;
+	mailbox_events(mb, NULL, 0);
+	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
+	fake_mono = mb->push_deadline;
+	mailbox_action_timer(&mb->action, NULL);
+	changed(MAILBOX_WATCHING, MAILBOX_SUBSCRIBING);
+	ck_assert_str_eq(mailbox_error(mb), "PushTimeout");
+}
+END_TEST
+
+/* ---- BACKOFF, PARKED -> ---- */
+
+START_TEST(test_backoff_to_subscribing)
+{
+	to_backoff();
+	fake_mono = mb->retry_at - 1;
+	mailbox_action_timer(&mb->action, NULL);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_BACKOFF);
+	action_due();
+	changed(MAILBOX_BACKOFF, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(fake_prio(&mb->sub_call), THROTTLE_PRIO_HIGH);
+	ck_assert_int_eq(mb->retry_at, 0);
+}
+END_TEST
+
+START_TEST(test_parked_to_subscribing)
+{
+	to_parked();
+	fake_mono += PARK_RETRY_MS;
+	mailbox_action_timer(&mb->action, NULL);
+	changed(MAILBOX_PARKED, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(fake_prio(&mb->sub_call), THROTTLE_PRIO_HIGH);
+}
+END_TEST
+
+START_TEST(test_parked_to_watching_poll)
+{
+	to_watching(MAILBOX_MODE_POLL);
+	mailbox_poll_result(mb, NULL, 0, "ErrorNonExistentMailbox");
+	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+	fake_mono += PARK_RETRY_MS;
+	mailbox_action_timer(&mb->action, NULL);
+	changed(MAILBOX_PARKED, MAILBOX_WATCHING);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_POLLING);
+	ck_assert_uint_eq(fake_submits, 0);
+}
+END_TEST
+
+/* ---- mode changes ---- */
+
+static const enum mailbox_state mode_change_from[] = {
+	MAILBOX_SUBSCRIBING, MAILBOX_SYNCING, MAILBOX_WATCHING,
+	MAILBOX_BACKOFF, MAILBOX_PARKED
+};
+
+START_TEST(test_mode_change_to_push)
+{
+	enum mailbox_state	 from = mode_change_from[_i];
+	char			*body = NULL;
+
+	reach(from);
+	mailbox_set_mode(mb, MAILBOX_MODE_PUSH, MAILBOX_WHY_CONFIG);
+	if (from != MAILBOX_SUBSCRIBING)
+		changed(from, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_int_eq(fake_prio(&mb->sub_call), THROTTLE_PRIO_NORMAL);
+	ck_assert_int_eq(fake_grant(&mb->sub_call, &body), 0);
+	ck_assert_ptr_nonnull(strstr(body, "PushSubscriptionRequest"));
+	ck_assert_ptr_nonnull(strstr(body, PUSH_URL));
+	free(body);
+}
+END_TEST
+
+START_TEST(test_mode_change_to_poll)
+{
+	enum mailbox_state	 from = mode_change_from[_i];
+
+	reach(from);
+	mailbox_set_mode(mb, MAILBOX_MODE_POLL, MAILBOX_WHY_SUBSCRIPTIONS);
+	if (from != MAILBOX_WATCHING)
+		changed(from, MAILBOX_WATCHING);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_POLLING);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert(!ews_call_busy(&mb->sub_call));
+	ck_assert_int_eq(mb->retry_at, 0);
+	ck_assert_int_eq(mb->resync_at, 0);
+	/* The same mode again only records the reason. */
+	mailbox_set_mode(mb, MAILBOX_MODE_POLL, MAILBOX_WHY_CONNECTIONS);
+	ck_assert_int_eq(mailbox_reason(mb), MAILBOX_WHY_CONNECTIONS);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+}
+END_TEST
+
+/* ---- stopping ---- */
+
+START_TEST(test_to_unsubscribing)
+{
+	enum mailbox_state	 from = _i == 0 ? MAILBOX_SYNCING :
+	    MAILBOX_WATCHING;
+	char			*body = NULL;
+	char			 id[128];
+
+	reach(from);
+	snprintf(id, sizeof id, "%s", mailbox_sub_id(mb));
+	mailbox_stop(mb);
+	changed(from, MAILBOX_UNSUBSCRIBING);
+	ck_assert(!ews_call_busy(&mb->read_call));
+	ck_assert(fake_queued(&mb->sub_call, EWS_OP_UNSUBSCRIBE));
+	ck_assert_int_eq(fake_prio(&mb->sub_call), THROTTLE_PRIO_HIGH);
+	ck_assert(!timerheap_scheduled(&mb->boundary));
+	ck_assert_int_eq(fake_grant(&mb->sub_call, &body), 0);
+	ck_assert_ptr_nonnull(strstr(body, id));
+	free(body);
+	/* Stopping again while it unsubscribes changes nothing. */
+	mailbox_stop(mb);
+	ck_assert(fake_sent(&mb->sub_call));
+}
+END_TEST
+
+static const enum mailbox_state stop_from[] = {
+	MAILBOX_IDLE, MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF, MAILBOX_PARKED,
+	MAILBOX_SYNCING, MAILBOX_WATCHING, MAILBOX_WATCHING
+};
+static const enum mailbox_mode stop_mode[] = {
+	MAILBOX_MODE_STREAMING, MAILBOX_MODE_STREAMING, MAILBOX_MODE_STREAMING,
+	MAILBOX_MODE_STREAMING, MAILBOX_MODE_PUSH, MAILBOX_MODE_PUSH,
+	MAILBOX_MODE_POLL
+};
+
+START_TEST(test_to_stopped)
+{
+	enum mailbox_state	 from = stop_from[_i];
+
+	if (from == MAILBOX_SYNCING)
+		to_syncing(stop_mode[_i]);
+	else if (from == MAILBOX_WATCHING)
+		to_watching(stop_mode[_i]);
+	else
+		reach(from);
+	mailbox_stop(mb);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_STOPPED);
+	if (from != MAILBOX_IDLE)
+		changed(from, MAILBOX_STOPPED);
+	ck_assert(!ews_call_busy(&mb->sub_call));
+	ck_assert(!ews_call_busy(&mb->read_call));
+	ck_assert(!timerheap_scheduled(&mb->action));
+	ck_assert(!timerheap_scheduled(&mb->boundary));
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_uint_eq(throttle_subscriptions(fake_ews_ctx_throttle(NULL),
+	    ADDR), 0);
+	/* Nothing brings it back. */
+	mailbox_resync(mb);
+	mailbox_subscription_lost(mb, "ErrorSubscriptionNotFound", false);
+	mailbox_set_mode(mb, MAILBOX_MODE_STREAMING, MAILBOX_WHY_CONFIG);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_STOPPED);
+	ck_assert(!ews_call_busy(&mb->sub_call));
+}
+END_TEST
+
+START_TEST(test_unsubscribing_to_stopped)
+{
+	reach(MAILBOX_WATCHING);
+	mailbox_stop(mb);
+	if (_i == 0)
+		fake_ok(&mb->sub_call, "unsubscribe.xml");
+	else
+		fail_transport(&mb->sub_call);
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+}
+END_TEST
+
+/* ---- inputs that do not change the state ---- */
+
+static const struct ews_event calendar_event = { .type = EWS_EV_CREATED };
+
+START_TEST(test_notifications_debounced_into_one_read)
+{
+	int64_t	 t0;
+
+	to_watching(MAILBOX_MODE_STREAMING);
+	t0 = fake_mono;
+	mailbox_events(mb, &calendar_event, 1);
+	fake_mono += 500;
+	mailbox_events(mb, &calendar_event, 1);
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_NOTIFICATION], 2);
+	/* The first one sets the time; the burst does not push it out. */
+	ck_assert_int_eq(mb->sync_at, t0 + conf->presence.debounce_ms);
+	action_due();
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	ck_assert_int_eq(fake_prio(&mb->read_call), THROTTLE_PRIO_NORMAL);
+	/* Another change while it reads: read again after it. */
+	mailbox_events(mb, &calendar_event, 1);
+	ck_assert(timerheap_scheduled(&mb->action));
+	fake_mono = mb->sync_at;
+	mailbox_action_timer(&mb->action, NULL);
+	ck_assert(mb->dirty);
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	ck_assert(!mb->dirty);
+	ck_assert_int_eq(mb->sync_at, fake_mono + conf->presence.debounce_ms);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+}
+END_TEST
+
+START_TEST(test_periodic_resync_reads_automatic_replies)
+{
+	to_watching(MAILBOX_MODE_STREAMING);
+	fake_mono = mb->resync_at;
+	mailbox_action_timer(&mb->action, NULL);
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	ck_assert_int_eq(fake_prio(&mb->read_call), THROTTLE_PRIO_LOW);
+	ck_assert_int_eq(mb->resync_at, fake_mono +
+	    conf->presence.resync_interval_ms);
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_GET_USER_OOF_SETTINGS));
+	fake_ok(&mb->read_call, "oof-scheduled.xml");
+	ck_assert_int_eq(mb->oof.state, PRESENCE_OOF_SCHEDULED);
+	ck_assert(!ews_call_busy(&mb->read_call));
+}
+END_TEST
+
+START_TEST(test_calendar_read_in_pages)
+{
+	static const char	 last[] = "IncludesLastItemInRange=\"true\"";
+	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL, NULL,
+	    0 };
+	char			*full, *page, *p;
+
+	/* The fixture's one page, saying more items follow. */
+	full = fake_fixture("finditem-calendarview.xml");
+	ck_assert_ptr_nonnull(p = strstr(full, last));
+	xasprintf(&page, "%.*sIncludesLastItemInRange=\"false\"%s",
+	    (int)(p - full), full, p + sizeof last - 1);
+	free(full);
+	to_syncing(MAILBOX_MODE_STREAMING);
+	a.body = page;
+	ck_assert_int_eq(fake_grant(&mb->read_call, NULL), 0);
+	fake_answer(&mb->read_call, &a);
+	/* More than one page: the next one is asked for. */
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	ck_assert_ptr_nonnull(mb->cal);
+	ck_assert_uint_eq(mb->cal->page, 1);
+	/* The same again makes no progress: what was read is used. */
+	ck_assert_int_eq(fake_grant(&mb->read_call, NULL), 0);
+	fake_answer(&mb->read_call, &a);
+	ck_assert_ptr_null(mb->cal);
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_GET_USER_OOF_SETTINGS));
+	fake_ok(&mb->read_call, "oof-disabled.xml");
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	free(page);
+}
+END_TEST
+
+START_TEST(test_boundary_and_recompute_publish)
+{
+	to_watching(MAILBOX_MODE_STREAMING);
+	ck_assert_uint_eq(seen.published, 1);
+	/* Nothing changed: nothing published. */
+	mailbox_recompute(mb);
+	ck_assert_uint_eq(seen.published, 1);
+	/* A day later every meeting of the fixture is over. */
+	fake_wall += 48 * HOUR_MS;
+	mailbox_presence_timer(&mb->boundary, NULL);
+	ck_assert_uint_eq(seen.published, 2);
+	ck_assert_str_eq(seen.source, "timer");
+	ck_assert_str_eq(seen.presence, "available");
+}
+END_TEST
+
+START_TEST(test_poll_mode_asks_the_poller)
+{
+	to_watching(MAILBOX_MODE_POLL);
+	mailbox_resync(mb);
+	ck_assert_uint_eq(fake_submits, 0);
+	action_due();
+	ck_assert_uint_eq(seen.polls, 1);
+	/* Losing a subscription it does not hold changes nothing. */
+	mailbox_subscription_lost(mb, "ErrorSubscriptionNotFound", false);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+	ck_assert_uint_eq(fake_submits, 0);
+}
+END_TEST
+
+START_TEST(test_names_and_json)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	int			 i;
+
+	for (i = 0; i < MAILBOX_STATE_MAX; i++)
+		ck_assert_str_ne(mailbox_state_name(i), "?");
+	for (i = 0; i < MAILBOX_STATUS_MAX; i++)
+		ck_assert_str_ne(mailbox_status_name(i), "?");
+	ck_assert_str_eq(mailbox_state_name(MAILBOX_STATE_MAX), "?");
+	ck_assert_str_eq(mailbox_status_name(MAILBOX_STATUS_MAX), "?");
+	to_watching(MAILBOX_MODE_STREAMING);
+	json_writer_init(&w, &b);
+	mailbox_json(mb, &w, true, 3);
+	ck_assert_ptr_nonnull(strstr(buf_str(&b), "\"state\":\"streaming\""));
+	ck_assert_ptr_nonnull(strstr(buf_str(&b), "\"connection\":3"));
+	ck_assert_ptr_nonnull(strstr(buf_str(&b), "\"subscribed\":true"));
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_change_logged_at_debug)
+{
+	char	*log;
+
+	fake_log_begin(LOG_DEBUG);
+	start(MAILBOX_MODE_STREAMING);
+	fake_ok(&mb->sub_call, "subscribe-streaming.xml");
+	log = fake_log_end();
+	ck_assert_ptr_nonnull(strstr(log, ADDR ": idle -> subscribing"));
+	ck_assert_ptr_nonnull(strstr(log, ADDR ": subscribing -> syncing"));
+	free(log);
+	/* Not a word of it at the usual levels. */
+	fake_log_begin(LOG_INFO);
+	first_read();
+	log = fake_log_end();
+	ck_assert_ptr_null(strstr(log, "->"));
+	free(log);
+}
+END_TEST
+
+static Suite *
+mailbox_suite(void)
+{
+	Suite	*s = suite_create("mailbox");
+	TCase	*tc = tcase_create("states");
+
+	tcase_set_timeout(tc, 10);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_idle_to_subscribing);
+	tcase_add_test(tc, test_idle_to_watching_poll);
+	tcase_add_test(tc, test_subscribing_to_syncing);
+	tcase_add_test(tc, test_subscribing_to_backoff);
+	tcase_add_test(tc, test_subscribing_to_parked);
+	tcase_add_test(tc, test_subscribing_to_watching_refused);
+	tcase_add_test(tc, test_syncing_to_watching);
+	tcase_add_test(tc, test_syncing_to_watching_read_failed);
+	tcase_add_test(tc, test_syncing_to_parked);
+	tcase_add_test(tc, test_syncing_to_subscribing_lost);
+	tcase_add_test(tc, test_watching_to_parked_by_read);
+	tcase_add_test(tc, test_watching_to_parked_by_poll);
+	tcase_add_test(tc, test_watching_to_subscribing_lost);
+	tcase_add_test(tc, test_watching_to_subscribing_push_silent);
+	tcase_add_test(tc, test_backoff_to_subscribing);
+	tcase_add_test(tc, test_parked_to_subscribing);
+	tcase_add_test(tc, test_parked_to_watching_poll);
+	tcase_add_loop_test(tc, test_mode_change_to_push, 0,
+	    sizeof mode_change_from / sizeof mode_change_from[0]);
+	tcase_add_loop_test(tc, test_mode_change_to_poll, 0,
+	    sizeof mode_change_from / sizeof mode_change_from[0]);
+	tcase_add_loop_test(tc, test_to_unsubscribing, 0, 2);
+	tcase_add_loop_test(tc, test_to_stopped, 0,
+	    sizeof stop_from / sizeof stop_from[0]);
+	tcase_add_loop_test(tc, test_unsubscribing_to_stopped, 0, 2);
+	tcase_add_test(tc, test_notifications_debounced_into_one_read);
+	tcase_add_test(tc, test_periodic_resync_reads_automatic_replies);
+	tcase_add_test(tc, test_calendar_read_in_pages);
+	tcase_add_test(tc, test_boundary_and_recompute_publish);
+	tcase_add_test(tc, test_poll_mode_asks_the_poller);
+	tcase_add_test(tc, test_names_and_json);
+	tcase_add_test(tc, test_change_logged_at_debug);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(mailbox_suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}

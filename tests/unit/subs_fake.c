@@ -1,0 +1,256 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * The fake clock and EWS call path of subs_fake.h.  A call's state lives
+ * in its own ticket, as in the real ews.c: queued, granted or idle.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "subs_fake.h"
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "proto_test.h"
+
+/* Monday 2026-11-30T08:00:00Z. */
+#define FAKE_EPOCH_MS	INT64_C(1796025600000)
+
+int64_t			 fake_mono;
+int64_t			 fake_wall;
+unsigned		 fake_submits;
+unsigned		 fake_cancels;
+struct throttle_outcome	 fake_verdict;
+static struct throttle	*fake_thr;
+
+void
+fake_setup(void)
+{
+	struct throttle_limits	 lim;
+
+	fake_mono = 1000000;
+	fake_wall = FAKE_EPOCH_MS;
+	fake_submits = fake_cancels = 0;
+	memset(&fake_verdict, 0, sizeof fake_verdict);
+	throttle_limits_default(&lim);
+	fake_thr = throttle_new(&lim);
+}
+
+void
+fake_teardown(void)
+{
+	throttle_free(fake_thr);
+	fake_thr = NULL;
+}
+
+int64_t
+time_mono_ms(void)
+{
+	return (fake_mono);
+}
+
+int64_t
+time_wall_ms(void)
+{
+	return (fake_wall);
+}
+
+struct throttle *
+ews_ctx_throttle(struct ews_ctx *c)
+{
+	return (fake_thr);
+}
+
+void
+ews_call_init(struct ews_call *call, struct ews_ctx *c)
+{
+	memset(call, 0, sizeof *call);
+	call->ctx = c;
+}
+
+bool
+ews_call_busy(const struct ews_call *call)
+{
+	return (call->ticket.state != THROTTLE_TICKET_IDLE);
+}
+
+void
+ews_call_submit(struct ews_call *call, const struct ews_call_ops *ops,
+    enum throttle_prio prio, const char *anchor, void *arg)
+{
+	/* As throttle_submit: a ticket is submitted only when idle. */
+	ck_assert_msg(!ews_call_busy(call), "%s submitted while busy",
+	    ews_op_name(ops->op));
+	call->ops = ops;
+	call->arg = arg;
+	call->ticket.state = THROTTLE_TICKET_QUEUED;
+	call->ticket.prio = (uint8_t)prio;
+	fake_submits++;
+}
+
+void
+ews_call_cancel(struct ews_call *call)
+{
+	if (!ews_call_busy(call))
+		return;
+	call->ticket.state = THROTTLE_TICKET_IDLE;
+	fake_cancels++;
+}
+
+bool
+fake_queued(const struct ews_call *call, enum ews_op op)
+{
+	return (call->ticket.state == THROTTLE_TICKET_QUEUED &&
+	    call->ops->op == op);
+}
+
+bool
+fake_sent(const struct ews_call *call)
+{
+	return (call->ticket.state == THROTTLE_TICKET_GRANTED);
+}
+
+enum throttle_prio
+fake_prio(const struct ews_call *call)
+{
+	return ((enum throttle_prio)call->ticket.prio);
+}
+
+int
+fake_grant(struct ews_call *call, char **body)
+{
+	struct ews_send		 s;
+	struct ews_reply	 r;
+
+	ck_assert_int_eq(call->ticket.state, THROTTLE_TICKET_QUEUED);
+	memset(&s, 0, sizeof s);
+	call->ticket.state = THROTTLE_TICKET_GRANTED;
+	if (call->ops->build(call, &s, call->arg) == -1) {
+		buf_free(&s.body);
+		call->ticket.state = THROTTLE_TICKET_IDLE;
+		memset(&r, 0, sizeof r);
+		r.op = call->ops->op;
+		r.code = "NotSent";
+		r.action = EWS_ACT_FATAL;
+		call->ops->done(call, &r, call->arg);
+		return (-1);
+	}
+	if (body != NULL)
+		*body = xstrdup(buf_str(&s.body));
+	buf_free(&s.body);
+	if (call->ops->sent != NULL)
+		call->ops->sent(call, call->arg);
+	return (0);
+}
+
+void
+fake_answer(struct ews_call *call, const struct fake_answer *a)
+{
+	struct http_response	 h;
+	struct ews_reply	 r;
+
+	ck_assert_msg(fake_sent(call), "answer to a call not sent");
+	call->ticket.state = THROTTLE_TICKET_IDLE;
+	memset(&h, 0, sizeof h);
+	h.result = a->result;
+	h.status = a->status;
+	h.body = a->body;
+	h.body_len = a->body != NULL ? strlen(a->body) : 0;
+	h.cookie_backend = a->cookie;
+	memset(&r, 0, sizeof r);
+	r.op = call->ops->op;
+	r.http = &h;
+	if (a->code != NULL) {
+		r.code = a->code;
+		r.action = ews_classify(r.code);
+	} else if (a->result == HTTP_RESULT_OK) {
+		r.code = "NoError";
+		r.action = EWS_ACT_OK;
+	} else {
+		/* A transport failure, classified as ews.c does. */
+		r.code = http_result_name(a->result);
+		r.action = a->result == HTTP_RESULT_AUTH ? EWS_ACT_AUTH :
+		    a->result == HTTP_RESULT_FATAL ? EWS_ACT_FATAL :
+		    EWS_ACT_TRANSIENT;
+	}
+	if (a->backoff_ms > 0) {
+		r.parsed = true;
+		snprintf(r.generic.status.code, sizeof r.generic.status.code,
+		    "%s", r.code);
+		r.generic.status.backoff_ms = a->backoff_ms;
+	}
+	if (call->ops->verdict != NULL)
+		fake_verdict = call->ops->verdict(call, call->arg);
+	call->ops->done(call, &r, call->arg);
+}
+
+void
+fake_ok(struct ews_call *call, const char *fixture)
+{
+	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL, NULL, 0 };
+	char			*body = fake_fixture(fixture);
+
+	ck_assert_int_eq(fake_grant(call, NULL), 0);
+	a.body = body;
+	fake_answer(call, &a);
+	free(body);
+}
+
+void
+fake_error(struct ews_call *call, const char *code)
+{
+	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL, NULL, 0 };
+
+	ck_assert_int_eq(fake_grant(call, NULL), 0);
+	a.code = code;
+	fake_answer(call, &a);
+}
+
+char *
+fake_fixture(const char *name)
+{
+	size_t	 len;
+
+	return (pt_fixture(name, &len));
+}
+
+static FILE	*log_file;
+static int	 log_saved = -1;
+
+void
+fake_log_begin(int level)
+{
+	ck_assert_ptr_nonnull(log_file = tmpfile());
+	fflush(stderr);
+	log_saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(log_saved, 0);
+	ck_assert_int_ge(dup2(fileno(log_file), STDERR_FILENO), 0);
+	log_init("ewsgw", LOG_TARGET_STDERR, level);
+}
+
+char *
+fake_log_end(void)
+{
+	char	*text;
+	long	 n;
+
+	fflush(stderr);
+	dup2(log_saved, STDERR_FILENO);
+	close(log_saved);
+	log_init("ewsgw", LOG_TARGET_STDERR, LOG_INFO);
+	n = ftell(log_file);
+	ck_assert_int_ge(n, 0);
+	text = xcalloc(1, (size_t)n + 1);
+	rewind(log_file);
+	ck_assert_uint_eq(fread(text, 1, (size_t)n, log_file), (size_t)n);
+	fclose(log_file);
+	log_file = NULL;
+	return (text);
+}
