@@ -43,6 +43,11 @@ void	json_null(struct json_writer *);
 void	json_kv_str(struct json_writer *, const char *, const char *);
 void	json_kv_int(struct json_writer *, const char *, int64_t);
 void	json_kv_bool(struct json_writer *, const char *, bool);
+/*
+ * Seconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ"; 0 and INT64_MAX
+ * (no time known, none ahead) write null.
+ */
+void	json_kv_time(struct json_writer *, const char *, int64_t);
 
 /* Append s to b as a quoted JSON string. */
 void	json_quote(struct buf *, const char *, size_t);

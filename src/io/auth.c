@@ -407,11 +407,7 @@ auth_arm_refresh(struct auth *a, int64_t ms)
 {
 	struct timeval	 tv;
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&a->refresh, &tv);
+	evtimer_add(&a->refresh, time_ms_tv(&tv, ms));
 }
 
 static void

@@ -425,9 +425,7 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 		evtimer_del(&eng->timer);
 		return (0);
 	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(&eng->timer, &tv);
+	evtimer_add(&eng->timer, time_ms_tv(&tv, timeout_ms));
 	return (0);
 }
 

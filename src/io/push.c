@@ -488,11 +488,8 @@ push_warn(struct push *p, const char *fmt, ...)
 	}
 	p->stats.log_suppressed++;
 	if (!evtimer_pending(&p->warn_flush, NULL) &&
-	    (wait = log_rate_flush(&p->warn, now, LOG_WARNING)) >= 0) {
-		tv.tv_sec = wait / 1000;
-		tv.tv_usec = (wait % 1000) * 1000;
-		evtimer_add(&p->warn_flush, &tv);
-	}
+	    (wait = log_rate_flush(&p->warn, now, LOG_WARNING)) >= 0)
+		evtimer_add(&p->warn_flush, time_ms_tv(&tv, wait));
 }
 
 static void
@@ -503,11 +500,8 @@ push_warn_flush(evutil_socket_t fd, short ev, void *arg)
 	int64_t		 wait;
 
 	if ((wait = log_rate_flush(&p->warn, time_mono_ms(),
-	    LOG_WARNING)) >= 0) {
-		tv.tv_sec = wait / 1000;
-		tv.tv_usec = (wait % 1000) * 1000;
-		evtimer_add(&p->warn_flush, &tv);
-	}
+	    LOG_WARNING)) >= 0)
+		evtimer_add(&p->warn_flush, time_ms_tv(&tv, wait));
 }
 
 /* ---- connections ---- */
@@ -644,9 +638,7 @@ push_conn_arm(struct push_conn *c, int64_t ms)
 {
 	struct timeval	 tv;
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&c->deadline, &tv);
+	evtimer_add(&c->deadline, time_ms_tv(&tv, ms));
 }
 
 /* Move the connection to the class its state says; last in it. */

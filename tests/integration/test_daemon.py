@@ -182,6 +182,9 @@ class Lifecycle(unittest.TestCase):
             d.notify.running = False        # stop draining
             d.notify.thread.join(2)
             time.sleep(1.5)                 # ~1,500 pings: the queue is full
+            # A slow (sanitizer) build may still be starting.
+            wait_for(lambda: os.path.exists(d.socket_path), 30,
+                     "the status socket")
             # A blocked loop would never answer: the request times out.
             for _ in range(5):
                 self.assertTrue(d.request("status", timeout=10)["ok"])
