@@ -2,7 +2,8 @@
 
 Kamailio (presence + presence_xml) runs on loopback; the daemon watches
 mailboxes of the EWS simulator and publishes to Kamailio over UDP, TCP,
-verified TLS, with digest authentication (401 and 407) and through
+verified TLS, with digest authentication (401 and 407, each seen
+answered) and through
 NAPTR/SRV records; a SIP watcher SUBSCRIBEs to the presentities and
 must receive NOTIFY bodies whose PIDF/RPID follow each change: meeting
 start -> busy + meeting, end -> available, out of office -> away +
@@ -155,6 +156,20 @@ class SipSink(unittest.TestCase):
                     self.assertEqual(self.sinks(g)[name]["rejected"], 0)
                     self.assertEqual(self.detail_count(
                         g, name, "auth failures"), 0)
+                # Kamailio really challenged: 401 for auth.test, 407
+                # for proxyauth.test, nothing for the open domains.
+                for name in domains:
+                    want = {"sip-auth": "401",
+                            "sip-proxyauth": "407"}.get(name)
+                    for code in ("401", "407"):
+                        n = self.detail_count(
+                            g, name, "%s challenges answered" % code)
+                        if code == want:
+                            self.assertGreater(n, 0, name)
+                        else:
+                            self.assertEqual(n, 0, name)
+                self.assertGreater(self.detail_count(
+                    g, "sip-badauth", "401 challenges answered"), 0)
 
                 # Kamailio goes away; B's replies end and C's meeting
                 # starts while it is down.
