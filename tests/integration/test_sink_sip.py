@@ -22,7 +22,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
 from ewsgwtest import wait_for  # noqa: E402
-from presence_servers import DnsServer, Kamailio, require_sink  # noqa: E402
+from presence_servers import (DnsServer, Kamailio, LossyRelay,  # noqa: E402
+                              require_sink)
 from sipwatch import Watcher, is_available, is_meeting, is_oof  # noqa: E402
 
 FAST = {"expires": "10s", "retry_initial": "200ms", "retry_max": "2s",
@@ -254,6 +255,44 @@ class SipSink(unittest.TestCase):
                 self.assertTrue(dns.asked("sip1.example.test", "A"))
                 self.assertIn("tcp 127.0.0.1:%d" % k.port,
                               self.sinks(g)["sip"]["detail"])
+
+    def test_udp_loss(self):
+        """RFC 3261 17.1.2.2: over UDP the first copy of every request
+        is lost on the way; Timer E's retransmission must carry each
+        change through, with no failure for the engine to retry."""
+        mbs = generated(1)
+        with Kamailio() as k, Watcher(k.port) as w, \
+                LossyRelay(k.port) as relay:
+            secs = {"sink sip": dict(FAST, type="sip",
+                                     presentity="sip:%l@udp.test",
+                                     server="127.0.0.1:%d" % relay.port)}
+            with GatewayRun(mbs, sim={"generate": 1}, sections=secs) as g:
+                g.wait_state("streaming")
+                p = "sip:%s@udp.test" % mbs[0].split("@")[0]
+                w.subscribe(p)
+                w.wait_state(p, is_available)
+                t0 = int(time.time()) + 2
+                g.sim.add_item(mbs[0], {"subject": "s", "start": iso(t0),
+                                        "end": iso(t0 + 2)})
+                wait_for(lambda: changes_of(w.states(p)) ==
+                         [AVAILABLE, MEETING, AVAILABLE], 30,
+                         "the meeting through a lossy path")
+                dropped, passed = relay.counts()
+                # Three publications at least, each lost once and
+                # then retransmitted unchanged (same branch).
+                self.assertGreaterEqual(dropped, 3)
+                self.assertGreaterEqual(passed, 3)
+                with relay.lock:
+                    lost = [d for d in relay.dropped
+                            if d.startswith("PUBLISH ")]
+                    again = set(relay.passed)
+                self.assertGreaterEqual(len(lost), 3)
+                self.assertTrue(all(d in again for d in lost), lost[:1])
+                sk = self.sinks(g)["sip"]
+                self.assertEqual(sk["failed"], 0, sk)
+                self.assertEqual(sk["queue"], 0, sk)
+                g.assert_no_violations(self)
+                self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
 
 
 if __name__ == "__main__":
