@@ -12,6 +12,7 @@ the sink must publish again (after 412 for the entity tags it held,
 retries for the changes made while it was down).  A wrong password and
 an untrusted certificate must fail, and be seen failing.
 """
+import contextlib
 import os
 import re
 import signal
@@ -225,6 +226,26 @@ class SipSink(unittest.TestCase):
                 # the sanitizers, no leak).
                 self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
 
+    @contextlib.contextmanager
+    def one_meeting(self, mbs, w, sink, domain, what):
+        """A daemon for one mailbox and one sip sink; the watcher sees
+        its presentity at domain go available, meeting, available."""
+        with GatewayRun(mbs, sim={"generate": 1},
+                        sections={"sink sip": dict(
+                            FAST, type="sip",
+                            presentity="sip:%%l@%s" % domain,
+                            **sink)}) as g:
+            g.wait_state("streaming")
+            p = "sip:%s@%s" % (mbs[0].split("@")[0], domain)
+            w.subscribe(p)
+            w.wait_state(p, is_available)
+            t0 = int(time.time()) + 2
+            g.sim.add_item(mbs[0], {"subject": "s", "start": iso(t0),
+                                    "end": iso(t0 + 2)})
+            wait_for(lambda: changes_of(w.states(p)) ==
+                     [AVAILABLE, MEETING, AVAILABLE], 30, what)
+            yield g
+
     def test_naptr_srv(self):
         """RFC 3263: NAPTR picks TCP, SRV names the host and port, A
         its address; no server is configured, only the domain."""
@@ -236,20 +257,10 @@ class SipSink(unittest.TestCase):
                     "0 10 %d sip1.example.test." % k.port],
                 ("sip1.example.test", "A"): ["127.0.0.1"],
                 }) as dns:
-            secs = {"sink sip": dict(FAST, type="sip",
-                                     presentity="sip:%l@example.test",
-                                     dns_servers="127.0.0.1:%d" % dns.port)}
-            with GatewayRun(mbs, sim={"generate": 1}, sections=secs) as g:
-                g.wait_state("streaming")
-                p = "sip:%s@example.test" % mbs[0].split("@")[0]
-                w.subscribe(p)
-                w.wait_state(p, is_available)
-                t0 = int(time.time()) + 2
-                g.sim.add_item(mbs[0], {"subject": "s", "start": iso(t0),
-                                        "end": iso(t0 + 2)})
-                wait_for(lambda: changes_of(w.states(p)) ==
-                         [AVAILABLE, MEETING, AVAILABLE], 30,
-                         "meeting through the located server")
+            with self.one_meeting(
+                    mbs, w, {"dns_servers": "127.0.0.1:%d" % dns.port},
+                    "example.test",
+                    "meeting through the located server") as g:
                 self.assertTrue(dns.asked("example.test", "NAPTR"))
                 self.assertTrue(dns.asked("_sip._tcp.example.test", "SRV"))
                 self.assertTrue(dns.asked("sip1.example.test", "A"))
@@ -263,20 +274,9 @@ class SipSink(unittest.TestCase):
         mbs = generated(1)
         with Kamailio() as k, Watcher(k.port) as w, \
                 LossyRelay(k.port) as relay:
-            secs = {"sink sip": dict(FAST, type="sip",
-                                     presentity="sip:%l@udp.test",
-                                     server="127.0.0.1:%d" % relay.port)}
-            with GatewayRun(mbs, sim={"generate": 1}, sections=secs) as g:
-                g.wait_state("streaming")
-                p = "sip:%s@udp.test" % mbs[0].split("@")[0]
-                w.subscribe(p)
-                w.wait_state(p, is_available)
-                t0 = int(time.time()) + 2
-                g.sim.add_item(mbs[0], {"subject": "s", "start": iso(t0),
-                                        "end": iso(t0 + 2)})
-                wait_for(lambda: changes_of(w.states(p)) ==
-                         [AVAILABLE, MEETING, AVAILABLE], 30,
-                         "the meeting through a lossy path")
+            with self.one_meeting(
+                    mbs, w, {"server": "127.0.0.1:%d" % relay.port},
+                    "udp.test", "the meeting through a lossy path") as g:
                 dropped, passed = relay.counts()
                 # Three publications at least, each lost once and
                 # then retransmitted unchanged (same branch).
