@@ -8,7 +8,9 @@ mailbox must still reach the file sink, boundary by boundary, the status
 socket must answer, the mailboxes keep streaming, and each protocol sink
 must show that it really failed the way its server made it fail:
 RFC 3261 retransmissions seen by the silent UDP port, a PUBLISH read by
-the silent TCP port, timeouts and refusals in the sinks' status.
+the silent TCP port, timeouts and refusals in the sinks' status, and
+reconnects to a server that hangs up at once spaced by a growing
+back-off.
 """
 import os
 import re
@@ -27,7 +29,8 @@ from presence_servers import free_port, require_sink  # noqa: E402
 
 class Silent:
     """A UDP socket and a TCP listener that read everything and never
-    answer; they count what arrives."""
+    answer; they count what arrives.  A second TCP listener closes each
+    connection the moment it accepts it, and notes when."""
 
     def __init__(self):
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -39,12 +42,18 @@ class Silent:
         self.tcp.listen(64)
         self.tcp.settimeout(0.2)
         self.tcp_port = self.tcp.getsockname()[1]
+        self.closer = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.closer.bind(("127.0.0.1", 0))
+        self.closer.listen(64)
+        self.closer.settimeout(0.2)
+        self.closer_port = self.closer.getsockname()[1]
         self.datagrams = []
         self.streams = []
+        self.closed_at = []
         self.lock = threading.Lock()
         self.running = True
         self.threads = [threading.Thread(target=f, daemon=True)
-                        for f in (self._udp, self._tcp)]
+                        for f in (self._udp, self._tcp, self._closer)]
         for t in self.threads:
             t.start()
 
@@ -81,12 +90,25 @@ class Silent:
         for cb in conns:
             cb[0].close()
 
+    def _closer(self):
+        while self.running:
+            try:
+                c, _ = self.closer.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            c.close()
+            with self.lock:
+                self.closed_at.append(time.monotonic())
+
     def close(self):
         self.running = False
         for t in self.threads:
             t.join(2)
         self.udp.close()
         self.tcp.close()
+        self.closer.close()
 
 
 class Unreachable(unittest.TestCase):
@@ -126,6 +148,11 @@ class Unreachable(unittest.TestCase):
                     fast, type="xmpp", domain="presence.test",
                     server="127.0.0.1:%d" % refused,
                     secret_file=secret),
+                "sink xmpp-hangup": dict(
+                    fast, type="xmpp", domain="presence.test",
+                    server="127.0.0.1:%d" % silent.closer_port,
+                    secret_file=secret, reconnect_min="500ms",
+                    reconnect_max="4s"),
             }
             with GatewayRun(mbs, sim={"generate": 20}, sections=secs) as g:
                 g.wait_state("streaming")
@@ -179,7 +206,8 @@ class Unreachable(unittest.TestCase):
                     "the refused XMPP connection")
                 for name in ("sip-silent-udp", "sip-silent-tcp",
                              "sip-stalled-tls", "sip-refused",
-                             "xmpp-silent", "xmpp-refused"):
+                             "xmpp-silent", "xmpp-refused",
+                             "xmpp-hangup"):
                     s = sink(name)
                     self.assertEqual(s["delivered"], 0, name)
                     self.assertGreater(s["queue"], 0, name)
@@ -196,6 +224,19 @@ class Unreachable(unittest.TestCase):
                                     for s in streams))
                 self.assertTrue(any(b"jabber:component:accept" in s
                                     for s in streams))
+                # A server that hangs up at once is retried with
+                # back-off: never sooner than reconnect_min (less a
+                # little for the connect itself), and the waits grow
+                # (at reconnect_min each they would average 0.5 s; the
+                # decorrelated jitter averages under 0.75 s over nine
+                # waits about once in 10,000 runs).
+                wait_for(lambda: len(silent.closed_at) >= 10, 90,
+                         "reconnects to the server that hangs up")
+                with silent.lock:
+                    at = list(silent.closed_at)
+                gaps = [b - a for a, b in zip(at, at[1:])]
+                self.assertGreater(min(gaps), 0.4, gaps)
+                self.assertGreater(sum(gaps) / len(gaps), 0.75, gaps)
                 g.assert_no_violations(self)
                 # A clean stop with the sinks still failing (and, under
                 # the sanitizers, no leak).
