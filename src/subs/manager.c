@@ -715,6 +715,9 @@ manager_set_owned(struct manager *m, const bool *owned, bool may_start)
 		}
 	}
 	registry_commit(m->reg);
+	/* Their changes must number above the previous owner's. */
+	if (added > 0)
+		sinkset_seq_floor(m->sinks);
 	if (added > 0 && m->started) {
 		assign(m);
 		for (i = 0; i < registry_count(m->reg); i++)

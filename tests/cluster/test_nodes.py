@@ -315,6 +315,22 @@ class ClusterRun(unittest.TestCase):
                                  subscriptions)
         return st
 
+    def seq_ordered(self):
+        """Per mailbox, seq grows in the order the changes arrived, also
+        across a hand-over from one node to another."""
+        last = {}
+        moved = 0
+        for _, node, ch in self.collector.all():
+            prev = last.get(ch["mailbox"])
+            if prev is not None:
+                self.assertGreater(ch["seq"], prev[1],
+                                   "%s: seq %d from %s after %d from %s" % (
+                                       ch["mailbox"], ch["seq"], node,
+                                       prev[1], prev[0]))
+                moved += prev[0] != node
+            last[ch["mailbox"]] = (node, ch["seq"])
+        return moved
+
     def mailboxes_of(self, node):
         return [m["address"] for m in
                 node.d.request("mailboxes")["mailboxes"]]
@@ -388,6 +404,7 @@ class TwoNodes(ClusterRun):
         self.assertLess(took, TTL * 10)
         self.no_double_subscriptions()
         self.budget_kept(subs)
+        self.assertGreater(self.seq_ordered(), 0)
         # Nothing of b's after it stopped.
         self.assertEqual(self.collector.of(node="b", after=time.monotonic()),
                          [])
@@ -499,6 +516,8 @@ class ThreeNodes(ClusterRun):
                                 "%s published by c and a at once" % m)
         self.connected_once()
         self.budget_kept()
+
+        self.assertGreater(self.seq_ordered(), 0)
 
         # Back in touch: c rejoins and takes its share again.
         pc.block(False)
