@@ -97,13 +97,18 @@ START_TEST(test_stall_seen)
 	ck_assert(json_get_num(loop, "lag_p99_ms", -1) <=
 	    json_get_num(loop, "lag_max_ms", -1));
 	ck_assert_int_eq(json_get(loop, "lag_max_at")->type, JSON_STRING);
-	h = json_get(loop, "histogram");
+	h = json_get(loop, "lag_histogram");
 	ck_assert_int_eq(h->type, JSON_ARRAY);
 	for (e = h->child; e != NULL; e = e->next)
 		in_hist += e->child->next->num;
 	ck_assert(in_hist == samples);
 	/* The stall is in a bucket of its own, 10 ms wide past 100 ms. */
 	ck_assert(h->child != NULL);
+	/* The loop was busy, not waiting for a CPU, most of that time. */
+	ck_assert(json_get_num(loop, "busy_max_ms", 0) > 0);
+	ck_assert(json_get_num(loop, "busy_max_ms", 0) <=
+	    json_get_num(loop, "lag_max_ms", 0));
+	ck_assert(json_get(loop, "busy_histogram") != NULL);
 
 	looplag_metrics(l, &m);
 	xasprintf(&line, "ewsgw_loop_lag_seconds_count %.0f\n", samples);
@@ -119,6 +124,7 @@ START_TEST(test_stall_seen)
 	ck_assert(metric(&m, "ewsgw_loop_lag_seconds_bucket{le=\"0.001\"}")
 	    <= metric(&m, "ewsgw_loop_lag_seconds_bucket{le=\"0.02\"}"));
 	ck_assert(metric(&m, "ewsgw_loop_lag_max_seconds") >= 0.05);
+	ck_assert(metric(&m, "ewsgw_loop_busy_max_seconds") > 0);
 	buf_free(&m);
 	json_free(v);
 	event_free(hog);
