@@ -64,6 +64,13 @@ void json_arr_begin(struct json_writer *w) { open_(w, '['); }
 void json_arr_end(struct json_writer *w) { close_(w, ']'); }
 
 void
+json_raw(struct json_writer *w, const char *text)
+{
+	sep(w);
+	buf_puts(w->out, text);
+}
+
+void
 json_key(struct json_writer *w, const char *k)
 {
 	sep(w);
