@@ -346,19 +346,32 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 }
 
-/* Run the loop until cond(arg) holds or ms pass; returns cond. */
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/*
+ * Run the loop until cond(arg) holds or ms pass; returns cond.  The
+ * deadline is a timer of the loop, not a clock read between passes: a
+ * test descheduled past it on a loaded machine still gets the pass that
+ * runs what was due by then, never none at all.
+ */
 static bool
 run_until(bool (*cond)(void *), void *arg, int64_t ms)
 {
-	struct event	*tick;
+	struct event	*tick, *deadline;
 	struct timeval	 tv = { 0, 2000 };
-	int64_t		 end = time_mono_ms() + ms;
-	bool		 ok;
+	bool		 ok, expired = false;
 
 	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	event_add(tick, &tv);
-	while (!(ok = cond != NULL && cond(arg)) && time_mono_ms() < end)
+	deadline = evtimer_new(base, deadline_cb, &expired);
+	evtimer_add(deadline, time_ms_tv(&tv, ms));
+	while (!(ok = cond != NULL && cond(arg)) && !expired)
 		event_base_loop(base, EVLOOP_ONCE);
+	event_free(deadline);
 	event_free(tick);
 	return (ok);
 }
