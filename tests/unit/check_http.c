@@ -69,6 +69,7 @@ struct result {
 	int			 ndata;
 	int			 sent_at_first_data;
 	int			 data_action;	/* what the data cb does */
+	struct event		*resume;	/* ACT_PAUSE: armed on pause */
 	struct http_request	*req;
 };
 
@@ -299,8 +300,13 @@ on_data(const char *p, size_t len, void *arg)
 	case ACT_ABORT:
 		return (HTTP_DATA_ABORT);
 	case ACT_PAUSE:
-		if (r->ndata == 1)
+		if (r->ndata == 1) {
+			struct timeval	 tv = { 0, 100000 };
+
+			/* Resumed from the loop 100 ms after this pause. */
+			evtimer_add(r->resume, &tv);
 			return (HTTP_DATA_PAUSE);
+		}
 		break;
 	}
 	buf_append(&r->data, p, len);
@@ -519,24 +525,23 @@ END_TEST
 static void
 resume_later(evutil_socket_t fd, short ev, void *arg)
 {
-	http_request_resume(arg);
+	struct result	*r = arg;
+
+	http_request_resume(r->req);
 }
 
 START_TEST(test_stream_pause)
 {
 	struct result	 r = { 0 };
-	struct timeval	 tv = { 0, 100000 };
-	struct event	*t;
 
 	r.data_action = ACT_PAUSE;
+	r.resume = evtimer_new(base, resume_later, &r);
 	start(eng, &r, NULL, HTTP_GET, "/stream", true);
-	t = evtimer_new(base, resume_later, r.req);
-	evtimer_add(t, &tv);
 	wait_done(&r);
 	ck_assert_int_eq(r.resp.result, HTTP_RESULT_OK);
 	/* The refused first chunk came again after the resume. */
 	ck_assert_str_eq(buf_str(&r.data), stream_all);
-	event_free(t);
+	event_free(r.resume);
 	result_free(&r);
 }
 END_TEST
