@@ -46,6 +46,7 @@ struct daemon {
 	struct sinkset		*sinks;
 	struct manager		*manager;
 	struct control		*control;
+	struct v_ctl		*verify;	/* ewsgwctl verify running */
 
 	struct event		 ev_hup, ev_term, ev_int, ev_pipe;
 	struct event		 ev_status;	/* STATUS= refresh */
@@ -176,7 +177,7 @@ prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 	struct daemon	*d = arg;
 
 	return (verify_control(reply, d->base, d->conf, VERIFY_CTL_TIMEOUT_MS,
-	    cause));
+	    &d->verify, cause));
 }
 
 static void
