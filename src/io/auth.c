@@ -31,6 +31,7 @@
 #define AUTH_REFRESH_AHEAD_MS	300000	/* 5 min before expiry */
 #define AUTH_RETRY_MS		30000	/* after a failed refresh */
 #define AUTH_MAX_DETAIL		300	/* error_description shown */
+#define AUTH_MAX_LIFE_S		86400	/* expires_in beyond: taken as a day */
 
 TAILQ_HEAD(auth_waitq, auth_wait);
 
@@ -302,6 +303,7 @@ auth_store(struct auth *a, const struct http_response *resp, char **cause)
 	const char		*type, *err, *desc;
 	char			*jcause = NULL;
 	int64_t			 now, life, skew, ahead;
+	double			 secs;
 	int			 rc = -1;
 
 	root = json_parse(resp->body, resp->body_len, &jcause);
@@ -331,12 +333,21 @@ auth_store(struct auth *a, const struct http_response *resp, char **cause)
 		    "not Bearer", type);
 		goto out;
 	}
-	/* A number, or a string of digits from some servers. */
+	/*
+	 * A number, or a string of digits from some servers; clamped before
+	 * any arithmetic, so that a huge one cannot overflow.
+	 */
 	ev = json_get(root, "expires_in");
 	if (ev != NULL && ev->type == JSON_STRING)
-		life = strtoll(ev->str, NULL, 10) * 1000;
+		secs = strtod(ev->str, NULL);
 	else
-		life = (int64_t)json_get_num(root, "expires_in", 0) * 1000;
+		secs = json_get_num(root, "expires_in", 0);
+	if (!(secs >= 1))		/* NaN too */
+		life = 0;
+	else if (secs > AUTH_MAX_LIFE_S)
+		life = (int64_t)AUTH_MAX_LIFE_S * 1000;
+	else
+		life = (int64_t)secs * 1000;
 	if (life <= 0) {
 		*cause = xstrdup("token endpoint: no usable expires_in");
 		goto out;
