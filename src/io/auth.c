@@ -251,7 +251,7 @@ static void
 auth_fetch(struct auth *a)
 {
 	struct http_request_opts	 o;
-	struct buf			 body = BUF_INIT;
+	struct buf			 body = BUF_INIT_SECRET;
 	char				*jwt, *cause = NULL;
 
 	auth_form_add(&body, "grant_type", "client_credentials");

@@ -651,6 +651,8 @@ http_request_start(struct http_engine *eng,
 	xasprintf(&r->method_url, "%s %s", http_method_name(o->method),
 	    o->url != NULL ? o->url : "(null)");
 	buf_init(&r->resp);
+	if (r->secret)
+		buf_set_secret(&r->resp);
 	buf_init(&r->wwwauth);
 	r->started_ms = time_mono_ms();
 	event_assign(&r->ev, eng->base, -1, 0, http_defer_event, r);

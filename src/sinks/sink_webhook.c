@@ -165,7 +165,7 @@ webhook_check(const struct ewsgw_sink_config *c)
 static char *
 webhook_read_secret(const char *path, char **cause)
 {
-	struct buf	 b = BUF_INIT;
+	struct buf	 b = BUF_INIT_SECRET;
 	char		 chunk[512];
 	ssize_t		 n;
 	int		 fd;
