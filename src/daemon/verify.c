@@ -794,9 +794,9 @@ v_login_failed(struct verify *v, const char *seen)
 		    "LmCompatibilityLevel, on the Exchange server and the "
 		    "domain controllers), and if Extended Protection is on "
 		    "for /EWS, set " FIX_VDIR " -ExtendedProtectionTokenChecking "
-		    "None", seen, "the server refused the NTLM login of %s "
-		    "(wrong password, locked account, or an NTLM version or "
-		    "session security mismatch)", user);
+		    "None", seen, "the server refused the login of %s (ntlm: "
+		    "a wrong password, a locked account, or an NTLM version "
+		    "or session security mismatch)", user);
 	else
 		v_add(v, "login", VERIFY_FAIL, NULL, "check username "
 		    "(DOMAIN\\user or user@domain) and the password in "
