@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -119,6 +120,8 @@ struct http_engine {
 };
 
 static int	 http_sock_cb(CURL *, curl_socket_t, int, void *, void *);
+static curl_socket_t http_open_socket(void *, curlsocktype,
+		    struct curl_sockaddr *);
 static void	 http_sock_event(evutil_socket_t, short, void *);
 static void	 http_sock_free(struct http_engine *, struct http_sock *);
 static int	 http_timer_cb(CURLM *, long, void *);
@@ -358,6 +361,21 @@ http_stats_json(const struct http_stats *st, struct json_writer *w)
 }
 
 /* ---- curl <-> libevent glue ---- */
+
+/*
+ * curl's sockets, created close-on-exec: a child the daemon starts (the
+ * exec sink's command) never inherits a connection to Exchange.
+ */
+static curl_socket_t
+http_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	int	 fd;
+
+	(void)arg;
+	(void)purpose;
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	return (fd == -1 ? CURL_SOCKET_BAD : fd);
+}
 
 static int
 http_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
@@ -742,6 +760,8 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 		cc = curl_easy_setopt(e, (opt), (val));			\
 } while (0)
 	SET(CURLOPT_PRIVATE, r);
+	SET(CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
+	SET(CURLOPT_OPENSOCKETDATA, r);
 	SET(CURLOPT_URL, o->url);
 	SET(CURLOPT_ERRORBUFFER, r->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
