@@ -195,6 +195,10 @@ static const struct conf_key keys[] = {
 	    exchange.client_secret_file, NULL, 0, 0, CK_RELOAD),
 	K(EXCHANGE, "token_url", KT_URL, exchange.token_url, NULL, 0, 0,
 	    CK_RELOAD),
+	K(EXCHANGE, "token_ca_file", KT_PATH, exchange.token_ca_file, NULL, 0,
+	    0, CK_READABLE),
+	K(EXCHANGE, "token_tls_verify", KT_BOOL, exchange.token_tls_verify,
+	    "yes", 0, 0, 0),
 
 	K(PUSH, "listen", KT_LISTEN, push.listen, NULL, 0, 0, 0),
 	K(PUSH, "url", KT_URL, push.url, NULL, 0, 0, 0),

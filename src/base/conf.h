@@ -74,6 +74,10 @@ struct config {
 		char		*client_secret;	/* secret */
 		char		*client_secret_file;
 		char		*token_url;
+		/* The token endpoint's own TLS (the client secret goes
+		 * there): never [exchange] ca_file / tls_verify. */
+		char		*token_ca_file;
+		bool		 token_tls_verify;
 		int64_t		 request_timeout_ms;
 		int64_t		 connect_timeout_ms;
 		/* Credentials refused: wait this long, then one login attempt

@@ -85,6 +85,7 @@ struct verify {
 	void			*arg;
 
 	struct http_engine	*eng;
+	struct http_engine	*token_eng;	/* oauth2 only */
 	struct auth		*auth;
 	struct verify_tls	*tls;
 	struct http_request	*req;
@@ -1935,7 +1936,18 @@ verify_start(struct event_base *base, const struct config *conf,
 		return (v);
 	}
 	if (conf->exchange.auth == CONF_AUTH_OAUTH2) {
+		v->token_eng = auth_token_engine_new(base, v->conf, &cause);
+		if (v->token_eng == NULL) {
+			v_add(v, "setup", VERIFY_FAIL, NULL, NULL, cause,
+			    "the token endpoint's HTTP client could not be set "
+			    "up");
+			free(cause);
+			v->stopped = true;
+			v_finish(v);
+			return (v);
+		}
 		auth_opts_from_config(&ao, v->conf);
+		ao.token_engine = v->token_eng;
 		v->auth = auth_new(base, v->eng, &ao);
 	}
 	v->step = ST_CONNECT;
@@ -1984,6 +1996,7 @@ verify_free(struct verify *v)
 	v_cancel_all(v);
 	if (v->auth != NULL)
 		auth_free(v->auth);
+	http_engine_free(v->token_eng);
 	http_engine_free(v->eng);
 	evtimer_del(&v->timer);
 	buf_free(&v->body);

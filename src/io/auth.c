@@ -93,6 +93,22 @@ auth_opts_from_config(struct auth_opts *o, const struct config *conf)
 	o->timeout_ms = conf->exchange.request_timeout_ms;
 }
 
+struct http_engine *
+auth_token_engine_new(struct event_base *base, const struct config *conf,
+    char **cause)
+{
+	struct http_engine_opts	 o;
+
+	memset(&o, 0, sizeof o);
+	o.cred = HTTP_CRED_NONE;
+	o.ca_file = conf->exchange.token_ca_file;
+	o.tls_verify = conf->exchange.token_tls_verify;
+	o.connect_timeout_ms = (long)conf->exchange.connect_timeout_ms;
+	o.max_response = AUTH_MAX_RESPONSE;
+	o.peer = "the token endpoint (token_tls_verify = no)";
+	return (http_engine_new(base, &o, cause));
+}
+
 struct auth *
 auth_new(struct event_base *base, struct http_engine *eng,
     const struct auth_opts *o)

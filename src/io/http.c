@@ -277,8 +277,9 @@ http_engine_new(struct event_base *base, const struct http_engine_opts *o,
 	curl_multi_setopt(eng->multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
 
 	if (!eng->tls.verify)
-		log_warnx("TLS verification of the Exchange server is off "
-		    "(tls_verify = no): the connection is not authenticated");
+		log_warnx("TLS verification of %s is off: the connection is "
+		    "not authenticated", o->peer != NULL ? o->peer :
+		    "the Exchange server (tls_verify = no)");
 	return (eng);
 }
 

@@ -1,11 +1,14 @@
 """The daemon binary itself: options, --check-config, start-up with
 sd_notify, SIGHUP with a good and a bad file, SIGTERM exit code, and no
 secret in any output."""
+import http.server
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -54,7 +57,9 @@ class CheckConfig(unittest.TestCase):
                     k, _, v = line.partition("=")
                     k, v = k.strip().lstrip("#").strip(), v.strip()
                     if k.endswith("_file") and v and "/" not in v:
-                        with open(os.path.join(creds, v), "w") as c:
+                        with open(os.open(os.path.join(creds, v),
+                                          os.O_WRONLY | os.O_CREAT, 0o600),
+                                  "w") as c:
                             c.write("x\n")
             rc, out = check_config(sample, {"CREDENTIALS_DIRECTORY": creds})
         self.assertEqual(rc, 0, out)
@@ -202,6 +207,79 @@ class Lifecycle(unittest.TestCase):
             d.start(wait_ready=False)
             self.assertNotEqual(d.proc.wait(30), 0)
             self.assertIn("/nonexistent/dir/s.sock", d.log())
+
+
+class TokenEndpointTLS(unittest.TestCase):
+    """The token endpoint (where the client secret goes) has TLS settings
+    of its own: [exchange] tls_verify = no does not reach it."""
+
+    def token_server(self, d):
+        cert, key = d.path("token.crt"), d.path("token.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                        "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        posts = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                posts.append(self.rfile.read(n))
+                body = b'{"error":"invalid_client"}'
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        srv.handle_error = lambda *args: None   # refused handshakes
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        return srv.server_address[1], cert, posts
+
+    def run_daemon(self, extra):
+        with Daemon(sections=mailbox_sections(1)) as d:
+            port, cert, posts = self.token_server(d)
+            secret = d.path("client-secret")
+            with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600),
+                      "w") as f:
+                f.write("the-client-secret\n")
+            ex = {"auth": "oauth2", "tenant": "contoso.example",
+                  "client_id": "ewsgw-test", "client_secret_file": secret,
+                  "token_url": "https://127.0.0.1:%d/token" % port,
+                  "tls_verify": "no"}
+            ex.update({k: v.replace("@CERT@", cert)
+                       for k, v in extra.items()})
+            d.write_config(d.render(dict(mailbox_sections(1),
+                                         exchange=ex)))
+            d.start()
+            wait_for(lambda: "OAuth2:" in d.log(), 30, "a token attempt")
+            log = d.log()
+            self.assertEqual(d.stop(), 0)
+        self.assertNotIn("the-client-secret", log)
+        return posts, log
+
+    def test_exchange_tls_verify_does_not_reach_the_token_endpoint(self):
+        posts, log = self.run_daemon({})
+        self.assertEqual(posts, [], "the client secret went to an "
+                         "unverified token endpoint")
+        self.assertIn("OAuth2: token endpoint", log)
+
+    def test_token_ca_file_trusts_the_token_endpoint(self):
+        posts, log = self.run_daemon({"token_ca_file": "@CERT@"})
+        self.assertGreaterEqual(len(posts), 1, log)
+        self.assertIn(b"client_secret=the-client-secret", posts[0])
+        self.assertIn("invalid_client", log)
 
 
 if __name__ == "__main__":

@@ -1316,6 +1316,8 @@ static const struct {
 	{ "exchange", "impersonation = upn", "exchange.impersonation" },
 	{ "exchange", "tenant = example.org", "exchange.tenant" },
 	{ "exchange", "client_id = 1234", "exchange.client_id" },
+	{ "exchange", "token_ca_file = @FILE@", "exchange.token_ca_file" },
+	{ "exchange", "token_tls_verify = no", "exchange.token_tls_verify" },
 	{ "push", "listen = 127.0.0.1:8443", "push.listen" },
 	{ "push", "url = https://gw.example.com/push", "push.url" },
 	{ "push", "status_frequency = 5", "push.status_frequency" },
@@ -1439,6 +1441,22 @@ START_TEST(test_reload_keeps_each_restart_only_key)
 	}
 	conf_free(a);
 	free(file);
+}
+END_TEST
+
+/* The token endpoint's TLS: verified by default, whatever Exchange's. */
+START_TEST(test_token_tls_defaults)
+{
+	struct config	*cf;
+	char		*errs = NULL;
+
+	cf = load_with_base("tls_verify = no\nca_file = /dev/null\n", &errs,
+	    NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert(!cf->exchange.tls_verify);
+	ck_assert(cf->exchange.token_tls_verify);
+	ck_assert_ptr_null(cf->exchange.token_ca_file);
+	conf_free(cf);
 }
 END_TEST
 
@@ -1609,6 +1627,7 @@ suite(void)
 	tcase_add_test(tc, test_version_defaults);
 	tcase_add_test(tc, test_credentials);
 	tcase_add_test(tc, test_secret_file_mode);
+	tcase_add_test(tc, test_token_tls_defaults);
 	tcase_add_test(tc, test_oauth2);
 	tcase_add_test(tc, test_mailboxes);
 	tcase_add_test(tc, test_mailbox_file_errors);
