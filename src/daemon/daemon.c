@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -60,6 +61,7 @@ struct daemon {
 };
 
 static void	 daemon_stop(struct daemon *);
+static void	 warn_cleartext(const struct config *);
 static int	 daemon_reload(struct daemon *, char **);
 static void	 json_key_list(struct json_writer *, const char *,
 		    const char *);
@@ -67,6 +69,43 @@ static void	 forget_removed(struct sinkset *, const struct config *,
 		    const struct config *);
 static int	 reload_rejected(struct daemon *, char *, const char *,
 		    char **);
+
+static bool
+is_http(const char *url)
+{
+	return (url != NULL && strncasecmp(url, "http://", 7) == 0);
+}
+
+/* Credentials configured to cross the network in clear text. */
+static void
+warn_cleartext(const struct config *conf)
+{
+	const char	*what = NULL;
+
+	switch (conf->exchange.auth) {
+	case CONF_AUTH_BASIC:
+		what = "the password";
+		break;
+	case CONF_AUTH_NTLM:
+	case CONF_AUTH_NEGOTIATE:
+		if (conf->exchange.password != NULL)
+			what = "the login (an NTLM response can be cracked "
+			    "for the password)";
+		break;
+	case CONF_AUTH_OAUTH2:
+		what = "the bearer token";
+		break;
+	}
+	if (what != NULL && is_http(conf->exchange.url))
+		log_warnx("url %s is plain http: %s and the calendars cross "
+		    "the network unencrypted; use https://",
+		    conf->exchange.url, what);
+	if (conf->exchange.auth == CONF_AUTH_OAUTH2 &&
+	    is_http(conf->exchange.token_url))
+		log_warnx("token_url %s is plain http: the client secret "
+		    "crosses the network unencrypted; use https://",
+		    conf->exchange.token_url);
+}
 
 /* ---- status socket provider ---- */
 
@@ -468,6 +507,7 @@ daemon_run(const char *path, struct config *conf)
 	if (!conf->exchange.tls_verify)
 		log_warnx("tls_verify = no: the Exchange server's certificate "
 		    "is NOT checked");
+	warn_cleartext(conf);
 
 	if ((d.sinks = sinkset_new(d.base, conf, &cause)) == NULL) {
 		log_err("sinks: %s", cause != NULL ? cause : "failed");

@@ -208,6 +208,14 @@ class Lifecycle(unittest.TestCase):
             self.assertNotEqual(d.proc.wait(30), 0)
             self.assertIn("/nonexistent/dir/s.sock", d.log())
 
+    def test_cleartext_credentials_warned(self):
+        # The default test url is http:// with auth = basic.
+        with Daemon(sections=mailbox_sections(1), password=PASSWORD) as d:
+            d.start()
+            self.assertIn("url http://127.0.0.1:9/EWS/Exchange.asmx is "
+                          "plain http: the password", d.log())
+            self.assertEqual(d.stop(), 0)
+
 
 class TokenEndpointTLS(unittest.TestCase):
     """The token endpoint (where the client secret goes) has TLS settings
