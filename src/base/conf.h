@@ -119,6 +119,10 @@ struct config {
 		int64_t		 resync_interval_ms;
 		int64_t		 lookback_ms;
 		int64_t		 debounce_ms;
+		/* The automatic-replies cycle: percent of max_concurrency
+		 * (0: off), and the shortest time a cycle takes. */
+		unsigned	 oof_share;
+		int64_t		 oof_interval_ms;
 		enum conf_show	 tentative;
 		enum conf_show	 all_day;
 		enum conf_show	 working_elsewhere;

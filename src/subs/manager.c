@@ -35,6 +35,7 @@
 #include "subs/group.h"
 #include "subs/mailbox.h"
 #include "subs/manager.h"
+#include "subs/oofcycle.h"
 #include "subs/poller.h"
 #include "subs/pushrecv.h"
 #include "subs/registry.h"
@@ -61,6 +62,7 @@ struct manager {
 	struct boundary		*presence_timers; /* wall clock */
 	struct boundary		*action_timers;	/* monotonic */
 	struct poller		*poller;
+	struct oofcycle		*oof;		/* automatic replies */
 	struct pushrecv		*push;
 
 	struct event		 rebalance_ev;	/* deferred reap + assign */
@@ -424,6 +426,7 @@ manager_new(struct event_base *base, const struct config *conf,
 		add_mailbox(m, &conf->mailboxes[i]);
 	registry_commit(m->reg);
 	m->poller = poller_new(&m->env, m->reg);
+	m->oof = oofcycle_new(&m->env, m->reg);
 	if (conf->exchange.mode == CONF_MODE_PUSH &&
 	    (m->push = pushrecv_new(&m->env, m->reg, cause)) == NULL) {
 		manager_free(m);
@@ -443,6 +446,7 @@ manager_start(struct manager *m)
 	m->started = true;
 	for (i = 0; i < registry_count(m->reg); i++)
 		mailbox_start(registry_at(m->reg, i));
+	oofcycle_start(m->oof);
 }
 
 void
@@ -455,6 +459,7 @@ manager_reload(struct manager *m, const struct config *conf)
 	set_conf(m, conf);
 	ews_ctx_reload(m->env.ews, conf);
 	poller_reload(m->poller);
+	oofcycle_reload(m->oof);
 
 	/* Mark: what the new file names; sweep: what it no longer does. */
 	keep = hashmap_new();
@@ -556,6 +561,7 @@ manager_shutdown(struct manager *m, int64_t timeout_ms, manager_done_cb cb,
 	if (m->push != NULL)
 		pushrecv_stop(m->push);
 	poller_stop(m->poller);
+	oofcycle_stop(m->oof);
 	m->stop_next = 0;
 	stop_step_cb(-1, 0, m);
 }
@@ -572,6 +578,7 @@ manager_free(struct manager *m)
 		group_free(m->groups[i]);
 	free(m->groups);
 	poller_free(m->poller);
+	oofcycle_free(m->oof);
 	if (m->push != NULL)
 		pushrecv_free(m->push);
 	for (i = 0; i < registry_count(m->reg); i++)
@@ -709,6 +716,8 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	    (int64_t)m->counts[MAILBOX_COUNT_NOTIFICATION]);
 	json_kv_int(w, "resubscribes",
 	    (int64_t)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	json_key(w, "oof");
+	oofcycle_json(m->oof, w);
 	if (m->push != NULL) {
 		json_key(w, "push");
 		pushrecv_json(m->push, w);
@@ -825,6 +834,7 @@ manager_metrics(struct manager *m, struct buf *b)
 	    "and made again.\n# TYPE ewsgw_resubscribes_total counter\n"
 	    "ewsgw_resubscribes_total %llu\n",
 	    (unsigned long long)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	oofcycle_metrics(m->oof, b);
 	ews_ctx_metrics(m->env.ews, b);
 }
 
