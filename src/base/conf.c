@@ -194,6 +194,10 @@ static const struct conf_key keys[] = {
 	    exchange.client_secret_file, NULL, 0, 0, CK_RELOAD),
 	K(EXCHANGE, "token_url", KT_URL, exchange.token_url, NULL, 0, 0,
 	    CK_RELOAD),
+	K(EXCHANGE, "autodiscover", KT_BOOL, exchange.autodiscover, "no", 0,
+	    0, 0),
+	K(EXCHANGE, "autodiscover_url", KT_URL, exchange.autodiscover_url,
+	    NULL, 0, 0, 0),
 
 	K(PUSH, "listen", KT_LISTEN, push.listen, NULL, 0, 0, 0),
 	K(PUSH, "url", KT_URL, push.url, NULL, 0, 0, 0),

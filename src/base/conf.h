@@ -74,6 +74,10 @@ struct config {
 		char		*client_secret;	/* secret */
 		char		*client_secret_file;
 		char		*token_url;
+		/* Group mailboxes by their server (GetUserSettings); the
+		 * Autodiscover URL, NULL: from each mailbox's domain. */
+		bool		 autodiscover;
+		char		*autodiscover_url;
 		int64_t		 request_timeout_ms;
 		int64_t		 connect_timeout_ms;
 		/* Credentials refused: wait this long, then one login attempt
