@@ -130,6 +130,8 @@ struct ewsgw_sink {
 	uint64_t		 published;
 	uint64_t		 refreshed;
 	uint64_t		 republished;	/* after 412 */
+	uint64_t		 answered401;	/* challenges answered */
+	uint64_t		 answered407;
 	uint64_t		 auth_failures;
 	uint64_t		 failures;
 	uint64_t		 streak;	/* failures since a success */
@@ -487,13 +489,17 @@ sip_health(struct ewsgw_sink *s, char *detail, size_t len)
 	}
 	if (s->streak > 0 && ok)
 		snprintf(st, sizeof st, "%s", s->last_error);
-	snprintf(detail, len, "%s; %zu presentities, %llu published, "
-	    "%llu refreshed, %llu re-published after 412, %llu auth "
-	    "failures, last status %d", st, hashmap_count(s->pres),
+	/* The counts first: a long story is what the buffer cuts. */
+	snprintf(detail, len, "%zu presentities, %llu published, "
+	    "%llu refreshed, %llu re-published after 412, %llu 401 "
+	    "challenges answered, %llu 407 challenges answered, %llu auth "
+	    "failures, last status %d; %s", hashmap_count(s->pres),
 	    (unsigned long long)s->published,
 	    (unsigned long long)s->refreshed,
 	    (unsigned long long)s->republished,
-	    (unsigned long long)s->auth_failures, s->last_status);
+	    (unsigned long long)s->answered401,
+	    (unsigned long long)s->answered407,
+	    (unsigned long long)s->auth_failures, s->last_status, st);
 	return (ok ? 1 : 0);
 }
 
@@ -778,6 +784,10 @@ pres_done(const struct sip_response *r, const char *why, void *arg)
 	    s->password != NULL && p->auth_tries < SIP_AUTH_TRIES) {
 		/* A first challenge, or a fresh nonce (stale): answer. */
 		p->auth_tries++;
+		if (r->status == 401)
+			s->answered401++;
+		else
+			s->answered407++;
 		sip_challenge_copy(&s->chal, &r->challenge);
 		s->has_chal = true;
 		s->nc = 0;

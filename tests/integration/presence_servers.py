@@ -10,6 +10,7 @@ there; tests/install-deps.sh installs them.
 """
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -428,6 +429,77 @@ class DnsServer:
         self.running = False
         self.thread.join(2)
         self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class LossyRelay:
+    """A UDP relay on a loopback port in front of a SIP server that
+    drops the first copy of every request (by its Via branch), so only
+    an RFC 3261 retransmission gets through; responses (sent back to
+    the relay: the client asks for rport) go to the last client seen.
+    Counts what it dropped and what it passed."""
+
+    def __init__(self, server_port):
+        import threading
+        self.server = ("127.0.0.1", server_port)
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.port = self.front.getsockname()[1]
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.bind(("127.0.0.1", 0))
+        self.client = None
+        self.seen = set()
+        self.dropped = []
+        self.passed = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        import select
+        while self.running:
+            try:
+                ready, _, _ = select.select([self.front, self.back],
+                                            [], [], 0.2)
+            except (OSError, ValueError):
+                break
+            for sock in ready:
+                try:
+                    data, addr = sock.recvfrom(65535)
+                except OSError:
+                    continue
+                if sock is self.back:
+                    if self.client is not None:
+                        self.front.sendto(data, self.client)
+                    continue
+                self.client = addr
+                text = data.decode("utf-8", "replace")
+                m = re.search(r"branch=([^;\r\n]+)", text)
+                key = m.group(1) if m else None
+                with self.lock:
+                    first = key is not None and key not in self.seen
+                    if key is not None:
+                        self.seen.add(key)
+                    (self.dropped if first else self.passed).append(text)
+                if not first:
+                    self.back.sendto(data, self.server)
+
+    def counts(self):
+        with self.lock:
+            return len(self.dropped), len(self.passed)
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.front.close()
+        self.back.close()
 
     def __enter__(self):
         return self

@@ -2,7 +2,8 @@
 
 Kamailio (presence + presence_xml) runs on loopback; the daemon watches
 mailboxes of the EWS simulator and publishes to Kamailio over UDP, TCP,
-verified TLS, with digest authentication (401 and 407) and through
+verified TLS, with digest authentication (401 and 407, each seen
+answered) and through
 NAPTR/SRV records; a SIP watcher SUBSCRIBEs to the presentities and
 must receive NOTIFY bodies whose PIDF/RPID follow each change: meeting
 start -> busy + meeting, end -> available, out of office -> away +
@@ -11,6 +12,7 @@ the sink must publish again (after 412 for the entity tags it held,
 retries for the changes made while it was down).  A wrong password and
 an untrusted certificate must fail, and be seen failing.
 """
+import contextlib
 import os
 import re
 import signal
@@ -21,7 +23,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
 from ewsgwtest import wait_for  # noqa: E402
-from presence_servers import DnsServer, Kamailio, require_sink  # noqa: E402
+from presence_servers import (DnsServer, Kamailio, LossyRelay,  # noqa: E402
+                              require_sink)
 from sipwatch import Watcher, is_available, is_meeting, is_oof  # noqa: E402
 
 FAST = {"expires": "10s", "retry_initial": "200ms", "retry_max": "2s",
@@ -155,6 +158,20 @@ class SipSink(unittest.TestCase):
                     self.assertEqual(self.sinks(g)[name]["rejected"], 0)
                     self.assertEqual(self.detail_count(
                         g, name, "auth failures"), 0)
+                # Kamailio really challenged: 401 for auth.test, 407
+                # for proxyauth.test, nothing for the open domains.
+                for name in domains:
+                    want = {"sip-auth": "401",
+                            "sip-proxyauth": "407"}.get(name)
+                    for code in ("401", "407"):
+                        n = self.detail_count(
+                            g, name, "%s challenges answered" % code)
+                        if code == want:
+                            self.assertGreater(n, 0, name)
+                        else:
+                            self.assertEqual(n, 0, name)
+                self.assertGreater(self.detail_count(
+                    g, "sip-badauth", "401 challenges answered"), 0)
 
                 # Kamailio goes away; B's replies end and C's meeting
                 # starts while it is down.
@@ -209,6 +226,26 @@ class SipSink(unittest.TestCase):
                 # the sanitizers, no leak).
                 self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
 
+    @contextlib.contextmanager
+    def one_meeting(self, mbs, w, sink, domain, what):
+        """A daemon for one mailbox and one sip sink; the watcher sees
+        its presentity at domain go available, meeting, available."""
+        with GatewayRun(mbs, sim={"generate": 1},
+                        sections={"sink sip": dict(
+                            FAST, type="sip",
+                            presentity="sip:%%l@%s" % domain,
+                            **sink)}) as g:
+            g.wait_state("streaming")
+            p = "sip:%s@%s" % (mbs[0].split("@")[0], domain)
+            w.subscribe(p)
+            w.wait_state(p, is_available)
+            t0 = int(time.time()) + 2
+            g.sim.add_item(mbs[0], {"subject": "s", "start": iso(t0),
+                                    "end": iso(t0 + 2)})
+            wait_for(lambda: changes_of(w.states(p)) ==
+                     [AVAILABLE, MEETING, AVAILABLE], 30, what)
+            yield g
+
     def test_naptr_srv(self):
         """RFC 3263: NAPTR picks TCP, SRV names the host and port, A
         its address; no server is configured, only the domain."""
@@ -220,25 +257,42 @@ class SipSink(unittest.TestCase):
                     "0 10 %d sip1.example.test." % k.port],
                 ("sip1.example.test", "A"): ["127.0.0.1"],
                 }) as dns:
-            secs = {"sink sip": dict(FAST, type="sip",
-                                     presentity="sip:%l@example.test",
-                                     dns_servers="127.0.0.1:%d" % dns.port)}
-            with GatewayRun(mbs, sim={"generate": 1}, sections=secs) as g:
-                g.wait_state("streaming")
-                p = "sip:%s@example.test" % mbs[0].split("@")[0]
-                w.subscribe(p)
-                w.wait_state(p, is_available)
-                t0 = int(time.time()) + 2
-                g.sim.add_item(mbs[0], {"subject": "s", "start": iso(t0),
-                                        "end": iso(t0 + 2)})
-                wait_for(lambda: changes_of(w.states(p)) ==
-                         [AVAILABLE, MEETING, AVAILABLE], 30,
-                         "meeting through the located server")
+            with self.one_meeting(
+                    mbs, w, {"dns_servers": "127.0.0.1:%d" % dns.port},
+                    "example.test",
+                    "meeting through the located server") as g:
                 self.assertTrue(dns.asked("example.test", "NAPTR"))
                 self.assertTrue(dns.asked("_sip._tcp.example.test", "SRV"))
                 self.assertTrue(dns.asked("sip1.example.test", "A"))
                 self.assertIn("tcp 127.0.0.1:%d" % k.port,
                               self.sinks(g)["sip"]["detail"])
+
+    def test_udp_loss(self):
+        """RFC 3261 17.1.2.2: over UDP the first copy of every request
+        is lost on the way; Timer E's retransmission must carry each
+        change through, with no failure for the engine to retry."""
+        mbs = generated(1)
+        with Kamailio() as k, Watcher(k.port) as w, \
+                LossyRelay(k.port) as relay:
+            with self.one_meeting(
+                    mbs, w, {"server": "127.0.0.1:%d" % relay.port},
+                    "udp.test", "the meeting through a lossy path") as g:
+                dropped, passed = relay.counts()
+                # Three publications at least, each lost once and
+                # then retransmitted unchanged (same branch).
+                self.assertGreaterEqual(dropped, 3)
+                self.assertGreaterEqual(passed, 3)
+                with relay.lock:
+                    lost = [d for d in relay.dropped
+                            if d.startswith("PUBLISH ")]
+                    again = set(relay.passed)
+                self.assertGreaterEqual(len(lost), 3)
+                self.assertTrue(all(d in again for d in lost), lost[:1])
+                sk = self.sinks(g)["sip"]
+                self.assertEqual(sk["failed"], 0, sk)
+                self.assertEqual(sk["queue"], 0, sk)
+                g.assert_no_violations(self)
+                self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
 
 
 if __name__ == "__main__":
