@@ -24,6 +24,7 @@
 #include "control/control.h"
 #include "daemon/clustering.h"
 #include "daemon/daemon.h"
+#include "daemon/looplag.h"
 #include "base/hashmap.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -48,6 +49,7 @@ struct daemon {
 	struct manager		*manager;
 	struct clustering	*cluster;	/* cluster mode, else NULL */
 	struct control		*control;
+	struct looplag		*lag;		/* loop stall probe */
 
 	struct event		 ev_hup, ev_term, ev_int, ev_pipe;
 	struct event		 ev_status;	/* STATUS= refresh */
@@ -87,6 +89,8 @@ prov_status(struct json_writer *w, void *arg)
 	json_kv_int(w, "reload_failures", d->reload_failures);
 	json_kv_str(w, "last_reload_error", d->last_reload_error);
 	json_key_list(w, "restart_pending", d->restart_pending);
+	if (d->lag != NULL)
+		looplag_status_json(d->lag, w);
 	healthy = manager_status_json(d->manager, w);
 	if (d->cluster != NULL)
 		clustering_status_json(d->cluster, w);
@@ -209,6 +213,8 @@ prov_metrics(struct buf *b, void *arg)
 	    "ewsgw_reloads_total{result=\"ok\"} %u\n"
 	    "ewsgw_reloads_total{result=\"rejected\"} %u\n",
 	    d->reloads, d->reload_failures);
+	if (d->lag != NULL)
+		looplag_metrics(d->lag, b);
 	manager_metrics(d->manager, b);
 	sinkset_metrics(d->sinks, b);
 }
@@ -552,6 +558,8 @@ daemon_run(const char *path, struct config *conf)
 	    conf->exchange.url);
 	notify_ready();
 
+	/* From here on the loop runs: watch how long it is held up. */
+	d.lag = looplag_new(d.base);
 	event_base_dispatch(d.base);
 	log_notice("ewsgw stopped");
 
@@ -565,6 +573,7 @@ out:
 	if (d.sinks != NULL)
 		sinkset_free(d.sinks);
 	notify_shutdown();
+	looplag_free(d.lag);
 	event_del(&d.ev_status);
 	event_del(&d.ev_hard_stop);
 	event_del(&d.ev_hup);

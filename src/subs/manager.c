@@ -858,6 +858,8 @@ manager_fence(struct manager *m, int64_t budget_until_ms)
 	size_t		 i;
 
 	m->fenced = true;
+	if (m->stopping)
+		return;		/* shutting down: everything stops anyway */
 	m->release_wanted = false;
 	m->share_pending = false;
 	m->share_since_fence = false;
@@ -890,6 +892,7 @@ fence_timer_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	m->nretiring = 0;
 	drop_empty_groups(m);
+	rebalance_soon(m);	/* a release may be waiting for these */
 	if (!m->share_since_fence) {
 		m->share = zero;
 		ews_ctx_set_share(m->env.ews, &m->share);
