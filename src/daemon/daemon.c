@@ -35,6 +35,7 @@
 #include "base/timeutil.h"
 #include "daemon/verify.h"
 #include "base/xmalloc.h"
+#include "ews/ews_parse.h"
 
 /* How long an orderly stop may take before we exit regardless. */
 #define STOP_UNSUBSCRIBE_MS	10000
@@ -623,6 +624,7 @@ out:
 	event_del(&d.ev_pipe);
 	event_base_free(d.base);
 	curl_global_cleanup();
+	ews_parse_cleanup();
 	conf_free(d.conf);
 	free(d.last_reload_error);
 	free(d.restart_pending);

@@ -51,6 +51,8 @@ struct group {
 	unsigned		 n, cap;
 	char			*anchor;	/* owned copy of members[0] */
 	char			*cookie;	/* X-BackEndOverrideCookie */
+	char			*key;		/* owned; what its members share
+						   (Autodiscover), NULL none */
 	enum group_state	 state;
 	struct ews_call		 call;
 	struct stream		*parser;
@@ -545,6 +547,7 @@ group_free(struct group *g)
 	free(g->on_stream);
 	free(g->anchor);
 	free(g->cookie);
+	free(g->key);
 	free(g);
 }
 
@@ -606,6 +609,19 @@ const char *
 group_anchor(const struct group *g)
 {
 	return (g->anchor);
+}
+
+const char *
+group_key(const struct group *g)
+{
+	return (g->key);
+}
+
+void
+group_set_key(struct group *g, const char *key)
+{
+	free(g->key);
+	g->key = key != NULL ? xstrdup(key) : NULL;
 }
 
 const char *

@@ -45,11 +45,12 @@ enum mailbox_source {
 	SOURCE_RESYNC,		/* periodic, or asked for */
 	SOURCE_TIMER,		/* a presence boundary passed */
 	SOURCE_POLL,		/* free/busy polled */
+	SOURCE_OOF,		/* the automatic-replies cycle */
 	SOURCE_MAX
 };
 
 static const char *const source_names[SOURCE_MAX] = {
-	"startup", "resubscribe", "calendar", "resync", "timer", "poll"
+	"startup", "resubscribe", "calendar", "resync", "timer", "poll", "oof"
 };
 
 /*
@@ -98,6 +99,8 @@ struct mailbox {
 	uint8_t			 idtype;
 	uint8_t			 failures;	/* consecutive, for back-off */
 	uint8_t			 source;	/* of the running read */
+	uint32_t		 oof_at;	/* mono s of the last automatic-
+						   replies answer, 0 = none */
 	bool			 has_presence;	/* published at least once */
 	bool			 dirty;		/* read again after this one */
 	bool			 have_sub_budget; /* counted in throttle */
@@ -564,10 +567,9 @@ build_calview(struct ews_call *call, struct ews_send *s, void *arg)
 	return (0);
 }
 
-static int
-build_oof(struct ews_call *call, struct ews_send *s, void *arg)
+int
+mailbox_oof_build(const struct mailbox *mb, struct ews_send *s)
 {
-	struct mailbox		*mb = arg;
 	struct soap_ident	 id;
 	struct soap_header	 h;
 
@@ -577,6 +579,12 @@ build_oof(struct ews_call *call, struct ews_send *s, void *arg)
 	s->anchor = mb->address;
 	s->tag = mb->address;
 	return (0);
+}
+
+static int
+build_oof(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	return (mailbox_oof_build(arg, s));
 }
 
 /* The read failed: keep what we know, read again later (or park). */
@@ -679,6 +687,18 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	ews_call_submit(&mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH, NULL, mb);
 }
 
+/* What GetUserOofSettings said, taken as the mailbox's settings. */
+static void
+set_oof(struct mailbox *mb, const struct ews_oof *oof)
+{
+	mb->oof.state = (enum presence_oof_state)oof->state;
+	mb->oof.start = oof->has_duration ? oof->start : 0;
+	mb->oof.end = oof->has_duration ? oof->end : 0;
+	mb->oof_at = (uint32_t)(time_mono_ms() / 1000);
+	if (mb->oof_at == 0)
+		mb->oof_at = 1;
+}
+
 static void
 oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
@@ -699,9 +719,7 @@ oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		read_failed(mb, "BadResponse", EWS_ACT_TRANSIENT);
 		return;
 	}
-	mb->oof.state = (enum presence_oof_state)oof.state;
-	mb->oof.start = oof.has_duration ? oof.start : 0;
-	mb->oof.end = oof.has_duration ? oof.end : 0;
+	set_oof(mb, &oof);
 	ews_oof_free(&oof);
 	read_finished(mb);
 }
@@ -920,6 +938,32 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 	    conf->presence.horizon_ms / 1000);
 	free(items);
 	publish(mb, SOURCE_POLL);
+}
+
+void
+mailbox_oof_result(struct mailbox *mb, const struct ews_oof *oof,
+    const char *code)
+{
+	if (mb->state != MAILBOX_WATCHING)
+		return;		/* read elsewhere, or not watched now */
+	if (oof == NULL) {
+		if (ews_classify(code) == EWS_ACT_PARK) {
+			set_error(mb, code);
+			set_state(mb, MAILBOX_PARKED);
+		}
+		return;		/* the next cycle reads it again */
+	}
+	set_oof(mb, oof);
+	/* Before the calendar is known (first read or poll to come), the
+	 * settings wait for it. */
+	if (mb->has_presence)
+		publish(mb, SOURCE_OOF);
+}
+
+int64_t
+mailbox_oof_read_at(const struct mailbox *mb)
+{
+	return ((int64_t)mb->oof_at * 1000);
 }
 
 void

@@ -245,6 +245,10 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(cf->exchange.impersonation, CONF_ID_SMTP);
 	ck_assert_int_eq(cf->exchange.request_timeout_ms, 60000);
 	ck_assert_ptr_null(cf->exchange.token_url);
+	ck_assert(!cf->exchange.autodiscover);
+	ck_assert_ptr_null(cf->exchange.autodiscover_url);
+	ck_assert_uint_eq(cf->presence.oof_share, 10);
+	ck_assert_int_eq(cf->presence.oof_interval_ms, 30000);
 	ck_assert_ptr_null(cf->push.listen);
 	ck_assert_uint_eq(cf->push.status_frequency, 1);
 	ck_assert_int_eq(cf->push.heartbeat_timeout_ms, 0);
@@ -1318,6 +1322,9 @@ static const struct {
 	{ "exchange", "client_id = 1234", "exchange.client_id" },
 	{ "exchange", "token_ca_file = @FILE@", "exchange.token_ca_file" },
 	{ "exchange", "token_tls_verify = no", "exchange.token_tls_verify" },
+	{ "exchange", "autodiscover = yes", "exchange.autodiscover" },
+	{ "exchange", "autodiscover_url = https://ad.example.com/"
+	    "autodiscover/autodiscover.svc", "exchange.autodiscover_url" },
 	{ "push", "listen = 127.0.0.1:8443", "push.listen" },
 	{ "push", "url = https://gw.example.com/push", "push.url" },
 	{ "push", "status_frequency = 5", "push.status_frequency" },

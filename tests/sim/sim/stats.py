@@ -38,6 +38,9 @@ class Stats:
     def reset(self):
         self.requests = collections.defaultdict(collections.Counter)
         self.concurrency = collections.defaultdict(Peak)
+        # Requests of each operation being processed at once (all
+        # accounts): how a client spreads its concurrency over its work.
+        self.in_progress = collections.defaultdict(Peak)
         self.streams = Peak()
         self.per_anchor = collections.defaultdict(Peak)
         self.subs_peak = 0
@@ -84,6 +87,14 @@ class Stats:
     def count(self, op, code):
         self.requests[op or "(none)"][str(code)] += 1
 
+    def op_begin(self, op):
+        self.in_progress[op].inc()
+
+    def op_end(self, op):
+        p = self.in_progress[op]
+        if p.now > 0:           # not below zero after a reset
+            p.dec()
+
     def violation(self, kind, n=1):
         self.violations[kind] += n
 
@@ -93,6 +104,7 @@ class Stats:
         return {
             "requests": {op: dict(c) for op, c in self.requests.items()},
             "concurrency": {k: v.to_json() for k, v in self.concurrency.items()},
+            "in_progress": {k: v.to_json() for k, v in self.in_progress.items()},
             "streaming_connections": dict(self.streams.to_json(), per_anchor_peak={
                 k: v.peak for k, v in self.per_anchor.items()}),
             "live_subscriptions": {"total": live_total, "peak": self.subs_peak,
