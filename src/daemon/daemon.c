@@ -432,6 +432,15 @@ hard_stop_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 static void
+left_cb(void *arg)
+{
+	struct daemon	*d = arg;
+
+	log_info("left the cluster");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
 flushed_cb(void *arg, size_t undelivered)
 {
 	struct daemon	*d = arg;
@@ -441,16 +450,15 @@ flushed_cb(void *arg, size_t undelivered)
 		    undelivered);
 	else
 		log_info("sinks flushed");
-	event_base_loopexit(d->base, NULL);
-}
-
-static void
-left_cb(void *arg)
-{
-	struct daemon	*d = arg;
-
-	log_info("left the cluster");
-	sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
+	/*
+	 * Leave only now: the others take over at once instead of after
+	 * the lease TTL, and none of their changes reaches a sink before
+	 * what this node published.
+	 */
+	if (d->cluster != NULL)
+		clustering_leave(d->cluster, left_cb, d);
+	else
+		event_base_loopexit(d->base, NULL);
 }
 
 static void
@@ -459,11 +467,7 @@ released_cb(void *arg)
 	struct daemon	*d = arg;
 
 	log_info("subscriptions released");
-	/* The others take over at once instead of after the lease TTL. */
-	if (d->cluster != NULL)
-		clustering_leave(d->cluster, left_cb, d);
-	else
-		sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
+	sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
 }
 
 static void

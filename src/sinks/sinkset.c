@@ -1387,6 +1387,42 @@ sinkset_forget(struct sinkset *set, const char *mailbox)
 }
 
 void
+sinkset_drop(struct sinkset *set, const char *mailbox)
+{
+	struct sink_instance	*si;
+	struct sink_mbox	*mb;
+	struct sink_item	*it;
+
+	TAILQ_FOREACH(si, &set->instances, entry) {
+		if ((mb = mbox_get(si, mailbox, false)) == NULL)
+			continue;
+		while ((it = TAILQ_FIRST(&mb->pending)) != NULL) {
+			TAILQ_REMOVE(&mb->pending, it, entry);
+			mb->npending--;
+			si->dropped++;
+			item_drop(si, it);
+		}
+		mbox_release(si, mb);
+	}
+}
+
+bool
+sinkset_holds(struct sinkset *set, const char *mailbox)
+{
+	struct sink_instance	*si;
+	struct sink_mbox	*mb;
+
+	TAILQ_FOREACH(si, &set->instances, entry) {
+		if (si->dying)
+			continue;
+		mb = mbox_get(si, mailbox, false);
+		if (mb != NULL && (mb->npending > 0 || mb->inflight != NULL))
+			return (true);
+	}
+	return (false);
+}
+
+void
 sinkset_publish(struct sinkset *set, const struct ewsgw_presence_change *c)
 {
 	struct sink_instance	*si;

@@ -45,6 +45,14 @@
 #define STOP_BATCH	1024
 /* Cluster mode: how often to look whether use is within a new share. */
 #define SHARE_CHECK_MS	250
+/*
+ * A mailbox handed to another node is released once its sinks have
+ * delivered what this node published for it, so that the new owner's
+ * changes never reach a sink before the old owner's; a sink that cannot
+ * deliver holds the hand-over at most RETIRE_DRAIN_MS.
+ */
+#define RETIRE_DRAIN_MS	10000
+#define RETIRE_POLL_MS	50
 
 struct manager {
 	struct subs_env		 env;		/* lent to the modules */
@@ -60,6 +68,9 @@ struct manager {
 
 	struct mailbox		**retiring;	/* removed, still stopping */
 	size_t			 nretiring;
+	/* Until then a retired mailbox is kept (and its release to another
+	 * node held back) while the sinks still hold changes of it. */
+	int64_t			 retire_drain_until;
 	size_t			 running;	/* mailboxes not STOPPED */
 
 	struct boundary		*presence_timers; /* wall clock */
@@ -511,24 +522,36 @@ retire_mailbox(struct manager *m, struct mailbox *mb)
 	m->retiring = xreallocarray(m->retiring, m->nretiring + 1,
 	    sizeof *m->retiring);
 	m->retiring[m->nretiring++] = mb;
+	m->retire_drain_until = time_mono_ms() + RETIRE_DRAIN_MS;
 	mailbox_stop(mb);
 }
 
-/* Free retired mailboxes that have stopped. */
+/* Free retired mailboxes that have stopped and whose changes the sinks
+ * delivered (or RETIRE_DRAIN_MS passed). */
 static void
 reap(struct manager *m)
 {
 	size_t		 i, j;
 	struct mailbox	*mb;
+	struct timeval	 tv;
+	bool		 drain, held = false;
 
+	drain = m->sinks != NULL && time_mono_ms() < m->retire_drain_until;
 	for (i = j = 0; i < m->nretiring; i++) {
 		mb = m->retiring[i];
-		if (mailbox_state(mb) == MAILBOX_STOPPED)
+		if (mailbox_state(mb) == MAILBOX_STOPPED && drain &&
+		    sinkset_holds(m->sinks, mailbox_address(mb)))
+			held = true;
+		else if (mailbox_state(mb) == MAILBOX_STOPPED) {
 			mailbox_free(mb);
-		else
-			m->retiring[j++] = mb;
+			continue;
+		}
+		m->retiring[j++] = mb;
 	}
 	m->nretiring = j;
+	/* Nothing tells us when a sink delivered: look again shortly. */
+	if (held)
+		event_add(&m->rebalance_ev, time_ms_tv(&tv, RETIRE_POLL_MS));
 }
 
 static void
@@ -864,8 +887,13 @@ manager_fence(struct manager *m, int64_t budget_until_ms)
 	m->share_pending = false;
 	m->share_since_fence = false;
 	evtimer_del(&m->share_timer);
-	for (i = 0; i < registry_count(m->reg); i++)
+	for (i = 0; i < registry_count(m->reg); i++) {
+		/* Not delivered yet: the next owner publishes it now. */
+		if (m->sinks != NULL)
+			sinkset_drop(m->sinks,
+			    mailbox_address(registry_at(m->reg, i)));
 		retire_mailbox(m, registry_at(m->reg, i));
+	}
 	registry_commit(m->reg);
 	left = budget_until_ms - time_mono_ms();
 	evtimer_add(&m->fence_timer, time_ms_tv(&tv, left > 0 ? left : 0));
