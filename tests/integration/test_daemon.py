@@ -3,6 +3,7 @@ sd_notify, SIGHUP with a good and a bad file, SIGTERM exit code, and no
 secret in any output."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -182,9 +183,18 @@ class Lifecycle(unittest.TestCase):
             d.notify.running = False        # stop draining
             d.notify.thread.join(2)
             time.sleep(1.5)                 # ~1,500 pings: the queue is full
+            # The fault happened: the queue takes no more, and the daemon
+            # has had to drop pings.
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            probe.setblocking(False)
+            with self.assertRaises(BlockingIOError):
+                probe.sendto(b"X=1", d.notify.path)
+            probe.close()
             # A blocked loop would never answer: the request times out.
             for _ in range(5):
-                self.assertTrue(d.request("status", timeout=10)["ok"])
+                st = d.request("status", timeout=10)
+                self.assertTrue(st["ok"])
+            self.assertGreater(st["notify_dropped"], 0)
             self.assertEqual(d.stop(), 0)
 
     def test_sigint_also_stops_cleanly(self):

@@ -812,6 +812,8 @@ class StreamingTests(SimTestCase):
         self.assertIn(b"ErrorSubscriptionNotFound", raw)
         self.assertIn(b"ErrorMissedNotificationEvents", raw)
         self.assertTrue(raw.rstrip().endswith(b"Envelope>"))
+        self.assertEqual(self.sim.stats()["faults_injected"],
+                         {"lose_subscriptions": 1, "missed_events": 1})
 
     def test_streaming_expiry_without_connection(self):
         self.sim.control("POST", "/config", {"minute_seconds": 0.01})  # 30 minutes = 0.3 s
@@ -836,6 +838,7 @@ class StreamingTests(SimTestCase):
         time.sleep(0.4)
         _, res = self.sim.fault({"kind": "drop_streams"})
         self.assertEqual(res["faults"][0]["dropped"], 1)
+        self.assertEqual(self.sim.stats()["faults_injected"], {"drop_streams": 1})
         got = b""
         with self.assertRaises((ConnectionError, OSError, ValueError)):
             for p in c.chunks():
@@ -860,6 +863,7 @@ class StreamingTests(SimTestCase):
         raw = b"".join(c.chunks())
         c.close()
         self.assertTrue(raw.endswith(b"</s:Envelope>"))
+        self.assertEqual(self.sim.stats()["faults_injected"], {"drop_streams": 1})
 
 
 # ----------------------------------------------------------------------- Autodiscover and servers
@@ -1324,6 +1328,9 @@ class FaultTests(SimTestCase):
         self.assertEqual([post(self.url, self.body)[0] for _ in range(3)], [503, 503, 200])
         self.sim.fault({"kind": "http_status", "status": 500, "operation": "FindItem"})
         self.assertEqual(post(self.url, self.body)[0], 200)
+        # Counted as they took effect, and still after the faults went.
+        self.sim.control("DELETE", "/faults")
+        self.assertEqual(self.sim.stats()["faults_injected"], {"http_status": 2})
 
     def test_server_busy(self):
         self.sim.fault({"kind": "server_busy", "count": 1, "backoff_ms": 100})
@@ -1331,6 +1338,7 @@ class FaultTests(SimTestCase):
         self.assertEqual((st, code_of(data)), (500, "ErrorServerBusy"))
         time.sleep(0.15)
         self.assertEqual(post(self.url, self.body)[0], 200)
+        self.assertEqual(self.sim.stats()["faults_injected"], {"server_busy": 1})
         self.assertNoViolations()
 
     def test_malformed_and_truncated(self):
