@@ -14,7 +14,7 @@ need() { PACKAGES="$PACKAGES $*"; }
 need build-essential autoconf automake libtool pkg-config
 # libraries, and check for the unit tests
 need libcurl4-openssl-dev libxml2-dev libevent-dev libssl-dev \
-	libsystemd-dev check
+	libsystemd-dev libjansson-dev check
 # test tools: valgrind, clang (fuzzers), mandoc (manual lint),
 # systemd-analyze, xmllint, git (clean copies of the tree), strace
 # (the system calls the installed service makes)

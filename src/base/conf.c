@@ -76,6 +76,7 @@ enum ktype {
 
 #define CK_RELOAD	0x1	/* may change on reload */
 #define CK_READABLE	0x2	/* the named file must be readable now */
+#define CK_DERIVED	0x4	/* unset: worked out from other keys */
 
 struct conf_enum {
 	const char	*name;
@@ -223,7 +224,7 @@ static const struct conf_key keys[] = {
 	K(THROTTLING, "find_count_limit", KT_UINT,
 	    throttling.find_count_limit, "1000", 1, 100000, CK_RELOAD),
 	KE(THROTTLING, "charging", throttling.charging, NULL, charging_enum,
-	    0),
+	    CK_DERIVED),
 	K(THROTTLING, "streaming_connections_per_anchor", KT_UINT,
 	    throttling.streaming_connections_per_anchor, NULL, 1, 100,
 	    CK_RELOAD),
@@ -269,7 +270,7 @@ static const struct conf_key keys[] = {
 
 	K(CLUSTER, "endpoints", KT_URLS, cluster.endpoints, NULL, 0, 0, 0),
 	K(CLUSTER, "name", KT_STR, cluster.name, NULL, 0, 0, 0),
-	K(CLUSTER, "node", KT_STR, cluster.node, NULL, 0, 0, 0),
+	K(CLUSTER, "node", KT_STR, cluster.node, NULL, 0, 0, CK_DERIVED),
 	K(CLUSTER, "lease_ttl", KT_DURATION, cluster.lease_ttl_ms, "10s",
 	    2 * SEC, 1 * HOUR, 0),
 	K(CLUSTER, "ca_file", KT_PATH, cluster.ca_file, NULL, 0, 0,
@@ -288,11 +289,14 @@ struct cstate {
 	char		*dir;		/* its directory, for relative paths */
 	struct buf	 errs;
 	unsigned	 nerrs;
-	int		 keyline[NKEYS];	/* 0 = not set */
+	int		 keyline[NKEYS];	/* 0 = not set, < 0 = bad */
 	int		 secline[SEC_COUNT];	/* 0 = absent */
 	int		 sec;			/* enum section */
 	struct conf_sink *sink;			/* when sec == SEC_SINK */
 	size_t		 mbcap;			/* slots in cf->mailboxes */
+	const struct config *old;		/* reload: the running one */
+	bool		 kept[NKEYS];		/* reload: value from old */
+	struct buf	 kept_list;		/* reload: "a.b, c.d" */
 };
 
 static void	 cerr(struct cstate *, const char *, int, const char *, ...)
@@ -330,14 +334,22 @@ static void	 mailboxes_finish(struct cstate *);
 static void	 finish(struct cstate *);
 static void	 require(struct cstate *, int, const char *, const char *);
 static char	*read_secret(struct cstate *, const char *, const char *);
+static void	 keep_restart_only(struct cstate *, bool);
+static size_t	 key_size(const struct conf_key *, bool *);
+static bool	 key_differs(const struct conf_key *, const struct config *,
+		    const struct config *);
+static void	 key_copy(const struct conf_key *, struct config *,
+		    const struct config *);
+static enum conf_charging charging_default(const char *);
 static bool	 version_before_2010_sp2(const char *);
 static bool	 version_is_2013(const char *);
 static uint32_t	 hash_str(const char *);
 static bool	 str_differs(const char *, const char *);
 static const char *enum_name(const struct conf_enum *, int);
-static int	 diff(const struct config *, const struct config *, bool,
-		    char **);
-static struct config *load(const char *, const char *, size_t, int, char **);
+static struct config *load(const char *, const char *, size_t, int,
+		    const struct config *, char **, char **);
+static struct config *load_file(const char *, const struct config *,
+		    char **, char **);
 
 static void
 cerr(struct cstate *st, const char *file, int line, const char *fmt, ...)
@@ -1353,7 +1365,13 @@ mailboxes_finish(struct cstate *st)
 static void
 require(struct cstate *st, int sec, const char *name, const char *why)
 {
+	const struct conf_key	*k = key_find(sec, name);
+
 	if (key_line(st, sec, name) != 0)
+		return;
+	/* A value kept on reload (required keys are strings). */
+	if (st->kept[k - keys] &&
+	    *(char *const *)((const char *)st->cf + k->off) != NULL)
 		return;
 	cerr(st, st->file, st->secline[sec], "missing required key '%s' in "
 	    "[%s]%s%s%s", name, section_names[sec], why != NULL ? " (" : "",
@@ -1427,6 +1445,49 @@ read_secret(struct cstate *st, const char *keyname, const char *v)
 	buf_free_secret(&b);
 	free(path);
 	return (secret);
+}
+
+static enum conf_charging
+charging_default(const char *version)
+{
+	return (version_before_2010_sp2(version) ?
+	    CONF_CHARGING_SERVICE_ACCOUNT : CONF_CHARGING_IMPERSONATED);
+}
+
+/*
+ * Reload: every restart-only key whose value in the file differs from
+ * the running configuration keeps the running value, is marked kept
+ * (a rule requiring the key is satisfied by a kept value) and is named
+ * in st->kept_list.  The first pass runs before the rules and derived
+ * defaults; a key left unset that is derived from others (CK_DERIVED:
+ * charging from the version, the cluster node from the host name) is
+ * compared in the second pass, once it has been worked out.  Keys with
+ * a bad value are left alone: the load fails anyway.
+ */
+static void
+keep_restart_only(struct cstate *st, bool derived)
+{
+	struct config		*cf = st->cf;
+	const struct conf_key	*k;
+	size_t			 i;
+
+	for (i = 0; i < NKEYS; i++) {
+		k = &keys[i];
+		if ((k->flags & CK_RELOAD) || st->keyline[i] < 0 ||
+		    st->kept[i])
+			continue;
+		if (derived != ((k->flags & CK_DERIVED) &&
+		    st->keyline[i] == 0))
+			continue;
+		if (!key_differs(k, cf, st->old))
+			continue;
+		key_copy(k, cf, st->old);
+		st->kept[i] = true;
+		if (st->kept_list.len > 0)
+			buf_puts(&st->kept_list, ", ");
+		buf_printf(&st->kept_list, "%s.%s", section_names[k->section],
+		    k->name);
+	}
 }
 
 static bool
@@ -1517,7 +1578,7 @@ finish(struct cstate *st)
 {
 	struct config	*cf = st->cf;
 	struct sockaddr_un sa;
-	char		 why[64];
+	char		 why[96];
 	size_t		 i;
 	int		 line;
 
@@ -1525,9 +1586,18 @@ finish(struct cstate *st)
 		if (st->keyline[i] == 0 && keys[i].def != NULL &&
 		    key_set(st, &keys[i], keys[i].def, 0) == -1)
 			abort();	/* a bad built-in default */
+	/*
+	 * On reload, before any rule looks at them: what follows (required
+	 * keys, derived defaults, the mailboxes' impersonation) then sees
+	 * the values the daemon will really run with.
+	 */
+	if (st->old != NULL)
+		keep_restart_only(st, false);
 
-	snprintf(why, sizeof(why), "needed for auth = %s",
-	    conf_auth_name(cf->exchange.auth));
+	snprintf(why, sizeof(why), "needed for auth = %s%s",
+	    conf_auth_name(cf->exchange.auth),
+	    st->kept[key_find(SEC_EXCHANGE, "auth") - keys] ?
+	    ", which stays until a restart" : "");
 	if (cf->exchange.tenant != NULL && cf->exchange.tenant[strspn(
 	    cf->exchange.tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
 	    "OPQRSTUVWXYZ0123456789.-")] != '\0')
@@ -1586,9 +1656,7 @@ finish(struct cstate *st)
 	if (key_line(st, SEC_THROTTLING, "charging") > 0)
 		cf->throttling.charging_set = true;
 	else if (cf->exchange.version != NULL)
-		cf->throttling.charging =
-		    version_before_2010_sp2(cf->exchange.version) ?
-		    CONF_CHARGING_SERVICE_ACCOUNT : CONF_CHARGING_IMPERSONATED;
+		cf->throttling.charging = charging_default(cf->exchange.version);
 	if (key_line(st, SEC_THROTTLING,
 	    "streaming_connections_per_anchor") <= 0 &&
 	    cf->exchange.version != NULL)
@@ -1601,6 +1669,12 @@ finish(struct cstate *st)
 	mailboxes_finish(st);
 
 	cluster_finish(st);
+	if (st->old != NULL) {
+		keep_restart_only(st, true);
+		if (st->kept[key_find(SEC_THROTTLING, "charging") - keys])
+			cf->throttling.charging_set =
+			    st->old->throttling.charging_set;
+	}
 
 	for (i = 0; i < cf->nsinks; i++)
 		if (cf->sinks[i].type == NULL)
@@ -1617,7 +1691,7 @@ finish(struct cstate *st)
 
 static struct config *
 load(const char *name, const char *data, size_t len, int read_errno,
-    char **errors)
+    const struct config *old, char **errors, char **kept)
 {
 	struct cstate	 st;
 	const char	*p = data, *end = data + len, *slash;
@@ -1630,6 +1704,8 @@ load(const char *name, const char *data, size_t len, int read_errno,
 	st.cf->path = xstrdup(name);
 	st.file = st.cf->path;
 	st.sec = SEC_NONE;
+	st.old = old;
+	buf_init(&st.kept_list);
 	slash = strrchr(name, '/');
 	if (slash == name)
 		st.dir = xstrdup("/");
@@ -1654,6 +1730,10 @@ load(const char *name, const char *data, size_t len, int read_errno,
 	if (errors != NULL)
 		*errors = st.nerrs > 0 ? buf_steal(&st.errs) : NULL;
 	buf_free(&st.errs);
+	if (kept != NULL)
+		*kept = st.nerrs == 0 && st.kept_list.len > 0 ?
+		    buf_steal(&st.kept_list) : NULL;
+	buf_free(&st.kept_list);
 	if (st.nerrs > 0) {
 		conf_free(st.cf);
 		return (NULL);
@@ -1665,11 +1745,12 @@ struct config *
 conf_load_buffer(const char *name, const char *data, size_t len,
     char **errors)
 {
-	return (load(name, data, len, 0, errors));
+	return (load(name, data, len, 0, NULL, errors, NULL));
 }
 
-struct config *
-conf_load(const char *path, char **errors)
+static struct config *
+load_file(const char *path, const struct config *old, char **errors,
+    char **kept)
 {
 	struct buf	 b = BUF_INIT;
 	struct config	*cf;
@@ -1677,9 +1758,22 @@ conf_load(const char *path, char **errors)
 
 	if (read_file(path, CONF_MAX_FILE, &b) == -1)
 		e = errno;
-	cf = load(path, buf_str(&b), b.len, e, errors);
+	cf = load(path, buf_str(&b), b.len, e, old, errors, kept);
 	buf_free(&b);
 	return (cf);
+}
+
+struct config *
+conf_load(const char *path, char **errors)
+{
+	return (load_file(path, NULL, errors, NULL));
+}
+
+struct config *
+conf_reload(const char *path, const struct config *old, char **errors,
+    char **kept)
+{
+	return (load_file(path, old, errors, kept));
 }
 
 void
@@ -1687,24 +1781,15 @@ conf_free(struct config *cf)
 {
 	size_t	 i, j;
 	char	**s;
+	bool	 string;
 
 	if (cf == NULL)
 		return;
 	for (i = 0; i < NKEYS; i++) {
-		switch (keys[i].type) {
-		case KT_STR:
-		case KT_URL:
-		case KT_URLS:
-		case KT_LISTEN:
-		case KT_CIDRS:
-		case KT_PATH:
-		case KT_CRED:
-		case KT_NAME:
+		(void)key_size(&keys[i], &string);
+		if (string) {
 			s = (char **)((char *)cf + keys[i].off);
 			free(*s);
-			break;
-		default:
-			break;
 		}
 	}
 	xfree_secret(cf->exchange.password);
@@ -1787,55 +1872,86 @@ str_differs(const char *a, const char *b)
 	return (strcmp(a, b) != 0);
 }
 
-/* Compare the scalar keys (mailboxes and sinks aside) of two configs. */
-static int
-diff(const struct config *old, const struct config *new, bool all,
+/*
+ * Where a scalar key (mailboxes and sinks aside) keeps its value in a
+ * config: the size of a plain value, or 0 for an allocated string (and
+ * for the mailbox list, which is no scalar).
+ */
+static size_t
+key_size(const struct conf_key *k, bool *string)
+{
+	*string = false;
+	switch (k->type) {
+	case KT_STR:
+	case KT_URL:
+	case KT_URLS:
+	case KT_LISTEN:
+	case KT_CIDRS:
+	case KT_PATH:
+	case KT_CRED:
+	case KT_NAME:
+		*string = true;
+		return (0);
+	case KT_BOOL:
+		return (sizeof(bool));
+	case KT_UINT:
+	case KT_MINUTES:
+		return (sizeof(unsigned));
+	case KT_DURATION:
+		return (sizeof(int64_t));
+	case KT_ENUM:
+		return (sizeof(int));
+	case KT_MODE:
+		return (sizeof(mode_t));
+	default:
+		return (0);
+	}
+}
+
+/* Whether a scalar key differs between a and b. */
+static bool
+key_differs(const struct conf_key *k, const struct config *a,
+    const struct config *b)
+{
+	const char	*o = (const char *)a + k->off;
+	const char	*n = (const char *)b + k->off;
+	bool		 string;
+	size_t		 size = key_size(k, &string);
+
+	if (string)
+		return (str_differs(*(char *const *)o, *(char *const *)n));
+	return (memcmp(o, n, size) != 0);
+}
+
+/* Give dst src's value of a scalar key. */
+static void
+key_copy(const struct conf_key *k, struct config *dst,
+    const struct config *src)
+{
+	char		*d = (char *)dst + k->off;
+	const char	*s = (const char *)src + k->off;
+	const char	*v;
+	bool		 string;
+	size_t		 size = key_size(k, &string);
+
+	if (string) {
+		v = *(char *const *)s;
+		free(*(char **)d);
+		*(char **)d = v != NULL ? xstrdup(v) : NULL;
+	} else
+		memcpy(d, s, size);
+}
+
+int
+conf_diff_keys(const struct config *old, const struct config *new,
     char **what)
 {
 	struct buf	 b = BUF_INIT;
-	const char	*o, *n;
-	bool		 differs;
 	size_t		 i;
 	int		 count = 0;
 
 	for (i = 0; i < NKEYS; i++) {
-		if (!all && (keys[i].flags & CK_RELOAD))
-			continue;
-		o = (const char *)old + keys[i].off;
-		n = (const char *)new + keys[i].off;
-		switch (keys[i].type) {
-		case KT_STR:
-		case KT_URL:
-		case KT_URLS:
-		case KT_LISTEN:
-		case KT_CIDRS:
-		case KT_PATH:
-		case KT_CRED:
-		case KT_NAME:
-			differs = str_differs(*(char *const *)o,
-			    *(char *const *)n);
-			break;
-		case KT_BOOL:
-			differs = *(const bool *)o != *(const bool *)n;
-			break;
-		case KT_UINT:
-		case KT_MINUTES:
-			differs = *(const unsigned *)o != *(const unsigned *)n;
-			break;
-		case KT_DURATION:
-			differs = *(const int64_t *)o != *(const int64_t *)n;
-			break;
-		case KT_ENUM:
-			differs = *(const int *)o != *(const int *)n;
-			break;
-		case KT_MODE:
-			differs = *(const mode_t *)o != *(const mode_t *)n;
-			break;
-		default:
-			differs = false;
-			break;
-		}
-		if (!differs)
+		if (!key_differs(&keys[i], old, new))
 			continue;
 		if (count++ > 0)
 			buf_puts(&b, ", ");
@@ -1845,20 +1961,6 @@ diff(const struct config *old, const struct config *new, bool all,
 	*what = count > 0 ? buf_steal(&b) : NULL;
 	buf_free(&b);
 	return (count);
-}
-
-int
-conf_diff_nonreloadable(const struct config *old, const struct config *new,
-    char **what)
-{
-	return (diff(old, new, false, what));
-}
-
-int
-conf_diff_keys(const struct config *old, const struct config *new,
-    char **what)
-{
-	return (diff(old, new, true, what));
 }
 
 static const char *

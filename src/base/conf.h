@@ -176,6 +176,16 @@ struct config	*conf_load(const char *path, char **errors);
 struct config	*conf_load_buffer(const char *name, const char *data,
 		    size_t len, char **errors);
 /*
+ * conf_load() for a reload while old runs.  The restart-only keys (not
+ * conf_key_reloadable()) keep old's values, before any rule or derived
+ * default looks at them, so the result is exactly what the daemon will
+ * run with; the keys whose value in the file differs are listed in
+ * *kept ("exchange.url, exchange.mode", allocated, caller frees; NULL
+ * when none and on error).  old is borrowed.
+ */
+struct config	*conf_reload(const char *path, const struct config *old,
+		    char **errors, char **kept);
+/*
  * The directory a bare credential name is read from when
  * $CREDENTIALS_DIRECTORY is not set (SYSCONFDIR/ewsgw as built: where
  * the unit's LoadCredential= takes it from).  The string is borrowed.
@@ -196,15 +206,11 @@ bool		 conf_key_reloadable(const char *section, const char *key);
  */
 bool		 conf_key_at(size_t i, const char **section, const char **name);
 /*
- * Count the non-reloadable keys whose values differ between old and
- * new; *what is set to "exchange.url, status.socket"-style list
- * (allocated, caller frees) or NULL when the count is 0.
- */
-int		 conf_diff_nonreloadable(const struct config *old,
-		    const struct config *new, char **what);
-/*
- * The same for every key, reloadable or not, except the mailbox list
- * and the sinks (compare those entry by entry); for reload's log.
+ * Count the keys, reloadable or not, whose values differ between old
+ * and new, except the mailbox list and the sinks (compare those entry by
+ * entry); *what is set to an "exchange.url, log.level"-style list
+ * (allocated, caller frees) or NULL when the count is 0.  For reload's
+ * log.
  */
 int		 conf_diff_keys(const struct config *old,
 		    const struct config *new, char **what);

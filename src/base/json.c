@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/timeutil.h"
 #include "base/xmalloc.h"
 
 static void	sep(struct json_writer *);
@@ -61,6 +62,13 @@ void json_obj_begin(struct json_writer *w) { open_(w, '{'); }
 void json_obj_end(struct json_writer *w) { close_(w, '}'); }
 void json_arr_begin(struct json_writer *w) { open_(w, '['); }
 void json_arr_end(struct json_writer *w) { close_(w, ']'); }
+
+void
+json_raw(struct json_writer *w, const char *text)
+{
+	sep(w);
+	buf_puts(w->out, text);
+}
 
 void
 json_key(struct json_writer *w, const char *k)
@@ -215,6 +223,20 @@ json_kv_bool(struct json_writer *w, const char *k, bool v)
 {
 	json_key(w, k);
 	json_bool(w, v);
+}
+
+void
+json_kv_time(struct json_writer *w, const char *k, int64_t t)
+{
+	char	 iso[TIME_ISO8601_LEN];
+
+	json_key(w, k);
+	if (t == 0 || t == INT64_MAX) {
+		json_null(w);
+		return;
+	}
+	time_format_iso8601(t, iso);
+	json_str(w, iso);
 }
 
 /* ---- parser ---- */

@@ -39,10 +39,17 @@ void	json_int(struct json_writer *, int64_t);
 void	json_double(struct json_writer *, double);
 void	json_bool(struct json_writer *, bool);
 void	json_null(struct json_writer *);
+/* A value that is already JSON text (the caller has checked it). */
+void	json_raw(struct json_writer *, const char *);
 
 void	json_kv_str(struct json_writer *, const char *, const char *);
 void	json_kv_int(struct json_writer *, const char *, int64_t);
 void	json_kv_bool(struct json_writer *, const char *, bool);
+/*
+ * Seconds since the epoch as "YYYY-MM-DDTHH:MM:SSZ"; 0 and INT64_MAX
+ * (no time known, none ahead) write null.
+ */
+void	json_kv_time(struct json_writer *, const char *, int64_t);
 
 /* Append s to b as a quoted JSON string. */
 void	json_quote(struct buf *, const char *, size_t);

@@ -15,6 +15,8 @@
 
 #include "base/timeutil.h"
 
+static int64_t	 days_from_civil(int64_t, unsigned, unsigned);
+
 int64_t
 time_mono_ms(void)
 {
@@ -33,8 +35,19 @@ time_wall_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-int64_t
-time_days_from_civil(int64_t y, unsigned m, unsigned d)
+struct timeval *
+time_ms_tv(struct timeval *tv, int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return (tv);
+}
+
+/* Days since 1970-01-01 for a proleptic Gregorian date. */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	int64_t		 era;
 	unsigned	 yoe, doy, doe;
@@ -119,7 +132,7 @@ time_parse_iso8601(const char *s, size_t len, int64_t *out)
 		while (i < len && isdigit((unsigned char)s[i]))
 			i++;
 	}
-	t = time_days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 +
+	t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 +
 	    (int64_t)mi * 60 + sec;
 	if (i == len) {
 		*out = t;

@@ -8,6 +8,8 @@
 #ifndef EWSGW_TIMEUTIL_H
 #define EWSGW_TIMEUTIL_H
 
+#include <sys/time.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +17,12 @@
 int64_t	 time_mono_ms(void);
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t	 time_wall_ms(void);
+
+/*
+ * A delay in milliseconds as the struct timeval event_add() takes; a
+ * negative delay is 0.  Fills *tv and returns tv.
+ */
+struct timeval	*time_ms_tv(struct timeval *tv, int64_t ms);
 
 /*
  * Parse an xs:dateTime ("2026-11-29T10:00:00Z", fractional seconds and
@@ -31,8 +39,5 @@ void	 time_format_iso8601(int64_t, char [TIME_ISO8601_LEN]);
  * unit means default_unit_ms).  Returns 0 and milliseconds, or -1.
  */
 int	 time_parse_duration(const char *, int64_t default_unit_ms, int64_t *);
-
-/* Days since 1970-01-01 for a proleptic Gregorian date. */
-int64_t	 time_days_from_civil(int64_t y, unsigned m, unsigned d);
 
 #endif

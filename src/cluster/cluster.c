@@ -277,11 +277,7 @@ arm(struct event *ev, int64_t ms)
 {
 	struct timeval	 tv;
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	evtimer_add(ev, &tv);
+	evtimer_add(ev, time_ms_tv(&tv, ms));
 }
 
 /* One try of a call: a keepalive must not outlive the next one. */

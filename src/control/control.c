@@ -25,12 +25,14 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
 
 #include "base/buf.h"
 #include "control/control.h"
 #include "control/ctl_cmd.h"
 #include "base/log.h"
+#include "base/timeutil.h"
 #include "base/xmalloc.h"
 
 #define CONTROL_BACKLOG		32
@@ -66,7 +68,7 @@ struct control {
 	dev_t				 dev;		/* of the socket file */
 	ino_t				 ino;
 	struct evconnlistener		*listener;
-	struct event			*pause_ev;
+	struct event			 pause_ev;
 	struct control_provider		 provider;
 	struct control_limits		 limits;
 	uid_t				 self_uid;
@@ -248,7 +250,7 @@ control_open(struct event_base *base, const char *path, mode_t mode,
 		goto fail;
 	}
 	evconnlistener_set_error_cb(ctl->listener, control_accept_error);
-	ctl->pause_ev = evtimer_new(base, control_unpause, ctl);
+	evtimer_assign(&ctl->pause_ev, base, control_unpause, ctl);
 
 	/* libevent writes with writev(); a vanished client must not kill us. */
 	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
@@ -276,7 +278,7 @@ control_close(struct control *ctl)
 	while ((c = TAILQ_FIRST(&ctl->clients)) != NULL)
 		client_free(c);
 	evconnlistener_free(ctl->listener);
-	event_free(ctl->pause_ev);
+	evtimer_del(&ctl->pause_ev);
 	/* Leave a socket alone that someone else has put in our place. */
 	if (lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev &&
 	    st.st_ino == ctl->ino)
@@ -487,9 +489,7 @@ control_accept_error(struct evconnlistener *l, void *arg)
 		return;
 	/* The pending connection stays ready; do not spin on it. */
 	evconnlistener_disable(l);
-	tv.tv_sec = CONTROL_ACCEPT_PAUSE_MS / 1000;
-	tv.tv_usec = (CONTROL_ACCEPT_PAUSE_MS % 1000) * 1000;
-	evtimer_add(ctl->pause_ev, &tv);
+	evtimer_add(&ctl->pause_ev, time_ms_tv(&tv, CONTROL_ACCEPT_PAUSE_MS));
 }
 
 static void
@@ -504,10 +504,8 @@ static void
 control_set_timeouts(struct control_client *c)
 {
 	struct timeval	 tv;
-	int64_t		 ms = c->ctl->limits.idle_timeout_ms;
 
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	time_ms_tv(&tv, c->ctl->limits.idle_timeout_ms);
 	/* Read: no request for that long; write: the peer does not read. */
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 }

@@ -130,7 +130,7 @@ cmd_reload(struct ctl_request *req, struct json_writer *w, char **cause)
 {
 	if (req->provider->reload == NULL)
 		return (not_available("reload", cause));
-	return (req->provider->reload(cause, req->provider->arg));
+	return (req->provider->reload(w, cause, req->provider->arg));
 }
 
 static int

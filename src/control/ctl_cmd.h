@@ -60,8 +60,12 @@ struct control_provider {
 	void	(*connections)(struct json_writer *, void *arg);
 	/* "sinks": [ ... ] */
 	void	(*sinks)(struct json_writer *, void *arg);
-	/* Reload the configuration (same path as SIGHUP); -1 and *cause. */
-	int	(*reload)(char **cause, void *arg);
+	/*
+	 * Reload the configuration (same path as SIGHUP): on success write
+	 * what the answer says about it ("restart_required"); -1 and
+	 * *cause.
+	 */
+	int	(*reload)(struct json_writer *, char **cause, void *arg);
 	/* Resynchronise one mailbox now; -1 and *cause. */
 	int	(*resync)(const char *addr, char **cause, void *arg);
 	/*

@@ -43,6 +43,8 @@ static void	 render_status(const struct json_value *, struct buf *);
 static void	 render_mailbox(const struct json_value *, struct buf *);
 static void	 render_help(const struct json_value *, struct buf *);
 static void	 render_verify(const struct json_value *, struct buf *);
+static void	 render_reload(const struct json_value *, struct buf *);
+static bool	 join_strings(const struct json_value *, struct buf *);
 static void	 render_members(const struct json_value *, const char *,
 		    struct table *);
 static void	 kv(struct table *, const char *, const char *);
@@ -311,6 +313,11 @@ render_status(const struct json_value *v, struct buf *out)
 		for (p = o->child; p != NULL; p = p->next)
 			if (p->type == JSON_STRING)
 				kv(&t, "problem:", p->str);
+	if (join_strings(json_get(v, "restart_pending"), &b)) {
+		buf_puts(&b, " changed: restart to apply");
+		kv(&t, "restart:", buf_str(&b));
+		buf_reset(&b);
+	}
 	if ((o = json_get(v, "last_reload_error")) != NULL &&
 	    o->type == JSON_STRING) {
 		kv(&t, "last reload:", "REJECTED, the running configuration "
@@ -438,6 +445,45 @@ render_mailbox(const struct json_value *v, struct buf *out)
 }
 
 /* The checklist, then what to do about each check that did not pass. */
+/* The strings of array a, comma separated; false if there are none. */
+static bool
+join_strings(const struct json_value *a, struct buf *b)
+{
+	const struct json_value	*p;
+	bool			 any = false;
+
+	if (a == NULL || a->type != JSON_ARRAY)
+		return (false);
+	for (p = a->child; p != NULL; p = p->next) {
+		if (p->type != JSON_STRING)
+			continue;
+		if (any)
+			buf_puts(b, ", ");
+		sanitize(b, p->str);
+		any = true;
+	}
+	return (any);
+}
+
+/* "ok", and each restart-only key the reload could not apply. */
+static void
+render_reload(const struct json_value *v, struct buf *out)
+{
+	const struct json_value	*a, *p;
+
+	buf_puts(out, "ok\n");
+	if ((a = json_get(v, "restart_required")) == NULL ||
+	    a->type != JSON_ARRAY)
+		return;
+	for (p = a->child; p != NULL; p = p->next) {
+		if (p->type != JSON_STRING)
+			continue;
+		buf_puts(out, "restart needed: ");
+		sanitize(out, p->str);
+		buf_puts(out, " changed, the running value stays\n");
+	}
+}
+
 static void
 render_verify(const struct json_value *v, struct buf *out)
 {
@@ -567,6 +613,8 @@ ctl_render(const char *command, const char *answer, size_t len, bool json,
 		render_help(v, out);
 	else if (strcmp(command, "verify") == 0)
 		render_verify(v, out);
+	else if (strcmp(command, "reload") == 0)
+		render_reload(v, out);
 	else if (v->child != NULL && v->child->next == NULL)
 		buf_puts(out, "ok\n");
 	else {

@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "base/buf.h"
 #include "base/conf.h"
@@ -46,18 +47,21 @@ struct daemon {
 	struct manager		*manager;
 	struct control		*control;
 
-	struct event		*ev_hup, *ev_term, *ev_int, *ev_pipe;
-	struct event		*ev_status;	/* STATUS= refresh */
-	struct event		*ev_hard_stop;
+	struct event		 ev_hup, ev_term, ev_int, ev_pipe;
+	struct event		 ev_status;	/* STATUS= refresh */
+	struct event		 ev_hard_stop;
 	int64_t			 started_ms;
 	int			 stopping;
 	int			 exit_code;
 	unsigned		 reloads, reload_failures;
 	char			*last_reload_error;
+	char			*restart_pending;	/* "a.b, c.d" or NULL */
 };
 
 static void	 daemon_stop(struct daemon *);
 static int	 daemon_reload(struct daemon *, char **);
+static void	 json_key_list(struct json_writer *, const char *,
+		    const char *);
 static void	 forget_removed(struct sinkset *, const struct config *,
 		    const struct config *);
 static int	 reload_rejected(struct daemon *, char *, const char *,
@@ -81,6 +85,7 @@ prov_status(struct json_writer *w, void *arg)
 	json_kv_int(w, "reload_failures", d->reload_failures);
 	json_kv_str(w, "last_reload_error", d->last_reload_error);
 	json_kv_int(w, "notify_dropped", (int64_t)notify_dropped_count());
+	json_key_list(w, "restart_pending", d->restart_pending);
 	healthy = manager_status_json(d->manager, w);
 	json_key(w, "sinks");
 	json_obj_begin(w);
@@ -131,9 +136,30 @@ prov_sinks(struct json_writer *w, void *arg)
 }
 
 static int
-prov_reload(char **cause, void *arg)
+prov_reload(struct json_writer *w, char **cause, void *arg)
 {
-	return (daemon_reload(arg, cause));
+	struct daemon	*d = arg;
+
+	if (daemon_reload(d, cause) == -1)
+		return (-1);
+	json_key_list(w, "restart_required", d->restart_pending);
+	return (0);
+}
+
+/* key: the "a.b, c.d" list as a JSON array of strings ([] for NULL). */
+static void
+json_key_list(struct json_writer *w, const char *key, const char *list)
+{
+	const char	*p = list, *end;
+
+	json_key(w, key);
+	json_arr_begin(w);
+	while (p != NULL && *p != '\0') {
+		end = strchr(p, ',');
+		json_strn(w, p, end != NULL ? (size_t)(end - p) : strlen(p));
+		p = end != NULL ? end + 1 + strspn(end + 1, " ") : NULL;
+	}
+	json_arr_end(w);
 }
 
 static int
@@ -284,10 +310,11 @@ static int
 daemon_reload(struct daemon *d, char **cause)
 {
 	struct config	*nconf;
-	char		*errors = NULL, *what = NULL;
+	char		*errors = NULL, *kept = NULL, *what = NULL;
+	char		*copy, *p, *key;
 
 	notify_reloading();
-	nconf = conf_load(d->path, &errors);
+	nconf = conf_reload(d->path, d->conf, &errors, &kept);
 	if (nconf != NULL && daemon_validate(nconf, &errors) == -1) {
 		conf_free(nconf);
 		nconf = NULL;
@@ -295,14 +322,22 @@ daemon_reload(struct daemon *d, char **cause)
 	if (nconf == NULL)
 		return (reload_rejected(d, errors, "invalid configuration",
 		    cause));
-	if (conf_diff_nonreloadable(d->conf, nconf, &what) > 0)
-		log_warnx("reload: %s changed; restart ewsgw to apply", what);
-	free(what);
-
 	if (sinkset_reload(d->sinks, nconf, &errors) == -1) {
 		conf_free(nconf);
+		free(kept);
 		return (reload_rejected(d, errors, "sinks failed", cause));
 	}
+	/* nconf holds the running values of these: say so, key by key. */
+	p = copy = kept != NULL ? xstrdup(kept) : NULL;
+	while ((key = strsep(&p, ",")) != NULL)
+		log_warnx("reload: %s changed in %s; the running value stays "
+		    "until a restart", key + strspn(key, " "), d->path);
+	free(copy);
+	free(d->restart_pending);
+	d->restart_pending = kept;
+	if (conf_diff_keys(d->conf, nconf, &what) > 0)
+		log_info("reload: %s changed", what);
+	free(what);
 	log_set_level(nconf->log.level);
 	manager_reload(d->manager, nconf);
 	/* After whatever they published before they stopped. */
@@ -359,8 +394,7 @@ daemon_stop(struct daemon *d)
 
 	d->stopping = 1;
 	notify_stopping();
-	d->ev_hard_stop = evtimer_new(d->base, hard_stop_cb, d);
-	evtimer_add(d->ev_hard_stop, &tv);
+	evtimer_add(&d->ev_hard_stop, &tv);
 	manager_shutdown(d->manager, STOP_UNSUBSCRIBE_MS, released_cb, d);
 }
 
@@ -420,14 +454,16 @@ daemon_run(const char *path, struct config *conf)
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 
-	d.ev_hup = evsignal_new(d.base, SIGHUP, sighup_cb, &d);
-	d.ev_term = evsignal_new(d.base, SIGTERM, sigterm_cb, &d);
-	d.ev_int = evsignal_new(d.base, SIGINT, sigterm_cb, &d);
-	d.ev_pipe = evsignal_new(d.base, SIGPIPE, ignore_cb, &d);
-	event_add(d.ev_hup, NULL);
-	event_add(d.ev_term, NULL);
-	event_add(d.ev_int, NULL);
-	event_add(d.ev_pipe, NULL);
+	evsignal_assign(&d.ev_hup, d.base, SIGHUP, sighup_cb, &d);
+	evsignal_assign(&d.ev_term, d.base, SIGTERM, sigterm_cb, &d);
+	evsignal_assign(&d.ev_int, d.base, SIGINT, sigterm_cb, &d);
+	evsignal_assign(&d.ev_pipe, d.base, SIGPIPE, ignore_cb, &d);
+	event_assign(&d.ev_status, d.base, -1, EV_PERSIST, status_cb, &d);
+	evtimer_assign(&d.ev_hard_stop, d.base, hard_stop_cb, &d);
+	event_add(&d.ev_hup, NULL);
+	event_add(&d.ev_term, NULL);
+	event_add(&d.ev_int, NULL);
+	event_add(&d.ev_pipe, NULL);
 
 	if (!conf->exchange.tls_verify)
 		log_warnx("tls_verify = no: the Exchange server's certificate "
@@ -469,10 +505,7 @@ daemon_run(const char *path, struct config *conf)
 
 	notify_init(d.base);
 	manager_start(d.manager);
-	d.ev_status = event_new(d.base, -1, EV_PERSIST, status_cb, &d);
-	tv.tv_sec = STATUS_REFRESH_MS / 1000;
-	tv.tv_usec = 0;
-	event_add(d.ev_status, &tv);
+	event_add(&d.ev_status, time_ms_tv(&tv, STATUS_REFRESH_MS));
 	refresh_status(&d);
 	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s", PACKAGE_VERSION,
 	    conf->nmailboxes, conf_mode_name(conf->exchange.mode),
@@ -490,18 +523,17 @@ out:
 	if (d.sinks != NULL)
 		sinkset_free(d.sinks);
 	notify_shutdown();
-	if (d.ev_status != NULL)
-		event_free(d.ev_status);
-	if (d.ev_hard_stop != NULL)
-		event_free(d.ev_hard_stop);
-	event_free(d.ev_hup);
-	event_free(d.ev_term);
-	event_free(d.ev_int);
-	event_free(d.ev_pipe);
+	event_del(&d.ev_status);
+	event_del(&d.ev_hard_stop);
+	event_del(&d.ev_hup);
+	event_del(&d.ev_term);
+	event_del(&d.ev_int);
+	event_del(&d.ev_pipe);
 	event_base_free(d.base);
 	curl_global_cleanup();
 	conf_free(d.conf);
 	free(d.last_reload_error);
+	free(d.restart_pending);
 	free(d.path);
 	return (d.exit_code);
 }

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "base/log.h"
 #include "daemon/notify.h"
@@ -33,7 +35,8 @@
  * right now is dropped (the next STATUS= or WATCHDOG=1 follows soon).
  */
 
-static struct event	*watchdog_ev;
+static struct event	 watchdog_ev;
+static bool		 watchdog_on;
 static char		*last_status;
 static int		 notify_fd = -1;
 static struct sockaddr_un notify_sa;
@@ -117,19 +120,20 @@ notify_init(struct event_base *base)
 		return;
 	/* Ping at half the interval, as sd_watchdog_enabled(3) advises. */
 	usec /= 2;
-	tv.tv_sec = (time_t)(usec / 1000000);
+	tv.tv_sec = (time_t)(usec / 1000000);	/* microseconds: not ms */
 	tv.tv_usec = (suseconds_t)(usec % 1000000);
-	watchdog_ev = event_new(base, -1, EV_PERSIST, watchdog_cb, NULL);
-	event_add(watchdog_ev, &tv);
+	event_assign(&watchdog_ev, base, -1, EV_PERSIST, watchdog_cb, NULL);
+	event_add(&watchdog_ev, &tv);
+	watchdog_on = true;
 	log_info("watchdog pings every %llu ms", usec / 1000);
 }
 
 void
 notify_shutdown(void)
 {
-	if (watchdog_ev != NULL) {
-		event_free(watchdog_ev);
-		watchdog_ev = NULL;
+	if (watchdog_on) {
+		event_del(&watchdog_ev);
+		watchdog_on = false;
 	}
 	free(last_status);
 	last_status = NULL;

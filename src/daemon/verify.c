@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "io/auth.h"
 #include "base/buf.h"
@@ -88,7 +89,7 @@ struct verify {
 	struct auth		*auth;
 	struct verify_tls	*tls;
 	struct http_request	*req;
-	struct event		*timer;
+	struct event		 timer;
 	void			(*timer_fn)(struct verify *);
 	struct buf		 body;
 
@@ -505,12 +506,8 @@ v_after(struct verify *v, int64_t ms, void (*fn)(struct verify *))
 {
 	struct timeval	 tv;
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
 	v->timer_fn = fn;
-	evtimer_add(v->timer, &tv);
+	evtimer_add(&v->timer, time_ms_tv(&tv, ms));
 }
 
 /* ---- check 1: DNS, TCP, TLS ---- */
@@ -1933,7 +1930,7 @@ verify_start(struct event_base *base, const struct config *conf,
 	v->probe = opts != NULL && opts->probe;
 	v->done = done;
 	v->arg = arg;
-	v->timer = evtimer_new(base, v_timer_cb, v);
+	evtimer_assign(&v->timer, base, v_timer_cb, v);
 	buf_init(&v->body);
 
 	if (opts != NULL && opts->nmailboxes > 0) {
@@ -1984,8 +1981,7 @@ v_cancel_all(struct verify *v)
 		stream_free(v->pr[i].st);
 		v->pr[i].st = NULL;
 	}
-	if (v->timer != NULL)
-		event_del(v->timer);
+	evtimer_del(&v->timer);
 	v->timer_fn = NULL;
 }
 
@@ -2011,8 +2007,7 @@ verify_free(struct verify *v)
 		auth_free(v->auth);
 	http_engine_free(v->eng);
 	http_engine_free(v->eng_basic);
-	if (v->timer != NULL)
-		event_free(v->timer);
+	evtimer_del(&v->timer);
 	buf_free(&v->body);
 	for (i = 0; i < v->nchecks; i++)
 		v_check_free(&v->checks[i]);
@@ -2094,14 +2089,14 @@ verify_run(const struct config *conf, const struct verify_opts *opts)
 struct v_ctl {
 	struct ctl_reply	*reply;
 	struct verify		*v;
-	struct event		*tmo;
+	struct event		 tmo;
 };
 
 static void
 v_ctl_free(struct v_ctl *c)
 {
 	verify_free(c->v);
-	event_free(c->tmo);
+	evtimer_del(&c->tmo);
 	free(c);
 }
 
@@ -2143,12 +2138,9 @@ verify_control(struct ctl_reply *reply, struct event_base *base,
 	(void)cause;
 	c = xcalloc(1, sizeof *c);
 	c->reply = reply;
-	c->tmo = evtimer_new(base, v_ctl_timeout, c);
-	if (timeout_ms > 0) {
-		tv.tv_sec = timeout_ms / 1000;
-		tv.tv_usec = (timeout_ms % 1000) * 1000;
-		evtimer_add(c->tmo, &tv);
-	}
+	evtimer_assign(&c->tmo, base, v_ctl_timeout, c);
+	if (timeout_ms > 0)
+		evtimer_add(&c->tmo, time_ms_tv(&tv, timeout_ms));
 	control_reply_on_cancel(reply, v_ctl_cancel, c);
 	c->v = verify_start(base, conf, &o, v_ctl_done, c);
 	return (0);

@@ -452,20 +452,14 @@ account_problem(const struct account *a, char *buf, size_t len)
 void
 account_json(const struct account *a, struct json_writer *w)
 {
-	char	 t[TIME_ISO8601_LEN];
 	int64_t	 now = a->o.mono();
 
 	json_obj_begin(w);
 	json_kv_str(w, "url", a->url);
 	json_kv_str(w, "state", account_state_name(a->state));
-	time_format_iso8601(a->since / 1000, t);
-	json_kv_str(w, "since", t);
-	json_key(w, "next_attempt");
-	if (account_failing(a)) {
-		iso(a, a->next, now, t);
-		json_str(w, t);
-	} else
-		json_null(w);
+	json_kv_time(w, "since", a->since / 1000);
+	json_kv_time(w, "next_attempt", account_failing(a) ?
+	    (a->o.wall() + (a->next - now)) / 1000 : 0);
 	json_kv_str(w, "code", a->code[0] != '\0' ? a->code : NULL);
 	json_kv_str(w, "reason", a->reason[0] != '\0' ? a->reason : NULL);
 	json_kv_int(w, "failed_logins", (int64_t)a->failed_logins);

@@ -44,6 +44,9 @@ struct auth_wait {
 struct auth {
 	struct event_base	*base;		/* borrowed */
 	struct http_engine	*eng;		/* borrowed */
+	struct http_engine	*token_eng;	/* borrowed; eng or another */
+	char			*(*assertion)(void *, char **);
+	void			*assertion_arg;
 	char			*token_url;
 	char			*client_id;
 	char			*client_secret;	/* secret */
@@ -98,6 +101,9 @@ auth_new(struct event_base *base, struct http_engine *eng,
 	a = xcalloc(1, sizeof *a);
 	a->base = base;
 	a->eng = eng;
+	a->token_eng = o->token_engine != NULL ? o->token_engine : eng;
+	a->assertion = o->assertion;
+	a->assertion_arg = o->assertion_arg;
 	a->token_url = xstrdup(o->token_url != NULL ? o->token_url : "");
 	a->client_id = xstrdup(o->client_id != NULL ? o->client_id : "");
 	a->client_secret = xstrdup(o->client_secret != NULL ?
@@ -245,10 +251,27 @@ auth_fetch(struct auth *a)
 {
 	struct http_request_opts	 o;
 	struct buf			 body = BUF_INIT;
+	char				*jwt, *cause = NULL;
 
 	auth_form_add(&body, "grant_type", "client_credentials");
 	auth_form_add(&body, "client_id", a->client_id);
-	auth_form_add(&body, "client_secret", a->client_secret);
+	if (a->assertion != NULL) {
+		if ((jwt = a->assertion(a->assertion_arg, &cause)) == NULL) {
+			/* As a failed fetch, from the loop: never from here. */
+			log_warnx("OAuth2: client assertion: %s",
+			    cause != NULL ? cause : "failed");
+			free(cause);
+			buf_free_secret(&body);
+			a->failures++;
+			auth_arm_refresh(a, AUTH_RETRY_MS);
+			return;
+		}
+		auth_form_add(&body, "client_assertion_type",
+		    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+		auth_form_add(&body, "client_assertion", jwt);
+		xfree_secret(jwt);
+	} else
+		auth_form_add(&body, "client_secret", a->client_secret);
 	auth_form_add(&body, "scope", a->scope);
 	memset(&o, 0, sizeof o);
 	o.method = HTTP_POST;
@@ -264,7 +287,8 @@ auth_fetch(struct auth *a)
 	o.tag = "oauth2";
 	a->fetches++;
 	log_debug("OAuth2: requesting a token from %s", a->token_url);
-	a->req = http_request_start(a->eng, &o, auth_fetch_done, NULL, a);
+	a->req = http_request_start(a->token_eng, &o, auth_fetch_done, NULL,
+	    a);
 	buf_free_secret(&body);
 }
 
@@ -407,11 +431,7 @@ auth_arm_refresh(struct auth *a, int64_t ms)
 {
 	struct timeval	 tv;
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&a->refresh, &tv);
+	evtimer_add(&a->refresh, time_ms_tv(&tv, ms));
 }
 
 static void

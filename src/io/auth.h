@@ -5,6 +5,9 @@
  * OAuth2 client-credentials tokens for Exchange Online: one fetch at a
  * time through the HTTP engine, a queue of waiters, a cached token that
  * is refreshed before it expires, and a one-shot invalidation after 401.
+ * The client authenticates with a secret or with a signed assertion
+ * (certificate credentials); EWS and Microsoft Graph share this cache
+ * type, one instance per resource (scope).
  */
 #ifndef EWSGW_AUTH_H
 #define EWSGW_AUTH_H
@@ -24,6 +27,20 @@ struct auth_opts {
 	const char	*client_id;	/* copied */
 	const char	*client_secret;	/* copied, wiped on free */
 	const char	*scope;		/* NULL = AUTH_DEFAULT_SCOPE */
+	/*
+	 * Certificate credentials: when set, every fetch sends
+	 * client_assertion (what this returns: allocated, wiped and freed
+	 * by the auth; NULL with *cause allocated on failure) instead of
+	 * client_secret.
+	 */
+	char		*(*assertion)(void *arg, char **cause);
+	void		*assertion_arg;
+	/*
+	 * The engine token requests go through (borrowed, must outlive the
+	 * auth), so the token endpoint has TLS settings of its own; NULL =
+	 * the engine the auth serves.
+	 */
+	struct http_engine *token_engine;
 	int64_t		 timeout_ms;	/* token request; 0 = 30 s */
 	/* Milliseconds; NULL = time_mono_ms (tests inject one). */
 	int64_t		 (*clock)(void);

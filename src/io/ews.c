@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "io/account.h"
 #include "io/auth.h"
@@ -29,8 +30,8 @@ struct ews_ctx {
 	struct http_engine	*http;
 	struct auth		*auth;		/* oauth2 only */
 	struct throttle		*throttle;
-	struct event		*kick;		/* run the scheduler soon */
-	struct event		*wake;		/* scheduler's next wake-up */
+	struct event		 kick;		/* run the scheduler soon */
+	struct event		 wake;		/* scheduler's next wake-up */
 	struct hashmap		*counts;	/* "Op code" -> uint64_t * */
 	struct account		*account;	/* gates the scheduler */
 	unsigned		 in_flight[THROTTLE_CLASS_MAX];
@@ -78,21 +79,16 @@ run_cb(evutil_socket_t fd, short ev, void *arg)
 	throttle_run(c->throttle, now);
 	next = throttle_next_wakeup(c->throttle, time_mono_ms());
 	if (next == THROTTLE_NEVER) {
-		evtimer_del(c->wake);
+		evtimer_del(&c->wake);
 		return;
 	}
-	next -= time_mono_ms();
-	if (next < 0)
-		next = 0;
-	tv.tv_sec = next / 1000;
-	tv.tv_usec = (next % 1000) * 1000;
-	evtimer_add(c->wake, &tv);
+	evtimer_add(&c->wake, time_ms_tv(&tv, next - time_mono_ms()));
 }
 
 static void
 kick(struct ews_ctx *c)
 {
-	event_active(c->kick, EV_TIMEOUT, 0);
+	event_active(&c->kick, EV_TIMEOUT, 0);
 }
 
 /* ---- context ---- */
@@ -124,8 +120,8 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 	c->throttle = throttle_new(&lim);
 	account_opts_from_config(&acopts, conf);
 	c->account = account_new(c->throttle, &acopts);
-	c->kick = event_new(base, -1, 0, run_cb, c);
-	c->wake = evtimer_new(base, run_cb, c);
+	event_assign(&c->kick, base, -1, 0, run_cb, c);
+	evtimer_assign(&c->wake, base, run_cb, c);
 	c->counts = hashmap_new();
 	return (c);
 }
@@ -135,8 +131,8 @@ ews_ctx_free(struct ews_ctx *c)
 {
 	if (c == NULL)
 		return;
-	event_free(c->kick);
-	event_free(c->wake);
+	event_del(&c->kick);
+	evtimer_del(&c->wake);
 	if (c->auth != NULL)
 		auth_free(c->auth);
 	http_engine_free(c->http);

@@ -93,6 +93,7 @@ struct http_request {
 	struct buf		 wwwauth;	/* offers, '\n'-separated */
 	char			*ctype;
 	char			*cookie;	/* backend cookie */
+	char			*retry_after;	/* Retry-After value */
 	int64_t			 started_ms;
 };
 
@@ -147,6 +148,17 @@ static int	 http_debug_cb(CURL *, curl_infotype, char *, size_t, void *);
 static bool	 http_header_is(const char *, size_t, const char *,
 		    const char **, size_t *);
 static void	 http_sanitize(const char *, size_t, struct buf *);
+
+static const char *
+http_method_name(enum http_method m)
+{
+	switch (m) {
+	case HTTP_GET:		return ("GET");
+	case HTTP_PATCH:	return ("PATCH");
+	case HTTP_DELETE:	return ("DELETE");
+	default:		return ("POST");
+	}
+}
 
 static const char *http_result_names[HTTP_RESULT_MAX] = {
 	"ok", "auth", "throttled", "transient", "fatal", "toobig", "aborted"
@@ -425,9 +437,7 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 		evtimer_del(&eng->timer);
 		return (0);
 	}
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(&eng->timer, &tv);
+	evtimer_add(&eng->timer, time_ms_tv(&tv, timeout_ms));
 	return (0);
 }
 
@@ -604,6 +614,7 @@ http_finish(struct http_request *r, CURLcode cc)
 	resp.www_authenticate = r->wwwauth.len > 0 ? buf_str(&r->wwwauth) :
 	    NULL;
 	resp.content_type = r->ctype;
+	resp.retry_after = r->retry_after;
 	resp.elapsed_ms = time_mono_ms() - r->started_ms;
 
 	log_debug("http %u: %s -> %s status %ld (%s) in %lld ms", r->id,
@@ -637,8 +648,7 @@ http_request_start(struct http_engine *eng,
 	r->max_response = o->max_response > 0 ? o->max_response :
 	    eng->max_response;
 	r->tag = xstrdup(o->tag != NULL ? o->tag : "-");
-	xasprintf(&r->method_url, "%s %s",
-	    o->method == HTTP_GET ? "GET" : "POST",
+	xasprintf(&r->method_url, "%s %s", http_method_name(o->method),
 	    o->url != NULL ? o->url : "(null)");
 	buf_init(&r->resp);
 	buf_init(&r->wwwauth);
@@ -682,7 +692,8 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 	    http_add_header(r, "Accept", o->accept != NULL ? o->accept :
 	    "text/xml", cause) != 0)
 		return (-1);
-	if (o->method == HTTP_POST && http_add_header(r, "Content-Type",
+	if ((o->method == HTTP_POST || o->method == HTTP_PATCH) &&
+	    http_add_header(r, "Content-Type",
 	    o->content_type != NULL ? o->content_type :
 	    "text/xml; charset=utf-8", cause) != 0)
 		return (-1);
@@ -748,7 +759,7 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 	SET(CURLOPT_WRITEDATA, r);
 	SET(CURLOPT_HEADERFUNCTION, http_header_cb);
 	SET(CURLOPT_HEADERDATA, r);
-	if (o->method == HTTP_POST) {
+	if (o->method == HTTP_POST || o->method == HTTP_PATCH) {
 		r->body_len = o->body != NULL ? o->body_len : 0;
 		r->body = xmalloc(r->body_len + 1);
 		if (r->body_len > 0)
@@ -758,8 +769,13 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 		SET(CURLOPT_POSTFIELDS, r->body);
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
 		eng->stats.bytes_out += r->body_len;
-	} else
+		if (o->method == HTTP_PATCH)
+			SET(CURLOPT_CUSTOMREQUEST, "PATCH");
+	} else {
 		SET(CURLOPT_HTTPGET, 1L);
+		if (o->method == HTTP_DELETE)
+			SET(CURLOPT_CUSTOMREQUEST, "DELETE");
+	}
 	if (!r->no_auth) {
 		switch (eng->cred) {
 		case HTTP_CRED_NONE:
@@ -982,6 +998,7 @@ http_destroy(struct http_request *r)
 	buf_free(&r->wwwauth);
 	free(r->ctype);
 	free(r->cookie);
+	free(r->retry_after);
 	free(r);
 }
 
@@ -1040,6 +1057,8 @@ http_reset_response(struct http_request *r)
 	buf_reset(&r->wwwauth);
 	free(r->ctype);
 	r->ctype = NULL;
+	free(r->retry_after);
+	r->retry_after = NULL;
 }
 
 /* ---- curl callbacks ---- */
@@ -1128,6 +1147,9 @@ http_header_cb(char *p, size_t size, size_t n, void *arg)
 				buf_putc(&r->wwwauth, '\n');
 			buf_append(&r->wwwauth, v, vlen);
 		}
+	} else if (http_header_is(p, len, "Retry-After", &v, &vlen)) {
+		free(r->retry_after);
+		r->retry_after = xstrndup(v, vlen < 64 ? vlen : 64);
 	} else if (http_header_is(p, len, "Content-Type", &v, &vlen)) {
 		free(r->ctype);
 		r->ctype = xstrndup(v, vlen < HTTP_MAX_CAPTURE ? vlen :

@@ -134,12 +134,13 @@ const struct http_stats *http_engine_stats(const struct http_engine *);
 /* Write the counters as one JSON object value ("results" by name). */
 void	 http_stats_json(const struct http_stats *, struct json_writer *);
 
-enum http_method { HTTP_POST, HTTP_GET };
+/* PATCH sends a body like POST; DELETE sends none. */
+enum http_method { HTTP_POST, HTTP_GET, HTTP_PATCH, HTTP_DELETE };
 
 struct http_request_opts {
 	enum http_method method;
 	const char	*url;		/* copied */
-	const char	*body;		/* copied; POST only */
+	const char	*body;		/* copied; POST and PATCH only */
 	size_t		 body_len;
 	const char	*anchor_mailbox;	/* X-AnchorMailbox, or NULL */
 	bool		 prefer_affinity; /* X-PreferServerAffinity */
@@ -172,6 +173,7 @@ struct http_response {
 	const char	*cookie_backend; /* X-BackEndOverrideCookie */
 	const char	*www_authenticate; /* all offers, '\n' between */
 	const char	*content_type;
+	const char	*retry_after;	/* Retry-After, as sent */
 	int64_t		 elapsed_ms;
 	bool		 unreachable;	/* no connection could be made: name
 					 * lookup, connect, TLS handshake or

@@ -422,9 +422,7 @@ push_warn(struct push *p, const char *fmt, ...)
 		p->stats.log_suppressed++;
 		if (!evtimer_pending(&p->warn_flush, NULL) &&
 		    (wait = log_rate_flush(&p->warn, now, LOG_WARNING)) >= 0) {
-			tv.tv_sec = wait / 1000;
-			tv.tv_usec = (wait % 1000) * 1000;
-			evtimer_add(&p->warn_flush, &tv);
+			evtimer_add(&p->warn_flush, time_ms_tv(&tv, wait));
 		}
 	}
 	free(msg);
@@ -439,9 +437,7 @@ push_warn_flush(evutil_socket_t fd, short ev, void *arg)
 
 	if ((wait = log_rate_flush(&p->warn, time_mono_ms(),
 	    LOG_WARNING)) >= 0) {
-		tv.tv_sec = wait / 1000;
-		tv.tv_usec = (wait % 1000) * 1000;
-		evtimer_add(&p->warn_flush, &tv);
+		evtimer_add(&p->warn_flush, time_ms_tv(&tv, wait));
 	}
 }
 
@@ -534,9 +530,7 @@ push_conn_arm(struct push_conn *c, int64_t ms)
 {
 	struct timeval	 tv;
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&c->deadline, &tv);
+	evtimer_add(&c->deadline, time_ms_tv(&tv, ms));
 	TAILQ_REMOVE(&c->p->conns, c, entry);
 	TAILQ_INSERT_TAIL(&c->p->conns, c, entry);
 }

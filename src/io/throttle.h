@@ -43,8 +43,11 @@
  *     timer fires: throttle_run(now), then re-arm one timer for
  *     throttle_next_wakeup(now) (none if THROTTLE_NEVER).
  *   - An owner going away calls throttle_cancel() first.
- * Streams are typically opened only when throttle_stream_capacity()
- * says a slot is available; otherwise the group polls (GetEvents).
+ * The manager forms no more stream groups than throttle_streams_total()
+ * allows and no more subscriptions than the subscription budget holds
+ * (subs/manager.c); a mailbox that finds no room is polled instead, with
+ * GetUserAvailability in batches (subs/poller.c), and promoted to a
+ * stream when room appears.  There is no pull (GetEvents) fallback.
  *
  * The account gate stands in front of every budget.  When the service
  * account itself is refused (its credentials, or impersonation across
@@ -290,7 +293,9 @@ const char *throttle_gate_name(enum throttle_gate);
 
 /*
  * Streaming capacity of the budget a STREAM for anchor would be charged
- * to (anchor ignored under service-account charging).
+ * to (anchor ignored under service-account charging).  The daemon sizes
+ * its groups with throttle_streams_total(); this per-budget view is for
+ * the unit tests, which check the accounting behind both.
  */
 void	 throttle_stream_capacity(const struct throttle *, const char *anchor,
 	    struct throttle_capacity *);

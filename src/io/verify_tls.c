@@ -21,12 +21,14 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "base/timeutil.h"
 #include "io/verify_tls.h"
 #include "base/xmalloc.h"
 
@@ -34,7 +36,7 @@ struct verify_tls {
 	struct event_base	*base;
 	struct evdns_base	*dns;
 	struct bufferevent	*bev;
-	struct event		*timer;
+	struct event		 timer;
 	SSL_CTX			*ctx;
 	verify_tls_cb		 cb;
 	void			*arg;
@@ -67,19 +69,16 @@ verify_tls_start(struct event_base *base, const char *url,
 	vt->cb = cb;
 	vt->arg = arg;
 	vt->ca_file = ca_file != NULL ? xstrdup(ca_file) : NULL;
-	vt->timer = evtimer_new(base, vt_timer, vt);
+	evtimer_assign(&vt->timer, base, vt_timer, vt);
 	if (vt_parse_url(vt, url) == -1) {
 		/* Report from the loop, never from inside start. */
 		vt->stage = VERIFY_TLS_URL;
-		tv.tv_sec = tv.tv_usec = 0;
-		evtimer_add(vt->timer, &tv);
+		evtimer_add(&vt->timer, time_ms_tv(&tv, 0));
 		return (vt);
 	}
 	if (timeout_ms <= 0)
 		timeout_ms = 15000;
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(vt->timer, &tv);
+	evtimer_add(&vt->timer, time_ms_tv(&tv, timeout_ms));
 
 	vt->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	vt->stage = VERIFY_TLS_RESOLVE;
@@ -91,8 +90,7 @@ verify_tls_start(struct event_base *base, const char *url,
 		snprintf(vt->error, sizeof vt->error, "cannot connect to %s:%d",
 		    vt->host, vt->port);
 		vt->stage = VERIFY_TLS_CONNECT;
-		tv.tv_sec = tv.tv_usec = 0;
-		evtimer_add(vt->timer, &tv);
+		evtimer_add(&vt->timer, time_ms_tv(&tv, 0));
 	}
 	return (vt);
 }
@@ -114,8 +112,7 @@ verify_tls_cancel(struct verify_tls *vt)
 	}
 	if (vt->dns != NULL)
 		evdns_base_free(vt->dns, 0);
-	if (vt->timer != NULL)
-		event_free(vt->timer);
+	evtimer_del(&vt->timer);
 	if (vt->ctx != NULL)
 		SSL_CTX_free(vt->ctx);
 	free(vt->host);
@@ -369,7 +366,7 @@ vt_describe(struct verify_tls *vt, SSL *ssl)
 	info.issuer = issuer;
 	vt->finished = true;
 	vt->stage = VERIFY_TLS_DONE;
-	event_del(vt->timer);
+	event_del(&vt->timer);
 	vt->cb(&info, vt->arg);
 }
 
@@ -381,7 +378,7 @@ vt_finish(struct verify_tls *vt, enum verify_tls_stage stage)
 	if (vt->finished)
 		return;
 	vt->finished = true;
-	event_del(vt->timer);
+	event_del(&vt->timer);
 	memset(&info, 0, sizeof info);
 	info.stage = stage;
 	info.host = vt->host;

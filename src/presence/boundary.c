@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "presence/boundary.h"
 #include "base/log.h"
@@ -21,7 +22,7 @@
 #define BOUNDARY_MAX_SLEEP_MS	86400000
 
 struct boundary {
-	struct event		*ev;
+	struct event		 ev;
 	struct timerheap	 heap;
 	enum boundary_clock	 clock;
 	boundary_cb		 cb;
@@ -45,9 +46,7 @@ boundary_new(struct event_base *base, enum boundary_clock clock,
 	b->cb = cb;
 	b->arg = arg;
 	b->armed = -1;
-	/* Only fails on memory exhaustion, where xmalloc aborts too. */
-	if ((b->ev = evtimer_new(base, boundary_fire, b)) == NULL)
-		fatalx("boundary: cannot create the timer event");
+	evtimer_assign(&b->ev, base, boundary_fire, b);
 	return (b);
 }
 
@@ -56,7 +55,7 @@ boundary_free(struct boundary *b)
 {
 	if (b == NULL)
 		return;
-	event_free(b->ev);
+	evtimer_del(&b->ev);
 	timerheap_free(&b->heap);
 	free(b);
 }
@@ -83,7 +82,7 @@ boundary_arm(struct boundary *b)
 
 	if ((e = timerheap_peek(&b->heap)) == NULL) {
 		if (b->armed != -1)
-			evtimer_del(b->ev);
+			evtimer_del(&b->ev);
 		b->armed = -1;
 		return;
 	}
@@ -96,9 +95,7 @@ boundary_arm(struct boundary *b)
 		delay = BOUNDARY_WALL_RECHECK_MS;
 	if (delay > BOUNDARY_MAX_SLEEP_MS)
 		delay = BOUNDARY_MAX_SLEEP_MS;
-	tv.tv_sec = (time_t)(delay / 1000);
-	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
-	if (evtimer_add(b->ev, &tv) == -1) {
+	if (evtimer_add(&b->ev, time_ms_tv(&tv, delay)) == -1) {
 		log_warnx("boundary: cannot arm the timer");
 		b->armed = -1;
 		return;

@@ -53,8 +53,6 @@ static void	 rank_result(enum rank, const struct presence_rules *,
 		    struct presence *);
 static enum rank winner(const unsigned *);
 static int	 pevent_cmp(const void *, const void *);
-static void	 json_kv_time(struct json_writer *, const char *, int64_t,
-		    int64_t);
 
 static const char *const state_names[PRESENCE_STATE_MAX] = {
 	[PRESENCE_UNKNOWN] = "unknown",
@@ -305,29 +303,14 @@ presence_compute(const struct timeline *tl, const struct presence_oof *oof,
 		free(ev);
 }
 
-/* key: ISO 8601 time, or null when t is the "none" value. */
-static void
-json_kv_time(struct json_writer *w, const char *key, int64_t t, int64_t none)
-{
-	char	 iso[TIME_ISO8601_LEN];
-
-	json_key(w, key);
-	if (t == none) {
-		json_null(w);
-		return;
-	}
-	time_format_iso8601(t, iso);
-	json_str(w, iso);
-}
-
 void
 presence_json(const struct presence *p, struct json_writer *w)
 {
 	json_obj_begin(w);
 	json_kv_str(w, "state", presence_state_name(p->state));
 	json_kv_str(w, "activity", presence_activity_name(p->activity));
-	json_kv_time(w, "since", p->since, PRESENCE_NO_SINCE);
-	json_kv_time(w, "until", p->until, PRESENCE_NO_UNTIL);
+	json_kv_time(w, "since", p->since);	/* PRESENCE_NO_SINCE: null */
+	json_kv_time(w, "until", p->until);	/* PRESENCE_NO_UNTIL: null */
 	json_obj_end(w);
 }
 

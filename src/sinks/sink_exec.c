@@ -268,14 +268,10 @@ exec_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 	} else {
 		event_assign(&ch->exit_ev, base, -1, EV_PERSIST,
 		    exec_exit_cb, ch);
-		tv.tv_sec = 0;
-		tv.tv_usec = EXEC_POLL_MS * 1000;
-		event_add(&ch->exit_ev, &tv);
+		event_add(&ch->exit_ev, time_ms_tv(&tv, EXEC_POLL_MS));
 	}
 	evtimer_assign(&ch->timeout_ev, base, exec_timeout_cb, ch);
-	tv.tv_sec = s->timeout / 1000;
-	tv.tv_usec = (s->timeout % 1000) * 1000;
-	evtimer_add(&ch->timeout_ev, &tv);
+	evtimer_add(&ch->timeout_ev, time_ms_tv(&tv, s->timeout));
 	return (EWSGW_SINK_PENDING);
 }
 

@@ -245,9 +245,9 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	json_obj_begin(&w);
 	json_kv_str(&w, "presence", c->presence);
 	json_kv_str(&w, "activity", c->activity);
-	sink_json_kv_time(&w, "since", c->since);
-	sink_json_kv_time(&w, "until", c->until);
-	sink_json_kv_time(&w, "updated", time_wall_ms() / 1000);
+	json_kv_time(&w, "since", c->since);
+	json_kv_time(&w, "until", c->until);
+	json_kv_time(&w, "updated", time_wall_ms() / 1000);
 	json_obj_end(&w);
 	st->len = b.len;
 	st->json = buf_steal(&b);
@@ -289,11 +289,7 @@ file_arm(struct ewsgw_sink *s)
 	if (evtimer_pending(&s->timer, NULL))
 		return;
 	wait = s->last_write + s->interval - time_mono_ms();
-	if (wait < 0)
-		wait = 0;
-	tv.tv_sec = wait / 1000;
-	tv.tv_usec = (wait % 1000) * 1000;
-	evtimer_add(&s->timer, &tv);
+	evtimer_add(&s->timer, time_ms_tv(&tv, wait));
 }
 
 static void

@@ -821,8 +821,7 @@ instance_pause(struct sink_instance *si, int64_t ms, bool failure)
 
 	if (si->set->flushing && ms > SINK_FLUSH_RETRY_MAX)
 		ms = SINK_FLUSH_RETRY_MAX;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	time_ms_tv(&tv, ms);
 	/* Count from now, not from the start of this loop pass. */
 	event_base_update_cache_time(si->set->base);
 	si->paused = true;
@@ -1215,20 +1214,6 @@ item_drop(struct sink_instance *si, struct sink_item *it)
 /* ---- helpers for built-in sinks ---- */
 
 void
-sink_json_kv_time(struct json_writer *w, const char *key, int64_t t)
-{
-	char	 ts[TIME_ISO8601_LEN];
-
-	json_key(w, key);
-	if (t == 0) {
-		json_null(w);
-		return;
-	}
-	time_format_iso8601(t, ts);
-	json_str(w, ts);
-}
-
-void
 sink_change_json(struct buf *out, const struct ewsgw_presence_change *c)
 {
 	struct json_writer	 w;
@@ -1239,8 +1224,8 @@ sink_change_json(struct buf *out, const struct ewsgw_presence_change *c)
 	json_kv_str(&w, "presence", c->presence);
 	json_kv_str(&w, "previous", c->previous);
 	json_kv_str(&w, "activity", c->activity);
-	sink_json_kv_time(&w, "since", c->since);
-	sink_json_kv_time(&w, "until", c->until);
+	json_kv_time(&w, "since", c->since);
+	json_kv_time(&w, "until", c->until);
 	json_kv_str(&w, "source", c->source);
 	json_kv_int(&w, "seq", (int64_t)c->seq);
 	json_obj_end(&w);
@@ -1431,9 +1416,7 @@ sinkset_flush(struct sinkset *set, int64_t timeout_ms, sinkset_flush_cb cb,
 			instance_pause(si, 0, true);
 		instance_schedule(si);
 	}
-	tv.tv_sec = timeout_ms > 0 ? timeout_ms / 1000 : 0;
-	tv.tv_usec = timeout_ms > 0 ? (timeout_ms % 1000) * 1000 : 0;
-	evtimer_add(&set->flush_ev, &tv);
+	evtimer_add(&set->flush_ev, time_ms_tv(&tv, timeout_ms));
 	set_flush_check(set);
 }
 
@@ -1460,9 +1443,8 @@ set_flush_cb(evutil_socket_t fd, short what, void *arg)
 	left = sinkset_depth(set);
 	if (left > 0 && (now = time_mono_ms()) < set->flush_deadline) {
 		/* Woken early, and more came in: keep the deadline. */
-		tv.tv_sec = (set->flush_deadline - now) / 1000;
-		tv.tv_usec = ((set->flush_deadline - now) % 1000) * 1000;
-		evtimer_add(&set->flush_ev, &tv);
+		evtimer_add(&set->flush_ev,
+		    time_ms_tv(&tv, set->flush_deadline - now));
 		return;
 	}
 	evtimer_del(&set->flush_ev);
@@ -1587,7 +1569,7 @@ void
 sinkset_status_json(struct sinkset *set, struct json_writer *w)
 {
 	struct sink_instance	*si;
-	char			 detail[256], ts[TIME_ISO8601_LEN];
+	char			 detail[256];
 	unsigned		 inflight;
 	bool			 ok;
 
@@ -1610,18 +1592,8 @@ sinkset_status_json(struct sinkset *set, struct json_writer *w)
 		json_kv_int(w, "consecutive_failures", si->backoff.attempt);
 		json_kv_bool(w, "paused", si->paused);
 		json_kv_str(w, "last_error", si->last_error);
-		json_key(w, "last_error_at");
-		if (si->last_error_at != 0) {
-			time_format_iso8601(si->last_error_at, ts);
-			json_str(w, ts);
-		} else
-			json_null(w);
-		json_key(w, "last_success_at");
-		if (si->last_success_at != 0) {
-			time_format_iso8601(si->last_success_at, ts);
-			json_str(w, ts);
-		} else
-			json_null(w);
+		json_kv_time(w, "last_error_at", si->last_error_at);
+		json_kv_time(w, "last_success_at", si->last_success_at);
 		json_kv_str(w, "detail", detail[0] != '\0' ? detail : NULL);
 		json_obj_end(w);
 	}

@@ -153,8 +153,6 @@ int	 sink_register_type(const struct ewsgw_sink_ops *);
  * What the file sink's change log and the webhook send.
  */
 void	 sink_change_json(struct buf *, const struct ewsgw_presence_change *);
-/* key: epoch seconds t as ISO 8601 UTC, or null when t is 0. */
-void	 sink_json_kv_time(struct json_writer *, const char *key, int64_t t);
 
 /*
  * Helpers for built-in sinks: read a key as a duration ("10s", unit

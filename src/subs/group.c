@@ -118,11 +118,7 @@ arm(struct event *ev, int64_t ms)
 {
 	struct timeval	 tv;
 
-	if (ms < 0)
-		ms = 0;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(ev, &tv);
+	evtimer_add(ev, time_ms_tv(&tv, ms));
 }
 
 /* ---- the single state change ---- */
@@ -654,26 +650,15 @@ group_state(const struct group *g)
 void
 group_json(const struct group *g, struct json_writer *w)
 {
-	char	 t[TIME_ISO8601_LEN];
-
 	json_obj_begin(w);
 	json_kv_int(w, "id", g->id);
 	json_kv_str(w, "anchor", g->anchor);
 	json_kv_int(w, "members", g->n);
 	json_kv_int(w, "subscriptions", g->state == GROUP_OPEN ? g->streamed : 0);
 	json_kv_str(w, "state", group_state_name(g->state));
-	json_key(w, "opened");
-	if (g->state == GROUP_OPEN) {
-		time_format_iso8601(g->opened_at / 1000, t);
-		json_str(w, t);
-	} else
-		json_null(w);
-	json_key(w, "last_event");
-	if (g->last_data_at != 0) {
-		time_format_iso8601(g->last_data_at / 1000, t);
-		json_str(w, t);
-	} else
-		json_null(w);
+	json_kv_time(w, "opened",
+	    g->state == GROUP_OPEN ? g->opened_at / 1000 : 0);
+	json_kv_time(w, "last_event", g->last_data_at / 1000);
 	json_kv_bool(w, "affinity_cookie", g->cookie != NULL);
 	json_kv_int(w, "connects", (int64_t)g->connects);
 	json_kv_int(w, "drops", (int64_t)g->drops);

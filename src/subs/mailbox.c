@@ -939,20 +939,6 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 
 /* ---- status ---- */
 
-static void
-time_kv(struct json_writer *w, const char *k, int64_t t)
-{
-	char	 s[TIME_ISO8601_LEN];
-
-	json_key(w, k);
-	if (t == 0 || t == PRESENCE_NO_UNTIL) {
-		json_null(w);
-		return;
-	}
-	time_format_iso8601(t, s);
-	json_str(w, s);
-}
-
 void
 mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
     int64_t connection)
@@ -971,15 +957,15 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 	json_kv_str(w, "activity", mb->has_presence &&
 	    mb->pres.activity != PRESENCE_ACT_NONE ?
 	    presence_activity_name(mb->pres.activity) : NULL);
-	time_kv(w, "since", mb->has_presence ? mb->pres.since : 0);
-	time_kv(w, "until", mb->has_presence ? mb->pres.until : 0);
+	json_kv_time(w, "since", mb->has_presence ? mb->pres.since : 0);
+	json_kv_time(w, "until", mb->has_presence ? mb->pres.until : 0);
 	json_key(w, "connection");
 	if (connection >= 0)
 		json_int(w, connection);
 	else
 		json_null(w);
 	json_kv_str(w, "error", mb->error_code[0] ? mb->error_code : NULL);
-	time_kv(w, "backoff_until", mb->retry_at != 0 &&
+	json_kv_time(w, "backoff_until", mb->retry_at != 0 &&
 	    (mb->state == MAILBOX_BACKOFF || mb->state == MAILBOX_PARKED) ?
 	    time_wall_ms() / 1000 + (mb->retry_at - now) / 1000 : 0);
 	json_kv_int(w, "publications", (int64_t)mb->seq);
@@ -990,9 +976,9 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 		json_key(w, "oof");
 		json_obj_begin(w);
 		json_kv_str(w, "state", presence_oof_state_name(mb->oof.state));
-		time_kv(w, "start", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
+		json_kv_time(w, "start", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
 		    mb->oof.start : 0);
-		time_kv(w, "end", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
+		json_kv_time(w, "end", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
 		    mb->oof.end : 0);
 		json_obj_end(w);
 	}

@@ -549,9 +549,7 @@ manager_shutdown(struct manager *m, int64_t timeout_ms, manager_done_cb cb,
 	m->stopping = true;
 	m->stop_cb = cb;
 	m->stop_arg = arg;
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	evtimer_add(&m->stop_timer, &tv);
+	evtimer_add(&m->stop_timer, time_ms_tv(&tv, timeout_ms));
 	/* Close the streams first: their slots serve the Unsubscribes. */
 	for (i = 0; i < m->ngroups; i++)
 		group_close(m->groups[i]);
@@ -662,15 +660,8 @@ budget_json(struct manager *m, const struct counts *c, struct json_writer *w)
 		json_int(w, ts.stream_limit);
 	json_kv_int(w, "per_anchor_limit", ts.per_anchor_limit);
 	json_obj_end(w);
-	json_key(w, "backoff_until");
-	if (ts.backoff_until != 0) {
-		char	 t[TIME_ISO8601_LEN];
-
-		time_format_iso8601(time_wall_ms() / 1000 +
-		    (ts.backoff_until - time_mono_ms()) / 1000, t);
-		json_str(w, t);
-	} else
-		json_null(w);
+	json_kv_time(w, "backoff_until", ts.backoff_until == 0 ? 0 :
+	    time_wall_ms() / 1000 + (ts.backoff_until - time_mono_ms()) / 1000);
 	json_obj_end(w);
 }
 

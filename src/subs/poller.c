@@ -72,11 +72,9 @@ static void
 arm_tick(struct poller *p)
 {
 	struct timeval	 tv;
-	int64_t		 ms = p->env->conf->throttling.poll_interval_ms;
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&p->tick, &tv);
+	evtimer_add(&p->tick,
+	    time_ms_tv(&tv, p->env->conf->throttling.poll_interval_ms));
 }
 
 static void

@@ -71,6 +71,7 @@ class GatewayRun:
                     secs.pop(k, None)
                 else:
                     secs.setdefault(k, {}).update(v)
+            self.config = secs
             self.d.write_config(self.d.render(secs))
             if self.autostart:
                 self.d.start()
@@ -89,6 +90,19 @@ class GatewayRun:
             if self.sim is not None:
                 self.sim.__exit__(et, ev, tb)
         return False
+
+    def rewrite_config(self, changes):
+        """Write the configuration again with {section: {key: value}}
+        merged in (a None value removes the key); the daemon reads it at
+        the next reload."""
+        for sec, kv in changes.items():
+            cur = self.config.setdefault(sec, {})
+            for k, v in kv.items():
+                if v is None:
+                    cur.pop(k, None)
+                else:
+                    cur[k] = v
+        self.d.write_config(self.d.render(self.config))
 
     # -- observations ---------------------------------------------------
     def status(self):

@@ -43,6 +43,15 @@ def skip(tc, reason):
     tc.skipTest(reason)
 
 
+def free_port():
+    """A loopback TCP port nobody listens on (at the time of asking)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_for(pred, timeout, what, interval=0.05):
     """Poll pred() until it returns a true value; fail after timeout s."""
     deadline = time.monotonic() + timeout

@@ -6,22 +6,13 @@ touches the connections that must change."""
 import http.client
 import os
 import signal
-import socket
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
-from ewsgwtest import wait_for  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from ewsgwtest import free_port, wait_for  # noqa: E402
 
 
 def busy_now(sim, mb, minutes=60):

@@ -15,12 +15,13 @@ allowed() {
 	base)     echo "" ;;
 	presence) echo "base" ;;
 	ews)      echo "base presence" ;;
+	graph)    echo "base ews" ;;
 	control)  echo "base" ;;
-	io)       echo "base ews" ;;
+	io)       echo "base ews graph" ;;
 	sinks)    echo "base io" ;;
 	cluster)  echo "base io" ;;
 	subs)     echo "base ews io presence sinks" ;;
-	daemon)   echo "base ews io presence sinks subs cluster control" ;;
+	daemon)   echo "base ews graph io presence sinks subs cluster control" ;;
 	*)        echo "?" ;;
 	esac
 }

@@ -147,6 +147,36 @@ load_with_base(const char *more, char **errors, char **path)
 	return (cf);
 }
 
+/* conf_reload() of text as tdir/ewsgw.conf, while old runs. */
+static struct config *
+reload_text(const struct config *old, const char *text, char **errors,
+    char **kept)
+{
+	struct config	*cf;
+	char		*p;
+
+	p = wfile("ewsgw.conf", text);
+	cf = conf_reload(p, old, errors, kept);
+	free(p);
+	return (cf);
+}
+
+/* conf_reload() of base_exchange() followed by more, while old runs. */
+static struct config *
+reload_with_base(const struct config *old, const char *more, char **errors,
+    char **kept)
+{
+	struct config	*cf;
+	char		*b, *text;
+
+	b = base_exchange();
+	xasprintf(&text, "%s%s", b, more);
+	cf = reload_text(old, text, errors, kept);
+	free(b);
+	free(text);
+	return (cf);
+}
+
 /*
  * text must fail with exactly these errors: every line of expected is
  * "LINE: message" or " message" (no line), and gets the file name.
@@ -1106,23 +1136,240 @@ START_TEST(test_reload_rules)
 
 	a = load_with_base("[log]\nlevel = info\n", &errs, NULL);
 	ck_assert_msg(a != NULL, "%s", errs);
-	b = load_with_base("[log]\nlevel = debug\n[throttling]\n"
+	b = reload_with_base(a, "[log]\nlevel = debug\n[throttling]\n"
 	    "max_concurrency = 20\n[mailboxes]\nmailbox = a@example.org\n",
-	    &errs, NULL);
+	    &errs, &what);
 	ck_assert_msg(b != NULL, "%s", errs);
-	ck_assert_int_eq(conf_diff_nonreloadable(a, b, &what), 0);
 	ck_assert_ptr_null(what);
+	ck_assert_int_eq(b->log.level, LOG_DEBUG);
+	ck_assert_uint_eq(b->throttling.max_concurrency, 20);
+	ck_assert_uint_eq(b->nmailboxes, 1);
 	conf_free(b);
 
-	b = load_with_base("mode = poll\nversion = Exchange2010\n[status]\n"
-	    "socket = /run/other.sock\ngroup = wheel\n", &errs, NULL);
+	/*
+	 * The restart-only keys keep the running values, and what derives
+	 * from them follows: charging and the per-anchor default come from
+	 * the kept version, not from the file's.
+	 */
+	ck_assert_int_eq(a->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	ck_assert_uint_eq(a->throttling.streaming_connections_per_anchor, 3);
+	b = reload_with_base(a, "mode = poll\nversion = Exchange2010\n"
+	    "[status]\nsocket = /run/other.sock\ngroup = wheel\n[log]\n"
+	    "level = debug\n", &errs, &what);
 	ck_assert_msg(b != NULL, "%s", errs);
-	ck_assert_int_eq(conf_diff_nonreloadable(a, b, &what), 5);
 	ck_assert_str_eq(what, "exchange.version, exchange.mode, "
-	    "throttling.charging, status.socket, status.group");
+	    "status.socket, status.group");
 	free(what);
-	conf_free(a);
+	ck_assert_str_eq(b->exchange.version, "Exchange2013_SP1");
+	ck_assert_int_eq(b->exchange.mode, CONF_MODE_STREAMING);
+	ck_assert_int_eq(b->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	ck_assert(!b->throttling.charging_set);
+	ck_assert_uint_eq(b->throttling.streaming_connections_per_anchor, 3);
+	ck_assert_str_eq(b->status.socket, a->status.socket);
+	ck_assert_ptr_null(b->status.group);
+	ck_assert_int_eq(b->log.level, LOG_DEBUG);
+	ck_assert_int_eq(conf_diff_keys(a, b, &what), 1);
+	ck_assert_str_eq(what, "log.level");
+	free(what);
 	conf_free(b);
+
+	/* charging set in the file to another value is kept as well. */
+	b = reload_with_base(a, "[throttling]\ncharging = service-account\n",
+	    &errs, &what);
+	ck_assert_msg(b != NULL, "%s", errs);
+	ck_assert_str_eq(what, "throttling.charging");
+	free(what);
+	ck_assert_int_eq(b->throttling.charging, CONF_CHARGING_IMPERSONATED);
+	conf_free(b);
+
+	/* The same version as running, charging set to what it was: no news. */
+	b = reload_with_base(a, "[throttling]\ncharging = impersonated\n",
+	    &errs, &what);
+	ck_assert_msg(b != NULL, "%s", errs);
+	ck_assert_ptr_null(what);
+	ck_assert(b->throttling.charging_set);
+	conf_free(b);
+	conf_free(a);
+}
+END_TEST
+
+/*
+ * Every restart-only key of the table, changed on reload, keeps its
+ * running value and is the key named.  The running configuration below
+ * has an [exchange] and a [cluster] section; a row replaces or adds its
+ * lines in its section (@FILE@ is a readable file).  A new restart-only
+ * key fails here until a row names it.
+ */
+static const char *const running[][2] = {
+	{ "exchange", "url = https://mail.example.com/EWS/Exchange.asmx\n"
+	    "username = EXAMPLE\\svc-ewsgw\npassword_file = @FILE@\n" },
+	{ "cluster", "endpoints = http://127.0.0.1:2379\nname = c1\n"
+	    "node = n1\n" },
+};
+
+static const struct {
+	const char	*section, *lines, *kept;
+} restart_only[] = {
+	{ "exchange", "url = https://other.example.com/EWS/Exchange.asmx",
+	    "exchange.url" },
+	{ "exchange", "version = Exchange2016", "exchange.version" },
+	{ "exchange", "auth = basic", "exchange.auth" },
+	{ "exchange", "username = someone-else", "exchange.username" },
+	{ "exchange", "mode = poll", "exchange.mode" },
+	{ "exchange", "impersonation = upn", "exchange.impersonation" },
+	{ "exchange", "tenant = example.org", "exchange.tenant" },
+	{ "exchange", "client_id = 1234", "exchange.client_id" },
+	{ "push", "listen = 127.0.0.1:8443", "push.listen" },
+	{ "push", "url = https://gw.example.com/push", "push.url" },
+	{ "push", "status_frequency = 5", "push.status_frequency" },
+	{ "push", "allow = 192.0.2.0/24", "push.allow" },
+	{ "push", "max_connections = 100", "push.max_connections" },
+	{ "push", "max_body = 8192", "push.max_body" },
+	{ "push", "request_timeout = 20s", "push.request_timeout" },
+	{ "throttling", "subscriptions_per_connection = 100",
+	    "throttling.subscriptions_per_connection" },
+	{ "throttling", "charging = service-account", "throttling.charging" },
+	{ "status", "socket = /run/elsewhere.sock", "status.socket" },
+	{ "status", "mode = 0600", "status.mode" },
+	{ "status", "group = adm", "status.group" },
+	{ "cluster", "endpoints = http://127.0.0.1:2380", "cluster.endpoints" },
+	{ "cluster", "name = c2", "cluster.name" },
+	{ "cluster", "node = n2", "cluster.node" },
+	{ "cluster", "lease_ttl = 20s", "cluster.lease_ttl" },
+	{ "cluster", "ca_file = @FILE@", "cluster.ca_file" },
+	{ "cluster", "client_cert = @FILE@\nclient_key = @FILE@",
+	    "cluster.client_cert, cluster.client_key" },
+};
+#define NRESTART_ONLY	(sizeof(restart_only) / sizeof(*restart_only))
+
+/* s with every @FILE@ replaced by file (allocated). */
+static char *
+with_file(const char *s, const char *file)
+{
+	struct buf	 b = BUF_INIT;
+	const char	*at;
+
+	while ((at = strstr(s, "@FILE@")) != NULL) {
+		buf_append(&b, s, (size_t)(at - s));
+		buf_puts(&b, file);
+		s = at + strlen("@FILE@");
+	}
+	buf_puts(&b, s);
+	return (buf_steal(&b));
+}
+
+/* Whether lines (key = value, one a line) set key. */
+static bool
+sets_key(const char *lines, const char *key)
+{
+	const char	*l;
+	size_t		 n = strlen(key);
+
+	for (l = lines; l != NULL && *l != '\0';
+	    l = strchr(l, '\n') != NULL ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, key, n) == 0 && l[n] == ' ')
+			return (true);
+	return (false);
+}
+
+/* The running configuration with row (NULL: none) applied. */
+static char *
+restart_only_text(const char *file, int row)
+{
+	struct buf	 b = BUF_INIT;
+	const char	*sec = row >= 0 ? restart_only[row].section : "";
+	const char	*l, *end;
+	char		*out, *key;
+	size_t		 i;
+	bool		 placed = false;
+
+	for (i = 0; i < sizeof(running) / sizeof(*running); i++) {
+		buf_printf(&b, "[%s]\n", running[i][0]);
+		for (l = running[i][1]; *l != '\0'; l = end + 1) {
+			end = strchr(l, '\n');
+			key = xstrndup(l, strcspn(l, " "));
+			if (strcmp(sec, running[i][0]) != 0 ||
+			    !sets_key(restart_only[row].lines, key))
+				buf_append(&b, l, (size_t)(end - l) + 1);
+			free(key);
+		}
+		if (strcmp(sec, running[i][0]) == 0) {
+			buf_printf(&b, "%s\n", restart_only[row].lines);
+			placed = true;
+		}
+	}
+	if (row >= 0 && !placed)
+		buf_printf(&b, "[%s]\n%s\n", sec, restart_only[row].lines);
+	out = with_file(buf_str(&b), file);
+	buf_free(&b);
+	return (out);
+}
+
+START_TEST(test_reload_keeps_each_restart_only_key)
+{
+	struct config	*a, *b;
+	char		*errs = NULL, *what = NULL, *file, *text, *want;
+	const char	*sec, *name;
+	size_t		 i, j;
+
+	file = wfile("pw", "s3cret-pass\n");
+	text = restart_only_text(file, -1);
+	a = load_text(text, &errs, NULL);
+	ck_assert_msg(a != NULL, "%s", errs);
+	free(text);
+	for (i = 0; conf_key_at(i, &sec, &name); i++) {
+		if (conf_key_reloadable(sec, name))
+			continue;
+		xasprintf(&want, "%s.%s", sec, name);
+		for (j = 0; j < NRESTART_ONLY; j++)
+			if (strstr(restart_only[j].kept, want) != NULL)
+				break;
+		ck_assert_msg(j < NRESTART_ONLY, "restart-only %s has no row "
+		    "here", want);
+		free(want);
+	}
+	for (j = 0; j < NRESTART_ONLY; j++) {
+		text = restart_only_text(file, (int)j);
+		b = reload_text(a, text, &errs, &what);
+		ck_assert_msg(b != NULL, "%s: %s", restart_only[j].kept, errs);
+		ck_assert_msg(what != NULL &&
+		    strcmp(what, restart_only[j].kept) == 0, "%s: kept %s",
+		    restart_only[j].kept, what != NULL ? what : "nothing");
+		free(what);
+		ck_assert_int_eq(conf_diff_keys(a, b, &what), 0);
+		conf_free(b);
+		free(text);
+	}
+	conf_free(a);
+	free(file);
+}
+END_TEST
+
+/* A rule of a kept key still holds: the reload is refused. */
+START_TEST(test_reload_kept_auth_needs_its_keys)
+{
+	struct config	*a, *b;
+	char		*errs = NULL, *what = NULL, *path, *secret, *text;
+
+	a = load_with_base("", &errs, NULL);
+	ck_assert_msg(a != NULL, "%s", errs);
+	secret = wfile("secret", "s3cret\n");
+	xasprintf(&text, "[exchange]\nurl = https://mail.example.com/EWS/"
+	    "Exchange.asmx\nauth = oauth2\ntenant = example.org\n"
+	    "client_id = 1234\nclient_secret_file = %s\n", secret);
+	path = wfile("ewsgw.conf", text);
+	free(text);
+	free(secret);
+	b = conf_reload(path, a, &errs, &what);
+	ck_assert_ptr_null(b);
+	ck_assert_ptr_null(what);
+	ck_assert_ptr_nonnull(errs);
+	ck_assert_msg(strstr(errs, "missing required key 'password_file' in "
+	    "[exchange] (needed for auth = ntlm, which stays until a "
+	    "restart)") != NULL, "%s", errs);
+	free(errs);
+	free(path);
+	conf_free(a);
 }
 END_TEST
 
@@ -1184,7 +1431,6 @@ START_TEST(test_example_files)
 	ck_assert_int_eq(conf_diff_keys(ex, min, &what), 1);
 	ck_assert_str_eq(what, "mailboxes.file");
 	free(what);
-	ck_assert_int_eq(conf_diff_nonreloadable(ex, min, &what), 0);
 	conf_free(ex);
 	conf_free(min);
 	free(text);
@@ -1277,6 +1523,8 @@ suite(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_cluster);
 	tcase_add_test(tc, test_reload_rules);
+	tcase_add_test(tc, test_reload_keeps_each_restart_only_key);
+	tcase_add_test(tc, test_reload_kept_auth_needs_its_keys);
 	tcase_add_test(tc, test_example_files);
 	tcase_add_test(tc, test_key_coverage);
 	tcase_add_test(tc, test_names);

@@ -119,11 +119,15 @@ fake_sinks(struct json_writer *w, void *arg)
 }
 
 static int
-fake_reload(char **cause, void *arg)
+fake_reload(struct json_writer *w, char **cause, void *arg)
 {
 	struct fake	*f = arg;
 
 	f->reload_calls++;
+	json_key(w, "restart_required");
+	json_arr_begin(w);
+	json_str(w, "exchange.url");
+	json_arr_end(w);
 	return (0);
 }
 
@@ -440,6 +444,7 @@ START_TEST(test_commands)
 	/* We are the daemon's own uid: mutating commands are allowed. */
 	v = ask_json(fd, "reload\n");
 	ck_assert(json_get_bool(v, "ok", false));
+	ck_assert_uint_eq(array_len(json_get(v, "restart_required")), 1);
 	json_free(v);
 	ck_assert_int_eq(fake.reload_calls, 1);
 	v = ask_json(fd, "resync a@x\n");

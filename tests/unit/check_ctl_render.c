@@ -70,6 +70,12 @@ START_TEST(test_status_unhealthy)
 	assert_has(&out, "problem:  no connection to Exchange\n"
 	    "problem:  sink file: queue full\n");
 	assert_has(&out, "up 5s\n");
+	/* Restart-only keys changed in the file: named, still healthy. */
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"restart_pending\":[\"exchange.url\",\"exchange.mode\"]}",
+	    false), CTL_EXIT_OK);
+	assert_has(&out, "restart:  exchange.url, exchange.mode changed: "
+	    "restart to apply\n");
 	/* A stream limit of 0 is no limit of its own. */
 	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
 	    "\"budget\":{\"streaming_connections\":{\"open\":3,"
@@ -231,6 +237,14 @@ START_TEST(test_metrics_and_misc)
 	ck_assert_int_eq(render("reload", "{\"ok\":true}\n", false),
 	    CTL_EXIT_OK);
 	ck_assert_str_eq(buf_str(&out), "ok\n");
+	ck_assert_int_eq(render("reload", "{\"ok\":true,\"restart_required\":"
+	    "[]}\n", false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), "ok\n");
+	ck_assert_int_eq(render("reload", "{\"ok\":true,\"restart_required\":"
+	    "[\"exchange.url\",\"push.listen\"]}\n", false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out), "ok\n"
+	    "restart needed: exchange.url changed, the running value stays\n"
+	    "restart needed: push.listen changed, the running value stays\n");
 	ck_assert_int_eq(render("resync", "{\"ok\":true,\"queued\":3,"
 	    "\"exchange\":{\"version\":\"Exchange2016\"}}", false),
 	    CTL_EXIT_OK);

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,36 @@ START_TEST(test_duration)
 }
 END_TEST
 
+START_TEST(test_json_time)
+{
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+
+	json_writer_init(&w, &b);
+	json_obj_begin(&w);
+	json_kv_time(&w, "t", 1764412802);
+	json_kv_time(&w, "none", 0);
+	json_kv_time(&w, "never", INT64_MAX);
+	json_obj_end(&w);
+	ck_assert_str_eq(buf_str(&b), "{\"t\":\"2025-11-29T10:40:02Z\","
+	    "\"none\":null,\"never\":null}");
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_ms_tv)
+{
+	struct timeval	 tv;
+
+	ck_assert_ptr_eq(time_ms_tv(&tv, 12345), &tv);
+	ck_assert_int_eq(tv.tv_sec, 12);
+	ck_assert_int_eq(tv.tv_usec, 345000);
+	time_ms_tv(&tv, -5);
+	ck_assert_int_eq(tv.tv_sec, 0);
+	ck_assert_int_eq(tv.tv_usec, 0);
+}
+END_TEST
+
 static bool
 in_list(const struct cidr_list *l, const char *addr)
 {
@@ -246,6 +277,8 @@ suite(void)
 	tcase_add_test(tc, test_json_parse_errors);
 	tcase_add_test(tc, test_iso8601);
 	tcase_add_test(tc, test_duration);
+	tcase_add_test(tc, test_json_time);
+	tcase_add_test(tc, test_ms_tv);
 	tcase_add_test(tc, test_cidr);
 	tcase_add_test(tc, test_log_rate);
 	suite_add_tcase(s, tc);

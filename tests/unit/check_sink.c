@@ -758,6 +758,14 @@ START_TEST(test_flush_bounded)
 }
 END_TEST
 
+/* test_reload's first state: "keep" delivered both, "change" retries. */
+static bool
+reload_ready(void *arg)
+{
+	return (status_num(arg, 0, "delivered") == 2 &&
+	    status_num(arg, 1, "retrying") == 1);
+}
+
 START_TEST(test_reload)
 {
 	const char *const v1[] = {
@@ -779,7 +787,7 @@ START_TEST(test_reload)
 
 	publish(set, "a@x", "busy", "available", 1);
 	publish(set, "a@x", "available", "busy", 2);
-	run_for(20);
+	ck_assert(run_until(reload_ready, set, 2000));
 	ck_assert(status_num(set, 0, "delivered") == 2);
 	ck_assert(status_num(set, 1, "queue") == 2);
 	ck_assert(status_num(set, 1, "retrying") == 1);

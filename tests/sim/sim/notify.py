@@ -37,7 +37,8 @@ class Subscription:
                 "queued": len(self.queue),
                 "connected": self.stream is not None,
                 "folders": sorted(self.folders) if self.folders is not None else "all",
-                "event_types": sorted(self.event_types)}
+                "event_types": sorted(self.event_types),
+                "url": self.url if self.kind == "push" else None}
 
 
 def watermark_for(sub_id, seq):

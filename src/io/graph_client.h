@@ -1,0 +1,106 @@
+/*
+ * ewsgw - Exchange calendar presence gateway
+ * SPDX-License-Identifier: ISC
+ *
+ * The Microsoft Graph request runner: app-only tokens (client secret or
+ * certificate assertion) through the shared OAuth2 cache (auth.h) on a
+ * token engine with TLS settings of its own, requests on a Graph engine,
+ * each request held until its mailbox has a slot under Graph's
+ * per-mailbox limits (graph_sched.h), and 429/503 answered by waiting
+ * Retry-After for that mailbox and trying again a bounded number of
+ * times.  What to ask (calendarView, delta, automatic replies,
+ * subscriptions, $batch) is built by src/graph/; what the answers mean is
+ * the caller's.
+ */
+#ifndef EWSGW_GRAPH_CLIENT_H
+#define EWSGW_GRAPH_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph/graph_error.h"
+#include "graph/graph_sched.h"
+#include "io/auth.h"
+#include "io/http.h"
+
+struct event_base;
+struct graph_client;
+struct graph_call;
+struct json_writer;
+
+#define GRAPH_SCOPE		"https://graph.microsoft.com/.default"
+#define GRAPH_MAX_ATTEMPTS	4	/* per call, throttled answers */
+
+struct graph_client_opts {
+	const char	*graph_url;	/* NULL = GRAPH_DEFAULT_URL */
+	const char	*token_url;	/* .../{tenant}/oauth2/v2.0/token */
+	const char	*client_id;
+	const char	*client_secret;	/* or cert_file and key_file */
+	const char	*cert_file;	/* PEM certificate registered with
+					   the app */
+	const char	*key_file;	/* its RSA key (PEM) */
+	/* Graph endpoint TLS. */
+	const char	*ca_file;	/* NULL = system store */
+	bool		 tls_verify;
+	/* Token endpoint TLS: separate, verify on unless said otherwise. */
+	const char	*token_ca_file;
+	bool		 token_tls_verify;
+	struct graph_sched_opts sched;	/* zeros: Graph's limits */
+	int64_t		 timeout_ms;	/* per request; 0 = 60 s */
+	unsigned	 max_attempts;	/* 0 = GRAPH_MAX_ATTEMPTS */
+	long		 max_connections;	/* 0 = 64 */
+};
+
+/* New client, or NULL with *cause (allocated). */
+struct graph_client *graph_client_new(struct event_base *,
+	    const struct graph_client_opts *, char **cause);
+/* Cancel every call (no callbacks), wipe secrets.  NULL is fine. */
+void	 graph_client_free(struct graph_client *);
+
+struct graph_req {
+	enum http_method method;
+	const char	*url;		/* absolute, or "/..." under graph_url */
+	const char	*body;		/* JSON text for POST/PATCH, or NULL */
+	const char	*mailbox;	/* whose budget; NULL = the app's */
+	bool		 prefer_utc;	/* Prefer: outlook.timezone="UTC" */
+	unsigned	 page_size;	/* Prefer: odata.maxpagesize; 0 none */
+	const char	*tag;		/* for logs */
+};
+
+/* Borrowed for the callback only. */
+struct graph_result {
+	enum graph_action action;
+	long		 status;	/* HTTP status, 0 if none */
+	const char	*body;
+	size_t		 body_len;
+	const char	*code;		/* Graph error code or "" */
+	const char	*error;		/* readable, or NULL */
+	unsigned	 attempts;
+};
+typedef void	 (*graph_done_cb)(const struct graph_result *, void *arg);
+
+/*
+ * Start a call; done runs exactly once from the loop unless the call is
+ * cancelled first.  The handle is owned by the client, valid until done
+ * returns or graph_call_cancel.
+ */
+struct graph_call *graph_call_start(struct graph_client *,
+	    const struct graph_req *, graph_done_cb, void *arg);
+void	 graph_call_cancel(struct graph_call *);
+
+struct graph_client_stats {
+	uint64_t	 calls;
+	uint64_t	 throttled;	/* 429/503 answers */
+	uint64_t	 retries;	/* of those, tried again */
+	uint64_t	 results[GRAPH_ACT_MAX];
+	unsigned	 waiting;	/* calls held for a slot or a pause */
+	struct graph_sched_stats sched;
+	struct auth_stats auth;
+};
+void	 graph_client_stats(struct graph_client *,
+	    struct graph_client_stats *);
+/* The stats as one JSON object value. */
+void	 graph_client_stats_json(struct graph_client *, struct json_writer *);
+
+#endif
