@@ -787,6 +787,27 @@ class StreamingTests(SimTestCase):
         self.assertIn(b"ErrorNewEventStreamConnectionOpened", raw)
         self.assertEqual(self.sim.stats()["violations"], {"subscription_on_two_connections": 1})
 
+    def test_reconnect_after_close_is_not_a_second_connection(self):
+        """The client closes its stream and at once opens the next one while
+        the old stream's server side sleeps between trickled bytes: not
+        counted.  The same with the first stream still open is."""
+        sid, _, _ = self.subscribe("alice@example.com")
+        self.sim.fault({"kind": "trickle_comment", "delay_ms": 5000, "count": 2})
+        c1, st, _ = self.open_stream([sid], timeout=2)
+        self.assertEqual(st, 200)
+        self.assertEqual(next(c1.chunks()), b"<!--")
+        c1.close()
+        c2, _, _ = self.open_stream([sid], timeout=1)
+        self.assertEqual(next(c2.chunks()), b"<!--")
+        self.assertNoViolations()
+        c3, _, _ = self.open_stream([sid], timeout=1)
+        raw = b"".join(c3.chunks())
+        c2.close()
+        c3.close()
+        self.assertIn(b"ConnectionStatus", raw)
+        self.assertEqual(self.sim.stats()["violations"], {"subscription_on_two_connections": 1})
+        self.assertEqual(self.sim.stats()["faults_injected"], {"trickle_comment": 2})
+
     def test_bad_ids_and_restart(self):
         sid, _, _ = self.subscribe("alice@example.com")
         c, st, _ = self.open_stream([sid], timeout=5)
