@@ -249,11 +249,8 @@ log_rate_flush(struct log_rate *rl, int64_t now, int prio)
 }
 
 bool
-log_rate_emit(struct log_rate *rl, int64_t now, int prio, const char *fmt,
-    ...)
+log_rate_allow(struct log_rate *rl, int64_t now, int prio)
 {
-	va_list	 ap;
-
 	log_rate_flush(rl, now, prio);
 	if (rl->used >= rl->burst) {
 		rl->dropped++;
@@ -261,6 +258,17 @@ log_rate_emit(struct log_rate *rl, int64_t now, int prio, const char *fmt,
 		return (false);
 	}
 	rl->used++;
+	return (true);
+}
+
+bool
+log_rate_emit(struct log_rate *rl, int64_t now, int prio, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+
+	if (!log_rate_allow(rl, now, prio))
+		return (false);
 	va_start(ap, fmt);
 	log_vemit(prio, NULL, fmt, ap);
 	va_end(ap);

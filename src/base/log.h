@@ -85,6 +85,12 @@ struct log_rate {
 bool	 log_rate_emit(struct log_rate *, int64_t now, int prio,
 	    const char *, ...) __attribute__((format(printf, 4, 5)));
 /*
+ * Whether a line may be logged through rl at now (it is then counted as
+ * logged); false counts it as suppressed.  For callers that build the
+ * line only when it will be logged.
+ */
+bool	 log_rate_allow(struct log_rate *, int64_t now, int prio);
+/*
  * Report the lines suppressed in an interval that is over.  Returns the
  * ms until a later call could report something (-1: nothing pending).
  */

@@ -13,9 +13,13 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -47,6 +51,21 @@
 					   lost to a reset */
 #define PUSH_LINGER_MAX		(256 * 1024)
 #define PUSH_ACCEPT_RETRY_MS	100	/* after EMFILE and friends */
+#define PUSH_EVICT_GRACE_MS	1000	/* spared while older ones exist */
+/*
+ * Connections the kernel completes before we accept them.  With a short
+ * queue, a crowd reconnecting as fast as it is closed keeps it full and
+ * the kernel drops Exchange's SYNs (retried after 1 s, 3 s, ...); the
+ * kernel caps it at net.core.somaxconn (4096).
+ */
+#define PUSH_BACKLOG		4096
+/*
+ * libevent accepts the whole queue in one callback; new connections
+ * would then make room by closing the ones accepted just before, whose
+ * requests were not even read yet.  Accept this many at a time, then let
+ * a loop pass read them.
+ */
+#define PUSH_ACCEPT_BURST	16
 #define PUSH_WARN_INTERVAL_MS	10000
 #define PUSH_WARN_BURST		10
 
@@ -77,12 +96,32 @@ enum push_conn_state {
 	PC_LINGER	/* answer sent: dropping input until EOF */
 };
 
+/*
+ * Which connections make room at the cap, first to last: those already
+ * answered with a refusal; those with part of a request head and no more
+ * (a slow or never-ending head); those with nothing of a request (just
+ * accepted, or idle between keep-alive requests); the rest.  Within a
+ * class the one that entered it first goes first.  Exchange sends a whole
+ * request at once, so its connections go from IDLE to ACTIVE in one read
+ * and are never PARTIAL; and a connection less than PUSH_EVICT_GRACE_MS
+ * in its class is spared while an older one of any class is there.
+ */
+enum push_conn_class {
+	PCL_DONE,
+	PCL_PARTIAL,
+	PCL_IDLE,
+	PCL_ACTIVE,
+	PCL_MAX
+};
+
 /* One accepted connection, from accept to close. */
 struct push_conn {
 	struct push		*p;
 	struct bufferevent	*bev;
 	struct event		 deadline;	/* of the current request */
-	TAILQ_ENTRY(push_conn)	 entry;		/* p->conns, by deadline */
+	TAILQ_ENTRY(push_conn)	 entry;		/* p->conns[cls] */
+	enum push_conn_class	 cls;
+	int64_t			 since;		/* in cls, monotonic ms */
 	enum push_conn_state	 state;
 	struct push_session	 s;
 	struct buf		 out;
@@ -94,7 +133,9 @@ TAILQ_HEAD(push_conns, push_conn);
 struct push {
 	struct event_base	*base;		/* borrowed */
 	struct evconnlistener	*listener;
-	struct event		 accept_retry;
+	struct event		 accept_retry;	/* after an accept error */
+	struct event		 accept_resume;	/* after a burst */
+	unsigned		 burst;		/* accepted in this one */
 	struct event		 warn_flush;
 	SSL_CTX			*ssl;		/* NULL: plain HTTP */
 	struct cidr_list	 allow;		/* empty: anyone */
@@ -105,7 +146,8 @@ struct push {
 	unsigned		 max_conns;
 	size_t			 max_body;
 	int64_t			 timeout_ms;
-	struct push_conns	 conns;		/* oldest request first */
+	struct push_conns	 conns[PCL_MAX];	/* by class, oldest first */
+	int			 devnull;	/* see push_conn_free */
 	struct log_rate		 warn;
 	push_notify_cb		 cb;
 	void			*arg;
@@ -123,8 +165,11 @@ static void	 push_accept(struct evconnlistener *, evutil_socket_t,
 		    struct sockaddr *, int, void *);
 static void	 push_accept_error(struct evconnlistener *, void *);
 static void	 push_accept_retry(evutil_socket_t, short, void *);
+static void	 push_accept_resume(evutil_socket_t, short, void *);
 static void	 push_conn_free(struct push_conn *);
 static void	 push_conn_arm(struct push_conn *, int64_t);
+static void	 push_conn_classify(struct push_conn *);
+static struct push_conn *push_conn_victim(struct push *);
 static void	 push_conn_deadline(evutil_socket_t, short, void *);
 static void	 push_conn_read(struct bufferevent *, void *);
 static void	 push_conn_write(struct bufferevent *, void *);
@@ -139,6 +184,8 @@ static int	 push_refuse(struct push_session *, int, const char *,
 static int	 push_head(struct push_session *, struct buf *);
 static int	 push_body(struct push_session *, struct buf *);
 static const char *push_reason(int);
+static int64_t	 push_cpu_us(void);
+static void	 push_busy(struct push *, int64_t);
 
 void
 push_opts_from_config(struct push_opts *o, char **path,
@@ -302,8 +349,11 @@ push_new(struct event_base *base, const struct push_opts *o,
 	    PUSH_DEFAULT_TIMEOUT_MS;
 	p->warn = (struct log_rate)LOG_RATE_INIT("push: ",
 	    PUSH_WARN_INTERVAL_MS, PUSH_WARN_BURST);
-	TAILQ_INIT(&p->conns);
+	for (n = 0; n < PCL_MAX; n++)
+		TAILQ_INIT(&p->conns[n]);
+	p->devnull = -1;
 	evtimer_assign(&p->accept_retry, base, push_accept_retry, p);
+	evtimer_assign(&p->accept_resume, base, push_accept_resume, p);
 	evtimer_assign(&p->warn_flush, base, push_warn_flush, p);
 	p->path = xstrdup(o->path != NULL ? o->path : "");
 	p->path[strcspn(p->path, "?#")] = '\0';
@@ -321,10 +371,20 @@ push_new(struct event_base *base, const struct push_opts *o,
 		goto fail;
 	if (o->listen == NULL)
 		return (p);
+	if ((p->devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1) {
+		xasprintf(cause, "/dev/null: %s", strerror(errno));
+		goto fail;
+	}
 
+	/*
+	 * Deferred accept (TCP_DEFER_ACCEPT): a connection reaches us with
+	 * its first bytes, so Exchange's whole request is read at once and
+	 * peers that connect and say nothing never take a slot.
+	 */
 	p->listener = evconnlistener_new_bind(base, push_accept, p,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-	    LEV_OPT_REUSEABLE, 128, (struct sockaddr *)&ss, sslen);
+	    LEV_OPT_REUSEABLE | LEV_OPT_DEFERRED_ACCEPT, PUSH_BACKLOG,
+	    (struct sockaddr *)&ss, sslen);
 	if (p->listener == NULL) {
 		xasprintf(cause, "listen on %s: %s", o->listen,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -351,19 +411,24 @@ void
 push_free(struct push *p)
 {
 	struct push_conn	*c;
+	int			 i;
 
 	if (p == NULL)
 		return;
 	if (p->listener != NULL)
 		evconnlistener_free(p->listener);
-	while ((c = TAILQ_FIRST(&p->conns)) != NULL)
-		push_conn_free(c);
+	for (i = 0; i < PCL_MAX; i++)
+		while ((c = TAILQ_FIRST(&p->conns[i])) != NULL)
+			push_conn_free(c);
 	event_del(&p->accept_retry);
+	event_del(&p->accept_resume);
 	event_del(&p->warn_flush);
 	log_rate_flush(&p->warn, INT64_MAX / 2, LOG_WARNING);
 	if (p->ssl != NULL)
 		SSL_CTX_free(p->ssl);
 	cidr_list_free(&p->allow);
+	if (p->devnull != -1)
+		close(p->devnull);
 	explicit_bzero(p->token, sizeof p->token);
 	if (p->target != NULL) {
 		explicit_bzero(p->target, strlen(p->target));
@@ -402,6 +467,7 @@ push_stats_json(const struct push_stats *st, struct json_writer *w)
 	json_kv_int(w, "too_large", (int64_t)st->too_large);
 	json_kv_int(w, "unparsable", (int64_t)st->unparsable);
 	json_kv_int(w, "log_suppressed", (int64_t)st->log_suppressed);
+	json_kv_int(w, "busy_max_us", st->busy_max_us);
 	json_obj_end(w);
 }
 
@@ -411,21 +477,19 @@ static void
 push_warn(struct push *p, const char *fmt, ...)
 {
 	struct timeval	 tv;
-	char		*msg;
 	va_list		 ap;
 	int64_t		 now = time_mono_ms(), wait;
 
-	va_start(ap, fmt);
-	xvasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (!log_rate_emit(&p->warn, now, LOG_WARNING, "push: %s", msg)) {
-		p->stats.log_suppressed++;
-		if (!evtimer_pending(&p->warn_flush, NULL) &&
-		    (wait = log_rate_flush(&p->warn, now, LOG_WARNING)) >= 0) {
-			evtimer_add(&p->warn_flush, time_ms_tv(&tv, wait));
-		}
+	if (log_rate_allow(&p->warn, now, LOG_WARNING)) {
+		va_start(ap, fmt);
+		log_vemit(LOG_WARNING, NULL, fmt, ap);
+		va_end(ap);
+		return;
 	}
-	free(msg);
+	p->stats.log_suppressed++;
+	if (!evtimer_pending(&p->warn_flush, NULL) &&
+	    (wait = log_rate_flush(&p->warn, now, LOG_WARNING)) >= 0)
+		evtimer_add(&p->warn_flush, time_ms_tv(&tv, wait));
 }
 
 static void
@@ -436,12 +500,31 @@ push_warn_flush(evutil_socket_t fd, short ev, void *arg)
 	int64_t		 wait;
 
 	if ((wait = log_rate_flush(&p->warn, time_mono_ms(),
-	    LOG_WARNING)) >= 0) {
+	    LOG_WARNING)) >= 0)
 		evtimer_add(&p->warn_flush, time_ms_tv(&tv, wait));
-	}
 }
 
 /* ---- connections ---- */
+
+/* CPU time of this thread: what a callback costs the loop, load aside. */
+static int64_t
+push_cpu_us(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == -1)
+		return (0);
+	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+}
+
+static void
+push_busy(struct push *p, int64_t t0)
+{
+	int64_t	 d = push_cpu_us() - t0;
+
+	if (d > p->stats.busy_max_us)
+		p->stats.busy_max_us = d;
+}
 
 static void
 push_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -452,6 +535,7 @@ push_accept(struct evconnlistener *l, evutil_socket_t fd,
 	char		 host[INET6_ADDRSTRLEN] = "?";
 	const void	*addr;
 	SSL		*ssl;
+	int64_t		 t0 = push_cpu_us();
 
 	addr = sa->sa_family == AF_INET6 ?
 	    (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr :
@@ -459,15 +543,17 @@ push_accept(struct evconnlistener *l, evutil_socket_t fd,
 	evutil_inet_ntop(sa->sa_family, addr, host, sizeof host);
 	if (p->allow.n > 0 && !cidr_list_match(&p->allow, sa)) {
 		p->stats.denied++;
-		push_warn(p, "connection from %s refused: not in allow", host);
+		push_warn(p, "push: connection from %s refused: not in allow",
+		    host);
 		evutil_closesocket(fd);
+		push_busy(p, t0);
 		return;
 	}
-	/* Strict cap: the connection whose request began first makes room. */
+	/* Strict cap: one connection makes room (see push_conn_class). */
 	if (p->stats.connections >= p->max_conns &&
-	    (c = TAILQ_FIRST(&p->conns)) != NULL) {
+	    (c = push_conn_victim(p)) != NULL) {
 		p->stats.evicted++;
-		push_warn(p, "%u connections: closing the oldest, from %s",
+		push_warn(p, "push: %u connections: closing one from %s",
 		    p->stats.connections, c->s.peer);
 		push_conn_free(c);
 	}
@@ -494,13 +580,23 @@ push_accept(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	evtimer_assign(&c->deadline, p->base, push_conn_deadline, c);
-	TAILQ_INSERT_TAIL(&p->conns, c, entry);
+	c->cls = PCL_IDLE;
+	c->since = time_mono_ms();
+	TAILQ_INSERT_TAIL(&p->conns[c->cls], c, entry);
 	p->stats.connections++;
 	p->stats.accepted++;
 	push_conn_arm(c, p->timeout_ms);
 	bufferevent_setcb(c->bev, push_conn_read, push_conn_write,
 	    push_conn_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (++p->burst >= PUSH_ACCEPT_BURST &&
+	    !evtimer_pending(&p->accept_retry, NULL)) {
+		struct timeval	 now = { 0, 0 };
+
+		evconnlistener_disable(l);
+		evtimer_add(&p->accept_resume, &now);
+	}
+	push_busy(p, t0);
 }
 
 /* Out of descriptors (or similar): stop accepting for a moment. */
@@ -510,7 +606,7 @@ push_accept_error(struct evconnlistener *l, void *arg)
 	struct push	*p = arg;
 	struct timeval	 tv = { 0, PUSH_ACCEPT_RETRY_MS * 1000 };
 
-	push_warn(p, "accept: %s", evutil_socket_error_to_string(
+	push_warn(p, "push: accept: %s", evutil_socket_error_to_string(
 	    EVUTIL_SOCKET_ERROR()));
 	evconnlistener_disable(l);
 	evtimer_add(&p->accept_retry, &tv);
@@ -521,29 +617,95 @@ push_accept_retry(evutil_socket_t fd, short ev, void *arg)
 {
 	struct push	*p = arg;
 
+	p->burst = 0;
 	evconnlistener_enable(p->listener);
 }
 
-/* A new deadline ms from now; the connection goes to the list's end. */
+/* A loop pass after a burst: the connections it brought were read. */
+static void
+push_accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct push	*p = arg;
+
+	p->burst = 0;
+	if (!evtimer_pending(&p->accept_retry, NULL))
+		evconnlistener_enable(p->listener);
+}
+
+/* A new deadline ms from now. */
 static void
 push_conn_arm(struct push_conn *c, int64_t ms)
 {
 	struct timeval	 tv;
 
 	evtimer_add(&c->deadline, time_ms_tv(&tv, ms));
-	TAILQ_REMOVE(&c->p->conns, c, entry);
-	TAILQ_INSERT_TAIL(&c->p->conns, c, entry);
 }
 
+/* Move the connection to the class its state says; last in it. */
+static void
+push_conn_classify(struct push_conn *c)
+{
+	enum push_conn_class	 cls;
+
+	if (c->state == PC_CLOSE || c->state == PC_LINGER)
+		cls = PCL_DONE;
+	else if (c->state != PC_READ)
+		cls = PCL_ACTIVE;
+	else if (c->s.answered || c->s.req.state == PUSH_REQ_IDLE)
+		cls = PCL_IDLE;
+	else if (c->s.req.state == PUSH_REQ_HEAD)
+		cls = PCL_PARTIAL;
+	else
+		cls = PCL_ACTIVE;
+	if (cls == c->cls)
+		return;
+	TAILQ_REMOVE(&c->p->conns[c->cls], c, entry);
+	c->cls = cls;
+	c->since = time_mono_ms();
+	TAILQ_INSERT_TAIL(&c->p->conns[cls], c, entry);
+}
+
+/* The connection to close at the cap, in push_conn_class order. */
+static struct push_conn *
+push_conn_victim(struct push *p)
+{
+	struct push_conn	*c;
+	int64_t			 now = time_mono_ms();
+	int			 i;
+
+	if ((c = TAILQ_FIRST(&p->conns[PCL_DONE])) != NULL)
+		return (c);
+	for (i = PCL_PARTIAL; i < PCL_MAX; i++)
+		if ((c = TAILQ_FIRST(&p->conns[i])) != NULL &&
+		    now - c->since >= PUSH_EVICT_GRACE_MS)
+			return (c);
+	for (i = PCL_PARTIAL; i < PCL_MAX; i++)
+		if ((c = TAILQ_FIRST(&p->conns[i])) != NULL)
+			return (c);
+	return (NULL);
+}
+
+/*
+ * libevent closes a bufferevent's socket from a finalizer that runs
+ * after the current callbacks, and accepts a whole backlog in one
+ * callback: a connection closed to make room would stay open next to its
+ * replacement for a moment.  Its events are gone once bufferevent_free
+ * returns, so the socket is closed right then by pointing its descriptor
+ * at /dev/null; the finalizer closes that later.  The cap holds for
+ * sockets at every instant.
+ */
 static void
 push_conn_free(struct push_conn *c)
 {
 	struct push	*p = c->p;
+	evutil_socket_t	 fd = bufferevent_getfd(c->bev);
 
-	TAILQ_REMOVE(&p->conns, c, entry);
+	TAILQ_REMOVE(&p->conns[c->cls], c, entry);
 	p->stats.connections--;
 	event_del(&c->deadline);
 	bufferevent_free(c->bev);
+	if (fd != -1 && p->devnull != -1)
+		dup2(p->devnull, fd);
 	push_req_free(&c->s.req);
 	buf_free(&c->out);
 	free(c);
@@ -557,8 +719,8 @@ push_conn_deadline(evutil_socket_t fd, short ev, void *arg)
 	if (c->state != PC_LINGER && (c->state != PC_READ ||
 	    c->s.req.state != PUSH_REQ_IDLE)) {
 		c->p->stats.timeouts++;
-		push_warn(c->p, "request from %s took longer than %lld ms: "
-		    "closed", c->s.peer, (long long)c->p->timeout_ms);
+		push_warn(c->p, "push: request from %s took longer than "
+		    "%lld ms: closed", c->s.peer, (long long)c->p->timeout_ms);
 	}
 	push_conn_free(c);
 }
@@ -586,18 +748,22 @@ push_conn_input(struct push_conn *c)
 		else if (verdict == PUSH_SESSION_CLOSE)
 			c->state = PC_CLOSE;
 	}
+	push_conn_classify(c);
 }
 
 static void
 push_conn_read(struct bufferevent *bev, void *arg)
 {
 	struct push_conn	*c = arg;
+	struct push		*p = c->p;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	size_t			 n;
+	int64_t			 t0 = push_cpu_us();
 
 	switch (c->state) {
 	case PC_READ:
 		push_conn_input(c);
+		push_busy(p, t0);
 		break;
 	case PC_LINGER:
 		n = evbuffer_get_length(in);
@@ -617,13 +783,16 @@ static void
 push_conn_write(struct bufferevent *bev, void *arg)
 {
 	struct push_conn	*c = arg;
+	int64_t			 t0;
 
 	switch (c->state) {
 	case PC_ANSWER:
 		/* Keep-alive: the next request has its own deadline. */
+		t0 = push_cpu_us();
 		c->state = PC_READ;
 		push_conn_arm(c, c->p->timeout_ms);
 		push_conn_input(c);
+		push_busy(c->p, t0);
 		break;
 	case PC_CLOSE:
 		/*
@@ -632,6 +801,7 @@ push_conn_write(struct bufferevent *bev, void *arg)
 		 * what still comes for a moment, then close.
 		 */
 		c->state = PC_LINGER;
+		push_conn_classify(c);
 		if (!c->tls)
 			shutdown(bufferevent_getfd(bev), SHUT_WR);
 		evbuffer_drain(bufferevent_get_input(bev),
@@ -745,8 +915,8 @@ push_refuse(struct push_session *s, int code, const char *why,
 		s->p->stats.forbidden++;
 	else if (code == 413)
 		s->p->stats.too_large++;
-	push_warn(s->p, "%d %s from %s: %s%s%.200s", code, push_reason(code),
-	    s->peer, why, detail != NULL ? ": " : "",
+	push_warn(s->p, "push: %d %s from %s: %s%s%.200s", code,
+	    push_reason(code), s->peer, why, detail != NULL ? ": " : "",
 	    detail != NULL ? detail : "");
 	snprintf(text, sizeof text, "%d %s\n", code, push_reason(code));
 	return (push_answer(s, code, "text/plain", text, out));

@@ -9,8 +9,8 @@
  * It faces the network, so everything is bounded: only requests for the
  * secret token URL are read past their head (others get 403 at once),
  * peers outside the allowlist are closed on accept, at most
- * max_connections are open (a new one closes the one whose request
- * started longest ago), every request has an absolute deadline however
+ * max_connections are open (a new one closes another, slow or silent
+ * ones first), every request has an absolute deadline however
  * its bytes trickle in, bodies have a cap, and a body passes a linear
  * XML pre-scan with tight limits before libxml2 parses it.  Warnings
  * about refused requests are rate-limited.
@@ -128,6 +128,8 @@ struct push_stats {
 	uint64_t	 unparsable;	/* of those, a body that failed the
 					   pre-scan or the parser */
 	uint64_t	 log_suppressed; /* warning lines rate-limited away */
+	int64_t		 busy_max_us;	/* longest accept or read callback,
+					   CPU time of the loop's thread */
 };
 /* Live counters (borrowed). */
 const struct push_stats *push_get_stats(const struct push *);

@@ -88,6 +88,9 @@ struct mailbox {
 	int64_t			 resync_at;
 	int64_t			 push_deadline;
 	int64_t			 last_event_ms;	/* mono */
+	int64_t			 window_end;	/* mono: until then a
+						   notification waits for
+						   the trailing read */
 
 	uint8_t			 state;		/* enum mailbox_state */
 	uint8_t			 mode;		/* enum mailbox_mode */
@@ -596,9 +599,11 @@ read_finished(struct mailbox *mb)
 	if (mb->resync_at == 0 || mb->resync_at <= now)
 		mb->resync_at = now + conf->presence.resync_interval_ms;
 	if (mb->dirty) {
+		/* Changes came while it read: one trailing read. */
 		mb->dirty = false;
 		if (mb->sync_at == 0)
-			mb->sync_at = now + conf->presence.debounce_ms;
+			mb->sync_at = mb->window_end > now ? mb->window_end :
+			    now;
 	}
 	arm_action(mb);
 }
@@ -691,6 +696,10 @@ read_start(struct mailbox *mb, enum mailbox_source source,
 	}
 	mb->sync_at = 0;
 	mb->source = (uint8_t)source;
+	/* Changes within debounce of this read wait for one more. */
+	if (source == SOURCE_CALENDAR)
+		mb->window_end = time_mono_ms() +
+		    mb->ctx->env->conf->presence.debounce_ms;
 	cal_free(mb);
 	ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
 	arm_action(mb);
@@ -819,10 +828,22 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 		return;
 	}
 	mb->ctx->hooks->count(mb, MAILBOX_COUNT_NOTIFICATION, mb->ctx->arg);
-	/* Coalesce a burst into one read, debounce after the first. */
-	if (mb->sync_at == 0 || mb->sync_at > mb->last_event_ms +
-	    conf->presence.debounce_ms)
-		mb->sync_at = mb->last_event_ms + conf->presence.debounce_ms;
+	/*
+	 * The first change of a burst is read at once (leading edge); the
+	 * changes that come while that read runs or within debounce of its
+	 * start are read once more, together, at the end of the window
+	 * (trailing edge).
+	 */
+	if (ews_call_busy(&mb->read_call))
+		mb->dirty = true;
+	else if (mb->sync_at != 0)
+		;			/* a read is due already */
+	else if (mb->last_event_ms >= mb->window_end &&
+	    (mb->state == MAILBOX_WATCHING || mb->state == MAILBOX_SYNCING))
+		read_start(mb, SOURCE_CALENDAR, THROTTLE_PRIO_NORMAL);
+	else
+		mb->sync_at = mb->window_end > mb->last_event_ms ?
+		    mb->window_end : mb->last_event_ms;
 	arm_action(mb);
 }
 
@@ -971,6 +992,10 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 	json_kv_int(w, "publications", (int64_t)mb->seq);
 	if (detail) {
 		json_kv_bool(w, "subscribed", mb->sub_id != NULL);
+		json_kv_bool(w, "reading", ews_call_busy(&mb->read_call));
+		json_kv_time(w, "read_due", mb->sync_at != 0 ?
+		    time_wall_ms() / 1000 + (mb->sync_at - now + 999) / 1000 :
+		    0);
 		json_key(w, "timeline");
 		timeline_json(&mb->tl, w);
 		json_key(w, "oof");

@@ -65,6 +65,15 @@ def wait_for(pred, timeout, what, interval=0.05):
                          % (timeout, what, last))
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def terminate(proc, timeout=30):
     """SIGTERM a process as systemd stops a service, and wait; its exit
     code (None if it never started)."""

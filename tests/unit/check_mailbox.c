@@ -696,32 +696,83 @@ END_TEST
 /* ---- inputs that do not change the state ---- */
 
 static const struct ews_event calendar_event = { .type = EWS_EV_CREATED };
+static const struct ews_event status_event = { .type = EWS_EV_STATUS };
 
-START_TEST(test_notifications_debounced_into_one_read)
+START_TEST(test_first_notification_read_at_once)
 {
 	int64_t	 t0;
+	unsigned n;
 
 	to_watching(MAILBOX_MODE_STREAMING);
+	n = fake_submits;
+	/* A status event alone is no change. */
+	mailbox_events(mb, &status_event, 1);
+	ck_assert(!ews_call_busy(&mb->read_call));
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_NOTIFICATION], 0);
+	/* The first change of a burst is read at once: no debounce wait. */
 	t0 = fake_mono;
 	mailbox_events(mb, &calendar_event, 1);
-	fake_mono += 500;
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_NOTIFICATION], 1);
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	ck_assert_uint_eq(fake_submits, n + 1);
+	ck_assert_int_eq(fake_prio(&mb->read_call), THROTTLE_PRIO_NORMAL);
+	ck_assert_int_eq(mb->sync_at, 0);
+	ck_assert_int_eq(mb->window_end, t0 + conf->presence.debounce_ms);
+	/* More while it reads: one trailing read, not one each. */
+	fake_mono += 10;
 	mailbox_events(mb, &calendar_event, 1);
-	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_NOTIFICATION], 2);
-	/* The first one sets the time; the burst does not push it out. */
+	mailbox_events(mb, &calendar_event, 1);
+	ck_assert(mb->dirty);
+	ck_assert_uint_eq(fake_submits, n + 1);
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	ck_assert_str_eq(seen.source, "startup");	/* nothing changed */
+	ck_assert(!mb->dirty);
+	ck_assert(!ews_call_busy(&mb->read_call));
+	/* ... at the end of the window that the first read opened. */
+	ck_assert_int_eq(mb->sync_at, t0 + conf->presence.debounce_ms);
+	/* Another change within the window joins that trailing read. */
+	fake_mono += 100;
+	mailbox_events(mb, &calendar_event, 1);
+	ck_assert(!ews_call_busy(&mb->read_call));
 	ck_assert_int_eq(mb->sync_at, t0 + conf->presence.debounce_ms);
 	action_due();
 	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
-	ck_assert_int_eq(fake_prio(&mb->read_call), THROTTLE_PRIO_NORMAL);
-	/* Another change while it reads: read again after it. */
-	mailbox_events(mb, &calendar_event, 1);
-	ck_assert(timerheap_scheduled(&mb->action));
-	fake_mono = mb->sync_at;
-	mailbox_action_timer(&mb->action, NULL);
-	ck_assert(mb->dirty);
+	ck_assert_uint_eq(fake_submits, n + 2);
+	/* The trailing read opens a window of its own. */
+	ck_assert_int_eq(mb->window_end, fake_mono + conf->presence.debounce_ms);
 	fake_ok(&mb->read_call, "finditem-calendarview.xml");
-	ck_assert(!mb->dirty);
-	ck_assert_int_eq(mb->sync_at, fake_mono + conf->presence.debounce_ms);
+	ck_assert_int_eq(mb->sync_at, 0);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+}
+END_TEST
+
+START_TEST(test_notification_after_the_window_read_at_once)
+{
+	to_watching(MAILBOX_MODE_STREAMING);
+	mailbox_events(mb, &calendar_event, 1);
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	/* Within the window, idle: the read waits for the window's end. */
+	fake_mono += conf->presence.debounce_ms - 1;
+	mailbox_events(mb, &calendar_event, 1);
+	ck_assert(!ews_call_busy(&mb->read_call));
+	ck_assert_int_eq(mb->sync_at, fake_mono + 1);
+	action_due();
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	/* A change after the window is the first of a new burst. */
+	fake_mono += conf->presence.debounce_ms;
+	mailbox_events(mb, &calendar_event, 1);
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	ck_assert_int_eq(mb->sync_at, 0);
+	/* With no window at all, a change during a read is read right
+	 * after it. */
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	conf->presence.debounce_ms = 0;
+	fake_mono += 2000;
+	mailbox_events(mb, &calendar_event, 1);
+	ck_assert(fake_queued(&mb->read_call, EWS_OP_FIND_ITEM));
+	mailbox_events(mb, &calendar_event, 1);
+	fake_ok(&mb->read_call, "finditem-calendarview.xml");
+	ck_assert_int_eq(mb->sync_at, fake_mono);
 }
 END_TEST
 
@@ -879,7 +930,8 @@ mailbox_suite(void)
 	tcase_add_loop_test(tc, test_to_stopped, 0,
 	    sizeof stop_from / sizeof stop_from[0]);
 	tcase_add_loop_test(tc, test_unsubscribing_to_stopped, 0, 2);
-	tcase_add_test(tc, test_notifications_debounced_into_one_read);
+	tcase_add_test(tc, test_first_notification_read_at_once);
+	tcase_add_test(tc, test_notification_after_the_window_read_at_once);
 	tcase_add_test(tc, test_periodic_resync_reads_automatic_replies);
 	tcase_add_test(tc, test_calendar_read_in_pages);
 	tcase_add_test(tc, test_boundary_and_recompute_publish);

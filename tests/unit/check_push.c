@@ -473,32 +473,39 @@ wait_connections(unsigned n)
 {
 	int	 i;
 
-	for (i = 0; i < 500 && push_get_stats(push)->connections != n; i++)
+	for (i = 0; i < 1000 && push_get_stats(push)->connections != n; i++)
 		evtest_run_for(base, 10);
 	ck_assert_uint_eq(push_get_stats(push)->connections, n);
 }
 
 /*
  * The cap is strict and counts connections until they close: at the
- * cap, a new connection closes the one whose request began first, so
- * idle or slow peers cannot lock Exchange out.
+ * cap, a new connection makes room by closing one, first one stuck in
+ * the middle of its head, so slow or idle peers cannot lock Exchange
+ * out.
  */
 START_TEST(test_connection_cap)
 {
-	struct raw	 a, b, c;
+	struct raw	 a, b, c, d;
 
 	listen_on(NULL, NULL, 0, 2);
 	raw_connect(&a);
 	wait_connections(1);
 	raw_connect(&b);
-	bufferevent_write(b.bev, "POST ", 5);	/* a request begun */
+	bufferevent_write(b.bev, "POST ", 5);	/* a head begun */
 	evtest_run_for(base, 20);
 	wait_connections(2);
+	/* The slow head goes, though the idle one is older. */
 	raw_connect(&c);
-	ck_assert(evtest_run_until(base, &a.done, 5000));
-	ck_assert(!b.done);
+	ck_assert(evtest_run_until(base, &b.done, 5000));
+	ck_assert(!a.done);
 	ck_assert_uint_eq(push_get_stats(push)->connections, 2);
 	ck_assert_uint_eq(push_get_stats(push)->evicted, 1);
+	/* Then the oldest of those with nothing sent. */
+	raw_connect(&d);
+	ck_assert(evtest_run_until(base, &a.done, 5000));
+	ck_assert(!c.done);
+	ck_assert_uint_eq(push_get_stats(push)->evicted, 2);
 	raw_send(&c, "POST", target, "text/xml", NOTIFICATION("sub-known"));
 	ck_assert(evtest_run_until(base, &c.done, 5000));
 	ck_assert_ptr_nonnull(strstr(buf_str(&c.in), envelope_ok));
@@ -506,11 +513,56 @@ START_TEST(test_connection_cap)
 	bufferevent_free(a.bev);
 	bufferevent_free(b.bev);
 	bufferevent_free(c.bev);
+	bufferevent_free(d.bev);
 	buf_free(&a.in);
 	buf_free(&b.in);
 	buf_free(&c.in);
+	buf_free(&d.in);
 	wait_connections(0);
-	ck_assert_uint_eq(push_get_stats(push)->accepted, 3);
+	ck_assert_uint_eq(push_get_stats(push)->accepted, 4);
+}
+END_TEST
+
+/* A connection already refused makes room before an older idle one. */
+START_TEST(test_connection_cap_order)
+{
+	struct raw	 a, b, c;
+	int		 i;
+
+	listen_on(NULL, NULL, 0, 2);
+	raw_connect(&a);
+	wait_connections(1);
+	raw_connect(&b);
+	/* Refused (no token) and lingering: b keeps its end open. */
+	bufferevent_write(b.bev, "GET / HTTP/1.1\r\n\r\n", 18);
+	wait_connections(2);
+	while (strstr(buf_str(&b.in), "403") == NULL)
+		evtest_run_for(base, 10);
+	/* (The listener defers accept until data comes.) */
+	raw_connect(&c);
+	bufferevent_write(c.bev, "P", 1);
+	for (i = 0; i < 500 && push_get_stats(push)->evicted == 0; i++)
+		evtest_run_for(base, 10);
+	ck_assert(!a.done);
+	ck_assert_uint_eq(push_get_stats(push)->evicted, 1);
+	ck_assert_uint_eq(push_get_stats(push)->connections, 2);
+	{
+		struct buf	 rest = BUF_INIT;
+
+		buf_printf(&rest, "OST %s HTTP/1.1\r\nContent-Length: %zu\r\n"
+		    "Connection: close\r\n\r\n%s", target,
+		    strlen(NOTIFICATION("sub-known")), NOTIFICATION("sub-known"));
+		bufferevent_write(c.bev, rest.data, rest.len);
+		buf_free(&rest);
+	}
+	ck_assert(evtest_run_until(base, &c.done, 5000));
+	ck_assert_ptr_nonnull(strstr(buf_str(&c.in), envelope_ok));
+	bufferevent_free(a.bev);
+	bufferevent_free(b.bev);
+	bufferevent_free(c.bev);
+	buf_free(&a.in);
+	buf_free(&b.in);
+	buf_free(&c.in);
 }
 END_TEST
 
@@ -995,6 +1047,7 @@ push_suite(void)
 	tcase_add_test(tc, test_token_url);
 	tcase_add_test(tc, test_http_oversize);
 	tcase_add_test(tc, test_connection_cap);
+	tcase_add_test(tc, test_connection_cap_order);
 	tcase_add_test(tc, test_deadline_ignores_trickle);
 	tcase_add_test(tc, test_forbidden_before_body);
 	tcase_add_test(tc, test_allowlist);
