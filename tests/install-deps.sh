@@ -15,6 +15,8 @@ need build-essential autoconf automake libtool pkg-config
 # libraries, and check for the unit tests
 need libcurl4-openssl-dev libxml2-dev libevent-dev libssl-dev \
 	libsystemd-dev libjansson-dev check
+# the sip sink's SIP parser and both protocol sinks' resolver
+need libosip2-dev libc-ares-dev
 # test tools: valgrind, clang (fuzzers), mandoc (manual lint),
 # systemd-analyze, xmllint, git (clean copies of the tree), strace
 # (the system calls the installed service makes)
@@ -25,6 +27,11 @@ need python3 python3-exchangelib python3-lxml python3-cryptography
 # the Debian package: dpkg-buildpackage, debhelper, lintian
 need dpkg-dev debhelper lintian
 # test servers (tests/ci.sh starts them)
+# Kamailio and Prosody for the sip and xmpp sinks (their tests start
+# them on loopback), with an XMPP client library and a DNS library for
+# the test side
+need kamailio kamailio-presence-modules kamailio-tls-modules prosody \
+	python3-slixmpp python3-dnspython
 # etcd for the cluster tests (etcdctl is the independent client)
 need etcd-server etcd-client
 

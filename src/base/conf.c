@@ -152,7 +152,7 @@ static const char *const version_names[] = {
 };
 
 static const char *const sink_types[] = {
-	"log", "file", "webhook", "exec", "plugin", NULL
+	"log", "file", "webhook", "exec", "sip", "xmpp", "plugin", NULL
 };
 
 #define O(m)	offsetof(struct config, m)
@@ -1032,8 +1032,8 @@ parse_sink_kv(struct cstate *st, const char *key, const char *value, int line)
 				break;
 		if (sink_types[i] == NULL) {
 			cerr(st, st->file, line, "invalid sink type '%s' in "
-			    "[sink %s] (expected log, file, webhook, exec or "
-			    "plugin)", value, sk->name);
+			    "[sink %s] (expected log, file, webhook, exec, "
+			    "sip, xmpp or plugin)", value, sk->name);
 			sk->type = xstrdup("");	/* no "missing type" too */
 			return;
 		}

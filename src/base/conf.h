@@ -47,7 +47,7 @@ struct conf_mailbox {
 
 struct conf_sink {
 	char		*name;		/* [sink NAME] */
-	char		*type;		/* log | file | webhook | exec | plugin */
+	char		*type;		/* log|file|webhook|exec|sip|xmpp|plugin */
 	struct conf_kv	*kv;		/* every other key, in file order */
 	size_t		 nkv;
 	int		 line;		/* line of the section header */

@@ -20,6 +20,8 @@
 #include "base/log.h"
 #include "daemon/verify.h"
 #include "base/xmalloc.h"
+#include "sinks/sinks.h"
+#include "sinks/sinkset.h"
 
 #ifndef EWSGW_SYSCONFDIR
 #define EWSGW_SYSCONFDIR "/etc"
@@ -43,6 +45,19 @@ static const struct option longopts[] = {
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
+
+/* The version, and the sink types this build has. */
+static void
+print_version(void)
+{
+	const struct ewsgw_sink_ops *const	*b;
+
+	printf("ewsgw %s\nsinks:", PACKAGE_VERSION);
+	for (b = sink_builtins(); *b != NULL; b++)
+		if (sink_type_built((*b)->name))
+			printf(" %s", (*b)->name);
+	printf(" plugin\n");
+}
 
 static void
 usage(FILE *f)
@@ -131,7 +146,7 @@ main(int argc, char **argv)
 			opts.probe = 1;
 			break;
 		case 'V':
-			printf("ewsgw %s\n", PACKAGE_VERSION);
+			print_version();
 			return (0);
 		case 'h':
 			usage(stdout);

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
 
 #include "io/tls.h"
 #include "base/xmalloc.h"
@@ -128,4 +131,85 @@ tls_server_ctx_new(const char *cert, const char *key, char **cause)
 fail:
 	SSL_CTX_free(ctx);
 	return (NULL);
+}
+
+SSL_CTX *
+tls_client_ctx_new(const struct tls_client_opts *o, char **cause)
+{
+	SSL_CTX	*ctx;
+
+	if (tls_client_check(o, cause) == -1)
+		return (NULL);
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		*cause = tls_ssl_error("SSL_CTX_new", "");
+		return (NULL);
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	if (o->ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+			*cause = tls_ssl_error("ca_file", o->ca_file);
+			goto fail;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		*cause = tls_ssl_error("system trust store", "");
+		goto fail;
+	}
+	if (o->client_cert != NULL) {
+		if (SSL_CTX_use_certificate_chain_file(ctx,
+		    o->client_cert) != 1) {
+			*cause = tls_ssl_error("client_cert", o->client_cert);
+			goto fail;
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, o->client_key != NULL ?
+		    o->client_key : o->client_cert, SSL_FILETYPE_PEM) != 1) {
+			*cause = tls_ssl_error("client_key", o->client_key !=
+			    NULL ? o->client_key : o->client_cert);
+			goto fail;
+		}
+	}
+	SSL_CTX_set_verify(ctx, o->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+	    NULL);
+	return (ctx);
+fail:
+	SSL_CTX_free(ctx);
+	return (NULL);
+}
+
+SSL *
+tls_client_ssl_new(SSL_CTX *ctx, const char *name, char **cause)
+{
+	struct in6_addr	 a6;
+	struct in_addr	 a4;
+	SSL		*ssl;
+	bool		 ip;
+	int		 ok = 1;
+
+	ERR_clear_error();
+	if ((ssl = SSL_new(ctx)) == NULL) {
+		*cause = tls_ssl_error("SSL_new", "");
+		return (NULL);
+	}
+	ip = inet_pton(AF_INET, name, &a4) == 1 ||
+	    inet_pton(AF_INET6, name, &a6) == 1;
+	if (!ip)
+		ok = SSL_set_tlsext_host_name(ssl, name);
+	if (ok == 1 && (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)) {
+		if (ip)
+			ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+			    name);
+		else {
+			SSL_set_hostflags(ssl,
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			ok = SSL_set1_host(ssl, name);
+		}
+	}
+	if (ok != 1) {
+		*cause = tls_ssl_error("peer name", name);
+		SSL_free(ssl);
+		return (NULL);
+	}
+	return (ssl);
 }

@@ -44,4 +44,23 @@ int	 tls_client_check(const struct tls_client_opts *, char **cause);
 SSL_CTX	*tls_server_ctx_new(const char *cert_file, const char *key_file,
 	    char **cause);
 
+/*
+ * A client context with the same policy as tls_curl_apply: TLS 1.2
+ * minimum, the system trust store or opts->ca_file, an optional client
+ * certificate, peer verification unless opts->verify is false.  For
+ * protocols libcurl does not speak (SIP, XMPP; see netconn.h).  Returns
+ * a new SSL_CTX (caller frees with SSL_CTX_free) or NULL with *cause
+ * set (allocated, caller frees).
+ */
+SSL_CTX	*tls_client_ctx_new(const struct tls_client_opts *, char **cause);
+
+/*
+ * A connection object from a tls_client_ctx_new context that sends name
+ * as SNI (unless it is an IP literal) and, when the context verifies,
+ * accepts only a certificate for name (DNS name or IP address).
+ * Returns a new SSL (caller frees with SSL_free) or NULL with *cause
+ * set (allocated, caller frees).
+ */
+SSL	*tls_client_ssl_new(SSL_CTX *, const char *name, char **cause);
+
 #endif

@@ -27,7 +27,6 @@
 
 #define WEBHOOK_TIMEOUT_DEFAULT	10000		/* ms */
 #define WEBHOOK_MAX_RESPONSE	(64 * 1024)	/* bodies are ignored */
-#define WEBHOOK_MAX_SECRET	8192
 
 struct webhook_req {
 	TAILQ_ENTRY(webhook_req) entry;
@@ -72,7 +71,6 @@ static void	webhook_done(struct http_request *,
 static int	webhook_health(struct ewsgw_sink *, char *, size_t);
 static void	webhook_destroy(struct ewsgw_sink *);
 static void	webhook_reopen(struct ewsgw_sink *);
-static char	*webhook_read_secret(const char *, char **);
 static int	webhook_load_token(struct ewsgw_sink *, char **);
 
 const struct ewsgw_sink_ops sink_webhook_ops = {
@@ -158,48 +156,12 @@ webhook_check(const struct ewsgw_sink_config *c)
 	return (webhook_settings(c, &ws));
 }
 
-/*
- * A one-line secret from path, trailing white space removed (allocated,
- * caller frees with xfree_secret), or NULL with *cause set.
- */
-static char *
-webhook_read_secret(const char *path, char **cause)
-{
-	struct buf	 b = BUF_INIT;
-	char		 chunk[512];
-	ssize_t		 n;
-	int		 fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		xasprintf(cause, "cannot open %s: %s", path, strerror(errno));
-		return (NULL);
-	}
-	while ((n = read(fd, chunk, sizeof chunk)) > 0 &&
-	    b.len <= WEBHOOK_MAX_SECRET)
-		buf_append(&b, chunk, (size_t)n);
-	explicit_bzero(chunk, sizeof chunk);
-	close(fd);
-	while (b.len > 0 && (b.data[b.len - 1] == '\n' ||
-	    b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' ' ||
-	    b.data[b.len - 1] == '\t'))
-		b.data[--b.len] = '\0';
-	if (n == -1 || b.len == 0 || b.len > WEBHOOK_MAX_SECRET ||
-	    strpbrk(buf_str(&b), "\r\n") != NULL ||
-	    strlen(buf_str(&b)) != b.len) {
-		xasprintf(cause, "%s: %s", path, n == -1 ? strerror(errno) :
-		    "expected one non-empty line");
-		buf_free_secret(&b);
-		return (NULL);
-	}
-	return (buf_steal(&b));
-}
-
 static int
 webhook_load_token(struct ewsgw_sink *s, char **cause)
 {
 	char	*token;
 
-	if ((token = webhook_read_secret(s->token_file, cause)) == NULL)
+	if ((token = sink_read_secret(s->token_file, cause)) == NULL)
 		return (-1);
 	xfree_secret(s->auth_header);
 	xasprintf(&s->auth_header, "Authorization: Bearer %s", token);
@@ -232,7 +194,7 @@ webhook_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 		}
 	}
 	if (ws.password_file != NULL &&
-	    (password = webhook_read_secret(ws.password_file,
+	    (password = sink_read_secret(ws.password_file,
 	    &cause)) == NULL) {
 		ewsgw_sink_config_error(c, "password_file", "%s", cause);
 		goto fail;

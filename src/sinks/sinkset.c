@@ -12,6 +12,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <limits.h>
@@ -213,6 +214,8 @@ static const struct ewsgw_sink_ops *const builtin_sinks[] = {
 	&sink_file_ops,
 	&sink_exec_ops,
 	&sink_webhook_ops,
+	&sink_sip_ops,
+	&sink_xmpp_ops,
 	NULL
 };
 
@@ -1229,6 +1232,38 @@ sink_change_json(struct buf *out, const struct ewsgw_presence_change *c)
 	json_kv_str(&w, "source", c->source);
 	json_kv_int(&w, "seq", (int64_t)c->seq);
 	json_obj_end(&w);
+}
+
+char *
+sink_read_secret(const char *path, char **cause)
+{
+	struct buf	 b = BUF_INIT;
+	char		 chunk[512];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		xasprintf(cause, "cannot open %s: %s", path, strerror(errno));
+		return (NULL);
+	}
+	while ((n = read(fd, chunk, sizeof chunk)) > 0 &&
+	    b.len <= SINK_MAX_SECRET)
+		buf_append(&b, chunk, (size_t)n);
+	explicit_bzero(chunk, sizeof chunk);
+	close(fd);
+	while (b.len > 0 && (b.data[b.len - 1] == '\n' ||
+	    b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' ' ||
+	    b.data[b.len - 1] == '\t'))
+		b.data[--b.len] = '\0';
+	if (n == -1 || b.len == 0 || b.len > SINK_MAX_SECRET ||
+	    strpbrk(buf_str(&b), "\r\n") != NULL ||
+	    strlen(buf_str(&b)) != b.len) {
+		xasprintf(cause, "%s: %s", path, n == -1 ? strerror(errno) :
+		    "expected one non-empty line");
+		buf_free_secret(&b);
+		return (NULL);
+	}
+	return (buf_steal(&b));
 }
 
 /* ---- configuration sections ---- */

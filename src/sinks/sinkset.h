@@ -154,6 +154,16 @@ int	 sink_register_type(const struct ewsgw_sink_ops *);
  */
 void	 sink_change_json(struct buf *, const struct ewsgw_presence_change *);
 
+/* Longest secret sink_read_secret accepts. */
+#define SINK_MAX_SECRET	8192
+
+/*
+ * A one-line secret from path, trailing white space removed (allocated,
+ * caller frees with xfree_secret), or NULL with *cause set (allocated,
+ * caller frees).
+ */
+char	*sink_read_secret(const char *path, char **cause);
+
 /*
  * Helpers for built-in sinks: read a key as a duration ("10s", unit
  * default_unit_ms when none) or an unsigned in [min, max].  Return 0

@@ -724,7 +724,7 @@ START_TEST(test_sinks)
 	    "7: duplicate sink 'a' (first at line 5)\n"
 	    "11: duplicate key 'path' in [sink b] (first at line 10)\n"
 	    "13: invalid sink type 'carrier-pigeon' in [sink c] (expected "
-	    "log, file, webhook, exec or plugin)\n"
+	    "log, file, webhook, exec, sip, xmpp or plugin)\n"
 	    "14: [sink] needs a name: [sink NAME]\n"
 	    "15: invalid sink name 'bad/name' (letters, digits, '_', '-' and "
 	    "'.' only)\n"
