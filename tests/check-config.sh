@@ -78,8 +78,7 @@ check "unknown key" 78 "$tmp/bad.conf" \
 
 check "missing file" 78 "$tmp/none.conf" "$tmp/none.conf: cannot read"
 
-# A valid [cluster] section is refused until cluster mode runs: two
-# unclustered daemons would double the load on the account's budget.
+# A valid [cluster] section passes; one without its name does not.
 cat >"$tmp/cluster.conf" <<'CONF'
 [exchange]
 url = https://mail.example.com/EWS/Exchange.asmx
@@ -91,7 +90,9 @@ endpoints = https://etcd1.example.com:2379, https://etcd2.example.com:2379
 name = presence
 node = gw1
 CONF
-check "cluster mode" 78 "$tmp/cluster.conf" \
-    "$tmp/cluster.conf: [cluster] endpoints: cluster mode is not available in this version yet"
+check "cluster mode" 0 "$tmp/cluster.conf"
+grep -v '^name = ' "$tmp/cluster.conf" >"$tmp/cluster-noname.conf"
+check "cluster without name" 78 "$tmp/cluster-noname.conf" \
+    "$tmp/cluster-noname.conf"
 
 exit $fail

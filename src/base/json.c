@@ -186,8 +186,8 @@ json_double(struct json_writer *w, double v)
 	sep(w);
 	if (!isfinite(v))
 		buf_puts(w->out, "null");
-	else
-		buf_printf(w->out, "%.17g", v);
+	else	/* 15 digits: 0.1 stays "0.1", not 0.10000000000000001 */
+		buf_printf(w->out, "%.15g", v);
 }
 
 void

@@ -163,6 +163,16 @@ seqstore_next(struct seqstore *s)
 	return (s->next++);
 }
 
+void
+seqstore_floor(struct seqstore *s, int64_t now_wall_ms)
+{
+	uint64_t	 floor = clock_floor(now_wall_ms) + SEQSTORE_BLOCK;
+
+	/* The next seqstore_next() reserves the block if this passes it. */
+	if (floor > s->next)
+		s->next = floor;
+}
+
 int
 seqstore_set_dir(struct seqstore *s, const char *dir, char **cause)
 {

@@ -52,6 +52,15 @@ struct seqstore	*seqstore_open(const char *dir, int64_t now_wall_ms,
  */
 uint64_t	 seqstore_next(struct seqstore *);
 /*
+ * Taking over mailboxes from another node (cluster mode): continue at
+ * no less than the wall clock plus one block.  The other node's numbers
+ * stay below that as long as both clocks agree to within the hand-over
+ * time: its run started at no more than its clock plus a block (the
+ * state file's reservation) and advances by one per change, far slower
+ * than the clock's microseconds.
+ */
+void		 seqstore_floor(struct seqstore *, int64_t now_wall_ms);
+/*
  * Move to another directory (reload): continue above both the numbers
  * already used and what the new directory's file holds.  Returns 0, or
  * -1 with *cause (allocated) and the store unchanged.

@@ -15,6 +15,8 @@
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t	 time_mono_ms(void);
+/* Microseconds on CLOCK_MONOTONIC. */
+int64_t	 time_mono_us(void);
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t	 time_wall_ms(void);
 

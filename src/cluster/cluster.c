@@ -1145,6 +1145,18 @@ write_done(const struct etcd_result *r, void *arg)
 
 /* ---- status ---- */
 
+const struct budget *
+cluster_record(const struct cluster *c, const char *node)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->n; i++)
+		if (strcmp(c->members[i].name, node) == 0)
+			return (c->members[i].peer.valid ?
+			    &c->members[i].peer.record : NULL);
+	return (NULL);
+}
+
 void
 cluster_status_json(const struct cluster *c, struct json_writer *w)
 {

@@ -152,6 +152,12 @@ void		 cluster_limits_applied(struct cluster *,
 void		 cluster_set_weights(struct cluster *, uint64_t epoch,
 		    const uint64_t *, size_t n);
 
+/*
+ * The budget record of the member named node as last read, or NULL
+ * (not a member, or its record is unreadable).  Borrowed until the
+ * next callback.
+ */
+const struct budget *cluster_record(const struct cluster *, const char *node);
 enum cluster_state cluster_state(const struct cluster *);
 const char	*cluster_state_name(enum cluster_state);
 /* The state, lease, members and budget as one JSON object value. */

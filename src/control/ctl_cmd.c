@@ -30,6 +30,8 @@ static int	cmd_verify(struct ctl_request *, struct json_writer *, char **);
 static int	cmd_metrics(struct ctl_request *, struct json_writer *,
 		    char **);
 static int	cmd_help(struct ctl_request *, struct json_writer *, char **);
+static int	cmd_cluster(struct ctl_request *, struct json_writer *,
+		    char **);
 static int	cmd_loglevel(struct ctl_request *, struct json_writer *,
 		    char **);
 static int	split_words(char *, char **, int);
@@ -56,6 +58,9 @@ const struct ctl_cmd_entry ctl_cmds[] = {
 	  "preflight checks against Exchange" },
 	{ "metrics", 0, 0, 0, cmd_metrics, "metrics",
 	  "counters in the Prometheus text format, ending with # EOF" },
+	{ "cluster", 0, 0, 0, cmd_cluster, "cluster",
+	  "cluster members, mailboxes each owns, budget share, last "
+	  "rebalance" },
 	{ "help", 0, 0, 0, cmd_help, "help",
 	  "this list" },
 	{ NULL, 0, 0, 0, NULL, NULL, NULL }
@@ -114,6 +119,14 @@ cmd_connections(struct ctl_request *req, struct json_writer *w,
 		return (not_available("connections", cause));
 	req->provider->connections(w, req->provider->arg);
 	return (0);
+}
+
+static int
+cmd_cluster(struct ctl_request *req, struct json_writer *w, char **cause)
+{
+	if (req->provider->cluster == NULL)
+		return (not_available("cluster", cause));
+	return (req->provider->cluster(w, cause, req->provider->arg));
 }
 
 static int

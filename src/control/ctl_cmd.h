@@ -80,6 +80,8 @@ struct control_provider {
 	 * without the final "# EOF", which ctl_cmd appends.
 	 */
 	void	(*metrics)(struct buf *, void *arg);
+	/* Cluster mode: "cluster", "assignment", ...; -1 with *cause. */
+	int	(*cluster)(struct json_writer *, char **cause, void *arg);
 	void	*arg;
 };
 

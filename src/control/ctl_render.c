@@ -44,6 +44,7 @@ static void	 render_mailbox(const struct json_value *, struct buf *);
 static void	 render_help(const struct json_value *, struct buf *);
 static void	 render_verify(const struct json_value *, struct buf *);
 static void	 render_reload(const struct json_value *, struct buf *);
+static void	 render_cluster(const struct json_value *, struct buf *);
 static bool	 join_strings(const struct json_value *, struct buf *);
 static void	 render_members(const struct json_value *, const char *,
 		    struct table *);
@@ -69,6 +70,10 @@ static const struct column sink_cols[] = {
 static const struct column verify_cols[] = {
 	{ "verdict", "VERDICT" }, { "name", "CHECK" }, { "mailbox", "MAILBOX" },
 	{ "summary", "SUMMARY" },
+};
+static const struct column assignment_cols[] = {
+	{ "node", "NODE" }, { "self", "SELF" }, { "mailboxes", "MAILBOXES" },
+	{ "concurrency", "CONCURRENCY" }, { "subscriptions", "SUBSCRIPTIONS" },
 };
 static const struct column timeline_cols[] = {
 	{ "start", "START" }, { "end", "END" }, { "status", "STATUS" },
@@ -391,6 +396,14 @@ render_status(const struct json_value *v, struct buf *out)
 		kv(&t, "sinks:", buf_str(&b));
 		buf_reset(&b);
 	}
+	if ((o = json_get(v, "loop")) != NULL) {
+		buf_printf(&b, "late by p99 %.1f ms, max %.1f ms (%.0f ms "
+		    "probe)", json_get_num(o, "lag_p99_ms", 0),
+		    json_get_num(o, "lag_max_ms", 0),
+		    json_get_num(o, "probe_ms", 0));
+		kv(&t, "event loop:", buf_str(&b));
+		buf_reset(&b);
+	}
 	table_print(&t, out);
 	table_free(&t);
 	buf_free(&b);
@@ -466,6 +479,27 @@ join_strings(const struct json_value *a, struct buf *b)
 }
 
 /* "ok", and each restart-only key the reload could not apply. */
+/* The node's view, then who owns how many mailboxes with which record. */
+static void
+render_cluster(const struct json_value *v, struct buf *out)
+{
+	const struct json_value	*c = json_get(v, "cluster");
+	struct table		 t;
+	char			*running;
+
+	table_init(&t, 2);
+	if (c != NULL && c->type == JSON_OBJECT)
+		render_members(c, NULL, &t);
+	running = value_text(json_get(v, "running"));
+	kv(&t, "running:", running);
+	free(running);
+	table_print(&t, out);
+	table_free(&t);
+	buf_putc(out, '\n');
+	render_list(v, "assignment", assignment_cols,
+	    NITEMS(assignment_cols), out);
+}
+
 static void
 render_reload(const struct json_value *v, struct buf *out)
 {
@@ -615,6 +649,8 @@ ctl_render(const char *command, const char *answer, size_t len, bool json,
 		render_verify(v, out);
 	else if (strcmp(command, "reload") == 0)
 		render_reload(v, out);
+	else if (strcmp(command, "cluster") == 0)
+		render_cluster(v, out);
 	else if (v->child != NULL && v->child->next == NULL)
 		buf_puts(out, "ok\n");
 	else {

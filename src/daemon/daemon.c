@@ -22,7 +22,9 @@
 #include "base/buf.h"
 #include "base/conf.h"
 #include "control/control.h"
+#include "daemon/clustering.h"
 #include "daemon/daemon.h"
+#include "daemon/looplag.h"
 #include "base/hashmap.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -45,7 +47,9 @@ struct daemon {
 	struct config		*conf;
 	struct sinkset		*sinks;
 	struct manager		*manager;
+	struct clustering	*cluster;	/* cluster mode, else NULL */
 	struct control		*control;
+	struct looplag		*lag;		/* loop stall probe */
 
 	struct event		 ev_hup, ev_term, ev_int, ev_pipe;
 	struct event		 ev_status;	/* STATUS= refresh */
@@ -86,7 +90,11 @@ prov_status(struct json_writer *w, void *arg)
 	json_kv_str(w, "last_reload_error", d->last_reload_error);
 	json_kv_int(w, "notify_dropped", (int64_t)notify_dropped_count());
 	json_key_list(w, "restart_pending", d->restart_pending);
+	if (d->lag != NULL)
+		looplag_status_json(d->lag, w);
 	healthy = manager_status_json(d->manager, w);
+	if (d->cluster != NULL)
+		clustering_status_json(d->cluster, w);
 	json_key(w, "sinks");
 	json_obj_begin(w);
 	json_kv_int(w, "total", (int64_t)sinkset_count(d->sinks));
@@ -124,6 +132,20 @@ prov_connections(struct json_writer *w, void *arg)
 	struct daemon	*d = arg;
 
 	manager_connections_json(d->manager, w);
+}
+
+static int
+prov_cluster(struct json_writer *w, char **cause, void *arg)
+{
+	struct daemon	*d = arg;
+
+	if (d->cluster == NULL) {
+		*cause = xstrdup("not in cluster mode ([cluster] endpoints "
+		    "is not set)");
+		return (-1);
+	}
+	clustering_status_json(d->cluster, w);
+	return (0);
 }
 
 static void
@@ -192,6 +214,8 @@ prov_metrics(struct buf *b, void *arg)
 	    "ewsgw_reloads_total{result=\"ok\"} %u\n"
 	    "ewsgw_reloads_total{result=\"rejected\"} %u\n",
 	    d->reloads, d->reload_failures);
+	if (d->lag != NULL)
+		looplag_metrics(d->lag, b);
 	manager_metrics(d->manager, b);
 	sinkset_metrics(d->sinks, b);
 }
@@ -340,6 +364,8 @@ daemon_reload(struct daemon *d, char **cause)
 	free(what);
 	log_set_level(nconf->log.level);
 	manager_reload(d->manager, nconf);
+	if (d->cluster != NULL)
+		clustering_reload(d->cluster, nconf);
 	/* After whatever they published before they stopped. */
 	forget_removed(d->sinks, d->conf, nconf);
 	conf_free(d->conf);
@@ -379,12 +405,25 @@ flushed_cb(void *arg, size_t undelivered)
 }
 
 static void
+left_cb(void *arg)
+{
+	struct daemon	*d = arg;
+
+	log_info("left the cluster");
+	sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
+}
+
+static void
 released_cb(void *arg)
 {
 	struct daemon	*d = arg;
 
 	log_info("subscriptions released");
-	sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
+	/* The others take over at once instead of after the lease TTL. */
+	if (d->cluster != NULL)
+		clustering_leave(d->cluster, left_cb, d);
+	else
+		sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
 }
 
 static void
@@ -414,14 +453,6 @@ daemon_validate(const struct config *conf, char **errors)
 		}
 		free(e);
 	}
-	/*
-	 * Two daemons on one mailbox list would each subscribe every
-	 * mailbox on the same budget: until the manager follows the
-	 * cluster's assignment, refuse rather than run unclustered.
-	 */
-	if (conf->cluster.endpoints != NULL)
-		buf_printf(&b, "%s: [cluster] endpoints: cluster mode is not "
-		    "available in this version yet\n", conf->path);
 	if (b.len == 0) {
 		buf_free(&b);
 		return (0);
@@ -441,6 +472,7 @@ daemon_run(const char *path, struct config *conf)
 {
 	struct daemon		 d;
 	struct control_provider	 prov;
+	struct manager_cluster_hooks ch;
 	struct timeval		 tv;
 	char			*cause = NULL;
 
@@ -475,7 +507,19 @@ daemon_run(const char *path, struct config *conf)
 		d.exit_code = 1;
 		goto out;
 	}
-	if ((d.manager = manager_new(d.base, conf, d.sinks, &cause)) == NULL) {
+	if (conf->cluster.endpoints != NULL) {
+		if ((d.cluster = clustering_new(d.base, conf, &cause)) ==
+		    NULL) {
+			log_err("cluster: %s", cause != NULL ? cause :
+			    "failed");
+			free(cause);
+			d.exit_code = 1;
+			goto out;
+		}
+		clustering_hooks(d.cluster, &ch);
+	}
+	if ((d.manager = manager_new(d.base, conf, d.sinks,
+	    d.cluster != NULL ? &ch : NULL, &cause)) == NULL) {
 		log_err("%s", cause != NULL ? cause : "start-up failed");
 		free(cause);
 		d.exit_code = 1;
@@ -492,6 +536,7 @@ daemon_run(const char *path, struct config *conf)
 	prov.resync = prov_resync;
 	prov.verify = prov_verify;
 	prov.metrics = prov_metrics;
+	prov.cluster = prov_cluster;
 	prov.arg = &d;
 	d.control = control_open(d.base, conf->status.socket,
 	    conf->status.mode, conf->status.group, &prov, &cause);
@@ -505,6 +550,8 @@ daemon_run(const char *path, struct config *conf)
 
 	notify_init(d.base);
 	manager_start(d.manager);
+	if (d.cluster != NULL)
+		clustering_start(d.cluster, d.manager);
 	event_add(&d.ev_status, time_ms_tv(&tv, STATUS_REFRESH_MS));
 	refresh_status(&d);
 	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s", PACKAGE_VERSION,
@@ -512,17 +559,22 @@ daemon_run(const char *path, struct config *conf)
 	    conf->exchange.url);
 	notify_ready();
 
+	/* From here on the loop runs: watch how long it is held up. */
+	d.lag = looplag_new(d.base);
 	event_base_dispatch(d.base);
 	log_notice("ewsgw stopped");
 
 out:
 	if (d.control != NULL)
 		control_close(d.control);
+	/* The membership first: it calls into the manager. */
+	clustering_free(d.cluster);
 	if (d.manager != NULL)
 		manager_free(d.manager);
 	if (d.sinks != NULL)
 		sinkset_free(d.sinks);
 	notify_shutdown();
+	looplag_free(d.lag);
 	event_del(&d.ev_status);
 	event_del(&d.ev_hard_stop);
 	event_del(&d.ev_hup);

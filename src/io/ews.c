@@ -34,6 +34,8 @@ struct ews_ctx {
 	struct event		 wake;		/* scheduler's next wake-up */
 	struct hashmap		*counts;	/* "Op code" -> uint64_t * */
 	struct account		*account;	/* gates the scheduler */
+	bool			 shared;	/* cluster: share below */
+	struct ews_share	 share;
 	unsigned		 in_flight[THROTTLE_CLASS_MAX];
 };
 
@@ -92,6 +94,19 @@ kick(struct ews_ctx *c)
 }
 
 /* ---- context ---- */
+
+/* The configured limits, or this node's share of them. */
+static void
+limits_of(struct ews_ctx *c, struct throttle_limits *lim)
+{
+	throttle_limits_from_conf(lim, c->conf);
+	if (!c->shared)
+		return;
+	lim->shared = true;
+	lim->max_concurrency = c->share.concurrency;
+	if (c->conf->throttling.charging == CONF_CHARGING_SERVICE_ACCOUNT)
+		lim->max_subscriptions = c->share.subscriptions;
+}
 
 struct ews_ctx *
 ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
@@ -155,12 +170,28 @@ ews_ctx_reload(struct ews_ctx *c, const struct config *conf)
 	http_engine_set_connect_timeout(c->http,
 	    (long)conf->exchange.connect_timeout_ms);
 	lim.seed = 0;		/* the scheduler keeps its generator running */
-	throttle_limits_from_conf(&lim, conf);
+	limits_of(c, &lim);
 	throttle_set_limits(c->throttle, &lim);
 	/* ... and a refused or unreachable account tries it at once. */
 	account_opts_from_config(&ao, conf);
 	account_reload(c->account, &ao);
 	kick(c);
+}
+
+unsigned
+ews_ctx_set_share(struct ews_ctx *c, const struct ews_share *share)
+{
+	struct throttle_limits	 lim;
+	unsigned		 excess;
+
+	c->shared = share != NULL;
+	if (share != NULL)
+		c->share = *share;
+	lim.seed = 0;
+	limits_of(c, &lim);
+	excess = throttle_set_limits(c->throttle, &lim);
+	kick(c);
+	return (excess);
 }
 
 struct throttle *

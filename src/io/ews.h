@@ -122,6 +122,17 @@ void		 ews_ctx_free(struct ews_ctx *);
 /* New limits and credentials after a reload (conf borrowed, kept). */
 void		 ews_ctx_reload(struct ews_ctx *, const struct config *);
 struct throttle	*ews_ctx_throttle(struct ews_ctx *);
+/*
+ * Cluster mode: this node's share of the account's budget replaces
+ * max_concurrency and max_subscriptions (share NULL: the configured
+ * values again).  Kept across reloads.  Returns how many streams now
+ * exceed their budgets (throttle_set_limits).
+ */
+struct ews_share {
+	unsigned	 concurrency;
+	unsigned	 subscriptions;
+};
+unsigned	 ews_ctx_set_share(struct ews_ctx *, const struct ews_share *);
 const struct config *ews_ctx_config(const struct ews_ctx *);
 
 void		 ews_call_init(struct ews_call *, struct ews_ctx *);

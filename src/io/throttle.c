@@ -189,7 +189,7 @@ throttle_limits_from_conf(struct throttle_limits *l, const struct config *c)
 static void
 limits_sanitise(struct throttle_limits *l)
 {
-	if (l->max_concurrency < 1)
+	if (l->max_concurrency < 1 && !l->shared)
 		l->max_concurrency = 1;
 	if (l->streaming_connections_per_anchor < 1)
 		l->streaming_connections_per_anchor = 1;
@@ -1108,8 +1108,9 @@ throttle_subscription_acquire(struct throttle *t, const char *mailbox)
 	uintptr_t	n = (uintptr_t)hashmap_get(t->subs, mailbox);
 	unsigned	max = t->lim.max_subscriptions;
 
-	/* 0 = no client-side cap. */
-	if (max != 0) {
+	/* 0 = no client-side cap, unless it is a node's share of it. */
+	if (max != 0 || (t->lim.shared &&
+	    t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT)) {
 		if (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT ?
 		    t->nsubs >= max : n >= max)
 			return (-1);

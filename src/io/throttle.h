@@ -149,6 +149,12 @@ struct throttle_limits {
 	enum conf_charging	 charging;
 	unsigned		 streaming_connections_per_anchor;
 	unsigned		 max_subscriptions;	/* 0 = no cap */
+	/*
+	 * A share of an account budget split among cluster nodes: a
+	 * max_concurrency of 0 (and, under service-account charging, a
+	 * max_subscriptions of 0) then means none at all.
+	 */
+	bool			 shared;
 	int64_t			 backoff_base_ms;
 	int64_t			 backoff_max_ms;
 	enum backoff_jitter	 jitter;

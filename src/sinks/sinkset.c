@@ -1751,6 +1751,12 @@ sinkset_free(struct sinkset *set)
 	free(set);
 }
 
+void
+sinkset_seq_floor(struct sinkset *set)
+{
+	seqstore_floor(set->seq, time_wall_ms());
+}
+
 uint64_t
 sinkset_next_seq(struct sinkset *set)
 {

@@ -71,6 +71,8 @@ void		 sinkset_publish(struct sinkset *,
  * in conf_state_directory() (base/seqstore.h).
  */
 uint64_t	 sinkset_next_seq(struct sinkset *);
+/* Mailboxes came from another node: see seqstore_floor(). */
+void		 sinkset_seq_floor(struct sinkset *);
 
 /*
  * The mailbox (borrowed) is no longer watched: every sink's forget()

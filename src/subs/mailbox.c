@@ -101,6 +101,7 @@ struct mailbox {
 	bool			 has_presence;	/* published at least once */
 	bool			 dirty;		/* read again after this one */
 	bool			 have_sub_budget; /* counted in throttle */
+	bool			 stopping;	/* stop once Subscribe answers */
 	bool			 urgent;	/* the next Subscribe is
 						   recovery (high priority) */
 };
@@ -453,6 +454,26 @@ subscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	if (mb->state != MAILBOX_SUBSCRIBING)
 		return;
 	memset(&sr, 0, sizeof sr);
+	if (mb->stopping) {
+		/* Stopped while the server made it: release it again. */
+		if (r->action == EWS_ACT_OK && r->http->body != NULL &&
+		    ews_parse_subscribe(r->http->body, r->http->body_len, &sr,
+		    &cause) == 0 && sr.subscription_id != NULL &&
+		    mb->mode == MAILBOX_MODE_STREAMING) {
+			mb->sub_id = sr.subscription_id;
+			sr.subscription_id = NULL;
+			if (r->http->cookie_backend != NULL)
+				ctx->hooks->cookie(mb, r->http->cookie_backend,
+				    ctx->arg);
+			ews_subscribe_free(&sr);
+			set_state(mb, MAILBOX_UNSUBSCRIBING);
+			return;
+		}
+		free(cause);
+		ews_subscribe_free(&sr);
+		set_state(mb, MAILBOX_STOPPED);
+		return;
+	}
 	if (r->action == EWS_ACT_OK && (r->http->body == NULL ||
 	    ews_parse_subscribe(r->http->body, r->http->body_len, &sr,
 	    &cause) == -1 || sr.subscription_id == NULL)) {
@@ -904,11 +925,22 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 void
 mailbox_stop(struct mailbox *mb)
 {
-	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED)
+	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED ||
+	    mb->stopping)
 		return;
 	ews_call_cancel(&mb->read_call);
-	ews_call_cancel(&mb->sub_call);
 	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);
+	/*
+	 * A Subscribe on the wire may already have made a subscription on
+	 * the server: wait for its answer and release that, or it would
+	 * count against the account until it expires.
+	 */
+	if (mb->state == MAILBOX_SUBSCRIBING &&
+	    ews_call_request(&mb->sub_call) != NULL) {
+		mb->stopping = true;
+		return;
+	}
+	ews_call_cancel(&mb->sub_call);
 	/* Push subscriptions end when the listener answers Unsubscribe. */
 	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING)
 		set_state(mb, MAILBOX_STOPPED);

@@ -41,6 +41,8 @@
 
 /* Mailboxes stopped per loop pass at shutdown: timers run in between. */
 #define STOP_BATCH	1024
+/* Cluster mode: how often to look whether use is within a new share. */
+#define SHARE_CHECK_MS	250
 
 struct manager {
 	struct subs_env		 env;		/* lent to the modules */
@@ -73,15 +75,32 @@ struct manager {
 	size_t			 stop_next;	/* registry index */
 
 	uint64_t		 published;	/* presence changes */
+
+	/* Cluster mode (clustered): see manager_set_owned() and co. */
+	bool			 clustered;
+	struct manager_cluster_hooks ch;
+	bool			 release_wanted;	/* report released() */
+	bool			 share_pending;		/* report applied() */
+	struct ews_share	 share;
+	bool			 fenced;	/* publish nothing */
+	bool			 share_since_fence;
+	struct event		 share_timer;	/* look at use again */
+	struct event		 fence_timer;	/* budget_until */
+	uint64_t		 dropped;	/* changes not published */
 	uint64_t		 counts[MAILBOX_COUNT_MAX];
 };
 
 static void	 assign(struct manager *);
+static void	 check_share(struct manager *);
+static struct mailbox *add_mailbox(struct manager *,
+		    const struct conf_mailbox *);
+static void	 retire_mailbox(struct manager *, struct mailbox *);
 static void	 rebalance_soon(struct manager *);
 static void	 stop_done(struct manager *);
 static void	 mailbox_json_in(struct mailbox *, struct json_writer *, bool);
 static void	 stop_timeout_cb(evutil_socket_t, short, void *);
 static void	 stop_step_cb(evutil_socket_t, short, void *);
+static void	 fence_timer_cb(evutil_socket_t, short, void *);
 
 /* ---- what the mailboxes report ---- */
 
@@ -160,6 +179,10 @@ on_publish(struct mailbox *mb, const struct ewsgw_presence_change *ch,
 	struct manager			*m = arg;
 	struct ewsgw_presence_change	 c = *ch;
 
+	if (m->fenced) {
+		m->dropped++;	/* the lease is gone: another node owns it */
+		return;
+	}
 	/* Unique across restarts and reloads (sink.h), not a count. */
 	c.seq = sinkset_next_seq(m->sinks);
 	m->published++;
@@ -223,7 +246,8 @@ capacity(struct manager *m, size_t *groups, size_t *subs)
 	streams = throttle_streams_total(ews_ctx_throttle(m->env.ews));
 	*groups = streams == THROTTLE_UNLIMITED ? SIZE_MAX : streams;
 	if (conf->throttling.charging == CONF_CHARGING_SERVICE_ACCOUNT)
-		*subs = conf->throttling.max_subscriptions;
+		*subs = m->clustered ? m->share.subscriptions :
+		    conf->throttling.max_subscriptions;
 	else
 		*subs = SIZE_MAX;	/* counted per target mailbox */
 }
@@ -247,6 +271,126 @@ group_for(struct manager *m, struct mailbox *mb, size_t maxg)
 	return (new_group(m));
 }
 
+/* Whether mb counts against the subscription budget (assign, trim). */
+static bool
+holds_subscription(struct mailbox *mb)
+{
+	if (mailbox_mode(mb) == MAILBOX_MODE_POLL &&
+	    mailbox_reason(mb) != MAILBOX_WHY_REFUSED)
+		return (false);
+	return (mailbox_state(mb) != MAILBOX_IDLE || mailbox_group(mb) != NULL);
+}
+
+/* Whether g is beyond the first maxg groups. */
+static bool
+group_beyond(struct manager *m, struct group *g, size_t maxg)
+{
+	size_t	 i;
+
+	for (i = 0; i < m->ngroups && i < maxg; i++)
+		if (m->groups[i] == g)
+			return (false);
+	return (true);
+}
+
+/* Subscriptions still held by retired mailboxes (Unsubscribe pending). */
+static size_t
+retiring_subscriptions(struct manager *m)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < m->nretiring; i++)
+		if (mailbox_sub_id(m->retiring[i]) != NULL)
+			n++;
+	return (n);
+}
+
+/*
+ * Poll mb from now on, releasing its subscription with an Unsubscribe
+ * (a mode change alone would leave it on the server, counted against
+ * the account until it expires): the mailbox retires and a fresh one
+ * for the same address takes its place in poll mode.
+ */
+static void
+demote(struct manager *m, struct mailbox *mb, const struct hashmap *byaddr,
+    enum mailbox_reason why)
+{
+	const struct conf_mailbox	*cm;
+	struct mailbox			*nmb;
+
+	cm = hashmap_get(byaddr, mailbox_address(mb));
+	retire_mailbox(m, mb);
+	if (cm == NULL)
+		return;
+	nmb = add_mailbox(m, cm);
+	mailbox_set_mode(nmb, MAILBOX_MODE_POLL, why);
+}
+
+/*
+ * A smaller budget (cluster mode): poll the mailboxes of the groups
+ * beyond the connection budget and, from the end of the address order,
+ * those beyond the subscription budget, so that use comes down to it.
+ */
+static void
+trim(struct manager *m)
+{
+	const struct config	*conf = m->env.conf;
+	size_t			 maxg, maxs, used, i, n;
+	struct mailbox		*mb, **out = NULL;
+	enum mailbox_reason	*why = NULL;
+	size_t			 nout = 0;
+	struct hashmap		*byaddr;
+	struct group		*g;
+
+	capacity(m, &maxg, &maxs);
+	drop_empty_groups(m);
+	n = registry_count(m->reg);
+	used = retiring_subscriptions(m);
+	for (i = 0; i < n; i++)
+		if (holds_subscription(registry_at(m->reg, i)))
+			used++;
+	if (m->ngroups <= maxg && used <= maxs)
+		return;
+	out = xreallocarray(NULL, n, sizeof *out);
+	why = xreallocarray(NULL, n, sizeof *why);
+	for (i = 0; i < n; i++) {
+		mb = registry_at(m->reg, i);
+		if ((g = mailbox_group(mb)) == NULL || m->ngroups <= maxg ||
+		    !group_beyond(m, g, maxg))
+			continue;
+		why[nout] = MAILBOX_WHY_CONNECTIONS;
+		out[nout++] = mb;
+		used--;
+	}
+	for (i = n; i-- > 0 && used > maxs;) {
+		mb = registry_at(m->reg, i);
+		if (!holds_subscription(mb) ||
+		    mailbox_mode(mb) == MAILBOX_MODE_POLL ||
+		    (mailbox_group(mb) != NULL && m->ngroups > maxg &&
+		    group_beyond(m, mailbox_group(mb), maxg)))
+			continue;
+		why[nout] = MAILBOX_WHY_SUBSCRIPTIONS;
+		out[nout++] = mb;
+		used--;
+	}
+	byaddr = hashmap_new();
+	for (i = 0; i < conf->nmailboxes; i++)
+		hashmap_put(byaddr, conf->mailboxes[i].address,
+		    &conf->mailboxes[i]);
+	for (i = 0; i < nout; i++)
+		demote(m, out[i], byaddr, why[i]);
+	hashmap_free(byaddr, NULL);
+	free(out);
+	free(why);
+	registry_commit(m->reg);
+	drop_empty_groups(m);
+	for (i = 0; i < registry_count(m->reg); i++)
+		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
+			mailbox_start(registry_at(m->reg, i));
+	log_notice("cluster: %zu mailboxes polled to fit this node's share",
+	    nout);
+}
+
 /*
  * Put every mailbox in a mode.  Streaming mailboxes fill groups in
  * address order; those that do not fit the budgets are polled and
@@ -266,14 +410,10 @@ assign(struct manager *m)
 	drop_empty_groups(m);
 	n = registry_count(m->reg);
 	/* Subscriptions already held count first. */
-	for (i = 0; i < n; i++) {
-		mb = registry_at(m->reg, i);
-		if (mailbox_mode(mb) != MAILBOX_MODE_POLL ||
-		    mailbox_reason(mb) == MAILBOX_WHY_REFUSED)
-			if (mailbox_state(mb) != MAILBOX_IDLE ||
-			    mailbox_group(mb) != NULL)
-				used++;
-	}
+	for (i = 0; i < n; i++)
+		if (holds_subscription(registry_at(m->reg, i)))
+			used++;
+	used += retiring_subscriptions(m);
 	for (i = 0; i < n; i++) {
 		mb = registry_at(m->reg, i);
 		s = mailbox_state(mb);
@@ -370,7 +510,47 @@ rebalance_cb(evutil_socket_t fd, short ev, void *arg)
 	if (m->stopping)
 		return;
 	reap(m);
+	if (m->release_wanted && m->nretiring == 0) {
+		m->release_wanted = false;
+		if (m->ch.released != NULL)
+			m->ch.released(m->ch.arg);
+	}
+	if (m->clustered)
+		trim(m);
 	assign(m);
+	check_share(m);
+}
+
+/* Cluster mode: report applied() once use is within the share. */
+static void
+check_share(struct manager *m)
+{
+	struct throttle_stats	 ts;
+	struct timeval		 tv;
+
+	if (!m->share_pending || m->stopping)
+		return;
+	throttle_stats(ews_ctx_throttle(m->env.ews), time_mono_ms(), &ts);
+	if (ts.concurrency_in_use > m->share.concurrency ||
+	    (m->env.conf->throttling.charging ==
+	    CONF_CHARGING_SERVICE_ACCOUNT &&
+	    ts.subscriptions > m->share.subscriptions)) {
+		evtimer_add(&m->share_timer, time_ms_tv(&tv, SHARE_CHECK_MS));
+		return;
+	}
+	m->share_pending = false;
+	evtimer_del(&m->share_timer);
+	if (m->ch.applied != NULL)
+		m->ch.applied(m->ch.arg);
+}
+
+static void
+share_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct manager	*m = arg;
+
+	/* Requests end on their own; trim again for what did not. */
+	rebalance_soon(m);
 }
 
 static void
@@ -390,7 +570,8 @@ set_conf(struct manager *m, const struct config *conf)
 
 struct manager *
 manager_new(struct event_base *base, const struct config *conf,
-    struct sinkset *sinks, char **cause)
+    struct sinkset *sinks, const struct manager_cluster_hooks *ch,
+    char **cause)
 {
 	struct manager	*m;
 	size_t		 i;
@@ -420,7 +601,15 @@ manager_new(struct event_base *base, const struct config *conf,
 	event_assign(&m->rebalance_ev, base, -1, 0, rebalance_cb, m);
 	evtimer_assign(&m->stop_timer, base, stop_timeout_cb, m);
 	evtimer_assign(&m->stop_step, base, stop_step_cb, m);
-	for (i = 0; i < conf->nmailboxes; i++)
+	evtimer_assign(&m->share_timer, base, share_timer_cb, m);
+	evtimer_assign(&m->fence_timer, base, fence_timer_cb, m);
+	if (ch != NULL) {
+		/* Nothing runs and nothing is spent until told. */
+		m->clustered = true;
+		m->ch = *ch;
+		ews_ctx_set_share(m->env.ews, &m->share);
+	}
+	for (i = 0; i < conf->nmailboxes && !m->clustered; i++)
 		add_mailbox(m, &conf->mailboxes[i]);
 	registry_commit(m->reg);
 	m->poller = poller_new(&m->env, m->reg);
@@ -461,8 +650,8 @@ manager_reload(struct manager *m, const struct config *conf)
 	for (i = 0; i < conf->nmailboxes; i++) {
 		hashmap_put(keep, conf->mailboxes[i].address,
 		    &conf->mailboxes[i]);
-		if (registry_find(m->reg, conf->mailboxes[i].address) ==
-		    NULL) {
+		if (!m->clustered && registry_find(m->reg,
+		    conf->mailboxes[i].address) == NULL) {
 			add_mailbox(m, &conf->mailboxes[i]);
 			added++;
 		}
@@ -487,6 +676,135 @@ manager_reload(struct manager *m, const struct config *conf)
 		log_notice("reload: %zu mailboxes added, %zu removed", added,
 		    removed);
 	rebalance_soon(m);
+}
+
+/* ---- cluster mode ---- */
+
+void
+manager_set_owned(struct manager *m, const bool *owned, bool may_start)
+{
+	const struct config	*conf = m->env.conf;
+	struct hashmap		*want;
+	struct mailbox		*mb;
+	size_t			 i, added = 0, removed = 0;
+
+	if (m->stopping)
+		return;
+	want = hashmap_new();
+	for (i = 0; i < conf->nmailboxes; i++)
+		if (owned[i])
+			hashmap_put(want, conf->mailboxes[i].address,
+			    &conf->mailboxes[i]);
+	/* Lost ones first: they stop publishing and unsubscribe now. */
+	for (i = 0; i < registry_count(m->reg); i++) {
+		mb = registry_at(m->reg, i);
+		if (hashmap_get(want, mailbox_address(mb)) != NULL)
+			continue;
+		retire_mailbox(m, mb);
+		removed++;
+	}
+	hashmap_free(want, NULL);
+	if (may_start) {
+		m->fenced = false;
+		for (i = 0; i < conf->nmailboxes; i++) {
+			if (!owned[i] || registry_find(m->reg,
+			    conf->mailboxes[i].address) != NULL)
+				continue;
+			add_mailbox(m, &conf->mailboxes[i]);
+			added++;
+		}
+	}
+	registry_commit(m->reg);
+	/* Their changes must number above the previous owner's. */
+	if (added > 0)
+		sinkset_seq_floor(m->sinks);
+	if (added > 0 && m->started) {
+		assign(m);
+		for (i = 0; i < registry_count(m->reg); i++)
+			if (mailbox_state(registry_at(m->reg, i)) ==
+			    MAILBOX_IDLE)
+				mailbox_start(registry_at(m->reg, i));
+	}
+	if (added > 0 || removed > 0)
+		log_notice("cluster: %zu mailboxes taken over, %zu handed "
+		    "over, %zu run here", added, removed,
+		    registry_count(m->reg));
+	m->release_wanted = true;
+	rebalance_soon(m);
+}
+
+void
+manager_set_share(struct manager *m, unsigned concurrency,
+    unsigned subscriptions)
+{
+	if (concurrency == 0 && m->share.concurrency != 0)
+		log_warnx("cluster: this node's share of max_concurrency is "
+		    "0: it can send no request (more nodes than "
+		    "max_concurrency?)");
+	m->share.concurrency = concurrency;
+	m->share.subscriptions = subscriptions;
+	m->share_since_fence = true;
+	ews_ctx_set_share(m->env.ews, &m->share);
+	m->share_pending = true;
+	rebalance_soon(m);	/* trim, then check_share */
+}
+
+void
+manager_fence(struct manager *m, int64_t budget_until_ms)
+{
+	struct timeval	 tv;
+	int64_t		 left;
+	size_t		 i;
+
+	m->fenced = true;
+	if (m->stopping)
+		return;		/* shutting down: everything stops anyway */
+	m->release_wanted = false;
+	m->share_pending = false;
+	m->share_since_fence = false;
+	evtimer_del(&m->share_timer);
+	for (i = 0; i < registry_count(m->reg); i++)
+		retire_mailbox(m, registry_at(m->reg, i));
+	registry_commit(m->reg);
+	left = budget_until_ms - time_mono_ms();
+	evtimer_add(&m->fence_timer, time_ms_tv(&tv, left > 0 ? left : 0));
+	log_warnx("cluster: lease lost: publishing stopped, %zu mailboxes "
+	    "dropped; unsubscribing for %lld ms", m->nretiring,
+	    (long long)(left > 0 ? left : 0));
+	rebalance_soon(m);
+}
+
+/* The fenced node's share may be in others' hands now: drop the rest. */
+static void
+fence_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct manager	*m = arg;
+	struct ews_share zero = { 0, 0 };
+	size_t		 i, n = 0;
+
+	for (i = 0; i < m->nretiring; i++) {
+		if (mailbox_state(m->retiring[i]) != MAILBOX_STOPPED) {
+			n++;
+			m->running--;
+		}
+		mailbox_free(m->retiring[i]);
+	}
+	m->nretiring = 0;
+	drop_empty_groups(m);
+	rebalance_soon(m);	/* a release may be waiting for these */
+	if (!m->share_since_fence) {
+		m->share = zero;
+		ews_ctx_set_share(m->env.ews, &m->share);
+	}
+	if (n > 0)
+		log_warnx("cluster: %zu mailboxes dropped without "
+		    "Unsubscribe (budget time over)", n);
+}
+
+size_t
+manager_running(struct manager *m)
+{
+	return (registry_count(m->reg));
 }
 
 /* ---- shutdown ---- */
@@ -587,6 +905,8 @@ manager_free(struct manager *m)
 	event_del(&m->rebalance_ev);
 	event_del(&m->stop_timer);
 	event_del(&m->stop_step);
+	event_del(&m->share_timer);
+	event_del(&m->fence_timer);
 	ews_ctx_free(m->env.ews);
 	free(m);
 }

@@ -11,6 +11,7 @@
 #ifndef EWSGW_MANAGER_H
 #define EWSGW_MANAGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,12 +25,48 @@ struct sinkset;
 typedef void (*manager_done_cb)(void *);
 
 /*
+ * Cluster mode: the manager runs only the mailboxes it is told it owns,
+ * within the budget share it is given, and reports when it has done so.
+ * It knows nothing of the cluster itself; the daemon forwards.
+ */
+struct manager_cluster_hooks {
+	/* Every mailbox not owned any more has stopped (unsubscribed). */
+	void	(*released)(void *);
+	/* Requests and subscriptions in use are within the share. */
+	void	(*applied)(void *);
+	void	*arg;
+};
+
+/*
  * A manager for the mailboxes of conf (borrowed, as are base and sinks,
- * for its life or until the next reload).  Returns allocated (free with
- * manager_free), or NULL with *cause (allocated, caller frees).
+ * for its life or until the next reload).  With cluster hooks (copied;
+ * NULL: every mailbox, the whole budget) it starts with no mailbox and
+ * a zero budget until manager_set_owned() and manager_set_share().
+ * Returns allocated (free with manager_free), or NULL with *cause
+ * (allocated, caller frees).
  */
 struct manager	*manager_new(struct event_base *, const struct config *,
-		    struct sinkset *, char **cause);
+		    struct sinkset *, const struct manager_cluster_hooks *,
+		    char **cause);
+/*
+ * Cluster mode.  owned[i] says whether this node owns conf->mailboxes[i]
+ * of the running configuration.  Mailboxes no longer owned stop at once
+ * (unsubscribe), then released() follows (also when none had to stop);
+ * owned mailboxes not running yet start only if may_start.
+ */
+void		 manager_set_owned(struct manager *, const bool *owned,
+		    bool may_start);
+/* Cluster mode: this node's share; applied() once in use is within it. */
+void		 manager_set_share(struct manager *, unsigned concurrency,
+		    unsigned subscriptions);
+/*
+ * Cluster mode: the lease is lost.  Publish nothing more and drop every
+ * mailbox; their Unsubscribe requests may go out until budget_until_ms
+ * (monotonic), then whatever is left is dropped without a word.
+ */
+void		 manager_fence(struct manager *, int64_t budget_until_ms);
+/* Mailboxes this node runs (cluster mode: owns and has started). */
+size_t		 manager_running(struct manager *);
 void		 manager_start(struct manager *);
 /* The new config is borrowed and must stay alive (the daemon owns it). */
 void		 manager_reload(struct manager *, const struct config *);

@@ -109,6 +109,18 @@ class Etcd:
         if wait:
             self.wait_ready()
 
+    def start_on_free_ports(self, tries=5):
+        """Start, on other ports if another process took ours."""
+        for _ in range(tries):
+            try:
+                self.start()
+                return self
+            except PortTaken:
+                self.stop()
+                shutil.rmtree(self.dir)
+                self.new_ports()
+        raise AssertionError("no free ports for etcd")
+
     def new_ports(self):
         self.port = free_port()
         self.peer_port = free_port()
@@ -305,15 +317,7 @@ class ClusterTest(unittest.TestCase):
     def etcd(self, **kw):
         e = Etcd(self.tmp, **kw)
         self.etcds.append(e)
-        for _ in range(5):
-            try:
-                e.start()
-                return e
-            except PortTaken:
-                e.stop()
-                shutil.rmtree(e.dir)
-                e.new_ports()
-        raise AssertionError("no free ports for etcd")
+        return e.start_on_free_ports()
 
     def etcd_cluster(self, names):
         members = [Etcd(self.tmp, name=nm) for nm in names]

@@ -454,6 +454,7 @@ START_TEST(test_commands)
 	ck_assert_int_eq(fake.resync_calls, 2);
 
 	assert_error(ask_json(fd, "verify\n"), "verify: not available");
+	assert_error(ask_json(fd, "cluster\n"), "cluster: not available");
 
 	s = ask(fd, "metrics\n");
 	ck_assert_msg(strstr(s, "\newsgw_mailboxes 2\n") != NULL, "%s", s);
@@ -463,7 +464,7 @@ START_TEST(test_commands)
 
 	v = ask_json(fd, "help\n");
 	c = json_get(v, "commands");
-	ck_assert_uint_eq(array_len(c), 11);
+	ck_assert_uint_eq(array_len(c), 12);
 	for (c = c->child; c != NULL; c = c->next) {
 		ck_assert_ptr_nonnull(ctl_cmd_find(json_get_str(c, "name",
 		    "")));

@@ -70,6 +70,12 @@ START_TEST(test_status_unhealthy)
 	assert_has(&out, "problem:  no connection to Exchange\n"
 	    "problem:  sink file: queue full\n");
 	assert_has(&out, "up 5s\n");
+	/* The loop stall probe. */
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"loop\":{\"probe_ms\":10,\"lag_p99_ms\":2.25,"
+	    "\"lag_max_ms\":31.5}}", false), CTL_EXIT_OK);
+	assert_has(&out, "event loop:  late by p99 2.2 ms, max 31.5 ms (10 ms "
+	    "probe)\n");
 	/* Restart-only keys changed in the file: named, still healthy. */
 	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
 	    "\"restart_pending\":[\"exchange.url\",\"exchange.mode\"]}",

@@ -115,6 +115,30 @@ START_TEST(test_blocks)
 }
 END_TEST
 
+/* A hand-over: at least the clock plus a block, never backwards. */
+START_TEST(test_floor)
+{
+	struct seqstore	*s;
+	char		*cause = NULL;
+	uint64_t	 a, b, clock1;
+
+	s = seqstore_open(dir, T0, &cause);
+	ck_assert_ptr_nonnull(s);
+	a = seqstore_next(s);
+	clock1 = (uint64_t)(T0 + 60000 - SEQSTORE_EPOCH_S * 1000) * 1000;
+	seqstore_floor(s, T0 + 60000);
+	b = seqstore_next(s);
+	ck_assert_uint_eq(b, clock1 + SEQSTORE_BLOCK);
+	ck_assert_uint_gt(b, a);
+	/* The reservation covers it before it is handed out. */
+	ck_assert_uint_ge(stored(), b + 1);
+	/* An older clock does not move it back. */
+	seqstore_floor(s, T0);
+	ck_assert_uint_eq(seqstore_next(s), b + 1);
+	seqstore_free(s);
+}
+END_TEST
+
 /* Without a directory, or with a lost or broken file: the clock. */
 START_TEST(test_clock_floor)
 {
@@ -203,6 +227,7 @@ suite(void)
 	tcase_add_test(tc, test_restarts);
 	tcase_add_test(tc, test_blocks);
 	tcase_add_test(tc, test_clock_floor);
+	tcase_add_test(tc, test_floor);
 	tcase_add_test(tc, test_unwritable);
 	tcase_add_test(tc, test_set_dir);
 	suite_add_tcase(s, tc);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,19 +346,32 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 }
 
-/* Run the loop until cond(arg) holds or ms pass; returns cond. */
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/*
+ * Run the loop until cond(arg) holds or ms pass; returns cond.  The
+ * deadline is a timer of the loop, not a clock read between passes: a
+ * test descheduled past it on a loaded machine still gets the pass that
+ * runs what was due by then, never none at all.
+ */
 static bool
 run_until(bool (*cond)(void *), void *arg, int64_t ms)
 {
-	struct event	*tick;
+	struct event	*tick, *deadline;
 	struct timeval	 tv = { 0, 2000 };
-	int64_t		 end = time_mono_ms() + ms;
-	bool		 ok;
+	bool		 ok, expired = false;
 
 	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	event_add(tick, &tv);
-	while (!(ok = cond != NULL && cond(arg)) && time_mono_ms() < end)
+	deadline = evtimer_new(base, deadline_cb, &expired);
+	evtimer_add(deadline, time_ms_tv(&tv, ms));
+	while (!(ok = cond != NULL && cond(arg)) && !expired)
 		event_base_loop(base, EVLOOP_ONCE);
+	event_free(deadline);
 	event_free(tick);
 	return (ok);
 }
@@ -1343,6 +1357,18 @@ pid_gone(pid_t pid)
 	return (gone);
 }
 
+/* Whether path holds a whole line (a writer may have created it empty). */
+static bool
+has_line(const char *path)
+{
+	char	*text = slurp(path);
+	bool	 yes;
+
+	yes = text != NULL && strchr(text, '\n') != NULL;
+	free(text);
+	return (yes);
+}
+
 START_TEST(test_exec_sink_timeout)
 {
 	char		 pidfile[300], *cmd, *text;
@@ -1350,15 +1376,40 @@ START_TEST(test_exec_sink_timeout)
 	    "timeout=100ms", "retry_initial=1h", NULL };
 	struct sinkset	*set;
 	struct json_value *v;
-	int64_t		 t0 = time_mono_ms();
+	int64_t		 t0;
 	pid_t		 grandchild;
+	bool		 gone;
 
-	/* A pipeline: the background sleep must be killed as well. */
+	/*
+	 * A pipeline: the background sleep must be killed as well.  It
+	 * sleeps far longer than this test may run, so a child or a
+	 * grandchild that is gone was killed, it did not finish.
+	 */
 	snprintf(pidfile, sizeof pidfile, "%s/pid", tmpdir);
-	xasprintf(&cmd, "command=sleep 30 & echo $! > %s; wait", pidfile);
+	xasprintf(&cmd, "command=sleep 3600 & echo $! > %s; wait", pidfile);
 	lines[1] = cmd;
 	set = mkset(lines);
 	publish(set, "a@x", "busy", "available", 1);
+	/*
+	 * One loop pass spawns the command and arms its timeout, which
+	 * only a later pass can run.  Hold the loop until the shell has
+	 * started the sleep: on a loaded machine that takes longer than
+	 * the timeout, which would then kill the shell before it has a
+	 * child.
+	 */
+	event_base_loop(base, EVLOOP_ONCE);
+	ck_assert(status_num(set, 0, "in_flight") == 1);
+	while (!has_line(pidfile))
+		usleep(10000);
+	text = slurp(pidfile);
+	grandchild = (pid_t)atol(text);
+	ck_assert_int_gt(grandchild, 1);
+	free(text);
+	ck_assert(!pid_gone(grandchild));
+	ck_assert(status_num(set, 0, "failed") == 0);
+
+	/* The timeout is long past: the next passes kill and reap. */
+	t0 = time_mono_ms();
 	while (status_num(set, 0, "failed") < 1 && time_mono_ms() - t0 < 5000)
 		run_for(10);
 	ck_assert(status_num(set, 0, "failed") == 1);
@@ -1370,15 +1421,13 @@ START_TEST(test_exec_sink_timeout)
 	    "1 timed out"));
 	ck_assert(strstr(json_get_str(v->child, "detail", ""), "0/4 running"));
 	json_free(v);
-	text = slurp(pidfile);
-	ck_assert_ptr_nonnull(text);
-	grandchild = (pid_t)atol(text);
-	ck_assert_int_gt(grandchild, 1);
+	/* Killed with its process group, not left to sleep on. */
 	t0 = time_mono_ms();
-	while (!pid_gone(grandchild) && time_mono_ms() - t0 < 2000)
+	while (!pid_gone(grandchild) && time_mono_ms() - t0 < 20000)
 		usleep(10000);
-	ck_assert(pid_gone(grandchild));
-	free(text);
+	if (!(gone = pid_gone(grandchild)))
+		kill(grandchild, SIGKILL);
+	ck_assert_msg(gone, "the background sleep survived");
 	sinkset_free(set);
 	free(cmd);
 }
