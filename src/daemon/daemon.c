@@ -129,6 +129,7 @@ prov_status(struct json_writer *w, void *arg)
 	json_kv_int(w, "reloads", d->reloads);
 	json_kv_int(w, "reload_failures", d->reload_failures);
 	json_kv_str(w, "last_reload_error", d->last_reload_error);
+	json_kv_int(w, "notify_dropped", (int64_t)notify_dropped_count());
 	json_key_list(w, "restart_pending", d->restart_pending);
 	if (d->lag != NULL)
 		looplag_status_json(d->lag, w);

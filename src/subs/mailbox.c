@@ -69,12 +69,14 @@ struct mailbox {
 	char			*imp_id;	/* UPN or SID, or NULL */
 	const struct mailbox_ctx *ctx;		/* borrowed */
 	struct group		*group;		/* the layer above's link */
-	char			*sub_id;	/* owned; NULL: not subscribed */
+	char			*sub_id;	/* owned; NULL: not
+						   subscribed */
 	char			*watermark;	/* push only; owned or NULL */
 	char			 error_code[64];
 
 	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
-	struct ews_call		 read_call;	/* FindItem / GetUserOofSettings */
+	struct ews_call		 read_call;	/* FindItem /
+						   GetUserOofSettings */
 
 	struct calendar_read	*cal;		/* a CalendarView being read */
 	struct timeline		 tl;
@@ -1027,7 +1029,8 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 			read_start(mb, SOURCE_CALENDAR, THROTTLE_PRIO_NORMAL);
 	}
 	if (mb->resync_at != 0 && mb->resync_at <= now) {
-		mb->resync_at = now + mb->ctx->env->conf->presence.resync_interval_ms;
+		mb->resync_at = now +
+		    mb->ctx->env->conf->presence.resync_interval_ms;
 		if (watching && subscribed_mode(mb))
 			read_start(mb, SOURCE_RESYNC, THROTTLE_PRIO_LOW);
 	}
@@ -1041,6 +1044,7 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
     int64_t connection)
 {
 	int64_t	 now = time_mono_ms();
+	bool	 sched;
 
 	json_obj_begin(w);
 	json_kv_str(w, "address", mb->address);
@@ -1077,10 +1081,9 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 		json_key(w, "oof");
 		json_obj_begin(w);
 		json_kv_str(w, "state", presence_oof_state_name(mb->oof.state));
-		json_kv_time(w, "start", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
-		    mb->oof.start : 0);
-		json_kv_time(w, "end", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
-		    mb->oof.end : 0);
+		sched = mb->oof.state == PRESENCE_OOF_SCHEDULED;
+		json_kv_time(w, "start", sched ? mb->oof.start : 0);
+		json_kv_time(w, "end", sched ? mb->oof.end : 0);
 		json_obj_end(w);
 	}
 	json_obj_end(w);

@@ -73,7 +73,8 @@ enum mailbox_state {
 	MAILBOX_IDLE,		/* not started yet */
 	MAILBOX_SUBSCRIBING,	/* Subscribe queued or in flight */
 	MAILBOX_SYNCING,	/* subscribed; first calendar read running */
-	MAILBOX_WATCHING,	/* changes arrive (stream, push) or are polled */
+	MAILBOX_WATCHING,	/* changes arrive (stream, push) or are
+				   polled */
 	MAILBOX_BACKOFF,	/* waiting until the retry time */
 	MAILBOX_PARKED,		/* Exchange refuses it; retried rarely */
 	MAILBOX_UNSUBSCRIBING,	/* releasing its subscription */

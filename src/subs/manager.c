@@ -1142,7 +1142,8 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	json_obj_begin(w);
 	for (i = 0; i < MAILBOX_MODE_MAX; i++)
 		if (c.mode[i] > 0)
-			json_kv_int(w, mailbox_mode_name(i), (int64_t)c.mode[i]);
+			json_kv_int(w, mailbox_mode_name(i),
+			    (int64_t)c.mode[i]);
 	json_obj_end(w);
 	json_key(w, "by_presence");
 	json_obj_begin(w);

@@ -4,6 +4,7 @@ secret in any output."""
 import http.server
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -190,6 +191,15 @@ class Lifecycle(unittest.TestCase):
             # A slow (sanitizer) build may still be starting.
             wait_for(lambda: os.path.exists(d.socket_path), 30,
                      "the status socket")
+            # The fault happened: the daemon had to drop pings, and the
+            # queue takes no more.
+            wait_for(lambda: d.request("status", timeout=10)[
+                "notify_dropped"] > 0, 30, "a dropped notification")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            probe.setblocking(False)
+            with self.assertRaises(BlockingIOError):
+                probe.sendto(b"X=1", d.notify.path)
+            probe.close()
             # A blocked loop would never answer: the request times out.
             for _ in range(5):
                 self.assertTrue(d.request("status", timeout=10)["ok"])

@@ -64,6 +64,9 @@ class Stats:
                                                             "closed_by_second_stream",
                                                             "closed_by_unsubscribe")})
         self.oof_changes = 0
+        # Injected faults that took effect, by kind: requests answered
+        # by them, streams dropped, subscriptions lost or marked.
+        self.faults = collections.Counter()
         # Every login attempt refused (Basic credentials or an NTLM
         # AUTHENTICATE message): what a domain controller counts towards
         # an account lockout.  Times are kept to check the pacing.
@@ -98,6 +101,9 @@ class Stats:
     def violation(self, kind, n=1):
         self.violations[kind] += n
 
+    def fault(self, kind, n=1):
+        self.faults[kind] += n
+
     def to_json(self, live_total, live_per_mailbox_max):
         self.subs_peak = max(self.subs_peak, live_total)
         self.per_mailbox_peak = max(self.per_mailbox_peak, live_per_mailbox_max)
@@ -111,6 +117,7 @@ class Stats:
                                    "per_mailbox_peak": self.per_mailbox_peak},
             "violations": dict(self.violations),
             "violations_total": sum(self.violations.values()),
+            "faults_injected": dict(self.faults),
             "schema_invalid": self.schema_invalid,
             "affinity": dict(self.affinity),
             "notifications_sent": self.notifications_sent,
