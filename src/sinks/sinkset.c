@@ -186,6 +186,8 @@ static void		 instance_timer_cb(evutil_socket_t, short, void *);
 static void		 instance_kick_cb(evutil_socket_t, short, void *);
 static struct sink_mbox	*mbox_get(struct sink_instance *, const char *,
 			    bool);
+static void		 mbox_drop_pending(struct sink_instance *,
+			    struct sink_mbox *);
 static void		 mbox_release(struct sink_instance *,
 			    struct sink_mbox *);
 static void		 mbox_ready(struct sink_instance *, struct sink_mbox *,
@@ -993,12 +995,7 @@ instance_enqueue(struct sink_instance *si,
 		/* Replace this mailbox's waiting changes by the newest. */
 		old = TAILQ_FIRST(&mb->pending);
 		it = item_new(mb, c, old->previous);
-		while ((old = TAILQ_FIRST(&mb->pending)) != NULL) {
-			TAILQ_REMOVE(&mb->pending, old, entry);
-			mb->npending--;
-			si->dropped++;
-			item_drop(si, old);
-		}
+		mbox_drop_pending(si, mb);
 	} else
 		it = item_new(mb, c, previous);
 	it->forget = forget;
@@ -1031,11 +1028,7 @@ instance_coalesce(struct sink_instance *si)
 		view.mailbox = mb->name;
 		it = item_new(mb, &view, first->previous);
 		it->forget = last->forget;
-		while ((first = TAILQ_FIRST(&mb->pending)) != NULL) {
-			TAILQ_REMOVE(&mb->pending, first, entry);
-			si->dropped++;
-			item_drop(si, first);
-		}
+		mbox_drop_pending(si, mb);
 		si->dropped--;		/* the newest survives as it */
 		TAILQ_INSERT_TAIL(&mb->pending, it, entry);
 		mb->npending = 1;
@@ -1119,6 +1112,20 @@ mbox_get(struct sink_instance *si, const char *name, bool create)
 	hashmap_put(si->mboxes, name, mb);
 	TAILQ_INSERT_TAIL(&si->all, mb, all_entry);
 	return (mb);
+}
+
+/* Drop mb's waiting changes (not the one in flight), counted as dropped. */
+static void
+mbox_drop_pending(struct sink_instance *si, struct sink_mbox *mb)
+{
+	struct sink_item	*it;
+
+	while ((it = TAILQ_FIRST(&mb->pending)) != NULL) {
+		TAILQ_REMOVE(&mb->pending, it, entry);
+		mb->npending--;
+		si->dropped++;
+		item_drop(si, it);
+	}
 }
 
 /* Free mb if nothing of it is left. */
@@ -1391,17 +1398,11 @@ sinkset_drop(struct sinkset *set, const char *mailbox)
 {
 	struct sink_instance	*si;
 	struct sink_mbox	*mb;
-	struct sink_item	*it;
 
 	TAILQ_FOREACH(si, &set->instances, entry) {
 		if ((mb = mbox_get(si, mailbox, false)) == NULL)
 			continue;
-		while ((it = TAILQ_FIRST(&mb->pending)) != NULL) {
-			TAILQ_REMOVE(&mb->pending, it, entry);
-			mb->npending--;
-			si->dropped++;
-			item_drop(si, it);
-		}
+		mbox_drop_pending(si, mb);
 		mbox_release(si, mb);
 	}
 }
