@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 fail=0
 
-printf 'never-print-me\n' >"$tmp/ewsgw-password"
+(umask 077 && printf 'never-print-me\n' >"$tmp/ewsgw-password")
 CREDENTIALS_DIRECTORY=$tmp
 export CREDENTIALS_DIRECTORY
 

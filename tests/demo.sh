@@ -85,7 +85,7 @@ while [ ! -s "$work/sim.json" ]; do
 done
 url=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ews_url"])' "$work/sim.json")
 
-printf 'Passw0rd!\n' >"$work/password"
+(umask 077 && printf 'Passw0rd!\n' >"$work/password")
 cat >"$work/ewsgw.conf" <<CONF
 [exchange]
 url = $url

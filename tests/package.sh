@@ -80,7 +80,7 @@ fi
 echo "installed: conffile, user ewsgw ($made), /etc/ewsgw root:ewsgw 750, $unit (disabled)"
 
 echo "== the installed ewsgw --check-config"
-printf 'test-password\n' >"$work/password"
+(umask 077 && printf 'test-password\n' >"$work/password")
 cat >"$work/test.conf" <<EOF
 [exchange]
 url = https://mail.example.com/EWS/Exchange.asmx

@@ -18,11 +18,33 @@ buf_init(struct buf *b)
 {
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->secret = false;
+}
+
+void
+buf_set_secret(struct buf *b)
+{
+	b->secret = true;
+}
+
+static void
+buf_wipe(void *p, size_t n)
+{
+#ifdef HAVE_EXPLICIT_BZERO
+	explicit_bzero(p, n);
+#else
+	volatile char *v = p;
+	size_t i;
+	for (i = 0; i < n; i++)
+		v[i] = 0;
+#endif
 }
 
 void
 buf_free(struct buf *b)
 {
+	if (b->secret && b->data != NULL)
+		buf_wipe(b->data, b->cap);
 	free(b->data);
 	buf_init(b);
 }
@@ -30,16 +52,8 @@ buf_free(struct buf *b)
 void
 buf_free_secret(struct buf *b)
 {
-	if (b->data != NULL) {
-#ifdef HAVE_EXPLICIT_BZERO
-		explicit_bzero(b->data, b->cap);
-#else
-		volatile char *v = b->data;
-		size_t i;
-		for (i = 0; i < b->cap; i++)
-			v[i] = 0;
-#endif
-	}
+	if (b->data != NULL)
+		buf_wipe(b->data, b->cap);
 	buf_free(b);
 }
 
@@ -54,6 +68,7 @@ buf_reset(struct buf *b)
 void
 buf_reserve(struct buf *b, size_t more)
 {
+	char	*p;
 	size_t	 need, ncap;
 
 	need = b->len + more + 1;
@@ -62,7 +77,16 @@ buf_reserve(struct buf *b, size_t more)
 	ncap = b->cap ? b->cap : 64;
 	while (ncap < need)
 		ncap *= 2;
-	b->data = xreallocarray(b->data, 1, ncap);
+	if (b->secret && b->data != NULL) {
+		/* realloc could leave the old copy in freed memory. */
+		p = xmalloc(ncap);
+		memcpy(p, b->data, b->len);
+		p[b->len] = '\0';
+		buf_wipe(b->data, b->cap);
+		free(b->data);
+		b->data = p;
+	} else
+		b->data = xreallocarray(b->data, 1, ncap);
 	b->cap = ncap;
 }
 

@@ -15,12 +15,17 @@ struct buf {
 	char	*data;		/* NUL-terminated; NULL until first append */
 	size_t	 len;
 	size_t	 cap;
+	bool	 secret;	/* wipe what growth leaves behind, and on free */
 };
 
-#define BUF_INIT	{ NULL, 0, 0 }
+#define BUF_INIT	{ NULL, 0, 0, false }
+/* For a buffer a secret is built in: no copy is left in freed memory. */
+#define BUF_INIT_SECRET	{ NULL, 0, 0, true }
 
 void	 buf_init(struct buf *);
-/* Free the storage; the struct may be reused after buf_init. */
+/* Mark a buffer as holding a secret (before the first append). */
+void	 buf_set_secret(struct buf *);
+/* Free the storage (wiped if secret); reusable after buf_init. */
 void	 buf_free(struct buf *);
 /* Wipe (for secrets) and free. */
 void	 buf_free_secret(struct buf *);

@@ -25,6 +25,7 @@
 #include "base/buf.h"
 #include "base/cidr.h"
 #include "base/conf.h"
+#include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
 
@@ -194,6 +195,14 @@ static const struct conf_key keys[] = {
 	    exchange.client_secret_file, NULL, 0, 0, CK_RELOAD),
 	K(EXCHANGE, "token_url", KT_URL, exchange.token_url, NULL, 0, 0,
 	    CK_RELOAD),
+	K(EXCHANGE, "token_ca_file", KT_PATH, exchange.token_ca_file, NULL, 0,
+	    0, CK_READABLE),
+	K(EXCHANGE, "token_tls_verify", KT_BOOL, exchange.token_tls_verify,
+	    "yes", 0, 0, 0),
+	K(EXCHANGE, "autodiscover", KT_BOOL, exchange.autodiscover, "no", 0,
+	    0, 0),
+	K(EXCHANGE, "autodiscover_url", KT_URL, exchange.autodiscover_url,
+	    NULL, 0, 0, 0),
 
 	K(PUSH, "listen", KT_LISTEN, push.listen, NULL, 0, 0, 0),
 	K(PUSH, "url", KT_URL, push.url, NULL, 0, 0, 0),
@@ -248,6 +257,10 @@ static const struct conf_key keys[] = {
 	    0, 1 * DAY, CK_RELOAD),
 	K(PRESENCE, "debounce", KT_DURATION, presence.debounce_ms, "2s",
 	    0, 1 * HOUR, CK_RELOAD),
+	K(PRESENCE, "oof_share", KT_UINT, presence.oof_share, "10", 0, 50,
+	    CK_RELOAD),
+	K(PRESENCE, "oof_interval", KT_DURATION, presence.oof_interval_ms,
+	    "30s", 1 * SEC, 1 * DAY, CK_RELOAD),
 	KE(PRESENCE, "tentative", presence.tentative, "busy", busy_avail_enum,
 	    CK_RELOAD),
 	KE(PRESENCE, "all_day", presence.all_day, "available", all_day_enum,
@@ -303,7 +316,7 @@ static void	 cerr(struct cstate *, const char *, int, const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
 static char	*trim(char *);
 static int	 next_line(const char **, const char *, char **, int *);
-static int	 read_file(const char *, size_t, struct buf *);
+static int	 read_file(const char *, size_t, struct buf *, struct stat *);
 static int	 unquote(char *, char **, const char **);
 static const char *closest(const char *, const char *const *, size_t);
 static size_t	 edit_distance(const char *, const char *);
@@ -419,7 +432,7 @@ next_line(const char **p, const char *end, char **out, int *lineno)
  * -1 with errno set.
  */
 static int
-read_file(const char *path, size_t max, struct buf *b)
+read_file(const char *path, size_t max, struct buf *b, struct stat *sbp)
 {
 	struct stat	 sb;
 	ssize_t		 n;
@@ -443,6 +456,8 @@ read_file(const char *path, size_t max, struct buf *b)
 		errno = EFBIG;
 		goto fail;
 	}
+	if (sbp != NULL)
+		*sbp = sb;
 	/*
 	 * Read straight into the buffer, sized up front, so a secret is
 	 * not left behind in memory a reallocation gave back.
@@ -1266,7 +1281,7 @@ mailbox_file_load(struct cstate *st)
 	char		*line, *s, *c;
 	int		 lineno = 0, r;
 
-	if (read_file(path, CONF_MAX_FILE, &b) == -1) {
+	if (read_file(path, CONF_MAX_FILE, &b, NULL) == -1) {
 		cerr(st, st->file, key_line(st, SEC_MAILBOXES, "file"),
 		    "cannot read mailbox file '%s': %s", path,
 		    strerror(errno));
@@ -1408,29 +1423,51 @@ conf_credential_store(void)
 static char *
 read_secret(struct cstate *st, const char *keyname, const char *v)
 {
-	struct buf	 b = BUF_INIT;
+	struct buf	 b = BUF_INIT_SECRET;
 	const char	*dir, *from = "";
 	char		*path, *secret;
 	int		 line = key_line(st, SEC_EXCHANGE, keyname);
 	size_t		 n;
+	struct stat	 sb;
+	bool		 credential = false;	/* systemd's, private */
 
+	dir = getenv("CREDENTIALS_DIRECTORY");
 	if (strchr(v, '/') == NULL) {
-		dir = getenv("CREDENTIALS_DIRECTORY");
-		if (dir == NULL || *dir == '\0') {
+		credential = dir != NULL && *dir != '\0';
+		if (!credential) {
 			dir = credential_store;
 			from = " (no $CREDENTIALS_DIRECTORY: a credential is "
 			    "read from the file the unit loads it from)";
 		}
 		xasprintf(&path, "%s/%s", dir, v);
-	} else
+	} else {
 		path = xstrdup(v);
-	if (read_file(path, CONF_MAX_SECRET, &b) == -1) {
+		n = dir != NULL ? strlen(dir) : 0;
+		credential = n > 0 && strncmp(path, dir, n) == 0 &&
+		    path[n] == '/';
+	}
+	if (read_file(path, CONF_MAX_SECRET, &b, &sb) == -1) {
 		cerr(st, st->file, line, "cannot read %s '%s': %s%s", keyname,
 		    path, strerror(errno), from);
 		buf_free_secret(&b);
 		free(path);
 		return (NULL);
 	}
+	/* Everyone may read it: the secret is no longer one.  Refuse. */
+	if (sb.st_mode & S_IROTH) {
+		cerr(st, st->file, line, "%s '%s' is readable by everyone "
+		    "(mode %04o): chmod 0600 it, or load it as a systemd "
+		    "credential", keyname, path,
+		    (unsigned)(sb.st_mode & 07777));
+		buf_free_secret(&b);
+		free(path);
+		return (NULL);
+	}
+	if ((sb.st_mode & S_IRGRP) && !credential)
+		log_warnx("%s:%d: %s '%s' is readable by its group (mode "
+		    "%04o): chmod 0600 it, or load it as a systemd credential",
+		    st->file, line, keyname, path,
+		    (unsigned)(sb.st_mode & 07777));
 	n = strcspn(buf_str(&b), "\n");
 	if (n > 0 && b.data[n - 1] == '\r' && b.data[n] == '\n')
 		n--;
@@ -1756,7 +1793,7 @@ load_file(const char *path, const struct config *old, char **errors,
 	struct config	*cf;
 	int		 e = 0;
 
-	if (read_file(path, CONF_MAX_FILE, &b) == -1)
+	if (read_file(path, CONF_MAX_FILE, &b, NULL) == -1)
 		e = errno;
 	cf = load(path, buf_str(&b), b.len, e, old, errors, kept);
 	buf_free(&b);

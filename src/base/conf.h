@@ -74,6 +74,14 @@ struct config {
 		char		*client_secret;	/* secret */
 		char		*client_secret_file;
 		char		*token_url;
+		/* The token endpoint's own TLS (the client secret goes
+		 * there): never [exchange] ca_file / tls_verify. */
+		char		*token_ca_file;
+		bool		 token_tls_verify;
+		/* Group mailboxes by their server (GetUserSettings); the
+		 * Autodiscover URL, NULL: from each mailbox's domain. */
+		bool		 autodiscover;
+		char		*autodiscover_url;
 		int64_t		 request_timeout_ms;
 		int64_t		 connect_timeout_ms;
 		/* Credentials refused: wait this long, then one login attempt
@@ -119,6 +127,10 @@ struct config {
 		int64_t		 resync_interval_ms;
 		int64_t		 lookback_ms;
 		int64_t		 debounce_ms;
+		/* The automatic-replies cycle: percent of max_concurrency
+		 * (0: off), and the shortest time a cycle takes. */
+		unsigned	 oof_share;
+		int64_t		 oof_interval_ms;
 		enum conf_show	 tentative;
 		enum conf_show	 all_day;
 		enum conf_show	 working_elsewhere;

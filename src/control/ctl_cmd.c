@@ -54,7 +54,7 @@ const struct ctl_cmd_entry ctl_cmds[] = {
 	  "fetch one mailbox's calendar again now" },
 	{ "loglevel", 0, 1, CTL_MUTATES, cmd_loglevel, "loglevel [LEVEL]",
 	  "show or set the log level (err, warning, notice, info, debug)" },
-	{ "verify", 0, 0, 0, cmd_verify, "verify",
+	{ "verify", 0, 0, CTL_MUTATES, cmd_verify, "verify",
 	  "preflight checks against Exchange" },
 	{ "metrics", 0, 0, 0, cmd_metrics, "metrics",
 	  "counters in the Prometheus text format, ending with # EOF" },

@@ -94,7 +94,11 @@ struct ctl_request {
 	struct ctl_reply		*reply;		/* NULL: no deferral */
 };
 
-#define CTL_MUTATES	0x1	/* needs root or the daemon's uid */
+/*
+ * Needs root or the daemon's uid: changes the daemon's state, or (verify)
+ * sends requests to Exchange on the service account's budget.
+ */
+#define CTL_MUTATES	0x1
 
 /* Handler results besides -1. */
 #define CTL_ANSWER	0

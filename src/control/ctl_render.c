@@ -390,6 +390,26 @@ render_status(const struct json_value *v, struct buf *out)
 			kv(&t, "charging:", json_get_str(budget, "charging",
 			    NULL));
 	}
+	if ((o = json_get(v, "oof")) != NULL && o->type == JSON_OBJECT) {
+		if (strcmp(json_get_str(o, "state", "off"), "off") == 0)
+			buf_puts(&b, "off");
+		else {
+			/* The achieved cycle, and the share it is held to. */
+			if ((p = json_get(o, "cycle_s")) != NULL &&
+			    p->type == JSON_NUMBER) {
+				buf_puts(&b, "cycle ");
+				ctl_render_duration(&b, p->num);
+			} else
+				buf_puts(&b, "first cycle");
+			buf_printf(&b, " over %.0f mailboxes, %.0f of %.0f "
+			    "requests (%.0f%%)", json_get_num(o, "mailboxes", 0),
+			    json_get_num(o, "slots", 0),
+			    json_get_num(o, "concurrency_limit", 0),
+			    json_get_num(o, "share_percent", 0));
+		}
+		kv(&t, "oof cycle:", buf_str(&b));
+		buf_reset(&b);
+	}
 	if ((o = json_get(v, "sinks")) != NULL) {
 		buf_printf(&b, "%.0f of %.0f healthy",
 		    json_get_num(o, "healthy", 0), json_get_num(o, "total", 0));

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -34,6 +35,7 @@
 #include "base/timeutil.h"
 #include "daemon/verify.h"
 #include "base/xmalloc.h"
+#include "ews/ews_parse.h"
 
 /* How long an orderly stop may take before we exit regardless. */
 #define STOP_UNSUBSCRIBE_MS	10000
@@ -49,6 +51,7 @@ struct daemon {
 	struct manager		*manager;
 	struct clustering	*cluster;	/* cluster mode, else NULL */
 	struct control		*control;
+	struct v_ctl		*verify;	/* ewsgwctl verify running */
 	struct looplag		*lag;		/* loop stall probe */
 
 	struct event		 ev_hup, ev_term, ev_int, ev_pipe;
@@ -63,6 +66,7 @@ struct daemon {
 };
 
 static void	 daemon_stop(struct daemon *);
+static void	 warn_cleartext(const struct config *);
 static int	 daemon_reload(struct daemon *, char **);
 static void	 json_key_list(struct json_writer *, const char *,
 		    const char *);
@@ -70,6 +74,43 @@ static void	 forget_removed(struct sinkset *, const struct config *,
 		    const struct config *);
 static int	 reload_rejected(struct daemon *, char *, const char *,
 		    char **);
+
+static bool
+is_http(const char *url)
+{
+	return (url != NULL && strncasecmp(url, "http://", 7) == 0);
+}
+
+/* Credentials configured to cross the network in clear text. */
+static void
+warn_cleartext(const struct config *conf)
+{
+	const char	*what = NULL;
+
+	switch (conf->exchange.auth) {
+	case CONF_AUTH_BASIC:
+		what = "the password";
+		break;
+	case CONF_AUTH_NTLM:
+	case CONF_AUTH_NEGOTIATE:
+		if (conf->exchange.password != NULL)
+			what = "the login (an NTLM response can be cracked "
+			    "for the password)";
+		break;
+	case CONF_AUTH_OAUTH2:
+		what = "the bearer token";
+		break;
+	}
+	if (what != NULL && is_http(conf->exchange.url))
+		log_warnx("url %s is plain http: %s and the calendars cross "
+		    "the network unencrypted; use https://",
+		    conf->exchange.url, what);
+	if (conf->exchange.auth == CONF_AUTH_OAUTH2 &&
+	    is_http(conf->exchange.token_url))
+		log_warnx("token_url %s is plain http: the client secret "
+		    "crosses the network unencrypted; use https://",
+		    conf->exchange.token_url);
+}
 
 /* ---- status socket provider ---- */
 
@@ -88,6 +129,7 @@ prov_status(struct json_writer *w, void *arg)
 	json_kv_int(w, "reloads", d->reloads);
 	json_kv_int(w, "reload_failures", d->reload_failures);
 	json_kv_str(w, "last_reload_error", d->last_reload_error);
+	json_kv_int(w, "notify_dropped", (int64_t)notify_dropped_count());
 	json_key_list(w, "restart_pending", d->restart_pending);
 	if (d->lag != NULL)
 		looplag_status_json(d->lag, w);
@@ -198,7 +240,7 @@ prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 	struct daemon	*d = arg;
 
 	return (verify_control(reply, d->base, d->conf, VERIFY_CTL_TIMEOUT_MS,
-	    cause));
+	    &d->verify, cause));
 }
 
 static void
@@ -391,6 +433,15 @@ hard_stop_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 static void
+left_cb(void *arg)
+{
+	struct daemon	*d = arg;
+
+	log_info("left the cluster");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
 flushed_cb(void *arg, size_t undelivered)
 {
 	struct daemon	*d = arg;
@@ -400,16 +451,15 @@ flushed_cb(void *arg, size_t undelivered)
 		    undelivered);
 	else
 		log_info("sinks flushed");
-	event_base_loopexit(d->base, NULL);
-}
-
-static void
-left_cb(void *arg)
-{
-	struct daemon	*d = arg;
-
-	log_info("left the cluster");
-	sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
+	/*
+	 * Leave only now: the others take over at once instead of after
+	 * the lease TTL, and none of their changes reaches a sink before
+	 * what this node published.
+	 */
+	if (d->cluster != NULL)
+		clustering_leave(d->cluster, left_cb, d);
+	else
+		event_base_loopexit(d->base, NULL);
 }
 
 static void
@@ -418,11 +468,7 @@ released_cb(void *arg)
 	struct daemon	*d = arg;
 
 	log_info("subscriptions released");
-	/* The others take over at once instead of after the lease TTL. */
-	if (d->cluster != NULL)
-		clustering_leave(d->cluster, left_cb, d);
-	else
-		sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
+	sinkset_flush(d->sinks, STOP_FLUSH_MS, flushed_cb, d);
 }
 
 static void
@@ -499,6 +545,7 @@ daemon_run(const char *path, struct config *conf)
 	if (!conf->exchange.tls_verify)
 		log_warnx("tls_verify = no: the Exchange server's certificate "
 		    "is NOT checked");
+	warn_cleartext(conf);
 
 	if ((d.sinks = sinkset_new(d.base, conf, &cause)) == NULL) {
 		log_err("sinks: %s", cause != NULL ? cause : "failed");
@@ -582,6 +629,7 @@ out:
 	event_del(&d.ev_pipe);
 	event_base_free(d.base);
 	curl_global_cleanup();
+	ews_parse_cleanup();
 	conf_free(d.conf);
 	free(d.last_reload_error);
 	free(d.restart_pending);

@@ -88,6 +88,12 @@ watchdog_cb(evutil_socket_t fd, short ev, void *arg)
 	send_notify("WATCHDOG=1");
 }
 
+uint64_t
+notify_dropped_count(void)
+{
+	return (notify_dropped);
+}
+
 bool
 notify_enabled(void)
 {

@@ -10,6 +10,7 @@
 #define EWSGW_NOTIFY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct event_base;
 
@@ -24,5 +25,7 @@ void	 notify_stopping(void);
 void	 notify_status(const char *);
 /* Whether a service manager listens (NOTIFY_SOCKET is set). */
 bool	 notify_enabled(void);
+/* Messages dropped because the service manager's queue was full. */
+uint64_t notify_dropped_count(void);
 
 #endif

@@ -57,7 +57,7 @@ struct v_mailbox {
 };
 
 enum v_step {
-	ST_CONNECT, ST_SCHEMES, ST_LOGIN, ST_LOGIN_BASIC, ST_IMPERSONATE,
+	ST_CONNECT, ST_SCHEMES, ST_LOGIN, ST_IMPERSONATE,
 	ST_SUBSCRIBE, ST_UNSUBSCRIBE, ST_FIND, ST_PROBE_SUB, ST_PROBE_GSE,
 	ST_PROBE_UNSUB, ST_DONE
 };
@@ -85,7 +85,7 @@ struct verify {
 	void			*arg;
 
 	struct http_engine	*eng;
-	struct http_engine	*eng_basic;	/* NTLM diagnosis only */
+	struct http_engine	*token_eng;	/* oauth2 only */
 	struct auth		*auth;
 	struct verify_tls	*tls;
 	struct http_request	*req;
@@ -771,16 +771,41 @@ v_on_schemes(struct verify *v, const struct http_response *resp)
 
 /* ---- check 3: login ---- */
 
+/*
+ * The login was refused.  Only the configured scheme is ever tried: a
+ * retry over Basic would send the password in the clear to whoever
+ * answered 401 (an on-path attacker on http:// or without
+ * verification).  So an NTLM refusal names both causes it can have.
+ */
 static void
 v_login_failed(struct verify *v, const char *seen)
 {
-	v_add(v, "login", VERIFY_FAIL, NULL, "check username (DOMAIN\\user "
-	    "or user@domain) and the password in password_file; check that "
-	    "the account is neither locked nor expired (Get-ADUser NAME "
-	    "-Properties LockedOut,PasswordExpired)", seen,
-	    "the server refused the login of %s (%s)",
-	    v->conf->exchange.username != NULL ? v->conf->exchange.username :
-	    "(no username)", conf_auth_name(v->conf->exchange.auth));
+	const char	*user = v->conf->exchange.username != NULL ?
+	    v->conf->exchange.username : "(no username)";
+
+	if (v->conf->exchange.auth == CONF_AUTH_NTLM)
+		v_add(v, "login", VERIFY_FAIL, NULL, "check username "
+		    "(DOMAIN\\user or user@domain) and the password in "
+		    "password_file, and that the account is neither locked "
+		    "nor expired (Get-ADUser NAME -Properties "
+		    "LockedOut,PasswordExpired); if they are right, client "
+		    "and server disagree about NTLM: let the server accept "
+		    "NTLMv2 (Local Security Policy \"Network security: LAN "
+		    "Manager authentication level\", registry "
+		    "LmCompatibilityLevel, on the Exchange server and the "
+		    "domain controllers), and if Extended Protection is on "
+		    "for /EWS, set " FIX_VDIR " -ExtendedProtectionTokenChecking "
+		    "None", seen, "the server refused the login of %s (ntlm: "
+		    "a wrong password, a locked account, or an NTLM version "
+		    "or session security mismatch)", user);
+	else
+		v_add(v, "login", VERIFY_FAIL, NULL, "check username "
+		    "(DOMAIN\\user or user@domain) and the password in "
+		    "password_file; check that the account is neither locked "
+		    "nor expired (Get-ADUser NAME -Properties "
+		    "LockedOut,PasswordExpired)", seen,
+		    "the server refused the login of %s (%s)", user,
+		    conf_auth_name(v->conf->exchange.auth));
 	v->stopped = true;
 }
 
@@ -790,23 +815,9 @@ static void
 v_on_login(struct verify *v, const struct http_response *resp)
 {
 	struct ews_response	 r;
-	struct http_engine_opts	 o;
 	char			*prob, *cause = NULL;
 
 	if (resp->status == 401 || resp->result == HTTP_RESULT_AUTH) {
-		if (v->conf->exchange.auth == CONF_AUTH_NTLM &&
-		    v_offers(v, "Basic") && v->conf->exchange.password != NULL) {
-			/* Same password over Basic: tells NTLM apart. */
-			http_engine_opts_from_config(&o, v->conf);
-			o.cred = HTTP_CRED_BASIC;
-			v->eng_basic = http_engine_new(v->base, &o, &cause);
-			free(cause);
-			if (v->eng_basic != NULL) {
-				v->step = ST_LOGIN_BASIC;
-				v_post(v, v->eng_basic, NULL, NULL, false);
-				return;
-			}
-		}
 		v_login_failed(v, resp->status != 401 && resp->error != NULL ?
 		    resp->error : "HTTP 401 after the authentication "
 		    "handshake");
@@ -846,31 +857,6 @@ v_on_login(struct verify *v, const struct http_response *resp)
 	v->version_fault = v_code_is(&r, "ErrorInvalidServerVersion");
 	ews_response_free(&r);
 	v_check_version(v);
-}
-
-static void
-v_on_login_basic(struct verify *v, const struct http_response *resp)
-{
-	if (resp->status == 401 || resp->result == HTTP_RESULT_AUTH ||
-	    (resp->status != 200 && resp->status != 500)) {
-		v_login_failed(v, "HTTP 401 with NTLM, and with Basic too");
-	} else {
-		v_add(v, "login", VERIFY_FAIL, NULL, "let the server accept "
-		    "NTLMv2 (Local Security Policy \"Network security: LAN "
-		    "Manager authentication level\", registry "
-		    "LmCompatibilityLevel, on the Exchange server and the "
-		    "domain controllers), and if Extended Protection is on "
-		    "for /EWS, set " FIX_VDIR " -ExtendedProtectionTokenChecking "
-		    "None; or set auth = basic in [exchange] (https only)",
-		    "HTTP 401 with NTLM; the same user name and password were "
-		    "accepted over Basic", "NTLM login of %s refused although "
-		    "the password is right: NTLM version or session security "
-		    "mismatch (NTLMv2 / LmCompatibilityLevel)",
-		    v->conf->exchange.username);
-	}
-	v->stopped = true;
-	v->step = ST_DONE;
-	v_next(v);
 }
 
 /* ---- check 4: server version and notification mode ---- */
@@ -1617,9 +1603,6 @@ v_next(struct verify *v)
 			}
 			v_post(v, v->eng, NULL, NULL, v->step == ST_SCHEMES);
 			return;
-		case ST_LOGIN_BASIC:
-			v->step = ST_DONE;
-			break;
 		case ST_IMPERSONATE:
 			if (v->imbx >= v->nmbx) {
 				if (v->nmbx == 0)
@@ -1753,9 +1736,6 @@ v_http_done(struct http_request *req, const struct http_response *resp,
 		break;
 	case ST_LOGIN:
 		v_on_login(v, resp);
-		break;
-	case ST_LOGIN_BASIC:
-		v_on_login_basic(v, resp);
 		break;
 	case ST_IMPERSONATE:
 		v_on_impersonate(v, resp);
@@ -1956,7 +1936,18 @@ verify_start(struct event_base *base, const struct config *conf,
 		return (v);
 	}
 	if (conf->exchange.auth == CONF_AUTH_OAUTH2) {
+		v->token_eng = auth_token_engine_new(base, v->conf, &cause);
+		if (v->token_eng == NULL) {
+			v_add(v, "setup", VERIFY_FAIL, NULL, NULL, cause,
+			    "the token endpoint's HTTP client could not be set "
+			    "up");
+			free(cause);
+			v->stopped = true;
+			v_finish(v);
+			return (v);
+		}
 		auth_opts_from_config(&ao, v->conf);
+		ao.token_engine = v->token_eng;
 		v->auth = auth_new(base, v->eng, &ao);
 	}
 	v->step = ST_CONNECT;
@@ -2005,8 +1996,8 @@ verify_free(struct verify *v)
 	v_cancel_all(v);
 	if (v->auth != NULL)
 		auth_free(v->auth);
+	http_engine_free(v->token_eng);
 	http_engine_free(v->eng);
-	http_engine_free(v->eng_basic);
 	evtimer_del(&v->timer);
 	buf_free(&v->body);
 	for (i = 0; i < v->nchecks; i++)
@@ -2090,6 +2081,7 @@ struct v_ctl {
 	struct ctl_reply	*reply;
 	struct verify		*v;
 	struct event		 tmo;
+	struct v_ctl		**slot;		/* the caller's running one */
 };
 
 static void
@@ -2097,6 +2089,8 @@ v_ctl_free(struct v_ctl *c)
 {
 	verify_free(c->v);
 	evtimer_del(&c->tmo);
+	if (*c->slot == c)
+		*c->slot = NULL;
 	free(c);
 }
 
@@ -2129,15 +2123,23 @@ v_ctl_timeout(evutil_socket_t fd, short what, void *arg)
 
 int
 verify_control(struct ctl_reply *reply, struct event_base *base,
-    const struct config *conf, int64_t timeout_ms, char **cause)
+    const struct config *conf, int64_t timeout_ms, struct v_ctl **slot,
+    char **cause)
 {
 	struct v_ctl		*c;
 	struct verify_opts	 o = { NULL, 0, 0, 0 };
 	struct timeval		 tv;
 
-	(void)cause;
+	/* One at a time: each run costs requests on the account's budget. */
+	if (*slot != NULL) {
+		*cause = xstrdup("verify: already running; try again when "
+		    "it is over");
+		return (-1);
+	}
 	c = xcalloc(1, sizeof *c);
 	c->reply = reply;
+	c->slot = slot;
+	*slot = c;
 	evtimer_assign(&c->tmo, base, v_ctl_timeout, c);
 	if (timeout_ms > 0)
 		evtimer_add(&c->tmo, time_ms_tv(&tv, timeout_ms));

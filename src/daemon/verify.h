@@ -79,6 +79,7 @@ void		 verify_print(const struct verify *, FILE *, bool json);
 #define VERIFY_CTL_TIMEOUT_MS	25000
 
 struct ctl_reply;
+struct v_ctl;
 /*
  * The control provider's verify (ewsgwctl verify): run the checklist,
  * without the probe, on base (the daemon's loop) and answer reply with
@@ -86,9 +87,12 @@ struct ctl_reply;
  * timeout_ms (0: no limit) with the checks finished by then.  conf is
  * borrowed for this call only (the checks keep their own copy, so a
  * reload may free it).  If the client goes away first, the checks are
- * stopped and freed.  Returns 0; -1 with *cause is reserved.
+ * stopped and freed.  Single-flight: *slot (the caller's, NULL at first)
+ * holds the running one until it is over; while it does, another call
+ * returns -1 with *cause.  Returns 0 otherwise.
  */
 int		 verify_control(struct ctl_reply *, struct event_base *,
-		    const struct config *, int64_t timeout_ms, char **cause);
+		    const struct config *, int64_t timeout_ms,
+		    struct v_ctl **slot, char **cause);
 
 #endif

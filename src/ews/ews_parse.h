@@ -2,8 +2,9 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * EWS response parsing: a SOAP document in, small typed structs out.  The
- * only libxml2 DOM user; no network, no DTDs, bounded size and depth.
+ * EWS response parsing: a SOAP document in, small typed structs out,
+ * read in one streaming pass (xmlread.h) without building a tree; no
+ * network, no DTDs, bounded size and depth.
  */
 #ifndef EWSGW_EWS_PARSE_H
 #define EWSGW_EWS_PARSE_H
@@ -282,6 +283,12 @@ int	 ews_parse_oof(const char *, size_t, struct ews_oof *, char **cause);
 /* The Body holds a:GetUserSettingsResponseMessage, not an EWS message. */
 int	 ews_parse_user_settings(const char *, size_t,
 	    struct ews_user_settings *, char **cause);
+
+/*
+ * Free the parser this thread keeps between documents (at exit, so that
+ * nothing is left allocated; the next parse makes a new one).
+ */
+void	 ews_parse_cleanup(void);
 
 void	 ews_response_free(struct ews_response *);
 void	 ews_subscribe_free(struct ews_subscribe *);

@@ -134,8 +134,8 @@ graph_jwt_assertion(const struct graph_jwt_key *k, const char *client_id,
     const char *token_url, int64_t now, char **cause)
 {
 	struct json_writer	 w;
-	struct buf		 hdr = BUF_INIT, cl = BUF_INIT, out = BUF_INIT,
-				 jti = BUF_INIT;
+	struct buf		 hdr = BUF_INIT, cl = BUF_INIT, jti = BUF_INIT;
+	struct buf		 out = BUF_INIT_SECRET;	/* the assertion */
 	EVP_MD_CTX		*ctx = NULL;
 	EVP_PKEY_CTX		*pctx = NULL;
 	unsigned char		 rnd[16], *sig = NULL;

@@ -31,6 +31,7 @@
 #define AUTH_REFRESH_AHEAD_MS	300000	/* 5 min before expiry */
 #define AUTH_RETRY_MS		30000	/* after a failed refresh */
 #define AUTH_MAX_DETAIL		300	/* error_description shown */
+#define AUTH_MAX_LIFE_S		86400	/* expires_in beyond: taken as a day */
 
 TAILQ_HEAD(auth_waitq, auth_wait);
 
@@ -90,6 +91,22 @@ auth_opts_from_config(struct auth_opts *o, const struct config *conf)
 	o->client_id = conf->exchange.client_id;
 	o->client_secret = conf->exchange.client_secret;
 	o->timeout_ms = conf->exchange.request_timeout_ms;
+}
+
+struct http_engine *
+auth_token_engine_new(struct event_base *base, const struct config *conf,
+    char **cause)
+{
+	struct http_engine_opts	 o;
+
+	memset(&o, 0, sizeof o);
+	o.cred = HTTP_CRED_NONE;
+	o.ca_file = conf->exchange.token_ca_file;
+	o.tls_verify = conf->exchange.token_tls_verify;
+	o.connect_timeout_ms = (long)conf->exchange.connect_timeout_ms;
+	o.max_response = AUTH_MAX_RESPONSE;
+	o.peer = "the token endpoint (token_tls_verify = no)";
+	return (http_engine_new(base, &o, cause));
 }
 
 struct auth *
@@ -250,7 +267,7 @@ static void
 auth_fetch(struct auth *a)
 {
 	struct http_request_opts	 o;
-	struct buf			 body = BUF_INIT;
+	struct buf			 body = BUF_INIT_SECRET;
 	char				*jwt, *cause = NULL;
 
 	auth_form_add(&body, "grant_type", "client_credentials");
@@ -302,6 +319,7 @@ auth_store(struct auth *a, const struct http_response *resp, char **cause)
 	const char		*type, *err, *desc;
 	char			*jcause = NULL;
 	int64_t			 now, life, skew, ahead;
+	double			 secs;
 	int			 rc = -1;
 
 	root = json_parse(resp->body, resp->body_len, &jcause);
@@ -331,12 +349,21 @@ auth_store(struct auth *a, const struct http_response *resp, char **cause)
 		    "not Bearer", type);
 		goto out;
 	}
-	/* A number, or a string of digits from some servers. */
+	/*
+	 * A number, or a string of digits from some servers; clamped before
+	 * any arithmetic, so that a huge one cannot overflow.
+	 */
 	ev = json_get(root, "expires_in");
 	if (ev != NULL && ev->type == JSON_STRING)
-		life = strtoll(ev->str, NULL, 10) * 1000;
+		secs = strtod(ev->str, NULL);
 	else
-		life = (int64_t)json_get_num(root, "expires_in", 0) * 1000;
+		secs = json_get_num(root, "expires_in", 0);
+	if (!(secs >= 1))		/* NaN too */
+		life = 0;
+	else if (secs > AUTH_MAX_LIFE_S)
+		life = (int64_t)AUTH_MAX_LIFE_S * 1000;
+	else
+		life = (int64_t)secs * 1000;
 	if (life <= 0) {
 		*cause = xstrdup("token endpoint: no usable expires_in");
 		goto out;

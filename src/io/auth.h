@@ -48,6 +48,13 @@ struct auth_opts {
 
 /* Fill opts from [exchange] (borrows conf's strings for the call). */
 void	 auth_opts_from_config(struct auth_opts *, const struct config *);
+/*
+ * The engine tokens are fetched with: the token endpoint's own TLS
+ * settings (token_ca_file, token_tls_verify), never Exchange's, and no
+ * credentials of its own.  NULL with *cause.
+ */
+struct http_engine *auth_token_engine_new(struct event_base *,
+		    const struct config *, char **cause);
 
 /*
  * New token cache fetching through eng (borrowed; must outlive the auth:

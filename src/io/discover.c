@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "base/buf.h"
 #include "base/log.h"
@@ -70,8 +71,8 @@ struct discover {
 	size_t			 n;
 	size_t			 open;		/* rows not final */
 	struct batch		*batches;	/* in flight */
-	struct event		*kick;		/* deferred: send, finish */
-	struct event		*wake;		/* earliest due row */
+	struct event		 kick;		/* deferred: send, finish */
+	struct event		 wake;		/* earliest due row */
 	discover_done_cb	 done;
 	void			*arg;
 	bool			 called;
@@ -137,7 +138,7 @@ writable(const char *s)
 static void
 kick(struct discover *d)
 {
-	event_active(d->kick, EV_TIMEOUT, 0);
+	event_active(&d->kick, EV_TIMEOUT, 0);
 }
 
 static void
@@ -452,11 +453,8 @@ kick_cb(evutil_socket_t fd, short ev, void *arg)
 		if (!d->rows[i].final && !d->rows[i].busy &&
 		    (next == 0 || d->rows[i].due_ms < next))
 			next = d->rows[i].due_ms;
-	if (next > now) {
-		tv.tv_sec = (next - now) / 1000;
-		tv.tv_usec = (next - now) % 1000 * 1000;
-		evtimer_add(d->wake, &tv);
-	}
+	if (next > now)
+		evtimer_add(&d->wake, time_ms_tv(&tv, next - now));
 }
 
 struct discover *
@@ -493,8 +491,8 @@ discover_start(struct event_base *base, struct ews_ctx *ews,
 	d->n = d->open = n;
 	d->res = xcalloc(n, sizeof(*d->res));
 	d->rows = xcalloc(n, sizeof(*d->rows));
-	d->kick = event_new(base, -1, 0, kick_cb, d);
-	d->wake = evtimer_new(base, kick_cb, d);
+	event_assign(&d->kick, base, -1, 0, kick_cb, d);
+	evtimer_assign(&d->wake, base, kick_cb, d);
 	for (i = 0; i < n; i++) {
 		d->res[i].address = xstrdup(addresses[i] != NULL ?
 		    addresses[i] : "");
@@ -520,8 +518,8 @@ discover_free(struct discover *d)
 		ews_call_cancel(&b->call);
 		batch_free(b);
 	}
-	event_free(d->kick);
-	event_free(d->wake);
+	event_del(&d->kick);
+	evtimer_del(&d->wake);
 	for (i = 0; i < d->n; i++) {
 		free(d->res[i].address);
 		free(d->res[i].via);

@@ -28,6 +28,7 @@ struct ews_ctx {
 	struct event_base	*base;
 	const struct config	*conf;		/* borrowed; reset on reload */
 	struct http_engine	*http;
+	struct http_engine	*token_http;	/* oauth2: the token endpoint */
 	struct auth		*auth;		/* oauth2 only */
 	struct throttle		*throttle;
 	struct event		 kick;		/* run the scheduler soon */
@@ -126,7 +127,14 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 		return (NULL);
 	}
 	if (conf->exchange.auth == CONF_AUTH_OAUTH2) {
+		if ((c->token_http = auth_token_engine_new(base, conf,
+		    cause)) == NULL) {
+			http_engine_free(c->http);
+			free(c);
+			return (NULL);
+		}
 		auth_opts_from_config(&aopts, conf);
+		aopts.token_engine = c->token_http;
 		c->auth = auth_new(base, c->http, &aopts);
 	}
 	/* A seed of its own per process, so retries of two daemons differ. */
@@ -150,6 +158,7 @@ ews_ctx_free(struct ews_ctx *c)
 	evtimer_del(&c->wake);
 	if (c->auth != NULL)
 		auth_free(c->auth);
+	http_engine_free(c->token_http);
 	http_engine_free(c->http);
 	account_free(c->account);
 	throttle_free(c->throttle);

@@ -79,7 +79,7 @@ static void	 gc_free(struct graph_call *);
 static char *
 gc_read(const char *path, size_t *len, char **cause)
 {
-	struct buf	 b = BUF_INIT;
+	struct buf	 b = BUF_INIT_SECRET;
 	char		 chunk[4096];
 	ssize_t		 n;
 	int		 fd;

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -119,6 +120,8 @@ struct http_engine {
 };
 
 static int	 http_sock_cb(CURL *, curl_socket_t, int, void *, void *);
+static curl_socket_t http_open_socket(void *, curlsocktype,
+		    struct curl_sockaddr *);
 static void	 http_sock_event(evutil_socket_t, short, void *);
 static void	 http_sock_free(struct http_engine *, struct http_sock *);
 static int	 http_timer_cb(CURLM *, long, void *);
@@ -274,8 +277,9 @@ http_engine_new(struct event_base *base, const struct http_engine_opts *o,
 	curl_multi_setopt(eng->multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
 
 	if (!eng->tls.verify)
-		log_warnx("TLS verification of the Exchange server is off "
-		    "(tls_verify = no): the connection is not authenticated");
+		log_warnx("TLS verification of %s is off: the connection is "
+		    "not authenticated", o->peer != NULL ? o->peer :
+		    "the Exchange server (tls_verify = no)");
 	return (eng);
 }
 
@@ -358,6 +362,21 @@ http_stats_json(const struct http_stats *st, struct json_writer *w)
 }
 
 /* ---- curl <-> libevent glue ---- */
+
+/*
+ * curl's sockets, created close-on-exec: a child the daemon starts (the
+ * exec sink's command) never inherits a connection to Exchange.
+ */
+static curl_socket_t
+http_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	int	 fd;
+
+	(void)arg;
+	(void)purpose;
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	return (fd == -1 ? CURL_SOCKET_BAD : fd);
+}
 
 static int
 http_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
@@ -651,6 +670,8 @@ http_request_start(struct http_engine *eng,
 	xasprintf(&r->method_url, "%s %s", http_method_name(o->method),
 	    o->url != NULL ? o->url : "(null)");
 	buf_init(&r->resp);
+	if (r->secret)
+		buf_set_secret(&r->resp);
 	buf_init(&r->wwwauth);
 	r->started_ms = time_mono_ms();
 	event_assign(&r->ev, eng->base, -1, 0, http_defer_event, r);
@@ -740,6 +761,8 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 		cc = curl_easy_setopt(e, (opt), (val));			\
 } while (0)
 	SET(CURLOPT_PRIVATE, r);
+	SET(CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
+	SET(CURLOPT_OPENSOCKETDATA, r);
 	SET(CURLOPT_URL, o->url);
 	SET(CURLOPT_ERRORBUFFER, r->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);

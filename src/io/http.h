@@ -84,6 +84,8 @@ struct http_engine_opts {
 	long		 connect_timeout_ms;	/* 0 = 30 s */
 	size_t		 max_response;	/* default cap; 0: 16 MiB */
 	const char	*user_agent;	/* NULL = "ewsgw/VERSION" */
+	const char	*peer;		/* for the tls_verify = no warning;
+					   NULL = "the Exchange server" */
 };
 
 /*

@@ -238,6 +238,12 @@ exec_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
 	    O_RDONLY, 0);
+	/*
+	 * Every descriptor of ours is close-on-exec; this closes one a
+	 * library may have opened without the flag too, so the command
+	 * sees 0-2 only (never a connection to Exchange or the listener).
+	 */
+	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	argv[0] = (char *)"sh";
 	argv[1] = (char *)"-c";
 	argv[2] = s->command;

@@ -206,6 +206,7 @@ webhook_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	o.password = password;
 	o.ca_file = ws.ca_file;
 	o.tls_verify = ws.tls_verify != 0;
+	o.peer = "the webhook (tls_verify = no in its [sink])";
 	o.max_response = WEBHOOK_MAX_RESPONSE;
 	s->eng = http_engine_new(ewsgw_host_event_base(host), &o, &cause);
 	xfree_secret(password);
@@ -215,6 +216,12 @@ webhook_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 		    cause);
 		goto fail;
 	}
+	if (strncasecmp(ws.url, "http://", 7) == 0 &&
+	    (ws.token_file != NULL || ws.password_file != NULL))
+		ewsgw_host_log(host, LOG_WARNING, "url %s is plain http: the "
+		    "%s crosses the network unencrypted; use https://",
+		    ws.url, ws.token_file != NULL ? "bearer token" :
+		    "password");
 	*out = s;
 	return (0);
 

@@ -186,6 +186,8 @@ static void		 instance_timer_cb(evutil_socket_t, short, void *);
 static void		 instance_kick_cb(evutil_socket_t, short, void *);
 static struct sink_mbox	*mbox_get(struct sink_instance *, const char *,
 			    bool);
+static void		 mbox_drop_pending(struct sink_instance *,
+			    struct sink_mbox *);
 static void		 mbox_release(struct sink_instance *,
 			    struct sink_mbox *);
 static void		 mbox_ready(struct sink_instance *, struct sink_mbox *,
@@ -993,12 +995,7 @@ instance_enqueue(struct sink_instance *si,
 		/* Replace this mailbox's waiting changes by the newest. */
 		old = TAILQ_FIRST(&mb->pending);
 		it = item_new(mb, c, old->previous);
-		while ((old = TAILQ_FIRST(&mb->pending)) != NULL) {
-			TAILQ_REMOVE(&mb->pending, old, entry);
-			mb->npending--;
-			si->dropped++;
-			item_drop(si, old);
-		}
+		mbox_drop_pending(si, mb);
 	} else
 		it = item_new(mb, c, previous);
 	it->forget = forget;
@@ -1031,11 +1028,7 @@ instance_coalesce(struct sink_instance *si)
 		view.mailbox = mb->name;
 		it = item_new(mb, &view, first->previous);
 		it->forget = last->forget;
-		while ((first = TAILQ_FIRST(&mb->pending)) != NULL) {
-			TAILQ_REMOVE(&mb->pending, first, entry);
-			si->dropped++;
-			item_drop(si, first);
-		}
+		mbox_drop_pending(si, mb);
 		si->dropped--;		/* the newest survives as it */
 		TAILQ_INSERT_TAIL(&mb->pending, it, entry);
 		mb->npending = 1;
@@ -1119,6 +1112,20 @@ mbox_get(struct sink_instance *si, const char *name, bool create)
 	hashmap_put(si->mboxes, name, mb);
 	TAILQ_INSERT_TAIL(&si->all, mb, all_entry);
 	return (mb);
+}
+
+/* Drop mb's waiting changes (not the one in flight), counted as dropped. */
+static void
+mbox_drop_pending(struct sink_instance *si, struct sink_mbox *mb)
+{
+	struct sink_item	*it;
+
+	while ((it = TAILQ_FIRST(&mb->pending)) != NULL) {
+		TAILQ_REMOVE(&mb->pending, it, entry);
+		mb->npending--;
+		si->dropped++;
+		item_drop(si, it);
+	}
 }
 
 /* Free mb if nothing of it is left. */
@@ -1237,7 +1244,7 @@ sink_change_json(struct buf *out, const struct ewsgw_presence_change *c)
 char *
 sink_read_secret(const char *path, char **cause)
 {
-	struct buf	 b = BUF_INIT;
+	struct buf	 b = BUF_INIT_SECRET;
 	char		 chunk[512];
 	ssize_t		 n;
 	int		 fd;
@@ -1384,6 +1391,36 @@ sinkset_forget(struct sinkset *set, const char *mailbox)
 	c.mailbox = mailbox;
 	TAILQ_FOREACH(si, &set->instances, entry)
 		instance_enqueue(si, &c, true);
+}
+
+void
+sinkset_drop(struct sinkset *set, const char *mailbox)
+{
+	struct sink_instance	*si;
+	struct sink_mbox	*mb;
+
+	TAILQ_FOREACH(si, &set->instances, entry) {
+		if ((mb = mbox_get(si, mailbox, false)) == NULL)
+			continue;
+		mbox_drop_pending(si, mb);
+		mbox_release(si, mb);
+	}
+}
+
+bool
+sinkset_holds(struct sinkset *set, const char *mailbox)
+{
+	struct sink_instance	*si;
+	struct sink_mbox	*mb;
+
+	TAILQ_FOREACH(si, &set->instances, entry) {
+		if (si->dying)
+			continue;
+		mb = mbox_get(si, mailbox, false);
+		if (mb != NULL && (mb->npending > 0 || mb->inflight != NULL))
+			return (true);
+	}
+	return (false);
 }
 
 void

@@ -80,6 +80,13 @@ void		 sinkset_seq_floor(struct sinkset *);
  * one.  Never blocks.
  */
 void		 sinkset_forget(struct sinkset *, const char *mailbox);
+/*
+ * Drop what the sinks have not started delivering for mailbox (another
+ * node publishes it now); a change in flight is left to finish.
+ */
+void		 sinkset_drop(struct sinkset *, const char *mailbox);
+/* Whether any sink still holds (queued or in flight) a change of mailbox. */
+bool		 sinkset_holds(struct sinkset *, const char *mailbox);
 
 /*
  * Deliver what is queued within timeout_ms (back-off delays are

@@ -51,6 +51,8 @@ struct group {
 	unsigned		 n, cap;
 	char			*anchor;	/* owned copy of members[0] */
 	char			*cookie;	/* X-BackEndOverrideCookie */
+	char			*key;		/* owned; what its members share
+						   (Autodiscover), NULL none */
 	enum group_state	 state;
 	struct ews_call		 call;
 	struct stream		*parser;
@@ -65,7 +67,8 @@ struct group {
 	bool			 reopen;	/* membership changed */
 	bool			 closed_by_server; /* ConnectionStatus Closed */
 	int64_t			 opened_at;	/* wall ms */
-	int64_t			 last_data_at;	/* last whole envelope, wall ms */
+	int64_t			 last_data_at;	/* wall ms of the last whole
+						   envelope */
 	uint64_t		 connects, drops;
 	char			 last_error[64];
 };
@@ -278,9 +281,9 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 			    act == EWS_ACT_RESYNC);
 		else
 			log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox =
-			    mailbox_address(mb), .operation = "GetStreamingEvents",
-			    .response_code = s->code }, "stream error %s",
-			    s->code);
+			    mailbox_address(mb), .operation =
+			    "GetStreamingEvents", .response_code = s->code },
+			    "stream error %s", s->code);
 	}
 }
 
@@ -407,8 +410,8 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		set_error(g, r->code);
 		for (i = 0; i < g->n; i++)
 			if (g->on_stream[i])
-				mailbox_subscription_lost(g->members[i], r->code,
-				    r->action == EWS_ACT_RESYNC);
+				mailbox_subscription_lost(g->members[i],
+				    r->code, r->action == EWS_ACT_RESYNC);
 	}
 	if (r->http->result == HTTP_RESULT_OK && g->closed_by_server &&
 	    g->verdict.result == THROTTLE_OK) {
@@ -545,6 +548,7 @@ group_free(struct group *g)
 	free(g->on_stream);
 	free(g->anchor);
 	free(g->cookie);
+	free(g->key);
 	free(g);
 }
 
@@ -609,6 +613,19 @@ group_anchor(const struct group *g)
 }
 
 const char *
+group_key(const struct group *g)
+{
+	return (g->key);
+}
+
+void
+group_set_key(struct group *g, const char *key)
+{
+	free(g->key);
+	g->key = key != NULL ? xstrdup(key) : NULL;
+}
+
+const char *
 group_cookie(const struct group *g)
 {
 	return (g->cookie);
@@ -654,7 +671,8 @@ group_json(const struct group *g, struct json_writer *w)
 	json_kv_int(w, "id", g->id);
 	json_kv_str(w, "anchor", g->anchor);
 	json_kv_int(w, "members", g->n);
-	json_kv_int(w, "subscriptions", g->state == GROUP_OPEN ? g->streamed : 0);
+	json_kv_int(w, "subscriptions", g->state == GROUP_OPEN ? g->streamed :
+	    0);
 	json_kv_str(w, "state", group_state_name(g->state));
 	json_kv_time(w, "opened",
 	    g->state == GROUP_OPEN ? g->opened_at / 1000 : 0);

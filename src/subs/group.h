@@ -69,6 +69,9 @@ void		 group_member_changed(struct group *);
 /* Close the connection for good (shutdown). */
 void		 group_close(struct group *);
 const char	*group_anchor(const struct group *);
+/* What the members share (the Autodiscover grouping), NULL none. */
+const char	*group_key(const struct group *);
+void		 group_set_key(struct group *, const char *);	/* copied */
 const char	*group_cookie(const struct group *);
 void		 group_set_cookie(struct group *, const char *);
 unsigned	 group_id(const struct group *);

@@ -45,11 +45,12 @@ enum mailbox_source {
 	SOURCE_RESYNC,		/* periodic, or asked for */
 	SOURCE_TIMER,		/* a presence boundary passed */
 	SOURCE_POLL,		/* free/busy polled */
+	SOURCE_OOF,		/* the automatic-replies cycle */
 	SOURCE_MAX
 };
 
 static const char *const source_names[SOURCE_MAX] = {
-	"startup", "resubscribe", "calendar", "resync", "timer", "poll"
+	"startup", "resubscribe", "calendar", "resync", "timer", "poll", "oof"
 };
 
 /*
@@ -68,12 +69,14 @@ struct mailbox {
 	char			*imp_id;	/* UPN or SID, or NULL */
 	const struct mailbox_ctx *ctx;		/* borrowed */
 	struct group		*group;		/* the layer above's link */
-	char			*sub_id;	/* owned; NULL: not subscribed */
+	char			*sub_id;	/* owned; NULL: not
+						   subscribed */
 	char			*watermark;	/* push only; owned or NULL */
 	char			 error_code[64];
 
 	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
-	struct ews_call		 read_call;	/* FindItem / GetUserOofSettings */
+	struct ews_call		 read_call;	/* FindItem /
+						   GetUserOofSettings */
 
 	struct calendar_read	*cal;		/* a CalendarView being read */
 	struct timeline		 tl;
@@ -98,6 +101,8 @@ struct mailbox {
 	uint8_t			 idtype;
 	uint8_t			 failures;	/* consecutive, for back-off */
 	uint8_t			 source;	/* of the running read */
+	uint32_t		 oof_at;	/* mono s of the last automatic-
+						   replies answer, 0 = none */
 	bool			 has_presence;	/* published at least once */
 	bool			 dirty;		/* read again after this one */
 	bool			 have_sub_budget; /* counted in throttle */
@@ -564,10 +569,9 @@ build_calview(struct ews_call *call, struct ews_send *s, void *arg)
 	return (0);
 }
 
-static int
-build_oof(struct ews_call *call, struct ews_send *s, void *arg)
+int
+mailbox_oof_build(const struct mailbox *mb, struct ews_send *s)
 {
-	struct mailbox		*mb = arg;
 	struct soap_ident	 id;
 	struct soap_header	 h;
 
@@ -577,6 +581,12 @@ build_oof(struct ews_call *call, struct ews_send *s, void *arg)
 	s->anchor = mb->address;
 	s->tag = mb->address;
 	return (0);
+}
+
+static int
+build_oof(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	return (mailbox_oof_build(arg, s));
 }
 
 /* The read failed: keep what we know, read again later (or park). */
@@ -679,6 +689,18 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	ews_call_submit(&mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH, NULL, mb);
 }
 
+/* What GetUserOofSettings said, taken as the mailbox's settings. */
+static void
+set_oof(struct mailbox *mb, const struct ews_oof *oof)
+{
+	mb->oof.state = (enum presence_oof_state)oof->state;
+	mb->oof.start = oof->has_duration ? oof->start : 0;
+	mb->oof.end = oof->has_duration ? oof->end : 0;
+	mb->oof_at = (uint32_t)(time_mono_ms() / 1000);
+	if (mb->oof_at == 0)
+		mb->oof_at = 1;
+}
+
 static void
 oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
@@ -699,9 +721,7 @@ oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		read_failed(mb, "BadResponse", EWS_ACT_TRANSIENT);
 		return;
 	}
-	mb->oof.state = (enum presence_oof_state)oof.state;
-	mb->oof.start = oof.has_duration ? oof.start : 0;
-	mb->oof.end = oof.has_duration ? oof.end : 0;
+	set_oof(mb, &oof);
 	ews_oof_free(&oof);
 	read_finished(mb);
 }
@@ -923,6 +943,32 @@ mailbox_poll_result(struct mailbox *mb, const struct ews_fb_event *ev,
 }
 
 void
+mailbox_oof_result(struct mailbox *mb, const struct ews_oof *oof,
+    const char *code)
+{
+	if (mb->state != MAILBOX_WATCHING)
+		return;		/* read elsewhere, or not watched now */
+	if (oof == NULL) {
+		if (ews_classify(code) == EWS_ACT_PARK) {
+			set_error(mb, code);
+			set_state(mb, MAILBOX_PARKED);
+		}
+		return;		/* the next cycle reads it again */
+	}
+	set_oof(mb, oof);
+	/* Before the calendar is known (first read or poll to come), the
+	 * settings wait for it. */
+	if (mb->has_presence)
+		publish(mb, SOURCE_OOF);
+}
+
+int64_t
+mailbox_oof_read_at(const struct mailbox *mb)
+{
+	return ((int64_t)mb->oof_at * 1000);
+}
+
+void
 mailbox_stop(struct mailbox *mb)
 {
 	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED ||
@@ -983,7 +1029,8 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 			read_start(mb, SOURCE_CALENDAR, THROTTLE_PRIO_NORMAL);
 	}
 	if (mb->resync_at != 0 && mb->resync_at <= now) {
-		mb->resync_at = now + mb->ctx->env->conf->presence.resync_interval_ms;
+		mb->resync_at = now +
+		    mb->ctx->env->conf->presence.resync_interval_ms;
 		if (watching && subscribed_mode(mb))
 			read_start(mb, SOURCE_RESYNC, THROTTLE_PRIO_LOW);
 	}
@@ -997,6 +1044,7 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
     int64_t connection)
 {
 	int64_t	 now = time_mono_ms();
+	bool	 sched;
 
 	json_obj_begin(w);
 	json_kv_str(w, "address", mb->address);
@@ -1033,10 +1081,9 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 		json_key(w, "oof");
 		json_obj_begin(w);
 		json_kv_str(w, "state", presence_oof_state_name(mb->oof.state));
-		json_kv_time(w, "start", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
-		    mb->oof.start : 0);
-		json_kv_time(w, "end", mb->oof.state == PRESENCE_OOF_SCHEDULED ?
-		    mb->oof.end : 0);
+		sched = mb->oof.state == PRESENCE_OOF_SCHEDULED;
+		json_kv_time(w, "start", sched ? mb->oof.start : 0);
+		json_kv_time(w, "end", sched ? mb->oof.end : 0);
 		json_obj_end(w);
 	}
 	json_obj_end(w);

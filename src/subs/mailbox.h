@@ -29,7 +29,8 @@
  *   SYNCING     -> WATCHING       the first read is done, or failed (read
  *                                 again later)
  *   SYNCING     -> PARKED         a read says Exchange refuses it
- *   WATCHING    -> PARKED         a read or a poll says so
+ *   WATCHING    -> PARKED         a read, a poll or an automatic-
+ *                                 replies read says so
  *   SYNCING     -> SUBSCRIBING    subscription lost (stream error, no push
  *   WATCHING    -> SUBSCRIBING      notification in time)
  *   BACKOFF     -> SUBSCRIBING    retry time
@@ -57,6 +58,8 @@
 struct boundary;
 struct ews_event;
 struct ews_fb_event;
+struct ews_oof;
+struct ews_send;
 struct ewsgw_presence_change;
 struct group;
 struct json_writer;
@@ -70,7 +73,8 @@ enum mailbox_state {
 	MAILBOX_IDLE,		/* not started yet */
 	MAILBOX_SUBSCRIBING,	/* Subscribe queued or in flight */
 	MAILBOX_SYNCING,	/* subscribed; first calendar read running */
-	MAILBOX_WATCHING,	/* changes arrive (stream, push) or are polled */
+	MAILBOX_WATCHING,	/* changes arrive (stream, push) or are
+				   polled */
 	MAILBOX_BACKOFF,	/* waiting until the retry time */
 	MAILBOX_PARKED,		/* Exchange refuses it; retried rarely */
 	MAILBOX_UNSUBSCRIBING,	/* releasing its subscription */
@@ -184,6 +188,16 @@ void		 mailbox_recompute(struct mailbox *);
 /* Free/busy from a poll: replaces the timeline. */
 void		 mailbox_poll_result(struct mailbox *,
 		    const struct ews_fb_event *, size_t, const char *code);
+/*
+ * The automatic-replies cycle read the settings (oof borrowed), or the
+ * read failed with code (oof NULL).  Only a WATCHING mailbox takes it.
+ */
+void		 mailbox_oof_result(struct mailbox *, const struct ews_oof *,
+		    const char *code);
+/* When automatic replies were last read (mono ms), 0 if never. */
+int64_t		 mailbox_oof_read_at(const struct mailbox *);
+/* The mailbox's GetUserOofSettings request into s; -1 if none. */
+int		 mailbox_oof_build(const struct mailbox *, struct ews_send *);
 /* Unsubscribe (streaming) and stop; ends in state STOPPED.  Nothing if
  * already stopping. */
 void		 mailbox_stop(struct mailbox *);

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "io/discover.h"
 #include "io/ews.h"
 #include "io/throttle.h"
 #include "presence/boundary.h"
@@ -35,6 +36,7 @@
 #include "subs/group.h"
 #include "subs/mailbox.h"
 #include "subs/manager.h"
+#include "subs/oofcycle.h"
 #include "subs/poller.h"
 #include "subs/pushrecv.h"
 #include "subs/registry.h"
@@ -43,6 +45,14 @@
 #define STOP_BATCH	1024
 /* Cluster mode: how often to look whether use is within a new share. */
 #define SHARE_CHECK_MS	250
+/*
+ * A mailbox handed to another node is released once its sinks have
+ * delivered what this node published for it, so that the new owner's
+ * changes never reach a sink before the old owner's; a sink that cannot
+ * deliver holds the hand-over at most RETIRE_DRAIN_MS.
+ */
+#define RETIRE_DRAIN_MS	10000
+#define RETIRE_POLL_MS	50
 
 struct manager {
 	struct subs_env		 env;		/* lent to the modules */
@@ -58,12 +68,20 @@ struct manager {
 
 	struct mailbox		**retiring;	/* removed, still stopping */
 	size_t			 nretiring;
+	/* Until then a retired mailbox is kept (and its release to another
+	 * node held back) while the sinks still hold changes of it. */
+	int64_t			 retire_drain_until;
 	size_t			 running;	/* mailboxes not STOPPED */
 
 	struct boundary		*presence_timers; /* wall clock */
 	struct boundary		*action_timers;	/* monotonic */
 	struct poller		*poller;
+	struct oofcycle		*oof;		/* automatic replies */
 	struct pushrecv		*push;
+	struct discover		*discover;	/* Autodiscover before the
+						   first subscriptions */
+	struct hashmap		*group_keys;	/* address -> grouping
+						   (owned strings) */
 
 	struct event		 rebalance_ev;	/* deferred reap + assign */
 	bool			 started;
@@ -252,23 +270,42 @@ capacity(struct manager *m, size_t *groups, size_t *subs)
 		*subs = SIZE_MAX;	/* counted per target mailbox */
 }
 
+static bool
+same_key(const char *a, const char *b)
+{
+	return (a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0);
+}
+
 /*
  * The grouping policy: the stream group a streaming mailbox joins, or
- * NULL when the connection budget has no room for another group.  Today
- * groups fill in address order: the last group while it has room, then
- * a new one.
+ * NULL when the connection budget has no room for another group.
+ * Mailboxes of one Autodiscover grouping (server) fill groups in
+ * address order, the last group of that grouping while it has room,
+ * then a new one; without Autodiscover (or for a mailbox it could not
+ * place) all share one grouping.  The group's anchor is its first
+ * member.
  */
 static struct group *
 group_for(struct manager *m, struct mailbox *mb, size_t maxg)
 {
+	const char	*key;
 	struct group	*g;
+	size_t		 i;
 
-	g = m->ngroups > 0 ? m->groups[m->ngroups - 1] : NULL;
-	if (g != NULL && !group_full(g))
-		return (g);
+	key = hashmap_get(m->group_keys, mailbox_address(mb));
+	for (i = m->ngroups; i-- > 0;) {
+		g = m->groups[i];
+		if (!same_key(group_key(g), key))
+			continue;
+		if (!group_full(g))
+			return (g);
+		break;
+	}
 	if (m->ngroups >= maxg)
 		return (NULL);
-	return (new_group(m));
+	g = new_group(m);
+	group_set_key(g, key);
+	return (g);
 }
 
 /* Whether mb counts against the subscription budget (assign, trim). */
@@ -406,6 +443,8 @@ assign(struct manager *m)
 	struct group		*g;
 	enum mailbox_state	 s;
 
+	if (m->discover != NULL)
+		return;		/* the groupings are not known yet */
 	capacity(m, &maxg, &maxs);
 	drop_empty_groups(m);
 	n = registry_count(m->reg);
@@ -476,30 +515,43 @@ static void
 retire_mailbox(struct manager *m, struct mailbox *mb)
 {
 	registry_remove(m->reg, mb);
+	free(hashmap_remove(m->group_keys, mailbox_address(mb)));
 	if (mailbox_group(mb) != NULL)
 		group_remove(mailbox_group(mb), mb);
 	poller_forget(m->poller, mb);
 	m->retiring = xreallocarray(m->retiring, m->nretiring + 1,
 	    sizeof *m->retiring);
 	m->retiring[m->nretiring++] = mb;
+	m->retire_drain_until = time_mono_ms() + RETIRE_DRAIN_MS;
 	mailbox_stop(mb);
 }
 
-/* Free retired mailboxes that have stopped. */
+/* Free retired mailboxes that have stopped and whose changes the sinks
+ * delivered (or RETIRE_DRAIN_MS passed). */
 static void
 reap(struct manager *m)
 {
 	size_t		 i, j;
 	struct mailbox	*mb;
+	struct timeval	 tv;
+	bool		 drain, held = false;
 
+	drain = m->sinks != NULL && time_mono_ms() < m->retire_drain_until;
 	for (i = j = 0; i < m->nretiring; i++) {
 		mb = m->retiring[i];
-		if (mailbox_state(mb) == MAILBOX_STOPPED)
+		if (mailbox_state(mb) == MAILBOX_STOPPED && drain &&
+		    sinkset_holds(m->sinks, mailbox_address(mb)))
+			held = true;
+		else if (mailbox_state(mb) == MAILBOX_STOPPED) {
 			mailbox_free(mb);
-		else
-			m->retiring[j++] = mb;
+			continue;
+		}
+		m->retiring[j++] = mb;
 	}
 	m->nretiring = j;
+	/* Nothing tells us when a sink delivered: look again shortly. */
+	if (held)
+		event_add(&m->rebalance_ev, time_ms_tv(&tv, RETIRE_POLL_MS));
 }
 
 static void
@@ -588,6 +640,7 @@ manager_new(struct event_base *base, const struct config *conf,
 	backoff_rng_seed(&m->rng, (uint64_t)time_wall_ms() ^
 	    (uint64_t)(uintptr_t)m);
 	m->reg = registry_new();
+	m->group_keys = hashmap_new();
 	m->presence_timers = boundary_new(base, BOUNDARY_WALL,
 	    mailbox_presence_timer, NULL);
 	m->action_timers = boundary_new(base, BOUNDARY_MONO,
@@ -613,6 +666,7 @@ manager_new(struct event_base *base, const struct config *conf,
 		add_mailbox(m, &conf->mailboxes[i]);
 	registry_commit(m->reg);
 	m->poller = poller_new(&m->env, m->reg);
+	m->oof = oofcycle_new(&m->env, m->reg);
 	if (conf->exchange.mode == CONF_MODE_PUSH &&
 	    (m->push = pushrecv_new(&m->env, m->reg, cause)) == NULL) {
 		manager_free(m);
@@ -623,15 +677,86 @@ manager_new(struct event_base *base, const struct config *conf,
 	return (m);
 }
 
-void
-manager_start(struct manager *m)
+/* Place the mailboxes and start those not started yet. */
+static void
+start_mailboxes(struct manager *m)
 {
 	size_t	 i;
 
 	assign(m);
-	m->started = true;
 	for (i = 0; i < registry_count(m->reg); i++)
-		mailbox_start(registry_at(m->reg, i));
+		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
+			mailbox_start(registry_at(m->reg, i));
+}
+
+/*
+ * Autodiscover answered for every mailbox: its grouping key, or none
+ * (logged) for those it could not place; then the subscriptions.
+ */
+static void
+discovered(struct discover *d, const struct discover_result *rows,
+    size_t n, void *arg)
+{
+	struct manager	*m = arg;
+	size_t		 i, placed = 0;
+	char		*key;
+
+	for (i = 0; i < n; i++) {
+		key = rows[i].status == DISCOVER_OK ?
+		    ad_group_key(&rows[i].user) : NULL;
+		if (key == NULL) {
+			log_emit(LOG_WARNING, &(struct log_ctx){
+			    .mailbox = rows[i].address,
+			    .operation = "GetUserSettings",
+			    .response_code = rows[i].code },
+			    "Autodiscover: %s, grouped with the unplaced "
+			    "mailboxes", discover_status_name(rows[i].status));
+			continue;
+		}
+		free(hashmap_put(m->group_keys, rows[i].address, key));
+		placed++;
+	}
+	log_notice("Autodiscover: %zu of %zu mailboxes placed, %llu "
+	    "requests", placed, n,
+	    (unsigned long long)discover_stats(d)->requests);
+	discover_free(d);
+	m->discover = NULL;
+	start_mailboxes(m);
+}
+
+void
+manager_start(struct manager *m)
+{
+	const struct config	*conf = m->env.conf;
+	struct discover_opts	 o;
+	const char		**addrs;
+	char			*cause = NULL;
+	size_t			 i, n = registry_count(m->reg);
+
+	m->started = true;
+	oofcycle_start(m->oof);
+	if (conf->exchange.autodiscover && n > 0 &&
+	    conf->exchange.mode != CONF_MODE_POLL) {
+		memset(&o, 0, sizeof o);
+		o.url = conf->exchange.autodiscover_url;
+		o.version = conf->exchange.version;
+		o.settings = AD_SETTING_BIT(AD_GROUPING_INFORMATION) |
+		    AD_SETTING_BIT(AD_EXTERNAL_EWS_URL) |
+		    AD_SETTING_BIT(AD_INTERNAL_EWS_URL) |
+		    AD_SETTING_BIT(AD_INTERNAL_MAILBOX_SERVER);
+		addrs = xreallocarray(NULL, n, sizeof *addrs);
+		for (i = 0; i < n; i++)
+			addrs[i] = mailbox_address(registry_at(m->reg, i));
+		m->discover = discover_start(m->env.base, m->env.ews, &o,
+		    addrs, n, discovered, m, &cause);
+		free(addrs);
+		if (m->discover != NULL)
+			return;		/* discovered() starts them */
+		log_warnx("Autodiscover: %s; mailboxes grouped by address",
+		    cause);
+		free(cause);
+	}
+	start_mailboxes(m);
 }
 
 void
@@ -644,6 +769,7 @@ manager_reload(struct manager *m, const struct config *conf)
 	set_conf(m, conf);
 	ews_ctx_reload(m->env.ews, conf);
 	poller_reload(m->poller);
+	oofcycle_reload(m->oof);
 
 	/* Mark: what the new file names; sweep: what it no longer does. */
 	keep = hashmap_new();
@@ -665,10 +791,8 @@ manager_reload(struct manager *m, const struct config *conf)
 	}
 	hashmap_free(keep, NULL);
 	registry_commit(m->reg);
-	assign(m);
-	for (i = 0; i < registry_count(m->reg); i++)
-		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
-			mailbox_start(registry_at(m->reg, i));
+	if (m->discover == NULL)
+		start_mailboxes(m);
 	/* Presence rules may have changed: re-evaluate everyone. */
 	for (i = 0; i < registry_count(m->reg); i++)
 		mailbox_recompute(registry_at(m->reg, i));
@@ -763,8 +887,13 @@ manager_fence(struct manager *m, int64_t budget_until_ms)
 	m->share_pending = false;
 	m->share_since_fence = false;
 	evtimer_del(&m->share_timer);
-	for (i = 0; i < registry_count(m->reg); i++)
+	for (i = 0; i < registry_count(m->reg); i++) {
+		/* Not delivered yet: the next owner publishes it now. */
+		if (m->sinks != NULL)
+			sinkset_drop(m->sinks,
+			    mailbox_address(registry_at(m->reg, i)));
 		retire_mailbox(m, registry_at(m->reg, i));
+	}
 	registry_commit(m->reg);
 	left = budget_until_ms - time_mono_ms();
 	evtimer_add(&m->fence_timer, time_ms_tv(&tv, left > 0 ? left : 0));
@@ -874,6 +1003,9 @@ manager_shutdown(struct manager *m, int64_t timeout_ms, manager_done_cb cb,
 	if (m->push != NULL)
 		pushrecv_stop(m->push);
 	poller_stop(m->poller);
+	oofcycle_stop(m->oof);
+	discover_free(m->discover);
+	m->discover = NULL;
 	m->stop_next = 0;
 	stop_step_cb(-1, 0, m);
 }
@@ -886,10 +1018,13 @@ manager_free(struct manager *m)
 	if (m == NULL)
 		return;
 	m->stopping = true;
+	discover_free(m->discover);
 	for (i = 0; i < m->ngroups; i++)
 		group_free(m->groups[i]);
 	free(m->groups);
+	hashmap_free(m->group_keys, free);
 	poller_free(m->poller);
+	oofcycle_free(m->oof);
 	if (m->push != NULL)
 		pushrecv_free(m->push);
 	for (i = 0; i < registry_count(m->reg); i++)
@@ -1007,7 +1142,8 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	json_obj_begin(w);
 	for (i = 0; i < MAILBOX_MODE_MAX; i++)
 		if (c.mode[i] > 0)
-			json_kv_int(w, mailbox_mode_name(i), (int64_t)c.mode[i]);
+			json_kv_int(w, mailbox_mode_name(i),
+			    (int64_t)c.mode[i]);
 	json_obj_end(w);
 	json_key(w, "by_presence");
 	json_obj_begin(w);
@@ -1029,6 +1165,8 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	    (int64_t)m->counts[MAILBOX_COUNT_NOTIFICATION]);
 	json_kv_int(w, "resubscribes",
 	    (int64_t)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	json_key(w, "oof");
+	oofcycle_json(m->oof, w);
 	if (m->push != NULL) {
 		json_key(w, "push");
 		pushrecv_json(m->push, w);
@@ -1145,6 +1283,7 @@ manager_metrics(struct manager *m, struct buf *b)
 	    "and made again.\n# TYPE ewsgw_resubscribes_total counter\n"
 	    "ewsgw_resubscribes_total %llu\n",
 	    (unsigned long long)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	oofcycle_metrics(m->oof, b);
 	ews_ctx_metrics(m->env.ews, b);
 }
 

@@ -57,6 +57,8 @@ NS_M = "http://schemas.microsoft.com/exchange/services/2006/messages"
 NS_T = "http://schemas.microsoft.com/exchange/services/2006/types"
 MAX_BODY = 262144		# the listener's default max_body
 TARGETS = {"stall_ms": 20, "rss_growth_mib": 16, "delivered": 100.0}
+# --ci: the most loop-thread CPU one listener callback may take (us).
+CI_BUSY_MAX_US = 250000
 
 
 def log(msg):
@@ -621,6 +623,15 @@ def ci_checks(res, sampler):
                    % lst["connections_max_status"])
     if lst["evicted"] + lst["timeouts"] == 0:
         bad.append("no slow connection was ever closed")
+    # The loop's stall from the daemon's side: the most CPU time (of the
+    # loop's own thread, which other load on the machine cannot inflate)
+    # one callback of the listener took.  The target is 20 ms, judged by
+    # the benchmark; CI allows CI_BUSY_MAX_US for sanitizer builds on a
+    # loaded machine.  The 1 MiB attribute flood once took 17-19 s.
+    busy = lst.get("busy_max_us")
+    if busy is None or busy > CI_BUSY_MAX_US:
+        bad.append("a listener callback held the loop for %s us of CPU "
+                   "(CI limit %d)" % (busy, CI_BUSY_MAX_US))
     g = res["genuine"]
     if g["mailboxes_published"] != g["mailboxes_changed"]:
         bad.append("calendar changes lost: %d of %d mailboxes published"

@@ -39,7 +39,8 @@ class DiscoverTests(unittest.TestCase):
         cls.sim = Simulator(directory=DIRECTORY, generate=250, minute_seconds=1).start()
         cls.tmp = tempfile.mkdtemp(prefix="ewsgw-ad-")
         pw = os.path.join(cls.tmp, "password")
-        with open(pw, "w") as fh:
+        with open(os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "w") as fh:
             fh.write("Passw0rd!\n")
         cls.conf = os.path.join(cls.tmp, "ewsgw.conf")
         with open(cls.conf, "w") as fh:

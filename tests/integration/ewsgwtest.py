@@ -140,7 +140,9 @@ class Daemon:
         self.socket_path = os.path.join(self.dir, "status.sock")
         self.conf_path = os.path.join(self.dir, "ewsgw.conf")
         self.password_path = os.path.join(self.dir, "password")
-        with open(self.password_path, "w") as f:
+        with open(os.open(self.password_path,
+                          os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "w") as f:
             f.write(password + "\n")
         self.proc = None
         self.notify = None

@@ -1,11 +1,15 @@
 """The daemon binary itself: options, --check-config, start-up with
 sd_notify, SIGHUP with a good and a bad file, SIGTERM exit code, and no
 secret in any output."""
+import http.server
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -54,7 +58,9 @@ class CheckConfig(unittest.TestCase):
                     k, _, v = line.partition("=")
                     k, v = k.strip().lstrip("#").strip(), v.strip()
                     if k.endswith("_file") and v and "/" not in v:
-                        with open(os.path.join(creds, v), "w") as c:
+                        with open(os.open(os.path.join(creds, v),
+                                          os.O_WRONLY | os.O_CREAT, 0o600),
+                                  "w") as c:
                             c.write("x\n")
             rc, out = check_config(sample, {"CREDENTIALS_DIRECTORY": creds})
         self.assertEqual(rc, 0, out)
@@ -185,6 +191,15 @@ class Lifecycle(unittest.TestCase):
             # A slow (sanitizer) build may still be starting.
             wait_for(lambda: os.path.exists(d.socket_path), 30,
                      "the status socket")
+            # The fault happened: the daemon had to drop pings, and the
+            # queue takes no more.
+            wait_for(lambda: d.request("status", timeout=10)[
+                "notify_dropped"] > 0, 30, "a dropped notification")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            probe.setblocking(False)
+            with self.assertRaises(BlockingIOError):
+                probe.sendto(b"X=1", d.notify.path)
+            probe.close()
             # A blocked loop would never answer: the request times out.
             for _ in range(5):
                 self.assertTrue(d.request("status", timeout=10)["ok"])
@@ -202,6 +217,87 @@ class Lifecycle(unittest.TestCase):
             d.start(wait_ready=False)
             self.assertNotEqual(d.proc.wait(30), 0)
             self.assertIn("/nonexistent/dir/s.sock", d.log())
+
+    def test_cleartext_credentials_warned(self):
+        # The default test url is http:// with auth = basic.
+        with Daemon(sections=mailbox_sections(1), password=PASSWORD) as d:
+            d.start()
+            self.assertIn("url http://127.0.0.1:9/EWS/Exchange.asmx is "
+                          "plain http: the password", d.log())
+            self.assertEqual(d.stop(), 0)
+
+
+class TokenEndpointTLS(unittest.TestCase):
+    """The token endpoint (where the client secret goes) has TLS settings
+    of its own: [exchange] tls_verify = no does not reach it."""
+
+    def token_server(self, d):
+        cert, key = d.path("token.crt"), d.path("token.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                        "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        posts = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                posts.append(self.rfile.read(n))
+                body = b'{"error":"invalid_client"}'
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        srv.handle_error = lambda *args: None   # refused handshakes
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        return srv.server_address[1], cert, posts
+
+    def run_daemon(self, extra):
+        with Daemon(sections=mailbox_sections(1)) as d:
+            port, cert, posts = self.token_server(d)
+            secret = d.path("client-secret")
+            with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600),
+                      "w") as f:
+                f.write("the-client-secret\n")
+            ex = {"auth": "oauth2", "tenant": "contoso.example",
+                  "client_id": "ewsgw-test", "client_secret_file": secret,
+                  "token_url": "https://127.0.0.1:%d/token" % port,
+                  "tls_verify": "no"}
+            ex.update({k: v.replace("@CERT@", cert)
+                       for k, v in extra.items()})
+            d.write_config(d.render(dict(mailbox_sections(1),
+                                         exchange=ex)))
+            d.start()
+            wait_for(lambda: "OAuth2:" in d.log(), 30, "a token attempt")
+            log = d.log()
+            self.assertEqual(d.stop(), 0)
+        self.assertNotIn("the-client-secret", log)
+        return posts, log
+
+    def test_exchange_tls_verify_does_not_reach_the_token_endpoint(self):
+        posts, log = self.run_daemon({})
+        self.assertEqual(posts, [], "the client secret went to an "
+                         "unverified token endpoint")
+        self.assertIn("OAuth2: token endpoint", log)
+
+    def test_token_ca_file_trusts_the_token_endpoint(self):
+        posts, log = self.run_daemon({"token_ca_file": "@CERT@"})
+        self.assertGreaterEqual(len(posts), 1, log)
+        self.assertIn(b"client_secret=the-client-secret", posts[0])
+        self.assertIn("invalid_client", log)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class Streaming(unittest.TestCase):
 class Faults(unittest.TestCase):
     N = 60
 
-    def run_fault(self, fault=None, action=None, sim=None, sections=None):
+    def run_fault(self, fault=None, action=None, sim=None, sections=None,
+                  check=None):
         mbs = generated(self.N)
         simopts = {"generate": self.N}
         simopts.update(sim or {})
@@ -106,10 +107,21 @@ class Faults(unittest.TestCase):
             g.wait_state("streaming", timeout=120)
             g.assert_no_violations(self)
             g.assert_each_change_once(self)
+            if check is not None:
+                check(g)
             return g
 
     def test_dropped_streams_mid_envelope(self):
-        self.run_fault({"kind": "drop_streams", "streams": 100})
+        def dropped(g):
+            # The simulator cut every open stream (60 mailboxes, 25 a
+            # connection: 3), and the daemon saw each of them go.
+            n = g.sim.stats()["faults_injected"].get("drop_streams", 0)
+            self.assertEqual(n, 3)
+            conns = g.d.request("connections")["connections"]
+            self.assertEqual(len(conns), 3)
+            self.assertGreaterEqual(sum(c["drops"] for c in conns), n)
+        self.run_fault({"kind": "drop_streams", "streams": 100},
+                       check=dropped)
 
     def test_simulator_restart_loses_all_subscriptions(self):
         def restart(g):
@@ -125,7 +137,18 @@ class Faults(unittest.TestCase):
                          "count": 25})
             g.sim.fault({"kind": "http_status", "status": 503, "count": 10,
                          "operation": "Subscribe"})
-        self.run_fault(action=storm)
+
+        def stormed(g):
+            # Every busy answer and every 503 was served, and the daemon
+            # counted each busy one against the budget.
+            st = g.sim.stats()
+            self.assertEqual(st["faults_injected"].get("server_busy"), 25,
+                             st["faults_injected"])
+            self.assertEqual(st["faults_injected"].get("http_status"), 10,
+                             st["faults_injected"])
+            self.assertGreaterEqual(g.status()["throttle"]["server_busy"],
+                                    25)
+        self.run_fault(action=storm, check=stormed)
 
     def test_connection_timeout_renewal(self):
         """ConnectionTimeout of one (scaled) minute: renewed without gaps."""
@@ -222,6 +245,50 @@ class Faults(unittest.TestCase):
                              "busy")
             g.assert_each_change_once(self)
             g.assert_no_violations(self)
+
+    def test_subscriptions_refused_by_exchange_are_polled(self):
+        """Exchange allows 40 subscriptions but the configuration does not
+        say so: the 20 Subscribes refused with
+        ErrorExceededSubscriptionCount leave their stream groups for
+        polling, so the groups hold only mailboxes that stream."""
+        mbs = generated(60)
+        with GatewayRun(mbs, sim={"generate": 60, "version":
+                                  "Exchange2010_SP1", "max_subscriptions": 40},
+                        sections={"exchange": {"version": "Exchange2010_SP1"},
+                                  "throttling": {
+                                      "max_concurrency": "6",
+                                      "subscriptions_per_connection": "25",
+                                      "poll_interval": "2s",
+                                      # Each refusal backs the budget
+                                      # off: keep that short here.
+                                      "backoff_max": "2s",
+                                      "charging": "service-account"}}) as g:
+            wait_for(lambda: (lambda s: s if s.get("streaming") == 40
+                              and s.get("polling") == 20 else None)(
+                g.states()), 120, "40 streaming + 20 polling")
+            rows = g.d.request("mailboxes")["mailboxes"]
+            polled = [m for m in rows if m["mode"] == "poll"]
+            self.assertEqual(len(polled), 20)
+            for m in polled:
+                self.assertEqual(m["reason"], "subscription refused", m)
+                self.assertIsNone(m["connection"], m)
+            conns = g.d.request("connections")["connections"]
+            self.assertEqual(sum(c["members"] for c in conns), 40, conns)
+            streaming = {m["address"] for m in rows if m["mode"] ==
+                         "streaming"}
+            for c in conns:
+                self.assertIn(c["anchor"], streaming, c)
+            # The refusals really came from the simulator.
+            st = g.sim.stats()
+            self.assertEqual(st["violations"], {"subscriptions": 20})
+            self.assertEqual(st["requests"]["Subscribe"].get(
+                "ErrorExceededSubscriptionCount"), 20, st["requests"])
+            # A refused mailbox still gets its presence, by polling.
+            g.wait_changes(polled[0]["address"], 1, timeout=30)
+            meeting_now_plus(g.sim, polled[0]["address"], -60, 3600)
+            rows = g.wait_changes(polled[0]["address"], 2, timeout=30)
+            self.assertEqual(rows[-1]["presence"], "busy")
+            self.assertEqual(rows[-1]["source"], "poll")
 
     def test_daemon_restart_resubscribes_within_budget(self):
         """Stop releases every subscription; a new start makes them all

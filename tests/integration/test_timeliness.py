@@ -62,5 +62,87 @@ class LeadingEdge(unittest.TestCase):
             g.assert_no_violations(self)
 
 
+class OofCycle(unittest.TestCase):
+    def test_automatic_replies_within_a_cycle_and_its_share(self):
+        n = 24
+        mbs = generated(n)
+        a = mbs[0]
+        # 4 % of max_concurrency 27 is one request at a time; every
+        # request takes 100 ms at the simulator, so a cycle over 24
+        # mailboxes cannot take less than 2.4 s if the share holds.
+        with GatewayRun(mbs, sim={"generate": n, "latency_ms": 100},
+                        sections={"presence": {"oof_share": "4",
+                                               "oof_interval": "1s"},
+                                  "throttling": {"max_concurrency": "27"}}) as g:
+            g.wait_state("streaming")
+            for m in mbs:
+                g.wait_changes(m, 1)
+            oof = g.status()["oof"]
+            self.assertIn(oof["state"], ("running", "waiting"))
+            self.assertEqual((oof["share_percent"], oof["slots"],
+                              oof["concurrency_limit"], oof["mailboxes"]),
+                             (4, 1, 27, n))
+            # Two whole cycles from here: each reads every mailbox,
+            # never more than the share at once.
+            g.sim.reset_stats()
+            c0 = g.status()["oof"]["cycles"]
+            wait_for(lambda: g.status()["oof"]["cycles"] >= c0 + 2, 90,
+                     "two automatic-replies cycles")
+            st = g.sim.stats()
+            self.assertGreaterEqual(count(st, "GetUserOofSettings"), n)
+            self.assertEqual(st["in_progress"]["GetUserOofSettings"]["peak"], 1)
+            self.assertNotIn("FindItem", st["requests"])
+            oof = g.status()["oof"]
+            self.assertGreaterEqual(oof["cycle_s"], n * 0.1)
+            self.assertEqual(oof["errors"], 0)
+            metrics = g.d.request_raw("metrics", until_eof_marker=True)
+            self.assertIn("ewsgw_oof_slots 1\n", metrics)
+            self.assertIn("ewsgw_oof_cycles_total ", metrics)
+            self.assertIn("ewsgw_oof_cycle_seconds ", metrics)
+            text = g.d.ctl("status").stdout
+            self.assertRegex(text, r"oof cycle: +cycle \d+s over %d mailboxes, "
+                             r"1 of 27 requests \(4%%\)" % n)
+
+            # Automatic replies raise no notification: the cycle finds
+            # them, on and off again.
+            first = g.changes(a)[-1]
+            g.sim.control("PUT", "/mailboxes/%s/oof" % a, {"state": "Enabled"})
+            rows = g.wait_changes(a, 2, timeout=60)
+            self.assertEqual((rows[-1]["presence"], rows[-1]["activity"],
+                              rows[-1]["source"]), ("away", "out-of-office", "oof"))
+            g.sim.control("PUT", "/mailboxes/%s/oof" % a, {"state": "Disabled"})
+            rows = g.wait_changes(a, 3, timeout=60)
+            self.assertEqual((rows[-1]["presence"], rows[-1]["source"]),
+                             (first["presence"], "oof"))
+            st = g.sim.stats()
+            self.assertEqual((st["oof_changes"], st["events_raised"]), (2, 0))
+            self.assertEqual(st["in_progress"]["GetUserOofSettings"]["peak"], 1)
+            for m in mbs[1:]:
+                self.assertEqual(len(g.changes(m)), 1, m)
+            g.assert_each_change_once(self)
+            g.assert_no_violations(self)
+
+    def test_share_zero_turns_the_cycle_off(self):
+        mbs = generated(3)
+        with GatewayRun(mbs, sim={"generate": 3},
+                        sections={"presence": {"oof_interval": "1s"},
+                                  "throttling": {"max_concurrency": "27"}}) as g:
+            g.wait_state("streaming")
+            oof = g.status()["oof"]
+            # The default share: 10 % of 27.
+            self.assertEqual((oof["share_percent"], oof["slots"]), (10, 2))
+            wait_for(lambda: g.status()["oof"]["reads"] >= 3, 30,
+                     "the cycle reads")
+            g.rewrite_config({"presence": {"oof_share": "0"}})
+            self.assertTrue(g.d.request("reload")["ok"])
+            oof = g.status()["oof"]
+            self.assertEqual((oof["state"], oof["slots"]), ("off", 0))
+            g.sim.reset_stats()
+            time.sleep(2.5)
+            self.assertNotIn("GetUserOofSettings", g.sim.stats()["requests"])
+            self.assertIn("oof cycle:      off", g.d.ctl("status").stdout)
+            g.assert_no_violations(self)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

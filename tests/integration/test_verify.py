@@ -127,7 +127,8 @@ class VerifyTest(unittest.TestCase):
     def config(self, url, account=SVC, mailboxes=("alice@example.com",),
                exchange="", sections=""):
         pw = os.path.join(self.dir, "password")
-        with open(pw, "w") as f:
+        with open(os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "w") as f:
             f.write(account[1] + "\n")
         text = ("[exchange]\nurl = %s\nusername = %s\npassword_file = %s\n"
                 "%s\n[mailboxes]\n%s\n%s\n[sink log]\ntype = log\n"

@@ -787,6 +787,27 @@ class StreamingTests(SimTestCase):
         self.assertIn(b"ErrorNewEventStreamConnectionOpened", raw)
         self.assertEqual(self.sim.stats()["violations"], {"subscription_on_two_connections": 1})
 
+    def test_reconnect_after_close_is_not_a_second_connection(self):
+        """The client closes its stream and at once opens the next one while
+        the old stream's server side sleeps between trickled bytes: not
+        counted.  The same with the first stream still open is."""
+        sid, _, _ = self.subscribe("alice@example.com")
+        self.sim.fault({"kind": "trickle_comment", "delay_ms": 5000, "count": 2})
+        c1, st, _ = self.open_stream([sid], timeout=2)
+        self.assertEqual(st, 200)
+        self.assertEqual(next(c1.chunks()), b"<!--")
+        c1.close()
+        c2, _, _ = self.open_stream([sid], timeout=1)
+        self.assertEqual(next(c2.chunks()), b"<!--")
+        self.assertNoViolations()
+        c3, _, _ = self.open_stream([sid], timeout=1)
+        raw = b"".join(c3.chunks())
+        c2.close()
+        c3.close()
+        self.assertIn(b"ConnectionStatus", raw)
+        self.assertEqual(self.sim.stats()["violations"], {"subscription_on_two_connections": 1})
+        self.assertEqual(self.sim.stats()["faults_injected"], {"trickle_comment": 2})
+
     def test_bad_ids_and_restart(self):
         sid, _, _ = self.subscribe("alice@example.com")
         c, st, _ = self.open_stream([sid], timeout=5)
@@ -812,6 +833,8 @@ class StreamingTests(SimTestCase):
         self.assertIn(b"ErrorSubscriptionNotFound", raw)
         self.assertIn(b"ErrorMissedNotificationEvents", raw)
         self.assertTrue(raw.rstrip().endswith(b"Envelope>"))
+        self.assertEqual(self.sim.stats()["faults_injected"],
+                         {"lose_subscriptions": 1, "missed_events": 1})
 
     def test_streaming_expiry_without_connection(self):
         self.sim.control("POST", "/config", {"minute_seconds": 0.01})  # 30 minutes = 0.3 s
@@ -836,6 +859,7 @@ class StreamingTests(SimTestCase):
         time.sleep(0.4)
         _, res = self.sim.fault({"kind": "drop_streams"})
         self.assertEqual(res["faults"][0]["dropped"], 1)
+        self.assertEqual(self.sim.stats()["faults_injected"], {"drop_streams": 1})
         got = b""
         with self.assertRaises((ConnectionError, OSError, ValueError)):
             for p in c.chunks():
@@ -860,6 +884,7 @@ class StreamingTests(SimTestCase):
         raw = b"".join(c.chunks())
         c.close()
         self.assertTrue(raw.endswith(b"</s:Envelope>"))
+        self.assertEqual(self.sim.stats()["faults_injected"], {"drop_streams": 1})
 
 
 # ----------------------------------------------------------------------- Autodiscover and servers
@@ -1324,6 +1349,9 @@ class FaultTests(SimTestCase):
         self.assertEqual([post(self.url, self.body)[0] for _ in range(3)], [503, 503, 200])
         self.sim.fault({"kind": "http_status", "status": 500, "operation": "FindItem"})
         self.assertEqual(post(self.url, self.body)[0], 200)
+        # Counted as they took effect, and still after the faults went.
+        self.sim.control("DELETE", "/faults")
+        self.assertEqual(self.sim.stats()["faults_injected"], {"http_status": 2})
 
     def test_server_busy(self):
         self.sim.fault({"kind": "server_busy", "count": 1, "backoff_ms": 100})
@@ -1331,6 +1359,7 @@ class FaultTests(SimTestCase):
         self.assertEqual((st, code_of(data)), (500, "ErrorServerBusy"))
         time.sleep(0.15)
         self.assertEqual(post(self.url, self.body)[0], 200)
+        self.assertEqual(self.sim.stats()["faults_injected"], {"server_busy": 1})
         self.assertNoViolations()
 
     def test_malformed_and_truncated(self):

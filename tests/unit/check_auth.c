@@ -36,6 +36,7 @@ static char	*token_body;		/* last form body */
 static char	*token_ctype;
 static bool	 token_fail;		/* answer 400 invalid_client */
 static int	 token_expires_in = 3600;
+static const char *token_expires_raw;	/* non-NULL: expires_in verbatim */
 static char	 ews_accept[64];	/* token EWS accepts */
 static char	*ews_auth;		/* last Authorization header */
 static int	 ews_requests;
@@ -64,10 +65,17 @@ server_cb(struct evhttp_request *req, void *arg)
 			    "client secret provided.\"}");
 			return;
 		}
-		snprintf(json, sizeof json, "{\"token_type\":\"Bearer\","
-		    "\"expires_in\":%d,\"ext_expires_in\":%d,"
-		    "\"access_token\":\"tok-%d\"}", token_expires_in,
-		    token_expires_in, token_requests);
+		if (token_expires_raw != NULL)
+			snprintf(json, sizeof json, "{\"token_type\":"
+			    "\"Bearer\",\"expires_in\":%s,"
+			    "\"access_token\":\"tok-%d\"}", token_expires_raw,
+			    token_requests);
+		else
+			snprintf(json, sizeof json, "{\"token_type\":"
+			    "\"Bearer\",\"expires_in\":%d,"
+			    "\"ext_expires_in\":%d,\"access_token\":"
+			    "\"tok-%d\"}", token_expires_in, token_expires_in,
+			    token_requests);
 		evtest_reply(req, 200, json);
 	} else if (strcmp(uri, "/ews") == 0) {
 		char	 want[80];
@@ -124,6 +132,7 @@ setup(void)
 	token_requests = ews_requests = 0;
 	token_fail = false;
 	token_expires_in = 3600;
+	token_expires_raw = NULL;
 	snprintf(ews_accept, sizeof ews_accept, "tok-1");
 }
 
@@ -391,6 +400,46 @@ START_TEST(test_bad_answers)
 }
 END_TEST
 
+/*
+ * A huge expires_in, as a number or a string, is clamped to a day before
+ * any arithmetic (it overflowed a signed multiply: the sanitizer build
+ * aborted); junk in the string is refused.
+ */
+START_TEST(test_huge_expires_in)
+{
+	static const char *const huge[] = { "9223372036854775807",
+	    "\"99999999999999999999\"", "1e300", "\"1e30\"" };
+	static const char *const junk[] = { "\"-1\"", "\"nan\"", "\"x\"",
+	    "-1e300" };
+	struct waiter		 w;
+	struct auth_stats	 st;
+	size_t			 i;
+
+	for (i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+		memset(&w, 0, sizeof w);
+		auth_invalidate(auth, auth_current(auth));
+		token_expires_raw = huge[i];
+		auth_get(auth, on_token, &w);
+		ck_assert(evtest_run_until(base, &w.done, 5000));
+		ck_assert_msg(w.token != NULL, "%s: %s", huge[i], w.error);
+		auth_get_stats(auth, &st);
+		ck_assert_int_gt(st.expires_in_ms, 86000 * 1000);
+		ck_assert_int_le(st.expires_in_ms, 86400 * 1000);
+		waiter_free(&w);
+	}
+	for (i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+		memset(&w, 0, sizeof w);
+		auth_invalidate(auth, auth_current(auth));
+		token_expires_raw = junk[i];
+		auth_get(auth, on_token, &w);
+		ck_assert(evtest_run_until(base, &w.done, 5000));
+		ck_assert_msg(w.token == NULL, "%s accepted", junk[i]);
+		ck_assert_ptr_nonnull(strstr(w.error, "expires_in"));
+		waiter_free(&w);
+	}
+}
+END_TEST
+
 /* Debug traces of a token fetch and a bearer request hold no secret. */
 START_TEST(test_no_secrets_logged)
 {
@@ -448,6 +497,7 @@ auth_suite(void)
 	tcase_add_test(tc, test_cancel_waiters);
 	tcase_add_test(tc, test_invalidate_only_current);
 	tcase_add_test(tc, test_bad_answers);
+	tcase_add_test(tc, test_huge_expires_in);
 	tcase_add_test(tc, test_no_secrets_logged);
 	suite_add_tcase(s, tc);
 	return (s);

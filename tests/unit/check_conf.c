@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <check.h>
 #include <dirent.h>
 #include <limits.h>
@@ -18,6 +20,7 @@
 
 #include "base/buf.h"
 #include "base/conf.h"
+#include "base/log.h"
 #include "base/xmalloc.h"
 
 #ifndef TOP_SRCDIR
@@ -71,6 +74,8 @@ wfile(const char *name, const char *content)
 	ck_assert_ptr_nonnull(f);
 	fputs(content, f);
 	ck_assert_int_eq(fclose(f), 0);
+	/* Secret files are refused when everyone may read them. */
+	ck_assert_int_eq(chmod(p, 0600), 0);
 	return (p);
 }
 
@@ -240,6 +245,10 @@ START_TEST(test_minimal_defaults)
 	ck_assert_int_eq(cf->exchange.impersonation, CONF_ID_SMTP);
 	ck_assert_int_eq(cf->exchange.request_timeout_ms, 60000);
 	ck_assert_ptr_null(cf->exchange.token_url);
+	ck_assert(!cf->exchange.autodiscover);
+	ck_assert_ptr_null(cf->exchange.autodiscover_url);
+	ck_assert_uint_eq(cf->presence.oof_share, 10);
+	ck_assert_int_eq(cf->presence.oof_interval_ms, 30000);
 	ck_assert_ptr_null(cf->push.listen);
 	ck_assert_uint_eq(cf->push.status_frequency, 1);
 	ck_assert_int_eq(cf->push.heartbeat_timeout_ms, 0);
@@ -465,6 +474,98 @@ START_TEST(test_version_defaults)
 	ck_assert(cf->throttling.charging_set);
 	ck_assert_uint_eq(cf->throttling.streaming_connections_per_anchor, 2);
 	conf_free(cf);
+}
+END_TEST
+
+/* Load text with stderr (where warnings go) captured into *log. */
+static struct config *
+load_logged(const char *text, char **errs, char **log)
+{
+	struct config	*cf;
+	char		*tmpl;
+	FILE		*f;
+	long		 len;
+	int		 fd, saved;
+
+	xasprintf(&tmpl, "%s/stderr.XXXXXX", tdir);
+	fd = mkstemp(tmpl);
+	ck_assert_int_ge(fd, 0);
+	unlink(tmpl);
+	free(tmpl);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	cf = load_text(text, errs, NULL);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	f = fdopen(fd, "r");
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	*log = xcalloc(1, (size_t)len + 1);
+	ck_assert_int_eq(fread(*log, 1, (size_t)len, f), len);
+	fclose(f);
+	return (cf);
+}
+
+/*
+ * A secret file everyone may read is refused; one its group may read is
+ * a warning, except in systemd's credentials directory.
+ */
+START_TEST(test_secret_file_mode)
+{
+	struct config	*cf;
+	char		*pw, *text, *errs = NULL, *log = NULL, *want;
+
+	log_init("check_conf", LOG_TARGET_STDERR, LOG_WARNING);
+	pw = wfile("modepw", "s3cret-pass\n");
+	xasprintf(&text, "[exchange]\nurl = https://h/EWS/Exchange.asmx\n"
+	    "username = u\npassword_file = %s\n", pw);
+
+	ck_assert_int_eq(chmod(pw, 0644), 0);
+	xasprintf(&want, "4: password_file '%s' is readable by everyone "
+	    "(mode 0644): chmod 0600 it, or load it as a systemd credential",
+	    pw);
+	expect_errors(text, want);
+	free(want);
+	ck_assert_int_eq(chmod(pw, 0604), 0);
+	cf = load_text(text, &errs, NULL);
+	ck_assert_ptr_null(cf);
+	ck_assert_ptr_nonnull(strstr(errs, "readable by everyone"));
+	ck_assert_ptr_null(strstr(errs, "s3cret"));
+	free(errs);
+	errs = NULL;
+
+	ck_assert_int_eq(chmod(pw, 0640), 0);
+	unsetenv("CREDENTIALS_DIRECTORY");
+	cf = load_logged(text, &errs, &log);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(cf->exchange.password, "s3cret-pass");
+	ck_assert_ptr_nonnull(strstr(log, "password_file"));
+	ck_assert_ptr_nonnull(strstr(log, "is readable by its group (mode "
+	    "0640)"));
+	ck_assert_ptr_null(strstr(log, "s3cret"));
+	conf_free(cf);
+	free(log);
+
+	/* systemd's credentials directory: no warning. */
+	setenv("CREDENTIALS_DIRECTORY", tdir, 1);
+	cf = load_logged(text, &errs, &log);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_ptr_null(strstr(log, "readable"));
+	conf_free(cf);
+	free(log);
+	unsetenv("CREDENTIALS_DIRECTORY");
+
+	ck_assert_int_eq(chmod(pw, 0600), 0);
+	cf = load_logged(text, &errs, &log);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert_str_eq(log, "");
+	conf_free(cf);
+	free(log);
+	free(text);
+	free(pw);
 }
 END_TEST
 
@@ -1219,6 +1320,11 @@ static const struct {
 	{ "exchange", "impersonation = upn", "exchange.impersonation" },
 	{ "exchange", "tenant = example.org", "exchange.tenant" },
 	{ "exchange", "client_id = 1234", "exchange.client_id" },
+	{ "exchange", "token_ca_file = @FILE@", "exchange.token_ca_file" },
+	{ "exchange", "token_tls_verify = no", "exchange.token_tls_verify" },
+	{ "exchange", "autodiscover = yes", "exchange.autodiscover" },
+	{ "exchange", "autodiscover_url = https://ad.example.com/"
+	    "autodiscover/autodiscover.svc", "exchange.autodiscover_url" },
 	{ "push", "listen = 127.0.0.1:8443", "push.listen" },
 	{ "push", "url = https://gw.example.com/push", "push.url" },
 	{ "push", "status_frequency = 5", "push.status_frequency" },
@@ -1342,6 +1448,22 @@ START_TEST(test_reload_keeps_each_restart_only_key)
 	}
 	conf_free(a);
 	free(file);
+}
+END_TEST
+
+/* The token endpoint's TLS: verified by default, whatever Exchange's. */
+START_TEST(test_token_tls_defaults)
+{
+	struct config	*cf;
+	char		*errs = NULL;
+
+	cf = load_with_base("tls_verify = no\nca_file = /dev/null\n", &errs,
+	    NULL);
+	ck_assert_msg(cf != NULL, "%s", errs);
+	ck_assert(!cf->exchange.tls_verify);
+	ck_assert(cf->exchange.token_tls_verify);
+	ck_assert_ptr_null(cf->exchange.token_ca_file);
+	conf_free(cf);
 }
 END_TEST
 
@@ -1511,6 +1633,8 @@ suite(void)
 	tcase_add_test(tc, test_every_key);
 	tcase_add_test(tc, test_version_defaults);
 	tcase_add_test(tc, test_credentials);
+	tcase_add_test(tc, test_secret_file_mode);
+	tcase_add_test(tc, test_token_tls_defaults);
 	tcase_add_test(tc, test_oauth2);
 	tcase_add_test(tc, test_mailboxes);
 	tcase_add_test(tc, test_mailbox_file_errors);

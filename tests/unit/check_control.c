@@ -691,6 +691,11 @@ START_TEST(test_exec_rights)
 	ck_assert_ptr_nonnull(strstr(buf_str(&out), "permission denied"));
 	ck_assert_int_eq(fake.resync_calls, 0);
 	buf_reset(&out);
+	/* verify sends requests to Exchange: not for readers either. */
+	ctl_cmd_exec(&provider, false, "verify", 6, &out, NULL);
+	ck_assert_ptr_nonnull(strstr(buf_str(&out), "verify: permission "
+	    "denied"));
+	buf_reset(&out);
 	ctl_cmd_exec(&provider, false, "status", 6, &out, NULL);
 	ck_assert(strncmp(buf_str(&out), "{\"ok\":true,", 11) == 0);
 	buf_reset(&out);

@@ -38,7 +38,9 @@ static const char status_ok[] = "{\"ok\":true,\"version\":\"0.1.0\","
     "\"subscribing\":10}},\"budget\":{\"concurrency\":{\"in_use\":4,"
     "\"limit\":10},\"short_reserved\":2,\"subscriptions\":{\"in_use\":1000,"
     "\"limit\":5000},\"streaming_connections\":{\"open\":5,\"limit\":8},"
-    "\"charging\":\"service-account\"},\"sinks\":{\"total\":2,"
+    "\"charging\":\"service-account\"},\"oof\":{\"state\":\"waiting\","
+    "\"share_percent\":10,\"slots\":1,\"concurrency_limit\":10,"
+    "\"cycle_s\":72.5,\"mailboxes\":1000},\"sinks\":{\"total\":2,"
     "\"healthy\":2},\"future_field\":{\"x\":1}}\n";
 
 START_TEST(test_status)
@@ -54,6 +56,8 @@ START_TEST(test_status)
 	    "subscriptions:  1000 of 5000\n"
 	    "streams:        5 of 8 open\n"
 	    "charging:       service-account\n"
+	    "oof cycle:      cycle 1m12s over 1000 mailboxes, 1 of 10 requests "
+	    "(10%)\n"
 	    "sinks:          2 of 2 healthy\n");
 	ck_assert_uint_eq(err.len, 0);
 }
@@ -92,6 +96,17 @@ START_TEST(test_status_unhealthy)
 	    "\"budget\":{\"streaming_connections\":{\"open\":50,"
 	    "\"limit\":null,\"per_anchor_limit\":3}}}", false), CTL_EXIT_OK);
 	assert_has(&out, "streams:  50 open (at most 3 per anchor)\n");
+	/* The automatic-replies cycle: off, or before its first end. */
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"oof\":{\"state\":\"off\",\"cycle_s\":null}}", false),
+	    CTL_EXIT_OK);
+	assert_has(&out, "oof cycle:  off\n");
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"oof\":{\"state\":\"running\",\"cycle_s\":null,\"slots\":2,"
+	    "\"share_percent\":10,\"concurrency_limit\":27,"
+	    "\"mailboxes\":5}}", false), CTL_EXIT_OK);
+	assert_has(&out, "oof cycle:  first cycle over 5 mailboxes, 2 of 27 "
+	    "requests (10%)\n");
 	/* No "healthy" at all is not healthy either. */
 	ck_assert_int_eq(render("status", "{\"ok\":true}", false),
 	    CTL_EXIT_UNHEALTHY);

@@ -863,6 +863,7 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	ews_parse_cleanup();
 	xmlCleanupParser();
 	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
 }

@@ -45,6 +45,36 @@ START_TEST(test_buf)
 }
 END_TEST
 
+/* A secret buffer grows by copy-and-wipe: the contents stay whole. */
+START_TEST(test_buf_secret)
+{
+	struct buf	 b = BUF_INIT_SECRET, c = BUF_INIT;
+	char		*s;
+	int		 i;
+
+	for (i = 0; i < 1000; i++) {
+		buf_printf(&b, "%03d", i);
+		buf_printf(&c, "%03d", i);
+	}
+	ck_assert(b.secret);
+	ck_assert_uint_eq(b.len, 3000);
+	ck_assert_str_eq(buf_str(&b), buf_str(&c));
+	buf_reset(&b);
+	ck_assert(b.secret);
+	buf_puts(&b, "again");
+	s = buf_steal(&b);
+	ck_assert_str_eq(s, "again");
+	ck_assert(!b.secret);
+	xfree_secret(s);
+	buf_set_secret(&b);
+	buf_puts(&b, "x");
+	buf_free(&b);		/* wipes, resets */
+	ck_assert(!b.secret);
+	ck_assert_ptr_null(b.data);
+	buf_free(&c);
+}
+END_TEST
+
 START_TEST(test_json_writer)
 {
 	struct buf		 b = BUF_INIT;
@@ -272,6 +302,7 @@ suite(void)
 	TCase	*tc = tcase_create("core");
 
 	tcase_add_test(tc, test_buf);
+	tcase_add_test(tc, test_buf_secret);
 	tcase_add_test(tc, test_json_writer);
 	tcase_add_test(tc, test_json_parse);
 	tcase_add_test(tc, test_json_parse_errors);

@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 
 #include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -451,6 +453,44 @@ START_TEST(test_keepalive)
 }
 END_TEST
 
+/*
+ * The connection curl keeps after a request is close-on-exec (an exec
+ * sink's child would inherit it otherwise).  Found by its local port,
+ * which the server saw.
+ */
+START_TEST(test_sockets_cloexec)
+{
+	struct result		 r = { 0 };
+	struct sockaddr_in	 sin;
+	socklen_t		 len;
+	struct dirent		*de;
+	DIR			*d;
+	int			 fd, found = 0;
+
+	start(eng, &r, NULL, HTTP_GET, "/echo", false);
+	wait_done(&r);
+	ck_assert_int_eq(r.resp.result, HTTP_RESULT_OK);
+	ck_assert_uint_ne(seen.ports[0], 0);
+	d = opendir("/proc/self/fd");
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		fd = atoi(de->d_name);
+		len = sizeof sin;
+		if (de->d_name[0] == '.' || fd == dirfd(d) ||
+		    getsockname(fd, (struct sockaddr *)&sin, &len) == -1 ||
+		    sin.sin_family != AF_INET ||
+		    ntohs(sin.sin_port) != seen.ports[0])
+			continue;
+		found++;
+		ck_assert_msg(fcntl(fd, F_GETFD) & FD_CLOEXEC,
+		    "curl's socket %d is not close-on-exec", fd);
+	}
+	closedir(d);
+	ck_assert_int_eq(found, 1);
+	result_free(&r);
+}
+END_TEST
+
 static const char stream_all[] = "<chunk n=\"0\"/><chunk n=\"1\"/>"
     "<chunk n=\"2\"/><chunk n=\"3\"/><chunk n=\"4\"/>";
 
@@ -813,6 +853,7 @@ http_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_unary_post);
 	tcase_add_test(tc, test_keepalive);
+	tcase_add_test(tc, test_sockets_cloexec);
 	tcase_add_test(tc, test_stream);
 	tcase_add_test(tc, test_stream_cancel_inside);
 	tcase_add_test(tc, test_stream_cancel_outside);

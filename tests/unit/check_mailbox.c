@@ -496,6 +496,58 @@ START_TEST(test_watching_to_parked_by_poll)
 }
 END_TEST
 
+START_TEST(test_watching_to_parked_by_oof_cycle)
+{
+	struct ews_oof	 oof;
+	unsigned	 n;
+
+	to_watching(MAILBOX_MODE_STREAMING);
+	ck_assert_uint_eq(seen.published, 1);
+	/* The first read read the settings: the cycle can skip it. */
+	ck_assert_int_eq(mailbox_oof_read_at(mb), fake_mono / 1000 * 1000);
+	memset(&oof, 0, sizeof oof);
+	oof.state = EWS_OOF_ENABLED;
+	fake_mono += 5000;
+	mailbox_oof_result(mb, &oof, NULL);
+	ck_assert_uint_eq(seen.published, 2);
+	ck_assert_str_eq(seen.source, "oof");
+	ck_assert_str_eq(seen.presence, "away");
+	ck_assert_int_eq(mailbox_oof_read_at(mb), fake_mono / 1000 * 1000);
+	/* The same settings again: nothing to publish, no request made. */
+	n = fake_submits;
+	mailbox_oof_result(mb, &oof, NULL);
+	ck_assert_uint_eq(seen.published, 2);
+	ck_assert_uint_eq(fake_submits, n);
+	/* A failure that is not the mailbox's changes nothing... */
+	mailbox_oof_result(mb, NULL, "ErrorServerBusy");
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+	ck_assert_int_eq(mb->oof.state, PRESENCE_OOF_ENABLED);
+	/* ... one that says Exchange refuses the mailbox parks it. */
+	mailbox_oof_result(mb, NULL, "ErrorNonExistentMailbox");
+	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorNonExistentMailbox");
+	/* A mailbox not watched takes no settings. */
+	n = seen.published;
+	oof.state = EWS_OOF_DISABLED;
+	mailbox_oof_result(mb, &oof, NULL);
+	ck_assert_uint_eq(seen.published, n);
+	ck_assert_int_eq(mb->oof.state, PRESENCE_OOF_ENABLED);
+}
+END_TEST
+
+START_TEST(test_oof_request_built_for_the_mailbox)
+{
+	struct ews_send	 s;
+
+	memset(&s, 0, sizeof s);
+	ck_assert_int_eq(mailbox_oof_build(mb, &s), 0);
+	ck_assert_str_eq(s.anchor, ADDR);
+	ck_assert_ptr_nonnull(strstr(buf_str(&s.body), "GetUserOofSettings"));
+	ck_assert_ptr_nonnull(strstr(buf_str(&s.body), ADDR));
+	buf_free(&s.body);
+}
+END_TEST
+
 START_TEST(test_watching_to_subscribing_lost)
 {
 	to_watching(MAILBOX_MODE_STREAMING);
@@ -922,6 +974,8 @@ mailbox_suite(void)
 	tcase_add_test(tc, test_backoff_to_subscribing);
 	tcase_add_test(tc, test_parked_to_subscribing);
 	tcase_add_test(tc, test_parked_to_watching_poll);
+	tcase_add_test(tc, test_watching_to_parked_by_oof_cycle);
+	tcase_add_test(tc, test_oof_request_built_for_the_mailbox);
 	tcase_add_loop_test(tc, test_mode_change_to_push, 0,
 	    sizeof mode_change_from / sizeof mode_change_from[0]);
 	tcase_add_loop_test(tc, test_mode_change_to_poll, 0,

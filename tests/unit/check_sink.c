@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 #include <check.h>
+#include <sys/socket.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -1307,6 +1309,94 @@ START_TEST(test_exec_sink_env)
 }
 END_TEST
 
+static bool
+file_has_line(void *arg)
+{
+	char	*text;
+	bool	 yes;
+
+	if ((text = slurp(arg)) == NULL)
+		return (false);
+	yes = strchr(text, '\n') != NULL;
+	free(text);
+	return (yes);
+}
+
+/*
+ * The command sees descriptors 0-2 only: not the daemon's sockets, nor
+ * one a library opened without close-on-exec (as curl's were).  Read
+ * from /proc/PID/fd of the command itself once it has become sleep.
+ */
+START_TEST(test_exec_sink_fds)
+{
+	char		*cmd, out[300], *text, path[64], comm[32], extra[sizeof(((struct dirent *)0)->d_name)];
+	const char	*lines[] = { "[sink x] exec", NULL, NULL };
+	struct sinkset	*set;
+	struct dirent	*de;
+	DIR		*d;
+	FILE		*f;
+	long		 pid;
+	int		 leak_fd, leak_sock, n = 0, tries;
+	bool		 slept = false;
+
+	leak_fd = open("/dev/null", O_RDONLY);		/* no O_CLOEXEC */
+	leak_sock = socket(AF_INET, SOCK_STREAM, 0);	/* no SOCK_CLOEXEC */
+	ck_assert_int_ge(leak_fd, 3);
+	ck_assert_int_ge(leak_sock, 3);
+	snprintf(out, sizeof out, "%s/exec.pid", tmpdir);
+	xasprintf(&cmd, "command=echo $$ > %s; exec sleep 3", out);
+	lines[1] = cmd;
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	ck_assert(run_until(file_has_line, out, 5000));
+	text = slurp(out);
+	pid = strtol(text, NULL, 10);
+	free(text);
+	ck_assert_int_gt(pid, 0);
+	snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+	for (tries = 0; tries < 500 && !slept; tries++) {
+		if ((f = fopen(path, "r")) != NULL) {
+			slept = fgets(comm, sizeof comm, f) != NULL &&
+			    strncmp(comm, "sleep", 5) == 0;
+			fclose(f);
+		}
+		if (!slept)
+			usleep(10000);
+	}
+	ck_assert(slept);
+	/*
+	 * comm says sleep as soon as execve() returns, while the dynamic
+	 * loader may still hold a library open for a moment: an extra fd
+	 * must persist (a leaked one does) for 5 s to count.
+	 */
+	snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+	for (tries = 0; tries < 500; tries++) {
+		d = opendir(path);
+		ck_assert_ptr_nonnull(d);
+		n = 0;
+		extra[0] = '\0';
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			if (atoi(de->d_name) > 2)
+				snprintf(extra, sizeof extra, "%s", de->d_name);
+			n++;
+		}
+		closedir(d);
+		if (extra[0] == '\0')
+			break;
+		usleep(10000);
+	}
+	ck_assert_msg(extra[0] == '\0', "the command has fd %s", extra);
+	ck_assert_int_eq(n, 3);
+	kill((pid_t)pid, SIGTERM);
+	close(leak_fd);
+	close(leak_sock);
+	sinkset_free(set);
+	free(cmd);
+}
+END_TEST
+
 START_TEST(test_exec_sink_failure_and_order)
 {
 	char		*cmd, out[300], *text;
@@ -1691,6 +1781,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_file_sink_rate_limited);
 	tcase_add_test(tc, test_file_sink_write_failure);
 	tcase_add_test(tc, test_exec_sink_env);
+	tcase_add_test(tc, test_exec_sink_fds);
 	tcase_add_test(tc, test_exec_sink_failure_and_order);
 	tcase_add_test(tc, test_exec_sink_timeout);
 	tcase_add_test(tc, test_exec_sink_parallel_bounded);

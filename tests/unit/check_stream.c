@@ -15,6 +15,7 @@
 
 #include "base/buf.h"
 #include "proto_test.h"
+#include "ews/ews_parse.h"
 #include "ews/stream.h"
 #include "base/xmalloc.h"
 
@@ -471,6 +472,7 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	ews_parse_cleanup();
 	xmlCleanupParser();
 	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
 }

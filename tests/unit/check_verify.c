@@ -36,6 +36,7 @@ struct server {
 	int			 mode;	/* 0: 401 Basic only, 1: 404, 2: hang,
 					   3: NTLM refused, Basic accepted */
 	unsigned		 requests;
+	unsigned		 basic;	/* requests with Basic credentials */
 	struct evhttp_request	*held;
 };
 
@@ -59,9 +60,10 @@ server_cb(struct evhttp_request *req, void *arg)
 	case 3:
 		/* Refuses every NTLM exchange, accepts Basic. */
 		auth = evtest_header(req, "Authorization");
-		if (auth != NULL && strncmp(auth, "Basic ", 6) == 0)
+		if (auth != NULL && strncmp(auth, "Basic ", 6) == 0) {
+			s->basic++;
 			evtest_reply(req, 200, "<x/>");
-		else {
+		} else {
 			h = evhttp_request_get_output_headers(req);
 			evhttp_add_header(h, "WWW-Authenticate", "NTLM");
 			evhttp_add_header(h, "WWW-Authenticate",
@@ -245,13 +247,20 @@ START_TEST(test_not_ews_endpoint)
 }
 END_TEST
 
-START_TEST(test_ntlm_refused_basic_works)
+/*
+ * NTLM refused, Basic offered (and it would accept the password): the
+ * checklist never sends the password over Basic, whoever asks for it,
+ * and its failure names both a wrong password and the NTLM mismatch.
+ */
+START_TEST(test_ntlm_refused_never_falls_back_to_basic)
 {
 	struct fixture		 f;
 	const struct json_value	*c;
 
 	fixture_start(&f, 3);
 	fixture_finish(&f);
+	ck_assert_uint_gt(f.s.requests, 1);	/* the handshake was tried */
+	ck_assert_uint_eq(f.s.basic, 0);
 	ck_assert_uint_eq(count_checks(f.j), 3);
 	c = nth_check(f.j, 1);
 	ck_assert_str_eq(json_get_str(c, "verdict", ""), "PASS");
@@ -262,6 +271,8 @@ START_TEST(test_ntlm_refused_basic_works)
 	    "NTLM version or session security mismatch"));
 	ck_assert_ptr_nonnull(strstr(json_get_str(c, "fix", ""),
 	    "LmCompatibilityLevel"));
+	ck_assert_ptr_nonnull(strstr(json_get_str(c, "fix", ""),
+	    "password_file"));
 	/* The password never shows. */
 	ck_assert_ptr_null(strstr(json_get_str(c, "seen", ""), "secret"));
 	fixture_free(&f);
@@ -306,6 +317,7 @@ struct ctl_fixture {
 	int			 fd;
 	struct buf		 answer;
 	bool			 got;
+	struct v_ctl		*running;
 };
 
 static int
@@ -313,7 +325,8 @@ prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 {
 	struct ctl_fixture	*c = arg;
 
-	return (verify_control(reply, c->f.base, c->f.conf, 20000, cause));
+	return (verify_control(reply, c->f.base, c->f.conf, 20000, &c->running,
+	    cause));
 }
 
 static void
@@ -417,6 +430,68 @@ START_TEST(test_control_verify_cancelled)
 }
 END_TEST
 
+/* A second client's line on the same control socket; its fd. */
+static int
+ctl_client(struct ctl_fixture *c, const char *line)
+{
+	struct sockaddr_un	 sun;
+	char			*cause = NULL;
+	int			 fd;
+
+	ck_assert_int_eq(control_sockaddr(&sun, c->path, &cause), 0);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	return (fd);
+}
+
+/*
+ * One checklist at a time: a second verify while the first waits for
+ * Exchange is refused without a request of its own; once the first is
+ * over, the next one runs.
+ */
+START_TEST(test_control_verify_single_flight)
+{
+	struct ctl_fixture	 c, c2;
+	struct event		*ev;
+	int			 fd;
+
+	ctl_start(&c, 2);
+	evtest_run_for(c.f.base, 300);
+	ck_assert_uint_eq(c.f.s.requests, 1);	/* the first one waits */
+	ck_assert_ptr_nonnull(c.running);
+
+	memset(&c2, 0, sizeof c2);
+	fd = ctl_client(&c, "verify\n");
+	ev = event_new(c.f.base, fd, EV_READ | EV_PERSIST, client_read, &c2);
+	event_add(ev, NULL);
+	ck_assert(evtest_run_until(c.f.base, &c2.got, 10000));
+	ck_assert_ptr_nonnull(strstr(buf_str(&c2.answer),
+	    "verify: already running"));
+	ck_assert_uint_eq(c.f.s.requests, 1);
+	event_free(ev);
+	close(fd);
+
+	/* The first one's answer ends it. */
+	ev = event_new(c.f.base, c.fd, EV_READ | EV_PERSIST, client_read, &c);
+	event_add(ev, NULL);
+	evtest_reply(c.f.s.held, 404, "not here");
+	c.f.s.held = NULL;
+	ck_assert(evtest_run_until(c.f.base, &c.got, 10000));
+	ck_assert_ptr_nonnull(strstr(buf_str(&c.answer), "no EWS endpoint"));
+	ck_assert_ptr_null(c.running);
+	event_free(ev);
+	fd = ctl_client(&c, "verify\n");
+	evtest_run_for(c.f.base, 300);
+	ck_assert_uint_eq(c.f.s.requests, 2);	/* the next one runs */
+	ck_assert_ptr_nonnull(c.running);
+	close(fd);
+	evtest_run_for(c.f.base, 100);
+	buf_free(&c2.answer);
+	ctl_free(&c);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -425,10 +500,11 @@ suite(void)
 
 	tcase_add_test(tc, test_basic_only_on_callers_loop);
 	tcase_add_test(tc, test_not_ews_endpoint);
-	tcase_add_test(tc, test_ntlm_refused_basic_works);
+	tcase_add_test(tc, test_ntlm_refused_never_falls_back_to_basic);
 	tcase_add_test(tc, test_stop_while_waiting);
 	tcase_add_test(tc, test_control_verify);
 	tcase_add_test(tc, test_control_verify_cancelled);
+	tcase_add_test(tc, test_control_verify_single_flight);
 	suite_add_tcase(s, tc);
 	return (s);
 }

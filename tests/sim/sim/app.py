@@ -155,7 +155,7 @@ class Sim:
             user, _, pw = args.generate_account.partition(":")
             self.directory.generate(args.generate, args.generate_meetings, user, pw or "Passw0rd!")
         self.stats = Stats()
-        self.faults = Faults(args.seed)
+        self.faults = Faults(args.seed, on_hit=self.stats.fault)
         self.rng = random.Random(args.seed)
         self.throttle = Throttle(self.config, self.stats)
         self.notifier = Notifier(self)

@@ -208,6 +208,7 @@ def _apply_fault(sim, spec):
     if kind == "drop_streams" and spec.get("mode", "each" if per_envelope else "once") == "once":
         sim.faults.clear(f.id)
         res["dropped"] = sim.drop_streams_now(spec.get("streams"))
+        sim.stats.fault(kind, res["dropped"])
     elif kind == "lose_subscriptions":
         sim.faults.clear(f.id)
         subs = _select_subs(sim, spec) if not spec.get("all") else list(sim.notifier.subs.values())
@@ -215,12 +216,14 @@ def _apply_fault(sim, spec):
         for s in subs:
             sim.notifier.remove(s, "lost by fault", notify_stream_code=code)
         res["lost"] = [s.id for s in subs]
+        sim.stats.fault(kind, len(subs))
     elif kind == "missed_events":
         sim.faults.clear(f.id)
         subs = _select_subs(sim, spec) if not spec.get("all") else list(sim.notifier.subs.values())
         for s in subs:
             sim.notifier.mark_missed(s)
         res["marked"] = [s.id for s in subs]
+        sim.stats.fault(kind, len(subs))
     elif kind in ("password_expires_at", "password_restored"):
         acc = sim.directory.account(str(spec.get("account", "")))
         if acc is None:

@@ -44,7 +44,7 @@ class SoapFault(Exception):
 class Ctx:
     """One EWS request being served."""
     __slots__ = ("sim", "req", "op", "account", "root", "header", "body_el", "impersonated",
-                 "req_version", "budget", "code", "extra_headers")
+                 "req_version", "budget", "code", "extra_headers", "in_op")
 
 
 def rm(name, code="NoError", text=None, kids=(), message_xml=None):
@@ -97,6 +97,7 @@ async def handle(sim, req):
     ctx.impersonated = None
     ctx.code = None
     ctx.extra_headers = []
+    ctx.in_op = None
     try:
         return await _handle(ctx)
     except SoapFault as f:
@@ -104,6 +105,8 @@ async def handle(sim, req):
         sim.stats.count(ctx.op or "(unknown)", f.code)
         return sim.fault_response(f.code, f.message, f.message_xml, f.status, ctx.op, ctx.account)
     finally:
+        if ctx.in_op is not None:
+            sim.stats.op_end(ctx.in_op)
         if ctx.budget is not None:
             ctx.budget.release()
 
@@ -206,6 +209,9 @@ async def _handle(ctx):
             sim.throttle.note_backoff(budget_key(ctx), r.backoff_ms)
         raise SoapFault("ErrorServerBusy", "The server cannot service this request right now. "
                         "Try again later.", backoff_xml(r.backoff_ms)) from None
+
+    ctx.in_op = ctx.op
+    sim.stats.op_begin(ctx.op)
 
     # --- processing time (charged against the budget, like real server work)
     lat = sim.config.latency_ms

@@ -74,9 +74,12 @@ class Fault:
 
 
 class Faults:
-    def __init__(self, seed=None):
+    def __init__(self, seed=None, on_hit=None):
+        """on_hit(kind, n): a fault took effect n times (GET /stats counts
+        them, so a test can assert that what it injected happened)."""
         self.faults = []
         self.rng = random.Random(seed)
+        self.on_hit = on_hit or (lambda kind, n: None)
 
     def add(self, spec):
         f = Fault(spec)
@@ -96,6 +99,7 @@ class Faults:
                 if f.probability < 1.0 and self.rng.random() >= f.probability:
                     continue
                 f.hits += 1
+                self.on_hit(kind, 1)
                 return f
         return None
 

@@ -3,6 +3,7 @@ responses written incrementally, and a per-connection state dict (NTLM needs it)
 import asyncio
 import itertools
 import logging
+import socket
 
 log = logging.getLogger("ewssim.http")
 
@@ -111,6 +112,28 @@ class Connection:
             self.writer.transport.abort()
         except Exception:  # noqa: BLE001
             pass
+
+    def peer_closed(self):
+        """Whether the peer has closed its end, asked of the kernel: the
+        coroutine serving a stream may not have run since the close (it
+        sleeps between heartbeats or trickled bytes, longer under load),
+        so a request arriving now must not take the connection for open."""
+        t = self.writer.transport
+        if self.closed or t.is_closing() or self.reader.at_eof():
+            return True
+        sk = t.get_extra_info("socket")
+        if sk is None or sk.fileno() < 0:
+            return True
+        # a duplicate descriptor: peek without consuming, never blocking
+        dup = socket.fromfd(sk.fileno(), sk.family, sk.type)
+        try:
+            return dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False      # nothing to read: still open
+        except OSError:
+            return True       # reset
+        finally:
+            dup.close()
 
     async def wait_eof(self):
         """Resolve when the peer closes (used while a response is streaming)."""

@@ -38,6 +38,9 @@ class Stats:
     def reset(self):
         self.requests = collections.defaultdict(collections.Counter)
         self.concurrency = collections.defaultdict(Peak)
+        # Requests of each operation being processed at once (all
+        # accounts): how a client spreads its concurrency over its work.
+        self.in_progress = collections.defaultdict(Peak)
         self.streams = Peak()
         self.per_anchor = collections.defaultdict(Peak)
         self.subs_peak = 0
@@ -61,6 +64,9 @@ class Stats:
                                                             "closed_by_second_stream",
                                                             "closed_by_unsubscribe")})
         self.oof_changes = 0
+        # Injected faults that took effect, by kind: requests answered
+        # by them, streams dropped, subscriptions lost or marked.
+        self.faults = collections.Counter()
         # Every login attempt refused (Basic credentials or an NTLM
         # AUTHENTICATE message): what a domain controller counts towards
         # an account lockout.  Times are kept to check the pacing.
@@ -84,8 +90,19 @@ class Stats:
     def count(self, op, code):
         self.requests[op or "(none)"][str(code)] += 1
 
+    def op_begin(self, op):
+        self.in_progress[op].inc()
+
+    def op_end(self, op):
+        p = self.in_progress[op]
+        if p.now > 0:           # not below zero after a reset
+            p.dec()
+
     def violation(self, kind, n=1):
         self.violations[kind] += n
+
+    def fault(self, kind, n=1):
+        self.faults[kind] += n
 
     def to_json(self, live_total, live_per_mailbox_max):
         self.subs_peak = max(self.subs_peak, live_total)
@@ -93,12 +110,14 @@ class Stats:
         return {
             "requests": {op: dict(c) for op, c in self.requests.items()},
             "concurrency": {k: v.to_json() for k, v in self.concurrency.items()},
+            "in_progress": {k: v.to_json() for k, v in self.in_progress.items()},
             "streaming_connections": dict(self.streams.to_json(), per_anchor_peak={
                 k: v.peak for k, v in self.per_anchor.items()}),
             "live_subscriptions": {"total": live_total, "peak": self.subs_peak,
                                    "per_mailbox_peak": self.per_mailbox_peak},
             "violations": dict(self.violations),
             "violations_total": sum(self.violations.values()),
+            "faults_injected": dict(self.faults),
             "schema_invalid": self.schema_invalid,
             "affinity": dict(self.affinity),
             "notifications_sent": self.notifications_sent,

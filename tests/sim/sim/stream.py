@@ -172,8 +172,9 @@ class StreamConn:
         delay = fault.spec.get("delay_ms", 100) / 1000.0
         await self.conn.write_chunk(b"<!--")
         while not self.aborted and not eof.done():
-            await asyncio.sleep(delay)
-            await self.conn.write_chunk(b"-")
+            await asyncio.wait({eof}, timeout=delay)
+            if not eof.done():
+                await self.conn.write_chunk(b"-")
 
     def _has_events(self):
         return any(s.queue or s.missed for s in self.subs.values())
@@ -197,8 +198,13 @@ class StreamManager:
         for sub in subs:
             prev = sub.stream
             if prev is not None and prev is not sc:
-                self.sim.stats.violation("subscription_on_two_connections")
-                prev.moved(sub)
+                if prev.conn.peer_closed():
+                    # the client closed it first: a reconnect, not a second
+                    # connection; the old one ends when its coroutine runs
+                    prev.subs.pop(sub.id, None)
+                else:
+                    self.sim.stats.violation("subscription_on_two_connections")
+                    prev.moved(sub)
             sub.stream = sc
         self.conns.add(sc)
         self.sim.notifier.streams.add(sc)
