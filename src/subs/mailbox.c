@@ -36,6 +36,8 @@
 #define PARK_RETRY_MS		(60 * 60 * 1000)
 #define RETRY_BASE_MS		1000
 #define FIRST_RESYNC_MIN_MS	60000
+/* Longest error code kept (Exchange's ResponseCode names are shorter). */
+#define ERROR_MAX		63
 
 /* Why a calendar read runs: the source of what it publishes. */
 enum mailbox_source {
@@ -72,7 +74,8 @@ struct mailbox {
 	char			*sub_id;	/* owned; NULL: not
 						   subscribed */
 	char			*watermark;	/* push only; owned or NULL */
-	char			 error_code[64];
+	char			*error;		/* last error code, owned;
+						   NULL: none */
 
 	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
 	struct ews_call		 read_call;	/* FindItem /
@@ -103,11 +106,12 @@ struct mailbox {
 	uint8_t			 source;	/* of the running read */
 	uint32_t		 oof_at;	/* mono s of the last automatic-
 						   replies answer, 0 = none */
-	bool			 has_presence;	/* published at least once */
-	bool			 dirty;		/* read again after this one */
-	bool			 have_sub_budget; /* counted in throttle */
-	bool			 stopping;	/* stop once Subscribe answers */
-	bool			 urgent;	/* the next Subscribe is
+	/* Flags as bit-fields: 100,000 mailboxes. */
+	bool			 has_presence:1; /* published at least once */
+	bool			 dirty:1;	/* read again after this one */
+	bool			 have_sub_budget:1; /* counted in throttle */
+	bool			 stopping:1;	/* stop once Subscribe answers */
+	bool			 urgent:1;	/* the next Subscribe is
 						   recovery (high priority) */
 };
 
@@ -265,6 +269,7 @@ mailbox_free(struct mailbox *mb)
 	timeline_free(&mb->tl);
 	free(mb->address);
 	free(mb->imp_id);
+	free(mb->error);
 	free(mb);
 }
 
@@ -281,14 +286,15 @@ header_for(const struct mailbox *mb, struct soap_ident *id,
 	h->impersonate = id;
 }
 
+/* The error code kept, or none (code NULL); at most ERROR_MAX bytes. */
 static void
 set_error(struct mailbox *mb, const char *code)
 {
-	if (code == NULL) {
-		mb->error_code[0] = '\0';
-		return;
-	}
-	snprintf(mb->error_code, sizeof mb->error_code, "%s", code);
+	char	*old = mb->error;
+
+	mb->error = code != NULL && code[0] != '\0' ?
+	    xstrndup(code, ERROR_MAX) : NULL;
+	free(old);
 }
 
 static int64_t
@@ -391,9 +397,9 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	case MAILBOX_PARKED:
 		log_emit(LOG_WARNING, &(struct log_ctx){ .mailbox =
-		    mb->address, .response_code = mb->error_code },
+		    mb->address, .response_code = mailbox_error(mb) },
 		    "Exchange refuses this mailbox (%s); parked, next try in "
-		    "%d minutes", mb->error_code, PARK_RETRY_MS / 60000);
+		    "%d minutes", mailbox_error(mb), PARK_RETRY_MS / 60000);
 		ews_call_cancel(&mb->sub_call);
 		forget_subscription(mb);
 		mb->retry_at = now + PARK_RETRY_MS;
@@ -621,7 +627,7 @@ read_finished(struct mailbox *mb)
 	int64_t			 now;
 
 	mb->failures = 0;
-	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
+	if (mb->error != NULL && mb->state != MAILBOX_BACKOFF)
 		set_error(mb, NULL);
 	publish(mb, (enum mailbox_source)mb->source);
 	if (mb->state == MAILBOX_SYNCING)
@@ -1065,7 +1071,7 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 		json_int(w, connection);
 	else
 		json_null(w);
-	json_kv_str(w, "error", mb->error_code[0] ? mb->error_code : NULL);
+	json_kv_str(w, "error", mb->error);
 	json_kv_time(w, "backoff_until", mb->retry_at != 0 &&
 	    (mb->state == MAILBOX_BACKOFF || mb->state == MAILBOX_PARKED) ?
 	    time_wall_ms() / 1000 + (mb->retry_at - now) / 1000 : 0);
@@ -1158,7 +1164,7 @@ mailbox_presence(const struct mailbox *mb)
 const char *
 mailbox_error(const struct mailbox *mb)
 {
-	return (mb->error_code);
+	return (mb->error != NULL ? mb->error : "");
 }
 
 struct group *
