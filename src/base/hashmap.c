@@ -25,7 +25,8 @@ struct hashmap_node {
 	struct hashmap_node	*next;
 	uint64_t		 hash;
 	void			*value;
-	char			 key[];
+	char			 key[];		/* the key; in a borrowing
+						   map a pointer to it */
 };
 
 struct hm_table {
@@ -41,6 +42,7 @@ struct hashmap {
 	struct hm_table	 t[2];
 	size_t		 moved;
 	size_t		 count;
+	bool		 borrow;	/* keys borrowed, not copied */
 };
 
 static uint64_t			 hm_hash(const char *);
@@ -70,6 +72,18 @@ hm_hash(const char *s)
 	return (h);
 }
 
+/* The key of node n (borrowed). */
+static const char *
+hm_key(const struct hashmap *m, const struct hashmap_node *n)
+{
+	const char	*k;
+
+	if (!m->borrow)
+		return (n->key);
+	memcpy(&k, n->key, sizeof k);
+	return (k);
+}
+
 static bool
 hm_growing(const struct hashmap *m)
 {
@@ -80,6 +94,15 @@ struct hashmap *
 hashmap_new(void)
 {
 	return (xcalloc(1, sizeof(struct hashmap)));
+}
+
+struct hashmap *
+hashmap_new_borrowing(void)
+{
+	struct hashmap	*m = hashmap_new();
+
+	m->borrow = true;
+	return (m);
 }
 
 void
@@ -173,7 +196,8 @@ hm_find(const struct hashmap *m, const char *key, uint64_t h)
 			continue;
 		np = &t->bucket[h & (t->size - 1)];
 		for (; *np != NULL; np = &(*np)->next) {
-			if ((*np)->hash == h && strcmp((*np)->key, key) == 0)
+			if ((*np)->hash == h &&
+			    strcmp(hm_key(m, *np), key) == 0)
 				return (np);
 		}
 	}
@@ -203,6 +227,9 @@ hashmap_put(struct hashmap *m, const char *key, void *value)
 	if ((np = hm_find(m, key, h)) != NULL) {
 		old = (*np)->value;
 		(*np)->value = value;
+		/* The old key may go with the old value. */
+		if (m->borrow)
+			memcpy((*np)->key, &key, sizeof key);
 		return (old);
 	}
 
@@ -226,9 +253,14 @@ hashmap_put(struct hashmap *m, const char *key, void *value)
 		}
 	}
 
-	len = strlen(key);
-	n = xmalloc(sizeof(*n) + len + 1);
-	memcpy(n->key, key, len + 1);
+	if (m->borrow) {
+		n = xmalloc(sizeof(*n) + sizeof key);
+		memcpy(n->key, &key, sizeof key);
+	} else {
+		len = strlen(key);
+		n = xmalloc(sizeof(*n) + len + 1);
+		memcpy(n->key, key, len + 1);
+	}
 	n->hash = h;
 	n->value = value;
 	t = hm_growing(m) ? &m->t[1] : &m->t[0];
@@ -281,7 +313,7 @@ hashmap_iter_next(struct hashmap_iter *it, const char **key, void **value)
 	it->cur = it->next;
 	it->next = it->cur->next;
 	if (key != NULL)
-		*key = it->cur->key;
+		*key = hm_key(it->map, it->cur);
 	if (value != NULL)
 		*value = it->cur->value;
 	return (true);
@@ -294,5 +326,5 @@ hashmap_iter_remove(struct hashmap_iter *it)
 
 	assert(n != NULL);
 	it->cur = NULL;
-	return (hashmap_remove(it->map, n->key));
+	return (hashmap_remove(it->map, hm_key(it->map, n)));
 }

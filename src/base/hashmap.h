@@ -10,9 +10,13 @@
  * and each later insertion moves a couple of buckets across, so no single
  * insertion ever rehashes 100,000 entries at once.  The map never shrinks.
  *
- * Ownership: the map copies keys (the copies live as long as the entry);
- * values are borrowed, the map never frees them except through the
- * callback given to hashmap_free/hashmap_clear.
+ * Ownership: the map copies keys (the copies live as long as the entry),
+ * or, made with hashmap_new_borrowing, borrows them: then each key given
+ * to hashmap_put must stay alive and unchanged while its entry is in the
+ * map (a put that replaces a value takes the new key), which saves a
+ * copy per entry where the value holds its own key.  Values are
+ * borrowed, the map never frees them except through the callback given
+ * to hashmap_free/hashmap_clear.
  *
  * Iteration visits every entry once, in no particular order.  While
  * iterating, the entry just returned may be removed (hashmap_remove or
@@ -38,6 +42,8 @@ struct hashmap_iter {
 
 /* Return a new empty map (allocated, free with hashmap_free). */
 struct hashmap	*hashmap_new(void);
+/* The same, borrowing its keys (see above). */
+struct hashmap	*hashmap_new_borrowing(void);
 /*
  * Free the map and its key copies; free_value (may be NULL) is called
  * once for every value still in it.  NULL map is fine.

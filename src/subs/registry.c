@@ -30,8 +30,9 @@ registry_new(void)
 	struct registry	*r;
 
 	r = xcalloc(1, sizeof *r);
-	r->by_address = hashmap_new();
-	r->by_subid = hashmap_new();
+	/* Keys borrowed from the mailboxes: their address and sub_id. */
+	r->by_address = hashmap_new_borrowing();
+	r->by_subid = hashmap_new_borrowing();
 	return (r);
 }
 

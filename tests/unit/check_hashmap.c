@@ -262,6 +262,68 @@ START_TEST(test_free_values)
 }
 END_TEST
 
+/*
+ * A borrowing map keeps the caller's key pointers: values holding their
+ * own keys, through growth, replacement (the new key is taken: the old
+ * one may be freed), iteration and removal.
+ */
+START_TEST(test_borrowing)
+{
+	struct hashmap		*m = hashmap_new_borrowing();
+	struct hashmap_iter	 it;
+	char			**keys, *again;
+	const char		*k;
+	void			*v;
+	unsigned		 i, n = 0;
+
+	keys = xcalloc(MANY, sizeof *keys);
+	for (i = 0; i < MANY; i++) {
+		keys[i] = xmalloc(32);
+		key_of(keys[i], 32, i);
+		ck_assert_ptr_null(hashmap_put(m, keys[i], keys[i]));
+	}
+	ck_assert_uint_eq(hashmap_count(m), MANY);
+	/* Not a copy: the very pointer comes back from iteration. */
+	hashmap_iter_init(&it, m);
+	while (hashmap_iter_next(&it, &k, &v)) {
+		ck_assert_ptr_eq(k, v);
+		n++;
+	}
+	ck_assert_uint_eq(n, MANY);
+	/* Replace key 7's value with one holding an equal key of its own;
+	 * the first copy goes. */
+	again = xstrdup(keys[7]);
+	ck_assert_ptr_eq(hashmap_put(m, again, again), keys[7]);
+	free(keys[7]);
+	keys[7] = again;
+	ck_assert_ptr_eq(hashmap_get(m, "user7@example.com"), again);
+	hashmap_iter_init(&it, m);
+	while (hashmap_iter_next(&it, &k, &v))
+		if (v == again)
+			ck_assert_ptr_eq(k, again);
+	/* Every other key removed, with the iterator or directly. */
+	hashmap_iter_init(&it, m);
+	while (hashmap_iter_next(&it, &k, &v)) {
+		i = (unsigned)strtoul(k + 4, NULL, 10);
+		if (i % 4 == 0)
+			ck_assert_ptr_eq(hashmap_iter_remove(&it), keys[i]);
+	}
+	for (i = 2; i < MANY; i += 4)
+		ck_assert_ptr_eq(hashmap_remove(m, keys[i]), keys[i]);
+	ck_assert_uint_eq(hashmap_count(m), MANY / 2);
+	for (i = 0; i < MANY; i++) {
+		if (i % 2 == 0)
+			ck_assert_ptr_null(hashmap_get(m, keys[i]));
+		else
+			ck_assert_ptr_eq(hashmap_get(m, keys[i]), keys[i]);
+	}
+	hashmap_free(m, NULL);
+	for (i = 0; i < MANY; i++)
+		free(keys[i]);
+	free(keys);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -274,6 +336,7 @@ suite(void)
 	tcase_add_test(tc, test_iter_remove);
 	tcase_add_test(tc, test_random);
 	tcase_add_test(tc, test_free_values);
+	tcase_add_test(tc, test_borrowing);
 	suite_add_tcase(s, tc);
 	return (s);
 }
