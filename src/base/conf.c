@@ -1331,6 +1331,12 @@ mailboxes_finish(struct cstate *st)
 	struct conf_mailbox	*mb, *o;
 	size_t			 size = 16, i, h, *tab;
 
+	/* The list lives as long as the configuration: no spare slots. */
+	if (st->mbcap > cf->nmailboxes && cf->nmailboxes > 0) {
+		cf->mailboxes = xreallocarray(cf->mailboxes, cf->nmailboxes,
+		    sizeof(*cf->mailboxes));
+		st->mbcap = cf->nmailboxes;
+	}
 	for (i = 0; i < cf->nmailboxes; i++) {
 		mb = &cf->mailboxes[i];
 		if (mb->id != NULL)

@@ -249,8 +249,9 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	json_kv_time(&w, "until", c->until);
 	json_kv_time(&w, "updated", time_wall_ms() / 1000);
 	json_obj_end(&w);
+	/* Kept until the next change: exactly its size, not the buffer's. */
 	st->len = b.len;
-	st->json = buf_steal(&b);
+	st->json = xreallocarray(buf_steal(&b), 1, st->len + 1);
 	s->dirty = true;
 }
 
