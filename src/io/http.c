@@ -34,6 +34,12 @@
 #define HTTP_DEFAULT_CONNECT_MS		30000
 #define HTTP_MAX_CAPTURE		8192	/* per captured header */
 #define HTTP_TRACE_BODY			512	/* body bytes traced */
+/*
+ * Easy handles kept for reuse: a new handle per request costs its
+ * set-up and teardown on every calendar change.  More than the requests
+ * that run at once are rarely needed; beyond this many idle ones go.
+ */
+#define HTTP_POOL_MAX			64
 
 /* One fd curl asked us to watch; curl owns the fd itself. */
 struct http_sock {
@@ -112,6 +118,11 @@ struct http_engine {
 	size_t			 max_response;
 	char			*user_agent;
 	const struct http_token_source *tokens;	/* borrowed */
+	/* No proxy variable in the environment: tell each transfer so,
+	 * instead of libcurl looking them up per transfer. */
+	bool			 no_proxy_env;
+	CURL			*pool[HTTP_POOL_MAX];	/* idle, reset */
+	unsigned		 npool;
 
 	TAILQ_HEAD(, http_sock)	 socks;
 	TAILQ_HEAD(, http_request) reqs;
@@ -141,6 +152,9 @@ static void	 http_defer_event(evutil_socket_t, short, void *);
 static void	 http_deliver_fail(struct http_request *);
 static void	 http_destroy(struct http_request *);
 static void	 http_reset_response(struct http_request *);
+static bool	 http_proxy_env(void);
+static CURL	*http_easy_get(struct http_engine *);
+static void	 http_easy_put(struct http_engine *, CURL *);
 static int	 http_setup(struct http_request *,
 		    const struct http_request_opts *, char **);
 static int	 http_add_header(struct http_request *, const char *,
@@ -246,6 +260,7 @@ http_engine_new(struct event_base *base, const struct http_engine_opts *o,
 		return (NULL);
 	}
 	evtimer_assign(&eng->timer, base, http_timer_event, eng);
+	eng->no_proxy_env = !http_proxy_env();
 
 	eng->cred = o->cred;
 	eng->username = o->username != NULL ? xstrdup(o->username) : NULL;
@@ -319,6 +334,8 @@ http_engine_free(struct http_engine *eng)
 		eng->stats.cancelled++;
 		http_destroy(r);
 	}
+	while (eng->npool > 0)
+		curl_easy_cleanup(eng->pool[--eng->npool]);
 	/* May still call the socket callback: the base must exist. */
 	curl_multi_cleanup(eng->multi);
 	while ((sk = TAILQ_FIRST(&eng->socks)) != NULL)
@@ -703,7 +720,7 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 		*cause = xstrdup("no URL");
 		return (-1);
 	}
-	if ((r->easy = e = curl_easy_init()) == NULL) {
+	if ((r->easy = e = http_easy_get(eng)) == NULL) {
 		*cause = xstrdup("curl_easy_init failed");
 		return (-1);
 	}
@@ -767,6 +784,12 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 	SET(CURLOPT_ERRORBUFFER, r->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	if (eng->no_proxy_env) {
+		/* The same as libcurl's default here, without its getenv()
+		 * calls per transfer. */
+		SET(CURLOPT_PROXY, "");
+		SET(CURLOPT_NOPROXY, "");
+	}
 	/* NTLM and Negotiate authenticate the TCP connection. */
 	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SET(CURLOPT_USERAGENT, eng->user_agent);
@@ -837,6 +860,53 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 		return (-1);
 	}
 	return (tls_curl_apply(e, &eng->tls, cause));
+}
+
+/*
+ * Whether the environment names a proxy that libcurl would use for
+ * http or https (it reads these for every transfer unless told a
+ * proxy).  Read once: the daemon never changes its environment.
+ */
+static bool
+http_proxy_env(void)
+{
+	static const char *const vars[] = {
+		"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+		"all_proxy", "ALL_PROXY", NULL
+	};
+	const char		*v;
+	const char *const	*n;
+
+	for (n = vars; *n != NULL; n++)
+		if ((v = getenv(*n)) != NULL && *v != '\0')
+			return (true);
+	return (false);
+}
+
+/* An easy handle in its initial state: an idle one, or a new one. */
+static CURL *
+http_easy_get(struct http_engine *eng)
+{
+	if (eng->npool > 0)
+		return (eng->pool[--eng->npool]);
+	eng->stats.handles++;
+	return (curl_easy_init());
+}
+
+/*
+ * A handle out of the multi, done with: reset to its initial state
+ * (options, credentials and authentication state; libcurl keeps only
+ * caches such as TLS sessions) and kept, or freed if enough are idle.
+ */
+static void
+http_easy_put(struct http_engine *eng, CURL *e)
+{
+	if (eng->npool == HTTP_POOL_MAX) {
+		curl_easy_cleanup(e);
+		return;
+	}
+	curl_easy_reset(e);
+	eng->pool[eng->npool++] = e;
 }
 
 /* Header values are owner or server data: no line breaks allowed. */
@@ -1005,7 +1075,7 @@ http_destroy(struct http_request *r)
 	TAILQ_REMOVE(&eng->reqs, r, entry);
 	eng->stats.in_flight--;
 	if (r->easy != NULL)
-		curl_easy_cleanup(r->easy);
+		http_easy_put(eng, r->easy);
 	curl_slist_free_all(r->headers);
 	if (r->secret && r->body != NULL)
 		explicit_bzero(r->body, r->body_len);

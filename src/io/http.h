@@ -130,6 +130,8 @@ struct http_stats {
 	uint64_t	 bytes_out;	/* request bodies */
 	unsigned	 in_flight;
 	unsigned	 sockets;	/* fds curl asked us to watch */
+	uint64_t	 handles;	/* curl easy handles made (each is
+					   reused by later requests) */
 };
 /* Counters for the status socket (borrowed, live). */
 const struct http_stats *http_engine_stats(const struct http_engine *);

@@ -682,24 +682,32 @@ START_TEST(test_status_classes)
 }
 END_TEST
 
-START_TEST(test_refused)
+/* A loopback port nobody listens on: bind, learn it, close. */
+static unsigned
+unused_port(void)
 {
-	struct result			 r = { 0 };
-	struct http_request_opts	 o = { 0 };
-	struct sockaddr_in		 sin;
-	socklen_t			 slen = sizeof sin;
-	char				*u;
-	int				 fd;
+	struct sockaddr_in	 sin;
+	socklen_t		 slen = sizeof sin;
+	int			 fd;
 
-	/* A port nobody listens on: bind, learn it, close. */
 	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ne(fd, -1);
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
 	close(fd);
-	xasprintf(&u, "http://127.0.0.1:%u/", ntohs(sin.sin_port));
+	return (ntohs(sin.sin_port));
+}
+
+START_TEST(test_refused)
+{
+	struct result			 r = { 0 };
+	struct http_request_opts	 o = { 0 };
+	char				*u;
+
+	xasprintf(&u, "http://127.0.0.1:%u/", unused_port());
 	o.method = HTTP_GET;
 	o.url = u;
 	http_request_start(eng, &o, on_done, NULL, &r);
@@ -843,6 +851,89 @@ START_TEST(test_result_names)
 }
 END_TEST
 
+/*
+ * Requests one after another reuse one curl easy handle; what the first
+ * set (credentials, method, headers) is gone in the next.
+ */
+START_TEST(test_handle_reuse)
+{
+	struct result			 r[3] = { 0 };
+	struct http_request_opts	 o = { 0 };
+	const char			*extra[] = { "X-Custom: yes", NULL };
+	int				 i;
+
+	o.body = "one";
+	o.body_len = 3;
+	o.anchor_mailbox = "anchor@example.com";
+	o.headers = extra;
+	start(eng, &r[0], &o, HTTP_POST, "/echo", false);
+	wait_done(&r[0]);
+	ck_assert_str_eq(seen.custom, "yes");
+	start(eng, &r[1], NULL, HTTP_GET, "/echo", false);
+	wait_done(&r[1]);
+	ck_assert_str_eq(seen.method, "GET");
+	ck_assert_ptr_null(seen.custom);
+	ck_assert_ptr_null(seen.anchor);
+	ck_assert_ptr_null(seen.ctype);
+	start(eng, &r[2], NULL, HTTP_GET, "/404", false);
+	wait_done(&r[2]);
+	ck_assert_int_eq(r[2].resp.status, 404);
+	ck_assert_int_eq(r[0].resp.result, HTTP_RESULT_OK);
+	ck_assert_int_eq(r[1].resp.result, HTTP_RESULT_OK);
+	ck_assert_uint_eq(http_engine_stats(eng)->started, 3);
+	ck_assert_uint_eq(http_engine_stats(eng)->handles, 1);
+	for (i = 0; i < 3; i++)
+		result_free(&r[i]);
+}
+END_TEST
+
+/*
+ * Proxy variables in the environment (read when the engine is made)
+ * are still honoured: a proxy nobody listens on makes the request fail
+ * to connect, unless no_proxy exempts the host; none at all, and the
+ * request goes straight to the server.
+ */
+START_TEST(test_proxy_env)
+{
+	struct result			 r = { 0 };
+	struct http_engine_opts		 eo = { 0 };
+	struct http_engine		*e2;
+	char				*cause = NULL, *proxy;
+	int				 pass;
+
+	xasprintf(&proxy, "http://127.0.0.1:%u", unused_port());
+	eo.tls_verify = true;
+	for (pass = 0; pass < 3; pass++) {
+		unsetenv("no_proxy");
+		unsetenv("NO_PROXY");
+		unsetenv("http_proxy");
+		unsetenv("all_proxy");
+		unsetenv("ALL_PROXY");
+		if (pass < 2)
+			ck_assert_int_eq(setenv("http_proxy", proxy, 1), 0);
+		if (pass == 1)
+			ck_assert_int_eq(setenv("no_proxy", "127.0.0.1", 1),
+			    0);
+		e2 = http_engine_new(base, &eo, &cause);
+		ck_assert_ptr_nonnull(e2);
+		memset(&r, 0, sizeof r);
+		start(e2, &r, NULL, HTTP_GET, "/echo", false);
+		wait_done(&r);
+		if (pass == 0) {
+			ck_assert_int_eq(r.resp.result,
+			    HTTP_RESULT_TRANSIENT);
+			ck_assert_int_eq(r.resp.curl_code, 7);
+		} else
+			ck_assert_int_eq(r.resp.result, HTTP_RESULT_OK);
+		result_free(&r);
+		http_engine_free(e2);
+	}
+	unsetenv("http_proxy");
+	unsetenv("no_proxy");
+	free(proxy);
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -868,6 +959,8 @@ http_suite(void)
 	tcase_add_test(tc, test_cancel_before_run);
 	tcase_add_test(tc, test_basic_auth);
 	tcase_add_test(tc, test_bad_tls_files);
+	tcase_add_test(tc, test_handle_reuse);
+	tcase_add_test(tc, test_proxy_env);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pure");
