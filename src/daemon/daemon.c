@@ -9,7 +9,11 @@
 #include "config.h"
 
 #include <errno.h>
+#ifdef HAVE_MALLOC_TRIM
+#include <malloc.h>
+#endif
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +67,7 @@ struct daemon {
 	unsigned		 reloads, reload_failures;
 	char			*last_reload_error;
 	char			*restart_pending;	/* "a.b, c.d" or NULL */
+	bool			 settled;	/* no mailbox starting */
 };
 
 static void	 daemon_stop(struct daemon *);
@@ -267,9 +272,21 @@ static void
 refresh_status(struct daemon *d)
 {
 	char	 line[256];
+	bool	 settled;
 
-	manager_summary(d->manager, line, sizeof line);
+	settled = manager_summary(d->manager, line, sizeof line);
 	notify_status(line);
+#ifdef HAVE_MALLOC_TRIM
+	/*
+	 * Starting 100,000 mailboxes leaves free pages between the chunks
+	 * that stay (request and answer buffers, parser state): give them
+	 * back to the system once all are through, and again after a
+	 * reload's additions.
+	 */
+	if (settled && !d->settled)
+		malloc_trim(0);
+#endif
+	d->settled = settled;
 }
 
 static void

@@ -1287,7 +1287,7 @@ manager_metrics(struct manager *m, struct buf *b)
 	ews_ctx_metrics(m->env.ews, b);
 }
 
-void
+bool
 manager_summary(struct manager *m, char *out, size_t len)
 {
 	struct counts	 c;
@@ -1301,4 +1301,7 @@ manager_summary(struct manager *m, char *out, size_t len)
 	    c.state[MAILBOX_STATUS_BACKOFF],
 	    c.state[MAILBOX_STATUS_PARKED], c.open, acct != NULL ? "; " : "",
 	    acct != NULL ? acct : "");
+	return (c.state[MAILBOX_STATUS_IDLE] == 0 &&
+	    c.state[MAILBOX_STATUS_SUBSCRIBING] == 0 &&
+	    c.state[MAILBOX_STATUS_SYNCING] == 0);
 }

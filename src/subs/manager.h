@@ -84,7 +84,10 @@ void		 manager_connections_json(struct manager *,
 		    struct json_writer *);
 int		 manager_resync(struct manager *, const char *, char **cause);
 void		 manager_metrics(struct manager *, struct buf *);
-/* One line for systemd's STATUS=. */
-void		 manager_summary(struct manager *, char *, size_t);
+/*
+ * One line for systemd's STATUS=.  Returns whether every mailbox is past
+ * its start (none idle, subscribing or in its first read).
+ */
+bool		 manager_summary(struct manager *, char *, size_t);
 
 #endif
