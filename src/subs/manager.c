@@ -1302,6 +1302,12 @@ manager_metrics(struct manager *m, struct buf *b)
 	ews_ctx_metrics(m->env.ews, b);
 }
 
+struct ews_ctx *
+manager_ews(struct manager *m)
+{
+	return (m->env.ews);
+}
+
 void
 manager_summary(struct manager *m, char *out, size_t len)
 {
