@@ -18,6 +18,7 @@
 struct buf;
 struct config;
 struct event_base;
+struct ews_ctx;
 struct json_writer;
 struct manager;
 struct sinkset;
@@ -89,5 +90,11 @@ void		 manager_metrics(struct manager *, struct buf *);
  * its start (none idle, subscribing or in its first read).
  */
 bool		 manager_summary(struct manager *, char *, size_t);
+/*
+ * The EWS call path and budget every request of the manager goes
+ * through, for another owner whose requests must count against the
+ * same budget (ewsgwctl verify).  Valid until manager_free.
+ */
+struct ews_ctx	*manager_ews(struct manager *);
 
 #endif
