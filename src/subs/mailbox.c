@@ -107,10 +107,13 @@ struct mailbox {
 	uint32_t		 oof_at;	/* mono s of the last automatic-
 						   replies answer, 0 = none */
 	/* Flags as bit-fields: 100,000 mailboxes. */
-	bool			 has_presence:1; /* published at least once */
+	bool			 has_presence:1; /* published at least
+						   once */
 	bool			 dirty:1;	/* read again after this one */
-	bool			 have_sub_budget:1; /* counted in throttle */
-	bool			 stopping:1;	/* stop once Subscribe answers */
+	bool			 have_sub_budget:1; /* counted in
+						   throttle */
+	bool			 stopping:1;	/* stop once Subscribe
+						   answers */
 	bool			 urgent:1;	/* the next Subscribe is
 						   recovery (high priority) */
 };
@@ -977,8 +980,8 @@ mailbox_oof_read_at(const struct mailbox *mb)
 void
 mailbox_stop(struct mailbox *mb)
 {
-	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED ||
-	    mb->stopping)
+	if (mb->state == MAILBOX_UNSUBSCRIBING ||
+	    mb->state == MAILBOX_STOPPED || mb->stopping)
 		return;
 	ews_call_cancel(&mb->read_call);
 	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);
