@@ -167,7 +167,8 @@ file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	s->log_path = fs.log != NULL ? xstrdup(fs.log) : NULL;
 	s->log_fd = -1;
 	s->interval = fs.interval;
-	s->index = hashmap_new();
+	/* Keys borrowed from the entries: one copy of each address. */
+	s->index = hashmap_new_borrowing();
 	s->last_write = time_mono_ms() - s->interval;
 	evtimer_assign(&s->timer, ewsgw_host_event_base(host), file_timer_cb,
 	    s);
@@ -282,7 +283,8 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 		}
 		i = s->nents++;
 		s->ents[i].key = xstrdup(c->mailbox);
-		hashmap_put(s->index, c->mailbox, (void *)(uintptr_t)(i + 1));
+		hashmap_put(s->index, s->ents[i].key,
+		    (void *)(uintptr_t)(i + 1));
 		s->keys_changed = true;
 	}
 	/* One member of the "mailboxes" object: its key, then its value. */
