@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1742,6 +1743,75 @@ START_TEST(test_webhook_basic_auth_and_errors)
 }
 END_TEST
 
+/*
+ * Every sink secret file gets the EWS password file's checks: one that
+ * everyone may read is refused at its key's FILE:LINE (what
+ * --check-config and start-up report) and on every later read (a token
+ * rotated by SIGHUP), and the secret never shows in the message.
+ */
+START_TEST(test_sink_secret_file_modes)
+{
+	static const struct {
+		const char	*type;
+		const char	*key;
+	} cases[] = {
+		{ "webhook", "bearer_token_file" },
+		{ "webhook", "password_file" },
+		{ "sip", "password_file" },
+		{ "xmpp", "secret_file" },
+	};
+	char		 path[300], hdr[64], *kv, *want, *e, *cause = NULL;
+	char		*secret;
+	const char	*lines[] = { NULL, "url=https://example.invalid/x",
+	    "username=u", NULL, NULL };
+	size_t		 i;
+
+	snprintf(path, sizeof path, "%s/secret", tmpdir);
+	write_file(path, "s3cret-value\n");
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(hdr, sizeof hdr, "[sink h] %s", cases[i].type);
+		xasprintf(&kv, "%s=%s", cases[i].key, path);
+		lines[0] = hdr;
+		lines[3] = kv;
+		xasprintf(&want, "/etc/ewsgw.conf:4: sink h: %s '%s' is "
+		    "readable by everyone (mode 0644): chmod 0600 it, or load "
+		    "it as a systemd credential\n", cases[i].key, path);
+
+		ck_assert_int_eq(chmod(path, 0644), 0);
+		e = validate(lines);
+		ck_assert_msg(e != NULL && strstr(e, want) != NULL,
+		    "%s %s: %s", cases[i].type, cases[i].key, e);
+		ck_assert_ptr_null(strstr(e, "s3cret"));
+		free(e);
+
+		ck_assert_int_eq(chmod(path, 0600), 0);
+		e = validate(lines);
+		ck_assert_msg(e == NULL || strstr(e, "sink h: secret") == NULL,
+		    "%s", e);
+		ck_assert_msg(e == NULL || strstr(e, "readable") == NULL,
+		    "%s", e);
+		free(e);
+		free(want);
+		free(kv);
+	}
+
+	/* The read itself refuses too (a later chmod, a rotated file). */
+	ck_assert_int_eq(chmod(path, 0604), 0);
+	ck_assert_ptr_null(sink_read_secret(path, &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "is readable by everyone "
+	    "(mode 0604)"));
+	free(cause);
+	cause = NULL;
+	/* Its group may read it: a warning at the check, still read. */
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	secret = sink_read_secret(path, &cause);
+	ck_assert_ptr_nonnull(secret);
+	ck_assert_str_eq(secret, "s3cret-value");
+	xfree_secret(secret);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+}
+END_TEST
+
 static Suite *
 sink_suite(void)
 {
@@ -1787,6 +1857,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_exec_sink_parallel_bounded);
 	tcase_add_test(tc, test_webhook_sink);
 	tcase_add_test(tc, test_webhook_basic_auth_and_errors);
+	tcase_add_test(tc, test_sink_secret_file_modes);
 	suite_add_tcase(s, tc);
 	return (s);
 }
