@@ -26,6 +26,7 @@
 #include "base/conf.h"
 #include "base/hashmap.h"
 #include "base/log.h"
+#include "base/safepath.h"
 #include "base/secretfile.h"
 #include "base/seqstore.h"
 #include "sinks/sinkset.h"
@@ -462,9 +463,10 @@ resolve_type(const struct sink_cfg *sc, struct ewsgw_sink_ops *ops,
 	const struct ewsgw_sink_config	*c = &sc->pub;
 	const struct ewsgw_sink_ops	*mod;
 	const char			*path, *err;
-	char				*full = NULL;
+	char				*full = NULL, why[PATH_MAX + 128];
 	void				*h;
 	size_t				 i, n;
+	int				 rv;
 
 	*dl = NULL;
 	memset(ops, 0, sizeof *ops);
@@ -498,6 +500,14 @@ resolve_type(const struct sink_cfg *sc, struct ewsgw_sink_ops *ops,
 	}
 	if (strchr(path, '/') == NULL)
 		xasprintf(&full, "%s/%s", EWSGW_PKGLIBDIR, path);
+	/* Code run as the daemon: only root or its user may have put it. */
+	if ((rv = safe_path_check(full != NULL ? full : path, geteuid(),
+	    why, sizeof why)) != 0) {
+		ewsgw_sink_config_error(c, "path", "%s: %s", rv == -1 ?
+		    "cannot load plugin" : "plugin refused", why);
+		free(full);
+		return (-1);
+	}
 	dlerror();
 	if ((h = dlopen(full != NULL ? full : path,
 	    RTLD_NOW | RTLD_LOCAL)) == NULL) {

@@ -29,6 +29,7 @@
 #include "evtest.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/safepath.h"
 #include "sinks/sinkset.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -1812,6 +1813,106 @@ START_TEST(test_sink_secret_file_modes)
 }
 END_TEST
 
+/* Copy src to dst with mode. */
+static void
+copy_file(const char *src, const char *dst, mode_t mode)
+{
+	char	 b[8192];
+	ssize_t	 n;
+	int	 in, out;
+
+	in = open(src, O_RDONLY);
+	ck_assert_int_ne(in, -1);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ne(out, -1);
+	while ((n = read(in, b, sizeof b)) > 0)
+		ck_assert_int_eq(write(out, b, (size_t)n), n);
+	close(in);
+	close(out);
+	ck_assert_int_eq(chmod(dst, mode), 0);
+}
+
+/* Validation reports want (freed here) among its errors. */
+static void
+expect_refused(const char *const *lines, char *want)
+{
+	char	*e = validate(lines);
+
+	ck_assert_msg(e != NULL && strstr(e, want) != NULL, "%s", e);
+	free(e);
+	free(want);
+}
+
+/*
+ * A plugin is code run as the daemon: the file and every directory
+ * above it must belong to root or the daemon's user and be writable by
+ * nobody else (a sticky directory like /tmp passes), as sshd checks its
+ * keys; anything else is refused at path's FILE:LINE before dlopen.
+ */
+START_TEST(test_plugin_path_trust)
+{
+	char		*pp = plugin_path("example_sink"), dir[300], so[340];
+	char		*kv, *e, *want, *out;
+	const char	*lines[] = { "[sink ex] plugin", NULL, NULL, NULL };
+
+	snprintf(dir, sizeof dir, "%s/plugins", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(so, sizeof so, "%s/example_sink.so", dir);
+	copy_file(pp + strlen("path="), so, 0755);
+	xasprintf(&kv, "path=%s", so);
+	xasprintf(&out, "output=%s/example.txt", tmpdir);
+	lines[1] = kv;
+	lines[2] = out;
+	ck_assert_ptr_null(validate(lines));
+
+	/* A directory its group may write to. */
+	ck_assert_int_eq(chmod(dir, 0775), 0);
+	xasprintf(&want, "/etc/ewsgw.conf:2: sink ex: plugin refused: %s is "
+	    "writable by its group (mode 0775): chmod go-w it\n", dir);
+	expect_refused(lines, want);
+	e = mkset_fail(lines);
+	ck_assert_ptr_nonnull(strstr(e, "plugin refused"));
+	free(e);
+	/* ... unless it is sticky and everyone's, like /tmp. */
+	ck_assert_int_eq(chmod(dir, 01777), 0);
+	ck_assert_ptr_null(validate(lines));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+
+	/* The module itself writable by everyone. */
+	ck_assert_int_eq(chmod(so, 0757), 0);
+	xasprintf(&want, "/etc/ewsgw.conf:2: sink ex: plugin refused: %s is "
+	    "writable by everyone (mode 0757): chmod go-w it\n", so);
+	expect_refused(lines, want);
+	ck_assert_int_eq(chmod(so, 0755), 0);
+
+	/* Owned by another user than root and the daemon's. */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(so, 4242, (gid_t)-1), 0);
+		xasprintf(&want, "/etc/ewsgw.conf:2: sink ex: plugin refused: "
+		    "%s belongs to uid 4242, neither root nor the daemon's "
+		    "user (uid 0): chown it\n", so);
+		expect_refused(lines, want);
+		ck_assert_int_eq(chown(so, 0, (gid_t)-1), 0);
+	} else {
+		char	 why[PATH_MAX + 128];
+
+		/* The daemon running as someone else. */
+		ck_assert_int_eq(safe_path_check(so, geteuid() + 1, why,
+		    sizeof why), -2);
+		ck_assert_ptr_nonnull(strstr(why, "neither root nor the "
+		    "daemon's user"));
+	}
+
+	/* Trusted again: accepted. */
+	ck_assert_ptr_null(validate(lines));
+	unlink(so);
+	rmdir(dir);
+	free(kv);
+	free(out);
+	free(pp);
+}
+END_TEST
+
 static Suite *
 sink_suite(void)
 {
@@ -1839,6 +1940,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_validate_duplicate_name);
 	tcase_add_test(tc, test_plugin_example);
 	tcase_add_test(tc, test_plugin_rejected);
+	tcase_add_test(tc, test_plugin_path_trust);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("builtins");
