@@ -858,8 +858,9 @@ pres_finish(struct sip_pres *p, int result, const char *why)
 		/* A dead server fails every mailbox: say so once in a
 		 * while, not once per mailbox and retry. */
 		if (result != EWSGW_SINK_OK)
-			ewsgw_host_mlog(s->host, s->streak % SIP_LOG_EVERY == 1 ?
-			    LOG_WARNING : LOG_DEBUG, p->mailbox, "%s%s", why,
+			ewsgw_host_mlog(s->host,
+			    s->streak % SIP_LOG_EVERY == 1 ? LOG_WARNING :
+			    LOG_DEBUG, p->mailbox, "%s%s", why,
 			    s->streak > 1 ? " (and earlier failures)" : "");
 		ewsgw_host_done(s->host, p->token, result);
 	}
