@@ -1379,6 +1379,12 @@ manager_metrics(struct manager *m, struct buf *b)
 		graph_metrics(m->env.graph, b);
 }
 
+struct ews_ctx *
+manager_ews(struct manager *m)
+{
+	return (m->env.ews);
+}
+
 void
 manager_summary(struct manager *m, char *out, size_t len)
 {
