@@ -108,7 +108,8 @@ struct mailbox {
 	bool			 has_presence;	/* published at least once */
 	bool			 dirty;		/* read again after this one */
 	bool			 have_sub_budget; /* counted in throttle */
-	bool			 stopping;	/* stop once Subscribe answers */
+	bool			 stopping;	/* stop once Subscribe
+						   answers */
 	bool			 urgent;	/* the next Subscribe is
 						   recovery (high priority) */
 };
@@ -1057,8 +1058,8 @@ mailbox_oof_read_at(const struct mailbox *mb)
 void
 mailbox_stop(struct mailbox *mb)
 {
-	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED ||
-	    mb->stopping)
+	if (mb->state == MAILBOX_UNSUBSCRIBING ||
+	    mb->state == MAILBOX_STOPPED || mb->stopping)
 		return;
 	read_cancel(mb);
 	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);
