@@ -41,7 +41,7 @@ struct graphread {
 	struct graph_call	*call;		/* running, or NULL */
 	uint8_t			 step;		/* enum step */
 	uint8_t			 kind;		/* enum graphread_kind */
-	bool			 fresh;		/* round began without a token */
+	bool			 fresh;		/* began without a token */
 	bool			 changed;	/* the round saw a change */
 	bool			 resynced;	/* 410 answered once already */
 	bool			 have_oof;
