@@ -10,9 +10,10 @@
  *
  * The state says where the mailbox is in its life; the mode (streaming,
  * push, poll; delta for a mailbox on Graph) says how it is watched,
- * and whether it holds a subscription is mailbox_sub_id() != NULL.  The states name no backend
- * or mode.  Every transition goes through set_state() in mailbox.c,
- * which logs "old -> new" at debug and runs the entry actions
+ * and whether it holds a subscription is mailbox_sub_id() != NULL.
+ * The states name no backend or mode.  Every transition goes through
+ * set_state() in mailbox.c, which logs "old -> new" at debug and runs
+ * the entry actions
  * (SUBSCRIBING submits Subscribe, SYNCING starts the first read,
  * BACKOFF and PARKED arm the retry, UNSUBSCRIBING submits Unsubscribe,
  * STOPPED releases everything):
