@@ -143,7 +143,7 @@ setup(void)
 	ctx.push_url = PUSH_URL;
 	ctx.hooks = &test_hooks;
 	ctx.arg = NULL;
-	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL);
+	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL, MAILBOX_BACKEND_EWS);
 }
 
 static void
