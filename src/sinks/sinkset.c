@@ -68,6 +68,7 @@ struct sink_mbox {
 	size_t			 npending;
 	struct sink_item	*inflight;
 	bool			 on_ready;
+	bool			 retired;	/* dropped: no retry */
 	TAILQ_ENTRY(sink_mbox)	 ready_entry;	/* can be dispatched */
 	TAILQ_ENTRY(sink_mbox)	 all_entry;
 };
@@ -942,6 +943,12 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 			mbox_release(si, mb);
 		break;
 	case EWSGW_SINK_AGAIN:
+		if (mb->retired) {
+			si->dropped++;
+			item_drop(si, it);
+			mbox_release(si, mb);
+			break;
+		}
 		/* Not taken: same place, short pause, not a failure. */
 		TAILQ_INSERT_HEAD(&mb->pending, it, entry);
 		mb->npending++;
@@ -964,6 +971,13 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 		 * mailbox does not starve the others, the sink backs off.
 		 */
 		si->failed++;
+		if (mb->retired) {
+			/* Another node publishes this mailbox now. */
+			si->dropped++;
+			item_drop(si, it);
+			mbox_release(si, mb);
+			break;
+		}
 		if (it->attempts++ == 0)
 			si->retrying++;
 		TAILQ_INSERT_HEAD(&mb->pending, it, entry);
@@ -1011,6 +1025,7 @@ instance_enqueue(struct sink_instance *si,
 	} else
 		it = item_new(mb, c, previous);
 	it->forget = forget;
+	mb->retired = false;
 	TAILQ_INSERT_TAIL(&mb->pending, it, entry);
 	mb->npending++;
 	si->depth++;
@@ -1065,7 +1080,12 @@ instance_adopt(struct sink_instance *si, struct sink_instance *old)
 
 	while ((omb = TAILQ_FIRST(&old->all)) != NULL) {
 		mb = mbox_get(si, omb->name, true);
-		if ((it = omb->inflight) != NULL) {
+		if ((it = omb->inflight) != NULL && omb->retired) {
+			omb->inflight = NULL;
+			old->slots[it->token & 0xffffffffu] = NULL;
+			old->dropped++;
+			item_drop(old, it);
+		} else if (it != NULL) {
 			omb->inflight = NULL;
 			old->slots[it->token & 0xffffffffu] = NULL;
 			it->mb = mb;
@@ -1445,18 +1465,23 @@ sinkset_forget(struct sinkset *set, const char *mailbox)
 		instance_enqueue(si, &c, true);
 }
 
-void
+size_t
 sinkset_drop(struct sinkset *set, const char *mailbox)
 {
 	struct sink_instance	*si;
 	struct sink_mbox	*mb;
+	size_t			 n = 0;
 
 	TAILQ_FOREACH(si, &set->instances, entry) {
 		if ((mb = mbox_get(si, mailbox, false)) == NULL)
 			continue;
+		n += mb->npending;
 		mbox_drop_pending(si, mb);
+		if (mb->inflight != NULL)
+			mb->retired = true;
 		mbox_release(si, mb);
 	}
+	return (n);
 }
 
 bool

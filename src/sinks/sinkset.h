@@ -82,9 +82,11 @@ void		 sinkset_seq_floor(struct sinkset *);
 void		 sinkset_forget(struct sinkset *, const char *mailbox);
 /*
  * Drop what the sinks have not started delivering for mailbox (another
- * node publishes it now); a change in flight is left to finish.
+ * node publishes it now); a change in flight is left to finish, but is
+ * dropped rather than retried if it fails.  A later change of mailbox
+ * queues normally again.  Returns the number of changes dropped.
  */
-void		 sinkset_drop(struct sinkset *, const char *mailbox);
+size_t		 sinkset_drop(struct sinkset *, const char *mailbox);
 /* Whether any sink still holds (queued or in flight) a change of mailbox. */
 bool		 sinkset_holds(struct sinkset *, const char *mailbox);
 

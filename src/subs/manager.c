@@ -551,13 +551,20 @@ reap(struct manager *m)
 		mb = m->retiring[i];
 		if (mailbox_state(mb) == MAILBOX_STOPPED && m->sinks != NULL &&
 		    sinkset_holds(m->sinks, mailbox_address(mb))) {
-			if (drain) {
+			/*
+			 * Past the drain time only a change in flight holds
+			 * it (bounded by the sink's own timeout): delivered,
+			 * it still arrives before the new owner's.
+			 */
+			if (!drain && sinkset_drop(m->sinks,
+			    mailbox_address(mb)) > 0)
+				dropped++;
+			if (drain || sinkset_holds(m->sinks,
+			    mailbox_address(mb))) {
 				held = true;
 				m->retiring[j++] = mb;
 				continue;
 			}
-			sinkset_drop(m->sinks, mailbox_address(mb));
-			dropped++;
 		}
 		if (mailbox_state(mb) == MAILBOX_STOPPED) {
 			mailbox_free(mb);
@@ -962,7 +969,7 @@ manager_fence(struct manager *m, int64_t budget_until_ms)
 	for (i = 0; i < registry_count(m->reg); i++) {
 		/* Not delivered yet: the next owner publishes it now. */
 		if (m->sinks != NULL)
-			sinkset_drop(m->sinks,
+			(void)sinkset_drop(m->sinks,
 			    mailbox_address(registry_at(m->reg, i)));
 		retire_mailbox(m, registry_at(m->reg, i));
 	}

@@ -599,6 +599,63 @@ START_TEST(test_order_per_mailbox)
 }
 END_TEST
 
+/*
+ * Another node takes a mailbox over (cluster hand-over, fencing):
+ * sinkset_drop drops the waiting changes, leaves the one in flight to
+ * finish, and a failure of that one is dropped, never retried after
+ * the new owner's changes; a later change of the mailbox (taken back)
+ * is delivered as usual.
+ */
+START_TEST(test_drop_handed_over)
+{
+	const char *const lines[] = { "[sink f] fake", "mode=async",
+	    "retry_initial=20ms", "retry_max=40ms", NULL };
+	struct sinkset		*set = mkset(lines);
+	struct ewsgw_sink	*f;
+	int			 want[2] = { 0, 1 };
+
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "a@x", "available", "busy", 2);
+	publish(set, "a@x", "away", "available", 3);
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	f = fakes[0];
+	ck_assert(sinkset_holds(set, "a@x"));
+	ck_assert_uint_eq(sinkset_drop(set, "a@x"), 2);
+	ck_assert_uint_eq(sinkset_depth(set), 1);
+	/* Still in flight: the hand-over must wait for it. */
+	ck_assert(sinkset_holds(set, "a@x"));
+	ewsgw_host_done(f->host, f->calls[0].token, EWSGW_SINK_ERR);
+	ck_assert(!sinkset_holds(set, "a@x"));
+	ck_assert_uint_eq(sinkset_depth(set), 0);
+	run_for(100);
+	ck_assert_int_eq(f->ncalls, 1);
+	ck_assert(status_num(set, 0, "dropped") == 3);
+	ck_assert(status_num(set, 0, "failed") == 1);
+	ck_assert(status_num(set, 0, "retrying") == 0);
+
+	/* A delivered change in flight stays delivered. */
+	publish(set, "a@x", "busy", "available", 4);
+	publish(set, "a@x", "available", "busy", 5);
+	want[1] = 2;
+	ck_assert(run_until(fake_has_calls, want, 2000));
+	ck_assert_uint_eq(sinkset_drop(set, "a@x"), 1);
+	ewsgw_host_done(f->host, f->calls[1].token, EWSGW_SINK_OK);
+	ck_assert(!sinkset_holds(set, "a@x"));
+	ck_assert(status_num(set, 0, "delivered") == 1);
+
+	/* Taken back: failures are retried again. */
+	f->fail_first = 1;
+	f->async = false;
+	publish(set, "a@x", "busy", "available", 6);
+	ck_assert(run_until(depth_zero, set, 2000));
+	ck_assert_int_eq(f->ncalls, 4);
+	ck_assert_int_eq(f->calls[2].seq, 6);
+	ck_assert_int_eq(f->calls[3].seq, 6);
+	ck_assert(status_num(set, 0, "delivered") == 2);
+	sinkset_free(set);
+}
+END_TEST
+
 START_TEST(test_retry_backoff)
 {
 	const char *const lines[] = { "[sink f] fake", "fail_first=3",
@@ -2086,6 +2143,7 @@ sink_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_order_per_mailbox);
+	tcase_add_test(tc, test_drop_handed_over);
 	tcase_add_test(tc, test_retry_backoff);
 	tcase_add_test(tc, test_again_backpressure);
 	tcase_add_test(tc, test_slow_sink_isolated);
