@@ -317,6 +317,12 @@ static const struct conf_key keys[] = {
 	    CK_RELOAD),
 	K(GRAPH, "delta_interval", KT_DURATION, graph.delta_interval_ms, "5m",
 	    1 * SEC, 1 * DAY, CK_RELOAD),
+	K(GRAPH, "notifications", KT_BOOL, graph.notifications, "yes", 0, 0,
+	    0),
+	K(GRAPH, "notification_url", KT_URL, graph.notification_url, NULL, 0,
+	    0, 0),
+	K(GRAPH, "subscription_lifetime", KT_DURATION,
+	    graph.subscription_lifetime_ms, "4220m", 1 * MIN, 4220 * MIN, 0),
 	K(GRAPH, "mailbox_concurrency", KT_UINT, graph.mailbox_concurrency,
 	    "4", 1, 4, 0),
 	K(GRAPH, "max_connections", KT_UINT, graph.max_connections, "64", 1,
@@ -1738,6 +1744,9 @@ graph_finish(struct cstate *st)
 	if (cf->graph.client_secret_file != NULL)
 		cf->graph.client_secret = read_secret(st, SEC_GRAPH,
 		    "client_secret_file", cf->graph.client_secret_file);
+	if (cf->graph.notifications && cf->graph.notification_url != NULL)
+		require(st, SEC_PUSH, "listen", "needed for [graph] "
+		    "notification_url: the push listener receives them");
 	/* The private key is a secret like the client secret. */
 	if (cf->graph.key_file != NULL &&
 	    stat(cf->graph.key_file, &sb) == 0 && (sb.st_mode & S_IROTH))

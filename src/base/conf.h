@@ -147,6 +147,11 @@ struct config {
 		char		*mailbox_file;
 		size_t		 nmailboxes;	/* of mailboxes[] on Graph */
 		int64_t		 delta_interval_ms;
+		/* Change notifications through the push listener: on when
+		 * notifications and notification_url are set. */
+		bool		 notifications;
+		char		*notification_url;
+		int64_t		 subscription_lifetime_ms;
 		unsigned	 mailbox_concurrency;
 		unsigned	 max_connections;
 		int64_t		 request_timeout_ms;

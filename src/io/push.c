@@ -42,6 +42,7 @@
 #include "ews/ews_parse.h"
 #include "ews/soap.h"
 #include "ews/xmlscan.h"
+#include "graph/graph_sub.h"
 #include "io/push.h"
 #include "io/push_req.h"
 #include "io/tls.h"
@@ -141,6 +142,9 @@ struct push {
 	struct cidr_list	 allow;		/* empty: anyone */
 	char			*path;		/* without the token */
 	char			*target;	/* path/token: what may POST */
+	char			*graph_target;	/* graph_path/token, or NULL */
+	char			*graph_lc_target; /* .../lifecycle */
+	push_graph_cb		 graph_cb;
 	char			 token[PUSH_TOKEN_LEN + 1];
 	unsigned		 port;
 	unsigned		 max_conns;
@@ -157,7 +161,7 @@ struct push {
 static int	 push_parse_listen(const char *, struct sockaddr_storage *,
 		    int *, char **);
 static int	 push_token_new(char *, const char *, char **);
-static bool	 push_target_ok(const struct push *, const char *);
+static bool	 push_target_ok(const char *, const char *);
 static void	 push_warn(struct push *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	 push_warn_flush(evutil_socket_t, short, void *);
@@ -313,13 +317,31 @@ push_notify_url(const struct push *p, const char *url)
  * may follow).  The token compares in constant time.
  */
 static bool
-push_target_ok(const struct push *p, const char *uri)
+push_target_ok(const char *target, const char *uri)
 {
-	size_t	 n = strlen(p->target);
+	size_t	 n;
 
+	if (target == NULL)
+		return (false);
+	n = strlen(target);
 	if (strcspn(uri, "?#") != n)
 		return (false);
-	return (CRYPTO_memcmp(uri, p->target, n) == 0);
+	return (CRYPTO_memcmp(uri, target, n) == 0);
+}
+
+/* Which route a request target takes. */
+enum push_route { ROUTE_NONE, ROUTE_EWS, ROUTE_GRAPH, ROUTE_GRAPH_LC };
+
+static enum push_route
+push_route(const struct push *p, const char *uri)
+{
+	if (push_target_ok(p->target, uri))
+		return (ROUTE_EWS);
+	if (push_target_ok(p->graph_target, uri))
+		return (ROUTE_GRAPH);
+	if (push_target_ok(p->graph_lc_target, uri))
+		return (ROUTE_GRAPH_LC);
+	return (ROUTE_NONE);
 }
 
 /* ---- set-up ---- */
@@ -362,6 +384,16 @@ push_new(struct event_base *base, const struct push_opts *o,
 	if (push_token_new(p->token, o->token, cause) != 0)
 		goto fail;
 	xasprintf(&p->target, "%s/%s", p->path, p->token);
+	if (o->graph_path != NULL) {
+		n = strcspn(o->graph_path, "?#");
+		while (n > 0 && o->graph_path[n - 1] == '/')
+			n--;
+		xasprintf(&p->graph_target, "%.*s/%s", (int)n, o->graph_path,
+		    p->token);
+		xasprintf(&p->graph_lc_target, "%s/lifecycle",
+		    p->graph_target);
+		p->graph_cb = o->graph_cb;
+	}
 	if (o->allow != NULL && cidr_list_parse(o->allow, &p->allow,
 	    cause) != 0)
 		goto fail;
@@ -434,6 +466,12 @@ push_free(struct push *p)
 		explicit_bzero(p->target, strlen(p->target));
 		free(p->target);
 	}
+	if (p->graph_target != NULL) {
+		explicit_bzero(p->graph_target, strlen(p->graph_target));
+		explicit_bzero(p->graph_lc_target, strlen(p->graph_lc_target));
+		free(p->graph_target);
+		free(p->graph_lc_target);
+	}
 	free(p->path);
 	free(p);
 }
@@ -467,6 +505,8 @@ push_stats_json(const struct push_stats *st, struct json_writer *w)
 	json_kv_int(w, "too_large", (int64_t)st->too_large);
 	json_kv_int(w, "unparsable", (int64_t)st->unparsable);
 	json_kv_int(w, "log_suppressed", (int64_t)st->log_suppressed);
+	json_kv_int(w, "graph_validations", (int64_t)st->graph_validations);
+	json_kv_int(w, "graph_notifications", (int64_t)st->graph_ok);
 	json_kv_int(w, "busy_max_us", st->busy_max_us);
 	json_obj_end(w);
 }
@@ -865,6 +905,8 @@ push_reason(int code)
 		return ("Continue");
 	case 200:
 		return ("OK");
+	case 202:
+		return ("Accepted");
 	case 400:
 		return ("Bad Request");
 	case 403:
@@ -895,7 +937,7 @@ static int
 push_answer(struct push_session *s, int code, const char *ctype,
     const char *body, struct buf *out)
 {
-	bool	 close = code != 200 || s->req.close;
+	bool	 close = code / 100 != 2 || s->req.close;
 
 	buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 	    "Content-Length: %zu\r\n%s%s\r\n%s", code, push_reason(code),
@@ -929,18 +971,61 @@ push_head(struct push_session *s, struct buf *out)
 	struct push_req	*r = &s->req;
 	const char	*ct = r->content_type;
 
-	if (!push_target_ok(s->p, r->target))
+	enum push_route	 route = push_route(s->p, r->target);
+
+	if (route == ROUTE_NONE)
 		return (push_refuse(s, 403, "no valid token", NULL, out));
 	if (strcmp(r->method, "POST") != 0)
 		return (push_refuse(s, 405, "not a POST", NULL, out));
 	if (!r->chunked && r->content_length < 0)
 		return (push_refuse(s, 411, "no Content-Length", NULL, out));
-	if (ct[0] != '\0' && strcasestr(ct, "xml") == NULL)
+	/* Graph's handshake carries text/plain; its notifications JSON. */
+	if (route == ROUTE_EWS && ct[0] != '\0' &&
+	    strcasestr(ct, "xml") == NULL)
 		return (push_refuse(s, 400, "not XML", NULL, out));
 	if (r->expect_continue)
 		buf_printf(out, "HTTP/1.1 100 Continue\r\n\r\n");
 	push_req_body(r);
 	return (PUSH_SESSION_MORE);
+}
+
+/*
+ * A Graph request, whole: the validation handshake answered with its
+ * token, or notifications handed to the owner.
+ */
+static int
+push_graph_body(struct push_session *s, enum push_route route,
+    struct buf *out)
+{
+	struct push	*p = s->p;
+	struct push_req	*r = &s->req;
+	const char	*q = strchr(r->target, '?');
+	char		*token = NULL;
+	int		 v, rc;
+
+	v = q != NULL ? graph_validation_token(q + 1, strlen(q + 1),
+	    &token) : 0;
+	if (v == -1)
+		return (push_refuse(s, 400, "bad validationToken", NULL, out));
+	if (v == 1) {
+		p->stats.graph_validations++;
+		p->stats.ok++;
+		rc = push_answer(s, 200, "text/plain; charset=utf-8", token,
+		    out);
+		free(token);
+		return (rc);
+	}
+	if (strcasestr(r->content_type, "json") == NULL)
+		return (push_refuse(s, 400, "not JSON", NULL, out));
+	if (p->graph_cb == NULL || p->graph_cb(route == ROUTE_GRAPH_LC,
+	    r->body.data, r->body.len, p->arg) == PUSH_BAD) {
+		p->stats.unparsable++;
+		return (push_refuse(s, 400, "not a notification collection",
+		    NULL, out));
+	}
+	p->stats.graph_ok++;
+	p->stats.ok++;
+	return (push_answer(s, 202, "text/plain", "", out));
 }
 
 /* The whole request is in: pre-scan, parse, ask the owner, answer. */
@@ -952,11 +1037,14 @@ push_body(struct push_session *s, struct buf *out)
 	struct ews_notifications n;
 	struct buf		 env = BUF_INIT;
 	char			*cause = NULL;
+	enum push_route		 route;
 	int			 verdict, rc;
 
 	memset(&n, 0, sizeof n);
 	buf_putc(&r->body, '\0');	/* a NUL-terminated empty body */
 	r->body.len--;
+	if ((route = push_route(p, r->target)) != ROUTE_EWS)
+		return (push_graph_body(s, route, out));
 	if (xml_prescan(r->body.data, r->body.len, &push_xml_limits,
 	    &cause) != 0 || ews_parse_send_notification(r->body.data,
 	    r->body.len, &n, &cause) != 0) {

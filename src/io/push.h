@@ -18,6 +18,7 @@
 #ifndef EWSGW_PUSH_H
 #define EWSGW_PUSH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,18 @@ struct push_session;
 #define PUSH_DEFAULT_MAX_CONNS		256
 #define PUSH_DEFAULT_TIMEOUT_MS		10000
 
+/*
+ * Graph change notifications (graph_cb, [graph] notification_url) are
+ * POSTed to graph_path/TOKEN, lifecycle notifications to
+ * graph_path/TOKEN/lifecycle, with the same token.  A validationToken
+ * query is answered at once, 200 text/plain with the decoded token;
+ * any other request must carry JSON, which goes to graph_cb (raw,
+ * NUL-terminated, borrowed for the call) and is answered 202, or 400
+ * when graph_cb returns PUSH_BAD.
+ */
+typedef int	 (*push_graph_cb)(bool lifecycle, const char *body,
+		    size_t len, void *arg);
+
 struct push_opts {
 	const char	*listen;	/* "a:port" "[v6]:port" "*:port";
 					   NULL: no socket (push_session) */
@@ -48,6 +61,8 @@ struct push_opts {
 	size_t		 max_body;	/* 0 = PUSH_DEFAULT_MAX_BODY */
 	unsigned	 max_connections; /* 0 = PUSH_DEFAULT_MAX_CONNS */
 	int64_t		 timeout_ms;	/* per request; 0 = the default */
+	const char	*graph_path;	/* NULL: no Graph route */
+	push_graph_cb	 graph_cb;	/* called with push_new's arg */
 };
 
 /* Verdicts of the notify callback. */
@@ -128,6 +143,8 @@ struct push_stats {
 	uint64_t	 unparsable;	/* of those, a body that failed the
 					   pre-scan or the parser */
 	uint64_t	 log_suppressed; /* warning lines rate-limited away */
+	uint64_t	 graph_validations;	/* handshakes answered */
+	uint64_t	 graph_ok;	/* Graph notification POSTs taken */
 	int64_t		 busy_max_us;	/* longest accept or read callback,
 					   CPU time of the loop's thread */
 };

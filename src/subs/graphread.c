@@ -21,6 +21,7 @@
 #include "ews/calendar.h"
 #include "ews/ews_parse.h"
 #include "graph/graph_cal.h"
+#include "graph/graph_sub.h"
 #include "io/graph_client.h"
 #include "presence/timeline.h"
 #include "subs/env.h"
@@ -39,6 +40,8 @@ struct graphread {
 	graphread_cb		 cb;
 	void			*arg;
 	struct graph_call	*call;		/* running, or NULL */
+	struct graph_call	*sub_call;	/* subscribe or renew */
+	graphsub_cb		 sub_cb;
 	uint8_t			 step;		/* enum step */
 	uint8_t			 kind;		/* enum graphread_kind */
 	bool			 fresh;		/* began without a token */
@@ -100,6 +103,7 @@ graphread_free(struct graphread *gr)
 	if (gr == NULL)
 		return;
 	graphread_cancel(gr);
+	graphread_sub_cancel(gr);
 	free(gr->delta_link);
 	free(gr->user);
 	free(gr);
@@ -352,6 +356,89 @@ on_answer(const struct graph_result *res, void *arg)
 		on_oof(gr, res);
 	else
 		on_page(gr, res);
+}
+
+/* ---- the subscription ---- */
+
+static void
+on_sub(const struct graph_result *res, void *arg)
+{
+	struct graphread		*gr = arg;
+	struct graph_subscription	 sub;
+	struct graphsub_result		 r;
+	char				*cause = NULL;
+
+	gr->sub_call = NULL;		/* it ends when this returns */
+	memset(&r, 0, sizeof r);
+	memset(&sub, 0, sizeof sub);
+	if (res->action != GRAPH_ACT_OK) {
+		r.code = res->code != NULL && res->code[0] != '\0' ?
+		    res->code : graph_action_name(res->action);
+		r.action = res->action;
+	} else if (res->body == NULL || graph_parse_subscription(res->body,
+	    res->body_len, &sub, &cause) == -1) {
+		mlog(LOG_WARNING, gr->user, "Graph subscription: %s",
+		    cause != NULL ? cause : "no body");
+		free(cause);
+		r.code = "BadResponse";
+		r.action = GRAPH_ACT_TRANSIENT;
+	} else {
+		r.id = sub.id;
+		r.expires = sub.expires;
+	}
+	gr->sub_cb(&r, gr->arg);
+	graph_subscription_free(&sub);
+}
+
+void
+graphread_subscribe(struct graphread *gr, const char *url,
+    const char *lc_url, const char *client_state, int64_t expires,
+    graphsub_cb cb)
+{
+	struct buf	 b = BUF_INIT_SECRET;
+
+	if (gr->sub_call != NULL)
+		return;
+	graph_sub_create_body(&b, &(struct graph_sub_req){ .user = gr->user,
+	    .notification_url = url, .lifecycle_url = lc_url,
+	    .client_state = client_state, .expires = expires });
+	gr->sub_cb = cb;
+	gr->sub_call = graph_call_start(gr->env->graph, &(struct graph_req){
+	    .method = HTTP_POST, .url = "/subscriptions", .body = buf_str(&b),
+	    .mailbox = gr->user, .tag = gr->user }, on_sub, gr);
+	buf_free_secret(&b);
+}
+
+void
+graphread_renew(struct graphread *gr, const char *id, int64_t expires,
+    graphsub_cb cb)
+{
+	struct buf	 u = BUF_INIT, b = BUF_INIT;
+
+	if (gr->sub_call != NULL)
+		return;
+	graph_sub_url(&u, "", id);
+	graph_sub_renew_body(&b, expires);
+	gr->sub_cb = cb;
+	gr->sub_call = graph_call_start(gr->env->graph, &(struct graph_req){
+	    .method = HTTP_PATCH, .url = buf_str(&u), .body = buf_str(&b),
+	    .mailbox = gr->user, .tag = gr->user }, on_sub, gr);
+	buf_free(&u);
+	buf_free(&b);
+}
+
+bool
+graphread_sub_busy(const struct graphread *gr)
+{
+	return (gr->sub_call != NULL);
+}
+
+void
+graphread_sub_cancel(struct graphread *gr)
+{
+	if (gr->sub_call != NULL)
+		graph_call_cancel(gr->sub_call);
+	gr->sub_call = NULL;
 }
 
 void

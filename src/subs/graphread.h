@@ -12,7 +12,8 @@
  * server forgot (410) or a window that has slid too far starts a fresh
  * round.  What the reads find goes back through one callback, in the
  * backend-neutral timeline items and the EWS out-of-office struct that
- * the EWS path also produces.
+ * the EWS path also produces.  With change notifications it also makes
+ * and renews the mailbox's subscription on its events.
  */
 #ifndef EWSGW_GRAPHREAD_H
 #define EWSGW_GRAPHREAD_H
@@ -61,6 +62,29 @@ void		 graphread_start(struct graphread *, enum graphread_kind);
 bool		 graphread_busy(const struct graphread *);
 /* Cancel the running read (no callback); the delta token stays. */
 void		 graphread_cancel(struct graphread *);
+/* A subscription made or renewed (id, expires), or why not (code). */
+struct graphsub_result {
+	const char		*code;		/* NULL: done */
+	enum graph_action	 action;	/* of the failure */
+	const char		*id;
+	int64_t			 expires;	/* epoch seconds */
+};
+typedef void	 (*graphsub_cb)(const struct graphsub_result *, void *);
+
+/*
+ * Subscribe to the user's events with notifications to url and
+ * lifecycle notifications to lc_url, clientState client_state (all
+ * borrowed for the call; they hold secrets), until expires (epoch s).
+ * cb runs once, with graphread_new's arg.  Not if one runs already.
+ */
+void		 graphread_subscribe(struct graphread *, const char *url,
+		    const char *lc_url, const char *client_state,
+		    int64_t expires, graphsub_cb);
+/* Renew subscription id until expires. */
+void		 graphread_renew(struct graphread *, const char *id,
+		    int64_t expires, graphsub_cb);
+bool		 graphread_sub_busy(const struct graphread *);
+void		 graphread_sub_cancel(struct graphread *);
 /* Status: "delta" object (token held, its age, rounds, re-reads). */
 void		 graphread_json(const struct graphread *, struct json_writer *);
 

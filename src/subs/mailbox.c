@@ -30,6 +30,7 @@
 #include "presence/presence.h"
 #include "presence/timeline.h"
 #include "subs/env.h"
+#include "graph/graph_sub.h"
 #include "subs/graphread.h"
 #include "subs/mailbox.h"
 
@@ -95,6 +96,9 @@ struct mailbox {
 	int64_t			 sync_at;
 	int64_t			 resync_at;
 	int64_t			 push_deadline;
+	int64_t			 renew_at;	/* Graph: renew the
+						   subscription (mono) */
+	int64_t			 sub_expires;	/* Graph: its expiry (wall s) */
 	int64_t			 last_event_ms;	/* mono */
 	int64_t			 window_end;	/* mono: until then a
 						   notification waits for
@@ -154,6 +158,8 @@ static void	 calview_done(struct ews_call *, const struct ews_reply *,
 static int	 build_oof(struct ews_call *, struct ews_send *, void *);
 static void	 oof_done(struct ews_call *, const struct ews_reply *, void *);
 static void	 graph_done(const struct graphread_result *, void *);
+static void	 graph_sub_start(struct mailbox *);
+static void	 graph_renew(struct mailbox *);
 
 static const struct ews_call_ops subscribe_ops = {
 	.op = EWS_OP_SUBSCRIBE,
@@ -223,7 +229,7 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	mb->pres.state = PRESENCE_UNKNOWN;
 	mb->state = MAILBOX_IDLE;
 	if (backend == MAILBOX_BACKEND_GRAPH) {
-		mb->mode = MAILBOX_MODE_DELTA;
+		mb->mode = MAILBOX_MODE_DELTA;	/* until started */
 		mb->gr = graphread_new(ctx->env, mb->imp_id != NULL ?
 		    mb->imp_id : mb->address, graph_done, mb);
 	}
@@ -346,6 +352,8 @@ arm_action(struct mailbox *mb)
 		t = mb->resync_at;
 	if (mb->push_deadline != 0 && mb->push_deadline < t)
 		t = mb->push_deadline;
+	if (mb->renew_at != 0 && mb->renew_at < t)
+		t = mb->renew_at;
 	if (t == INT64_MAX)
 		boundary_cancel(mb->ctx->action_timers, &mb->action);
 	else
@@ -363,7 +371,7 @@ subscribed_mode(const struct mailbox *mb)
 static enum mailbox_state
 start_state(const struct mailbox *mb)
 {
-	if (mb->gr != NULL)
+	if (mb->gr != NULL && mb->mode == MAILBOX_MODE_DELTA)
 		return (MAILBOX_SYNCING);
 	return (subscribed_mode(mb) ? MAILBOX_SUBSCRIBING : MAILBOX_WATCHING);
 }
@@ -403,14 +411,18 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 	case MAILBOX_SUBSCRIBING:
 		/* A fresh subscription for the current mode. */
 		forget_subscription(mb);
-		mb->retry_at = mb->push_deadline = 0;
+		mb->retry_at = mb->push_deadline = mb->renew_at = 0;
+		if (mb->gr != NULL) {
+			graph_sub_start(mb);
+			break;
+		}
 		ews_call_cancel(&mb->sub_call);
 		ews_call_submit(&mb->sub_call, &subscribe_ops, mb->urgent ?
 		    THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL, NULL, mb);
 		break;
 	case MAILBOX_SYNCING:
 		mb->failures = 0;
-		if (mb->mode == MAILBOX_MODE_PUSH)
+		if (mb->mode == MAILBOX_MODE_PUSH && mb->gr == NULL)
 			mb->push_deadline = now + push_timeout(ctx->env->conf);
 		/* Presence first for mailboxes already subscribed. */
 		read_start(mb, mb->has_presence ? SOURCE_RESUBSCRIBE :
@@ -438,7 +450,10 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		    "Exchange refuses this mailbox (%s); parked, next try in "
 		    "%d minutes", mailbox_error(mb), PARK_RETRY_MS / 60000);
 		ews_call_cancel(&mb->sub_call);
+		if (mb->gr != NULL)
+			graphread_sub_cancel(mb->gr);
 		forget_subscription(mb);
+		mb->renew_at = 0;
 		mb->retry_at = now + PARK_RETRY_MS;
 		break;
 	case MAILBOX_UNSUBSCRIBING:
@@ -449,6 +464,9 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	case MAILBOX_STOPPED:
 		read_cancel(mb);
+		if (mb->gr != NULL)
+			graphread_sub_cancel(mb->gr);
+		mb->renew_at = 0;
 		ews_call_cancel(&mb->sub_call);
 		boundary_cancel(ctx->presence_timers, &mb->boundary);
 		forget_subscription(mb);
@@ -804,15 +822,21 @@ graph_done(const struct graphread_result *r, void *arg)
 	read_finished(mb);
 }
 
-/* What a Graph mailbox reads for a source. */
+/*
+ * What a Graph mailbox reads for a source.  With notifications there
+ * are no delta rounds: the first read and the periodic one (which
+ * also catches automatic replies, which notify nothing) read all.
+ */
 static enum graphread_kind
-graph_kind(enum mailbox_source source)
+graph_kind(const struct mailbox *mb, enum mailbox_source source)
 {
+	bool	 push = mb->mode == MAILBOX_MODE_PUSH;
+
 	switch (source) {
 	case SOURCE_STARTUP:
 	case SOURCE_RESUBSCRIBE:
 	case SOURCE_POLL:
-		return (GRAPHREAD_ROUND);
+		return (push ? GRAPHREAD_FULL : GRAPHREAD_ROUND);
 	default:
 		return (source_reads_oof[source] ? GRAPHREAD_FULL :
 		    GRAPHREAD_CALENDAR);
@@ -836,7 +860,7 @@ read_start(struct mailbox *mb, enum mailbox_source source,
 		    mb->ctx->env->conf->presence.debounce_ms;
 	cal_free(mb);
 	if (mb->gr != NULL)
-		graphread_start(mb->gr, graph_kind(source));
+		graphread_start(mb->gr, graph_kind(mb, source));
 	else
 		ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
 	arm_action(mb);
@@ -915,6 +939,10 @@ mailbox_start(struct mailbox *mb)
 	mb->resync_at = time_mono_ms() + spread / 2 +
 	    backoff_rng_range(mb->ctx->env->rng, 0, spread / 2);
 	mb->urgent = false;
+	/* The manager's context is complete by now. */
+	if (mb->gr != NULL)
+		mb->mode = mb->ctx->graph_url != NULL ? MAILBOX_MODE_PUSH :
+		    MAILBOX_MODE_DELTA;
 	set_state(mb, start_state(mb));
 }
 
@@ -950,6 +978,8 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 	mb->last_event_ms = time_mono_ms();
 	if (mb->mode == MAILBOX_MODE_PUSH && mb->push_deadline != 0)
 		mb->push_deadline = mb->last_event_ms + push_timeout(conf);
+	/* Graph's notifications carry no EWS events: a change. */
+	calendar = ev == NULL && mb->gr != NULL;
 	for (i = 0; i < n; i++) {
 		if (ev[i].type == EWS_EV_STATUS)
 			continue;
@@ -972,7 +1002,7 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 	 */
 	if (reading(mb))
 		mb->dirty = true;
-	else if (mb->sync_at != 0)
+	else if (mb->sync_at != 0 && mb->gr == NULL)
 		;			/* a read is due already */
 	else if (mb->last_event_ms >= mb->window_end &&
 	    (mb->state == MAILBOX_WATCHING || mb->state == MAILBOX_SYNCING))
@@ -981,6 +1011,135 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 		mb->sync_at = mb->window_end > mb->last_event_ms ?
 		    mb->window_end : mb->last_event_ms;
 	arm_action(mb);
+}
+
+/* ---- Graph subscriptions ---- */
+
+/* When to renew: 75% into its life or 6 h before the end, jittered. */
+static void
+graph_renew_plan(struct mailbox *mb, int64_t expires)
+{
+	int64_t	 now = time_wall_ms() / 1000, life, at, early;
+
+	mb->sub_expires = expires;
+	life = expires - now;
+	if (life < 2)
+		life = 2;
+	at = life * 3 / 4;
+	if (life - 6 * 3600 < at)
+		at = life - 6 * 3600;
+	if (at < life / 2)
+		at = life / 2;
+	/* Up to a tenth earlier, so that renewals spread out. */
+	early = backoff_rng_range(mb->ctx->env->rng, 0, at / 10);
+	mb->renew_at = time_mono_ms() + (at - early) * 1000;
+}
+
+static void
+graph_subscribed(const struct graphsub_result *r, void *arg)
+{
+	struct mailbox		*mb = arg;
+	const struct mailbox_ctx *ctx = mb->ctx;
+
+	if (mb->state != MAILBOX_SUBSCRIBING)
+		return;
+	if (r->code != NULL) {
+		mlog(LOG_WARNING, mb->address, "Graph subscription refused: "
+		    "%s", r->code);
+		set_error(mb, r->action == GRAPH_ACT_DENIED ?
+		    "ErrorAccessDenied" : r->code);
+		set_state(mb, r->action == GRAPH_ACT_DENIED ? MAILBOX_PARKED :
+		    MAILBOX_BACKOFF);
+		return;
+	}
+	forget_subscription(mb);
+	mb->sub_id = xstrdup(r->id);
+	graph_renew_plan(mb, r->expires);
+	ctx->hooks->subscription(mb, NULL, ctx->arg);
+	set_state(mb, MAILBOX_SYNCING);
+}
+
+static void
+graph_sub_start(struct mailbox *mb)
+{
+	const struct mailbox_ctx *ctx = mb->ctx;
+	const struct config	*conf = ctx->env->conf;
+	int64_t			 now = time_wall_ms() / 1000, exp;
+
+	exp = now + conf->graph.subscription_lifetime_ms / 1000;
+	if (exp > graph_sub_max_expiry(now))
+		exp = graph_sub_max_expiry(now);
+	graphread_sub_cancel(mb->gr);
+	graphread_subscribe(mb->gr, ctx->graph_url, ctx->graph_lc_url,
+	    ctx->client_state, exp, graph_subscribed);
+}
+
+static void
+graph_renewed(const struct graphsub_result *r, void *arg)
+{
+	struct mailbox	*mb = arg;
+	int64_t		 now = time_wall_ms() / 1000;
+
+	if (mb->sub_id == NULL || (mb->state != MAILBOX_WATCHING &&
+	    mb->state != MAILBOX_SYNCING))
+		return;
+	if (r->code == NULL) {
+		mb->failures = 0;
+		graph_renew_plan(mb, r->expires);
+		arm_action(mb);
+		return;
+	}
+	if (r->action == GRAPH_ACT_NOT_FOUND || mb->sub_expires <= now) {
+		mailbox_subscription_lost(mb, "SubscriptionNotFound", true);
+		return;
+	}
+	mlog(LOG_NOTICE, mb->address, "Graph subscription renewal failed "
+	    "(%s); trying again", r->code);
+	if (mb->failures < UINT8_MAX)
+		mb->failures++;
+	mb->renew_at = time_mono_ms() + retry_delay(mb);
+	arm_action(mb);
+}
+
+static void
+graph_renew(struct mailbox *mb)
+{
+	const struct config	*conf = mb->ctx->env->conf;
+	int64_t			 now = time_wall_ms() / 1000, exp;
+
+	mb->renew_at = 0;
+	exp = now + conf->graph.subscription_lifetime_ms / 1000;
+	if (exp > graph_sub_max_expiry(now))
+		exp = graph_sub_max_expiry(now);
+	graphread_renew(mb->gr, mb->sub_id, exp, graph_renewed);
+}
+
+void
+mailbox_graph_notify(struct mailbox *mb, int kind)
+{
+	if (mb->gr == NULL || (mb->state != MAILBOX_WATCHING &&
+	    mb->state != MAILBOX_SYNCING))
+		return;
+	switch (kind) {
+	case GRAPH_NOTIF_CHANGE:
+		mailbox_events(mb, NULL, 0);
+		break;
+	case GRAPH_NOTIF_MISSED:
+		mlog(LOG_NOTICE, mb->address, "Graph missed notifications; "
+		    "reading again");
+		read_start(mb, SOURCE_RESYNC, THROTTLE_PRIO_HIGH);
+		break;
+	case GRAPH_NOTIF_REMOVED:
+		mailbox_subscription_lost(mb, "subscriptionRemoved", true);
+		break;
+	case GRAPH_NOTIF_REAUTHORIZE:
+		if (!graphread_sub_busy(mb->gr))
+			graph_renew(mb);
+		break;
+	default:
+		mlog(LOG_INFO, mb->address, "Graph lifecycle event ignored");
+		break;
+	}
 }
 
 void
@@ -1104,6 +1263,10 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 			set_state(mb, start_state(mb));
 		}
 	}
+	if (mb->renew_at != 0 && mb->renew_at <= now && mb->gr != NULL &&
+	    mb->sub_id != NULL && !graphread_sub_busy(mb->gr) &&
+	    (mb->state == MAILBOX_WATCHING || mb->state == MAILBOX_SYNCING))
+		graph_renew(mb);
 	if (mb->push_deadline != 0 && mb->push_deadline <= now) {
 		mb->push_deadline = 0;
 		if (mb->mode == MAILBOX_MODE_PUSH &&
@@ -1173,6 +1336,8 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 		if (mb->gr != NULL) {
 			json_key(w, "delta");
 			graphread_json(mb->gr, w);
+			json_kv_time(w, "subscription_expires",
+			    mb->sub_id != NULL ? mb->sub_expires : 0);
 		}
 		json_kv_time(w, "read_due", mb->sync_at != 0 ?
 		    time_wall_ms() / 1000 + (mb->sync_at - now + 999) / 1000 :

@@ -20,8 +20,10 @@
  *
  *   IDLE        -> SUBSCRIBING    started, streaming or push
  *   IDLE        -> WATCHING       started, poll
- *   IDLE        -> SYNCING        started, on Graph (delta: no
- *                                 subscription)
+ *   IDLE        -> SYNCING        started, on Graph without
+ *                                 notifications (delta rounds)
+ *   IDLE        -> SUBSCRIBING    started, on Graph with notifications
+ *                                 (mode push)
  *   SUBSCRIBING -> SYNCING        Subscribe answered with an id
  *   SUBSCRIBING -> BACKOFF        Subscribe failed, or its answer unusable
  *   SUBSCRIBING -> PARKED         Exchange refuses the mailbox (rights,
@@ -171,6 +173,11 @@ struct mailbox_ctx {
 	const char			*push_url;	/* to register for push
 							   (holds the listener's
 							   token), or NULL */
+	/* Graph change notifications (secrets, all or none): the URLs
+	 * for changes and lifecycle events, and the clientState. */
+	const char			*graph_url;
+	const char			*graph_lc_url;
+	const char			*client_state;
 	const struct mailbox_hooks	*hooks;
 	void				*arg;		/* for the hooks */
 };
@@ -192,6 +199,9 @@ void		 mailbox_set_mode(struct mailbox *, enum mailbox_mode,
 /* Calendar events arrived for its subscription. */
 void		 mailbox_events(struct mailbox *, const struct ews_event *,
 		    size_t);
+/* What a Graph notification or lifecycle event says (graph_sub.h's
+ * enum graph_notif_kind). */
+void		 mailbox_graph_notify(struct mailbox *, int kind);
 /* Exchange says the subscription is gone (or lost events). */
 void		 mailbox_subscription_lost(struct mailbox *, const char *code,
 		    bool missed_events);

@@ -725,13 +725,19 @@ manager_new(struct event_base *base, const struct config *conf,
 	registry_commit(m->reg);
 	m->poller = poller_new(&m->env, m->reg);
 	m->oof = oofcycle_new(&m->env, m->reg);
-	if (conf->exchange.mode == CONF_MODE_PUSH &&
-	    (m->push = pushrecv_new(&m->env, m->reg, cause)) == NULL) {
+	if ((conf->exchange.mode == CONF_MODE_PUSH || (m->env.graph != NULL &&
+	    conf->graph.notifications && conf->graph.notification_url !=
+	    NULL)) && (m->push = pushrecv_new(&m->env, m->reg, cause)) ==
+	    NULL) {
 		manager_free(m);
 		return (NULL);
 	}
-	if (m->push != NULL)
+	if (m->push != NULL) {
 		m->mbctx.push_url = pushrecv_url(m->push);
+		m->mbctx.graph_url = pushrecv_graph_url(m->push);
+		m->mbctx.graph_lc_url = pushrecv_graph_lc_url(m->push);
+		m->mbctx.client_state = pushrecv_client_state(m->push);
+	}
 	return (m);
 }
 
@@ -1203,6 +1209,7 @@ budget_json(struct manager *m, const struct counts *c, struct json_writer *w)
 int
 manager_status_json(struct manager *m, struct json_writer *w)
 {
+	const struct pushrecv_graph_stats *gst;
 	struct counts	 c;
 	int		 i, healthy = 1;
 	char		 msg[128];
@@ -1243,6 +1250,15 @@ manager_status_json(struct manager *m, struct json_writer *w)
 		/* Graph's budgets next to Exchange's. */
 		json_key(w, "graph");
 		graph_client_stats_json(m->env.graph, w);
+	}
+	if (m->push != NULL && m->mbctx.graph_url != NULL) {
+		gst = pushrecv_graph_stats(m->push);
+		json_key(w, "graph_notifications");
+		json_obj_begin(w);
+		json_kv_int(w, "received", (int64_t)gst->received);
+		json_kv_int(w, "forged", (int64_t)gst->forged);
+		json_kv_int(w, "unknown", (int64_t)gst->unknown);
+		json_obj_end(w);
 	}
 
 	json_kv_int(w, "publications", (int64_t)m->published);
@@ -1399,6 +1415,12 @@ manager_metrics(struct manager *m, struct buf *b)
 	ews_ctx_metrics(m->env.ews, b);
 	if (m->env.graph != NULL)
 		graph_metrics(m->env.graph, b);
+	if (m->push != NULL && m->mbctx.graph_url != NULL)
+		buf_printf(b, "# HELP ewsgw_graph_notifications_forged_total "
+		    "Graph notifications dropped for a wrong clientState.\n"
+		    "# TYPE ewsgw_graph_notifications_forged_total counter\n"
+		    "ewsgw_graph_notifications_forged_total %llu\n",
+		    (unsigned long long)pushrecv_graph_stats(m->push)->forged);
 }
 
 struct ews_ctx *

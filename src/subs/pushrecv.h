@@ -3,7 +3,9 @@
  * SPDX-License-Identifier: ISC
  *
  * Push mode: the listener Exchange POSTs SendNotification to, tied to
- * the mailboxes whose subscriptions it names.
+ * the mailboxes whose subscriptions it names; and Graph's change and
+ * lifecycle notifications, checked against the daemon's clientState
+ * secret (random at every start), for the Graph mailboxes.
  */
 #ifndef EWSGW_PUSHRECV_H
 #define EWSGW_PUSHRECV_H
@@ -31,6 +33,23 @@ uint64_t	 pushrecv_received(const struct pushrecv *);
  * listener's secret token (borrowed; never log it).
  */
 const char	*pushrecv_url(const struct pushrecv *);
+/*
+ * Graph's notification and lifecycle URLs (with the token) and the
+ * clientState, all secrets (borrowed); NULL without Graph
+ * notifications.
+ */
+const char	*pushrecv_graph_url(const struct pushrecv *);
+const char	*pushrecv_graph_lc_url(const struct pushrecv *);
+const char	*pushrecv_client_state(const struct pushrecv *);
+/* Graph notifications: taken, dropped for a wrong clientState
+ * (forged), for an unknown subscription. */
+struct pushrecv_graph_stats {
+	uint64_t	 received;
+	uint64_t	 forged;
+	uint64_t	 unknown;
+};
+const struct pushrecv_graph_stats *pushrecv_graph_stats(
+		    const struct pushrecv *);
 /* The listener's counters as one JSON object value (status). */
 void		 pushrecv_json(const struct pushrecv *, struct json_writer *);
 

@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
-from ewsgwtest import TOP_SRCDIR, check_config, wait_for  # noqa: E402
+from ewsgwtest import TOP_SRCDIR, check_config, free_port, wait_for  # noqa: E402
 
 sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "graphsim"))
 from harness import GraphSim  # noqa: E402
@@ -33,9 +33,10 @@ def graph_sections(g, secret_path, **extra):
 class Hybrid:
     """A graph stand-in, then an EWS simulator and a daemon for both."""
 
-    def __init__(self, graph=None, **graph_keys):
+    def __init__(self, graph=None, push=None, **graph_keys):
         self.graph_opts = graph or {}
         self.graph_keys = graph_keys
+        self.push = push
 
     def __enter__(self):
         self.g = GraphSim(**self.graph_opts).__enter__()
@@ -48,8 +49,10 @@ class Hybrid:
                          0o600)
             os.write(fd, b"graph-secret\n")
             os.close(fd)
-            self.run.rewrite_config(graph_sections(self.g, secret,
-                                                   **self.graph_keys))
+            secs = graph_sections(self.g, secret, **self.graph_keys)
+            if self.push:
+                secs["push"] = self.push
+            self.run.rewrite_config(secs)
             self.run.d.start()
         except BaseException:
             self.__exit__(*sys.exc_info())
@@ -146,6 +149,88 @@ class HybridTest(unittest.TestCase):
             self.assertGreater(h.g.stats()["counters"]
                                ["access_policy_denied"], 0)
             self.assertEqual(h.g.stats()["violations_total"], 0)
+
+
+class Notifications(unittest.TestCase):
+    """Change notifications through the push listener: subscriptions
+    made (the validation handshake answered), a change seen without any
+    poll, renewal before expiry, and missed, reauthorizationRequired and
+    subscriptionRemoved recovered."""
+
+    def test_notifications_and_lifecycle(self):
+        port = free_port()
+        with Hybrid(graph={"allow_http_notify": True,
+                           "sub_max_minutes": 2},
+                    notification_url="http://127.0.0.1:%d/graph" % port,
+                    subscription_lifetime="1m",
+                    delta_interval="1h",
+                    push={"listen": "127.0.0.1:%d" % port}) as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.states().get("push") == len(GRAPH), 60,
+                     "Graph mailboxes subscribed")
+            run.wait_state("streaming", count=len(EWS))
+            gs = g.stats()
+            self.assertEqual(gs["counters"]["subscriptions_created"], 2, gs)
+            self.assertGreaterEqual(gs["counters"]["validations_ok"], 2, gs)
+            self.assertEqual(run.mailbox(GRAPH[0])["mode"], "push")
+            for mb in GRAPH:
+                run.wait_changes(mb, 1)
+
+            # A change arrives by notification (no poll for an hour).
+            now = time.time()
+            g.control("POST", "/mailboxes/%s/events" % GRAPH[0], {
+                "subject": "call", "start": iso(now - 60),
+                "end": iso(now + 3600), "showAs": "busy"})
+            wait_for(lambda: last_presence(run, GRAPH[0]) == "busy", 30,
+                     "busy by notification")
+            st = run.status()["graph_notifications"]
+            self.assertGreaterEqual(st["received"], 1, st)
+            self.assertEqual(st["forged"], 0, st)
+
+            subs = {s["mailbox"]: s["id"] for s in
+                    g.control("GET", "/subscriptions")["value"]}
+            views = g.stats()["requests"].get("calendarView", 0)
+            g.control("POST", "/subscriptions/%s/lifecycle" % subs[GRAPH[1]],
+                      {"event": "missed"})
+            wait_for(lambda: g.stats()["requests"].get("calendarView", 0)
+                     > views, 30, "calendar read again after missed")
+            renewed = g.stats()["counters"].get("subscriptions_renewed", 0)
+            g.control("POST", "/subscriptions/%s/lifecycle" % subs[GRAPH[1]],
+                      {"event": "reauthorizationRequired"})
+            wait_for(lambda: g.stats()["counters"].get(
+                "subscriptions_renewed", 0) > renewed, 30,
+                "renewed after reauthorizationRequired")
+            g.control("POST", "/subscriptions/%s/lifecycle" % subs[GRAPH[0]],
+                      {"event": "subscriptionRemoved"})
+            wait_for(lambda: g.stats()["counters"]["subscriptions_created"]
+                     == 3, 30, "subscribed again after subscriptionRemoved")
+            wait_for(lambda: run.mailbox(GRAPH[0])["state"] == "push", 30,
+                     "watched again")
+            # The new subscription delivers.
+            g.control("PUT", "/mailboxes/%s/automaticReplies" % GRAPH[0],
+                      {"status": "alwaysEnabled"})
+            run.d.request("resync " + GRAPH[0])
+            wait_for(lambda: last_presence(run, GRAPH[0]) == "away", 30,
+                     "away after a resync")
+            # One minute lifetimes: renewed before they expire, never
+            # lost.
+            wait_for(lambda: g.stats()["counters"].get(
+                "subscriptions_renewed", 0) >= renewed + 3, 90,
+                "renewals before expiry")
+            gs = g.stats()
+            self.assertEqual(gs["counters"].get("subscriptions_expired", 0),
+                             0, gs)
+            self.assertEqual(gs["counters"]["subscriptions_created"], 3, gs)
+            self.assertEqual(gs["violations_total"], 0, gs["violations"])
+            run.assert_no_violations(self)
+            # No token: refused before the body, counted.
+            import http.client
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("POST", "/graph/" + "0" * 64, body=b"{}",
+                      headers={"Content-Type": "application/json"})
+            self.assertEqual(c.getresponse().status, 403)
+            c.close()
+            self.assertGreaterEqual(run.status()["push"]["forbidden"], 1)
 
 
 class GraphConfig(unittest.TestCase):

@@ -1364,6 +1364,11 @@ static const struct {
 	{ "graph", "mailbox_concurrency = 2", "graph.mailbox_concurrency" },
 	{ "graph", "max_connections = 8", "graph.max_connections" },
 	{ "graph", "request_timeout = 30s", "graph.request_timeout" },
+	{ "graph", "notifications = no", "graph.notifications" },
+	{ "graph", "notification_url = https://gw.example.com/graph",
+	    "graph.notification_url" },
+	{ "graph", "subscription_lifetime = 1d",
+	    "graph.subscription_lifetime" },
 };
 #define NRESTART_ONLY	(sizeof(restart_only) / sizeof(*restart_only))
 
