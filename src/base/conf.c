@@ -237,6 +237,8 @@ static const struct conf_key keys[] = {
 	K(THROTTLING, "streaming_connections_per_anchor", KT_UINT,
 	    throttling.streaming_connections_per_anchor, NULL, 1, 100,
 	    CK_RELOAD),
+	K(THROTTLING, "ungrouped_streams", KT_UINT,
+	    throttling.ungrouped_streams, "1000", 0, 100000, CK_RELOAD),
 	K(THROTTLING, "short_request_share", KT_UINT,
 	    throttling.short_request_share, "20", 0, 90, CK_RELOAD),
 	K(THROTTLING, "idle_timeout", KT_DURATION, throttling.idle_timeout_ms,

@@ -112,6 +112,9 @@ struct config {
 		enum conf_charging charging;
 		bool		 charging_set;	/* explicit in the file */
 		unsigned	 streaming_connections_per_anchor;
+		/* Streams of one mailbox each when the server refuses
+		 * grouping; the other mailboxes are polled. */
+		unsigned	 ungrouped_streams;
 		unsigned	 short_request_share;	/* percent kept for short requests */
 		int64_t		 idle_timeout_ms;	/* dead stream detection */
 		int64_t		 backoff_max_ms;

@@ -83,6 +83,11 @@ struct manager {
 	struct hashmap		*group_keys;	/* address -> grouping
 						   (owned strings) */
 
+	/* The server accepts a subscription only on its owner's stream:
+	 * one mailbox per group from then on. */
+	bool			 ungrouped;
+	bool			 ungroup_pending;	/* split the groups */
+
 	struct event		 rebalance_ev;	/* deferred reap + assign */
 	bool			 started;
 	bool			 stopping;
@@ -119,6 +124,7 @@ static void	 mailbox_json_in(struct mailbox *, struct json_writer *, bool);
 static void	 stop_timeout_cb(evutil_socket_t, short, void *);
 static void	 stop_step_cb(evutil_socket_t, short, void *);
 static void	 fence_timer_cb(evutil_socket_t, short, void *);
+static void	 on_group_refused(struct group *, void *);
 
 /* ---- what the mailboxes report ---- */
 
@@ -234,6 +240,8 @@ new_group(struct manager *m)
 	struct group	*g;
 
 	g = group_new(&m->env, m->reg, ++m->next_group_id);
+	group_on_refused(g, on_group_refused, m);
+	group_set_owner_only(g, m->ungrouped);
 	m->groups = xreallocarray(m->groups, m->ngroups + 1,
 	    sizeof *m->groups);
 	m->groups[m->ngroups++] = g;
@@ -263,6 +271,8 @@ capacity(struct manager *m, size_t *groups, size_t *subs)
 
 	streams = throttle_streams_total(ews_ctx_throttle(m->env.ews));
 	*groups = streams == THROTTLE_UNLIMITED ? SIZE_MAX : streams;
+	if (m->ungrouped && *groups > conf->throttling.ungrouped_streams)
+		*groups = conf->throttling.ungrouped_streams;
 	if (conf->throttling.charging == CONF_CHARGING_SERVICE_ACCOUNT)
 		*subs = m->clustered ? m->share.subscriptions :
 		    conf->throttling.max_subscriptions;
@@ -283,7 +293,7 @@ same_key(const char *a, const char *b)
  * address order, the last group of that grouping while it has room,
  * then a new one; without Autodiscover (or for a mailbox it could not
  * place) all share one grouping.  The group's anchor is its first
- * member.
+ * member.  A server that refuses grouping gets a group per mailbox.
  */
 static struct group *
 group_for(struct manager *m, struct mailbox *mb, size_t maxg)
@@ -297,7 +307,7 @@ group_for(struct manager *m, struct mailbox *mb, size_t maxg)
 		g = m->groups[i];
 		if (!same_key(group_key(g), key))
 			continue;
-		if (!group_full(g))
+		if (!group_full(g) && !(m->ungrouped && group_size(g) > 0))
 			return (g);
 		break;
 	}
@@ -363,6 +373,101 @@ demote(struct manager *m, struct mailbox *mb, const struct hashmap *byaddr,
 	mailbox_set_mode(nmb, MAILBOX_MODE_POLL, why);
 }
 
+/* Conf mailboxes by address, for demote(); free with hashmap_free. */
+static struct hashmap *
+conf_by_address(const struct config *conf)
+{
+	struct hashmap	*byaddr;
+	size_t		 i;
+
+	byaddr = hashmap_new();
+	for (i = 0; i < conf->nmailboxes; i++)
+		hashmap_put(byaddr, conf->mailboxes[i].address,
+		    &conf->mailboxes[i]);
+	return (byaddr);
+}
+
+/* Start the mailboxes added since (demote's replacements). */
+static void
+start_idle(struct manager *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < registry_count(m->reg); i++)
+		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
+			mailbox_start(registry_at(m->reg, i));
+}
+
+/* A group's stream was refused for carrying several mailboxes. */
+static void
+on_group_refused(struct group *g, void *arg)
+{
+	struct manager	*m = arg;
+
+	if (!m->ungrouped)
+		log_warnx("the EWS server refuses several mailboxes' "
+		    "subscriptions on one stream (ErrorInvalidSubscription "
+		    "on connection %u): one stream per mailbox from now on, "
+		    "at most %u (ungrouped_streams), the other mailboxes "
+		    "polled", group_id(g),
+		    m->env.conf->throttling.ungrouped_streams);
+	m->ungrouped = true;
+	m->ungroup_pending = true;
+	rebalance_soon(m);
+}
+
+/*
+ * Split every group for a server that refuses grouping: each keeps its
+ * anchor, the other members get a stream of their own while the
+ * connection budget allows, the rest are polled (their subscriptions
+ * released).  The subscriptions kept are valid: each is streamed by
+ * its owner now.
+ */
+static void
+ungroup(struct manager *m)
+{
+	struct mailbox	**out = NULL, *mb;
+	size_t		  nout = 0, i, maxg, maxs, polled = 0, solo;
+	struct hashmap	 *byaddr;
+	struct group	 *g;
+
+	m->ungroup_pending = false;
+	capacity(m, &maxg, &maxs);
+	drop_empty_groups(m);
+	byaddr = conf_by_address(m->env.conf);
+	for (i = 0; i < m->ngroups; i++) {
+		g = m->groups[i];
+		group_set_owner_only(g, true);
+		while (group_size(g) > (i < maxg ? 1 : 0)) {
+			mb = group_member(g, group_size(g) - 1);
+			group_remove(g, mb);
+			out = xreallocarray(out, nout + 1, sizeof *out);
+			out[nout++] = mb;
+		}
+		group_reopen(g);
+	}
+	drop_empty_groups(m);
+	solo = nout;
+	for (i = 0; i < nout; i++) {
+		if (m->ngroups < maxg) {
+			g = new_group(m);
+			group_add(g, out[i]);
+			group_member_changed(g);
+			continue;
+		}
+		demote(m, out[i], byaddr, MAILBOX_WHY_CONNECTIONS);
+		polled++;
+		solo--;
+	}
+	hashmap_free(byaddr, NULL);
+	free(out);
+	registry_commit(m->reg);
+	start_idle(m);
+	if (nout > 0)
+		log_notice("ungrouped: %zu mailboxes moved to streams of their "
+		    "own, %zu polled (connection budget)", solo, polled);
+}
+
 /*
  * A smaller budget (cluster mode): poll the mailboxes of the groups
  * beyond the connection budget and, from the end of the address order,
@@ -410,10 +515,7 @@ trim(struct manager *m)
 		out[nout++] = mb;
 		used--;
 	}
-	byaddr = hashmap_new();
-	for (i = 0; i < conf->nmailboxes; i++)
-		hashmap_put(byaddr, conf->mailboxes[i].address,
-		    &conf->mailboxes[i]);
+	byaddr = conf_by_address(conf);
 	for (i = 0; i < nout; i++)
 		demote(m, out[i], byaddr, why[i]);
 	hashmap_free(byaddr, NULL);
@@ -421,9 +523,7 @@ trim(struct manager *m)
 	free(why);
 	registry_commit(m->reg);
 	drop_empty_groups(m);
-	for (i = 0; i < registry_count(m->reg); i++)
-		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
-			mailbox_start(registry_at(m->reg, i));
+	start_idle(m);
 	log_notice("cluster: %zu mailboxes polled to fit this node's share",
 	    nout);
 }
@@ -569,6 +669,8 @@ rebalance_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (m->clustered)
 		trim(m);
+	if (m->ungroup_pending)
+		ungroup(m);
 	assign(m);
 	check_share(m);
 }
@@ -681,12 +783,8 @@ manager_new(struct event_base *base, const struct config *conf,
 static void
 start_mailboxes(struct manager *m)
 {
-	size_t	 i;
-
 	assign(m);
-	for (i = 0; i < registry_count(m->reg); i++)
-		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
-			mailbox_start(registry_at(m->reg, i));
+	start_idle(m);
 }
 
 /*
@@ -1054,6 +1152,7 @@ struct counts {
 	size_t	 presence[PRESENCE_STATE_MAX];
 	size_t	 total;
 	size_t	 open;		/* streaming connections open */
+	size_t	 no_connection;	/* polled for want of connections */
 };
 
 static void
@@ -1070,6 +1169,9 @@ count_all(struct manager *m, struct counts *c)
 		c->total++;
 		c->state[mailbox_status(mb)]++;
 		c->mode[mailbox_mode(mb)]++;
+		if (mailbox_mode(mb) == MAILBOX_MODE_POLL &&
+		    mailbox_reason(mb) == MAILBOX_WHY_CONNECTIONS)
+			c->no_connection++;
 		c->presence[p != NULL ? p->state : PRESENCE_UNKNOWN]++;
 	}
 	for (i = 0; i < m->ngroups; i++)
@@ -1114,6 +1216,7 @@ budget_json(struct manager *m, const struct counts *c, struct json_writer *w)
 	else
 		json_int(w, ts.stream_limit);
 	json_kv_int(w, "per_anchor_limit", ts.per_anchor_limit);
+	json_kv_bool(w, "grouping_refused", m->ungrouped);
 	json_obj_end(w);
 	json_kv_time(w, "backoff_until", ts.backoff_until == 0 ? 0 :
 	    time_wall_ms() / 1000 + (ts.backoff_until - time_mono_ms()) / 1000);
@@ -1180,6 +1283,12 @@ manager_status_json(struct manager *m, struct json_writer *w)
 		snprintf(msg, sizeof msg, "%zu mailboxes parked: Exchange "
 		    "refuses them (see ewsgwctl mailboxes)",
 		    c.state[MAILBOX_STATUS_PARKED]);
+		json_str(w, msg);
+	}
+	if (m->ungrouped) {
+		snprintf(msg, sizeof msg, "the EWS server refuses grouped "
+		    "streams: one stream per mailbox, %zu mailboxes polled "
+		    "for want of connections", c.no_connection);
 		json_str(w, msg);
 	}
 	if (c.state[MAILBOX_STATUS_BACKOFF] > c.total / 2 && c.total > 0) {
