@@ -203,6 +203,8 @@ static const struct conf_key keys[] = {
 	    0, 0),
 	K(EXCHANGE, "autodiscover_url", KT_URL, exchange.autodiscover_url,
 	    NULL, 0, 0, 0),
+	K(EXCHANGE, "autodiscover_interval", KT_DURATION,
+	    exchange.autodiscover_interval_ms, "24h", 0, 30 * DAY, CK_RELOAD),
 
 	K(PUSH, "listen", KT_LISTEN, push.listen, NULL, 0, 0, 0),
 	K(PUSH, "url", KT_URL, push.url, NULL, 0, 0, 0),

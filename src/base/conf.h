@@ -82,6 +82,8 @@ struct config {
 		 * Autodiscover URL, NULL: from each mailbox's domain. */
 		bool		 autodiscover;
 		char		*autodiscover_url;
+		/* Each mailbox asked again once per interval, 0 never. */
+		int64_t		 autodiscover_interval_ms;
 		int64_t		 request_timeout_ms;
 		int64_t		 connect_timeout_ms;
 		/* Credentials refused: wait this long, then one login attempt

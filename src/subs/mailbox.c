@@ -908,6 +908,19 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 }
 
 void
+mailbox_resubscribe(struct mailbox *mb, const char *why)
+{
+	if (!subscribed_mode(mb) || mb->state == MAILBOX_IDLE ||
+	    mb->state == MAILBOX_UNSUBSCRIBING ||
+	    mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_PARKED)
+		return;
+	mlog(LOG_NOTICE, mb->address, "subscribing again: %s", why);
+	mb->ctx->hooks->count(mb, MAILBOX_COUNT_RESUBSCRIBE, mb->ctx->arg);
+	mb->urgent = true;
+	set_state(mb, MAILBOX_SUBSCRIBING);
+}
+
+void
 mailbox_resync(struct mailbox *mb)
 {
 	if (mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_UNSUBSCRIBING)

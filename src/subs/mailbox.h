@@ -181,6 +181,13 @@ void		 mailbox_events(struct mailbox *, const struct ews_event *,
 /* Exchange says the subscription is gone (or lost events). */
 void		 mailbox_subscription_lost(struct mailbox *, const char *code,
 		    bool missed_events);
+/*
+ * Subscribe again where its group now is (it moved to another server's
+ * group): a fresh subscription, then a calendar read.  The old one is
+ * not unsubscribed: a moved mailbox's subscriptions are gone with the
+ * move, and one no stream carries expires on the server.
+ */
+void		 mailbox_resubscribe(struct mailbox *, const char *why);
 /* Read the calendar now (control "resync"). */
 void		 mailbox_resync(struct mailbox *);
 /* Presence rules changed (reload): compute and publish again. */

@@ -41,6 +41,8 @@
 #include "subs/pushrecv.h"
 #include "subs/registry.h"
 
+/* Mailboxes asked per Autodiscover refresh request (its limit). */
+#define AD_REFRESH_BATCH	100
 /* Mailboxes stopped per loop pass at shutdown: timers run in between. */
 #define STOP_BATCH	1024
 /* Cluster mode: how often to look whether use is within a new share. */
@@ -82,6 +84,12 @@ struct manager {
 						   first subscriptions */
 	struct hashmap		*group_keys;	/* address -> grouping
 						   (owned strings) */
+	/* Autodiscover again: a batch at a time, spread over the
+	 * interval, from registry index refresh_next on. */
+	struct discover		*refresh;
+	struct event		 refresh_ev;
+	size_t			 refresh_next;
+	uint64_t		 regrouped;	/* moved to another grouping */
 
 	/* The server accepts a subscription only on its owner's stream:
 	 * one mailbox per group from then on. */
@@ -125,6 +133,8 @@ static void	 stop_timeout_cb(evutil_socket_t, short, void *);
 static void	 stop_step_cb(evutil_socket_t, short, void *);
 static void	 fence_timer_cb(evutil_socket_t, short, void *);
 static void	 on_group_refused(struct group *, void *);
+static void	 refresh_schedule(struct manager *);
+static void	 refresh_cb(evutil_socket_t, short, void *);
 
 /* ---- what the mailboxes report ---- */
 
@@ -758,6 +768,7 @@ manager_new(struct event_base *base, const struct config *conf,
 	evtimer_assign(&m->stop_step, base, stop_step_cb, m);
 	evtimer_assign(&m->share_timer, base, share_timer_cb, m);
 	evtimer_assign(&m->fence_timer, base, fence_timer_cb, m);
+	evtimer_assign(&m->refresh_ev, base, refresh_cb, m);
 	if (ch != NULL) {
 		/* Nothing runs and nothing is spent until told. */
 		m->clustered = true;
@@ -820,41 +831,184 @@ discovered(struct discover *d, const struct discover_result *rows,
 	discover_free(d);
 	m->discover = NULL;
 	start_mailboxes(m);
+	refresh_schedule(m);
+}
+
+/* What the Autodiscover runs of this manager ask. */
+static void
+discover_opts_for(struct manager *m, struct discover_opts *o)
+{
+	const struct config	*conf = m->env.conf;
+
+	memset(o, 0, sizeof *o);
+	o->url = conf->exchange.autodiscover_url;
+	o->version = conf->exchange.version;
+	o->settings = AD_SETTING_BIT(AD_GROUPING_INFORMATION) |
+	    AD_SETTING_BIT(AD_EXTERNAL_EWS_URL) |
+	    AD_SETTING_BIT(AD_INTERNAL_EWS_URL) |
+	    AD_SETTING_BIT(AD_INTERNAL_MAILBOX_SERVER);
+}
+
+/* Whether groups follow Autodiscover: on, and something streams. */
+static bool
+discovering(const struct manager *m)
+{
+	return (m->env.conf->exchange.autodiscover &&
+	    m->env.conf->exchange.mode != CONF_MODE_POLL);
+}
+
+/*
+ * Arm the next refresh batch: every mailbox is asked once per
+ * autodiscover_interval, in batches of AD_REFRESH_BATCH spread evenly
+ * over it, so that a large fleet never asks at once.
+ */
+static void
+refresh_schedule(struct manager *m)
+{
+	const struct config	*conf = m->env.conf;
+	struct timeval		 tv;
+	size_t			 n = registry_count(m->reg), batches;
+	int64_t			 ms;
+
+	if (!discovering(m) || conf->exchange.autodiscover_interval_ms == 0 ||
+	    m->stopping || n == 0 || m->refresh != NULL) {
+		evtimer_del(&m->refresh_ev);
+		return;
+	}
+	batches = (n + AD_REFRESH_BATCH - 1) / AD_REFRESH_BATCH;
+	ms = conf->exchange.autodiscover_interval_ms / (int64_t)batches;
+	evtimer_add(&m->refresh_ev, time_ms_tv(&tv, ms > 0 ? ms : 1));
+}
+
+/*
+ * A mailbox's grouping changed (moved to another database or server):
+ * off its old group's stream (reopened without it, every other group
+ * left alone), into a group of the new grouping, subscribed again
+ * there.
+ */
+static void
+regroup(struct manager *m, struct mailbox *mb, const char *key)
+{
+	struct group	*old = mailbox_group(mb), *g;
+	size_t		 maxg, maxs;
+
+	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
+	if (old == NULL || same_key(group_key(old), key))
+		return;		/* not streaming: placed when it is */
+	group_remove(old, mb);
+	group_reopen(old);
+	capacity(m, &maxg, &maxs);
+	drop_empty_groups(m);
+	m->regrouped++;
+	if ((g = group_for(m, mb, maxg)) == NULL) {
+		mailbox_set_mode(mb, MAILBOX_MODE_POLL,
+		    MAILBOX_WHY_CONNECTIONS);
+		return;
+	}
+	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
+	    mailbox_address(mb), .operation = "GetUserSettings" },
+	    "Autodiscover: moved to another server; from connection %u to "
+	    "%u", group_id(old), group_id(g));
+	group_add(g, mb);
+	mailbox_resubscribe(mb, "its server changed");
+	group_member_changed(g);
+}
+
+static void
+refreshed(struct discover *d, const struct discover_result *rows,
+    size_t n, void *arg)
+{
+	struct manager	*m = arg;
+	struct mailbox	*mb;
+	size_t		 i;
+	char		*key;
+
+	for (i = 0; i < n; i++) {
+		if (rows[i].status != DISCOVER_OK ||
+		    (key = ad_group_key(&rows[i].user)) == NULL)
+			continue;	/* keep what it has */
+		mb = registry_find(m->reg, rows[i].address);
+		if (mb != NULL && !same_key(hashmap_get(m->group_keys,
+		    rows[i].address), key))
+			regroup(m, mb, key);
+		free(key);
+	}
+	discover_free(d);
+	m->refresh = NULL;
+	refresh_schedule(m);
+}
+
+/* The next batch of the registry, from where the last one ended. */
+static void
+refresh_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct manager		*m = arg;
+	struct discover_opts	 o;
+	const char		*addrs[AD_REFRESH_BATCH];
+	char			*cause = NULL;
+	size_t			 i, n = registry_count(m->reg), k = 0;
+
+	if (m->stopping || m->discover != NULL || m->refresh != NULL ||
+	    n == 0) {
+		refresh_schedule(m);
+		return;
+	}
+	for (i = 0; i < AD_REFRESH_BATCH && i < n; i++) {
+		if (m->refresh_next >= n)
+			m->refresh_next = 0;
+		addrs[k++] = mailbox_address(registry_at(m->reg,
+		    m->refresh_next++));
+	}
+	discover_opts_for(m, &o);
+	m->refresh = discover_start(m->env.base, m->env.ews, &o, addrs, k,
+	    refreshed, m, &cause);
+	if (m->refresh == NULL) {
+		log_warnx("Autodiscover: %s", cause);
+		free(cause);
+	}
+	refresh_schedule(m);
+}
+
+/*
+ * Autodiscover addrs before the mailboxes are placed (discovered()
+ * starts them): 0, or -1 when the run cannot start (logged).
+ */
+static int
+discover_first(struct manager *m, const char **addrs, size_t n)
+{
+	struct discover_opts	 o;
+	char			*cause = NULL;
+
+	discover_opts_for(m, &o);
+	m->discover = discover_start(m->env.base, m->env.ews, &o, addrs, n,
+	    discovered, m, &cause);
+	if (m->discover != NULL)
+		return (0);
+	log_warnx("Autodiscover: %s; mailboxes grouped by address", cause);
+	free(cause);
+	return (-1);
 }
 
 void
 manager_start(struct manager *m)
 {
-	const struct config	*conf = m->env.conf;
-	struct discover_opts	 o;
-	const char		**addrs;
-	char			*cause = NULL;
-	size_t			 i, n = registry_count(m->reg);
+	const char	**addrs;
+	size_t		  i, n = registry_count(m->reg);
+	int		  r = -1;
 
 	m->started = true;
 	oofcycle_start(m->oof);
-	if (conf->exchange.autodiscover && n > 0 &&
-	    conf->exchange.mode != CONF_MODE_POLL) {
-		memset(&o, 0, sizeof o);
-		o.url = conf->exchange.autodiscover_url;
-		o.version = conf->exchange.version;
-		o.settings = AD_SETTING_BIT(AD_GROUPING_INFORMATION) |
-		    AD_SETTING_BIT(AD_EXTERNAL_EWS_URL) |
-		    AD_SETTING_BIT(AD_INTERNAL_EWS_URL) |
-		    AD_SETTING_BIT(AD_INTERNAL_MAILBOX_SERVER);
+	if (discovering(m) && n > 0) {
 		addrs = xreallocarray(NULL, n, sizeof *addrs);
 		for (i = 0; i < n; i++)
 			addrs[i] = mailbox_address(registry_at(m->reg, i));
-		m->discover = discover_start(m->env.base, m->env.ews, &o,
-		    addrs, n, discovered, m, &cause);
+		r = discover_first(m, addrs, n);
 		free(addrs);
-		if (m->discover != NULL)
-			return;		/* discovered() starts them */
-		log_warnx("Autodiscover: %s; mailboxes grouped by address",
-		    cause);
-		free(cause);
 	}
+	if (r == 0)
+		return;		/* discovered() starts them */
 	start_mailboxes(m);
+	refresh_schedule(m);
 }
 
 void
@@ -862,6 +1016,7 @@ manager_reload(struct manager *m, const struct config *conf)
 {
 	struct hashmap		*keep;
 	struct mailbox		*mb;
+	const char		**addrs;
 	size_t			 i, added = 0, removed = 0;
 
 	set_conf(m, conf);
@@ -871,13 +1026,14 @@ manager_reload(struct manager *m, const struct config *conf)
 
 	/* Mark: what the new file names; sweep: what it no longer does. */
 	keep = hashmap_new();
+	addrs = xreallocarray(NULL, conf->nmailboxes + 1, sizeof *addrs);
 	for (i = 0; i < conf->nmailboxes; i++) {
 		hashmap_put(keep, conf->mailboxes[i].address,
 		    &conf->mailboxes[i]);
 		if (!m->clustered && registry_find(m->reg,
 		    conf->mailboxes[i].address) == NULL) {
 			add_mailbox(m, &conf->mailboxes[i]);
-			added++;
+			addrs[added++] = conf->mailboxes[i].address;
 		}
 	}
 	for (i = 0; i < registry_count(m->reg); i++) {
@@ -889,8 +1045,13 @@ manager_reload(struct manager *m, const struct config *conf)
 	}
 	hashmap_free(keep, NULL);
 	registry_commit(m->reg);
+	/* The added ones are placed once Autodiscover has answered. */
+	if (m->started && added > 0 && m->discover == NULL && discovering(m))
+		discover_first(m, addrs, added);
+	free(addrs);
 	if (m->discover == NULL)
 		start_mailboxes(m);
+	refresh_schedule(m);
 	/* Presence rules may have changed: re-evaluate everyone. */
 	for (i = 0; i < registry_count(m->reg); i++)
 		mailbox_recompute(registry_at(m->reg, i));
@@ -1104,6 +1265,9 @@ manager_shutdown(struct manager *m, int64_t timeout_ms, manager_done_cb cb,
 	oofcycle_stop(m->oof);
 	discover_free(m->discover);
 	m->discover = NULL;
+	discover_free(m->refresh);
+	m->refresh = NULL;
+	evtimer_del(&m->refresh_ev);
 	m->stop_next = 0;
 	stop_step_cb(-1, 0, m);
 }
@@ -1117,6 +1281,7 @@ manager_free(struct manager *m)
 		return;
 	m->stopping = true;
 	discover_free(m->discover);
+	discover_free(m->refresh);
 	for (i = 0; i < m->ngroups; i++)
 		group_free(m->groups[i]);
 	free(m->groups);
@@ -1140,6 +1305,7 @@ manager_free(struct manager *m)
 	event_del(&m->stop_step);
 	event_del(&m->share_timer);
 	event_del(&m->fence_timer);
+	event_del(&m->refresh_ev);
 	ews_ctx_free(m->env.ews);
 	free(m);
 }
@@ -1268,6 +1434,7 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	    (int64_t)m->counts[MAILBOX_COUNT_NOTIFICATION]);
 	json_kv_int(w, "resubscribes",
 	    (int64_t)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	json_kv_int(w, "regrouped", (int64_t)m->regrouped);
 	json_key(w, "oof");
 	oofcycle_json(m->oof, w);
 	if (m->push != NULL) {
