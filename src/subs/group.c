@@ -326,8 +326,10 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 		mb = registry_by_subid(g->reg, ids[i]);
 		if (mb == NULL || mailbox_group(mb) != g)
 			continue;
+		/* A move ends the subscription, whatever its class. */
 		if (act == EWS_ACT_RESUBSCRIBE || act == EWS_ACT_RESYNC ||
-		    act == EWS_ACT_REDISCOVER || act == EWS_ACT_PARK)
+		    act == EWS_ACT_REDISCOVER || act == EWS_ACT_PARK ||
+		    mailbox_move_code(s->code))
 			mailbox_subscription_lost(mb, s->code,
 			    act == EWS_ACT_RESYNC);
 		else

@@ -499,6 +499,8 @@ subscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 			return;
 		}
 		set_error(mb, r->code);
+		if (mailbox_move_code(r->code) && ctx->hooks->moving != NULL)
+			ctx->hooks->moving(mb, r->code, ctx->arg);
 		set_state(mb, r->action == EWS_ACT_PARK ? MAILBOX_PARKED :
 		    MAILBOX_BACKOFF);
 		return;
@@ -905,6 +907,14 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 	}
 	mb->urgent = true;
 	set_state(mb, MAILBOX_SUBSCRIBING);
+}
+
+bool
+mailbox_move_code(const char *code)
+{
+	return (code != NULL && (strcmp(code, "ErrorMailboxMoveInProgress") ==
+	    0 || strcmp(code, "ErrorMailboxStoreUnavailable") == 0 ||
+	    ews_classify(code) == EWS_ACT_REDISCOVER));
 }
 
 void

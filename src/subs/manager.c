@@ -89,6 +89,11 @@ struct manager {
 	struct discover		*refresh;
 	struct event		 refresh_ev;
 	size_t			 refresh_next;
+	/* Being moved: out of every group until Autodiscover, asked once
+	 * it subscribed again, names its server (address -> itself). */
+	struct hashmap		*moving;
+	char			**urgent;	/* to ask first (owned) */
+	size_t			 nurgent;
 	uint64_t		 regrouped;	/* moved to another grouping */
 
 	/* The server accepts a subscription only on its owner's stream:
@@ -134,6 +139,7 @@ static void	 stop_step_cb(evutil_socket_t, short, void *);
 static void	 fence_timer_cb(evutil_socket_t, short, void *);
 static void	 on_group_refused(struct group *, void *);
 static void	 refresh_schedule(struct manager *);
+static bool	 discovering(const struct manager *);
 static void	 refresh_cb(evutil_socket_t, short, void *);
 
 /* ---- what the mailboxes report ---- */
@@ -166,6 +172,36 @@ on_subscription(struct mailbox *mb, const char *old, void *arg)
 		registry_unbind(m->reg, old, mb);
 	if (mailbox_sub_id(mb) != NULL)
 		registry_bind(m->reg, mailbox_sub_id(mb), mb);
+	/* Moved and subscribed again: where is it now? */
+	if (mailbox_sub_id(mb) != NULL &&
+	    hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
+		m->urgent = xreallocarray(m->urgent, m->nurgent + 1,
+		    sizeof *m->urgent);
+		m->urgent[m->nurgent++] = xstrdup(mailbox_address(mb));
+		refresh_schedule(m);
+	}
+}
+
+/*
+ * Being moved: off its group (its subscription went with the move), so
+ * that its next Subscribe routes by its own address, to its new server;
+ * placed again once Autodiscover names that server.
+ */
+static void
+on_moving(struct mailbox *mb, const char *code, void *arg)
+{
+	struct manager	*m = arg;
+
+	if (!discovering(m) || hashmap_get(m->moving,
+	    mailbox_address(mb)) != NULL)
+		return;
+	hashmap_put(m->moving, mailbox_address(mb), mb);
+	if (mailbox_group(mb) != NULL)
+		group_remove(mailbox_group(mb), mb);
+	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
+	    mailbox_address(mb), .response_code = code },
+	    "being moved (%s): regrouped once Autodiscover names its "
+	    "server", code);
 }
 
 /* Exchange will not subscribe it: poll it, and free its group slot. */
@@ -240,6 +276,7 @@ static const struct mailbox_hooks hooks = {
 	.cookie = on_cookie,
 	.publish = on_publish,
 	.count = on_count,
+	.moving = on_moving,
 };
 
 /* ---- groups and modes ---- */
@@ -573,8 +610,9 @@ assign(struct manager *m)
 			    MAILBOX_WHY_CONFIG);
 			continue;
 		}
-		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED)
-			continue;
+		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED ||
+		    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
+			continue;	/* polled, or placed once located */
 		if (mailbox_group(mb) != NULL ||
 		    (mailbox_mode(mb) == MAILBOX_MODE_PUSH &&
 		    s != MAILBOX_IDLE))
@@ -599,6 +637,8 @@ assign(struct manager *m)
 		used++;
 		mailbox_set_mode(mb, MAILBOX_MODE_STREAMING,
 		    MAILBOX_WHY_CONFIG);
+		if (s != MAILBOX_IDLE)
+			group_member_changed(g);	/* may stream now */
 	}
 }
 
@@ -626,6 +666,7 @@ retire_mailbox(struct manager *m, struct mailbox *mb)
 {
 	registry_remove(m->reg, mb);
 	free(hashmap_remove(m->group_keys, mailbox_address(mb)));
+	hashmap_remove(m->moving, mailbox_address(mb));
 	if (mailbox_group(mb) != NULL)
 		group_remove(mailbox_group(mb), mb);
 	poller_forget(m->poller, mb);
@@ -753,6 +794,7 @@ manager_new(struct event_base *base, const struct config *conf,
 	    (uint64_t)(uintptr_t)m);
 	m->reg = registry_new();
 	m->group_keys = hashmap_new();
+	m->moving = hashmap_new();
 	m->presence_timers = boundary_new(base, BOUNDARY_WALL,
 	    mailbox_presence_timer, NULL);
 	m->action_timers = boundary_new(base, BOUNDARY_MONO,
@@ -870,8 +912,14 @@ refresh_schedule(struct manager *m)
 	size_t			 n = registry_count(m->reg), batches;
 	int64_t			 ms;
 
+	if (m->stopping || m->refresh != NULL || m->discover != NULL)
+		return;		/* refreshed() or discovered() call again */
+	if (m->nurgent > 0) {
+		evtimer_add(&m->refresh_ev, time_ms_tv(&tv, 0));
+		return;
+	}
 	if (!discovering(m) || conf->exchange.autodiscover_interval_ms == 0 ||
-	    m->stopping || n == 0 || m->refresh != NULL) {
+	    n == 0) {
 		evtimer_del(&m->refresh_ev);
 		return;
 	}
@@ -893,6 +941,15 @@ regroup(struct manager *m, struct mailbox *mb, const char *key)
 	size_t		 maxg, maxs;
 
 	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
+	if (old == NULL && hashmap_get(m->moving, mailbox_address(mb)) !=
+	    NULL) {
+		/* Out of its group for the move: assign places it. */
+		m->regrouped++;
+		log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
+		    mailbox_address(mb), .operation = "GetUserSettings" },
+		    "Autodiscover: moved to another server");
+		return;
+	}
 	if (old == NULL || same_key(group_key(old), key))
 		return;		/* not streaming: placed when it is */
 	group_remove(old, mb);
@@ -933,8 +990,12 @@ refreshed(struct discover *d, const struct discover_result *rows,
 			regroup(m, mb, key);
 		free(key);
 	}
+	/* The moved ones asked: placed again (assign), known or not. */
+	for (i = 0; i < n; i++)
+		hashmap_remove(m->moving, rows[i].address);
 	discover_free(d);
 	m->refresh = NULL;
+	rebalance_soon(m);
 	refresh_schedule(m);
 }
 
@@ -949,22 +1010,39 @@ refresh_cb(evutil_socket_t fd, short ev, void *arg)
 	size_t			 i, n = registry_count(m->reg), k = 0;
 
 	if (m->stopping || m->discover != NULL || m->refresh != NULL ||
-	    n == 0) {
+	    (n == 0 && m->nurgent == 0)) {
 		refresh_schedule(m);
 		return;
 	}
-	for (i = 0; i < AD_REFRESH_BATCH && i < n; i++) {
-		if (m->refresh_next >= n)
-			m->refresh_next = 0;
-		addrs[k++] = mailbox_address(registry_at(m->reg,
-		    m->refresh_next++));
+	if (m->nurgent > 0) {
+		/* Moved mailboxes first, on their own. */
+		for (i = 0; i < AD_REFRESH_BATCH && i < m->nurgent; i++)
+			addrs[k++] = m->urgent[i];
+	} else {
+		for (i = 0; i < AD_REFRESH_BATCH && i < n; i++) {
+			if (m->refresh_next >= n)
+				m->refresh_next = 0;
+			addrs[k++] = mailbox_address(registry_at(m->reg,
+			    m->refresh_next++));
+		}
 	}
 	discover_opts_for(m, &o);
 	m->refresh = discover_start(m->env.base, m->env.ews, &o, addrs, k,
 	    refreshed, m, &cause);
+	if (m->nurgent > 0) {
+		for (i = 0; i < k; i++) {
+			if (m->refresh == NULL)	/* placed as they were */
+				hashmap_remove(m->moving, m->urgent[i]);
+			free(m->urgent[i]);
+		}
+		m->nurgent -= k;
+		memmove(m->urgent, m->urgent + k, m->nurgent *
+		    sizeof *m->urgent);
+	}
 	if (m->refresh == NULL) {
 		log_warnx("Autodiscover: %s", cause);
 		free(cause);
+		rebalance_soon(m);
 	}
 	refresh_schedule(m);
 }
@@ -1286,6 +1364,10 @@ manager_free(struct manager *m)
 		group_free(m->groups[i]);
 	free(m->groups);
 	hashmap_free(m->group_keys, free);
+	hashmap_free(m->moving, NULL);
+	for (i = 0; i < m->nurgent; i++)
+		free(m->urgent[i]);
+	free(m->urgent);
 	poller_free(m->poller);
 	oofcycle_free(m->oof);
 	if (m->push != NULL)

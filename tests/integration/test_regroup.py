@@ -37,14 +37,22 @@ def placement(sim):
 
 class Regroup(unittest.TestCase):
     def test_moved_mailbox_regrouped(self):
+        """Found by the periodic re-discovery."""
+        self.move({"autodiscover_interval": "2s"}, {})
+
+    def test_move_reported_on_the_stream(self):
+        """The stream reports the move (ErrorMailboxMoveInProgress for its
+        id): the mailbox is asked again at once, no periodic run needed."""
+        self.move({}, {"stream_code": "ErrorMailboxMoveInProgress"})
+
+    def move(self, exchange, how):
         mbs = generated(N)
         with GatewayRun(mbs, start=False,
                         sim={"generate": N, "affinity_rules": True, "backends": 3},
                         sections={"throttling": {"subscriptions_per_connection": "20"}}) as g:
-            g.rewrite_config({"exchange": {
-                "autodiscover": "yes",
-                "autodiscover_url": g.sim.autodiscover_url,
-                "autodiscover_interval": "2s"}})
+            ex = {"autodiscover": "yes", "autodiscover_url": g.sim.autodiscover_url}
+            ex.update(exchange)
+            g.rewrite_config({"exchange": ex})
             g.d.start()
             g.wait_state("streaming")
             for m in mbs:
@@ -60,8 +68,9 @@ class Regroup(unittest.TestCase):
             other = next(b for b in backends if b not in (old, new))
             untouched = streams[other]
             ad0 = g.sim.stats()["autodiscover"]["requests"]
-            st, res = g.sim.control("POST", "/mailboxes/%s/move" % m,
-                                    {"to": new, "duration_s": 1})
+            body = {"to": new, "duration_s": 1}
+            body.update(how)
+            st, res = g.sim.control("POST", "/mailboxes/%s/move" % m, body)
             self.assertEqual(st, 200, res)
 
             def moved():
