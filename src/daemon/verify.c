@@ -5,6 +5,13 @@
  * Preflight diagnostics: one request at a time against the configured
  * Exchange server, each answer turned into PASS / WARN / FAIL with what
  * was seen and the fix an Exchange administrator applies.
+ *
+ * Every request goes through the EWS call path (io/ews.h) and so waits
+ * for a slot of the throttling budget: inside the daemon, the daemon's
+ * own, so that checks started from the status socket never add to what
+ * the daemon already has in flight; from the shell, one built for the
+ * run.  Only the explicit concurrency probe (--probe-throttling), whose
+ * point is to go past the configured limit, opens its streams directly.
  */
 #include "config.h"
 
@@ -18,6 +25,7 @@
 #include <event2/event_struct.h>
 
 #include "io/auth.h"
+#include "io/ews.h"
 #include "base/buf.h"
 #include "base/conf.h"
 #include "control/control.h"
@@ -31,7 +39,6 @@
 #include "io/verify_tls.h"
 #include "base/xmalloc.h"
 
-#define V_TIMEOUT_MS	60000	/* per request when none is configured */
 #define V_CERT_DAYS	30	/* certificate expiry warning */
 #define V_PROBE_MAX	64	/* probe connections at most */
 #define V_SETTLE_MS	3000	/* probe: how long open streams must hold */
@@ -84,11 +91,18 @@ struct verify {
 	verify_done_cb		 done;
 	void			*arg;
 
-	struct http_engine	*eng;
-	struct http_engine	*token_eng;	/* oauth2 only */
+	struct ews_ctx		*ews;		/* the call path: borrowed
+						   (daemon) or own_ews */
+	struct ews_ctx		*own_ews;	/* run from the shell */
+	struct ews_call		 call;		/* the one request */
+	bool			 call_ready;	/* call initialised */
+	const char		*anchor;	/* of the request, borrowed */
+	const char		*cookie_out;	/* of the request, borrowed */
+	bool			 no_auth;	/* of the request */
+	struct http_engine	*eng;		/* the probe's streams only */
+	struct http_engine	*token_eng;	/* the probe, oauth2 only */
 	struct auth		*auth;
 	struct verify_tls	*tls;
-	struct http_request	*req;
 	struct event		 timer;
 	void			(*timer_fn)(struct verify *);
 	struct buf		 body;
@@ -126,8 +140,8 @@ struct verify {
 
 static void	 v_next(struct verify *);
 static void	 v_finish(struct verify *);
-static void	 v_http_done(struct http_request *,
-		    const struct http_response *, void *);
+static void	 v_ews_done(struct ews_call *, const struct ews_reply *,
+		    void *);
 static void	 v_after(struct verify *, int64_t, void (*)(struct verify *));
 
 /* ---- the report ---- */
@@ -306,13 +320,6 @@ v_idtype_element(enum conf_idtype t)
 	return ("SmtpAddress");
 }
 
-static int64_t
-v_timeout(const struct verify *v)
-{
-	return (v->conf->exchange.request_timeout_ms > 0 ?
-	    v->conf->exchange.request_timeout_ms : V_TIMEOUT_MS);
-}
-
 /* Server version as a comparable number: major * 1000 + minor. */
 static int
 v_server_rank(const struct ews_version *sv)
@@ -407,28 +414,50 @@ v_status_text(const struct ews_response *r)
 	return (v_fmt("%s: %s", r->status.code, msg));
 }
 
+/* The slot is granted: the body v_next wrote goes out as it is. */
+static int
+v_build(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	struct verify	*v = arg;
+
+	(void)call;
+	s->body = v->body;
+	buf_init(&v->body);
+	s->anchor = v->anchor;
+	s->cookie = v->cookie_out;
+	s->no_auth = v->no_auth;
+	s->tag = "verify";
+	return (0);
+}
+
+/* One set of operations per request kind, each answered by v_ews_done. */
+static const struct ews_call_ops v_find_ops = {
+	.op = EWS_OP_FIND_ITEM, .klass = THROTTLE_SHORT,
+	.build = v_build, .done = v_ews_done, .diagnostic = true
+};
+static const struct ews_call_ops v_subscribe_ops = {
+	.op = EWS_OP_SUBSCRIBE, .klass = THROTTLE_SHORT,
+	.build = v_build, .done = v_ews_done, .diagnostic = true
+};
+static const struct ews_call_ops v_unsubscribe_ops = {
+	.op = EWS_OP_UNSUBSCRIBE, .klass = THROTTLE_SHORT,
+	.build = v_build, .done = v_ews_done, .diagnostic = true
+};
+
 /*
- * Start a POST of v->body.  ident and anchor may be NULL; cookie is the
- * affinity cookie of a subscription.  no_auth sends no credentials.
+ * Queue the request in v->body for a slot of the budget.  anchor may be
+ * NULL; cookie is the affinity cookie of a subscription; no_auth sends
+ * no credentials.  An administrator waits for the answer: the checks
+ * go before the daemon's routine work, never past the budget.
  */
 static void
-v_post(struct verify *v, struct http_engine *eng, const char *anchor,
+v_post(struct verify *v, const struct ews_call_ops *ops, const char *anchor,
     const char *cookie, bool no_auth)
 {
-	struct http_request_opts	 o;
-
-	memset(&o, 0, sizeof o);
-	o.method = HTTP_POST;
-	o.url = v->conf->exchange.url;
-	o.body = v->body.data;
-	o.body_len = v->body.len;
-	o.anchor_mailbox = anchor;
-	o.backend_cookie = cookie;
-	o.prefer_affinity = cookie != NULL;
-	o.timeout_ms = v_timeout(v);
-	o.no_auth = no_auth;
-	o.tag = "verify";
-	v->req = http_request_start(eng, &o, v_http_done, NULL, v);
+	v->anchor = anchor;
+	v->cookie_out = cookie;
+	v->no_auth = no_auth;
+	ews_call_submit(&v->call, ops, THROTTLE_PRIO_HIGH, anchor, v);
 }
 
 static void
@@ -1601,7 +1630,8 @@ v_next(struct verify *v)
 				v->step = ST_DONE;
 				break;
 			}
-			v_post(v, v->eng, NULL, NULL, v->step == ST_SCHEMES);
+			v_post(v, &v_find_ops, NULL, NULL,
+			    v->step == ST_SCHEMES);
 			return;
 		case ST_IMPERSONATE:
 			if (v->imbx >= v->nmbx) {
@@ -1622,8 +1652,8 @@ v_next(struct verify *v)
 				v->imbx++;
 				break;
 			}
-			v_post(v, v->eng, v->mbx[v->imbx].address, NULL,
-			    false);
+			v_post(v, &v_find_ops, v->mbx[v->imbx].address,
+			    NULL, false);
 			return;
 		case ST_SUBSCRIBE:
 			if (v->good == NULL || !v->mode_ok) {
@@ -1649,7 +1679,8 @@ v_next(struct verify *v)
 				v->step = ST_FIND;
 				break;
 			}
-			v_post(v, v->eng, v->good->address, NULL, false);
+			v_post(v, &v_subscribe_ops, v->good->address, NULL,
+			    false);
 			return;
 		case ST_UNSUBSCRIBE:
 			v_header(v, &h, &id, v->good);
@@ -1657,7 +1688,8 @@ v_next(struct verify *v)
 				v->step = ST_FIND;
 				break;
 			}
-			v_post(v, v->eng, v->good->address, v->cookie, false);
+			v_post(v, &v_unsubscribe_ops, v->good->address,
+			    v->cookie, false);
 			return;
 		case ST_FIND:
 			if (v->good == NULL) {
@@ -1674,7 +1706,7 @@ v_next(struct verify *v)
 				v->step = ST_PROBE_SUB;
 				break;
 			}
-			v_post(v, v->eng, v->good->address, NULL, false);
+			v_post(v, &v_find_ops, v->good->address, NULL, false);
 			return;
 		case ST_PROBE_SUB:
 			if (!v->probe) {
@@ -1695,7 +1727,8 @@ v_next(struct verify *v)
 				v->step = ST_DONE;
 				break;
 			}
-			v_post(v, v->eng, v->good->address, NULL, false);
+			v_post(v, &v_subscribe_ops, v->good->address, NULL,
+			    false);
 			return;
 		case ST_PROBE_GSE:
 			v_probe_start_streams(v);
@@ -1713,7 +1746,8 @@ v_next(struct verify *v)
 				v->ipr++;
 				break;
 			}
-			v_post(v, v->eng, v->good->address, p->cookie, false);
+			v_post(v, &v_unsubscribe_ops, v->good->address,
+			    p->cookie, false);
 			return;
 		case ST_DONE:
 			v_finish(v);
@@ -1723,13 +1757,20 @@ v_next(struct verify *v)
 }
 
 static void
-v_http_done(struct http_request *req, const struct http_response *resp,
-    void *arg)
+v_ews_done(struct ews_call *call, const struct ews_reply *reply, void *arg)
 {
-	struct verify	*v = arg;
+	struct verify			*v = arg;
+	const struct http_response	*resp = reply->http;
+	struct http_response		 unsent;
 
-	(void)req;
-	v->req = NULL;
+	(void)call;
+	if (resp == NULL) {
+		/* Not sent (v_build never refuses): a failed request. */
+		memset(&unsent, 0, sizeof unsent);
+		unsent.result = HTTP_RESULT_FATAL;
+		unsent.error = "not sent";
+		resp = &unsent;
+	}
 	switch (v->step) {
 	case ST_SCHEMES:
 		v_on_schemes(v, resp);
@@ -1856,6 +1897,8 @@ v_snapshot(struct config *dst, const struct config *src)
 	dst->exchange.client_secret_file =
 	    v_dup(src->exchange.client_secret_file);
 	dst->exchange.token_url = v_dup(src->exchange.token_url);
+	dst->exchange.token_ca_file = v_dup(src->exchange.token_ca_file);
+	dst->exchange.autodiscover_url = v_dup(src->exchange.autodiscover_url);
 	dst->push = src->push;
 	dst->push.listen = v_dup(src->push.listen);
 	dst->push.url = v_dup(src->push.url);
@@ -1886,6 +1929,8 @@ v_snapshot_free(struct config *c)
 		xfree_secret(c->exchange.client_secret);
 	free(c->exchange.client_secret_file);
 	free(c->exchange.token_url);
+	free(c->exchange.token_ca_file);
+	free(c->exchange.autodiscover_url);
 	free(c->push.listen);
 	free(c->push.url);
 	free(c->push.certificate);
@@ -1893,13 +1938,44 @@ v_snapshot_free(struct config *c)
 	free(c->push.allow);
 }
 
-struct verify *
-verify_start(struct event_base *base, const struct config *conf,
-    const struct verify_opts *opts, verify_done_cb done, void *arg)
+/* Set v up to fail at once with a "setup" check. */
+static struct verify *
+v_setup_failed(struct verify *v, const char *summary, char *cause)
 {
-	struct verify		*v;
+	v_add(v, "setup", VERIFY_FAIL, NULL, NULL, cause, "%s", summary);
+	free(cause);
+	v->stopped = true;
+	v_finish(v);
+	return (v);
+}
+
+/* The probe's own HTTP client: its streams go past the budget. */
+static int
+v_probe_engine(struct verify *v, char **cause)
+{
 	struct http_engine_opts	 eo;
 	struct auth_opts	 ao;
+
+	http_engine_opts_from_config(&eo, v->conf);
+	if ((v->eng = http_engine_new(v->base, &eo, cause)) == NULL)
+		return (-1);
+	if (v->conf->exchange.auth != CONF_AUTH_OAUTH2)
+		return (0);
+	v->token_eng = auth_token_engine_new(v->base, v->conf, cause);
+	if (v->token_eng == NULL)
+		return (-1);
+	auth_opts_from_config(&ao, v->conf);
+	ao.token_engine = v->token_eng;
+	v->auth = auth_new(v->base, v->eng, &ao);
+	return (0);
+}
+
+struct verify *
+verify_start(struct event_base *base, struct ews_ctx *ews,
+    const struct config *conf, const struct verify_opts *opts,
+    verify_done_cb done, void *arg)
+{
+	struct verify		*v;
 	char			*cause = NULL;
 	size_t			 i, n;
 
@@ -1925,31 +2001,19 @@ verify_start(struct event_base *base, const struct config *conf,
 			v_add_mailbox(v, conf, conf->mailboxes[i].address);
 	}
 
-	http_engine_opts_from_config(&eo, v->conf);
-	v->eng = http_engine_new(base, &eo, &cause);
-	if (v->eng == NULL) {
-		v_add(v, "setup", VERIFY_FAIL, NULL, NULL, cause,
-		    "the HTTP client could not be set up");
-		free(cause);
-		v->stopped = true;
-		v_finish(v);
-		return (v);
+	if (ews == NULL) {
+		/* From the shell: a call path and budget of its own. */
+		if ((v->own_ews = ews_ctx_new(base, v->conf, &cause)) == NULL)
+			return (v_setup_failed(v, "the HTTP client could not "
+			    "be set up", cause));
+		ews = v->own_ews;
 	}
-	if (conf->exchange.auth == CONF_AUTH_OAUTH2) {
-		v->token_eng = auth_token_engine_new(base, v->conf, &cause);
-		if (v->token_eng == NULL) {
-			v_add(v, "setup", VERIFY_FAIL, NULL, NULL, cause,
-			    "the token endpoint's HTTP client could not be set "
-			    "up");
-			free(cause);
-			v->stopped = true;
-			v_finish(v);
-			return (v);
-		}
-		auth_opts_from_config(&ao, v->conf);
-		ao.token_engine = v->token_eng;
-		v->auth = auth_new(base, v->eng, &ao);
-	}
+	v->ews = ews;
+	ews_call_init(&v->call, ews);
+	v->call_ready = true;
+	if (v->probe && v_probe_engine(v, &cause) == -1)
+		return (v_setup_failed(v, "the probe's HTTP client could not "
+		    "be set up", cause));
 	v->step = ST_CONNECT;
 	v_next(v);
 	return (v);
@@ -1960,9 +2024,8 @@ v_cancel_all(struct verify *v)
 {
 	size_t	 i;
 
-	if (v->req != NULL)
-		http_request_cancel(v->req);
-	v->req = NULL;
+	if (v->call_ready)
+		ews_call_cancel(&v->call);
 	verify_tls_cancel(v->tls);
 	v->tls = NULL;
 	for (i = 0; i < v->npr; i++) {
@@ -1998,6 +2061,7 @@ verify_free(struct verify *v)
 		auth_free(v->auth);
 	http_engine_free(v->token_eng);
 	http_engine_free(v->eng);
+	ews_ctx_free(v->own_ews);
 	evtimer_del(&v->timer);
 	buf_free(&v->body);
 	for (i = 0; i < v->nchecks; i++)
@@ -2048,7 +2112,7 @@ v_sync(struct event_base *base, const struct config *conf,
 
 	s.base = base;
 	s.done = false;
-	v = verify_start(base, conf, opts, v_sync_done, &s);
+	v = verify_start(base, NULL, conf, opts, v_sync_done, &s);
 	while (!s.done)
 		if (event_base_loop(base, EVLOOP_ONCE) == -1)
 			break;
@@ -2123,8 +2187,8 @@ v_ctl_timeout(evutil_socket_t fd, short what, void *arg)
 
 int
 verify_control(struct ctl_reply *reply, struct event_base *base,
-    const struct config *conf, int64_t timeout_ms, struct v_ctl **slot,
-    char **cause)
+    struct ews_ctx *ews, const struct config *conf, int64_t timeout_ms,
+    struct v_ctl **slot, char **cause)
 {
 	struct v_ctl		*c;
 	struct verify_opts	 o = { NULL, 0, 0, 0 };
@@ -2144,6 +2208,6 @@ verify_control(struct ctl_reply *reply, struct event_base *base,
 	if (timeout_ms > 0)
 		evtimer_add(&c->tmo, time_ms_tv(&tv, timeout_ms));
 	control_reply_on_cancel(reply, v_ctl_cancel, c);
-	c->v = verify_start(base, conf, &o, v_ctl_done, c);
+	c->v = verify_start(base, ews, conf, &o, v_ctl_done, c);
 	return (0);
 }

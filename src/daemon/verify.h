@@ -16,6 +16,7 @@
 
 struct config;
 struct event_base;
+struct ews_ctx;
 struct json_writer;
 struct verify;
 
@@ -45,12 +46,17 @@ typedef void (*verify_done_cb)(struct verify *, void *arg);
 /*
  * Start the checklist on base (borrowed, must outlive the handle) with
  * conf and opts (borrowed for this call only: what the checks need is
- * copied).  The checks run one after another on the loop, each request
- * within the configured budgets (except the explicit probe).  Returns
- * the handle; done runs later, never from inside verify_start.
+ * copied).  The checks run one after another on the loop; each request
+ * (except the explicit probe's streams) goes through ews, the EWS call
+ * path, and waits there for a slot of its budget.  ews is borrowed (the
+ * daemon's, so that the checks count against the budget the daemon
+ * keeps) and must outlive the handle; NULL: the run builds its own from
+ * conf.  Returns the handle; done runs later, never from inside
+ * verify_start.
  */
-struct verify	*verify_start(struct event_base *, const struct config *,
-		    const struct verify_opts *, verify_done_cb done, void *arg);
+struct verify	*verify_start(struct event_base *, struct ews_ctx *ews,
+		    const struct config *, const struct verify_opts *,
+		    verify_done_cb done, void *arg);
 /*
  * Stop now: requests in flight are cancelled (server-side subscriptions
  * of the running check are left to expire), done is called from the
@@ -82,9 +88,10 @@ struct ctl_reply;
 struct v_ctl;
 /*
  * The control provider's verify (ewsgwctl verify): run the checklist,
- * without the probe, on base (the daemon's loop) and answer reply with
- * the members of verify_write_checks() when it is over, or after
- * timeout_ms (0: no limit) with the checks finished by then.  conf is
+ * without the probe, on base (the daemon's loop) through ews (the
+ * daemon's call path and budget, borrowed; NULL: its own) and answer
+ * reply with the members of verify_write_checks() when it is over, or
+ * after timeout_ms (0: no limit) with the checks finished by then.  conf is
  * borrowed for this call only (the checks keep their own copy, so a
  * reload may free it).  If the client goes away first, the checks are
  * stopped and freed.  Single-flight: *slot (the caller's, NULL at first)
@@ -92,7 +99,7 @@ struct v_ctl;
  * returns -1 with *cause.  Returns 0 otherwise.
  */
 int		 verify_control(struct ctl_reply *, struct event_base *,
-		    const struct config *, int64_t timeout_ms,
-		    struct v_ctl **slot, char **cause);
+		    struct ews_ctx *ews, const struct config *,
+		    int64_t timeout_ms, struct v_ctl **slot, char **cause);
 
 #endif

@@ -415,8 +415,15 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 		r.code = status;
 	}
 	memset(&ar, 0, sizeof ar);
-	ar.verdict = judge(&r, h);
-	ar.probe = throttle_ticket_is_probe(c->throttle, &call->ticket);
+	/*
+	 * A request without credentials tells nothing about the account,
+	 * and a diagnostic one (an administrator trying a mailbox outside
+	 * the watched ones, say) is its owner's to judge.
+	 */
+	ar.verdict = call->no_auth || call->ops->diagnostic ?
+	    ACCOUNT_V_NONE : judge(&r, h);
+	ar.probe = ar.verdict != ACCOUNT_V_NONE &&
+	    throttle_ticket_is_probe(c->throttle, &call->ticket);
 	/* A stream carries subscriptions: impersonation worked for them. */
 	ar.served = call->served || call->ops->klass == THROTTLE_STREAM;
 	ar.started = time_mono_ms() - h->elapsed_ms;
@@ -433,7 +440,7 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	 * goes back to its group, which reconnects through the gate.
 	 */
 	requeue = call->ops->klass == THROTTLE_SHORT &&
-	    (ar.verdict == ACCOUNT_V_REFUSED ||
+	    !call->ops->diagnostic && (ar.verdict == ACCOUNT_V_REFUSED ||
 	    ar.verdict == ACCOUNT_V_UNREACHABLE) &&
 	    account_failing(c->account);
 	r.account = account_failing(c->account) &&
@@ -448,7 +455,8 @@ http_done(struct http_request *req, const struct http_response *h, void *arg)
 	count(c, call->ops->op, r.code);
 	/* Account-wide failures are logged once, by the account. */
 	if (r.action != EWS_ACT_OK)
-		log_emit(r.account || ar.verdict == ACCOUNT_V_REFUSED ||
+		log_emit(call->no_auth || r.account ||
+		    ar.verdict == ACCOUNT_V_REFUSED ||
 		    ar.verdict == ACCOUNT_V_UNREACHABLE ? LOG_DEBUG :
 		    r.action == EWS_ACT_TRANSIENT ||
 		    r.action == EWS_ACT_THROTTLED ? LOG_INFO : LOG_WARNING,
@@ -533,6 +541,8 @@ granted(struct throttle_ticket *tk, void *arg)
 	    conf->exchange.request_timeout_ms;
 	o.tag = s.tag;
 	o.secret = s.secret;
+	o.no_auth = s.no_auth;
+	call->no_auth = s.no_auth;
 	/* A probe tests the login, not a connection NTLM authenticated
 	 * before the password changed. */
 	o.fresh_connect = throttle_ticket_is_probe(c->throttle, tk);

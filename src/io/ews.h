@@ -46,6 +46,10 @@ struct ews_send {
 	bool		 streaming;	/* body bytes to the data callback */
 	bool		 secret;	/* the body holds a secret: never
 					   trace it */
+	bool		 no_auth;	/* send no credentials (to see
+					   which schemes the server offers):
+					   the answer says nothing about
+					   the account */
 };
 
 /* What the owner gets back (borrowed for the call). */
@@ -98,6 +102,11 @@ struct ews_call_ops {
 						   no total timeout, body
 						   bytes to data() */
 	ews_verdict_cb		 verdict;	/* optional, streams */
+	bool			 diagnostic;	/* the owner hears every
+						   answer: never held back
+						   at the account gate (a
+						   preflight check reports a
+						   refused login itself) */
 };
 
 /* Embedded in its owner; one request at a time. */
@@ -111,6 +120,8 @@ struct ews_call {
 						   bytes came */
 	bool				 served; /* answered past the login
 						   and impersonation once */
+	bool				 no_auth; /* sent without
+						   credentials */
 };
 
 struct ews_ctx;

@@ -51,7 +51,9 @@
  * A mailbox handed to another node is released once its sinks have
  * delivered what this node published for it, so that the new owner's
  * changes never reach a sink before the old owner's; a sink that cannot
- * deliver holds the hand-over at most RETIRE_DRAIN_MS.
+ * deliver holds the hand-over at most RETIRE_DRAIN_MS, and what it has
+ * not started sending by then is dropped (the new owner reads the
+ * calendar and publishes the current state), never sent late.
  */
 #define RETIRE_DRAIN_MS	10000
 #define RETIRE_POLL_MS	50
@@ -685,21 +687,34 @@ reap(struct manager *m)
 	size_t		 i, j;
 	struct mailbox	*mb;
 	struct timeval	 tv;
+	size_t		 dropped = 0;
 	bool		 drain, held = false;
 
 	drain = m->sinks != NULL && time_mono_ms() < m->retire_drain_until;
 	for (i = j = 0; i < m->nretiring; i++) {
 		mb = m->retiring[i];
-		if (mailbox_state(mb) == MAILBOX_STOPPED && drain &&
-		    sinkset_holds(m->sinks, mailbox_address(mb)))
-			held = true;
-		else if (mailbox_state(mb) == MAILBOX_STOPPED) {
+		if (mailbox_state(mb) == MAILBOX_STOPPED && m->sinks != NULL &&
+		    sinkset_holds(m->sinks, mailbox_address(mb))) {
+			if (drain) {
+				held = true;
+				m->retiring[j++] = mb;
+				continue;
+			}
+			sinkset_drop(m->sinks, mailbox_address(mb));
+			dropped++;
+		}
+		if (mailbox_state(mb) == MAILBOX_STOPPED) {
 			mailbox_free(mb);
 			continue;
 		}
 		m->retiring[j++] = mb;
 	}
 	m->nretiring = j;
+	if (dropped > 0)
+		log_warnx("cluster: sinks did not deliver %zu handed-over "
+		    "mailboxes' changes within %d s: their waiting changes "
+		    "are dropped, the new owner publishes the current state",
+		    dropped, RETIRE_DRAIN_MS / 1000);
 	/* Nothing tells us when a sink delivered: look again shortly. */
 	if (held)
 		event_add(&m->rebalance_ev, time_ms_tv(&tv, RETIRE_POLL_MS));
@@ -1643,6 +1658,12 @@ manager_metrics(struct manager *m, struct buf *b)
 	    (unsigned long long)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
 	oofcycle_metrics(m->oof, b);
 	ews_ctx_metrics(m->env.ews, b);
+}
+
+struct ews_ctx *
+manager_ews(struct manager *m)
+{
+	return (m->env.ews);
 }
 
 void

@@ -18,6 +18,7 @@
 struct buf;
 struct config;
 struct event_base;
+struct ews_ctx;
 struct json_writer;
 struct manager;
 struct sinkset;
@@ -86,5 +87,11 @@ int		 manager_resync(struct manager *, const char *, char **cause);
 void		 manager_metrics(struct manager *, struct buf *);
 /* One line for systemd's STATUS=. */
 void		 manager_summary(struct manager *, char *, size_t);
+/*
+ * The EWS call path and budget every request of the manager goes
+ * through, for another owner whose requests must count against the
+ * same budget (ewsgwctl verify).  Valid until manager_free.
+ */
+struct ews_ctx	*manager_ews(struct manager *);
 
 #endif

@@ -455,6 +455,60 @@ class VerifyTest(unittest.TestCase):
             self.assertEqual(bob[0]["fix"], FIX_RIGHTS)
             self.assertNotIn(LIMITED[1], r.stdout)
 
+    def test_ewsgwctl_verify_inside_the_budget(self):
+        """verify over the control socket while the daemon holds every
+        slot of max_concurrency: its requests wait for the daemon's
+        budget, so the server never sees more than max_concurrency at
+        once (before, they went out beside the daemon's)."""
+        if not os.access(EWSGWCTL, os.X_OK):
+            self.skipTest("ewsgwctl not built")
+        sock = os.path.join(self.dir, "status.sock")
+        n = 40
+        mbx = ["user%06d@example.com" % i for i in range(1, n + 1)]
+        # Every request takes 0.4 s: the daemon's first sync of 40
+        # mailboxes keeps both slots busy for several seconds.
+        with self.sim(generate=n, max_concurrency=2, latency_ms=400) as sim:
+            conf = self.config(sim.ews_url, mailboxes=mbx, sections=(
+                "[throttling]\nmax_concurrency = 2\n"
+                "[status]\nsocket = %s\n" % sock))
+            log = open(os.path.join(self.dir, "daemon.log"), "w")
+            daemon = subprocess.Popen([EWSGW, "-f", "-c", conf],
+                                      stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 30
+                # The daemon is at its limit: two requests in flight.
+                while True:
+                    self.assertIsNone(daemon.poll(), "daemon exited")
+                    self.assertLess(time.monotonic(), deadline)
+                    conc = sim.stats()["concurrency"]
+                    if os.path.exists(sock) and \
+                            max([c["now"] for c in conc.values()] + [0]) >= 2:
+                        break
+                    time.sleep(0.02)
+                before = sum(sum(c.values()) for c in
+                             sim.stats()["requests"].values())
+                r = subprocess.run([EWSGWCTL, "-s", sock, "--json",
+                                    "verify"], capture_output=True,
+                                   text=True, timeout=60)
+                stats = sim.stats()
+            finally:
+                daemon.terminate()
+                daemon.wait(timeout=30)
+                log.close()
+            doc = json.loads(r.stdout)
+            self.assertIs(doc["ok"], True, r.stdout)
+            self.assertIs(doc["complete"], True, r.stdout)
+            self.assertIs(doc["passed"], True, r.stdout)
+            self.assertEqual(r.returncode, 0)
+            # The daemon kept working while the checks ran ...
+            after = sum(sum(c.values()) for c in stats["requests"].values())
+            self.assertGreater(after - before, 10, stats["requests"])
+            # ... and the two together stayed inside the budget.
+            self.assertEqual(stats["violations_total"], 0,
+                             stats["violations"])
+            peaks = [c["peak"] for c in stats["concurrency"].values()]
+            self.assertEqual(max(peaks), 2, stats["concurrency"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

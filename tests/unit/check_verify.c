@@ -28,13 +28,15 @@
 #include "evtest.h"
 #include "base/json.h"
 #include "daemon/verify.h"
+#include "io/ews.h"
 #include "base/xmalloc.h"
 
 static char	 pwfile[] = "/tmp/check_verify.XXXXXX";
 
 struct server {
 	int			 mode;	/* 0: 401 Basic only, 1: 404, 2: hang,
-					   3: NTLM refused, Basic accepted */
+					   3: NTLM refused, Basic accepted,
+					   4: the first hangs, then as 0 */
 	unsigned		 requests;
 	unsigned		 basic;	/* requests with Basic credentials */
 	struct evhttp_request	*held;
@@ -48,7 +50,7 @@ server_cb(struct evhttp_request *req, void *arg)
 	char			*auth;
 
 	s->requests++;
-	switch (s->mode) {
+	switch (s->mode == 4 ? (s->requests == 1 ? 2 : 0) : s->mode) {
 	case 0:
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "WWW-Authenticate", "Basic realm=\"ews\"");
@@ -79,7 +81,7 @@ server_cb(struct evhttp_request *req, void *arg)
 }
 
 static struct config *
-make_config(unsigned port)
+make_config_with(unsigned port, const char *more)
 {
 	struct config	*conf;
 	char		*text, *errors = NULL;
@@ -87,12 +89,18 @@ make_config(unsigned port)
 	xasprintf(&text, "[exchange]\nurl = http://127.0.0.1:%u/EWS/"
 	    "Exchange.asmx\nauth = ntlm\nusername = CORP\\svc\n"
 	    "password_file = %s\n[mailboxes]\nmailbox = alice@example.com\n"
-	    "[sink log]\ntype = log\n", port, pwfile);
+	    "[sink log]\ntype = log\n%s", port, pwfile, more);
 	conf = conf_load_buffer("test.conf", text, strlen(text), &errors);
 	ck_assert_msg(conf != NULL, "config: %s", errors);
 	free(text);
 	free(errors);
 	return (conf);
+}
+
+static struct config *
+make_config(unsigned port)
+{
+	return (make_config_with(port, ""));
 }
 
 struct done_state {
@@ -174,7 +182,7 @@ fixture_start(struct fixture *f, int mode)
 	f->h = evtest_server(f->base, server_cb, &f->s, &port);
 	ck_assert_ptr_nonnull(f->h);
 	f->conf = make_config(port);
-	f->d.v = verify_start(f->base, f->conf, &o, on_done, &f->d);
+	f->d.v = verify_start(f->base, NULL, f->conf, &o, on_done, &f->d);
 	ck_assert(!f->d.done);	/* never from inside verify_start */
 }
 
@@ -279,6 +287,83 @@ START_TEST(test_ntlm_refused_never_falls_back_to_basic)
 }
 END_TEST
 
+/* The daemon's own request, holding its budget's only slot. */
+static int
+hold_build(struct ews_call *call, struct ews_send *s, void *arg)
+{
+	(void)call;
+	(void)arg;
+	buf_puts(&s->body, "<x/>");
+	return (0);
+}
+
+static void
+hold_done(struct ews_call *call, const struct ews_reply *r, void *arg)
+{
+	(void)call;
+	(void)r;
+	(void)arg;
+}
+
+static const struct ews_call_ops hold_ops = {
+	.op = EWS_OP_FIND_ITEM, .klass = THROTTLE_SHORT,
+	.build = hold_build, .done = hold_done
+};
+
+/*
+ * Checks run on the daemon's call path wait for a slot of its budget:
+ * with max_concurrency = 1 taken by the daemon, nothing of theirs goes
+ * out until the daemon's request is over.
+ */
+START_TEST(test_waits_for_the_daemons_budget)
+{
+	struct verify_opts	 o = { NULL, 0, 0, 0 };
+	struct event_base	*base;
+	struct server		 s;
+	struct evhttp		*h;
+	struct config		*conf;
+	struct ews_ctx		*ews;
+	struct ews_call		 hold;
+	struct done_state	 d;
+	struct json_value	*j;
+	char			*cause = NULL;
+	unsigned		 port;
+
+	memset(&s, 0, sizeof s);
+	memset(&d, 0, sizeof d);
+	s.mode = 4;
+	base = event_base_new();
+	h = evtest_server(base, server_cb, &s, &port);
+	ck_assert_ptr_nonnull(h);
+	conf = make_config_with(port, "[throttling]\nmax_concurrency = 1\n");
+	ews = ews_ctx_new(base, conf, &cause);
+	ck_assert_msg(ews != NULL, "ews: %s", cause);
+	ews_call_init(&hold, ews);
+	ews_call_submit(&hold, &hold_ops, THROTTLE_PRIO_LOW, NULL, NULL);
+	evtest_run_for(base, 300);
+	ck_assert_uint_eq(s.requests, 1);
+
+	d.v = verify_start(base, ews, conf, &o, on_done, &d);
+	evtest_run_for(base, 500);
+	ck_assert(!d.done);
+	ck_assert_uint_eq(s.requests, 1);	/* the checks wait */
+
+	ews_call_cancel(&hold);			/* the slot comes free */
+	ck_assert(evtest_run_until(base, &d.done, 10000));
+	ck_assert_uint_eq(s.requests, 2);
+	j = members(d.v);
+	ck_assert_uint_eq(count_checks(j), 2);
+	ck_assert_str_eq(json_get_str(nth_check(j, 1), "summary", ""),
+	    "server offers Basic, not NTLM (auth = ntlm)");
+	json_free(j);
+	verify_free(d.v);
+	ews_ctx_free(ews);
+	conf_free(conf);
+	evhttp_free(h);
+	event_base_free(base);
+}
+END_TEST
+
 static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -325,8 +410,8 @@ prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 {
 	struct ctl_fixture	*c = arg;
 
-	return (verify_control(reply, c->f.base, c->f.conf, 20000, &c->running,
-	    cause));
+	return (verify_control(reply, c->f.base, NULL, c->f.conf, 20000,
+	    &c->running, cause));
 }
 
 static void
@@ -502,6 +587,7 @@ suite(void)
 	tcase_add_test(tc, test_not_ews_endpoint);
 	tcase_add_test(tc, test_ntlm_refused_never_falls_back_to_basic);
 	tcase_add_test(tc, test_stop_while_waiting);
+	tcase_add_test(tc, test_waits_for_the_daemons_budget);
 	tcase_add_test(tc, test_control_verify);
 	tcase_add_test(tc, test_control_verify_cancelled);
 	tcase_add_test(tc, test_control_verify_single_flight);
