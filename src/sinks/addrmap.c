@@ -54,8 +54,9 @@ addrmap_check_pattern(const char *pattern, char **cause)
 			p++;
 			break;
 		default:
-			xasprintf(cause, "unknown escape '%%%.1s' in '%s' (%%l, "
-			    "%%d, %%m and %%%% are known)", p + 1, pattern);
+			xasprintf(cause, "unknown escape '%%%.1s' in '%s' "
+			    "(%%l, %%d, %%m and %%%% are known)", p + 1,
+			    pattern);
 			return (-1);
 		}
 	}

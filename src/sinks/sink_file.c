@@ -3,7 +3,8 @@
  * SPDX-License-Identifier: ISC
  *
  * Built-in sink "file": the state of every mailbox as one JSON document,
- * atomically replaced at most once per interval, plus an optional
+ * atomically replaced at most once per interval by a writer thread (the
+ * event loop never writes, syncs or sorts it), plus an optional
  * append-only change log with one JSON object per line.
  */
 #include "config.h"
@@ -12,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,24 +26,21 @@
 #include "base/log.h"
 #include "sinks/sinkset.h"
 #include "sinks/sinks.h"
+#include "sinks/statefile.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
 
 #define FILE_INTERVAL_DEFAULT	1000	/* ms */
 
-/* The last known state of one mailbox (the map holds the address). */
 /*
- * A mailbox's entry in the state file, kept serialised ("addr":{...}):
- * a change rewrites one entry, and a state write only concatenates, so
- * 100,000 mailboxes cost a copy a second, not 100,000 encodings.
+ * Every mailbox's entry in the state file is kept serialised
+ * ("addr":{...}) in a dense array: a change rewrites one entry, and a
+ * state write hands the array to the writer thread (statefile.h), which
+ * sorts, joins and writes it.  The loop's part of a write is a copy of
+ * the array of pointers, not 100,000 encodings, a sort and an fsync.
+ * While a write is in flight the strings it was given are retired,
+ * not freed, and go once it is done.
  */
-struct file_state {
-	char		*json;
-	size_t		 len;
-};
-
-struct file_entry;
-
 struct ewsgw_sink {
 	struct ewsgw_host	*host;
 	char			*path;		/* state file */
@@ -49,12 +48,15 @@ struct ewsgw_sink {
 	int			 log_fd;
 	int64_t			 interval;	/* ms */
 
-	struct hashmap		*states;	/* mailbox -> file_state */
-	struct file_entry	*order;		/* states sorted by mailbox */
-	size_t			 norder;
-	bool			 order_stale;	/* a mailbox came or went */
+	struct hashmap		*index;		/* mailbox -> slot (i + 1) */
+	struct statefile_entry	*ents;		/* owned key and json */
+	size_t			 nents, capents;
+	bool			 keys_changed;	/* since the last snapshot */
+	char			**retired;	/* freed when a write ends */
+	size_t			 nretired, capretired;
+	struct statefile	*writer;
 	bool			 dirty;
-	int64_t			 last_write;	/* mono ms */
+	int64_t			 last_write;	/* mono ms, last snapshot */
 	struct event		 timer;
 	char			*error;		/* last state write failure */
 };
@@ -82,12 +84,12 @@ static int	file_append(struct ewsgw_sink *,
 		    const struct ewsgw_presence_change *);
 static void	file_update(struct ewsgw_sink *,
 		    const struct ewsgw_presence_change *);
+static bool	file_slot(struct ewsgw_sink *, const char *, size_t *);
+static void	file_retire(struct ewsgw_sink *, char *);
 static void	file_arm(struct ewsgw_sink *);
 static void	file_timer_cb(evutil_socket_t, short, void *);
-static int	file_write_state(struct ewsgw_sink *);
-static int	file_write_all(int, const char *, size_t);
-static int	file_entry_cmp(const void *, const void *);
-static void	file_state_free(void *);
+static void	file_snapshot(struct ewsgw_sink *);
+static void	file_written(void *, int, const char *);
 
 const struct ewsgw_sink_ops sink_file_ops = {
 	.abi_version = EWSGW_SINK_ABI_VERSION,
@@ -165,10 +167,19 @@ file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	s->log_path = fs.log != NULL ? xstrdup(fs.log) : NULL;
 	s->log_fd = -1;
 	s->interval = fs.interval;
-	s->states = hashmap_new();
+	s->index = hashmap_new();
 	s->last_write = time_mono_ms() - s->interval;
 	evtimer_assign(&s->timer, ewsgw_host_event_base(host), file_timer_cb,
 	    s);
+	s->writer = statefile_new(ewsgw_host_event_base(host), s->path,
+	    file_written, s);
+	if (s->writer == NULL) {
+		ewsgw_sink_config_error(c, "path",
+		    "cannot start the writer of %s: %s", s->path,
+		    strerror(errno));
+		file_destroy(s);
+		return (-1);
+	}
 	if (s->log_path != NULL && file_open_log(s) == -1) {
 		ewsgw_sink_config_error(c, "log", "cannot open %s: %s",
 		    s->log_path, strerror(errno));
@@ -225,19 +236,54 @@ file_append(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	return (rc);
 }
 
+/* The mailbox's slot in ents. */
+static bool
+file_slot(struct ewsgw_sink *s, const char *mailbox, size_t *i)
+{
+	void	*v;
+
+	if ((v = hashmap_get(s->index, mailbox)) == NULL)
+		return (false);
+	*i = (size_t)(uintptr_t)v - 1;
+	return (true);
+}
+
+/* A string a write may still read is freed once the write is done. */
+static void
+file_retire(struct ewsgw_sink *s, char *p)
+{
+	if (!statefile_busy(s->writer)) {
+		free(p);
+		return;
+	}
+	if (s->nretired == s->capretired) {
+		s->capretired = s->capretired * 2 + 64;
+		s->retired = xreallocarray(s->retired, s->capretired,
+		    sizeof *s->retired);
+	}
+	s->retired[s->nretired++] = p;
+}
+
 static void
 file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 {
-	struct file_state	*st;
+	struct statefile_entry	*e;
 	struct buf		 b = BUF_INIT;
 	struct json_writer	 w;
+	size_t			 i;
 
-	if ((st = hashmap_get(s->states, c->mailbox)) != NULL)
-		free(st->json);
+	if (file_slot(s, c->mailbox, &i))
+		file_retire(s, (char *)s->ents[i].json);
 	else {
-		st = xcalloc(1, sizeof *st);
-		hashmap_put(s->states, c->mailbox, st);
-		s->order_stale = true;
+		if (s->nents == s->capents) {
+			s->capents = s->capents * 2 + 64;
+			s->ents = xreallocarray(s->ents, s->capents,
+			    sizeof *s->ents);
+		}
+		i = s->nents++;
+		s->ents[i].key = xstrdup(c->mailbox);
+		hashmap_put(s->index, c->mailbox, (void *)(uintptr_t)(i + 1));
+		s->keys_changed = true;
 	}
 	/* One member of the "mailboxes" object: its key, then its value. */
 	json_writer_init(&w, &b);
@@ -249,8 +295,9 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	json_kv_time(&w, "until", c->until);
 	json_kv_time(&w, "updated", time_wall_ms() / 1000);
 	json_obj_end(&w);
-	st->len = b.len;
-	st->json = buf_steal(&b);
+	e = &s->ents[i];
+	e->len = b.len;
+	e->json = buf_steal(&b);
 	s->dirty = true;
 }
 
@@ -258,12 +305,20 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 static void
 file_forget(struct ewsgw_sink *s, const char *mailbox)
 {
-	struct file_state	*st;
+	size_t	 i, last;
 
-	if ((st = hashmap_remove(s->states, mailbox)) == NULL)
+	if (!file_slot(s, mailbox, &i))
 		return;
-	file_state_free(st);
-	s->order_stale = true;
+	hashmap_remove(s->index, mailbox);
+	file_retire(s, (char *)s->ents[i].key);
+	file_retire(s, (char *)s->ents[i].json);
+	last = --s->nents;
+	if (i != last) {
+		s->ents[i] = s->ents[last];
+		hashmap_put(s->index, s->ents[i].key,
+		    (void *)(uintptr_t)(i + 1));
+	}
+	s->keys_changed = true;
 	s->dirty = true;
 	file_arm(s);
 }
@@ -279,14 +334,17 @@ file_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 	return (EWSGW_SINK_OK);
 }
 
-/* Write at most once per interval: changes in between coalesce. */
+/*
+ * Write at most once per interval, and one write at a time: changes in
+ * between coalesce into the next snapshot.
+ */
 static void
 file_arm(struct ewsgw_sink *s)
 {
 	struct timeval	 tv;
 	int64_t		 wait;
 
-	if (evtimer_pending(&s->timer, NULL))
+	if (evtimer_pending(&s->timer, NULL) || statefile_busy(s->writer))
 		return;
 	wait = s->last_write + s->interval - time_mono_ms();
 	evtimer_add(&s->timer, time_ms_tv(&tv, wait));
@@ -297,148 +355,54 @@ file_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ewsgw_sink	*s = arg;
 
-	if (s->dirty && file_write_state(s) == -1) {
-		/* Try again one interval later. */
-		s->last_write = time_mono_ms();
-		file_arm(s);
-	}
+	if (s->dirty)
+		file_snapshot(s);
+}
+
+/* Hand the entries to the writer; file_written() follows. */
+static void
+file_snapshot(struct ewsgw_sink *s)
+{
+	if (statefile_busy(s->writer))
+		return;
+	statefile_write(s->writer, s->ents, s->nents, s->keys_changed);
+	s->keys_changed = false;
+	s->dirty = false;
+	s->last_write = time_mono_ms();
 }
 
 static void
-file_flush(struct ewsgw_sink *s)
+file_written(void *arg, int error, const char *what)
 {
-	if (s->dirty)
-		(void)file_write_state(s);
-}
+	struct ewsgw_sink	*s = arg;
+	size_t			 i;
 
-static int
-file_write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	 n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return (-1);
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return (0);
-}
-
-struct file_entry {
-	const char		*mailbox;
-	const struct file_state	*st;
-};
-
-static int
-file_entry_cmp(const void *a, const void *b)
-{
-	return (strcmp(((const struct file_entry *)a)->mailbox,
-	    ((const struct file_entry *)b)->mailbox));
-}
-
-/*
- * Replace the state file atomically: a temporary file in the same
- * directory, fsync, rename over the old one, fsync the directory.  A
- * reader sees the old or the new document, never a partial one.
- */
-static int
-file_write_state(struct ewsgw_sink *s)
-{
-	struct buf		 b = BUF_INIT;
-	struct hashmap_iter	 it;
-	struct file_entry	*e;
-	const struct file_state	*st;
-	const char		*what, *key;
-	void			*v;
-	char			*tmp, *dir, *slash;
-	size_t			 n = 0, i;
-	int			 fd, dfd, saved;
-
-	/*
-	 * Sorted by address, so that the document is stable and diffable.
-	 * Keys and values stay put while a mailbox is in the map, so the
-	 * order is only worked out again when one is added or removed: not
-	 * once per write (100,000 strcmp-sorted entries a second).
-	 */
-	if (s->order_stale) {
-		s->order_stale = false;
-		free(s->order);
-		s->order = xcalloc(hashmap_count(s->states) + 1,
-		    sizeof *s->order);
-		hashmap_iter_init(&it, s->states);
-		while (hashmap_iter_next(&it, &key, &v)) {
-			s->order[n].mailbox = key;
-			s->order[n++].st = v;
-		}
-		qsort(s->order, n, sizeof *s->order, file_entry_cmp);
-		s->norder = n;
-	}
-	e = s->order;
-	n = s->norder;
-	buf_puts(&b, "{\"mailboxes\":{");
-	for (i = 0; i < n; i++) {
-		st = e[i].st;
-		if (i > 0)
-			buf_putc(&b, ',');
-		buf_append(&b, st->json, st->len);
-	}
-	buf_puts(&b, "}}\n");
-
-	xasprintf(&tmp, "%s.tmp.XXXXXX", s->path);
-	what = "create";
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
-		goto fail;
-	what = "write";
-	if (file_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1 ||
-	    fchmod(fd, 0644) == -1) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		errno = saved;
-		goto fail;
-	}
-	if (close(fd) == -1) {
-		saved = errno;
-		unlink(tmp);
-		errno = saved;
-		goto fail;
-	}
-	what = "rename";
-	if (rename(tmp, s->path) == -1) {
-		saved = errno;
-		unlink(tmp);
-		errno = saved;
-		goto fail;
-	}
-	/* Make the rename itself durable. */
-	dir = xstrdup(s->path);
-	if ((slash = strrchr(dir, '/')) != NULL)
-		slash[slash == dir ? 1 : 0] = '\0';
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	free(dir);
-	free(tmp);
-	buf_free(&b);
-	s->dirty = false;
-	s->last_write = time_mono_ms();
+	for (i = 0; i < s->nretired; i++)
+		free(s->retired[i]);
+	s->nretired = 0;
 	free(s->error);
 	s->error = NULL;
-	return (0);
+	if (error != 0) {
+		xasprintf(&s->error, "cannot %s %s: %s", what, s->path,
+		    strerror(error));
+		ewsgw_host_log(s->host, LOG_WARNING, "%s", s->error);
+		/* Try again one interval after this attempt. */
+		s->dirty = true;
+	}
+	if (s->dirty)
+		file_arm(s);
+}
 
-fail:
-	free(s->error);
-	xasprintf(&s->error, "cannot %s %s: %s", what, s->path,
-	    strerror(errno));
-	ewsgw_host_log(s->host, LOG_WARNING, "%s", s->error);
-	free(tmp);
-	buf_free(&b);
-	return (-1);
+/* Shutdown: the document on disk as it stands, waiting for it. */
+static void
+file_flush(struct ewsgw_sink *s)
+{
+	statefile_wait(s->writer);
+	if (s->dirty) {
+		file_snapshot(s);
+		statefile_wait(s->writer);
+	}
+	evtimer_del(&s->timer);
 }
 
 static int
@@ -448,27 +412,28 @@ file_health(struct ewsgw_sink *s, char *detail, size_t len)
 		snprintf(detail, len, "%s", s->error);
 		return (0);
 	}
-	snprintf(detail, len, "%zu mailboxes", hashmap_count(s->states));
+	snprintf(detail, len, "%zu mailboxes", s->nents);
 	return (1);
-}
-
-static void
-file_state_free(void *p)
-{
-	struct file_state	*st = p;
-
-	free(st->json);
-	free(st);
 }
 
 static void
 file_destroy(struct ewsgw_sink *s)
 {
+	size_t	 i;
+
+	if (s->writer != NULL)
+		file_flush(s);
 	evtimer_del(&s->timer);
-	if (s->dirty)
-		(void)file_write_state(s);
-	hashmap_free(s->states, file_state_free);
-	free(s->order);
+	statefile_free(s->writer);
+	for (i = 0; i < s->nretired; i++)
+		free(s->retired[i]);
+	free(s->retired);
+	for (i = 0; i < s->nents; i++) {
+		free((char *)s->ents[i].key);
+		free((char *)s->ents[i].json);
+	}
+	free(s->ents);
+	hashmap_free(s->index, NULL);
 	if (s->log_fd != -1)
 		close(s->log_fd);
 	free(s->path);

@@ -289,8 +289,8 @@ sip_settings(const struct ewsgw_sink_config *c, struct sip_settings *ss)
 		rc = -1;
 	} else if (ss->password_file != NULL &&
 	    access(ss->password_file, R_OK) == -1) {
-		ewsgw_sink_config_error(c, "password_file", "cannot read %s: %s",
-		    ss->password_file, strerror(errno));
+		ewsgw_sink_config_error(c, "password_file",
+		    "cannot read %s: %s", ss->password_file, strerror(errno));
 		rc = -1;
 	}
 	ss->dns_servers = ewsgw_sink_config_get(c, "dns_servers");
@@ -861,8 +861,9 @@ pres_finish(struct sip_pres *p, int result, const char *why)
 		/* A dead server fails every mailbox: say so once in a
 		 * while, not once per mailbox and retry. */
 		if (result != EWSGW_SINK_OK)
-			ewsgw_host_mlog(s->host, s->streak % SIP_LOG_EVERY == 1 ?
-			    LOG_WARNING : LOG_DEBUG, p->mailbox, "%s%s", why,
+			ewsgw_host_mlog(s->host,
+			    s->streak % SIP_LOG_EVERY == 1 ? LOG_WARNING :
+			    LOG_DEBUG, p->mailbox, "%s%s", why,
 			    s->streak > 1 ? " (and earlier failures)" : "");
 		ewsgw_host_done(s->host, p->token, result);
 	}

@@ -31,8 +31,8 @@ struct sip_tx;
 struct sip_transport_opts {
 	struct sip_target	 target;	/* strings copied */
 	SSL_CTX			*ssl_ctx;	/* borrowed; for TLS hops */
-	const char		*tls_name;	/* name the certificate must
-						 * hold; NULL: the target host */
+	/* The name the certificate must hold; NULL: the target host. */
+	const char		*tls_name;
 	int64_t			 t1;		/* ms */
 	int64_t			 t2;		/* ms */
 	int64_t			 connect_timeout; /* ms, TCP + TLS */

@@ -106,7 +106,8 @@ struct mailbox {
 	bool			 has_presence;	/* published at least once */
 	bool			 dirty;		/* read again after this one */
 	bool			 have_sub_budget; /* counted in throttle */
-	bool			 stopping;	/* stop once Subscribe answers */
+	bool			 stopping;	/* stop once Subscribe
+						   answers */
 	bool			 urgent;	/* the next Subscribe is
 						   recovery (high priority) */
 };
@@ -994,8 +995,8 @@ mailbox_oof_read_at(const struct mailbox *mb)
 void
 mailbox_stop(struct mailbox *mb)
 {
-	if (mb->state == MAILBOX_UNSUBSCRIBING || mb->state == MAILBOX_STOPPED ||
-	    mb->stopping)
+	if (mb->state == MAILBOX_UNSUBSCRIBING ||
+	    mb->state == MAILBOX_STOPPED || mb->stopping)
 		return;
 	ews_call_cancel(&mb->read_call);
 	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);

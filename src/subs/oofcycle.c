@@ -222,7 +222,8 @@ pump(struct oofcycle *oc)
 		}
 		if ((s = free_slot(oc)) == NULL)
 			return;		/* an answer pumps again */
-		at = oc->begun + (int64_t)((double)conf->presence.oof_interval_ms *
+		at = oc->begun +
+		    (int64_t)((double)conf->presence.oof_interval_ms *
 		    (double)oc->cursor / (double)n);
 		if (at > now) {
 			arm_at(oc, at);

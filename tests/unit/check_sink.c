@@ -216,6 +216,23 @@ rm_rf(const char *dir)
 	rmdir(dir);
 }
 
+/* Entries of a directory, without "." and "..". */
+static int
+count_entries(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	ck_assert_ptr_nonnull(d = opendir(dir));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return (n);
+}
+
 static void
 teardown(void)
 {
@@ -451,6 +468,77 @@ count_lines(const char *s)
 		if (*s == '\n')
 			n++;
 	return (n);
+}
+
+/* A file and a string it must (want) or must not (!want) hold. */
+struct file_expect {
+	const char	*path;
+	const char	*needle;
+	bool		 want;
+};
+
+static bool
+file_holds(void *arg)
+{
+	const struct file_expect	*fe = arg;
+	char				*text;
+	bool				 has;
+
+	if ((text = slurp(fe->path)) == NULL)
+		return (false);
+	has = strstr(text, fe->needle) != NULL;
+	free(text);
+	return (has == fe->want);
+}
+
+/* The state file reached a version with needle in it (or without). */
+static void
+wait_state(const char *path, const char *needle, bool want)
+{
+	struct file_expect	 fe = { path, needle, want };
+
+	ck_assert_msg(run_until(file_holds, &fe, 10000),
+	    "%s never %s '%s'", path, want ? "held" : "lost", needle);
+}
+
+/* The state file, parsed (caller frees). */
+static struct json_value *
+read_state(const char *path)
+{
+	struct json_value	*v;
+	char			*text, *cause = NULL;
+
+	text = slurp(path);
+	ck_assert_ptr_nonnull(text);
+	v = json_parse(text, strlen(text), &cause);
+	ck_assert_msg(v != NULL, "%s: %s", path, cause);
+	free(text);
+	ck_assert_ptr_nonnull(json_get(v, "mailboxes"));
+	return (v);
+}
+
+/* The first sink's health is healthy. */
+static bool
+sink_healthy_is(struct sinkset *set, bool healthy)
+{
+	struct json_value	*v = status_of(set);
+	bool			 h;
+
+	h = json_get_bool(v->child, "healthy", !healthy);
+	json_free(v);
+	return (h == healthy);
+}
+
+static bool
+sink_unhealthy(void *arg)
+{
+	return (sink_healthy_is(arg, false));
+}
+
+static bool
+sink_healthy(void *arg)
+{
+	return (sink_healthy_is(arg, true));
 }
 
 /* ---- engine ---- */
@@ -1057,7 +1145,7 @@ START_TEST(test_file_sink)
 
 	publish(set, "a@x", "busy", "available", 1);
 	ck_assert(run_until(depth_zero, set, 2000));
-	run_for(20);
+	wait_state(state, "\"a@x\":{\"presence\":\"busy\"", true);
 	ck_assert_int_eq(stat(state, &st1), 0);
 
 	for (i = 0; i < 500; i++) {
@@ -1067,7 +1155,8 @@ START_TEST(test_file_sink)
 	}
 	publish(set, "a@x", "away", "busy", 2);
 	ck_assert(run_until(depth_zero, set, 5000));
-	run_for(20);
+	/* Written after every earlier change: the document holds them. */
+	wait_state(state, "\"a@x\":{\"presence\":\"away\"", true);
 	/* Replaced by rename, not rewritten in place. */
 	ck_assert_int_eq(stat(state, &st2), 0);
 	ck_assert(st1.st_ino != st2.st_ino);
@@ -1165,7 +1254,7 @@ END_TEST
 /* A mailbox the reload removed leaves the state document. */
 START_TEST(test_file_sink_forget)
 {
-	char		 state[300], *text, *cause = NULL, *kpath;
+	char		 state[300], *text, *kpath;
 	const char	*lines[] = { "[sink f] file", NULL, "interval=0", NULL };
 	struct sinkset	*set;
 	struct json_value *v;
@@ -1179,29 +1268,86 @@ START_TEST(test_file_sink_forget)
 	publish(set, "b@x", "busy", "available", 2);
 	publish(set, "c@x", "busy", "available", 3);
 	ck_assert(run_until(depth_zero, set, 2000));
+	wait_state(state, "\"c@x\"", true);
 	sinkset_forget(set, "b@x");
 	sinkset_forget(set, "nobody@x");
 	ck_assert(run_until(depth_zero, set, 2000));
-	run_for(30);
-	text = slurp(state);
-	v = json_parse(text, strlen(text), &cause);
-	ck_assert_msg(v != NULL, "%s", cause);
+	wait_state(state, "\"b@x\"", false);
+	v = read_state(state);
 	mbs = json_get(v, "mailboxes");
 	ck_assert_ptr_nonnull(json_get(mbs, "a@x"));
 	ck_assert_ptr_null(json_get(mbs, "b@x"));
 	ck_assert_ptr_nonnull(json_get(mbs, "c@x"));
 	json_free(v);
-	free(text);
 	/* Back in the next reload: back in the document, in order. */
 	publish(set, "b@x", "away", "unknown", 4);
 	ck_assert(run_until(depth_zero, set, 2000));
-	run_for(30);
+	wait_state(state, "\"b@x\"", true);
 	text = slurp(state);
 	ck_assert_ptr_nonnull(strstr(text, "\"a@x\":{\"presence\":\"busy\""));
 	ck_assert(strstr(text, "\"a@x\"") < strstr(text, "\"b@x\"") &&
 	    strstr(text, "\"b@x\"") < strstr(text, "\"c@x\""));
 	ck_assert_ptr_nonnull(strstr(text, "\"b@x\":{\"presence\":\"away\""));
 	free(text);
+	sinkset_free(set);
+	free(kpath);
+}
+END_TEST
+
+/*
+ * Changes and forgets while writes are in flight (interval 0, one pass
+ * of the loop between changes): each lands in a later write, and the
+ * last document is exactly the last state of every mailbox.
+ */
+START_TEST(test_file_sink_churn)
+{
+	char		 state[300], mb[32], *kpath;
+	const char	*lines[] = { "[sink f] file", NULL, "interval=0", NULL };
+	const char	*last[40];
+	const struct json_value *mbs, *m;
+	struct sinkset	*set;
+	struct json_value *v;
+	int		 i, k, n;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	xasprintf(&kpath, "path=%s", state);
+	lines[1] = kpath;
+	set = mkset(lines);
+	memset(last, 0, sizeof last);
+	for (i = 0; i < 400; i++) {
+		k = (i * 7) % 40;
+		snprintf(mb, sizeof mb, "m%02d@x", k);
+		if (i % 9 == 4) {
+			sinkset_forget(set, mb);
+			last[k] = NULL;
+		} else {
+			last[k] = i % 3 == 0 ? "busy" : i % 3 == 1 ?
+			    "away" : "available";
+			publish(set, mb, last[k], "unknown", (uint64_t)i + 1);
+		}
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	publish(set, "zz@x", "away", "unknown", 1000);
+	ck_assert(run_until(depth_zero, set, 5000));
+	wait_state(state, "\"zz@x\"", true);
+	v = read_state(state);
+	mbs = json_get(v, "mailboxes");
+	for (n = 0, k = 0; k < 40; k++) {
+		snprintf(mb, sizeof mb, "m%02d@x", k);
+		m = json_get(mbs, mb);
+		if (last[k] == NULL) {
+			ck_assert_msg(m == NULL, "%s was forgotten", mb);
+			continue;
+		}
+		n++;
+		ck_assert_msg(m != NULL, "%s missing", mb);
+		ck_assert_str_eq(json_get_str(m, "presence", ""), last[k]);
+	}
+	for (k = 0, m = mbs->child; m != NULL; m = m->next)
+		k++;
+	ck_assert_int_eq(k, n + 1);
+	ck_assert(n > 0 && n < 40);
+	json_free(v);
 	sinkset_free(set);
 	free(kpath);
 }
@@ -1232,13 +1378,30 @@ START_TEST(test_file_sink_write_failure)
 	ck_assert_int_eq(rmdir(dir), 0);
 	publish(set, "a@x", "busy", "available", 1);
 	ck_assert(run_until(depth_zero, set, 2000));
-	run_for(20);
+	ck_assert(run_until(sink_unhealthy, set, 10000));
 	v = status_of(set);
-	ck_assert(!json_get_bool(v->child, "healthy", true));
-	ck_assert_ptr_nonnull(strstr(json_get_str(v->child, "detail", ""),
-	    "cannot create"));
+	xasprintf(&e, "cannot create %s: No such file or directory", state);
+	ck_assert_str_eq(json_get_str(v->child, "detail", ""), e);
+	free(e);
+	json_free(v);
+	ck_assert_ptr_null(slurp(state));
+	/*
+	 * Tried again an interval later: once the directory is back, the
+	 * next write holds the change made before and one made since,
+	 * and the sink is healthy again.
+	 */
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	publish(set, "b@x", "away", "available", 2);
+	ck_assert(run_until(depth_zero, set, 2000));
+	ck_assert(run_until(sink_healthy, set, 10000));
+	wait_state(state, "\"b@x\"", true);
+	wait_state(state, "\"a@x\":{\"presence\":\"busy\"", true);
+	v = status_of(set);
+	ck_assert_str_eq(json_get_str(v->child, "detail", ""), "2 mailboxes");
 	json_free(v);
 	sinkset_free(set);
+	/* No temporary file is left behind by the failed or good writes. */
+	ck_assert_int_eq(count_entries(dir), 1);
 	free(kpath);
 }
 END_TEST
@@ -1256,7 +1419,7 @@ START_TEST(test_file_sink_rate_limited)
 	set = mkset(lines);
 	publish(set, "a@x", "busy", "available", 1);
 	ck_assert(run_until(depth_zero, set, 2000));
-	run_for(20);
+	wait_state(state, "\"presence\":\"busy\"", true);
 	/* The first write is immediate, the next waits for the interval. */
 	publish(set, "a@x", "away", "busy", 2);
 	ck_assert(run_until(depth_zero, set, 2000));
@@ -1780,6 +1943,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_forget_in_order);
 	tcase_add_test(tc, test_file_sink_rate_limited);
 	tcase_add_test(tc, test_file_sink_write_failure);
+	tcase_add_test(tc, test_file_sink_churn);
 	tcase_add_test(tc, test_exec_sink_env);
 	tcase_add_test(tc, test_exec_sink_fds);
 	tcase_add_test(tc, test_exec_sink_failure_and_order);
