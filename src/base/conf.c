@@ -25,6 +25,7 @@
 #include "base/buf.h"
 #include "base/cidr.h"
 #include "base/conf.h"
+#include "base/secretfile.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -1434,6 +1435,7 @@ read_secret(struct cstate *st, const char *keyname, const char *v)
 	size_t		 n;
 	struct stat	 sb;
 	bool		 credential = false;	/* systemd's, private */
+	char		 why[256];
 
 	dir = getenv("CREDENTIALS_DIRECTORY");
 	if (strchr(v, '/') == NULL) {
@@ -1446,9 +1448,7 @@ read_secret(struct cstate *st, const char *keyname, const char *v)
 		xasprintf(&path, "%s/%s", dir, v);
 	} else {
 		path = xstrdup(v);
-		n = dir != NULL ? strlen(dir) : 0;
-		credential = n > 0 && strncmp(path, dir, n) == 0 &&
-		    path[n] == '/';
+		credential = secret_file_is_credential(path);
 	}
 	if (read_file(path, CONF_MAX_SECRET, &b, &sb) == -1) {
 		cerr(st, st->file, line, "cannot read %s '%s': %s%s", keyname,
@@ -1457,21 +1457,20 @@ read_secret(struct cstate *st, const char *keyname, const char *v)
 		free(path);
 		return (NULL);
 	}
-	/* Everyone may read it: the secret is no longer one.  Refuse. */
-	if (sb.st_mode & S_IROTH) {
-		cerr(st, st->file, line, "%s '%s' is readable by everyone "
-		    "(mode %04o): chmod 0600 it, or load it as a systemd "
-		    "credential", keyname, path,
-		    (unsigned)(sb.st_mode & 07777));
+	switch (secret_file_judge(&sb, credential, geteuid(), why,
+	    sizeof why)) {
+	case SECRET_REFUSE:
+		cerr(st, st->file, line, "%s '%s' %s", keyname, path, why);
 		buf_free_secret(&b);
 		free(path);
 		return (NULL);
+	case SECRET_WARN:
+		log_warnx("%s:%d: %s '%s' %s", st->file, line, keyname, path,
+		    why);
+		break;
+	case SECRET_OK:
+		break;
 	}
-	if ((sb.st_mode & S_IRGRP) && !credential)
-		log_warnx("%s:%d: %s '%s' is readable by its group (mode "
-		    "%04o): chmod 0600 it, or load it as a systemd credential",
-		    st->file, line, keyname, path,
-		    (unsigned)(sb.st_mode & 07777));
 	n = strcspn(buf_str(&b), "\n");
 	if (n > 0 && b.data[n - 1] == '\r' && b.data[n] == '\n')
 		n--;

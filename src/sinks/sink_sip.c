@@ -287,12 +287,9 @@ sip_settings(const struct ewsgw_sink_config *c, struct sip_settings *ss)
 		    "username" : "password_file",
 		    "username and password_file go together");
 		rc = -1;
-	} else if (ss->password_file != NULL &&
-	    access(ss->password_file, R_OK) == -1) {
-		ewsgw_sink_config_error(c, "password_file",
-		    "cannot read %s: %s", ss->password_file, strerror(errno));
+	} else if (ss->password_file != NULL && sink_check_secret_file(c,
+	    "password_file", ss->password_file) == -1)
 		rc = -1;
-	}
 	ss->dns_servers = ewsgw_sink_config_get(c, "dns_servers");
 	ss->ca_file = ewsgw_sink_config_get(c, "ca_file");
 	ss->client_cert = ewsgw_sink_config_get(c, "client_cert");

@@ -119,17 +119,12 @@ webhook_settings(const struct ewsgw_sink_config *c,
 		    "username and password_file go together");
 		rc = -1;
 	}
-	if (ws->token_file != NULL && access(ws->token_file, R_OK) == -1) {
-		ewsgw_sink_config_error(c, "bearer_token_file",
-		    "cannot read %s: %s", ws->token_file, strerror(errno));
+	if (ws->token_file != NULL && sink_check_secret_file(c,
+	    "bearer_token_file", ws->token_file) == -1)
 		rc = -1;
-	}
-	if (ws->password_file != NULL &&
-	    access(ws->password_file, R_OK) == -1) {
-		ewsgw_sink_config_error(c, "password_file",
-		    "cannot read %s: %s", ws->password_file, strerror(errno));
+	if (ws->password_file != NULL && sink_check_secret_file(c,
+	    "password_file", ws->password_file) == -1)
 		rc = -1;
-	}
 	if (ws->ca_file != NULL && access(ws->ca_file, R_OK) == -1) {
 		ewsgw_sink_config_error(c, "ca_file", "cannot read %s: %s",
 		    ws->ca_file, strerror(errno));

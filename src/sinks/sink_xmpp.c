@@ -273,11 +273,9 @@ xmpp_settings(const struct ewsgw_sink_config *c, struct xmpp_settings *xs)
 		    "domain must be a bare domain name, not '%s'", xs->domain);
 		rc = -1;
 	}
-	if (xs->secret_file != NULL && access(xs->secret_file, R_OK) == -1) {
-		ewsgw_sink_config_error(c, "secret_file", "cannot read %s: %s",
-		    xs->secret_file, strerror(errno));
+	if (xs->secret_file != NULL && sink_check_secret_file(c,
+	    "secret_file", xs->secret_file) == -1)
 		rc = -1;
-	}
 	xs->jid = ewsgw_sink_config_get(c, "jid");
 	if (xs->jid != NULL)
 		xs->pattern = xstrdup(xs->jid);

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/stat.h>
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,6 +26,8 @@
 #include "base/conf.h"
 #include "base/hashmap.h"
 #include "base/log.h"
+#include "base/safepath.h"
+#include "base/secretfile.h"
 #include "base/seqstore.h"
 #include "sinks/sinkset.h"
 #include "sinks/sinks.h"
@@ -460,9 +463,10 @@ resolve_type(const struct sink_cfg *sc, struct ewsgw_sink_ops *ops,
 	const struct ewsgw_sink_config	*c = &sc->pub;
 	const struct ewsgw_sink_ops	*mod;
 	const char			*path, *err;
-	char				*full = NULL;
+	char				*full = NULL, why[PATH_MAX + 128];
 	void				*h;
 	size_t				 i, n;
+	int				 rv;
 
 	*dl = NULL;
 	memset(ops, 0, sizeof *ops);
@@ -496,6 +500,14 @@ resolve_type(const struct sink_cfg *sc, struct ewsgw_sink_ops *ops,
 	}
 	if (strchr(path, '/') == NULL)
 		xasprintf(&full, "%s/%s", EWSGW_PKGLIBDIR, path);
+	/* Code run as the daemon: only root or its user may have put it. */
+	if ((rv = safe_path_check(full != NULL ? full : path, geteuid(),
+	    why, sizeof why)) != 0) {
+		ewsgw_sink_config_error(c, "path", "%s: %s", rv == -1 ?
+		    "cannot load plugin" : "plugin refused", why);
+		free(full);
+		return (-1);
+	}
 	dlerror();
 	if ((h = dlopen(full != NULL ? full : path,
 	    RTLD_NOW | RTLD_LOCAL)) == NULL) {
@@ -1241,16 +1253,56 @@ sink_change_json(struct buf *out, const struct ewsgw_presence_change *c)
 	json_obj_end(&w);
 }
 
+int
+sink_check_secret_file(const struct ewsgw_sink_config *c, const char *key,
+    const char *path)
+{
+	struct stat	 sb;
+	char		 why[256];
+
+	if (access(path, R_OK) == -1 || stat(path, &sb) == -1) {
+		ewsgw_sink_config_error(c, key, "cannot read %s: %s", path,
+		    strerror(errno));
+		return (-1);
+	}
+	switch (secret_file_judge(&sb, secret_file_is_credential(path),
+	    geteuid(), why, sizeof why)) {
+	case SECRET_REFUSE:
+		ewsgw_sink_config_error(c, key, "%s '%s' %s", key, path, why);
+		return (-1);
+	case SECRET_WARN:
+		log_warnx("sink %s: %s '%s' %s", ewsgw_sink_config_name(c),
+		    key, path, why);
+		break;
+	case SECRET_OK:
+		break;
+	}
+	return (0);
+}
+
 char *
 sink_read_secret(const char *path, char **cause)
 {
 	struct buf	 b = BUF_INIT_SECRET;
-	char		 chunk[512];
+	struct stat	 sb;
+	char		 chunk[512], why[256];
 	ssize_t		 n;
 	int		 fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		xasprintf(cause, "cannot open %s: %s", path, strerror(errno));
+		return (NULL);
+	}
+	/* Judged on what was opened, not on a name that may be swapped. */
+	if (fstat(fd, &sb) == -1) {
+		xasprintf(cause, "%s: %s", path, strerror(errno));
+		close(fd);
+		return (NULL);
+	}
+	if (secret_file_judge(&sb, secret_file_is_credential(path),
+	    geteuid(), why, sizeof why) == SECRET_REFUSE) {
+		xasprintf(cause, "%s %s", path, why);
+		close(fd);
 		return (NULL);
 	}
 	while ((n = read(fd, chunk, sizeof chunk)) > 0 &&

@@ -172,6 +172,15 @@ void	 sink_change_json(struct buf *, const struct ewsgw_presence_change *);
  * caller frees).
  */
 char	*sink_read_secret(const char *path, char **cause);
+/*
+ * Configuration check of a secret file named by key: readable, and
+ * accepted by secret_file_judge() (base/secretfile.h, the checks the
+ * EWS password file gets).  A refusal is reported at key's FILE:LINE
+ * and returns -1; a group-readable file is logged as a warning.
+ * sink_read_secret() refuses what this refuses, also on later reads.
+ */
+int	 sink_check_secret_file(const struct ewsgw_sink_config *,
+	    const char *key, const char *path);
 
 /*
  * Helpers for built-in sinks: read a key as a duration ("10s", unit

@@ -67,10 +67,12 @@ class SipSink(unittest.TestCase):
         A, B, C = mbs
         with Kamailio() as k, Watcher(k.port) as w:
             pw = os.path.join(k.dir, "sip-password")
-            with open(pw, "w") as f:
+            with open(os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                   0o600), "w") as f:
                 f.write(Kamailio.PASSWORD + "\n")
             bad = os.path.join(k.dir, "bad-password")
-            with open(bad, "w") as f:
+            with open(os.open(bad, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                   0o600), "w") as f:
                 f.write("not-the-password\n")
             udp = "127.0.0.1:%d" % k.port
             domains = {

@@ -122,7 +122,8 @@ class Unreachable(unittest.TestCase):
         try:
             refused = free_port()
             secret = os.path.join(tmp.name, "secret")
-            with open(secret, "w") as f:
+            with open(os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                   0o600), "w") as f:
                 f.write("component-secret\n")
             fast = {"retry_initial": "200ms", "retry_max": "2s"}
             secs = {

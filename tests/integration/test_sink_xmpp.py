@@ -59,10 +59,12 @@ class XmppSink(unittest.TestCase):
         with Prosody() as p:
             p.register("watcher", "watcher-pw")
             secret = os.path.join(p.dir, "component-secret")
-            with open(secret, "w") as f:
+            with open(os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                   0o600), "w") as f:
                 f.write(Prosody.SECRET + "\n")
             wrong = os.path.join(p.dir, "wrong-secret")
-            with open(wrong, "w") as f:
+            with open(os.open(wrong, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                   0o600), "w") as f:
                 f.write("not-the-secret\n")
             fast = {"reconnect_min": "200ms", "reconnect_max": "1s",
                     "timeout": "5s"}

@@ -15,10 +15,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/cidr.h"
 #include "base/log.h"
+#include "base/secretfile.h"
 #include "base/json.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -295,6 +297,60 @@ START_TEST(test_log_rate)
 }
 END_TEST
 
+/* Every secret file is judged alike: mode first, then owner. */
+START_TEST(test_secret_file_judge)
+{
+	struct stat	 sb;
+	char		 why[256];
+
+	memset(&sb, 0, sizeof sb);
+	sb.st_mode = S_IFREG | 0600;
+	sb.st_uid = 1000;
+	ck_assert_int_eq(secret_file_judge(&sb, false, 1000, why, sizeof why),
+	    SECRET_OK);
+	sb.st_uid = 0;
+	ck_assert_int_eq(secret_file_judge(&sb, false, 1000, why, sizeof why),
+	    SECRET_OK);
+
+	sb.st_mode = S_IFREG | 0644;
+	ck_assert_int_eq(secret_file_judge(&sb, true, 1000, why, sizeof why),
+	    SECRET_REFUSE);
+	ck_assert_str_eq(why, "is readable by everyone (mode 0644): chmod "
+	    "0600 it, or load it as a systemd credential");
+
+	sb.st_mode = S_IFREG | 0640;
+	ck_assert_int_eq(secret_file_judge(&sb, false, 1000, why, sizeof why),
+	    SECRET_WARN);
+	ck_assert_str_eq(why, "is readable by its group (mode 0640): chmod "
+	    "0600 it, or load it as a systemd credential");
+	/* systemd keeps its credentials directory private. */
+	ck_assert_int_eq(secret_file_judge(&sb, true, 1000, why, sizeof why),
+	    SECRET_OK);
+
+	/* Another user's file: that user reads or replaces the secret. */
+	sb.st_mode = S_IFREG | 0600;
+	sb.st_uid = 1001;
+	ck_assert_int_eq(secret_file_judge(&sb, true, 1000, why, sizeof why),
+	    SECRET_REFUSE);
+	ck_assert_str_eq(why, "belongs to uid 1001, neither root nor the "
+	    "daemon's user (uid 1000), who can read or replace it: chown it "
+	    "to one of them");
+	/* Root (a shell's --check-config) cannot tell the daemon's user. */
+	ck_assert_int_eq(secret_file_judge(&sb, true, 0, why, sizeof why),
+	    SECRET_OK);
+
+	setenv("CREDENTIALS_DIRECTORY", "/run/credentials/ewsgw.service", 1);
+	ck_assert(secret_file_is_credential(
+	    "/run/credentials/ewsgw.service/pw"));
+	ck_assert(!secret_file_is_credential(
+	    "/run/credentials/ewsgw.service2/pw"));
+	ck_assert(!secret_file_is_credential("/etc/ewsgw/pw"));
+	unsetenv("CREDENTIALS_DIRECTORY");
+	ck_assert(!secret_file_is_credential(
+	    "/run/credentials/ewsgw.service/pw"));
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -312,6 +368,7 @@ suite(void)
 	tcase_add_test(tc, test_ms_tv);
 	tcase_add_test(tc, test_cidr);
 	tcase_add_test(tc, test_log_rate);
+	tcase_add_test(tc, test_secret_file_judge);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "evtest.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/safepath.h"
 #include "sinks/sinkset.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
@@ -1905,6 +1907,175 @@ START_TEST(test_webhook_basic_auth_and_errors)
 }
 END_TEST
 
+/*
+ * Every sink secret file gets the EWS password file's checks: one that
+ * everyone may read is refused at its key's FILE:LINE (what
+ * --check-config and start-up report) and on every later read (a token
+ * rotated by SIGHUP), and the secret never shows in the message.
+ */
+START_TEST(test_sink_secret_file_modes)
+{
+	static const struct {
+		const char	*type;
+		const char	*key;
+	} cases[] = {
+		{ "webhook", "bearer_token_file" },
+		{ "webhook", "password_file" },
+		{ "sip", "password_file" },
+		{ "xmpp", "secret_file" },
+	};
+	char		 path[300], hdr[64], *kv, *want, *e, *cause = NULL;
+	char		*secret;
+	const char	*lines[] = { NULL, "url=https://example.invalid/x",
+	    "username=u", NULL, NULL };
+	size_t		 i;
+
+	snprintf(path, sizeof path, "%s/secret", tmpdir);
+	write_file(path, "s3cret-value\n");
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(hdr, sizeof hdr, "[sink h] %s", cases[i].type);
+		xasprintf(&kv, "%s=%s", cases[i].key, path);
+		lines[0] = hdr;
+		lines[3] = kv;
+		xasprintf(&want, "/etc/ewsgw.conf:4: sink h: %s '%s' is "
+		    "readable by everyone (mode 0644): chmod 0600 it, or load "
+		    "it as a systemd credential\n", cases[i].key, path);
+
+		ck_assert_int_eq(chmod(path, 0644), 0);
+		e = validate(lines);
+		ck_assert_msg(e != NULL && strstr(e, want) != NULL,
+		    "%s %s: %s", cases[i].type, cases[i].key, e);
+		ck_assert_ptr_null(strstr(e, "s3cret"));
+		free(e);
+
+		ck_assert_int_eq(chmod(path, 0600), 0);
+		e = validate(lines);
+		ck_assert_msg(e == NULL || strstr(e, "sink h: secret") == NULL,
+		    "%s", e);
+		ck_assert_msg(e == NULL || strstr(e, "readable") == NULL,
+		    "%s", e);
+		free(e);
+		free(want);
+		free(kv);
+	}
+
+	/* The read itself refuses too (a later chmod, a rotated file). */
+	ck_assert_int_eq(chmod(path, 0604), 0);
+	ck_assert_ptr_null(sink_read_secret(path, &cause));
+	ck_assert_ptr_nonnull(strstr(cause, "is readable by everyone "
+	    "(mode 0604)"));
+	free(cause);
+	cause = NULL;
+	/* Its group may read it: a warning at the check, still read. */
+	ck_assert_int_eq(chmod(path, 0640), 0);
+	secret = sink_read_secret(path, &cause);
+	ck_assert_ptr_nonnull(secret);
+	ck_assert_str_eq(secret, "s3cret-value");
+	xfree_secret(secret);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+}
+END_TEST
+
+/* Copy src to dst with mode. */
+static void
+copy_file(const char *src, const char *dst, mode_t mode)
+{
+	char	 b[8192];
+	ssize_t	 n;
+	int	 in, out;
+
+	in = open(src, O_RDONLY);
+	ck_assert_int_ne(in, -1);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ne(out, -1);
+	while ((n = read(in, b, sizeof b)) > 0)
+		ck_assert_int_eq(write(out, b, (size_t)n), n);
+	close(in);
+	close(out);
+	ck_assert_int_eq(chmod(dst, mode), 0);
+}
+
+/* Validation reports want (freed here) among its errors. */
+static void
+expect_refused(const char *const *lines, char *want)
+{
+	char	*e = validate(lines);
+
+	ck_assert_msg(e != NULL && strstr(e, want) != NULL, "%s", e);
+	free(e);
+	free(want);
+}
+
+/*
+ * A plugin is code run as the daemon: the file and every directory
+ * above it must belong to root or the daemon's user and be writable by
+ * nobody else (a sticky directory like /tmp passes), as sshd checks its
+ * keys; anything else is refused at path's FILE:LINE before dlopen.
+ */
+START_TEST(test_plugin_path_trust)
+{
+	char		*pp = plugin_path("example_sink"), dir[300], so[340];
+	char		*kv, *e, *want, *out;
+	const char	*lines[] = { "[sink ex] plugin", NULL, NULL, NULL };
+
+	snprintf(dir, sizeof dir, "%s/plugins", tmpdir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(so, sizeof so, "%s/example_sink.so", dir);
+	copy_file(pp + strlen("path="), so, 0755);
+	xasprintf(&kv, "path=%s", so);
+	xasprintf(&out, "output=%s/example.txt", tmpdir);
+	lines[1] = kv;
+	lines[2] = out;
+	ck_assert_ptr_null(validate(lines));
+
+	/* A directory its group may write to. */
+	ck_assert_int_eq(chmod(dir, 0775), 0);
+	xasprintf(&want, "/etc/ewsgw.conf:2: sink ex: plugin refused: %s is "
+	    "writable by its group (mode 0775): chmod go-w it\n", dir);
+	expect_refused(lines, want);
+	e = mkset_fail(lines);
+	ck_assert_ptr_nonnull(strstr(e, "plugin refused"));
+	free(e);
+	/* ... unless it is sticky and everyone's, like /tmp. */
+	ck_assert_int_eq(chmod(dir, 01777), 0);
+	ck_assert_ptr_null(validate(lines));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+
+	/* The module itself writable by everyone. */
+	ck_assert_int_eq(chmod(so, 0757), 0);
+	xasprintf(&want, "/etc/ewsgw.conf:2: sink ex: plugin refused: %s is "
+	    "writable by everyone (mode 0757): chmod go-w it\n", so);
+	expect_refused(lines, want);
+	ck_assert_int_eq(chmod(so, 0755), 0);
+
+	/* Owned by another user than root and the daemon's. */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(so, 4242, (gid_t)-1), 0);
+		xasprintf(&want, "/etc/ewsgw.conf:2: sink ex: plugin refused: "
+		    "%s belongs to uid 4242, neither root nor the daemon's "
+		    "user (uid 0): chown it\n", so);
+		expect_refused(lines, want);
+		ck_assert_int_eq(chown(so, 0, (gid_t)-1), 0);
+	} else {
+		char	 why[PATH_MAX + 128];
+
+		/* The daemon running as someone else. */
+		ck_assert_int_eq(safe_path_check(so, geteuid() + 1, why,
+		    sizeof why), -2);
+		ck_assert_ptr_nonnull(strstr(why, "neither root nor the "
+		    "daemon's user"));
+	}
+
+	/* Trusted again: accepted. */
+	ck_assert_ptr_null(validate(lines));
+	unlink(so);
+	rmdir(dir);
+	free(kv);
+	free(out);
+	free(pp);
+}
+END_TEST
+
 static Suite *
 sink_suite(void)
 {
@@ -1932,6 +2103,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_validate_duplicate_name);
 	tcase_add_test(tc, test_plugin_example);
 	tcase_add_test(tc, test_plugin_rejected);
+	tcase_add_test(tc, test_plugin_path_trust);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("builtins");
@@ -1951,6 +2123,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_exec_sink_parallel_bounded);
 	tcase_add_test(tc, test_webhook_sink);
 	tcase_add_test(tc, test_webhook_basic_auth_and_errors);
+	tcase_add_test(tc, test_sink_secret_file_modes);
 	suite_add_tcase(s, tc);
 	return (s);
 }
