@@ -47,7 +47,7 @@
 
 enum section {
 	SEC_EXCHANGE, SEC_PUSH, SEC_THROTTLING, SEC_MAILBOXES, SEC_PRESENCE,
-	SEC_STATUS, SEC_LOG, SEC_DAEMON, SEC_CLUSTER, SEC_COUNT,
+	SEC_STATUS, SEC_LOG, SEC_DAEMON, SEC_CLUSTER, SEC_GRAPH, SEC_COUNT,
 	SEC_NONE = -1,		/* before the first header */
 	SEC_UNKNOWN = -2,	/* inside a bad header: keys are skipped */
 	SEC_SINK = -3		/* inside [sink NAME] */
@@ -55,7 +55,7 @@ enum section {
 
 static const char *const section_names[SEC_COUNT] = {
 	"exchange", "push", "throttling", "mailboxes", "presence", "status",
-	"log", "daemon", "cluster"
+	"log", "daemon", "cluster", "graph"
 };
 
 enum ktype {
@@ -297,6 +297,36 @@ static const struct conf_key keys[] = {
 	    CK_READABLE),
 	K(CLUSTER, "client_key", KT_PATH, cluster.client_key, NULL, 0, 0,
 	    CK_READABLE),
+
+	K(GRAPH, "tenant_id", KT_STR, graph.tenant_id, NULL, 0, 0, 0),
+	K(GRAPH, "client_id", KT_STR, graph.client_id, NULL, 0, 0, 0),
+	K(GRAPH, "client_secret_file", KT_CRED, graph.client_secret_file, NULL,
+	    0, 0, 0),
+	K(GRAPH, "certificate_file", KT_PATH, graph.certificate_file, NULL, 0,
+	    0, CK_READABLE),
+	K(GRAPH, "key_file", KT_PATH, graph.key_file, NULL, 0, 0, CK_READABLE),
+	K(GRAPH, "token_url", KT_URL, graph.token_url, NULL, 0, 0,
+	    CK_DERIVED),
+	K(GRAPH, "token_ca_file", KT_PATH, graph.token_ca_file, NULL, 0, 0,
+	    CK_READABLE),
+	K(GRAPH, "token_tls_verify", KT_BOOL, graph.token_tls_verify, "yes", 0,
+	    0, 0),
+	K(GRAPH, "url", KT_URL, graph.url, "https://graph.microsoft.com/v1.0",
+	    0, 0, 0),
+	K(GRAPH, "ca_file", KT_PATH, graph.ca_file, NULL, 0, 0, CK_READABLE),
+	K(GRAPH, "tls_verify", KT_BOOL, graph.tls_verify, "yes", 0, 0, 0),
+	K(GRAPH, "mailboxes", KT_STR, graph.mailbox_list, NULL, 0, 0,
+	    CK_RELOAD),
+	K(GRAPH, "mailbox_file", KT_PATH, graph.mailbox_file, NULL, 0, 0,
+	    CK_RELOAD),
+	K(GRAPH, "delta_interval", KT_DURATION, graph.delta_interval_ms, "5m",
+	    1 * SEC, 1 * DAY, CK_RELOAD),
+	K(GRAPH, "mailbox_concurrency", KT_UINT, graph.mailbox_concurrency,
+	    "4", 1, 4, 0),
+	K(GRAPH, "max_connections", KT_UINT, graph.max_connections, "64", 1,
+	    1024, 0),
+	K(GRAPH, "request_timeout", KT_DURATION, graph.request_timeout_ms,
+	    "60s", 1 * SEC, 1 * HOUR, 0),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -346,12 +376,14 @@ static int	 valid_listen(const char *);
 static int	 valid_address(const char *);
 static int	 valid_sid(const char *);
 static void	 mailbox_add(struct cstate *, const char *, int, const char *,
-		    bool);
-static void	 mailbox_file_load(struct cstate *);
+		    enum conf_backend, bool);
+static void	 mailbox_file_load(struct cstate *, int, const char *,
+		    enum conf_backend);
+static void	 graph_finish(struct cstate *);
 static void	 mailboxes_finish(struct cstate *);
 static void	 finish(struct cstate *);
 static void	 require(struct cstate *, int, const char *, const char *);
-static char	*read_secret(struct cstate *, const char *, const char *);
+static char	*read_secret(struct cstate *, int, const char *, const char *);
 static void	 keep_restart_only(struct cstate *, bool);
 static size_t	 key_size(const struct conf_key *, bool *);
 static bool	 key_differs(const struct conf_key *, const struct config *,
@@ -930,7 +962,7 @@ key_set(struct cstate *st, const struct conf_key *k, const char *v, int line)
 		*(mode_t *)target = (mode_t)ull;
 		return (0);
 	case KT_MAILBOX:
-		mailbox_add(st, v, line, NULL, false);
+		mailbox_add(st, v, line, NULL, CONF_BACKEND_EWS, false);
 		return (0);
 	}
 	return (-1);
@@ -1209,7 +1241,7 @@ valid_sid(const char *s)
  */
 static void
 mailbox_add(struct cstate *st, const char *spec, int line, const char *file,
-    bool in_file)
+    enum conf_backend backend, bool in_file)
 {
 	struct config		*cf = st->cf;
 	struct conf_mailbox	*mb;
@@ -1247,6 +1279,12 @@ mailbox_add(struct cstate *st, const char *spec, int line, const char *file,
 				    opt + 4, addr);
 				goto out;
 			}
+		} else if (strncmp(opt, "sid=", 4) == 0 &&
+		    backend == CONF_BACKEND_GRAPH) {
+			cerr(st, name, line, "sid= for mailbox '%s' in "
+			    "[graph]: Graph names a user by address or upn=",
+			    addr);
+			goto out;
 		} else if (strncmp(opt, "sid=", 4) == 0) {
 			idtype = CONF_ID_SID;
 			if (!valid_sid(opt + 4)) {
@@ -1270,6 +1308,7 @@ mailbox_add(struct cstate *st, const char *spec, int line, const char *file,
 	}
 	mb = &cf->mailboxes[cf->nmailboxes++];
 	mb->address = xstrdup(addr);
+	mb->backend = backend;
 	mb->idtype = idtype;
 	mb->id = id;
 	mb->line = line;
@@ -1278,16 +1317,20 @@ out:
 	free(copy);
 }
 
+/* A mailbox list file named by key (its path) in section sec. */
 static void
-mailbox_file_load(struct cstate *st)
+mailbox_file_load(struct cstate *st, int sec, const char *key,
+    enum conf_backend backend)
 {
 	struct buf	 b = BUF_INIT;
-	const char	*p, *end, *path = st->cf->mailbox_file;
+	const struct conf_key *k = key_find(sec, key);
+	const char	*p, *end, *path;
 	char		*line, *s, *c;
 	int		 lineno = 0, r;
 
+	path = *(char *const *)((const char *)st->cf + k->off);
 	if (read_file(path, CONF_MAX_FILE, &b, NULL) == -1) {
-		cerr(st, st->file, key_line(st, SEC_MAILBOXES, "file"),
+		cerr(st, st->file, key_line(st, sec, key),
 		    "cannot read mailbox file '%s': %s", path,
 		    strerror(errno));
 		buf_free(&b);
@@ -1309,7 +1352,7 @@ mailbox_file_load(struct cstate *st)
 		}
 		s = trim(line);
 		if (*s != '\0')
-			mailbox_add(st, s, lineno, st->cf->mailbox_file, true);
+			mailbox_add(st, s, lineno, path, backend, true);
 		free(line);
 	}
 	buf_free(&b);
@@ -1325,9 +1368,20 @@ hash_str(const char *s)
 	return (h);
 }
 
+/* The file a mailbox was listed in. */
+static const char *
+mailbox_where(const struct cstate *st, const struct conf_mailbox *mb)
+{
+	if (!mb->in_file)
+		return (st->file);
+	return (mb->backend == CONF_BACKEND_GRAPH ? st->cf->graph.mailbox_file :
+	    st->cf->mailbox_file);
+}
+
 /*
- * Give every mailbox without an explicit id the default impersonation,
- * and reject duplicates (hashed: there may be 100,000 of them).
+ * Give every EWS mailbox without an explicit id the default
+ * impersonation, and reject duplicates, also across the backends
+ * (hashed: there may be 100,000 of them).
  */
 static void
 mailboxes_finish(struct cstate *st)
@@ -1338,7 +1392,9 @@ mailboxes_finish(struct cstate *st)
 
 	for (i = 0; i < cf->nmailboxes; i++) {
 		mb = &cf->mailboxes[i];
-		if (mb->id != NULL)
+		if (mb->backend == CONF_BACKEND_GRAPH)
+			cf->graph.nmailboxes++;
+		if (mb->id != NULL || mb->backend == CONF_BACKEND_GRAPH)
 			continue;
 		switch (cf->exchange.impersonation) {
 		case CONF_ID_SMTP:
@@ -1349,7 +1405,7 @@ mailboxes_finish(struct cstate *st)
 			mb->id = xstrdup(mb->address);
 			break;
 		case CONF_ID_SID:
-			cerr(st, mb->in_file ? cf->mailbox_file : st->file,
+			cerr(st, mailbox_where(st, mb),
 			    mb->line, "mailbox '%s' has no sid= but "
 			    "impersonation is sid", mb->address);
 			break;
@@ -1368,11 +1424,9 @@ mailboxes_finish(struct cstate *st)
 			}
 			o = &cf->mailboxes[tab[h] - 1];
 			if (strcmp(o->address, mb->address) == 0) {
-				cerr(st, mb->in_file ? cf->mailbox_file :
-				    st->file, mb->line, "duplicate mailbox "
-				    "'%s' (first at %s:%d)", mb->address,
-				    o->in_file ? cf->mailbox_file : st->file,
-				    o->line);
+				cerr(st, mailbox_where(st, mb), mb->line,
+				    "duplicate mailbox '%s' (first at %s:%d)",
+				    mb->address, mailbox_where(st, o), o->line);
 				break;
 			}
 			h = (h + 1) & (size - 1);
@@ -1426,12 +1480,12 @@ conf_credential_store(void)
  * xfree_secret) or NULL after reporting; never puts it in a message.
  */
 static char *
-read_secret(struct cstate *st, const char *keyname, const char *v)
+read_secret(struct cstate *st, int sec, const char *keyname, const char *v)
 {
 	struct buf	 b = BUF_INIT_SECRET;
 	const char	*dir, *from = "";
 	char		*path, *secret;
-	int		 line = key_line(st, SEC_EXCHANGE, keyname);
+	int		 line = key_line(st, sec, keyname);
 	size_t		 n;
 	struct stat	 sb;
 	bool		 credential = false;	/* systemd's, private */
@@ -1613,6 +1667,84 @@ cluster_finish(struct cstate *st)
 }
 
 /* Defaults, cross-key rules, secrets, mailboxes, sinks. */
+/* A tenant id or domain name: it goes into the token URL's path. */
+static bool
+valid_tenant(const char *s)
+{
+	return (s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+	    "VWXYZ0123456789.-")] == '\0');
+}
+
+/*
+ * [graph]: its mailboxes (the list, then the file), and when there are
+ * any, the app registration they need: a client id, a token URL (from
+ * the tenant), and a client secret or a certificate with its key, the
+ * key kept from other users like the secret.
+ */
+static void
+graph_finish(struct cstate *st)
+{
+	struct config	*cf = st->cf;
+	const char	*why = "needed for Graph mailboxes";
+	char		*copy, *tok, *sp;
+	struct stat	 sb;
+	int		 line;
+
+	if (cf->graph.mailbox_list != NULL) {
+		line = key_line(st, SEC_GRAPH, "mailboxes");
+		copy = xstrdup(cf->graph.mailbox_list);
+		for (tok = strtok_r(copy, " \t,", &sp); tok != NULL;
+		    tok = strtok_r(NULL, " \t,", &sp))
+			mailbox_add(st, tok, line, NULL, CONF_BACKEND_GRAPH,
+			    false);
+		free(copy);
+	}
+	if (cf->graph.mailbox_file != NULL &&
+	    key_line(st, SEC_GRAPH, "mailbox_file") > 0)
+		mailbox_file_load(st, SEC_GRAPH, "mailbox_file",
+		    CONF_BACKEND_GRAPH);
+	if (cf->graph.mailbox_list == NULL && cf->graph.mailbox_file == NULL)
+		return;
+	if (cf->graph.tenant_id != NULL && !valid_tenant(cf->graph.tenant_id))
+		cerr(st, st->file, key_line(st, SEC_GRAPH, "tenant_id"),
+		    "invalid tenant_id '%s' in [graph] (expected a tenant id "
+		    "or domain name)", cf->graph.tenant_id);
+	require(st, SEC_GRAPH, "client_id", why);
+	if (cf->graph.token_url == NULL) {
+		require(st, SEC_GRAPH, "tenant_id", "needed for Graph "
+		    "mailboxes without token_url");
+		if (cf->graph.tenant_id != NULL)
+			xasprintf(&cf->graph.token_url, "https://login."
+			    "microsoftonline.com/%s/oauth2/v2.0/token",
+			    cf->graph.tenant_id);
+	}
+	if ((cf->graph.certificate_file == NULL) !=
+	    (cf->graph.key_file == NULL))
+		cerr(st, st->file, st->secline[SEC_GRAPH], "certificate_file "
+		    "and key_file in [graph] go together: set both or "
+		    "neither");
+	if (cf->graph.client_secret_file != NULL &&
+	    cf->graph.certificate_file != NULL)
+		cerr(st, st->file, key_line(st, SEC_GRAPH,
+		    "certificate_file"), "client_secret_file and "
+		    "certificate_file in [graph] exclude each other: set one");
+	if (cf->graph.client_secret_file == NULL &&
+	    cf->graph.certificate_file == NULL)
+		require(st, SEC_GRAPH, "client_secret_file", "or "
+		    "certificate_file and key_file, needed for Graph "
+		    "mailboxes");
+	if (cf->graph.client_secret_file != NULL)
+		cf->graph.client_secret = read_secret(st, SEC_GRAPH,
+		    "client_secret_file", cf->graph.client_secret_file);
+	/* The private key is a secret like the client secret. */
+	if (cf->graph.key_file != NULL &&
+	    stat(cf->graph.key_file, &sb) == 0 && (sb.st_mode & S_IROTH))
+		cerr(st, st->file, key_line(st, SEC_GRAPH, "key_file"),
+		    "key_file '%s' is readable by everyone (mode %04o): "
+		    "chmod 0600 it", cf->graph.key_file,
+		    (unsigned)(sb.st_mode & 07777));
+}
+
 static void
 finish(struct cstate *st)
 {
@@ -1638,9 +1770,7 @@ finish(struct cstate *st)
 	    conf_auth_name(cf->exchange.auth),
 	    st->kept[key_find(SEC_EXCHANGE, "auth") - keys] ?
 	    ", which stays until a restart" : "");
-	if (cf->exchange.tenant != NULL && cf->exchange.tenant[strspn(
-	    cf->exchange.tenant, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
-	    "OPQRSTUVWXYZ0123456789.-")] != '\0')
+	if (cf->exchange.tenant != NULL && !valid_tenant(cf->exchange.tenant))
 		cerr(st, st->file, key_line(st, SEC_EXCHANGE, "tenant"),
 		    "invalid tenant '%s' in [exchange] "
 		    "(expected a domain name or a tenant id)",
@@ -1667,11 +1797,12 @@ finish(struct cstate *st)
 		require(st, SEC_EXCHANGE, "password_file", why);
 	if (cf->exchange.password_file != NULL &&
 	    key_line(st, SEC_EXCHANGE, "password_file") > 0)
-		cf->exchange.password = read_secret(st, "password_file",
+		cf->exchange.password = read_secret(st, SEC_EXCHANGE,
+		    "password_file",
 		    cf->exchange.password_file);
 	if (cf->exchange.client_secret_file != NULL &&
 	    key_line(st, SEC_EXCHANGE, "client_secret_file") > 0)
-		cf->exchange.client_secret = read_secret(st,
+		cf->exchange.client_secret = read_secret(st, SEC_EXCHANGE,
 		    "client_secret_file", cf->exchange.client_secret_file);
 	if (cf->exchange.login_retry_max_ms < cf->exchange.login_retry_ms) {
 		if ((line = key_line(st, SEC_EXCHANGE, "login_retry_max")) <= 0)
@@ -1705,7 +1836,8 @@ finish(struct cstate *st)
 
 	if (cf->mailbox_file != NULL &&
 	    key_line(st, SEC_MAILBOXES, "file") > 0)
-		mailbox_file_load(st);
+		mailbox_file_load(st, SEC_MAILBOXES, "file", CONF_BACKEND_EWS);
+	graph_finish(st);
 	mailboxes_finish(st);
 
 	cluster_finish(st);
@@ -1834,6 +1966,7 @@ conf_free(struct config *cf)
 	}
 	xfree_secret(cf->exchange.password);
 	xfree_secret(cf->exchange.client_secret);
+	xfree_secret(cf->graph.client_secret);
 	for (i = 0; i < cf->cluster.nendpoints; i++)
 		free(cf->cluster.endpoint[i]);
 	free(cf->cluster.endpoint);
@@ -2040,6 +2173,12 @@ const char *
 conf_show_name(enum conf_show v)
 {
 	return (enum_name(show_enum, (int)v));
+}
+
+const char *
+conf_backend_name(enum conf_backend b)
+{
+	return (b == CONF_BACKEND_GRAPH ? "graph" : "ews");
 }
 
 const struct conf_kv *

@@ -37,12 +37,17 @@ struct conf_kv {
 	int		 line;
 };
 
+/* Which protocol watches a mailbox. */
+enum conf_backend { CONF_BACKEND_EWS, CONF_BACKEND_GRAPH };
+
 struct conf_mailbox {
 	char		*address;	/* SMTP address, lower-cased */
+	enum conf_backend backend;	/* [graph] mailboxes: Graph */
 	enum conf_idtype idtype;	/* how to impersonate it */
 	char		*id;		/* UPN or SID when idtype != SMTP */
 	int		 line;
-	bool		 in_file;	/* line is in mailbox_file, not path */
+	bool		 in_file;	/* line is in its list file (mailbox_file
+					   or graph.mailbox_file), not path */
 };
 
 struct conf_sink {
@@ -123,9 +128,34 @@ struct config {
 		int64_t		 poll_interval_ms;
 	} throttling;
 
-	struct conf_mailbox	*mailboxes;
+	struct conf_mailbox	*mailboxes;	/* both backends */
 	size_t			 nmailboxes;
 	char			*mailbox_file;
+
+	/* Microsoft Graph, for mailboxes in Exchange Online.  On when
+	 * nmailboxes_graph > 0 (mailboxes or mailbox_file). */
+	struct {
+		char		*tenant_id;
+		char		*client_id;
+		char		*client_secret;	/* secret, read from
+						   client_secret_file */
+		char		*client_secret_file;
+		char		*certificate_file;	/* or this and key_file */
+		char		*key_file;
+		char		*token_url;	/* default from tenant_id */
+		char		*token_ca_file;
+		bool		 token_tls_verify;
+		char		*url;		/* Graph's base, .../v1.0 */
+		char		*ca_file;
+		bool		 tls_verify;
+		char		*mailbox_list;	/* [graph] mailboxes, as written */
+		char		*mailbox_file;
+		size_t		 nmailboxes;	/* of mailboxes[] on Graph */
+		int64_t		 delta_interval_ms;
+		unsigned	 mailbox_concurrency;
+		unsigned	 max_connections;
+		int64_t		 request_timeout_ms;
+	} graph;
 
 	struct {
 		int64_t		 horizon_ms;
@@ -246,6 +276,7 @@ const char	*conf_mode_name(enum conf_mode);
 const char	*conf_idtype_name(enum conf_idtype);
 const char	*conf_charging_name(enum conf_charging);
 const char	*conf_show_name(enum conf_show);
+const char	*conf_backend_name(enum conf_backend);
 
 /* A sink key's value or NULL (borrowed). */
 const struct conf_kv *conf_sink_get(const struct conf_sink *, const char *);

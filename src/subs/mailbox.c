@@ -30,6 +30,7 @@
 #include "presence/presence.h"
 #include "presence/timeline.h"
 #include "subs/env.h"
+#include "subs/graphread.h"
 #include "subs/mailbox.h"
 
 /* A refused mailbox is tried again this rarely. */
@@ -79,6 +80,7 @@ struct mailbox {
 						   GetUserOofSettings */
 
 	struct calendar_read	*cal;		/* a CalendarView being read */
+	struct graphread	*gr;		/* Graph's reads; NULL on EWS */
 	struct timeline		 tl;
 	struct presence_oof	 oof;
 	struct presence		 pres;
@@ -118,10 +120,10 @@ static const char *const state_names[MAILBOX_STATE_MAX] = {
 };
 static const char *const status_names[MAILBOX_STATUS_MAX] = {
 	"idle", "subscribing", "syncing", "streaming", "push", "polling",
-	"backoff", "parked", "unsubscribing", "stopped"
+	"delta", "backoff", "parked", "unsubscribing", "stopped"
 };
 static const char *const mode_names[MAILBOX_MODE_MAX] = {
-	"streaming", "push", "poll"
+	"streaming", "push", "poll", "delta"
 };
 static const char *const reason_names[MAILBOX_WHY_MAX] = {
 	"configured", "subscription budget full",
@@ -145,6 +147,7 @@ static void	 calview_done(struct ews_call *, const struct ews_reply *,
 		    void *);
 static int	 build_oof(struct ews_call *, struct ews_send *, void *);
 static void	 oof_done(struct ews_call *, const struct ews_reply *, void *);
+static void	 graph_done(const struct graphread_result *, void *);
 
 static const struct ews_call_ops subscribe_ops = {
 	.op = EWS_OP_SUBSCRIBE,
@@ -197,7 +200,7 @@ mailbox_reason_name(enum mailbox_reason r)
 
 struct mailbox *
 mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
-    const char *imp_id)
+    const char *imp_id, enum mailbox_backend backend)
 {
 	struct mailbox	*mb;
 
@@ -213,6 +216,11 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	timerheap_entry_init(&mb->action);
 	mb->pres.state = PRESENCE_UNKNOWN;
 	mb->state = MAILBOX_IDLE;
+	if (backend == MAILBOX_BACKEND_GRAPH) {
+		mb->mode = MAILBOX_MODE_DELTA;
+		mb->gr = graphread_new(ctx->env, mb->imp_id != NULL ?
+		    mb->imp_id : mb->address, graph_done, mb);
+	}
 	return (mb);
 }
 
@@ -259,6 +267,7 @@ mailbox_free(struct mailbox *mb)
 
 	ews_call_cancel(&mb->sub_call);
 	ews_call_cancel(&mb->read_call);
+	graphread_free(mb->gr);
 	boundary_cancel(ctx->presence_timers, &mb->boundary);
 	boundary_cancel(ctx->action_timers, &mb->action);
 	drop_subscription(mb, false);
@@ -342,6 +351,31 @@ subscribed_mode(const struct mailbox *mb)
 	return (mb->mode != MAILBOX_MODE_POLL);
 }
 
+/* The state a mailbox (re)starts in: Graph reads at once. */
+static enum mailbox_state
+start_state(const struct mailbox *mb)
+{
+	if (mb->gr != NULL)
+		return (MAILBOX_SYNCING);
+	return (subscribed_mode(mb) ? MAILBOX_SUBSCRIBING : MAILBOX_WATCHING);
+}
+
+/* A calendar read (or Graph round) is running. */
+static bool
+reading(const struct mailbox *mb)
+{
+	return (ews_call_busy(&mb->read_call) ||
+	    (mb->gr != NULL && graphread_busy(mb->gr)));
+}
+
+static void
+read_cancel(struct mailbox *mb)
+{
+	ews_call_cancel(&mb->read_call);
+	if (mb->gr != NULL)
+		graphread_cancel(mb->gr);
+}
+
 /* ---- the single state change ---- */
 
 static void
@@ -406,7 +440,7 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		    THROTTLE_PRIO_HIGH, NULL, mb);
 		break;
 	case MAILBOX_STOPPED:
-		ews_call_cancel(&mb->read_call);
+		read_cancel(mb);
 		ews_call_cancel(&mb->sub_call);
 		boundary_cancel(ctx->presence_timers, &mb->boundary);
 		forget_subscription(mb);
@@ -621,15 +655,23 @@ static void
 read_finished(struct mailbox *mb)
 {
 	const struct config	*conf = mb->ctx->env->conf;
-	int64_t			 now;
+	int64_t			 now, interval;
 
 	mb->failures = 0;
 	if (mb->error_code[0] != '\0' && mb->state != MAILBOX_BACKOFF)
 		set_error(mb, NULL);
 	publish(mb, (enum mailbox_source)mb->source);
+	now = time_mono_ms();
+	if (mb->gr != NULL && mb->sync_at == 0) {
+		/* The next delta round; the first at a random phase, so
+		 * that the mailboxes' rounds spread over the interval. */
+		interval = conf->graph.delta_interval_ms;
+		mb->sync_at = now + (mb->state == MAILBOX_SYNCING ?
+		    backoff_rng_range(mb->ctx->env->rng, 1, interval) :
+		    interval);
+	}
 	if (mb->state == MAILBOX_SYNCING)
 		set_state(mb, MAILBOX_WATCHING);
-	now = time_mono_ms();
 	if (mb->resync_at == 0 || mb->resync_at <= now)
 		mb->resync_at = now + conf->presence.resync_interval_ms;
 	if (mb->dirty) {
@@ -729,12 +771,54 @@ oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	read_finished(mb);
 }
 
+/*
+ * A Graph read answered: its window into the timeline, its automatic
+ * replies into the out-of-office state, as the EWS reads do.
+ */
+static void
+graph_done(const struct graphread_result *r, void *arg)
+{
+	struct mailbox		*mb = arg;
+	const struct config	*conf = mb->ctx->env->conf;
+
+	if (r->code != NULL) {
+		/* 403: the app may not read it (access policy, rights). */
+		read_failed(mb, r->action == GRAPH_ACT_DENIED ?
+		    "ErrorAccessDenied" : r->code, r->action ==
+		    GRAPH_ACT_DENIED || r->action == GRAPH_ACT_NOT_FOUND ?
+		    EWS_ACT_PARK : EWS_ACT_TRANSIENT);
+		return;
+	}
+	if (r->calendar)
+		timeline_update(&mb->tl, r->items, r->nitems,
+		    time_wall_ms() / 1000, conf->presence.lookback_ms / 1000,
+		    conf->presence.horizon_ms / 1000);
+	if (r->oof != NULL)
+		set_oof(mb, r->oof);
+	read_finished(mb);
+}
+
+/* What a Graph mailbox reads for a source. */
+static enum graphread_kind
+graph_kind(enum mailbox_source source)
+{
+	switch (source) {
+	case SOURCE_STARTUP:
+	case SOURCE_RESUBSCRIBE:
+	case SOURCE_POLL:
+		return (GRAPHREAD_ROUND);
+	default:
+		return (source_reads_oof[source] ? GRAPHREAD_FULL :
+		    GRAPHREAD_CALENDAR);
+	}
+}
+
 /* Read the calendar now, or right after the read already running. */
 static void
 read_start(struct mailbox *mb, enum mailbox_source source,
     enum throttle_prio prio)
 {
-	if (ews_call_busy(&mb->read_call)) {
+	if (reading(mb)) {
 		mb->dirty = true;
 		return;
 	}
@@ -745,7 +829,10 @@ read_start(struct mailbox *mb, enum mailbox_source source,
 		mb->window_end = time_mono_ms() +
 		    mb->ctx->env->conf->presence.debounce_ms;
 	cal_free(mb);
-	ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
+	if (mb->gr != NULL)
+		graphread_start(mb->gr, graph_kind(source));
+	else
+		ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
 	arm_action(mb);
 }
 
@@ -822,8 +909,7 @@ mailbox_start(struct mailbox *mb)
 	mb->resync_at = time_mono_ms() + spread / 2 +
 	    backoff_rng_range(mb->ctx->env->rng, 0, spread / 2);
 	mb->urgent = false;
-	set_state(mb, subscribed_mode(mb) ? MAILBOX_SUBSCRIBING :
-	    MAILBOX_WATCHING);
+	set_state(mb, start_state(mb));
 }
 
 void
@@ -878,7 +964,7 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 	 * start are read once more, together, at the end of the window
 	 * (trailing edge).
 	 */
-	if (ews_call_busy(&mb->read_call))
+	if (reading(mb))
 		mb->dirty = true;
 	else if (mb->sync_at != 0)
 		;			/* a read is due already */
@@ -998,7 +1084,7 @@ mailbox_stop(struct mailbox *mb)
 	if (mb->state == MAILBOX_UNSUBSCRIBING ||
 	    mb->state == MAILBOX_STOPPED || mb->stopping)
 		return;
-	ews_call_cancel(&mb->read_call);
+	read_cancel(mb);
 	boundary_cancel(mb->ctx->presence_timers, &mb->boundary);
 	/*
 	 * A Subscribe on the wire may already have made a subscription on
@@ -1030,8 +1116,7 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 		if (mb->state == MAILBOX_BACKOFF ||
 		    mb->state == MAILBOX_PARKED) {
 			mb->urgent = true;
-			set_state(mb, subscribed_mode(mb) ?
-			    MAILBOX_SUBSCRIBING : MAILBOX_WATCHING);
+			set_state(mb, start_state(mb));
 		}
 	}
 	if (mb->push_deadline != 0 && mb->push_deadline <= now) {
@@ -1047,7 +1132,9 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 	watching = mb->state == MAILBOX_WATCHING;
 	if (mb->sync_at != 0 && mb->sync_at <= now) {
 		mb->sync_at = 0;
-		if (watching && !subscribed_mode(mb))
+		if (watching && mb->gr != NULL)
+			read_start(mb, SOURCE_POLL, THROTTLE_PRIO_NORMAL);
+		else if (watching && !subscribed_mode(mb))
 			mb->ctx->hooks->poll(mb, mb->ctx->arg);
 		else if (watching || mb->state == MAILBOX_SYNCING)
 			read_start(mb, SOURCE_CALENDAR, THROTTLE_PRIO_NORMAL);
@@ -1073,6 +1160,7 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 	json_obj_begin(w);
 	json_kv_str(w, "address", mb->address);
 	json_kv_str(w, "state", mailbox_status_name(mailbox_status(mb)));
+	json_kv_str(w, "backend", mb->gr != NULL ? "graph" : "ews");
 	json_kv_str(w, "mode", mailbox_mode_name(mb->mode));
 	json_kv_str(w, "reason", mb->mode == MAILBOX_MODE_POLL ||
 	    mb->reason != MAILBOX_WHY_CONFIG ?
@@ -1096,7 +1184,11 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 	json_kv_int(w, "publications", (int64_t)mb->seq);
 	if (detail) {
 		json_kv_bool(w, "subscribed", mb->sub_id != NULL);
-		json_kv_bool(w, "reading", ews_call_busy(&mb->read_call));
+		json_kv_bool(w, "reading", reading(mb));
+		if (mb->gr != NULL) {
+			json_key(w, "delta");
+			graphread_json(mb->gr, w);
+		}
 		json_kv_time(w, "read_due", mb->sync_at != 0 ?
 		    time_wall_ms() / 1000 + (mb->sync_at - now + 999) / 1000 :
 		    0);
@@ -1122,6 +1214,7 @@ mailbox_status(const struct mailbox *mb)
 		[MAILBOX_MODE_STREAMING] = MAILBOX_STATUS_STREAMING,
 		[MAILBOX_MODE_PUSH] = MAILBOX_STATUS_PUSH,
 		[MAILBOX_MODE_POLL] = MAILBOX_STATUS_POLLING,
+		[MAILBOX_MODE_DELTA] = MAILBOX_STATUS_DELTA,
 	};
 
 	switch (mb->state) {
@@ -1158,6 +1251,12 @@ enum mailbox_reason
 mailbox_reason(const struct mailbox *mb)
 {
 	return ((enum mailbox_reason)mb->reason);
+}
+
+enum mailbox_backend
+mailbox_backend(const struct mailbox *mb)
+{
+	return (mb->gr != NULL ? MAILBOX_BACKEND_GRAPH : MAILBOX_BACKEND_EWS);
 }
 
 const char *

@@ -9,16 +9,19 @@
  * sinks, counters) it reports through struct mailbox_hooks.
  *
  * The state says where the mailbox is in its life; the mode (streaming,
- * push, poll) says how it is watched, and whether it holds a
- * subscription is mailbox_sub_id() != NULL.  The states name no backend
- * or mode.  Every transition goes through set_state() in mailbox.c,
- * which logs "old -> new" at debug and runs the entry actions
+ * push, poll; delta for a mailbox on Graph) says how it is watched,
+ * and whether it holds a subscription is mailbox_sub_id() != NULL.
+ * The states name no backend or mode.  Every transition goes through
+ * set_state() in mailbox.c, which logs "old -> new" at debug and runs
+ * the entry actions
  * (SUBSCRIBING submits Subscribe, SYNCING starts the first read,
  * BACKOFF and PARKED arm the retry, UNSUBSCRIBING submits Unsubscribe,
  * STOPPED releases everything):
  *
  *   IDLE        -> SUBSCRIBING    started, streaming or push
  *   IDLE        -> WATCHING       started, poll
+ *   IDLE        -> SYNCING        started, on Graph (delta: no
+ *                                 subscription)
  *   SUBSCRIBING -> SYNCING        Subscribe answered with an id
  *   SUBSCRIBING -> BACKOFF        Subscribe failed, or its answer unusable
  *   SUBSCRIBING -> PARKED         Exchange refuses the mailbox (rights,
@@ -36,6 +39,7 @@
  *   BACKOFF     -> SUBSCRIBING    retry time
  *   PARKED      -> SUBSCRIBING    retry time, streaming or push
  *   PARKED      -> WATCHING       retry time, poll
+ *   PARKED      -> SYNCING        retry time, on Graph
  *   SUBSCRIBING, SYNCING,         mode changed: SUBSCRIBING for streaming
  *   WATCHING, BACKOFF, PARKED       or push (again if already there),
  *     -> SUBSCRIBING | WATCHING     WATCHING for poll
@@ -93,6 +97,7 @@ enum mailbox_status {
 	MAILBOX_STATUS_STREAMING,
 	MAILBOX_STATUS_PUSH,
 	MAILBOX_STATUS_POLLING,
+	MAILBOX_STATUS_DELTA,
 	MAILBOX_STATUS_BACKOFF,
 	MAILBOX_STATUS_PARKED,
 	MAILBOX_STATUS_UNSUBSCRIBING,
@@ -104,7 +109,14 @@ enum mailbox_mode {
 	MAILBOX_MODE_STREAMING,
 	MAILBOX_MODE_PUSH,
 	MAILBOX_MODE_POLL,
+	MAILBOX_MODE_DELTA,	/* Graph: delta rounds */
 	MAILBOX_MODE_MAX
+};
+
+/* Which protocol watches it (as enum conf_backend). */
+enum mailbox_backend {
+	MAILBOX_BACKEND_EWS,
+	MAILBOX_BACKEND_GRAPH
 };
 
 /* Why a mailbox is in the mode it is in. */
@@ -169,11 +181,13 @@ struct mailbox_ctx {
 
 /*
  * A new mailbox (address copied, lower case; imp_id copied or NULL) in
- * state IDLE.  ctx is borrowed for the mailbox's life.  Allocated,
- * caller frees with mailbox_free (which reports nothing upward).
+ * state IDLE.  ctx is borrowed for the mailbox's life.  A Graph mailbox
+ * reads through ctx->env->graph (which must be set) in mode delta; the
+ * layer above never places it in a mode.  Allocated, caller frees with
+ * mailbox_free (which reports nothing upward).
  */
 struct mailbox	*mailbox_new(const struct mailbox_ctx *, const char *address,
-		    int idtype, const char *imp_id);
+		    int idtype, const char *imp_id, enum mailbox_backend);
 void		 mailbox_free(struct mailbox *);
 void		 mailbox_start(struct mailbox *);
 /* Change mode (streaming/push/poll); restarts the mailbox if needed. */
@@ -228,6 +242,7 @@ enum mailbox_state mailbox_state(const struct mailbox *);
 enum mailbox_status mailbox_status(const struct mailbox *);
 enum mailbox_mode mailbox_mode(const struct mailbox *);
 enum mailbox_reason mailbox_reason(const struct mailbox *);
+enum mailbox_backend mailbox_backend(const struct mailbox *);
 /* The subscription id, or NULL when it holds none. */
 const char	*mailbox_sub_id(const struct mailbox *);
 /* Its impersonation identity (id borrows from the mailbox). */

@@ -28,6 +28,7 @@
 #include "base/xmalloc.h"
 #include "io/discover.h"
 #include "io/ews.h"
+#include "io/graph_client.h"
 #include "io/throttle.h"
 #include "presence/boundary.h"
 #include "presence/presence.h"
@@ -371,6 +372,8 @@ group_for(struct manager *m, struct mailbox *mb, size_t maxg)
 static bool
 holds_subscription(struct mailbox *mb)
 {
+	if (mailbox_backend(mb) == MAILBOX_BACKEND_GRAPH)
+		return (false);		/* not Exchange's budget */
 	if (mailbox_mode(mb) == MAILBOX_MODE_POLL &&
 	    mailbox_reason(mb) != MAILBOX_WHY_REFUSED)
 		return (false);
@@ -605,6 +608,8 @@ assign(struct manager *m)
 	for (i = 0; i < n; i++) {
 		mb = registry_at(m->reg, i);
 		s = mailbox_state(mb);
+		if (mailbox_backend(mb) == MAILBOX_BACKEND_GRAPH)
+			continue;	/* no group, no EWS budget */
 		if (conf->exchange.mode == CONF_MODE_POLL) {
 			if (mailbox_group(mb) != NULL)
 				group_remove(mailbox_group(mb), mb);
@@ -652,7 +657,9 @@ add_mailbox(struct manager *m, const struct conf_mailbox *cm)
 {
 	struct mailbox	*mb;
 
-	mb = mailbox_new(&m->mbctx, cm->address, cm->idtype, cm->id);
+	mb = mailbox_new(&m->mbctx, cm->address, cm->idtype, cm->id,
+	    cm->backend == CONF_BACKEND_GRAPH ? MAILBOX_BACKEND_GRAPH :
+	    MAILBOX_BACKEND_EWS);
 	registry_add(m->reg, mb);
 	m->running++;
 	return (mb);
@@ -781,6 +788,29 @@ rebalance_soon(struct manager *m)
 
 /* ---- life cycle ---- */
 
+/* The Graph client for the configuration's [graph] app registration. */
+static struct graph_client *
+graph_new(struct event_base *base, const struct config *conf, char **cause)
+{
+	struct graph_client_opts	 o;
+
+	memset(&o, 0, sizeof o);
+	o.graph_url = conf->graph.url;
+	o.token_url = conf->graph.token_url;
+	o.client_id = conf->graph.client_id;
+	o.client_secret = conf->graph.client_secret;
+	o.cert_file = conf->graph.certificate_file;
+	o.key_file = conf->graph.key_file;
+	o.ca_file = conf->graph.ca_file;
+	o.tls_verify = conf->graph.tls_verify;
+	o.token_ca_file = conf->graph.token_ca_file;
+	o.token_tls_verify = conf->graph.token_tls_verify;
+	o.sched.concurrency = conf->graph.mailbox_concurrency;
+	o.timeout_ms = conf->graph.request_timeout_ms;
+	o.max_connections = (long)conf->graph.max_connections;
+	return (graph_client_new(base, &o, cause));
+}
+
 static void
 set_conf(struct manager *m, const struct config *conf)
 {
@@ -802,6 +832,12 @@ manager_new(struct event_base *base, const struct config *conf,
 	m->sinks = sinks;
 	set_conf(m, conf);
 	if ((m->env.ews = ews_ctx_new(base, conf, cause)) == NULL) {
+		free(m);
+		return (NULL);
+	}
+	if (conf->graph.nmailboxes > 0 &&
+	    (m->env.graph = graph_new(base, conf, cause)) == NULL) {
+		ews_ctx_free(m->env.ews);
 		free(m);
 		return (NULL);
 	}
@@ -1020,6 +1056,7 @@ refresh_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct manager		*m = arg;
 	struct discover_opts	 o;
+	struct mailbox		*mb;
 	const char		*addrs[AD_REFRESH_BATCH];
 	char			*cause = NULL;
 	size_t			 i, n = registry_count(m->reg), k = 0;
@@ -1034,11 +1071,16 @@ refresh_cb(evutil_socket_t fd, short ev, void *arg)
 		for (i = 0; i < AD_REFRESH_BATCH && i < m->nurgent; i++)
 			addrs[k++] = m->urgent[i];
 	} else {
-		for (i = 0; i < AD_REFRESH_BATCH && i < n; i++) {
+		for (i = 0; i < n && k < AD_REFRESH_BATCH; i++) {
 			if (m->refresh_next >= n)
 				m->refresh_next = 0;
-			addrs[k++] = mailbox_address(registry_at(m->reg,
-			    m->refresh_next++));
+			mb = registry_at(m->reg, m->refresh_next++);
+			if (mailbox_backend(mb) == MAILBOX_BACKEND_EWS)
+				addrs[k++] = mailbox_address(mb);
+		}
+		if (k == 0) {		/* Graph only: nothing to ask */
+			refresh_schedule(m);
+			return;
 		}
 	}
 	discover_opts_for(m, &o);
@@ -1086,16 +1128,20 @@ void
 manager_start(struct manager *m)
 {
 	const char	**addrs;
-	size_t		  i, n = registry_count(m->reg);
+	size_t		  i, k, n = registry_count(m->reg);
 	int		  r = -1;
 
 	m->started = true;
 	oofcycle_start(m->oof);
 	if (discovering(m) && n > 0) {
 		addrs = xreallocarray(NULL, n, sizeof *addrs);
-		for (i = 0; i < n; i++)
-			addrs[i] = mailbox_address(registry_at(m->reg, i));
-		r = discover_first(m, addrs, n);
+		for (i = k = 0; i < n; i++)
+			if (mailbox_backend(registry_at(m->reg, i)) ==
+			    MAILBOX_BACKEND_EWS)
+				addrs[k++] = mailbox_address(registry_at(m->reg,
+				    i));
+		if (k > 0)
+			r = discover_first(m, addrs, k);
 		free(addrs);
 	}
 	if (r == 0)
@@ -1104,13 +1150,21 @@ manager_start(struct manager *m)
 	refresh_schedule(m);
 }
 
+static bool
+same_backend(const struct mailbox *mb, const struct conf_mailbox *cm)
+{
+	return ((mailbox_backend(mb) == MAILBOX_BACKEND_GRAPH) ==
+	    (cm->backend == CONF_BACKEND_GRAPH));
+}
+
 void
 manager_reload(struct manager *m, const struct config *conf)
 {
+	const struct conf_mailbox *cm;
 	struct hashmap		*keep;
 	struct mailbox		*mb;
 	const char		**addrs;
-	size_t			 i, added = 0, removed = 0;
+	size_t			 i, added = 0, removed = 0, nask = 0;
 
 	set_conf(m, conf);
 	ews_ctx_reload(m->env.ews, conf);
@@ -1120,27 +1174,38 @@ manager_reload(struct manager *m, const struct config *conf)
 	/* Mark: what the new file names; sweep: what it no longer does. */
 	keep = hashmap_new();
 	addrs = xreallocarray(NULL, conf->nmailboxes + 1, sizeof *addrs);
-	for (i = 0; i < conf->nmailboxes; i++) {
-		hashmap_put(keep, conf->mailboxes[i].address,
-		    &conf->mailboxes[i]);
-		if (!m->clustered && registry_find(m->reg,
-		    conf->mailboxes[i].address) == NULL) {
-			add_mailbox(m, &conf->mailboxes[i]);
-			addrs[added++] = conf->mailboxes[i].address;
-		}
-	}
+	for (i = 0; i < conf->nmailboxes; i++)
+		if (conf->mailboxes[i].backend == CONF_BACKEND_EWS ||
+		    m->env.graph != NULL)
+			hashmap_put(keep, conf->mailboxes[i].address,
+			    &conf->mailboxes[i]);
+	/* Gone, or moved to the other backend: retired. */
 	for (i = 0; i < registry_count(m->reg); i++) {
 		mb = registry_at(m->reg, i);
-		if (hashmap_get(keep, mailbox_address(mb)) != NULL)
+		if ((cm = hashmap_get(keep, mailbox_address(mb))) != NULL &&
+		    same_backend(mb, cm))
 			continue;
 		removed++;
 		retire_mailbox(m, mb);
 	}
+	registry_commit(m->reg);
+	for (i = 0; i < conf->nmailboxes && !m->clustered; i++) {
+		cm = &conf->mailboxes[i];
+		if (hashmap_get(keep, cm->address) == NULL)
+			log_warnx("reload: %s is on Graph, which starts with "
+			    "a restart", cm->address);
+		else if (registry_find(m->reg, cm->address) == NULL) {
+			add_mailbox(m, cm);
+			added++;
+			if (cm->backend == CONF_BACKEND_EWS)
+				addrs[nask++] = cm->address;
+		}
+	}
 	hashmap_free(keep, NULL);
 	registry_commit(m->reg);
 	/* The added ones are placed once Autodiscover has answered. */
-	if (m->started && added > 0 && m->discover == NULL && discovering(m))
-		discover_first(m, addrs, added);
+	if (m->started && nask > 0 && m->discover == NULL && discovering(m))
+		discover_first(m, addrs, nask);
 	free(addrs);
 	if (m->discover == NULL)
 		start_mailboxes(m);
@@ -1403,6 +1468,7 @@ manager_free(struct manager *m)
 	event_del(&m->share_timer);
 	event_del(&m->fence_timer);
 	event_del(&m->refresh_ev);
+	graph_client_free(m->env.graph);
 	ews_ctx_free(m->env.ews);
 	free(m);
 }
@@ -1525,6 +1591,11 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	ews_ctx_budget_json(m->env.ews, w);
 	json_key(w, "exchange");
 	ews_ctx_account_json(m->env.ews, w);
+	if (m->env.graph != NULL) {
+		/* Graph's budgets next to Exchange's. */
+		json_key(w, "graph");
+		graph_client_stats_json(m->env.graph, w);
+	}
 
 	json_kv_int(w, "publications", (int64_t)m->published);
 	json_kv_int(w, "notifications",
@@ -1622,6 +1693,33 @@ manager_resync(struct manager *m, const char *addr, char **cause)
 	return (0);
 }
 
+/* The Graph client's counters. */
+static void
+graph_metrics(struct graph_client *gc, struct buf *b)
+{
+	struct graph_client_stats	 st;
+	int				 i;
+
+	graph_client_stats(gc, &st);
+	buf_printf(b, "# HELP ewsgw_graph_requests_total Graph calls "
+	    "started.\n# TYPE ewsgw_graph_requests_total counter\n"
+	    "ewsgw_graph_requests_total %llu\n"
+	    "# HELP ewsgw_graph_throttled_total Graph answers 429 or 503 "
+	    "(Retry-After honoured).\n"
+	    "# TYPE ewsgw_graph_throttled_total counter\n"
+	    "ewsgw_graph_throttled_total %llu\n"
+	    "# HELP ewsgw_graph_results_total Graph calls by outcome.\n"
+	    "# TYPE ewsgw_graph_results_total counter\n",
+	    (unsigned long long)st.calls, (unsigned long long)st.throttled);
+	for (i = 0; i < GRAPH_ACT_MAX; i++)
+		buf_printf(b, "ewsgw_graph_results_total{action=\"%s\"} "
+		    "%llu\n", graph_action_name(i),
+		    (unsigned long long)st.results[i]);
+	buf_printf(b, "# HELP ewsgw_graph_in_flight Graph requests "
+	    "running.\n# TYPE ewsgw_graph_in_flight gauge\n"
+	    "ewsgw_graph_in_flight %u\n", st.sched.in_flight);
+}
+
 void
 manager_metrics(struct manager *m, struct buf *b)
 {
@@ -1658,6 +1756,8 @@ manager_metrics(struct manager *m, struct buf *b)
 	    (unsigned long long)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
 	oofcycle_metrics(m->oof, b);
 	ews_ctx_metrics(m->env.ews, b);
+	if (m->env.graph != NULL)
+		graph_metrics(m->env.graph, b);
 }
 
 struct ews_ctx *
@@ -1674,10 +1774,11 @@ manager_summary(struct manager *m, char *out, size_t len)
 
 	count_all(m, &c);
 	snprintf(out, len, "%zu/%zu mailboxes streaming, %zu push, %zu "
-	    "polling, %zu backing off, %zu parked; %zu connections%s%s",
+	    "polling, %zu on Graph, %zu backing off, %zu parked; %zu "
+	    "connections%s%s",
 	    c.state[MAILBOX_STATUS_STREAMING], c.total,
 	    c.state[MAILBOX_STATUS_PUSH], c.state[MAILBOX_STATUS_POLLING],
-	    c.state[MAILBOX_STATUS_BACKOFF],
+	    c.state[MAILBOX_STATUS_DELTA], c.state[MAILBOX_STATUS_BACKOFF],
 	    c.state[MAILBOX_STATUS_PARKED], c.open, acct != NULL ? "; " : "",
 	    acct != NULL ? acct : "");
 }

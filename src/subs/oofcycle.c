@@ -182,7 +182,9 @@ set_state(struct oofcycle *oc, enum oofcycle_state s)
 static bool
 due(const struct oofcycle *oc, const struct mailbox *mb)
 {
+	/* Graph mailboxes read theirs with each delta round. */
 	return (mailbox_state(mb) == MAILBOX_WATCHING &&
+	    mailbox_backend(mb) == MAILBOX_BACKEND_EWS &&
 	    mailbox_oof_read_at(mb) < oc->begun);
 }
 

@@ -20,7 +20,7 @@ allowed() {
 	io)       echo "base ews graph" ;;
 	sinks)    echo "base io" ;;
 	cluster)  echo "base io" ;;
-	subs)     echo "base ews io presence sinks" ;;
+	subs)     echo "base ews graph io presence sinks" ;;
 	daemon)   echo "base ews graph io presence sinks subs cluster control" ;;
 	*)        echo "?" ;;
 	esac

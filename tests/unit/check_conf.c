@@ -1306,6 +1306,8 @@ static const char *const running[][2] = {
 	    "username = EXAMPLE\\svc-ewsgw\npassword_file = @FILE@\n" },
 	{ "cluster", "endpoints = http://127.0.0.1:2379\nname = c1\n"
 	    "node = n1\n" },
+	{ "graph", "tenant_id = t1\nclient_id = c1\n"
+	    "client_secret_file = @FILE@\nmailboxes = g@example.com\n" },
 };
 
 static const struct {
@@ -1345,6 +1347,23 @@ static const struct {
 	{ "cluster", "ca_file = @FILE@", "cluster.ca_file" },
 	{ "cluster", "client_cert = @FILE@\nclient_key = @FILE@",
 	    "cluster.client_cert, cluster.client_key" },
+	{ "graph", "tenant_id = t2", "graph.tenant_id" },
+	{ "graph", "client_id = c2", "graph.client_id" },
+	/* Kept before it is read: the running secret stays. */
+	{ "graph", "client_secret_file = no-such-credential",
+	    "graph.client_secret_file" },
+	{ "graph", "certificate_file = @FILE@\nkey_file = @FILE@",
+	    "graph.certificate_file, graph.key_file" },
+	{ "graph", "token_url = https://login.example.com/t/token",
+	    "graph.token_url" },
+	{ "graph", "token_ca_file = @FILE@", "graph.token_ca_file" },
+	{ "graph", "token_tls_verify = no", "graph.token_tls_verify" },
+	{ "graph", "url = https://graph.example.com/v1.0", "graph.url" },
+	{ "graph", "ca_file = @FILE@", "graph.ca_file" },
+	{ "graph", "tls_verify = no", "graph.tls_verify" },
+	{ "graph", "mailbox_concurrency = 2", "graph.mailbox_concurrency" },
+	{ "graph", "max_connections = 8", "graph.max_connections" },
+	{ "graph", "request_timeout = 30s", "graph.request_timeout" },
 };
 #define NRESTART_ONLY	(sizeof(restart_only) / sizeof(*restart_only))
 

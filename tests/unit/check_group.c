@@ -44,7 +44,6 @@ struct mailbox {
 static struct mailbox	 mbs[NMB];
 static struct event_base *base;
 static struct config	*conf;
-static struct backoff_rng rng;
 static struct subs_env	 env;
 static struct group	*g;
 
@@ -129,18 +128,10 @@ setup(void)
 	    "auth = negotiate\nusername = svc\n"
 	    "[throttling]\nsubscriptions_per_connection = 4\n"
 	    "idle_timeout = 30s\n";
-	char	*errors = NULL;
 	int	 i;
 
-	fake_setup();
-	conf = conf_load_buffer("test.conf", text, sizeof text - 1, &errors);
-	ck_assert_msg(conf != NULL, "%s", errors);
-	base = event_base_new();
-	backoff_rng_seed(&rng, 7);
-	env.base = base;
-	env.ews = NULL;
-	env.conf = conf;
-	env.rng = &rng;
+	conf = fake_env_setup(&env, text);
+	base = env.base;
 	memset(mbs, 0, sizeof mbs);
 	g = group_new(&env, NULL, 1);
 	for (i = NMB - 1; i >= 0; i--) {
@@ -155,9 +146,7 @@ static void
 teardown(void)
 {
 	group_free(g);
-	event_base_free(base);
-	conf_free(conf);
-	fake_teardown();
+	fake_env_teardown(&env, conf);
 }
 
 static bool

@@ -27,7 +27,6 @@
 
 static struct event_base	*base;
 static struct config		*conf;
-static struct backoff_rng	 rng;
 static struct subs_env		 env;
 static struct presence_rules	 rules;
 static struct mailbox_ctx	 ctx;
@@ -130,18 +129,10 @@ setup(void)
 {
 	static const char text[] = "[exchange]\nurl = https://ews.test/\n"
 	    "auth = negotiate\nusername = svc\n";
-	char	*errors = NULL;
 
-	fake_setup();
 	memset(&seen, 0, sizeof seen);
-	conf = conf_load_buffer("test.conf", text, sizeof text - 1, &errors);
-	ck_assert_msg(conf != NULL, "%s", errors);
-	base = event_base_new();
-	backoff_rng_seed(&rng, 7);
-	env.base = base;
-	env.ews = NULL;
-	env.conf = conf;
-	env.rng = &rng;
+	conf = fake_env_setup(&env, text);
+	base = env.base;
 	presence_rules_from_conf(&rules, conf);
 	ctx.env = &env;
 	ctx.presence_timers = boundary_new(base, BOUNDARY_WALL,
@@ -152,7 +143,7 @@ setup(void)
 	ctx.push_url = PUSH_URL;
 	ctx.hooks = &test_hooks;
 	ctx.arg = NULL;
-	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL);
+	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL, MAILBOX_BACKEND_EWS);
 }
 
 static void
@@ -161,9 +152,7 @@ teardown(void)
 	mailbox_free(mb);
 	boundary_free(ctx.presence_timers);
 	boundary_free(ctx.action_timers);
-	event_base_free(base);
-	conf_free(conf);
-	fake_teardown();
+	fake_env_teardown(&env, conf);
 }
 
 /* ---- helpers: answers, time, the way to each state ---- */

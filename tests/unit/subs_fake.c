@@ -13,7 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "subs_fake.h"
+#include "base/backoff.h"
 
 #include "base/buf.h"
 #include "base/log.h"
@@ -48,6 +51,33 @@ fake_teardown(void)
 {
 	throttle_free(fake_thr);
 	fake_thr = NULL;
+}
+
+struct config *
+fake_env_setup(struct subs_env *env, const char *text)
+{
+	static struct backoff_rng	 rng;
+	struct config			*conf;
+	char				*errors = NULL;
+
+	fake_setup();
+	conf = conf_load_buffer("test.conf", text, strlen(text), &errors);
+	ck_assert_msg(conf != NULL, "%s", errors);
+	backoff_rng_seed(&rng, 7);
+	memset(env, 0, sizeof *env);
+	env->base = event_base_new();
+	env->conf = conf;
+	env->rng = &rng;
+	return (conf);
+}
+
+void
+fake_env_teardown(struct subs_env *env, struct config *conf)
+{
+	event_base_free(env->base);
+	conf_free(conf);
+	memset(env, 0, sizeof *env);
+	fake_teardown();
 }
 
 int64_t

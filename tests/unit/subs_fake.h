@@ -23,9 +23,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/conf.h"
 #include "base/timeutil.h"
 #include "io/ews.h"
 #include "io/throttle.h"
+#include "subs/env.h"
 
 extern int64_t		 fake_mono;	/* time_mono_ms() */
 extern int64_t		 fake_wall;	/* time_wall_ms() */
@@ -37,6 +39,15 @@ extern struct throttle_outcome fake_verdict;
 /* Clock at a fixed instant, counters zero, a fresh throttle. */
 void	 fake_setup(void);
 void	 fake_teardown(void);
+/*
+ * fake_setup(), then the services lent to the module under test: a new
+ * loop, the configuration parsed from text (it must be valid) and a
+ * seeded random source; no EWS context (the call path is faked).
+ * Returns the configuration, which a test may change.
+ */
+struct config	*fake_env_setup(struct subs_env *, const char *text);
+/* Free what fake_env_setup() made, then fake_teardown(). */
+void		 fake_env_teardown(struct subs_env *, struct config *);
 
 /* Queued for op and not yet granted. */
 bool	 fake_queued(const struct ews_call *, enum ews_op);
