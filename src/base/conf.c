@@ -204,6 +204,8 @@ static const struct conf_key keys[] = {
 	    0, 0),
 	K(EXCHANGE, "autodiscover_url", KT_URL, exchange.autodiscover_url,
 	    NULL, 0, 0, 0),
+	K(EXCHANGE, "autodiscover_interval", KT_DURATION,
+	    exchange.autodiscover_interval_ms, "24h", 0, 30 * DAY, CK_RELOAD),
 
 	K(PUSH, "listen", KT_LISTEN, push.listen, NULL, 0, 0, 0),
 	K(PUSH, "url", KT_URL, push.url, NULL, 0, 0, 0),
@@ -238,6 +240,8 @@ static const struct conf_key keys[] = {
 	K(THROTTLING, "streaming_connections_per_anchor", KT_UINT,
 	    throttling.streaming_connections_per_anchor, NULL, 1, 100,
 	    CK_RELOAD),
+	K(THROTTLING, "ungrouped_streams", KT_UINT,
+	    throttling.ungrouped_streams, "1000", 0, 100000, CK_RELOAD),
 	K(THROTTLING, "short_request_share", KT_UINT,
 	    throttling.short_request_share, "20", 0, 90, CK_RELOAD),
 	K(THROTTLING, "idle_timeout", KT_DURATION, throttling.idle_timeout_ms,

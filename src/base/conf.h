@@ -87,6 +87,8 @@ struct config {
 		 * Autodiscover URL, NULL: from each mailbox's domain. */
 		bool		 autodiscover;
 		char		*autodiscover_url;
+		/* Each mailbox asked again once per interval, 0 never. */
+		int64_t		 autodiscover_interval_ms;
 		int64_t		 request_timeout_ms;
 		int64_t		 connect_timeout_ms;
 		/* Credentials refused: wait this long, then one login attempt
@@ -117,6 +119,9 @@ struct config {
 		enum conf_charging charging;
 		bool		 charging_set;	/* explicit in the file */
 		unsigned	 streaming_connections_per_anchor;
+		/* Streams of one mailbox each when the server refuses
+		 * grouping; the other mailboxes are polled. */
+		unsigned	 ungrouped_streams;
 		unsigned	 short_request_share;	/* percent kept for short requests */
 		int64_t		 idle_timeout_ms;	/* dead stream detection */
 		int64_t		 backoff_max_ms;

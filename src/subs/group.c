@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -71,6 +72,11 @@ struct group {
 						   envelope */
 	uint64_t		 connects, drops;
 	char			 last_error[64];
+	bool			 owner_only;	/* impersonate the anchor */
+	bool			 refused;	/* the server refused the
+						   grouping on this stream */
+	group_refused_cb	 refused_cb;
+	void			*refused_arg;
 };
 
 static const char *const state_names[GROUP_STATE_MAX] = {
@@ -160,6 +166,7 @@ set_state(struct group *g, enum group_state s)
 		}
 		g->reopen = false;
 		g->closed_by_server = false;
+		g->refused = false;
 		g->verdict.result = THROTTLE_OK;
 		g->verdict.backoff_ms = 0;
 		g->connects++;
@@ -261,6 +268,40 @@ on_connection(void *arg, enum ews_conn_status st)
 		backoff_reset(&g->backoff);	/* the connection works */
 }
 
+/*
+ * Whether an error naming ids is a server refusing several mailboxes'
+ * subscriptions on one stream: ErrorInvalidSubscription for every
+ * subscription on the stream but the anchor's own, the stream opened
+ * impersonating the anchor.  A subscription that is really gone is
+ * named whoever opened the stream, the anchor's too.
+ */
+static bool
+refuses_grouping(struct group *g, const struct ews_status *s,
+    char *const *ids, size_t nids)
+{
+	struct mailbox	*mb;
+	unsigned	 i, others = 0;
+	size_t		 j, named = 0;
+
+	if (strcmp(s->code, "ErrorInvalidSubscription") !=
+	    0 || g->n < 2 || !g->on_stream[0] || (!g->owner_only &&
+	    g->env->conf->throttling.charging != CONF_CHARGING_IMPERSONATED))
+		return (false);
+	for (i = 1; i < g->n; i++)
+		if (g->on_stream[i] && strcasecmp(mailbox_address(
+		    g->members[i]), g->anchor) != 0)
+			others++;
+	for (j = 0; j < nids; j++) {
+		mb = registry_by_subid(g->reg, ids[j]);
+		if (mb == NULL || mailbox_group(mb) != g ||
+		    mb == g->members[0] ||
+		    strcasecmp(mailbox_address(mb), g->anchor) == 0)
+			return (false);
+		named++;
+	}
+	return (others > 0 && named == others);
+}
+
 static void
 on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
     size_t nids)
@@ -271,12 +312,24 @@ on_sub_error(void *arg, const struct ews_status *s, char *const *ids,
 	size_t		 i;
 
 	set_error(g, s->code);
+	if (refuses_grouping(g, s, ids, nids)) {
+		/* Still valid: each on a stream of its own owner. */
+		g->refused = true;
+		log_debug("connection %u (anchor %s): %zu subscriptions of "
+		    "other mailboxes refused on its stream", g->id,
+		    g->anchor, nids);
+		if (g->refused_cb != NULL)
+			g->refused_cb(g, g->refused_arg);
+		return;
+	}
 	for (i = 0; i < nids; i++) {
 		mb = registry_by_subid(g->reg, ids[i]);
 		if (mb == NULL || mailbox_group(mb) != g)
 			continue;
+		/* A move ends the subscription, whatever its class. */
 		if (act == EWS_ACT_RESUBSCRIBE || act == EWS_ACT_RESYNC ||
-		    act == EWS_ACT_REDISCOVER || act == EWS_ACT_PARK)
+		    act == EWS_ACT_REDISCOVER || act == EWS_ACT_PARK ||
+		    mailbox_move_code(s->code))
 			mailbox_subscription_lost(mb, s->code,
 			    act == EWS_ACT_RESYNC);
 		else
@@ -363,7 +416,8 @@ build_gse(struct ews_call *call, struct ews_send *s, void *arg)
 	}
 	h.version = conf->exchange.version;
 	h.impersonate = NULL;
-	if (conf->throttling.charging == CONF_CHARGING_IMPERSONATED) {
+	if (conf->throttling.charging == CONF_CHARGING_IMPERSONATED ||
+	    g->owner_only) {
 		/* Charged to the anchor's copy of the budget. */
 		mailbox_ident(g->members[0], &id);
 		h.impersonate = &id;
@@ -414,7 +468,7 @@ gse_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 				    r->code, r->action == EWS_ACT_RESYNC);
 	}
 	if (r->http->result == HTTP_RESULT_OK && g->closed_by_server &&
-	    g->verdict.result == THROTTLE_OK) {
+	    g->verdict.result == THROTTLE_OK && !g->refused) {
 		/* ConnectionTimeout elapsed: renew at once. */
 		backoff_reset(&g->backoff);
 		set_state(g, GROUP_IDLE);
@@ -598,6 +652,34 @@ group_remove(struct group *g, struct mailbox *mb)
 		set_anchor(g);
 	if (g->n == 0 && g->state != GROUP_CLOSED)
 		set_state(g, GROUP_IDLE);
+}
+
+void
+group_on_refused(struct group *g, group_refused_cb cb, void *arg)
+{
+	g->refused_cb = cb;
+	g->refused_arg = arg;
+}
+
+void
+group_set_owner_only(struct group *g, bool on)
+{
+	g->owner_only = on;
+}
+
+struct mailbox *
+group_member(const struct group *g, unsigned i)
+{
+	return (i < g->n ? g->members[i] : NULL);
+}
+
+void
+group_reopen(struct group *g)
+{
+	if (g->state != GROUP_OPEN)
+		return;
+	g->reopen = true;
+	event_active(&g->eval_ev, EV_TIMEOUT, 0);
 }
 
 void

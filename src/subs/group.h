@@ -52,6 +52,15 @@ enum group_state {
 struct group;
 
 /*
+ * The server refused the group's stream because it carried several
+ * mailboxes' subscriptions: ErrorInvalidSubscription naming every
+ * member's id but the anchor's, on a stream opened impersonating the
+ * anchor.  The named subscriptions are left as they are (still valid
+ * for their owners); the group waits before it connects again.
+ */
+typedef void	(*group_refused_cb)(struct group *, void *);
+
+/*
  * An empty group of capacity subscriptions_per_connection.  env and
  * reg (where notifications find their mailbox) are borrowed for the
  * group's life.  Allocated, free with group_free.
@@ -66,6 +75,17 @@ void		 group_add(struct group *, struct mailbox *);
 void		 group_remove(struct group *, struct mailbox *);
 /* A member's state or subscription changed: maybe (re)connect. */
 void		 group_member_changed(struct group *);
+/* Report a refused grouping to cb(g, arg) (borrowed). */
+void		 group_on_refused(struct group *, group_refused_cb, void *);
+/*
+ * Open the stream impersonating the anchor whatever the charging (a
+ * server that accepts a subscription only on its owner's stream).
+ */
+void		 group_set_owner_only(struct group *, bool);
+/* The i-th member in address order (i < group_size). */
+struct mailbox	*group_member(const struct group *, unsigned);
+/* Reconnect an open stream with the members it has now. */
+void		 group_reopen(struct group *);
 /* Close the connection for good (shutdown). */
 void		 group_close(struct group *);
 const char	*group_anchor(const struct group *);

@@ -560,6 +560,8 @@ subscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 			return;
 		}
 		set_error(mb, r->code);
+		if (mailbox_move_code(r->code) && ctx->hooks->moving != NULL)
+			ctx->hooks->moving(mb, r->code, ctx->arg);
 		set_state(mb, r->action == EWS_ACT_PARK ? MAILBOX_PARKED :
 		    MAILBOX_BACKOFF);
 		return;
@@ -1157,6 +1159,27 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 		forget_subscription(mb);
 		return;
 	}
+	mb->urgent = true;
+	set_state(mb, MAILBOX_SUBSCRIBING);
+}
+
+bool
+mailbox_move_code(const char *code)
+{
+	return (code != NULL && (strcmp(code, "ErrorMailboxMoveInProgress") ==
+	    0 || strcmp(code, "ErrorMailboxStoreUnavailable") == 0 ||
+	    ews_classify(code) == EWS_ACT_REDISCOVER));
+}
+
+void
+mailbox_resubscribe(struct mailbox *mb, const char *why)
+{
+	if (!subscribed_mode(mb) || mb->state == MAILBOX_IDLE ||
+	    mb->state == MAILBOX_UNSUBSCRIBING ||
+	    mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_PARKED)
+		return;
+	mlog(LOG_NOTICE, mb->address, "subscribing again: %s", why);
+	mb->ctx->hooks->count(mb, MAILBOX_COUNT_RESUBSCRIBE, mb->ctx->arg);
 	mb->urgent = true;
 	set_state(mb, MAILBOX_SUBSCRIBING);
 }

@@ -162,6 +162,10 @@ struct mailbox_hooks {
 	void	(*publish)(struct mailbox *,
 		    const struct ewsgw_presence_change *, void *);
 	void	(*count)(struct mailbox *, enum mailbox_count, void *);
+	/* Exchange says it is being moved to another database or server
+	 * (mailbox_move_code): its next Subscribe goes where its own
+	 * address routes.  May be NULL. */
+	void	(*moving)(struct mailbox *, const char *code, void *);
 };
 
 /* Shared by all mailboxes; owned by the manager, borrowed here. */
@@ -205,6 +209,19 @@ void		 mailbox_graph_notify(struct mailbox *, int kind);
 /* Exchange says the subscription is gone (or lost events). */
 void		 mailbox_subscription_lost(struct mailbox *, const char *code,
 		    bool missed_events);
+/*
+ * Subscribe again where its group now is (it moved to another server's
+ * group): a fresh subscription, then a calendar read.  The old one is
+ * not unsubscribed: a moved mailbox's subscriptions are gone with the
+ * move, and one no stream carries expires on the server.
+ */
+void		 mailbox_resubscribe(struct mailbox *, const char *why);
+/*
+ * Whether code says the mailbox is being moved (ErrorMailboxMoveInProgress,
+ * ErrorMailboxStoreUnavailable) or is served elsewhere now (the codes
+ * that ask to rediscover).
+ */
+bool		 mailbox_move_code(const char *code);
 /* Read the calendar now (control "resync"). */
 void		 mailbox_resync(struct mailbox *);
 /* Presence rules changed (reload): compute and publish again. */

@@ -42,6 +42,8 @@
 #include "subs/pushrecv.h"
 #include "subs/registry.h"
 
+/* Mailboxes asked per Autodiscover refresh request (its limit). */
+#define AD_REFRESH_BATCH	100
 /* Mailboxes stopped per loop pass at shutdown: timers run in between. */
 #define STOP_BATCH	1024
 /* Cluster mode: how often to look whether use is within a new share. */
@@ -85,6 +87,22 @@ struct manager {
 						   first subscriptions */
 	struct hashmap		*group_keys;	/* address -> grouping
 						   (owned strings) */
+	/* Autodiscover again: a batch at a time, spread over the
+	 * interval, from registry index refresh_next on. */
+	struct discover		*refresh;
+	struct event		 refresh_ev;
+	size_t			 refresh_next;
+	/* Being moved: out of every group until Autodiscover, asked once
+	 * it subscribed again, names its server (address -> itself). */
+	struct hashmap		*moving;
+	char			**urgent;	/* to ask first (owned) */
+	size_t			 nurgent;
+	uint64_t		 regrouped;	/* moved to another grouping */
+
+	/* The server accepts a subscription only on its owner's stream:
+	 * one mailbox per group from then on. */
+	bool			 ungrouped;
+	bool			 ungroup_pending;	/* split the groups */
 
 	struct event		 rebalance_ev;	/* deferred reap + assign */
 	bool			 started;
@@ -122,6 +140,10 @@ static void	 mailbox_json_in(struct mailbox *, struct json_writer *, bool);
 static void	 stop_timeout_cb(evutil_socket_t, short, void *);
 static void	 stop_step_cb(evutil_socket_t, short, void *);
 static void	 fence_timer_cb(evutil_socket_t, short, void *);
+static void	 on_group_refused(struct group *, void *);
+static void	 refresh_schedule(struct manager *);
+static bool	 discovering(const struct manager *);
+static void	 refresh_cb(evutil_socket_t, short, void *);
 
 /* ---- what the mailboxes report ---- */
 
@@ -153,6 +175,36 @@ on_subscription(struct mailbox *mb, const char *old, void *arg)
 		registry_unbind(m->reg, old, mb);
 	if (mailbox_sub_id(mb) != NULL)
 		registry_bind(m->reg, mailbox_sub_id(mb), mb);
+	/* Moved and subscribed again: where is it now? */
+	if (mailbox_sub_id(mb) != NULL &&
+	    hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
+		m->urgent = xreallocarray(m->urgent, m->nurgent + 1,
+		    sizeof *m->urgent);
+		m->urgent[m->nurgent++] = xstrdup(mailbox_address(mb));
+		refresh_schedule(m);
+	}
+}
+
+/*
+ * Being moved: off its group (its subscription went with the move), so
+ * that its next Subscribe routes by its own address, to its new server;
+ * placed again once Autodiscover names that server.
+ */
+static void
+on_moving(struct mailbox *mb, const char *code, void *arg)
+{
+	struct manager	*m = arg;
+
+	if (!discovering(m) || hashmap_get(m->moving,
+	    mailbox_address(mb)) != NULL)
+		return;
+	hashmap_put(m->moving, mailbox_address(mb), mb);
+	if (mailbox_group(mb) != NULL)
+		group_remove(mailbox_group(mb), mb);
+	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
+	    mailbox_address(mb), .response_code = code },
+	    "being moved (%s): regrouped once Autodiscover names its "
+	    "server", code);
 }
 
 /* Exchange will not subscribe it: poll it, and free its group slot. */
@@ -227,6 +279,7 @@ static const struct mailbox_hooks hooks = {
 	.cookie = on_cookie,
 	.publish = on_publish,
 	.count = on_count,
+	.moving = on_moving,
 };
 
 /* ---- groups and modes ---- */
@@ -237,6 +290,8 @@ new_group(struct manager *m)
 	struct group	*g;
 
 	g = group_new(&m->env, m->reg, ++m->next_group_id);
+	group_on_refused(g, on_group_refused, m);
+	group_set_owner_only(g, m->ungrouped);
 	m->groups = xreallocarray(m->groups, m->ngroups + 1,
 	    sizeof *m->groups);
 	m->groups[m->ngroups++] = g;
@@ -266,6 +321,8 @@ capacity(struct manager *m, size_t *groups, size_t *subs)
 
 	streams = throttle_streams_total(ews_ctx_throttle(m->env.ews));
 	*groups = streams == THROTTLE_UNLIMITED ? SIZE_MAX : streams;
+	if (m->ungrouped && *groups > conf->throttling.ungrouped_streams)
+		*groups = conf->throttling.ungrouped_streams;
 	if (conf->throttling.charging == CONF_CHARGING_SERVICE_ACCOUNT)
 		*subs = m->clustered ? m->share.subscriptions :
 		    conf->throttling.max_subscriptions;
@@ -286,7 +343,7 @@ same_key(const char *a, const char *b)
  * address order, the last group of that grouping while it has room,
  * then a new one; without Autodiscover (or for a mailbox it could not
  * place) all share one grouping.  The group's anchor is its first
- * member.
+ * member.  A server that refuses grouping gets a group per mailbox.
  */
 static struct group *
 group_for(struct manager *m, struct mailbox *mb, size_t maxg)
@@ -300,7 +357,7 @@ group_for(struct manager *m, struct mailbox *mb, size_t maxg)
 		g = m->groups[i];
 		if (!same_key(group_key(g), key))
 			continue;
-		if (!group_full(g))
+		if (!group_full(g) && !(m->ungrouped && group_size(g) > 0))
 			return (g);
 		break;
 	}
@@ -368,6 +425,101 @@ demote(struct manager *m, struct mailbox *mb, const struct hashmap *byaddr,
 	mailbox_set_mode(nmb, MAILBOX_MODE_POLL, why);
 }
 
+/* Conf mailboxes by address, for demote(); free with hashmap_free. */
+static struct hashmap *
+conf_by_address(const struct config *conf)
+{
+	struct hashmap	*byaddr;
+	size_t		 i;
+
+	byaddr = hashmap_new();
+	for (i = 0; i < conf->nmailboxes; i++)
+		hashmap_put(byaddr, conf->mailboxes[i].address,
+		    &conf->mailboxes[i]);
+	return (byaddr);
+}
+
+/* Start the mailboxes added since (demote's replacements). */
+static void
+start_idle(struct manager *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < registry_count(m->reg); i++)
+		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
+			mailbox_start(registry_at(m->reg, i));
+}
+
+/* A group's stream was refused for carrying several mailboxes. */
+static void
+on_group_refused(struct group *g, void *arg)
+{
+	struct manager	*m = arg;
+
+	if (!m->ungrouped)
+		log_warnx("the EWS server refuses several mailboxes' "
+		    "subscriptions on one stream (ErrorInvalidSubscription "
+		    "on connection %u): one stream per mailbox from now on, "
+		    "at most %u (ungrouped_streams), the other mailboxes "
+		    "polled", group_id(g),
+		    m->env.conf->throttling.ungrouped_streams);
+	m->ungrouped = true;
+	m->ungroup_pending = true;
+	rebalance_soon(m);
+}
+
+/*
+ * Split every group for a server that refuses grouping: each keeps its
+ * anchor, the other members get a stream of their own while the
+ * connection budget allows, the rest are polled (their subscriptions
+ * released).  The subscriptions kept are valid: each is streamed by
+ * its owner now.
+ */
+static void
+ungroup(struct manager *m)
+{
+	struct mailbox	**out = NULL, *mb;
+	size_t		  nout = 0, i, maxg, maxs, polled = 0, solo;
+	struct hashmap	 *byaddr;
+	struct group	 *g;
+
+	m->ungroup_pending = false;
+	capacity(m, &maxg, &maxs);
+	drop_empty_groups(m);
+	byaddr = conf_by_address(m->env.conf);
+	for (i = 0; i < m->ngroups; i++) {
+		g = m->groups[i];
+		group_set_owner_only(g, true);
+		while (group_size(g) > (i < maxg ? 1 : 0)) {
+			mb = group_member(g, group_size(g) - 1);
+			group_remove(g, mb);
+			out = xreallocarray(out, nout + 1, sizeof *out);
+			out[nout++] = mb;
+		}
+		group_reopen(g);
+	}
+	drop_empty_groups(m);
+	solo = nout;
+	for (i = 0; i < nout; i++) {
+		if (m->ngroups < maxg) {
+			g = new_group(m);
+			group_add(g, out[i]);
+			group_member_changed(g);
+			continue;
+		}
+		demote(m, out[i], byaddr, MAILBOX_WHY_CONNECTIONS);
+		polled++;
+		solo--;
+	}
+	hashmap_free(byaddr, NULL);
+	free(out);
+	registry_commit(m->reg);
+	start_idle(m);
+	if (nout > 0)
+		log_notice("ungrouped: %zu mailboxes moved to streams of their "
+		    "own, %zu polled (connection budget)", solo, polled);
+}
+
 /*
  * A smaller budget (cluster mode): poll the mailboxes of the groups
  * beyond the connection budget and, from the end of the address order,
@@ -415,10 +567,7 @@ trim(struct manager *m)
 		out[nout++] = mb;
 		used--;
 	}
-	byaddr = hashmap_new();
-	for (i = 0; i < conf->nmailboxes; i++)
-		hashmap_put(byaddr, conf->mailboxes[i].address,
-		    &conf->mailboxes[i]);
+	byaddr = conf_by_address(conf);
 	for (i = 0; i < nout; i++)
 		demote(m, out[i], byaddr, why[i]);
 	hashmap_free(byaddr, NULL);
@@ -426,9 +575,7 @@ trim(struct manager *m)
 	free(why);
 	registry_commit(m->reg);
 	drop_empty_groups(m);
-	for (i = 0; i < registry_count(m->reg); i++)
-		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
-			mailbox_start(registry_at(m->reg, i));
+	start_idle(m);
 	log_notice("cluster: %zu mailboxes polled to fit this node's share",
 	    nout);
 }
@@ -470,8 +617,9 @@ assign(struct manager *m)
 			    MAILBOX_WHY_CONFIG);
 			continue;
 		}
-		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED)
-			continue;
+		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED ||
+		    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
+			continue;	/* polled, or placed once located */
 		if (mailbox_group(mb) != NULL ||
 		    (mailbox_mode(mb) == MAILBOX_MODE_PUSH &&
 		    s != MAILBOX_IDLE))
@@ -496,6 +644,8 @@ assign(struct manager *m)
 		used++;
 		mailbox_set_mode(mb, MAILBOX_MODE_STREAMING,
 		    MAILBOX_WHY_CONFIG);
+		if (s != MAILBOX_IDLE)
+			group_member_changed(g);	/* may stream now */
 	}
 }
 
@@ -525,6 +675,7 @@ retire_mailbox(struct manager *m, struct mailbox *mb)
 {
 	registry_remove(m->reg, mb);
 	free(hashmap_remove(m->group_keys, mailbox_address(mb)));
+	hashmap_remove(m->moving, mailbox_address(mb));
 	if (mailbox_group(mb) != NULL)
 		group_remove(mailbox_group(mb), mb);
 	poller_forget(m->poller, mb);
@@ -598,6 +749,8 @@ rebalance_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (m->clustered)
 		trim(m);
+	if (m->ungroup_pending)
+		ungroup(m);
 	assign(m);
 	check_share(m);
 }
@@ -699,6 +852,7 @@ manager_new(struct event_base *base, const struct config *conf,
 	    (uint64_t)(uintptr_t)m);
 	m->reg = registry_new();
 	m->group_keys = hashmap_new();
+	m->moving = hashmap_new();
 	m->presence_timers = boundary_new(base, BOUNDARY_WALL,
 	    mailbox_presence_timer, NULL);
 	m->action_timers = boundary_new(base, BOUNDARY_MONO,
@@ -714,6 +868,7 @@ manager_new(struct event_base *base, const struct config *conf,
 	evtimer_assign(&m->stop_step, base, stop_step_cb, m);
 	evtimer_assign(&m->share_timer, base, share_timer_cb, m);
 	evtimer_assign(&m->fence_timer, base, fence_timer_cb, m);
+	evtimer_assign(&m->refresh_ev, base, refresh_cb, m);
 	if (ch != NULL) {
 		/* Nothing runs and nothing is spent until told. */
 		m->clustered = true;
@@ -745,12 +900,8 @@ manager_new(struct event_base *base, const struct config *conf,
 static void
 start_mailboxes(struct manager *m)
 {
-	size_t	 i;
-
 	assign(m);
-	for (i = 0; i < registry_count(m->reg); i++)
-		if (mailbox_state(registry_at(m->reg, i)) == MAILBOX_IDLE)
-			mailbox_start(registry_at(m->reg, i));
+	start_idle(m);
 }
 
 /*
@@ -786,45 +937,230 @@ discovered(struct discover *d, const struct discover_result *rows,
 	discover_free(d);
 	m->discover = NULL;
 	start_mailboxes(m);
+	refresh_schedule(m);
+}
+
+/* What the Autodiscover runs of this manager ask. */
+static void
+discover_opts_for(struct manager *m, struct discover_opts *o)
+{
+	const struct config	*conf = m->env.conf;
+
+	memset(o, 0, sizeof *o);
+	o->url = conf->exchange.autodiscover_url;
+	o->version = conf->exchange.version;
+	o->settings = AD_SETTING_BIT(AD_GROUPING_INFORMATION) |
+	    AD_SETTING_BIT(AD_EXTERNAL_EWS_URL) |
+	    AD_SETTING_BIT(AD_INTERNAL_EWS_URL) |
+	    AD_SETTING_BIT(AD_INTERNAL_MAILBOX_SERVER);
+}
+
+/* Whether groups follow Autodiscover: on, and something streams. */
+static bool
+discovering(const struct manager *m)
+{
+	return (m->env.conf->exchange.autodiscover &&
+	    m->env.conf->exchange.mode != CONF_MODE_POLL);
+}
+
+/*
+ * Arm the next refresh batch: every mailbox is asked once per
+ * autodiscover_interval, in batches of AD_REFRESH_BATCH spread evenly
+ * over it, so that a large fleet never asks at once.
+ */
+static void
+refresh_schedule(struct manager *m)
+{
+	const struct config	*conf = m->env.conf;
+	struct timeval		 tv;
+	size_t			 n = registry_count(m->reg), batches;
+	int64_t			 ms;
+
+	if (m->stopping || m->refresh != NULL || m->discover != NULL)
+		return;		/* refreshed() or discovered() call again */
+	if (m->nurgent > 0) {
+		evtimer_add(&m->refresh_ev, time_ms_tv(&tv, 0));
+		return;
+	}
+	if (!discovering(m) || conf->exchange.autodiscover_interval_ms == 0 ||
+	    n == 0) {
+		evtimer_del(&m->refresh_ev);
+		return;
+	}
+	batches = (n + AD_REFRESH_BATCH - 1) / AD_REFRESH_BATCH;
+	ms = conf->exchange.autodiscover_interval_ms / (int64_t)batches;
+	evtimer_add(&m->refresh_ev, time_ms_tv(&tv, ms > 0 ? ms : 1));
+}
+
+/*
+ * A mailbox's grouping changed (moved to another database or server):
+ * off its old group's stream (reopened without it, every other group
+ * left alone), into a group of the new grouping, subscribed again
+ * there.
+ */
+static void
+regroup(struct manager *m, struct mailbox *mb, const char *key)
+{
+	struct group	*old = mailbox_group(mb), *g;
+	size_t		 maxg, maxs;
+
+	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
+	if (old == NULL && hashmap_get(m->moving, mailbox_address(mb)) !=
+	    NULL) {
+		/* Out of its group for the move: assign places it. */
+		m->regrouped++;
+		log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
+		    mailbox_address(mb), .operation = "GetUserSettings" },
+		    "Autodiscover: moved to another server");
+		return;
+	}
+	if (old == NULL || same_key(group_key(old), key))
+		return;		/* not streaming: placed when it is */
+	group_remove(old, mb);
+	group_reopen(old);
+	capacity(m, &maxg, &maxs);
+	drop_empty_groups(m);
+	m->regrouped++;
+	if ((g = group_for(m, mb, maxg)) == NULL) {
+		mailbox_set_mode(mb, MAILBOX_MODE_POLL,
+		    MAILBOX_WHY_CONNECTIONS);
+		return;
+	}
+	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
+	    mailbox_address(mb), .operation = "GetUserSettings" },
+	    "Autodiscover: moved to another server; from connection %u to "
+	    "%u", group_id(old), group_id(g));
+	group_add(g, mb);
+	mailbox_resubscribe(mb, "its server changed");
+	group_member_changed(g);
+}
+
+static void
+refreshed(struct discover *d, const struct discover_result *rows,
+    size_t n, void *arg)
+{
+	struct manager	*m = arg;
+	struct mailbox	*mb;
+	size_t		 i;
+	char		*key;
+
+	for (i = 0; i < n; i++) {
+		if (rows[i].status != DISCOVER_OK ||
+		    (key = ad_group_key(&rows[i].user)) == NULL)
+			continue;	/* keep what it has */
+		mb = registry_find(m->reg, rows[i].address);
+		if (mb != NULL && !same_key(hashmap_get(m->group_keys,
+		    rows[i].address), key))
+			regroup(m, mb, key);
+		free(key);
+	}
+	/* The moved ones asked: placed again (assign), known or not. */
+	for (i = 0; i < n; i++)
+		hashmap_remove(m->moving, rows[i].address);
+	discover_free(d);
+	m->refresh = NULL;
+	rebalance_soon(m);
+	refresh_schedule(m);
+}
+
+/* The next batch of the registry, from where the last one ended. */
+static void
+refresh_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct manager		*m = arg;
+	struct discover_opts	 o;
+	struct mailbox		*mb;
+	const char		*addrs[AD_REFRESH_BATCH];
+	char			*cause = NULL;
+	size_t			 i, n = registry_count(m->reg), k = 0;
+
+	if (m->stopping || m->discover != NULL || m->refresh != NULL ||
+	    (n == 0 && m->nurgent == 0)) {
+		refresh_schedule(m);
+		return;
+	}
+	if (m->nurgent > 0) {
+		/* Moved mailboxes first, on their own. */
+		for (i = 0; i < AD_REFRESH_BATCH && i < m->nurgent; i++)
+			addrs[k++] = m->urgent[i];
+	} else {
+		for (i = 0; i < n && k < AD_REFRESH_BATCH; i++) {
+			if (m->refresh_next >= n)
+				m->refresh_next = 0;
+			mb = registry_at(m->reg, m->refresh_next++);
+			if (mailbox_backend(mb) == MAILBOX_BACKEND_EWS)
+				addrs[k++] = mailbox_address(mb);
+		}
+		if (k == 0) {		/* Graph only: nothing to ask */
+			refresh_schedule(m);
+			return;
+		}
+	}
+	discover_opts_for(m, &o);
+	m->refresh = discover_start(m->env.base, m->env.ews, &o, addrs, k,
+	    refreshed, m, &cause);
+	if (m->nurgent > 0) {
+		for (i = 0; i < k; i++) {
+			if (m->refresh == NULL)	/* placed as they were */
+				hashmap_remove(m->moving, m->urgent[i]);
+			free(m->urgent[i]);
+		}
+		m->nurgent -= k;
+		memmove(m->urgent, m->urgent + k, m->nurgent *
+		    sizeof *m->urgent);
+	}
+	if (m->refresh == NULL) {
+		log_warnx("Autodiscover: %s", cause);
+		free(cause);
+		rebalance_soon(m);
+	}
+	refresh_schedule(m);
+}
+
+/*
+ * Autodiscover addrs before the mailboxes are placed (discovered()
+ * starts them): 0, or -1 when the run cannot start (logged).
+ */
+static int
+discover_first(struct manager *m, const char **addrs, size_t n)
+{
+	struct discover_opts	 o;
+	char			*cause = NULL;
+
+	discover_opts_for(m, &o);
+	m->discover = discover_start(m->env.base, m->env.ews, &o, addrs, n,
+	    discovered, m, &cause);
+	if (m->discover != NULL)
+		return (0);
+	log_warnx("Autodiscover: %s; mailboxes grouped by address", cause);
+	free(cause);
+	return (-1);
 }
 
 void
 manager_start(struct manager *m)
 {
-	const struct config	*conf = m->env.conf;
-	struct discover_opts	 o;
-	const char		**addrs;
-	char			*cause = NULL;
-	size_t			 i, k, n = registry_count(m->reg);
+	const char	**addrs;
+	size_t		  i, k, n = registry_count(m->reg);
+	int		  r = -1;
 
 	m->started = true;
 	oofcycle_start(m->oof);
-	if (conf->exchange.autodiscover && n > 0 &&
-	    conf->exchange.mode != CONF_MODE_POLL) {
-		memset(&o, 0, sizeof o);
-		o.url = conf->exchange.autodiscover_url;
-		o.version = conf->exchange.version;
-		o.settings = AD_SETTING_BIT(AD_GROUPING_INFORMATION) |
-		    AD_SETTING_BIT(AD_EXTERNAL_EWS_URL) |
-		    AD_SETTING_BIT(AD_INTERNAL_EWS_URL) |
-		    AD_SETTING_BIT(AD_INTERNAL_MAILBOX_SERVER);
+	if (discovering(m) && n > 0) {
 		addrs = xreallocarray(NULL, n, sizeof *addrs);
 		for (i = k = 0; i < n; i++)
 			if (mailbox_backend(registry_at(m->reg, i)) ==
 			    MAILBOX_BACKEND_EWS)
 				addrs[k++] = mailbox_address(registry_at(m->reg,
 				    i));
-		m->discover = k == 0 ? NULL : discover_start(m->env.base,
-		    m->env.ews, &o, addrs, k, discovered, m, &cause);
+		if (k > 0)
+			r = discover_first(m, addrs, k);
 		free(addrs);
-		if (m->discover != NULL)
-			return;		/* discovered() starts them */
-		if (cause != NULL)
-			log_warnx("Autodiscover: %s; mailboxes grouped by "
-			    "address", cause);
-		free(cause);
 	}
+	if (r == 0)
+		return;		/* discovered() starts them */
 	start_mailboxes(m);
+	refresh_schedule(m);
 }
 
 static bool
@@ -840,7 +1176,8 @@ manager_reload(struct manager *m, const struct config *conf)
 	const struct conf_mailbox *cm;
 	struct hashmap		*keep;
 	struct mailbox		*mb;
-	size_t			 i, added = 0, removed = 0;
+	const char		**addrs;
+	size_t			 i, added = 0, removed = 0, nask = 0;
 
 	set_conf(m, conf);
 	ews_ctx_reload(m->env.ews, conf);
@@ -849,6 +1186,7 @@ manager_reload(struct manager *m, const struct config *conf)
 
 	/* Mark: what the new file names; sweep: what it no longer does. */
 	keep = hashmap_new();
+	addrs = xreallocarray(NULL, conf->nmailboxes + 1, sizeof *addrs);
 	for (i = 0; i < conf->nmailboxes; i++)
 		if (conf->mailboxes[i].backend == CONF_BACKEND_EWS ||
 		    m->env.graph != NULL)
@@ -872,12 +1210,19 @@ manager_reload(struct manager *m, const struct config *conf)
 		else if (registry_find(m->reg, cm->address) == NULL) {
 			add_mailbox(m, cm);
 			added++;
+			if (cm->backend == CONF_BACKEND_EWS)
+				addrs[nask++] = cm->address;
 		}
 	}
 	hashmap_free(keep, NULL);
 	registry_commit(m->reg);
+	/* The added ones are placed once Autodiscover has answered. */
+	if (m->started && nask > 0 && m->discover == NULL && discovering(m))
+		discover_first(m, addrs, nask);
+	free(addrs);
 	if (m->discover == NULL)
 		start_mailboxes(m);
+	refresh_schedule(m);
 	/* Presence rules may have changed: re-evaluate everyone. */
 	for (i = 0; i < registry_count(m->reg); i++)
 		mailbox_recompute(registry_at(m->reg, i));
@@ -1091,6 +1436,9 @@ manager_shutdown(struct manager *m, int64_t timeout_ms, manager_done_cb cb,
 	oofcycle_stop(m->oof);
 	discover_free(m->discover);
 	m->discover = NULL;
+	discover_free(m->refresh);
+	m->refresh = NULL;
+	evtimer_del(&m->refresh_ev);
 	m->stop_next = 0;
 	stop_step_cb(-1, 0, m);
 }
@@ -1104,10 +1452,15 @@ manager_free(struct manager *m)
 		return;
 	m->stopping = true;
 	discover_free(m->discover);
+	discover_free(m->refresh);
 	for (i = 0; i < m->ngroups; i++)
 		group_free(m->groups[i]);
 	free(m->groups);
 	hashmap_free(m->group_keys, free);
+	hashmap_free(m->moving, NULL);
+	for (i = 0; i < m->nurgent; i++)
+		free(m->urgent[i]);
+	free(m->urgent);
 	poller_free(m->poller);
 	oofcycle_free(m->oof);
 	if (m->push != NULL)
@@ -1127,6 +1480,7 @@ manager_free(struct manager *m)
 	event_del(&m->stop_step);
 	event_del(&m->share_timer);
 	event_del(&m->fence_timer);
+	event_del(&m->refresh_ev);
 	graph_client_free(m->env.graph);
 	ews_ctx_free(m->env.ews);
 	free(m);
@@ -1140,6 +1494,7 @@ struct counts {
 	size_t	 presence[PRESENCE_STATE_MAX];
 	size_t	 total;
 	size_t	 open;		/* streaming connections open */
+	size_t	 no_connection;	/* polled for want of connections */
 };
 
 static void
@@ -1156,6 +1511,9 @@ count_all(struct manager *m, struct counts *c)
 		c->total++;
 		c->state[mailbox_status(mb)]++;
 		c->mode[mailbox_mode(mb)]++;
+		if (mailbox_mode(mb) == MAILBOX_MODE_POLL &&
+		    mailbox_reason(mb) == MAILBOX_WHY_CONNECTIONS)
+			c->no_connection++;
 		c->presence[p != NULL ? p->state : PRESENCE_UNKNOWN]++;
 	}
 	for (i = 0; i < m->ngroups; i++)
@@ -1200,6 +1558,7 @@ budget_json(struct manager *m, const struct counts *c, struct json_writer *w)
 	else
 		json_int(w, ts.stream_limit);
 	json_kv_int(w, "per_anchor_limit", ts.per_anchor_limit);
+	json_kv_bool(w, "grouping_refused", m->ungrouped);
 	json_obj_end(w);
 	json_kv_time(w, "backoff_until", ts.backoff_until == 0 ? 0 :
 	    time_wall_ms() / 1000 + (ts.backoff_until - time_mono_ms()) / 1000);
@@ -1266,6 +1625,7 @@ manager_status_json(struct manager *m, struct json_writer *w)
 	    (int64_t)m->counts[MAILBOX_COUNT_NOTIFICATION]);
 	json_kv_int(w, "resubscribes",
 	    (int64_t)m->counts[MAILBOX_COUNT_RESUBSCRIBE]);
+	json_kv_int(w, "regrouped", (int64_t)m->regrouped);
 	json_key(w, "oof");
 	oofcycle_json(m->oof, w);
 	if (m->push != NULL) {
@@ -1281,6 +1641,12 @@ manager_status_json(struct manager *m, struct json_writer *w)
 		snprintf(msg, sizeof msg, "%zu mailboxes parked: Exchange "
 		    "refuses them (see ewsgwctl mailboxes)",
 		    c.state[MAILBOX_STATUS_PARKED]);
+		json_str(w, msg);
+	}
+	if (m->ungrouped) {
+		snprintf(msg, sizeof msg, "the EWS server refuses grouped "
+		    "streams: one stream per mailbox, %zu mailboxes polled "
+		    "for want of connections", c.no_connection);
 		json_str(w, msg);
 	}
 	if (c.state[MAILBOX_STATUS_BACKOFF] > c.total / 2 && c.total > 0) {

@@ -218,6 +218,14 @@ feed_text(const char *text)
 	"Ids><m:SubscriptionId>" id "</m:SubscriptionId></m:ErrorSubscription" \
 	"Ids></m:GetStreamingEventsResponseMessage>" ENV_TAIL
 
+#define REFUSED_IDS(ids) ENV_HEAD "<m:GetStreamingEventsResponseMessage " \
+	"ResponseClass=\"Error\"><m:MessageText>invalid</m:MessageText>" \
+	"<m:ResponseCode>ErrorInvalidSubscription</m:ResponseCode>" \
+	"<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:ErrorSubscription" \
+	"Ids>" ids "</m:ErrorSubscriptionIds><m:ConnectionStatus>Closed" \
+	"</m:ConnectionStatus></m:GetStreamingEventsResponseMessage>" ENV_TAIL
+#define SID(id) "<m:SubscriptionId>" id "</m:SubscriptionId>"
+
 static const struct fake_answer ended_ok = { HTTP_RESULT_OK, 200, NULL,
     NULL, NULL, 0 };
 
@@ -525,6 +533,53 @@ START_TEST(test_stream_to_members)
 }
 END_TEST
 
+static unsigned	 refusals;
+
+static void
+on_refused(struct group *grp, void *arg)
+{
+	ck_assert_ptr_eq(grp, g);
+	refusals++;
+}
+
+/*
+ * A server refusing grouping names every id but the anchor's: reported,
+ * nobody subscribes again, and the group waits before it reconnects.
+ */
+START_TEST(test_refused_grouping)
+{
+	int	 i;
+
+	refusals = 0;
+	group_on_refused(g, on_refused, NULL);
+	open_group();
+	feed_text(REFUSED_IDS(SID("SUB-1") SID("SUB-2") SID("SUB-3")));
+	ck_assert_uint_eq(refusals, 1);
+	for (i = 0; i < NMB; i++)
+		ck_assert_uint_eq(mbs[i].lost, 0);
+	fake_answer(&g->call, &ended_ok);
+	ck_assert_int_eq(g->state, GROUP_BACKOFF);
+}
+END_TEST
+
+/* The anchor's id named too, or not every other id: subscriptions lost. */
+START_TEST(test_invalid_subscriptions_not_a_refusal)
+{
+	refusals = 0;
+	group_on_refused(g, on_refused, NULL);
+	open_group();
+	feed_text(REFUSED_IDS(SID("SUB-1") SID("SUB-2")));
+	ck_assert_uint_eq(refusals, 0);
+	ck_assert_uint_eq(mbs[1].lost, 1);
+	ck_assert_uint_eq(mbs[2].lost, 1);
+	ck_assert_uint_eq(mbs[3].lost, 0);
+	feed_text(REFUSED_IDS(SID("SUB-0") SID("SUB-3")));
+	ck_assert_uint_eq(refusals, 0);
+	ck_assert_uint_eq(mbs[0].lost, 1);
+	ck_assert_uint_eq(mbs[3].lost, 1);
+}
+END_TEST
+
 START_TEST(test_names_and_cookie)
 {
 	int	 i;
@@ -579,6 +634,8 @@ group_suite(void)
 	tcase_add_test(tc, test_last_member_leaves);
 	tcase_add_test(tc, test_close);
 	tcase_add_test(tc, test_stream_to_members);
+	tcase_add_test(tc, test_refused_grouping);
+	tcase_add_test(tc, test_invalid_subscriptions_not_a_refusal);
 	tcase_add_test(tc, test_names_and_cookie);
 	tcase_add_test(tc, test_change_logged_at_debug);
 	suite_add_tcase(s, tc);

@@ -1,0 +1,100 @@
+"""Periodic re-discovery: with [exchange] autodiscover the daemon asks
+Autodiscover again for every mailbox once per autodiscover_interval, a
+batch at a time.  A mailbox moved to another server (the simulator's
+move: its subscription lost, then a new server and GroupingInformation)
+is regrouped: off its old group's stream, subscribed and streamed in a
+group of its new server, every other server's group left alone, its
+presence still right, and no affinity rule broken."""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
+from ewsgwtest import wait_for  # noqa: E402
+
+N = 30
+
+
+def placement(sim):
+    """{mailbox: backend of the stream carrying it}, {backend: set of
+    (connection, opened) of its streams}; None when a stream mixes
+    backends."""
+    subs = {s["id"]: s for s in sim.control("GET", "/subscriptions")[1]["subscriptions"]}
+    where, streams = {}, {}
+    for st in sim.control("GET", "/streams")[1]["streams"]:
+        ids = [i for i in st["subscription_ids"] if i in subs]
+        backends = {subs[i]["backend"] for i in ids}
+        if len(backends) > 1:
+            return None, None
+        for i in ids:
+            where[subs[i]["mailbox"]] = subs[i]["backend"]
+        for b in backends:
+            streams.setdefault(b, set()).add((st["connection"], st["opened"]))
+    return where, streams
+
+
+class Regroup(unittest.TestCase):
+    def test_moved_mailbox_regrouped(self):
+        """Found by the periodic re-discovery."""
+        self.move({"autodiscover_interval": "2s"}, {})
+
+    def test_move_reported_on_the_stream(self):
+        """The stream reports the move (ErrorMailboxMoveInProgress for its
+        id): the mailbox is asked again at once, no periodic run needed."""
+        self.move({}, {"stream_code": "ErrorMailboxMoveInProgress"})
+
+    def move(self, exchange, how):
+        mbs = generated(N)
+        with GatewayRun(mbs, start=False,
+                        sim={"generate": N, "affinity_rules": True, "backends": 3},
+                        sections={"throttling": {"subscriptions_per_connection": "20"}}) as g:
+            ex = {"autodiscover": "yes", "autodiscover_url": g.sim.autodiscover_url}
+            ex.update(exchange)
+            g.rewrite_config({"exchange": ex})
+            g.d.start()
+            g.wait_state("streaming")
+            for m in mbs:
+                g.wait_changes(m, 1)
+            where, streams = wait_for(lambda: (lambda r: r if r[0] and len(r[0]) == N else None)(
+                placement(g.sim)), 30, "every mailbox streamed")
+            m = mbs[-1]
+            where0 = dict(where)
+            old = where[m]
+            backends = sorted(streams)
+            self.assertEqual(len(backends), 3)
+            new = next(b for b in backends if b != old)
+            other = next(b for b in backends if b not in (old, new))
+            untouched = streams[other]
+            ad0 = g.sim.stats()["autodiscover"]["requests"]
+            body = {"to": new, "duration_s": 1}
+            body.update(how)
+            st, res = g.sim.control("POST", "/mailboxes/%s/move" % m, body)
+            self.assertEqual(st, 200, res)
+
+            def moved():
+                w, s = placement(g.sim)
+                return (w, s) if w and w.get(m) == new and len(w) == N else None
+            where, streams = wait_for(moved, 60, "%s streamed on %s" % (m, new))
+            st = g.sim.stats()
+            self.assertGreaterEqual(st["moves"]["completed"], 1, st["moves"])
+            self.assertGreater(st["autodiscover"]["requests"], ad0)
+            self.assertGreaterEqual(g.status()["regrouped"], 1)
+            self.assertIn("moved to another server", g.d.log())
+            # every other mailbox where it was; the third server's streams untouched
+            self.assertEqual({k: v for k, v in where.items() if k != m},
+                             {k: v for k, v in where0.items() if k != m})
+            self.assertEqual(streams[other], untouched)
+            # its presence still flips
+            t0 = time.time()
+            g.sim.add_item(m, {"subject": "x", "start": iso(t0 - 60), "end": iso(t0 + 3600)})
+            rows = wait_for(lambda: (lambda c: c if c[-1]["presence"] == "busy" else None)(
+                g.changes(m)), 30, "%s busy" % m)
+            self.assertEqual(rows[-1]["activity"], "meeting")
+            g.assert_each_change_once(self)
+            g.assert_no_violations(self)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
