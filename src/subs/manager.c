@@ -700,7 +700,12 @@ reap(struct manager *m)
 	drain = m->sinks != NULL && time_mono_ms() < m->retire_drain_until;
 	for (i = j = 0; i < m->nretiring; i++) {
 		mb = m->retiring[i];
+		/*
+		 * Owned here again (taken back): the sinks' changes of that
+		 * address are the new object's, to keep, and order holds.
+		 */
 		if (mailbox_state(mb) == MAILBOX_STOPPED && m->sinks != NULL &&
+		    registry_find(m->reg, mailbox_address(mb)) == NULL &&
 		    sinkset_holds(m->sinks, mailbox_address(mb))) {
 			/*
 			 * Past the drain time only a change in flight holds

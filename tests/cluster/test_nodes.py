@@ -71,7 +71,15 @@ class Collector:
             def log_message(self, *a):
                 pass
 
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            # Three nodes post at once, each with many changes in
+            # flight: socketserver's default backlog of 5 overflows, and
+            # Linux then drops requests of connections the client already
+            # sees as open (the webhook times out with 0 bytes received).
+            # A real webhook server listens with a deep backlog.
+            request_queue_size = 1024
+
+        self.srv = Server(("127.0.0.1", 0), Handler)
         self.srv.daemon_threads = True
         self.port = self.srv.server_address[1]
         self.thread = threading.Thread(target=self.srv.serve_forever,
