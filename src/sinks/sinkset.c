@@ -906,6 +906,20 @@ instance_dispatch(struct sink_instance *si)
 		set_flush_check(si->set);
 }
 
+/*
+ * A change of a mailbox handed to another node came back unsent: it is
+ * dropped, never retried after the new owner's changes.
+ */
+static void
+retired_drop(struct sink_instance *si, struct sink_item *it)
+{
+	struct sink_mbox	*mb = it->mb;
+
+	si->dropped++;
+	item_drop(si, it);
+	mbox_release(si, mb);
+}
+
 /* An in-flight item finished with result. */
 static void
 instance_complete(struct sink_instance *si, struct sink_item *it, int result)
@@ -944,9 +958,7 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 		break;
 	case EWSGW_SINK_AGAIN:
 		if (mb->retired) {
-			si->dropped++;
-			item_drop(si, it);
-			mbox_release(si, mb);
+			retired_drop(si, it);
 			break;
 		}
 		/* Not taken: same place, short pause, not a failure. */
@@ -972,10 +984,7 @@ instance_complete(struct sink_instance *si, struct sink_item *it, int result)
 		 */
 		si->failed++;
 		if (mb->retired) {
-			/* Another node publishes this mailbox now. */
-			si->dropped++;
-			item_drop(si, it);
-			mbox_release(si, mb);
+			retired_drop(si, it);
 			break;
 		}
 		if (it->attempts++ == 0)

@@ -686,6 +686,30 @@ retire_mailbox(struct manager *m, struct mailbox *mb)
 	mailbox_stop(mb);
 }
 
+/*
+ * Whether the sinks still hold a stopped, retired mailbox's changes.
+ * Past the drain time only a change in flight holds it (bounded by the
+ * sink's own timeout: delivered, it still arrives before the new
+ * owner's); what waits behind it is dropped, counted in *dropped.  A
+ * mailbox owned here again (taken back) is never held: the sinks'
+ * changes of its address are the new object's, to keep.
+ */
+static bool
+retired_held(struct manager *m, struct mailbox *mb, bool drain,
+    size_t *dropped)
+{
+	const char	*address = mailbox_address(mb);
+
+	if (m->sinks == NULL || registry_find(m->reg, address) != NULL ||
+	    !sinkset_holds(m->sinks, address))
+		return (false);
+	if (drain)
+		return (true);
+	if (sinkset_drop(m->sinks, address) > 0)
+		(*dropped)++;
+	return (sinkset_holds(m->sinks, address));
+}
+
 /* Free retired mailboxes that have stopped and whose changes the sinks
  * delivered (or RETIRE_DRAIN_MS passed). */
 static void
@@ -697,36 +721,16 @@ reap(struct manager *m)
 	size_t		 dropped = 0;
 	bool		 drain, held = false;
 
-	drain = m->sinks != NULL && time_mono_ms() < m->retire_drain_until;
+	drain = time_mono_ms() < m->retire_drain_until;
 	for (i = j = 0; i < m->nretiring; i++) {
 		mb = m->retiring[i];
-		/*
-		 * Owned here again (taken back): the sinks' changes of that
-		 * address are the new object's, to keep, and order holds.
-		 */
-		if (mailbox_state(mb) == MAILBOX_STOPPED && m->sinks != NULL &&
-		    registry_find(m->reg, mailbox_address(mb)) == NULL &&
-		    sinkset_holds(m->sinks, mailbox_address(mb))) {
-			/*
-			 * Past the drain time only a change in flight holds
-			 * it (bounded by the sink's own timeout): delivered,
-			 * it still arrives before the new owner's.
-			 */
-			if (!drain && sinkset_drop(m->sinks,
-			    mailbox_address(mb)) > 0)
-				dropped++;
-			if (drain || sinkset_holds(m->sinks,
-			    mailbox_address(mb))) {
-				held = true;
-				m->retiring[j++] = mb;
-				continue;
-			}
-		}
-		if (mailbox_state(mb) == MAILBOX_STOPPED) {
+		if (mailbox_state(mb) != MAILBOX_STOPPED)
+			m->retiring[j++] = mb;
+		else if (retired_held(m, mb, drain, &dropped)) {
+			held = true;
+			m->retiring[j++] = mb;
+		} else
 			mailbox_free(mb);
-			continue;
-		}
-		m->retiring[j++] = mb;
 	}
 	m->nretiring = j;
 	if (dropped > 0)
