@@ -1842,7 +1842,8 @@ finish(struct cstate *st)
 	if (key_line(st, SEC_THROTTLING, "charging") > 0)
 		cf->throttling.charging_set = true;
 	else if (cf->exchange.version != NULL)
-		cf->throttling.charging = charging_default(cf->exchange.version);
+		cf->throttling.charging =
+		    charging_default(cf->exchange.version);
 	if (key_line(st, SEC_THROTTLING,
 	    "streaming_connections_per_anchor") <= 0 &&
 	    cf->exchange.version != NULL)

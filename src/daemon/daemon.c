@@ -617,9 +617,9 @@ daemon_run(const char *path, struct config *conf)
 		clustering_start(d.cluster, d.manager);
 	event_add(&d.ev_status, time_ms_tv(&tv, STATUS_REFRESH_MS));
 	refresh_status(&d);
-	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s", PACKAGE_VERSION,
-	    conf->nmailboxes, conf_mode_name(conf->exchange.mode),
-	    conf->exchange.url);
+	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s",
+	    PACKAGE_VERSION, conf->nmailboxes,
+	    conf_mode_name(conf->exchange.mode), conf->exchange.url);
 	notify_ready();
 
 	/* From here on the loop runs: watch how long it is held up. */

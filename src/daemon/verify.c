@@ -108,7 +108,7 @@ struct verify {
 	struct buf		 body;
 
 	enum v_step		 step;
-	bool			 stopped;	/* a FAIL made later checks moot */
+	bool			 stopped;	/* a FAIL: later checks moot */
 	bool			 finished;
 	bool			 aborted;
 
@@ -823,8 +823,9 @@ v_login_failed(struct verify *v, const char *seen)
 		    "Manager authentication level\", registry "
 		    "LmCompatibilityLevel, on the Exchange server and the "
 		    "domain controllers), and if Extended Protection is on "
-		    "for /EWS, set " FIX_VDIR " -ExtendedProtectionTokenChecking "
-		    "None", seen, "the server refused the login of %s (ntlm: "
+		    "for /EWS, set " FIX_VDIR
+		    " -ExtendedProtectionTokenChecking None", seen,
+		    "the server refused the login of %s (ntlm: "
 		    "a wrong password, a locked account, or an NTLM version "
 		    "or session security mismatch)", user);
 	else

@@ -73,7 +73,8 @@ bool		 verify_failed(const struct verify *);
  * "checks": [{"name","verdict","summary","seen","fix"[,"mailbox"]}...]
  * into an object the caller has opened (e.g. a control answer).
  */
-void		 verify_write_checks(const struct verify *, struct json_writer *);
+void		 verify_write_checks(const struct verify *,
+		    struct json_writer *);
 /* The report as text (one block per check) or as a JSON document. */
 void		 verify_print(const struct verify *, FILE *, bool json);
 

@@ -60,7 +60,7 @@ void	 graph_client_free(struct graph_client *);
 
 struct graph_req {
 	enum http_method method;
-	const char	*url;		/* absolute, or "/..." under graph_url */
+	const char	*url;		/* absolute, or under graph_url */
 	const char	*body;		/* JSON text for POST/PATCH, or NULL */
 	const char	*mailbox;	/* whose budget; NULL = the app's */
 	bool		 prefer_utc;	/* Prefer: outlook.timezone="UTC" */

@@ -1314,7 +1314,8 @@ END_TEST
 START_TEST(test_file_sink_forget)
 {
 	char		 state[300], *text, *kpath;
-	const char	*lines[] = { "[sink f] file", NULL, "interval=0", NULL };
+	const char	*lines[] = { "[sink f] file", NULL, "interval=0",
+	    NULL };
 	struct sinkset	*set;
 	struct json_value *v;
 	const struct json_value *mbs;
@@ -1361,7 +1362,8 @@ END_TEST
 START_TEST(test_file_sink_churn)
 {
 	char		 state[300], mb[32], *kpath;
-	const char	*lines[] = { "[sink f] file", NULL, "interval=0", NULL };
+	const char	*lines[] = { "[sink f] file", NULL, "interval=0",
+	    NULL };
 	const char	*last[40];
 	const struct json_value *mbs, *m;
 	struct sinkset	*set;
@@ -1551,7 +1553,8 @@ file_has_line(void *arg)
  */
 START_TEST(test_exec_sink_fds)
 {
-	char		*cmd, out[300], *text, path[64], comm[32], extra[sizeof(((struct dirent *)0)->d_name)];
+	char		*cmd, out[300], *text, path[64], comm[32];
+	char		 extra[sizeof(((struct dirent *)0)->d_name)];
 	const char	*lines[] = { "[sink x] exec", NULL, NULL };
 	struct sinkset	*set;
 	struct dirent	*de;
