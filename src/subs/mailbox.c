@@ -1159,6 +1159,15 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 		forget_subscription(mb);
 		return;
 	}
+	/*
+	 * A move ends the mailbox's subscriptions and, once it is done,
+	 * its group's cookie routes to the server it left: subscribe it
+	 * where its own address routes, placed again once located.
+	 */
+	if ((mailbox_move_code(code) || strcmp(code,
+	    "ErrorSubscriptionNotFound") == 0) &&
+	    mb->ctx->hooks->moving != NULL)
+		mb->ctx->hooks->moving(mb, code, mb->ctx->arg);
 	mb->urgent = true;
 	set_state(mb, MAILBOX_SUBSCRIBING);
 }

@@ -163,8 +163,10 @@ struct mailbox_hooks {
 		    const struct ewsgw_presence_change *, void *);
 	void	(*count)(struct mailbox *, enum mailbox_count, void *);
 	/* Exchange says it is being moved to another database or server
-	 * (mailbox_move_code): its next Subscribe goes where its own
-	 * address routes.  May be NULL. */
+	 * (mailbox_move_code), or its subscription was lost as in a move
+	 * (ErrorSubscriptionNotFound): its next Subscribe goes where its
+	 * own address routes.  Called before that Subscribe; may take it
+	 * out of its group.  May be NULL. */
 	void	(*moving)(struct mailbox *, const char *code, void *);
 };
 

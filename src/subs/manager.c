@@ -186,25 +186,27 @@ on_subscription(struct mailbox *mb, const char *old, void *arg)
 }
 
 /*
- * Being moved: off its group (its subscription went with the move), so
- * that its next Subscribe routes by its own address, to its new server;
- * placed again once Autodiscover names that server.
+ * Being moved, or its subscription lost as in a move: off its group
+ * (its subscription went with the move), so that its next Subscribe
+ * routes by its own address, to its new server; placed again once
+ * Autodiscover names that server.
  */
 static void
 on_moving(struct mailbox *mb, const char *code, void *arg)
 {
 	struct manager	*m = arg;
 
-	if (!discovering(m) || hashmap_get(m->moving,
-	    mailbox_address(mb)) != NULL)
+	if (!discovering(m) || mailbox_backend(mb) != MAILBOX_BACKEND_EWS ||
+	    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
 		return;
 	hashmap_put(m->moving, mailbox_address(mb), mb);
-	if (mailbox_group(mb) != NULL)
-		group_remove(mailbox_group(mb), mb);
+	/* Off its group in assign(), not from within its stream's
+	 * callbacks that may have called. */
+	rebalance_soon(m);
 	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
 	    mailbox_address(mb), .response_code = code },
-	    "being moved (%s): regrouped once Autodiscover names its "
-	    "server", code);
+	    "moved or being moved (%s): regrouped once Autodiscover names "
+	    "its server", code);
 }
 
 /* Exchange will not subscribe it: poll it, and free its group slot. */
@@ -227,12 +229,21 @@ on_poll(struct mailbox *mb, void *arg)
 	poller_poll_now(m->poller, mb);
 }
 
+/* The group mb streams in, none while it is being moved. */
+static struct group *
+group_of(struct manager *m, const struct mailbox *mb)
+{
+	if (hashmap_get(m->moving, mailbox_address(mb)) != NULL)
+		return (NULL);
+	return (mailbox_group(mb));
+}
+
 /* Subscriptions are made where the group's stream will look for them. */
 static void
 on_affinity(const struct mailbox *mb, const char **anchor,
     const char **cookie, void *arg)
 {
-	struct group	*g = mailbox_group(mb);
+	struct group	*g = group_of(arg, mb);
 
 	*anchor = g != NULL ? group_anchor(g) : mailbox_address(mb);
 	*cookie = g != NULL ? group_cookie(g) : NULL;
@@ -241,8 +252,10 @@ on_affinity(const struct mailbox *mb, const char **anchor,
 static void
 on_cookie(struct mailbox *mb, const char *cookie, void *arg)
 {
-	if (mailbox_group(mb) != NULL)
-		group_set_cookie(mailbox_group(mb), cookie);
+	struct group	*g = group_of(arg, mb);
+
+	if (g != NULL)
+		group_set_cookie(g, cookie);
 }
 
 static void
@@ -617,9 +630,14 @@ assign(struct manager *m)
 			    MAILBOX_WHY_CONFIG);
 			continue;
 		}
-		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED ||
-		    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
-			continue;	/* polled, or placed once located */
+		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED)
+			continue;	/* polled */
+		if (hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
+			/* Placed once located (on_moving). */
+			if (mailbox_group(mb) != NULL)
+				group_remove(mailbox_group(mb), mb);
+			continue;
+		}
 		if (mailbox_group(mb) != NULL ||
 		    (mailbox_mode(mb) == MAILBOX_MODE_PUSH &&
 		    s != MAILBOX_IDLE))
@@ -1014,9 +1032,10 @@ regroup(struct manager *m, struct mailbox *mb, const char *key)
 	size_t		 maxg, maxs;
 
 	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
-	if (old == NULL && hashmap_get(m->moving, mailbox_address(mb)) !=
-	    NULL) {
+	if (hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
 		/* Out of its group for the move: assign places it. */
+		if (old != NULL)
+			group_remove(old, mb);
 		m->regrouped++;
 		log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
 		    mailbox_address(mb), .operation = "GetUserSettings" },

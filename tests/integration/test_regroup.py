@@ -45,6 +45,13 @@ class Regroup(unittest.TestCase):
         id): the mailbox is asked again at once, no periodic run needed."""
         self.move({}, {"stream_code": "ErrorMailboxMoveInProgress"})
 
+    def test_move_done_before_resubscribe(self):
+        """The move is over before the daemon subscribes again: the lost
+        subscription (ErrorSubscriptionNotFound) is enough to subscribe
+        it where its own address routes, not through its old group's
+        server, and to ask Autodiscover at once."""
+        self.move({}, {"duration_s": 0})
+
     def move(self, exchange, how):
         mbs = generated(N)
         with GatewayRun(mbs, start=False,
@@ -94,6 +101,12 @@ class Regroup(unittest.TestCase):
             self.assertEqual(rows[-1]["activity"], "meeting")
             g.assert_each_change_once(self)
             g.assert_no_violations(self)
+            # its old subscription was released, not left to expire
+            self.assertEqual(g.d.stop(), 0)
+            st = g.sim.stats()
+            subs = st["subscriptions"]
+            self.assertEqual(subs["created"], subs["unsubscribed"] + subs["lost"] + subs["expired"], subs)
+            self.assertEqual(g.sim.control("GET", "/subscriptions")[1]["subscriptions"], [])
 
 
 if __name__ == "__main__":
