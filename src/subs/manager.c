@@ -92,6 +92,7 @@ struct manager {
 	struct discover		*refresh;
 	struct event		 refresh_ev;
 	size_t			 refresh_next;
+	size_t			 sweep;		/* to ask without waiting */
 	/* Being moved: out of every group until Autodiscover, asked once
 	 * it subscribed again, names its server (address -> itself). */
 	struct hashmap		*moving;
@@ -144,6 +145,7 @@ static void	 on_group_refused(struct group *, void *);
 static void	 refresh_schedule(struct manager *);
 static bool	 discovering(const struct manager *);
 static void	 refresh_cb(evutil_socket_t, short, void *);
+static void	 ask_soon(struct manager *, const char *);
 
 /* ---- what the mailboxes report ---- */
 
@@ -177,12 +179,8 @@ on_subscription(struct mailbox *mb, const char *old, void *arg)
 		registry_bind(m->reg, mailbox_sub_id(mb), mb);
 	/* Moved and subscribed again: where is it now? */
 	if (mailbox_sub_id(mb) != NULL &&
-	    hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
-		m->urgent = xreallocarray(m->urgent, m->nurgent + 1,
-		    sizeof *m->urgent);
-		m->urgent[m->nurgent++] = xstrdup(mailbox_address(mb));
-		refresh_schedule(m);
-	}
+	    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
+		ask_soon(m, mailbox_address(mb));
 }
 
 /*
@@ -1005,7 +1003,7 @@ refresh_schedule(struct manager *m)
 
 	if (m->stopping || m->refresh != NULL || m->discover != NULL)
 		return;		/* refreshed() or discovered() call again */
-	if (m->nurgent > 0) {
+	if (m->nurgent > 0 || (m->sweep > 0 && n > 0)) {
 		evtimer_add(&m->refresh_ev, time_ms_tv(&tv, 0));
 		return;
 	}
@@ -1082,9 +1080,16 @@ refreshed(struct discover *d, const struct discover_result *rows,
 			regroup(m, mb, key);
 		free(key);
 	}
-	/* The moved ones asked: placed again (assign), known or not. */
-	for (i = 0; i < n; i++)
-		hashmap_remove(m->moving, rows[i].address);
+	/*
+	 * The moved ones asked since they subscribed again: placed again
+	 * (assign), known or not.  One asked before (a periodic batch)
+	 * may have been answered for the server it is leaving.
+	 */
+	for (i = 0; i < n; i++) {
+		mb = registry_find(m->reg, rows[i].address);
+		if (mb == NULL || mailbox_sub_id(mb) != NULL)
+			hashmap_remove(m->moving, rows[i].address);
+	}
 	discover_free(d);
 	m->refresh = NULL;
 	rebalance_soon(m);
@@ -1116,6 +1121,8 @@ refresh_cb(evutil_socket_t fd, short ev, void *arg)
 			if (m->refresh_next >= n)
 				m->refresh_next = 0;
 			mb = registry_at(m->reg, m->refresh_next++);
+			if (m->sweep > 0)
+				m->sweep--;
 			if (mailbox_backend(mb) == MAILBOX_BACKEND_EWS)
 				addrs[k++] = mailbox_address(mb);
 		}
@@ -1729,6 +1736,52 @@ manager_connections_json(struct manager *m, struct json_writer *w)
 	for (i = 0; i < m->ngroups; i++)
 		group_json(m->groups[i], w);
 	json_arr_end(w);
+}
+
+/* Ask Autodiscover for address first, at once. */
+static void
+ask_soon(struct manager *m, const char *address)
+{
+	m->urgent = xreallocarray(m->urgent, m->nurgent + 1,
+	    sizeof *m->urgent);
+	m->urgent[m->nurgent++] = xstrdup(address);
+	refresh_schedule(m);
+}
+
+int
+manager_rediscover(struct manager *m, const char *addr, size_t *queued,
+    char **cause)
+{
+	struct mailbox	*mb = NULL;
+	size_t		 i, n = registry_count(m->reg);
+
+	*queued = 0;
+	if (!discovering(m)) {
+		xasprintf(cause, "Autodiscover is off ([exchange] "
+		    "autodiscover, or mode = poll)");
+		return (-1);
+	}
+	if (addr != NULL) {
+		if ((mb = registry_find(m->reg, addr)) == NULL ||
+		    mailbox_backend(mb) != MAILBOX_BACKEND_EWS) {
+			xasprintf(cause, "unknown mailbox %s", addr);
+			return (-1);
+		}
+		ask_soon(m, mailbox_address(mb));
+		*queued = 1;
+	} else {
+		/* The whole registry once, a batch after the other. */
+		for (i = 0; i < n; i++)
+			if (mailbox_backend(registry_at(m->reg, i)) ==
+			    MAILBOX_BACKEND_EWS)
+				(*queued)++;
+		if (*queued > 0)
+			m->sweep = n;
+		refresh_schedule(m);
+	}
+	log_notice("Autodiscover: %zu mailboxes asked again (control "
+	    "request)", *queued);
+	return (0);
 }
 
 int

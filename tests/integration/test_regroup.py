@@ -52,7 +52,13 @@ class Regroup(unittest.TestCase):
         server, and to ask Autodiscover at once."""
         self.move({}, {"duration_s": 0})
 
-    def move(self, exchange, how):
+    def test_unreported_move_found_by_rediscover(self):
+        """Nothing tells the daemon of the move (its stream is not told,
+        no periodic run): `ewsgwctl rediscover` asks Autodiscover at once."""
+        self.move({"autodiscover_interval": "0s"}, {"duration_s": 0, "stream_code": None},
+                  rediscover=True)
+
+    def move(self, exchange, how, rediscover=False):
         mbs = generated(N)
         with GatewayRun(mbs, start=False,
                         sim={"generate": N, "affinity_rules": True, "backends": 3},
@@ -79,6 +85,13 @@ class Regroup(unittest.TestCase):
             body.update(how)
             st, res = g.sim.control("POST", "/mailboxes/%s/move" % m, body)
             self.assertEqual(st, 200, res)
+            if rediscover:
+                time.sleep(1)
+                self.assertEqual(g.sim.stats()["autodiscover"]["requests"], ad0)
+                self.assertEqual(placement(g.sim)[0].get(m), None)
+                r = g.d.ctl("--json", "rediscover")
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn('"queued":%d' % N, r.stdout)
 
             def moved():
                 w, s = placement(g.sim)
