@@ -1075,6 +1075,19 @@ class MoveTests(PlacedTestCase):
         self.assertEqual(self.sim.stats()["moves"]["subscriptions_lost"], 1)
         self.assertNoViolations()
 
+    def test_grouping_changed_without_a_move(self):
+        a, _, _ = self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        st, res = self.sim.control("PATCH", "/mailboxes/ga1@example.com/server", {"grouping": "NEWDAG"})
+        self.assertEqual((st, res["server"], res["grouping"]), (200, "MBX01.sim.example.local", "NEWDAG"))
+        _, (u,) = self.ad(["ga1@example.com"])
+        self.assertEqual(u[2]["GroupingInformation"], "NEWDAG")
+        subs = {x["id"] for x in self.sim.control("GET", "/subscriptions")[1]["subscriptions"]}
+        self.assertEqual(subs, {a})
+        for bad in ({}, {"grouping": ""}, {"grouping": 3}, []):
+            st, _ = self.sim.control("PATCH", "/mailboxes/ga1@example.com/server", bad)
+            self.assertEqual(st, 400, bad)
+        self.assertNoViolations()
+
     def test_store_unavailable_and_bad_specs(self):
         st, res = self.sim.control("POST", "/mailboxes/gb1@example.com/move",
                                    {"code": "ErrorMailboxStoreUnavailable", "duration_s": 5, "grouping": "NEWDAG"})
