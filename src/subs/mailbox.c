@@ -68,6 +68,12 @@ static const bool source_reads_oof[SOURCE_MAX] = {
 	[SOURCE_RESYNC] = true,
 };
 
+/* Where a subscription is released before subscribing again. */
+struct release {
+	char			*anchor;	/* owned */
+	char			*cookie;	/* owned or NULL */
+};
+
 struct mailbox {
 	char			*address;	/* owned, lower case */
 	char			*imp_id;	/* UPN or SID, or NULL */
@@ -78,6 +84,9 @@ struct mailbox {
 	char			*watermark;	/* push only; owned or NULL */
 	char			*error;		/* last error code, owned;
 						   NULL: none */
+	struct release		*release;	/* owned; set while
+						   unsubscribing to
+						   subscribe again */
 
 	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
 	struct ews_call		 read_call;	/* FindItem /
@@ -119,6 +128,7 @@ struct mailbox {
 	bool			 have_sub_budget:1; /* counted in
 						   throttle */
 	bool			 stopping:1;	/* stop once Subscribe
+						   (or the release)
 						   answers */
 	bool			 urgent:1;	/* the next Subscribe is
 						   recovery (high priority) */
@@ -272,6 +282,17 @@ forget_subscription(struct mailbox *mb)
 	drop_subscription(mb, true);
 }
 
+static void
+release_free(struct mailbox *mb)
+{
+	if (mb->release == NULL)
+		return;
+	free(mb->release->anchor);
+	free(mb->release->cookie);
+	free(mb->release);
+	mb->release = NULL;
+}
+
 void
 mailbox_free(struct mailbox *mb)
 {
@@ -283,6 +304,7 @@ mailbox_free(struct mailbox *mb)
 	boundary_cancel(ctx->presence_timers, &mb->boundary);
 	boundary_cancel(ctx->action_timers, &mb->action);
 	drop_subscription(mb, false);
+	release_free(mb);
 	cal_free(mb);
 	timeline_free(&mb->tl);
 	free(mb->address);
@@ -596,15 +618,32 @@ build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
 	if (soap_unsubscribe(&s->body, &h, mb->sub_id) == -1)
 		return (-1);
 	mb->ctx->hooks->affinity(mb, &s->anchor, &s->cookie, mb->ctx->arg);
+	if (mb->release != NULL) {
+		/* Where it was made, not where it goes. */
+		s->anchor = mb->release->anchor;
+		s->cookie = mb->release->cookie;
+	}
 	s->tag = mb->address;
 	return (0);
 }
 
-/* Answered, refused or never sent: the subscription is released. */
+/*
+ * Answered, refused or never sent: the subscription is released; a
+ * new one follows unless the mailbox was stopped meanwhile.
+ */
 static void
 unsubscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
-	set_state(arg, MAILBOX_STOPPED);
+	struct mailbox	*mb = arg;
+
+	if (mb->release != NULL) {
+		release_free(mb);
+		if (!mb->stopping) {
+			set_state(mb, MAILBOX_SUBSCRIBING);
+			return;
+		}
+	}
+	set_state(mb, MAILBOX_STOPPED);
 }
 
 /* ---- calendar read: CalendarView in pages, then automatic replies ---- */
@@ -1181,15 +1220,25 @@ mailbox_move_code(const char *code)
 }
 
 void
-mailbox_resubscribe(struct mailbox *mb, const char *why)
+mailbox_resubscribe(struct mailbox *mb, const char *why, const char *anchor,
+    const char *cookie)
 {
 	if (!subscribed_mode(mb) || mb->state == MAILBOX_IDLE ||
 	    mb->state == MAILBOX_UNSUBSCRIBING ||
-	    mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_PARKED)
+	    mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_PARKED ||
+	    mb->stopping)
 		return;
 	mlog(LOG_NOTICE, mb->address, "subscribing again: %s", why);
 	mb->ctx->hooks->count(mb, MAILBOX_COUNT_RESUBSCRIBE, mb->ctx->arg);
 	mb->urgent = true;
+	if (mb->sub_id != NULL && mb->mode == MAILBOX_MODE_STREAMING &&
+	    anchor != NULL && mb->state != MAILBOX_SUBSCRIBING) {
+		mb->release = xcalloc(1, sizeof *mb->release);
+		mb->release->anchor = xstrdup(anchor);
+		mb->release->cookie = cookie != NULL ? xstrdup(cookie) : NULL;
+		set_state(mb, MAILBOX_UNSUBSCRIBING);
+		return;
+	}
 	set_state(mb, MAILBOX_SUBSCRIBING);
 }
 
@@ -1257,6 +1306,10 @@ mailbox_oof_read_at(const struct mailbox *mb)
 void
 mailbox_stop(struct mailbox *mb)
 {
+	if (mb->state == MAILBOX_UNSUBSCRIBING && mb->release != NULL) {
+		mb->stopping = true;	/* stopped once released */
+		return;
+	}
 	if (mb->state == MAILBOX_UNSUBSCRIBING ||
 	    mb->state == MAILBOX_STOPPED || mb->stopping)
 		return;

@@ -1021,13 +1021,15 @@ refresh_schedule(struct manager *m)
  * A mailbox's grouping changed (moved to another database or server):
  * off its old group's stream (reopened without it, every other group
  * left alone), into a group of the new grouping, subscribed again
- * there.
+ * there, the subscription it held released where it was made.
  */
 static void
 regroup(struct manager *m, struct mailbox *mb, const char *key)
 {
 	struct group	*old = mailbox_group(mb), *g;
 	size_t		 maxg, maxs;
+	struct hashmap	*byaddr;
+	char		*anchor, *cookie;
 
 	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
 	if (hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
@@ -1042,23 +1044,35 @@ regroup(struct manager *m, struct mailbox *mb, const char *key)
 	}
 	if (old == NULL || same_key(group_key(old), key))
 		return;		/* not streaming: placed when it is */
+	m->regrouped++;
+	anchor = xstrdup(group_anchor(old));
+	cookie = group_cookie(old) != NULL ? xstrdup(group_cookie(old)) :
+	    NULL;
 	group_remove(old, mb);
 	group_reopen(old);
-	capacity(m, &maxg, &maxs);
-	drop_empty_groups(m);
-	m->regrouped++;
-	if ((g = group_for(m, mb, maxg)) == NULL) {
-		mailbox_set_mode(mb, MAILBOX_MODE_POLL,
-		    MAILBOX_WHY_CONNECTIONS);
-		return;
-	}
 	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
 	    mailbox_address(mb), .operation = "GetUserSettings" },
-	    "Autodiscover: moved to another server; from connection %u to "
-	    "%u", group_id(old), group_id(g));
-	group_add(g, mb);
-	mailbox_resubscribe(mb, "its server changed");
-	group_member_changed(g);
+	    "Autodiscover: moved to another server; off connection %u",
+	    group_id(old));
+	capacity(m, &maxg, &maxs);
+	drop_empty_groups(m);
+	if ((g = group_for(m, mb, maxg)) == NULL) {
+		/* Polled, its subscription released (by its own address). */
+		byaddr = conf_by_address(m->env.conf);
+		demote(m, mb, byaddr, MAILBOX_WHY_CONNECTIONS);
+		hashmap_free(byaddr, NULL);
+		/* Its replacement keeps the grouping retiring dropped. */
+		free(hashmap_put(m->group_keys, mailbox_address(mb),
+		    xstrdup(key)));
+		registry_commit(m->reg);
+		start_idle(m);
+	} else {
+		group_add(g, mb);
+		mailbox_resubscribe(mb, "its server changed", anchor, cookie);
+		group_member_changed(g);
+	}
+	free(anchor);
+	free(cookie);
 }
 
 static void
