@@ -21,6 +21,7 @@
 
 #include "io/graph_client.h"
 #include "base/buf.h"
+#include "base/conf.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/timeutil.h"
@@ -117,6 +118,26 @@ gc_assertion(void *arg, char **cause)
 
 	return (graph_jwt_assertion(c->key, c->client_id, c->token_url,
 	    time_wall_ms() / 1000, cause));
+}
+
+void
+graph_client_opts_from_config(struct graph_client_opts *o,
+    const struct config *conf)
+{
+	memset(o, 0, sizeof *o);
+	o->graph_url = conf->graph.url;
+	o->token_url = conf->graph.token_url;
+	o->client_id = conf->graph.client_id;
+	o->client_secret = conf->graph.client_secret;
+	o->cert_file = conf->graph.certificate_file;
+	o->key_file = conf->graph.key_file;
+	o->ca_file = conf->graph.ca_file;
+	o->tls_verify = conf->graph.tls_verify;
+	o->token_ca_file = conf->graph.token_ca_file;
+	o->token_tls_verify = conf->graph.token_tls_verify;
+	o->sched.concurrency = conf->graph.mailbox_concurrency;
+	o->timeout_ms = conf->graph.request_timeout_ms;
+	o->max_connections = (long)conf->graph.max_connections;
 }
 
 struct graph_client *
@@ -421,6 +442,19 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 	gc_free(gc);
 	gc_wake(c, mb);
 	free(mb);
+}
+
+struct auth_wait *
+graph_client_token(struct graph_client *c, auth_token_cb cb, void *arg)
+{
+	return (auth_get(c->auth, cb, arg));
+}
+
+void
+graph_client_token_cancel(struct graph_client *c, struct auth_wait *w)
+{
+	if (w != NULL)
+		auth_wait_cancel(c->auth, w);
 }
 
 void

@@ -52,6 +52,11 @@ struct graph_client_opts {
 	long		 max_connections;	/* 0 = 64 */
 };
 
+struct config;
+/* The options of conf's [graph] section (borrowed from conf). */
+void	 graph_client_opts_from_config(struct graph_client_opts *,
+	    const struct config *);
+
 /* New client, or NULL with *cause (allocated). */
 struct graph_client *graph_client_new(struct event_base *,
 	    const struct graph_client_opts *, char **cause);
@@ -88,6 +93,15 @@ typedef void	 (*graph_done_cb)(const struct graph_result *, void *arg);
 struct graph_call *graph_call_start(struct graph_client *,
 	    const struct graph_req *, graph_done_cb, void *arg);
 void	 graph_call_cancel(struct graph_call *);
+
+/*
+ * An app-only token from the shared cache (fetched if there is none),
+ * as every call gets it: for a check that the token endpoint accepts
+ * the credentials.  cb as auth_get's; the handle is valid until then.
+ */
+struct auth_wait *graph_client_token(struct graph_client *, auth_token_cb,
+	    void *arg);
+void	 graph_client_token_cancel(struct graph_client *, struct auth_wait *);
 
 struct graph_client_stats {
 	uint64_t	 calls;

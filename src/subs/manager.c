@@ -810,20 +810,7 @@ graph_new(struct event_base *base, const struct config *conf, char **cause)
 {
 	struct graph_client_opts	 o;
 
-	memset(&o, 0, sizeof o);
-	o.graph_url = conf->graph.url;
-	o.token_url = conf->graph.token_url;
-	o.client_id = conf->graph.client_id;
-	o.client_secret = conf->graph.client_secret;
-	o.cert_file = conf->graph.certificate_file;
-	o.key_file = conf->graph.key_file;
-	o.ca_file = conf->graph.ca_file;
-	o.tls_verify = conf->graph.tls_verify;
-	o.token_ca_file = conf->graph.token_ca_file;
-	o.token_tls_verify = conf->graph.token_tls_verify;
-	o.sched.concurrency = conf->graph.mailbox_concurrency;
-	o.timeout_ms = conf->graph.request_timeout_ms;
-	o.max_connections = (long)conf->graph.max_connections;
+	graph_client_opts_from_config(&o, conf);
 	return (graph_client_new(base, &o, cause));
 }
 
@@ -1802,6 +1789,12 @@ struct ews_ctx *
 manager_ews(struct manager *m)
 {
 	return (m->env.ews);
+}
+
+struct graph_client *
+manager_graph(struct manager *m)
+{
+	return (m->env.graph);
 }
 
 bool

@@ -6,14 +6,17 @@ the Graph side really happened and was waited out, Graph mailboxes stay
 out of Exchange's subscription budget, a mailbox the application access
 policy excludes is parked, and the [graph] configuration is checked
 with file:line messages."""
+import json
 import os
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
-from ewsgwtest import TOP_SRCDIR, check_config, free_port, wait_for  # noqa: E402
+from ewsgwtest import (EWSGW, TOP_SRCDIR, check_config,  # noqa: E402
+                       free_port, wait_for)
 
 sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "graphsim"))
 from harness import GraphSim  # noqa: E402
@@ -231,6 +234,116 @@ class Notifications(unittest.TestCase):
             self.assertEqual(c.getresponse().status, 403)
             c.close()
             self.assertGreaterEqual(run.status()["push"]["forbidden"], 1)
+
+
+class GraphVerify(unittest.TestCase):
+    """ewsgw --verify and ewsgwctl verify check the Graph side: the token,
+    Calendars.Read, MailboxSettings.Read and an application access policy,
+    each missing piece named with its fix."""
+
+    OUTSIDE = "outside@contoso.com"
+
+    def verify(self, run):
+        r = subprocess.run([EWSGW, "--verify", "--json", "-c",
+                            run.d.conf_path], capture_output=True,
+                           text=True, timeout=120)
+        doc = json.loads(r.stdout)
+        checks = {c["name"]: c for c in doc["checks"]
+                  if c["name"].startswith("graph-")}
+        return r.returncode, checks, r.stdout
+
+    def test_verify_graph(self):
+        with Hybrid(graph={"mailboxes": ",".join(GRAPH + [self.OUTSIDE]),
+                           "allow": ",".join(GRAPH)},
+                    verify_outside=self.OUTSIDE) as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.states().get("delta") == len(GRAPH), 60,
+                     "Graph mailboxes watched")
+            # Through the daemon: the same Graph client and budget.
+            calls = run.status()["graph"]["calls"]
+            r = run.d.ctl("--json", "verify")
+            doc = json.loads(r.stdout)
+            got = {c["name"]: c["verdict"] for c in doc["checks"]
+                   if c["name"].startswith("graph-")}
+            self.assertEqual(got, {"graph-token": "PASS",
+                                   "graph-calendars": "PASS",
+                                   "graph-mailbox-settings": "PASS",
+                                   "graph-access-policy": "PASS"}, r.stdout)
+            self.assertGreaterEqual(run.status()["graph"]["calls"],
+                                    calls + 3)
+
+            # From the shell, everything in place.
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual({k: v["verdict"] for k, v in c.items()},
+                             got, out)
+            self.assertEqual(c["graph-calendars"]["mailbox"], GRAPH[0])
+            denied = g.stats()["counters"]["access_policy_denied"]
+            self.assertGreater(denied, 0)
+
+            # Calendars.Read not granted.
+            g.control("PUT", "/policy", {"roles": ["MailboxSettings.Read"]})
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(c["graph-calendars"]["verdict"], "FAIL")
+            self.assertIn("lacks the application permission "
+                          "Calendars.Read", c["graph-calendars"]["summary"])
+            self.assertIn("Application permissions > Calendars.Read, then "
+                          "Grant admin consent", c["graph-calendars"]["fix"])
+            self.assertEqual(c["graph-mailbox-settings"]["verdict"], "PASS")
+            self.assertEqual(c["graph-access-policy"]["verdict"], "WARN")
+            self.assertGreater(g.stats()["counters"]
+                               ["permission_denied_Calendars.Read"], 0)
+
+            # MailboxSettings.Read not granted.
+            g.control("PUT", "/policy", {"roles": ["Calendars.Read"]})
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(c["graph-calendars"]["verdict"], "PASS")
+            self.assertEqual(c["graph-mailbox-settings"]["verdict"], "FAIL")
+            self.assertIn("MailboxSettings.Read",
+                          c["graph-mailbox-settings"]["summary"])
+            self.assertIn("MailboxSettings.Read",
+                          c["graph-mailbox-settings"]["fix"])
+            self.assertEqual(c["graph-access-policy"]["verdict"], "PASS")
+
+            # No application access policy: the app reads any mailbox.
+            g.control("PUT", "/policy", {"roles": ["Calendars.ReadWrite",
+                                                   "MailboxSettings.Read"],
+                                         "allow": None})
+            rc, c, out = self.verify(run)
+            self.assertEqual(c["graph-calendars"]["verdict"], "PASS", out)
+            self.assertEqual(c["graph-access-policy"]["verdict"], "WARN")
+            self.assertIn("New-ApplicationAccessPolicy -AppId %s"
+                          % g.client_id, c["graph-access-policy"]["fix"])
+            self.assertIn("no application access policy",
+                          c["graph-access-policy"]["summary"])
+
+            # A policy that leaves out a watched mailbox.
+            g.control("PUT", "/policy", {"allow": [GRAPH[1]]})
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(c["graph-calendars"]["verdict"], "FAIL")
+            self.assertIn("application access policy refuses %s"
+                          % GRAPH[0], c["graph-calendars"]["summary"])
+            self.assertIn("Test-ApplicationAccessPolicy",
+                          c["graph-calendars"]["fix"])
+            self.assertGreater(g.stats()["counters"]["access_policy_denied"],
+                               denied)
+
+            # A client secret the token endpoint refuses.
+            refused = g.stats()["counters"].get("token_refused", 0)
+            with open(run.d.path("graph-secret"), "w") as f:
+                f.write("not-the-secret\n")
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(list(c), ["graph-token"], out)
+            self.assertEqual(c["graph-token"]["verdict"], "FAIL")
+            self.assertIn("client secret", c["graph-token"]["fix"])
+            self.assertNotIn("not-the-secret", out)
+            self.assertGreater(g.stats()["counters"]["token_refused"],
+                               refused)
+            self.assertEqual(g.stats()["violations_total"], 0)
 
 
 class GraphConfig(unittest.TestCase):
