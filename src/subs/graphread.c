@@ -427,6 +427,37 @@ graphread_renew(struct graphread *gr, const char *id, int64_t expires,
 	buf_free(&b);
 }
 
+static void
+on_unsub(const struct graph_result *res, void *arg)
+{
+	struct graphread	*gr = arg;
+	struct graphsub_result	 r;
+
+	gr->sub_call = NULL;
+	memset(&r, 0, sizeof r);
+	if (res->action != GRAPH_ACT_OK && res->action != GRAPH_ACT_NOT_FOUND) {
+		r.code = res->code != NULL && res->code[0] != '\0' ?
+		    res->code : graph_action_name(res->action);
+		r.action = res->action;
+	}
+	gr->sub_cb(&r, gr->arg);
+}
+
+void
+graphread_unsubscribe(struct graphread *gr, const char *id, graphsub_cb cb)
+{
+	struct buf	 u = BUF_INIT;
+
+	if (gr->sub_call != NULL)
+		return;
+	graph_sub_url(&u, "", id);
+	gr->sub_cb = cb;
+	gr->sub_call = graph_call_start(gr->env->graph, &(struct graph_req){
+	    .method = HTTP_DELETE, .url = buf_str(&u), .mailbox = gr->user,
+	    .tag = gr->user }, on_unsub, gr);
+	buf_free(&u);
+}
+
 bool
 graphread_sub_busy(const struct graphread *gr)
 {

@@ -6,12 +6,14 @@ the Graph side really happened and was waited out, Graph mailboxes stay
 out of Exchange's subscription budget, a mailbox the application access
 policy excludes is parked, and the [graph] configuration is checked
 with file:line messages."""
+import http.client
 import json
 import os
 import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
@@ -158,7 +160,7 @@ class Notifications(unittest.TestCase):
     """Change notifications through the push listener: subscriptions
     made (the validation handshake answered), a change seen without any
     poll, renewal before expiry, and missed, reauthorizationRequired and
-    subscriptionRemoved recovered."""
+    subscriptionRemoved recovered, and the subscriptions deleted at stop."""
 
     def test_notifications_and_lifecycle(self):
         port = free_port()
@@ -227,13 +229,72 @@ class Notifications(unittest.TestCase):
             self.assertEqual(gs["violations_total"], 0, gs["violations"])
             run.assert_no_violations(self)
             # No token: refused before the body, counted.
-            import http.client
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             c.request("POST", "/graph/" + "0" * 64, body=b"{}",
                       headers={"Content-Type": "application/json"})
             self.assertEqual(c.getresponse().status, 403)
             c.close()
             self.assertGreaterEqual(run.status()["push"]["forbidden"], 1)
+
+            # A wrong clientState: accepted on the wire (Graph would only
+            # retry) but dropped and counted; neither the change nor the
+            # lifecycle event (subscriptionRemoved would subscribe again)
+            # has any effect.
+            sub = [x for x in g.control("GET", "/subscriptions")["value"]
+                   if x["mailbox"] == GRAPH[1]][0]
+            before = run.status()["graph_notifications"]
+            created = g.stats()["counters"]["subscriptions_created"]
+            forged = {"subscriptionId": sub["id"],
+                      "subscriptionExpirationDateTime":
+                      sub["expirationDateTime"],
+                      "clientState": "f" * 64, "tenantId": g.tenant}
+            change = dict(forged, changeType="updated",
+                          resource=sub["resource"] + "/AAMkForged=",
+                          resourceData={"id": "AAMkForged="})
+            lifecycle = dict(forged, lifecycleEvent="subscriptionRemoved")
+            for url, note in ((sub["notificationUrl"], change),
+                              (sub["lifecycleNotificationUrl"], lifecycle)):
+                u = urllib.parse.urlsplit(url)
+                c = http.client.HTTPConnection(u.hostname, u.port,
+                                               timeout=10)
+                c.request("POST", u.path, body=json.dumps(
+                    {"value": [note]}).encode(),
+                    headers={"Content-Type": "application/json"})
+                self.assertEqual(c.getresponse().status, 202)
+                c.close()
+            wait_for(lambda: run.status()["graph_notifications"]["forged"]
+                     == before["forged"] + 2, 30, "forged ones counted")
+            # A genuine change after them is seen: they were processed.
+            now = time.time()
+            g.control("POST", "/mailboxes/%s/events" % GRAPH[1], {
+                "subject": "late", "start": iso(now - 60),
+                "end": iso(now + 3600), "showAs": "busy"})
+            wait_for(lambda: last_presence(run, GRAPH[1]) == "busy", 30,
+                     "busy by the genuine notification")
+            after = run.status()["graph_notifications"]
+            self.assertEqual(after["forged"], before["forged"] + 2, after)
+            self.assertEqual(after["received"], before["received"] + 1,
+                             after)
+            self.assertEqual(g.stats()["counters"]["subscriptions_created"],
+                             created)
+            self.assertEqual(run.mailbox(GRAPH[1])["state"], "push")
+            self.assertIn(sub["id"], [x["id"] for x in g.control(
+                "GET", "/subscriptions")["value"]])
+            gs = g.stats()
+
+            # Stopped: each live subscription deleted, none left behind
+            # to notify until it expires.
+            live = g.control("GET", "/subscriptions")["value"]
+            self.assertEqual(sorted(x["mailbox"] for x in live),
+                             sorted(GRAPH))
+            self.assertEqual(gs["counters"].get("subscriptions_deleted", 0),
+                             0, gs)
+            self.assertEqual(run.d.stop(), 0, run.d.log()[-3000:])
+            gs = g.stats()
+            self.assertEqual(gs["counters"].get("subscriptions_deleted", 0),
+                             len(GRAPH), gs)
+            self.assertEqual(g.control("GET", "/subscriptions")["value"], [])
+            self.assertEqual(gs["violations_total"], 0, gs["violations"])
 
 
 class GraphVerify(unittest.TestCase):
