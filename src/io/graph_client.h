@@ -31,6 +31,7 @@ struct json_writer;
 
 #define GRAPH_SCOPE		"https://graph.microsoft.com/.default"
 #define GRAPH_MAX_ATTEMPTS	4	/* per call, throttled answers */
+#define GRAPH_BATCH_WAIT_MS	20	/* batchable calls gathered this long */
 
 struct graph_client_opts {
 	const char	*graph_url;	/* NULL = GRAPH_DEFAULT_URL */
@@ -71,6 +72,13 @@ struct graph_req {
 	bool		 prefer_utc;	/* Prefer: outlook.timezone="UTC" */
 	unsigned	 page_size;	/* Prefer: odata.maxpagesize; 0 none */
 	const char	*tag;		/* for logs */
+	/*
+	 * A GET that may travel in a JSON $batch with others started in
+	 * the same few milliseconds (start-up reads of many mailboxes):
+	 * each still holds a slot of its mailbox while the batch runs,
+	 * and is answered as if it had gone alone.
+	 */
+	bool		 batchable;
 };
 
 /* Borrowed for the callback only. */
@@ -107,6 +115,8 @@ struct graph_client_stats {
 	uint64_t	 calls;
 	uint64_t	 throttled;	/* 429/503 answers */
 	uint64_t	 retries;	/* of those, tried again */
+	uint64_t	 batches;	/* $batch requests sent */
+	uint64_t	 batched;	/* calls that went in one */
 	uint64_t	 results[GRAPH_ACT_MAX];
 	unsigned	 waiting;	/* calls held for a slot or a pause */
 	struct graph_sched_stats sched;

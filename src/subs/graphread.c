@@ -165,7 +165,7 @@ step_start(struct graphread *gr, enum step step, const char *url)
 	    .method = HTTP_GET, .url = url, .mailbox = gr->user,
 	    .prefer_utc = step != STEP_OOF,
 	    .page_size = step != STEP_OOF ? GRAPH_PAGE_SIZE : 0,
-	    .tag = gr->user }, on_answer, gr);
+	    .tag = gr->user, .batchable = true }, on_answer, gr);
 	buf_free(&b);
 }
 

@@ -1773,6 +1773,13 @@ graph_metrics(struct graph_client *gc, struct buf *b)
 		buf_printf(b, "ewsgw_graph_results_total{action=\"%s\"} "
 		    "%llu\n", graph_action_name(i),
 		    (unsigned long long)st.results[i]);
+	buf_printf(b, "# HELP ewsgw_graph_batches_total JSON $batch requests "
+	    "sent.\n# TYPE ewsgw_graph_batches_total counter\n"
+	    "ewsgw_graph_batches_total %llu\n"
+	    "# HELP ewsgw_graph_batched_total Graph calls sent inside a "
+	    "$batch.\n# TYPE ewsgw_graph_batched_total counter\n"
+	    "ewsgw_graph_batched_total %llu\n",
+	    (unsigned long long)st.batches, (unsigned long long)st.batched);
 	buf_printf(b, "# HELP ewsgw_graph_in_flight Graph requests "
 	    "running.\n# TYPE ewsgw_graph_in_flight gauge\n"
 	    "ewsgw_graph_in_flight %u\n", st.sched.in_flight);

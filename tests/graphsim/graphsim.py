@@ -507,6 +507,7 @@ class GraphHandler(Handler):
             raise GraphError(400, "BadRequest", "Invalid batch payload format.")
         if len(reqs) > BATCH_MAX:
             raise GraphError(400, "BadRequest", "Number of batch request steps exceeds the maximum of 20.")
+        st.stats.count("batch_steps", len(reqs))
         ids = [r.get("id") for r in reqs]
         if len(set(ids)) != len(ids) or any(not isinstance(i, str) or not i for i in ids):
             raise GraphError(400, "BadRequest", "Batch request ids must be unique strings.")

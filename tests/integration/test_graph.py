@@ -297,6 +297,34 @@ class Notifications(unittest.TestCase):
             self.assertEqual(gs["violations_total"], 0, gs["violations"])
 
 
+class Batching(unittest.TestCase):
+    """The start-up reads of many Graph mailboxes travel in JSON $batch
+    requests of up to 20 steps, each step inside its mailbox's limits
+    (the stand-in counts a batch carrying more of a mailbox than its free
+    slots as a violation)."""
+
+    def test_startup_reads_batched(self):
+        many = ["user%06d@contoso.com" % (i + 1) for i in range(30)]
+        with Hybrid(graph={"generate": len(many)},
+                    mailboxes=", ".join(many)) as h:
+            run, g = h.run, h.g
+            for mb in many:
+                run.wait_changes(mb, 1)
+                self.assertEqual(last_presence(run, mb), "available", mb)
+            gs = g.stats()
+            batches = gs["requests"].get("batch", 0)
+            steps = gs["counters"].get("batch_steps", 0)
+            self.assertGreater(batches, 0, gs)
+            self.assertLessEqual(steps, 20 * batches, gs)
+            # Fewer requests than reads: several steps a batch.
+            self.assertGreater(steps, 2 * batches, gs)
+            self.assertEqual(gs["violations_total"], 0, gs["violations"])
+            st = run.status()["graph"]
+            self.assertEqual(st["batches"], batches, st)
+            self.assertEqual(st["batched"], steps, st)
+            run.assert_no_violations(self)
+
+
 class GraphVerify(unittest.TestCase):
     """ewsgw --verify and ewsgwctl verify check the Graph side: the token,
     Calendars.Read, MailboxSettings.Read and an application access policy,
