@@ -170,6 +170,7 @@ static void	 oof_done(struct ews_call *, const struct ews_reply *, void *);
 static void	 graph_done(const struct graphread_result *, void *);
 static void	 graph_sub_start(struct mailbox *);
 static void	 graph_renew(struct mailbox *);
+static void	 graph_unsubscribed(const struct graphsub_result *, void *);
 
 static const struct ews_call_ops subscribe_ops = {
 	.op = EWS_OP_SUBSCRIBE,
@@ -479,10 +480,15 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		mb->retry_at = now + PARK_RETRY_MS;
 		break;
 	case MAILBOX_UNSUBSCRIBING:
-		mb->retry_at = mb->push_deadline = 0;
+		mb->retry_at = mb->push_deadline = mb->renew_at = 0;
 		ews_call_cancel(&mb->sub_call);
-		ews_call_submit(&mb->sub_call, &unsubscribe_ops,
-		    THROTTLE_PRIO_HIGH, NULL, mb);
+		if (mb->gr != NULL) {
+			graphread_sub_cancel(mb->gr);
+			graphread_unsubscribe(mb->gr, mb->sub_id,
+			    graph_unsubscribed);
+		} else
+			ews_call_submit(&mb->sub_call, &unsubscribe_ops,
+			    THROTTLE_PRIO_HIGH, NULL, mb);
 		break;
 	case MAILBOX_STOPPED:
 		read_cancel(mb);
@@ -1084,6 +1090,16 @@ graph_subscribed(const struct graphsub_result *r, void *arg)
 
 	if (mb->state != MAILBOX_SUBSCRIBING)
 		return;
+	if (mb->stopping) {
+		/* Stopped while the server made it: delete it again. */
+		if (r->code == NULL) {
+			forget_subscription(mb);
+			mb->sub_id = xstrdup(r->id);
+			set_state(mb, MAILBOX_UNSUBSCRIBING);
+		} else
+			set_state(mb, MAILBOX_STOPPED);
+		return;
+	}
 	if (r->code != NULL) {
 		mlog(LOG_WARNING, mb->address, "Graph subscription refused: "
 		    "%s", r->code);
@@ -1140,6 +1156,18 @@ graph_renewed(const struct graphsub_result *r, void *arg)
 		mb->failures++;
 	mb->renew_at = time_mono_ms() + retry_delay(mb);
 	arm_action(mb);
+}
+
+/* Deleted, refused or never sent: the mailbox has stopped either way. */
+static void
+graph_unsubscribed(const struct graphsub_result *r, void *arg)
+{
+	struct mailbox	*mb = arg;
+
+	if (r->code != NULL)
+		mlog(LOG_NOTICE, mb->address, "Graph subscription not "
+		    "deleted (%s); it ends when it expires", r->code);
+	set_state(mb, MAILBOX_STOPPED);
 }
 
 static void
@@ -1321,13 +1349,18 @@ mailbox_stop(struct mailbox *mb)
 	 * count against the account until it expires.
 	 */
 	if (mb->state == MAILBOX_SUBSCRIBING &&
-	    ews_call_request(&mb->sub_call) != NULL) {
+	    (ews_call_request(&mb->sub_call) != NULL ||
+	    (mb->gr != NULL && graphread_sub_busy(mb->gr)))) {
 		mb->stopping = true;
 		return;
 	}
 	ews_call_cancel(&mb->sub_call);
-	/* Push subscriptions end when the listener answers Unsubscribe. */
-	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING)
+	/*
+	 * EWS push subscriptions end when the listener answers Unsubscribe;
+	 * Graph's are deleted.
+	 */
+	if (mb->sub_id == NULL || (mb->mode != MAILBOX_MODE_STREAMING &&
+	    mb->gr == NULL))
 		set_state(mb, MAILBOX_STOPPED);
 	else
 		set_state(mb, MAILBOX_UNSUBSCRIBING);

@@ -829,20 +829,7 @@ graph_new(struct event_base *base, const struct config *conf, char **cause)
 {
 	struct graph_client_opts	 o;
 
-	memset(&o, 0, sizeof o);
-	o.graph_url = conf->graph.url;
-	o.token_url = conf->graph.token_url;
-	o.client_id = conf->graph.client_id;
-	o.client_secret = conf->graph.client_secret;
-	o.cert_file = conf->graph.certificate_file;
-	o.key_file = conf->graph.key_file;
-	o.ca_file = conf->graph.ca_file;
-	o.tls_verify = conf->graph.tls_verify;
-	o.token_ca_file = conf->graph.token_ca_file;
-	o.token_tls_verify = conf->graph.token_tls_verify;
-	o.sched.concurrency = conf->graph.mailbox_concurrency;
-	o.timeout_ms = conf->graph.request_timeout_ms;
-	o.max_connections = (long)conf->graph.max_connections;
+	graph_client_opts_from_config(&o, conf);
 	return (graph_client_new(base, &o, cause));
 }
 
@@ -1872,6 +1859,13 @@ graph_metrics(struct graph_client *gc, struct buf *b)
 		buf_printf(b, "ewsgw_graph_results_total{action=\"%s\"} "
 		    "%llu\n", graph_action_name(i),
 		    (unsigned long long)st.results[i]);
+	buf_printf(b, "# HELP ewsgw_graph_batches_total JSON $batch requests "
+	    "sent.\n# TYPE ewsgw_graph_batches_total counter\n"
+	    "ewsgw_graph_batches_total %llu\n"
+	    "# HELP ewsgw_graph_batched_total Graph calls sent inside a "
+	    "$batch.\n# TYPE ewsgw_graph_batched_total counter\n"
+	    "ewsgw_graph_batched_total %llu\n",
+	    (unsigned long long)st.batches, (unsigned long long)st.batched);
 	buf_printf(b, "# HELP ewsgw_graph_in_flight Graph requests "
 	    "running.\n# TYPE ewsgw_graph_in_flight gauge\n"
 	    "ewsgw_graph_in_flight %u\n", st.sched.in_flight);
@@ -1927,6 +1921,12 @@ struct ews_ctx *
 manager_ews(struct manager *m)
 {
 	return (m->env.ews);
+}
+
+struct graph_client *
+manager_graph(struct manager *m)
+{
+	return (m->env.graph);
 }
 
 bool

@@ -104,5 +104,7 @@ bool		 manager_summary(struct manager *, char *, size_t);
  * same budget (ewsgwctl verify).  Valid until manager_free.
  */
 struct ews_ctx	*manager_ews(struct manager *);
+/* The same for Graph: its client, or NULL without Graph mailboxes. */
+struct graph_client *manager_graph(struct manager *);
 
 #endif
