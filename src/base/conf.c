@@ -333,6 +333,8 @@ static const struct conf_key keys[] = {
 	    1024, 0),
 	K(GRAPH, "request_timeout", KT_DURATION, graph.request_timeout_ms,
 	    "60s", 1 * SEC, 1 * HOUR, 0),
+	K(GRAPH, "verify_outside", KT_STR, graph.verify_outside, NULL, 0, 0,
+	    CK_RELOAD),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 

@@ -163,6 +163,9 @@ struct config {
 		unsigned	 mailbox_concurrency;
 		unsigned	 max_connections;
 		int64_t		 request_timeout_ms;
+		/* --verify: a mailbox outside the watched ones that the
+		 * application access policy must refuse. */
+		char		*verify_outside;
 	} graph;
 
 	struct {
