@@ -258,7 +258,8 @@ prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 	struct daemon	*d = arg;
 
 	return (verify_control(reply, d->base, manager_ews(d->manager),
-	    manager_graph(d->manager), d->conf, VERIFY_CTL_TIMEOUT_MS, &d->verify, cause));
+	    manager_graph(d->manager), d->conf, VERIFY_CTL_TIMEOUT_MS,
+	    &d->verify, cause));
 }
 
 static void

@@ -2253,7 +2253,8 @@ v_probe_engine(struct verify *v, char **cause)
 
 struct verify *
 verify_start(struct event_base *base, struct ews_ctx *ews,
-    struct graph_client *graph, const struct config *conf, const struct verify_opts *opts,
+    struct graph_client *graph, const struct config *conf,
+    const struct verify_opts *opts,
     verify_done_cb done, void *arg)
 {
 	struct verify		*v;

@@ -105,6 +105,7 @@ struct v_ctl;
  */
 int		 verify_control(struct ctl_reply *, struct event_base *,
 		    struct ews_ctx *ews, struct graph_client *graph,
-		    const struct config *, int64_t timeout_ms, struct v_ctl **slot, char **cause);
+		    const struct config *, int64_t timeout_ms,
+		    struct v_ctl **slot, char **cause);
 
 #endif
