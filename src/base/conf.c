@@ -1700,7 +1700,7 @@ static void
 graph_finish(struct cstate *st)
 {
 	struct config	*cf = st->cf;
-	const char	*why = "needed for Graph mailboxes (or [graph] auto)";
+	const char	*why = "needed for Graph mailboxes or [graph] auto";
 	char		*copy, *tok, *sp;
 	struct stat	 sb;
 	int		 line;

@@ -617,6 +617,23 @@ class GraphConfig(unittest.TestCase):
                               "mailboxes = a@contoso.com\n" % secret)
             rc, out = check_config(path)
             self.assertEqual(rc, 0, out)
+            # auto without Autodiscover would never find a mailbox; with
+            # it, it needs the app registration like a listed mailbox.
+            path = self.write(d, base + "[graph]\nclient_id = c\n"
+                              "tenant_id = t\nclient_secret_file = %s\n"
+                              "auto = yes\n" % secret)
+            rc, out = check_config(path)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("%s:11: auto in [graph] needs autodiscover = yes "
+                          "in [exchange]" % path, out)
+            path = self.write(d, base.replace("tenant = t\n", "tenant = t\n"
+                                              "autodiscover = yes\n") +
+                              "[graph]\nauto = yes\n")
+            rc, out = check_config(path)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("missing required key 'client_id' in [graph] "
+                          "(needed for Graph mailboxes or [graph] auto)",
+                          out)
 
 
 if __name__ == "__main__":
