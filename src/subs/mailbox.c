@@ -79,8 +79,13 @@ struct mailbox {
 	char			*error;		/* last error code, owned;
 						   NULL: none */
 
-	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
-	struct ews_call		 read_call;	/* FindItem /
+	/*
+	 * Its requests, each call allocated while its request is queued
+	 * or in flight and freed when answered or cancelled (idle in
+	 * almost every mailbox): NULL when none.  Owned.
+	 */
+	struct ews_call		*sub_call;	/* Subscribe / Unsubscribe */
+	struct ews_call		*read_call;	/* FindItem /
 						   GetUserOofSettings */
 
 	struct calendar_read	*cal;		/* a CalendarView being read */
@@ -122,6 +127,9 @@ struct mailbox {
 						   answers */
 	bool			 urgent:1;	/* the next Subscribe is
 						   recovery (high priority) */
+	/* The calls' served flags (ews.h) between their requests. */
+	bool			 sub_served:1;
+	bool			 read_served:1;
 };
 
 static const char *const state_names[MAILBOX_STATE_MAX] = {
@@ -221,8 +229,6 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	mb->address = xstrdup(address);
 	mb->idtype = (uint8_t)idtype;
 	mb->imp_id = imp_id != NULL ? xstrdup(imp_id) : NULL;
-	ews_call_init(&mb->sub_call, ctx->env->ews);
-	ews_call_init(&mb->read_call, ctx->env->ews);
 	timeline_init(&mb->tl);
 	timerheap_entry_init(&mb->boundary);
 	timerheap_entry_init(&mb->action);
@@ -234,6 +240,45 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 		    mb->imp_id : mb->address, graph_done, mb);
 	}
 	return (mb);
+}
+
+/*
+ * Queue a request on *cp (&mb->sub_call or &mb->read_call), allocating
+ * the call if none is there.  What the call path learnt of the
+ * mailbox's earlier requests on it (served) carries over.
+ */
+static void
+call_submit(struct mailbox *mb, struct ews_call **cp,
+    const struct ews_call_ops *ops, enum throttle_prio prio)
+{
+	if (*cp == NULL) {
+		*cp = xmalloc(sizeof **cp);
+		ews_call_init(*cp, mb->ctx->env->ews);
+		(*cp)->served = cp == &mb->sub_call ? mb->sub_served :
+		    mb->read_served;
+	}
+	ews_call_submit(*cp, ops, prio, NULL, mb);
+}
+
+/*
+ * Cancel the request on *cp, if any, and free its call.  Its done
+ * handler calls this first: the call path touches the call no more
+ * once done returns.
+ */
+static void
+call_end(struct mailbox *mb, struct ews_call **cp)
+{
+	struct ews_call	*call = *cp;
+
+	if (call == NULL)
+		return;
+	*cp = NULL;
+	ews_call_cancel(call);
+	if (cp == &mb->sub_call)
+		mb->sub_served = call->served;
+	else
+		mb->read_served = call->served;
+	free(call);
 }
 
 static void
@@ -277,8 +322,8 @@ mailbox_free(struct mailbox *mb)
 {
 	const struct mailbox_ctx	*ctx = mb->ctx;
 
-	ews_call_cancel(&mb->sub_call);
-	ews_call_cancel(&mb->read_call);
+	call_end(mb, &mb->sub_call);
+	call_end(mb, &mb->read_call);
 	graphread_free(mb->gr);
 	boundary_cancel(ctx->presence_timers, &mb->boundary);
 	boundary_cancel(ctx->action_timers, &mb->action);
@@ -380,14 +425,14 @@ start_state(const struct mailbox *mb)
 static bool
 reading(const struct mailbox *mb)
 {
-	return (ews_call_busy(&mb->read_call) ||
+	return (mb->read_call != NULL ||
 	    (mb->gr != NULL && graphread_busy(mb->gr)));
 }
 
 static void
 read_cancel(struct mailbox *mb)
 {
-	ews_call_cancel(&mb->read_call);
+	call_end(mb, &mb->read_call);
 	if (mb->gr != NULL)
 		graphread_cancel(mb->gr);
 }
@@ -416,9 +461,9 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 			graph_sub_start(mb);
 			break;
 		}
-		ews_call_cancel(&mb->sub_call);
-		ews_call_submit(&mb->sub_call, &subscribe_ops, mb->urgent ?
-		    THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL, NULL, mb);
+		call_end(mb, &mb->sub_call);
+		call_submit(mb, &mb->sub_call, &subscribe_ops, mb->urgent ?
+		    THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL);
 		break;
 	case MAILBOX_SYNCING:
 		mb->failures = 0;
@@ -449,7 +494,7 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		    mb->address, .response_code = mailbox_error(mb) },
 		    "Exchange refuses this mailbox (%s); parked, next try in "
 		    "%d minutes", mailbox_error(mb), PARK_RETRY_MS / 60000);
-		ews_call_cancel(&mb->sub_call);
+		call_end(mb, &mb->sub_call);
 		if (mb->gr != NULL)
 			graphread_sub_cancel(mb->gr);
 		forget_subscription(mb);
@@ -458,16 +503,16 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	case MAILBOX_UNSUBSCRIBING:
 		mb->retry_at = mb->push_deadline = 0;
-		ews_call_cancel(&mb->sub_call);
-		ews_call_submit(&mb->sub_call, &unsubscribe_ops,
-		    THROTTLE_PRIO_HIGH, NULL, mb);
+		call_end(mb, &mb->sub_call);
+		call_submit(mb, &mb->sub_call, &unsubscribe_ops,
+		    THROTTLE_PRIO_HIGH);
 		break;
 	case MAILBOX_STOPPED:
 		read_cancel(mb);
 		if (mb->gr != NULL)
 			graphread_sub_cancel(mb->gr);
 		mb->renew_at = 0;
-		ews_call_cancel(&mb->sub_call);
+		call_end(mb, &mb->sub_call);
 		boundary_cancel(ctx->presence_timers, &mb->boundary);
 		forget_subscription(mb);
 		cal_free(mb);
@@ -517,6 +562,7 @@ subscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct ews_subscribe	 sr;
 	char			*cause = NULL;
 
+	call_end(mb, &mb->sub_call);
 	if (mb->state != MAILBOX_SUBSCRIBING)
 		return;
 	memset(&sr, 0, sizeof sr);
@@ -604,7 +650,10 @@ build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
 static void
 unsubscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
-	set_state(arg, MAILBOX_STOPPED);
+	struct mailbox		*mb = arg;
+
+	call_end(mb, &mb->sub_call);
+	set_state(mb, MAILBOX_STOPPED);
 }
 
 /* ---- calendar read: CalendarView in pages, then automatic replies ---- */
@@ -719,6 +768,7 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	enum calendar_next	 next;
 	char			*cause = NULL;
 
+	call_end(mb, &mb->read_call);
 	if (r->action != EWS_ACT_OK) {
 		read_failed(mb, r->code, r->action);
 		return;
@@ -739,8 +789,8 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	next = calendar_read_add(mb->cal, &cal);
 	ews_calendar_free(&cal);
 	if (next == CALENDAR_MORE) {
-		ews_call_submit(&mb->read_call, &calview_ops,
-		    THROTTLE_PRIO_NORMAL, NULL, mb);
+		call_submit(mb, &mb->read_call, &calview_ops,
+		    THROTTLE_PRIO_NORMAL);
 		return;
 	}
 	if (next == CALENDAR_TRUNCATED)
@@ -757,7 +807,7 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		return;
 	}
 	/* A mailbox already under way goes ahead of those not yet started. */
-	ews_call_submit(&mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH, NULL, mb);
+	call_submit(mb, &mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH);
 }
 
 /* What GetUserOofSettings said, taken as the mailbox's settings. */
@@ -779,6 +829,7 @@ oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct ews_oof		 oof;
 	char			*cause = NULL;
 
+	call_end(mb, &mb->read_call);
 	if (r->action != EWS_ACT_OK) {
 		read_failed(mb, r->code, r->action);
 		return;
@@ -864,7 +915,7 @@ read_start(struct mailbox *mb, enum mailbox_source source,
 	if (mb->gr != NULL)
 		graphread_start(mb->gr, graph_kind(mb, source));
 	else
-		ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
+		call_submit(mb, &mb->read_call, &calview_ops, prio);
 	arm_action(mb);
 }
 
@@ -964,7 +1015,7 @@ mailbox_set_mode(struct mailbox *mb, enum mailbox_mode mode,
 	mlog(LOG_NOTICE, mb->address, "mode %s -> %s (%s)",
 	    mailbox_mode_name(old), mailbox_mode_name(mode),
 	    mailbox_reason_name(why));
-	ews_call_cancel(&mb->sub_call);
+	call_end(mb, &mb->sub_call);
 	mb->urgent = false;
 	set_state(mb, subscribed_mode(mb) ? MAILBOX_SUBSCRIBING :
 	    MAILBOX_WATCHING);
@@ -1259,11 +1310,11 @@ mailbox_stop(struct mailbox *mb)
 	 * count against the account until it expires.
 	 */
 	if (mb->state == MAILBOX_SUBSCRIBING &&
-	    ews_call_request(&mb->sub_call) != NULL) {
+	    mb->sub_call != NULL && ews_call_request(mb->sub_call) != NULL) {
 		mb->stopping = true;
 		return;
 	}
-	ews_call_cancel(&mb->sub_call);
+	call_end(mb, &mb->sub_call);
 	/* Push subscriptions end when the listener answers Unsubscribe. */
 	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING)
 		set_state(mb, MAILBOX_STOPPED);
