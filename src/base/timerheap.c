@@ -168,14 +168,15 @@ timerheap_pop(struct timerheap *h)
 }
 
 size_t
-timerheap_pop_due(struct timerheap *h, int64_t now, timerheap_cb cb,
-    void *arg)
+timerheap_pop_due(struct timerheap *h, int64_t now, size_t max,
+    timerheap_cb cb, void *arg)
 {
 	struct timerheap_entry	*e;
 	uint64_t		 start = h->seq;
 	size_t			 fired = 0;
 
-	while ((e = timerheap_peek(h)) != NULL && e->deadline <= now) {
+	while (fired < max &&
+	    (e = timerheap_peek(h)) != NULL && e->deadline <= now) {
 		/* Set during this pass: leave it (and what follows) for the
 		 * next one. */
 		if (e->seq >= start)

@@ -59,13 +59,14 @@ struct timerheap_entry *timerheap_peek(const struct timerheap *);
 struct timerheap_entry *timerheap_pop(struct timerheap *);
 
 /*
- * Fire every entry with deadline <= now, earliest first: each is removed
- * before cb(entry, arg) runs, so the callback may set it again, remove
- * others or free its owner.  Entries set during this call are left for
- * the next call even if already due, so a callback that re-arms at now
- * cannot loop forever.  Returns how many fired.
+ * Fire the entries with deadline <= now, earliest first, at most max of
+ * them (SIZE_MAX: all): each is removed before cb(entry, arg) runs, so
+ * the callback may set it again, remove others or free its owner.
+ * Entries set during this call are left for the next call even if
+ * already due, so a callback that re-arms at now cannot loop forever.
+ * Returns how many fired.
  */
-size_t	 timerheap_pop_due(struct timerheap *, int64_t now, timerheap_cb,
-	    void *);
+size_t	 timerheap_pop_due(struct timerheap *, int64_t now, size_t max,
+	    timerheap_cb, void *);
 
 #endif

@@ -112,8 +112,10 @@ boundary_fire(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	b->armed = -1;
 	b->firing = true;
-	timerheap_pop_due(&b->heap, boundary_now(b), b->cb, b->arg);
+	timerheap_pop_due(&b->heap, boundary_now(b), BOUNDARY_PASS_MAX,
+	    b->cb, b->arg);
 	b->firing = false;
+	/* Entries still due (more than a pass) re-arm with no delay. */
 	boundary_arm(b);
 }
 

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +165,72 @@ START_TEST(test_move_and_rearm)
 }
 END_TEST
 
+struct crowd {
+	struct boundary		*b;
+	int			 fired;
+	int			 last_id;
+	bool			 ordered;
+};
+
+static void
+crowd_cb(struct timerheap_entry *e, void *arg)
+{
+	struct crowd	*c = arg;
+	struct owner	*o = timerheap_owner(e, struct owner, timer);
+
+	if (o->id <= c->last_id)
+		c->ordered = false;
+	c->last_id = o->id;
+	c->fired++;
+}
+
+/*
+ * More entries due at once than a pass takes: each loop pass fires at
+ * most BOUNDARY_PASS_MAX, earliest first, and the rest follow in the
+ * next passes without waiting for anything else.
+ */
+START_TEST(test_crowd_in_passes)
+{
+	enum { N = 3 * BOUNDARY_PASS_MAX + 7 };
+	struct event_base	*base;
+	struct crowd		 c;
+	struct owner		*o;
+	int64_t			 now;
+	int			 i, before, passes = 0, most = 0;
+
+	base = event_base_new();
+	ck_assert_ptr_nonnull(base);
+	memset(&c, 0, sizeof(c));
+	c.last_id = -1;
+	c.ordered = true;
+	c.b = boundary_new(base, BOUNDARY_MONO, crowd_cb, &c);
+	o = calloc(N, sizeof(*o));
+	ck_assert_ptr_nonnull(o);
+	now = boundary_now(c.b);
+	/* All due at the same instant, scheduled in id order. */
+	for (i = 0; i < N; i++) {
+		o[i].id = i;
+		timerheap_entry_init(&o[i].timer);
+		boundary_schedule(c.b, &o[i].timer, now);
+	}
+	while (c.fired < N && passes < 100) {
+		before = c.fired;
+		ck_assert_int_eq(event_base_loop(base, EVLOOP_ONCE), 0);
+		if (c.fired - before > most)
+			most = c.fired - before;
+		passes++;
+	}
+	ck_assert_int_eq(c.fired, N);
+	ck_assert(c.ordered);
+	ck_assert_int_eq(most, BOUNDARY_PASS_MAX);
+	ck_assert_int_eq(passes, 4);
+	ck_assert_uint_eq(boundary_count(c.b), 0);
+	boundary_free(c.b);
+	free(o);
+	event_base_free(base);
+}
+END_TEST
+
 /* Freeing with entries still scheduled fires nothing and unschedules. */
 START_TEST(test_free_pending)
 {
@@ -198,6 +265,7 @@ suite(void)
 	tcase_add_test(tc, test_order_wall);
 	tcase_add_test(tc, test_move_and_rearm);
 	tcase_add_test(tc, test_free_pending);
+	tcase_add_test(tc, test_crowd_in_passes);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,7 +141,7 @@ START_TEST(test_model)
 		case 6:				/* fire what is due */
 			now = (int64_t)(rng() % 200) - 60;
 			f.n = 0;
-			k = timerheap_pop_due(&h, now, record_cb, &f);
+			k = timerheap_pop_due(&h, now, SIZE_MAX, record_cb, &f);
 			ck_assert_uint_eq(k, f.n);
 			for (k = 0; k < f.n; k++) {
 				m = model_min(o, N);
@@ -233,8 +234,13 @@ START_TEST(test_ties_fifo)
 	timerheap_set(&h, &o[4].timer, 100);
 	timerheap_set(&h, &o[0].timer, 100);
 	timerheap_set(&h, &o[2].timer, 50);
-	ck_assert_uint_eq(timerheap_pop_due(&h, 99, record_cb, &f), 1);
-	ck_assert_uint_eq(timerheap_pop_due(&h, 100, record_cb, &f), 4);
+	ck_assert_uint_eq(timerheap_pop_due(&h, 99, SIZE_MAX, record_cb, &f),
+	    1);
+	/* At most two per call: earliest first, the rest stay due. */
+	ck_assert_uint_eq(timerheap_pop_due(&h, 100, 2, record_cb, &f), 2);
+	ck_assert_uint_eq(timerheap_count(&h), 2);
+	ck_assert_uint_eq(timerheap_pop_due(&h, 100, SIZE_MAX, record_cb, &f),
+	    2);
 	ck_assert_int_eq(list[0]->id, 2);
 	ck_assert_int_eq(list[1]->id, 3);
 	ck_assert_int_eq(list[2]->id, 1);
@@ -298,7 +304,7 @@ START_TEST(test_callbacks)
 	timerheap_set(&h, &o[3].timer, 8);
 
 	/* 0 re-arms itself at 10 <= now: not again in this pass. */
-	ck_assert_uint_eq(timerheap_pop_due(&h, 10, mean_cb, &c), 4);
+	ck_assert_uint_eq(timerheap_pop_due(&h, 10, SIZE_MAX, mean_cb, &c), 4);
 	ck_assert_ptr_null(c.heap_owner);
 	ck_assert_int_eq(c.fired[0], 1);
 	ck_assert_int_eq(c.fired[1], 1);
@@ -306,11 +312,11 @@ START_TEST(test_callbacks)
 	ck_assert_int_eq(c.fired[3], 1);
 	ck_assert(timerheap_scheduled(&o[0].timer));
 	/* The next pass fires it once more (and it re-arms again). */
-	ck_assert_uint_eq(timerheap_pop_due(&h, 10, mean_cb, &c), 1);
+	ck_assert_uint_eq(timerheap_pop_due(&h, 10, SIZE_MAX, mean_cb, &c), 1);
 	ck_assert_int_eq(c.fired[0], 2);
 	ck_assert_uint_eq(timerheap_count(&h), 1);
 	timerheap_remove(&h, &o[0].timer);
-	ck_assert_uint_eq(timerheap_pop_due(&h, 10, mean_cb, &c), 0);
+	ck_assert_uint_eq(timerheap_pop_due(&h, 10, SIZE_MAX, mean_cb, &c), 0);
 	timerheap_free(&h);
 }
 END_TEST
