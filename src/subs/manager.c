@@ -87,6 +87,8 @@ struct manager {
 						   first subscriptions */
 	struct hashmap		*group_keys;	/* address -> grouping
 						   (owned strings) */
+	bool			 discover_again; /* cluster: more taken
+						   over meanwhile */
 	/* Autodiscover again: a batch at a time, spread over the
 	 * interval, from registry index refresh_next on. */
 	struct discover		*refresh;
@@ -130,6 +132,7 @@ struct manager {
 };
 
 static void	 assign(struct manager *);
+static int	 discover_idle(struct manager *);
 static void	 check_share(struct manager *);
 static struct mailbox *add_mailbox(struct manager *,
 		    const struct conf_mailbox *);
@@ -945,6 +948,9 @@ discovered(struct discover *d, const struct discover_result *rows,
 	    (unsigned long long)discover_stats(d)->requests);
 	discover_free(d);
 	m->discover = NULL;
+	/* Taken over meanwhile (cluster mode): those first, then all. */
+	if (m->discover_again && !m->stopping && discover_idle(m) == 0)
+		return;
 	start_mailboxes(m);
 	refresh_schedule(m);
 }
@@ -1243,6 +1249,39 @@ manager_reload(struct manager *m, const struct config *conf)
 
 /* ---- cluster mode ---- */
 
+/*
+ * Autodiscover the mailboxes taken over (not started yet) before they
+ * are placed, as a start does for all: discovered() starts them.
+ * While a run is under way they wait for the next one, which
+ * discovered() starts.  0 when a run started.
+ */
+static int
+discover_idle(struct manager *m)
+{
+	struct mailbox	*mb;
+	const char	**addrs;
+	size_t		 i, k = 0, n = registry_count(m->reg);
+	int		 r = -1;
+
+	if (m->discover != NULL) {
+		m->discover_again = true;
+		return (0);
+	}
+	m->discover_again = false;
+	addrs = xreallocarray(NULL, n + 1, sizeof *addrs);
+	for (i = 0; i < n; i++) {
+		mb = registry_at(m->reg, i);
+		if (mailbox_state(mb) == MAILBOX_IDLE &&
+		    mailbox_backend(mb) == MAILBOX_BACKEND_EWS &&
+		    hashmap_get(m->group_keys, mailbox_address(mb)) == NULL)
+			addrs[k++] = mailbox_address(mb);
+	}
+	if (k > 0)
+		r = discover_first(m, addrs, k);
+	free(addrs);
+	return (r);
+}
+
 void
 manager_set_owned(struct manager *m, const bool *owned, bool may_start)
 {
@@ -1281,12 +1320,12 @@ manager_set_owned(struct manager *m, const bool *owned, bool may_start)
 	/* Their changes must number above the previous owner's. */
 	if (added > 0)
 		sinkset_seq_floor(m->sinks);
-	if (added > 0 && m->started) {
+	/* Taken over: placed once Autodiscover has answered for them. */
+	if (added > 0 && m->started && discovering(m))
+		discover_idle(m);
+	if (added > 0 && m->started && m->discover == NULL) {
 		assign(m);
-		for (i = 0; i < registry_count(m->reg); i++)
-			if (mailbox_state(registry_at(m->reg, i)) ==
-			    MAILBOX_IDLE)
-				mailbox_start(registry_at(m->reg, i));
+		start_idle(m);
 	}
 	if (added > 0 || removed > 0)
 		log_notice("cluster: %zu mailboxes taken over, %zu handed "

@@ -172,7 +172,7 @@ class Node:
     """One ewsgw daemon of the cluster."""
 
     def __init__(self, name, sim, etcd_url, collector, mailboxes, throttling,
-                 ttl=TTL):
+                 ttl=TTL, exchange=None):
         self.name = name
         self.d = Daemon(password=PASSWORD)
         mbfile = self.d.path("mailboxes.txt")
@@ -192,6 +192,7 @@ class Node:
                         "lease_ttl": "%ds" % ttl},
             "log": {"level": "info"},
         }
+        secs["exchange"].update(exchange or {})
         self.d.write_config(self.d.render(secs))
 
     def start(self):
@@ -253,18 +254,20 @@ class ClusterRun(unittest.TestCase):
         self.etcd = Etcd(self.tmpobj.name)
         return self.etcd.start_on_free_ports()
 
-    def start_sim(self, n, charging, max_subscriptions=None):
+    def start_sim(self, n, charging, max_subscriptions=None, **more):
         opts = dict(generate=n, version="Exchange2016", minute_seconds=60,
                     heartbeat_seconds=2, charging=charging,
                     max_concurrency=self.CONC)
         if max_subscriptions is not None:
             opts["max_subscriptions"] = max_subscriptions
+        opts.update(more)
         self.sim = Simulator(**opts).__enter__()
         return self.sim
 
-    def node(self, name, mailboxes, throttling, via=None):
+    def node(self, name, mailboxes, throttling, via=None, exchange=None):
         url = via.url if via is not None else self.etcd.url
-        n = Node(name, self.sim, url, self.collector, mailboxes, throttling)
+        n = Node(name, self.sim, url, self.collector, mailboxes, throttling,
+                 exchange=exchange)
         self.nodes.append(n)
         return n
 
@@ -429,6 +432,68 @@ class TwoNodes(ClusterRun):
         # Nothing of b's after it stopped.
         self.assertEqual(self.collector.of(node="b", after=time.monotonic()),
                          [])
+
+
+class Autodiscovered(ClusterRun):
+    def streams_by_backend(self):
+        """{connection: backends of its subscriptions}, and the
+        mailboxes on a stream."""
+        subs = {x["id"]: x for x in self.sim.control(
+            "GET", "/subscriptions")[1]["subscriptions"]}
+        out, streamed = {}, set()
+        for st in self.sim.control("GET", "/streams")[1]["streams"]:
+            ids = [i for i in st["subscription_ids"] if i in subs]
+            out[st["connection"]] = {subs[i]["backend"] for i in ids}
+            streamed.update(subs[i]["mailbox"] for i in ids)
+        return out, streamed
+
+    def grouped_by_server(self, mbs):
+        """Every stream, whenever looked at, keeps to one server, until
+        every mailbox is on one (a stream being reopened for a new
+        member is briefly missing)."""
+        def ok():
+            by_conn, streamed = self.streams_by_backend()
+            for conn, backends in by_conn.items():
+                self.assertEqual(len(backends), 1, (conn, backends))
+            if streamed != set(mbs):
+                return None
+            return set().union(*by_conn.values())
+        servers = wait_for(ok, 120, "every mailbox on a stream",
+                           interval=0.5)
+        self.assertEqual(len(servers), 3)
+
+    def test_taken_over_mailboxes_are_discovered_first(self):
+        """With [exchange] autodiscover every node asks Autodiscover for
+        the mailboxes it owns, also those it takes over from a node that
+        left, before it subscribes them: every stream keeps to one
+        server (the simulator counts a breach of the affinity rules as
+        a violation)."""
+        n = 150
+        mbs = generated(n)
+        self.start_etcd()
+        self.start_sim(n, "impersonated", backends=3, affinity_rules=True)
+        thr = {"max_concurrency": str(self.CONC), "charging": "impersonated",
+               "subscriptions_per_connection": "20"}
+        ex = {"autodiscover": "yes",
+              "autodiscover_url": self.sim.autodiscover_url}
+        a = self.node("a", mbs, thr, exchange=ex).start()
+        b = self.node("b", mbs, thr, exchange=ex).start()
+        runs = self.settled([a, b], n)
+        self.assertTrue(all(r > 0 for r in runs), runs)
+        self.served([a, b], n)
+        self.grouped_by_server(mbs)
+        self.budget_kept()
+        # b leaves: a asks for b's mailboxes before it subscribes them.
+        asked = self.sim.stats()["autodiscover"]["users"]
+        self.assertGreaterEqual(asked, n)
+        self.assertEqual(b.d.stop(), 0)
+        self.settled([a], n, timeout=120)
+        self.served([a], n)
+        self.grouped_by_server(mbs)
+        self.assertGreaterEqual(self.sim.stats()["autodiscover"]["users"],
+                                asked + runs[1])
+        self.no_double_subscriptions()
+        self.budget_kept()
 
 
 class ThreeNodes(ClusterRun):
