@@ -15,7 +15,8 @@ struct buf {
 	char	*data;		/* NUL-terminated; NULL until first append */
 	size_t	 len;
 	size_t	 cap;
-	bool	 secret;	/* wipe what growth leaves behind, and on free */
+	bool	 secret;	/* wipe what growth leaves behind, and on
+			   free */
 };
 
 #define BUF_INIT	{ NULL, 0, 0, false }

@@ -333,6 +333,8 @@ static const struct conf_key keys[] = {
 	    1024, 0),
 	K(GRAPH, "request_timeout", KT_DURATION, graph.request_timeout_ms,
 	    "60s", 1 * SEC, 1 * HOUR, 0),
+	K(GRAPH, "verify_outside", KT_STR, graph.verify_outside, NULL, 0, 0,
+	    CK_RELOAD),
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
@@ -1842,7 +1844,8 @@ finish(struct cstate *st)
 	if (key_line(st, SEC_THROTTLING, "charging") > 0)
 		cf->throttling.charging_set = true;
 	else if (cf->exchange.version != NULL)
-		cf->throttling.charging = charging_default(cf->exchange.version);
+		cf->throttling.charging =
+		    charging_default(cf->exchange.version);
 	if (key_line(st, SEC_THROTTLING,
 	    "streaming_connections_per_anchor") <= 0 &&
 	    cf->exchange.version != NULL)

@@ -46,13 +46,15 @@ struct conf_mailbox {
 	enum conf_idtype idtype;	/* how to impersonate it */
 	char		*id;		/* UPN or SID when idtype != SMTP */
 	int		 line;
-	bool		 in_file;	/* line is in its list file (mailbox_file
-					   or graph.mailbox_file), not path */
+	bool		 in_file;	/* line is in its list file
+					   (mailbox_file or
+					   graph.mailbox_file), not path */
 };
 
 struct conf_sink {
 	char		*name;		/* [sink NAME] */
-	char		*type;		/* log|file|webhook|exec|sip|xmpp|plugin */
+	char		*type;		/* log|file|webhook|exec|sip|xmpp|
+					   plugin */
 	struct conf_kv	*kv;		/* every other key, in file order */
 	size_t		 nkv;
 	int		 line;		/* line of the section header */
@@ -66,7 +68,7 @@ struct config {
 		char		*version;	/* RequestServerVersion */
 		enum conf_auth	 auth;
 		char		*username;	/* DOMAIN\user or user@domain */
-		char		*password;	/* secret, read from password_file */
+		char		*password;	/* secret, from password_file */
 		char		*password_file;
 		char		*ca_file;
 		char		*client_cert;
@@ -122,8 +124,9 @@ struct config {
 		/* Streams of one mailbox each when the server refuses
 		 * grouping; the other mailboxes are polled. */
 		unsigned	 ungrouped_streams;
-		unsigned	 short_request_share;	/* percent kept for short requests */
-		int64_t		 idle_timeout_ms;	/* dead stream detection */
+		/* percent of the budget kept for short requests */
+		unsigned	 short_request_share;
+		int64_t		 idle_timeout_ms;	/* dead stream */
 		int64_t		 backoff_max_ms;
 		int64_t		 poll_interval_ms;
 	} throttling;
@@ -140,7 +143,7 @@ struct config {
 		char		*client_secret;	/* secret, read from
 						   client_secret_file */
 		char		*client_secret_file;
-		char		*certificate_file;	/* or this and key_file */
+		char		*certificate_file;	/* or this, key_file */
 		char		*key_file;
 		char		*token_url;	/* default from tenant_id */
 		char		*token_ca_file;
@@ -148,7 +151,7 @@ struct config {
 		char		*url;		/* Graph's base, .../v1.0 */
 		char		*ca_file;
 		bool		 tls_verify;
-		char		*mailbox_list;	/* [graph] mailboxes, as written */
+		char		*mailbox_list;	/* [graph] mailboxes as is */
 		char		*mailbox_file;
 		size_t		 nmailboxes;	/* of mailboxes[] on Graph */
 		int64_t		 delta_interval_ms;
@@ -160,6 +163,9 @@ struct config {
 		unsigned	 mailbox_concurrency;
 		unsigned	 max_connections;
 		int64_t		 request_timeout_ms;
+		/* --verify: a mailbox outside the watched ones that the
+		 * application access policy must refuse. */
+		char		*verify_outside;
 	} graph;
 
 	struct {
@@ -192,14 +198,14 @@ struct config {
 	} log;
 
 	struct {
-		char		*state_directory;	/* NULL: see
-							   conf_state_directory */
+		/* NULL: see conf_state_directory */
+		char		*state_directory;
 	} daemon;
 
 	/* Several nodes sharing one account's budget through etcd. */
 	struct {
-		char		*endpoints;	/* URLs, one blank between; NULL:
-						 * no cluster */
+		char		*endpoints;	/* URLs, one blank between;
+						 * NULL: no cluster */
 		char		**endpoint;	/* each of them */
 		size_t		 nendpoints;
 		char		*name;		/* the cluster's etcd prefix */

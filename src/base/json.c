@@ -355,7 +355,8 @@ parse_string(struct jp *jp)
 				goto fail;
 			}
 			jp->p += 4;
-			if (cp >= 0xd800 && cp <= 0xdbff && jp->end - jp->p >= 7 &&
+			if (cp >= 0xd800 && cp <= 0xdbff &&
+			    jp->end - jp->p >= 7 &&
 			    jp->p[1] == '\\' && jp->p[2] == 'u' &&
 			    hex4(jp->p + 3, &lo) == 0 && lo >= 0xdc00 &&
 			    lo <= 0xdfff) {
@@ -444,7 +445,8 @@ parse_container(struct jp *jp, bool object)
 			jp->p++;
 			break;
 		}
-		jp_fail(jp, object ? "expected ',' or '}'" : "expected ',' or ']'");
+		jp_fail(jp, object ? "expected ',' or '}'" :
+		    "expected ',' or ']'");
 		goto fail;
 	}
 	jp->depth--;

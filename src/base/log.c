@@ -239,7 +239,8 @@ log_rate_flush(struct log_rate *rl, int64_t now, int prio)
 		return (rl->dropped > 0 ? rl->window + rl->interval_ms - now :
 		    -1);
 	if (rl->dropped > 0)
-		log_emit(prio, NULL, "%s%llu similar lines suppressed in %lld s",
+		log_emit(prio, NULL,
+		    "%s%llu similar lines suppressed in %lld s",
 		    rl->what, (unsigned long long)rl->dropped,
 		    (long long)((now - rl->window) / 1000));
 	rl->dropped = 0;

@@ -24,9 +24,10 @@ enum secret_verdict {
  * Judge a secret file from its status: refused when everyone may read
  * it or when it belongs to a user other than root and the daemon's
  * (that user can read or replace it; me is the daemon's, geteuid(); not
- * judged when me is root, who cannot tell the daemon's user); a warning when its group may read
- * it, unless it is a systemd credential (credential: the file lies in
- * $CREDENTIALS_DIRECTORY, which systemd keeps private).  For anything
+ * judged when me is root, who cannot tell the daemon's user); a warning
+ * when its group may read it, unless it is a systemd credential
+ * (credential: the file lies in $CREDENTIALS_DIRECTORY, which systemd
+ * keeps private).  For anything
  * but SECRET_OK, why receives the reason and the fix, to follow the
  * file's name ("is readable by everyone (mode 0644): chmod 0600 it...").
  */

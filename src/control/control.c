@@ -58,7 +58,7 @@ struct ctl_reply {
 	struct json_writer		 w;
 	void				(*cancel)(void *);
 	void				*cancel_arg;
-	bool				 in_exec;	/* inside ctl_cmd_exec */
+	bool				 in_exec;	/* in ctl_cmd_exec */
 	bool				 finished;	/* answered in exec */
 };
 

@@ -15,7 +15,8 @@
  * slots kept for root and the daemon's uid), idle clients are dropped,
  * and a client has at most one answer queued: its next request is not
  * even read until the previous answer has been sent, so a client that
- * never reads costs one answer and is dropped after the idle timeout.  (A cap on queued bytes alone would have to exceed the largest
+ * never reads costs one answer and is dropped after the idle timeout.
+ * (A cap on queued bytes alone would have to exceed the largest
  * legitimate answer, "mailboxes" for 100,000 mailboxes, tens of MiB.)
  *
  * Writes to a client that has gone away raise SIGPIPE; control_open()

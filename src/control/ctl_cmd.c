@@ -26,6 +26,8 @@ static int	cmd_connections(struct ctl_request *, struct json_writer *,
 static int	cmd_sinks(struct ctl_request *, struct json_writer *, char **);
 static int	cmd_reload(struct ctl_request *, struct json_writer *, char **);
 static int	cmd_resync(struct ctl_request *, struct json_writer *, char **);
+static int	cmd_rediscover(struct ctl_request *, struct json_writer *,
+		    char **);
 static int	cmd_verify(struct ctl_request *, struct json_writer *, char **);
 static int	cmd_metrics(struct ctl_request *, struct json_writer *,
 		    char **);
@@ -52,6 +54,9 @@ const struct ctl_cmd_entry ctl_cmds[] = {
 	  "reload the configuration file, as SIGHUP does" },
 	{ "resync", 1, 1, CTL_MUTATES, cmd_resync, "resync ADDRESS",
 	  "fetch one mailbox's calendar again now" },
+	{ "rediscover", 0, 1, CTL_MUTATES, cmd_rediscover,
+	  "rediscover [ADDRESS]",
+	  "ask Autodiscover again now and regroup the mailboxes that moved" },
 	{ "loglevel", 0, 1, CTL_MUTATES, cmd_loglevel, "loglevel [LEVEL]",
 	  "show or set the log level (err, warning, notice, info, debug)" },
 	{ "verify", 0, 0, CTL_MUTATES, cmd_verify, "verify",
@@ -153,6 +158,15 @@ cmd_resync(struct ctl_request *req, struct json_writer *w, char **cause)
 		return (not_available("resync", cause));
 	return (req->provider->resync(req->argv[1], cause,
 	    req->provider->arg));
+}
+
+static int
+cmd_rediscover(struct ctl_request *req, struct json_writer *w, char **cause)
+{
+	if (req->provider->rediscover == NULL)
+		return (not_available("rediscover", cause));
+	return (req->provider->rediscover(w, req->argc > 1 ? req->argv[1] :
+	    NULL, cause, req->provider->arg));
 }
 
 static int

@@ -69,6 +69,12 @@ struct control_provider {
 	/* Resynchronise one mailbox now; -1 and *cause. */
 	int	(*resync)(const char *addr, char **cause, void *arg);
 	/*
+	 * Ask Autodiscover again now for one mailbox (addr) or all (NULL)
+	 * and regroup those that moved: write "queued"; -1 and *cause.
+	 */
+	int	(*rediscover)(struct json_writer *, const char *addr,
+		    char **cause, void *arg);
+	/*
 	 * Preflight checks, answered later (they talk to Exchange): keep
 	 * reply and answer through control_reply_writer() and
 	 * control_reply_done() (control.h) when the checks are over, and

@@ -402,7 +402,8 @@ render_status(const struct json_value *v, struct buf *out)
 			} else
 				buf_puts(&b, "first cycle");
 			buf_printf(&b, " over %.0f mailboxes, %.0f of %.0f "
-			    "requests (%.0f%%)", json_get_num(o, "mailboxes", 0),
+			    "requests (%.0f%%)",
+			    json_get_num(o, "mailboxes", 0),
 			    json_get_num(o, "slots", 0),
 			    json_get_num(o, "concurrency_limit", 0),
 			    json_get_num(o, "share_percent", 0));
@@ -548,8 +549,8 @@ render_verify(const struct json_value *v, struct buf *out)
 	if ((arr = json_get(v, "checks")) != NULL && arr->type == JSON_ARRAY)
 		for (c = arr->child; c != NULL; c = c->next) {
 			fix = json_get_str(c, "fix", NULL);
-			if (fix == NULL || *fix == '\0' || strcmp(json_get_str(c,
-			    "verdict", ""), "PASS") == 0)
+			if (fix == NULL || *fix == '\0' ||
+			    strcmp(json_get_str(c, "verdict", ""), "PASS") == 0)
 				continue;
 			buf_puts(out, "\n");
 			sanitize(out, json_get_str(c, "name", "?"));
@@ -626,7 +627,8 @@ ctl_render(const char *command, const char *answer, size_t len, bool json,
 	ok = json_get_bool(v, "ok", false);
 	if (!ok) {
 		/* One line per error (a rejected reload has several). */
-		const char	*text = json_get_str(v, "error", "unknown error");
+		const char	*text = json_get_str(v, "error",
+		    "unknown error");
 		char		*line;
 
 		size_t		 before = err->len;

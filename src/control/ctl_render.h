@@ -16,8 +16,9 @@
 
 /* ewsgwctl exit statuses. */
 #define CTL_EXIT_OK		0	/* answered ok, and healthy */
-#define CTL_EXIT_UNHEALTHY	1	/* "ok": false, "healthy": false (status)
-					   or "passed": false (verify) */
+#define CTL_EXIT_UNHEALTHY	1	/* "ok": false, "healthy": false
+					   (status) or "passed": false
+					   (verify) */
 #define CTL_EXIT_FAILURE	2	/* cannot connect, protocol error */
 #define CTL_EXIT_USAGE		64	/* sysexits.h EX_USAGE */
 

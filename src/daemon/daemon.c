@@ -238,6 +238,19 @@ prov_resync(const char *addr, char **cause, void *arg)
 	return (manager_resync(d->manager, addr, cause));
 }
 
+static int
+prov_rediscover(struct json_writer *w, const char *addr, char **cause,
+    void *arg)
+{
+	struct daemon	*d = arg;
+	size_t		 queued;
+
+	if (manager_rediscover(d->manager, addr, &queued, cause) == -1)
+		return (-1);
+	json_kv_int(w, "queued", (int64_t)queued);
+	return (0);
+}
+
 /* Preflight checks on the daemon's own loop; the answer comes later. */
 static int
 prov_verify(struct ctl_reply *reply, char **cause, void *arg)
@@ -245,7 +258,8 @@ prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 	struct daemon	*d = arg;
 
 	return (verify_control(reply, d->base, manager_ews(d->manager),
-	    d->conf, VERIFY_CTL_TIMEOUT_MS, &d->verify, cause));
+	    manager_graph(d->manager), d->conf, VERIFY_CTL_TIMEOUT_MS,
+	    &d->verify, cause));
 }
 
 static void
@@ -597,6 +611,7 @@ daemon_run(const char *path, struct config *conf)
 	prov.sinks = prov_sinks;
 	prov.reload = prov_reload;
 	prov.resync = prov_resync;
+	prov.rediscover = prov_rediscover;
 	prov.verify = prov_verify;
 	prov.metrics = prov_metrics;
 	prov.cluster = prov_cluster;
@@ -617,9 +632,9 @@ daemon_run(const char *path, struct config *conf)
 		clustering_start(d.cluster, d.manager);
 	event_add(&d.ev_status, time_ms_tv(&tv, STATUS_REFRESH_MS));
 	refresh_status(&d);
-	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s", PACKAGE_VERSION,
-	    conf->nmailboxes, conf_mode_name(conf->exchange.mode),
-	    conf->exchange.url);
+	log_notice("ewsgw %s started: %zu mailboxes, mode %s, %s",
+	    PACKAGE_VERSION, conf->nmailboxes,
+	    conf_mode_name(conf->exchange.mode), conf->exchange.url);
 	notify_ready();
 
 	/* From here on the loop runs: watch how long it is held up. */

@@ -25,6 +25,9 @@
 #include <event2/event_struct.h>
 
 #include "io/auth.h"
+#include "io/graph_client.h"
+#include "graph/graph_cal.h"
+#include "graph/graph_error.h"
 #include "io/ews.h"
 #include "base/buf.h"
 #include "base/conf.h"
@@ -66,7 +69,8 @@ struct v_mailbox {
 enum v_step {
 	ST_CONNECT, ST_SCHEMES, ST_LOGIN, ST_IMPERSONATE,
 	ST_SUBSCRIBE, ST_UNSUBSCRIBE, ST_FIND, ST_PROBE_SUB, ST_PROBE_GSE,
-	ST_PROBE_UNSUB, ST_DONE
+	ST_PROBE_UNSUB, ST_G_TOKEN, ST_G_CALENDAR, ST_G_SETTINGS,
+	ST_G_OUTSIDE, ST_DONE
 };
 
 struct verify;
@@ -108,7 +112,7 @@ struct verify {
 	struct buf		 body;
 
 	enum v_step		 step;
-	bool			 stopped;	/* a FAIL made later checks moot */
+	bool			 stopped;	/* a FAIL: later checks moot */
 	bool			 finished;
 	bool			 aborted;
 
@@ -136,6 +140,16 @@ struct verify {
 	int64_t			 backoff_ms;
 	int			 retries;
 	char			*probe_code;
+
+	/* Graph: after the EWS checks, whatever they found. */
+	struct graph_client	*graph;		/* borrowed (daemon) or
+						   own_graph; NULL: none */
+	struct graph_client	*own_graph;
+	struct graph_call	*gcall;
+	struct auth_wait	*gtoken;
+	char			*guser;		/* first Graph mailbox */
+	bool			 gcal_ok;
+	bool			 graph_ran;
 };
 
 static void	 v_next(struct verify *);
@@ -823,8 +837,9 @@ v_login_failed(struct verify *v, const char *seen)
 		    "Manager authentication level\", registry "
 		    "LmCompatibilityLevel, on the Exchange server and the "
 		    "domain controllers), and if Extended Protection is on "
-		    "for /EWS, set " FIX_VDIR " -ExtendedProtectionTokenChecking "
-		    "None", seen, "the server refused the login of %s (ntlm: "
+		    "for /EWS, set " FIX_VDIR
+		    " -ExtendedProtectionTokenChecking None", seen,
+		    "the server refused the login of %s (ntlm: "
 		    "a wrong password, a locked account, or an NTLM version "
 		    "or session security mismatch)", user);
 	else
@@ -1601,6 +1616,254 @@ v_probe_plan(struct verify *v)
 	return (true);
 }
 
+/* ---- the Graph side: token, permissions, application access policy ---- */
+
+#define V_FIX_CONSENT	"in Entra ID, App registrations > the app > API " \
+	"permissions: add Microsoft Graph > Application permissions > %s, " \
+	"then Grant admin consent"
+
+/* The first Graph mailbox as Graph names it (UPN or address). */
+static char *
+v_graph_user(const struct config *conf)
+{
+	const struct conf_mailbox	*cm;
+	size_t				 i;
+
+	for (i = 0; i < conf->nmailboxes; i++) {
+		cm = &conf->mailboxes[i];
+		if (cm->backend != CONF_BACKEND_GRAPH)
+			continue;
+		return (xstrdup(cm->idtype != CONF_ID_SMTP && cm->id != NULL ?
+		    cm->id : cm->address));
+	}
+	return (NULL);
+}
+
+/* A 403 from the application access policy rather than a permission. */
+static bool
+v_graph_policy_refusal(const struct graph_result *r)
+{
+	struct graph_error	 err;
+	bool			 policy;
+
+	if (graph_parse_error(r->body, r->body_len, &err) == -1)
+		return (false);
+	policy = err.message != NULL && (strstr(err.message, "AccessPolicy") !=
+	    NULL || strstr(err.message, "RAOP") != NULL);
+	graph_error_free(&err);
+	return (policy);
+}
+
+/* What the server answered, for "seen". */
+static char *
+v_graph_seen(const struct graph_result *r)
+{
+	struct graph_error	 err;
+	char			*s;
+
+	if (r->status == 0)
+		return (v_fmt("no answer: %s", r->error != NULL ? r->error :
+		    "unknown error"));
+	if (graph_parse_error(r->body, r->body_len, &err) == -1)
+		return (v_fmt("HTTP %ld", r->status));
+	s = v_fmt("HTTP %ld %s%s%s", r->status, err.code,
+	    err.message != NULL ? ": " : "",
+	    err.message != NULL ? err.message : "");
+	graph_error_free(&err);
+	return (s);
+}
+
+static void	v_graph_done(const struct graph_result *, void *);
+
+/* GET path (built by the caller into v->body) on mailbox's budget. */
+static void
+v_graph_get(struct verify *v, const char *mailbox)
+{
+	v->gcall = graph_call_start(v->graph, &(struct graph_req){
+	    .method = HTTP_GET, .url = v->body.data, .mailbox = mailbox,
+	    .prefer_utc = true, .tag = "verify" }, v_graph_done, v);
+}
+
+static void
+v_graph_token_done(const char *token, const char *error, void *arg)
+{
+	struct verify	*v = arg;
+	const char	*url = v->conf->graph.token_url;
+
+	v->gtoken = NULL;
+	if (token != NULL) {
+		v_add(v, "graph-token", VERIFY_PASS, NULL, NULL, NULL,
+		    "an app-only token for client %s from %s",
+		    v->conf->graph.client_id, url);
+		v->step = ST_G_CALENDAR;
+	} else {
+		v_add(v, "graph-token", VERIFY_FAIL, NULL, "check tenant_id "
+		    "and client_id in [graph] against the app registration in "
+		    "Entra ID, and that its client secret (not expired) or "
+		    "certificate is the one configured", error,
+		    "no token from %s for client %s", url,
+		    v->conf->graph.client_id);
+		v->step = ST_DONE;
+	}
+	v_next(v);
+}
+
+/* A refused read of the watched mailbox: which permission, or policy. */
+static void
+v_graph_refused(struct verify *v, const struct graph_result *r,
+    const char *name, const char *role, const char *what)
+{
+	char	*seen, *fix;
+
+	seen = v_graph_seen(r);
+	if (r->action == GRAPH_ACT_DENIED && v_graph_policy_refusal(r)) {
+		fix = v_fmt("add %s to the mail-enabled security group the "
+		    "application access policy names (Test-"
+		    "ApplicationAccessPolicy -Identity %s -AppId %s shows "
+		    "the verdict)", v->guser, v->guser,
+		    v->conf->graph.client_id);
+		v_add(v, name, VERIFY_FAIL, v->guser, fix, seen, "the "
+		    "application access policy refuses %s, a watched "
+		    "mailbox", v->guser);
+	} else if (r->action == GRAPH_ACT_DENIED) {
+		fix = v_fmt(V_FIX_CONSENT, role);
+		v_add(v, name, VERIFY_FAIL, v->guser, fix, seen, "the app "
+		    "lacks the application permission %s (%s was refused)",
+		    role, what);
+	} else if (r->action == GRAPH_ACT_NOT_FOUND) {
+		fix = v_fmt("check the address: the mailbox must be in "
+		    "Exchange Online (Get-EXOMailbox %s); a mailbox on "
+		    "premises belongs in [mailboxes]", v->guser);
+		v_add(v, name, VERIFY_FAIL, v->guser, fix, seen, "Graph "
+		    "does not know %s", v->guser);
+	} else {
+		fix = NULL;
+		v_add(v, name, VERIFY_FAIL, v->guser, NULL, seen, "%s "
+		    "failed", what);
+	}
+	free(fix);
+	free(seen);
+}
+
+static void
+v_graph_outside(struct verify *v, const struct graph_result *r)
+{
+	const char	*out = v->conf->graph.verify_outside;
+	char		*seen, *fix;
+
+	seen = v_graph_seen(r);
+	fix = v_fmt("restrict the app to the watched mailboxes: "
+	    "New-ApplicationAccessPolicy -AppId %s -PolicyScopeGroupId "
+	    "GROUP -AccessRight RestrictAccess -Description ewsgw (GROUP: a "
+	    "mail-enabled security group holding the watched mailboxes)",
+	    v->conf->graph.client_id);
+	if (r->action == GRAPH_ACT_OK)
+		v_add(v, "graph-access-policy", VERIFY_WARN, out, fix, "HTTP "
+		    "200", "the app read the calendar of %s, outside the "
+		    "watched mailboxes: no application access policy limits "
+		    "it", out);
+	else if (r->action == GRAPH_ACT_DENIED)
+		v_add(v, "graph-access-policy", VERIFY_PASS, out, NULL, seen,
+		    "%s, outside the watched mailboxes, was refused: an "
+		    "application access policy limits the app", out);
+	else
+		v_add(v, "graph-access-policy", VERIFY_WARN, out,
+		    "set verify_outside in [graph] to an existing mailbox "
+		    "in Exchange Online that ewsgw does not watch", seen,
+		    "cannot tell whether an application access policy "
+		    "limits the app: reading %s did not answer 403", out);
+	free(fix);
+	free(seen);
+}
+
+static void
+v_graph_done(const struct graph_result *r, void *arg)
+{
+	struct verify	*v = arg;
+
+	v->gcall = NULL;
+	switch (v->step) {
+	case ST_G_CALENDAR:
+		v->step = ST_G_SETTINGS;
+		if (r->action == GRAPH_ACT_OK) {
+			v->gcal_ok = true;
+			v_add(v, "graph-calendars", VERIFY_PASS, v->guser,
+			    NULL, NULL, "Calendars.Read: a one-minute "
+			    "calendarView of %s answered", v->guser);
+		} else
+			v_graph_refused(v, r, "graph-calendars",
+			    "Calendars.Read", "a one-minute calendarView");
+		break;
+	case ST_G_SETTINGS:
+		v->step = ST_G_OUTSIDE;
+		if (r->action == GRAPH_ACT_OK)
+			v_add(v, "graph-mailbox-settings", VERIFY_PASS,
+			    v->guser, NULL, NULL, "MailboxSettings.Read: the "
+			    "automaticRepliesSetting of %s answered",
+			    v->guser);
+		else
+			v_graph_refused(v, r, "graph-mailbox-settings",
+			    "MailboxSettings.Read", "automaticRepliesSetting");
+		break;
+	case ST_G_OUTSIDE:
+		v->step = ST_DONE;
+		v_graph_outside(v, r);
+		break;
+	default:
+		break;
+	}
+	v_next(v);
+}
+
+/* One step of the Graph checks; false when they are over. */
+static bool
+v_graph_step(struct verify *v)
+{
+	int64_t	 now;
+
+	buf_reset(&v->body);
+	switch (v->step) {
+	case ST_G_TOKEN:
+		v->gtoken = graph_client_token(v->graph, v_graph_token_done,
+		    v);
+		return (true);
+	case ST_G_CALENDAR:
+		now = time_wall_ms() / 1000;
+		graph_calview_path(&v->body, v->guser, now, now + 60, false);
+		v_graph_get(v, v->guser);
+		return (true);
+	case ST_G_SETTINGS:
+		graph_auto_replies_path(&v->body, v->guser);
+		v_graph_get(v, v->guser);
+		return (true);
+	case ST_G_OUTSIDE:
+		if (!v->gcal_ok) {
+			v_add(v, "graph-access-policy", VERIFY_WARN, NULL,
+			    NULL, NULL, "not checked: the app cannot read "
+			    "the watched mailbox's calendar");
+			break;
+		}
+		if (v->conf->graph.verify_outside == NULL) {
+			v_add(v, "graph-access-policy", VERIFY_WARN, NULL,
+			    "set verify_outside in [graph] to a mailbox in "
+			    "Exchange Online that ewsgw does not watch; "
+			    "restrict the app with New-ApplicationAccessPolicy "
+			    "-AccessRight RestrictAccess", NULL, "not "
+			    "checked: without an application access policy "
+			    "the app can read every mailbox of the tenant");
+			break;
+		}
+		now = time_wall_ms() / 1000;
+		graph_calview_path(&v->body, v->conf->graph.verify_outside,
+		    now, now + 60, false);
+		v_graph_get(v, v->conf->graph.verify_outside);
+		return (true);
+	default:
+		break;
+	}
+	return (false);
+}
+
 /* ---- the sequence ---- */
 
 static void
@@ -1616,8 +1879,7 @@ v_next(struct verify *v)
 	for (;;) {
 		if (v->finished)
 			return;
-		if (v->stopped && v->step != ST_DONE &&
-		    v->step != ST_PROBE_UNSUB)
+		if (v->stopped && v->step < ST_PROBE_UNSUB)
 			v->step = ST_DONE;
 		switch (v->step) {
 		case ST_CONNECT:
@@ -1749,7 +2011,20 @@ v_next(struct verify *v)
 			v_post(v, &v_unsubscribe_ops, v->good->address,
 			    p->cookie, false);
 			return;
+		case ST_G_TOKEN:
+		case ST_G_CALENDAR:
+		case ST_G_SETTINGS:
+		case ST_G_OUTSIDE:
+			if (v_graph_step(v))
+				return;
+			v->step = ST_DONE;
+			break;
 		case ST_DONE:
+			if (v->graph != NULL && !v->graph_ran) {
+				v->graph_ran = true;
+				v->step = ST_G_TOKEN;
+				break;
+			}
 			v_finish(v);
 			return;
 		}
@@ -1905,6 +2180,9 @@ v_snapshot(struct config *dst, const struct config *src)
 	dst->push.certificate = v_dup(src->push.certificate);
 	dst->push.key = v_dup(src->push.key);
 	dst->push.allow = v_dup(src->push.allow);
+	dst->graph.client_id = v_dup(src->graph.client_id);
+	dst->graph.token_url = v_dup(src->graph.token_url);
+	dst->graph.verify_outside = v_dup(src->graph.verify_outside);
 	dst->throttling = src->throttling;
 	dst->presence = src->presence;
 	dst->log = src->log;
@@ -1936,6 +2214,9 @@ v_snapshot_free(struct config *c)
 	free(c->push.certificate);
 	free(c->push.key);
 	free(c->push.allow);
+	free(c->graph.client_id);
+	free(c->graph.token_url);
+	free(c->graph.verify_outside);
 }
 
 /* Set v up to fail at once with a "setup" check. */
@@ -1972,10 +2253,12 @@ v_probe_engine(struct verify *v, char **cause)
 
 struct verify *
 verify_start(struct event_base *base, struct ews_ctx *ews,
-    const struct config *conf, const struct verify_opts *opts,
+    struct graph_client *graph, const struct config *conf,
+    const struct verify_opts *opts,
     verify_done_cb done, void *arg)
 {
 	struct verify		*v;
+	struct graph_client_opts go;
 	char			*cause = NULL;
 	size_t			 i, n;
 
@@ -1994,11 +2277,32 @@ verify_start(struct event_base *base, struct ews_ctx *ews,
 		for (i = 0; i < opts->nmailboxes; i++)
 			v_add_mailbox(v, conf, opts->mailboxes[i]);
 	} else {
-		n = conf->nmailboxes < VERIFY_SAMPLE ? conf->nmailboxes :
-		    VERIFY_SAMPLE;
-		v->mbx = xcalloc(n > 0 ? n : 1, sizeof *v->mbx);
-		for (i = 0; i < n; i++)
-			v_add_mailbox(v, conf, conf->mailboxes[i].address);
+		/* The EWS mailboxes: Graph's are checked on their own. */
+		v->mbx = xcalloc(VERIFY_SAMPLE, sizeof *v->mbx);
+		for (i = 0, n = 0; i < conf->nmailboxes && n < VERIFY_SAMPLE;
+		    i++)
+			if (conf->mailboxes[i].backend == CONF_BACKEND_EWS) {
+				v_add_mailbox(v, conf,
+				    conf->mailboxes[i].address);
+				n++;
+			}
+	}
+
+	if ((v->guser = v_graph_user(conf)) != NULL) {
+		if (graph == NULL) {
+			/* From the shell: a Graph client of its own. */
+			graph_client_opts_from_config(&go, conf);
+			v->own_graph = graph_client_new(base, &go, &cause);
+			if (v->own_graph == NULL) {
+				v_add(v, "graph-token", VERIFY_FAIL, NULL,
+				    NULL, cause, "the Graph client could not "
+				    "be set up");
+				free(cause);
+				cause = NULL;
+			}
+			graph = v->own_graph;
+		}
+		v->graph = graph;
 	}
 
 	if (ews == NULL) {
@@ -2026,6 +2330,11 @@ v_cancel_all(struct verify *v)
 
 	if (v->call_ready)
 		ews_call_cancel(&v->call);
+	graph_call_cancel(v->gcall);
+	v->gcall = NULL;
+	if (v->gtoken != NULL)
+		graph_client_token_cancel(v->graph, v->gtoken);
+	v->gtoken = NULL;
 	verify_tls_cancel(v->tls);
 	v->tls = NULL;
 	for (i = 0; i < v->npr; i++) {
@@ -2062,6 +2371,8 @@ verify_free(struct verify *v)
 	http_engine_free(v->token_eng);
 	http_engine_free(v->eng);
 	ews_ctx_free(v->own_ews);
+	graph_client_free(v->own_graph);
+	free(v->guser);
 	evtimer_del(&v->timer);
 	buf_free(&v->body);
 	for (i = 0; i < v->nchecks; i++)
@@ -2112,7 +2423,7 @@ v_sync(struct event_base *base, const struct config *conf,
 
 	s.base = base;
 	s.done = false;
-	v = verify_start(base, NULL, conf, opts, v_sync_done, &s);
+	v = verify_start(base, NULL, NULL, conf, opts, v_sync_done, &s);
 	while (!s.done)
 		if (event_base_loop(base, EVLOOP_ONCE) == -1)
 			break;
@@ -2187,7 +2498,8 @@ v_ctl_timeout(evutil_socket_t fd, short what, void *arg)
 
 int
 verify_control(struct ctl_reply *reply, struct event_base *base,
-    struct ews_ctx *ews, const struct config *conf, int64_t timeout_ms,
+    struct ews_ctx *ews, struct graph_client *graph,
+    const struct config *conf, int64_t timeout_ms,
     struct v_ctl **slot, char **cause)
 {
 	struct v_ctl		*c;
@@ -2208,6 +2520,6 @@ verify_control(struct ctl_reply *reply, struct event_base *base,
 	if (timeout_ms > 0)
 		evtimer_add(&c->tmo, time_ms_tv(&tv, timeout_ms));
 	control_reply_on_cancel(reply, v_ctl_cancel, c);
-	c->v = verify_start(base, ews, conf, &o, v_ctl_done, c);
+	c->v = verify_start(base, ews, graph, conf, &o, v_ctl_done, c);
 	return (0);
 }

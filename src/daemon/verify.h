@@ -17,6 +17,7 @@
 struct config;
 struct event_base;
 struct ews_ctx;
+struct graph_client;
 struct json_writer;
 struct verify;
 
@@ -51,10 +52,13 @@ typedef void (*verify_done_cb)(struct verify *, void *arg);
  * path, and waits there for a slot of its budget.  ews is borrowed (the
  * daemon's, so that the checks count against the budget the daemon
  * keeps) and must outlive the handle; NULL: the run builds its own from
- * conf.  Returns the handle; done runs later, never from inside
- * verify_start.
+ * conf.  The same for graph, the Graph call path, when conf has Graph
+ * mailboxes: their checks (token, Calendars.Read, MailboxSettings.Read,
+ * the application access policy) follow the EWS ones.  Returns the
+ * handle; done runs later, never from inside verify_start.
  */
 struct verify	*verify_start(struct event_base *, struct ews_ctx *ews,
+		    struct graph_client *graph,
 		    const struct config *, const struct verify_opts *,
 		    verify_done_cb done, void *arg);
 /*
@@ -73,7 +77,8 @@ bool		 verify_failed(const struct verify *);
  * "checks": [{"name","verdict","summary","seen","fix"[,"mailbox"]}...]
  * into an object the caller has opened (e.g. a control answer).
  */
-void		 verify_write_checks(const struct verify *, struct json_writer *);
+void		 verify_write_checks(const struct verify *,
+		    struct json_writer *);
 /* The report as text (one block per check) or as a JSON document. */
 void		 verify_print(const struct verify *, FILE *, bool json);
 
@@ -88,8 +93,8 @@ struct ctl_reply;
 struct v_ctl;
 /*
  * The control provider's verify (ewsgwctl verify): run the checklist,
- * without the probe, on base (the daemon's loop) through ews (the
- * daemon's call path and budget, borrowed; NULL: its own) and answer
+ * without the probe, on base (the daemon's loop) through ews and graph
+ * (the daemon's call paths and budgets, borrowed; NULL: its own) and answer
  * reply with the members of verify_write_checks() when it is over, or
  * after timeout_ms (0: no limit) with the checks finished by then.  conf is
  * borrowed for this call only (the checks keep their own copy, so a
@@ -99,7 +104,8 @@ struct v_ctl;
  * returns -1 with *cause.  Returns 0 otherwise.
  */
 int		 verify_control(struct ctl_reply *, struct event_base *,
-		    struct ews_ctx *ews, const struct config *,
-		    int64_t timeout_ms, struct v_ctl **slot, char **cause);
+		    struct ews_ctx *ews, struct graph_client *graph,
+		    const struct config *, int64_t timeout_ms,
+		    struct v_ctl **slot, char **cause);
 
 #endif

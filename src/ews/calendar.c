@@ -94,7 +94,8 @@ calendar_read_add(struct calendar_read *cr, const struct ews_calendar *cal)
 		it->status = calendar_status(cal->items[i].fb);
 		it->all_day = cal->items[i].all_day;
 		it->cancelled = cal->items[i].cancelled;
-		it->sensitivity = (enum tl_sensitivity)cal->items[i].sensitivity;
+		it->sensitivity =
+		    (enum tl_sensitivity)cal->items[i].sensitivity;
 		if (cal->items[i].start > last)
 			last = cal->items[i].start;
 	}

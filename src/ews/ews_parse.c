@@ -266,7 +266,7 @@ struct rd_time {
 	bool		 seen;
 	bool		 ok;
 	int64_t		 t;
-	char		 bad[41];	/* the start of a value that is not one */
+	char		 bad[41];	/* the start of a bad value */
 };
 
 static void
@@ -492,7 +492,7 @@ env_end(struct xr *x, unsigned row, const char *text, struct penv *e)
 		break;
 	case R_FAULT:
 		if (!e->dcode && e->fcode != NULL) {
-			/* "a:ErrorServerBusy" or "soap:Client": the local part. */
+			/* "a:ErrorServerBusy", "soap:Client": the local part */
 			colon = strrchr(e->fcode, ':');
 			strncpy(r->status.code, colon != NULL ? colon + 1 :
 			    e->fcode, sizeof(r->status.code) - 1);

@@ -128,7 +128,7 @@ struct ews_calendar {
 	struct ews_response r;
 	struct ews_cal_item *items;	/* owned */
 	size_t		 nitems;
-	unsigned	 total_in_view;		/* RootFolder TotalItemsInView */
+	unsigned	 total_in_view;		/* TotalItemsInView */
 	bool		 includes_last;		/* IncludesLastItemInRange */
 };
 
@@ -156,9 +156,10 @@ struct ews_event {
 	char		*watermark;	/* owned; NULL (streaming) if absent */
 	int64_t		 timestamp;	/* 0 for StatusEvent */
 	bool		 folder;	/* id/old_id name folders, not items */
-	char		*id;		/* ItemId/FolderId Id; NULL for Status */
+	char		*id;		/* ItemId/FolderId Id; NULL: Status */
 	char		*parent_id;	/* ParentFolderId Id */
-	char		*old_id;	/* Moved/Copied: OldItemId/OldFolderId */
+	char		*old_id;	/* Moved/Copied: OldItemId or
+					   OldFolderId */
 	char		*old_parent_id;	/* Moved/Copied: OldParentFolderId */
 };
 

@@ -26,7 +26,8 @@ static void	 sw_attr(struct sw *, const char *, const char *);
 static void	 sw_elem(struct sw *, const char *, const char *);
 static void	 sw_elem_uint(struct sw *, const char *, unsigned long long);
 static void	 sw_elem_time(struct sw *, const char *, int64_t);
-static void	 sw_begin(struct sw *, struct buf *, const struct soap_header *);
+static void	 sw_begin(struct sw *, struct buf *,
+		    const struct soap_header *);
 static int	 sw_end(struct sw *);
 static void	 sw_calendar_folder(struct sw *, const char *, const char *);
 static void	 sw_event_types(struct sw *, unsigned);
@@ -247,7 +248,8 @@ sw_begin(struct sw *w, struct buf *out, const struct soap_header *h)
 		if (el != NULL && sw_nonempty(w, id->value) == 0) {
 			sw_raw(w, "<t:ExchangeImpersonation><t:ConnectingSID>");
 			sw_elem(w, el, id->value);
-			sw_raw(w, "</t:ConnectingSID></t:ExchangeImpersonation>");
+			sw_raw(w, "</t:ConnectingSID>"
+			    "</t:ExchangeImpersonation>");
 		}
 	}
 	sw_raw(w, "</soap:Header><soap:Body>");

@@ -17,9 +17,10 @@
 #include "ews/autodiscover.h"
 
 #define SOAP_NS_ENV	"http://schemas.xmlsoap.org/soap/envelope/"
-#define SOAP_NS_M	"http://schemas.microsoft.com/exchange/services/2006/messages"
-#define SOAP_NS_T	"http://schemas.microsoft.com/exchange/services/2006/types"
-#define SOAP_NS_E	"http://schemas.microsoft.com/exchange/services/2006/errors"
+#define SOAP_NS_EX	"http://schemas.microsoft.com/exchange/services/2006/"
+#define SOAP_NS_M	SOAP_NS_EX "messages"
+#define SOAP_NS_T	SOAP_NS_EX "types"
+#define SOAP_NS_E	SOAP_NS_EX "errors"
 
 /* Protocol limits the builders enforce (EWS-NOTES sections 2, 3, 7). */
 #define SOAP_MAX_STREAM_IDS	200	/* ids per GetStreamingEvents */

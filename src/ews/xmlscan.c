@@ -169,7 +169,7 @@ xml_prescan(const char *data, size_t len, const struct xml_limits *lim,
 				if (xs_node(&x) == -1)
 					return (-1);
 			} else {
-				/* An element (or garbage the parser refuses). */
+				/* An element (or garbage the parser refuses) */
 				st = XS_STAG;
 				x.attrs = x.decls = 0;
 				x.slash = false;

@@ -191,7 +191,8 @@ graph_parse_calview(const char *s, size_t len, struct graph_page *pg,
 	pg->removed = xreallocarray(NULL, n + 1, sizeof *pg->removed);
 	for (i = 0; i < n; i++) {
 		ev = gjson_at(arr, i);
-		if (!gjson_is_object(ev) || (id = gjson_str(ev, "id")) == NULL) {
+		if (!gjson_is_object(ev) ||
+		    (id = gjson_str(ev, "id")) == NULL) {
 			pg->nskipped++;
 			continue;
 		}

@@ -254,7 +254,8 @@ graph_parse_notifications(const char *s, size_t len, const char *state,
 			continue;
 		}
 		cs = gjson_str(e, "clientState");
-		if (state == NULL || cs == NULL || !graph_secret_eq(cs, state)) {
+		if (state == NULL || cs == NULL ||
+		    !graph_secret_eq(cs, state)) {
 			out->bad_state++;
 			continue;
 		}

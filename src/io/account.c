@@ -30,7 +30,7 @@ struct account {
 
 	enum account_state	 state;
 	int64_t			 since;		/* wall ms the state began */
-	int64_t			 next;		/* mono ms of the next attempt */
+	int64_t			 next;		/* mono ms, next attempt */
 	int64_t			 last_answer;	/* mono ms, any HTTP answer */
 
 	/* Back-off steps taken, kept until the account is OK again. */

@@ -96,8 +96,9 @@ struct account_report {
 	bool		 served;	/* this request's owner was served
 					   before (impersonation worked) */
 	int64_t		 started;	/* mono ms when it was sent */
-	const char	*code;		/* ResponseCode or HTTP status; borrowed */
-	const char	*reason;	/* transport error text or NULL; borrowed */
+	/* Both borrowed. */
+	const char	*code;		/* ResponseCode or HTTP status */
+	const char	*reason;	/* transport error text or NULL */
 };
 
 struct account;
@@ -117,7 +118,8 @@ void		 account_free(struct account *);
  */
 void		 account_reload(struct account *, const struct account_opts *);
 /* One finished request (or a stream's first bytes: ACCEPTED). */
-void		 account_report(struct account *, const struct account_report *);
+void		 account_report(struct account *,
+		    const struct account_report *);
 
 enum account_state account_state(const struct account *);
 const char	*account_state_name(enum account_state);

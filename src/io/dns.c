@@ -181,7 +181,8 @@ dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 		}
 		s->fd = fd;
 	}
-	what = EV_PERSIST | (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+	what = EV_PERSIST | (readable ? EV_READ : 0) |
+	    (writable ? EV_WRITE : 0);
 	event_assign(&s->ev, r->base, fd, what, dns_sock_cb, s);
 	event_add(&s->ev, NULL);
 }

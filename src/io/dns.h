@@ -42,7 +42,7 @@ struct dns_naptr {
 /* What a lookup found; everything borrowed for the callback only. */
 struct dns_result {
 	const char		*error;		/* NULL: success */
-	int			 notfound;	/* the name has no such records */
+	int			 notfound;	/* no such records */
 	struct dns_addr		*addrs;
 	size_t			 naddrs;
 	struct dns_srv		*srv;		/* by priority, then weight */

@@ -21,10 +21,12 @@
 
 #include "io/graph_client.h"
 #include "base/buf.h"
+#include "base/conf.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "graph/graph_batch.h"
 #include "graph/graph_cal.h"
 #include "graph/graph_jwt.h"
 
@@ -32,7 +34,10 @@
 #define GC_MAX_PEM		(64 * 1024)
 #define GC_MAX_RESPONSE		(16 * 1024 * 1024)
 
-enum gc_state { GC_IDLE, GC_WAIT_SLOT, GC_WAIT_TIMER, GC_RUNNING };
+enum gc_state { GC_IDLE, GC_WAIT_SLOT, GC_WAIT_TIMER, GC_RUNNING,
+	GC_BATCH_QUEUED, GC_BATCHED };
+
+struct gc_batch;
 
 struct graph_call {
 	struct graph_client	*c;
@@ -43,6 +48,8 @@ struct graph_call {
 	char			*mailbox;	/* "" = the app's */
 	char			*prefer;	/* "Prefer: ..." or NULL */
 	char			*tag;
+	bool			 batchable;
+	struct gc_batch		*batch;		/* GC_BATCHED: its batch */
 	unsigned		 attempts;
 	graph_done_cb		 done;
 	void			*arg;
@@ -65,7 +72,18 @@ struct graph_client {
 	int64_t			 timeout_ms;
 	unsigned		 max_attempts;
 	struct gc_list		 calls;		/* every live call */
+	struct event		 batch_ev;	/* gathering ends */
+	bool			 batch_armed;
 	struct graph_client_stats st;
+};
+
+/* One $batch on the wire: its calls, each holding its mailbox's slot. */
+struct gc_batch {
+	struct graph_client	*c;
+	struct graph_call	*v[GRAPH_BATCH_MAX];	/* NULL: cancelled */
+	size_t			 n;
+	size_t			 live;
+	struct http_request	*http;
 };
 
 static void	 gc_try(struct graph_call *);
@@ -74,6 +92,10 @@ static void	 gc_http_done(struct http_request *,
 		    const struct http_response *, void *);
 static void	 gc_wake(struct graph_client *, const char *);
 static void	 gc_free(struct graph_call *);
+static void	 gc_send(struct graph_call *);
+static void	 gc_wait(struct graph_call *, int64_t);
+static void	 gc_batch_drop(struct graph_call *);
+static void	 gc_batch_cb(evutil_socket_t, short, void *);
 
 /* Read a small file whole; NULL with *cause. */
 static char *
@@ -119,6 +141,26 @@ gc_assertion(void *arg, char **cause)
 	    time_wall_ms() / 1000, cause));
 }
 
+void
+graph_client_opts_from_config(struct graph_client_opts *o,
+    const struct config *conf)
+{
+	memset(o, 0, sizeof *o);
+	o->graph_url = conf->graph.url;
+	o->token_url = conf->graph.token_url;
+	o->client_id = conf->graph.client_id;
+	o->client_secret = conf->graph.client_secret;
+	o->cert_file = conf->graph.certificate_file;
+	o->key_file = conf->graph.key_file;
+	o->ca_file = conf->graph.ca_file;
+	o->tls_verify = conf->graph.tls_verify;
+	o->token_ca_file = conf->graph.token_ca_file;
+	o->token_tls_verify = conf->graph.token_tls_verify;
+	o->sched.concurrency = conf->graph.mailbox_concurrency;
+	o->timeout_ms = conf->graph.request_timeout_ms;
+	o->max_connections = (long)conf->graph.max_connections;
+}
+
 struct graph_client *
 graph_client_new(struct event_base *base, const struct graph_client_opts *o,
     char **cause)
@@ -140,6 +182,7 @@ graph_client_new(struct event_base *base, const struct graph_client_opts *o,
 	c = xcalloc(1, sizeof *c);
 	c->base = base;
 	TAILQ_INIT(&c->calls);
+	evtimer_assign(&c->batch_ev, base, gc_batch_cb, c);
 	c->graph_url = xstrdup(o->graph_url != NULL ? o->graph_url :
 	    GRAPH_DEFAULT_URL);
 	c->token_url = xstrdup(o->token_url);
@@ -216,6 +259,7 @@ graph_client_free(struct graph_client *c)
 	auth_free(c->auth);
 	http_engine_free(c->eng);
 	http_engine_free(c->token_eng);
+	event_del(&c->batch_ev);
 	graph_sched_free(c->sched);
 	graph_jwt_key_free(c->key);
 	free(c->graph_url);
@@ -241,6 +285,10 @@ graph_call_start(struct graph_client *c, const struct graph_req *r,
 	gc->body = r->body != NULL ? xstrdup(r->body) : NULL;
 	gc->mailbox = xstrdup(r->mailbox != NULL ? r->mailbox : "");
 	gc->tag = xstrdup(r->tag != NULL ? r->tag : "graph");
+	gc->batchable = r->batchable && r->method == HTTP_GET &&
+	    r->body == NULL && gc->mailbox[0] != '\0' &&
+	    strncmp(gc->url, c->graph_url, strlen(c->graph_url)) == 0 &&
+	    gc->url[strlen(c->graph_url)] == '/';
 	if (r->prefer_utc || r->page_size > 0) {
 		buf_puts(&p, GRAPH_PREFER ": ");
 		if (r->prefer_utc)
@@ -286,8 +334,12 @@ graph_call_cancel(struct graph_call *gc)
 	if (gc == NULL)
 		return;
 	c = gc->c;
-	if (gc->state == GC_RUNNING) {
-		http_request_cancel(gc->http);
+	if (gc->state == GC_BATCHED || gc->state == GC_RUNNING) {
+		/* Its slot is held: release it for the next. */
+		if (gc->state == GC_BATCHED)
+			gc_batch_drop(gc);
+		else
+			http_request_cancel(gc->http);
 		graph_sched_release(c->sched, gc->mailbox);
 		mb = xstrdup(gc->mailbox);
 		gc_free(gc);
@@ -313,24 +365,50 @@ static void
 gc_try(struct graph_call *gc)
 {
 	struct graph_client		*c = gc->c;
-	struct http_request_opts	 o;
-	const char			*hdrs[2] = { NULL, NULL };
 	struct timeval			 tv;
 	int64_t				 w;
 
-	w = graph_sched_acquire(c->sched, gc->mailbox, time_mono_ms());
-	if (w != 0) {
-		c->st.waiting++;
-		if (w < 0) {
-			gc->state = GC_WAIT_SLOT;	/* gc_wake starts it */
-			return;
+	if (gc->batchable && gc->attempts == 0) {
+		/* Gather the others of these few milliseconds. */
+		gc->state = GC_BATCH_QUEUED;
+		if (!c->batch_armed) {
+			c->batch_armed = true;
+			evtimer_add(&c->batch_ev, time_ms_tv(&tv,
+			    GRAPH_BATCH_WAIT_MS));
 		}
-		gc->state = GC_WAIT_TIMER;
-		tv.tv_sec = w / 1000;
-		tv.tv_usec = (w % 1000) * 1000;
-		evtimer_add(&gc->timer, &tv);
 		return;
 	}
+	w = graph_sched_acquire(c->sched, gc->mailbox, time_mono_ms());
+	if (w != 0) {
+		gc_wait(gc, w);
+		return;
+	}
+	gc_send(gc);
+}
+
+/* Wait w ms (or, w < 0, for a slot) before trying again. */
+static void
+gc_wait(struct graph_call *gc, int64_t w)
+{
+	struct timeval	 tv;
+
+	gc->c->st.waiting++;
+	if (w < 0) {
+		gc->state = GC_WAIT_SLOT;	/* gc_wake starts it */
+		return;
+	}
+	gc->state = GC_WAIT_TIMER;
+	evtimer_add(&gc->timer, time_ms_tv(&tv, w));
+}
+
+/* Send now: the mailbox's slot is held. */
+static void
+gc_send(struct graph_call *gc)
+{
+	struct graph_client		*c = gc->c;
+	struct http_request_opts	 o;
+	const char			*hdrs[2] = { NULL, NULL };
+
 	memset(&o, 0, sizeof o);
 	o.method = gc->method;
 	o.url = gc->url;
@@ -423,6 +501,207 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 	free(mb);
 }
 
+/* ---- JSON batching ---- */
+
+static const char *const gc_batch_ids[GRAPH_BATCH_MAX] = {
+	"1", "2", "3", "4", "5", "6", "7", "8", "9", "10",
+	"11", "12", "13", "14", "15", "16", "17", "18", "19", "20"
+};
+
+/* A cancelled call leaves its batch; the last one ends the request. */
+static void
+gc_batch_drop(struct graph_call *gc)
+{
+	struct gc_batch	*bt = gc->batch;
+	size_t		 i;
+
+	for (i = 0; i < bt->n; i++)
+		if (bt->v[i] == gc)
+			bt->v[i] = NULL;
+	gc->batch = NULL;
+	if (--bt->live == 0 && bt->http != NULL) {
+		http_request_cancel(bt->http);
+		free(bt);
+	}
+}
+
+/*
+ * The answer of one step, handed on as if its call had gone alone (its
+ * slot is released, a 429 pauses the mailbox and tries it again alone).
+ */
+static void
+gc_step_done(struct graph_call *gc, const struct graph_batch_resp *r)
+{
+	struct http_response	 resp;
+	char			 ra[24];
+
+	memset(&resp, 0, sizeof resp);
+	if (r == NULL) {
+		resp.result = HTTP_RESULT_TRANSIENT;
+		resp.error = "no answer for it in the batch";
+	} else {
+		resp.status = r->status;
+		resp.result = r->status >= 200 && r->status < 300 ?
+		    HTTP_RESULT_OK : r->status == 429 || r->status == 503 ?
+		    HTTP_RESULT_THROTTLED : r->status == 401 ?
+		    HTTP_RESULT_AUTH : HTTP_RESULT_FATAL;
+		resp.body = r->body != NULL ? r->body : "";
+		resp.body_len = r->body != NULL ? r->body_len : 0;
+		if (r->retry_after_s >= 0) {
+			snprintf(ra, sizeof ra, "%lld",
+			    (long long)r->retry_after_s);
+			resp.retry_after = ra;
+		}
+	}
+	gc_http_done(NULL, &resp, gc);
+}
+
+static void
+gc_batch_done(struct http_request *req, const struct http_response *resp,
+    void *arg)
+{
+	struct gc_batch		*bt = arg;
+	struct graph_batch	 gb;
+	struct graph_call	*gc;
+	char			*cause = NULL;
+	bool			 ok;
+	size_t			 i;
+
+	bt->http = NULL;
+	memset(&gb, 0, sizeof gb);
+	ok = resp->result == HTTP_RESULT_OK && resp->status == 200 &&
+	    graph_parse_batch(resp->body, resp->body_len, &gb, &cause) == 0;
+	if (!ok)
+		log_info("graph $batch of %zu: %s; each tried alone", bt->live,
+		    cause != NULL ? cause : resp->error != NULL ?
+		    resp->error : "refused");
+	free(cause);
+	for (i = 0; i < bt->n; i++) {
+		if ((gc = bt->v[i]) == NULL)
+			continue;
+		bt->v[i] = NULL;
+		bt->live--;
+		gc->batch = NULL;
+		gc->state = GC_IDLE;
+		if (ok) {
+			gc_step_done(gc, graph_batch_find(&gb,
+			    gc_batch_ids[i]));
+			continue;
+		}
+		/* The batch as a whole failed: alone, with its slot. */
+		gc_send(gc);
+	}
+	graph_batch_free(&gb);
+	free(bt);
+}
+
+/* Send the batch of n calls (slots held); one alone goes alone. */
+static void
+gc_batch_send(struct graph_client *c, struct gc_batch *bt)
+{
+	struct graph_batch_req		 reqs[GRAPH_BATCH_MAX];
+	struct http_request_opts	 o;
+	struct buf			 b = BUF_INIT, u = BUF_INIT;
+	size_t				 i, plen = strlen(GRAPH_PREFER ": ");
+	char				*cause = NULL;
+
+	memset(reqs, 0, sizeof reqs);
+	for (i = 0; i < bt->n; i++) {
+		reqs[i].id = gc_batch_ids[i];
+		reqs[i].method = "GET";
+		reqs[i].url = bt->v[i]->url + strlen(c->graph_url);
+		reqs[i].prefer = bt->v[i]->prefer != NULL ?
+		    bt->v[i]->prefer + plen : NULL;
+	}
+	if (bt->n < 2 || graph_batch_body(&b, reqs, bt->n, &cause) == -1) {
+		if (cause != NULL)
+			log_warnx("graph $batch: %s", cause);
+		free(cause);
+		for (i = 0; i < bt->n; i++) {
+			bt->v[i]->batch = NULL;
+			gc_send(bt->v[i]);
+		}
+		buf_free(&b);
+		free(bt);
+		return;
+	}
+	for (i = 0; i < bt->n; i++) {
+		bt->v[i]->state = GC_BATCHED;
+		bt->v[i]->attempts++;
+	}
+	c->st.batches++;
+	c->st.batched += bt->n;
+	buf_printf(&u, "%s/$batch", c->graph_url);
+	memset(&o, 0, sizeof o);
+	o.method = HTTP_POST;
+	o.url = buf_str(&u);
+	o.body = buf_str(&b);
+	o.body_len = b.len;
+	o.content_type = "application/json";
+	o.accept = "application/json";
+	o.timeout_ms = c->timeout_ms;
+	o.tag = "$batch";
+	bt->http = http_request_start(c->eng, &o, gc_batch_done, NULL, bt);
+	buf_free(&u);
+	buf_free(&b);
+}
+
+/*
+ * Gathering is over: the calls whose mailbox has a slot now go in
+ * batches of up to GRAPH_BATCH_MAX (each holding its slot, so a batch
+ * never carries more of a mailbox than its free slots); the others wait
+ * for theirs and go alone.
+ */
+static void
+gc_batch_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct graph_client	*c = arg;
+	struct graph_call	*gc, *next;
+	struct gc_batch		*bt = NULL;
+	int64_t			 w;
+
+	c->batch_armed = false;
+	for (gc = TAILQ_FIRST(&c->calls); gc != NULL; gc = next) {
+		next = TAILQ_NEXT(gc, entry);
+		if (gc->state != GC_BATCH_QUEUED)
+			continue;
+		gc->batchable = false;
+		gc->state = GC_IDLE;
+		w = graph_sched_acquire(c->sched, gc->mailbox,
+		    time_mono_ms());
+		if (w != 0) {
+			gc_wait(gc, w);
+			continue;
+		}
+		if (bt == NULL) {
+			bt = xcalloc(1, sizeof *bt);
+			bt->c = c;
+		}
+		gc->batch = bt;
+		bt->v[bt->n++] = gc;
+		bt->live++;
+		if (bt->n == GRAPH_BATCH_MAX) {
+			gc_batch_send(c, bt);
+			bt = NULL;
+		}
+	}
+	if (bt != NULL)
+		gc_batch_send(c, bt);
+}
+
+struct auth_wait *
+graph_client_token(struct graph_client *c, auth_token_cb cb, void *arg)
+{
+	return (auth_get(c->auth, cb, arg));
+}
+
+void
+graph_client_token_cancel(struct graph_client *c, struct auth_wait *w)
+{
+	if (w != NULL)
+		auth_wait_cancel(c->auth, w);
+}
+
 void
 graph_client_stats(struct graph_client *c, struct graph_client_stats *st)
 {
@@ -442,6 +721,8 @@ graph_client_stats_json(struct graph_client *c, struct json_writer *w)
 	json_kv_int(w, "calls", (int64_t)st.calls);
 	json_kv_int(w, "throttled", (int64_t)st.throttled);
 	json_kv_int(w, "retries", (int64_t)st.retries);
+	json_kv_int(w, "batches", (int64_t)st.batches);
+	json_kv_int(w, "batched", (int64_t)st.batched);
 	json_kv_int(w, "waiting", st.waiting);
 	json_key(w, "results");
 	json_obj_begin(w);

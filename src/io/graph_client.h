@@ -31,6 +31,7 @@ struct json_writer;
 
 #define GRAPH_SCOPE		"https://graph.microsoft.com/.default"
 #define GRAPH_MAX_ATTEMPTS	4	/* per call, throttled answers */
+#define GRAPH_BATCH_WAIT_MS	20	/* batchable calls gathered this long */
 
 struct graph_client_opts {
 	const char	*graph_url;	/* NULL = GRAPH_DEFAULT_URL */
@@ -52,6 +53,11 @@ struct graph_client_opts {
 	long		 max_connections;	/* 0 = 64 */
 };
 
+struct config;
+/* The options of conf's [graph] section (borrowed from conf). */
+void	 graph_client_opts_from_config(struct graph_client_opts *,
+	    const struct config *);
+
 /* New client, or NULL with *cause (allocated). */
 struct graph_client *graph_client_new(struct event_base *,
 	    const struct graph_client_opts *, char **cause);
@@ -60,12 +66,19 @@ void	 graph_client_free(struct graph_client *);
 
 struct graph_req {
 	enum http_method method;
-	const char	*url;		/* absolute, or "/..." under graph_url */
+	const char	*url;		/* absolute, or under graph_url */
 	const char	*body;		/* JSON text for POST/PATCH, or NULL */
 	const char	*mailbox;	/* whose budget; NULL = the app's */
 	bool		 prefer_utc;	/* Prefer: outlook.timezone="UTC" */
 	unsigned	 page_size;	/* Prefer: odata.maxpagesize; 0 none */
 	const char	*tag;		/* for logs */
+	/*
+	 * A GET that may travel in a JSON $batch with others started in
+	 * the same few milliseconds (start-up reads of many mailboxes):
+	 * each still holds a slot of its mailbox while the batch runs,
+	 * and is answered as if it had gone alone.
+	 */
+	bool		 batchable;
 };
 
 /* Borrowed for the callback only. */
@@ -89,10 +102,21 @@ struct graph_call *graph_call_start(struct graph_client *,
 	    const struct graph_req *, graph_done_cb, void *arg);
 void	 graph_call_cancel(struct graph_call *);
 
+/*
+ * An app-only token from the shared cache (fetched if there is none),
+ * as every call gets it: for a check that the token endpoint accepts
+ * the credentials.  cb as auth_get's; the handle is valid until then.
+ */
+struct auth_wait *graph_client_token(struct graph_client *, auth_token_cb,
+	    void *arg);
+void	 graph_client_token_cancel(struct graph_client *, struct auth_wait *);
+
 struct graph_client_stats {
 	uint64_t	 calls;
 	uint64_t	 throttled;	/* 429/503 answers */
 	uint64_t	 retries;	/* of those, tried again */
+	uint64_t	 batches;	/* $batch requests sent */
+	uint64_t	 batched;	/* calls that went in one */
 	uint64_t	 results[GRAPH_ACT_MAX];
 	unsigned	 waiting;	/* calls held for a slot or a pause */
 	struct graph_sched_stats sched;

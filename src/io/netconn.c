@@ -63,7 +63,8 @@ netconn_connect(struct event_base *base, const struct sockaddr *sa,
 	struct netconn	*c;
 	struct timeval	 tv;
 	int64_t		 ms;
-	int		 flags = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+	int		 flags = BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS;
 
 	c = xcalloc(1, sizeof *c);
 	c->read_cb = rcb;

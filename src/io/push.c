@@ -150,7 +150,8 @@ struct push {
 	unsigned		 max_conns;
 	size_t			 max_body;
 	int64_t			 timeout_ms;
-	struct push_conns	 conns[PCL_MAX];	/* by class, oldest first */
+	struct push_conns	 conns[PCL_MAX];	/* by class, oldest
+							   first */
 	int			 devnull;	/* see push_conn_free */
 	struct log_rate		 warn;
 	push_notify_cb		 cb;

@@ -151,6 +151,7 @@ struct push_stats {
 /* Live counters (borrowed). */
 const struct push_stats *push_get_stats(const struct push *);
 /* The counters as one JSON object value. */
-void		 push_stats_json(const struct push_stats *, struct json_writer *);
+void		 push_stats_json(const struct push_stats *,
+		    struct json_writer *);
 
 #endif

@@ -64,7 +64,7 @@ struct throttle {
 	size_t			 nheap;
 	size_t			 heapcap;
 
-	struct hashmap		*subs;		/* mailbox -> (uintptr_t)count */
+	struct hashmap		*subs;		/* mailbox -> count */
 	unsigned		 nsubs;
 
 	uint64_t		 next_seq;

@@ -196,7 +196,8 @@ vt_tcp_event(struct bufferevent *bev, short what, void *arg)
 		vt->ctx = SSL_CTX_new(TLS_client_method());
 		if (vt->ctx == NULL) {
 			evutil_closesocket(fd);
-			snprintf(vt->error, sizeof vt->error, "cannot set up TLS");
+			snprintf(vt->error, sizeof vt->error,
+			    "cannot set up TLS");
 			vt_finish(vt, VERIFY_TLS_HANDSHAKE);
 			return;
 		}
@@ -211,7 +212,8 @@ vt_tcp_event(struct bufferevent *bev, short what, void *arg)
 		ssl = SSL_new(vt->ctx);
 		if (ssl == NULL) {
 			evutil_closesocket(fd);
-			snprintf(vt->error, sizeof vt->error, "cannot set up TLS");
+			snprintf(vt->error, sizeof vt->error,
+			    "cannot set up TLS");
 			vt_finish(vt, VERIFY_TLS_HANDSHAKE);
 			return;
 		}
@@ -229,7 +231,8 @@ vt_tcp_event(struct bufferevent *bev, short what, void *arg)
 		if (vt->bev == NULL) {
 			SSL_free(ssl);
 			evutil_closesocket(fd);
-			snprintf(vt->error, sizeof vt->error, "cannot set up TLS");
+			snprintf(vt->error, sizeof vt->error,
+			    "cannot set up TLS");
 			vt_finish(vt, VERIFY_TLS_HANDSHAKE);
 			return;
 		}

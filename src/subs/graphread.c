@@ -165,7 +165,7 @@ step_start(struct graphread *gr, enum step step, const char *url)
 	    .method = HTTP_GET, .url = url, .mailbox = gr->user,
 	    .prefer_utc = step != STEP_OOF,
 	    .page_size = step != STEP_OOF ? GRAPH_PAGE_SIZE : 0,
-	    .tag = gr->user }, on_answer, gr);
+	    .tag = gr->user, .batchable = true }, on_answer, gr);
 	buf_free(&b);
 }
 
@@ -425,6 +425,37 @@ graphread_renew(struct graphread *gr, const char *id, int64_t expires,
 	    .mailbox = gr->user, .tag = gr->user }, on_sub, gr);
 	buf_free(&u);
 	buf_free(&b);
+}
+
+static void
+on_unsub(const struct graph_result *res, void *arg)
+{
+	struct graphread	*gr = arg;
+	struct graphsub_result	 r;
+
+	gr->sub_call = NULL;
+	memset(&r, 0, sizeof r);
+	if (res->action != GRAPH_ACT_OK && res->action != GRAPH_ACT_NOT_FOUND) {
+		r.code = res->code != NULL && res->code[0] != '\0' ?
+		    res->code : graph_action_name(res->action);
+		r.action = res->action;
+	}
+	gr->sub_cb(&r, gr->arg);
+}
+
+void
+graphread_unsubscribe(struct graphread *gr, const char *id, graphsub_cb cb)
+{
+	struct buf	 u = BUF_INIT;
+
+	if (gr->sub_call != NULL)
+		return;
+	graph_sub_url(&u, "", id);
+	gr->sub_cb = cb;
+	gr->sub_call = graph_call_start(gr->env->graph, &(struct graph_req){
+	    .method = HTTP_DELETE, .url = buf_str(&u), .mailbox = gr->user,
+	    .tag = gr->user }, on_unsub, gr);
+	buf_free(&u);
 }
 
 bool

@@ -83,6 +83,13 @@ void		 graphread_subscribe(struct graphread *, const char *url,
 /* Renew subscription id until expires. */
 void		 graphread_renew(struct graphread *, const char *id,
 		    int64_t expires, graphsub_cb);
+/*
+ * Delete subscription id (at stop: it would otherwise send notifications
+ * until it expires).  cb's code is NULL when it is gone (also when the
+ * server no longer knew it).
+ */
+void		 graphread_unsubscribe(struct graphread *, const char *id,
+		    graphsub_cb);
 bool		 graphread_sub_busy(const struct graphread *);
 void		 graphread_sub_cancel(struct graphread *);
 /* Status: "delta" object (token held, its age, rounds, re-reads). */

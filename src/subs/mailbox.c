@@ -68,6 +68,12 @@ static const bool source_reads_oof[SOURCE_MAX] = {
 	[SOURCE_RESYNC] = true,
 };
 
+/* Where a subscription is released before subscribing again. */
+struct release {
+	char			*anchor;	/* owned */
+	char			*cookie;	/* owned or NULL */
+};
+
 struct mailbox {
 	char			*address;	/* owned, lower case */
 	char			*imp_id;	/* UPN or SID, or NULL */
@@ -78,6 +84,9 @@ struct mailbox {
 	char			*watermark;	/* push only; owned or NULL */
 	char			*error;		/* last error code, owned;
 						   NULL: none */
+	struct release		*release;	/* owned; set while
+						   unsubscribing to
+						   subscribe again */
 
 	/*
 	 * Its requests, each call allocated while its request is queued
@@ -124,6 +133,7 @@ struct mailbox {
 	bool			 have_sub_budget:1; /* counted in
 						   throttle */
 	bool			 stopping:1;	/* stop once Subscribe
+						   (or the release)
 						   answers */
 	bool			 urgent:1;	/* the next Subscribe is
 						   recovery (high priority) */
@@ -168,6 +178,7 @@ static void	 oof_done(struct ews_call *, const struct ews_reply *, void *);
 static void	 graph_done(const struct graphread_result *, void *);
 static void	 graph_sub_start(struct mailbox *);
 static void	 graph_renew(struct mailbox *);
+static void	 graph_unsubscribed(const struct graphsub_result *, void *);
 
 static const struct ews_call_ops subscribe_ops = {
 	.op = EWS_OP_SUBSCRIBE,
@@ -317,6 +328,17 @@ forget_subscription(struct mailbox *mb)
 	drop_subscription(mb, true);
 }
 
+static void
+release_free(struct mailbox *mb)
+{
+	if (mb->release == NULL)
+		return;
+	free(mb->release->anchor);
+	free(mb->release->cookie);
+	free(mb->release);
+	mb->release = NULL;
+}
+
 void
 mailbox_free(struct mailbox *mb)
 {
@@ -328,6 +350,7 @@ mailbox_free(struct mailbox *mb)
 	boundary_cancel(ctx->presence_timers, &mb->boundary);
 	boundary_cancel(ctx->action_timers, &mb->action);
 	drop_subscription(mb, false);
+	release_free(mb);
 	cal_free(mb);
 	timeline_free(&mb->tl);
 	free(mb->address);
@@ -502,10 +525,15 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		mb->retry_at = now + PARK_RETRY_MS;
 		break;
 	case MAILBOX_UNSUBSCRIBING:
-		mb->retry_at = mb->push_deadline = 0;
+		mb->retry_at = mb->push_deadline = mb->renew_at = 0;
 		call_end(mb, &mb->sub_call);
-		call_submit(mb, &mb->sub_call, &unsubscribe_ops,
-		    THROTTLE_PRIO_HIGH);
+		if (mb->gr != NULL) {
+			graphread_sub_cancel(mb->gr);
+			graphread_unsubscribe(mb->gr, mb->sub_id,
+			    graph_unsubscribed);
+		} else
+			call_submit(mb, &mb->sub_call, &unsubscribe_ops,
+			    THROTTLE_PRIO_HIGH);
 		break;
 	case MAILBOX_STOPPED:
 		read_cancel(mb);
@@ -642,17 +670,32 @@ build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
 	if (soap_unsubscribe(&s->body, &h, mb->sub_id) == -1)
 		return (-1);
 	mb->ctx->hooks->affinity(mb, &s->anchor, &s->cookie, mb->ctx->arg);
+	if (mb->release != NULL) {
+		/* Where it was made, not where it goes. */
+		s->anchor = mb->release->anchor;
+		s->cookie = mb->release->cookie;
+	}
 	s->tag = mb->address;
 	return (0);
 }
 
-/* Answered, refused or never sent: the subscription is released. */
+/*
+ * Answered, refused or never sent: the subscription is released; a
+ * new one follows unless the mailbox was stopped meanwhile.
+ */
 static void
 unsubscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
-	struct mailbox		*mb = arg;
+	struct mailbox	*mb = arg;
 
 	call_end(mb, &mb->sub_call);
+	if (mb->release != NULL) {
+		release_free(mb);
+		if (!mb->stopping) {
+			set_state(mb, MAILBOX_SUBSCRIBING);
+			return;
+		}
+	}
 	set_state(mb, MAILBOX_STOPPED);
 }
 
@@ -1096,6 +1139,16 @@ graph_subscribed(const struct graphsub_result *r, void *arg)
 
 	if (mb->state != MAILBOX_SUBSCRIBING)
 		return;
+	if (mb->stopping) {
+		/* Stopped while the server made it: delete it again. */
+		if (r->code == NULL) {
+			forget_subscription(mb);
+			mb->sub_id = xstrdup(r->id);
+			set_state(mb, MAILBOX_UNSUBSCRIBING);
+		} else
+			set_state(mb, MAILBOX_STOPPED);
+		return;
+	}
 	if (r->code != NULL) {
 		mlog(LOG_WARNING, mb->address, "Graph subscription refused: "
 		    "%s", r->code);
@@ -1154,6 +1207,18 @@ graph_renewed(const struct graphsub_result *r, void *arg)
 	arm_action(mb);
 }
 
+/* Deleted, refused or never sent: the mailbox has stopped either way. */
+static void
+graph_unsubscribed(const struct graphsub_result *r, void *arg)
+{
+	struct mailbox	*mb = arg;
+
+	if (r->code != NULL)
+		mlog(LOG_NOTICE, mb->address, "Graph subscription not "
+		    "deleted (%s); it ends when it expires", r->code);
+	set_state(mb, MAILBOX_STOPPED);
+}
+
 static void
 graph_renew(struct mailbox *mb)
 {
@@ -1210,6 +1275,15 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 		forget_subscription(mb);
 		return;
 	}
+	/*
+	 * A move ends the mailbox's subscriptions and, once it is done,
+	 * its group's cookie routes to the server it left: subscribe it
+	 * where its own address routes, placed again once located.
+	 */
+	if ((mailbox_move_code(code) || strcmp(code,
+	    "ErrorSubscriptionNotFound") == 0) &&
+	    mb->ctx->hooks->moving != NULL)
+		mb->ctx->hooks->moving(mb, code, mb->ctx->arg);
 	mb->urgent = true;
 	set_state(mb, MAILBOX_SUBSCRIBING);
 }
@@ -1223,15 +1297,25 @@ mailbox_move_code(const char *code)
 }
 
 void
-mailbox_resubscribe(struct mailbox *mb, const char *why)
+mailbox_resubscribe(struct mailbox *mb, const char *why, const char *anchor,
+    const char *cookie)
 {
 	if (!subscribed_mode(mb) || mb->state == MAILBOX_IDLE ||
 	    mb->state == MAILBOX_UNSUBSCRIBING ||
-	    mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_PARKED)
+	    mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_PARKED ||
+	    mb->stopping)
 		return;
 	mlog(LOG_NOTICE, mb->address, "subscribing again: %s", why);
 	mb->ctx->hooks->count(mb, MAILBOX_COUNT_RESUBSCRIBE, mb->ctx->arg);
 	mb->urgent = true;
+	if (mb->sub_id != NULL && mb->mode == MAILBOX_MODE_STREAMING &&
+	    anchor != NULL && mb->state != MAILBOX_SUBSCRIBING) {
+		mb->release = xcalloc(1, sizeof *mb->release);
+		mb->release->anchor = xstrdup(anchor);
+		mb->release->cookie = cookie != NULL ? xstrdup(cookie) : NULL;
+		set_state(mb, MAILBOX_UNSUBSCRIBING);
+		return;
+	}
 	set_state(mb, MAILBOX_SUBSCRIBING);
 }
 
@@ -1299,6 +1383,10 @@ mailbox_oof_read_at(const struct mailbox *mb)
 void
 mailbox_stop(struct mailbox *mb)
 {
+	if (mb->state == MAILBOX_UNSUBSCRIBING && mb->release != NULL) {
+		mb->stopping = true;	/* stopped once released */
+		return;
+	}
 	if (mb->state == MAILBOX_UNSUBSCRIBING ||
 	    mb->state == MAILBOX_STOPPED || mb->stopping)
 		return;
@@ -1310,13 +1398,18 @@ mailbox_stop(struct mailbox *mb)
 	 * count against the account until it expires.
 	 */
 	if (mb->state == MAILBOX_SUBSCRIBING &&
-	    mb->sub_call != NULL && ews_call_request(mb->sub_call) != NULL) {
+	    ((mb->sub_call != NULL && ews_call_request(mb->sub_call) !=
+	    NULL) || (mb->gr != NULL && graphread_sub_busy(mb->gr)))) {
 		mb->stopping = true;
 		return;
 	}
 	call_end(mb, &mb->sub_call);
-	/* Push subscriptions end when the listener answers Unsubscribe. */
-	if (mb->sub_id == NULL || mb->mode != MAILBOX_MODE_STREAMING)
+	/*
+	 * EWS push subscriptions end when the listener answers Unsubscribe;
+	 * Graph's are deleted.
+	 */
+	if (mb->sub_id == NULL || (mb->mode != MAILBOX_MODE_STREAMING &&
+	    mb->gr == NULL))
 		set_state(mb, MAILBOX_STOPPED);
 	else
 		set_state(mb, MAILBOX_UNSUBSCRIBING);

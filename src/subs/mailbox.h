@@ -163,8 +163,10 @@ struct mailbox_hooks {
 		    const struct ewsgw_presence_change *, void *);
 	void	(*count)(struct mailbox *, enum mailbox_count, void *);
 	/* Exchange says it is being moved to another database or server
-	 * (mailbox_move_code): its next Subscribe goes where its own
-	 * address routes.  May be NULL. */
+	 * (mailbox_move_code), or its subscription was lost as in a move
+	 * (ErrorSubscriptionNotFound): its next Subscribe goes where its
+	 * own address routes.  Called before that Subscribe; may take it
+	 * out of its group.  May be NULL. */
 	void	(*moving)(struct mailbox *, const char *code, void *);
 };
 
@@ -210,12 +212,14 @@ void		 mailbox_graph_notify(struct mailbox *, int kind);
 void		 mailbox_subscription_lost(struct mailbox *, const char *code,
 		    bool missed_events);
 /*
- * Subscribe again where its group now is (it moved to another server's
- * group): a fresh subscription, then a calendar read.  The old one is
- * not unsubscribed: a moved mailbox's subscriptions are gone with the
- * move, and one no stream carries expires on the server.
+ * Subscribe again where its group now is (its grouping changed): a
+ * fresh subscription, then a calendar read.  A streaming subscription
+ * it holds is released first, with an Unsubscribe routed by anchor and
+ * cookie (those of the group it was made in; copied), so that none is
+ * left on the server; without anchor it is only forgotten.
  */
-void		 mailbox_resubscribe(struct mailbox *, const char *why);
+void		 mailbox_resubscribe(struct mailbox *, const char *why,
+		    const char *anchor, const char *cookie);
 /*
  * Whether code says the mailbox is being moved (ErrorMailboxMoveInProgress,
  * ErrorMailboxStoreUnavailable) or is served elsewhere now (the codes

@@ -94,6 +94,7 @@ struct manager {
 	struct discover		*refresh;
 	struct event		 refresh_ev;
 	size_t			 refresh_next;
+	size_t			 sweep;		/* to ask without waiting */
 	/* Being moved: out of every group until Autodiscover, asked once
 	 * it subscribed again, names its server (address -> itself). */
 	struct hashmap		*moving;
@@ -147,6 +148,7 @@ static void	 on_group_refused(struct group *, void *);
 static void	 refresh_schedule(struct manager *);
 static bool	 discovering(const struct manager *);
 static void	 refresh_cb(evutil_socket_t, short, void *);
+static void	 ask_soon(struct manager *, const char *);
 
 /* ---- what the mailboxes report ---- */
 
@@ -180,34 +182,32 @@ on_subscription(struct mailbox *mb, const char *old, void *arg)
 		registry_bind(m->reg, mailbox_sub_id(mb), mb);
 	/* Moved and subscribed again: where is it now? */
 	if (mailbox_sub_id(mb) != NULL &&
-	    hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
-		m->urgent = xreallocarray(m->urgent, m->nurgent + 1,
-		    sizeof *m->urgent);
-		m->urgent[m->nurgent++] = xstrdup(mailbox_address(mb));
-		refresh_schedule(m);
-	}
+	    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
+		ask_soon(m, mailbox_address(mb));
 }
 
 /*
- * Being moved: off its group (its subscription went with the move), so
- * that its next Subscribe routes by its own address, to its new server;
- * placed again once Autodiscover names that server.
+ * Being moved, or its subscription lost as in a move: off its group
+ * (its subscription went with the move), so that its next Subscribe
+ * routes by its own address, to its new server; placed again once
+ * Autodiscover names that server.
  */
 static void
 on_moving(struct mailbox *mb, const char *code, void *arg)
 {
 	struct manager	*m = arg;
 
-	if (!discovering(m) || hashmap_get(m->moving,
-	    mailbox_address(mb)) != NULL)
+	if (!discovering(m) || mailbox_backend(mb) != MAILBOX_BACKEND_EWS ||
+	    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
 		return;
 	hashmap_put(m->moving, mailbox_address(mb), mb);
-	if (mailbox_group(mb) != NULL)
-		group_remove(mailbox_group(mb), mb);
+	/* Off its group in assign(), not from within its stream's
+	 * callbacks that may have called. */
+	rebalance_soon(m);
 	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
 	    mailbox_address(mb), .response_code = code },
-	    "being moved (%s): regrouped once Autodiscover names its "
-	    "server", code);
+	    "moved or being moved (%s): regrouped once Autodiscover names "
+	    "its server", code);
 }
 
 /* Exchange will not subscribe it: poll it, and free its group slot. */
@@ -230,12 +230,21 @@ on_poll(struct mailbox *mb, void *arg)
 	poller_poll_now(m->poller, mb);
 }
 
+/* The group mb streams in, none while it is being moved. */
+static struct group *
+group_of(struct manager *m, const struct mailbox *mb)
+{
+	if (hashmap_get(m->moving, mailbox_address(mb)) != NULL)
+		return (NULL);
+	return (mailbox_group(mb));
+}
+
 /* Subscriptions are made where the group's stream will look for them. */
 static void
 on_affinity(const struct mailbox *mb, const char **anchor,
     const char **cookie, void *arg)
 {
-	struct group	*g = mailbox_group(mb);
+	struct group	*g = group_of(arg, mb);
 
 	*anchor = g != NULL ? group_anchor(g) : mailbox_address(mb);
 	*cookie = g != NULL ? group_cookie(g) : NULL;
@@ -244,8 +253,10 @@ on_affinity(const struct mailbox *mb, const char **anchor,
 static void
 on_cookie(struct mailbox *mb, const char *cookie, void *arg)
 {
-	if (mailbox_group(mb) != NULL)
-		group_set_cookie(mailbox_group(mb), cookie);
+	struct group	*g = group_of(arg, mb);
+
+	if (g != NULL)
+		group_set_cookie(g, cookie);
 }
 
 static void
@@ -620,9 +631,14 @@ assign(struct manager *m)
 			    MAILBOX_WHY_CONFIG);
 			continue;
 		}
-		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED ||
-		    hashmap_get(m->moving, mailbox_address(mb)) != NULL)
-			continue;	/* polled, or placed once located */
+		if (mailbox_reason(mb) == MAILBOX_WHY_REFUSED)
+			continue;	/* polled */
+		if (hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
+			/* Placed once located (on_moving). */
+			if (mailbox_group(mb) != NULL)
+				group_remove(mailbox_group(mb), mb);
+			continue;
+		}
 		if (mailbox_group(mb) != NULL ||
 		    (mailbox_mode(mb) == MAILBOX_MODE_PUSH &&
 		    s != MAILBOX_IDLE))
@@ -813,20 +829,7 @@ graph_new(struct event_base *base, const struct config *conf, char **cause)
 {
 	struct graph_client_opts	 o;
 
-	memset(&o, 0, sizeof o);
-	o.graph_url = conf->graph.url;
-	o.token_url = conf->graph.token_url;
-	o.client_id = conf->graph.client_id;
-	o.client_secret = conf->graph.client_secret;
-	o.cert_file = conf->graph.certificate_file;
-	o.key_file = conf->graph.key_file;
-	o.ca_file = conf->graph.ca_file;
-	o.tls_verify = conf->graph.tls_verify;
-	o.token_ca_file = conf->graph.token_ca_file;
-	o.token_tls_verify = conf->graph.token_tls_verify;
-	o.sched.concurrency = conf->graph.mailbox_concurrency;
-	o.timeout_ms = conf->graph.request_timeout_ms;
-	o.max_connections = (long)conf->graph.max_connections;
+	graph_client_opts_from_config(&o, conf);
 	return (graph_client_new(base, &o, cause));
 }
 
@@ -993,7 +996,7 @@ refresh_schedule(struct manager *m)
 
 	if (m->stopping || m->refresh != NULL || m->discover != NULL)
 		return;		/* refreshed() or discovered() call again */
-	if (m->nurgent > 0) {
+	if (m->nurgent > 0 || (m->sweep > 0 && n > 0)) {
 		evtimer_add(&m->refresh_ev, time_ms_tv(&tv, 0));
 		return;
 	}
@@ -1011,18 +1014,21 @@ refresh_schedule(struct manager *m)
  * A mailbox's grouping changed (moved to another database or server):
  * off its old group's stream (reopened without it, every other group
  * left alone), into a group of the new grouping, subscribed again
- * there.
+ * there, the subscription it held released where it was made.
  */
 static void
 regroup(struct manager *m, struct mailbox *mb, const char *key)
 {
 	struct group	*old = mailbox_group(mb), *g;
 	size_t		 maxg, maxs;
+	struct hashmap	*byaddr;
+	char		*anchor, *cookie;
 
 	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
-	if (old == NULL && hashmap_get(m->moving, mailbox_address(mb)) !=
-	    NULL) {
+	if (hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
 		/* Out of its group for the move: assign places it. */
+		if (old != NULL)
+			group_remove(old, mb);
 		m->regrouped++;
 		log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
 		    mailbox_address(mb), .operation = "GetUserSettings" },
@@ -1031,23 +1037,35 @@ regroup(struct manager *m, struct mailbox *mb, const char *key)
 	}
 	if (old == NULL || same_key(group_key(old), key))
 		return;		/* not streaming: placed when it is */
+	m->regrouped++;
+	anchor = xstrdup(group_anchor(old));
+	cookie = group_cookie(old) != NULL ? xstrdup(group_cookie(old)) :
+	    NULL;
 	group_remove(old, mb);
 	group_reopen(old);
-	capacity(m, &maxg, &maxs);
-	drop_empty_groups(m);
-	m->regrouped++;
-	if ((g = group_for(m, mb, maxg)) == NULL) {
-		mailbox_set_mode(mb, MAILBOX_MODE_POLL,
-		    MAILBOX_WHY_CONNECTIONS);
-		return;
-	}
 	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox =
 	    mailbox_address(mb), .operation = "GetUserSettings" },
-	    "Autodiscover: moved to another server; from connection %u to "
-	    "%u", group_id(old), group_id(g));
-	group_add(g, mb);
-	mailbox_resubscribe(mb, "its server changed");
-	group_member_changed(g);
+	    "Autodiscover: moved to another server; off connection %u",
+	    group_id(old));
+	capacity(m, &maxg, &maxs);
+	drop_empty_groups(m);
+	if ((g = group_for(m, mb, maxg)) == NULL) {
+		/* Polled, its subscription released (by its own address). */
+		byaddr = conf_by_address(m->env.conf);
+		demote(m, mb, byaddr, MAILBOX_WHY_CONNECTIONS);
+		hashmap_free(byaddr, NULL);
+		/* Its replacement keeps the grouping retiring dropped. */
+		free(hashmap_put(m->group_keys, mailbox_address(mb),
+		    xstrdup(key)));
+		registry_commit(m->reg);
+		start_idle(m);
+	} else {
+		group_add(g, mb);
+		mailbox_resubscribe(mb, "its server changed", anchor, cookie);
+		group_member_changed(g);
+	}
+	free(anchor);
+	free(cookie);
 }
 
 static void
@@ -1069,9 +1087,16 @@ refreshed(struct discover *d, const struct discover_result *rows,
 			regroup(m, mb, key);
 		free(key);
 	}
-	/* The moved ones asked: placed again (assign), known or not. */
-	for (i = 0; i < n; i++)
-		hashmap_remove(m->moving, rows[i].address);
+	/*
+	 * The moved ones asked since they subscribed again: placed again
+	 * (assign), known or not.  One asked before (a periodic batch)
+	 * may have been answered for the server it is leaving.
+	 */
+	for (i = 0; i < n; i++) {
+		mb = registry_find(m->reg, rows[i].address);
+		if (mb == NULL || mailbox_sub_id(mb) != NULL)
+			hashmap_remove(m->moving, rows[i].address);
+	}
 	discover_free(d);
 	m->refresh = NULL;
 	rebalance_soon(m);
@@ -1103,6 +1128,8 @@ refresh_cb(evutil_socket_t fd, short ev, void *arg)
 			if (m->refresh_next >= n)
 				m->refresh_next = 0;
 			mb = registry_at(m->reg, m->refresh_next++);
+			if (m->sweep > 0)
+				m->sweep--;
 			if (mailbox_backend(mb) == MAILBOX_BACKEND_EWS)
 				addrs[k++] = mailbox_address(mb);
 		}
@@ -1751,6 +1778,52 @@ manager_connections_json(struct manager *m, struct json_writer *w)
 	json_arr_end(w);
 }
 
+/* Ask Autodiscover for address first, at once. */
+static void
+ask_soon(struct manager *m, const char *address)
+{
+	m->urgent = xreallocarray(m->urgent, m->nurgent + 1,
+	    sizeof *m->urgent);
+	m->urgent[m->nurgent++] = xstrdup(address);
+	refresh_schedule(m);
+}
+
+int
+manager_rediscover(struct manager *m, const char *addr, size_t *queued,
+    char **cause)
+{
+	struct mailbox	*mb = NULL;
+	size_t		 i, n = registry_count(m->reg);
+
+	*queued = 0;
+	if (!discovering(m)) {
+		xasprintf(cause, "Autodiscover is off ([exchange] "
+		    "autodiscover, or mode = poll)");
+		return (-1);
+	}
+	if (addr != NULL) {
+		if ((mb = registry_find(m->reg, addr)) == NULL ||
+		    mailbox_backend(mb) != MAILBOX_BACKEND_EWS) {
+			xasprintf(cause, "unknown mailbox %s", addr);
+			return (-1);
+		}
+		ask_soon(m, mailbox_address(mb));
+		*queued = 1;
+	} else {
+		/* The whole registry once, a batch after the other. */
+		for (i = 0; i < n; i++)
+			if (mailbox_backend(registry_at(m->reg, i)) ==
+			    MAILBOX_BACKEND_EWS)
+				(*queued)++;
+		if (*queued > 0)
+			m->sweep = n;
+		refresh_schedule(m);
+	}
+	log_notice("Autodiscover: %zu mailboxes asked again (control "
+	    "request)", *queued);
+	return (0);
+}
+
 int
 manager_resync(struct manager *m, const char *addr, char **cause)
 {
@@ -1786,6 +1859,13 @@ graph_metrics(struct graph_client *gc, struct buf *b)
 		buf_printf(b, "ewsgw_graph_results_total{action=\"%s\"} "
 		    "%llu\n", graph_action_name(i),
 		    (unsigned long long)st.results[i]);
+	buf_printf(b, "# HELP ewsgw_graph_batches_total JSON $batch requests "
+	    "sent.\n# TYPE ewsgw_graph_batches_total counter\n"
+	    "ewsgw_graph_batches_total %llu\n"
+	    "# HELP ewsgw_graph_batched_total Graph calls sent inside a "
+	    "$batch.\n# TYPE ewsgw_graph_batched_total counter\n"
+	    "ewsgw_graph_batched_total %llu\n",
+	    (unsigned long long)st.batches, (unsigned long long)st.batched);
 	buf_printf(b, "# HELP ewsgw_graph_in_flight Graph requests "
 	    "running.\n# TYPE ewsgw_graph_in_flight gauge\n"
 	    "ewsgw_graph_in_flight %u\n", st.sched.in_flight);
@@ -1841,6 +1921,12 @@ struct ews_ctx *
 manager_ews(struct manager *m)
 {
 	return (m->env.ews);
+}
+
+struct graph_client *
+manager_graph(struct manager *m)
+{
+	return (m->env.graph);
 }
 
 bool

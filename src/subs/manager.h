@@ -84,6 +84,14 @@ int		 manager_mailbox_json(struct manager *, const char *,
 void		 manager_connections_json(struct manager *,
 		    struct json_writer *);
 int		 manager_resync(struct manager *, const char *, char **cause);
+/*
+ * Ask Autodiscover again now for the mailbox addr, or for every mailbox
+ * (NULL), and regroup those whose grouping changed; *queued says how
+ * many are asked.  -1 and *cause when Autodiscover is off or addr is
+ * not watched.
+ */
+int		 manager_rediscover(struct manager *, const char *addr,
+		    size_t *queued, char **cause);
 void		 manager_metrics(struct manager *, struct buf *);
 /*
  * One line for systemd's STATUS=.  Returns whether every mailbox is past
@@ -96,5 +104,7 @@ bool		 manager_summary(struct manager *, char *, size_t);
  * same budget (ewsgwctl verify).  Valid until manager_free.
  */
 struct ews_ctx	*manager_ews(struct manager *);
+/* The same for Graph: its client, or NULL without Graph mailboxes. */
+struct graph_client *manager_graph(struct manager *);
 
 #endif

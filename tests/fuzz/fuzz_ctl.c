@@ -63,7 +63,7 @@ request(const char *line, size_t len)
 	if (out.len == 0 || out.data[out.len - 1] != '\n')
 		abort();
 	if (out.data[0] != '{') {
-		/* Only metrics answers in text, and it ends the protocol way. */
+		/* Only metrics answers in text, ending the protocol way. */
 		if (ctl_answer_complete(out.data, out.len, true) != out.len)
 			abort();
 	} else {

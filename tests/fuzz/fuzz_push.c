@@ -35,17 +35,18 @@ static int
 on_notify(const struct ews_notifications *n, const char *body, size_t len,
     void *arg)
 {
-	size_t	 i;
+	const char	*id;
+	size_t		 i;
 
 	if (strlen(body) > len)
 		abort();
 	for (i = 0; i < n->nmsgs; i++) {
 		if (!n->msgs[i].has_notification)
 			continue;
-		if (strcmp(n->msgs[i].notification.subscription_id, "sub-bad") ==
-		    0)
+		id = n->msgs[i].notification.subscription_id;
+		if (strcmp(id, "sub-bad") == 0)
 			return (PUSH_BAD);
-		if (strcmp(n->msgs[i].notification.subscription_id, "sub-known") == 0)
+		if (strcmp(id, "sub-known") == 0)
 			return (PUSH_OK);
 	}
 	return (PUSH_UNSUBSCRIBE);

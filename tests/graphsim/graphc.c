@@ -103,7 +103,8 @@ done(const struct graph_result *r, void *arg)
 		finish(op, r, r->error);
 		return;
 	}
-	if (strcmp(op->name, "calview") == 0 || strcmp(op->name, "delta") == 0) {
+	if (strcmp(op->name, "calview") == 0 ||
+	    strcmp(op->name, "delta") == 0) {
 		if (graph_parse_calview(r->body, r->body_len, &pg, &cause)) {
 			finish(op, r, cause);
 			free(cause);
@@ -159,7 +160,8 @@ done(const struct graph_result *r, void *arg)
 			struct buf	 body = BUF_INIT;
 
 			op->sub_id = xstrdup(sub.id);
-			graph_sub_renew_body(&body, time_wall_ms() / 1000 + 7200);
+			graph_sub_renew_body(&body,
+			    time_wall_ms() / 1000 + 7200);
 			buf_printf(&u, "/subscriptions/%s", sub.id);
 			run(op, buf_str(&u), HTTP_PATCH, buf_str(&body));
 			buf_free(&body);
@@ -215,9 +217,10 @@ start(struct op *op)
 	int64_t			 now = time_wall_ms() / 1000;
 	char			*cause = NULL;
 
-	if (strcmp(op->name, "calview") == 0 || strcmp(op->name, "delta") == 0) {
-		graph_calview_path(&u, op->mailbox, now - 86400, now + 7 * 86400,
-		    strcmp(op->name, "delta") == 0);
+	if (strcmp(op->name, "calview") == 0 ||
+	    strcmp(op->name, "delta") == 0) {
+		graph_calview_path(&u, op->mailbox, now - 86400,
+		    now + 7 * 86400, strcmp(op->name, "delta") == 0);
 		run(op, buf_str(&u), HTTP_GET, NULL);
 	} else if (strcmp(op->name, "auto") == 0) {
 		graph_auto_replies_path(&u, op->mailbox);

@@ -141,6 +141,8 @@ class State:
         self.stats = Stats()
         self.mailboxes = {}  # key: lower(id) and lower(upn) -> Mailbox
         self.tokens = {}  # token -> expiry (epoch)
+        self.token_roles = {}  # token -> application permissions it carries
+        self.roles = frozenset(r for r in opts.roles.split(",") if r)
         self.subs = {}  # id -> dict
         self.in_flight = {}  # mailbox id -> n
         self.rate = {}  # mailbox id -> [timestamps]
@@ -148,7 +150,7 @@ class State:
         self.throttle_next = 0
         self.throttle_retry_after = 2
         self.ids = itertools.count(1)
-        self.allowed = None if not opts.allow else set(a.lower() for a in opts.allow.split(","))
+        self.set_policy(opts.allow)
         self.cert_thumbs = {}
         self.cert_keys = []
         for path in (opts.client_cert or "").split(","):
@@ -166,6 +168,21 @@ class State:
         self.cert_thumbs[s256] = cert.public_key()
         self.cert_thumbs[s1] = cert.public_key()
         del hashes
+
+    def set_policy(self, allow):
+        """The application access policy: None or "" = none (every mailbox)."""
+        if isinstance(allow, str):
+            allow = [a for a in allow.split(",") if a]
+        self.allowed = set(a.lower() for a in allow) if allow else None
+
+    def need_role(self, roles, role):
+        """Graph answers 403 when the token lacks the application permission
+        (the .ReadWrite one includes the .Read one)."""
+        if role in roles or role.replace(".Read", ".ReadWrite") in roles:
+            return
+        self.stats.count("permission_denied")
+        self.stats.count("permission_denied_" + role)
+        raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 
     # ---- directory ----
     def add_mailbox(self, upn, mid=None):
@@ -373,13 +390,13 @@ class GraphHandler(Handler):
                 return self.token(m.group(1), raw)
             if not url.path.startswith("/v1.0/"):
                 raise GraphError(404, "BadRequest", "Invalid version")
-            self.authorize()
+            roles = self.authorize()
             path = url.path[len("/v1.0"):]
             if path == "/$batch" and method == "POST":
                 st.stats.request("batch")
-                return self.reply(200, self.batch(raw))
+                return self.reply(200, self.batch(raw, roles))
             status, obj, headers = self.server.app.route(method, path, url.query, raw,
-                                                         dict(self.headers.items()))
+                                                         dict(self.headers.items()), roles=roles)
             if status == 204:
                 return self.reply(204)
             self.reply(status, obj, headers)
@@ -399,6 +416,7 @@ class GraphHandler(Handler):
                              "Access token is empty.",
                              {"WWW-Authenticate": 'Bearer realm="", authorization_uri='
                               '"https://login.microsoftonline.com/common/oauth2/authorize"'})
+        return st.token_roles.get(tok, frozenset())
 
     def token(self, tenant, raw):
         st, o = self.server.state, self.server.state.opts
@@ -431,6 +449,7 @@ class GraphHandler(Handler):
         tok = secrets.token_urlsafe(48)
         with st.lock:
             st.tokens[tok] = time.time() + o.token_lifetime
+            st.token_roles[tok] = st.roles
         st.stats.count("tokens_issued")
         self.reply(200, {"token_type": "Bearer", "expires_in": o.token_lifetime,
                          "ext_expires_in": o.token_lifetime, "access_token": tok})
@@ -478,7 +497,7 @@ class GraphHandler(Handler):
             seen.add(claims["jti"])
         return None
 
-    def batch(self, raw):
+    def batch(self, raw, roles):
         st = self.server.state
         try:
             doc = json.loads(raw)
@@ -488,6 +507,7 @@ class GraphHandler(Handler):
             raise GraphError(400, "BadRequest", "Invalid batch payload format.")
         if len(reqs) > BATCH_MAX:
             raise GraphError(400, "BadRequest", "Number of batch request steps exceeds the maximum of 20.")
+        st.stats.count("batch_steps", len(reqs))
         ids = [r.get("id") for r in reqs]
         if len(set(ids)) != len(ids) or any(not isinstance(i, str) or not i for i in ids):
             raise GraphError(400, "BadRequest", "Batch request ids must be unique strings.")
@@ -514,7 +534,7 @@ class GraphHandler(Handler):
             body = json.dumps(r["body"]).encode() if r.get("body") is not None else b""
             try:
                 status, obj, h = self.server.app.route(r.get("method", "GET").upper(), path, url.query,
-                                                       body, hdrs, inner=True)
+                                                       body, hdrs, inner=True, roles=roles)
             except GraphError as e:
                 status, obj, h = e.status, e.body(), e.headers
             item = {"id": r["id"], "status": status, "headers": {k: str(v) for k, v in (h or {}).items()}}
@@ -539,13 +559,15 @@ class App:
     def __init__(self, state):
         self.st = state
 
-    def route(self, method, path, query, raw, headers, inner=False):
+    def route(self, method, path, query, raw, headers, inner=False, roles=frozenset()):
         st = self.st
         q = {k: v[0] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
         hl = {k.lower(): v for k, v in headers.items()}
         m = re.fullmatch(r"/users/([^/]+)/(calendarView(?:/delta)?|calendar/calendarView(?:/delta)?|"
                          r"mailboxSettings(?:/automaticRepliesSetting)?|events)", path)
         if m:
+            st.need_role(roles, "MailboxSettings.Read" if m.group(2).startswith("mailboxSettings")
+                         else "Calendars.Read")
             mb = st.mailbox(m.group(1))
             with self.throttled(mb, inner):
                 what = m.group(2)
@@ -566,6 +588,7 @@ class App:
                 raise GraphError(405, "ErrorInvalidRequest", "events: use calendarView")
         if path == "/subscriptions" and method == "POST":
             st.stats.request("subscription_create")
+            st.need_role(roles, "Calendars.Read")
             return 201, self.sub_create(raw), None
         if path == "/subscriptions" and method == "GET":
             return 200, {"value": [self.sub_json(s) for s in list(st.subs.values())]}, None
@@ -591,6 +614,7 @@ class App:
                 st.stats.request("subscription_delete")
                 with st.lock:
                     st.subs.pop(sid, None)
+                st.stats.count("subscriptions_deleted")
                 return 204, None, None
         raise GraphError(400, "BadRequest", "Resource not found for the segment '%s'." % path)
 
@@ -893,6 +917,18 @@ class ControlHandler(Handler):
                     st.throttle_next = int(b.get("throttle", 0))
                     st.throttle_retry_after = int(b.get("retry_after", 2))
                 return self.reply(200, {})
+            if p == "/policy" and method == "PUT":
+                # Permissions granted to the app (for tokens issued from
+                # now on, as in Entra ID) and the application access
+                # policy (a list of mailboxes, or null for none).
+                with st.lock:
+                    if "roles" in b:
+                        st.roles = frozenset(b["roles"])
+                    if "allow" in b:
+                        st.set_policy(b["allow"])
+                    if b.get("revoke"):
+                        st.tokens.clear()
+                return self.reply(200, {})
             if p == "/tokens/revoke" and method == "POST":
                 with st.lock:
                     st.tokens.clear()
@@ -925,6 +961,8 @@ def main(argv=None):
     ap.add_argument("--generate", type=int, default=0, help="N more mailboxes user%%06d@contoso.com")
     ap.add_argument("--allow", default="", help="application access policy: comma list of "
                     "mailboxes the app may reach (empty: all)")
+    ap.add_argument("--roles", default="Calendars.Read,MailboxSettings.Read",
+                    help="application permissions granted (with admin consent), comma list")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--rate", type=int, default=10000, help="requests per mailbox per window")
     ap.add_argument("--rate-window", type=float, default=600.0, help="seconds")

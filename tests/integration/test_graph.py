@@ -6,14 +6,19 @@ the Graph side really happened and was waited out, Graph mailboxes stay
 out of Exchange's subscription budget, a mailbox the application access
 policy excludes is parked, and the [graph] configuration is checked
 with file:line messages."""
+import http.client
+import json
 import os
+import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ewsgwsim import GatewayRun, generated, iso  # noqa: E402
-from ewsgwtest import TOP_SRCDIR, check_config, free_port, wait_for  # noqa: E402
+from ewsgwtest import (EWSGW, TOP_SRCDIR, check_config,  # noqa: E402
+                       free_port, wait_for)
 
 sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "graphsim"))
 from harness import GraphSim  # noqa: E402
@@ -155,7 +160,7 @@ class Notifications(unittest.TestCase):
     """Change notifications through the push listener: subscriptions
     made (the validation handshake answered), a change seen without any
     poll, renewal before expiry, and missed, reauthorizationRequired and
-    subscriptionRemoved recovered."""
+    subscriptionRemoved recovered, and the subscriptions deleted at stop."""
 
     def test_notifications_and_lifecycle(self):
         port = free_port()
@@ -224,13 +229,210 @@ class Notifications(unittest.TestCase):
             self.assertEqual(gs["violations_total"], 0, gs["violations"])
             run.assert_no_violations(self)
             # No token: refused before the body, counted.
-            import http.client
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             c.request("POST", "/graph/" + "0" * 64, body=b"{}",
                       headers={"Content-Type": "application/json"})
             self.assertEqual(c.getresponse().status, 403)
             c.close()
             self.assertGreaterEqual(run.status()["push"]["forbidden"], 1)
+
+            # A wrong clientState: accepted on the wire (Graph would only
+            # retry) but dropped and counted; neither the change nor the
+            # lifecycle event (subscriptionRemoved would subscribe again)
+            # has any effect.
+            sub = [x for x in g.control("GET", "/subscriptions")["value"]
+                   if x["mailbox"] == GRAPH[1]][0]
+            before = run.status()["graph_notifications"]
+            created = g.stats()["counters"]["subscriptions_created"]
+            forged = {"subscriptionId": sub["id"],
+                      "subscriptionExpirationDateTime":
+                      sub["expirationDateTime"],
+                      "clientState": "f" * 64, "tenantId": g.tenant}
+            change = dict(forged, changeType="updated",
+                          resource=sub["resource"] + "/AAMkForged=",
+                          resourceData={"id": "AAMkForged="})
+            lifecycle = dict(forged, lifecycleEvent="subscriptionRemoved")
+            for url, note in ((sub["notificationUrl"], change),
+                              (sub["lifecycleNotificationUrl"], lifecycle)):
+                u = urllib.parse.urlsplit(url)
+                c = http.client.HTTPConnection(u.hostname, u.port,
+                                               timeout=10)
+                c.request("POST", u.path, body=json.dumps(
+                    {"value": [note]}).encode(),
+                    headers={"Content-Type": "application/json"})
+                self.assertEqual(c.getresponse().status, 202)
+                c.close()
+            wait_for(lambda: run.status()["graph_notifications"]["forged"]
+                     == before["forged"] + 2, 30, "forged ones counted")
+            # A genuine change after them is seen: they were processed.
+            now = time.time()
+            g.control("POST", "/mailboxes/%s/events" % GRAPH[1], {
+                "subject": "late", "start": iso(now - 60),
+                "end": iso(now + 3600), "showAs": "busy"})
+            wait_for(lambda: last_presence(run, GRAPH[1]) == "busy", 30,
+                     "busy by the genuine notification")
+            after = run.status()["graph_notifications"]
+            self.assertEqual(after["forged"], before["forged"] + 2, after)
+            self.assertEqual(after["received"], before["received"] + 1,
+                             after)
+            self.assertEqual(g.stats()["counters"]["subscriptions_created"],
+                             created)
+            self.assertEqual(run.mailbox(GRAPH[1])["state"], "push")
+            self.assertIn(sub["id"], [x["id"] for x in g.control(
+                "GET", "/subscriptions")["value"]])
+            gs = g.stats()
+
+            # Stopped: each live subscription deleted, none left behind
+            # to notify until it expires.
+            live = g.control("GET", "/subscriptions")["value"]
+            self.assertEqual(sorted(x["mailbox"] for x in live),
+                             sorted(GRAPH))
+            self.assertEqual(gs["counters"].get("subscriptions_deleted", 0),
+                             0, gs)
+            self.assertEqual(run.d.stop(), 0, run.d.log()[-3000:])
+            gs = g.stats()
+            self.assertEqual(gs["counters"].get("subscriptions_deleted", 0),
+                             len(GRAPH), gs)
+            self.assertEqual(g.control("GET", "/subscriptions")["value"], [])
+            self.assertEqual(gs["violations_total"], 0, gs["violations"])
+
+
+class Batching(unittest.TestCase):
+    """The start-up reads of many Graph mailboxes travel in JSON $batch
+    requests of up to 20 steps, each step inside its mailbox's limits
+    (the stand-in counts a batch carrying more of a mailbox than its free
+    slots as a violation)."""
+
+    def test_startup_reads_batched(self):
+        many = ["user%06d@contoso.com" % (i + 1) for i in range(30)]
+        with Hybrid(graph={"generate": len(many)},
+                    mailboxes=", ".join(many)) as h:
+            run, g = h.run, h.g
+            for mb in many:
+                run.wait_changes(mb, 1)
+                self.assertEqual(last_presence(run, mb), "available", mb)
+            gs = g.stats()
+            batches = gs["requests"].get("batch", 0)
+            steps = gs["counters"].get("batch_steps", 0)
+            self.assertGreater(batches, 0, gs)
+            self.assertLessEqual(steps, 20 * batches, gs)
+            # Fewer requests than reads: several steps a batch.
+            self.assertGreater(steps, 2 * batches, gs)
+            self.assertEqual(gs["violations_total"], 0, gs["violations"])
+            st = run.status()["graph"]
+            self.assertEqual(st["batches"], batches, st)
+            self.assertEqual(st["batched"], steps, st)
+            run.assert_no_violations(self)
+
+
+class GraphVerify(unittest.TestCase):
+    """ewsgw --verify and ewsgwctl verify check the Graph side: the token,
+    Calendars.Read, MailboxSettings.Read and an application access policy,
+    each missing piece named with its fix."""
+
+    OUTSIDE = "outside@contoso.com"
+
+    def verify(self, run):
+        r = subprocess.run([EWSGW, "--verify", "--json", "-c",
+                            run.d.conf_path], capture_output=True,
+                           text=True, timeout=120)
+        doc = json.loads(r.stdout)
+        checks = {c["name"]: c for c in doc["checks"]
+                  if c["name"].startswith("graph-")}
+        return r.returncode, checks, r.stdout
+
+    def test_verify_graph(self):
+        with Hybrid(graph={"mailboxes": ",".join(GRAPH + [self.OUTSIDE]),
+                           "allow": ",".join(GRAPH)},
+                    verify_outside=self.OUTSIDE) as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.states().get("delta") == len(GRAPH), 60,
+                     "Graph mailboxes watched")
+            # Through the daemon: the same Graph client and budget.
+            calls = run.status()["graph"]["calls"]
+            r = run.d.ctl("--json", "verify")
+            doc = json.loads(r.stdout)
+            got = {c["name"]: c["verdict"] for c in doc["checks"]
+                   if c["name"].startswith("graph-")}
+            self.assertEqual(got, {"graph-token": "PASS",
+                                   "graph-calendars": "PASS",
+                                   "graph-mailbox-settings": "PASS",
+                                   "graph-access-policy": "PASS"}, r.stdout)
+            self.assertGreaterEqual(run.status()["graph"]["calls"],
+                                    calls + 3)
+
+            # From the shell, everything in place.
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual({k: v["verdict"] for k, v in c.items()},
+                             got, out)
+            self.assertEqual(c["graph-calendars"]["mailbox"], GRAPH[0])
+            denied = g.stats()["counters"]["access_policy_denied"]
+            self.assertGreater(denied, 0)
+
+            # Calendars.Read not granted.
+            g.control("PUT", "/policy", {"roles": ["MailboxSettings.Read"]})
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(c["graph-calendars"]["verdict"], "FAIL")
+            self.assertIn("lacks the application permission "
+                          "Calendars.Read", c["graph-calendars"]["summary"])
+            self.assertIn("Application permissions > Calendars.Read, then "
+                          "Grant admin consent", c["graph-calendars"]["fix"])
+            self.assertEqual(c["graph-mailbox-settings"]["verdict"], "PASS")
+            self.assertEqual(c["graph-access-policy"]["verdict"], "WARN")
+            self.assertGreater(g.stats()["counters"]
+                               ["permission_denied_Calendars.Read"], 0)
+
+            # MailboxSettings.Read not granted.
+            g.control("PUT", "/policy", {"roles": ["Calendars.Read"]})
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(c["graph-calendars"]["verdict"], "PASS")
+            self.assertEqual(c["graph-mailbox-settings"]["verdict"], "FAIL")
+            self.assertIn("MailboxSettings.Read",
+                          c["graph-mailbox-settings"]["summary"])
+            self.assertIn("MailboxSettings.Read",
+                          c["graph-mailbox-settings"]["fix"])
+            self.assertEqual(c["graph-access-policy"]["verdict"], "PASS")
+
+            # No application access policy: the app reads any mailbox.
+            g.control("PUT", "/policy", {"roles": ["Calendars.ReadWrite",
+                                                   "MailboxSettings.Read"],
+                                         "allow": None})
+            rc, c, out = self.verify(run)
+            self.assertEqual(c["graph-calendars"]["verdict"], "PASS", out)
+            self.assertEqual(c["graph-access-policy"]["verdict"], "WARN")
+            self.assertIn("New-ApplicationAccessPolicy -AppId %s"
+                          % g.client_id, c["graph-access-policy"]["fix"])
+            self.assertIn("no application access policy",
+                          c["graph-access-policy"]["summary"])
+
+            # A policy that leaves out a watched mailbox.
+            g.control("PUT", "/policy", {"allow": [GRAPH[1]]})
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(c["graph-calendars"]["verdict"], "FAIL")
+            self.assertIn("application access policy refuses %s"
+                          % GRAPH[0], c["graph-calendars"]["summary"])
+            self.assertIn("Test-ApplicationAccessPolicy",
+                          c["graph-calendars"]["fix"])
+            self.assertGreater(g.stats()["counters"]["access_policy_denied"],
+                               denied)
+
+            # A client secret the token endpoint refuses.
+            refused = g.stats()["counters"].get("token_refused", 0)
+            with open(run.d.path("graph-secret"), "w") as f:
+                f.write("not-the-secret\n")
+            rc, c, out = self.verify(run)
+            self.assertEqual(rc, 1, out)
+            self.assertEqual(list(c), ["graph-token"], out)
+            self.assertEqual(c["graph-token"]["verdict"], "FAIL")
+            self.assertIn("client secret", c["graph-token"]["fix"])
+            self.assertNotIn("not-the-secret", out)
+            self.assertGreater(g.stats()["counters"]["token_refused"],
+                               refused)
+            self.assertEqual(g.stats()["violations_total"], 0)
 
 
 class GraphConfig(unittest.TestCase):

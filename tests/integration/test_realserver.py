@@ -44,6 +44,11 @@ class RealServer(unittest.TestCase):
             # several stream ends (each Closed twice) went by; still streaming
             wait_for(lambda: g.sim.stats()["requests"].get("GetStreamingEvents", {})
                      .get("NoError", 0) >= 3, 20, "three GetStreamingEvents")
+            # status envelopes every second, each with a StatusEvent
+            # notification for every subscription: none is a change to read
+            reads = g.sim.stats()["requests"].get("FindItem", {})
+            time.sleep(3.5)
+            self.assertEqual(g.sim.stats()["requests"].get("FindItem", {}), reads)
             g.sim.add_item(c, {"subject": "z", "start": iso(time.time() - 60),
                                "end": iso(time.time() + 3600)})
             self.assertEqual(seq(g.wait_changes(c, 2))[-1], ("busy", "meeting"))

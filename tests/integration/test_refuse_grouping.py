@@ -108,6 +108,45 @@ class RefuseGrouping(unittest.TestCase):
             g.assert_no_violations(self)
             self.released_at_stop(g)
 
+    def test_reload_removes_a_mailbox(self):
+        """On such a server an Unsubscribe closes the whole stream its
+        subscription is on: a mailbox a reload removes takes only its
+        own stream with it; every other stream stays open and nothing
+        is subscribed again."""
+        mbs = generated(N)
+        with gateway(mbs) as g:
+            g.wait_state("streaming")
+            for m in mbs:
+                g.wait_changes(m, 1)
+            wait_for(lambda: len(streamed(g.sim)[0]) == N or None, 30, "every mailbox streamed")
+            before = {s["impersonated"]: (s["connection"], s["opened"])
+                      for s in g.sim.control("GET", "/streams")[1]["streams"]
+                      if s["subscription_ids"]}
+            gone, kept = mbs[1], [m for m in mbs if m != mbs[1]]
+            with open(g.d.path("mailboxes.txt"), "w") as f:
+                f.write("".join(m + "\n" for m in kept))
+            self.assertTrue(g.d.request("reload")["ok"])
+            wait_for(lambda: g.sim.stats()["subscriptions"]["unsubscribed"] == 1 or None, 30,
+                     "%s unsubscribed" % gone)
+            g.wait_state("streaming", len(kept))
+            time.sleep(1)  # time enough for a wrongly closed stream to be seen
+            per, _ = streamed(g.sim)
+            self.assertEqual(per, {m: 1 for m in kept})
+            after = {s["impersonated"]: (s["connection"], s["opened"])
+                     for s in g.sim.control("GET", "/streams")[1]["streams"]
+                     if s["subscription_ids"]}
+            self.assertEqual(after, {m: before[m] for m in kept})
+            st = g.sim.stats()
+            self.assertEqual(st["subscriptions"]["created"], N, st["subscriptions"])
+            self.assertLessEqual(st["grouping"]["closed_by_unsubscribe"], 1, st["grouping"])
+            # the others' presence still flips
+            t0 = time.time()
+            g.sim.add_item(kept[-1], {"subject": "x", "start": iso(t0 - 60), "end": iso(t0 + 3600)})
+            rows = g.wait_changes(kept[-1], 2)
+            self.assertEqual(rows[-1]["presence"], "busy")
+            g.assert_no_violations(self)
+            self.released_at_stop(g)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

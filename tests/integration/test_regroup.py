@@ -35,6 +35,30 @@ def placement(sim):
     return where, streams
 
 
+def all_placed(sim, what="every mailbox streamed"):
+    return wait_for(lambda: (lambda r: r if r[0] and len(r[0]) == N else None)(
+        placement(sim)), 30, what)
+
+
+def gateway():
+    return GatewayRun(generated(N), start=False,
+                      sim={"generate": N, "affinity_rules": True, "backends": 3},
+                      sections={"throttling": {"subscriptions_per_connection": "20"}})
+
+
+def start(g, exchange):
+    """Start with Autodiscover (exchange merged in); every mailbox
+    published and streamed: its placement."""
+    ex = {"autodiscover": "yes", "autodiscover_url": g.sim.autodiscover_url}
+    ex.update(exchange)
+    g.rewrite_config({"exchange": ex})
+    g.d.start()
+    g.wait_state("streaming")
+    for m in g.mailboxes:
+        g.wait_changes(m, 1)
+    return all_placed(g.sim)
+
+
 class Regroup(unittest.TestCase):
     def test_moved_mailbox_regrouped(self):
         """Found by the periodic re-discovery."""
@@ -45,21 +69,72 @@ class Regroup(unittest.TestCase):
         id): the mailbox is asked again at once, no periodic run needed."""
         self.move({}, {"stream_code": "ErrorMailboxMoveInProgress"})
 
-    def move(self, exchange, how):
-        mbs = generated(N)
-        with GatewayRun(mbs, start=False,
-                        sim={"generate": N, "affinity_rules": True, "backends": 3},
-                        sections={"throttling": {"subscriptions_per_connection": "20"}}) as g:
-            ex = {"autodiscover": "yes", "autodiscover_url": g.sim.autodiscover_url}
-            ex.update(exchange)
-            g.rewrite_config({"exchange": ex})
-            g.d.start()
-            g.wait_state("streaming")
-            for m in mbs:
-                g.wait_changes(m, 1)
-            where, streams = wait_for(lambda: (lambda r: r if r[0] and len(r[0]) == N else None)(
-                placement(g.sim)), 30, "every mailbox streamed")
-            m = mbs[-1]
+    def test_move_done_before_resubscribe(self):
+        """The move is over before the daemon subscribes again: the lost
+        subscription (ErrorSubscriptionNotFound) is enough to subscribe
+        it where its own address routes, not through its old group's
+        server, and to ask Autodiscover at once."""
+        self.move({}, {"duration_s": 0})
+
+    def test_unreported_move_found_by_rediscover(self):
+        """Nothing tells the daemon of the move (its stream is not told,
+        no periodic run): `ewsgwctl rediscover` asks Autodiscover at once."""
+        self.move({"autodiscover_interval": "0s"}, {"duration_s": 0, "stream_code": None},
+                  rediscover=True)
+
+    def test_regrouped_subscription_released(self):
+        """Autodiscover names another grouping while the subscription
+        still works (same server, GroupingInformation changed, no move):
+        the mailbox subscribes again in a group of its own grouping, and
+        its old subscription is released where it was made, not left to
+        expire."""
+        with gateway() as g:
+            where0, streams0 = start(g, {"autodiscover_interval": "0s"})
+            m = g.mailboxes[-1]
+            home = where0[m]
+            others = {b: v for b, v in streams0.items() if b != home}
+            old = [s["id"] for s in g.sim.control("GET", "/subscriptions")[1]["subscriptions"]
+                   if s["mailbox"] == m]
+            self.assertEqual(len(old), 1)
+            st, _ = g.sim.control("PATCH", "/mailboxes/%s/server" % m, {"grouping": "NEWDAG"})
+            self.assertEqual(st, 200)
+            r = g.d.ctl("--json", "rediscover", m)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn('"queued":1', r.stdout)
+
+            def alone():
+                subs = {s["id"]: s for s in g.sim.control("GET", "/subscriptions")[1]["subscriptions"]}
+                for s in g.sim.control("GET", "/streams")[1]["streams"]:
+                    ids = [i for i in s["subscription_ids"] if i in subs]
+                    if [subs[i]["mailbox"] for i in ids] == [m] and ids[0] not in old:
+                        return s
+                return None
+            wait_for(alone, 30, "%s on a stream of its own" % m)
+            subs = [s["id"] for s in g.sim.control("GET", "/subscriptions")[1]["subscriptions"]
+                    if s["mailbox"] == m]
+            self.assertEqual(len(subs), 1)
+            self.assertNotIn(subs[0], old)
+            st = g.sim.stats()
+            self.assertEqual(st["subscriptions"]["unsubscribed"], 1, st["subscriptions"])
+            self.assertEqual(st["subscriptions"]["created"], N + 1, st["subscriptions"])
+            self.assertEqual(g.status()["regrouped"], 1)
+            # the other servers' streams untouched
+            where, streams = all_placed(g.sim, "every mailbox streamed again")
+            self.assertEqual(where, where0)
+            self.assertEqual({b: v for b, v in streams.items() if b in others}, others)
+            t0 = time.time()
+            g.sim.add_item(m, {"subject": "x", "start": iso(t0 - 60), "end": iso(t0 + 3600)})
+            rows = wait_for(lambda: (lambda c: c if c[-1]["presence"] == "busy" else None)(
+                g.changes(m)), 30, "%s busy" % m)
+            g.assert_each_change_once(self)
+            g.assert_no_violations(self)
+            self.assertEqual(g.d.stop(), 0)
+            self.assertEqual(g.sim.control("GET", "/subscriptions")[1]["subscriptions"], [])
+
+    def move(self, exchange, how, rediscover=False):
+        with gateway() as g:
+            where, streams = start(g, exchange)
+            m = g.mailboxes[-1]
             where0 = dict(where)
             old = where[m]
             backends = sorted(streams)
@@ -72,6 +147,13 @@ class Regroup(unittest.TestCase):
             body.update(how)
             st, res = g.sim.control("POST", "/mailboxes/%s/move" % m, body)
             self.assertEqual(st, 200, res)
+            if rediscover:
+                time.sleep(1)
+                self.assertEqual(g.sim.stats()["autodiscover"]["requests"], ad0)
+                self.assertEqual(placement(g.sim)[0].get(m), None)
+                r = g.d.ctl("--json", "rediscover")
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn('"queued":%d' % N, r.stdout)
 
             def moved():
                 w, s = placement(g.sim)
@@ -94,6 +176,12 @@ class Regroup(unittest.TestCase):
             self.assertEqual(rows[-1]["activity"], "meeting")
             g.assert_each_change_once(self)
             g.assert_no_violations(self)
+            # its old subscription was released, not left to expire
+            self.assertEqual(g.d.stop(), 0)
+            st = g.sim.stats()
+            subs = st["subscriptions"]
+            self.assertEqual(subs["created"], subs["unsubscribed"] + subs["lost"] + subs["expired"], subs)
+            self.assertEqual(g.sim.control("GET", "/subscriptions")[1]["subscriptions"], [])
 
 
 if __name__ == "__main__":

@@ -122,6 +122,38 @@ class OofCycle(unittest.TestCase):
             g.assert_each_change_once(self)
             g.assert_no_violations(self)
 
+    def test_scheduled_replies_flip_on_their_own_timers(self):
+        """Scheduled automatic replies are read once; their start and end
+        are presence boundaries, so they flip on time without another
+        read (the cycle is off here)."""
+        mbs = generated(2)
+        a = mbs[0]
+        with GatewayRun(mbs, sim={"generate": 2},
+                        sections={"presence": {"oof_share": "0"}}) as g:
+            g.wait_state("streaming")
+            for m in mbs:
+                g.wait_changes(m, 1)
+            r0 = count(g.sim.stats(), "GetUserOofSettings")
+            t0 = int(time.time()) + 4
+            st, _ = g.sim.control("PUT", "/mailboxes/%s/oof" % a,
+                                  {"state": "Scheduled", "start": iso(t0), "end": iso(t0 + 3)})
+            self.assertEqual(st, 200)
+            self.assertTrue(g.d.request("resync " + a)["ok"])
+            wait_for(lambda: count(g.sim.stats(), "GetUserOofSettings") > r0, 10,
+                     "the settings read")
+            r1 = count(g.sim.stats(), "GetUserOofSettings")
+            self.assertLess(time.time(), t0, "the read came after the start")
+            rows = g.wait_changes(a, 3, timeout=30)
+            self.assertEqual([(r["presence"], r["activity"]) for r in rows],
+                             [("available", None), ("away", "out-of-office"),
+                              ("available", None)])
+            self.assertEqual(rows[1]["since"], iso(t0))
+            self.assertEqual(rows[2]["since"], iso(t0 + 3))
+            self.assertEqual(count(g.sim.stats(), "GetUserOofSettings"), r1)
+            self.assertEqual(len(g.changes(mbs[1])), 1)
+            g.assert_each_change_once(self)
+            g.assert_no_violations(self)
+
     def test_share_zero_turns_the_cycle_off(self):
         mbs = generated(3)
         with GatewayRun(mbs, sim={"generate": 3},

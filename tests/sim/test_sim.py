@@ -1059,6 +1059,35 @@ class MoveTests(PlacedTestCase):
         self.assertEqual(m["refused"], 3)
         self.assertNoViolations()
 
+    def test_move_unreported_on_the_stream(self):
+        a1, _, _ = self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        a2, _, _ = self.subscribe("ga2@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        c, _, _ = self.open_stream([a1, a2], who="ga1@example.com", timeout=2)
+        time.sleep(0.2)
+        st, res = self.sim.control("POST", "/mailboxes/ga2@example.com/move",
+                                   {"duration_s": 0, "stream_code": None})
+        self.assertEqual((st, res["lost"]), (200, [a2]))
+        raw = b"".join(c.chunks())
+        c.close()
+        self.assertNotIn(b"ErrorSubscriptionNotFound", raw)
+        subs = {x["id"] for x in self.sim.control("GET", "/subscriptions")[1]["subscriptions"]}
+        self.assertEqual(subs, {a1})
+        self.assertEqual(self.sim.stats()["moves"]["subscriptions_lost"], 1)
+        self.assertNoViolations()
+
+    def test_grouping_changed_without_a_move(self):
+        a, _, _ = self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
+        st, res = self.sim.control("PATCH", "/mailboxes/ga1@example.com/server", {"grouping": "NEWDAG"})
+        self.assertEqual((st, res["server"], res["grouping"]), (200, "MBX01.sim.example.local", "NEWDAG"))
+        _, (u,) = self.ad(["ga1@example.com"])
+        self.assertEqual(u[2]["GroupingInformation"], "NEWDAG")
+        subs = {x["id"] for x in self.sim.control("GET", "/subscriptions")[1]["subscriptions"]}
+        self.assertEqual(subs, {a})
+        for bad in ({}, {"grouping": ""}, {"grouping": 3}, []):
+            st, _ = self.sim.control("PATCH", "/mailboxes/ga1@example.com/server", bad)
+            self.assertEqual(st, 400, bad)
+        self.assertNoViolations()
+
     def test_store_unavailable_and_bad_specs(self):
         st, res = self.sim.control("POST", "/mailboxes/gb1@example.com/move",
                                    {"code": "ErrorMailboxStoreUnavailable", "duration_s": 5, "grouping": "NEWDAG"})
@@ -1067,7 +1096,8 @@ class MoveTests(PlacedTestCase):
         self.assertEqual(code_of(data), "ErrorMailboxStoreUnavailable")
         srv = self.sim.control("GET", "/mailboxes/gb1@example.com/server")[1]
         self.assertEqual((srv["moving"], srv["moving_grouping"]), (True, "NEWDAG"))
-        for bad in ({"to": 9}, {"code": "ErrorOther"}, {"duration_s": -1}, {"grouping": ""}, []):
+        for bad in ({"to": 9}, {"code": "ErrorOther"}, {"duration_s": -1}, {"grouping": ""},
+                    {"stream_code": ""}, {"stream_code": 3}, []):
             st, res = self.sim.control("POST", "/mailboxes/gb2@example.com/move", bad)
             self.assertEqual(st, 400, (bad, res))
 

@@ -39,6 +39,8 @@ struct fake {
 	int	 metrics_calls;
 	int	 reload_calls;
 	int	 resync_calls;
+	int	 rediscover_calls;
+	char	 rediscover_addr[32];	/* "" for every mailbox */
 	size_t	 metrics_size;	/* bytes of sample lines to produce */
 	enum { VERIFY_LATER, VERIFY_AT_ONCE, VERIFY_REFUSE } verify_mode;
 	struct ctl_reply *reply;	/* a verify answer to come */
@@ -132,6 +134,23 @@ fake_reload(struct json_writer *w, char **cause, void *arg)
 }
 
 static int
+fake_rediscover(struct json_writer *w, const char *addr, char **cause,
+    void *arg)
+{
+	struct fake	*f = arg;
+
+	f->rediscover_calls++;
+	snprintf(f->rediscover_addr, sizeof f->rediscover_addr, "%s",
+	    addr != NULL ? addr : "");
+	if (addr != NULL && strcmp(addr, "a@x") != 0) {
+		xasprintf(cause, "unknown mailbox %s", addr);
+		return (-1);
+	}
+	json_kv_int(w, "queued", addr != NULL ? 1 : 2);
+	return (0);
+}
+
+static int
 fake_resync(const char *addr, char **cause, void *arg)
 {
 	struct fake	*f = arg;
@@ -196,6 +215,7 @@ static const struct control_provider provider = {
 	.sinks = fake_sinks,
 	.reload = fake_reload,
 	.resync = fake_resync,
+	.rediscover = fake_rediscover,
 	.verify = NULL,
 	.metrics = fake_metrics,
 	.arg = &fake,
@@ -452,6 +472,19 @@ START_TEST(test_commands)
 	json_free(v);
 	assert_error(ask_json(fd, "resync b@x\n"), "unknown mailbox: b@x");
 	ck_assert_int_eq(fake.resync_calls, 2);
+	v = ask_json(fd, "rediscover\n");
+	ck_assert(json_get_bool(v, "ok", false));
+	ck_assert(json_get_num(v, "queued", -1) == 2);
+	json_free(v);
+	ck_assert_str_eq(fake.rediscover_addr, "");
+	v = ask_json(fd, "rediscover a@x\n");
+	ck_assert(json_get_num(v, "queued", -1) == 1);
+	json_free(v);
+	ck_assert_str_eq(fake.rediscover_addr, "a@x");
+	assert_error(ask_json(fd, "rediscover b@x\n"), "unknown mailbox b@x");
+	assert_error(ask_json(fd, "rediscover a@x b@x\n"),
+	    "usage: rediscover [ADDRESS]");
+	ck_assert_int_eq(fake.rediscover_calls, 3);
 
 	assert_error(ask_json(fd, "verify\n"), "verify: not available");
 	assert_error(ask_json(fd, "cluster\n"), "cluster: not available");
@@ -464,7 +497,7 @@ START_TEST(test_commands)
 
 	v = ask_json(fd, "help\n");
 	c = json_get(v, "commands");
-	ck_assert_uint_eq(array_len(c), 12);
+	ck_assert_uint_eq(array_len(c), 13);
 	for (c = c->child; c != NULL; c = c->next) {
 		ck_assert_ptr_nonnull(ctl_cmd_find(json_get_str(c, "name",
 		    "")));
@@ -690,6 +723,12 @@ START_TEST(test_exec_rights)
 	ctl_cmd_exec(&provider, false, "resync a@x", 10, &out, NULL);
 	ck_assert_ptr_nonnull(strstr(buf_str(&out), "permission denied"));
 	ck_assert_int_eq(fake.resync_calls, 0);
+	buf_reset(&out);
+	/* rediscover asks Autodiscover on the account's budget. */
+	ctl_cmd_exec(&provider, false, "rediscover", 10, &out, NULL);
+	ck_assert_ptr_nonnull(strstr(buf_str(&out), "rediscover: permission "
+	    "denied"));
+	ck_assert_int_eq(fake.rediscover_calls, 0);
 	buf_reset(&out);
 	/* verify sends requests to Exchange: not for readers either. */
 	ctl_cmd_exec(&provider, false, "verify", 6, &out, NULL);

@@ -159,15 +159,18 @@ START_TEST(test_iso8601)
 	ck_assert_int_eq(time_parse_iso8601("2026-11-29T11:40:02.123+01:00",
 	    29, &t), 0);
 	ck_assert_int_eq(t, 1795948802);
-	ck_assert_int_eq(time_parse_iso8601(" 2026-11-29T10:40:02 ", 21, &t), 0);
+	ck_assert_int_eq(time_parse_iso8601(" 2026-11-29T10:40:02 ", 21,
+	    &t), 0);
 	ck_assert_int_eq(t, 1795948802);
 	/* Leap day, end of day. */
 	ck_assert_int_eq(time_parse_iso8601("2024-02-29T24:00:00Z", 20, &t), 0);
 	time_format_iso8601(t, out);
 	ck_assert_str_eq(out, "2024-03-01T00:00:00Z");
-	ck_assert_int_eq(time_parse_iso8601("2026-02-30T00:00:00Z", 20, &t), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-02-30T00:00:00Z", 20,
+	    &t), -1);
 	ck_assert_int_eq(time_parse_iso8601("2026-11-29 10:40", 16, &t), -1);
-	ck_assert_int_eq(time_parse_iso8601("2026-11-29T10:40:02X", 20, &t), -1);
+	ck_assert_int_eq(time_parse_iso8601("2026-11-29T10:40:02X", 20,
+	    &t), -1);
 	ck_assert_int_eq(time_parse_iso8601("2026-11-29T10:40:02+1:00", 24, &t),
 	    -1);
 }

@@ -339,7 +339,8 @@ START_TEST(test_batch)
 	struct graph_batch	 bt;
 	const struct graph_batch_resp *x;
 	struct buf		 b = BUF_INIT;
-	char			*doc, *cause = NULL, ids[GRAPH_BATCH_MAX + 1][4];
+	char			*doc, *cause = NULL;
+	char			 ids[GRAPH_BATCH_MAX + 1][4];
 	size_t			 len, i;
 	gjson_t			*j;
 
@@ -580,8 +581,8 @@ b64url_dec(const char *s, size_t len, unsigned char *out)
 
 START_TEST(test_jwt)
 {
-	struct buf		 cert = BUF_INIT, key = BUF_INIT, other = BUF_INIT,
-				 okey = BUF_INIT;
+	struct buf		 cert = BUF_INIT, key = BUF_INIT;
+	struct buf		 other = BUF_INIT, okey = BUF_INIT;
 	struct graph_jwt_key	*k;
 	char			*a, *cause = NULL, *d1, *d2;
 	unsigned char		 part[4096];

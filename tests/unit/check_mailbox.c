@@ -780,7 +780,8 @@ START_TEST(test_first_notification_read_at_once)
 	ck_assert(fake_queued(mb->read_call, EWS_OP_FIND_ITEM));
 	ck_assert_uint_eq(fake_submits, n + 2);
 	/* The trailing read opens a window of its own. */
-	ck_assert_int_eq(mb->window_end, fake_mono + conf->presence.debounce_ms);
+	ck_assert_int_eq(mb->window_end,
+	    fake_mono + conf->presence.debounce_ms);
 	fake_ok(mb->read_call, "finditem-calendarview.xml");
 	ck_assert_int_eq(mb->sync_at, 0);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);

@@ -551,7 +551,8 @@ START_TEST(test_connection_cap_order)
 
 		buf_printf(&rest, "OST %s HTTP/1.1\r\nContent-Length: %zu\r\n"
 		    "Connection: close\r\n\r\n%s", target,
-		    strlen(NOTIFICATION("sub-known")), NOTIFICATION("sub-known"));
+		    strlen(NOTIFICATION("sub-known")),
+		    NOTIFICATION("sub-known"));
 		bufferevent_write(c.bev, rest.data, rest.len);
 		buf_free(&rest);
 	}

@@ -1314,7 +1314,8 @@ END_TEST
 START_TEST(test_file_sink_forget)
 {
 	char		 state[300], *text, *kpath;
-	const char	*lines[] = { "[sink f] file", NULL, "interval=0", NULL };
+	const char	*lines[] = { "[sink f] file", NULL, "interval=0",
+	    NULL };
 	struct sinkset	*set;
 	struct json_value *v;
 	const struct json_value *mbs;
@@ -1361,7 +1362,8 @@ END_TEST
 START_TEST(test_file_sink_churn)
 {
 	char		 state[300], mb[32], *kpath;
-	const char	*lines[] = { "[sink f] file", NULL, "interval=0", NULL };
+	const char	*lines[] = { "[sink f] file", NULL, "interval=0",
+	    NULL };
 	const char	*last[40];
 	const struct json_value *mbs, *m;
 	struct sinkset	*set;
@@ -1498,6 +1500,56 @@ START_TEST(test_file_sink_rate_limited)
 }
 END_TEST
 
+/*
+ * The last state is on disk when the sink goes, with no flush before:
+ * freeing the set (the daemon's exit) and a reload that replaces the
+ * sink both wait for the write in flight and write what is pending.
+ */
+START_TEST(test_file_sink_last_write)
+{
+	char		 state[300], *text, *kpath;
+	const char	*lines[] = { "[sink f] file", NULL, "interval=1h",
+	    NULL };
+	const char	*slower[] = { "[sink f] file", NULL, "interval=2h",
+	    NULL };
+	struct sinkset	*set;
+	struct config	*conf;
+	char		*errors = NULL;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	xasprintf(&kpath, "path=%s", state);
+	lines[1] = slower[1] = kpath;
+
+	/* Exit: the first write may still be running, the second waits. */
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "a@x", "away", "busy", 2);
+	ck_assert(run_until(depth_zero, set, 2000));
+	sinkset_free(set);
+	text = slurp(state);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "\"presence\":\"away\""));
+	free(text);
+	ck_assert_int_eq(unlink(state), 0);
+
+	/* Reload replacing the sink: the old one's last state is written. */
+	set = mkset(lines);
+	publish(set, "b@x", "busy", "available", 1);
+	publish(set, "b@x", "away", "busy", 2);
+	ck_assert(run_until(depth_zero, set, 2000));
+	conf = mkconf(slower);
+	ck_assert_int_eq(sinkset_reload(set, conf, &errors), 0);
+	ck_assert_ptr_null(errors);
+	freeconf(conf);
+	text = slurp(state);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "\"presence\":\"away\""));
+	free(text);
+	sinkset_free(set);
+	free(kpath);
+}
+END_TEST
+
 START_TEST(test_exec_sink_env)
 {
 	char		*cmd, out[300], *text;
@@ -1551,7 +1603,8 @@ file_has_line(void *arg)
  */
 START_TEST(test_exec_sink_fds)
 {
-	char		*cmd, out[300], *text, path[64], comm[32], extra[sizeof(((struct dirent *)0)->d_name)];
+	char		*cmd, out[300], *text, path[64], comm[32];
+	char		 extra[sizeof(((struct dirent *)0)->d_name)];
 	const char	*lines[] = { "[sink x] exec", NULL, NULL };
 	struct sinkset	*set;
 	struct dirent	*de;
@@ -2172,6 +2225,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_file_sink_forget);
 	tcase_add_test(tc, test_forget_in_order);
 	tcase_add_test(tc, test_file_sink_rate_limited);
+	tcase_add_test(tc, test_file_sink_last_write);
 	tcase_add_test(tc, test_file_sink_write_failure);
 	tcase_add_test(tc, test_file_sink_churn);
 	tcase_add_test(tc, test_exec_sink_env);

@@ -68,7 +68,8 @@ START_TEST(test_digest_rfc2617)
 	r = response_of(buf_str(&b));
 	ck_assert_str_eq(r, "6629fae49393a05397450978507c4ef1");
 	free(r);
-	ck_assert_ptr_nonnull(strstr(buf_str(&b), "Digest username=\"Mufasa\""));
+	ck_assert_ptr_nonnull(strstr(buf_str(&b),
+	    "Digest username=\"Mufasa\""));
 	ck_assert_ptr_nonnull(strstr(buf_str(&b), ", qop=auth, nc=00000001, "
 	    "cnonce=\"0a4f113b\""));
 	ck_assert_ptr_nonnull(strstr(buf_str(&b),

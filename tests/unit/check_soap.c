@@ -428,7 +428,8 @@ END_TEST
 START_TEST(test_escaping)
 {
 	/* Quotes, markup characters, CR/LF/tab, non-ASCII (é, ß, 😀). */
-	const char		*nasty = "o'b\"r<i>&en\r\n\tz@ex\xc3\xa4mple.com";
+	const char		*nasty =
+	    "o'b\"r<i>&en\r\n\tz@ex\xc3\xa4mple.com";
 	const char		*uni = "j\xc3\xbcrgen.m\xc3\xbc\xc3\x9f"
 	    "er@m\xc3\xbcnchen.de \xf0\x9f\x98\x80";
 	struct soap_ident	 id = { CONF_ID_UPN, "x\"<&>'@corp.local" };

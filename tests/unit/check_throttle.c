@@ -950,7 +950,8 @@ p_on_grant(struct throttle_ticket *tk, void *arg)
 	on_grant(tk, arg);
 	/* While probing, this is the probe, and no other probe is out. */
 	if (throttle_gate_get(T, now) != THROTTLE_GATE_OPEN) {
-		ck_assert_int_eq(throttle_gate_get(T, now), THROTTLE_GATE_PROBE);
+		ck_assert_int_eq(throttle_gate_get(T, now),
+		    THROTTLE_GATE_PROBE);
 		ck_assert(throttle_ticket_is_probe(T, tk));
 	}
 	/* Count what this grant's budget holds, from the tickets. */

@@ -182,7 +182,7 @@ fixture_start(struct fixture *f, int mode)
 	f->h = evtest_server(f->base, server_cb, &f->s, &port);
 	ck_assert_ptr_nonnull(f->h);
 	f->conf = make_config(port);
-	f->d.v = verify_start(f->base, NULL, f->conf, &o, on_done, &f->d);
+	f->d.v = verify_start(f->base, NULL, NULL, f->conf, &o, on_done, &f->d);
 	ck_assert(!f->d.done);	/* never from inside verify_start */
 }
 
@@ -343,7 +343,7 @@ START_TEST(test_waits_for_the_daemons_budget)
 	evtest_run_for(base, 300);
 	ck_assert_uint_eq(s.requests, 1);
 
-	d.v = verify_start(base, ews, conf, &o, on_done, &d);
+	d.v = verify_start(base, ews, NULL, conf, &o, on_done, &d);
 	evtest_run_for(base, 500);
 	ck_assert(!d.done);
 	ck_assert_uint_eq(s.requests, 1);	/* the checks wait */
@@ -410,7 +410,7 @@ prov_verify(struct ctl_reply *reply, char **cause, void *arg)
 {
 	struct ctl_fixture	*c = arg;
 
-	return (verify_control(reply, c->f.base, NULL, c->f.conf, 20000,
+	return (verify_control(reply, c->f.base, NULL, NULL, c->f.conf, 20000,
 	    &c->running, cause));
 }
 

@@ -226,7 +226,8 @@ fake_answer(struct ews_call *call, const struct fake_answer *a)
 void
 fake_ok(struct ews_call *call, const char *fixture)
 {
-	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL, NULL, 0 };
+	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL, NULL,
+	    0 };
 	char			*body = fake_fixture(fixture);
 
 	ck_assert_int_eq(fake_grant(call, NULL), 0);
@@ -238,7 +239,8 @@ fake_ok(struct ews_call *call, const char *fixture)
 void
 fake_error(struct ews_call *call, const char *code)
 {
-	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL, NULL, 0 };
+	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL, NULL,
+	    0 };
 
 	ck_assert_int_eq(fake_grant(call, NULL), 0);
 	a.code = code;

@@ -275,9 +275,10 @@ class Sim:
         grouping = spec.get("grouping", self.backend_grouping(to))
         if not isinstance(grouping, str) or not grouping:
             raise ValueError("grouping must be a non-empty string")
+        # null: the streams are not told (the subscriptions just end)
         stream_code = spec.get("stream_code", "ErrorSubscriptionNotFound")
-        if not isinstance(stream_code, str) or not stream_code:
-            raise ValueError("stream_code must be a response code")
+        if stream_code is not None and (not isinstance(stream_code, str) or not stream_code):
+            raise ValueError("stream_code must be a response code or null")
         lost = []
         for sid in list(self.notifier.by_mailbox.get(mb.smtp, ())):
             sub = self.notifier.subs.get(sid)

@@ -87,6 +87,14 @@ async def _route(sim, meth, parts, data):
             return _items(sim, mb, meth, parts[3:], data)
         if parts[2] == "server" and len(parts) == 3 and meth == "GET":
             return json_response(200, _server_json(sim, mb))
+        if parts[2] == "server" and len(parts) == 3 and meth == "PATCH":
+            # a new GroupingInformation on the same server: no move, the
+            # subscriptions stay valid
+            grouping = (data or {}).get("grouping") if isinstance(data, (dict, type(None))) else None
+            if not isinstance(grouping, str) or not grouping:
+                raise ValueError("grouping must be a non-empty string")
+            mb.grouping = grouping
+            return json_response(200, _server_json(sim, mb))
         if parts[2] == "move" and len(parts) == 3 and meth == "POST":
             res = sim.start_move(mb, data if data is not None else {})
             return json_response(200, res)
