@@ -932,6 +932,12 @@ discovered(struct discover *d, const struct discover_result *rows,
 	char		*key;
 
 	for (i = 0; i < n; i++) {
+		/*
+		 * Handed over meanwhile (cluster mode): its key would stop
+		 * it being asked again when it comes back.
+		 */
+		if (registry_find(m->reg, rows[i].address) == NULL)
+			continue;
 		key = rows[i].status == DISCOVER_OK ?
 		    ad_group_key(&rows[i].user) : NULL;
 		if (key == NULL) {

@@ -298,6 +298,19 @@ class ClusterRun(unittest.TestCase):
         return wait_for(ok, timeout, "%s to settle on %d mailboxes" %
                         (names, total), interval=0.3)
 
+    def groups_known(self, nodes, total, timeout=300):
+        """Every node has every mailbox's group key in its group map and
+        nothing left to write: placement by group is final, so settled()
+        sees no earlier state."""
+        def ok():
+            for x in nodes:
+                gm = x.cluster()["cluster"].get("group_map", {})
+                if gm.get("mailboxes") != total or gm.get("pending") != 0:
+                    return None
+            return True
+        return wait_for(ok, timeout, "every group key known",
+                        interval=0.3)
+
     def served(self, nodes, total, timeout=300):
         """Every mailbox is streaming or polled on its node."""
         def ok():
@@ -482,6 +495,7 @@ class Autodiscovered(ClusterRun):
         cl = {"group_slices": "8"}
         a = self.node("a", mbs, thr, exchange=ex, cluster=cl).start()
         b = self.node("b", mbs, thr, exchange=ex, cluster=cl).start()
+        self.groups_known([a, b], n)
         runs = self.settled([a, b], n)
         self.assertTrue(all(r > 0 for r in runs), runs)
         self.served([a, b], n)
@@ -509,11 +523,9 @@ class Groups(ClusterRun):
         (group's) mailboxes run on one node: {server: node}."""
         servers = self.sim.control("GET", "/servers")[1]["servers"]
 
+        self.groups_known(nodes, n)
+
         def ok():
-            for x in nodes:
-                gm = x.cluster()["cluster"].get("group_map", {})
-                if gm.get("mailboxes") != n or gm.get("pending") != 0:
-                    return None
             own = self.owners(nodes)
             if len(own) != n:
                 return None
@@ -542,7 +554,7 @@ class Groups(ClusterRun):
               "autodiscover_url": self.sim.autodiscover_url}
         nodes = [self.node(x, mbs, thr, exchange=ex).start()
                  for x in ("a", "b", "c")]
-        self.groups_whole(nodes, n)
+        self.groups_known(nodes, n)
         self.settled(nodes, n)
         self.served(nodes, n)
         placed = self.groups_whole(nodes, n)
