@@ -1008,6 +1008,12 @@ discovered(struct discover *d, const struct discover_result *rows,
 	char		*key;
 
 	for (i = 0; i < n; i++) {
+		/*
+		 * Handed over meanwhile (cluster mode): its key would stop
+		 * it being asked again when it comes back.
+		 */
+		if (registry_find(m->reg, rows[i].address) == NULL)
+			continue;
 		if (rows[i].status == DISCOVER_EXCHANGE_ONLINE) {
 			online += to_online(m, &rows[i], &byaddr, false);
 			continue;
@@ -1024,6 +1030,8 @@ discovered(struct discover *d, const struct discover_result *rows,
 			continue;
 		}
 		free(hashmap_put(m->group_keys, rows[i].address, key));
+		if (m->ch.grouped != NULL)
+			m->ch.grouped(rows[i].address, key, m->ch.arg);
 		placed++;
 	}
 	hashmap_free(byaddr, NULL);
@@ -1106,6 +1114,8 @@ regroup(struct manager *m, struct mailbox *mb, const char *key)
 	char		*anchor, *cookie;
 
 	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
+	if (m->ch.grouped != NULL)
+		m->ch.grouped(mailbox_address(mb), key, m->ch.arg);
 	if (hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
 		/* Out of its group for the move: assign places it. */
 		if (old != NULL)
