@@ -109,7 +109,11 @@ struct ews_call_ops {
 						   refused login itself) */
 };
 
-/* Embedded in its owner; one request at a time. */
+/*
+ * Embedded in its owner, or allocated by it for one request (freed in
+ * done, or after cancel: the call path touches a call no more once its
+ * done returns); one request at a time.
+ */
 struct ews_call {
 	struct throttle_ticket		 ticket;
 	struct http_request		*req;
@@ -119,7 +123,10 @@ struct ews_call {
 	bool				 data_seen; /* a stream's first
 						   bytes came */
 	bool				 served; /* answered past the login
-						   and impersonation once */
+						   and impersonation once;
+						   an owner allocating a
+						   call per request carries
+						   it over */
 	bool				 no_auth; /* sent without
 						   credentials */
 };

@@ -88,8 +88,13 @@ struct mailbox {
 						   unsubscribing to
 						   subscribe again */
 
-	struct ews_call		 sub_call;	/* Subscribe / Unsubscribe */
-	struct ews_call		 read_call;	/* FindItem /
+	/*
+	 * Its requests, each call allocated while its request is queued
+	 * or in flight and freed when answered or cancelled (idle in
+	 * almost every mailbox): NULL when none.  Owned.
+	 */
+	struct ews_call		*sub_call;	/* Subscribe / Unsubscribe */
+	struct ews_call		*read_call;	/* FindItem /
 						   GetUserOofSettings */
 
 	struct calendar_read	*cal;		/* a CalendarView being read */
@@ -132,6 +137,9 @@ struct mailbox {
 						   answers */
 	bool			 urgent:1;	/* the next Subscribe is
 						   recovery (high priority) */
+	/* The calls' served flags (ews.h) between their requests. */
+	bool			 sub_served:1;
+	bool			 read_served:1;
 };
 
 static const char *const state_names[MAILBOX_STATE_MAX] = {
@@ -232,8 +240,6 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	mb->address = xstrdup(address);
 	mb->idtype = (uint8_t)idtype;
 	mb->imp_id = imp_id != NULL ? xstrdup(imp_id) : NULL;
-	ews_call_init(&mb->sub_call, ctx->env->ews);
-	ews_call_init(&mb->read_call, ctx->env->ews);
 	timeline_init(&mb->tl);
 	timerheap_entry_init(&mb->boundary);
 	timerheap_entry_init(&mb->action);
@@ -245,6 +251,45 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 		    mb->imp_id : mb->address, graph_done, mb);
 	}
 	return (mb);
+}
+
+/*
+ * Queue a request on *cp (&mb->sub_call or &mb->read_call), allocating
+ * the call if none is there.  What the call path learnt of the
+ * mailbox's earlier requests on it (served) carries over.
+ */
+static void
+call_submit(struct mailbox *mb, struct ews_call **cp,
+    const struct ews_call_ops *ops, enum throttle_prio prio)
+{
+	if (*cp == NULL) {
+		*cp = xmalloc(sizeof **cp);
+		ews_call_init(*cp, mb->ctx->env->ews);
+		(*cp)->served = cp == &mb->sub_call ? mb->sub_served :
+		    mb->read_served;
+	}
+	ews_call_submit(*cp, ops, prio, NULL, mb);
+}
+
+/*
+ * Cancel the request on *cp, if any, and free its call.  Its done
+ * handler calls this first: the call path touches the call no more
+ * once done returns.
+ */
+static void
+call_end(struct mailbox *mb, struct ews_call **cp)
+{
+	struct ews_call	*call = *cp;
+
+	if (call == NULL)
+		return;
+	*cp = NULL;
+	ews_call_cancel(call);
+	if (cp == &mb->sub_call)
+		mb->sub_served = call->served;
+	else
+		mb->read_served = call->served;
+	free(call);
 }
 
 static void
@@ -299,8 +344,8 @@ mailbox_free(struct mailbox *mb)
 {
 	const struct mailbox_ctx	*ctx = mb->ctx;
 
-	ews_call_cancel(&mb->sub_call);
-	ews_call_cancel(&mb->read_call);
+	call_end(mb, &mb->sub_call);
+	call_end(mb, &mb->read_call);
 	graphread_free(mb->gr);
 	boundary_cancel(ctx->presence_timers, &mb->boundary);
 	boundary_cancel(ctx->action_timers, &mb->action);
@@ -403,14 +448,14 @@ start_state(const struct mailbox *mb)
 static bool
 reading(const struct mailbox *mb)
 {
-	return (ews_call_busy(&mb->read_call) ||
+	return (mb->read_call != NULL ||
 	    (mb->gr != NULL && graphread_busy(mb->gr)));
 }
 
 static void
 read_cancel(struct mailbox *mb)
 {
-	ews_call_cancel(&mb->read_call);
+	call_end(mb, &mb->read_call);
 	if (mb->gr != NULL)
 		graphread_cancel(mb->gr);
 }
@@ -439,9 +484,9 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 			graph_sub_start(mb);
 			break;
 		}
-		ews_call_cancel(&mb->sub_call);
-		ews_call_submit(&mb->sub_call, &subscribe_ops, mb->urgent ?
-		    THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL, NULL, mb);
+		call_end(mb, &mb->sub_call);
+		call_submit(mb, &mb->sub_call, &subscribe_ops, mb->urgent ?
+		    THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL);
 		break;
 	case MAILBOX_SYNCING:
 		mb->failures = 0;
@@ -472,7 +517,7 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		    mb->address, .response_code = mailbox_error(mb) },
 		    "Exchange refuses this mailbox (%s); parked, next try in "
 		    "%d minutes", mailbox_error(mb), PARK_RETRY_MS / 60000);
-		ews_call_cancel(&mb->sub_call);
+		call_end(mb, &mb->sub_call);
 		if (mb->gr != NULL)
 			graphread_sub_cancel(mb->gr);
 		forget_subscription(mb);
@@ -481,21 +526,21 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	case MAILBOX_UNSUBSCRIBING:
 		mb->retry_at = mb->push_deadline = mb->renew_at = 0;
-		ews_call_cancel(&mb->sub_call);
+		call_end(mb, &mb->sub_call);
 		if (mb->gr != NULL) {
 			graphread_sub_cancel(mb->gr);
 			graphread_unsubscribe(mb->gr, mb->sub_id,
 			    graph_unsubscribed);
 		} else
-			ews_call_submit(&mb->sub_call, &unsubscribe_ops,
-			    THROTTLE_PRIO_HIGH, NULL, mb);
+			call_submit(mb, &mb->sub_call, &unsubscribe_ops,
+			    THROTTLE_PRIO_HIGH);
 		break;
 	case MAILBOX_STOPPED:
 		read_cancel(mb);
 		if (mb->gr != NULL)
 			graphread_sub_cancel(mb->gr);
 		mb->renew_at = 0;
-		ews_call_cancel(&mb->sub_call);
+		call_end(mb, &mb->sub_call);
 		boundary_cancel(ctx->presence_timers, &mb->boundary);
 		forget_subscription(mb);
 		cal_free(mb);
@@ -545,6 +590,7 @@ subscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct ews_subscribe	 sr;
 	char			*cause = NULL;
 
+	call_end(mb, &mb->sub_call);
 	if (mb->state != MAILBOX_SUBSCRIBING)
 		return;
 	memset(&sr, 0, sizeof sr);
@@ -642,6 +688,7 @@ unsubscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 {
 	struct mailbox	*mb = arg;
 
+	call_end(mb, &mb->sub_call);
 	if (mb->release != NULL) {
 		release_free(mb);
 		if (!mb->stopping) {
@@ -764,6 +811,7 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	enum calendar_next	 next;
 	char			*cause = NULL;
 
+	call_end(mb, &mb->read_call);
 	if (r->action != EWS_ACT_OK) {
 		read_failed(mb, r->code, r->action);
 		return;
@@ -784,8 +832,8 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	next = calendar_read_add(mb->cal, &cal);
 	ews_calendar_free(&cal);
 	if (next == CALENDAR_MORE) {
-		ews_call_submit(&mb->read_call, &calview_ops,
-		    THROTTLE_PRIO_NORMAL, NULL, mb);
+		call_submit(mb, &mb->read_call, &calview_ops,
+		    THROTTLE_PRIO_NORMAL);
 		return;
 	}
 	if (next == CALENDAR_TRUNCATED)
@@ -802,7 +850,7 @@ calview_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 		return;
 	}
 	/* A mailbox already under way goes ahead of those not yet started. */
-	ews_call_submit(&mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH, NULL, mb);
+	call_submit(mb, &mb->read_call, &oof_ops, THROTTLE_PRIO_HIGH);
 }
 
 /* What GetUserOofSettings said, taken as the mailbox's settings. */
@@ -824,6 +872,7 @@ oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct ews_oof		 oof;
 	char			*cause = NULL;
 
+	call_end(mb, &mb->read_call);
 	if (r->action != EWS_ACT_OK) {
 		read_failed(mb, r->code, r->action);
 		return;
@@ -909,7 +958,7 @@ read_start(struct mailbox *mb, enum mailbox_source source,
 	if (mb->gr != NULL)
 		graphread_start(mb->gr, graph_kind(mb, source));
 	else
-		ews_call_submit(&mb->read_call, &calview_ops, prio, NULL, mb);
+		call_submit(mb, &mb->read_call, &calview_ops, prio);
 	arm_action(mb);
 }
 
@@ -1009,7 +1058,7 @@ mailbox_set_mode(struct mailbox *mb, enum mailbox_mode mode,
 	mlog(LOG_NOTICE, mb->address, "mode %s -> %s (%s)",
 	    mailbox_mode_name(old), mailbox_mode_name(mode),
 	    mailbox_reason_name(why));
-	ews_call_cancel(&mb->sub_call);
+	call_end(mb, &mb->sub_call);
 	mb->urgent = false;
 	set_state(mb, subscribed_mode(mb) ? MAILBOX_SUBSCRIBING :
 	    MAILBOX_WATCHING);
@@ -1349,12 +1398,12 @@ mailbox_stop(struct mailbox *mb)
 	 * count against the account until it expires.
 	 */
 	if (mb->state == MAILBOX_SUBSCRIBING &&
-	    (ews_call_request(&mb->sub_call) != NULL ||
-	    (mb->gr != NULL && graphread_sub_busy(mb->gr)))) {
+	    ((mb->sub_call != NULL && ews_call_request(mb->sub_call) !=
+	    NULL) || (mb->gr != NULL && graphread_sub_busy(mb->gr)))) {
 		mb->stopping = true;
 		return;
 	}
-	ews_call_cancel(&mb->sub_call);
+	call_end(mb, &mb->sub_call);
 	/*
 	 * EWS push subscriptions end when the listener answers Unsubscribe;
 	 * Graph's are deleted.

@@ -137,19 +137,20 @@ ews_call_cancel(struct ews_call *call)
 bool
 fake_queued(const struct ews_call *call, enum ews_op op)
 {
-	return (call->ticket.state == THROTTLE_TICKET_QUEUED &&
+	return (call != NULL && call->ticket.state == THROTTLE_TICKET_QUEUED &&
 	    call->ops->op == op);
 }
 
 bool
 fake_sent(const struct ews_call *call)
 {
-	return (call->ticket.state == THROTTLE_TICKET_GRANTED);
+	return (call != NULL && call->ticket.state == THROTTLE_TICKET_GRANTED);
 }
 
 enum throttle_prio
 fake_prio(const struct ews_call *call)
 {
+	ck_assert_ptr_nonnull(call);
 	return ((enum throttle_prio)call->ticket.prio);
 }
 
@@ -159,6 +160,7 @@ fake_grant(struct ews_call *call, char **body)
 	struct ews_send		 s;
 	struct ews_reply	 r;
 
+	ck_assert_ptr_nonnull(call);
 	ck_assert_int_eq(call->ticket.state, THROTTLE_TICKET_QUEUED);
 	memset(&s, 0, sizeof s);
 	call->ticket.state = THROTTLE_TICKET_GRANTED;

@@ -49,9 +49,9 @@ struct config	*fake_env_setup(struct subs_env *, const char *text);
 /* Free what fake_env_setup() made, then fake_teardown(). */
 void		 fake_env_teardown(struct subs_env *, struct config *);
 
-/* Queued for op and not yet granted. */
+/* Queued for op and not yet granted (false for a NULL call). */
 bool	 fake_queued(const struct ews_call *, enum ews_op);
-/* Granted and sent, waiting for its answer. */
+/* Granted and sent, waiting for its answer (false for NULL). */
 bool	 fake_sent(const struct ews_call *);
 enum throttle_prio fake_prio(const struct ews_call *);
 
