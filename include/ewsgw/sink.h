@@ -222,6 +222,21 @@ struct ewsgw_sink_ops {
 	 * calls it when size covers it.
 	 */
 	void	(*forget)(struct ewsgw_sink *, const char *mailbox);
+
+	/*
+	 * A reload changed the section: this instance, just created and
+	 * given no change yet, replaces old, an instance of the same ops
+	 * table that was given every change so far.  Take over whatever
+	 * per-mailbox state the sink keeps and must not lose (the file
+	 * sink's state document: without it the next write would omit
+	 * every mailbox that did not change since), without delivering
+	 * anything again.  old is destroyed right after; the changes it
+	 * had not finished are handed to this instance next, in order.
+	 * Optional (a sink that keeps no state needs none); added after
+	 * ABI version 1 shipped, so the host only calls it when size
+	 * covers it.
+	 */
+	void	(*takeover)(struct ewsgw_sink *, struct ewsgw_sink *old);
 };
 
 /* The symbol a loadable sink module exports. */

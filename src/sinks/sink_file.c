@@ -79,6 +79,7 @@ static int	file_health(struct ewsgw_sink *, char *, size_t);
 static void	file_destroy(struct ewsgw_sink *);
 static void	file_reopen(struct ewsgw_sink *);
 static void	file_forget(struct ewsgw_sink *, const char *);
+static void	file_takeover(struct ewsgw_sink *, struct ewsgw_sink *);
 static int	file_open_log(struct ewsgw_sink *);
 static int	file_append(struct ewsgw_sink *,
 		    const struct ewsgw_presence_change *);
@@ -103,6 +104,7 @@ const struct ewsgw_sink_ops sink_file_ops = {
 	.destroy = file_destroy,
 	.reopen = file_reopen,
 	.forget = file_forget,
+	.takeover = file_takeover,
 };
 
 static int
@@ -323,6 +325,34 @@ file_forget(struct ewsgw_sink *s, const char *mailbox)
 	}
 	s->keys_changed = true;
 	s->dirty = true;
+	file_arm(s);
+}
+
+/*
+ * A reload replaced old by s: s takes over the document (entries and
+ * index swap places with s's empty ones), so its first write, at once,
+ * holds every mailbox with the time of its last change.  old's last
+ * write is finished first, as its destroy would have done.  Nothing
+ * goes to the change log: nothing changed.
+ */
+static void
+file_takeover(struct ewsgw_sink *s, struct ewsgw_sink *old)
+{
+	struct statefile_entry	*ents = s->ents;
+	struct hashmap		*index = s->index;
+	size_t			 n = s->nents, cap = s->capents;
+
+	file_flush(old);
+	s->ents = old->ents;
+	s->nents = old->nents;
+	s->capents = old->capents;
+	s->index = old->index;
+	old->ents = ents;
+	old->nents = n;
+	old->capents = cap;
+	old->index = index;
+	old->keys_changed = old->dirty = false;
+	s->keys_changed = s->dirty = true;
 	file_arm(s);
 }
 

@@ -1686,8 +1686,15 @@ sinkset_reload(struct sinkset *set, const struct config *conf, char **errors)
 		}
 		si = fresh[i];
 		if (old != NULL) {
-			/* Changed: the new instance inherits the queue. */
+			/*
+			 * Changed: the new instance takes over the old
+			 * one's state (same implementation only), then
+			 * inherits its queue.
+			 */
 			TAILQ_REMOVE(&set->instances, old, entry);
+			if (si->ops.takeover != NULL && old->sink != NULL &&
+			    si->ops.takeover == old->ops.takeover)
+				si->ops.takeover(si->sink, old->sink);
 			old->dying = true;
 			if (old->sink != NULL)
 				old->ops.destroy(old->sink);

@@ -101,10 +101,11 @@ void		 sinkset_flush(struct sinkset *, int64_t timeout_ms,
 /*
  * Apply a new configuration: sections unchanged since the last one keep
  * their instance and queue (and are reopened, as by sinkset_reopen);
- * new or changed ones get new instances (a
- * changed one inherits its predecessor's undelivered changes); removed
- * ones are destroyed.  All or nothing: returns 0, or -1 with errors
- * appended to *errors and the set untouched.  Borrows conf.
+ * new or changed ones get new instances (a changed one takes over its
+ * predecessor's state through the sink's takeover(), then inherits its
+ * undelivered changes); removed ones are destroyed.  All or nothing:
+ * returns 0, or -1 with errors appended to *errors and the set
+ * untouched.  Borrows conf.
  */
 int		 sinkset_reload(struct sinkset *, const struct config *,
 		    char **errors)

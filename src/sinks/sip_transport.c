@@ -401,7 +401,7 @@ t_reset(struct sip_transport *t)
 	free(t->addrs);
 	t->addrs = NULL;
 	t->naddrs = t->addr = 0;
-	t->state = SIP_T_IDLE;
+	t_set_state(t, SIP_T_IDLE);
 }
 
 /* Close the socket or connection, keep located hops. */

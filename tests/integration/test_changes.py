@@ -1,7 +1,8 @@
 """What sinks are promised about each change, through the real daemon and
 the simulator: seq is unique and increasing per mailbox across restarts
 and reloads (a consumer that deduplicates by seq loses nothing), a
-mailbox removed by a reload leaves the file sink's state document, and
+mailbox removed by a reload leaves the file sink's state document, a
+reload that replaces the file sink keeps the whole document, and
 since says when the current state began where the calendar knows it."""
 import json
 import os
@@ -112,6 +113,37 @@ class Seq(unittest.TestCase):
             rc = g.d.proc.wait(30)
             self.assertNotEqual(rc, 0)
             self.assertIn("state directory /nonexistent/ewsgw", g.d.log())
+
+
+class ReplacedFileSink(unittest.TestCase):
+    def test_reload_that_replaces_the_file_sink_keeps_the_document(self):
+        """A changed [sink file] section (here its interval) gets a new
+        sink: its next write still holds every mailbox, not only the one
+        that changed since, and the change log gets no replay."""
+        mbs = generated(4)
+        with GatewayRun(mbs, sim={"generate": 4}) as g:
+            g.wait_state("streaming")
+            for m in mbs:
+                g.wait_changes(m, 1)
+            wait_for(lambda: (lambda d: d is not None and
+                              all(m in d for m in mbs))(state_doc(g)),
+                     30, "every mailbox in the state file")
+            g.rewrite_config({"sink file": {"interval": "2s"}})
+            g.d.signal(signal.SIGHUP)
+            wait_for(lambda: g.status()["reloads"] == 1, 30, "reload")
+            now = time.time()
+            g.sim.add_item(mbs[0], {"subject": "a", "start": iso(now - 60),
+                                    "end": iso(now + 3600)})
+            g.wait_changes(mbs[0], 2)
+            doc = wait_for(lambda: (lambda d: d if d is not None and
+                                    d.get(mbs[0], {}).get("presence") ==
+                                    "busy" else None)(state_doc(g)),
+                           30, "the change in the new sink's document")
+            self.assertEqual(sorted(doc), sorted(mbs))
+            for m in mbs[1:]:
+                self.assertEqual(len(g.changes(m)), 1, m)
+            self.assertIn("sink file: reconfigured", g.d.log())
+            g.assert_no_violations(self)
 
 
 class Since(unittest.TestCase):

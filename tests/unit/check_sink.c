@@ -1550,6 +1550,94 @@ START_TEST(test_file_sink_last_write)
 }
 END_TEST
 
+/*
+ * A reload that replaces the file sink (a changed interval, then a new
+ * path) hands the state document to the new instance: its writes hold
+ * every mailbox, not only those that changed since, and nothing is
+ * delivered again, neither to its change log nor to a replaced sink
+ * that keeps no state.
+ */
+START_TEST(test_file_sink_reload_keeps_state)
+{
+	char		 state[300], moved[300], logp[300], *text;
+	char		*kpath, *kmoved, *klog, *errors = NULL;
+	const char	*v1[] = { "[sink f] file", NULL, NULL, "interval=0",
+	    "[sink g] fake", NULL };
+	const char	*v2[] = { "[sink f] file", NULL, NULL, "interval=1h",
+	    "[sink g] fake", "fail_first=0", NULL };
+	const char	*v3[] = { "[sink f] file", NULL, NULL, "interval=1h",
+	    "[sink g] fake", NULL };
+	const char	*want[] = { "a@x", "b@x", "c@x" };
+	const char	*pres[] = { "busy", "away", "available" };
+	const char	*docs[2];
+	const struct json_value *mbs;
+	struct sinkset	*set;
+	struct config	*conf;
+	struct json_value *v;
+	size_t		 d, i;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	snprintf(moved, sizeof moved, "%s/moved.json", tmpdir);
+	snprintf(logp, sizeof logp, "%s/changes.log", tmpdir);
+	xasprintf(&kpath, "path=%s", state);
+	xasprintf(&kmoved, "path=%s", moved);
+	xasprintf(&klog, "log=%s", logp);
+	v1[1] = v2[1] = kpath;
+	v3[1] = kmoved;
+	v1[2] = v2[2] = v3[2] = klog;
+	set = mkset(v1);
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "b@x", "away", "available", 2);
+	ck_assert(run_until(depth_zero, set, 2000));
+	wait_state(state, "\"b@x\"", true);
+
+	/* Same path, another interval; the fake changes too. */
+	conf = mkconf(v2);
+	ck_assert_int_eq(sinkset_reload(set, conf, &errors), 0);
+	ck_assert_ptr_null(errors);
+	freeconf(conf);
+	publish(set, "c@x", "available", "unknown", 3);
+	ck_assert(run_until(depth_zero, set, 2000));
+	ck_assert_ptr_nonnull(fakes[1]);
+	ck_assert_int_eq(fakes[1]->ncalls, 1);
+	ck_assert_str_eq(fakes[1]->calls[0].mailbox, "c@x");
+	/* Another path: the document moves over whole. */
+	conf = mkconf(v3);
+	ck_assert_int_eq(sinkset_reload(set, conf, &errors), 0);
+	ck_assert_ptr_null(errors);
+	freeconf(conf);
+	flush_called = 0;
+	sinkset_flush(set, 1000, flush_cb, NULL);
+	ck_assert(run_until(flushed, NULL, 2000));
+
+	docs[0] = state;
+	docs[1] = moved;
+	for (d = 0; d < 2; d++) {
+		v = read_state(docs[d]);
+		mbs = json_get(v, "mailboxes");
+		ck_assert_ptr_nonnull(mbs);
+		for (i = 0; i < 3; i++) {
+			ck_assert_msg(json_get(mbs, want[i]) != NULL,
+			    "%s: %s missing", docs[d], want[i]);
+			ck_assert_str_eq(json_get_str(json_get(mbs, want[i]),
+			    "presence", ""), pres[i]);
+		}
+		json_free(v);
+	}
+	/* One line per change, nothing replayed to any sink. */
+	text = slurp(logp);
+	ck_assert_int_eq(count_lines(text), 3);
+	free(text);
+	ck_assert_ptr_nonnull(fakes[2]);
+	ck_assert_int_eq(fakes[2]->ncalls, 0);
+	ck_assert(status_num(set, 1, "delivered") == 0);
+	sinkset_free(set);
+	free(kpath);
+	free(kmoved);
+	free(klog);
+}
+END_TEST
+
 START_TEST(test_exec_sink_env)
 {
 	char		*cmd, out[300], *text;
@@ -2226,6 +2314,7 @@ sink_suite(void)
 	tcase_add_test(tc, test_forget_in_order);
 	tcase_add_test(tc, test_file_sink_rate_limited);
 	tcase_add_test(tc, test_file_sink_last_write);
+	tcase_add_test(tc, test_file_sink_reload_keeps_state);
 	tcase_add_test(tc, test_file_sink_write_failure);
 	tcase_add_test(tc, test_file_sink_churn);
 	tcase_add_test(tc, test_exec_sink_env);
