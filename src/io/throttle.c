@@ -86,6 +86,9 @@ struct throttle {
 	uint64_t		 cancels;
 	uint64_t		 backoffs;
 	uint64_t		 server_busy;
+	/* Short-request slots of the service account held, slot x ms. */
+	uint64_t		 slot_busy_ms;
+	int64_t			 slot_busy_at;	/* counted up to here */
 };
 
 static void	 limits_sanitise(struct throttle_limits *);
@@ -113,7 +116,9 @@ static void	 budget_settle(struct throttle *, struct throttle_budget *,
 static struct throttle_ticket *budget_pick(const struct throttle *,
 		    struct throttle_budget *, uint64_t, bool, bool *);
 static bool	 gate_blocks(const struct throttle *);
-static void	 release_slot(struct throttle *, struct throttle_ticket *);
+static void	 busy_count(struct throttle *, int64_t);
+static void	 release_slot(struct throttle *, struct throttle_ticket *,
+		    int64_t);
 static void	 grant(struct throttle *, struct throttle_budget *,
 		    struct throttle_ticket *, int64_t);
 static void	 apply_outcome(struct throttle *, struct throttle_budget *,
@@ -447,6 +452,8 @@ grant(struct throttle *t, struct throttle_budget *b,
 {
 	enum throttle_class	c = tk->klass;
 
+	if (b == &t->account && c == THROTTLE_SHORT)
+		busy_count(t, now);
 	TAILQ_REMOVE(&b->q[c][tk->prio], tk, entry);
 	b->nqueued[c]--;
 	t->queued[c]--;
@@ -786,12 +793,32 @@ throttle_submit(struct throttle *t, struct throttle_ticket *tk,
 	budget_touch(t, b);
 }
 
+/*
+ * Add the short-request slots of the service account held since the
+ * last count: called before that number changes and by status.
+ */
+static void
+busy_count(struct throttle *t, int64_t now)
+{
+	const struct throttle_budget	*b = &t->account;
+
+	if (now > t->slot_busy_at) {
+		if (t->slot_busy_at > 0)
+			t->slot_busy_ms += (uint64_t)(b->in_use - b->streams) *
+			    (uint64_t)(now - t->slot_busy_at);
+		t->slot_busy_at = now;
+	}
+}
+
 /* Give a granted ticket's slot back (it stays on its budget). */
 static void
-release_slot(struct throttle *t, struct throttle_ticket *tk)
+release_slot(struct throttle *t, struct throttle_ticket *tk, int64_t now)
 {
 	struct throttle_budget	*b = tk->budget;
 	enum throttle_class	 c = tk->klass;
+
+	if (b == &t->account && c == THROTTLE_SHORT)
+		busy_count(t, now);
 
 	TAILQ_REMOVE(&b->granted, tk, entry);
 	assert(b->in_use > 0);
@@ -816,7 +843,7 @@ throttle_release(struct throttle *t, struct throttle_ticket *tk, int64_t now,
 		assert(tk->state == THROTTLE_TICKET_IDLE && b == NULL);
 		return;
 	}
-	release_slot(t, tk);
+	release_slot(t, tk, now);
 	apply_outcome(t, b, tk, now, o);
 	tk->state = THROTTLE_TICKET_IDLE;
 	tk->budget = NULL;
@@ -833,7 +860,7 @@ throttle_requeue(struct throttle *t, struct throttle_ticket *tk, int64_t now,
 		assert(tk->state == THROTTLE_TICKET_IDLE && b == NULL);
 		return;
 	}
-	release_slot(t, tk);
+	release_slot(t, tk, now);
 	apply_outcome(t, b, tk, now, o);
 	touch_b = b;
 	/* Charging changed since the grant: queue where it is charged now. */
@@ -871,7 +898,8 @@ throttle_cancel(struct throttle *t, struct throttle_ticket *tk)
 		break;
 	case THROTTLE_TICKET_GRANTED:
 		t->cancels++;
-		throttle_release(t, tk, 0, NULL);
+		/* No clock here: the slot counts as held until the last run. */
+		throttle_release(t, tk, t->last_now, NULL);
 		break;
 	default:
 		break;
@@ -1183,6 +1211,10 @@ throttle_stats(const struct throttle *t, int64_t now,
 	    t->gate_until > now ? t->gate_until : 0;
 	s->probes = t->probes;
 	s->requeued = t->requeued;
+	s->slot_busy_ms = t->slot_busy_ms;
+	if (t->slot_busy_at > 0 && now > t->slot_busy_at)
+		s->slot_busy_ms += (uint64_t)(t->account.in_use -
+		    t->account.streams) * (uint64_t)(now - t->slot_busy_at);
 }
 
 static void
@@ -1250,6 +1282,7 @@ throttle_json(const struct throttle *t, int64_t now, struct json_writer *w)
 	    s.gate_until - now : 0);
 	json_kv_int(w, "probes", (int64_t)s.probes);
 	json_kv_int(w, "requeued", (int64_t)s.requeued);
+	json_kv_int(w, "slot_busy_ms", (int64_t)s.slot_busy_ms);
 	json_key(w, "subscriptions");
 	json_obj_begin(w);
 	json_kv_int(w, "held", s.subscriptions);
@@ -1309,6 +1342,11 @@ throttle_prometheus(const struct throttle *t, int64_t now, struct buf *out)
 	    "Service account concurrency slots held.");
 	buf_printf(out, "ewsgw_throttle_concurrency_in_use %u\n",
 	    s.concurrency_in_use);
+	prom_metric(out, "ewsgw_throttle_slot_busy_seconds_total", "counter",
+	    "Service account concurrency slots held by short requests, "
+	    "slot-seconds.");
+	buf_printf(out, "ewsgw_throttle_slot_busy_seconds_total %.3f\n",
+	    (double)s.slot_busy_ms / 1000);
 	prom_metric(out, "ewsgw_throttle_backoffs_total", "counter",
 	    "Exponential back-offs after transient failures.");
 	buf_printf(out, "ewsgw_throttle_backoffs_total %llu\n",

@@ -198,6 +198,11 @@ struct throttle_stats {
 	int64_t		 gate_until;		/* CLOSED: mono ms */
 	uint64_t	 probes;		/* requests granted as probes */
 	uint64_t	 requeued;		/* throttle_requeue calls */
+	/*
+	 * Service account slots held by short requests, summed over time
+	 * (slot x ms): occupancy = slot_busy_ms / (max_concurrency x ms).
+	 */
+	uint64_t	 slot_busy_ms;
 };
 
 /* Defaults matching Exchange 2013+ / Online (EWS-NOTES 8.1). */

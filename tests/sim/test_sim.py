@@ -651,6 +651,14 @@ class ThrottleTests(SimTestCase):
         st = self.sim.stats()
         self.assertEqual(st["violations"], {"concurrency": 1})
         self.assertEqual(st["concurrency"]["svc-ewsgw"]["peak"], 2)
+        # Slot time as the server sees it: the two admitted requests held
+        # a slot for at least their 600 ms each; the refused one none.
+        self.assertEqual(st["concurrency"]["svc-ewsgw"]["started"], 2)
+        self.assertGreaterEqual(st["concurrency"]["svc-ewsgw"]["busy_ms"], 1200)
+        oof = st["in_progress"]["GetUserOofSettings"]
+        self.assertEqual(oof["started"], 2)
+        self.assertGreaterEqual(oof["busy_ms"], 1200)
+        self.assertLessEqual(oof["busy_ms"], st["concurrency"]["svc-ewsgw"]["busy_ms"])
         self.sim.control("DELETE", "/faults")
         post(self.url, body)  # immediately: inside the back-off window
         self.assertEqual(self.sim.stats()["violations"].get("backoff_ignored"), 1)

@@ -47,33 +47,108 @@ START_TEST(test_buf)
 }
 END_TEST
 
-/* A secret buffer grows by copy-and-wipe: the contents stay whole. */
+/*
+ * This program links with -Wl,--wrap=free: every free() in it and in the
+ * library it links comes here first, so a test can look at the bytes of
+ * a block it watches just before the block is released.
+ */
+void	 __real_free(void *);
+void	 __wrap_free(void *);
+
+static const char	*watch_block;	/* the block to look at */
+static size_t		 watch_len;	/* its bytes to look at */
+static int		 watch_freed;	/* times it was released */
+static int		 watch_dirty;	/* ... with a byte not zero */
+
+void
+__wrap_free(void *p)
+{
+	size_t	 i;
+
+	if (p != NULL && p == watch_block) {
+		watch_freed++;
+		for (i = 0; i < watch_len; i++)
+			if (watch_block[i] != '\0') {
+				watch_dirty++;
+				break;
+			}
+		watch_block = NULL;
+	}
+	__real_free(p);
+}
+
+static void
+watch(const void *p, size_t len)
+{
+	watch_block = p;
+	watch_len = len;
+	watch_freed = watch_dirty = 0;
+}
+
+/*
+ * A secret buffer grows by copy-and-wipe: the contents stay whole, and
+ * neither the block growth leaves behind nor the last one keeps a byte.
+ */
 START_TEST(test_buf_secret)
 {
 	struct buf	 b = BUF_INIT_SECRET, c = BUF_INIT;
 	char		*s;
-	int		 i;
+	size_t		 cap;
+	int		 i, grown = 0;
 
 	for (i = 0; i < 1000; i++) {
+		/* Watch the block the next append may move away from. */
+		watch(b.data, b.len);
+		cap = b.cap;
 		buf_printf(&b, "%03d", i);
 		buf_printf(&c, "%03d", i);
+		if (b.cap != cap && cap != 0) {
+			grown++;
+			ck_assert_int_eq(watch_freed, 1);
+			ck_assert_int_eq(watch_dirty, 0);
+		} else
+			ck_assert_int_eq(watch_freed, 0);
 	}
+	ck_assert_int_ge(grown, 5);
 	ck_assert(b.secret);
 	ck_assert_uint_eq(b.len, 3000);
 	ck_assert_str_eq(buf_str(&b), buf_str(&c));
+
+	/* The watch sees what an ordinary buffer leaves behind. */
+	watch(c.data, c.len);
+	buf_free(&c);
+	ck_assert_int_eq(watch_freed, 1);
+	ck_assert_int_eq(watch_dirty, 1);
+
+	/* Freeing a secret buffer wipes it, and resets it. */
+	watch(b.data, b.len);
+	buf_free(&b);
+	ck_assert_int_eq(watch_freed, 1);
+	ck_assert_int_eq(watch_dirty, 0);
+	ck_assert(!b.secret);
+	ck_assert_ptr_null(b.data);
+
+	/* A stolen secret goes with xfree_secret, wiped. */
+	buf_set_secret(&b);
+	buf_puts(&b, "again");
 	buf_reset(&b);
 	ck_assert(b.secret);
 	buf_puts(&b, "again");
 	s = buf_steal(&b);
 	ck_assert_str_eq(s, "again");
 	ck_assert(!b.secret);
+	watch(s, strlen(s));
 	xfree_secret(s);
-	buf_set_secret(&b);
-	buf_puts(&b, "x");
-	buf_free(&b);		/* wipes, resets */
-	ck_assert(!b.secret);
-	ck_assert_ptr_null(b.data);
-	buf_free(&c);
+	ck_assert_int_eq(watch_freed, 1);
+	ck_assert_int_eq(watch_dirty, 0);
+
+	/* buf_free_secret wipes a buffer not marked secret. */
+	buf_puts(&c, "password");
+	watch(c.data, c.len);
+	buf_free_secret(&c);
+	ck_assert_int_eq(watch_freed, 1);
+	ck_assert_int_eq(watch_dirty, 0);
+	watch(NULL, 0);
 }
 END_TEST
 

@@ -637,6 +637,62 @@ START_TEST(test_cancel)
 }
 END_TEST
 
+START_TEST(test_slot_busy)
+{
+	struct throttle_stats	 st;
+	struct buf		 b = BUF_INIT;
+	struct json_writer	 w;
+	struct json_value	*v;
+	struct req		 r[4];
+	char			*cause = NULL;
+
+	/* Streams hold account slots here, but only short ones count. */
+	T = mk(4, 50, CONF_CHARGING_SERVICE_ACCOUNT, 2);
+	submit(&r[0], 0, THROTTLE_STREAM, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[1], 1, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	submit(&r[2], 2, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_stats(T, now, &st);
+	ck_assert_uint_eq(st.slot_busy_ms, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 3);
+	now += 20;			/* two short slots for 20 ms */
+	release(&r[1], THROTTLE_OK, 0);
+	now += 10;			/* one for 10 ms */
+	throttle_stats(T, now, &st);
+	ck_assert_uint_eq(st.slot_busy_ms, 50);
+	/* Status does not move the count on: asking twice is the same. */
+	throttle_stats(T, now, &st);
+	ck_assert_uint_eq(st.slot_busy_ms, 50);
+	throttle_run(T, now);
+	now += 5;
+	/* A cancelled grant counts up to the last run (now - 5). */
+	throttle_cancel(T, &r[2].tk);
+	throttle_stats(T, now + 100, &st);
+	ck_assert_uint_eq(st.slot_busy_ms, 50);
+	/* A new short request after idle time adds only its own. */
+	now += 1000;
+	submit(&r[3], 3, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	throttle_run(T, now);
+	now += 7;
+	release(&r[3], THROTTLE_OK, 0);
+	throttle_stats(T, now + 50, &st);
+	ck_assert_uint_eq(st.slot_busy_ms, 57);
+	json_writer_init(&w, &b);
+	throttle_json(T, now, &w);
+	v = json_parse(b.data, b.len, &cause);
+	ck_assert_msg(v != NULL, "%s: %s", cause, b.data);
+	ck_assert_int_eq(json_get_num(v, "slot_busy_ms", -1), 57);
+	json_free(v);
+	buf_reset(&b);
+	throttle_prometheus(T, now, &b);
+	ck_assert_ptr_nonnull(strstr(buf_str(&b),
+	    "\newsgw_throttle_slot_busy_seconds_total 0.057\n"));
+	buf_free(&b);
+	release(&r[0], THROTTLE_OK, 0);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
 START_TEST(test_shrink)
 {
 	struct throttle_limits		l;
@@ -1292,6 +1348,7 @@ suite(void)
 	tcase_add_test(tc, test_impersonated_streams);
 	tcase_add_test(tc, test_subscriptions);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_slot_busy);
 	tcase_add_test(tc, test_shrink);
 	tcase_add_test(tc, test_charging_change);
 	tcase_add_test(tc, test_priority_fifo);

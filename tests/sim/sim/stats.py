@@ -4,22 +4,37 @@ import time
 
 
 class Peak:
-    __slots__ = ("now", "peak")
+    """A count of things open at once, its peak, how many were opened
+    and the time they were open summed (busy_ms: slot x milliseconds)."""
+    __slots__ = ("now", "peak", "started", "busy_s", "at")
 
     def __init__(self):
         self.now = 0
         self.peak = 0
+        self.started = 0
+        self.busy_s = 0.0
+        self.at = time.monotonic()
+
+    def _count(self):
+        t = time.monotonic()
+        self.busy_s += self.now * (t - self.at)
+        self.at = t
 
     def inc(self):
+        self._count()
         self.now += 1
+        self.started += 1
         if self.now > self.peak:
             self.peak = self.now
 
     def dec(self):
+        self._count()
         self.now -= 1
 
     def to_json(self):
-        return {"now": self.now, "peak": self.peak}
+        self._count()
+        return {"now": self.now, "peak": self.peak, "started": self.started,
+                "busy_ms": round(self.busy_s * 1000.0, 1)}
 
 
 class Stats:
