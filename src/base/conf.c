@@ -291,6 +291,8 @@ static const struct conf_key keys[] = {
 	K(CLUSTER, "node", KT_STR, cluster.node, NULL, 0, 0, CK_DERIVED),
 	K(CLUSTER, "lease_ttl", KT_DURATION, cluster.lease_ttl_ms, "10s",
 	    2 * SEC, 1 * HOUR, 0),
+	K(CLUSTER, "group_slices", KT_UINT, cluster.group_slices, "1", 0,
+	    1024, 0),
 	K(CLUSTER, "ca_file", KT_PATH, cluster.ca_file, NULL, 0, 0,
 	    CK_READABLE),
 	K(CLUSTER, "client_cert", KT_PATH, cluster.client_cert, NULL, 0, 0,

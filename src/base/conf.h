@@ -211,6 +211,7 @@ struct config {
 		char		*name;		/* the cluster's etcd prefix */
 		char		*node;		/* default: the host name */
 		int64_t		 lease_ttl_ms;	/* whole seconds */
+		unsigned	 group_slices;	/* 0: place by address */
 		char		*ca_file;
 		char		*client_cert;
 		char		*client_key;

@@ -29,6 +29,8 @@
 #include "cluster/cluster.h"
 #include "cluster/etcd.h"
 #include "cluster/etcd_msg.h"
+#include "cluster/groupmap.h"
+#include "cluster/groups.h"
 
 #define RECORD_VERSION		1
 #define RECORD_MAX		4096	/* bytes of a member's value */
@@ -83,6 +85,7 @@ struct cluster {
 	const char		**names;	/* into members, for views */
 	size_t			 n;
 	size_t			 self;
+	uint64_t		 names_epoch;	/* of the member list alone */
 	uint64_t		 epoch;		/* 0: no view */
 	int64_t			 rev;
 	struct etcd_call	*range_call;
@@ -90,6 +93,7 @@ struct cluster {
 	struct etcd_watch	*watch;
 	struct event		 ev_watch_retry;
 	struct event		 ev_audit;
+	struct groups		*groups;	/* NULL: by address only */
 
 	/* Budget. */
 	struct budget		 applied;
@@ -163,6 +167,9 @@ static void	 on_audit(evutil_socket_t, short, void *);
 static void	 on_watch_retry(evutil_socket_t, short, void *);
 static void	 on_plan(evutil_socket_t, short, void *);
 static int	 member_cmp(const void *, const void *);
+static uint64_t	 view_epoch(const struct cluster *);
+static void	 new_epoch(struct cluster *, uint64_t);
+static void	 groups_changed(void *);
 
 bool
 cluster_name_valid(const char *s)
@@ -229,6 +236,9 @@ cluster_new(struct event_base *base, const struct cluster_opts *o,
 	evtimer_assign(&c->ev_audit, base, on_audit, c);
 	evtimer_assign(&c->ev_watch_retry, base, on_watch_retry, c);
 	evtimer_assign(&c->ev_plan, base, on_plan, c);
+	if (o->groups)
+		c->groups = groups_new(base, c->etcd, c->name,
+		    groups_changed, c);
 	return (c);
 }
 
@@ -243,6 +253,7 @@ cluster_free(struct cluster *c)
 	event_del(&c->ev_retry);
 	event_del(&c->ev_plan);
 	view_clear(c);
+	groups_free(c->groups);
 	etcd_free(c->etcd);
 	free(c->weights);
 	free(c->fence_why);
@@ -313,6 +324,8 @@ stop_member_work(struct cluster *c)
 	c->watch = NULL;
 	event_del(&c->ev_audit);
 	event_del(&c->ev_watch_retry);
+	if (c->groups != NULL)
+		groups_stop(c->groups);
 }
 
 static void
@@ -378,6 +391,9 @@ set_state(struct cluster *c, enum cluster_state new)
 		    ", TTL %llds)", c->name, c->node, (uint64_t)c->lease_id,
 		    (long long)(c->ttl_ms / 1000));
 		request_range(c);
+		if (c->groups != NULL)
+			groups_start(c->groups, call_timeout(c),
+			    retry_ms(c));
 		arm(&c->ev_audit, c->ttl_ms);
 		break;
 	case CLUSTER_FENCED:
@@ -871,8 +887,6 @@ adopt(struct cluster *c, const struct etcd_kv *kvs, size_t nkvs, int64_t rev)
 		buf_printf(&list, "%s%s", i > 0 ? ", " : "", m[i].name);
 	}
 	epoch = siphash_final(&h);
-	if (epoch == 0)
-		epoch = 1;
 	if (self == SIZE_MAX || m[self].lease != c->lease_id) {
 		for (i = 0; i < n; i++)
 			free(m[i].name);
@@ -894,18 +908,87 @@ adopt(struct cluster *c, const struct etcd_kv *kvs, size_t nkvs, int64_t rev)
 	for (i = 0; i < n; i++)
 		c->names[i] = m[i].name;
 	c->rev = rev;
+	c->names_epoch = epoch;
+	epoch = view_epoch(c);
 	if (epoch != c->epoch) {
-		c->epoch = epoch;
-		c->stats.views++;
-		c->stats.rebalanced_wall_ms = time_wall_ms();
-		c->may_acquire = false;
 		log_notice("cluster %s: %zu member%s: %s (epoch %016" PRIx64
 		    ", revision %lld)", c->name, n, n == 1 ? "" : "s",
 		    buf_str(&list), epoch, (long long)rev);
-		report_view(c);
+		new_epoch(c, epoch);
 	}
 	buf_free(&list);
 	plan(c);
+}
+
+/*
+ * The epoch of the view: the member list and, once any mailbox has a
+ * group key, the group map's digest.  Two nodes with the same epoch
+ * place every mailbox alike, so a record showing the epoch says its
+ * node has released what it does not own under this very placement.
+ */
+static uint64_t
+view_epoch(const struct cluster *c)
+{
+	static const uint8_t groups_key[SIPHASH_KEY_LEN] = {
+		'e', 'w', 's', 'g', 'w', '-', 'g', 'r',
+		'o', 'u', 'p', 'e', 'p', 'o', 'c', 'h'
+	};
+	uint64_t	 d, e = c->names_epoch;
+	uint8_t		 in[16];
+	size_t		 i;
+
+	d = c->groups != NULL ? groupmap_digest(groups_map(c->groups)) : 0;
+	if (d != 0) {
+		for (i = 0; i < 8; i++) {
+			in[i] = (uint8_t)(e >> (8 * i));
+			in[8 + i] = (uint8_t)(d >> (8 * i));
+		}
+		e = siphash24(groups_key, in, sizeof in);
+	}
+	return (e != 0 ? e : 1);
+}
+
+/* A new placement: nothing is acquired until every record shows it. */
+static void
+new_epoch(struct cluster *c, uint64_t epoch)
+{
+	c->epoch = epoch;
+	c->stats.views++;
+	c->stats.rebalanced_wall_ms = time_wall_ms();
+	c->may_acquire = false;
+	report_view(c);
+}
+
+/* The group map changed: a new placement if it changes the epoch. */
+static void
+groups_changed(void *arg)
+{
+	struct cluster	*c = arg;
+	uint64_t	 epoch;
+
+	if (c->state != CLUSTER_MEMBER || c->epoch == 0)
+		return;
+	if ((epoch = view_epoch(c)) == c->epoch)
+		return;
+	log_notice("cluster %s: group map changed (epoch %016" PRIx64 ")",
+	    c->name, epoch);
+	new_epoch(c, epoch);
+	if (c->state == CLUSTER_MEMBER)
+		plan(c);
+}
+
+const struct groupmap *
+cluster_groups(const struct cluster *c)
+{
+	return (c->groups != NULL ? groups_map(c->groups) : NULL);
+}
+
+void
+cluster_group_learnt(struct cluster *c, const char *address,
+    const char *key)
+{
+	if (c->groups != NULL)
+		groups_learnt(c->groups, address, key);
 }
 
 static void
@@ -967,6 +1050,8 @@ on_audit(evutil_socket_t fd, short what, void *arg)
 
 	if (c->state == CLUSTER_MEMBER) {
 		request_range(c);
+		if (c->groups != NULL)
+			groups_audit(c->groups);
 		arm(&c->ev_audit, c->ttl_ms);
 	}
 	(void)fd;
@@ -1226,6 +1311,10 @@ cluster_status_json(const struct cluster *c, struct json_writer *w)
 	json_kv_int(w, "etcd_failovers",
 	    (int64_t)etcd_stats(c->etcd)->failovers);
 	json_kv_int(w, "fences", (int64_t)c->stats.fences);
+	if (c->groups != NULL) {
+		json_key(w, "group_map");
+		groups_status_json(c->groups, w);
+	}
 	if (c->stats.last_fence != NULL)
 		json_kv_str(w, "last_fence", c->stats.last_fence);
 	json_obj_end(w);

@@ -35,9 +35,17 @@
  * view is thus one consistent snapshot at one revision, which the
  * budget transaction compares against.
  *
+ * Groups (opts->groups).  The group map (groups.h) is followed next to
+ * the members; the epoch covers both: a hash of the sorted names, and
+ * of the map's digest once the map is not empty.  Nodes with the same
+ * epoch thus place every mailbox alike (by its group key where the map
+ * has one, by its address otherwise), and a move caused by a newly
+ * learnt group key goes through the same release-before-acquire steps
+ * as one caused by a member joining or leaving.
+ *
  * What the owner (the subscription manager) does with it:
- *   - view(): the member list changed (epoch = hash of the sorted
- *     names) or may_acquire changed.  Compute the assignment with
+ *   - view(): the member list or the group map changed (a new epoch)
+ *     or may_acquire changed.  Compute the assignment with
  *     hrw_assign over view->members; stop every mailbox this node no
  *     longer owns (stop publishing, close its stream, unsubscribe), and
  *     then call cluster_released(epoch).  Start mailboxes it gained only
@@ -65,6 +73,7 @@
 #include "base/json.h"
 #include "cluster/budget.h"
 #include "cluster/etcd.h"
+#include "cluster/groupmap.h"
 
 struct event_base;
 struct cluster;
@@ -90,10 +99,11 @@ struct cluster_opts {
 	int64_t		 margin_ms;	/* 0: TTL/5, at least 500 ms */
 	struct budget	 total;		/* the account's budget */
 	bool		 split[BUDGET_RES_MAX];	/* shared resources */
+	bool		 groups;	/* follow the group map (groups.h) */
 };
 
 struct cluster_view {
-	uint64_t	 epoch;		/* hash of the member list, never 0 */
+	uint64_t	 epoch;		/* of members and group map, never 0 */
 	const char *const *members;	/* sorted names, borrowed */
 	size_t		 n;
 	size_t		 self;		/* this node's index */
@@ -151,6 +161,15 @@ void		 cluster_limits_applied(struct cluster *,
 /* Mailboxes per member for the view of epoch (n members, copied). */
 void		 cluster_set_weights(struct cluster *, uint64_t epoch,
 		    const uint64_t *, size_t n);
+
+/*
+ * The group map of the current view, or NULL (groups not followed).
+ * Borrowed until the next callback.
+ */
+const struct groupmap *cluster_groups(const struct cluster *);
+/* This node owns address and learnt its group key (copied). */
+void		 cluster_group_learnt(struct cluster *, const char *address,
+		    const char *key);
 
 /*
  * The budget record of the member named node as last read, or NULL

@@ -174,6 +174,22 @@ etcd_msg_range(struct buf *out, const char *key, const char *end,
 }
 
 void
+etcd_msg_range_page(struct buf *out, const char *key, const char *end,
+    int64_t revision, int64_t limit, int64_t min_mod_revision)
+{
+	struct json_writer	 w;
+
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	put_range(&w, key, end, revision);
+	if (limit > 0)
+		put_i64(&w, "limit", limit);
+	if (min_mod_revision > 0)
+		put_i64(&w, "min_mod_revision", min_mod_revision);
+	json_obj_end(&w);
+}
+
+void
 etcd_msg_put(struct buf *out, const char *key, const char *value,
     int64_t lease)
 {
@@ -247,6 +263,30 @@ etcd_msg_txn_put(struct buf *out, const struct etcd_cmp *cmp,
 		json_obj_end(&w);
 		json_arr_end(&w);
 	}
+	json_obj_end(&w);
+}
+
+void
+etcd_msg_txn_puts(struct buf *out, const char *const *keys,
+    const char *const *values, size_t n)
+{
+	struct json_writer	 w;
+	size_t			 i;
+
+	json_writer_init(&w, out);
+	json_obj_begin(&w);
+	json_key(&w, "success");
+	json_arr_begin(&w);
+	for (i = 0; i < n; i++) {
+		json_obj_begin(&w);
+		json_key(&w, "request_put");
+		json_obj_begin(&w);
+		put_b64(&w, "key", keys[i]);
+		put_b64(&w, "value", values[i]);
+		json_obj_end(&w);
+		json_obj_end(&w);
+	}
+	json_arr_end(&w);
 	json_obj_end(&w);
 }
 
@@ -498,6 +538,7 @@ etcd_resp_parse(const char *s, size_t len, struct etcd_resp *r, char **cause)
 		goto out;
 	}
 	r->succeeded = json_get_bool(o, "succeeded", false);
+	r->more = json_get_bool(o, "more", false);
 	r->created = json_get_bool(o, "created", false);
 	r->canceled = json_get_bool(o, "canceled", false);
 	if (parse_kvs(json_get(o, "kvs"), r, cause) == -1 ||

@@ -51,8 +51,19 @@ struct etcd_cmp {
 /* Request bodies, appended to out.  Strings are borrowed. */
 void	 etcd_msg_range(struct buf *, const char *key, const char *range_end,
 	    int64_t revision);
+/*
+ * One page of a range at revision (0: the current one): at most limit
+ * keys (0: all) modified at min_mod_revision or later (0: any), in key
+ * order; the answer's "more" says whether keys follow the last one.
+ */
+void	 etcd_msg_range_page(struct buf *, const char *key,
+	    const char *range_end, int64_t revision, int64_t limit,
+	    int64_t min_mod_revision);
 void	 etcd_msg_put(struct buf *, const char *key, const char *value,
 	    int64_t lease);
+/* Put n keys (no lease) in one transaction without a condition. */
+void	 etcd_msg_txn_puts(struct buf *, const char *const *keys,
+	    const char *const *values, size_t n);
 /*
  * if (cmp) put key = value (with lease, 0 = none) else range
  * fail_key..fail_end (fail_key NULL: nothing).
@@ -93,6 +104,7 @@ struct etcd_resp {
 	struct etcd_kv	*kvs;		/* range, or a txn's ranges */
 	size_t		 nkvs;
 	bool		 succeeded;	/* txn */
+	bool		 more;		/* range: keys follow (limit) */
 
 	int64_t		 id;		/* lease grant, keepalive */
 	int64_t		 ttl;		/* seconds; <= 0: lease gone */

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cluster/cluster.h"
+#include "cluster/groupmap.h"
 #include "cluster/hrw.h"
 #include "daemon/clustering.h"
 #include "subs/manager.h"
@@ -26,6 +27,7 @@ struct clustering {
 	const struct config	*conf;		/* borrowed, running */
 
 	uint64_t		*key_hash;	/* per conf->mailboxes[i] */
+	uint64_t		 hashed_epoch;	/* the group map it used */
 	bool			*owned;		/* per conf->mailboxes[i] */
 
 	/* The last view (names copied). */
@@ -44,26 +46,25 @@ struct clustering {
 
 /* ---- placement ---- */
 
+/*
+ * The placement key of every mailbox: its group key in the view's group
+ * map (shared by all nodes through etcd, so all place alike), cut into
+ * group_slices parts, or its address when the map has none for it.
+ */
 static void
 hash_mailboxes(struct clustering *cl)
 {
 	const struct config	*conf = cl->conf;
-	struct hrw_item		 it;
 	size_t			 i, n = conf->nmailboxes;
 
 	free(cl->key_hash);
 	free(cl->owned);
 	cl->key_hash = xreallocarray(NULL, n > 0 ? n : 1, sizeof *cl->key_hash);
 	cl->owned = xcalloc(n > 0 ? n : 1, sizeof *cl->owned);
-	/*
-	 * By address only: a group key learnt at run time (Autodiscover's
-	 * GroupingInformation) could differ between nodes (hrw.h).
-	 */
-	for (i = 0; i < n; i++) {
-		it.address = conf->mailboxes[i].address;
-		it.group = NULL;
-		cl->key_hash[i] = hrw_item_hash(&it, 1);
-	}
+	for (i = 0; i < n; i++)
+		cl->key_hash[i] = groupmap_place_hash(cluster_groups(cl->c),
+		    conf->mailboxes[i].address, conf->cluster.group_slices);
+	cl->hashed_epoch = cl->epoch;
 }
 
 static void
@@ -130,6 +131,9 @@ on_view(const struct cluster_view *v, void *arg)
 	cl->epoch = v->epoch;
 	cl->self = v->self;
 	cl->may_acquire = v->may_acquire;
+	/* A new epoch may come with a new group map. */
+	if (cl->hashed_epoch != cl->epoch)
+		hash_mailboxes(cl);
 	place(cl);
 }
 
@@ -162,6 +166,15 @@ on_released(void *arg)
 
 	if (cl->have_view)
 		cluster_released(cl->c, cl->epoch);
+}
+
+static void
+on_grouped(const char *address, const char *key, void *arg)
+{
+	struct clustering	*cl = arg;
+
+	if (cl->conf->cluster.group_slices > 0)
+		cluster_group_learnt(cl->c, address, key);
 }
 
 static void
@@ -209,6 +222,7 @@ clustering_new(struct event_base *base, const struct config *conf,
 	o.split[BUDGET_CONCURRENCY] = true;
 	o.split[BUDGET_SUBSCRIPTIONS] = sa;
 	o.split[BUDGET_STREAMS] = false;
+	o.groups = conf->cluster.group_slices > 0;
 	memset(&cbs, 0, sizeof cbs);
 	cbs.view = on_view;
 	cbs.limits = on_limits;
@@ -227,6 +241,7 @@ clustering_hooks(struct clustering *cl, struct manager_cluster_hooks *h)
 	memset(h, 0, sizeof *h);
 	h->released = on_released;
 	h->applied = on_applied;
+	h->grouped = on_grouped;
 	h->arg = cl;
 }
 

@@ -118,6 +118,12 @@ soap_escape(struct buf *out, const char *s, bool attr)
 			return (-1);
 	}
 	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		/* A run of characters that stay as they are, at once. */
+		if ((n = strcspn((const char *)p, "&<>\"'\r\n\t")) > 0) {
+			buf_append(out, p, n);
+			p += n - 1;
+			continue;
+		}
 		switch (*p) {
 		case '&':
 			buf_puts(out, "&amp;");
@@ -138,16 +144,12 @@ soap_escape(struct buf *out, const char *s, bool attr)
 			/* Parsers normalise a raw CR away. */
 			buf_puts(out, "&#13;");
 			break;
-		case '\n':
-		case '\t':
+		default:	/* '\n', '\t' */
 			/* Attribute values normalise raw whitespace. */
 			if (attr)
 				buf_printf(out, "&#%d;", *p);
 			else
 				buf_putc(out, (char)*p);
-			break;
-		default:
-			buf_putc(out, (char)*p);
 			break;
 		}
 	}
@@ -171,18 +173,25 @@ sw_text(struct sw *w, const char *s)
 static void
 sw_attr(struct sw *w, const char *name, const char *value)
 {
-	buf_printf(w->b, " %s=\"", name);
+	buf_putc(w->b, ' ');
+	buf_puts(w->b, name);
+	buf_puts(w->b, "=\"");
 	if (value == NULL || soap_escape(w->b, value, true) == -1)
 		w->err = -1;
 	buf_putc(w->b, '"');
 }
 
+/* Append <tag>text</tag>; no printf: this runs for every request. */
 static void
 sw_elem(struct sw *w, const char *tag, const char *text)
 {
-	buf_printf(w->b, "<%s>", tag);
+	buf_putc(w->b, '<');
+	buf_puts(w->b, tag);
+	buf_putc(w->b, '>');
 	sw_text(w, text);
-	buf_printf(w->b, "</%s>", tag);
+	buf_puts(w->b, "</");
+	buf_puts(w->b, tag);
+	buf_putc(w->b, '>');
 }
 
 static void

@@ -58,6 +58,7 @@ static bool	 xs_is_xmlns(const struct xs *);
 static int	 xs_node(struct xs *);
 static int	 xs_open(struct xs *);
 static void	 xs_close(struct xs *);
+static size_t	 xs_skip(const unsigned char *, size_t, size_t, unsigned char);
 
 static int
 xs_fail(struct xs *x, const char *fmt, ...)
@@ -126,6 +127,20 @@ xs_close(struct xs *x)
 	x->depth--;
 }
 
+/*
+ * The index before the next c after i (the loop's i++ lands on it), or
+ * the last index when there is none: a run of text, an attribute value
+ * or an end tag is passed over at memchr's speed.
+ */
+static size_t
+xs_skip(const unsigned char *p, size_t i, size_t len, unsigned char c)
+{
+	const unsigned char	*q;
+
+	q = memchr(p + i + 1, c, len - i - 1);
+	return (q == NULL ? len - 1 : (size_t)(q - p) - 1);
+}
+
 int
 xml_prescan(const char *data, size_t len, const struct xml_limits *lim,
     char **cause)
@@ -150,11 +165,14 @@ xml_prescan(const char *data, size_t len, const struct xml_limits *lim,
 			if (c == '<') {
 				st = XS_LT;
 				in_text = false;
-			} else if (!in_text) {
+				break;
+			}
+			if (!in_text) {
 				in_text = true;
 				if (xs_node(&x) == -1)
 					return (-1);
 			}
+			i = xs_skip(p, i, len, '<');
 			break;
 		case XS_LT:
 			if (c == '/')
@@ -214,12 +232,15 @@ xml_prescan(const char *data, size_t len, const struct xml_limits *lim,
 		case XS_VALUE:
 			if (c == quote)
 				st = XS_STAG;
+			else
+				i = xs_skip(p, i, len, quote);
 			break;
 		case XS_ETAG:
 			if (c == '>') {
 				xs_close(&x);
 				st = XS_TEXT;
-			}
+			} else
+				i = xs_skip(p, i, len, '>');
 			break;
 		case XS_BANG:
 			/* "<!--" comment or "<![CDATA[", nothing else. */

@@ -57,16 +57,24 @@ ews_op_name(enum ews_op op)
 static void
 count(struct ews_ctx *c, enum ews_op op, const char *code)
 {
-	char		*key;
+	const char	*name = ews_op_name(op);
+	char		 small[128], *key = small;
+	size_t		 nlen = strlen(name), clen = strlen(code);
 	uint64_t	*n;
 
-	xasprintf(&key, "%s %s", ews_op_name(op), code);
+	/* Once per request: no allocation for the lookup key. */
+	if (nlen + clen + 2 > sizeof small)
+		key = xmalloc(nlen + clen + 2);
+	memcpy(key, name, nlen);
+	key[nlen] = ' ';
+	memcpy(key + nlen + 1, code, clen + 1);
 	if ((n = hashmap_get(c->counts, key)) == NULL) {
 		n = xcalloc(1, sizeof *n);
 		hashmap_put(c->counts, key, n);
 	}
 	(*n)++;
-	free(key);
+	if (key != small)
+		free(key);
 }
 
 /* ---- scheduler drive: one deferred run, one wake-up timer ---- */

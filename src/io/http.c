@@ -916,16 +916,27 @@ http_add_header(struct http_request *r, const char *name, const char *value,
 {
 	struct curl_slist	*l;
 	char			*line;
+	size_t			 nlen, vlen;
 
 	if (strpbrk(name, "\r\n: ") != NULL || strpbrk(value, "\r\n") != NULL) {
 		xasprintf(cause, "bad header %s", name);
 		return (-1);
 	}
-	/* "Name:" without a value removes a header curl would add. */
-	if (*value == '\0')
-		xasprintf(&line, "%s:", name);
-	else
-		xasprintf(&line, "%s: %s", name, value);
+	/*
+	 * "Name:" without a value removes a header curl would add.  Joined
+	 * by hand: several headers per request, printf's two passes show.
+	 */
+	nlen = strlen(name);
+	vlen = strlen(value);
+	line = xmalloc(nlen + vlen + 3);
+	memcpy(line, name, nlen);
+	line[nlen] = ':';
+	if (vlen > 0) {
+		line[nlen + 1] = ' ';
+		memcpy(line + nlen + 2, value, vlen);
+		line[nlen + 2 + vlen] = '\0';
+	} else
+		line[nlen + 1] = '\0';
 	l = curl_slist_append(r->headers, line);
 	free(line);
 	if (l == NULL) {

@@ -932,6 +932,12 @@ discovered(struct discover *d, const struct discover_result *rows,
 	char		*key;
 
 	for (i = 0; i < n; i++) {
+		/*
+		 * Handed over meanwhile (cluster mode): its key would stop
+		 * it being asked again when it comes back.
+		 */
+		if (registry_find(m->reg, rows[i].address) == NULL)
+			continue;
 		key = rows[i].status == DISCOVER_OK ?
 		    ad_group_key(&rows[i].user) : NULL;
 		if (key == NULL) {
@@ -944,6 +950,8 @@ discovered(struct discover *d, const struct discover_result *rows,
 			continue;
 		}
 		free(hashmap_put(m->group_keys, rows[i].address, key));
+		if (m->ch.grouped != NULL)
+			m->ch.grouped(rows[i].address, key, m->ch.arg);
 		placed++;
 	}
 	log_notice("Autodiscover: %zu of %zu mailboxes placed, %llu "
@@ -1025,6 +1033,8 @@ regroup(struct manager *m, struct mailbox *mb, const char *key)
 	char		*anchor, *cookie;
 
 	free(hashmap_put(m->group_keys, mailbox_address(mb), xstrdup(key)));
+	if (m->ch.grouped != NULL)
+		m->ch.grouped(mailbox_address(mb), key, m->ch.arg);
 	if (hashmap_get(m->moving, mailbox_address(mb)) != NULL) {
 		/* Out of its group for the move: assign places it. */
 		if (old != NULL)

@@ -35,6 +35,8 @@ struct manager_cluster_hooks {
 	void	(*released)(void *);
 	/* Requests and subscriptions in use are within the share. */
 	void	(*applied)(void *);
+	/* Autodiscover gave a mailbox run here this group key (borrowed). */
+	void	(*grouped)(const char *address, const char *key, void *);
 	void	*arg;
 };
 

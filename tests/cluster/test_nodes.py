@@ -172,7 +172,7 @@ class Node:
     """One ewsgw daemon of the cluster."""
 
     def __init__(self, name, sim, etcd_url, collector, mailboxes, throttling,
-                 ttl=TTL, exchange=None):
+                 ttl=TTL, exchange=None, cluster=None):
         self.name = name
         self.d = Daemon(password=PASSWORD)
         mbfile = self.d.path("mailboxes.txt")
@@ -193,6 +193,7 @@ class Node:
             "log": {"level": "info"},
         }
         secs["exchange"].update(exchange or {})
+        secs["cluster"].update(cluster or {})
         self.d.write_config(self.d.render(secs))
 
     def start(self):
@@ -264,10 +265,11 @@ class ClusterRun(unittest.TestCase):
         self.sim = Simulator(**opts).__enter__()
         return self.sim
 
-    def node(self, name, mailboxes, throttling, via=None, exchange=None):
+    def node(self, name, mailboxes, throttling, via=None, exchange=None,
+             cluster=None):
         url = via.url if via is not None else self.etcd.url
         n = Node(name, self.sim, url, self.collector, mailboxes, throttling,
-                 exchange=exchange)
+                 exchange=exchange, cluster=cluster)
         self.nodes.append(n)
         return n
 
@@ -295,6 +297,19 @@ class ClusterRun(unittest.TestCase):
             return runs if sum(runs) == total else None
         return wait_for(ok, timeout, "%s to settle on %d mailboxes" %
                         (names, total), interval=0.3)
+
+    def groups_known(self, nodes, total, timeout=300):
+        """Every node has every mailbox's group key in its group map and
+        nothing left to write: placement by group is final, so settled()
+        sees no earlier state."""
+        def ok():
+            for x in nodes:
+                gm = x.cluster()["cluster"].get("group_map", {})
+                if gm.get("mailboxes") != total or gm.get("pending") != 0:
+                    return None
+            return True
+        return wait_for(ok, timeout, "every group key known",
+                        interval=0.3)
 
     def served(self, nodes, total, timeout=300):
         """Every mailbox is streaming or polled on its node."""
@@ -476,8 +491,11 @@ class Autodiscovered(ClusterRun):
                "subscriptions_per_connection": "20"}
         ex = {"autodiscover": "yes",
               "autodiscover_url": self.sim.autodiscover_url}
-        a = self.node("a", mbs, thr, exchange=ex).start()
-        b = self.node("b", mbs, thr, exchange=ex).start()
+        # Three groups, each cut in eight, so that both nodes own some.
+        cl = {"group_slices": "8"}
+        a = self.node("a", mbs, thr, exchange=ex, cluster=cl).start()
+        b = self.node("b", mbs, thr, exchange=ex, cluster=cl).start()
+        self.groups_known([a, b], n)
         runs = self.settled([a, b], n)
         self.assertTrue(all(r > 0 for r in runs), runs)
         self.served([a, b], n)
@@ -493,6 +511,75 @@ class Autodiscovered(ClusterRun):
         self.assertGreaterEqual(self.sim.stats()["autodiscover"]["users"],
                                 asked + runs[1])
         self.no_double_subscriptions()
+        self.budget_kept()
+
+
+class Groups(ClusterRun):
+    def owners(self, nodes):
+        return {m: x.name for x in nodes for m in self.mailboxes_of(x)}
+
+    def groups_whole(self, nodes, n):
+        """Every node knows every mailbox's group key, and each server's
+        (group's) mailboxes run on one node: {server: node}."""
+        servers = self.sim.control("GET", "/servers")[1]["servers"]
+
+        self.groups_known(nodes, n)
+
+        def ok():
+            own = self.owners(nodes)
+            if len(own) != n:
+                return None
+            out = {}
+            for srv, v in servers.items():
+                on = {own.get(m) for m in v["mailboxes"]}
+                if len(on) != 1 or None in on:
+                    return None
+                out[srv] = on.pop()
+            return out
+        return wait_for(ok, 300, "every group on one node", interval=0.5)
+
+    def test_groups_stay_together(self):
+        """With [exchange] autodiscover the owner of each mailbox writes
+        its group key to etcd; every node places by it, so all mailboxes
+        of a server (one GroupingInformation) run on one node, moved
+        there without ever breaking the budget or the affinity rules;
+        a killed node's groups move whole to the others."""
+        n = 360
+        mbs = generated(n)
+        self.start_etcd()
+        self.start_sim(n, "impersonated", backends=6, affinity_rules=True)
+        thr = {"max_concurrency": str(self.CONC), "charging": "impersonated",
+               "subscriptions_per_connection": "20"}
+        ex = {"autodiscover": "yes",
+              "autodiscover_url": self.sim.autodiscover_url}
+        nodes = [self.node(x, mbs, thr, exchange=ex).start()
+                 for x in ("a", "b", "c")]
+        self.groups_known(nodes, n)
+        self.settled(nodes, n)
+        self.served(nodes, n)
+        placed = self.groups_whole(nodes, n)
+        self.assertEqual(len(placed), 6)
+        self.no_double_subscriptions()
+        st = self.budget_kept()
+        self.assertEqual(st["live_subscriptions"]["per_mailbox_peak"], 1)
+        for x in nodes:
+            gm = x.cluster()["cluster"]["group_map"]
+            self.assertEqual(gm["groups"], 6, gm)
+        # The node with the most groups dies: each of them moves whole.
+        count = {x.name: list(placed.values()).count(x.name)
+                 for x in nodes}
+        victim = max(nodes, key=lambda x: (count[x.name], x.name))
+        self.assertGreater(count[victim.name], 0)
+        rest = [x for x in nodes if x is not victim]
+        victim.kill()
+        self.settled(rest, n, timeout=300)
+        self.served(rest, n, timeout=300)
+        after = self.groups_whole(rest, n)
+        for srv, owner in placed.items():
+            if owner != victim.name:
+                self.assertEqual(after[srv], owner, srv)
+            else:
+                self.assertIn(after[srv], [x.name for x in rest], srv)
         self.budget_kept()
 
 

@@ -1123,6 +1123,7 @@ START_TEST(test_cluster)
 	ck_assert_ptr_null(cf->cluster.endpoints);
 	ck_assert_uint_eq(cf->cluster.nendpoints, 0);
 	ck_assert_int_eq(cf->cluster.lease_ttl_ms, 10000);
+	ck_assert_uint_eq(cf->cluster.group_slices, 1);
 	conf_free(cf);
 
 	ca = wfile("etcd-ca.pem", "x\n");
@@ -1134,6 +1135,7 @@ START_TEST(test_cluster)
 	    "name = presence-prod\n"
 	    "node = gw1.dc-a\n"
 	    "lease_ttl = 15s\n"
+	    "group_slices = 0\n"
 	    "ca_file = %s\nclient_cert = %s\nclient_key = %s\n",
 	    ca, crt, key);
 	cf = load_with_base(more, &errs, NULL);
@@ -1147,6 +1149,7 @@ START_TEST(test_cluster)
 	ck_assert_str_eq(cf->cluster.name, "presence-prod");
 	ck_assert_str_eq(cf->cluster.node, "gw1.dc-a");
 	ck_assert_int_eq(cf->cluster.lease_ttl_ms, 15000);
+	ck_assert_uint_eq(cf->cluster.group_slices, 0);
 	ck_assert_str_eq(cf->cluster.ca_file, ca);
 	ck_assert_str_eq(cf->cluster.client_key, key);
 	ck_assert(!conf_key_reloadable("cluster", "endpoints"));
@@ -1344,6 +1347,7 @@ static const struct {
 	{ "cluster", "name = c2", "cluster.name" },
 	{ "cluster", "node = n2", "cluster.node" },
 	{ "cluster", "lease_ttl = 20s", "cluster.lease_ttl" },
+	{ "cluster", "group_slices = 4", "cluster.group_slices" },
 	{ "cluster", "ca_file = @FILE@", "cluster.ca_file" },
 	{ "cluster", "client_cert = @FILE@\nclient_key = @FILE@",
 	    "cluster.client_cert, cluster.client_key" },

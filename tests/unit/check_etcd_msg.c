@@ -105,6 +105,26 @@ START_TEST(test_requests)
 	    "\"success\":[{\"request_put\":{\"key\":\"L2Evbg==\",\"value\":"
 	    "\"eA==\"}}]}");
 	buf_reset(&b);
+	etcd_msg_range_page(&b, "/a/", "/a0", 7, 1000, 3);
+	ck_assert_str_eq(buf_str(&b), "{\"key\":\"L2Ev\",\"range_end\":"
+	    "\"L2Ew\",\"revision\":\"7\",\"limit\":\"1000\","
+	    "\"min_mod_revision\":\"3\"}");
+	buf_reset(&b);
+	etcd_msg_range_page(&b, "/a/", "/a0", 0, 0, 0);
+	ck_assert_str_eq(buf_str(&b), "{\"key\":\"L2Ev\",\"range_end\":"
+	    "\"L2Ew\"}");
+	buf_reset(&b);
+	{
+		const char *const keys[] = { "/a/x", "/a/y" };
+		const char *const vals[] = { "1", "2" };
+
+		etcd_msg_txn_puts(&b, keys, vals, 2);
+		ck_assert_str_eq(buf_str(&b), "{\"success\":[{\"request_put\""
+		    ":{\"key\":\"L2EveA==\",\"value\":\"MQ==\"}},"
+		    "{\"request_put\":{\"key\":\"L2EveQ==\",\"value\":"
+		    "\"Mg==\"}}]}");
+	}
+	buf_reset(&b);
 	etcd_msg_lease_grant(&b, 10);
 	ck_assert_str_eq(buf_str(&b), "{\"TTL\":\"10\"}");
 	buf_reset(&b);
@@ -147,6 +167,14 @@ START_TEST(test_answers)
 	ck_assert_int_eq(r.kvs[0].mod_revision, 3);
 	ck_assert_int_eq(r.kvs[0].lease, 7587869117402391296LL);
 	ck_assert(!r.error);
+	ck_assert(!r.more);
+	etcd_resp_free(&r);
+	/* A page of a range with more keys after it. */
+	parse_ok("{\"header\":{\"revision\":\"9\"},\"kvs\":[{\"key\":"
+	    "\"Zm9v\",\"mod_revision\":\"3\",\"value\":\"YmFy\"}],"
+	    "\"more\":true,\"count\":\"5\"}", &r);
+	ck_assert(r.more);
+	ck_assert_uint_eq(r.nkvs, 1);
 	etcd_resp_free(&r);
 
 	/* A failed txn reads the range in its failure branch. */

@@ -80,6 +80,34 @@ START_TEST(test_limits)
 }
 END_TEST
 
+/*
+ * Text runs, attribute values and end tags are passed over whole: what
+ * they hold is not markup, and a run counts once however long it is.
+ */
+START_TEST(test_runs)
+{
+	static const struct xml_limits four = { 4, 3, 2, 4 };
+	static const struct xml_limits three = { 4, 3, 2, 3 };
+	static const char doc[] = "<a x='<b><c>' y=\"'>\">t>e>x>t</a b>";
+	struct buf	 b = BUF_INIT;
+	int		 i;
+
+	/* a, x, y and one text run. */
+	ck_assert_int_eq(scan(doc, &four, NULL), 0);
+	refused(doc, &three, "nodes");
+	/* A long run at the end, with no '<' after it. */
+	buf_puts(&b, "<a>");
+	for (i = 0; i < 1000; i++)
+		buf_puts(&b, "text > text ");
+	ck_assert_int_eq(xml_prescan(b.data, b.len, &three, NULL), 0);
+	buf_puts(&b, "</a><b/><c/>");
+	ck_assert_int_eq(xml_prescan(b.data, b.len, &three, NULL), -1);
+	buf_free(&b);
+	/* A value never closed: the scan ends with the bytes. */
+	ck_assert_int_eq(scan("<a x='<b/><c/><d/><e/>", &three, NULL), 0);
+}
+END_TEST
+
 /* The shape from the report: one element, ~100k distinct attributes. */
 START_TEST(test_attribute_flood)
 {
@@ -154,6 +182,7 @@ xmlscan_suite(void)
 
 	tcase_add_test(tc, test_ordinary);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_runs);
 	tcase_add_test(tc, test_attribute_flood);
 	tcase_add_test(tc, test_node_flood);
 	tcase_add_test(tc, test_truncated);
