@@ -321,6 +321,7 @@ static const struct conf_key keys[] = {
 	    CK_RELOAD),
 	K(GRAPH, "mailbox_file", KT_PATH, graph.mailbox_file, NULL, 0, 0,
 	    CK_RELOAD),
+	K(GRAPH, "auto", KT_BOOL, graph.auto_online, "no", 0, 0, 0),
 	K(GRAPH, "delta_interval", KT_DURATION, graph.delta_interval_ms, "5m",
 	    1 * SEC, 1 * DAY, CK_RELOAD),
 	K(GRAPH, "notifications", KT_BOOL, graph.notifications, "yes", 0, 0,
@@ -1701,7 +1702,7 @@ static void
 graph_finish(struct cstate *st)
 {
 	struct config	*cf = st->cf;
-	const char	*why = "needed for Graph mailboxes";
+	const char	*why = "needed for Graph mailboxes or [graph] auto";
 	char		*copy, *tok, *sp;
 	struct stat	 sb;
 	int		 line;
@@ -1719,8 +1720,13 @@ graph_finish(struct cstate *st)
 	    key_line(st, SEC_GRAPH, "mailbox_file") > 0)
 		mailbox_file_load(st, SEC_GRAPH, "mailbox_file",
 		    CONF_BACKEND_GRAPH);
-	if (cf->graph.mailbox_list == NULL && cf->graph.mailbox_file == NULL)
+	if (cf->graph.mailbox_list == NULL && cf->graph.mailbox_file == NULL &&
+	    !cf->graph.auto_online)
 		return;
+	if (cf->graph.auto_online && !cf->exchange.autodiscover)
+		cerr(st, st->file, key_line(st, SEC_GRAPH, "auto"), "auto in "
+		    "[graph] needs autodiscover = yes in [exchange]: "
+		    "Autodiscover finds the mailboxes in Exchange Online");
 	if (cf->graph.tenant_id != NULL && !valid_tenant(cf->graph.tenant_id))
 		cerr(st, st->file, key_line(st, SEC_GRAPH, "tenant_id"),
 		    "invalid tenant_id '%s' in [graph] (expected a tenant id "

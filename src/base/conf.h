@@ -136,7 +136,7 @@ struct config {
 	char			*mailbox_file;
 
 	/* Microsoft Graph, for mailboxes in Exchange Online.  On when
-	 * nmailboxes_graph > 0 (mailboxes or mailbox_file). */
+	 * graph.nmailboxes > 0 (mailboxes or mailbox_file) or auto_online. */
 	struct {
 		char		*tenant_id;
 		char		*client_id;
@@ -154,6 +154,9 @@ struct config {
 		char		*mailbox_list;	/* [graph] mailboxes as is */
 		char		*mailbox_file;
 		size_t		 nmailboxes;	/* of mailboxes[] on Graph */
+		/* "auto": [exchange] mailboxes that Autodiscover finds in
+		 * Exchange Online move to Graph. */
+		bool		 auto_online;
 		int64_t		 delta_interval_ms;
 		/* Change notifications through the push listener: on when
 		 * notifications and notification_url are set. */

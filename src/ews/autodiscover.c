@@ -158,6 +158,48 @@ ad_redirect_url_ok(const char *url)
 	return (true);
 }
 
+/* Whether host (len bytes) is name or ends in "." name, any case. */
+static bool
+host_is(const char *host, size_t len, const char *name)
+{
+	size_t	 n = strlen(name);
+
+	if (len < n || strncasecmp(host + len - n, name, n) != 0)
+		return (false);
+	return (len == n || host[len - n - 1] == '.');
+}
+
+bool
+ad_exchange_online(const char *s)
+{
+	static const char *const hosts[] = {
+		"outlook.office365.com", "outlook.office.com",
+		"autodiscover-s.outlook.com"
+	};
+	static const char	 scheme[] = "https://";
+	const char		*h, *at;
+	size_t			 len, i;
+
+	if (s == NULL)
+		return (false);
+	if (strncasecmp(s, scheme, sizeof(scheme) - 1) != 0) {
+		if ((at = strrchr(s, '@')) == NULL)
+			return (false);
+		h = at + 1;
+		len = strlen(h);
+		return (len > 0 && h[len - 1] != '.' &&
+		    host_is(h, len, "mail.onmicrosoft.com") &&
+		    len > sizeof("mail.onmicrosoft.com"));
+	}
+	h = s + sizeof(scheme) - 1;
+	len = strcspn(h, ":/?#");
+	for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+		if (len == strlen(hosts[i]) &&
+		    strncasecmp(h, hosts[i], len) == 0)
+			return (true);
+	return (false);
+}
+
 char *
 ad_group_key(const struct ad_user *u)
 {

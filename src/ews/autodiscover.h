@@ -88,6 +88,14 @@ size_t		 ad_candidates(const char *address_or_domain,
 		    char *out[AD_MAX_CANDIDATES]);
 /* Whether a RedirectUrl target may be followed: an https URL with a host. */
 bool		 ad_redirect_url_ok(const char *);
+/*
+ * Whether an Autodiscover target is Exchange Online: an address in a
+ * tenant's routing domain (*.mail.onmicrosoft.com, what a hybrid
+ * on-premises server redirects a migrated mailbox to: its remote routing
+ * address), or an https URL on outlook.office365.com, outlook.office.com
+ * or autodiscover-s.outlook.com (its EWS or Autodiscover service).
+ */
+bool		 ad_exchange_online(const char *address_or_url);
 
 /*
  * The key that puts mailboxes of one Mailbox server into one group

@@ -80,7 +80,7 @@ struct discover {
 };
 
 static const char *const status_names[DISCOVER_STATUS_MAX] = {
-	"ok", "invalid-user", "failed"
+	"ok", "invalid-user", "failed", "exchange-online"
 };
 
 static void	 kick(struct discover *);
@@ -247,17 +247,29 @@ answer(struct discover *d, struct batch *b, size_t i, struct ad_user *u)
 {
 	struct row		*r = &d->rows[i];
 	struct discover_result	*res = &d->res[i];
+	bool			 exo = false;
 
 	switch (u->error) {
 	case AD_ERR_NONE:
+		if (ad_exchange_online(u->values[AD_EXTERNAL_EWS_URL]))
+			exo = true;
 		ad_user_free(&res->user);
 		res->user = *u;
 		memset(u, 0, sizeof(*u));
 		free(res->via);
 		res->via = xstrdup(b->url);
-		finish(d, i, DISCOVER_OK, "NoError");
+		finish(d, i, exo ? DISCOVER_EXCHANGE_ONLINE : DISCOVER_OK,
+		    "NoError");
 		return;
 	case AD_ERR_REDIRECT_ADDRESS:
+		if (ad_exchange_online(u->redirect) && writable(u->redirect)) {
+			/* Its remote routing address: the mailbox is in
+			 * Exchange Online, whose EWS is not ours to use. */
+			free(r->current);
+			r->current = xstrdup(u->redirect);
+			finish(d, i, DISCOVER_EXCHANGE_ONLINE, u->code);
+			return;
+		}
 		if (u->redirect == NULL || strcasecmp(u->redirect,
 		    r->current) == 0 || res->hops >= d->max_hops ||
 		    !writable(u->redirect))
@@ -271,6 +283,13 @@ answer(struct discover *d, struct batch *b, size_t i, struct ad_user *u)
 			finish(d, i, DISCOVER_FAILED, "InvalidAddress");
 		return;
 	case AD_ERR_REDIRECT_URL:
+		if (ad_redirect_url_ok(u->redirect) &&
+		    ad_exchange_online(u->redirect)) {
+			free(res->via);
+			res->via = xstrdup(u->redirect);
+			finish(d, i, DISCOVER_EXCHANGE_ONLINE, u->code);
+			return;
+		}
 		if (!ad_redirect_url_ok(u->redirect) ||
 		    strcmp(u->redirect, b->url) == 0 ||
 		    res->hops >= d->max_hops)

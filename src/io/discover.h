@@ -4,9 +4,9 @@
  *
  * Autodiscover for a set of mailboxes: batched GetUserSettings (up to 100
  * users per request) through the EWS call path and its budget, retried
- * when the server is busy, redirects followed, the URLs of each address's
- * domain tried in turn unless one URL is given; one result table at the
- * end.
+ * when the server is busy, redirects followed (except to Exchange Online,
+ * which ends the mailbox's run), the URLs of each address's domain tried
+ * in turn unless one URL is given; one result table at the end.
  */
 #ifndef EWSGW_DISCOVER_H
 #define EWSGW_DISCOVER_H
@@ -37,6 +37,9 @@ enum discover_status {
 	DISCOVER_OK,		/* the settings came back (user.values) */
 	DISCOVER_INVALID_USER,	/* Autodiscover does not know the mailbox */
 	DISCOVER_FAILED,	/* no URL answered for it; code says why */
+	DISCOVER_EXCHANGE_ONLINE, /* redirected to Exchange Online (a hybrid
+				   server's answer for a migrated mailbox):
+				   not followed; as or via says where */
 	DISCOVER_STATUS_MAX
 };
 const char	*discover_status_name(enum discover_status);

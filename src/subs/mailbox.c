@@ -137,6 +137,7 @@ struct mailbox {
 						   answers */
 	bool			 urgent:1;	/* the next Subscribe is
 						   recovery (high priority) */
+	bool			 online:1;	/* MAILBOX_BACKEND_NONE */
 	/* The calls' served flags (ews.h) between their requests. */
 	bool			 sub_served:1;
 	bool			 read_served:1;
@@ -148,7 +149,8 @@ static const char *const state_names[MAILBOX_STATE_MAX] = {
 };
 static const char *const status_names[MAILBOX_STATUS_MAX] = {
 	"idle", "subscribing", "syncing", "streaming", "push", "polling",
-	"delta", "backoff", "parked", "unsubscribing", "stopped"
+	"delta", "backoff", "parked", "unsubscribing", "stopped",
+	"exchange_online"
 };
 static const char *const mode_names[MAILBOX_MODE_MAX] = {
 	"streaming", "push", "poll", "delta"
@@ -245,6 +247,7 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	timerheap_entry_init(&mb->action);
 	mb->pres.state = PRESENCE_UNKNOWN;
 	mb->state = MAILBOX_IDLE;
+	mb->online = backend == MAILBOX_BACKEND_NONE;
 	if (backend == MAILBOX_BACKEND_GRAPH) {
 		mb->mode = MAILBOX_MODE_DELTA;	/* until started */
 		mb->gr = graphread_new(ctx->env, mb->imp_id != NULL ?
@@ -1026,7 +1029,7 @@ mailbox_start(struct mailbox *mb)
 	const struct config	*conf = mb->ctx->env->conf;
 	int64_t			 spread;
 
-	if (mb->state != MAILBOX_IDLE)
+	if (mb->state != MAILBOX_IDLE || mb->online)
 		return;
 	/* Stagger periodic re-reads over the interval. */
 	spread = conf->presence.resync_interval_ms;
@@ -1322,7 +1325,8 @@ mailbox_resubscribe(struct mailbox *mb, const char *why, const char *anchor,
 void
 mailbox_resync(struct mailbox *mb)
 {
-	if (mb->state == MAILBOX_STOPPED || mb->state == MAILBOX_UNSUBSCRIBING)
+	if (mb->state == MAILBOX_STOPPED ||
+	    mb->state == MAILBOX_UNSUBSCRIBING || mb->online)
 		return;
 	if (!subscribed_mode(mb)) {
 		mb->sync_at = time_mono_ms();
@@ -1330,6 +1334,16 @@ mailbox_resync(struct mailbox *mb)
 		return;
 	}
 	read_start(mb, SOURCE_RESYNC, THROTTLE_PRIO_HIGH);
+}
+
+void
+mailbox_carry_presence(struct mailbox *mb, const struct mailbox *from)
+{
+	if (mb->state != MAILBOX_IDLE || mb->has_presence ||
+	    !from->has_presence)
+		return;
+	mb->pres = from->pres;
+	mb->has_presence = true;
 }
 
 void
@@ -1475,8 +1489,10 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 	json_obj_begin(w);
 	json_kv_str(w, "address", mb->address);
 	json_kv_str(w, "state", mailbox_status_name(mailbox_status(mb)));
-	json_kv_str(w, "backend", mb->gr != NULL ? "graph" : "ews");
-	json_kv_str(w, "mode", mailbox_mode_name(mb->mode));
+	json_kv_str(w, "backend", mb->gr != NULL ? "graph" : mb->online ?
+	    "none" : "ews");
+	json_kv_str(w, "mode", mb->online ? NULL :
+	    mailbox_mode_name(mb->mode));
 	json_kv_str(w, "reason", mb->mode == MAILBOX_MODE_POLL ||
 	    mb->reason != MAILBOX_WHY_CONFIG ?
 	    mailbox_reason_name(mb->reason) : NULL);
@@ -1534,6 +1550,9 @@ mailbox_status(const struct mailbox *mb)
 		[MAILBOX_MODE_DELTA] = MAILBOX_STATUS_DELTA,
 	};
 
+	if (mb->online)
+		return (mb->state == MAILBOX_IDLE ?
+		    MAILBOX_STATUS_EXCHANGE_ONLINE : MAILBOX_STATUS_STOPPED);
 	switch (mb->state) {
 	case MAILBOX_IDLE:		return (MAILBOX_STATUS_IDLE);
 	case MAILBOX_SUBSCRIBING:	return (MAILBOX_STATUS_SUBSCRIBING);
@@ -1573,6 +1592,8 @@ mailbox_reason(const struct mailbox *mb)
 enum mailbox_backend
 mailbox_backend(const struct mailbox *mb)
 {
+	if (mb->online)
+		return (MAILBOX_BACKEND_NONE);
 	return (mb->gr != NULL ? MAILBOX_BACKEND_GRAPH : MAILBOX_BACKEND_EWS);
 }
 

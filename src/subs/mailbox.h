@@ -11,7 +11,8 @@
  * The state says where the mailbox is in its life; the mode (streaming,
  * push, poll; delta for a mailbox on Graph) says how it is watched,
  * and whether it holds a subscription is mailbox_sub_id() != NULL.
- * The states name no backend or mode.  Every transition goes through
+ * The states name no backend or mode (a mailbox of no backend stays
+ * IDLE: mailbox_start does nothing).  Every transition goes through
  * set_state() in mailbox.c, which logs "old -> new" at debug and runs
  * the entry actions
  * (SUBSCRIBING submits Subscribe, SYNCING starts the first read,
@@ -104,6 +105,7 @@ enum mailbox_status {
 	MAILBOX_STATUS_PARKED,
 	MAILBOX_STATUS_UNSUBSCRIBING,
 	MAILBOX_STATUS_STOPPED,
+	MAILBOX_STATUS_EXCHANGE_ONLINE,	/* MAILBOX_BACKEND_NONE */
 	MAILBOX_STATUS_MAX
 };
 
@@ -118,7 +120,11 @@ enum mailbox_mode {
 /* Which protocol watches it (as enum conf_backend). */
 enum mailbox_backend {
 	MAILBOX_BACKEND_EWS,
-	MAILBOX_BACKEND_GRAPH
+	MAILBOX_BACKEND_GRAPH,
+	/* Autodiscover found it in Exchange Online and Graph is not on for
+	 * it ([graph] auto): nothing watches it; it stays IDLE, shown as
+	 * status exchange_online. */
+	MAILBOX_BACKEND_NONE
 };
 
 /* Why a mailbox is in the mode it is in. */
@@ -228,6 +234,13 @@ void		 mailbox_resubscribe(struct mailbox *, const char *why,
 bool		 mailbox_move_code(const char *code);
 /* Read the calendar now (control "resync"). */
 void		 mailbox_resync(struct mailbox *);
+/*
+ * A new IDLE mailbox takes over from one retired for the same address
+ * (moved to another backend): it starts from from's last presence, so
+ * that the sinks see only what changes.
+ */
+void		 mailbox_carry_presence(struct mailbox *,
+		    const struct mailbox *from);
 /* Presence rules changed (reload): compute and publish again. */
 void		 mailbox_recompute(struct mailbox *);
 /* Free/busy from a poll: replaces the timeline. */

@@ -98,6 +98,9 @@ struct manager {
 	/* Being moved: out of every group until Autodiscover, asked once
 	 * it subscribed again, names its server (address -> itself). */
 	struct hashmap		*moving;
+	/* Found in Exchange Online by Autodiscover: on Graph ([graph]
+	 * auto) or watched by nothing (address -> the manager). */
+	struct hashmap		*online;
 	char			**urgent;	/* to ask first (owned) */
 	size_t			 nurgent;
 	uint64_t		 regrouped;	/* moved to another grouping */
@@ -159,6 +162,15 @@ on_state(struct mailbox *mb, enum mailbox_state old, void *arg)
 
 	if (mailbox_group(mb) != NULL)
 		group_member_changed(mailbox_group(mb));
+	/*
+	 * No mailbox for the address any more: what a hybrid server says
+	 * of one moved to Exchange Online.  Autodiscover tells at once
+	 * rather than at the next periodic round (to_online()).
+	 */
+	if (mailbox_state(mb) == MAILBOX_PARKED && old != MAILBOX_PARKED &&
+	    discovering(m) && mailbox_backend(mb) == MAILBOX_BACKEND_EWS &&
+	    strcmp(mailbox_error(mb), "ErrorNonExistentMailbox") == 0)
+		ask_soon(m, mailbox_address(mb));
 	if (mailbox_state(mb) != MAILBOX_STOPPED)
 		return;
 	m->running--;
@@ -670,6 +682,22 @@ assign(struct manager *m)
 
 /* ---- adding and removing mailboxes ---- */
 
+/*
+ * The backend that watches a configured mailbox: its section's, unless
+ * Autodiscover found an [exchange] one in Exchange Online: then Graph
+ * with [graph] auto, else none.
+ */
+static enum mailbox_backend
+backend_for(const struct manager *m, const struct conf_mailbox *cm)
+{
+	if (cm->backend == CONF_BACKEND_GRAPH)
+		return (MAILBOX_BACKEND_GRAPH);
+	if (hashmap_get(m->online, cm->address) == NULL)
+		return (MAILBOX_BACKEND_EWS);
+	return (m->env.graph != NULL && m->env.conf->graph.auto_online ?
+	    MAILBOX_BACKEND_GRAPH : MAILBOX_BACKEND_NONE);
+}
+
 /* A new mailbox in the registry, IDLE until started. */
 static struct mailbox *
 add_mailbox(struct manager *m, const struct conf_mailbox *cm)
@@ -677,8 +705,7 @@ add_mailbox(struct manager *m, const struct conf_mailbox *cm)
 	struct mailbox	*mb;
 
 	mb = mailbox_new(&m->mbctx, cm->address, cm->idtype, cm->id,
-	    cm->backend == CONF_BACKEND_GRAPH ? MAILBOX_BACKEND_GRAPH :
-	    MAILBOX_BACKEND_EWS);
+	    backend_for(m, cm));
 	registry_add(m->reg, mb);
 	m->running++;
 	return (mb);
@@ -857,7 +884,7 @@ manager_new(struct event_base *base, const struct config *conf,
 		free(m);
 		return (NULL);
 	}
-	if (conf->graph.nmailboxes > 0 &&
+	if ((conf->graph.nmailboxes > 0 || conf->graph.auto_online) &&
 	    (m->env.graph = graph_new(base, conf, cause)) == NULL) {
 		ews_ctx_free(m->env.ews);
 		free(m);
@@ -868,6 +895,7 @@ manager_new(struct event_base *base, const struct config *conf,
 	m->reg = registry_new();
 	m->group_keys = hashmap_new();
 	m->moving = hashmap_new();
+	m->online = hashmap_new();
 	m->presence_timers = boundary_new(base, BOUNDARY_WALL,
 	    mailbox_presence_timer, NULL);
 	m->action_timers = boundary_new(base, BOUNDARY_MONO,
@@ -920,15 +948,63 @@ start_mailboxes(struct manager *m)
 }
 
 /*
+ * Autodiscover says row's mailbox is in Exchange Online (a hybrid
+ * server redirected it to its remote routing address, or to Exchange
+ * Online's service): logged once, taken off EWS (its subscription
+ * released) and put on Graph with [graph] auto, else left unwatched
+ * (status exchange_online) rather than refused by EWS over and over.
+ * Started at once when start, else with the others.  Returns whether
+ * it moved now.
+ */
+static bool
+to_online(struct manager *m, const struct discover_result *row,
+    struct hashmap **byaddr, bool start)
+{
+	const struct conf_mailbox	*cm;
+	struct mailbox			*mb, *nmb;
+	bool				 graph;
+
+	mb = registry_find(m->reg, row->address);
+	if (mb == NULL || mailbox_backend(mb) != MAILBOX_BACKEND_EWS ||
+	    hashmap_get(m->online, row->address) != NULL)
+		return (false);
+	if (*byaddr == NULL)
+		*byaddr = conf_by_address(m->env.conf);
+	if ((cm = hashmap_get(*byaddr, row->address)) == NULL)
+		return (false);
+	hashmap_put(m->online, row->address, m);
+	graph = m->env.graph != NULL && m->env.conf->graph.auto_online;
+	log_emit(graph ? LOG_NOTICE : LOG_WARNING, &(struct log_ctx){
+	    .mailbox = row->address, .operation = "GetUserSettings",
+	    .response_code = row->code },
+	    "Autodiscover: in Exchange Online (%s %s): %s", row->as != NULL ?
+	    "redirected to" : "served by", row->as != NULL ? row->as :
+	    row->via != NULL ? row->via : "?", graph ? "watched through "
+	    "Graph from now on" : "not watched; set auto = yes in [graph] "
+	    "to watch it through Graph");
+	retire_mailbox(m, mb);
+	registry_commit(m->reg);
+	nmb = add_mailbox(m, cm);
+	registry_commit(m->reg);
+	if (graph)
+		mailbox_carry_presence(nmb, mb);
+	if (start)
+		mailbox_start(nmb);
+	return (true);
+}
+
+/*
  * Autodiscover answered for every mailbox: its grouping key, or none
- * (logged) for those it could not place; then the subscriptions.
+ * (logged) for those it could not place, or Exchange Online (to_online);
+ * then the subscriptions.
  */
 static void
 discovered(struct discover *d, const struct discover_result *rows,
     size_t n, void *arg)
 {
 	struct manager	*m = arg;
-	size_t		 i, placed = 0;
+	struct hashmap	*byaddr = NULL;
+	size_t		 i, placed = 0, online = 0;
 	char		*key;
 
 	for (i = 0; i < n; i++) {
@@ -938,6 +1014,10 @@ discovered(struct discover *d, const struct discover_result *rows,
 		 */
 		if (registry_find(m->reg, rows[i].address) == NULL)
 			continue;
+		if (rows[i].status == DISCOVER_EXCHANGE_ONLINE) {
+			online += to_online(m, &rows[i], &byaddr, false);
+			continue;
+		}
 		key = rows[i].status == DISCOVER_OK ?
 		    ad_group_key(&rows[i].user) : NULL;
 		if (key == NULL) {
@@ -954,8 +1034,9 @@ discovered(struct discover *d, const struct discover_result *rows,
 			m->ch.grouped(rows[i].address, key, m->ch.arg);
 		placed++;
 	}
-	log_notice("Autodiscover: %zu of %zu mailboxes placed, %llu "
-	    "requests", placed, n,
+	hashmap_free(byaddr, NULL);
+	log_notice("Autodiscover: %zu of %zu mailboxes placed, %zu in "
+	    "Exchange Online, %llu requests", placed, n, online,
 	    (unsigned long long)discover_stats(d)->requests);
 	discover_free(d);
 	m->discover = NULL;
@@ -1084,10 +1165,13 @@ refreshed(struct discover *d, const struct discover_result *rows,
 {
 	struct manager	*m = arg;
 	struct mailbox	*mb;
+	struct hashmap	*byaddr = NULL;
 	size_t		 i;
 	char		*key;
 
 	for (i = 0; i < n; i++) {
+		if (rows[i].status == DISCOVER_EXCHANGE_ONLINE)
+			to_online(m, &rows[i], &byaddr, !m->stopping);
 		if (rows[i].status != DISCOVER_OK ||
 		    (key = ad_group_key(&rows[i].user)) == NULL)
 			continue;	/* keep what it has */
@@ -1107,6 +1191,7 @@ refreshed(struct discover *d, const struct discover_result *rows,
 		if (mb == NULL || mailbox_sub_id(mb) != NULL)
 			hashmap_remove(m->moving, rows[i].address);
 	}
+	hashmap_free(byaddr, NULL);
 	discover_free(d);
 	m->refresh = NULL;
 	rebalance_soon(m);
@@ -1216,10 +1301,10 @@ manager_start(struct manager *m)
 }
 
 static bool
-same_backend(const struct mailbox *mb, const struct conf_mailbox *cm)
+same_backend(const struct manager *m, const struct mailbox *mb,
+    const struct conf_mailbox *cm)
 {
-	return ((mailbox_backend(mb) == MAILBOX_BACKEND_GRAPH) ==
-	    (cm->backend == CONF_BACKEND_GRAPH));
+	return (mailbox_backend(mb) == backend_for(m, cm));
 }
 
 void
@@ -1227,8 +1312,9 @@ manager_reload(struct manager *m, const struct config *conf)
 {
 	const struct conf_mailbox *cm;
 	struct hashmap		*keep;
+	struct hashmap_iter	 it;
 	struct mailbox		*mb;
-	const char		**addrs;
+	const char		**addrs, *addr;
 	size_t			 i, added = 0, removed = 0, nask = 0;
 
 	set_conf(m, conf);
@@ -1244,11 +1330,17 @@ manager_reload(struct manager *m, const struct config *conf)
 		    m->env.graph != NULL)
 			hashmap_put(keep, conf->mailboxes[i].address,
 			    &conf->mailboxes[i]);
+	/* Found in Exchange Online and no longer configured: forgotten. */
+	hashmap_iter_init(&it, m->online);
+	while (hashmap_iter_next(&it, &addr, NULL))
+		if ((cm = hashmap_get(keep, addr)) == NULL ||
+		    cm->backend != CONF_BACKEND_EWS)
+			hashmap_iter_remove(&it);
 	/* Gone, or moved to the other backend: retired. */
 	for (i = 0; i < registry_count(m->reg); i++) {
 		mb = registry_at(m->reg, i);
 		if ((cm = hashmap_get(keep, mailbox_address(mb))) != NULL &&
-		    same_backend(mb, cm))
+		    same_backend(m, mb, cm))
 			continue;
 		removed++;
 		retire_mailbox(m, mb);
@@ -1260,10 +1352,10 @@ manager_reload(struct manager *m, const struct config *conf)
 			log_warnx("reload: %s is on Graph, which starts with "
 			    "a restart", cm->address);
 		else if (registry_find(m->reg, cm->address) == NULL) {
-			add_mailbox(m, cm);
-			added++;
-			if (cm->backend == CONF_BACKEND_EWS)
+			if (mailbox_backend(add_mailbox(m, cm)) ==
+			    MAILBOX_BACKEND_EWS)
 				addrs[nask++] = cm->address;
+			added++;
 		}
 	}
 	hashmap_free(keep, NULL);
@@ -1543,6 +1635,7 @@ manager_free(struct manager *m)
 	free(m->groups);
 	hashmap_free(m->group_keys, free);
 	hashmap_free(m->moving, NULL);
+	hashmap_free(m->online, NULL);
 	for (i = 0; i < m->nurgent; i++)
 		free(m->urgent[i]);
 	free(m->urgent);
@@ -1595,7 +1688,8 @@ count_all(struct manager *m, struct counts *c)
 		p = mailbox_presence(mb);
 		c->total++;
 		c->state[mailbox_status(mb)]++;
-		c->mode[mailbox_mode(mb)]++;
+		if (mailbox_backend(mb) != MAILBOX_BACKEND_NONE)
+			c->mode[mailbox_mode(mb)]++;
 		if (mailbox_mode(mb) == MAILBOX_MODE_POLL &&
 		    mailbox_reason(mb) == MAILBOX_WHY_CONNECTIONS)
 			c->no_connection++;

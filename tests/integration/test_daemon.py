@@ -226,6 +226,35 @@ class Lifecycle(unittest.TestCase):
                           "plain http: the password", d.log())
             self.assertEqual(d.stop(), 0)
 
+    def test_cleartext_secret_and_webhook_token_warned(self):
+        # The client secret to a token_url, a bearer token to a webhook.
+        with Daemon() as d:
+            secret = d.path("client-secret")
+            for path, text in ((secret, "the-client-secret\n"),
+                               (d.path("hook-token"), "the-hook-token\n")):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600),
+                          "w") as f:
+                    f.write(text)
+            sec = mailbox_sections(1, {"sink hook": {
+                "type": "webhook", "url": "http://127.0.0.1:9/hook",
+                "bearer_token_file": d.path("hook-token")}})
+            sec["exchange"] = {
+                "url": "https://127.0.0.1:9/EWS/Exchange.asmx",
+                "auth": "oauth2", "tenant": "contoso.example",
+                "client_id": "ewsgw-test", "client_secret_file": secret,
+                "token_url": "http://127.0.0.1:9/token"}
+            d.write_config(d.render(sec))
+            d.start()
+            log = d.log()
+            self.assertEqual(d.stop(), 0)
+        self.assertIn("token_url http://127.0.0.1:9/token is plain http: "
+                      "the client secret", log)
+        self.assertIn("url http://127.0.0.1:9/hook is plain http: the "
+                      "bearer token", log)
+        self.assertNotIn("Exchange.asmx is plain http", log)
+        self.assertNotIn("the-client-secret", log)
+        self.assertNotIn("the-hook-token", log)
+
 
 class TokenEndpointTLS(unittest.TestCase):
     """The token endpoint (where the client secret goes) has TLS settings

@@ -38,17 +38,24 @@ def graph_sections(g, secret_path, **extra):
 class Hybrid:
     """A graph stand-in, then an EWS simulator and a daemon for both."""
 
-    def __init__(self, graph=None, push=None, **graph_keys):
+    def __init__(self, graph=None, push=None, ews=None, migrated=(),
+                 exchange=None, **graph_keys):
         self.graph_opts = graph or {}
         self.graph_keys = graph_keys
         self.push = push
+        self.ews = ews or EWS
+        self.migrated = migrated        # in Exchange Online from the start
+        self.exchange = exchange        # [exchange] keys, with Autodiscover
 
     def __enter__(self):
         self.g = GraphSim(**self.graph_opts).__enter__()
         try:
-            self.run = GatewayRun(EWS, sim={"generate": len(EWS)},
+            self.run = GatewayRun(self.ews, sim={"generate": len(self.ews)},
                                   start=False)
             self.run.__enter__()
+            for mb in self.migrated:
+                self.run.sim.control("POST", "/mailboxes/%s/exchange_online"
+                                     % mb, {})
             secret = self.run.d.path("graph-secret")
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                          0o600)
@@ -57,6 +64,10 @@ class Hybrid:
             secs = graph_sections(self.g, secret, **self.graph_keys)
             if self.push:
                 secs["push"] = self.push
+            if self.exchange is not None:
+                secs["exchange"] = dict(
+                    self.exchange, autodiscover="yes",
+                    autodiscover_url=self.run.sim.autodiscover_url)
             self.run.rewrite_config(secs)
             self.run.d.start()
         except BaseException:
@@ -153,6 +164,121 @@ class HybridTest(unittest.TestCase):
                      60, "the mailbox inside the policy watched")
             self.assertGreater(h.g.stats()["counters"]
                                ["access_policy_denied"], 0)
+            self.assertEqual(h.g.stats()["violations_total"], 0)
+
+
+# [exchange] mailboxes of which Autodiscover finds some in Exchange Online.
+HYBRID_EWS = generated(4)
+MOVED = HYBRID_EWS[2]           # in Exchange Online from the start
+MOVES_LATER = HYBRID_EWS[3]     # moved while the daemon runs
+
+
+def found_online(exchange_keys=None, **graph_keys):
+    """A daemon whose [exchange] mailboxes include MOVED, which the
+    on-premises Autodiscover redirects to Exchange Online; the Graph
+    stand-in holds both Exchange Online ones."""
+    return Hybrid(graph={"mailboxes": ",".join(GRAPH + HYBRID_EWS[2:])},
+                  ews=HYBRID_EWS, migrated=[MOVED],
+                  exchange=exchange_keys or {"autodiscover_interval": "2s"},
+                  **graph_keys)
+
+
+class FoundInExchangeOnline(unittest.TestCase):
+    """With [graph] auto, a mailbox that Autodiscover finds in Exchange
+    Online (a hybrid server's RedirectAddress to the remote routing
+    address) is watched through Graph, never subscribed on EWS; one that
+    moves there later is found by the periodic Autodiscover and moves
+    over.  Without auto it is logged once and shown as exchange_online,
+    not tried on EWS again and again."""
+
+    def test_auto_moves_them_to_graph(self):
+        with found_online(auto="yes") as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.mailbox(MOVED)["state"] == "delta", 60,
+                     "the mailbox in Exchange Online watched on Graph")
+            self.assertEqual(run.mailbox(MOVED)["backend"], "graph")
+            run.wait_state("streaming", count=3)
+            run.wait_changes(MOVED, 1)
+            self.assertEqual(last_presence(run, MOVED), "available")
+            now = time.time()
+            g.control("POST", "/mailboxes/%s/events" % MOVED, {
+                "subject": "review", "start": iso(now - 60),
+                "end": iso(now + 3600), "showAs": "busy"})
+            wait_for(lambda: last_presence(run, MOVED) == "busy", 60,
+                     "the moved mailbox busy through Graph")
+            st = run.sim.stats()
+            # Redirected by Autodiscover, never asked on EWS.
+            self.assertGreaterEqual(st["autodiscover"]["exchange_online"], 1,
+                                    st["autodiscover"])
+            self.assertEqual(st["exchange_online"]["refused"], 0,
+                             st["exchange_online"])
+
+            # Moved while watched on EWS: its subscription is lost, and
+            # the periodic Autodiscover finds it in Exchange Online.
+            run.wait_changes(MOVES_LATER, 1)
+            res = run.sim.control("POST", "/mailboxes/%s/exchange_online"
+                                  % MOVES_LATER, {})[1]
+            self.assertEqual(len(res["lost"]), 1, res)
+            wait_for(lambda: run.mailbox(MOVES_LATER)["backend"] == "graph"
+                     and run.mailbox(MOVES_LATER)["state"] == "delta", 60,
+                     "the mailbox moved later watched on Graph")
+            g.control("POST", "/mailboxes/%s/events" % MOVES_LATER, {
+                "subject": "call", "start": iso(now - 60),
+                "end": iso(now + 3600), "showAs": "busy"})
+            wait_for(lambda: last_presence(run, MOVES_LATER) == "busy", 60,
+                     "the mailbox moved later busy through Graph")
+            st = run.status()
+            self.assertEqual(st["mailboxes"]["by_state"].get("delta"), 4,
+                             st["mailboxes"])
+            self.assertEqual(st["budget"]["subscriptions"]["in_use"], 2,
+                             st["budget"])
+            self.assertEqual(run.mailbox(HYBRID_EWS[0])["backend"], "ews")
+            log = run.d.log()
+            found = [ln for ln in log.splitlines()
+                     if "Autodiscover: in Exchange Online" in ln]
+            self.assertEqual(len([ln for ln in found if MOVED in ln]), 1, found)
+            self.assertEqual(len(found), 2, found)
+            self.assertIn("redirected to user000003@sim.mail.onmicrosoft.com",
+                          log)
+            run.assert_each_change_once(self)
+            run.assert_no_violations(self)
+            gs = g.stats()
+            self.assertEqual(gs["violations_total"], 0, gs["violations"])
+
+    def test_without_auto_shown_not_tried(self):
+        # No periodic round within the test: a mailbox moved later is
+        # asked about at once when EWS says it has no mailbox for it.
+        with found_online({"autodiscover_interval": "1h"}) as h:
+            run = h.run
+            run.wait_state("streaming", count=3)
+            mb = run.mailbox(MOVED)
+            self.assertEqual((mb["state"], mb["backend"]),
+                             ("exchange_online", "none"), mb)
+            self.assertEqual(run.states().get("exchange_online"), 1)
+            st = run.sim.stats()
+            self.assertEqual(st["exchange_online"]["refused"], 0,
+                             st["exchange_online"])
+            log = run.d.log()
+            self.assertEqual(log.count("Autodiscover: in Exchange Online"),
+                             1, log)
+            self.assertIn("set auto = yes in [graph]", log)
+            self.assertEqual(run.changes(MOVED), [])
+
+            run.wait_changes(MOVES_LATER, 1)
+            run.sim.control("POST", "/mailboxes/%s/exchange_online"
+                            % MOVES_LATER, {})
+            wait_for(lambda: run.mailbox(MOVES_LATER)["state"] ==
+                     "exchange_online", 60,
+                     "the mailbox moved later shown in Exchange Online")
+            st = run.sim.stats()
+            # Its resubscription was refused once, then not tried again.
+            self.assertEqual(st["exchange_online"]["refused"], 1,
+                             st["exchange_online"])
+            self.assertEqual(st["exchange_online"]["subscriptions_lost"], 1)
+            self.assertEqual(run.states().get("exchange_online"), 2)
+            self.assertEqual(run.status()["budget"]["subscriptions"]
+                             ["in_use"], 2)
+            run.assert_no_violations(self)
             self.assertEqual(h.g.stats()["violations_total"], 0)
 
 
@@ -491,6 +617,23 @@ class GraphConfig(unittest.TestCase):
                               "mailboxes = a@contoso.com\n" % secret)
             rc, out = check_config(path)
             self.assertEqual(rc, 0, out)
+            # auto without Autodiscover would never find a mailbox; with
+            # it, it needs the app registration like a listed mailbox.
+            path = self.write(d, base + "[graph]\nclient_id = c\n"
+                              "tenant_id = t\nclient_secret_file = %s\n"
+                              "auto = yes\n" % secret)
+            rc, out = check_config(path)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("%s:11: auto in [graph] needs autodiscover = yes "
+                          "in [exchange]" % path, out)
+            path = self.write(d, base.replace("tenant = t\n", "tenant = t\n"
+                                              "autodiscover = yes\n") +
+                              "[graph]\nauto = yes\n")
+            rc, out = check_config(path)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("missing required key 'client_id' in [graph] "
+                          "(needed for Graph mailboxes or [graph] auto)",
+                          out)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,32 @@ START_TEST(test_redirect_url)
 }
 END_TEST
 
+START_TEST(test_exchange_online)
+{
+	/* A migrated mailbox's remote routing address, and EXO's URLs. */
+	ck_assert(ad_exchange_online("elvin@contoso.mail.onmicrosoft.com"));
+	ck_assert(ad_exchange_online("Elvin@Contoso.MAIL.OnMicrosoft.com"));
+	ck_assert(ad_exchange_online("https://outlook.office365.com/EWS/"
+	    "Exchange.asmx"));
+	ck_assert(ad_exchange_online("https://autodiscover-s.outlook.com/"
+	    "autodiscover/autodiscover.svc"));
+	ck_assert(ad_exchange_online("HTTPS://outlook.office.com:443/x"));
+	/* The tenant's own domains, on-premises hosts, look-alikes. */
+	ck_assert(!ad_exchange_online("elvin@contoso.onmicrosoft.com"));
+	ck_assert(!ad_exchange_online("elvin@mail.onmicrosoft.com"));
+	ck_assert(!ad_exchange_online("elvin@contoso.mail.onmicrosoft.com."));
+	ck_assert(!ad_exchange_online("elvin@evilmail.onmicrosoft.com"));
+	ck_assert(!ad_exchange_online("elvin@contoso.com"));
+	ck_assert(!ad_exchange_online("https://mail.contoso.com/EWS/"
+	    "Exchange.asmx"));
+	ck_assert(!ad_exchange_online("https://outlook.office365.com.evil/"));
+	ck_assert(!ad_exchange_online("https://evil-outlook.office365.com/"));
+	ck_assert(!ad_exchange_online("http://outlook.office365.com/"));
+	ck_assert(!ad_exchange_online("outlook.office365.com"));
+	ck_assert(!ad_exchange_online(NULL));
+}
+END_TEST
+
 START_TEST(test_names)
 {
 	unsigned	 i;
@@ -167,6 +193,7 @@ autodiscover_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_candidates);
 	tcase_add_test(tc, test_redirect_url);
+	tcase_add_test(tc, test_exchange_online);
 	tcase_add_test(tc, test_names);
 	tcase_add_test(tc, test_group_key);
 	suite_add_tcase(s, tc);

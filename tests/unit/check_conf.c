@@ -1365,6 +1365,7 @@ static const struct {
 	{ "graph", "url = https://graph.example.com/v1.0", "graph.url" },
 	{ "graph", "ca_file = @FILE@", "graph.ca_file" },
 	{ "graph", "tls_verify = no", "graph.tls_verify" },
+	{ "graph", "auto = yes", "graph.auto" },
 	{ "graph", "mailbox_concurrency = 2", "graph.mailbox_concurrency" },
 	{ "graph", "max_connections = 8", "graph.max_connections" },
 	{ "graph", "request_timeout = 30s", "graph.request_timeout" },

@@ -256,6 +256,22 @@ class Sim:
         self.stats.moves["refused"] += 1
         return mv["code"]
 
+    def migrate_online(self, mb, tenant=True):
+        """Move a mailbox to Exchange Online (a hybrid move request completed): on
+        premises it becomes a mail user, its subscriptions end, Autodiscover
+        redirects it to its target address and EWS has no mailbox for it."""
+        self.directory.set_online(mb, tenant)
+        lost = []
+        for sid in list(self.notifier.by_mailbox.get(mb.smtp, ())):
+            sub = self.notifier.subs.get(sid)
+            if sub is not None:
+                lost.append(sid)
+                self.notifier.remove(sub, "mailbox moved to Exchange Online",
+                                     notify_stream_code="ErrorSubscriptionNotFound", why="lost")
+        self.stats.exchange_online["migrated"] += 1
+        self.stats.exchange_online["subscriptions_lost"] += len(lost)
+        return {"target_address": mb.online, "lost": lost}
+
     def start_move(self, mb, spec):
         """Move a mailbox: its subscriptions are lost now, requests for it are refused
         for duration_s, then it lives on another backend with new GroupingInformation."""

@@ -6,6 +6,9 @@ as the default namespace, one UserResponse per requested user in request order,
 StringSetting Name/Value pairs, redirects in RedirectTarget, per-setting errors in
 UserSettingErrors.  Each mailbox lives on one of --backends Mailbox servers; its
 GroupingInformation is the server's unless set (directory "grouping", or a move).
+A mailbox moved to Exchange Online (directory "exchange_online", or POST
+/mailboxes/ADDR/exchange_online) is a mail user on premises: RedirectAddress to
+its target address in the tenant's mail.onmicrosoft.com routing domain.
 """
 import logging
 
@@ -112,6 +115,12 @@ def _user(sim, account, addr, names):
     if mb is None or not (account.may_impersonate(mb) or account.may_delegate(mb)):
         st["invalid_users"] += 1
         return _user_el("InvalidUser", "Invalid user: '%s'" % addr)
+    if mb.online is not None:
+        # A hybrid server's answer for a mailbox moved to Exchange Online: the
+        # mail user's target address, to ask Exchange Online's Autodiscover.
+        st["redirects"] += 1
+        st["exchange_online"] += 1
+        return _user_el("RedirectAddress", "Redirection address.", mb.online)
     if mb.ad_redirect is not None:
         kind, target = mb.ad_redirect
         st["redirects"] += 1

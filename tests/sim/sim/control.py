@@ -95,6 +95,8 @@ async def _route(sim, meth, parts, data):
                 raise ValueError("grouping must be a non-empty string")
             mb.grouping = grouping
             return json_response(200, _server_json(sim, mb))
+        if parts[2] == "exchange_online" and len(parts) == 3 and meth == "POST":
+            return json_response(200, sim.migrate_online(mb, (data or {}).get("tenant", True)))
         if parts[2] == "move" and len(parts) == 3 and meth == "POST":
             res = sim.start_move(mb, data if data is not None else {})
             return json_response(200, res)

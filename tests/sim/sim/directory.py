@@ -34,7 +34,8 @@ class Account:
 
 class Mailbox:
     __slots__ = ("smtp", "upn", "sid", "name", "upn_required", "_oof", "_items", "gen_index",
-                 "next_local", "directory", "server", "grouping", "move", "ad_redirect")
+                 "next_local", "directory", "server", "grouping", "move", "ad_redirect",
+                 "online")
 
     @property
     def oof(self):
@@ -149,6 +150,9 @@ class Directory:
         mb.grouping = None      # GroupingInformation; None: the backend's
         mb.move = None
         mb.ad_redirect = None
+        mb.online = None
+        if spec.get("exchange_online"):
+            self.set_online(mb, spec["exchange_online"])
         if spec.get("server") is not None:
             if self.resolve_backend is None:
                 raise DirectoryError("mailbox %s: server needs the simulator" % mb.smtp)
@@ -234,7 +238,7 @@ class Directory:
         mb.upn_required = False
         mb._oof = None
         mb._items = None
-        mb.server = mb.grouping = mb.move = mb.ad_redirect = None
+        mb.server = mb.grouping = mb.move = mb.ad_redirect = mb.online = None
         mb.gen_index = i
         mb.next_local = 0
         self.by_smtp[smtp] = mb  # UPN and SID lookups of generated mailboxes are computed
@@ -268,6 +272,16 @@ class Directory:
     # ------------------------------------------------------------ lookups
     def account(self, username):
         return self.accounts.get(username.lower())
+
+    @staticmethod
+    def set_online(mb, tenant):
+        """Migrated to Exchange Online, as a hybrid on-premises server sees it:
+        a mail user whose target address (remote routing address) is
+        local@TENANT.mail.onmicrosoft.com.  tenant: a name, or True for "sim"."""
+        name = "sim" if tenant is True else str(tenant)
+        if not name or not all(c.isalnum() or c == "-" for c in name):
+            raise DirectoryError("mailbox %s: exchange_online is true or a tenant name" % mb.smtp)
+        mb.online = "%s@%s.mail.onmicrosoft.com" % (mb.smtp.split("@")[0], name)
 
     def by_smtp_address(self, addr):
         addr = addr.strip().lower()

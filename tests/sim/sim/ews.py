@@ -406,6 +406,10 @@ def resolve_impersonation(ctx):
         mb = d.by_sid_value(value)
     else:
         mb = None
+    if mb is not None and mb.online is not None:
+        # moved to Exchange Online: a mail user on premises, no mailbox here
+        sim.stats.exchange_online["refused"] += 1
+        mb = None
     if mb is None:
         raise SoapFault("ErrorNonExistentMailbox",
                         "The SMTP address has no mailbox associated with it." if "Smtp" in kind
@@ -425,7 +429,7 @@ def target_mailbox(ctx, mailbox_el):
         if not addr:
             return None, "ErrorInvalidRequest"
         mb = sim.directory.by_smtp_address(addr)
-        if mb is None:
+        if mb is None or mb.online is not None:
             return None, "ErrorNonExistentMailbox"
         if ctx.impersonated is not None and mb is ctx.impersonated:
             return mb, None

@@ -74,7 +74,11 @@ class Stats:
         self.moves = collections.Counter({k: 0 for k in ("started", "completed", "refused",
                                                          "subscriptions_lost")})
         self.autodiscover = collections.Counter({k: 0 for k in ("requests", "users", "max_users",
-                                                                "redirects", "invalid_users")})
+                                                                "redirects", "invalid_users",
+                                                                "exchange_online")})
+        # Mailboxes moved to Exchange Online, and EWS requests refused for them.
+        self.exchange_online = collections.Counter({k: 0 for k in ("migrated", "refused",
+                                                                   "subscriptions_lost")})
         self.grouping = collections.Counter({k: 0 for k in ("refused_ids", "closed_by_foreign_id",
                                                             "closed_by_second_stream",
                                                             "closed_by_unsubscribe")})
@@ -143,6 +147,7 @@ class Stats:
             "subscriptions": dict(self.subscriptions),
             "moves": dict(self.moves),
             "autodiscover": dict(self.autodiscover),
+            "exchange_online": dict(self.exchange_online),
             "grouping": dict(self.grouping),
             "oof_changes": self.oof_changes,
             "failed_logins": {"total": sum(self.failed_logins.values()),
