@@ -33,8 +33,11 @@
 #define FILE_INTERVAL_DEFAULT	1000	/* ms */
 
 /*
- * Every mailbox's entry in the state file is kept serialised
- * ("addr":{...}) in a dense array: a change rewrites one entry, and a
+ * Every mailbox's entry in the state file is kept serialised, after its
+ * address and a NUL ("addr\0\"addr\":{...}", the address being the
+ * entry's sort key and the index's key: one allocation and one copy of
+ * the address per mailbox) in a dense array: a change rewrites one
+ * entry, and a
  * state write hands the array to the writer thread (statefile.h), which
  * sorts, joins and writes it.  The loop's part of a write is a copy of
  * the array of pointers, not 100,000 encodings, a sort and an fsync.
@@ -48,8 +51,9 @@ struct ewsgw_sink {
 	int			 log_fd;
 	int64_t			 interval;	/* ms */
 
-	struct hashmap		*index;		/* mailbox -> slot (i + 1) */
-	struct statefile_entry	*ents;		/* owned key and json */
+	struct hashmap		*index;		/* mailbox -> slot (i + 1);
+						   keys borrowed from ents */
+	char			**ents;		/* owned, as above */
 	size_t			 nents, capents;
 	bool			 keys_changed;	/* since the last snapshot */
 	char			**retired;	/* freed when a write ends */
@@ -169,7 +173,7 @@ file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	s->log_path = fs.log != NULL ? xstrdup(fs.log) : NULL;
 	s->log_fd = -1;
 	s->interval = fs.interval;
-	/* Keys borrowed from the entries: one copy of each address. */
+	/* Keys borrowed from the entries (their leading address). */
 	s->index = hashmap_new_borrowing();
 	s->last_write = time_mono_ms() - s->interval;
 	evtimer_assign(&s->timer, ewsgw_host_event_base(host), file_timer_cb,
@@ -270,13 +274,13 @@ file_retire(struct ewsgw_sink *s, char *p)
 static void
 file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 {
-	struct statefile_entry	*e;
 	struct buf		 b = BUF_INIT;
 	struct json_writer	 w;
-	size_t			 i;
+	char			*old = NULL;
+	size_t			 i, len;
 
 	if (file_slot(s, c->mailbox, &i))
-		file_retire(s, (char *)s->ents[i].json);
+		old = s->ents[i];
 	else {
 		if (s->nents == s->capents) {
 			s->capents = s->capents * 2 + 64;
@@ -284,12 +288,10 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 			    sizeof *s->ents);
 		}
 		i = s->nents++;
-		s->ents[i].key = xstrdup(c->mailbox);
-		hashmap_put(s->index, s->ents[i].key,
-		    (void *)(uintptr_t)(i + 1));
 		s->keys_changed = true;
 	}
-	/* One member of the "mailboxes" object: its key, then its value. */
+	/* The sort key, then one member of the "mailboxes" object. */
+	buf_append(&b, c->mailbox, strlen(c->mailbox) + 1);
 	json_writer_init(&w, &b);
 	json_key(&w, c->mailbox);
 	json_obj_begin(&w);
@@ -299,10 +301,14 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	json_kv_time(&w, "until", c->until);
 	json_kv_time(&w, "updated", time_wall_ms() / 1000);
 	json_obj_end(&w);
-	e = &s->ents[i];
 	/* Kept until the next change: exactly its size, not the buffer's. */
-	e->len = b.len;
-	e->json = xreallocarray(buf_steal(&b), 1, e->len + 1);
+	len = b.len;
+	s->ents[i] = xreallocarray(buf_steal(&b), 1, len + 1);
+	/* The index borrows the new copy of the address before the old
+	 * one can go. */
+	hashmap_put(s->index, s->ents[i], (void *)(uintptr_t)(i + 1));
+	if (old != NULL)
+		file_retire(s, old);
 	s->dirty = true;
 }
 
@@ -315,13 +321,11 @@ file_forget(struct ewsgw_sink *s, const char *mailbox)
 	if (!file_slot(s, mailbox, &i))
 		return;
 	hashmap_remove(s->index, mailbox);
-	file_retire(s, (char *)s->ents[i].key);
-	file_retire(s, (char *)s->ents[i].json);
+	file_retire(s, s->ents[i]);
 	last = --s->nents;
 	if (i != last) {
 		s->ents[i] = s->ents[last];
-		hashmap_put(s->index, s->ents[i].key,
-		    (void *)(uintptr_t)(i + 1));
+		hashmap_put(s->index, s->ents[i], (void *)(uintptr_t)(i + 1));
 	}
 	s->keys_changed = true;
 	s->dirty = true;
@@ -398,7 +402,8 @@ file_snapshot(struct ewsgw_sink *s)
 {
 	if (statefile_busy(s->writer))
 		return;
-	statefile_write(s->writer, s->ents, s->nents, s->keys_changed);
+	statefile_write(s->writer, (const char *const *)s->ents, s->nents,
+	    s->keys_changed);
 	s->keys_changed = false;
 	s->dirty = false;
 	s->last_write = time_mono_ms();
@@ -461,10 +466,8 @@ file_destroy(struct ewsgw_sink *s)
 	for (i = 0; i < s->nretired; i++)
 		free(s->retired[i]);
 	free(s->retired);
-	for (i = 0; i < s->nents; i++) {
-		free((char *)s->ents[i].key);
-		free((char *)s->ents[i].json);
-	}
+	for (i = 0; i < s->nents; i++)
+		free(s->ents[i]);
 	free(s->ents);
 	hashmap_free(s->index, NULL);
 	if (s->log_fd != -1)

@@ -50,10 +50,11 @@ struct statefile {
 	bool			 busy;		/* loop's: a write in flight */
 
 	/* The loop's while idle, the thread's from work to done. */
-	struct statefile_entry	*ents;		/* the snapshot */
+	const char		**ents;		/* the snapshot */
 	size_t			 n, cap;
 	bool			 keys_changed;
-	const struct statefile_entry **order;	/* ents sorted by key */
+	const char		***order;	/* slots of ents, sorted
+						   by key */
 	size_t			 norder;
 	int			 error;
 	const char		*what;
@@ -159,8 +160,8 @@ statefile_busy(const struct statefile *sf)
 }
 
 void
-statefile_write(struct statefile *sf, const struct statefile_entry *e,
-    size_t n, bool keys_changed)
+statefile_write(struct statefile *sf, const char *const *e, size_t n,
+    bool keys_changed)
 {
 	if (sf->busy)
 		abort();
@@ -248,10 +249,11 @@ statefile_main(void *arg)
 static int
 statefile_cmp(const void *a, const void *b)
 {
-	const struct statefile_entry	*ea = *(const void *const *)a;
-	const struct statefile_entry	*eb = *(const void *const *)b;
+	const char *const	*ea = *(const char **const *)a;
+	const char *const	*eb = *(const char **const *)b;
 
-	return (strcmp(ea->key, eb->key));
+	/* Each string starts with its key and a NUL. */
+	return (strcmp(*ea, *eb));
 }
 
 /* Write out what is joined in b once it is big enough, or finally. */
@@ -282,6 +284,7 @@ static void
 statefile_run(struct statefile *sf)
 {
 	struct buf	*b = &sf->out;
+	const char	*member;
 	char		*tmp;
 	size_t		 i;
 	int		 fd, dfd, rc;
@@ -309,7 +312,9 @@ statefile_run(struct statefile *sf)
 	for (i = 0; i < sf->norder && rc == 0; i++) {
 		if (i > 0)
 			buf_putc(b, ',');
-		buf_append(b, sf->order[i]->json, sf->order[i]->len);
+		member = *sf->order[i];
+		member += strlen(member) + 1;
+		buf_puts(b, member);
 		rc = statefile_put(fd, b, false);
 	}
 	if (rc == 0) {

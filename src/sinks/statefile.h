@@ -6,20 +6,20 @@
  * thread of its own.
  *
  * The loop offers a snapshot: the members of the document's
- * "mailboxes" object as serialised fragments ("addr":{...}), each with
- * its sort key.  statefile_write() copies the array of pointers (not
- * the text) and returns at once; the thread sorts the members by key
- * (again only when the set of keys changed), joins them into
- * {"mailboxes":{...}} and replaces the file atomically: a temporary
- * file in the same directory, fsync, rename over the old one, fsync of
- * the directory.  A reader sees the old or the new document, never a
- * partial one.  The result comes back to the loop through a pipe, as
- * a call of the done callback.
+ * "mailboxes" object, each one string holding its sort key, a NUL, then
+ * the serialised member ("addr":{...}).  statefile_write() copies the
+ * array of pointers (not the text) and returns at once; the thread
+ * sorts the members by key (again only when the set of keys changed),
+ * joins them into {"mailboxes":{...}} and replaces the file atomically:
+ * a temporary file in the same directory, fsync, rename over the old
+ * one, fsync of the directory.  A reader sees the old or the new
+ * document, never a partial one.  The result comes back to the loop
+ * through a pipe, as a call of the done callback.
  *
  * At most one write is in flight.  The caller offers its next snapshot
  * after the done callback (changes made meanwhile coalesce into it),
- * and keeps every fragment and key of a snapshot unchanged and
- * allocated until then.
+ * and keeps every string of a snapshot unchanged and allocated until
+ * then.
  *
  * The loop never waits for the thread, except in statefile_wait() and
  * statefile_free(), which are for shutdown and reload.
@@ -32,12 +32,6 @@
 
 struct event_base;
 struct statefile;
-
-struct statefile_entry {
-	const char	*key;		/* sort key, borrowed */
-	const char	*json;		/* one member, borrowed */
-	size_t		 len;
-};
 
 /*
  * A write finished: error 0, or the errno of the step named by what
@@ -60,15 +54,15 @@ void			 statefile_free(struct statefile *);
 /* A write is in flight: its done callback has not been called yet. */
 bool			 statefile_busy(const struct statefile *);
 /*
- * Write the document made of the n entries (the array is copied; the
- * strings are borrowed until the done callback).  keys_changed: an
+ * Write the document made of the n entries, each "key\0member" as
+ * above (the array is copied; the strings are borrowed until the done
+ * callback).  keys_changed: an
  * entry came or went since the last snapshot, or one moved in the
  * array; otherwise the thread keeps the order it sorted last time.
  * Not while busy.
  */
 void			 statefile_write(struct statefile *,
-			    const struct statefile_entry *, size_t n,
-			    bool keys_changed);
+			    const char *const *, size_t n, bool keys_changed);
 /*
  * Block until the write in flight (if any) has finished, then call its
  * done callback.  For shutdown, when the document must be on disk.
