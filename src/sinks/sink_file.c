@@ -342,7 +342,7 @@ file_forget(struct ewsgw_sink *s, const char *mailbox)
 static void
 file_takeover(struct ewsgw_sink *s, struct ewsgw_sink *old)
 {
-	struct statefile_entry	*ents = s->ents;
+	char			**ents = s->ents;
 	struct hashmap		*index = s->index;
 	size_t			 n = s->nents, cap = s->capents;
 
