@@ -58,9 +58,11 @@ metric(const struct buf *b, const char *name)
 static void
 hog_cb(evutil_socket_t fd, short what, void *arg)
 {
-	int64_t	 end = time_mono_ms() + 60;
+	/* In microseconds: a millisecond clock could end it up to 1 ms
+	 * early, and the probe's lateness is measured in microseconds. */
+	int64_t	 end = time_mono_us() + 60000;
 
-	while (time_mono_ms() < end)
+	while (time_mono_us() < end)
 		;
 	*(bool *)arg = true;
 }
