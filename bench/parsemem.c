@@ -21,17 +21,23 @@
  *   text    64 events whose Watermark texts fill the body
  *   attrs   64 events whose ItemId Id attributes fill the body
  *
- *   bench/parsemem [-s shape[,shape...]] [size...]
+ *   bench/parsemem [-d] [-m ratio] [-r ratio] [-s shape[,shape...]]
+ *       [size...]
  *
  * Sizes in bytes, with an optional k or M suffix (default 64k 256k 1M
  * 4M 16M); the listener's max_body is set to 16 MiB, its maximum, so that
- * every body is read.  Not built with sanitizers (they own malloc).
+ * every body is read.  -d parses with the DOM parse the listener used
+ * before the streaming reader (tests/unit/ews_parse_dom.c), for the
+ * parse column only.  -m and -r make it a check (tests/parsemem.sh):
+ * exit 1 if any parse peak is above ratio x the body, or any request
+ * peak above its ratio.  Not built with sanitizers (they own malloc).
  */
 #include "config.h"
 
 #include <err.h>
 #include <errno.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +51,7 @@
 #include "ews/ews_parse.h"
 #include "ews/xmlscan.h"
 #include "io/push.h"
+#include "../tests/unit/ews_parse_dom.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #error "bench/parsemem counts malloc itself: build it without sanitizers"
@@ -270,7 +277,7 @@ request(struct push *p, const struct buf *b, int *status)
 
 /* Peak heap above the start for the pre-scan and parse alone. */
 static size_t
-parse(const struct buf *b, int *ok, size_t *events, char **cause)
+parse(const struct buf *b, bool dom, int *ok, size_t *events, char **cause)
 {
 	struct ews_notifications n;
 	size_t		 base, i;
@@ -278,7 +285,8 @@ parse(const struct buf *b, int *ok, size_t *events, char **cause)
 	base = peak = live;
 	*cause = NULL;
 	*ok = xml_prescan(b->data, b->len, &push_limits, cause) == 0 &&
-	    ews_parse_send_notification(b->data, b->len, &n, cause) == 0;
+	    (dom ? dom_parse_send_notification(b->data, b->len, &n, cause) :
+	    ews_parse_send_notification(b->data, b->len, &n, cause)) == 0;
 	if (*ok) {
 		*events = 0;
 		for (i = 0; i < n.nmsgs; i++)
@@ -287,6 +295,19 @@ parse(const struct buf *b, int *ok, size_t *events, char **cause)
 		ews_notifications_free(&n);
 	}
 	return (peak - base);
+}
+
+static double
+ratio_arg(const char *s)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v > 0))
+		errx(2, "bad ratio %s", s);
+	return (v);
 }
 
 static size_t
@@ -321,17 +342,28 @@ main(int argc, char **argv)
 	char			*cause = NULL, *shape, *save = NULL;
 	const char		*const *sizes;
 	size_t			 nsizes, i, rpeak, ppeak, events;
+	double			 pmax = 0, rmax = 0;
+	bool			 dom = false, over = false;
 	int			 ch, status, ok;
 
-	while ((ch = getopt(argc, argv, "s:")) != -1) {
+	while ((ch = getopt(argc, argv, "dm:r:s:")) != -1) {
 		switch (ch) {
+		case 'd':
+			dom = true;
+			break;
+		case 'm':
+			pmax = ratio_arg(optarg);
+			break;
+		case 'r':
+			rmax = ratio_arg(optarg);
+			break;
 		case 's':
 			free(shapes);
 			shapes = xstrdup(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: parsemem [-s shape[,shape]] "
-			    "[size...]\n");
+			fprintf(stderr, "usage: parsemem [-d] [-m ratio] "
+			    "[-r ratio] [-s shape[,shape]] [size...]\n");
 			return (2);
 		}
 	}
@@ -364,7 +396,7 @@ main(int argc, char **argv)
 				continue;
 			}
 			rpeak = request(p, &b, &status);
-			ppeak = parse(&b, &ok, &events, &cause);
+			ppeak = parse(&b, dom, &ok, &events, &cause);
 			printf("%-6s %10zu %7d %13zu %6.2f %13zu %6.2f",
 			    shape, b.len, status, rpeak,
 			    (double)rpeak / (double)b.len, ppeak,
@@ -374,6 +406,16 @@ main(int argc, char **argv)
 			else
 				printf("  refused: %.60s\n", cause != NULL ?
 				    cause : "?");
+			if (pmax > 0 && (double)ppeak > pmax * (double)b.len) {
+				printf("%-6s %10zu: parse peak over %.2f x "
+				    "the body\n", shape, b.len, pmax);
+				over = true;
+			}
+			if (rmax > 0 && (double)rpeak > rmax * (double)b.len) {
+				printf("%-6s %10zu: request peak over %.2f x "
+				    "the body\n", shape, b.len, rmax);
+				over = true;
+			}
 			free(cause);
 			cause = NULL;
 			buf_free(&b);
@@ -382,5 +424,5 @@ main(int argc, char **argv)
 	push_free(p);
 	event_base_free(base);
 	free(shapes);
-	return (0);
+	return (over ? 1 : 0);
 }
