@@ -8,16 +8,19 @@
  * the client's counters.
  *
  *   graphc -g GRAPH_URL -t TOKEN_URL -i CLIENT_ID (-s SECRET | -c CERT -k KEY)
- *	[-a CA] OP:MAILBOX ...
+ *	[-a CA] [-B] OP:MAILBOX ...
  *
  * OP: calview (all pages of the coming week), delta (a full round, then
  * one more round from its deltaLink), auto (automatic replies), subscribe
  * (create with -n URL, then renew, then delete), batch (calendarView and
- * automatic replies in one $batch).
+ * automatic replies in one $batch).  With -B the calview and auto reads
+ * are batchable, as the daemon's calendar reads are: the client gathers
+ * them into $batch requests of its own.
  */
 #include "config.h"
 
 #include <err.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +55,7 @@ static struct event_base	*base;
 static struct graph_client	*gc;
 static int			 pending;
 static const char		*notify_url;
+static bool			 batch_reads;	/* -B */
 
 static void	 run(struct op *, const char *url, enum http_method,
 		    const char *body);
@@ -204,6 +208,8 @@ run(struct op *op, const char *url, enum http_method m, const char *body)
 	r.prefer_utc = true;
 	r.page_size = strcmp(op->name, "delta") == 0 ? 2 : 0;
 	r.tag = op->name;
+	r.batchable = batch_reads && (strcmp(op->name, "calview") == 0 ||
+	    strcmp(op->name, "auto") == 0);
 	graph_call_start(gc, &r, done, op);
 }
 
@@ -261,7 +267,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: graphc -g url -t token_url -i client_id "
-	    "(-s secret | -c cert -k key) [-a ca] [-n notify_url] "
+	    "(-s secret | -c cert -k key) [-a ca] [-B] [-n notify_url] "
 	    "op:mailbox ...\n");
 	exit(2);
 }
@@ -278,9 +284,10 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	o.tls_verify = o.token_tls_verify = true;
-	while ((ch = getopt(argc, argv, "a:c:g:i:k:n:s:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:Bc:g:i:k:n:s:t:")) != -1) {
 		switch (ch) {
 		case 'a': o.ca_file = o.token_ca_file = optarg; break;
+		case 'B': batch_reads = true; break;
 		case 'c': o.cert_file = optarg; break;
 		case 'g': o.graph_url = optarg; break;
 		case 'i': o.client_id = optarg; break;

@@ -23,8 +23,11 @@ BUILD = os.environ.get("top_builddir", os.path.join(HERE, "..", ".."))
 GRAPHC = os.path.join(BUILD, "tests", "graphsim", "graphc")
 
 
-def graphc(g, ops, secret="graph-secret", cert=None, notify=None):
+def graphc(g, ops, secret="graph-secret", cert=None, notify=None,
+           batch=False):
     args = [GRAPHC, "-g", g.graph_url, "-t", g.token_url, "-i", g.client_id]
+    if batch:
+        args.append("-B")
     args += ["-c", cert[0], "-k", cert[1]] if cert else ["-s", secret]
     if notify:
         args += ["-n", notify]
@@ -68,6 +71,38 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(st["throttled"], 3)
             self.assertEqual(st["retries"], 3)
             self.assertGreaterEqual(max(r["attempts"] for r in res), 2)
+
+    def test_batches_keep_the_mailbox_limit_and_twenty_steps(self):
+        """Batchable reads gathered into $batch: no batch carries more of
+        a mailbox than its free slots (the stand-in refuses such steps
+        with 429 and counts a violation), none more than 20 steps (the
+        stand-in answers 400), and the mailbox never has more than 4 in
+        flight, batch steps and single requests together."""
+        with GraphSim(latency_ms=150, generate=30) as g:
+            many = ["user%06d@contoso.com" % (i + 1) for i in range(30)]
+            # Twelve reads of one mailbox, then one of 30 others: 42
+            # batchable reads started in the same loop pass.
+            ops = ["auto:adele@contoso.com"] * 6 + \
+                ["calview:adele@contoso.com"] * 6 + \
+                ["auto:%s" % m for m in many]
+            res, st = graphc(g, ops, batch=True)
+            self.assertEqual([r["action"] for r in res], ["ok"] * len(ops),
+                             [r for r in res if r["action"] != "ok"][:2])
+            s = g.stats()
+            self.assertEqual(s["violations_total"], 0, s["violations"])
+            batches = s["requests"].get("batch", 0)
+            steps = s["counters"].get("batch_steps", 0)
+            # 34 reads could go at once (4 of adele, 30 others): more
+            # than one batch of 20 was needed, each within 20 steps.
+            self.assertGreaterEqual(batches, 2, s)
+            self.assertLessEqual(steps, 20 * batches, s)
+            self.assertEqual(st["batches"], batches, st)
+            self.assertEqual(st["batched"], steps, st)
+            # adele's eight other reads waited for her slots.
+            self.assertEqual(
+                s["max_in_flight_per_mailbox"]["adele@contoso.com"], 4, s)
+            self.assertEqual(st["max_in_flight_mailbox"], 4, st)
+            self.assertGreater(st["waited_slot"], 0, st)
 
     def test_delta_batch_and_policy(self):
         with GraphSim(allow="adele@contoso.com") as g:
