@@ -48,10 +48,11 @@ int		 looplag_dispatch(struct looplag *);
 
 /*
  * "loop": {"probe_ms", "samples" (probes), "passes", "lag_p50_ms",
- * "lag_p99_ms", "lag_p999_ms", "lag_max_ms", "lag_max_at", "lag_histogram": [[upper_ms,
- * count], ...] (only buckets that counted; 0.1 ms wide up to 100 ms,
- * 10 ms wide above), and the same with "busy_" for the CPU time of
- * each pass}: a member of the status answer.
+ * "lag_p99_ms", "lag_p999_ms", "lag_max_ms", "lag_max_at",
+ * "lag_histogram": [[upper_ms, count], ...] (only buckets that
+ * counted; 0.1 ms wide up to 100 ms, 10 ms wide above), and the same
+ * with "busy_" for the CPU time of each pass}: a member of the status
+ * answer.
  */
 void		 looplag_status_json(const struct looplag *,
 		    struct json_writer *);
