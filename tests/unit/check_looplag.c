@@ -140,12 +140,13 @@ START_TEST(test_stall_seen)
 	ck_assert(in_hist == samples);
 	ck_assert(h->child != NULL);
 	/*
-	 * Every pass was measured: the probes' passes and more (the hog's,
-	 * the timers of the test), and the hog's pass is the longest: its
-	 * 60 ms of CPU time and the little around it.
+	 * Every pass was measured: each probe ran in one (several share a
+	 * pass with the hog or the test's timer on a loaded machine), and
+	 * the hog's pass is the longest: its 60 ms of CPU time and the
+	 * little around it.
 	 */
 	passes = json_get_num(loop, "passes", 0);
-	ck_assert_msg(passes > samples, "%g passes, %g probes", passes,
+	ck_assert_msg(passes >= samples, "%g passes, %g probes", passes,
 	    samples);
 	ck_assert_msg(json_get_num(loop, "busy_max_ms", 0) >= 60.0 &&
 	    json_get_num(loop, "busy_max_ms", 0) < 100.0, "busy max %g",
@@ -209,7 +210,7 @@ START_TEST(test_dispatch_ends)
 	/* Ended by the break, with the probe still pending. */
 	ck_assert(event_base_got_break(base));
 	v = status_of(l);
-	ck_assert(json_get_num(json_get(v, "loop"), "passes", 0) >= 2);
+	ck_assert(json_get_num(json_get(v, "loop"), "passes", 0) >= 1);
 	json_free(v);
 	event_base_loopexit(base, &tv);
 	ck_assert_int_eq(looplag_dispatch(l), 0);
