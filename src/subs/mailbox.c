@@ -908,15 +908,14 @@ graph_parks(enum graph_action a)
 	return (a == GRAPH_ACT_DENIED || a == GRAPH_ACT_NOT_FOUND);
 }
 
-/* The mailbox's error for a Graph failure of a read or subscription. */
+/*
+ * The mailbox's error for a Graph failure of a read or subscription:
+ * 403 as Exchange's refusal, anything else as it came.
+ */
 static const char *
 graph_error_code(enum graph_action a, const char *code)
 {
-	if (a == GRAPH_ACT_DENIED)
-		return ("ErrorAccessDenied");
-	if (a == GRAPH_ACT_NOT_FOUND && !graph_no_mailbox(code))
-		return ("ResourceNotFound");	/* a 404 on the user's own */
-	return (code);
+	return (a == GRAPH_ACT_DENIED ? "ErrorAccessDenied" : code);
 }
 
 /*
