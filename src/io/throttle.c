@@ -148,14 +148,6 @@ static const char *gate_names[THROTTLE_GATE_MAX] = {
 	"open", "probe", "closed"
 };
 
-const char *
-throttle_class_name(enum throttle_class c)
-{
-	if ((unsigned)c >= THROTTLE_CLASS_MAX)
-		return ("unknown");
-	return (class_names[c]);
-}
-
 /* ---- limits ---- */
 
 void
