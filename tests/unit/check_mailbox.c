@@ -558,12 +558,14 @@ START_TEST(test_watching_to_subscribing_push_silent)
 	to_watching(MAILBOX_MODE_PUSH);
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PUSH);
 	/* Two status intervals (1 min) and the slack: resubscribe. */
-	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
+	ck_assert_int_eq(mb->side->push_deadline,
+	    fake_mono + 2 * 60000 + 30000);
 	/* A notification moves the deadline. */
 	fake_mono += 60000;
 	mailbox_events(mb, NULL, 0);
-	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
-	fake_mono = mb->push_deadline;
+	ck_assert_int_eq(mb->side->push_deadline,
+	    fake_mono + 2 * 60000 + 30000);
+	fake_mono = mb->side->push_deadline;
 	mailbox_action_timer(&mb->action, NULL);
 	changed(MAILBOX_WATCHING, MAILBOX_SUBSCRIBING);
 	ck_assert_str_eq(mailbox_error(mb), "PushTimeout");
@@ -939,6 +941,26 @@ START_TEST(test_change_logged_at_debug)
 }
 END_TEST
 
+/*
+ * 100,000 mailboxes: the struct stays in a 240-byte malloc chunk, and a
+ * streaming mailbox without an error has no side allocation (what only
+ * push, Graph, a release or an error needs); an error makes one.
+ */
+START_TEST(test_streaming_mailbox_is_small)
+{
+	ck_assert_uint_le(sizeof(struct mailbox), 232);
+	to_watching(MAILBOX_MODE_STREAMING);
+	ck_assert_ptr_nonnull(mailbox_sub_id(mb));
+	ck_assert_ptr_null(mb->side);
+	ck_assert_str_eq(mailbox_error(mb), "");
+	set_error(mb, "ErrorServerBusy");
+	ck_assert_ptr_nonnull(mb->side);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorServerBusy");
+	set_error(mb, NULL);
+	ck_assert_str_eq(mailbox_error(mb), "");
+}
+END_TEST
+
 static Suite *
 mailbox_suite(void)
 {
@@ -948,6 +970,7 @@ mailbox_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_idle_to_subscribing);
+	tcase_add_test(tc, test_streaming_mailbox_is_small);
 	tcase_add_test(tc, test_idle_to_watching_poll);
 	tcase_add_test(tc, test_subscribing_to_syncing);
 	tcase_add_test(tc, test_subscribing_to_backoff);
