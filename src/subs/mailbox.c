@@ -101,7 +101,8 @@ struct mailbox_side {
  */
 struct mailbox {
 	char			*address;	/* owned, lower case */
-	char			*imp_id;	/* UPN or SID, or NULL */
+	char			*imp_id;	/* UPN or SID; NULL: none or
+						   the address */
 	const struct mailbox_ctx *ctx;		/* borrowed */
 	struct group		*group;		/* the layer above's link */
 	char			*sub_id;	/* owned; NULL: not
@@ -305,7 +306,10 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	mb->ctx = ctx;
 	mb->address = xstrdup(address);
 	mb->idtype = (uint8_t)idtype;
-	mb->imp_id = imp_id != NULL ? xstrdup(imp_id) : NULL;
+	/* An id equal to the address (UPN impersonation's default) is
+	 * not kept twice: mailbox_ident gives the address then. */
+	mb->imp_id = imp_id != NULL && strcmp(imp_id, address) != 0 ?
+	    xstrdup(imp_id) : NULL;
 	timeline_init(&mb->tl);
 	timerheap_entry_init(&mb->boundary);
 	timerheap_entry_init(&mb->action);

@@ -961,6 +961,27 @@ START_TEST(test_streaming_mailbox_is_small)
 }
 END_TEST
 
+/* A UPN equal to the address is kept once; another one is kept. */
+START_TEST(test_upn_equal_to_address_kept_once)
+{
+	struct mailbox		*m2;
+	struct soap_ident	 id;
+
+	m2 = mailbox_new(&ctx, ADDR, CONF_ID_UPN, ADDR, MAILBOX_BACKEND_EWS);
+	ck_assert_ptr_null(m2->imp_id);
+	mailbox_ident(m2, &id);
+	ck_assert_int_eq(id.type, CONF_ID_UPN);
+	ck_assert_str_eq(id.value, ADDR);
+	mailbox_free(m2);
+	m2 = mailbox_new(&ctx, ADDR, CONF_ID_UPN, "jo@corp.example",
+	    MAILBOX_BACKEND_EWS);
+	mailbox_ident(m2, &id);
+	ck_assert_int_eq(id.type, CONF_ID_UPN);
+	ck_assert_str_eq(id.value, "jo@corp.example");
+	mailbox_free(m2);
+}
+END_TEST
+
 static Suite *
 mailbox_suite(void)
 {
@@ -971,6 +992,7 @@ mailbox_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_idle_to_subscribing);
 	tcase_add_test(tc, test_streaming_mailbox_is_small);
+	tcase_add_test(tc, test_upn_equal_to_address_kept_once);
 	tcase_add_test(tc, test_idle_to_watching_poll);
 	tcase_add_test(tc, test_subscribing_to_syncing);
 	tcase_add_test(tc, test_subscribing_to_backoff);
