@@ -64,7 +64,16 @@ struct throttle {
 	size_t			 nheap;
 	size_t			 heapcap;
 
-	struct hashmap		*subs;		/* mailbox -> count */
+	/*
+	 * Subscriptions held per mailbox.  One holder (every mailbox but
+	 * a few) in a map borrowing the holder's address; two or more
+	 * (two mailbox objects for one address for a while, after a
+	 * reload or a cluster hand-over) in a map with its own copy, where
+	 * the entry stays until the count is 0: then no holder's address
+	 * needs to outlive its holder.
+	 */
+	struct hashmap		*subs_one;	/* mailbox -> 1 */
+	struct hashmap		*subs_many;	/* mailbox -> count */
 	unsigned		 nsubs;
 
 	uint64_t		 next_seq;
@@ -613,7 +622,8 @@ throttle_new(const struct throttle_limits *l)
 	backoff_rng_seed(&t->rng, t->lim.seed);
 	budget_init(t, &t->account, NULL);
 	t->anchors = hashmap_new();
-	t->subs = hashmap_new();
+	t->subs_one = hashmap_new_borrowing();
+	t->subs_many = hashmap_new();
 	TAILQ_INIT(&t->ready);
 	return (t);
 }
@@ -635,7 +645,8 @@ throttle_free(struct throttle *t)
 		free(b);
 	}
 	hashmap_free(t->anchors, NULL);
-	hashmap_free(t->subs, NULL);
+	hashmap_free(t->subs_one, NULL);
+	hashmap_free(t->subs_many, NULL);
 	free(t->heap);
 	free(t);
 }
@@ -1136,10 +1147,21 @@ throttle_streams_total(const struct throttle *t)
 	return (THROTTLE_UNLIMITED);
 }
 
+/* Subscriptions held for mailbox. */
+static uintptr_t
+subs_held(const struct throttle *t, const char *mailbox)
+{
+	uintptr_t	n = (uintptr_t)hashmap_get(t->subs_many, mailbox);
+
+	if (n == 0 && hashmap_get(t->subs_one, mailbox) != NULL)
+		n = 1;
+	return (n);
+}
+
 int
 throttle_subscription_acquire(struct throttle *t, const char *mailbox)
 {
-	uintptr_t	n = (uintptr_t)hashmap_get(t->subs, mailbox);
+	uintptr_t	n = subs_held(t, mailbox);
 	unsigned	max = t->lim.max_subscriptions;
 
 	/* 0 = no client-side cap, unless it is a node's share of it. */
@@ -1149,7 +1171,13 @@ throttle_subscription_acquire(struct throttle *t, const char *mailbox)
 		    t->nsubs >= max : n >= max)
 			return (-1);
 	}
-	hashmap_put(t->subs, mailbox, (void *)(n + 1));
+	if (n == 0)
+		hashmap_put(t->subs_one, mailbox, (void *)1);
+	else {
+		if (n == 1)
+			hashmap_remove(t->subs_one, mailbox);
+		hashmap_put(t->subs_many, mailbox, (void *)(n + 1));
+	}
 	t->nsubs++;
 	return (0);
 }
@@ -1157,14 +1185,14 @@ throttle_subscription_acquire(struct throttle *t, const char *mailbox)
 void
 throttle_subscription_release(struct throttle *t, const char *mailbox)
 {
-	uintptr_t	n = (uintptr_t)hashmap_get(t->subs, mailbox);
+	uintptr_t	n = (uintptr_t)hashmap_get(t->subs_many, mailbox);
 
-	if (n == 0)
+	if (n > 1)
+		hashmap_put(t->subs_many, mailbox, (void *)(n - 1));
+	else if (n == 1)
+		hashmap_remove(t->subs_many, mailbox);
+	else if (hashmap_remove(t->subs_one, mailbox) == NULL)
 		return;		/* never counted: nothing to give back */
-	if (n == 1)
-		hashmap_remove(t->subs, mailbox);
-	else
-		hashmap_put(t->subs, mailbox, (void *)(n - 1));
 	t->nsubs--;
 }
 
@@ -1173,7 +1201,7 @@ throttle_subscriptions(const struct throttle *t, const char *mailbox)
 {
 	if (mailbox == NULL)
 		return (t->nsubs);
-	return ((unsigned)(uintptr_t)hashmap_get(t->subs, mailbox));
+	return ((unsigned)subs_held(t, mailbox));
 }
 
 /* ---- status ---- */

@@ -319,6 +319,9 @@ unsigned throttle_streams_total(const struct throttle *);
 /*
  * Count one more subscription for mailbox; 0 if the budget allowed it,
  * -1 (nothing counted) if it is full and the mailbox must be polled.
+ * The string is borrowed until the matching release: each holder passes
+ * its own copy of the address, alive and unchanged while it holds the
+ * subscription (the mailbox's own address).
  */
 int	 throttle_subscription_acquire(struct throttle *, const char *mailbox);
 /* The subscription ended (unsubscribed, expired, Subscribe failed). */

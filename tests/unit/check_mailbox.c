@@ -561,12 +561,14 @@ START_TEST(test_watching_to_subscribing_push_silent)
 	to_watching(MAILBOX_MODE_PUSH);
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PUSH);
 	/* Two status intervals (1 min) and the slack: resubscribe. */
-	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
+	ck_assert_int_eq(mb->side->push_deadline,
+	    fake_mono + 2 * 60000 + 30000);
 	/* A notification moves the deadline. */
 	fake_mono += 60000;
 	mailbox_events(mb, NULL, 0);
-	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
-	fake_mono = mb->push_deadline;
+	ck_assert_int_eq(mb->side->push_deadline,
+	    fake_mono + 2 * 60000 + 30000);
+	fake_mono = mb->side->push_deadline;
 	mailbox_action_timer(&mb->action, NULL);
 	changed(MAILBOX_WATCHING, MAILBOX_SUBSCRIBING);
 	ck_assert_str_eq(mailbox_error(mb), "PushTimeout");
@@ -964,8 +966,8 @@ graph_mailbox(bool notifications)
 	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL,
 	    MAILBOX_BACKEND_GRAPH);
 	ck_assert_int_eq(mailbox_backend(mb), MAILBOX_BACKEND_GRAPH);
-	ck_assert_ptr_nonnull(mb->gr);
-	ck_assert_str_eq(mb->gr->user, ADDR);
+	ck_assert_ptr_nonnull(graph_of(mb));
+	ck_assert_str_eq(graph_of(mb)->user, ADDR);
 }
 
 /* A read's answer: the window with one busy meeting now, or empty. */
@@ -987,7 +989,7 @@ graph_read_ok(bool busy, bool with_oof)
 	r.nitems = busy ? 1 : 0;
 	r.calendar = true;
 	r.oof = with_oof ? &oof : NULL;
-	fake_graph_read(mb->gr, &r);
+	fake_graph_read(graph_of(mb), &r);
 }
 
 static void
@@ -998,7 +1000,7 @@ graph_read_fail(const char *code, enum graph_action action)
 	memset(&r, 0, sizeof r);
 	r.code = code;
 	r.action = action;
-	fake_graph_read(mb->gr, &r);
+	fake_graph_read(graph_of(mb), &r);
 }
 
 static void
@@ -1013,7 +1015,7 @@ graph_sub_answer(const char *code, enum graph_action action)
 		r.id = GRAPH_SUB_ID;
 		r.expires = fake_wall / 1000 + 3 * 86400;
 	}
-	fake_graph_sub(mb->gr, &r);
+	fake_graph_sub(graph_of(mb), &r);
 }
 
 /* Started on Graph, subscribed if with notifications: SYNCING. */
@@ -1028,7 +1030,7 @@ graph_to_syncing(bool notifications)
 		changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
 	} else
 		changed(MAILBOX_IDLE, MAILBOX_SYNCING);
-	ck_assert(graphread_busy(mb->gr));
+	ck_assert(graphread_busy(graph_of(mb)));
 }
 
 static void
@@ -1048,10 +1050,10 @@ START_TEST(test_graph_idle_to_syncing_delta)
 	ck_assert_int_eq(mailbox_mode(mb), MAILBOX_MODE_DELTA);
 	/* The first delta round, and nothing else: no subscription, not a
 	 * request on the EWS path. */
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_ROUND);
-	ck_assert_uint_eq(mb->gr->starts, 1);
-	ck_assert_uint_eq(mb->gr->subscribes, 0);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_ROUND);
+	ck_assert_uint_eq(graph_of(mb)->starts, 1);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 0);
 	ck_assert_uint_eq(fake_submits, 0);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_SYNCING);
@@ -1079,8 +1081,8 @@ START_TEST(test_graph_syncing_to_watching)
 	/* ... which is a delta round again, and what it says is published
 	 * (the meeting was cancelled). */
 	action_due();
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_ROUND);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_ROUND);
 	graph_read_ok(false, false);
 	ck_assert_uint_eq(seen.published, 2);
 	ck_assert_str_eq(seen.presence, "available");
@@ -1105,7 +1107,7 @@ START_TEST(test_graph_syncing_to_watching_read_failed)
 	ck_assert_int_ge(mb->sync_at, now + RETRY_BASE_MS / 2);
 	ck_assert_int_le(mb->sync_at, now + RETRY_BASE_MS);
 	action_due();
-	ck_assert(graphread_busy(mb->gr));
+	ck_assert(graphread_busy(graph_of(mb)));
 	graph_read_ok(true, false);
 	ck_assert_uint_eq(seen.published, 1);
 	ck_assert_str_eq(seen.presence, "busy");
@@ -1138,13 +1140,13 @@ START_TEST(test_graph_parked_to_syncing)
 	fake_mono += PARK_RETRY_MS - 1;
 	mailbox_action_timer(&mb->action, NULL);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_PARKED);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	fake_mono += 1;
 	mailbox_action_timer(&mb->action, NULL);
 	changed(MAILBOX_PARKED, MAILBOX_SYNCING);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_uint_eq(mb->gr->starts, 2);
-	ck_assert_uint_eq(mb->gr->subscribes, 0);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_uint_eq(graph_of(mb)->starts, 2);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 0);
 	ck_assert_uint_eq(fake_submits, 0);
 	graph_read_ok(true, true);
 	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
@@ -1156,8 +1158,8 @@ START_TEST(test_graph_watching_to_parked)
 {
 	graph_to_watching(false);
 	mailbox_resync(mb);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 	graph_read_fail("accessDenied", GRAPH_ACT_DENIED);
 	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
 	ck_assert_str_eq(mailbox_error(mb), "ErrorAccessDenied");
@@ -1177,13 +1179,13 @@ START_TEST(test_graph_idle_to_subscribing)
 	/* A subscription to the listener's URLs with its clientState, for
 	 * the configured lifetime within Graph's maximum; no read yet, no
 	 * EWS request. */
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_str_eq(mb->gr->url, GRAPH_URL);
-	ck_assert_str_eq(mb->gr->lc_url, GRAPH_LC_URL);
-	ck_assert_str_eq(mb->gr->client_state, CLIENT_STATE);
-	ck_assert_int_gt(mb->gr->expires, wall);
-	ck_assert_int_le(mb->gr->expires, graph_sub_max_expiry(wall));
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_str_eq(graph_of(mb)->url, GRAPH_URL);
+	ck_assert_str_eq(graph_of(mb)->lc_url, GRAPH_LC_URL);
+	ck_assert_str_eq(graph_of(mb)->client_state, CLIENT_STATE);
+	ck_assert_int_gt(graph_of(mb)->expires, wall);
+	ck_assert_int_le(graph_of(mb)->expires, graph_sub_max_expiry(wall));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	ck_assert_uint_eq(fake_submits, 0);
 }
 END_TEST
@@ -1198,11 +1200,12 @@ START_TEST(test_graph_subscribing_to_syncing)
 	ck_assert_str_eq(seen.sub_id, GRAPH_SUB_ID);
 	ck_assert_uint_eq(seen.subscription, 1);
 	/* Renewed well before it expires. */
-	ck_assert_int_gt(mb->renew_at, fake_mono);
-	ck_assert_int_lt(mb->renew_at, fake_mono + 3 * 86400 * INT64_C(1000));
+	ck_assert_int_gt(mb->side->renew_at, fake_mono);
+	ck_assert_int_lt(mb->side->renew_at,
+	    fake_mono + 3 * 86400 * INT64_C(1000));
 	/* With notifications the first read reads everything. */
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 	graph_read_ok(true, true);
 	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PUSH);
@@ -1214,20 +1217,20 @@ START_TEST(test_graph_subscribing_to_syncing)
 	    conf->graph.delta_interval_ms);
 	mailbox_graph_notify(mb, GRAPH_NOTIF_CHANGE);
 	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_NOTIFICATION], 1);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_CALENDAR);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_CALENDAR);
 	graph_read_ok(false, false);
 	ck_assert_uint_eq(seen.published, 2);
 	ck_assert_str_eq(seen.presence, "available");
 	ck_assert_str_eq(seen.source, "calendar");
 	/* Renewal at its time keeps the mailbox where it is. */
-	fake_mono = mb->renew_at;
+	fake_mono = mb->side->renew_at;
 	mailbox_action_timer(&mb->action, NULL);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
-	ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_str_eq(graph_of(mb)->sub_id, GRAPH_SUB_ID);
 	graph_sub_answer(NULL, GRAPH_ACT_OK);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
-	ck_assert_int_gt(mb->renew_at, fake_mono);
+	ck_assert_int_gt(mb->side->renew_at, fake_mono);
 	ck_assert_uint_eq(fake_submits, 0);
 }
 END_TEST
@@ -1246,7 +1249,7 @@ START_TEST(test_graph_subscribing_to_backoff)
 	ck_assert_uint_eq(mb->failures, 1);
 	ck_assert_int_ge(mb->retry_at, now + RETRY_BASE_MS / 2);
 	ck_assert_int_le(mb->retry_at, now + RETRY_BASE_MS);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_BACKOFF);
 }
 END_TEST
@@ -1259,8 +1262,8 @@ START_TEST(test_graph_backoff_to_subscribing)
 	changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
 	action_due();
 	changed(MAILBOX_BACKOFF, MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_uint_eq(mb->gr->subscribes, 2);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
 	graph_sub_answer(NULL, GRAPH_ACT_OK);
 	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
 }
@@ -1281,8 +1284,8 @@ START_TEST(test_graph_subscribing_to_parked)
 	    "MailboxNotEnabledForRESTAPI");
 	ck_assert_int_eq(mb->retry_at, fake_mono + PARK_RETRY_MS);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
-	ck_assert(!graphread_sub_busy(mb->gr));
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_sub_busy(graph_of(mb)));
+	ck_assert(!graphread_busy(graph_of(mb)));
 }
 END_TEST
 
@@ -1295,9 +1298,9 @@ START_TEST(test_graph_parked_to_subscribing)
 	fake_mono += PARK_RETRY_MS;
 	mailbox_action_timer(&mb->action, NULL);
 	changed(MAILBOX_PARKED, MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_uint_eq(mb->gr->subscribes, 2);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
+	ck_assert(!graphread_busy(graph_of(mb)));
 }
 END_TEST
 
@@ -1309,12 +1312,12 @@ START_TEST(test_graph_watching_to_subscribing)
 	if (_i == 0)
 		mailbox_graph_notify(mb, GRAPH_NOTIF_REMOVED);
 	else {
-		fake_mono = mb->renew_at;
+		fake_mono = mb->side->renew_at;
 		mailbox_action_timer(&mb->action, NULL);
-		ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
+		ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
 		/* The periodic read, due long before, runs too. */
-		ck_assert(graphread_busy(mb->gr));
-		ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+		ck_assert(graphread_busy(graph_of(mb)));
+		ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 		graph_read_ok(true, true);
 		graph_sub_answer("ResourceNotFound", GRAPH_ACT_NOT_FOUND);
 	}
@@ -1322,8 +1325,8 @@ START_TEST(test_graph_watching_to_subscribing)
 	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_RESUBSCRIBE], 1);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_str_eq(seen.sub_id, "");
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_uint_eq(mb->gr->subscribes, 2);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
 	/* The new subscription reads again; the same presence is not
 	 * published twice. */
 	graph_sub_answer(NULL, GRAPH_ACT_OK);
@@ -1340,7 +1343,7 @@ START_TEST(test_graph_syncing_to_subscribing)
 	graph_to_syncing(true);
 	mailbox_graph_notify(mb, GRAPH_NOTIF_REMOVED);
 	changed(MAILBOX_SYNCING, MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 }
 END_TEST
@@ -1366,19 +1369,19 @@ START_TEST(test_graph_to_unsubscribing)
 		    GRAPH_ACT_NOT_FOUND);
 		changed(MAILBOX_WATCHING, MAILBOX_PARKED);
 		ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
-		ck_assert_int_eq(mb->renew_at, 0);
+		ck_assert_int_eq(mb->side->renew_at, 0);
 	}
 	mailbox_stop(mb);
 	changed(from[_i], MAILBOX_UNSUBSCRIBING);
-	ck_assert(!graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
-	ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
+	ck_assert(!graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+	ck_assert_str_eq(graph_of(mb)->sub_id, GRAPH_SUB_ID);
 	ck_assert_uint_eq(fake_submits, 0);
 	/* Notifications meanwhile change nothing. */
 	mailbox_graph_notify(mb, GRAPH_NOTIF_CHANGE);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	mailbox_stop(mb);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
 }
 END_TEST
 
@@ -1393,7 +1396,7 @@ START_TEST(test_graph_unsubscribing_to_stopped)
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_str_eq(seen.sub_id, "");
 	ck_assert(!timerheap_scheduled(&mb->action));
-	ck_assert(!graphread_sub_busy(mb->gr));
+	ck_assert(!graphread_sub_busy(graph_of(mb)));
 }
 END_TEST
 
@@ -1405,13 +1408,13 @@ START_TEST(test_graph_subscribing_to_unsubscribing)
 	mailbox_start(mb);
 	mailbox_stop(mb);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
 	if (_i == 0) {
 		graph_sub_answer(NULL, GRAPH_ACT_OK);
 		changed(MAILBOX_SUBSCRIBING, MAILBOX_UNSUBSCRIBING);
-		ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
-		ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
-		ck_assert(!graphread_busy(mb->gr));
+		ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+		ck_assert_str_eq(graph_of(mb)->sub_id, GRAPH_SUB_ID);
+		ck_assert(!graphread_busy(graph_of(mb)));
 		/* Made while stopping, it was never reported bound; its end
 		 * is (the layer above ignores an id it does not hold). */
 		ck_assert_str_eq(seen.sub_id, "");
@@ -1421,7 +1424,7 @@ START_TEST(test_graph_subscribing_to_unsubscribing)
 	} else {
 		graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
 		changed(MAILBOX_SUBSCRIBING, MAILBOX_STOPPED);
-		ck_assert_uint_eq(mb->gr->unsubscribes, 0);
+		ck_assert_uint_eq(graph_of(mb)->unsubscribes, 0);
 	}
 }
 END_TEST
@@ -1436,9 +1439,9 @@ START_TEST(test_graph_delta_to_stopped)
 	mailbox_stop(mb);
 	changed(_i == 0 ? MAILBOX_SYNCING : MAILBOX_WATCHING,
 	    MAILBOX_STOPPED);
-	ck_assert(!graphread_busy(mb->gr));
-	ck_assert_uint_eq(mb->gr->cancels, _i == 0 ? 1 : 0);
-	ck_assert_uint_eq(mb->gr->unsubscribes, 0);
+	ck_assert(!graphread_busy(graph_of(mb)));
+	ck_assert_uint_eq(graph_of(mb)->cancels, _i == 0 ? 1 : 0);
+	ck_assert_uint_eq(graph_of(mb)->unsubscribes, 0);
 	ck_assert(!timerheap_scheduled(&mb->action));
 	ck_assert_uint_eq(fake_submits, 0);
 }
@@ -1449,23 +1452,64 @@ START_TEST(test_graph_missed_and_reauthorize)
 	graph_to_watching(true);
 	/* Missed notifications: read all again, at once. */
 	mailbox_graph_notify(mb, GRAPH_NOTIF_MISSED);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 	graph_read_ok(true, true);
 	/* Reauthorization asked for: renewed now, state unchanged. */
 	mailbox_graph_notify(mb, GRAPH_NOTIF_REAUTHORIZE);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
-	ck_assert_uint_eq(mb->gr->renews, 1);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_uint_eq(graph_of(mb)->renews, 1);
 	/* A renewal that fails but leaves time is tried again later. */
 	graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
 	ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
-	ck_assert_int_gt(mb->renew_at, fake_mono);
-	ck_assert_int_le(mb->renew_at, fake_mono + RETRY_BASE_MS);
+	ck_assert_int_gt(mb->side->renew_at, fake_mono);
+	ck_assert_int_le(mb->side->renew_at, fake_mono + RETRY_BASE_MS);
 	action_due();
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
-	ck_assert_uint_eq(mb->gr->renews, 2);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_uint_eq(graph_of(mb)->renews, 2);
 	ck_assert_uint_eq(seen.changes, 3);
+}
+END_TEST
+
+/*
+ * 100,000 mailboxes: the struct stays in a 240-byte malloc chunk, and a
+ * streaming mailbox without an error has no side allocation (what only
+ * push, Graph, a release or an error needs); an error makes one.
+ */
+START_TEST(test_streaming_mailbox_is_small)
+{
+	ck_assert_uint_le(sizeof(struct mailbox), 232);
+	to_watching(MAILBOX_MODE_STREAMING);
+	ck_assert_ptr_nonnull(mailbox_sub_id(mb));
+	ck_assert_ptr_null(mb->side);
+	ck_assert_str_eq(mailbox_error(mb), "");
+	set_error(mb, "ErrorServerBusy");
+	ck_assert_ptr_nonnull(mb->side);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorServerBusy");
+	set_error(mb, NULL);
+	ck_assert_str_eq(mailbox_error(mb), "");
+}
+END_TEST
+
+/* A UPN equal to the address is kept once; another one is kept. */
+START_TEST(test_upn_equal_to_address_kept_once)
+{
+	struct mailbox		*m2;
+	struct soap_ident	 id;
+
+	m2 = mailbox_new(&ctx, ADDR, CONF_ID_UPN, ADDR, MAILBOX_BACKEND_EWS);
+	ck_assert_ptr_null(m2->imp_id);
+	mailbox_ident(m2, &id);
+	ck_assert_int_eq(id.type, CONF_ID_UPN);
+	ck_assert_str_eq(id.value, ADDR);
+	mailbox_free(m2);
+	m2 = mailbox_new(&ctx, ADDR, CONF_ID_UPN, "jo@corp.example",
+	    MAILBOX_BACKEND_EWS);
+	mailbox_ident(m2, &id);
+	ck_assert_int_eq(id.type, CONF_ID_UPN);
+	ck_assert_str_eq(id.value, "jo@corp.example");
+	mailbox_free(m2);
 }
 END_TEST
 
@@ -1478,6 +1522,8 @@ mailbox_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_idle_to_subscribing);
+	tcase_add_test(tc, test_streaming_mailbox_is_small);
+	tcase_add_test(tc, test_upn_equal_to_address_kept_once);
 	tcase_add_test(tc, test_idle_to_watching_poll);
 	tcase_add_test(tc, test_subscribing_to_syncing);
 	tcase_add_test(tc, test_subscribing_to_backoff);
