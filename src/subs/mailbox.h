@@ -38,15 +38,24 @@
  *   BACKOFF     -> SUBSCRIBING    retry time
  *   PARKED      -> SUBSCRIBING    retry time, streaming or push
  *   PARKED      -> WATCHING       retry time, poll
- *   SUBSCRIBING, SYNCING,         mode changed: SUBSCRIBING for streaming
- *   WATCHING, BACKOFF, PARKED       or push (again if already there),
- *     -> SUBSCRIBING | WATCHING     WATCHING for poll
- *   SYNCING, WATCHING             stopped, holding a streaming
- *     -> UNSUBSCRIBING              subscription
- *   IDLE, SUBSCRIBING, SYNCING,   stopped otherwise (push subscriptions
- *   WATCHING, BACKOFF, PARKED       end when the listener answers
- *     -> STOPPED                    Unsubscribe)
- *   UNSUBSCRIBING -> STOPPED      Unsubscribe answered or failed
+ *   SUBSCRIBING, SYNCING,              mode changed: SUBSCRIBING for
+ *   WATCHING, BACKOFF, PARKED            streaming or push, WATCHING for
+ *     -> SUBSCRIBING | WATCHING (mode)   poll (again if already there)
+ *   SUBSCRIBING, SYNCING,              regrouped (mailbox_resubscribe):
+ *   WATCHING, BACKOFF                    a new Subscribe where its group
+ *     -> SUBSCRIBING (regroup)           now is
+ *   SYNCING, WATCHING                  regrouped holding a streaming
+ *     -> UNSUBSCRIBING (regroup)         subscription: released first,
+ *                                        where it was made
+ *   UNSUBSCRIBING                      released: a new Subscribe
+ *     -> SUBSCRIBING (regroup)
+ *   SUBSCRIBING, SYNCING, WATCHING     stopped, holding a streaming
+ *     -> UNSUBSCRIBING                   subscription (or one that a
+ *                                        Subscribe on the wire made)
+ *   IDLE, SUBSCRIBING, SYNCING,        stopped otherwise (push
+ *   WATCHING, BACKOFF, PARKED            subscriptions end when the
+ *     -> STOPPED                         listener answers Unsubscribe)
+ *   UNSUBSCRIBING -> STOPPED           Unsubscribe answered or failed
  *
  * A mailbox on Graph (graphread.h) has rows of its own, marked (graph):
  * without change notifications it is read in delta rounds (mode delta)

@@ -277,6 +277,7 @@ reach(enum mailbox_state s)
 
 /* ---- IDLE -> ---- */
 
+/* transition: MAILBOX IDLE -> SUBSCRIBING */
 START_TEST(test_idle_to_subscribing)
 {
 	char	*body = NULL;
@@ -300,6 +301,7 @@ START_TEST(test_idle_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX IDLE -> WATCHING */
 START_TEST(test_idle_to_watching_poll)
 {
 	start(MAILBOX_MODE_POLL);
@@ -314,6 +316,7 @@ END_TEST
 
 /* ---- SUBSCRIBING -> ---- */
 
+/* transition: MAILBOX SUBSCRIBING -> SYNCING */
 START_TEST(test_subscribing_to_syncing)
 {
 	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL,
@@ -339,6 +342,7 @@ START_TEST(test_subscribing_to_syncing)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> BACKOFF */
 START_TEST(test_subscribing_to_backoff)
 {
 	int64_t	 now;
@@ -366,6 +370,7 @@ START_TEST(test_subscribing_to_backoff)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> PARKED */
 START_TEST(test_subscribing_to_parked)
 {
 	to_parked();
@@ -376,6 +381,7 @@ START_TEST(test_subscribing_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> WATCHING */
 START_TEST(test_subscribing_to_watching_refused)
 {
 	start(MAILBOX_MODE_STREAMING);
@@ -391,6 +397,7 @@ END_TEST
 
 /* ---- SYNCING -> ---- */
 
+/* transition: MAILBOX SYNCING -> WATCHING */
 START_TEST(test_syncing_to_watching)
 {
 	to_syncing(MAILBOX_MODE_STREAMING);
@@ -407,6 +414,7 @@ START_TEST(test_syncing_to_watching)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> WATCHING */
 START_TEST(test_syncing_to_watching_read_failed)
 {
 	int64_t	 now;
@@ -428,6 +436,7 @@ START_TEST(test_syncing_to_watching_read_failed)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> PARKED */
 START_TEST(test_syncing_to_parked)
 {
 	to_syncing(MAILBOX_MODE_STREAMING);
@@ -441,6 +450,7 @@ START_TEST(test_syncing_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> SUBSCRIBING */
 START_TEST(test_syncing_to_subscribing_lost)
 {
 	to_syncing(MAILBOX_MODE_STREAMING);
@@ -457,6 +467,7 @@ END_TEST
 
 /* ---- WATCHING -> ---- */
 
+/* transition: MAILBOX WATCHING -> PARKED */
 START_TEST(test_watching_to_parked_by_read)
 {
 	to_watching(MAILBOX_MODE_STREAMING);
@@ -468,6 +479,7 @@ START_TEST(test_watching_to_parked_by_read)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> PARKED */
 START_TEST(test_watching_to_parked_by_poll)
 {
 	struct ews_fb_event	 ev = { 0, 0, EWS_FB_BUSY };
@@ -488,6 +500,7 @@ START_TEST(test_watching_to_parked_by_poll)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> PARKED */
 START_TEST(test_watching_to_parked_by_oof_cycle)
 {
 	struct ews_oof	 oof;
@@ -540,6 +553,7 @@ START_TEST(test_oof_request_built_for_the_mailbox)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> SUBSCRIBING */
 START_TEST(test_watching_to_subscribing_lost)
 {
 	to_watching(MAILBOX_MODE_STREAMING);
@@ -556,6 +570,7 @@ START_TEST(test_watching_to_subscribing_lost)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> SUBSCRIBING */
 START_TEST(test_watching_to_subscribing_push_silent)
 {
 	to_watching(MAILBOX_MODE_PUSH);
@@ -577,6 +592,7 @@ END_TEST
 
 /* ---- BACKOFF, PARKED -> ---- */
 
+/* transition: MAILBOX BACKOFF -> SUBSCRIBING */
 START_TEST(test_backoff_to_subscribing)
 {
 	to_backoff();
@@ -590,6 +606,7 @@ START_TEST(test_backoff_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> SUBSCRIBING */
 START_TEST(test_parked_to_subscribing)
 {
 	to_parked();
@@ -600,6 +617,7 @@ START_TEST(test_parked_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> WATCHING */
 START_TEST(test_parked_to_watching_poll)
 {
 	to_watching(MAILBOX_MODE_POLL);
@@ -620,6 +638,8 @@ static const enum mailbox_state mode_change_from[] = {
 	MAILBOX_BACKOFF, MAILBOX_PARKED
 };
 
+/* transition: MAILBOX SUBSCRIBING, SYNCING, WATCHING -> SUBSCRIBING (mode) */
+/* transition: MAILBOX BACKOFF, PARKED -> SUBSCRIBING (mode) */
 START_TEST(test_mode_change_to_push)
 {
 	enum mailbox_state	 from = mode_change_from[_i];
@@ -639,6 +659,8 @@ START_TEST(test_mode_change_to_push)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING, SYNCING, WATCHING -> WATCHING (mode) */
+/* transition: MAILBOX BACKOFF, PARKED -> WATCHING (mode) */
 START_TEST(test_mode_change_to_poll)
 {
 	enum mailbox_state	 from = mode_change_from[_i];
@@ -661,6 +683,7 @@ END_TEST
 
 /* ---- stopping ---- */
 
+/* transition: MAILBOX SYNCING, WATCHING -> UNSUBSCRIBING */
 START_TEST(test_to_unsubscribing)
 {
 	enum mailbox_state	 from = _i == 0 ? MAILBOX_SYNCING :
@@ -695,6 +718,8 @@ static const enum mailbox_mode stop_mode[] = {
 	MAILBOX_MODE_POLL
 };
 
+/* transition: MAILBOX IDLE, SUBSCRIBING, SYNCING -> STOPPED */
+/* transition: MAILBOX WATCHING, BACKOFF, PARKED -> STOPPED */
 START_TEST(test_to_stopped)
 {
 	enum mailbox_state	 from = stop_from[_i];
@@ -725,6 +750,7 @@ START_TEST(test_to_stopped)
 }
 END_TEST
 
+/* transition: MAILBOX UNSUBSCRIBING -> STOPPED */
 START_TEST(test_unsubscribing_to_stopped)
 {
 	reach(MAILBOX_WATCHING);
@@ -736,6 +762,154 @@ START_TEST(test_unsubscribing_to_stopped)
 	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_str_eq(seen.sub_id, "");
+}
+END_TEST
+
+/*
+ * Stopped while its Subscribe was on the wire: the answer may have made
+ * a subscription on the server.  It waits, and releases one made (_i 0)
+ * or stops when none was (_i 1).
+ */
+/* transition: MAILBOX SUBSCRIBING -> UNSUBSCRIBING */
+/* transition: MAILBOX SUBSCRIBING -> STOPPED */
+START_TEST(test_stopped_while_subscribe_on_the_wire)
+{
+	struct fake_answer	 ok = { HTTP_RESULT_OK, 200, NULL, NULL,
+	    "backend-7", 0 };
+	struct fake_answer	 failed = { HTTP_RESULT_TRANSIENT, 0, NULL,
+	    NULL, NULL, 0 };
+	char			*fixture, *body = NULL;
+
+	fixture = fake_fixture("subscribe-streaming.xml");
+	start(MAILBOX_MODE_STREAMING);
+	ck_assert_int_eq(fake_grant(mb->sub_call, NULL), 0);
+	mailbox_stop(mb);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+	ck_assert(fake_sent(mb->sub_call));
+	ok.body = fixture;
+	fake_answer(mb->sub_call, _i == 0 ? &ok : &failed);
+	free(fixture);
+	if (_i == 1) {
+		changed(MAILBOX_SUBSCRIBING, MAILBOX_STOPPED);
+		ck_assert(mb->sub_call == NULL);
+		ck_assert_uint_eq(throttle_subscriptions(
+		    fake_ews_ctx_throttle(NULL), ADDR), 0);
+		return;
+	}
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_UNSUBSCRIBING);
+	/* Released through the backend that made it. */
+	ck_assert_str_eq(seen.cookie, "backend-7");
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_UNSUBSCRIBE));
+	ck_assert_int_eq(fake_grant(mb->sub_call, &body), 0);
+	ck_assert_ptr_nonnull(strstr(body,
+	    "JwBleGNoMDEuY29udG9zby5jb20QAAAAr2n+Sbz8Z0yDIX9pBs4p2A=="));
+	free(body);
+	/* Made while stopping, it was never reported bound; its end is (the
+	 * layer above ignores an id it does not hold). */
+	ck_assert_str_eq(seen.sub_id, "");
+	snprintf(seen.sub_id, sizeof seen.sub_id, "%s", mailbox_sub_id(mb));
+	fake_answer(mb->sub_call, &failed);
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+}
+END_TEST
+
+/* ---- regrouped (mailbox_resubscribe) ---- */
+
+static const enum mailbox_state regroup_from[] = {
+	MAILBOX_SUBSCRIBING, MAILBOX_SYNCING, MAILBOX_WATCHING,
+	MAILBOX_BACKOFF
+};
+
+/*
+ * A fresh Subscribe where its group now is.  Without the old group's
+ * anchor the subscription it holds cannot be released: it is forgotten.
+ */
+/* transition: MAILBOX SUBSCRIBING, SYNCING -> SUBSCRIBING (regroup) */
+/* transition: MAILBOX WATCHING, BACKOFF -> SUBSCRIBING (regroup) */
+START_TEST(test_regroup_to_subscribing)
+{
+	enum mailbox_state	 from = regroup_from[_i];
+	unsigned		 n;
+
+	reach(from);
+	n = fake_submits;
+	mailbox_resubscribe(mb, "regrouped", NULL, NULL);
+	if (from != MAILBOX_SUBSCRIBING)
+		changed(from, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_SUBSCRIBE));
+	ck_assert_int_eq(fake_prio(mb->sub_call), THROTTLE_PRIO_HIGH);
+	ck_assert_uint_eq(fake_submits, n + 1);
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_RESUBSCRIBE], 1);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	/* Parked, it waits for its retry instead. */
+	n = seen.changes;
+	fake_error(mb->sub_call, "ErrorImpersonateUserDenied");
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_PARKED);
+	mailbox_resubscribe(mb, "regrouped", NULL, NULL);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_PARKED);
+	ck_assert_uint_eq(seen.changes, n + 1);
+}
+END_TEST
+
+/*
+ * Holding a streaming subscription and told where it was made: released
+ * there first (Unsubscribe with the old group's anchor and cookie), then
+ * a new Subscribe routed by its group now.
+ */
+/* transition: MAILBOX SYNCING, WATCHING -> UNSUBSCRIBING (regroup) */
+/* transition: MAILBOX UNSUBSCRIBING -> SUBSCRIBING (regroup) */
+START_TEST(test_regroup_releases_first)
+{
+	enum mailbox_state	 from = _i == 0 ? MAILBOX_SYNCING :
+	    MAILBOX_WATCHING;
+	struct ews_send		 s;
+	char			 id[128];
+
+	reach(from);
+	snprintf(id, sizeof id, "%s", mailbox_sub_id(mb));
+	mailbox_resubscribe(mb, "regrouped", "old@example.com", "old-be");
+	changed(from, MAILBOX_UNSUBSCRIBING);
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_UNSUBSCRIBE));
+	ck_assert_int_eq(fake_prio(mb->sub_call), THROTTLE_PRIO_HIGH);
+	memset(&s, 0, sizeof s);
+	ck_assert_int_eq(mb->sub_call->ops->build(mb->sub_call, &s, mb), 0);
+	ck_assert_str_eq(s.anchor, "old@example.com");
+	ck_assert_str_eq(s.cookie, "old-be");
+	ck_assert_ptr_nonnull(strstr(buf_str(&s.body), id));
+	buf_free(&s.body);
+	fake_ok(mb->sub_call, "unsubscribe.xml");
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_SUBSCRIBING);
+	ck_assert_ptr_null(mb->release);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_SUBSCRIBE));
+	ck_assert_int_eq(fake_prio(mb->sub_call), THROTTLE_PRIO_HIGH);
+	memset(&s, 0, sizeof s);
+	ck_assert_int_eq(mb->sub_call->ops->build(mb->sub_call, &s, mb), 0);
+	ck_assert_str_eq(s.anchor, "anchor@example.com");
+	buf_free(&s.body);
+	fake_ok(mb->sub_call, "subscribe-streaming.xml");
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+}
+END_TEST
+
+/* Stopped while the release runs: it stops once released. */
+/* transition: MAILBOX UNSUBSCRIBING -> STOPPED */
+START_TEST(test_regroup_stopped_while_released)
+{
+	reach(MAILBOX_WATCHING);
+	mailbox_resubscribe(mb, "regrouped", "old@example.com", NULL);
+	changed(MAILBOX_WATCHING, MAILBOX_UNSUBSCRIBING);
+	mailbox_stop(mb);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_UNSUBSCRIBING);
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_UNSUBSCRIBE));
+	fake_ok(mb->sub_call, "unsubscribe.xml");
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
+	ck_assert(mb->sub_call == NULL);
+	ck_assert_ptr_null(mb->release);
 }
 END_TEST
 
@@ -1041,6 +1215,7 @@ graph_to_watching(bool notifications)
 	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
 }
 
+/* transition: MAILBOX IDLE -> SYNCING (graph) */
 START_TEST(test_graph_idle_to_syncing_delta)
 {
 	graph_mailbox(false);
@@ -1060,6 +1235,7 @@ START_TEST(test_graph_idle_to_syncing_delta)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> WATCHING (graph) */
 START_TEST(test_graph_syncing_to_watching)
 {
 	int64_t	 now;
@@ -1094,6 +1270,7 @@ START_TEST(test_graph_syncing_to_watching)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> WATCHING (graph) */
 START_TEST(test_graph_syncing_to_watching_read_failed)
 {
 	int64_t	 now;
@@ -1115,6 +1292,7 @@ START_TEST(test_graph_syncing_to_watching_read_failed)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> PARKED (graph) */
 START_TEST(test_graph_syncing_to_parked)
 {
 	enum graph_action	 act = _i == 0 ? GRAPH_ACT_DENIED :
@@ -1132,6 +1310,7 @@ START_TEST(test_graph_syncing_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> SYNCING (graph) */
 START_TEST(test_graph_parked_to_syncing)
 {
 	graph_to_syncing(false);
@@ -1154,6 +1333,7 @@ START_TEST(test_graph_parked_to_syncing)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> PARKED (graph) */
 START_TEST(test_graph_watching_to_parked)
 {
 	graph_to_watching(false);
@@ -1167,6 +1347,7 @@ START_TEST(test_graph_watching_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX IDLE -> SUBSCRIBING (graph) */
 START_TEST(test_graph_idle_to_subscribing)
 {
 	int64_t	 wall = fake_wall / 1000;
@@ -1190,6 +1371,7 @@ START_TEST(test_graph_idle_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> SYNCING (graph) */
 START_TEST(test_graph_subscribing_to_syncing)
 {
 	graph_mailbox(true);
@@ -1235,6 +1417,7 @@ START_TEST(test_graph_subscribing_to_syncing)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> BACKOFF (graph) */
 START_TEST(test_graph_subscribing_to_backoff)
 {
 	int64_t	 now;
@@ -1254,6 +1437,7 @@ START_TEST(test_graph_subscribing_to_backoff)
 }
 END_TEST
 
+/* transition: MAILBOX BACKOFF -> SUBSCRIBING (graph) */
 START_TEST(test_graph_backoff_to_subscribing)
 {
 	graph_mailbox(true);
@@ -1270,6 +1454,7 @@ START_TEST(test_graph_backoff_to_subscribing)
 END_TEST
 
 /* 403 (_i 0), or no mailbox for the user in Exchange Online (_i 1). */
+/* transition: MAILBOX SUBSCRIBING -> PARKED (graph) */
 START_TEST(test_graph_subscribing_to_parked)
 {
 	graph_mailbox(true);
@@ -1289,6 +1474,7 @@ START_TEST(test_graph_subscribing_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> SUBSCRIBING (graph) */
 START_TEST(test_graph_parked_to_subscribing)
 {
 	graph_mailbox(true);
@@ -1306,6 +1492,7 @@ END_TEST
 
 /* Graph removed the subscription (_i 0), or it was not found when
  * renewed (_i 1): a new one. */
+/* transition: MAILBOX WATCHING -> SUBSCRIBING (graph) */
 START_TEST(test_graph_watching_to_subscribing)
 {
 	graph_to_watching(true);
@@ -1338,6 +1525,7 @@ START_TEST(test_graph_watching_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> SUBSCRIBING (graph) */
 START_TEST(test_graph_syncing_to_subscribing)
 {
 	graph_to_syncing(true);
@@ -1353,6 +1541,8 @@ END_TEST
  * when parked (_i 2): Graph has no mailbox for the user any more, but
  * the subscription may live on.
  */
+/* transition: MAILBOX SYNCING, WATCHING -> UNSUBSCRIBING (graph) */
+/* transition: MAILBOX PARKED -> UNSUBSCRIBING (graph) */
 START_TEST(test_graph_to_unsubscribing)
 {
 	static const enum mailbox_state from[] = {
@@ -1385,6 +1575,7 @@ START_TEST(test_graph_to_unsubscribing)
 }
 END_TEST
 
+/* transition: MAILBOX UNSUBSCRIBING -> STOPPED (graph) */
 START_TEST(test_graph_unsubscribing_to_stopped)
 {
 	graph_to_watching(true);
@@ -1402,6 +1593,8 @@ END_TEST
 
 /* Stopped while the subscription was being made: it is deleted once
  * made (_i 0), or the mailbox stops when it was not (_i 1). */
+/* transition: MAILBOX SUBSCRIBING -> UNSUBSCRIBING (graph) */
+/* transition: MAILBOX SUBSCRIBING -> STOPPED (graph) */
 START_TEST(test_graph_subscribing_to_unsubscribing)
 {
 	graph_mailbox(true);
@@ -1429,16 +1622,27 @@ START_TEST(test_graph_subscribing_to_unsubscribing)
 }
 END_TEST
 
-/* Without notifications there is nothing to delete. */
+/* Without notifications there is nothing to delete; also when parked
+ * (_i 2), its retry disarmed. */
+/* transition: MAILBOX SYNCING, WATCHING -> STOPPED (graph) */
+/* transition: MAILBOX PARKED -> STOPPED (graph) */
 START_TEST(test_graph_delta_to_stopped)
 {
-	if (_i == 0)
-		graph_to_syncing(false);
-	else
+	static const enum mailbox_state from[] = {
+		MAILBOX_SYNCING, MAILBOX_WATCHING, MAILBOX_PARKED
+	};
+
+	if (_i == 1)
 		graph_to_watching(false);
+	else
+		graph_to_syncing(false);
+	if (_i == 2) {
+		graph_read_fail("accessDenied", GRAPH_ACT_DENIED);
+		changed(MAILBOX_SYNCING, MAILBOX_PARKED);
+		ck_assert(timerheap_scheduled(&mb->action));
+	}
 	mailbox_stop(mb);
-	changed(_i == 0 ? MAILBOX_SYNCING : MAILBOX_WATCHING,
-	    MAILBOX_STOPPED);
+	changed(from[_i], MAILBOX_STOPPED);
 	ck_assert(!graphread_busy(graph_of(mb)));
 	ck_assert_uint_eq(graph_of(mb)->cancels, _i == 0 ? 1 : 0);
 	ck_assert_uint_eq(graph_of(mb)->unsubscribes, 0);
@@ -1550,6 +1754,12 @@ mailbox_suite(void)
 	tcase_add_loop_test(tc, test_to_stopped, 0,
 	    sizeof stop_from / sizeof stop_from[0]);
 	tcase_add_loop_test(tc, test_unsubscribing_to_stopped, 0, 2);
+	tcase_add_loop_test(tc, test_stopped_while_subscribe_on_the_wire, 0,
+	    2);
+	tcase_add_loop_test(tc, test_regroup_to_subscribing, 0,
+	    sizeof regroup_from / sizeof regroup_from[0]);
+	tcase_add_loop_test(tc, test_regroup_releases_first, 0, 2);
+	tcase_add_test(tc, test_regroup_stopped_while_released);
 	tcase_add_test(tc, test_first_notification_read_at_once);
 	tcase_add_test(tc, test_notification_after_the_window_read_at_once);
 	tcase_add_test(tc, test_periodic_resync_reads_automatic_replies);
@@ -1575,7 +1785,7 @@ mailbox_suite(void)
 	tcase_add_loop_test(tc, test_graph_to_unsubscribing, 0, 3);
 	tcase_add_loop_test(tc, test_graph_unsubscribing_to_stopped, 0, 2);
 	tcase_add_loop_test(tc, test_graph_subscribing_to_unsubscribing, 0, 2);
-	tcase_add_loop_test(tc, test_graph_delta_to_stopped, 0, 2);
+	tcase_add_loop_test(tc, test_graph_delta_to_stopped, 0, 3);
 	tcase_add_test(tc, test_graph_missed_and_reauthorize);
 	suite_add_tcase(s, tc);
 	return (s);
