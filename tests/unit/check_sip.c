@@ -751,15 +751,6 @@ fake_stop(struct fake_sip *f)
 	close(f->fd);
 }
 
-static void
-run_ms(struct event_base *base, int ms)
-{
-	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
-
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
-}
-
 enum fake_kind { ANY, REFRESH, REMOVAL };
 
 /* The last request f holds for uri, or NULL. */
@@ -798,7 +789,7 @@ wait_req(struct event_base *base, struct fake_sip *f, const char *uri,
 		}
 		if (time_mono_ms() >= end)
 			return (NULL);
-		run_ms(base, 20);
+		sinktest_run(base, 20);
 	}
 }
 

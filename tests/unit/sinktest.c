@@ -194,6 +194,15 @@ sinktest_result(const struct sinktest *t, uint64_t token)
 	return (99);
 }
 
+void
+sinktest_run(struct event_base *base, int ms)
+{
+	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
 static void
 sinktest_tick(evutil_socket_t fd, short what, void *arg)
 {

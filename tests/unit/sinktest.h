@@ -56,6 +56,9 @@ int		 sinktest_publish(struct sinktest *,
 /* The result the sink gave for token, or 99 while it has none. */
 int		 sinktest_result(const struct sinktest *, uint64_t token);
 
+/* Run the loop for ms. */
+void		 sinktest_run(struct event_base *, int ms);
+
 /* Run the loop until token has a result or ms passed; the result. */
 int		 sinktest_wait(struct sinktest *, uint64_t token, int ms);
 
