@@ -49,6 +49,9 @@
  * GetUserAvailability in batches (subs/poller.c), and promoted to a
  * stream when room appears.  There is no pull (GetEvents) fallback.
  *
+ * Graph requests are not charged here: their budgets are per app per
+ * target mailbox and per app (graph/graph_sched.h, src/README.md).
+ *
  * The account gate stands in front of every budget.  When the service
  * account itself is refused (its credentials, or impersonation across
  * the board) or Exchange cannot be reached, more requests only add

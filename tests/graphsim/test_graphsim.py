@@ -409,6 +409,33 @@ class ThrottleTest(Case):
         self.assertEqual(self.g.stats()["violations"]["mailbox_rate"], 1)
 
 
+class AppRateTest(Case):
+    opts = {"app_rate": 5, "app_rate_window": 60}
+
+    def test_app_rate_counts_every_mailbox_and_batch_step(self):
+        auth = self.token()
+        url = self.g.graph_url + "/users/%s/mailboxSettings/automaticRepliesSetting"
+        self.assertEqual(call("GET", url % "adele@contoso.com", headers=auth)[0], 200)
+        self.assertEqual(call("GET", url % "alex@contoso.com", headers=auth)[0], 200)
+        # Three steps of a $batch count three, not one: five reached.
+        st, _, body = call("POST", self.g.graph_url + "/$batch", headers=auth, body={
+            "requests": [{"id": str(i), "method": "GET",
+                          "url": "/users/alex@contoso.com/mailboxSettings/automaticRepliesSetting"}
+                         for i in (1, 2, 3)]})
+        self.assertEqual(st, 200)
+        self.assertEqual([r["status"] for r in body["responses"]], [200] * 3)
+        # The sixth, to a mailbox far inside its own budget: the app's
+        # limit refuses it.
+        st, h, body = call("GET", url % "adele@contoso.com", headers=auth)
+        self.assertEqual(st, 429)
+        self.assertEqual(h["Retry-After"], "2")
+        self.shape(body, S.ERROR)
+        s = self.g.stats()
+        self.assertEqual(s["violations"]["app_rate"], 1, s)
+        self.assertEqual(s["violations"]["mailbox_rate"], 0, s)
+        self.assertEqual(s["violations_total"], 1, s)
+
+
 class BatchTest(Case):
     def test_batch(self):
         auth = self.token()

@@ -198,6 +198,44 @@ class HybridTest(unittest.TestCase):
             self.assertEqual(h.g.stats()["violations_total"], 0)
 
 
+class AppRateTest(unittest.TestCase):
+    def test_daemon_keeps_a_lowered_app_rate(self):
+        """The stand-in's limit per app over all mailboxes lowered to 12
+        requests in 2 s (it refuses and counts more: see test_graphsim and
+        test_graph_client), the daemon's [graph] app_rate to 8 per 2 s:
+        the start-up reads of twelve Graph mailboxes wait for the app's
+        budget, every mailbox is watched and published, and the stand-in
+        refuses nothing."""
+        many = ["user%06d@contoso.com" % (i + 1) for i in range(12)]
+        with Hybrid(graph={"generate": 12, "app_rate": 12,
+                           "app_rate_window": 2},
+                    mailboxes=", ".join(many), app_rate="8",
+                    app_rate_window="2s", delta_interval="30s") as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.states().get("delta") == len(many), 120,
+                     "every Graph mailbox watched by delta rounds")
+            for mb in many:
+                run.wait_changes(mb, 1)
+                self.assertEqual(last_presence(run, mb), "available", mb)
+            s = g.stats()
+            self.assertEqual(s["violations_total"], 0, s["violations"])
+            st = run.status()["graph"]
+            self.assertGreater(st["waited_app"], 0, st)
+            self.assertLessEqual(st["max_app_window_requests"], 8, st)
+            self.assertEqual((st["app_rate"], st["app_rate_window_s"]),
+                             (8, 2), st)
+            out = run.d.ctl("status").stdout
+            m = re.search(r"(?m)^graph app: +(\d+) of 8 per 2s in the "
+                          r"busiest window$", out)
+            self.assertTrue(m, out)
+            self.assertTrue(1 <= int(m.group(1)) <= 8, out)
+            met = run.d.request_raw("metrics")
+            w = re.search(r'(?m)^ewsgw_graph_waits_total'
+                          r'\{reason="app_rate"\} (\d+)$', met)
+            self.assertTrue(w and int(w.group(1)) > 0, met)
+            run.assert_no_violations(self)
+
+
 # [exchange] mailboxes of which Autodiscover finds some in Exchange Online.
 HYBRID_EWS = generated(4)
 MOVED = HYBRID_EWS[2]           # in Exchange Online from the start
