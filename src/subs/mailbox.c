@@ -30,6 +30,7 @@
 #include "presence/presence.h"
 #include "presence/timeline.h"
 #include "subs/env.h"
+#include "graph/graph_error.h"
 #include "graph/graph_sub.h"
 #include "subs/graphread.h"
 #include "subs/mailbox.h"
@@ -521,9 +522,11 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		    "Exchange refuses this mailbox (%s); parked, next try in "
 		    "%d minutes", mailbox_error(mb), PARK_RETRY_MS / 60000);
 		call_end(mb, &mb->sub_call);
+		/* A Graph subscription may live on: deleted at stop. */
 		if (mb->gr != NULL)
 			graphread_sub_cancel(mb->gr);
-		forget_subscription(mb);
+		else
+			forget_subscription(mb);
 		mb->renew_at = 0;
 		mb->retry_at = now + PARK_RETRY_MS;
 		break;
@@ -895,6 +898,27 @@ oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 }
 
 /*
+ * What parks a Graph mailbox: 403 (the app may not read it: access
+ * policy, rights) and no mailbox for the user in Exchange Online (on
+ * premises again, unlicensed: the manager asks Autodiscover where).
+ */
+static bool
+graph_parks(enum graph_action a)
+{
+	return (a == GRAPH_ACT_DENIED || a == GRAPH_ACT_NOT_FOUND);
+}
+
+/*
+ * The mailbox's error for a Graph failure of a read or subscription:
+ * 403 as Exchange's refusal, anything else as it came.
+ */
+static const char *
+graph_error_code(enum graph_action a, const char *code)
+{
+	return (a == GRAPH_ACT_DENIED ? "ErrorAccessDenied" : code);
+}
+
+/*
  * A Graph read answered: its window into the timeline, its automatic
  * replies into the out-of-office state, as the EWS reads do.
  */
@@ -905,11 +929,8 @@ graph_done(const struct graphread_result *r, void *arg)
 	const struct config	*conf = mb->ctx->env->conf;
 
 	if (r->code != NULL) {
-		/* 403: the app may not read it (access policy, rights). */
-		read_failed(mb, r->action == GRAPH_ACT_DENIED ?
-		    "ErrorAccessDenied" : r->code, r->action ==
-		    GRAPH_ACT_DENIED || r->action == GRAPH_ACT_NOT_FOUND ?
-		    EWS_ACT_PARK : EWS_ACT_TRANSIENT);
+		read_failed(mb, graph_error_code(r->action, r->code),
+		    graph_parks(r->action) ? EWS_ACT_PARK : EWS_ACT_TRANSIENT);
 		return;
 	}
 	if (r->calendar)
@@ -1155,9 +1176,8 @@ graph_subscribed(const struct graphsub_result *r, void *arg)
 	if (r->code != NULL) {
 		mlog(LOG_WARNING, mb->address, "Graph subscription refused: "
 		    "%s", r->code);
-		set_error(mb, r->action == GRAPH_ACT_DENIED ?
-		    "ErrorAccessDenied" : r->code);
-		set_state(mb, r->action == GRAPH_ACT_DENIED ? MAILBOX_PARKED :
+		set_error(mb, graph_error_code(r->action, r->code));
+		set_state(mb, graph_parks(r->action) ? MAILBOX_PARKED :
 		    MAILBOX_BACKOFF);
 		return;
 	}

@@ -51,7 +51,8 @@
  * A mailbox on Graph (graphread.h) has rows of its own, marked (graph):
  * without change notifications it is read in delta rounds (mode delta)
  * and holds no subscription; with them (mode push) it subscribes to its
- * events first.  Graph's refusal is a 403 (403 or 404 for a read):
+ * events first.  Graph's refusal is a 403, or a 404 (no mailbox for
+ * the user, or not found); a parked one keeps its subscription id:
  *
  *   IDLE        -> SYNCING (graph)      started, without notifications
  *   IDLE        -> SUBSCRIBING (graph)  started, with notifications
@@ -67,11 +68,11 @@
  *   BACKOFF     -> SUBSCRIBING (graph)  retry time
  *   PARKED      -> SUBSCRIBING (graph)  retry time, with notifications
  *   PARKED      -> SYNCING (graph)      retry time, without
- *   SUBSCRIBING, SYNCING, WATCHING      stopped holding a subscription
- *     -> UNSUBSCRIBING (graph)            (or one made meanwhile): it
+ *   SUBSCRIBING, SYNCING, WATCHING,     stopped holding a subscription
+ *   PARKED -> UNSUBSCRIBING (graph)       (or one made meanwhile): it
  *                                         is deleted
- *   SUBSCRIBING, SYNCING, WATCHING      stopped otherwise
- *     -> STOPPED (graph)
+ *   SUBSCRIBING, SYNCING, WATCHING,     stopped otherwise
+ *   PARKED -> STOPPED (graph)
  *   UNSUBSCRIBING -> STOPPED (graph)    deleted, or not (it expires)
  */
 #ifndef EWSGW_MAILBOX_H

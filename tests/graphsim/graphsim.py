@@ -125,6 +125,8 @@ class Mailbox:
         self.id = mid
         self.upn = upn
         self.events = {}  # id -> dict
+        # Moved back on premises (or unlicensed): Graph has no mailbox for it.
+        self.on_premises = False
         self.seq = 0  # change counter for delta
         self.log = []  # (seq, event id)
         self.auto = {"status": "disabled", "externalAudience": "all",
@@ -206,6 +208,12 @@ class State:
             raise GraphError(403, "ErrorAccessDenied",
                              "Access to OData is disabled: [RAOP] : Blocked by tenant configured "
                              "AppOnly AccessPolicy settings.")
+        if mb.on_premises:
+            # The user exists in the directory, its mailbox is on an
+            # Exchange server: what Graph answers for it (KB 4462988).
+            self.stats.count("no_mailbox_404")
+            raise GraphError(404, "MailboxNotEnabledForRESTAPI",
+                             "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
         return mb
 
     # ---- events ----
@@ -893,6 +901,14 @@ class ControlHandler(Handler):
                 if method == "GET":
                     return self.reply(200, {"value": [st.event_json(e) for e in mb.events.values()]})
                 raise GraphError(404, "NotFound", "no such event")
+            m = re.fullmatch(r"/mailboxes/([^/]+)/location", p)
+            if m and method == "PUT":
+                mb = st.mailboxes.get(urllib.parse.unquote(m.group(1)).lower())
+                if mb is None or not isinstance(b.get("on_premises"), bool):
+                    raise GraphError(400, "BadRequest", "mailbox or on_premises")
+                with st.lock:
+                    mb.on_premises = b["on_premises"]
+                return self.reply(200, {"upn": mb.upn, "on_premises": mb.on_premises})
             m = re.fullmatch(r"/mailboxes/([^/]+)/automaticReplies", p)
             if m and method == "PUT":
                 mb = st.mailboxes.get(urllib.parse.unquote(m.group(1)).lower())

@@ -377,6 +377,33 @@ class PolicyTest(Case):
         self.assertEqual(self.g.stats()["counters"]["access_policy_denied"], 1)
 
 
+class OnPremisesTest(Case):
+    def test_mailbox_moved_on_premises(self):
+        auth = self.token()
+        cv = (self.g.graph_url + "/users/alex@contoso.com/calendarView?startDateTime="
+              "2026-03-02T00:00:00Z&endDateTime=2026-03-03T00:00:00Z")
+        self.assertEqual(call("GET", cv, headers=auth)[0], 200)
+        self.g.control("PUT", "/mailboxes/alex@contoso.com/location", {"on_premises": True})
+        # Microsoft's KB 4462988: 404 MailboxNotEnabledForRESTAPI for a
+        # mailbox hosted on an Exchange server, for reads and subscriptions.
+        st, _, body = call("GET", cv, headers=auth)
+        self.assertEqual(st, 404)
+        self.shape(body, S.ERROR)
+        self.assertEqual(body["error"]["code"], "MailboxNotEnabledForRESTAPI")
+        st, _, body = call("POST", self.g.graph_url + "/subscriptions", headers=auth, body={
+            "changeType": "created,updated,deleted", "notificationUrl": "https://127.0.0.1:1/n",
+            "resource": "/users/alex@contoso.com/events",
+            "expirationDateTime": "2099-01-01T00:00:00Z", "clientState": "x"})
+        self.assertEqual((st, body["error"]["code"]), (404, "MailboxNotEnabledForRESTAPI"))
+        st, _, body = call("GET", self.g.graph_url + "/users/nobody@contoso.com/calendarView"
+                           "?startDateTime=2026-03-02T00:00:00Z&endDateTime=2026-03-03T00:00:00Z",
+                           headers=auth)
+        self.assertEqual((st, body["error"]["code"]), (404, "ErrorInvalidUser"))
+        self.g.control("PUT", "/mailboxes/alex@contoso.com/location", {"on_premises": False})
+        self.assertEqual(call("GET", cv, headers=auth)[0], 200)
+        self.assertEqual(self.g.stats()["counters"]["no_mailbox_404"], 2)
+
+
 class ThrottleTest(Case):
     opts = {"latency_ms": 400, "rate": 12, "rate_window": 60}
 

@@ -1266,13 +1266,19 @@ START_TEST(test_graph_backoff_to_subscribing)
 }
 END_TEST
 
+/* 403 (_i 0), or no mailbox for the user in Exchange Online (_i 1). */
 START_TEST(test_graph_subscribing_to_parked)
 {
 	graph_mailbox(true);
 	mailbox_start(mb);
-	graph_sub_answer("accessDenied", GRAPH_ACT_DENIED);
+	if (_i == 0)
+		graph_sub_answer("accessDenied", GRAPH_ACT_DENIED);
+	else
+		graph_sub_answer("MailboxNotEnabledForRESTAPI",
+		    GRAPH_ACT_NOT_FOUND);
 	changed(MAILBOX_SUBSCRIBING, MAILBOX_PARKED);
-	ck_assert_str_eq(mailbox_error(mb), "ErrorAccessDenied");
+	ck_assert_str_eq(mailbox_error(mb), _i == 0 ? "ErrorAccessDenied" :
+	    "MailboxNotEnabledForRESTAPI");
 	ck_assert_int_eq(mb->retry_at, fake_mono + PARK_RETRY_MS);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert(!graphread_sub_busy(mb->gr));
@@ -1339,16 +1345,31 @@ START_TEST(test_graph_syncing_to_subscribing)
 }
 END_TEST
 
-/* Stopped holding a Graph subscription: deleted, then STOPPED. */
+/*
+ * Stopped holding a Graph subscription: deleted, then STOPPED.  Also
+ * when parked (_i 2): Graph has no mailbox for the user any more, but
+ * the subscription may live on.
+ */
 START_TEST(test_graph_to_unsubscribing)
 {
+	static const enum mailbox_state from[] = {
+		MAILBOX_SYNCING, MAILBOX_WATCHING, MAILBOX_PARKED
+	};
+
 	if (_i == 0)
 		graph_to_syncing(true);
 	else
 		graph_to_watching(true);
+	if (_i == 2) {
+		mailbox_resync(mb);
+		graph_read_fail("MailboxNotEnabledForRESTAPI",
+		    GRAPH_ACT_NOT_FOUND);
+		changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+		ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+		ck_assert_int_eq(mb->renew_at, 0);
+	}
 	mailbox_stop(mb);
-	changed(_i == 0 ? MAILBOX_SYNCING : MAILBOX_WATCHING,
-	    MAILBOX_UNSUBSCRIBING);
+	changed(from[_i], MAILBOX_UNSUBSCRIBING);
 	ck_assert(!graphread_busy(mb->gr));
 	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
 	ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
@@ -1501,11 +1522,11 @@ mailbox_suite(void)
 	tcase_add_test(tc, test_graph_subscribing_to_syncing);
 	tcase_add_test(tc, test_graph_subscribing_to_backoff);
 	tcase_add_test(tc, test_graph_backoff_to_subscribing);
-	tcase_add_test(tc, test_graph_subscribing_to_parked);
+	tcase_add_loop_test(tc, test_graph_subscribing_to_parked, 0, 2);
 	tcase_add_test(tc, test_graph_parked_to_subscribing);
 	tcase_add_loop_test(tc, test_graph_watching_to_subscribing, 0, 2);
 	tcase_add_test(tc, test_graph_syncing_to_subscribing);
-	tcase_add_loop_test(tc, test_graph_to_unsubscribing, 0, 2);
+	tcase_add_loop_test(tc, test_graph_to_unsubscribing, 0, 3);
 	tcase_add_loop_test(tc, test_graph_unsubscribing_to_stopped, 0, 2);
 	tcase_add_loop_test(tc, test_graph_subscribing_to_unsubscribing, 0, 2);
 	tcase_add_loop_test(tc, test_graph_delta_to_stopped, 0, 2);
