@@ -126,12 +126,6 @@ netconn_output_len(const struct netconn *c)
 	return (evbuffer_get_length(bufferevent_get_output(c->bev)));
 }
 
-bool
-netconn_connected(const struct netconn *c)
-{
-	return (c->connected && !c->finished);
-}
-
 int
 netconn_addr_string(const struct sockaddr *sa, char *out, size_t len)
 {

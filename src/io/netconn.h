@@ -69,7 +69,6 @@ void		 netconn_write(struct netconn *, const void *, size_t);
 /* Bytes queued but not yet sent. */
 size_t		 netconn_output_len(const struct netconn *);
 
-bool		 netconn_connected(const struct netconn *);
 
 /*
  * Our end of the connection as "IP:PORT" ("[IPv6]:PORT") into out, or

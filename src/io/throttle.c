@@ -111,6 +111,8 @@ static void	 budget_touch(struct throttle *, struct throttle_budget *);
 static void	 budget_extend(struct throttle *, struct throttle_budget *,
 		    int64_t);
 static void	 budget_detach(struct throttle_budget *);
+static void	 ticket_set_state(struct throttle_ticket *,
+		    enum throttle_ticket_state);
 static void	 budget_settle(struct throttle *, struct throttle_budget *,
 		    int64_t, bool);
 static struct throttle_ticket *budget_pick(const struct throttle *,
@@ -145,14 +147,6 @@ static const char *class_names[THROTTLE_CLASS_MAX] = { "short", "stream" };
 static const char *gate_names[THROTTLE_GATE_MAX] = {
 	"open", "probe", "closed"
 };
-
-const char *
-throttle_class_name(enum throttle_class c)
-{
-	if ((unsigned)c >= THROTTLE_CLASS_MAX)
-		return ("unknown");
-	return (class_names[c]);
-}
 
 /* ---- limits ---- */
 
@@ -365,6 +359,22 @@ budget_extend(struct throttle *t, struct throttle_budget *b, int64_t until)
 		heap_down(t, b->heap_idx);
 }
 
+/*
+ * The single state change of a ticket: idle <-> queued -> granted ->
+ * idle or queued again; an idle ticket belongs to no budget.  No log
+ * line: a ticket has no name of its own, its request's owner logs.
+ */
+static void
+ticket_set_state(struct throttle_ticket *tk, enum throttle_ticket_state s)
+{
+	assert(s != tk->state);
+	assert(s != THROTTLE_TICKET_GRANTED ||
+	    tk->state == THROTTLE_TICKET_QUEUED);
+	tk->state = s;
+	if (s == THROTTLE_TICKET_IDLE)
+		tk->budget = NULL;
+}
+
 /* Forget every ticket of b (scheduler going away). */
 static void
 budget_detach(struct throttle_budget *b)
@@ -376,15 +386,13 @@ budget_detach(struct throttle_budget *b)
 		for (p = 0; p < THROTTLE_PRIO_MAX; p++) {
 			while ((tk = TAILQ_FIRST(&b->q[c][p])) != NULL) {
 				TAILQ_REMOVE(&b->q[c][p], tk, entry);
-				tk->state = THROTTLE_TICKET_IDLE;
-				tk->budget = NULL;
+				ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 			}
 		}
 	}
 	while ((tk = TAILQ_FIRST(&b->granted)) != NULL) {
 		TAILQ_REMOVE(&b->granted, tk, entry);
-		tk->state = THROTTLE_TICKET_IDLE;
-		tk->budget = NULL;
+		ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 	}
 }
 
@@ -463,7 +471,7 @@ grant(struct throttle *t, struct throttle_budget *b,
 		b->streams++;
 	t->in_use[c]++;
 	t->grants[c]++;
-	tk->state = THROTTLE_TICKET_GRANTED;
+	ticket_set_state(tk, THROTTLE_TICKET_GRANTED);
 	tk->grant_no = ++t->ngrants;
 	/* The one promise of this module. */
 	assert(b->in_use <= budget_limit(t, b));
@@ -786,7 +794,7 @@ throttle_submit(struct throttle *t, struct throttle_ticket *tk,
 	tk->prio = p;
 	tk->seq = t->next_seq++;
 	tk->grant_no = 0;
-	tk->state = THROTTLE_TICKET_QUEUED;
+	ticket_set_state(tk, THROTTLE_TICKET_QUEUED);
 	TAILQ_INSERT_TAIL(&b->q[c][p], tk, entry);
 	b->nqueued[c]++;
 	t->queued[c]++;
@@ -845,8 +853,7 @@ throttle_release(struct throttle *t, struct throttle_ticket *tk, int64_t now,
 	}
 	release_slot(t, tk, now);
 	apply_outcome(t, b, tk, now, o);
-	tk->state = THROTTLE_TICKET_IDLE;
-	tk->budget = NULL;
+	ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 	budget_touch(t, b);
 }
 
@@ -870,7 +877,7 @@ throttle_requeue(struct throttle *t, struct throttle_ticket *tk, int64_t now,
 	tk->budget = b;
 	tk->seq = t->next_seq++;
 	tk->grant_no = 0;
-	tk->state = THROTTLE_TICKET_QUEUED;
+	ticket_set_state(tk, THROTTLE_TICKET_QUEUED);
 	TAILQ_INSERT_TAIL(&b->q[tk->klass][tk->prio], tk, entry);
 	b->nqueued[tk->klass]++;
 	t->queued[tk->klass]++;
@@ -889,8 +896,7 @@ throttle_cancel(struct throttle *t, struct throttle_ticket *tk)
 		TAILQ_REMOVE(&b->q[tk->klass][tk->prio], tk, entry);
 		b->nqueued[tk->klass]--;
 		t->queued[tk->klass]--;
-		tk->state = THROTTLE_TICKET_IDLE;
-		tk->budget = NULL;
+		ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 		t->cancels++;
 		/* Only to free it once idle; nothing new can be granted. */
 		if (b->in_use == 0 && budget_queued(b) == 0)

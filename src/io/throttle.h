@@ -335,7 +335,6 @@ void	 throttle_json(const struct throttle *, int64_t now,
 /* Append Prometheus text exposition lines (ewsgw_throttle_*). */
 void	 throttle_prometheus(const struct throttle *, int64_t now,
 	    struct buf *);
-const char *throttle_class_name(enum throttle_class);
 
 /*
  * Check every internal invariant (counters against lists, limits at

@@ -103,6 +103,7 @@ static void	 t_reset(struct sip_transport *);
 static void	 t_close(struct sip_transport *);
 static void	 t_send_waiting(struct sip_transport *);
 static void	 t_send(struct sip_transport *, struct sip_tx *);
+static void	 sip_tx_cancel(struct sip_tx *);
 static void	 t_xmit(struct sip_transport *, struct sip_tx *);
 static void	 t_down_cb(evutil_socket_t, short, void *);
 static void	 t_udp_cb(evutil_socket_t, short, void *);
@@ -182,12 +183,6 @@ sip_transport_free(struct sip_transport *t)
 	free((char *)t->o.target.host);
 	free((char *)t->o.tls_name);
 	free(t);
-}
-
-size_t
-sip_transport_inflight(const struct sip_transport *t)
-{
-	return (t->ntx);
 }
 
 bool
@@ -458,7 +453,8 @@ sip_tx_start(struct sip_transport *t, sip_tx_build_cb build,
 	return (tx);
 }
 
-void
+/* Forget a transaction: done is not called.  NULL is fine. */
+static void
 sip_tx_cancel(struct sip_tx *tx)
 {
 	if (tx == NULL)

@@ -33,6 +33,5 @@ void		 poller_poll_now(struct poller *, struct mailbox *);
 void		 poller_forget(struct poller *, struct mailbox *);
 /* New interval after a reload. */
 void		 poller_reload(struct poller *);
-uint64_t	 poller_batches(const struct poller *);
 
 #endif

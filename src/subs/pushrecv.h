@@ -27,7 +27,6 @@ struct pushrecv	*pushrecv_new(const struct subs_env *, struct registry *,
 /* Stop accepting (shutdown); answers Unsubscribe meanwhile. */
 void		 pushrecv_stop(struct pushrecv *);
 void		 pushrecv_free(struct pushrecv *);
-uint64_t	 pushrecv_received(const struct pushrecv *);
 /*
  * The notification URL to register with Subscribe: [push] url with the
  * listener's secret token (borrowed; never log it).
