@@ -108,6 +108,12 @@ netconn_connect(struct event_base *base, const struct sockaddr *sa,
 }
 
 void
+netconn_set_arg(struct netconn *c, void *arg)
+{
+	c->arg = arg;
+}
+
+void
 netconn_write(struct netconn *c, const void *data, size_t len)
 {
 	if (!c->finished)

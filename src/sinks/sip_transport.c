@@ -103,7 +103,6 @@ static void	 t_reset(struct sip_transport *);
 static void	 t_close(struct sip_transport *);
 static void	 t_send_waiting(struct sip_transport *);
 static void	 t_send(struct sip_transport *, struct sip_tx *);
-static void	 sip_tx_cancel(struct sip_tx *);
 static void	 t_xmit(struct sip_transport *, struct sip_tx *);
 static void	 t_down_cb(evutil_socket_t, short, void *);
 static void	 t_udp_cb(evutil_socket_t, short, void *);
@@ -453,8 +452,7 @@ sip_tx_start(struct sip_transport *t, sip_tx_build_cb build,
 	return (tx);
 }
 
-/* Forget a transaction: done is not called.  NULL is fine. */
-static void
+void
 sip_tx_cancel(struct sip_tx *tx)
 {
 	if (tx == NULL)

@@ -71,6 +71,9 @@ struct sip_transport *sip_transport_new(struct event_base *,
 struct sip_tx	*sip_tx_start(struct sip_transport *, sip_tx_build_cb,
 		    sip_tx_done_cb, void *arg);
 
+/* Forget a transaction: done is not called.  NULL is fine. */
+void		 sip_tx_cancel(struct sip_tx *);
+
 /* Cancel every transaction (no callbacks), close, free. */
 void		 sip_transport_free(struct sip_transport *);
 
