@@ -882,7 +882,7 @@ START_TEST(test_regroup_releases_first)
 	buf_free(&s.body);
 	fake_ok(mb->sub_call, "unsubscribe.xml");
 	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_SUBSCRIBING);
-	ck_assert_ptr_null(mb->release);
+	ck_assert_ptr_null(release_of(mb));
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_str_eq(seen.sub_id, "");
 	ck_assert(fake_queued(mb->sub_call, EWS_OP_SUBSCRIBE));
@@ -909,7 +909,7 @@ START_TEST(test_regroup_stopped_while_released)
 	fake_ok(mb->sub_call, "unsubscribe.xml");
 	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
 	ck_assert(mb->sub_call == NULL);
-	ck_assert_ptr_null(mb->release);
+	ck_assert_ptr_null(release_of(mb));
 }
 END_TEST
 
