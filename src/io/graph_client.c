@@ -72,7 +72,7 @@ struct graph_call {
 	struct http_request	*http;
 	struct throttle_ticket	 ticket;	/* its mailbox's budget */
 	TAILQ_ENTRY(graph_call)	 entry;		/* c->calls */
-	TAILQ_ENTRY(graph_call)	 bentry;	/* gathering, pending, collected */
+	TAILQ_ENTRY(graph_call)	 bentry;	/* the list of its state */
 };
 TAILQ_HEAD(gc_list, graph_call);
 
