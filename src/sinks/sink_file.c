@@ -67,7 +67,7 @@ struct ewsgw_sink {
 	int64_t			 last_write;	/* mono ms, last snapshot */
 	struct event		 timer;
 	char			*error;		/* last state write failure */
-	struct buf		 entry;		/* scratch: an entry formatted */
+	struct buf		 entry;		/* scratch: one entry */
 
 	/* change log lines not yet written, and their changes' tokens */
 	struct buf		 batch;
