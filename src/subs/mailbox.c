@@ -563,13 +563,14 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	case MAILBOX_SUBSCRIBING:
 		/* A fresh subscription for the current mode. */
-		forget_subscription(mb);
 		mb->retry_at = 0;
 		clear_sub_due(mb);
 		if (graph_of(mb) != NULL) {
+			/* One a parked mailbox kept is deleted first. */
 			graph_sub_start(mb);
 			break;
 		}
+		forget_subscription(mb);
 		call_end(mb, &mb->sub_call);
 		call_submit(mb, &mb->sub_call, &subscribe_ops, mb->urgent ?
 		    THROTTLE_PRIO_HIGH : THROTTLE_PRIO_NORMAL);
@@ -1279,6 +1280,13 @@ graph_subscribed(const struct graphsub_result *r, void *arg)
 	set_state(mb, MAILBOX_SYNCING);
 }
 
+static void	 graph_old_deleted(const struct graphsub_result *, void *);
+
+/*
+ * Subscribe afresh.  A subscription still held (a parked mailbox keeps
+ * its own) is deleted first: forgotten, it would send notifications
+ * until it expires.
+ */
 static void
 graph_sub_start(struct mailbox *mb)
 {
@@ -1286,12 +1294,48 @@ graph_sub_start(struct mailbox *mb)
 	const struct config	*conf = ctx->env->conf;
 	int64_t			 now = time_wall_ms() / 1000, exp;
 
+	graphread_sub_cancel(graph_of(mb));
+	if (mb->sub_id != NULL) {
+		graphread_unsubscribe(graph_of(mb), mb->sub_id,
+		    graph_old_deleted);
+		return;
+	}
 	exp = now + conf->graph.subscription_lifetime_ms / 1000;
 	if (exp > graph_sub_max_expiry(now))
 		exp = graph_sub_max_expiry(now);
-	graphread_sub_cancel(graph_of(mb));
 	graphread_subscribe(graph_of(mb), ctx->graph_url, ctx->graph_lc_url,
 	    ctx->client_state, exp, graph_subscribed);
+}
+
+/*
+ * The old subscription deleted (or unknown to the server): the new one
+ * is made.  A throttled or failed delete backs off and is tried again;
+ * one refused for good is forgotten (it ends when it expires).
+ */
+static void
+graph_old_deleted(const struct graphsub_result *r, void *arg)
+{
+	struct mailbox	*mb = arg;
+
+	if (mb->state != MAILBOX_SUBSCRIBING)
+		return;
+	if (r->code != NULL && !mb->stopping &&
+	    (r->action == GRAPH_ACT_THROTTLED ||
+	    r->action == GRAPH_ACT_AUTH || r->action == GRAPH_ACT_TRANSIENT)) {
+		mlog(LOG_NOTICE, mb->address, "old Graph subscription not "
+		    "deleted (%s); trying again", r->code);
+		set_error(mb, r->code);
+		set_state(mb, MAILBOX_BACKOFF);
+		return;
+	}
+	if (r->code != NULL)
+		mlog(LOG_NOTICE, mb->address, "old Graph subscription not "
+		    "deleted (%s); it ends when it expires", r->code);
+	forget_subscription(mb);
+	if (mb->stopping)
+		set_state(mb, MAILBOX_STOPPED);
+	else
+		graph_sub_start(mb);
 }
 
 static void
@@ -1398,6 +1442,8 @@ mailbox_subscription_lost(struct mailbox *mb, const char *code,
 	    "ErrorSubscriptionNotFound") == 0) &&
 	    mb->ctx->hooks->moving != NULL)
 		mb->ctx->hooks->moving(mb, code, mb->ctx->arg);
+	/* Gone on the server: nothing to delete. */
+	forget_subscription(mb);
 	mb->urgent = true;
 	set_state(mb, MAILBOX_SUBSCRIBING);
 }

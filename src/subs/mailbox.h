@@ -61,7 +61,8 @@
  * without change notifications it is read in delta rounds (mode delta)
  * and holds no subscription; with them (mode push) it subscribes to its
  * events first.  Graph's refusal is a 403, or a 404 (no mailbox for
- * the user, or not found); a parked one keeps its subscription id:
+ * the user, or not found); a parked one keeps its subscription id, and
+ * deletes it before it subscribes again (a failed delete backs off):
  *
  *   IDLE        -> SYNCING (graph)      started, without notifications
  *   IDLE        -> SUBSCRIBING (graph)  started, with notifications

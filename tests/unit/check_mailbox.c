@@ -1192,6 +1192,20 @@ graph_sub_answer(const char *code, enum graph_action action)
 	fake_graph_sub(graph_of(mb), &r);
 }
 
+/* The old subscription forgotten and reported gone, a new one made:
+ * SYNCING. */
+static void
+graph_resubscribed(void)
+{
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
+	graph_sub_answer(NULL, GRAPH_ACT_OK);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+}
+
 /* Started on Graph, subscribed if with notifications: SYNCING. */
 static void
 graph_to_syncing(bool notifications)
@@ -1490,6 +1504,69 @@ START_TEST(test_graph_parked_to_subscribing)
 }
 END_TEST
 
+/*
+ * Parked holding a subscription, retried after the park time: the old
+ * subscription is deleted before a new one is made (_i 0); a delete that
+ * failed backs off, keeps the id and deletes it on the retry (_i 1); one
+ * refused for good is forgotten (_i 2); stopped meanwhile, it stops once
+ * deleted (_i 3).
+ */
+/* transition: MAILBOX PARKED -> SUBSCRIBING (graph) */
+/* transition: MAILBOX SUBSCRIBING -> BACKOFF (graph) */
+START_TEST(test_graph_parked_deletes_old)
+{
+	graph_to_watching(true);
+	mailbox_resync(mb);
+	graph_read_fail("MailboxNotEnabledForRESTAPI", GRAPH_ACT_NOT_FOUND);
+	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+	ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+	ck_assert_uint_eq(graph_of(mb)->unsubscribes, 0);
+	fake_mono += PARK_RETRY_MS;
+	mailbox_action_timer(&mb->action, NULL);
+	changed(MAILBOX_PARKED, MAILBOX_SUBSCRIBING);
+	/* The fake saw the DELETE of the old id, no new subscription yet. */
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+	ck_assert_str_eq(graph_of(mb)->sub_id, GRAPH_SUB_ID);
+	ck_assert_uint_eq(graph_of(mb)->unsubscribes, 1);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 1);
+	ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+	switch (_i) {
+	case 1:
+		graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
+		changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
+		ck_assert_str_eq(mailbox_error(mb), "serviceUnavailable");
+		ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+		ck_assert(!graphread_sub_busy(graph_of(mb)));
+		action_due();
+		changed(MAILBOX_BACKOFF, MAILBOX_SUBSCRIBING);
+		ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+		ck_assert_uint_eq(graph_of(mb)->unsubscribes, 2);
+		ck_assert_uint_eq(graph_of(mb)->subscribes, 1);
+		graph_sub_answer(NULL, GRAPH_ACT_OK);
+		break;
+	case 2:
+		graph_sub_answer("accessDenied", GRAPH_ACT_DENIED);
+		break;
+	case 3:
+		mailbox_stop(mb);
+		ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+		ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+		graph_sub_answer(NULL, GRAPH_ACT_OK);
+		changed(MAILBOX_SUBSCRIBING, MAILBOX_STOPPED);
+		ck_assert_ptr_null(mailbox_sub_id(mb));
+		ck_assert_uint_eq(graph_of(mb)->subscribes, 1);
+		ck_assert(!graphread_sub_busy(graph_of(mb)));
+		return;
+	default:
+		graph_sub_answer(NULL, GRAPH_ACT_OK);
+		break;
+	}
+	/* Gone (or given up): forgotten, reported, and a new one made. */
+	graph_resubscribed();
+	ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+}
+END_TEST
+
 /* Graph removed the subscription (_i 0), or it was not found when
  * renewed (_i 1): a new one. */
 /* transition: MAILBOX WATCHING -> SUBSCRIBING (graph) */
@@ -1510,14 +1587,9 @@ START_TEST(test_graph_watching_to_subscribing)
 	}
 	changed(MAILBOX_WATCHING, MAILBOX_SUBSCRIBING);
 	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_RESUBSCRIBE], 1);
-	ck_assert_ptr_null(mailbox_sub_id(mb));
-	ck_assert_str_eq(seen.sub_id, "");
-	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
 	/* The new subscription reads again; the same presence is not
 	 * published twice. */
-	graph_sub_answer(NULL, GRAPH_ACT_OK);
-	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+	graph_resubscribed();
 	ck_assert_int_eq(mb->source, SOURCE_RESUBSCRIBE);
 	graph_read_ok(true, true);
 	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
@@ -1780,6 +1852,7 @@ mailbox_suite(void)
 	tcase_add_test(tc, test_graph_backoff_to_subscribing);
 	tcase_add_loop_test(tc, test_graph_subscribing_to_parked, 0, 2);
 	tcase_add_test(tc, test_graph_parked_to_subscribing);
+	tcase_add_loop_test(tc, test_graph_parked_deletes_old, 0, 4);
 	tcase_add_loop_test(tc, test_graph_watching_to_subscribing, 0, 2);
 	tcase_add_test(tc, test_graph_syncing_to_subscribing);
 	tcase_add_loop_test(tc, test_graph_to_unsubscribing, 0, 3);
