@@ -556,7 +556,7 @@ xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
 	const xmlError	*e;
 	char		*msg, *nl, *dummy = NULL;
 	int		 rc = 0;
-	bool		 keep;
+	bool		 keep, subset = false;
 
 	if (cause == NULL)
 		cause = &dummy;
@@ -565,11 +565,18 @@ xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
 		xasprintf(cause, "document too large (%zu bytes)", len);
 	else if (len == 0 || len > INT_MAX)
 		*cause = xstrdup("empty document");
-	/* Linear, before the parser: what would make it slow or big. */
-	else if (xml_prescan(data, len, &xml_limits_default, cause) != 0)
-		;
 	else if ((x = xr_get()) == NULL)
 		*cause = xstrdup("out of memory for the XML parser");
+	/*
+	 * In the subset: within the pre-scan's limits.  Else the pre-scan,
+	 * linear, before libxml2: what would make the parse slow or big.
+	 */
+	else if (!(subset = !xr_libxml_only &&
+	    xs_read(&x->xs, data, len) == 0) &&
+	    xml_prescan(data, len, &xml_limits_default, cause) != 0) {
+		xr_put(x, true);
+		x = NULL;
+	}
 	if (x == NULL) {
 		free(dummy);
 		return (-2);
@@ -580,7 +587,7 @@ xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
 	x->too_deep = x->doctype = x->failed = false;
 	x->texts = 0;
 	buf_reset(&x->text);
-	if (!xr_libxml_only && xs_read(&x->xs, data, len) == 0) {
+	if (subset) {
 		/* In the subset: well-formed, no DOCTYPE, not too deep. */
 		xr_replay(x);
 		keep = true;

@@ -24,11 +24,11 @@
 #include <strings.h>
 
 #include "base/xmalloc.h"
+#include "ews/xmlscan.h"
 #include "ews/xmlsubset.h"
 
 #define XS_MAX_NAME	1000		/* bytes in a qualified name */
 #define XS_MAX_RUN	(1024 * 1024)	/* bytes in one text run or value */
-#define XS_MAX_ATTRS	64		/* on one start tag, xmlns included */
 
 #define XS_NS_XML	"http://www.w3.org/XML/1998/namespace"
 #define XS_NS_XMLNS	"http://www.w3.org/2000/xmlns/"
@@ -54,6 +54,7 @@ struct xs_tagattr {
 struct xs_state {
 	struct xs_doc	*d;
 	char		*p;
+	size_t		 nodes;		/* at least what the pre-scan counts */
 	unsigned	 depth;
 	struct xs_open	 open[XS_MAX_DEPTH + 1];
 };
@@ -394,7 +395,7 @@ static int
 xs_start(struct xs_state *s)
 {
 	struct xs_doc		*d = s->d;
-	struct xs_tagattr	 ta[XS_MAX_ATTRS], *a;
+	struct xs_tagattr	 ta[XML_MAX_ATTRS], *a;
 	struct xs_event		*ev;
 	struct xs_attr		*xa;
 	struct xs_open		*o;
@@ -419,7 +420,7 @@ xs_start(struct xs_state *s)
 			empty = true;
 			break;
 		}
-		if (!ws || nta == XS_MAX_ATTRS)
+		if (!ws || nta == XML_MAX_ATTRS)
 			return (-1);
 		a = &ta[nta++];
 		a->q = p;
@@ -454,6 +455,9 @@ xs_start(struct xs_state *s)
 		    xs_is(a->q, a->qlen, "xmlns")) && xs_declare(d, a) != 0)
 			return (-1);
 	}
+	if (d->nns > XML_MAX_NS)
+		return (-1);
+	s->nodes += 1 + nta;
 	/* The element's namespace. */
 	if (colon != 0) {
 		if ((uri = xs_resolve(d, qname, colon, false)) == NULL)
@@ -598,6 +602,7 @@ xs_read(struct xs_doc *d, const char *data, size_t len)
 	end = d->copy + len;
 	s.d = d;
 	s.p = d->copy;
+	s.nodes = 0;
 	s.depth = 0;
 	if (strncmp(s.p, "<?xml", 5) == 0 && xs_decl(&s) != 0)
 		return (-1);
@@ -614,6 +619,7 @@ xs_read(struct xs_doc *d, const char *data, size_t len)
 			return (-1);
 		if (s.depth == 0)
 			break;
+		s.nodes++;	/* the text run that follows, if any */
 		t = s.p;
 		if ((e = xs_chars(&s.p, '<', false, &blank, &refs)) == NULL)
 			return (-1);
@@ -628,6 +634,9 @@ xs_read(struct xs_doc *d, const char *data, size_t len)
 		/* else: white space between elements, dropped */
 	}
 	if (xs_skip_ws(s.p) != end)
+		return (-1);
+	/* The declaration and white space before and after the root. */
+	if (s.nodes + 3 > XML_MAX_NODES)
 		return (-1);
 	return (0);
 }

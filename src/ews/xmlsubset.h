@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ews/xmlscan.h"
+
 enum xs_kind { XS_START, XS_END, XS_TEXT };
 
 /* An attribute of a start tag; xmlns declarations are not among them. */
@@ -59,7 +61,13 @@ struct xs_doc {
 	size_t		 nns, nscap;
 };
 
-#define XS_MAX_DEPTH	64	/* deeper documents are not in the subset */
+/*
+ * A document in the subset keeps within the pre-scan's limits
+ * (xml_limits_default in xmlscan.h: nesting, attributes, namespace
+ * declarations in scope, nodes): one that does not is not in the subset,
+ * so the pre-scan need not run on what is.
+ */
+#define XS_MAX_DEPTH	XML_MAX_DEPTH
 
 /*
  * Read len bytes (borrowed; copied).  Returns 0 with d's events filled

@@ -22,6 +22,7 @@
 #include "base/xmalloc.h"
 #include "ews/soap.h"
 #include "ews/xmlread.h"
+#include "ews/xmlscan.h"
 #include "ews/xmlsubset.h"
 
 #include "proto_test.h"
@@ -349,6 +350,24 @@ START_TEST(test_refused)
 		for (i = 0; i < XS_MAX_DEPTH; i++)
 			buf_puts(&b, "</a>");
 		ck_assert_int_eq(xs_read(&xs, b.data, b.len), 0);
+		/* The pre-scan's other limits: attributes, nodes. */
+		buf_reset(&b);
+		buf_puts(&b, "<a");
+		for (i = 0; i < XML_MAX_ATTRS; i++)
+			buf_printf(&b, " a%zu='1'", i);
+		buf_puts(&b, "/>");
+		ck_assert_int_eq(xs_read(&xs, b.data, b.len), 0);
+		b.len -= 2;
+		buf_puts(&b, " z='1'/>");
+		ck_assert_int_eq(xs_read(&xs, b.data, b.len), -1);
+		ck_assert_int_eq(xml_prescan(b.data, b.len, &xml_limits_default,
+		    NULL), -1);
+		buf_reset(&b);
+		buf_puts(&b, "<a>");
+		for (i = 0; i < XML_MAX_NODES / 2; i++)
+			buf_puts(&b, "<b/>");
+		buf_puts(&b, "</a>");
+		ck_assert_int_eq(xs_read(&xs, b.data, b.len), -1);
 		buf_free(&b);
 	}
 	xs_free(&xs);
