@@ -45,7 +45,7 @@ struct xs_open {
 struct xs_tagattr {
 	char		*q;
 	size_t		 qlen;
-	size_t		 colon;		/* offset of the prefix's ':'; 0: none */
+	size_t		 colon;		/* where the prefix's ':' is; 0: none */
 	char		*value;
 	char		*vend;
 	bool		 refs;		/* the value held a reference */
@@ -54,7 +54,6 @@ struct xs_tagattr {
 struct xs_state {
 	struct xs_doc	*d;
 	char		*p;
-	size_t		 nodes;		/* at least what the pre-scan counts */
 	unsigned	 depth;
 	struct xs_open	 open[XS_MAX_DEPTH + 1];
 };
@@ -457,7 +456,6 @@ xs_start(struct xs_state *s)
 	}
 	if (d->nns > XML_MAX_NS)
 		return (-1);
-	s->nodes += 1 + nta;
 	/* The element's namespace. */
 	if (colon != 0) {
 		if ((uri = xs_resolve(d, qname, colon, false)) == NULL)
@@ -590,7 +588,7 @@ xs_read(struct xs_doc *d, const char *data, size_t len)
 	bool		 blank, refs;
 
 	d->nev = d->nattrs = d->nns = 0;
-	if (len == 0 || len >= SIZE_MAX / 2)
+	if (len == 0 || len > XS_MAX_DOC)
 		return (-1);
 	if (d->copycap < len + 1) {
 		free(d->copy);
@@ -602,7 +600,6 @@ xs_read(struct xs_doc *d, const char *data, size_t len)
 	end = d->copy + len;
 	s.d = d;
 	s.p = d->copy;
-	s.nodes = 0;
 	s.depth = 0;
 	if (strncmp(s.p, "<?xml", 5) == 0 && xs_decl(&s) != 0)
 		return (-1);
@@ -619,7 +616,6 @@ xs_read(struct xs_doc *d, const char *data, size_t len)
 			return (-1);
 		if (s.depth == 0)
 			break;
-		s.nodes++;	/* the text run that follows, if any */
 		t = s.p;
 		if ((e = xs_chars(&s.p, '<', false, &blank, &refs)) == NULL)
 			return (-1);
@@ -634,9 +630,6 @@ xs_read(struct xs_doc *d, const char *data, size_t len)
 		/* else: white space between elements, dropped */
 	}
 	if (xs_skip_ws(s.p) != end)
-		return (-1);
-	/* The declaration and white space before and after the root. */
-	if (s.nodes + 3 > XML_MAX_NODES)
 		return (-1);
 	return (0);
 }

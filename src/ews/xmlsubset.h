@@ -33,7 +33,8 @@ struct xs_attr {
 
 struct xs_event {
 	uint8_t		 kind;		/* enum xs_kind */
-	const char	*name;		/* XS_START: local name; XS_TEXT: text */
+	const char	*name;		/* XS_START: local name;
+					   XS_TEXT: text */
 	const char	*uri;		/* XS_START: namespace URI or NULL */
 	uint32_t	 a;		/* XS_START: first attribute; XS_TEXT:
 					   length (not NUL-terminated) */
@@ -63,10 +64,13 @@ struct xs_doc {
 
 /*
  * A document in the subset keeps within the pre-scan's limits
- * (xml_limits_default in xmlscan.h: nesting, attributes, namespace
- * declarations in scope, nodes): one that does not is not in the subset,
- * so the pre-scan need not run on what is.
+ * (xml_limits_default in xmlscan.h): nesting, attributes, namespace
+ * declarations in scope, and nodes (XS_MAX_DOC bytes hold far fewer), so
+ * the pre-scan need not run on it.  Larger documents are not in the
+ * subset: their events would take several times their size, libxml2
+ * reads them in constant memory.
  */
+#define XS_MAX_DOC	(64 * 1024)
 #define XS_MAX_DEPTH	XML_MAX_DEPTH
 
 /*

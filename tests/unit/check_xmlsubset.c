@@ -318,8 +318,10 @@ START_TEST(test_refused)
 		"<a>&#0;</a>", "<a>&#xFFFE;</a>", "<a>]]></a>", "<a>\x01</a>",
 		"<a>\xc3</a>", "<a>\xc0\x80</a>", "<a>\xed\xa0\x80</a>",
 		"<a>\xef\xbf\xbe</a>", "<p:a/>", "<a p:x='1'/>",
-		"<a x='1' x='2'/>", "<a xml:space='preserve'/>", "<a xmlns='u&amp;'/>", "<a xmlns:p='u' xmlns:q='u' p:x='1' "
-		    "q:x='2'/>", "<a x='<'/>", "<a x='1'y='2'/>",
+		"<a x='1' x='2'/>", "<a xml:space='preserve'/>",
+		"<a xmlns='u&amp;'/>",
+		"<a xmlns:p='u' xmlns:q='u' p:x='1' q:x='2'/>", "<a x='<'/>",
+		"<a x='1'y='2'/>",
 		"<a xmlns:p=''/>", "<xmlns:a/>",
 		"<a xmlns:xml='u'/>", "<a>x<b/></a>", "<a><b/>x</a>",
 		"<a>&amp;<b/></a>", "<?xml version='1.1'?><a/>",
@@ -362,11 +364,14 @@ START_TEST(test_refused)
 		ck_assert_int_eq(xs_read(&xs, b.data, b.len), -1);
 		ck_assert_int_eq(xml_prescan(b.data, b.len, &xml_limits_default,
 		    NULL), -1);
+		/* Size: up to XS_MAX_DOC bytes. */
 		buf_reset(&b);
 		buf_puts(&b, "<a>");
-		for (i = 0; i < XML_MAX_NODES / 2; i++)
-			buf_puts(&b, "<b/>");
+		while (b.len < XS_MAX_DOC - 4)
+			buf_putc(&b, 'x');
 		buf_puts(&b, "</a>");
+		ck_assert_int_eq(xs_read(&xs, b.data, b.len), 0);
+		buf_putc(&b, ' ');
 		ck_assert_int_eq(xs_read(&xs, b.data, b.len), -1);
 		buf_free(&b);
 	}
