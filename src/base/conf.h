@@ -164,6 +164,11 @@ struct config {
 		char		*notification_url;
 		int64_t		 subscription_lifetime_ms;
 		unsigned	 mailbox_concurrency;
+		/* Requests per window: per mailbox, and for the app. */
+		unsigned	 mailbox_rate;
+		int64_t		 mailbox_rate_window_ms;
+		unsigned	 app_rate;
+		int64_t		 app_rate_window_ms;
 		unsigned	 max_connections;
 		int64_t		 request_timeout_ms;
 		/* --verify: a mailbox outside the watched ones that the

@@ -297,6 +297,53 @@ render_list(const struct json_value *root, const char *key,
 	table_free(&t);
 }
 
+/* "U of L per W in the busiest window" of a rate budget. */
+static void
+rate_use(struct buf *b, const struct json_value *o, const char *used,
+    const char *limit, const char *window)
+{
+	buf_printf(b, "%.0f of %.0f per ", json_get_num(o, used, 0),
+	    json_get_num(o, limit, 0));
+	ctl_render_duration(b, json_get_num(o, window, 0));
+	buf_puts(b, " in the busiest window");
+}
+
+/* Graph's budgets (per app per mailbox, per app), next to Exchange's. */
+static void
+render_graph_budget(const struct json_value *o, struct table *t)
+{
+	struct buf	 b = BUF_INIT;
+
+	buf_printf(&b, "%.0f calls, %.0f in flight, %.0f waiting; token %s",
+	    json_get_num(o, "calls", 0), json_get_num(o, "in_flight", 0),
+	    json_get_num(o, "waiting", 0), json_get_str(o, "token", "?"));
+	if (json_get_num(o, "token_expires_s", 0) > 0) {
+		buf_puts(&b, " for ");
+		ctl_render_duration(&b, json_get_num(o, "token_expires_s", 0));
+	}
+	buf_printf(&b, " (%.0f fetched, %.0f refused)",
+	    json_get_num(o, "token_fetches", 0),
+	    json_get_num(o, "token_failures", 0));
+	kv(t, "graph:", buf_str(&b));
+	buf_reset(&b);
+	buf_printf(&b, "%.0f of %.0f in flight at most, ",
+	    json_get_num(o, "max_in_flight_mailbox", 0),
+	    json_get_num(o, "mailbox_concurrency", 0));
+	rate_use(&b, o, "max_window_requests", "mailbox_rate",
+	    "mailbox_rate_window_s");
+	kv(t, "graph mailbox:", buf_str(&b));
+	buf_reset(&b);
+	rate_use(&b, o, "max_app_window_requests", "app_rate",
+	    "app_rate_window_s");
+	kv(t, "graph app:", buf_str(&b));
+	buf_reset(&b);
+	buf_printf(&b, "%.0f answers 429/503 (%.0f retried), %.0f mailboxes "
+	    "paused by Retry-After now", json_get_num(o, "throttled", 0),
+	    json_get_num(o, "retries", 0), json_get_num(o, "paused", 0));
+	kv(t, "graph 429:", buf_str(&b));
+	buf_free(&b);
+}
+
 static void
 render_status(const struct json_value *v, struct buf *out)
 {
@@ -390,6 +437,8 @@ render_status(const struct json_value *v, struct buf *out)
 			kv(&t, "charging:", json_get_str(budget, "charging",
 			    NULL));
 	}
+	if ((o = json_get(v, "graph")) != NULL && o->type == JSON_OBJECT)
+		render_graph_budget(o, &t);
 	if ((o = json_get(v, "oof")) != NULL && o->type == JSON_OBJECT) {
 		if (strcmp(json_get_str(o, "state", "off"), "off") == 0)
 			buf_puts(&b, "off");

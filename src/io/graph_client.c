@@ -157,6 +157,10 @@ graph_client_opts_from_config(struct graph_client_opts *o,
 	o->token_ca_file = conf->graph.token_ca_file;
 	o->token_tls_verify = conf->graph.token_tls_verify;
 	o->sched.concurrency = conf->graph.mailbox_concurrency;
+	o->sched.rate = conf->graph.mailbox_rate;
+	o->sched.window_ms = conf->graph.mailbox_rate_window_ms;
+	o->sched.app_rate = conf->graph.app_rate;
+	o->sched.app_window_ms = conf->graph.app_rate_window_ms;
 	o->timeout_ms = conf->graph.request_timeout_ms;
 	o->max_connections = (long)conf->graph.max_connections;
 }
@@ -706,7 +710,7 @@ void
 graph_client_stats(struct graph_client *c, struct graph_client_stats *st)
 {
 	*st = c->st;
-	graph_sched_stats(c->sched, &st->sched);
+	graph_sched_stats(c->sched, time_mono_ms(), &st->sched);
 	auth_get_stats(c->auth, &st->auth);
 }
 
@@ -731,9 +735,25 @@ graph_client_stats_json(struct graph_client *c, struct json_writer *w)
 	json_obj_end(w);
 	json_kv_int(w, "in_flight", st.sched.in_flight);
 	json_kv_int(w, "max_in_flight_mailbox", st.sched.max_in_flight_mailbox);
+	json_kv_int(w, "mailbox_concurrency", st.sched.concurrency);
+	json_kv_int(w, "max_window_requests",
+	    (int64_t)st.sched.max_window_requests);
+	json_kv_int(w, "mailbox_rate", st.sched.rate);
+	json_kv_int(w, "mailbox_rate_window_s", st.sched.window_ms / 1000);
+	json_kv_int(w, "max_app_window_requests",
+	    (int64_t)st.sched.max_app_window_requests);
+	json_kv_int(w, "app_rate", st.sched.app_rate);
+	json_kv_int(w, "app_rate_window_s", st.sched.app_window_ms / 1000);
+	json_kv_int(w, "mailboxes", (int64_t)st.sched.mailboxes);
+	json_kv_int(w, "paused", (int64_t)st.sched.paused);
+	json_kv_int(w, "pauses", (int64_t)st.sched.pauses);
 	json_kv_int(w, "waited_slot", (int64_t)st.sched.waited_slot);
 	json_kv_int(w, "waited_rate", (int64_t)st.sched.waited_rate);
+	json_kv_int(w, "waited_app", (int64_t)st.sched.waited_app);
 	json_kv_int(w, "waited_pause", (int64_t)st.sched.waited_pause);
+	/* The token's state, never the token. */
+	json_kv_str(w, "token", st.auth.expires_in_ms > 0 ? "valid" : "none");
+	json_kv_int(w, "token_expires_s", st.auth.expires_in_ms / 1000);
 	json_kv_int(w, "token_fetches", (int64_t)st.auth.fetches);
 	json_kv_int(w, "token_failures", (int64_t)st.auth.failures);
 	json_obj_end(w);

@@ -21,10 +21,6 @@
  *
  *   IDLE        -> SUBSCRIBING    started, streaming or push
  *   IDLE        -> WATCHING       started, poll
- *   IDLE        -> SYNCING        started, on Graph without
- *                                 notifications (delta rounds)
- *   IDLE        -> SUBSCRIBING    started, on Graph with notifications
- *                                 (mode push)
  *   SUBSCRIBING -> SYNCING        Subscribe answered with an id
  *   SUBSCRIBING -> BACKOFF        Subscribe failed, or its answer unusable
  *   SUBSCRIBING -> PARKED         Exchange refuses the mailbox (rights,
@@ -42,7 +38,6 @@
  *   BACKOFF     -> SUBSCRIBING    retry time
  *   PARKED      -> SUBSCRIBING    retry time, streaming or push
  *   PARKED      -> WATCHING       retry time, poll
- *   PARKED      -> SYNCING        retry time, on Graph
  *   SUBSCRIBING, SYNCING,         mode changed: SUBSCRIBING for streaming
  *   WATCHING, BACKOFF, PARKED       or push (again if already there),
  *     -> SUBSCRIBING | WATCHING     WATCHING for poll
@@ -52,6 +47,32 @@
  *   WATCHING, BACKOFF, PARKED       end when the listener answers
  *     -> STOPPED                    Unsubscribe)
  *   UNSUBSCRIBING -> STOPPED      Unsubscribe answered or failed
+ *
+ * A mailbox on Graph (graphread.h) has rows of its own, marked (graph):
+ * without change notifications it is read in delta rounds (mode delta)
+ * and holds no subscription; with them (mode push) it subscribes to its
+ * events first.  Graph's refusal is a 403 (403 or 404 for a read):
+ *
+ *   IDLE        -> SYNCING (graph)      started, without notifications
+ *   IDLE        -> SUBSCRIBING (graph)  started, with notifications
+ *   SUBSCRIBING -> SYNCING (graph)      subscription made
+ *   SUBSCRIBING -> BACKOFF (graph)      subscription failed
+ *   SUBSCRIBING -> PARKED (graph)       subscription refused
+ *   SYNCING     -> WATCHING (graph)     the first read is done, or
+ *                                       failed (read again later)
+ *   SYNCING, WATCHING                   a read refused
+ *     -> PARKED (graph)
+ *   SYNCING, WATCHING                   subscription removed, or not
+ *     -> SUBSCRIBING (graph)              found when renewed
+ *   BACKOFF     -> SUBSCRIBING (graph)  retry time
+ *   PARKED      -> SUBSCRIBING (graph)  retry time, with notifications
+ *   PARKED      -> SYNCING (graph)      retry time, without
+ *   SUBSCRIBING, SYNCING, WATCHING      stopped holding a subscription
+ *     -> UNSUBSCRIBING (graph)            (or one made meanwhile): it
+ *                                         is deleted
+ *   SUBSCRIBING, SYNCING, WATCHING      stopped otherwise
+ *     -> STOPPED (graph)
+ *   UNSUBSCRIBING -> STOPPED (graph)    deleted, or not (it expires)
  */
 #ifndef EWSGW_MAILBOX_H
 #define EWSGW_MAILBOX_H

@@ -1973,6 +1973,55 @@ graph_metrics(struct graph_client *gc, struct buf *b)
 	buf_printf(b, "# HELP ewsgw_graph_in_flight Graph requests "
 	    "running.\n# TYPE ewsgw_graph_in_flight gauge\n"
 	    "ewsgw_graph_in_flight %u\n", st.sched.in_flight);
+	buf_printf(b, "# HELP ewsgw_graph_mailbox_in_flight_max Most Graph "
+	    "requests one mailbox had in flight since start.\n"
+	    "# TYPE ewsgw_graph_mailbox_in_flight_max gauge\n"
+	    "ewsgw_graph_mailbox_in_flight_max %u\n"
+	    "# HELP ewsgw_graph_mailbox_concurrency_limit Graph requests in "
+	    "flight allowed per mailbox.\n"
+	    "# TYPE ewsgw_graph_mailbox_concurrency_limit gauge\n"
+	    "ewsgw_graph_mailbox_concurrency_limit %u\n"
+	    "# HELP ewsgw_graph_window_requests_max Most Graph requests in "
+	    "one rate window since start, of one mailbox or of the app.\n"
+	    "# TYPE ewsgw_graph_window_requests_max gauge\n"
+	    "ewsgw_graph_window_requests_max{scope=\"mailbox\"} %llu\n"
+	    "ewsgw_graph_window_requests_max{scope=\"app\"} %llu\n"
+	    "# HELP ewsgw_graph_rate_limit Graph requests allowed per rate "
+	    "window.\n# TYPE ewsgw_graph_rate_limit gauge\n"
+	    "ewsgw_graph_rate_limit{scope=\"mailbox\"} %u\n"
+	    "ewsgw_graph_rate_limit{scope=\"app\"} %u\n"
+	    "# HELP ewsgw_graph_rate_window_seconds The rate windows.\n"
+	    "# TYPE ewsgw_graph_rate_window_seconds gauge\n"
+	    "ewsgw_graph_rate_window_seconds{scope=\"mailbox\"} %.3f\n"
+	    "ewsgw_graph_rate_window_seconds{scope=\"app\"} %.3f\n",
+	    st.sched.max_in_flight_mailbox, st.sched.concurrency,
+	    (unsigned long long)st.sched.max_window_requests,
+	    (unsigned long long)st.sched.max_app_window_requests,
+	    st.sched.rate, st.sched.app_rate,
+	    (double)st.sched.window_ms / 1000,
+	    (double)st.sched.app_window_ms / 1000);
+	buf_printf(b, "# HELP ewsgw_graph_waits_total Graph requests held "
+	    "back, by the budget that held them.\n"
+	    "# TYPE ewsgw_graph_waits_total counter\n"
+	    "ewsgw_graph_waits_total{reason=\"mailbox_slot\"} %llu\n"
+	    "ewsgw_graph_waits_total{reason=\"mailbox_rate\"} %llu\n"
+	    "ewsgw_graph_waits_total{reason=\"app_rate\"} %llu\n"
+	    "ewsgw_graph_waits_total{reason=\"retry_after\"} %llu\n"
+	    "# HELP ewsgw_graph_paused_mailboxes Mailboxes waiting out a "
+	    "Retry-After now.\n# TYPE ewsgw_graph_paused_mailboxes gauge\n"
+	    "ewsgw_graph_paused_mailboxes %zu\n"
+	    "# HELP ewsgw_graph_token_valid 1 while an app-only token is "
+	    "held.\n# TYPE ewsgw_graph_token_valid gauge\n"
+	    "ewsgw_graph_token_valid %d\n"
+	    "# HELP ewsgw_graph_token_failures_total Token requests refused "
+	    "or failed.\n# TYPE ewsgw_graph_token_failures_total counter\n"
+	    "ewsgw_graph_token_failures_total %llu\n",
+	    (unsigned long long)st.sched.waited_slot,
+	    (unsigned long long)st.sched.waited_rate,
+	    (unsigned long long)st.sched.waited_app,
+	    (unsigned long long)st.sched.waited_pause, st.sched.paused,
+	    st.auth.expires_in_ms > 0,
+	    (unsigned long long)st.auth.failures);
 }
 
 void

@@ -9,6 +9,7 @@ with file:line messages."""
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -128,6 +129,30 @@ class HybridTest(unittest.TestCase):
             stg = run.status()["graph"]
             self.assertGreaterEqual(stg["throttled"], 2, stg)
             self.assertGreaterEqual(stg["retries"], 2, stg)
+            # ewsgwctl status shows Graph's budgets next to Exchange's,
+            # with the figures of this traffic; never the token.
+            out = run.d.ctl("status").stdout
+            m = re.search(r"(?m)^graph: +(\d+) calls, \d+ in flight, "
+                          r"\d+ waiting; token valid for \S+ \((\d+) "
+                          r"fetched", out)
+            self.assertTrue(m, out)
+            self.assertGreater(int(m.group(1)), 0, out)
+            self.assertGreater(int(m.group(2)), 0, out)
+            m = re.search(r"(?m)^graph mailbox: +(\d+) of 4 in flight at "
+                          r"most, (\d+) of 10000 per 10m00s", out)
+            self.assertTrue(m, out)
+            self.assertTrue(1 <= int(m.group(1)) <= 4, out)
+            self.assertGreater(int(m.group(2)), 0, out)
+            m = re.search(r"(?m)^graph app: +(\d+) of 130000 per 10s", out)
+            self.assertTrue(m, out)
+            self.assertGreater(int(m.group(1)), 0, out)
+            m = re.search(r"(?m)^graph 429: +(\d+) answers 429/503 "
+                          r"\((\d+) retried\)", out)
+            self.assertTrue(m, out)
+            self.assertGreaterEqual(int(m.group(1)), 2, out)
+            self.assertGreaterEqual(int(m.group(2)), 2, out)
+            self.assertRegex(out, r"(?m)^concurrency: ")
+            self.assertNotIn("secret", out.lower())
 
             # Deleted (an @removed entry in the next round): free again.
             g.control("DELETE", "/mailboxes/%s/events/%s"
@@ -152,6 +177,12 @@ class HybridTest(unittest.TestCase):
             run.assert_no_violations(self)
             m = run.d.request_raw("metrics")
             self.assertIn("ewsgw_graph_throttled_total", m)
+            w = re.search(r'(?m)^ewsgw_graph_window_requests_max'
+                          r'\{scope="mailbox"\} (\d+)$', m)
+            self.assertTrue(w and int(w.group(1)) > 0, m)
+            self.assertRegex(m, r'(?m)^ewsgw_graph_mailbox_concurrency_'
+                             r'limit 4$')
+            self.assertRegex(m, r'(?m)^ewsgw_graph_token_valid 1$')
 
     def test_access_policy_parks_the_mailbox(self):
         with Hybrid(graph={"allow": GRAPH[0]}) as h:

@@ -63,6 +63,46 @@ START_TEST(test_status)
 }
 END_TEST
 
+/* Graph's budgets next to Exchange's; never the token itself. */
+START_TEST(test_status_graph)
+{
+	const char *a = "{\"ok\":true,\"healthy\":true,\"budget\":"
+	    "{\"concurrency\":{\"in_use\":1,\"limit\":27}},\"graph\":"
+	    "{\"calls\":120,\"throttled\":2,\"retries\":2,\"waiting\":3,"
+	    "\"in_flight\":5,\"max_in_flight_mailbox\":4,"
+	    "\"mailbox_concurrency\":4,\"max_window_requests\":37,"
+	    "\"mailbox_rate\":10000,\"mailbox_rate_window_s\":600,"
+	    "\"max_app_window_requests\":64,\"app_rate\":130000,"
+	    "\"app_rate_window_s\":10,\"paused\":1,\"token\":\"valid\","
+	    "\"token_expires_s\":3550,\"token_fetches\":2,"
+	    "\"token_failures\":0,\"results\":{\"ok\":118}}}";
+
+	ck_assert_int_eq(render("status", a, false), CTL_EXIT_OK);
+	ck_assert_str_eq(buf_str(&out),
+	    "ewsgw:          ?, pid 0, up 0s\n"
+	    "config:         -\n"
+	    "mode:           -\n"
+	    "health:         healthy\n"
+	    "concurrency:    1 of 27 in use\n"
+	    "graph:          120 calls, 5 in flight, 3 waiting; token valid "
+	    "for 59m10s (2 fetched, 0 refused)\n"
+	    "graph mailbox:  4 of 4 in flight at most, 37 of 10000 per 10m00s "
+	    "in the busiest window\n"
+	    "graph app:      64 of 130000 per 10s in the busiest window\n"
+	    "graph 429:      2 answers 429/503 (2 retried), 1 mailboxes paused "
+	    "by Retry-After now\n");
+	/* Without a token: no time left shown. */
+	ck_assert_int_eq(render("status", "{\"ok\":true,\"healthy\":true,"
+	    "\"graph\":{\"token\":\"none\",\"token_failures\":3}}", false),
+	    CTL_EXIT_OK);
+	assert_has(&out, "graph:          0 calls, 0 in flight, 0 waiting; "
+	    "token none (0 fetched, 3 refused)\n");
+	/* No "graph" object (no Graph mailboxes): no Graph rows. */
+	ck_assert_int_eq(render("status", status_ok, false), CTL_EXIT_OK);
+	ck_assert_ptr_null(strstr(buf_str(&out), "graph"));
+}
+END_TEST
+
 START_TEST(test_status_unhealthy)
 {
 	const char *a = "{\"ok\":true,\"version\":\"0.1.0\",\"pid\":1,"
@@ -367,6 +407,7 @@ suite(void)
 
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, test_status);
+	tcase_add_test(tc, test_status_graph);
 	tcase_add_test(tc, test_status_unhealthy);
 	tcase_add_test(tc, test_mailboxes);
 	tcase_add_test(tc, test_mailbox);

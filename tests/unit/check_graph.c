@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -489,7 +490,7 @@ START_TEST(test_sched)
 		graph_sched_release(s, "a");
 	graph_sched_release(s, "b");
 	graph_sched_release(s, "b");	/* one too many: ignored */
-	graph_sched_stats(s, &st);
+	graph_sched_stats(s, t, &st);
 	ck_assert_uint_eq(st.in_flight, 0);
 	ck_assert_uint_eq(st.max_in_flight_mailbox, 4);
 	ck_assert_uint_eq(st.waited_slot, 1);
@@ -520,9 +521,60 @@ START_TEST(test_sched)
 	graph_sched_release(s, "d");
 	graph_sched_release(s, "e");
 	graph_sched_forget(s, "d");
-	graph_sched_stats(s, &st);
+	graph_sched_stats(s, t, &st);
 	ck_assert_uint_eq(st.pauses, 1);
 	ck_assert_uint_eq(st.mailboxes, 4);
+	graph_sched_pause(s, "f", 60000);
+	graph_sched_stats(s, 45000, &st);
+	ck_assert_uint_eq(st.paused, 1);
+	/* Mailbox "c" above: all but a few of its 100 in one window. */
+	ck_assert_uint_le(st.max_window_requests, 100);
+	ck_assert_uint_ge(st.max_window_requests, 95);
+	ck_assert_uint_eq(st.concurrency, 4);
+	ck_assert_uint_eq(st.rate, 100);
+	ck_assert_int_eq(st.window_ms, 10000);
+	graph_sched_free(s);
+}
+END_TEST
+
+/*
+ * The app-wide rate (Graph's per-app limit across all mailboxes): many
+ * mailboxes, each far inside its own budget, together never exceed it
+ * in any window; the wait it answers is the app's, not a slot's.
+ */
+START_TEST(test_sched_app_rate)
+{
+	struct graph_sched_opts	 o = { .app_rate = 50, .app_window_ms = 1000 };
+	struct graph_sched	*s = graph_sched_new(&o);
+	struct graph_sched_stats st;
+	int64_t			 t, w, times[2000];
+	size_t			 n = 0, i, j;
+	char			 mb[32];
+	int			 k;
+
+	for (t = 0; t < 5000; t += 5)
+		for (k = 0; k < 40; k++) {
+			snprintf(mb, sizeof mb, "m%d", k);
+			if ((w = graph_sched_acquire(s, mb, t)) != 0) {
+				ck_assert_int_gt(w, 0);
+				continue;
+			}
+			graph_sched_release(s, mb);
+			ck_assert_uint_lt(n, 2000);
+			times[n++] = t;
+		}
+	/* Sliding windows of 1 s: never more than 50. */
+	for (i = 0, j = 0; i < n; i++) {
+		while (times[i] - times[j] >= 1000)
+			j++;
+		ck_assert_uint_le(i - j + 1, 50);
+	}
+	ck_assert_uint_ge(n, 4 * 50);
+	graph_sched_stats(s, t, &st);
+	ck_assert_uint_gt(st.waited_app, 0);
+	ck_assert_uint_eq(st.waited_rate, 0);
+	ck_assert_uint_le(st.max_app_window_requests, 50);
+	ck_assert_uint_eq(st.app_rate, 50);
 	graph_sched_free(s);
 }
 END_TEST
@@ -700,6 +752,7 @@ suite(void)
 	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_sched);
+	tcase_add_test(tc, test_sched_app_rate);
 	tcase_add_test(tc, test_jwt);
 	tcase_add_test(tc, test_fuzz_corpus);
 	suite_add_tcase(s, tc);

@@ -6,8 +6,10 @@
  * test includes src/subs/mailbox.c with the clock and the EWS call path
  * faked (subs_fake.h): it grants and answers each request with recorded
  * EWS answers (tests/fixtures), moves the clock and fires the mailbox's
- * timers itself, and plays the manager behind the hooks.  Every
- * transition mailbox.h lists has a test here (named after it).
+ * timers itself, and plays the manager behind the hooks.  A Graph
+ * mailbox's reads and subscription are faked the same way (the test
+ * hands back what graphread would).  Every transition mailbox.h lists
+ * has a test here (named after it).
  */
 #include "config.h"
 
@@ -141,6 +143,7 @@ setup(void)
 	    mailbox_action_timer, NULL);
 	ctx.rules = &rules;
 	ctx.push_url = PUSH_URL;
+	ctx.graph_url = ctx.graph_lc_url = ctx.client_state = NULL;
 	ctx.hooks = &test_hooks;
 	ctx.arg = NULL;
 	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL, MAILBOX_BACKEND_EWS);
@@ -939,6 +942,512 @@ START_TEST(test_change_logged_at_debug)
 }
 END_TEST
 
+/* ---- Graph ---- */
+
+#define GRAPH_URL	"https://gw.test/graph/notify/TOKEN"
+#define GRAPH_LC_URL	"https://gw.test/graph/lifecycle/TOKEN"
+#define CLIENT_STATE	"0123456789abcdef"
+#define GRAPH_SUB_ID	"7f105c7d-2dc5-4530-97cd-4e7ae6534c07"
+
+/*
+ * The mailbox on Graph instead: with change notifications (the
+ * listener's URLs and clientState in the context, mode push) or
+ * without (delta rounds).
+ */
+static void
+graph_mailbox(bool notifications)
+{
+	mailbox_free(mb);
+	ctx.graph_url = notifications ? GRAPH_URL : NULL;
+	ctx.graph_lc_url = notifications ? GRAPH_LC_URL : NULL;
+	ctx.client_state = notifications ? CLIENT_STATE : NULL;
+	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL,
+	    MAILBOX_BACKEND_GRAPH);
+	ck_assert_int_eq(mailbox_backend(mb), MAILBOX_BACKEND_GRAPH);
+	ck_assert_ptr_nonnull(mb->gr);
+	ck_assert_str_eq(mb->gr->user, ADDR);
+}
+
+/* A read's answer: the window with one busy meeting now, or empty. */
+static void
+graph_read_ok(bool busy, bool with_oof)
+{
+	struct timeline_item	 it;
+	struct ews_oof		 oof;
+	struct graphread_result	 r;
+
+	memset(&it, 0, sizeof it);
+	it.start = fake_wall / 1000 - 60;
+	it.end = fake_wall / 1000 + 3600;
+	it.status = TL_BUSY;
+	memset(&oof, 0, sizeof oof);
+	oof.state = EWS_OOF_DISABLED;
+	memset(&r, 0, sizeof r);
+	r.items = busy ? &it : NULL;
+	r.nitems = busy ? 1 : 0;
+	r.calendar = true;
+	r.oof = with_oof ? &oof : NULL;
+	fake_graph_read(mb->gr, &r);
+}
+
+static void
+graph_read_fail(const char *code, enum graph_action action)
+{
+	struct graphread_result	 r;
+
+	memset(&r, 0, sizeof r);
+	r.code = code;
+	r.action = action;
+	fake_graph_read(mb->gr, &r);
+}
+
+static void
+graph_sub_answer(const char *code, enum graph_action action)
+{
+	struct graphsub_result	 r;
+
+	memset(&r, 0, sizeof r);
+	r.code = code;
+	r.action = action;
+	if (code == NULL) {
+		r.id = GRAPH_SUB_ID;
+		r.expires = fake_wall / 1000 + 3 * 86400;
+	}
+	fake_graph_sub(mb->gr, &r);
+}
+
+/* Started on Graph, subscribed if with notifications: SYNCING. */
+static void
+graph_to_syncing(bool notifications)
+{
+	graph_mailbox(notifications);
+	mailbox_start(mb);
+	if (notifications) {
+		changed(MAILBOX_IDLE, MAILBOX_SUBSCRIBING);
+		graph_sub_answer(NULL, GRAPH_ACT_OK);
+		changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+	} else
+		changed(MAILBOX_IDLE, MAILBOX_SYNCING);
+	ck_assert(graphread_busy(mb->gr));
+}
+
+static void
+graph_to_watching(bool notifications)
+{
+	graph_to_syncing(notifications);
+	graph_read_ok(true, true);
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+}
+
+START_TEST(test_graph_idle_to_syncing_delta)
+{
+	graph_mailbox(false);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_IDLE);
+	mailbox_start(mb);
+	changed(MAILBOX_IDLE, MAILBOX_SYNCING);
+	ck_assert_int_eq(mailbox_mode(mb), MAILBOX_MODE_DELTA);
+	/* The first delta round, and nothing else: no subscription, not a
+	 * request on the EWS path. */
+	ck_assert(graphread_busy(mb->gr));
+	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_ROUND);
+	ck_assert_uint_eq(mb->gr->starts, 1);
+	ck_assert_uint_eq(mb->gr->subscribes, 0);
+	ck_assert_uint_eq(fake_submits, 0);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_SYNCING);
+}
+END_TEST
+
+START_TEST(test_graph_syncing_to_watching)
+{
+	int64_t	 now;
+
+	graph_to_syncing(false);
+	now = fake_mono;
+	graph_read_ok(true, true);
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_DELTA);
+	/* What the round found reached the sink. */
+	ck_assert_uint_eq(seen.published, 1);
+	ck_assert_str_eq(seen.presence, "busy");
+	ck_assert_str_eq(seen.source, "startup");
+	ck_assert_int_eq(mb->oof.state, PRESENCE_OOF_DISABLED);
+	/* The next round at a random phase of the interval. */
+	ck_assert_int_gt(mb->sync_at, now);
+	ck_assert_int_le(mb->sync_at, now + conf->graph.delta_interval_ms);
+	ck_assert(timerheap_scheduled(&mb->action));
+	/* ... which is a delta round again, and what it says is published
+	 * (the meeting was cancelled). */
+	action_due();
+	ck_assert(graphread_busy(mb->gr));
+	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_ROUND);
+	graph_read_ok(false, false);
+	ck_assert_uint_eq(seen.published, 2);
+	ck_assert_str_eq(seen.presence, "available");
+	ck_assert_str_eq(seen.source, "poll");
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+	ck_assert_int_eq(mb->sync_at, fake_mono +
+	    conf->graph.delta_interval_ms);
+	ck_assert_uint_eq(fake_submits, 0);
+}
+END_TEST
+
+START_TEST(test_graph_syncing_to_watching_read_failed)
+{
+	int64_t	 now;
+
+	graph_to_syncing(false);
+	now = fake_mono;
+	graph_read_fail("serviceUnavailable", GRAPH_ACT_TRANSIENT);
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_uint_eq(seen.published, 0);
+	/* Read again after the back-off step. */
+	ck_assert_int_ge(mb->sync_at, now + RETRY_BASE_MS / 2);
+	ck_assert_int_le(mb->sync_at, now + RETRY_BASE_MS);
+	action_due();
+	ck_assert(graphread_busy(mb->gr));
+	graph_read_ok(true, false);
+	ck_assert_uint_eq(seen.published, 1);
+	ck_assert_str_eq(seen.presence, "busy");
+	ck_assert_str_eq(mailbox_error(mb), "");
+}
+END_TEST
+
+START_TEST(test_graph_syncing_to_parked)
+{
+	enum graph_action	 act = _i == 0 ? GRAPH_ACT_DENIED :
+	    GRAPH_ACT_NOT_FOUND;
+
+	graph_to_syncing(false);
+	graph_read_fail(_i == 0 ? "accessDenied" : "ErrorItemNotFound", act);
+	changed(MAILBOX_SYNCING, MAILBOX_PARKED);
+	/* 403 is told as Exchange's refusal, 404 as it came. */
+	ck_assert_str_eq(mailbox_error(mb), _i == 0 ? "ErrorAccessDenied" :
+	    "ErrorItemNotFound");
+	ck_assert_int_eq(mb->retry_at, fake_mono + PARK_RETRY_MS);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PARKED);
+	ck_assert_uint_eq(seen.published, 0);
+}
+END_TEST
+
+START_TEST(test_graph_parked_to_syncing)
+{
+	graph_to_syncing(false);
+	graph_read_fail("accessDenied", GRAPH_ACT_DENIED);
+	changed(MAILBOX_SYNCING, MAILBOX_PARKED);
+	fake_mono += PARK_RETRY_MS - 1;
+	mailbox_action_timer(&mb->action, NULL);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_PARKED);
+	ck_assert(!graphread_busy(mb->gr));
+	fake_mono += 1;
+	mailbox_action_timer(&mb->action, NULL);
+	changed(MAILBOX_PARKED, MAILBOX_SYNCING);
+	ck_assert(graphread_busy(mb->gr));
+	ck_assert_uint_eq(mb->gr->starts, 2);
+	ck_assert_uint_eq(mb->gr->subscribes, 0);
+	ck_assert_uint_eq(fake_submits, 0);
+	graph_read_ok(true, true);
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_str_eq(seen.presence, "busy");
+}
+END_TEST
+
+START_TEST(test_graph_watching_to_parked)
+{
+	graph_to_watching(false);
+	mailbox_resync(mb);
+	ck_assert(graphread_busy(mb->gr));
+	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	graph_read_fail("accessDenied", GRAPH_ACT_DENIED);
+	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorAccessDenied");
+	ck_assert_int_eq(mb->sync_at, 0);
+}
+END_TEST
+
+START_TEST(test_graph_idle_to_subscribing)
+{
+	int64_t	 wall = fake_wall / 1000;
+
+	graph_mailbox(true);
+	mailbox_start(mb);
+	changed(MAILBOX_IDLE, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mailbox_mode(mb), MAILBOX_MODE_PUSH);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_SUBSCRIBING);
+	/* A subscription to the listener's URLs with its clientState, for
+	 * the configured lifetime within Graph's maximum; no read yet, no
+	 * EWS request. */
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_str_eq(mb->gr->url, GRAPH_URL);
+	ck_assert_str_eq(mb->gr->lc_url, GRAPH_LC_URL);
+	ck_assert_str_eq(mb->gr->client_state, CLIENT_STATE);
+	ck_assert_int_gt(mb->gr->expires, wall);
+	ck_assert_int_le(mb->gr->expires, graph_sub_max_expiry(wall));
+	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_uint_eq(fake_submits, 0);
+}
+END_TEST
+
+START_TEST(test_graph_subscribing_to_syncing)
+{
+	graph_mailbox(true);
+	mailbox_start(mb);
+	graph_sub_answer(NULL, GRAPH_ACT_OK);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+	ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+	ck_assert_str_eq(seen.sub_id, GRAPH_SUB_ID);
+	ck_assert_uint_eq(seen.subscription, 1);
+	/* Renewed well before it expires. */
+	ck_assert_int_gt(mb->renew_at, fake_mono);
+	ck_assert_int_lt(mb->renew_at, fake_mono + 3 * 86400 * INT64_C(1000));
+	/* With notifications the first read reads everything. */
+	ck_assert(graphread_busy(mb->gr));
+	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	graph_read_ok(true, true);
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PUSH);
+	ck_assert_uint_eq(seen.published, 1);
+	ck_assert_str_eq(seen.presence, "busy");
+	/* A full read now and then besides the notifications. */
+	ck_assert_int_gt(mb->sync_at, fake_mono);
+	ck_assert_int_le(mb->sync_at, fake_mono +
+	    conf->graph.delta_interval_ms);
+	mailbox_graph_notify(mb, GRAPH_NOTIF_CHANGE);
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_NOTIFICATION], 1);
+	ck_assert(graphread_busy(mb->gr));
+	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_CALENDAR);
+	graph_read_ok(false, false);
+	ck_assert_uint_eq(seen.published, 2);
+	ck_assert_str_eq(seen.presence, "available");
+	ck_assert_str_eq(seen.source, "calendar");
+	/* Renewal at its time keeps the mailbox where it is. */
+	fake_mono = mb->renew_at;
+	mailbox_action_timer(&mb->action, NULL);
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
+	graph_sub_answer(NULL, GRAPH_ACT_OK);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+	ck_assert_int_gt(mb->renew_at, fake_mono);
+	ck_assert_uint_eq(fake_submits, 0);
+}
+END_TEST
+
+START_TEST(test_graph_subscribing_to_backoff)
+{
+	int64_t	 now;
+
+	graph_mailbox(true);
+	mailbox_start(mb);
+	now = fake_mono;
+	graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
+	ck_assert_str_eq(mailbox_error(mb), "serviceUnavailable");
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_uint_eq(mb->failures, 1);
+	ck_assert_int_ge(mb->retry_at, now + RETRY_BASE_MS / 2);
+	ck_assert_int_le(mb->retry_at, now + RETRY_BASE_MS);
+	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_BACKOFF);
+}
+END_TEST
+
+START_TEST(test_graph_backoff_to_subscribing)
+{
+	graph_mailbox(true);
+	mailbox_start(mb);
+	graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
+	action_due();
+	changed(MAILBOX_BACKOFF, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(mb->gr->subscribes, 2);
+	graph_sub_answer(NULL, GRAPH_ACT_OK);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+}
+END_TEST
+
+START_TEST(test_graph_subscribing_to_parked)
+{
+	graph_mailbox(true);
+	mailbox_start(mb);
+	graph_sub_answer("accessDenied", GRAPH_ACT_DENIED);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_PARKED);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorAccessDenied");
+	ck_assert_int_eq(mb->retry_at, fake_mono + PARK_RETRY_MS);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert(!graphread_sub_busy(mb->gr));
+	ck_assert(!graphread_busy(mb->gr));
+}
+END_TEST
+
+START_TEST(test_graph_parked_to_subscribing)
+{
+	graph_mailbox(true);
+	mailbox_start(mb);
+	graph_sub_answer("accessDenied", GRAPH_ACT_DENIED);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_PARKED);
+	fake_mono += PARK_RETRY_MS;
+	mailbox_action_timer(&mb->action, NULL);
+	changed(MAILBOX_PARKED, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(mb->gr->subscribes, 2);
+	ck_assert(!graphread_busy(mb->gr));
+}
+END_TEST
+
+/* Graph removed the subscription (_i 0), or it was not found when
+ * renewed (_i 1): a new one. */
+START_TEST(test_graph_watching_to_subscribing)
+{
+	graph_to_watching(true);
+	if (_i == 0)
+		mailbox_graph_notify(mb, GRAPH_NOTIF_REMOVED);
+	else {
+		fake_mono = mb->renew_at;
+		mailbox_action_timer(&mb->action, NULL);
+		ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
+		/* The periodic read, due long before, runs too. */
+		ck_assert(graphread_busy(mb->gr));
+		ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+		graph_read_ok(true, true);
+		graph_sub_answer("ResourceNotFound", GRAPH_ACT_NOT_FOUND);
+	}
+	changed(MAILBOX_WATCHING, MAILBOX_SUBSCRIBING);
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_RESUBSCRIBE], 1);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(mb->gr->subscribes, 2);
+	/* The new subscription reads again; the same presence is not
+	 * published twice. */
+	graph_sub_answer(NULL, GRAPH_ACT_OK);
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+	ck_assert_int_eq(mb->source, SOURCE_RESUBSCRIBE);
+	graph_read_ok(true, true);
+	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
+	ck_assert_uint_eq(seen.published, 1);
+}
+END_TEST
+
+START_TEST(test_graph_syncing_to_subscribing)
+{
+	graph_to_syncing(true);
+	mailbox_graph_notify(mb, GRAPH_NOTIF_REMOVED);
+	changed(MAILBOX_SYNCING, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+}
+END_TEST
+
+/* Stopped holding a Graph subscription: deleted, then STOPPED. */
+START_TEST(test_graph_to_unsubscribing)
+{
+	if (_i == 0)
+		graph_to_syncing(true);
+	else
+		graph_to_watching(true);
+	mailbox_stop(mb);
+	changed(_i == 0 ? MAILBOX_SYNCING : MAILBOX_WATCHING,
+	    MAILBOX_UNSUBSCRIBING);
+	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+	ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
+	ck_assert_uint_eq(fake_submits, 0);
+	/* Notifications meanwhile change nothing. */
+	mailbox_graph_notify(mb, GRAPH_NOTIF_CHANGE);
+	ck_assert(!graphread_busy(mb->gr));
+	mailbox_stop(mb);
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+}
+END_TEST
+
+START_TEST(test_graph_unsubscribing_to_stopped)
+{
+	graph_to_watching(true);
+	mailbox_stop(mb);
+	/* Gone, or not deleted (it ends when it expires): stopped. */
+	graph_sub_answer(_i == 0 ? NULL : "serviceUnavailable",
+	    _i == 0 ? GRAPH_ACT_OK : GRAPH_ACT_TRANSIENT);
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	ck_assert(!timerheap_scheduled(&mb->action));
+	ck_assert(!graphread_sub_busy(mb->gr));
+}
+END_TEST
+
+/* Stopped while the subscription was being made: it is deleted once
+ * made (_i 0), or the mailbox stops when it was not (_i 1). */
+START_TEST(test_graph_subscribing_to_unsubscribing)
+{
+	graph_mailbox(true);
+	mailbox_start(mb);
+	mailbox_stop(mb);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	if (_i == 0) {
+		graph_sub_answer(NULL, GRAPH_ACT_OK);
+		changed(MAILBOX_SUBSCRIBING, MAILBOX_UNSUBSCRIBING);
+		ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+		ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
+		ck_assert(!graphread_busy(mb->gr));
+		/* Made while stopping, it was never reported bound; its end
+		 * is (the layer above ignores an id it does not hold). */
+		ck_assert_str_eq(seen.sub_id, "");
+		snprintf(seen.sub_id, sizeof seen.sub_id, "%s", GRAPH_SUB_ID);
+		graph_sub_answer(NULL, GRAPH_ACT_OK);
+		changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
+	} else {
+		graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
+		changed(MAILBOX_SUBSCRIBING, MAILBOX_STOPPED);
+		ck_assert_uint_eq(mb->gr->unsubscribes, 0);
+	}
+}
+END_TEST
+
+/* Without notifications there is nothing to delete. */
+START_TEST(test_graph_delta_to_stopped)
+{
+	if (_i == 0)
+		graph_to_syncing(false);
+	else
+		graph_to_watching(false);
+	mailbox_stop(mb);
+	changed(_i == 0 ? MAILBOX_SYNCING : MAILBOX_WATCHING,
+	    MAILBOX_STOPPED);
+	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_uint_eq(mb->gr->cancels, _i == 0 ? 1 : 0);
+	ck_assert_uint_eq(mb->gr->unsubscribes, 0);
+	ck_assert(!timerheap_scheduled(&mb->action));
+	ck_assert_uint_eq(fake_submits, 0);
+}
+END_TEST
+
+START_TEST(test_graph_missed_and_reauthorize)
+{
+	graph_to_watching(true);
+	/* Missed notifications: read all again, at once. */
+	mailbox_graph_notify(mb, GRAPH_NOTIF_MISSED);
+	ck_assert(graphread_busy(mb->gr));
+	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	graph_read_ok(true, true);
+	/* Reauthorization asked for: renewed now, state unchanged. */
+	mailbox_graph_notify(mb, GRAPH_NOTIF_REAUTHORIZE);
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_uint_eq(mb->gr->renews, 1);
+	/* A renewal that fails but leaves time is tried again later. */
+	graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
+	ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+	ck_assert_int_gt(mb->renew_at, fake_mono);
+	ck_assert_int_le(mb->renew_at, fake_mono + RETRY_BASE_MS);
+	action_due();
+	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_uint_eq(mb->gr->renews, 2);
+	ck_assert_uint_eq(seen.changes, 3);
+}
+END_TEST
+
 static Suite *
 mailbox_suite(void)
 {
@@ -982,6 +1491,25 @@ mailbox_suite(void)
 	tcase_add_test(tc, test_poll_mode_asks_the_poller);
 	tcase_add_test(tc, test_names_and_json);
 	tcase_add_test(tc, test_change_logged_at_debug);
+	tcase_add_test(tc, test_graph_idle_to_syncing_delta);
+	tcase_add_test(tc, test_graph_syncing_to_watching);
+	tcase_add_test(tc, test_graph_syncing_to_watching_read_failed);
+	tcase_add_loop_test(tc, test_graph_syncing_to_parked, 0, 2);
+	tcase_add_test(tc, test_graph_parked_to_syncing);
+	tcase_add_test(tc, test_graph_watching_to_parked);
+	tcase_add_test(tc, test_graph_idle_to_subscribing);
+	tcase_add_test(tc, test_graph_subscribing_to_syncing);
+	tcase_add_test(tc, test_graph_subscribing_to_backoff);
+	tcase_add_test(tc, test_graph_backoff_to_subscribing);
+	tcase_add_test(tc, test_graph_subscribing_to_parked);
+	tcase_add_test(tc, test_graph_parked_to_subscribing);
+	tcase_add_loop_test(tc, test_graph_watching_to_subscribing, 0, 2);
+	tcase_add_test(tc, test_graph_syncing_to_subscribing);
+	tcase_add_loop_test(tc, test_graph_to_unsubscribing, 0, 2);
+	tcase_add_loop_test(tc, test_graph_unsubscribing_to_stopped, 0, 2);
+	tcase_add_loop_test(tc, test_graph_subscribing_to_unsubscribing, 0, 2);
+	tcase_add_loop_test(tc, test_graph_delta_to_stopped, 0, 2);
+	tcase_add_test(tc, test_graph_missed_and_reauthorize);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -19,6 +19,7 @@
 #include "base/backoff.h"
 
 #include "base/buf.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "proto_test.h"
@@ -245,6 +246,153 @@ fake_error(struct ews_call *call, const char *code)
 	ck_assert_int_eq(fake_grant(call, NULL), 0);
 	a.code = code;
 	fake_answer(call, &a);
+}
+
+/* ---- the Graph reads ---- */
+
+struct graphread *
+graphread_new(const struct subs_env *env, const char *user, graphread_cb cb,
+    void *arg)
+{
+	struct graphread	*gr;
+
+	gr = xcalloc(1, sizeof *gr);
+	gr->user = xstrdup(user);
+	gr->cb = cb;
+	gr->arg = arg;
+	return (gr);
+}
+
+static void
+gsub_clear(struct graphread *gr)
+{
+	gr->sub_op = FAKE_GSUB_NONE;
+	gr->sub_cb = NULL;
+	free(gr->sub_id);
+	free(gr->url);
+	free(gr->lc_url);
+	free(gr->client_state);
+	gr->sub_id = gr->url = gr->lc_url = gr->client_state = NULL;
+}
+
+void
+graphread_free(struct graphread *gr)
+{
+	if (gr == NULL)
+		return;
+	gsub_clear(gr);
+	free(gr->user);
+	free(gr);
+}
+
+void
+graphread_start(struct graphread *gr, enum graphread_kind kind)
+{
+	/* As graphread.c: one read at a time. */
+	ck_assert_msg(!gr->busy, "Graph read started while one runs");
+	gr->busy = true;
+	gr->kind = kind;
+	gr->starts++;
+}
+
+bool
+graphread_busy(const struct graphread *gr)
+{
+	return (gr->busy);
+}
+
+void
+graphread_cancel(struct graphread *gr)
+{
+	if (!gr->busy)
+		return;
+	gr->busy = false;
+	gr->cancels++;
+}
+
+static void
+gsub_begin(struct graphread *gr, enum fake_gsub_op op, graphsub_cb cb)
+{
+	ck_assert_msg(gr->sub_op == FAKE_GSUB_NONE, "Graph subscription "
+	    "request made while one runs");
+	gr->sub_op = op;
+	gr->sub_cb = cb;
+}
+
+void
+graphread_subscribe(struct graphread *gr, const char *url, const char *lc_url,
+    const char *client_state, int64_t expires, graphsub_cb cb)
+{
+	gsub_begin(gr, FAKE_GSUB_SUBSCRIBE, cb);
+	gr->url = url != NULL ? xstrdup(url) : NULL;
+	gr->lc_url = lc_url != NULL ? xstrdup(lc_url) : NULL;
+	gr->client_state = client_state != NULL ? xstrdup(client_state) :
+	    NULL;
+	gr->expires = expires;
+	gr->subscribes++;
+}
+
+void
+graphread_renew(struct graphread *gr, const char *id, int64_t expires,
+    graphsub_cb cb)
+{
+	gsub_begin(gr, FAKE_GSUB_RENEW, cb);
+	gr->sub_id = xstrdup(id);
+	gr->expires = expires;
+	gr->renews++;
+}
+
+void
+graphread_unsubscribe(struct graphread *gr, const char *id, graphsub_cb cb)
+{
+	gsub_begin(gr, FAKE_GSUB_UNSUBSCRIBE, cb);
+	gr->sub_id = xstrdup(id);
+	gr->unsubscribes++;
+}
+
+bool
+graphread_sub_busy(const struct graphread *gr)
+{
+	return (gr->sub_op != FAKE_GSUB_NONE);
+}
+
+void
+graphread_sub_cancel(struct graphread *gr)
+{
+	if (gr->sub_op == FAKE_GSUB_NONE)
+		return;
+	gsub_clear(gr);
+	gr->sub_cancels++;
+}
+
+void
+graphread_json(const struct graphread *gr, struct json_writer *w)
+{
+	json_obj_begin(w);
+	json_kv_int(w, "rounds", gr->starts);
+	json_obj_end(w);
+}
+
+void
+fake_graph_read(struct graphread *gr, const struct graphread_result *r)
+{
+	ck_assert_ptr_nonnull(gr);
+	ck_assert_msg(gr->busy, "answer to a Graph read not started");
+	gr->busy = false;
+	gr->cb(r, gr->arg);
+}
+
+void
+fake_graph_sub(struct graphread *gr, const struct graphsub_result *r)
+{
+	graphsub_cb	 cb;
+
+	ck_assert_ptr_nonnull(gr);
+	ck_assert_msg(gr->sub_op != FAKE_GSUB_NONE, "answer to a Graph "
+	    "subscription request not made");
+	cb = gr->sub_cb;
+	gsub_clear(gr);
+	cb(r, gr->arg);
 }
 
 char *

@@ -7,7 +7,9 @@
  * (#include "subs/mailbox.c").  The macros below rename the clock and the
  * EWS call path that file calls, so the test sets the time and grants
  * and answers every request itself, deterministically; everything else
- * is the real library.
+ * is the real library.  A Graph mailbox's reads and subscription
+ * (graphread.h) are faked the same way: the test answers each with the
+ * result graphread would hand back.
  */
 #ifndef EWSGW_SUBS_FAKE_H
 #define EWSGW_SUBS_FAKE_H
@@ -19,6 +21,17 @@
 #define ews_call_cancel		fake_ews_call_cancel
 #define ews_call_busy		fake_ews_call_busy
 #define ews_ctx_throttle	fake_ews_ctx_throttle
+#define graphread_new		fake_graphread_new
+#define graphread_free		fake_graphread_free
+#define graphread_start		fake_graphread_start
+#define graphread_busy		fake_graphread_busy
+#define graphread_cancel	fake_graphread_cancel
+#define graphread_subscribe	fake_graphread_subscribe
+#define graphread_renew		fake_graphread_renew
+#define graphread_unsubscribe	fake_graphread_unsubscribe
+#define graphread_sub_busy	fake_graphread_sub_busy
+#define graphread_sub_cancel	fake_graphread_sub_cancel
+#define graphread_json		fake_graphread_json
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +41,7 @@
 #include "io/ews.h"
 #include "io/throttle.h"
 #include "subs/env.h"
+#include "subs/graphread.h"
 
 extern int64_t		 fake_mono;	/* time_mono_ms() */
 extern int64_t		 fake_wall;	/* time_wall_ms() */
@@ -86,6 +100,43 @@ void	 fake_error(struct ews_call *, const char *code);
  */
 void	 fake_log_begin(int level);
 char	*fake_log_end(void);
+
+/*
+ * The Graph reads of one mailbox (graphread.h), faked: what the owner
+ * asked for, kept until the test answers it.
+ */
+enum fake_gsub_op {
+	FAKE_GSUB_NONE,
+	FAKE_GSUB_SUBSCRIBE,
+	FAKE_GSUB_RENEW,
+	FAKE_GSUB_UNSUBSCRIBE
+};
+
+struct graphread {
+	char			*user;		/* owned */
+	graphread_cb		 cb;
+	void			*arg;
+	bool			 busy;		/* a read runs */
+	enum graphread_kind	 kind;		/* of the last read started */
+	unsigned		 starts;
+	unsigned		 cancels;	/* of a running read */
+	enum fake_gsub_op	 sub_op;	/* running, or NONE */
+	graphsub_cb		 sub_cb;
+	char			*sub_id;	/* renew, unsubscribe; owned */
+	char			*url;		/* subscribe: copies */
+	char			*lc_url;
+	char			*client_state;
+	int64_t			 expires;
+	unsigned		 subscribes;
+	unsigned		 renews;
+	unsigned		 unsubscribes;
+	unsigned		 sub_cancels;	/* of a running one */
+};
+
+/* Answer the running read with r (borrowed). */
+void	 fake_graph_read(struct graphread *, const struct graphread_result *);
+/* Answer the running subscription request with r (borrowed). */
+void	 fake_graph_sub(struct graphread *, const struct graphsub_result *);
 
 /* A fixture's content (allocated, caller frees). */
 char	*fake_fixture(const char *name);
