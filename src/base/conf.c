@@ -2209,12 +2209,6 @@ conf_show_name(enum conf_show v)
 	return (enum_name(show_enum, (int)v));
 }
 
-const char *
-conf_backend_name(enum conf_backend b)
-{
-	return (b == CONF_BACKEND_GRAPH ? "graph" : "ews");
-}
-
 const struct conf_kv *
 conf_sink_get(const struct conf_sink *sk, const char *key)
 {

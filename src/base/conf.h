@@ -296,7 +296,6 @@ const char	*conf_mode_name(enum conf_mode);
 const char	*conf_idtype_name(enum conf_idtype);
 const char	*conf_charging_name(enum conf_charging);
 const char	*conf_show_name(enum conf_show);
-const char	*conf_backend_name(enum conf_backend);
 
 /* A sink key's value or NULL (borrowed). */
 const struct conf_kv *conf_sink_get(const struct conf_sink *, const char *);

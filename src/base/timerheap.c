@@ -24,6 +24,7 @@ timerheap_init(struct timerheap *h)
 	h->heap = NULL;
 	h->n = h->cap = 0;
 	h->seq = 0;
+	h->renumbered = 0;
 }
 
 void
@@ -45,7 +46,7 @@ timerheap_entry_init(struct timerheap_entry *e)
 	e->seq = 0;
 }
 
-/* 64-bit sequence numbers never wrap, so ties stay first-set first. */
+/* Sequence numbers never wrap (renumber), so ties stay first-set first. */
 static bool
 before(const struct timerheap_entry *a, const struct timerheap_entry *b)
 {
@@ -98,10 +99,42 @@ sift_down(struct timerheap *h, uint32_t i)
 	place(h, e, i);
 }
 
+static int
+cmp_entries(const void *a, const void *b)
+{
+	const struct timerheap_entry	*x = *(const struct timerheap_entry *
+					    const *)a;
+	const struct timerheap_entry	*y = *(const struct timerheap_entry *
+					    const *)b;
+
+	return (before(x, y) ? -1 : before(y, x) ? 1 : 0);
+}
+
+/*
+ * The next number would wrap: number the entries 0..n-1 in their order
+ * (deadline, then seq).  The sorted array is a valid heap.  Once every
+ * 4 billion settings, O(n log n).
+ */
+static void
+renumber(struct timerheap *h)
+{
+	uint32_t	 i;
+
+	qsort(h->heap, h->n, sizeof(*h->heap), cmp_entries);
+	for (i = 0; i < h->n; i++) {
+		h->heap[i]->seq = i;
+		place(h, h->heap[i], i);
+	}
+	h->seq = h->n;
+	h->renumbered++;
+}
+
 void
 timerheap_set(struct timerheap *h, struct timerheap_entry *e,
     int64_t deadline)
 {
+	if (h->seq == UINT32_MAX)
+		renumber(h);
 	e->deadline = deadline;
 	e->seq = h->seq++;
 	if (e->index != 0) {
@@ -172,14 +205,15 @@ timerheap_pop_due(struct timerheap *h, int64_t now, size_t max,
     timerheap_cb cb, void *arg)
 {
 	struct timerheap_entry	*e;
-	uint64_t		 start = h->seq;
+	uint32_t		 start = h->seq;
+	uint32_t		 renumbered = h->renumbered;
 	size_t			 fired = 0;
 
 	while (fired < max &&
 	    (e = timerheap_peek(h)) != NULL && e->deadline <= now) {
 		/* Set during this pass: leave it (and what follows) for the
-		 * next one. */
-		if (e->seq >= start)
+		 * next one.  Numbered again during it: the rest too. */
+		if (h->renumbered != renumbered || e->seq >= start)
 			break;
 		timerheap_remove(h, e);
 		fired++;

@@ -15,10 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Embedded in the owner.  24 bytes. */
+/*
+ * Embedded in the owner.  16 bytes: the scheduling order is 32 bits;
+ * before it would wrap, the heap numbers its entries again from 0 in
+ * the same order (timerheap_set), so ties stay first-set first.
+ */
 struct timerheap_entry {
 	int64_t		 deadline;	/* milliseconds */
-	uint64_t	 seq;		/* scheduling order, breaks ties */
+	uint32_t	 seq;		/* scheduling order, breaks ties */
 	uint32_t	 index;		/* heap slot + 1; 0 = not scheduled */
 };
 
@@ -26,7 +30,8 @@ struct timerheap {
 	struct timerheap_entry	**heap;		/* owned; entries borrowed */
 	uint32_t		  n;
 	uint32_t		  cap;
-	uint64_t		  seq;		/* next scheduling number */
+	uint32_t		  seq;		/* next scheduling number */
+	uint32_t		  renumbered;	/* times seq started again */
 };
 
 /* The owner of an embedded entry: container_of. */
@@ -63,8 +68,9 @@ struct timerheap_entry *timerheap_pop(struct timerheap *);
  * them (SIZE_MAX: all): each is removed before cb(entry, arg) runs, so
  * the callback may set it again, remove others or free its owner.
  * Entries set during this call are left for the next call even if
- * already due, so a callback that re-arms at now cannot loop forever.
- * Returns how many fired.
+ * already due, so a callback that re-arms at now cannot loop forever
+ * (and so is every entry once the heap numbers its entries again during
+ * the call).  Returns how many fired.
  */
 size_t	 timerheap_pop_due(struct timerheap *, int64_t now, size_t max,
 	    timerheap_cb, void *);

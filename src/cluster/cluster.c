@@ -171,7 +171,8 @@ static uint64_t	 view_epoch(const struct cluster *);
 static void	 new_epoch(struct cluster *, uint64_t);
 static void	 groups_changed(void *);
 
-bool
+/* Whether s is a valid cluster or node name. */
+static bool
 cluster_name_valid(const char *s)
 {
 	size_t	 i;
@@ -189,12 +190,6 @@ cluster_state_name(enum cluster_state s)
 	if ((unsigned)s >= CLUSTER_STATE_MAX)
 		return ("unknown");
 	return (cluster_state_names[s]);
-}
-
-enum cluster_state
-cluster_state(const struct cluster *c)
-{
-	return (c->state);
 }
 
 struct cluster *

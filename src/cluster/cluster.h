@@ -134,9 +134,6 @@ struct cluster_cbs {
 	void	(*lease)(const struct cluster_lease_info *, void *); /* opt. */
 };
 
-/* Whether s is a valid cluster or node name. */
-bool		 cluster_name_valid(const char *);
-
 /*
  * New, idle; strings in opts are copied, cbs is copied, base and arg
  * are borrowed.  Returns NULL with *cause set (allocated, caller frees).
@@ -177,7 +174,6 @@ void		 cluster_group_learnt(struct cluster *, const char *address,
  * next callback.
  */
 const struct budget *cluster_record(const struct cluster *, const char *node);
-enum cluster_state cluster_state(const struct cluster *);
 const char	*cluster_state_name(enum cluster_state);
 /* The state, lease, members and budget as one JSON object value. */
 void		 cluster_status_json(const struct cluster *,

@@ -467,10 +467,12 @@ render_status(const struct json_value *v, struct buf *out)
 		buf_reset(&b);
 	}
 	if ((o = json_get(v, "loop")) != NULL) {
-		buf_printf(&b, "late by p99 %.1f ms, max %.1f ms (%.0f ms "
-		    "probe)", json_get_num(o, "lag_p99_ms", 0),
-		    json_get_num(o, "lag_max_ms", 0),
-		    json_get_num(o, "probe_ms", 0));
+		buf_printf(&b, "passes p99 %.1f ms, longest %.1f ms of CPU; "
+		    "%.0f ms probe late by max %.1f ms",
+		    json_get_num(o, "busy_p99_ms", 0),
+		    json_get_num(o, "busy_max_ms", 0),
+		    json_get_num(o, "probe_ms", 0),
+		    json_get_num(o, "lag_max_ms", 0));
 		kv(&t, "event loop:", buf_str(&b));
 		buf_reset(&b);
 	}

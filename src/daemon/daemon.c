@@ -638,8 +638,8 @@ daemon_run(const char *path, struct config *conf)
 	notify_ready();
 
 	/* From here on the loop runs: watch how long it is held up. */
-	d.lag = looplag_new(d.base);
-	event_base_dispatch(d.base);
+	d.lag = looplag_new(d.base, LOOPLAG_PERIOD_MS);
+	looplag_dispatch(d.lag);
 	log_notice("ewsgw stopped");
 
 out:

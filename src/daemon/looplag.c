@@ -2,8 +2,9 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * Loop stall probe: a one-shot timer re-armed LOOPLAG_PERIOD_MS ahead
- * each time it runs, and fixed histograms of how late it ran.
+ * Loop stalls: every pass of the loop timed in the loop thread's CPU
+ * time, and a one-shot timer re-armed period_ms ahead each time it runs,
+ * in fixed histograms.
  */
 #include "config.h"
 
@@ -34,11 +35,12 @@ struct lag_hist {
 };
 
 struct looplag {
+	struct event_base *base;
 	struct event	 ev;
+	int		 period_ms;
 	int64_t		 due_us;	/* when the probe should run */
-	int64_t		 cpu_us;	/* the loop thread's CPU time then */
-	struct lag_hist	 late;		/* wall clock */
-	struct lag_hist	 busy;		/* of it, the loop's own CPU time */
+	struct lag_hist	 late;		/* probe lateness, wall clock */
+	struct lag_hist	 busy;		/* CPU time of each pass */
 };
 
 static void	 looplag_arm(struct looplag *);
@@ -56,11 +58,13 @@ static const double prom_le[] = {
 };
 
 struct looplag *
-looplag_new(struct event_base *base)
+looplag_new(struct event_base *base, int period_ms)
 {
 	struct looplag	*l;
 
 	l = xcalloc(1, sizeof *l);
+	l->base = base;
+	l->period_ms = period_ms;
 	evtimer_assign(&l->ev, base, looplag_cb, l);
 	looplag_arm(l);
 	return (l);
@@ -85,14 +89,40 @@ thread_cpu_us(void)
 	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
+int
+looplag_pass(struct looplag *l)
+{
+	int64_t	 cpu = thread_cpu_us();
+	int	 rc;
+
+	rc = event_base_loop(l->base, EVLOOP_ONCE);
+	cpu = thread_cpu_us() - cpu;
+	hist_add(&l->busy, cpu > 0 ? cpu : 0);
+	return (rc);
+}
+
+int
+looplag_dispatch(struct looplag *l)
+{
+	int	 rc;
+
+	for (;;) {
+		rc = looplag_pass(l);
+		if (rc != 0)
+			return (rc == -1 ? -1 : 0);
+		if (event_base_got_break(l->base) ||
+		    event_base_got_exit(l->base))
+			return (0);
+	}
+}
+
 static void
 looplag_arm(struct looplag *l)
 {
 	struct timeval	 tv;
 
-	l->due_us = time_mono_us() + LOOPLAG_PERIOD_MS * 1000;
-	l->cpu_us = thread_cpu_us();
-	evtimer_add(&l->ev, time_ms_tv(&tv, LOOPLAG_PERIOD_MS));
+	l->due_us = time_mono_us() + l->period_ms * 1000;
+	evtimer_add(&l->ev, time_ms_tv(&tv, l->period_ms));
 }
 
 static void
@@ -100,18 +130,8 @@ looplag_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct looplag	*l = arg;
 	int64_t		 late = time_mono_us() - l->due_us;
-	int64_t		 cpu = thread_cpu_us() - l->cpu_us;
 
-	if (late < 0)
-		late = 0;
-	hist_add(&l->late, late);
-	/*
-	 * The part of the lateness the loop could have spent working:
-	 * time it waited for a CPU (a loaded machine) does not count.
-	 * The CPU time covers the whole period since the probe was armed,
-	 * so this is an upper bound, and never more than the lateness.
-	 */
-	hist_add(&l->busy, cpu < late ? (cpu > 0 ? cpu : 0) : late);
+	hist_add(&l->late, late > 0 ? late : 0);
 	looplag_arm(l);
 }
 
@@ -212,44 +232,55 @@ looplag_status_json(const struct looplag *l, struct json_writer *w)
 {
 	json_key(w, "loop");
 	json_obj_begin(w);
-	json_kv_int(w, "probe_ms", LOOPLAG_PERIOD_MS);
+	json_kv_int(w, "probe_ms", l->period_ms);
 	json_kv_int(w, "samples", (int64_t)l->late.samples);
+	json_kv_int(w, "passes", (int64_t)l->busy.samples);
 	hist_json(&l->late, "lag", w);
 	hist_json(&l->busy, "busy", w);
 	json_obj_end(w);
 }
 
-void
-looplag_metrics(const struct looplag *l, struct buf *b)
+/* One Prometheus histogram of h in seconds, called name. */
+static void
+hist_metrics(const struct lag_hist *h, const char *name, const char *help,
+    struct buf *b)
 {
-	const struct lag_hist	*h = &l->late;
-	uint64_t		 n = 0;
-	size_t			 i = 0, j;
+	uint64_t	 n = 0;
+	size_t		 i = 0, j;
 
-	buf_puts(b, "# HELP ewsgw_loop_lag_seconds How late the event loop "
-	    "ran a timer due every 10 ms.\n"
-	    "# TYPE ewsgw_loop_lag_seconds histogram\n");
+	buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
+	    name);
 	for (j = 0; j < sizeof(prom_le) / sizeof(*prom_le); j++) {
 		/* Every le is a bucket boundary, so the count is exact. */
 		for (; i < NBUCKETS && bucket_upper_us(i) <=
 		    (int64_t)(prom_le[j] * 1e6 + 0.5); i++)
 			n += h->count[i];
-		buf_printf(b, "ewsgw_loop_lag_seconds_bucket{le=\"%g\"} "
-		    "%llu\n", prom_le[j], (unsigned long long)n);
+		buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, prom_le[j],
+		    (unsigned long long)n);
 	}
-	buf_printf(b, "ewsgw_loop_lag_seconds_bucket{le=\"+Inf\"} %llu\n"
-	    "ewsgw_loop_lag_seconds_sum %.6f\n"
-	    "ewsgw_loop_lag_seconds_count %llu\n",
-	    (unsigned long long)h->samples, (double)h->sum_us / 1e6,
-	    (unsigned long long)h->samples);
+	buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
+	    "%s_count %llu\n", name, (unsigned long long)h->samples, name,
+	    (double)h->sum_us / 1e6, name, (unsigned long long)h->samples);
+}
+
+void
+looplag_metrics(const struct looplag *l, struct buf *b)
+{
+	char	*help;
+
+	xasprintf(&help, "How late the event loop ran a timer due every "
+	    "%d ms.", l->period_ms);
+	hist_metrics(&l->late, "ewsgw_loop_lag_seconds", help, b);
+	free(help);
+	hist_metrics(&l->busy, "ewsgw_loop_busy_seconds", "CPU time of each "
+	    "pass of the event loop (what one wake-up held it up for).", b);
 	buf_printf(b, "# HELP ewsgw_loop_lag_max_seconds The longest the "
 	    "event loop was late for its probe since start.\n"
 	    "# TYPE ewsgw_loop_lag_max_seconds gauge\n"
 	    "ewsgw_loop_lag_max_seconds %.6f\n"
-	    "# HELP ewsgw_loop_busy_max_seconds The longest lateness the "
-	    "loop spent on its own work (CPU time, waits for a CPU left "
-	    "out).\n"
+	    "# HELP ewsgw_loop_busy_max_seconds The longest pass of the "
+	    "event loop since start, in CPU time.\n"
 	    "# TYPE ewsgw_loop_busy_max_seconds gauge\n"
-	    "ewsgw_loop_busy_max_seconds %.6f\n", (double)h->max_us / 1e6,
-	    (double)l->busy.max_us / 1e6);
+	    "ewsgw_loop_busy_max_seconds %.6f\n",
+	    (double)l->late.max_us / 1e6, (double)l->busy.max_us / 1e6);
 }

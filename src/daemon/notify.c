@@ -94,12 +94,6 @@ notify_dropped_count(void)
 	return (notify_dropped);
 }
 
-bool
-notify_enabled(void)
-{
-	return (getenv("NOTIFY_SOCKET") != NULL);
-}
-
 void
 notify_init(struct event_base *base)
 {

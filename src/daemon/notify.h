@@ -23,8 +23,6 @@ void	 notify_reloading(void);
 void	 notify_stopping(void);
 /* STATUS= one-line summary; repeated identical lines are not resent. */
 void	 notify_status(const char *);
-/* Whether a service manager listens (NOTIFY_SOCKET is set). */
-bool	 notify_enabled(void);
 /* Messages dropped because the service manager's queue was full. */
 uint64_t notify_dropped_count(void);
 

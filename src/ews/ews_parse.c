@@ -2212,7 +2212,7 @@ event_free(struct ews_event *ev)
 	free(ev->old_parent_id);
 }
 
-void
+static void
 ews_notification_free(struct ews_notification *n)
 {
 	size_t	 i;

@@ -301,6 +301,5 @@ void	 ews_availability_free(struct ews_availability *);
 void	 ews_oof_free(struct ews_oof *);
 void	 ews_user_settings_free(struct ews_user_settings *);
 void	 ews_status_free(struct ews_status *);
-void	 ews_notification_free(struct ews_notification *);
 
 #endif

@@ -78,7 +78,8 @@ graph_auto_replies_url(struct buf *b, const char *base, const char *user)
 	graph_auto_replies_path(b, user);
 }
 
-enum ews_fb
+/* showAs -> enum ews_fb ("unknown" and anything else: NoData). */
+static enum ews_fb
 graph_show_as(const char *s)
 {
 	if (s == NULL)

@@ -66,9 +66,6 @@ int	 graph_parse_calview(const char *, size_t, struct graph_page *,
 	    char **cause);
 void	 graph_page_free(struct graph_page *);
 
-/* showAs -> enum ews_fb ("unknown" and anything else: NoData). */
-enum ews_fb graph_show_as(const char *);
-
 /*
  * automaticRepliesSetting (the object itself, or a mailboxSettings object
  * holding it) into out (out->r is left empty).  status disabled,

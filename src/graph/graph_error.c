@@ -69,9 +69,26 @@ graph_classify(long status, const char *code)
 	}
 	if (code != NULL && strcasecmp(code, "syncStateNotFound") == 0)
 		return (GRAPH_ACT_RESYNC);
+	if (status >= 400 && status < 500 && graph_no_mailbox(code))
+		return (GRAPH_ACT_NOT_FOUND);
 	if (status == 0 || status >= 500)
 		return (GRAPH_ACT_TRANSIENT);
 	return (GRAPH_ACT_FATAL);
+}
+
+bool
+graph_no_mailbox(const char *code)
+{
+	static const char *const codes[] = {
+		"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI",
+		"ErrorInvalidUser", "ResourceNotFound"
+	};
+	size_t	 i;
+
+	for (i = 0; code != NULL && i < sizeof codes / sizeof codes[0]; i++)
+		if (strcasecmp(code, codes[i]) == 0)
+			return (true);
+	return (false);
 }
 
 const char *

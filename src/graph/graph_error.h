@@ -8,6 +8,7 @@
 #ifndef EWSGW_GRAPH_ERROR_H
 #define EWSGW_GRAPH_ERROR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,14 @@ enum graph_action {
 };
 enum graph_action graph_classify(long status, const char *code);
 const char	*graph_action_name(enum graph_action);
+/*
+ * Whether an error code says Exchange Online has no mailbox for the
+ * user: MailboxNotEnabledForRESTAPI or MailboxNotSupportedForRESTAPI
+ * (on premises, inactive, soft-deleted or unlicensed), ErrorInvalidUser
+ * or ResourceNotFound.  graph_classify makes them NOT_FOUND whatever
+ * the 4xx status.  NULL is false.
+ */
+bool		 graph_no_mailbox(const char *code);
 
 /*
  * A Retry-After value (delta-seconds, or an IMF-fixdate HTTP date

@@ -28,7 +28,8 @@ struct graph_jwt_key {
 	char		 x5t_s256[48];
 };
 
-void
+/* base64url without padding of len bytes, appended to out. */
+static void
 graph_b64url(struct buf *out, const unsigned char *p, size_t len)
 {
 	static const char	 a[] =

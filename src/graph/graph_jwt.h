@@ -42,8 +42,4 @@ char	*graph_jwt_assertion(const struct graph_jwt_key *,
 	    const char *client_id, const char *token_url, int64_t now,
 	    char **cause);
 
-/* base64url without padding of len bytes, appended to out. */
-struct buf;
-void	 graph_b64url(struct buf *out, const unsigned char *, size_t len);
-
 #endif

@@ -25,7 +25,8 @@ graph_sub_max_expiry(int64_t now)
 	    GRAPH_SUB_MARGIN_S);
 }
 
-void
+/* The resource path for user ("/users/{user}/events"). */
+static void
 graph_sub_resource(struct buf *b, const char *user)
 {
 	buf_puts(b, "/users/");

@@ -39,8 +39,6 @@ struct graph_sub_req {
 int64_t	 graph_sub_max_expiry(int64_t now);
 /* POST /subscriptions body (may hold the secret: wipe b after use). */
 void	 graph_sub_create_body(struct buf *, const struct graph_sub_req *);
-/* The resource path for user ("/users/{user}/events"). */
-void	 graph_sub_resource(struct buf *, const char *user);
 /* PATCH /subscriptions/{id} body. */
 void	 graph_sub_renew_body(struct buf *, int64_t expires);
 /* base + "/subscriptions" or base + "/subscriptions/{id}" (id != NULL). */

@@ -143,12 +143,6 @@ dns_resolver_free(struct dns_resolver *r)
 	ares_library_cleanup();
 }
 
-size_t
-dns_pending(const struct dns_resolver *r)
-{
-	return (r->npending);
-}
-
 /* ---- c-ares on the loop ---- */
 
 static void

@@ -87,7 +87,5 @@ struct dns_req	*dns_lookup_naptr(struct dns_resolver *, const char *name,
 /* Forget a lookup: its callback is never called.  NULL is fine. */
 void		 dns_cancel(struct dns_req *);
 
-/* Lookups in progress (for tests and health). */
-size_t		 dns_pending(const struct dns_resolver *);
 
 #endif

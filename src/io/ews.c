@@ -217,24 +217,6 @@ ews_ctx_throttle(struct ews_ctx *c)
 	return (c->throttle);
 }
 
-const struct config *
-ews_ctx_config(const struct ews_ctx *c)
-{
-	return (c->conf);
-}
-
-uint64_t
-ews_ctx_auth_failures(const struct ews_ctx *c)
-{
-	return (account_failed_logins_total(c->account));
-}
-
-bool
-ews_ctx_auth_failing(const struct ews_ctx *c)
-{
-	return (account_state(c->account) == ACCOUNT_AUTH_FAILING);
-}
-
 int
 ews_ctx_problems_json(struct ews_ctx *c, struct json_writer *w)
 {

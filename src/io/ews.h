@@ -151,7 +151,6 @@ struct ews_share {
 	unsigned	 subscriptions;
 };
 unsigned	 ews_ctx_set_share(struct ews_ctx *, const struct ews_share *);
-const struct config *ews_ctx_config(const struct ews_ctx *);
 
 void		 ews_call_init(struct ews_call *, struct ews_ctx *);
 /*
@@ -172,10 +171,6 @@ void		 ews_ctx_metrics(struct ews_ctx *, struct buf *);
 void		 ews_ctx_budget_json(struct ews_ctx *, struct json_writer *);
 /* Short request header: version + optional impersonation. */
 const char	*ews_op_name(enum ews_op);
-/* Logins Exchange refused, in total. */
-uint64_t	 ews_ctx_auth_failures(const struct ews_ctx *);
-/* Exchange refuses the service account's credentials (account.h). */
-bool		 ews_ctx_auth_failing(const struct ews_ctx *);
 /*
  * The service account's problem (authentication failing, Exchange
  * unreachable, impersonation refused across the board) as one string

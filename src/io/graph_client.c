@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 #include <sys/stat.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -36,6 +37,12 @@
 
 enum gc_state { GC_IDLE, GC_WAIT_SLOT, GC_WAIT_TIMER, GC_RUNNING,
 	GC_BATCH_QUEUED, GC_BATCHED };
+#define GC_STATE_MAX	(GC_BATCHED + 1)
+
+static const char *const gc_state_names[GC_STATE_MAX] = {
+	"idle", "wait-slot", "wait-timer", "running", "batch-queued",
+	"batched"
+};
 
 struct gc_batch;
 
@@ -86,6 +93,7 @@ struct gc_batch {
 	struct http_request	*http;
 };
 
+static void	 gc_set_state(struct graph_call *, enum gc_state);
 static void	 gc_try(struct graph_call *);
 static void	 gc_timer(evutil_socket_t, short, void *);
 static void	 gc_http_done(struct http_request *,
@@ -308,17 +316,39 @@ graph_call_start(struct graph_client *c, const struct graph_req *r,
 	TAILQ_INSERT_TAIL(&c->calls, gc, entry);
 	c->st.calls++;
 	/* Never call back from here: start from the loop. */
-	gc->state = GC_WAIT_TIMER;
-	c->st.waiting++;
+	gc_set_state(gc, GC_WAIT_TIMER);
 	event_active(&gc->timer, EV_TIMEOUT, 1);
 	return (gc);
+}
+
+/*
+ * The single state change of a call: the debug line, and the count of
+ * calls waiting (for a slot or a timer) kept on entry and exit.
+ */
+static void
+gc_set_state(struct graph_call *gc, enum gc_state s)
+{
+	bool	 was, is;
+
+	assert((unsigned)s < GC_STATE_MAX);
+	if (gc->state == s)
+		return;
+	log_debug("graph %s of %s: %s -> %s", gc->tag, gc->mailbox[0] !=
+	    '\0' ? gc->mailbox : "the app", gc_state_names[gc->state],
+	    gc_state_names[s]);
+	was = gc->state == GC_WAIT_SLOT || gc->state == GC_WAIT_TIMER;
+	is = s == GC_WAIT_SLOT || s == GC_WAIT_TIMER;
+	if (was && !is)
+		gc->c->st.waiting--;
+	else if (is && !was)
+		gc->c->st.waiting++;
+	gc->state = s;
 }
 
 static void
 gc_free(struct graph_call *gc)
 {
-	if (gc->state == GC_WAIT_SLOT || gc->state == GC_WAIT_TIMER)
-		gc->c->st.waiting--;
+	gc_set_state(gc, GC_IDLE);
 	event_del(&gc->timer);
 	TAILQ_REMOVE(&gc->c->calls, gc, entry);
 	free(gc->url);
@@ -359,8 +389,7 @@ gc_timer(evutil_socket_t fd, short ev, void *arg)
 {
 	struct graph_call	*gc = arg;
 
-	gc->c->st.waiting--;
-	gc->state = GC_IDLE;
+	gc_set_state(gc, GC_IDLE);
 	gc_try(gc);
 }
 
@@ -374,7 +403,7 @@ gc_try(struct graph_call *gc)
 
 	if (gc->batchable && gc->attempts == 0) {
 		/* Gather the others of these few milliseconds. */
-		gc->state = GC_BATCH_QUEUED;
+		gc_set_state(gc, GC_BATCH_QUEUED);
 		if (!c->batch_armed) {
 			c->batch_armed = true;
 			evtimer_add(&c->batch_ev, time_ms_tv(&tv,
@@ -396,12 +425,11 @@ gc_wait(struct graph_call *gc, int64_t w)
 {
 	struct timeval	 tv;
 
-	gc->c->st.waiting++;
 	if (w < 0) {
-		gc->state = GC_WAIT_SLOT;	/* gc_wake starts it */
+		gc_set_state(gc, GC_WAIT_SLOT);	/* gc_wake starts it */
 		return;
 	}
-	gc->state = GC_WAIT_TIMER;
+	gc_set_state(gc, GC_WAIT_TIMER);
 	evtimer_add(&gc->timer, time_ms_tv(&tv, w));
 }
 
@@ -426,7 +454,7 @@ gc_send(struct graph_call *gc)
 	o.timeout_ms = c->timeout_ms;
 	o.tag = gc->tag;
 	gc->attempts++;
-	gc->state = GC_RUNNING;
+	gc_set_state(gc, GC_RUNNING);
 	gc->http = http_request_start(c->eng, &o, gc_http_done, NULL, gc);
 }
 
@@ -439,8 +467,7 @@ gc_wake(struct graph_client *c, const char *mailbox)
 	TAILQ_FOREACH(gc, &c->calls, entry)
 		if (gc->state == GC_WAIT_SLOT &&
 		    strcmp(gc->mailbox, mailbox) == 0) {
-			c->st.waiting--;
-			gc->state = GC_IDLE;
+			gc_set_state(gc, GC_IDLE);
 			gc_try(gc);
 			return;
 		}
@@ -485,7 +512,7 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 		if (gc->attempts < c->max_attempts) {
 			c->st.retries++;
 			graph_error_free(&err);
-			gc->state = GC_IDLE;
+			gc_set_state(gc, GC_IDLE);
 			gc_try(gc);	/* waits out the pause */
 			return;
 		}
@@ -497,7 +524,7 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 	res.attempts = gc->attempts;
 	c->st.results[res.action]++;
 	mb = xstrdup(gc->mailbox);
-	gc->state = GC_IDLE;
+	gc_set_state(gc, GC_IDLE);
 	gc->done(&res, gc->arg);
 	graph_error_free(&err);
 	gc_free(gc);
@@ -586,7 +613,7 @@ gc_batch_done(struct http_request *req, const struct http_response *resp,
 		bt->v[i] = NULL;
 		bt->live--;
 		gc->batch = NULL;
-		gc->state = GC_IDLE;
+		gc_set_state(gc, GC_IDLE);
 		if (ok) {
 			gc_step_done(gc, graph_batch_find(&gb,
 			    gc_batch_ids[i]));
@@ -630,7 +657,7 @@ gc_batch_send(struct graph_client *c, struct gc_batch *bt)
 		return;
 	}
 	for (i = 0; i < bt->n; i++) {
-		bt->v[i]->state = GC_BATCHED;
+		gc_set_state(bt->v[i], GC_BATCHED);
 		bt->v[i]->attempts++;
 	}
 	c->st.batches++;
@@ -670,7 +697,7 @@ gc_batch_cb(evutil_socket_t fd, short ev, void *arg)
 		if (gc->state != GC_BATCH_QUEUED)
 			continue;
 		gc->batchable = false;
-		gc->state = GC_IDLE;
+		gc_set_state(gc, GC_IDLE);
 		w = graph_sched_acquire(c->sched, gc->mailbox,
 		    time_mono_ms());
 		if (w != 0) {

@@ -1147,12 +1147,6 @@ http_request_resume(struct http_request *r)
 	/* curl arranged a timeout to continue the transfer; nothing else. */
 }
 
-unsigned
-http_request_id(const struct http_request *r)
-{
-	return (r->id);
-}
-
 static void
 http_reset_response(struct http_request *r)
 {

@@ -222,8 +222,6 @@ struct http_request *http_request_start(struct http_engine *,
 void	 http_request_cancel(struct http_request *);
 /* Continue a request whose data callback returned HTTP_DATA_PAUSE. */
 void	 http_request_resume(struct http_request *);
-/* Small id for log lines. */
-unsigned	 http_request_id(const struct http_request *);
 
 const char	*http_result_name(enum http_result);
 

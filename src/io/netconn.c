@@ -108,6 +108,12 @@ netconn_connect(struct event_base *base, const struct sockaddr *sa,
 }
 
 void
+netconn_set_arg(struct netconn *c, void *arg)
+{
+	c->arg = arg;
+}
+
+void
 netconn_write(struct netconn *c, const void *data, size_t len)
 {
 	if (!c->finished)
@@ -118,12 +124,6 @@ size_t
 netconn_output_len(const struct netconn *c)
 {
 	return (evbuffer_get_length(bufferevent_get_output(c->bev)));
-}
-
-bool
-netconn_connected(const struct netconn *c)
-{
-	return (c->connected && !c->finished);
 }
 
 int

@@ -56,13 +56,19 @@ struct netconn	*netconn_connect(struct event_base *, const struct sockaddr *,
 		    socklen_t, const struct netconn_opts *, netconn_read_cb,
 		    netconn_event_cb, void *arg, char **cause);
 
+/*
+ * Hand the connection to another owner: later callbacks get arg.  Fine
+ * at any time from the loop, not from inside a callback of this
+ * connection.
+ */
+void		 netconn_set_arg(struct netconn *, void *arg);
+
 /* Queue bytes for sending (copied); fine before CONNECTED. */
 void		 netconn_write(struct netconn *, const void *, size_t);
 
 /* Bytes queued but not yet sent. */
 size_t		 netconn_output_len(const struct netconn *);
 
-bool		 netconn_connected(const struct netconn *);
 
 /*
  * Our end of the connection as "IP:PORT" ("[IPv6]:PORT") into out, or

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -95,6 +96,11 @@ enum push_conn_state {
 	PC_ANSWER,	/* writing an answer, then the next request */
 	PC_CLOSE,	/* writing a final answer */
 	PC_LINGER	/* answer sent: dropping input until EOF */
+};
+#define PC_STATE_MAX	(PC_LINGER + 1)
+
+static const char *const push_conn_state_names[PC_STATE_MAX] = {
+	"read", "answer", "close", "linger"
 };
 
 /*
@@ -706,6 +712,21 @@ push_conn_classify(struct push_conn *c)
 	TAILQ_INSERT_TAIL(&c->p->conns[cls], c, entry);
 }
 
+/*
+ * The single state change of a connection: the debug line, and the
+ * class at the cap its new state puts it in.
+ */
+static void
+push_conn_set_state(struct push_conn *c, enum push_conn_state s)
+{
+	assert((unsigned)s < PC_STATE_MAX);
+	if (c->state != s)
+		log_debug("push: connection from %s: %s -> %s", c->s.peer,
+		    push_conn_state_names[c->state], push_conn_state_names[s]);
+	c->state = s;
+	push_conn_classify(c);
+}
+
 /* The connection to close at the cap, in push_conn_class order. */
 static struct push_conn *
 push_conn_victim(struct push *p)
@@ -785,9 +806,9 @@ push_conn_input(struct push_conn *c)
 			buf_reset(&c->out);
 		}
 		if (verdict == PUSH_SESSION_ANSWERED)
-			c->state = PC_ANSWER;
+			push_conn_set_state(c, PC_ANSWER);
 		else if (verdict == PUSH_SESSION_CLOSE)
-			c->state = PC_CLOSE;
+			push_conn_set_state(c, PC_CLOSE);
 	}
 	push_conn_classify(c);
 }
@@ -830,7 +851,7 @@ push_conn_write(struct bufferevent *bev, void *arg)
 	case PC_ANSWER:
 		/* Keep-alive: the next request has its own deadline. */
 		t0 = push_cpu_us();
-		c->state = PC_READ;
+		push_conn_set_state(c, PC_READ);
 		push_conn_arm(c, c->p->timeout_ms);
 		push_conn_input(c);
 		push_busy(c->p, t0);
@@ -841,8 +862,7 @@ push_conn_write(struct bufferevent *bev, void *arg)
 		 * could destroy the answer on its way: half-close, drop
 		 * what still comes for a moment, then close.
 		 */
-		c->state = PC_LINGER;
-		push_conn_classify(c);
+		push_conn_set_state(c, PC_LINGER);
 		if (!c->tls)
 			shutdown(bufferevent_getfd(bev), SHUT_WR);
 		evbuffer_drain(bufferevent_get_input(bev),

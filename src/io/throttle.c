@@ -64,7 +64,16 @@ struct throttle {
 	size_t			 nheap;
 	size_t			 heapcap;
 
-	struct hashmap		*subs;		/* mailbox -> count */
+	/*
+	 * Subscriptions held per mailbox.  One holder (every mailbox but
+	 * a few) in a map borrowing the holder's address; two or more
+	 * (two mailbox objects for one address for a while, after a
+	 * reload or a cluster hand-over) in a map with its own copy, where
+	 * the entry stays until the count is 0: then no holder's address
+	 * needs to outlive its holder.
+	 */
+	struct hashmap		*subs_one;	/* mailbox -> 1 */
+	struct hashmap		*subs_many;	/* mailbox -> count */
 	unsigned		 nsubs;
 
 	uint64_t		 next_seq;
@@ -111,6 +120,8 @@ static void	 budget_touch(struct throttle *, struct throttle_budget *);
 static void	 budget_extend(struct throttle *, struct throttle_budget *,
 		    int64_t);
 static void	 budget_detach(struct throttle_budget *);
+static void	 ticket_set_state(struct throttle_ticket *,
+		    enum throttle_ticket_state);
 static void	 budget_settle(struct throttle *, struct throttle_budget *,
 		    int64_t, bool);
 static struct throttle_ticket *budget_pick(const struct throttle *,
@@ -145,14 +156,6 @@ static const char *class_names[THROTTLE_CLASS_MAX] = { "short", "stream" };
 static const char *gate_names[THROTTLE_GATE_MAX] = {
 	"open", "probe", "closed"
 };
-
-const char *
-throttle_class_name(enum throttle_class c)
-{
-	if ((unsigned)c >= THROTTLE_CLASS_MAX)
-		return ("unknown");
-	return (class_names[c]);
-}
 
 /* ---- limits ---- */
 
@@ -365,6 +368,22 @@ budget_extend(struct throttle *t, struct throttle_budget *b, int64_t until)
 		heap_down(t, b->heap_idx);
 }
 
+/*
+ * The single state change of a ticket: idle <-> queued -> granted ->
+ * idle or queued again; an idle ticket belongs to no budget.  No log
+ * line: a ticket has no name of its own, its request's owner logs.
+ */
+static void
+ticket_set_state(struct throttle_ticket *tk, enum throttle_ticket_state s)
+{
+	assert(s != tk->state);
+	assert(s != THROTTLE_TICKET_GRANTED ||
+	    tk->state == THROTTLE_TICKET_QUEUED);
+	tk->state = s;
+	if (s == THROTTLE_TICKET_IDLE)
+		tk->budget = NULL;
+}
+
 /* Forget every ticket of b (scheduler going away). */
 static void
 budget_detach(struct throttle_budget *b)
@@ -376,15 +395,13 @@ budget_detach(struct throttle_budget *b)
 		for (p = 0; p < THROTTLE_PRIO_MAX; p++) {
 			while ((tk = TAILQ_FIRST(&b->q[c][p])) != NULL) {
 				TAILQ_REMOVE(&b->q[c][p], tk, entry);
-				tk->state = THROTTLE_TICKET_IDLE;
-				tk->budget = NULL;
+				ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 			}
 		}
 	}
 	while ((tk = TAILQ_FIRST(&b->granted)) != NULL) {
 		TAILQ_REMOVE(&b->granted, tk, entry);
-		tk->state = THROTTLE_TICKET_IDLE;
-		tk->budget = NULL;
+		ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 	}
 }
 
@@ -463,7 +480,7 @@ grant(struct throttle *t, struct throttle_budget *b,
 		b->streams++;
 	t->in_use[c]++;
 	t->grants[c]++;
-	tk->state = THROTTLE_TICKET_GRANTED;
+	ticket_set_state(tk, THROTTLE_TICKET_GRANTED);
 	tk->grant_no = ++t->ngrants;
 	/* The one promise of this module. */
 	assert(b->in_use <= budget_limit(t, b));
@@ -605,7 +622,8 @@ throttle_new(const struct throttle_limits *l)
 	backoff_rng_seed(&t->rng, t->lim.seed);
 	budget_init(t, &t->account, NULL);
 	t->anchors = hashmap_new();
-	t->subs = hashmap_new();
+	t->subs_one = hashmap_new_borrowing();
+	t->subs_many = hashmap_new();
 	TAILQ_INIT(&t->ready);
 	return (t);
 }
@@ -627,7 +645,8 @@ throttle_free(struct throttle *t)
 		free(b);
 	}
 	hashmap_free(t->anchors, NULL);
-	hashmap_free(t->subs, NULL);
+	hashmap_free(t->subs_one, NULL);
+	hashmap_free(t->subs_many, NULL);
 	free(t->heap);
 	free(t);
 }
@@ -786,7 +805,7 @@ throttle_submit(struct throttle *t, struct throttle_ticket *tk,
 	tk->prio = p;
 	tk->seq = t->next_seq++;
 	tk->grant_no = 0;
-	tk->state = THROTTLE_TICKET_QUEUED;
+	ticket_set_state(tk, THROTTLE_TICKET_QUEUED);
 	TAILQ_INSERT_TAIL(&b->q[c][p], tk, entry);
 	b->nqueued[c]++;
 	t->queued[c]++;
@@ -845,8 +864,7 @@ throttle_release(struct throttle *t, struct throttle_ticket *tk, int64_t now,
 	}
 	release_slot(t, tk, now);
 	apply_outcome(t, b, tk, now, o);
-	tk->state = THROTTLE_TICKET_IDLE;
-	tk->budget = NULL;
+	ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 	budget_touch(t, b);
 }
 
@@ -870,7 +888,7 @@ throttle_requeue(struct throttle *t, struct throttle_ticket *tk, int64_t now,
 	tk->budget = b;
 	tk->seq = t->next_seq++;
 	tk->grant_no = 0;
-	tk->state = THROTTLE_TICKET_QUEUED;
+	ticket_set_state(tk, THROTTLE_TICKET_QUEUED);
 	TAILQ_INSERT_TAIL(&b->q[tk->klass][tk->prio], tk, entry);
 	b->nqueued[tk->klass]++;
 	t->queued[tk->klass]++;
@@ -889,8 +907,7 @@ throttle_cancel(struct throttle *t, struct throttle_ticket *tk)
 		TAILQ_REMOVE(&b->q[tk->klass][tk->prio], tk, entry);
 		b->nqueued[tk->klass]--;
 		t->queued[tk->klass]--;
-		tk->state = THROTTLE_TICKET_IDLE;
-		tk->budget = NULL;
+		ticket_set_state(tk, THROTTLE_TICKET_IDLE);
 		t->cancels++;
 		/* Only to free it once idle; nothing new can be granted. */
 		if (b->in_use == 0 && budget_queued(b) == 0)
@@ -1130,10 +1147,21 @@ throttle_streams_total(const struct throttle *t)
 	return (THROTTLE_UNLIMITED);
 }
 
+/* Subscriptions held for mailbox. */
+static uintptr_t
+subs_held(const struct throttle *t, const char *mailbox)
+{
+	uintptr_t	n = (uintptr_t)hashmap_get(t->subs_many, mailbox);
+
+	if (n == 0 && hashmap_get(t->subs_one, mailbox) != NULL)
+		n = 1;
+	return (n);
+}
+
 int
 throttle_subscription_acquire(struct throttle *t, const char *mailbox)
 {
-	uintptr_t	n = (uintptr_t)hashmap_get(t->subs, mailbox);
+	uintptr_t	n = subs_held(t, mailbox);
 	unsigned	max = t->lim.max_subscriptions;
 
 	/* 0 = no client-side cap, unless it is a node's share of it. */
@@ -1143,7 +1171,13 @@ throttle_subscription_acquire(struct throttle *t, const char *mailbox)
 		    t->nsubs >= max : n >= max)
 			return (-1);
 	}
-	hashmap_put(t->subs, mailbox, (void *)(n + 1));
+	if (n == 0)
+		hashmap_put(t->subs_one, mailbox, (void *)1);
+	else {
+		if (n == 1)
+			hashmap_remove(t->subs_one, mailbox);
+		hashmap_put(t->subs_many, mailbox, (void *)(n + 1));
+	}
 	t->nsubs++;
 	return (0);
 }
@@ -1151,14 +1185,14 @@ throttle_subscription_acquire(struct throttle *t, const char *mailbox)
 void
 throttle_subscription_release(struct throttle *t, const char *mailbox)
 {
-	uintptr_t	n = (uintptr_t)hashmap_get(t->subs, mailbox);
+	uintptr_t	n = (uintptr_t)hashmap_get(t->subs_many, mailbox);
 
-	if (n == 0)
+	if (n > 1)
+		hashmap_put(t->subs_many, mailbox, (void *)(n - 1));
+	else if (n == 1)
+		hashmap_remove(t->subs_many, mailbox);
+	else if (hashmap_remove(t->subs_one, mailbox) == NULL)
 		return;		/* never counted: nothing to give back */
-	if (n == 1)
-		hashmap_remove(t->subs, mailbox);
-	else
-		hashmap_put(t->subs, mailbox, (void *)(n - 1));
 	t->nsubs--;
 }
 
@@ -1167,7 +1201,7 @@ throttle_subscriptions(const struct throttle *t, const char *mailbox)
 {
 	if (mailbox == NULL)
 		return (t->nsubs);
-	return ((unsigned)(uintptr_t)hashmap_get(t->subs, mailbox));
+	return ((unsigned)subs_held(t, mailbox));
 }
 
 /* ---- status ---- */

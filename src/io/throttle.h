@@ -49,6 +49,9 @@
  * GetUserAvailability in batches (subs/poller.c), and promoted to a
  * stream when room appears.  There is no pull (GetEvents) fallback.
  *
+ * Graph requests are not charged here: their budgets are per app per
+ * target mailbox and per app (graph/graph_sched.h, src/README.md).
+ *
  * The account gate stands in front of every budget.  When the service
  * account itself is refused (its credentials, or impersonation across
  * the board) or Exchange cannot be reached, more requests only add
@@ -316,6 +319,9 @@ unsigned throttle_streams_total(const struct throttle *);
 /*
  * Count one more subscription for mailbox; 0 if the budget allowed it,
  * -1 (nothing counted) if it is full and the mailbox must be polled.
+ * The string is borrowed until the matching release: each holder passes
+ * its own copy of the address, alive and unchanged while it holds the
+ * subscription (the mailbox's own address).
  */
 int	 throttle_subscription_acquire(struct throttle *, const char *mailbox);
 /* The subscription ended (unsubscribed, expired, Subscribe failed). */
@@ -332,7 +338,6 @@ void	 throttle_json(const struct throttle *, int64_t now,
 /* Append Prometheus text exposition lines (ewsgw_throttle_*). */
 void	 throttle_prometheus(const struct throttle *, int64_t now,
 	    struct buf *);
-const char *throttle_class_name(enum throttle_class);
 
 /*
  * Check every internal invariant (counters against lists, limits at

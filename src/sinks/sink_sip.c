@@ -14,8 +14,16 @@
  * changes; refreshes are the sink's own, at most SIP_REFRESH_INFLIGHT
  * at a time and backed off on failure, so a dead server costs a few
  * timers, never the loop.
+ *
+ * A reload that changes the section hands the old instance's
+ * presentities to the new one (sip_takeover): what was published stays
+ * published and refreshed.  Publications the new instance cannot
+ * continue (another presentity, server or identity) are removed by the
+ * old instance, which the new one keeps, retiring, until that is done.
  */
 #include "config.h"
+
+#include <sys/queue.h>
 
 #include <errno.h>
 #include <event2/event.h>
@@ -98,10 +106,14 @@ struct sip_pres {
 	uint32_t		 cseq;
 };
 
+LIST_HEAD(sip_sinks, ewsgw_sink);
+
 struct ewsgw_sink {
 	struct ewsgw_host	*host;
 	struct event_base	*base;
 	struct addrmap		*map;
+	char			*route;		/* where and as whom, see
+						 * sip_route */
 	char			*from;		/* From URI, or NULL */
 	char			*tls_name;	/* or NULL */
 	int64_t			 expires;	/* s, requested */
@@ -137,6 +149,19 @@ struct ewsgw_sink {
 	uint64_t		 streak;	/* failures since a success */
 	int			 last_status;
 	char			 last_error[200];
+
+	/*
+	 * Retiring instances, replaced by a reload, that still remove
+	 * publications this one could not take over.  owner: the
+	 * instance a retiring one belongs to (NULL while in service).
+	 */
+	struct sip_sinks	 retiring;
+	struct ewsgw_sink	*owner;
+	LIST_ENTRY(ewsgw_sink)	 retire_entry;
+	struct event		 retired_ev;	/* the last removal ended */
+	uint64_t		 took_etag;	/* at a reload: kept */
+	uint64_t		 took_afresh;	/* published anew */
+	uint64_t		 took_removed;	/* left to remove */
 };
 
 struct sip_settings {
@@ -172,8 +197,14 @@ static int	 sip_publish(struct ewsgw_sink *,
 		    const struct ewsgw_presence_change *, uint64_t);
 static int	 sip_health(struct ewsgw_sink *, char *, size_t);
 static void	 sip_destroy(struct ewsgw_sink *);
+static void	 sip_free(struct ewsgw_sink *);
 static void	 sip_reopen(struct ewsgw_sink *);
 static void	 sip_forget(struct ewsgw_sink *, const char *);
+static void	 sip_takeover(struct ewsgw_sink *, struct ewsgw_sink *);
+static char	*sip_route(const struct sip_settings *);
+static void	 sip_retire(struct ewsgw_sink *, struct ewsgw_sink *);
+static void	 sip_retired_cb(evutil_socket_t, short, void *);
+static bool	 pres_take(struct ewsgw_sink *, struct sip_pres *, bool);
 static struct sip_transport *sip_transport_for(struct ewsgw_sink *,
 		    const char *);
 static struct sip_pres *pres_get(struct ewsgw_sink *, const char *,
@@ -184,6 +215,7 @@ static void	 state_set(struct sip_state *,
 static void	 state_clear(struct sip_state *);
 static void	 pres_start(struct sip_pres *, enum sip_op);
 static void	 pres_forgotten(struct sip_pres *);
+static void	 pres_drop(struct sip_pres *);
 static void	 pres_build(struct buf *, const char *, const char *,
 		    const char *, void *);
 static void	 pres_done(const struct sip_response *, const char *, void *);
@@ -204,6 +236,7 @@ const struct ewsgw_sink_ops sink_sip_ops = {
 	.destroy = sip_destroy,
 	.reopen = sip_reopen,
 	.forget = sip_forget,
+	.takeover = sip_takeover,
 };
 
 /* ---- configuration ---- */
@@ -338,6 +371,28 @@ sip_check(const struct ewsgw_sink_config *c)
 	return (sip_settings(c, &ss));
 }
 
+/*
+ * Where the requests go and as whom, as one string (allocated): two
+ * instances with the same route reach the same server with the same
+ * identity, so an entity tag one got is good for the other.  Values
+ * cannot hold a newline, so the fields cannot run into each other.
+ * The TLS trust settings, timers, expires and the password are not
+ * part of it: they change how, not where or as whom.
+ */
+static char *
+sip_route(const struct sip_settings *ss)
+{
+	char	*r;
+
+	xasprintf(&r, "%s\n%u\n%d\n%d\n%d\n%s\n%s\n%s",
+	    ss->server != NULL ? ss->host : "", (unsigned)ss->port,
+	    ss->secure, (int)ss->proto, ss->srv,
+	    ss->dns_servers != NULL ? ss->dns_servers : "",
+	    ss->from != NULL ? ss->from : "",
+	    ss->username != NULL ? ss->username : "");
+	return (r);
+}
+
 static int
 sip_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
     struct ewsgw_sink **out)
@@ -356,6 +411,9 @@ sip_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	s->by_domain = hashmap_new();
 	timerheap_init(&s->heap);
 	evtimer_assign(&s->heap_ev, s->base, heap_cb, s);
+	LIST_INIT(&s->retiring);
+	evtimer_assign(&s->retired_ev, s->base, sip_retired_cb, s);
+	s->route = sip_route(&ss);
 	backoff_init(&s->refresh_backoff, SIP_REFRESH_RETRY_MIN,
 	    SIP_REFRESH_RETRY_MAX, BACKOFF_DECORRELATED);
 	backoff_rng_seed(&s->rng, (uint64_t)time_wall_ms() ^
@@ -410,17 +468,34 @@ sip_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	return (0);
 fail:
 	free(cause);
-	sip_destroy(s);
+	sip_free(s);
 	return (-1);
 }
 
+/*
+ * The host is done with s.  A retiring instance (taken over by a
+ * reload) belongs to its owner from then on, which frees it.
+ */
 static void
 sip_destroy(struct ewsgw_sink *s)
 {
+	if (s->owner == NULL)
+		sip_free(s);
+}
+
+static void
+sip_free(struct ewsgw_sink *s)
+{
+	struct ewsgw_sink	*r;
 	struct hashmap_iter	 it;
 	const char		*k;
 	void			*v;
 
+	while ((r = LIST_FIRST(&s->retiring)) != NULL) {
+		LIST_REMOVE(r, retire_entry);
+		sip_free(r);
+	}
+	evtimer_del(&s->retired_ev);
 	/* Transports first: they cancel the transactions silently. */
 	sip_transport_free(s->server);
 	hashmap_iter_init(&it, s->by_domain);
@@ -439,6 +514,7 @@ sip_destroy(struct ewsgw_sink *s)
 	free(s->password_file);
 	free(s->username);
 	free(s->from);
+	free(s->route);
 	free(s->tls_name);
 	free(s);
 }
@@ -652,20 +728,176 @@ sip_forget(struct ewsgw_sink *s, const char *mailbox)
 	pres_forgotten(p);
 }
 
+/*
+ * A reload changed the section: s, new and idle, takes over old's
+ * presentities, keyed by mailbox.  What old had published stays
+ * published: under the same presentity URI and route (sip_route) s
+ * keeps the entity tag and the refresh time, so refreshing goes on and
+ * the next change is a conditional PUBLISH; under another URI or route
+ * s publishes the last state afresh at once (paced like refreshes) and
+ * old removes its publication.  What old had not published yet, or was
+ * sending for the engine, the engine hands to s again.
+ */
+static void
+sip_takeover(struct ewsgw_sink *s, struct ewsgw_sink *old)
+{
+	struct hashmap_iter	 it;
+	struct ewsgw_sink	*r;
+	struct sip_pres		*p;
+	const char		*k;
+	void			*v;
+	bool			 same = strcmp(s->route, old->route) == 0;
+
+	/* Removals left by earlier reloads go on, for s now. */
+	while ((r = LIST_FIRST(&old->retiring)) != NULL) {
+		LIST_REMOVE(r, retire_entry);
+		sip_retire(s, r);
+	}
+	hashmap_iter_init(&it, old->pres);
+	while (hashmap_iter_next(&it, &k, &v)) {
+		p = v;
+		if (p->forgotten)
+			continue;	/* old goes on removing it */
+		if (!pres_take(s, p, same)) {
+			hashmap_iter_remove(&it);
+			pres_free(p);
+		}
+	}
+	ewsgw_host_log(s->host, LOG_NOTICE, "reload: %llu publications "
+	    "kept with their entity tags, %llu published afresh, %llu to "
+	    "remove", (unsigned long long)s->took_etag,
+	    (unsigned long long)s->took_afresh,
+	    (unsigned long long)s->took_removed);
+	heap_arm(s);
+	if (hashmap_count(old->pres) > 0) {
+		sip_retire(s, old);
+		heap_arm(old);
+	}
+}
+
+/*
+ * Take p's publication over from its instance into s, keeping the entity
+ * tag when same is set and the URI did not change.  Returns whether p
+ * stays with its instance, to be removed there.
+ */
+static bool
+pres_take(struct ewsgw_sink *s, struct sip_pres *p, bool same)
+{
+	struct sip_pres	*np = NULL;
+	char		*uri = NULL;
+	int64_t		 now = time_mono_ms(), due = -1, at = -1;
+	bool		 live, kept, upkept, refreshing = false;
+
+	if (p->tx != NULL) {
+		/* Its change comes again from the engine; a refresh goes
+		 * on in s at once. */
+		refreshing = !p->engine;
+		if (refreshing)
+			p->s->refreshing--;
+		sip_tx_cancel(p->tx);
+		p->tx = NULL;
+		p->engine = false;
+	}
+	p->queued = false;	/* that change comes again too */
+	state_clear(&p->next);
+	if (timerheap_scheduled(&p->refresh)) {
+		due = p->refresh.deadline;
+		timerheap_remove(&p->s->heap, &p->refresh);
+	}
+	/* live: the server holds it; upkept: the sink keeps it there. */
+	live = p->etag != NULL && now < p->expires_at;
+	upkept = p->cur.presence != NULL && (live || refreshing || due >= 0);
+	if (live || upkept)
+		uri = addrmap_lookup(s->map, p->mailbox);
+	kept = live && uri != NULL && same && strcmp(uri, p->uri) == 0;
+	if (uri != NULL && (kept || upkept)) {
+		np = pres_get(s, p->mailbox, uri);
+		if ((np->t = sip_transport_for(s, uri)) == NULL) {
+			hashmap_remove(s->pres, p->mailbox);
+			pres_free(np);
+			np = NULL;
+			kept = false;
+		} else {
+			np->cur = p->cur;
+			memset(&p->cur, 0, sizeof p->cur);
+		}
+	}
+	free(uri);
+	if (np != NULL && kept) {
+		np->etag = p->etag;
+		p->etag = NULL;
+		np->expires_at = p->expires_at;
+		memcpy(np->call_id, p->call_id, sizeof np->call_id);
+		memcpy(np->from_tag, p->from_tag, sizeof np->from_tag);
+		np->cseq = p->cseq;
+		at = refreshing ? now : due;
+		s->took_etag++;
+	} else if (np != NULL && upkept) {
+		at = now;	/* published afresh */
+		s->took_afresh++;
+	}
+	if (at >= 0 && np->cur.presence != NULL)
+		timerheap_set(&s->heap, &np->refresh, at);
+	if (!live || kept)
+		return (false);
+	/* Not continued by s: remove it, paced like refreshes. */
+	state_clear(&p->cur);
+	p->forgotten = true;
+	timerheap_set(&p->s->heap, &p->refresh, now);
+	s->took_removed++;
+	return (true);
+}
+
+/* r, replaced by a reload, goes on removing publications for s. */
+static void
+sip_retire(struct ewsgw_sink *s, struct ewsgw_sink *r)
+{
+	r->owner = s;
+	r->host = s->host;	/* r's own handle goes with destroy() */
+	LIST_INSERT_HEAD(&s->retiring, r, retire_entry);
+}
+
+/* A retiring instance removed its last publication: free it. */
+static void
+sip_retired_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ewsgw_sink	*r = arg;
+
+	if (r->owner == NULL || hashmap_count(r->pres) > 0)
+		return;
+	LIST_REMOVE(r, retire_entry);
+	sip_free(r);
+}
+
 /* p is forgotten and idle: remove its publication, or free it. */
 static void
 pres_forgotten(struct sip_pres *p)
 {
 	struct ewsgw_sink	*s = p->s;
 
-	if (p->etag != NULL && p->t != NULL) {
+	/* A lapsed entity tag has nothing left to remove. */
+	if (p->etag != NULL && p->t != NULL &&
+	    time_mono_ms() < p->expires_at) {
 		s->refreshing++;	/* the sink's own, like a refresh */
 		p->engine = false;
 		pres_start(p, SIP_OP_REMOVE);
 		return;
 	}
+	pres_drop(p);
+}
+
+/* Free p, which is idle.  A retiring instance goes with its last. */
+static void
+pres_drop(struct sip_pres *p)
+{
+	struct ewsgw_sink	*s = p->s;
+	struct timeval		 now = { 0, 0 };
+
 	hashmap_remove(s->pres, p->mailbox);
 	pres_free(p);
+	/* Not from here: this may run in a callback of its transport. */
+	if (s->owner != NULL && hashmap_count(s->pres) == 0)
+		evtimer_add(&s->retired_ev, &now);
 }
 
 /* Send op for p; the result arrives in pres_done. */
@@ -866,10 +1098,9 @@ pres_finish(struct sip_pres *p, int result, const char *why)
 	}
 	if (p->forgotten && !p->queued && p->tx == NULL) {
 		/* Removed, or the removal failed: either way, done. */
-		if (p->op == SIP_OP_REMOVE || p->etag == NULL) {
-			hashmap_remove(s->pres, p->mailbox);
-			pres_free(p);
-		} else
+		if (p->op == SIP_OP_REMOVE || p->etag == NULL)
+			pres_drop(p);
+		else
 			pres_forgotten(p);
 		return;
 	}
@@ -940,6 +1171,10 @@ heap_fire(struct timerheap_entry *e, void *arg)
 {
 	struct sip_pres	*p = timerheap_owner(e, struct sip_pres, refresh);
 
+	if (p->tx == NULL && p->forgotten) {
+		pres_forgotten(p);	/* left to remove by a reload */
+		return;
+	}
 	if (p->tx != NULL || p->cur.presence == NULL)
 		return;		/* a change is on its way, or removed */
 	p->s->refreshing++;

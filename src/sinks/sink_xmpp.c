@@ -28,6 +28,11 @@
  * engine keeps the changes, in order, and ewsgw_host_resume() releases
  * them the moment the handshake succeeds; reconnects back off with
  * jitter between reconnect_min and reconnect_max.
+ *
+ * A reload that changes the section hands the old instance's contacts
+ * to the new one (xmpp_takeover): the last presence of every mailbox,
+ * so probes are answered with it, the subscribers, and the stream
+ * itself unless a setting it was opened with changed.
  */
 #include "config.h"
 
@@ -78,7 +83,9 @@ enum xmpp_state {
 /* One of our JIDs: its presence and who subscribed to it. */
 struct xmpp_contact {
 	char		*jid;
+	char		*mailbox;	/* whose presence it shows, or NULL */
 	bool		 known;		/* a change was published */
+	bool		 announce;	/* a reload changed it: send it */
 	bool		 available;
 	const char	*show;		/* static, or NULL */
 	const char	*status;	/* static (sink_text_note), or NULL */
@@ -101,8 +108,11 @@ struct ewsgw_sink {
 	SSL_CTX			*ssl_ctx;	/* with tls */
 	int64_t			 timeout;	/* ms */
 	struct dns_resolver	*dns;
+	char			*stream_key;	/* see xmpp_stream_key */
 
 	enum xmpp_state		 state;
+	bool			 adopted;	/* the stream came from a
+						 * reload's old instance */
 	struct event		 timer;		/* reconnect or deadline */
 	struct backoff		 backoff;
 	struct backoff_rng	 rng;
@@ -115,6 +125,7 @@ struct ewsgw_sink {
 	bool			 waiting;	/* said AGAIN since online */
 
 	struct hashmap		*contacts;	/* jid -> xmpp_contact */
+	size_t			 announce;	/* contacts to announce */
 	struct event		 save_ev;
 
 	/* health */
@@ -156,6 +167,11 @@ static int	 xmpp_health(struct ewsgw_sink *, char *, size_t);
 static void	 xmpp_destroy(struct ewsgw_sink *);
 static void	 xmpp_reopen(struct ewsgw_sink *);
 static void	 xmpp_forget(struct ewsgw_sink *, const char *);
+static void	 xmpp_takeover(struct ewsgw_sink *, struct ewsgw_sink *);
+static char	*xmpp_stream_key(const struct xmpp_settings *);
+static void	 xmpp_take_contact(struct ewsgw_sink *,
+		    const struct xmpp_contact *, bool, struct hashmap *);
+static void	 xmpp_announce(struct ewsgw_sink *);
 static void	 xmpp_set_state(struct ewsgw_sink *, enum xmpp_state);
 static void	 xmpp_fail(struct ewsgw_sink *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
@@ -198,6 +214,7 @@ const struct ewsgw_sink_ops sink_xmpp_ops = {
 	.destroy = xmpp_destroy,
 	.reopen = xmpp_reopen,
 	.forget = xmpp_forget,
+	.takeover = xmpp_takeover,
 };
 
 /* ---- configuration ---- */
@@ -321,6 +338,27 @@ xmpp_settings(const struct ewsgw_sink_config *c, struct xmpp_settings *xs)
 	return (rc);
 }
 
+/*
+ * The settings a stream was opened with, as one string (allocated): a
+ * reload's new instance keeps the old one's stream only when they are
+ * the same.  The secret is not among them (the stream is authenticated
+ * already; a new one is used for the next handshake, as after SIGHUP),
+ * nor are the timeouts, the JID pattern and the files.  Values cannot
+ * hold a newline, so the fields cannot run into each other.
+ */
+static char *
+xmpp_stream_key(const struct xmpp_settings *xs)
+{
+	char	*k;
+
+	xasprintf(&k, "%s\n%u\n%s\n%d\n%s\n%s\n%d\n%s", xs->host,
+	    (unsigned)xs->port, xs->domain, xs->tls,
+	    xs->tls_name != NULL ? xs->tls_name : "",
+	    xs->ca_file != NULL ? xs->ca_file : "", xs->tls_verify,
+	    xs->dns_servers != NULL ? xs->dns_servers : "");
+	return (k);
+}
+
 static int
 xmpp_check(const struct ewsgw_sink_config *c)
 {
@@ -358,6 +396,7 @@ xmpp_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	    xstrdup(xs.subscribers_file) : NULL;
 	s->tls = xs.tls != 0;
 	s->tls_name = xstrdup(xs.tls_name != NULL ? xs.tls_name : xs.host);
+	s->stream_key = xmpp_stream_key(&xs);
 	s->timeout = xs.timeout;
 	backoff_init(&s->backoff, xs.reconnect_min, xs.reconnect_max,
 	    BACKOFF_DECORRELATED);
@@ -419,6 +458,7 @@ xmpp_destroy(struct ewsgw_sink *s)
 	free(s->domain);
 	free(s->subs_file);
 	free(s->tls_name);
+	free(s->stream_key);
 	free(s);
 }
 
@@ -494,10 +534,19 @@ xmpp_set_state(struct ewsgw_sink *s, enum xmpp_state st)
 		break;
 	case XMPP_ONLINE:
 		backoff_reset(&s->backoff);
-		s->connects++;
 		s->last_error[0] = '\0';
-		ewsgw_host_log(s->host, LOG_NOTICE, "connected to %s:%u as "
-		    "component %s", s->host_name, s->port, s->domain);
+		if (s->adopted)
+			ewsgw_host_log(s->host, LOG_NOTICE, "kept the stream "
+			    "to %s:%u as component %s", s->host_name, s->port,
+			    s->domain);
+		else {
+			s->connects++;
+			ewsgw_host_log(s->host, LOG_NOTICE, "connected to "
+			    "%s:%u as component %s", s->host_name, s->port,
+			    s->domain);
+		}
+		s->adopted = false;
+		xmpp_announce(s);
 		if (s->waiting) {
 			s->waiting = false;
 			ewsgw_host_resume(s->host);
@@ -771,6 +820,7 @@ contact_free(void *arg)
 		free(ct->subs[i]);
 	free(ct->subs);
 	free(ct->jid);
+	free(ct->mailbox);
 	free(ct);
 }
 
@@ -891,6 +941,10 @@ xmpp_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
 	}
 	ct = contact_get(s, jid);
 	free(jid);
+	if (ct->mailbox == NULL || strcmp(ct->mailbox, c->mailbox) != 0) {
+		free(ct->mailbox);
+		ct->mailbox = xstrdup(c->mailbox);
+	}
 	act = c->activity != NULL ? c->activity : "";
 	if (strcmp(c->presence, "busy") == 0)
 		show = "dnd";
@@ -924,6 +978,145 @@ xmpp_forget(struct ewsgw_sink *s, const char *mailbox)
 	ct->show = ct->status = NULL;
 	if (s->state == XMPP_ONLINE)
 		xmpp_send_presence(s, ct, NULL);
+}
+
+/* ---- reload ---- */
+
+/*
+ * A reload changed the section: s, new and idle, takes over old's
+ * contacts.  Subscribers of the JIDs of its domain (old's list is newer
+ * than the file, which is written a second after a change); the last
+ * presence of each mailbox, under the JID s maps it to, so probes are
+ * answered as before; a JID that changed is announced to its
+ * subscribers (the new one with the presence, the old one unavailable).
+ * The stream goes over to s when it was up and opened with the same
+ * settings (xmpp_stream_key); otherwise s connects on its own and
+ * announces once it is up.
+ */
+static void
+xmpp_takeover(struct ewsgw_sink *s, struct ewsgw_sink *old)
+{
+	struct hashmap_iter	 it;
+	struct hashmap		*vacated;
+	struct xmpp_contact	*ct;
+	const char		*k;
+	void			*v;
+	bool			 same_domain, keep;
+	size_t			 known = 0;
+
+	same_domain = strcasecmp(s->domain, old->domain) == 0;
+	vacated = hashmap_new_borrowing();
+	hashmap_iter_init(&it, old->contacts);
+	while (hashmap_iter_next(&it, &k, &v)) {
+		ct = v;
+		xmpp_take_contact(s, ct, same_domain, vacated);
+		if (ct->known)
+			known++;
+	}
+	/* An old JID no mailbox maps to any more goes unavailable. */
+	hashmap_iter_init(&it, vacated);
+	while (hashmap_iter_next(&it, &k, &v)) {
+		if ((ct = hashmap_get(s->contacts, k)) != NULL &&
+		    !ct->known && !ct->announce && ct->nsubs > 0) {
+			ct->announce = true;
+			s->announce++;
+		}
+	}
+	hashmap_free(vacated, NULL);
+
+	keep = old->state == XMPP_ONLINE &&
+	    strcmp(s->stream_key, old->stream_key) == 0;
+	ewsgw_host_log(s->host, LOG_NOTICE, "reload: presence of %zu JIDs "
+	    "taken over, %zu to announce; %s", known, s->announce, keep ?
+	    "keeping the stream" : old->state == XMPP_ONLINE ? "connecting "
+	    "anew: connection settings changed" : "connecting");
+	if (!keep)
+		return;
+	xmpp_close(s);		/* what create() started */
+	s->conn = old->conn;
+	old->conn = NULL;
+	netconn_set_arg(s->conn, s);
+	s->reader = old->reader;
+	old->reader = NULL;
+	xmpp_reader_set_arg(s->reader, s);
+	s->addrs = old->addrs;
+	s->naddrs = old->naddrs;
+	s->addr = old->addr;
+	old->addrs = NULL;
+	old->naddrs = old->addr = 0;
+	s->connects = old->connects;
+	s->adopted = true;
+	xmpp_set_state(s, XMPP_ONLINE);
+}
+
+/*
+ * Take one of old's contacts (ct) into s: its subscribers when s speaks
+ * for its domain, its presence under the JID s maps its mailbox to.
+ * An old JID left behind goes into vacated (borrowing ct's JID).
+ */
+static void
+xmpp_take_contact(struct ewsgw_sink *s, const struct xmpp_contact *ct,
+    bool same_domain, struct hashmap *vacated)
+{
+	struct xmpp_contact	*nc;
+	char			*jid;
+	size_t			 i;
+	bool			 added = false;
+
+	if (same_domain) {
+		nc = contact_get(s, ct->jid);
+		for (i = 0; i < ct->nsubs; i++)
+			if (contact_add_sub(nc, ct->subs[i]))
+				added = true;
+		if (added)
+			subs_changed(s);
+	}
+	if (!ct->known || ct->mailbox == NULL)
+		return;
+	jid = addrmap_lookup(s->map, ct->mailbox);
+	if (jid != NULL && !jid_in_domain(jid, s->domain)) {
+		free(jid);
+		jid = NULL;
+	}
+	if (same_domain && (jid == NULL || strcmp(jid, ct->jid) != 0))
+		hashmap_put(vacated, ct->jid, (void *)ct);
+	if (jid == NULL)
+		return;
+	nc = contact_get(s, jid);
+	free(nc->mailbox);
+	nc->mailbox = xstrdup(ct->mailbox);
+	nc->known = true;
+	nc->available = ct->available;
+	nc->show = ct->show;
+	nc->status = ct->status;
+	if (strcmp(jid, ct->jid) != 0 || !same_domain) {
+		if (!nc->announce)
+			s->announce++;
+		nc->announce = true;
+	}
+	free(jid);
+}
+
+/* Online: send what a reload changed to the subscribers. */
+static void
+xmpp_announce(struct ewsgw_sink *s)
+{
+	struct hashmap_iter	 it;
+	struct xmpp_contact	*ct;
+	const char		*k;
+	void			*v;
+
+	if (s->announce == 0)
+		return;
+	hashmap_iter_init(&it, s->contacts);
+	while (hashmap_iter_next(&it, &k, &v)) {
+		ct = v;
+		if (!ct->announce)
+			continue;
+		ct->announce = false;
+		xmpp_send_presence(s, ct, NULL);
+	}
+	s->announce = 0;
 }
 
 /* ---- the subscribers file ---- */

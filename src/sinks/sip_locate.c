@@ -84,7 +84,8 @@ sip_proto_via(enum sip_proto p)
 	}
 }
 
-uint16_t
+/* The default port: 5061 for TLS, else 5060. */
+static uint16_t
 sip_proto_port(enum sip_proto p)
 {
 	return (p == SIP_PROTO_TLS ? 5061 : 5060);

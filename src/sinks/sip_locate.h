@@ -48,8 +48,6 @@ typedef void	(*sip_locate_cb)(const struct sip_hop *, size_t n,
 const char	*sip_proto_name(enum sip_proto);
 /* The Via transport token: "UDP", "TCP", "TLS". */
 const char	*sip_proto_via(enum sip_proto);
-/* The default port: 5061 for TLS, else 5060. */
-uint16_t	 sip_proto_port(enum sip_proto);
 
 /*
  * Start locating t.  cb runs once, from the loop, unless cancelled.

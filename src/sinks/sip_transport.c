@@ -184,12 +184,6 @@ sip_transport_free(struct sip_transport *t)
 	free(t);
 }
 
-size_t
-sip_transport_inflight(const struct sip_transport *t)
-{
-	return (t->ntx);
-}
-
 bool
 sip_transport_status(const struct sip_transport *t, char *out, size_t len)
 {

@@ -77,8 +77,6 @@ void		 sip_tx_cancel(struct sip_tx *);
 /* Cancel every transaction (no callbacks), close, free. */
 void		 sip_transport_free(struct sip_transport *);
 
-/* Transactions in progress. */
-size_t		 sip_transport_inflight(const struct sip_transport *);
 
 /*
  * Whether the last attempt to reach the server worked, and a short

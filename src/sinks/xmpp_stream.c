@@ -80,6 +80,12 @@ xmpp_reader_new(xmpp_reader_cb cb, void *arg)
 }
 
 void
+xmpp_reader_set_arg(struct xmpp_reader *r, void *arg)
+{
+	r->arg = arg;
+}
+
+void
 xmpp_reader_free(struct xmpp_reader *r)
 {
 	if (r == NULL)

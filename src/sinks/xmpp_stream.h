@@ -47,6 +47,8 @@ typedef void	(*xmpp_reader_cb)(enum xmpp_event, const struct xmpp_stanza *,
 /* A reader calling cb for each event; free with xmpp_reader_free. */
 struct xmpp_reader *xmpp_reader_new(xmpp_reader_cb, void *arg);
 void		 xmpp_reader_free(struct xmpp_reader *);
+/* Later events go to arg (a new owner); not from inside a callback. */
+void		 xmpp_reader_set_arg(struct xmpp_reader *, void *arg);
 
 /*
  * Feed n bytes of the stream.  Events are reported from inside the call

@@ -30,6 +30,7 @@
 #include "presence/presence.h"
 #include "presence/timeline.h"
 #include "subs/env.h"
+#include "graph/graph_error.h"
 #include "graph/graph_sub.h"
 #include "subs/graphread.h"
 #include "subs/mailbox.h"
@@ -74,19 +75,40 @@ struct release {
 	char			*cookie;	/* owned or NULL */
 };
 
-struct mailbox {
-	char			*address;	/* owned, lower case */
-	char			*imp_id;	/* UPN or SID, or NULL */
-	const struct mailbox_ctx *ctx;		/* borrowed */
-	struct group		*group;		/* the layer above's link */
-	char			*sub_id;	/* owned; NULL: not
-						   subscribed */
+/*
+ * What only some mailboxes need: Graph's (its reads, the subscription's
+ * renewal), EWS push's (watermark, deadline), a release and the last
+ * error.  Allocated on first use (at creation on Graph) and kept until
+ * the mailbox is freed; most mailboxes (EWS streaming, no error) never
+ * have one.
+ */
+struct mailbox_side {
+	struct graphread	*gr;		/* Graph's reads; NULL on EWS */
 	char			*watermark;	/* push only; owned or NULL */
 	char			*error;		/* last error code, owned;
 						   NULL: none */
 	struct release		*release;	/* owned; set while
 						   unsubscribing to
 						   subscribe again */
+	int64_t			 push_deadline;	/* EWS push (mono) */
+	int64_t			 renew_at;	/* Graph: renew the
+						   subscription (mono) */
+	int64_t			 sub_expires;	/* Graph: its expiry (wall s) */
+};
+
+/*
+ * 100,000 of these: 232 bytes (a 240-byte malloc chunk) on x86-64;
+ * check_mailbox asserts the bound.
+ */
+struct mailbox {
+	char			*address;	/* owned, lower case */
+	char			*imp_id;	/* UPN or SID; NULL: none or
+						   the address */
+	const struct mailbox_ctx *ctx;		/* borrowed */
+	struct group		*group;		/* the layer above's link */
+	char			*sub_id;	/* owned; NULL: not
+						   subscribed */
+	struct mailbox_side	*side;		/* owned or NULL */
 
 	/*
 	 * Its requests, each call allocated while its request is queued
@@ -98,25 +120,23 @@ struct mailbox {
 						   GetUserOofSettings */
 
 	struct calendar_read	*cal;		/* a CalendarView being read */
-	struct graphread	*gr;		/* Graph's reads; NULL on EWS */
 	struct timeline		 tl;
 	struct presence_oof	 oof;
 	struct presence		 pres;
-	uint64_t		 seq;		/* publications */
 
 	struct timerheap_entry	 boundary;	/* next presence change */
 	struct timerheap_entry	 action;	/* next of the *_at below */
 	int64_t			 retry_at;	/* mono ms, 0 = none */
 	int64_t			 sync_at;
 	int64_t			 resync_at;
-	int64_t			 push_deadline;
-	int64_t			 renew_at;	/* Graph: renew the
-						   subscription (mono) */
-	int64_t			 sub_expires;	/* Graph: its expiry (wall s) */
 	int64_t			 last_event_ms;	/* mono */
 	int64_t			 window_end;	/* mono: until then a
 						   notification waits for
 						   the trailing read */
+	uint32_t		 seq;		/* publications (a status
+						   figure) */
+	uint32_t		 oof_at;	/* mono s of the last automatic-
+						   replies answer, 0 = none */
 
 	uint8_t			 state;		/* enum mailbox_state */
 	uint8_t			 mode;		/* enum mailbox_mode */
@@ -124,8 +144,6 @@ struct mailbox {
 	uint8_t			 idtype;
 	uint8_t			 failures;	/* consecutive, for back-off */
 	uint8_t			 source;	/* of the running read */
-	uint32_t		 oof_at;	/* mono s of the last automatic-
-						   replies answer, 0 = none */
 	/* Flags as bit-fields: 100,000 mailboxes. */
 	bool			 has_presence:1; /* published at least
 						   once */
@@ -231,6 +249,54 @@ mailbox_reason_name(enum mailbox_reason r)
 	return ((unsigned)r < MAILBOX_WHY_MAX ? reason_names[r] : "?");
 }
 
+/* Its side allocation, made on first use. */
+static struct mailbox_side *
+side(struct mailbox *mb)
+{
+	if (mb->side == NULL)
+		mb->side = xcalloc(1, sizeof *mb->side);
+	return (mb->side);
+}
+
+/* Graph's reads, or NULL on EWS (and for MAILBOX_BACKEND_NONE). */
+static struct graphread *
+graph_of(const struct mailbox *mb)
+{
+	return (mb->side != NULL ? mb->side->gr : NULL);
+}
+
+static struct release *
+release_of(const struct mailbox *mb)
+{
+	return (mb->side != NULL ? mb->side->release : NULL);
+}
+
+/* No push deadline and no Graph renewal due. */
+static void
+clear_sub_due(struct mailbox *mb)
+{
+	if (mb->side == NULL)
+		return;
+	mb->side->push_deadline = 0;
+	mb->side->renew_at = 0;
+}
+
+static void
+clear_renewal(struct mailbox *mb)
+{
+	if (mb->side != NULL)
+		mb->side->renew_at = 0;
+}
+
+static void
+clear_watermark(struct mailbox *mb)
+{
+	if (mb->side == NULL)
+		return;
+	free(mb->side->watermark);
+	mb->side->watermark = NULL;
+}
+
 struct mailbox *
 mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
     const char *imp_id, enum mailbox_backend backend)
@@ -241,7 +307,10 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	mb->ctx = ctx;
 	mb->address = xstrdup(address);
 	mb->idtype = (uint8_t)idtype;
-	mb->imp_id = imp_id != NULL ? xstrdup(imp_id) : NULL;
+	/* An id equal to the address (UPN impersonation's default) is
+	 * not kept twice: mailbox_ident gives the address then. */
+	mb->imp_id = imp_id != NULL && strcmp(imp_id, address) != 0 ?
+	    xstrdup(imp_id) : NULL;
 	timeline_init(&mb->tl);
 	timerheap_entry_init(&mb->boundary);
 	timerheap_entry_init(&mb->action);
@@ -250,7 +319,7 @@ mailbox_new(const struct mailbox_ctx *ctx, const char *address, int idtype,
 	mb->online = backend == MAILBOX_BACKEND_NONE;
 	if (backend == MAILBOX_BACKEND_GRAPH) {
 		mb->mode = MAILBOX_MODE_DELTA;	/* until started */
-		mb->gr = graphread_new(ctx->env, mb->imp_id != NULL ?
+		side(mb)->gr = graphread_new(ctx->env, mb->imp_id != NULL ?
 		    mb->imp_id : mb->address, graph_done, mb);
 	}
 	return (mb);
@@ -316,8 +385,7 @@ drop_subscription(struct mailbox *mb, bool report)
 	if (old != NULL && report)
 		ctx->hooks->subscription(mb, old, ctx->arg);
 	free(old);
-	free(mb->watermark);
-	mb->watermark = NULL;
+	clear_watermark(mb);
 	if (mb->have_sub_budget) {
 		throttle_subscription_release(ews_ctx_throttle(ctx->env->ews),
 		    mb->address);
@@ -334,12 +402,14 @@ forget_subscription(struct mailbox *mb)
 static void
 release_free(struct mailbox *mb)
 {
-	if (mb->release == NULL)
+	struct release	*r = release_of(mb);
+
+	if (r == NULL)
 		return;
-	free(mb->release->anchor);
-	free(mb->release->cookie);
-	free(mb->release);
-	mb->release = NULL;
+	free(r->anchor);
+	free(r->cookie);
+	free(r);
+	mb->side->release = NULL;
 }
 
 void
@@ -349,7 +419,7 @@ mailbox_free(struct mailbox *mb)
 
 	call_end(mb, &mb->sub_call);
 	call_end(mb, &mb->read_call);
-	graphread_free(mb->gr);
+	graphread_free(graph_of(mb));
 	boundary_cancel(ctx->presence_timers, &mb->boundary);
 	boundary_cancel(ctx->action_timers, &mb->action);
 	drop_subscription(mb, false);
@@ -358,7 +428,10 @@ mailbox_free(struct mailbox *mb)
 	timeline_free(&mb->tl);
 	free(mb->address);
 	free(mb->imp_id);
-	free(mb->error);
+	if (mb->side != NULL) {
+		free(mb->side->error);
+		free(mb->side);
+	}
 	free(mb);
 }
 
@@ -379,10 +452,17 @@ header_for(const struct mailbox *mb, struct soap_ident *id,
 static void
 set_error(struct mailbox *mb, const char *code)
 {
-	char	*old = mb->error;
+	char	*old;
 
-	mb->error = code != NULL && code[0] != '\0' ?
-	    xstrndup(code, ERROR_MAX) : NULL;
+	if (code == NULL || code[0] == '\0') {
+		if (mb->side == NULL)
+			return;
+		old = mb->side->error;
+		mb->side->error = NULL;
+	} else {
+		old = side(mb)->error;
+		mb->side->error = xstrndup(code, ERROR_MAX);
+	}
 	free(old);
 }
 
@@ -421,10 +501,12 @@ arm_action(struct mailbox *mb)
 		t = mb->sync_at;
 	if (mb->resync_at != 0 && mb->resync_at < t)
 		t = mb->resync_at;
-	if (mb->push_deadline != 0 && mb->push_deadline < t)
-		t = mb->push_deadline;
-	if (mb->renew_at != 0 && mb->renew_at < t)
-		t = mb->renew_at;
+	if (mb->side != NULL && mb->side->push_deadline != 0 &&
+	    mb->side->push_deadline < t)
+		t = mb->side->push_deadline;
+	if (mb->side != NULL && mb->side->renew_at != 0 &&
+	    mb->side->renew_at < t)
+		t = mb->side->renew_at;
 	if (t == INT64_MAX)
 		boundary_cancel(mb->ctx->action_timers, &mb->action);
 	else
@@ -442,7 +524,7 @@ subscribed_mode(const struct mailbox *mb)
 static enum mailbox_state
 start_state(const struct mailbox *mb)
 {
-	if (mb->gr != NULL && mb->mode == MAILBOX_MODE_DELTA)
+	if (graph_of(mb) != NULL && mb->mode == MAILBOX_MODE_DELTA)
 		return (MAILBOX_SYNCING);
 	return (subscribed_mode(mb) ? MAILBOX_SUBSCRIBING : MAILBOX_WATCHING);
 }
@@ -452,15 +534,15 @@ static bool
 reading(const struct mailbox *mb)
 {
 	return (mb->read_call != NULL ||
-	    (mb->gr != NULL && graphread_busy(mb->gr)));
+	    (graph_of(mb) != NULL && graphread_busy(graph_of(mb))));
 }
 
 static void
 read_cancel(struct mailbox *mb)
 {
 	call_end(mb, &mb->read_call);
-	if (mb->gr != NULL)
-		graphread_cancel(mb->gr);
+	if (graph_of(mb) != NULL)
+		graphread_cancel(graph_of(mb));
 }
 
 /* ---- the single state change ---- */
@@ -482,8 +564,9 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 	case MAILBOX_SUBSCRIBING:
 		/* A fresh subscription for the current mode. */
 		forget_subscription(mb);
-		mb->retry_at = mb->push_deadline = mb->renew_at = 0;
-		if (mb->gr != NULL) {
+		mb->retry_at = 0;
+		clear_sub_due(mb);
+		if (graph_of(mb) != NULL) {
 			graph_sub_start(mb);
 			break;
 		}
@@ -493,8 +576,9 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	case MAILBOX_SYNCING:
 		mb->failures = 0;
-		if (mb->mode == MAILBOX_MODE_PUSH && mb->gr == NULL)
-			mb->push_deadline = now + push_timeout(ctx->env->conf);
+		if (mb->mode == MAILBOX_MODE_PUSH && graph_of(mb) == NULL)
+			side(mb)->push_deadline = now +
+			    push_timeout(ctx->env->conf);
 		/* Presence first for mailboxes already subscribed. */
 		read_start(mb, mb->has_presence ? SOURCE_RESUBSCRIBE :
 		    SOURCE_STARTUP, THROTTLE_PRIO_HIGH);
@@ -507,7 +591,9 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		} else {
 			/* The poller reads it from now on. */
 			forget_subscription(mb);
-			mb->push_deadline = mb->resync_at = 0;
+			mb->resync_at = 0;
+			if (mb->side != NULL)
+				mb->side->push_deadline = 0;
 		}
 		break;
 	case MAILBOX_BACKOFF:
@@ -521,18 +607,21 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		    "Exchange refuses this mailbox (%s); parked, next try in "
 		    "%d minutes", mailbox_error(mb), PARK_RETRY_MS / 60000);
 		call_end(mb, &mb->sub_call);
-		if (mb->gr != NULL)
-			graphread_sub_cancel(mb->gr);
-		forget_subscription(mb);
-		mb->renew_at = 0;
+		/* A Graph subscription may live on: deleted at stop. */
+		if (graph_of(mb) != NULL)
+			graphread_sub_cancel(graph_of(mb));
+		else
+			forget_subscription(mb);
+		clear_renewal(mb);
 		mb->retry_at = now + PARK_RETRY_MS;
 		break;
 	case MAILBOX_UNSUBSCRIBING:
-		mb->retry_at = mb->push_deadline = mb->renew_at = 0;
+		mb->retry_at = 0;
+		clear_sub_due(mb);
 		call_end(mb, &mb->sub_call);
-		if (mb->gr != NULL) {
-			graphread_sub_cancel(mb->gr);
-			graphread_unsubscribe(mb->gr, mb->sub_id,
+		if (graph_of(mb) != NULL) {
+			graphread_sub_cancel(graph_of(mb));
+			graphread_unsubscribe(graph_of(mb), mb->sub_id,
 			    graph_unsubscribed);
 		} else
 			call_submit(mb, &mb->sub_call, &unsubscribe_ops,
@@ -540,15 +629,14 @@ set_state(struct mailbox *mb, enum mailbox_state s)
 		break;
 	case MAILBOX_STOPPED:
 		read_cancel(mb);
-		if (mb->gr != NULL)
-			graphread_sub_cancel(mb->gr);
-		mb->renew_at = 0;
+		if (graph_of(mb) != NULL)
+			graphread_sub_cancel(graph_of(mb));
 		call_end(mb, &mb->sub_call);
 		boundary_cancel(ctx->presence_timers, &mb->boundary);
 		forget_subscription(mb);
 		cal_free(mb);
 		mb->retry_at = mb->sync_at = mb->resync_at = 0;
-		mb->push_deadline = 0;
+		clear_sub_due(mb);
 		break;
 	default:
 		break;
@@ -648,8 +736,11 @@ subscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	forget_subscription(mb);
 	mb->sub_id = sr.subscription_id;
 	sr.subscription_id = NULL;
-	mb->watermark = sr.watermark;
-	sr.watermark = NULL;
+	/* Kept for push only: a streaming mailbox needs no side. */
+	if (sr.watermark != NULL && mb->mode == MAILBOX_MODE_PUSH) {
+		side(mb)->watermark = sr.watermark;
+		sr.watermark = NULL;
+	}
 	ews_subscribe_free(&sr);
 	if (throttle_subscription_acquire(ews_ctx_throttle(ctx->env->ews),
 	    mb->address) == 0)
@@ -673,10 +764,10 @@ build_unsubscribe(struct ews_call *call, struct ews_send *s, void *arg)
 	if (soap_unsubscribe(&s->body, &h, mb->sub_id) == -1)
 		return (-1);
 	mb->ctx->hooks->affinity(mb, &s->anchor, &s->cookie, mb->ctx->arg);
-	if (mb->release != NULL) {
+	if (release_of(mb) != NULL) {
 		/* Where it was made, not where it goes. */
-		s->anchor = mb->release->anchor;
-		s->cookie = mb->release->cookie;
+		s->anchor = mb->side->release->anchor;
+		s->cookie = mb->side->release->cookie;
 	}
 	s->tag = mb->address;
 	return (0);
@@ -692,7 +783,7 @@ unsubscribe_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	struct mailbox	*mb = arg;
 
 	call_end(mb, &mb->sub_call);
-	if (mb->release != NULL) {
+	if (release_of(mb) != NULL) {
 		release_free(mb);
 		if (!mb->stopping) {
 			set_state(mb, MAILBOX_SUBSCRIBING);
@@ -779,11 +870,12 @@ read_finished(struct mailbox *mb)
 	int64_t			 now, interval;
 
 	mb->failures = 0;
-	if (mb->error != NULL && mb->state != MAILBOX_BACKOFF)
+	if (mb->side != NULL && mb->side->error != NULL &&
+	    mb->state != MAILBOX_BACKOFF)
 		set_error(mb, NULL);
 	publish(mb, (enum mailbox_source)mb->source);
 	now = time_mono_ms();
-	if (mb->gr != NULL && mb->sync_at == 0) {
+	if (graph_of(mb) != NULL && mb->sync_at == 0) {
 		/* The next delta round; the first at a random phase, so
 		 * that the mailboxes' rounds spread over the interval. */
 		interval = conf->graph.delta_interval_ms;
@@ -895,6 +987,27 @@ oof_done(struct ews_call *call, const struct ews_reply *r, void *arg)
 }
 
 /*
+ * What parks a Graph mailbox: 403 (the app may not read it: access
+ * policy, rights) and no mailbox for the user in Exchange Online (on
+ * premises again, unlicensed: the manager asks Autodiscover where).
+ */
+static bool
+graph_parks(enum graph_action a)
+{
+	return (a == GRAPH_ACT_DENIED || a == GRAPH_ACT_NOT_FOUND);
+}
+
+/*
+ * The mailbox's error for a Graph failure of a read or subscription:
+ * 403 as Exchange's refusal, anything else as it came.
+ */
+static const char *
+graph_error_code(enum graph_action a, const char *code)
+{
+	return (a == GRAPH_ACT_DENIED ? "ErrorAccessDenied" : code);
+}
+
+/*
  * A Graph read answered: its window into the timeline, its automatic
  * replies into the out-of-office state, as the EWS reads do.
  */
@@ -905,11 +1018,8 @@ graph_done(const struct graphread_result *r, void *arg)
 	const struct config	*conf = mb->ctx->env->conf;
 
 	if (r->code != NULL) {
-		/* 403: the app may not read it (access policy, rights). */
-		read_failed(mb, r->action == GRAPH_ACT_DENIED ?
-		    "ErrorAccessDenied" : r->code, r->action ==
-		    GRAPH_ACT_DENIED || r->action == GRAPH_ACT_NOT_FOUND ?
-		    EWS_ACT_PARK : EWS_ACT_TRANSIENT);
+		read_failed(mb, graph_error_code(r->action, r->code),
+		    graph_parks(r->action) ? EWS_ACT_PARK : EWS_ACT_TRANSIENT);
 		return;
 	}
 	if (r->calendar)
@@ -958,8 +1068,8 @@ read_start(struct mailbox *mb, enum mailbox_source source,
 		mb->window_end = time_mono_ms() +
 		    mb->ctx->env->conf->presence.debounce_ms;
 	cal_free(mb);
-	if (mb->gr != NULL)
-		graphread_start(mb->gr, graph_kind(mb, source));
+	if (graph_of(mb) != NULL)
+		graphread_start(graph_of(mb), graph_kind(mb, source));
 	else
 		call_submit(mb, &mb->read_call, &calview_ops, prio);
 	arm_action(mb);
@@ -1039,7 +1149,7 @@ mailbox_start(struct mailbox *mb)
 	    backoff_rng_range(mb->ctx->env->rng, 0, spread / 2);
 	mb->urgent = false;
 	/* The manager's context is complete by now. */
-	if (mb->gr != NULL)
+	if (graph_of(mb) != NULL)
 		mb->mode = mb->ctx->graph_url != NULL ? MAILBOX_MODE_PUSH :
 		    MAILBOX_MODE_DELTA;
 	set_state(mb, start_state(mb));
@@ -1075,17 +1185,19 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 	bool			 calendar = false;
 
 	mb->last_event_ms = time_mono_ms();
-	if (mb->mode == MAILBOX_MODE_PUSH && mb->push_deadline != 0)
-		mb->push_deadline = mb->last_event_ms + push_timeout(conf);
+	if (mb->mode == MAILBOX_MODE_PUSH && mb->side != NULL &&
+	    mb->side->push_deadline != 0)
+		mb->side->push_deadline = mb->last_event_ms +
+		    push_timeout(conf);
 	/* Graph's notifications carry no EWS events: a change. */
-	calendar = ev == NULL && mb->gr != NULL;
+	calendar = ev == NULL && graph_of(mb) != NULL;
 	for (i = 0; i < n; i++) {
 		if (ev[i].type == EWS_EV_STATUS)
 			continue;
 		calendar = true;
 		if (ev[i].watermark != NULL && mb->mode == MAILBOX_MODE_PUSH) {
-			free(mb->watermark);
-			mb->watermark = xstrdup(ev[i].watermark);
+			free(side(mb)->watermark);
+			mb->side->watermark = xstrdup(ev[i].watermark);
 		}
 	}
 	if (!calendar) {
@@ -1101,7 +1213,7 @@ mailbox_events(struct mailbox *mb, const struct ews_event *ev, size_t n)
 	 */
 	if (reading(mb))
 		mb->dirty = true;
-	else if (mb->sync_at != 0 && mb->gr == NULL)
+	else if (mb->sync_at != 0 && graph_of(mb) == NULL)
 		;			/* a read is due already */
 	else if (mb->last_event_ms >= mb->window_end &&
 	    (mb->state == MAILBOX_WATCHING || mb->state == MAILBOX_SYNCING))
@@ -1120,7 +1232,7 @@ graph_renew_plan(struct mailbox *mb, int64_t expires)
 {
 	int64_t	 now = time_wall_ms() / 1000, life, at, early;
 
-	mb->sub_expires = expires;
+	mb->side->sub_expires = expires;
 	life = expires - now;
 	if (life < 2)
 		life = 2;
@@ -1131,7 +1243,7 @@ graph_renew_plan(struct mailbox *mb, int64_t expires)
 		at = life / 2;
 	/* Up to a tenth earlier, so that renewals spread out. */
 	early = backoff_rng_range(mb->ctx->env->rng, 0, at / 10);
-	mb->renew_at = time_mono_ms() + (at - early) * 1000;
+	mb->side->renew_at = time_mono_ms() + (at - early) * 1000;
 }
 
 static void
@@ -1155,9 +1267,8 @@ graph_subscribed(const struct graphsub_result *r, void *arg)
 	if (r->code != NULL) {
 		mlog(LOG_WARNING, mb->address, "Graph subscription refused: "
 		    "%s", r->code);
-		set_error(mb, r->action == GRAPH_ACT_DENIED ?
-		    "ErrorAccessDenied" : r->code);
-		set_state(mb, r->action == GRAPH_ACT_DENIED ? MAILBOX_PARKED :
+		set_error(mb, graph_error_code(r->action, r->code));
+		set_state(mb, graph_parks(r->action) ? MAILBOX_PARKED :
 		    MAILBOX_BACKOFF);
 		return;
 	}
@@ -1178,8 +1289,8 @@ graph_sub_start(struct mailbox *mb)
 	exp = now + conf->graph.subscription_lifetime_ms / 1000;
 	if (exp > graph_sub_max_expiry(now))
 		exp = graph_sub_max_expiry(now);
-	graphread_sub_cancel(mb->gr);
-	graphread_subscribe(mb->gr, ctx->graph_url, ctx->graph_lc_url,
+	graphread_sub_cancel(graph_of(mb));
+	graphread_subscribe(graph_of(mb), ctx->graph_url, ctx->graph_lc_url,
 	    ctx->client_state, exp, graph_subscribed);
 }
 
@@ -1198,7 +1309,7 @@ graph_renewed(const struct graphsub_result *r, void *arg)
 		arm_action(mb);
 		return;
 	}
-	if (r->action == GRAPH_ACT_NOT_FOUND || mb->sub_expires <= now) {
+	if (r->action == GRAPH_ACT_NOT_FOUND || mb->side->sub_expires <= now) {
 		mailbox_subscription_lost(mb, "SubscriptionNotFound", true);
 		return;
 	}
@@ -1206,7 +1317,7 @@ graph_renewed(const struct graphsub_result *r, void *arg)
 	    "(%s); trying again", r->code);
 	if (mb->failures < UINT8_MAX)
 		mb->failures++;
-	mb->renew_at = time_mono_ms() + retry_delay(mb);
+	mb->side->renew_at = time_mono_ms() + retry_delay(mb);
 	arm_action(mb);
 }
 
@@ -1228,17 +1339,17 @@ graph_renew(struct mailbox *mb)
 	const struct config	*conf = mb->ctx->env->conf;
 	int64_t			 now = time_wall_ms() / 1000, exp;
 
-	mb->renew_at = 0;
+	mb->side->renew_at = 0;
 	exp = now + conf->graph.subscription_lifetime_ms / 1000;
 	if (exp > graph_sub_max_expiry(now))
 		exp = graph_sub_max_expiry(now);
-	graphread_renew(mb->gr, mb->sub_id, exp, graph_renewed);
+	graphread_renew(graph_of(mb), mb->sub_id, exp, graph_renewed);
 }
 
 void
 mailbox_graph_notify(struct mailbox *mb, int kind)
 {
-	if (mb->gr == NULL || (mb->state != MAILBOX_WATCHING &&
+	if (graph_of(mb) == NULL || (mb->state != MAILBOX_WATCHING &&
 	    mb->state != MAILBOX_SYNCING))
 		return;
 	switch (kind) {
@@ -1254,7 +1365,7 @@ mailbox_graph_notify(struct mailbox *mb, int kind)
 		mailbox_subscription_lost(mb, "subscriptionRemoved", true);
 		break;
 	case GRAPH_NOTIF_REAUTHORIZE:
-		if (!graphread_sub_busy(mb->gr))
+		if (!graphread_sub_busy(graph_of(mb)))
 			graph_renew(mb);
 		break;
 	default:
@@ -1313,9 +1424,11 @@ mailbox_resubscribe(struct mailbox *mb, const char *why, const char *anchor,
 	mb->urgent = true;
 	if (mb->sub_id != NULL && mb->mode == MAILBOX_MODE_STREAMING &&
 	    anchor != NULL && mb->state != MAILBOX_SUBSCRIBING) {
-		mb->release = xcalloc(1, sizeof *mb->release);
-		mb->release->anchor = xstrdup(anchor);
-		mb->release->cookie = cookie != NULL ? xstrdup(cookie) : NULL;
+		release_free(mb);
+		side(mb)->release = xcalloc(1, sizeof *mb->side->release);
+		mb->side->release->anchor = xstrdup(anchor);
+		mb->side->release->cookie = cookie != NULL ?
+		    xstrdup(cookie) : NULL;
 		set_state(mb, MAILBOX_UNSUBSCRIBING);
 		return;
 	}
@@ -1397,7 +1510,7 @@ mailbox_oof_read_at(const struct mailbox *mb)
 void
 mailbox_stop(struct mailbox *mb)
 {
-	if (mb->state == MAILBOX_UNSUBSCRIBING && mb->release != NULL) {
+	if (mb->state == MAILBOX_UNSUBSCRIBING && release_of(mb) != NULL) {
 		mb->stopping = true;	/* stopped once released */
 		return;
 	}
@@ -1413,7 +1526,8 @@ mailbox_stop(struct mailbox *mb)
 	 */
 	if (mb->state == MAILBOX_SUBSCRIBING &&
 	    ((mb->sub_call != NULL && ews_call_request(mb->sub_call) !=
-	    NULL) || (mb->gr != NULL && graphread_sub_busy(mb->gr)))) {
+	    NULL) || (graph_of(mb) != NULL &&
+	    graphread_sub_busy(graph_of(mb))))) {
 		mb->stopping = true;
 		return;
 	}
@@ -1423,7 +1537,7 @@ mailbox_stop(struct mailbox *mb)
 	 * Graph's are deleted.
 	 */
 	if (mb->sub_id == NULL || (mb->mode != MAILBOX_MODE_STREAMING &&
-	    mb->gr == NULL))
+	    graph_of(mb) == NULL))
 		set_state(mb, MAILBOX_STOPPED);
 	else
 		set_state(mb, MAILBOX_UNSUBSCRIBING);
@@ -1444,12 +1558,14 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 			set_state(mb, start_state(mb));
 		}
 	}
-	if (mb->renew_at != 0 && mb->renew_at <= now && mb->gr != NULL &&
-	    mb->sub_id != NULL && !graphread_sub_busy(mb->gr) &&
+	if (graph_of(mb) != NULL && mb->side->renew_at != 0 &&
+	    mb->side->renew_at <= now && mb->sub_id != NULL &&
+	    !graphread_sub_busy(graph_of(mb)) &&
 	    (mb->state == MAILBOX_WATCHING || mb->state == MAILBOX_SYNCING))
 		graph_renew(mb);
-	if (mb->push_deadline != 0 && mb->push_deadline <= now) {
-		mb->push_deadline = 0;
+	if (mb->side != NULL && mb->side->push_deadline != 0 &&
+	    mb->side->push_deadline <= now) {
+		mb->side->push_deadline = 0;
 		if (mb->mode == MAILBOX_MODE_PUSH &&
 		    (mb->state == MAILBOX_WATCHING ||
 		    mb->state == MAILBOX_SYNCING)) {
@@ -1461,7 +1577,7 @@ mailbox_action_timer(struct timerheap_entry *e, void *arg)
 	watching = mb->state == MAILBOX_WATCHING;
 	if (mb->sync_at != 0 && mb->sync_at <= now) {
 		mb->sync_at = 0;
-		if (watching && mb->gr != NULL)
+		if (watching && graph_of(mb) != NULL)
 			read_start(mb, SOURCE_POLL, THROTTLE_PRIO_NORMAL);
 		else if (watching && !subscribed_mode(mb))
 			mb->ctx->hooks->poll(mb, mb->ctx->arg);
@@ -1489,7 +1605,7 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 	json_obj_begin(w);
 	json_kv_str(w, "address", mb->address);
 	json_kv_str(w, "state", mailbox_status_name(mailbox_status(mb)));
-	json_kv_str(w, "backend", mb->gr != NULL ? "graph" : mb->online ?
+	json_kv_str(w, "backend", graph_of(mb) != NULL ? "graph" : mb->online ?
 	    "none" : "ews");
 	json_kv_str(w, "mode", mb->online ? NULL :
 	    mailbox_mode_name(mb->mode));
@@ -1508,7 +1624,7 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 		json_int(w, connection);
 	else
 		json_null(w);
-	json_kv_str(w, "error", mb->error);
+	json_kv_str(w, "error", mb->side != NULL ? mb->side->error : NULL);
 	json_kv_time(w, "backoff_until", mb->retry_at != 0 &&
 	    (mb->state == MAILBOX_BACKOFF || mb->state == MAILBOX_PARKED) ?
 	    time_wall_ms() / 1000 + (mb->retry_at - now) / 1000 : 0);
@@ -1516,11 +1632,11 @@ mailbox_json(const struct mailbox *mb, struct json_writer *w, bool detail,
 	if (detail) {
 		json_kv_bool(w, "subscribed", mb->sub_id != NULL);
 		json_kv_bool(w, "reading", reading(mb));
-		if (mb->gr != NULL) {
+		if (graph_of(mb) != NULL) {
 			json_key(w, "delta");
-			graphread_json(mb->gr, w);
+			graphread_json(graph_of(mb), w);
 			json_kv_time(w, "subscription_expires",
-			    mb->sub_id != NULL ? mb->sub_expires : 0);
+			    mb->sub_id != NULL ? mb->side->sub_expires : 0);
 		}
 		json_kv_time(w, "read_due", mb->sync_at != 0 ?
 		    time_wall_ms() / 1000 + (mb->sync_at - now + 999) / 1000 :
@@ -1594,7 +1710,8 @@ mailbox_backend(const struct mailbox *mb)
 {
 	if (mb->online)
 		return (MAILBOX_BACKEND_NONE);
-	return (mb->gr != NULL ? MAILBOX_BACKEND_GRAPH : MAILBOX_BACKEND_EWS);
+	return (graph_of(mb) != NULL ? MAILBOX_BACKEND_GRAPH :
+	    MAILBOX_BACKEND_EWS);
 }
 
 const char *
@@ -1619,7 +1736,8 @@ mailbox_presence(const struct mailbox *mb)
 const char *
 mailbox_error(const struct mailbox *mb)
 {
-	return (mb->error != NULL ? mb->error : "");
+	return (mb->side != NULL && mb->side->error != NULL ?
+	    mb->side->error : "");
 }
 
 struct group *

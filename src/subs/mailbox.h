@@ -38,20 +38,30 @@
  *   BACKOFF     -> SUBSCRIBING    retry time
  *   PARKED      -> SUBSCRIBING    retry time, streaming or push
  *   PARKED      -> WATCHING       retry time, poll
- *   SUBSCRIBING, SYNCING,         mode changed: SUBSCRIBING for streaming
- *   WATCHING, BACKOFF, PARKED       or push (again if already there),
- *     -> SUBSCRIBING | WATCHING     WATCHING for poll
- *   SYNCING, WATCHING             stopped, holding a streaming
- *     -> UNSUBSCRIBING              subscription
- *   IDLE, SUBSCRIBING, SYNCING,   stopped otherwise (push subscriptions
- *   WATCHING, BACKOFF, PARKED       end when the listener answers
- *     -> STOPPED                    Unsubscribe)
- *   UNSUBSCRIBING -> STOPPED      Unsubscribe answered or failed
+ *   SUBSCRIBING, SYNCING,              mode changed: SUBSCRIBING for
+ *   WATCHING, BACKOFF, PARKED            streaming or push, WATCHING for
+ *     -> SUBSCRIBING | WATCHING (mode)   poll (again if already there)
+ *   SUBSCRIBING, SYNCING,              regrouped (mailbox_resubscribe):
+ *   WATCHING, BACKOFF                    a new Subscribe where its group
+ *     -> SUBSCRIBING (regroup)           now is
+ *   SYNCING, WATCHING                  regrouped holding a streaming
+ *     -> UNSUBSCRIBING (regroup)         subscription: released first,
+ *                                        where it was made
+ *   UNSUBSCRIBING                      released: a new Subscribe
+ *     -> SUBSCRIBING (regroup)
+ *   SUBSCRIBING, SYNCING, WATCHING     stopped, holding a streaming
+ *     -> UNSUBSCRIBING                   subscription (or one that a
+ *                                        Subscribe on the wire made)
+ *   IDLE, SUBSCRIBING, SYNCING,        stopped otherwise (push
+ *   WATCHING, BACKOFF, PARKED            subscriptions end when the
+ *     -> STOPPED                         listener answers Unsubscribe)
+ *   UNSUBSCRIBING -> STOPPED           Unsubscribe answered or failed
  *
  * A mailbox on Graph (graphread.h) has rows of its own, marked (graph):
  * without change notifications it is read in delta rounds (mode delta)
  * and holds no subscription; with them (mode push) it subscribes to its
- * events first.  Graph's refusal is a 403 (403 or 404 for a read):
+ * events first.  Graph's refusal is a 403, or a 404 (no mailbox for
+ * the user, or not found); a parked one keeps its subscription id:
  *
  *   IDLE        -> SYNCING (graph)      started, without notifications
  *   IDLE        -> SUBSCRIBING (graph)  started, with notifications
@@ -67,11 +77,11 @@
  *   BACKOFF     -> SUBSCRIBING (graph)  retry time
  *   PARKED      -> SUBSCRIBING (graph)  retry time, with notifications
  *   PARKED      -> SYNCING (graph)      retry time, without
- *   SUBSCRIBING, SYNCING, WATCHING      stopped holding a subscription
- *     -> UNSUBSCRIBING (graph)            (or one made meanwhile): it
+ *   SUBSCRIBING, SYNCING, WATCHING,     stopped holding a subscription
+ *   PARKED -> UNSUBSCRIBING (graph)       (or one made meanwhile): it
  *                                         is deleted
- *   SUBSCRIBING, SYNCING, WATCHING      stopped otherwise
- *     -> STOPPED (graph)
+ *   SUBSCRIBING, SYNCING, WATCHING,     stopped otherwise
+ *   PARKED -> STOPPED (graph)
  *   UNSUBSCRIBING -> STOPPED (graph)    deleted, or not (it expires)
  */
 #ifndef EWSGW_MAILBOX_H

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
+#include "graph/graph_error.h"
 #include "io/discover.h"
 #include "io/ews.h"
 #include "io/graph_client.h"
@@ -170,6 +171,16 @@ on_state(struct mailbox *mb, enum mailbox_state old, void *arg)
 	if (mailbox_state(mb) == MAILBOX_PARKED && old != MAILBOX_PARKED &&
 	    discovering(m) && mailbox_backend(mb) == MAILBOX_BACKEND_EWS &&
 	    strcmp(mailbox_error(mb), "ErrorNonExistentMailbox") == 0)
+		ask_soon(m, mailbox_address(mb));
+	/*
+	 * Graph has no mailbox for one Autodiscover had found in Exchange
+	 * Online: moved back on premises (or unlicensed).  Autodiscover
+	 * tells where it is now (to_onprem()).
+	 */
+	if (mailbox_state(mb) == MAILBOX_PARKED && old != MAILBOX_PARKED &&
+	    discovering(m) && mailbox_backend(mb) == MAILBOX_BACKEND_GRAPH &&
+	    hashmap_get(m->online, mailbox_address(mb)) != NULL &&
+	    graph_no_mailbox(mailbox_error(mb)))
 		ask_soon(m, mailbox_address(mb));
 	if (mailbox_state(mb) != MAILBOX_STOPPED)
 		return;
@@ -994,6 +1005,43 @@ to_online(struct manager *m, const struct discover_result *row,
 }
 
 /*
+ * Autodiscover names an on-premises server for a mailbox it had found in
+ * Exchange Online (moved back, or the move undone): logged once, taken
+ * off Graph (its subscription deleted) or out of state exchange_online,
+ * and watched on EWS again from the presence it had, so that the same
+ * calendar publishes no change.  Placed and started with the others
+ * (start_mailboxes).  Returns whether it moved.
+ */
+static bool
+to_onprem(struct manager *m, const struct discover_result *row,
+    struct hashmap **byaddr)
+{
+	const struct conf_mailbox	*cm;
+	struct mailbox			*mb, *nmb;
+
+	mb = registry_find(m->reg, row->address);
+	if (mb == NULL || mailbox_backend(mb) == MAILBOX_BACKEND_EWS ||
+	    hashmap_get(m->online, row->address) == NULL)
+		return (false);
+	if (*byaddr == NULL)
+		*byaddr = conf_by_address(m->env.conf);
+	if ((cm = hashmap_get(*byaddr, row->address)) == NULL)
+		return (false);
+	hashmap_remove(m->online, row->address);
+	log_emit(LOG_NOTICE, &(struct log_ctx){ .mailbox = row->address,
+	    .operation = "GetUserSettings",
+	    .response_code = mailbox_error(mb) },
+	    "Autodiscover: on premises again (served by %s): watched through "
+	    "EWS from now on", row->via != NULL ? row->via : "?");
+	retire_mailbox(m, mb);
+	registry_commit(m->reg);
+	nmb = add_mailbox(m, cm);
+	registry_commit(m->reg);
+	mailbox_carry_presence(nmb, mb);
+	return (true);
+}
+
+/*
  * Autodiscover answered for every mailbox: its grouping key, or none
  * (logged) for those it could not place, or Exchange Online (to_online);
  * then the subscriptions.
@@ -1166,12 +1214,14 @@ refreshed(struct discover *d, const struct discover_result *rows,
 	struct manager	*m = arg;
 	struct mailbox	*mb;
 	struct hashmap	*byaddr = NULL;
-	size_t		 i;
+	size_t		 i, back = 0;
 	char		*key;
 
 	for (i = 0; i < n; i++) {
 		if (rows[i].status == DISCOVER_EXCHANGE_ONLINE)
 			to_online(m, &rows[i], &byaddr, !m->stopping);
+		if (rows[i].status == DISCOVER_OK)
+			back += to_onprem(m, &rows[i], &byaddr);
 		if (rows[i].status != DISCOVER_OK ||
 		    (key = ad_group_key(&rows[i].user)) == NULL)
 			continue;	/* keep what it has */
@@ -1194,8 +1244,23 @@ refreshed(struct discover *d, const struct discover_result *rows,
 	hashmap_free(byaddr, NULL);
 	discover_free(d);
 	m->refresh = NULL;
+	/* Back on premises: placed and started (else by discovered()). */
+	if (back > 0 && !m->stopping && m->discover == NULL)
+		start_mailboxes(m);
 	rebalance_soon(m);
 	refresh_schedule(m);
+}
+
+/*
+ * Whether the periodic Autodiscover asks for mb: on EWS, or found in
+ * Exchange Online (on Graph or watched by none), which may move back.
+ * Mailboxes listed for Graph are not asked.
+ */
+static bool
+asked_again(const struct manager *m, const struct mailbox *mb)
+{
+	return (mailbox_backend(mb) == MAILBOX_BACKEND_EWS ||
+	    hashmap_get(m->online, mailbox_address(mb)) != NULL);
 }
 
 /* The next batch of the registry, from where the last one ended. */
@@ -1225,7 +1290,7 @@ refresh_cb(evutil_socket_t fd, short ev, void *arg)
 			mb = registry_at(m->reg, m->refresh_next++);
 			if (m->sweep > 0)
 				m->sweep--;
-			if (mailbox_backend(mb) == MAILBOX_BACKEND_EWS)
+			if (asked_again(m, mb))
 				addrs[k++] = mailbox_address(mb);
 		}
 		if (k == 0) {		/* Graph only: nothing to ask */
@@ -1907,7 +1972,7 @@ manager_rediscover(struct manager *m, const char *addr, size_t *queued,
 	}
 	if (addr != NULL) {
 		if ((mb = registry_find(m->reg, addr)) == NULL ||
-		    mailbox_backend(mb) != MAILBOX_BACKEND_EWS) {
+		    !asked_again(m, mb)) {
 			xasprintf(cause, "unknown mailbox %s", addr);
 			return (-1);
 		}
@@ -1916,8 +1981,7 @@ manager_rediscover(struct manager *m, const char *addr, size_t *queued,
 	} else {
 		/* The whole registry once, a batch after the other. */
 		for (i = 0; i < n; i++)
-			if (mailbox_backend(registry_at(m->reg, i)) ==
-			    MAILBOX_BACKEND_EWS)
+			if (asked_again(m, registry_at(m->reg, i)))
 				(*queued)++;
 		if (*queued > 0)
 			m->sweep = n;

@@ -46,7 +46,6 @@ struct poller {
 	size_t			 cursor;	/* into the registry's list */
 	int			 round;		/* a round is running */
 	bool			 stopped;
-	uint64_t		 batches;
 };
 
 static void	 fill(struct poller *);
@@ -120,7 +119,6 @@ done(struct ews_call *call, const struct ews_reply *r, void *arg)
 	char			*cause = NULL;
 	unsigned		 i;
 
-	p->batches++;
 	memset(&av, 0, sizeof av);
 	/* Per-mailbox errors come inside a 200 answer: each is its own. */
 	if (r->http != NULL && r->http->result == HTTP_RESULT_OK &&
@@ -280,10 +278,4 @@ poller_reload(struct poller *p)
 {
 	evtimer_del(&p->tick);
 	arm_tick(p);
-}
-
-uint64_t
-poller_batches(const struct poller *p)
-{
-	return (p->batches);
 }

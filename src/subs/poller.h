@@ -6,6 +6,11 @@
  * room in Exchange's budgets) get their free/busy through
  * GetUserAvailability, up to 100 mailboxes a request, every
  * poll_interval.
+ *
+ * Not a state machine: a round is a cursor over the registry, each batch
+ * in flight is its call's ticket (ews.h), a mailbox's state is the
+ * mailbox's (it is read while WATCHING in mode poll), and stopping is a
+ * flag that only goes on.
  */
 #ifndef EWSGW_POLLER_H
 #define EWSGW_POLLER_H
@@ -33,6 +38,5 @@ void		 poller_poll_now(struct poller *, struct mailbox *);
 void		 poller_forget(struct poller *, struct mailbox *);
 /* New interval after a reload. */
 void		 poller_reload(struct poller *);
-uint64_t	 poller_batches(const struct poller *);
 
 #endif

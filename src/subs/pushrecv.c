@@ -31,7 +31,6 @@ struct pushrecv {
 	struct push	*listener;
 	char		*path;
 	char		*url;		/* registered: with the token, secret */
-	uint64_t	 received;
 	bool		 stopped;
 	char		*graph_path;
 	char		*graph_url;	/* secret: holds the token */
@@ -141,7 +140,6 @@ on_notify(const struct ews_notifications *ns, const char *body, size_t len,
 	size_t			 i;
 	int			 verdict = PUSH_UNSUBSCRIBE;
 
-	pr->received++;
 	for (i = 0; i < ns->nmsgs; i++) {
 		if (!ns->msgs[i].has_notification)
 			continue;
@@ -260,12 +258,6 @@ const struct pushrecv_graph_stats *
 pushrecv_graph_stats(const struct pushrecv *pr)
 {
 	return (&pr->gst);
-}
-
-uint64_t
-pushrecv_received(const struct pushrecv *pr)
-{
-	return (pr->received);
 }
 
 void

@@ -6,6 +6,10 @@
  * the mailboxes whose subscriptions it names; and Graph's change and
  * lifecycle notifications, checked against the daemon's clientState
  * secret (random at every start), for the Graph mailboxes.
+ *
+ * Not a state machine: each notification goes to the mailbox it names
+ * at once and leaves nothing behind here but counters; the listener's
+ * connections are io/push.c's, and stopping is a flag that only goes on.
  */
 #ifndef EWSGW_PUSHRECV_H
 #define EWSGW_PUSHRECV_H
@@ -27,7 +31,6 @@ struct pushrecv	*pushrecv_new(const struct subs_env *, struct registry *,
 /* Stop accepting (shutdown); answers Unsubscribe meanwhile. */
 void		 pushrecv_stop(struct pushrecv *);
 void		 pushrecv_free(struct pushrecv *);
-uint64_t	 pushrecv_received(const struct pushrecv *);
 /*
  * The notification URL to register with Subscribe: [push] url with the
  * listener's secret token (borrowed; never log it).

@@ -268,7 +268,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: graphc -g url -t token_url -i client_id "
 	    "(-s secret | -c cert -k key) [-a ca] [-B] [-n notify_url] "
-	    "op:mailbox ...\n");
+	    "[-r app_rate -w app_window_ms] op:mailbox ...\n");
 	exit(2);
 }
 
@@ -284,7 +284,7 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	o.tls_verify = o.token_tls_verify = true;
-	while ((ch = getopt(argc, argv, "a:Bc:g:i:k:n:s:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:Bc:g:i:k:n:r:s:t:w:")) != -1) {
 		switch (ch) {
 		case 'a': o.ca_file = o.token_ca_file = optarg; break;
 		case 'B': batch_reads = true; break;
@@ -294,7 +294,9 @@ main(int argc, char **argv)
 		case 'k': o.key_file = optarg; break;
 		case 'n': notify_url = optarg; break;
 		case 's': o.client_secret = optarg; break;
+		case 'r': o.sched.app_rate = (unsigned)atoi(optarg); break;
 		case 't': o.token_url = optarg; break;
+		case 'w': o.sched.app_window_ms = atoi(optarg); break;
 		default: usage();
 		}
 	}

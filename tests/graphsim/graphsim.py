@@ -10,6 +10,7 @@ README.md in this folder documents it; SCHEMA.md the JSON it speaks.
 """
 import argparse
 import base64
+import collections
 import hashlib
 import http.server
 import itertools
@@ -92,7 +93,8 @@ class Stats:
     def reset(self):
         self.requests = {}
         self.violations = {"mailbox_concurrency": 0, "mailbox_rate": 0,
-                           "retry_after_ignored": 0, "batch_concurrency": 0}
+                           "app_rate": 0, "retry_after_ignored": 0,
+                           "batch_concurrency": 0}
         self.faults_injected = 0
         self.counters = {}
         self.max_in_flight = {}
@@ -123,6 +125,8 @@ class Mailbox:
         self.id = mid
         self.upn = upn
         self.events = {}  # id -> dict
+        # Moved back on premises (or unlicensed): Graph has no mailbox for it.
+        self.on_premises = False
         self.seq = 0  # change counter for delta
         self.log = []  # (seq, event id)
         self.auto = {"status": "disabled", "externalAudience": "all",
@@ -146,6 +150,7 @@ class State:
         self.subs = {}  # id -> dict
         self.in_flight = {}  # mailbox id -> n
         self.rate = {}  # mailbox id -> [timestamps]
+        self.app_times = collections.deque()  # the app's, every mailbox
         self.retry_until = {}  # mailbox id -> (429 sent, Retry-After ends)
         self.throttle_next = 0
         self.throttle_retry_after = 2
@@ -203,6 +208,12 @@ class State:
             raise GraphError(403, "ErrorAccessDenied",
                              "Access to OData is disabled: [RAOP] : Blocked by tenant configured "
                              "AppOnly AccessPolicy settings.")
+        if mb.on_premises:
+            # The user exists in the directory, its mailbox is on an
+            # Exchange server: what Graph answers for it (KB 4462988).
+            self.stats.count("no_mailbox_404")
+            raise GraphError(404, "MailboxNotEnabledForRESTAPI",
+                             "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
         return mb
 
     # ---- events ----
@@ -639,20 +650,25 @@ class App:
                         raise GraphError(429, "ApplicationThrottled", "Injected throttling.",
                                          {"Retry-After": st.throttle_retry_after})
                     n = st.in_flight.get(key, 0)
-                    if n >= st.opts.concurrency and not inner:
-                        st.stats.violation("mailbox_concurrency")
-                        st.retry_until[key] = (now, now + st.opts.retry_after)
-                        raise GraphError(429, "ApplicationThrottled",
-                                         "Application is over its MailboxConcurrency limit.",
-                                         {"Retry-After": st.opts.retry_after})
                     win = [t for t in st.rate.get(key, []) if t > now - st.opts.rate_window]
-                    if len(win) >= st.opts.rate:
-                        st.stats.violation("mailbox_rate")
-                        st.rate[key] = win
-                        st.retry_until[key] = (now, now + st.opts.retry_after)
-                        raise GraphError(429, "ApplicationThrottled",
-                                         "Application is over its MailboxRequest limit.",
-                                         {"Retry-After": st.opts.retry_after})
+                    st.rate[key] = win
+                    # Graph's global limit per app, over every mailbox;
+                    # each step of a $batch counts.
+                    while st.app_times and st.app_times[0] <= now - st.opts.app_rate_window:
+                        st.app_times.popleft()
+                    for broken, name, limit in (
+                            (n >= st.opts.concurrency and not inner,
+                             "mailbox_concurrency", "MailboxConcurrency"),
+                            (len(win) >= st.opts.rate, "mailbox_rate", "MailboxRequest"),
+                            (len(st.app_times) >= st.opts.app_rate, "app_rate",
+                             "ApplicationRequest")):
+                        if broken:
+                            st.stats.violation(name)
+                            st.retry_until[key] = (now, now + st.opts.retry_after)
+                            raise GraphError(429, "ApplicationThrottled",
+                                             "Application is over its %s limit." % limit,
+                                             {"Retry-After": st.opts.retry_after})
+                    st.app_times.append(now)
                     win.append(now)
                     st.rate[key] = win
                     st.in_flight[key] = n + 1
@@ -885,6 +901,14 @@ class ControlHandler(Handler):
                 if method == "GET":
                     return self.reply(200, {"value": [st.event_json(e) for e in mb.events.values()]})
                 raise GraphError(404, "NotFound", "no such event")
+            m = re.fullmatch(r"/mailboxes/([^/]+)/location", p)
+            if m and method == "PUT":
+                mb = st.mailboxes.get(urllib.parse.unquote(m.group(1)).lower())
+                if mb is None or not isinstance(b.get("on_premises"), bool):
+                    raise GraphError(400, "BadRequest", "mailbox or on_premises")
+                with st.lock:
+                    mb.on_premises = b["on_premises"]
+                return self.reply(200, {"upn": mb.upn, "on_premises": mb.on_premises})
             m = re.fullmatch(r"/mailboxes/([^/]+)/automaticReplies", p)
             if m and method == "PUT":
                 mb = st.mailboxes.get(urllib.parse.unquote(m.group(1)).lower())
@@ -966,6 +990,9 @@ def main(argv=None):
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--rate", type=int, default=10000, help="requests per mailbox per window")
     ap.add_argument("--rate-window", type=float, default=600.0, help="seconds")
+    ap.add_argument("--app-rate", type=int, default=130000,
+                    help="requests per app (all mailboxes) per app window")
+    ap.add_argument("--app-rate-window", type=float, default=10.0, help="seconds")
     ap.add_argument("--retry-after", type=int, default=2, help="Retry-After seconds on 429")
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--sub-max-minutes", type=float, default=4230)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 import http.server
 import urllib.parse
@@ -24,10 +25,12 @@ GRAPHC = os.path.join(BUILD, "tests", "graphsim", "graphc")
 
 
 def graphc(g, ops, secret="graph-secret", cert=None, notify=None,
-           batch=False):
+           batch=False, app_rate=None):
     args = [GRAPHC, "-g", g.graph_url, "-t", g.token_url, "-i", g.client_id]
     if batch:
         args.append("-B")
+    if app_rate:
+        args += ["-r", str(app_rate[0]), "-w", str(app_rate[1])]
     args += ["-c", cert[0], "-k", cert[1]] if cert else ["-s", secret]
     if notify:
         args += ["-n", notify]
@@ -71,6 +74,36 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(st["throttled"], 3)
             self.assertEqual(st["retries"], 3)
             self.assertGreaterEqual(max(r["attempts"] for r in res), 2)
+
+    def test_app_rate_over_all_mailboxes(self):
+        """Graph's per-app limit over all mailboxes, lowered in the
+        stand-in to 24 requests in 2 s.  A client told the limit's
+        default (130,000 per 10 s) breaks it with 30 mailboxes read at
+        once, and the stand-in refuses and counts that; the same client
+        given a lower app rate waits for it and breaks nothing, though
+        each mailbox is far inside its own budget."""
+        many = ["user%06d@contoso.com" % (i + 1) for i in range(30)]
+        ops = ["auto:%s" % m for m in many]
+        with GraphSim(generate=30, latency_ms=20, app_rate=24,
+                      app_rate_window=2) as g:
+            res, st = graphc(g, ops)
+            s = g.stats()
+            self.assertGreater(s["violations"]["app_rate"], 0, s)
+            self.assertGreater(st["throttled"], 0, st)
+            self.assertEqual(st["waited_app"], 0, st)
+
+            g.control("POST", "/stats/reset")
+            time.sleep(2.5)     # the stand-in's window is clear again
+            res, st = graphc(g, ops, app_rate=(20, 2000))
+            self.assertEqual([r["action"] for r in res], ["ok"] * len(ops))
+            s = g.stats()
+            self.assertEqual(s["violations_total"], 0, s["violations"])
+            self.assertEqual(s["requests"].get("automaticReplies"), 30, s)
+            self.assertEqual(st["throttled"], 0, st)
+            self.assertGreater(st["waited_app"], 0, st)
+            self.assertLessEqual(st["max_app_window_requests"], 20, st)
+            self.assertEqual(st["app_rate"], 20, st)
+            self.assertEqual(st["app_rate_window_s"], 2, st)
 
     def test_batches_keep_the_mailbox_limit_and_twenty_steps(self):
         """Batchable reads gathered into $batch: no batch carries more of

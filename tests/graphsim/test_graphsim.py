@@ -377,6 +377,33 @@ class PolicyTest(Case):
         self.assertEqual(self.g.stats()["counters"]["access_policy_denied"], 1)
 
 
+class OnPremisesTest(Case):
+    def test_mailbox_moved_on_premises(self):
+        auth = self.token()
+        cv = (self.g.graph_url + "/users/alex@contoso.com/calendarView?startDateTime="
+              "2026-03-02T00:00:00Z&endDateTime=2026-03-03T00:00:00Z")
+        self.assertEqual(call("GET", cv, headers=auth)[0], 200)
+        self.g.control("PUT", "/mailboxes/alex@contoso.com/location", {"on_premises": True})
+        # Microsoft's KB 4462988: 404 MailboxNotEnabledForRESTAPI for a
+        # mailbox hosted on an Exchange server, for reads and subscriptions.
+        st, _, body = call("GET", cv, headers=auth)
+        self.assertEqual(st, 404)
+        self.shape(body, S.ERROR)
+        self.assertEqual(body["error"]["code"], "MailboxNotEnabledForRESTAPI")
+        st, _, body = call("POST", self.g.graph_url + "/subscriptions", headers=auth, body={
+            "changeType": "created,updated,deleted", "notificationUrl": "https://127.0.0.1:1/n",
+            "resource": "/users/alex@contoso.com/events",
+            "expirationDateTime": "2099-01-01T00:00:00Z", "clientState": "x"})
+        self.assertEqual((st, body["error"]["code"]), (404, "MailboxNotEnabledForRESTAPI"))
+        st, _, body = call("GET", self.g.graph_url + "/users/nobody@contoso.com/calendarView"
+                           "?startDateTime=2026-03-02T00:00:00Z&endDateTime=2026-03-03T00:00:00Z",
+                           headers=auth)
+        self.assertEqual((st, body["error"]["code"]), (404, "ErrorInvalidUser"))
+        self.g.control("PUT", "/mailboxes/alex@contoso.com/location", {"on_premises": False})
+        self.assertEqual(call("GET", cv, headers=auth)[0], 200)
+        self.assertEqual(self.g.stats()["counters"]["no_mailbox_404"], 2)
+
+
 class ThrottleTest(Case):
     opts = {"latency_ms": 400, "rate": 12, "rate_window": 60}
 
@@ -407,6 +434,33 @@ class ThrottleTest(Case):
         codes = [call("GET", url, headers=auth)[0] for _ in range(8)]
         self.assertEqual(codes, [200] * 7 + [429])
         self.assertEqual(self.g.stats()["violations"]["mailbox_rate"], 1)
+
+
+class AppRateTest(Case):
+    opts = {"app_rate": 5, "app_rate_window": 60}
+
+    def test_app_rate_counts_every_mailbox_and_batch_step(self):
+        auth = self.token()
+        url = self.g.graph_url + "/users/%s/mailboxSettings/automaticRepliesSetting"
+        self.assertEqual(call("GET", url % "adele@contoso.com", headers=auth)[0], 200)
+        self.assertEqual(call("GET", url % "alex@contoso.com", headers=auth)[0], 200)
+        # Three steps of a $batch count three, not one: five reached.
+        st, _, body = call("POST", self.g.graph_url + "/$batch", headers=auth, body={
+            "requests": [{"id": str(i), "method": "GET",
+                          "url": "/users/alex@contoso.com/mailboxSettings/automaticRepliesSetting"}
+                         for i in (1, 2, 3)]})
+        self.assertEqual(st, 200)
+        self.assertEqual([r["status"] for r in body["responses"]], [200] * 3)
+        # The sixth, to a mailbox far inside its own budget: the app's
+        # limit refuses it.
+        st, h, body = call("GET", url % "adele@contoso.com", headers=auth)
+        self.assertEqual(st, 429)
+        self.assertEqual(h["Retry-After"], "2")
+        self.shape(body, S.ERROR)
+        s = self.g.stats()
+        self.assertEqual(s["violations"]["app_rate"], 1, s)
+        self.assertEqual(s["violations"]["mailbox_rate"], 0, s)
+        self.assertEqual(s["violations_total"], 1, s)
 
 
 class BatchTest(Case):

@@ -257,6 +257,24 @@ class Kamailio(Server):
                  interval=0.2)
         return self
 
+    def publishes(self, uri=None):
+        """The PUBLISH requests Kamailio logged (each attempt, a
+        challenged one twice), oldest first, as dicts with uri, expires
+        (int) and if_match (None without SIP-If-Match); only those for
+        uri when given."""
+        out = []
+        for m in re.finditer(r"PUBLISH (\S+) from \S+ via \S+ "
+                             r"expires=(\S+) if-match=(\S+)",
+                             self.server_log()):
+            if uri is not None and m.group(1) != uri:
+                continue
+            out.append({"uri": m.group(1),
+                        "expires": int(m.group(2)) if
+                        m.group(2).isdigit() else None,
+                        "if_match": None if m.group(3) == "<null>"
+                        else m.group(3)})
+        return out
+
     def answering(self):
         """An OPTIONS over UDP gets a response, and TCP and TLS listen."""
         if not self.running():

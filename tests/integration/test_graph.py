@@ -198,18 +198,57 @@ class HybridTest(unittest.TestCase):
             self.assertEqual(h.g.stats()["violations_total"], 0)
 
 
+class AppRateTest(unittest.TestCase):
+    def test_daemon_keeps_a_lowered_app_rate(self):
+        """The stand-in's limit per app over all mailboxes lowered to 12
+        requests in 2 s (it refuses and counts more: see test_graphsim and
+        test_graph_client), the daemon's [graph] app_rate to 8 per 2 s:
+        the start-up reads of twelve Graph mailboxes wait for the app's
+        budget, every mailbox is watched and published, and the stand-in
+        refuses nothing."""
+        many = ["user%06d@contoso.com" % (i + 1) for i in range(12)]
+        with Hybrid(graph={"generate": 12, "app_rate": 12,
+                           "app_rate_window": 2},
+                    mailboxes=", ".join(many), app_rate="8",
+                    app_rate_window="2s", delta_interval="30s") as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.states().get("delta") == len(many), 120,
+                     "every Graph mailbox watched by delta rounds")
+            for mb in many:
+                run.wait_changes(mb, 1)
+                self.assertEqual(last_presence(run, mb), "available", mb)
+            s = g.stats()
+            self.assertEqual(s["violations_total"], 0, s["violations"])
+            st = run.status()["graph"]
+            self.assertGreater(st["waited_app"], 0, st)
+            self.assertLessEqual(st["max_app_window_requests"], 8, st)
+            self.assertEqual((st["app_rate"], st["app_rate_window_s"]),
+                             (8, 2), st)
+            out = run.d.ctl("status").stdout
+            m = re.search(r"(?m)^graph app: +(\d+) of 8 per 2s in the "
+                          r"busiest window$", out)
+            self.assertTrue(m, out)
+            self.assertTrue(1 <= int(m.group(1)) <= 8, out)
+            met = run.d.request_raw("metrics")
+            w = re.search(r'(?m)^ewsgw_graph_waits_total'
+                          r'\{reason="app_rate"\} (\d+)$', met)
+            self.assertTrue(w and int(w.group(1)) > 0, met)
+            run.assert_no_violations(self)
+
+
 # [exchange] mailboxes of which Autodiscover finds some in Exchange Online.
 HYBRID_EWS = generated(4)
 MOVED = HYBRID_EWS[2]           # in Exchange Online from the start
 MOVES_LATER = HYBRID_EWS[3]     # moved while the daemon runs
 
 
-def found_online(exchange_keys=None, **graph_keys):
+def found_online(exchange_keys=None, graph=None, push=None, **graph_keys):
     """A daemon whose [exchange] mailboxes include MOVED, which the
     on-premises Autodiscover redirects to Exchange Online; the Graph
     stand-in holds both Exchange Online ones."""
-    return Hybrid(graph={"mailboxes": ",".join(GRAPH + HYBRID_EWS[2:])},
-                  ews=HYBRID_EWS, migrated=[MOVED],
+    return Hybrid(graph=graph or {"mailboxes": ",".join(GRAPH +
+                                                        HYBRID_EWS[2:])},
+                  push=push, ews=HYBRID_EWS, migrated=[MOVED],
                   exchange=exchange_keys or {"autodiscover_interval": "2s"},
                   **graph_keys)
 
@@ -311,6 +350,142 @@ class FoundInExchangeOnline(unittest.TestCase):
                              ["in_use"], 2)
             run.assert_no_violations(self)
             self.assertEqual(h.g.stats()["violations_total"], 0)
+
+
+def server_of(run, mb):
+    return run.sim.control("GET", "/mailboxes/%s/server" % mb)[1]
+
+
+class BackOnPremises(unittest.TestCase):
+    """A mailbox [graph] auto put on Graph that moves back on premises is
+    followed back to EWS: when Graph answers that it has no mailbox for
+    the user (404 MailboxNotEnabledForRESTAPI) Autodiscover is asked at
+    once, and the periodic Autodiscover finds one moved back without any
+    error.  Its Graph subscription is deleted, it is subscribed on EWS,
+    its calendar read again, and the same calendar publishes no change;
+    moved online again, it goes back to Graph."""
+
+    def test_graph_error_moves_it_back_and_online_again(self):
+        port = free_port()
+        # No periodic Autodiscover within the test: only the errors tell.
+        with found_online({"autodiscover_interval": "1h"}, auto="yes",
+                          graph={"mailboxes": ",".join(GRAPH + HYBRID_EWS[2:]),
+                                 "allow_http_notify": True},
+                          notification_url="http://127.0.0.1:%d/graph" % port,
+                          push={"listen": "127.0.0.1:%d" % port}) as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.mailbox(MOVED)["state"] == "push", 60,
+                     "the mailbox in Exchange Online subscribed on Graph")
+            run.wait_state("streaming", count=3)
+            self.assertEqual(server_of(run, MOVED)["subscriptions_created"], 0)
+            # The same meeting on both sides, as a move carries it.
+            now = time.time()
+            ev = g.control("POST", "/mailboxes/%s/events" % MOVED, {
+                "subject": "review", "start": iso(now - 60),
+                "end": iso(now + 3600), "showAs": "busy"})
+            item = run.sim.add_item(MOVED, {"subject": "review",
+                                            "start": iso(now - 60),
+                                            "end": iso(now + 3600)})
+            wait_for(lambda: last_presence(run, MOVED) == "busy", 60,
+                     "busy through Graph")
+            published = len(run.changes(MOVED))
+            subs = [x for x in g.control("GET", "/subscriptions")["value"]
+                    if x["mailbox"] == MOVED]
+            self.assertEqual(len(subs), 1, subs)
+
+            # Moved back on premises: Graph has no mailbox for it.
+            run.sim.control("POST", "/mailboxes/%s/on_premises" % MOVED, {})
+            g.control("PUT", "/mailboxes/%s/location" % MOVED,
+                      {"on_premises": True})
+            wait_for(lambda: run.mailbox(MOVED)["backend"] == "ews" and
+                     run.mailbox(MOVED)["state"] == "streaming", 60,
+                     "the mailbox back on EWS")
+            gs = g.stats()
+            self.assertGreaterEqual(gs["counters"].get("no_mailbox_404", 0),
+                                    1, gs)
+            self.assertGreaterEqual(server_of(run, MOVED)
+                                    ["subscriptions_created"], 1)
+            self.assertEqual(run.sim.stats()["exchange_online"]["returned"],
+                             1)
+            # Its Graph subscription deleted, not left to expire.
+            wait_for(lambda: subs[0]["id"] not in
+                     [x["id"] for x in g.control("GET",
+                                                 "/subscriptions")["value"]],
+                     30, "the Graph subscription deleted")
+            self.assertGreaterEqual(g.stats()["counters"]
+                                    .get("subscriptions_deleted", 0), 1)
+            # Read again on EWS: the same calendar, no change published.
+            self.assertEqual(len(run.changes(MOVED)), published,
+                             run.changes(MOVED))
+            self.assertEqual(last_presence(run, MOVED), "busy")
+            log = run.d.log()
+            self.assertEqual(log.count("Autodiscover: on premises again"), 1,
+                             log[-3000:])
+            # Watched on EWS now: its calendar there decides.
+            run.sim.control("DELETE", "/mailboxes/%s/items/%s"
+                            % (MOVED, item["id"]))
+            wait_for(lambda: last_presence(run, MOVED) == "available", 60,
+                     "available through EWS")
+
+            # And online again: EWS refuses it, Autodiscover redirects.
+            g.control("DELETE", "/mailboxes/%s/events/%s" % (MOVED, ev["id"]))
+            g.control("PUT", "/mailboxes/%s/location" % MOVED,
+                      {"on_premises": False})
+            run.sim.control("POST", "/mailboxes/%s/exchange_online" % MOVED,
+                            {})
+            wait_for(lambda: run.mailbox(MOVED)["backend"] == "graph" and
+                     run.mailbox(MOVED)["state"] == "push", 60,
+                     "the mailbox on Graph again")
+            self.assertEqual(last_presence(run, MOVED), "available")
+            g.control("POST", "/mailboxes/%s/events" % MOVED, {
+                "subject": "call", "start": iso(now - 60),
+                "end": iso(now + 3600), "showAs": "busy"})
+            wait_for(lambda: last_presence(run, MOVED) == "busy", 60,
+                     "busy through Graph again")
+            self.assertEqual([r["presence"] for r in run.changes(MOVED)]
+                             [published - 1:], ["busy", "available", "busy"])
+            st = run.sim.stats()
+            self.assertEqual(st["exchange_online"]["migrated"], 2,
+                             st["exchange_online"])
+            self.assertGreaterEqual(st["exchange_online"]["refused"], 1,
+                                    st["exchange_online"])
+            self.assertEqual(run.status()["budget"]["subscriptions"]
+                             ["in_use"], 3)
+            run.assert_each_change_once(self)
+            run.assert_no_violations(self)
+            gs = g.stats()
+            self.assertEqual(gs["violations_total"], 0, gs["violations"])
+
+    def test_periodic_autodiscover_finds_it_back(self):
+        # Graph still serves the mailbox (no error, no read for an hour):
+        # only the periodic Autodiscover can tell.
+        with found_online({"autodiscover_interval": "2s"}, auto="yes",
+                          delta_interval="1h") as h:
+            run, g = h.run, h.g
+            wait_for(lambda: run.mailbox(MOVED)["state"] == "delta", 60,
+                     "the mailbox in Exchange Online watched on Graph")
+            run.wait_state("streaming", count=3)
+            run.wait_changes(MOVED, 1)
+            self.assertEqual(last_presence(run, MOVED), "available")
+            run.sim.control("POST", "/mailboxes/%s/on_premises" % MOVED, {})
+            wait_for(lambda: run.mailbox(MOVED)["backend"] == "ews" and
+                     run.mailbox(MOVED)["state"] == "streaming", 60,
+                     "the mailbox back on EWS")
+            self.assertEqual(server_of(run, MOVED)["subscriptions_created"],
+                             1)
+            self.assertEqual(g.stats()["counters"].get("no_mailbox_404", 0),
+                             0)
+            self.assertEqual(len(run.changes(MOVED)), 1, run.changes(MOVED))
+            now = time.time()
+            run.sim.add_item(MOVED, {"subject": "now", "start": iso(now - 60),
+                                     "end": iso(now + 3600)})
+            wait_for(lambda: last_presence(run, MOVED) == "busy", 60,
+                     "busy through EWS")
+            self.assertEqual(run.status()["budget"]["subscriptions"]
+                             ["in_use"], 4)
+            run.assert_each_change_once(self)
+            run.assert_no_violations(self)
+            self.assertEqual(g.stats()["violations_total"], 0)
 
 
 class Notifications(unittest.TestCase):
@@ -460,15 +635,33 @@ class Batching(unittest.TestCase):
     (the stand-in counts a batch carrying more of a mailbox than its free
     slots as a violation)."""
 
+    def quiet_snapshot(self, run, g):
+        """The stand-in's stats and the daemon's Graph status at one
+        moment with no call of the daemon under way: status says every
+        call it made has its result, before and after the stats were
+        taken, with no call made in between.  A snapshot taken while a
+        batch is on the wire counts it on one side only."""
+        def ok():
+            st = run.status()["graph"]
+            if st["calls"] != sum(st["results"].values()):
+                return None
+            gs = g.stats()
+            again = run.status()["graph"]
+            return (gs, st) if again == st else None
+        return wait_for(ok, 30, "the Graph calls of the start-up answered",
+                        interval=0.2)
+
     def test_startup_reads_batched(self):
         many = ["user%06d@contoso.com" % (i + 1) for i in range(30)]
-        with Hybrid(graph={"generate": len(many)},
+        # One day between delta rounds (the first comes at a random
+        # phase of it): the requests counted are the start-up reads.
+        with Hybrid(graph={"generate": len(many)}, delta_interval="1d",
                     mailboxes=", ".join(many)) as h:
             run, g = h.run, h.g
             for mb in many:
                 run.wait_changes(mb, 1)
                 self.assertEqual(last_presence(run, mb), "available", mb)
-            gs = g.stats()
+            gs, st = self.quiet_snapshot(run, g)
             batches = gs["requests"].get("batch", 0)
             steps = gs["counters"].get("batch_steps", 0)
             self.assertGreater(batches, 0, gs)
@@ -476,7 +669,6 @@ class Batching(unittest.TestCase):
             # Fewer requests than reads: several steps a batch.
             self.assertGreater(steps, 2 * batches, gs)
             self.assertEqual(gs["violations_total"], 0, gs["violations"])
-            st = run.status()["graph"]
             self.assertEqual(st["batches"], batches, st)
             self.assertEqual(st["batched"], steps, st)
             run.assert_no_violations(self)

@@ -10,7 +10,8 @@ start -> busy + meeting, end -> available, out of office -> away +
 vacation.  Kamailio is then restarted, losing every publication, and
 the sink must publish again (after 412 for the entity tags it held,
 retries for the changes made while it was down).  A wrong password and
-an untrusted certificate must fail, and be seen failing.
+an untrusted certificate must fail, and be seen failing.  A reload that
+changes the sink's section keeps what it published.
 """
 import contextlib
 import os
@@ -226,6 +227,103 @@ class SipSink(unittest.TestCase):
                 g.assert_no_violations(self)
                 # A clean stop with the sinks still failing (and, under
                 # the sanitizers, no leak).
+                self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
+
+    def fresh_notify(self, w, p):
+        """SUBSCRIBE p again and return the state its first NOTIFY
+        shows: what the server holds now."""
+        n = len(w.states(p))
+        w.subscribe(p)
+        wait_for(lambda: len(w.states(p)) > n, 10, "a NOTIFY for %s" % p)
+        return w.states(p)[n]
+
+    def test_reload(self):
+        """A reload keeps what the sink published.  With expires 10s:
+        a reload of the same file keeps the sink; one that changes t1
+        (same server, same identity) gives a new sink that keeps the
+        entity tags and refreshes them, so Kamailio still holds every
+        presentity after the original Expires and every PUBLISH after
+        the reload is conditional; one that moves the presentities to
+        another domain publishes them there at once, with the last
+        state, and removes the old ones (Expires: 0 with the tag)."""
+        mbs = generated(2)
+        A, B = mbs
+        with Kamailio() as k, Watcher(k.port) as w:
+            sec = dict(FAST, type="sip", presentity="sip:%l@udp.test",
+                       server="127.0.0.1:%d" % k.port)
+            with GatewayRun(mbs, sim={"generate": 2},
+                            sections={"sink sip": sec}) as g:
+                g.wait_state("streaming")
+
+                def pres(m, dom):
+                    return "sip:%s@%s" % (m.split("@")[0], dom)
+                pa, pb = pres(A, "udp.test"), pres(B, "udp.test")
+                qa, qb = pres(A, "moved.test"), pres(B, "moved.test")
+                for p in (pa, pb, qa, qb):
+                    w.subscribe(p)
+                now = int(time.time())
+                g.sim.add_item(A, {"subject": "long", "start": iso(now - 60),
+                                   "end": iso(now + 3600)})
+                self.assertTrue(g.d.request("resync " + A)["ok"])
+                w.wait_state(pa, is_meeting, what="A in the meeting")
+                w.wait_state(pb, is_available, what="B available")
+
+                # The same file: the sink stays as it is.
+                self.assertTrue(g.d.request("reload")["ok"])
+                self.assertNotIn("reconfigured", g.d.log())
+
+                # Another t1: a new sink, same server and identity.
+                g.rewrite_config({"sink sip": {"t1": "300ms"}})
+                seen = {p: len(w.states(p)) for p in (pa, pb)}
+                sent = len(k.publishes())
+                self.assertTrue(g.d.request("reload")["ok"])
+                reloaded = time.monotonic()
+                wait_for(lambda: "2 publications kept with their entity "
+                         "tags, 0 published afresh, 0 to remove" in
+                         g.d.log(), 10, "the takeover logged")
+                # Past the Expires of everything published before, and
+                # past Kamailio's clean-up of expired publications.
+                wait_for(lambda: self.detail_count(g, "sip", "refreshed")
+                         >= 2, 30, "both refreshed by the new sink")
+                time.sleep(max(0, reloaded + 10 + 4 - time.monotonic()))
+                for p, ok in ((pa, is_meeting), (pb, is_available)):
+                    after = w.states(p)[seen[p]:]
+                    self.assertTrue(all(ok(st) for st in after),
+                                    "%s lapsed after the reload: %r"
+                                    % (p, after))
+                    st = self.fresh_notify(w, p)
+                    self.assertTrue(ok(st), "%s: %r" % (p, st))
+                pubs = k.publishes()[sent:]
+                self.assertGreaterEqual(len(pubs), 2)
+                self.assertEqual([x for x in pubs if x["if_match"] is None],
+                                 [], "published afresh after the reload")
+
+                # Another domain: published there with the last state,
+                # no change needed; the old publications taken back.
+                sent = len(k.publishes())
+                g.rewrite_config({"sink sip": {
+                    "presentity": "sip:%l@moved.test"}})
+                self.assertTrue(g.d.request("reload")["ok"])
+                w.wait_state(qa, is_meeting, what="A moved, in the meeting")
+                w.wait_state(qb, is_available, what="B moved, available")
+                for p in (pa, pb):
+                    w.wait_state(p, lambda st: st["basic"] != "open",
+                                 what="%s taken back" % p)
+                    mine = [x for x in k.publishes()[sent:]
+                            if x["uri"] == p]
+                    gone = [x for x in mine if x["expires"] == 0]
+                    self.assertEqual(len(gone), 1, mine)
+                    self.assertIsNotNone(gone[0]["if_match"])
+                self.assertIn("0 publications kept with their entity tags, "
+                              "2 published afresh, 2 to remove", g.d.log())
+                # The next change modifies the moved publication.
+                g.sim.control("PUT", "/mailboxes/%s/oof" % B,
+                              {"state": "Enabled"})
+                self.assertTrue(g.d.request("resync " + B)["ok"])
+                w.wait_state(qb, is_oof, what="B moved, out of office")
+                last = k.publishes(qb)[-1]
+                self.assertIsNotNone(last["if_match"], last)
+                g.assert_no_violations(self)
                 self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
 
     @contextlib.contextmanager

@@ -9,7 +9,8 @@ the sink reconnects with back-off, changes made meanwhile arrive, and
 the user, logging in again, gets the current presence (the component
 answers the probes).  The subscriptions survive a restart of the daemon
 through the subscribers file.  A wrong secret and an untrusted
-certificate must fail, and be seen failing.
+certificate must fail, and be seen failing.  A reload that changes the
+sink's section keeps the presence its probes are answered with.
 """
 import os
 import re
@@ -27,6 +28,15 @@ from xmppwatch import XmppWatcher  # noqa: E402
 AVAILABLE = ("available", None, "Available")
 MEETING = ("available", "dnd", "In a meeting")
 OOF = ("available", "xa", "Out of office")
+
+
+def private_file(directory, name, text):
+    """A file only its owner may read (as secrets must be); its path."""
+    path = os.path.join(directory, name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+              "w") as f:
+        f.write(text + "\n")
+    return path
 
 
 def shows(ps):
@@ -58,14 +68,9 @@ class XmppSink(unittest.TestCase):
         A, B, C = mbs
         with Prosody() as p:
             p.register("watcher", "watcher-pw")
-            secret = os.path.join(p.dir, "component-secret")
-            with open(os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                                   0o600), "w") as f:
-                f.write(Prosody.SECRET + "\n")
-            wrong = os.path.join(p.dir, "wrong-secret")
-            with open(os.open(wrong, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                                   0o600), "w") as f:
-                f.write("not-the-secret\n")
+            secret = private_file(p.dir, "component-secret",
+                                  Prosody.SECRET)
+            wrong = private_file(p.dir, "wrong-secret", "not-the-secret")
             fast = {"reconnect_min": "200ms", "reconnect_max": "1s",
                     "timeout": "5s"}
             subs = os.path.join(p.dir, "subscribers")
@@ -186,6 +191,78 @@ class XmppSink(unittest.TestCase):
                 g.assert_no_violations(self)
                 # A clean stop with the sinks still failing (and, under
                 # the sanitizers, no leak).
+                self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
+
+    def test_reload(self):
+        """A reload keeps the presence the component answers probes
+        with.  A meeting for A, B available; the user logs in again
+        (Prosody probes every JID the user subscribed to) after each
+        reload and must get dnd for A, available for B: after reloading
+        the same file (the sink stays), after changing the timeout (a
+        new sink that keeps the stream: no new connection), and after
+        moving to the TLS port (a new sink with a stream of its own)."""
+        mbs = generated(2)
+        A, B = mbs
+        with Prosody() as p:
+            p.register("watcher", "watcher-pw")
+            secret = private_file(p.dir, "component-secret",
+                                  Prosody.SECRET)
+            sec = {"type": "xmpp", "domain": "presence.localhost",
+                   "server": "127.0.0.1:%d" % p.component_port,
+                   "secret_file": secret, "reconnect_min": "200ms",
+                   "reconnect_max": "1s", "timeout": "5s"}
+            ja, jb = ("%s@presence.localhost" % m.split("@")[0]
+                      for m in mbs)
+            with GatewayRun(mbs, sim={"generate": 2},
+                            sections={"sink xmpp": sec}) as g, \
+                    XmppWatcher("watcher@localhost", "watcher-pw",
+                                p.c2s_port) as w:
+                g.wait_state("streaming")
+                for j in (ja, jb):
+                    w.subscribe(j)
+                now = int(time.time())
+                g.sim.add_item(A, {"subject": "long", "start": iso(now - 60),
+                                   "end": iso(now + 3600)})
+                self.assertTrue(g.d.request("resync " + A)["ok"])
+                w.wait_presence(ja, lambda x: x == MEETING, what="A dnd")
+                w.wait_presence(jb, lambda x: x == AVAILABLE,
+                                what="B available")
+
+                def probes_answered(when):
+                    n = {j: len(w.presences(j)) for j in (ja, jb)}
+                    w.relogin()
+                    w.wait_presence(ja, lambda x: x == MEETING, after=n[ja],
+                                    what="A dnd, probed %s" % when)
+                    w.wait_presence(jb, lambda x: x == AVAILABLE,
+                                    after=n[jb],
+                                    what="B available, probed %s" % when)
+
+                self.assertTrue(g.d.request("reload")["ok"])
+                probes_answered("after reloading the same file")
+                self.assertNotIn("reconfigured", g.d.log())
+
+                connects = self.detail_count(g, "xmpp", "connects")
+                self.assertEqual(connects, 1)
+                g.rewrite_config({"sink xmpp": {"timeout": "4s"}})
+                self.assertTrue(g.d.request("reload")["ok"])
+                probes_answered("after a reload that kept the stream")
+                self.assertIn("presence of 2 JIDs taken over, 0 to "
+                              "announce; keeping the stream", g.d.log())
+                self.assertEqual(self.detail_count(g, "xmpp", "connects"),
+                                 connects)
+                self.assertTrue(self.sinks(g)["xmpp"]["healthy"])
+
+                g.rewrite_config({"sink xmpp": {
+                    "server": "localhost:%d" % p.tls_port, "tls": "yes",
+                    "ca_file": p.ca}})
+                self.assertTrue(g.d.request("reload")["ok"])
+                wait_for(lambda: "online localhost:%d" % p.tls_port in
+                         self.sinks(g)["xmpp"]["detail"], 30,
+                         "the stream over TLS")
+                probes_answered("after a reload that moved the stream")
+                self.assertIn("connecting anew: connection settings "
+                              "changed", g.d.log())
+                g.assert_no_violations(self)
                 self.assertEqual(g.d.stop(), 0, g.d.log()[-3000:])
 
 

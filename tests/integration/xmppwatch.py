@@ -108,6 +108,17 @@ class XmppWatcher:
             raise AssertionError("test user %s could not log in again"
                                  % self.jid)
 
+    def relogin(self, timeout=30):
+        """Log out and in again: the server probes every contact the
+        user subscribed to, and their answers arrive as presence."""
+        async def out():
+            gone = asyncio.ensure_future(
+                self.client.wait_until("disconnected", 10))
+            self.client.disconnect()
+            await gone
+        asyncio.run_coroutine_threadsafe(out(), self.loop).result(15)
+        self.reconnect(timeout)
+
     def subscribe(self, jid):
         self.loop.call_soon_threadsafe(
             lambda: self.client.send_presence(pto=jid, ptype="subscribe"))
@@ -116,10 +127,11 @@ class XmppWatcher:
         with self.lock:
             return list(self.seen.get(jid, []))
 
-    def wait_presence(self, jid, pred, timeout=30, what=None):
-        """Wait until the latest presence from jid satisfies pred."""
+    def wait_presence(self, jid, pred, timeout=30, what=None, after=0):
+        """Wait until the latest presence from jid, of those after the
+        first after ones, satisfies pred."""
         def latest():
-            ps = [p for p in self.presences(jid) if p[0] in
+            ps = [p for p in self.presences(jid)[after:] if p[0] in
                   ("available", "unavailable")]
             return ps[-1] if ps and pred(ps[-1]) else None
         return wait_for(latest, timeout, what or "presence of %s" % jid,

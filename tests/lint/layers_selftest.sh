@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/lint/layers.sh on made-up trees: it passes a clean one and fails
-# one with an include cycle between two modules of a folder, and one
-# with an include of a folder above.
+# one with an include cycle between two modules of a folder, one with an
+# include of a folder above, and one whose folders include each other in
+# a cycle.
 . "$(dirname "$0")/selftest.sh"
 lint="$top/tests/lint/layers.sh"
 lint_var=LAYERS_SRC
@@ -24,4 +25,14 @@ rm "$tmp/src/subs/low.c"
 
 printf '#include "subs/low.h"\n' >"$tmp/src/base/c.c"
 must_fail "base including subs" "src/base/c\.c includes subs/"
-echo "layers self-test: clean tree passes, cycle and breach fail"
+
+# A table that lets base include subs: each include is allowed, the
+# folders are a cycle.
+LAYERS_EXTRA="base:subs"
+export LAYERS_EXTRA
+must_fail "a cycle of folders" "^src: folders include each other in a cycle" \
+    "^    (base -> subs|subs -> base)$"
+rm "$tmp/src/base/c.c"
+must_pass "the wider table without the include back"
+echo "layers self-test: clean tree passes, cycles of modules and of" \
+    "folders and a breach fail"

@@ -29,9 +29,25 @@ thing_done(struct thing *t)
 }
 C
 must_pass "assignments in set_state and the constructor"
+cp "$tmp/src/subs/thing.c" "$tmp/thing.c"
 
 printf 'static void\nthing_fail(struct thing *t)\n{\n\tt->state = THING_IDLE;\n}\n' \
     >>"$tmp/src/subs/thing.c"
 must_fail "an assignment elsewhere" \
     "^src/subs/thing\.c:22: state assigned in thing_fail\(\)"
-echo "states self-test: assignments through the function pass, others fail"
+
+# A file of objects with a state and no state-change function at all.
+cp "$tmp/thing.c" "$tmp/src/subs/thing.c"
+mkdir -p "$tmp/src/io"
+printf 'static void\nconn_read(struct conn *c)\n{\n\tc->state = C_READ;\n}\n' \
+    >"$tmp/src/io/conn.c"
+must_fail "a file without a state-change function" \
+    "^src/io/conn\.c:4: state assigned in conn_read\(\)" \
+    "^src/io/conn\.c: assigns a state and has no state-change function"
+
+# A lexer's place in its input is not an object's state.
+mkdir -p "$tmp/src/ews"
+mv "$tmp/src/io/conn.c" "$tmp/src/ews/stream.c"
+must_pass "a lexer that moves its own state"
+echo "states self-test: assignments through the function pass, others fail," \
+    "also in a file without one"

@@ -1030,6 +1030,31 @@ class AffinityRuleTests(PlacedTestCase):
 
 
 class MoveTests(PlacedTestCase):
+    def test_exchange_online_and_back(self):
+        who = "ga1@example.com"
+        hdr = dict(AFF, **{"X-AnchorMailbox": who})
+        self.subscribe(who, headers=hdr)
+        st, res = self.sim.control("POST", "/mailboxes/%s/exchange_online" % who, {})
+        self.assertEqual((st, len(res["lost"])), (200, 1), res)
+        (online,) = self.ad([who])[1]
+        self.assertEqual((online[0], online[1]), ("RedirectAddress", "ga1@sim.mail.onmicrosoft.com"))
+        _, _, data = post(self.url, envelope(SUB_STREAM, who), headers=hdr)
+        self.assertEqual(code_of(data), "ErrorNonExistentMailbox")
+        # Offboarded: on its server again, Autodiscover answers its settings.
+        st, res = self.sim.control("POST", "/mailboxes/%s/on_premises" % who, {})
+        self.assertEqual((st, res["grouping"]), (200, "SIMDAG01"), res)
+        (back,) = self.ad([who])[1]
+        self.assertEqual((back[0], back[1], back[2]["GroupingInformation"]), ("NoError", None, "SIMDAG01"))
+        self.subscribe(who, headers=hdr)
+        srv = self.sim.control("GET", "/mailboxes/%s/server" % who)[1]
+        self.assertEqual((srv["exchange_online"], srv["subscriptions_created"]), (False, 2), srv)
+        # Only a mailbox in Exchange Online can come back.
+        st, res = self.sim.control("POST", "/mailboxes/%s/on_premises" % who, {})
+        self.assertEqual(st, 400, res)
+        eo = self.sim.stats()["exchange_online"]
+        self.assertEqual((eo["migrated"], eo["returned"], eo["refused"]), (1, 1, 1), eo)
+        self.assertNoViolations()
+
     def test_move_loses_subscriptions_then_regroups(self):
         a1, _, _ = self.subscribe("ga1@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))
         a2, _, _ = self.subscribe("ga2@example.com", headers=dict(AFF, **{"X-AnchorMailbox": "ga1@example.com"}))

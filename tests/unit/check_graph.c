@@ -453,6 +453,20 @@ START_TEST(test_errors)
 	ck_assert_int_eq(graph_classify(502, NULL), GRAPH_ACT_TRANSIENT);
 	ck_assert_int_eq(graph_classify(0, NULL), GRAPH_ACT_TRANSIENT);
 	ck_assert_int_eq(graph_classify(400, "BadRequest"), GRAPH_ACT_FATAL);
+	/* No mailbox in Exchange Online, whatever the 4xx status. */
+	ck_assert_int_eq(graph_classify(400, "MailboxNotEnabledForRESTAPI"),
+	    GRAPH_ACT_NOT_FOUND);
+	ck_assert_int_eq(graph_classify(404, "ErrorInvalidUser"),
+	    GRAPH_ACT_NOT_FOUND);
+	ck_assert_int_eq(graph_classify(503, "MailboxNotEnabledForRESTAPI"),
+	    GRAPH_ACT_THROTTLED);
+	ck_assert(graph_no_mailbox("MailboxNotEnabledForRESTAPI"));
+	ck_assert(graph_no_mailbox("mailboxnotsupportedforrestapi"));
+	ck_assert(graph_no_mailbox("ErrorInvalidUser"));
+	ck_assert(graph_no_mailbox("ResourceNotFound"));
+	ck_assert(!graph_no_mailbox("ErrorAccessDenied"));
+	ck_assert(!graph_no_mailbox("ErrorItemNotFound"));
+	ck_assert(!graph_no_mailbox(NULL));
 
 	ck_assert_int_eq(graph_retry_after("7", now), 7);
 	ck_assert_int_eq(graph_retry_after(" 0 ", now), 0);

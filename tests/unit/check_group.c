@@ -229,7 +229,7 @@ feed_text(const char *text)
 static const struct fake_answer ended_ok = { HTTP_RESULT_OK, 200, NULL,
     NULL, NULL, 0 };
 
-/* IDLE -> QUEUED: every member ready, none subscribing. */
+/* transition: GROUP IDLE -> QUEUED: every member ready, none subscribing. */
 START_TEST(test_idle_to_queued_when_settled)
 {
 	char	*body = NULL;
@@ -246,7 +246,10 @@ START_TEST(test_idle_to_queued_when_settled)
 }
 END_TEST
 
-/* IDLE -> QUEUED: the settle timer runs out with some ready. */
+/*
+ * transition: GROUP IDLE -> QUEUED
+ * The settle timer runs out with some ready.
+ */
 START_TEST(test_idle_to_queued_after_settle)
 {
 	char	*body = NULL;
@@ -273,7 +276,7 @@ START_TEST(test_idle_to_queued_after_settle)
 }
 END_TEST
 
-/* QUEUED -> OPEN: the slot granted and the request sent. */
+/* transition: GROUP QUEUED -> OPEN: the slot granted and the request sent. */
 START_TEST(test_queued_to_open)
 {
 	open_group();
@@ -285,7 +288,10 @@ START_TEST(test_queued_to_open)
 }
 END_TEST
 
-/* QUEUED -> IDLE: granted, but no member is ready any more. */
+/*
+ * transition: GROUP QUEUED -> IDLE
+ * Granted, but no member is ready any more.
+ */
 START_TEST(test_queued_to_idle_nothing_to_stream)
 {
 	int	 i;
@@ -300,7 +306,11 @@ START_TEST(test_queued_to_idle_nothing_to_stream)
 }
 END_TEST
 
-/* OPEN -> IDLE -> QUEUED: closed at ConnectionTimeout, renewed at once. */
+/*
+ * transition: GROUP OPEN -> IDLE
+ * transition: GROUP IDLE -> QUEUED
+ * Closed at ConnectionTimeout, renewed at once.
+ */
 START_TEST(test_open_renewed_at_connection_timeout)
 {
 	open_group();
@@ -317,7 +327,10 @@ START_TEST(test_open_renewed_at_connection_timeout)
 }
 END_TEST
 
-/* OPEN -> BACKOFF: a failure; the exponential back-off decides. */
+/*
+ * transition: GROUP OPEN -> BACKOFF
+ * A failure; the exponential back-off decides.
+ */
 START_TEST(test_open_to_backoff_on_failure)
 {
 	struct fake_answer	 a = { HTTP_RESULT_TRANSIENT, 0, NULL, NULL,
@@ -336,7 +349,10 @@ START_TEST(test_open_to_backoff_on_failure)
 }
 END_TEST
 
-/* OPEN -> BACKOFF: Exchange's BackOffMilliseconds on the answer. */
+/*
+ * transition: GROUP OPEN -> BACKOFF
+ * Exchange's BackOffMilliseconds on the answer.
+ */
 START_TEST(test_open_to_backoff_server_says_how_long)
 {
 	struct fake_answer	 a = { HTTP_RESULT_THROTTLED, 500,
@@ -368,7 +384,7 @@ START_TEST(test_open_to_backoff_verdict_from_body)
 }
 END_TEST
 
-/* OPEN -> BACKOFF: no complete message for idle_timeout. */
+/* transition: GROUP OPEN -> BACKOFF: no complete message for idle_timeout. */
 START_TEST(test_open_to_backoff_when_silent)
 {
 	int64_t	 opened;
@@ -401,7 +417,10 @@ START_TEST(test_heartbeat_keeps_it_open)
 }
 END_TEST
 
-/* OPEN -> BACKOFF: a member subscribed since the connection opened. */
+/*
+ * transition: GROUP OPEN -> BACKOFF
+ * A member subscribed since the connection opened.
+ */
 START_TEST(test_open_to_backoff_to_let_a_member_in)
 {
 	open_group();
@@ -436,7 +455,10 @@ START_TEST(test_open_to_backoff_to_let_a_member_in)
 }
 END_TEST
 
-/* BACKOFF -> IDLE, and on to QUEUED only if a member is ready. */
+/*
+ * transition: GROUP BACKOFF -> IDLE
+ * And on to QUEUED only if a member is ready.
+ */
 START_TEST(test_backoff_to_idle)
 {
 	struct fake_answer	 a = { HTTP_RESULT_TRANSIENT, 0, NULL, NULL,
@@ -461,7 +483,7 @@ START_TEST(test_backoff_to_idle)
 }
 END_TEST
 
-/* any -> IDLE: the last member left. */
+/* transition: GROUP any -> IDLE: the last member left. */
 START_TEST(test_last_member_leaves)
 {
 	int	 i;
@@ -487,7 +509,7 @@ START_TEST(test_last_member_leaves)
 }
 END_TEST
 
-/* any -> CLOSED: shutdown; nothing reconnects afterwards. */
+/* transition: GROUP any -> CLOSED: shutdown; nothing reconnects afterwards. */
 START_TEST(test_close)
 {
 	open_group();

@@ -277,6 +277,7 @@ reach(enum mailbox_state s)
 
 /* ---- IDLE -> ---- */
 
+/* transition: MAILBOX IDLE -> SUBSCRIBING */
 START_TEST(test_idle_to_subscribing)
 {
 	char	*body = NULL;
@@ -300,6 +301,7 @@ START_TEST(test_idle_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX IDLE -> WATCHING */
 START_TEST(test_idle_to_watching_poll)
 {
 	start(MAILBOX_MODE_POLL);
@@ -314,6 +316,7 @@ END_TEST
 
 /* ---- SUBSCRIBING -> ---- */
 
+/* transition: MAILBOX SUBSCRIBING -> SYNCING */
 START_TEST(test_subscribing_to_syncing)
 {
 	struct fake_answer	 a = { HTTP_RESULT_OK, 200, NULL, NULL,
@@ -339,6 +342,7 @@ START_TEST(test_subscribing_to_syncing)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> BACKOFF */
 START_TEST(test_subscribing_to_backoff)
 {
 	int64_t	 now;
@@ -366,6 +370,7 @@ START_TEST(test_subscribing_to_backoff)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> PARKED */
 START_TEST(test_subscribing_to_parked)
 {
 	to_parked();
@@ -376,6 +381,7 @@ START_TEST(test_subscribing_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> WATCHING */
 START_TEST(test_subscribing_to_watching_refused)
 {
 	start(MAILBOX_MODE_STREAMING);
@@ -391,6 +397,7 @@ END_TEST
 
 /* ---- SYNCING -> ---- */
 
+/* transition: MAILBOX SYNCING -> WATCHING */
 START_TEST(test_syncing_to_watching)
 {
 	to_syncing(MAILBOX_MODE_STREAMING);
@@ -407,6 +414,7 @@ START_TEST(test_syncing_to_watching)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> WATCHING */
 START_TEST(test_syncing_to_watching_read_failed)
 {
 	int64_t	 now;
@@ -428,6 +436,7 @@ START_TEST(test_syncing_to_watching_read_failed)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> PARKED */
 START_TEST(test_syncing_to_parked)
 {
 	to_syncing(MAILBOX_MODE_STREAMING);
@@ -441,6 +450,7 @@ START_TEST(test_syncing_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> SUBSCRIBING */
 START_TEST(test_syncing_to_subscribing_lost)
 {
 	to_syncing(MAILBOX_MODE_STREAMING);
@@ -457,6 +467,7 @@ END_TEST
 
 /* ---- WATCHING -> ---- */
 
+/* transition: MAILBOX WATCHING -> PARKED */
 START_TEST(test_watching_to_parked_by_read)
 {
 	to_watching(MAILBOX_MODE_STREAMING);
@@ -468,6 +479,7 @@ START_TEST(test_watching_to_parked_by_read)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> PARKED */
 START_TEST(test_watching_to_parked_by_poll)
 {
 	struct ews_fb_event	 ev = { 0, 0, EWS_FB_BUSY };
@@ -488,6 +500,7 @@ START_TEST(test_watching_to_parked_by_poll)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> PARKED */
 START_TEST(test_watching_to_parked_by_oof_cycle)
 {
 	struct ews_oof	 oof;
@@ -540,6 +553,7 @@ START_TEST(test_oof_request_built_for_the_mailbox)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> SUBSCRIBING */
 START_TEST(test_watching_to_subscribing_lost)
 {
 	to_watching(MAILBOX_MODE_STREAMING);
@@ -556,17 +570,20 @@ START_TEST(test_watching_to_subscribing_lost)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> SUBSCRIBING */
 START_TEST(test_watching_to_subscribing_push_silent)
 {
 	to_watching(MAILBOX_MODE_PUSH);
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PUSH);
 	/* Two status intervals (1 min) and the slack: resubscribe. */
-	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
+	ck_assert_int_eq(mb->side->push_deadline,
+	    fake_mono + 2 * 60000 + 30000);
 	/* A notification moves the deadline. */
 	fake_mono += 60000;
 	mailbox_events(mb, NULL, 0);
-	ck_assert_int_eq(mb->push_deadline, fake_mono + 2 * 60000 + 30000);
-	fake_mono = mb->push_deadline;
+	ck_assert_int_eq(mb->side->push_deadline,
+	    fake_mono + 2 * 60000 + 30000);
+	fake_mono = mb->side->push_deadline;
 	mailbox_action_timer(&mb->action, NULL);
 	changed(MAILBOX_WATCHING, MAILBOX_SUBSCRIBING);
 	ck_assert_str_eq(mailbox_error(mb), "PushTimeout");
@@ -575,6 +592,7 @@ END_TEST
 
 /* ---- BACKOFF, PARKED -> ---- */
 
+/* transition: MAILBOX BACKOFF -> SUBSCRIBING */
 START_TEST(test_backoff_to_subscribing)
 {
 	to_backoff();
@@ -588,6 +606,7 @@ START_TEST(test_backoff_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> SUBSCRIBING */
 START_TEST(test_parked_to_subscribing)
 {
 	to_parked();
@@ -598,6 +617,7 @@ START_TEST(test_parked_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> WATCHING */
 START_TEST(test_parked_to_watching_poll)
 {
 	to_watching(MAILBOX_MODE_POLL);
@@ -618,6 +638,8 @@ static const enum mailbox_state mode_change_from[] = {
 	MAILBOX_BACKOFF, MAILBOX_PARKED
 };
 
+/* transition: MAILBOX SUBSCRIBING, SYNCING, WATCHING -> SUBSCRIBING (mode) */
+/* transition: MAILBOX BACKOFF, PARKED -> SUBSCRIBING (mode) */
 START_TEST(test_mode_change_to_push)
 {
 	enum mailbox_state	 from = mode_change_from[_i];
@@ -637,6 +659,8 @@ START_TEST(test_mode_change_to_push)
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING, SYNCING, WATCHING -> WATCHING (mode) */
+/* transition: MAILBOX BACKOFF, PARKED -> WATCHING (mode) */
 START_TEST(test_mode_change_to_poll)
 {
 	enum mailbox_state	 from = mode_change_from[_i];
@@ -659,6 +683,7 @@ END_TEST
 
 /* ---- stopping ---- */
 
+/* transition: MAILBOX SYNCING, WATCHING -> UNSUBSCRIBING */
 START_TEST(test_to_unsubscribing)
 {
 	enum mailbox_state	 from = _i == 0 ? MAILBOX_SYNCING :
@@ -693,6 +718,8 @@ static const enum mailbox_mode stop_mode[] = {
 	MAILBOX_MODE_POLL
 };
 
+/* transition: MAILBOX IDLE, SUBSCRIBING, SYNCING -> STOPPED */
+/* transition: MAILBOX WATCHING, BACKOFF, PARKED -> STOPPED */
 START_TEST(test_to_stopped)
 {
 	enum mailbox_state	 from = stop_from[_i];
@@ -723,6 +750,7 @@ START_TEST(test_to_stopped)
 }
 END_TEST
 
+/* transition: MAILBOX UNSUBSCRIBING -> STOPPED */
 START_TEST(test_unsubscribing_to_stopped)
 {
 	reach(MAILBOX_WATCHING);
@@ -734,6 +762,154 @@ START_TEST(test_unsubscribing_to_stopped)
 	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_str_eq(seen.sub_id, "");
+}
+END_TEST
+
+/*
+ * Stopped while its Subscribe was on the wire: the answer may have made
+ * a subscription on the server.  It waits, and releases one made (_i 0)
+ * or stops when none was (_i 1).
+ */
+/* transition: MAILBOX SUBSCRIBING -> UNSUBSCRIBING */
+/* transition: MAILBOX SUBSCRIBING -> STOPPED */
+START_TEST(test_stopped_while_subscribe_on_the_wire)
+{
+	struct fake_answer	 ok = { HTTP_RESULT_OK, 200, NULL, NULL,
+	    "backend-7", 0 };
+	struct fake_answer	 failed = { HTTP_RESULT_TRANSIENT, 0, NULL,
+	    NULL, NULL, 0 };
+	char			*fixture, *body = NULL;
+
+	fixture = fake_fixture("subscribe-streaming.xml");
+	start(MAILBOX_MODE_STREAMING);
+	ck_assert_int_eq(fake_grant(mb->sub_call, NULL), 0);
+	mailbox_stop(mb);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+	ck_assert(fake_sent(mb->sub_call));
+	ok.body = fixture;
+	fake_answer(mb->sub_call, _i == 0 ? &ok : &failed);
+	free(fixture);
+	if (_i == 1) {
+		changed(MAILBOX_SUBSCRIBING, MAILBOX_STOPPED);
+		ck_assert(mb->sub_call == NULL);
+		ck_assert_uint_eq(throttle_subscriptions(
+		    fake_ews_ctx_throttle(NULL), ADDR), 0);
+		return;
+	}
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_UNSUBSCRIBING);
+	/* Released through the backend that made it. */
+	ck_assert_str_eq(seen.cookie, "backend-7");
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_UNSUBSCRIBE));
+	ck_assert_int_eq(fake_grant(mb->sub_call, &body), 0);
+	ck_assert_ptr_nonnull(strstr(body,
+	    "JwBleGNoMDEuY29udG9zby5jb20QAAAAr2n+Sbz8Z0yDIX9pBs4p2A=="));
+	free(body);
+	/* Made while stopping, it was never reported bound; its end is (the
+	 * layer above ignores an id it does not hold). */
+	ck_assert_str_eq(seen.sub_id, "");
+	snprintf(seen.sub_id, sizeof seen.sub_id, "%s", mailbox_sub_id(mb));
+	fake_answer(mb->sub_call, &failed);
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+}
+END_TEST
+
+/* ---- regrouped (mailbox_resubscribe) ---- */
+
+static const enum mailbox_state regroup_from[] = {
+	MAILBOX_SUBSCRIBING, MAILBOX_SYNCING, MAILBOX_WATCHING,
+	MAILBOX_BACKOFF
+};
+
+/*
+ * A fresh Subscribe where its group now is.  Without the old group's
+ * anchor the subscription it holds cannot be released: it is forgotten.
+ */
+/* transition: MAILBOX SUBSCRIBING, SYNCING -> SUBSCRIBING (regroup) */
+/* transition: MAILBOX WATCHING, BACKOFF -> SUBSCRIBING (regroup) */
+START_TEST(test_regroup_to_subscribing)
+{
+	enum mailbox_state	 from = regroup_from[_i];
+	unsigned		 n;
+
+	reach(from);
+	n = fake_submits;
+	mailbox_resubscribe(mb, "regrouped", NULL, NULL);
+	if (from != MAILBOX_SUBSCRIBING)
+		changed(from, MAILBOX_SUBSCRIBING);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_SUBSCRIBE));
+	ck_assert_int_eq(fake_prio(mb->sub_call), THROTTLE_PRIO_HIGH);
+	ck_assert_uint_eq(fake_submits, n + 1);
+	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_RESUBSCRIBE], 1);
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	/* Parked, it waits for its retry instead. */
+	n = seen.changes;
+	fake_error(mb->sub_call, "ErrorImpersonateUserDenied");
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_PARKED);
+	mailbox_resubscribe(mb, "regrouped", NULL, NULL);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_PARKED);
+	ck_assert_uint_eq(seen.changes, n + 1);
+}
+END_TEST
+
+/*
+ * Holding a streaming subscription and told where it was made: released
+ * there first (Unsubscribe with the old group's anchor and cookie), then
+ * a new Subscribe routed by its group now.
+ */
+/* transition: MAILBOX SYNCING, WATCHING -> UNSUBSCRIBING (regroup) */
+/* transition: MAILBOX UNSUBSCRIBING -> SUBSCRIBING (regroup) */
+START_TEST(test_regroup_releases_first)
+{
+	enum mailbox_state	 from = _i == 0 ? MAILBOX_SYNCING :
+	    MAILBOX_WATCHING;
+	struct ews_send		 s;
+	char			 id[128];
+
+	reach(from);
+	snprintf(id, sizeof id, "%s", mailbox_sub_id(mb));
+	mailbox_resubscribe(mb, "regrouped", "old@example.com", "old-be");
+	changed(from, MAILBOX_UNSUBSCRIBING);
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_UNSUBSCRIBE));
+	ck_assert_int_eq(fake_prio(mb->sub_call), THROTTLE_PRIO_HIGH);
+	memset(&s, 0, sizeof s);
+	ck_assert_int_eq(mb->sub_call->ops->build(mb->sub_call, &s, mb), 0);
+	ck_assert_str_eq(s.anchor, "old@example.com");
+	ck_assert_str_eq(s.cookie, "old-be");
+	ck_assert_ptr_nonnull(strstr(buf_str(&s.body), id));
+	buf_free(&s.body);
+	fake_ok(mb->sub_call, "unsubscribe.xml");
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_SUBSCRIBING);
+	ck_assert_ptr_null(release_of(mb));
+	ck_assert_ptr_null(mailbox_sub_id(mb));
+	ck_assert_str_eq(seen.sub_id, "");
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_SUBSCRIBE));
+	ck_assert_int_eq(fake_prio(mb->sub_call), THROTTLE_PRIO_HIGH);
+	memset(&s, 0, sizeof s);
+	ck_assert_int_eq(mb->sub_call->ops->build(mb->sub_call, &s, mb), 0);
+	ck_assert_str_eq(s.anchor, "anchor@example.com");
+	buf_free(&s.body);
+	fake_ok(mb->sub_call, "subscribe-streaming.xml");
+	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
+}
+END_TEST
+
+/* Stopped while the release runs: it stops once released. */
+/* transition: MAILBOX UNSUBSCRIBING -> STOPPED */
+START_TEST(test_regroup_stopped_while_released)
+{
+	reach(MAILBOX_WATCHING);
+	mailbox_resubscribe(mb, "regrouped", "old@example.com", NULL);
+	changed(MAILBOX_WATCHING, MAILBOX_UNSUBSCRIBING);
+	mailbox_stop(mb);
+	ck_assert_int_eq(mailbox_state(mb), MAILBOX_UNSUBSCRIBING);
+	ck_assert(fake_queued(mb->sub_call, EWS_OP_UNSUBSCRIBE));
+	fake_ok(mb->sub_call, "unsubscribe.xml");
+	changed(MAILBOX_UNSUBSCRIBING, MAILBOX_STOPPED);
+	ck_assert(mb->sub_call == NULL);
+	ck_assert_ptr_null(release_of(mb));
 }
 END_TEST
 
@@ -964,8 +1140,8 @@ graph_mailbox(bool notifications)
 	mb = mailbox_new(&ctx, ADDR, CONF_ID_SMTP, NULL,
 	    MAILBOX_BACKEND_GRAPH);
 	ck_assert_int_eq(mailbox_backend(mb), MAILBOX_BACKEND_GRAPH);
-	ck_assert_ptr_nonnull(mb->gr);
-	ck_assert_str_eq(mb->gr->user, ADDR);
+	ck_assert_ptr_nonnull(graph_of(mb));
+	ck_assert_str_eq(graph_of(mb)->user, ADDR);
 }
 
 /* A read's answer: the window with one busy meeting now, or empty. */
@@ -987,7 +1163,7 @@ graph_read_ok(bool busy, bool with_oof)
 	r.nitems = busy ? 1 : 0;
 	r.calendar = true;
 	r.oof = with_oof ? &oof : NULL;
-	fake_graph_read(mb->gr, &r);
+	fake_graph_read(graph_of(mb), &r);
 }
 
 static void
@@ -998,7 +1174,7 @@ graph_read_fail(const char *code, enum graph_action action)
 	memset(&r, 0, sizeof r);
 	r.code = code;
 	r.action = action;
-	fake_graph_read(mb->gr, &r);
+	fake_graph_read(graph_of(mb), &r);
 }
 
 static void
@@ -1013,7 +1189,7 @@ graph_sub_answer(const char *code, enum graph_action action)
 		r.id = GRAPH_SUB_ID;
 		r.expires = fake_wall / 1000 + 3 * 86400;
 	}
-	fake_graph_sub(mb->gr, &r);
+	fake_graph_sub(graph_of(mb), &r);
 }
 
 /* Started on Graph, subscribed if with notifications: SYNCING. */
@@ -1028,7 +1204,7 @@ graph_to_syncing(bool notifications)
 		changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
 	} else
 		changed(MAILBOX_IDLE, MAILBOX_SYNCING);
-	ck_assert(graphread_busy(mb->gr));
+	ck_assert(graphread_busy(graph_of(mb)));
 }
 
 static void
@@ -1039,6 +1215,7 @@ graph_to_watching(bool notifications)
 	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
 }
 
+/* transition: MAILBOX IDLE -> SYNCING (graph) */
 START_TEST(test_graph_idle_to_syncing_delta)
 {
 	graph_mailbox(false);
@@ -1048,16 +1225,17 @@ START_TEST(test_graph_idle_to_syncing_delta)
 	ck_assert_int_eq(mailbox_mode(mb), MAILBOX_MODE_DELTA);
 	/* The first delta round, and nothing else: no subscription, not a
 	 * request on the EWS path. */
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_ROUND);
-	ck_assert_uint_eq(mb->gr->starts, 1);
-	ck_assert_uint_eq(mb->gr->subscribes, 0);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_ROUND);
+	ck_assert_uint_eq(graph_of(mb)->starts, 1);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 0);
 	ck_assert_uint_eq(fake_submits, 0);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_SYNCING);
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> WATCHING (graph) */
 START_TEST(test_graph_syncing_to_watching)
 {
 	int64_t	 now;
@@ -1079,8 +1257,8 @@ START_TEST(test_graph_syncing_to_watching)
 	/* ... which is a delta round again, and what it says is published
 	 * (the meeting was cancelled). */
 	action_due();
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_ROUND);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_ROUND);
 	graph_read_ok(false, false);
 	ck_assert_uint_eq(seen.published, 2);
 	ck_assert_str_eq(seen.presence, "available");
@@ -1092,6 +1270,7 @@ START_TEST(test_graph_syncing_to_watching)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> WATCHING (graph) */
 START_TEST(test_graph_syncing_to_watching_read_failed)
 {
 	int64_t	 now;
@@ -1105,7 +1284,7 @@ START_TEST(test_graph_syncing_to_watching_read_failed)
 	ck_assert_int_ge(mb->sync_at, now + RETRY_BASE_MS / 2);
 	ck_assert_int_le(mb->sync_at, now + RETRY_BASE_MS);
 	action_due();
-	ck_assert(graphread_busy(mb->gr));
+	ck_assert(graphread_busy(graph_of(mb)));
 	graph_read_ok(true, false);
 	ck_assert_uint_eq(seen.published, 1);
 	ck_assert_str_eq(seen.presence, "busy");
@@ -1113,6 +1292,7 @@ START_TEST(test_graph_syncing_to_watching_read_failed)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> PARKED (graph) */
 START_TEST(test_graph_syncing_to_parked)
 {
 	enum graph_action	 act = _i == 0 ? GRAPH_ACT_DENIED :
@@ -1130,6 +1310,7 @@ START_TEST(test_graph_syncing_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> SYNCING (graph) */
 START_TEST(test_graph_parked_to_syncing)
 {
 	graph_to_syncing(false);
@@ -1138,13 +1319,13 @@ START_TEST(test_graph_parked_to_syncing)
 	fake_mono += PARK_RETRY_MS - 1;
 	mailbox_action_timer(&mb->action, NULL);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_PARKED);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	fake_mono += 1;
 	mailbox_action_timer(&mb->action, NULL);
 	changed(MAILBOX_PARKED, MAILBOX_SYNCING);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_uint_eq(mb->gr->starts, 2);
-	ck_assert_uint_eq(mb->gr->subscribes, 0);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_uint_eq(graph_of(mb)->starts, 2);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 0);
 	ck_assert_uint_eq(fake_submits, 0);
 	graph_read_ok(true, true);
 	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
@@ -1152,12 +1333,13 @@ START_TEST(test_graph_parked_to_syncing)
 }
 END_TEST
 
+/* transition: MAILBOX WATCHING -> PARKED (graph) */
 START_TEST(test_graph_watching_to_parked)
 {
 	graph_to_watching(false);
 	mailbox_resync(mb);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 	graph_read_fail("accessDenied", GRAPH_ACT_DENIED);
 	changed(MAILBOX_WATCHING, MAILBOX_PARKED);
 	ck_assert_str_eq(mailbox_error(mb), "ErrorAccessDenied");
@@ -1165,6 +1347,7 @@ START_TEST(test_graph_watching_to_parked)
 }
 END_TEST
 
+/* transition: MAILBOX IDLE -> SUBSCRIBING (graph) */
 START_TEST(test_graph_idle_to_subscribing)
 {
 	int64_t	 wall = fake_wall / 1000;
@@ -1177,17 +1360,18 @@ START_TEST(test_graph_idle_to_subscribing)
 	/* A subscription to the listener's URLs with its clientState, for
 	 * the configured lifetime within Graph's maximum; no read yet, no
 	 * EWS request. */
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_str_eq(mb->gr->url, GRAPH_URL);
-	ck_assert_str_eq(mb->gr->lc_url, GRAPH_LC_URL);
-	ck_assert_str_eq(mb->gr->client_state, CLIENT_STATE);
-	ck_assert_int_gt(mb->gr->expires, wall);
-	ck_assert_int_le(mb->gr->expires, graph_sub_max_expiry(wall));
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_str_eq(graph_of(mb)->url, GRAPH_URL);
+	ck_assert_str_eq(graph_of(mb)->lc_url, GRAPH_LC_URL);
+	ck_assert_str_eq(graph_of(mb)->client_state, CLIENT_STATE);
+	ck_assert_int_gt(graph_of(mb)->expires, wall);
+	ck_assert_int_le(graph_of(mb)->expires, graph_sub_max_expiry(wall));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	ck_assert_uint_eq(fake_submits, 0);
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> SYNCING (graph) */
 START_TEST(test_graph_subscribing_to_syncing)
 {
 	graph_mailbox(true);
@@ -1198,11 +1382,12 @@ START_TEST(test_graph_subscribing_to_syncing)
 	ck_assert_str_eq(seen.sub_id, GRAPH_SUB_ID);
 	ck_assert_uint_eq(seen.subscription, 1);
 	/* Renewed well before it expires. */
-	ck_assert_int_gt(mb->renew_at, fake_mono);
-	ck_assert_int_lt(mb->renew_at, fake_mono + 3 * 86400 * INT64_C(1000));
+	ck_assert_int_gt(mb->side->renew_at, fake_mono);
+	ck_assert_int_lt(mb->side->renew_at,
+	    fake_mono + 3 * 86400 * INT64_C(1000));
 	/* With notifications the first read reads everything. */
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 	graph_read_ok(true, true);
 	changed(MAILBOX_SYNCING, MAILBOX_WATCHING);
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_PUSH);
@@ -1214,24 +1399,25 @@ START_TEST(test_graph_subscribing_to_syncing)
 	    conf->graph.delta_interval_ms);
 	mailbox_graph_notify(mb, GRAPH_NOTIF_CHANGE);
 	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_NOTIFICATION], 1);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_CALENDAR);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_CALENDAR);
 	graph_read_ok(false, false);
 	ck_assert_uint_eq(seen.published, 2);
 	ck_assert_str_eq(seen.presence, "available");
 	ck_assert_str_eq(seen.source, "calendar");
 	/* Renewal at its time keeps the mailbox where it is. */
-	fake_mono = mb->renew_at;
+	fake_mono = mb->side->renew_at;
 	mailbox_action_timer(&mb->action, NULL);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
-	ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_str_eq(graph_of(mb)->sub_id, GRAPH_SUB_ID);
 	graph_sub_answer(NULL, GRAPH_ACT_OK);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
-	ck_assert_int_gt(mb->renew_at, fake_mono);
+	ck_assert_int_gt(mb->side->renew_at, fake_mono);
 	ck_assert_uint_eq(fake_submits, 0);
 }
 END_TEST
 
+/* transition: MAILBOX SUBSCRIBING -> BACKOFF (graph) */
 START_TEST(test_graph_subscribing_to_backoff)
 {
 	int64_t	 now;
@@ -1246,11 +1432,12 @@ START_TEST(test_graph_subscribing_to_backoff)
 	ck_assert_uint_eq(mb->failures, 1);
 	ck_assert_int_ge(mb->retry_at, now + RETRY_BASE_MS / 2);
 	ck_assert_int_le(mb->retry_at, now + RETRY_BASE_MS);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	ck_assert_int_eq(mailbox_status(mb), MAILBOX_STATUS_BACKOFF);
 }
 END_TEST
 
+/* transition: MAILBOX BACKOFF -> SUBSCRIBING (graph) */
 START_TEST(test_graph_backoff_to_subscribing)
 {
 	graph_mailbox(true);
@@ -1259,27 +1446,35 @@ START_TEST(test_graph_backoff_to_subscribing)
 	changed(MAILBOX_SUBSCRIBING, MAILBOX_BACKOFF);
 	action_due();
 	changed(MAILBOX_BACKOFF, MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_uint_eq(mb->gr->subscribes, 2);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
 	graph_sub_answer(NULL, GRAPH_ACT_OK);
 	changed(MAILBOX_SUBSCRIBING, MAILBOX_SYNCING);
 }
 END_TEST
 
+/* 403 (_i 0), or no mailbox for the user in Exchange Online (_i 1). */
+/* transition: MAILBOX SUBSCRIBING -> PARKED (graph) */
 START_TEST(test_graph_subscribing_to_parked)
 {
 	graph_mailbox(true);
 	mailbox_start(mb);
-	graph_sub_answer("accessDenied", GRAPH_ACT_DENIED);
+	if (_i == 0)
+		graph_sub_answer("accessDenied", GRAPH_ACT_DENIED);
+	else
+		graph_sub_answer("MailboxNotEnabledForRESTAPI",
+		    GRAPH_ACT_NOT_FOUND);
 	changed(MAILBOX_SUBSCRIBING, MAILBOX_PARKED);
-	ck_assert_str_eq(mailbox_error(mb), "ErrorAccessDenied");
+	ck_assert_str_eq(mailbox_error(mb), _i == 0 ? "ErrorAccessDenied" :
+	    "MailboxNotEnabledForRESTAPI");
 	ck_assert_int_eq(mb->retry_at, fake_mono + PARK_RETRY_MS);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
-	ck_assert(!graphread_sub_busy(mb->gr));
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_sub_busy(graph_of(mb)));
+	ck_assert(!graphread_busy(graph_of(mb)));
 }
 END_TEST
 
+/* transition: MAILBOX PARKED -> SUBSCRIBING (graph) */
 START_TEST(test_graph_parked_to_subscribing)
 {
 	graph_mailbox(true);
@@ -1289,26 +1484,27 @@ START_TEST(test_graph_parked_to_subscribing)
 	fake_mono += PARK_RETRY_MS;
 	mailbox_action_timer(&mb->action, NULL);
 	changed(MAILBOX_PARKED, MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_uint_eq(mb->gr->subscribes, 2);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
+	ck_assert(!graphread_busy(graph_of(mb)));
 }
 END_TEST
 
 /* Graph removed the subscription (_i 0), or it was not found when
  * renewed (_i 1): a new one. */
+/* transition: MAILBOX WATCHING -> SUBSCRIBING (graph) */
 START_TEST(test_graph_watching_to_subscribing)
 {
 	graph_to_watching(true);
 	if (_i == 0)
 		mailbox_graph_notify(mb, GRAPH_NOTIF_REMOVED);
 	else {
-		fake_mono = mb->renew_at;
+		fake_mono = mb->side->renew_at;
 		mailbox_action_timer(&mb->action, NULL);
-		ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
+		ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
 		/* The periodic read, due long before, runs too. */
-		ck_assert(graphread_busy(mb->gr));
-		ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+		ck_assert(graphread_busy(graph_of(mb)));
+		ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 		graph_read_ok(true, true);
 		graph_sub_answer("ResourceNotFound", GRAPH_ACT_NOT_FOUND);
 	}
@@ -1316,8 +1512,8 @@ START_TEST(test_graph_watching_to_subscribing)
 	ck_assert_uint_eq(seen.counts[MAILBOX_COUNT_RESUBSCRIBE], 1);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_str_eq(seen.sub_id, "");
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
-	ck_assert_uint_eq(mb->gr->subscribes, 2);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_uint_eq(graph_of(mb)->subscribes, 2);
 	/* The new subscription reads again; the same presence is not
 	 * published twice. */
 	graph_sub_answer(NULL, GRAPH_ACT_OK);
@@ -1329,38 +1525,57 @@ START_TEST(test_graph_watching_to_subscribing)
 }
 END_TEST
 
+/* transition: MAILBOX SYNCING -> SUBSCRIBING (graph) */
 START_TEST(test_graph_syncing_to_subscribing)
 {
 	graph_to_syncing(true);
 	mailbox_graph_notify(mb, GRAPH_NOTIF_REMOVED);
 	changed(MAILBOX_SYNCING, MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 }
 END_TEST
 
-/* Stopped holding a Graph subscription: deleted, then STOPPED. */
+/*
+ * Stopped holding a Graph subscription: deleted, then STOPPED.  Also
+ * when parked (_i 2): Graph has no mailbox for the user any more, but
+ * the subscription may live on.
+ */
+/* transition: MAILBOX SYNCING, WATCHING -> UNSUBSCRIBING (graph) */
+/* transition: MAILBOX PARKED -> UNSUBSCRIBING (graph) */
 START_TEST(test_graph_to_unsubscribing)
 {
+	static const enum mailbox_state from[] = {
+		MAILBOX_SYNCING, MAILBOX_WATCHING, MAILBOX_PARKED
+	};
+
 	if (_i == 0)
 		graph_to_syncing(true);
 	else
 		graph_to_watching(true);
+	if (_i == 2) {
+		mailbox_resync(mb);
+		graph_read_fail("MailboxNotEnabledForRESTAPI",
+		    GRAPH_ACT_NOT_FOUND);
+		changed(MAILBOX_WATCHING, MAILBOX_PARKED);
+		ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
+		ck_assert_int_eq(mb->side->renew_at, 0);
+	}
 	mailbox_stop(mb);
-	changed(_i == 0 ? MAILBOX_SYNCING : MAILBOX_WATCHING,
-	    MAILBOX_UNSUBSCRIBING);
-	ck_assert(!graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
-	ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
+	changed(from[_i], MAILBOX_UNSUBSCRIBING);
+	ck_assert(!graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+	ck_assert_str_eq(graph_of(mb)->sub_id, GRAPH_SUB_ID);
 	ck_assert_uint_eq(fake_submits, 0);
 	/* Notifications meanwhile change nothing. */
 	mailbox_graph_notify(mb, GRAPH_NOTIF_CHANGE);
-	ck_assert(!graphread_busy(mb->gr));
+	ck_assert(!graphread_busy(graph_of(mb)));
 	mailbox_stop(mb);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
 }
 END_TEST
 
+/* transition: MAILBOX UNSUBSCRIBING -> STOPPED (graph) */
 START_TEST(test_graph_unsubscribing_to_stopped)
 {
 	graph_to_watching(true);
@@ -1372,25 +1587,27 @@ START_TEST(test_graph_unsubscribing_to_stopped)
 	ck_assert_ptr_null(mailbox_sub_id(mb));
 	ck_assert_str_eq(seen.sub_id, "");
 	ck_assert(!timerheap_scheduled(&mb->action));
-	ck_assert(!graphread_sub_busy(mb->gr));
+	ck_assert(!graphread_sub_busy(graph_of(mb)));
 }
 END_TEST
 
 /* Stopped while the subscription was being made: it is deleted once
  * made (_i 0), or the mailbox stops when it was not (_i 1). */
+/* transition: MAILBOX SUBSCRIBING -> UNSUBSCRIBING (graph) */
+/* transition: MAILBOX SUBSCRIBING -> STOPPED (graph) */
 START_TEST(test_graph_subscribing_to_unsubscribing)
 {
 	graph_mailbox(true);
 	mailbox_start(mb);
 	mailbox_stop(mb);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_SUBSCRIBING);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_SUBSCRIBE);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_SUBSCRIBE);
 	if (_i == 0) {
 		graph_sub_answer(NULL, GRAPH_ACT_OK);
 		changed(MAILBOX_SUBSCRIBING, MAILBOX_UNSUBSCRIBING);
-		ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_UNSUBSCRIBE);
-		ck_assert_str_eq(mb->gr->sub_id, GRAPH_SUB_ID);
-		ck_assert(!graphread_busy(mb->gr));
+		ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_UNSUBSCRIBE);
+		ck_assert_str_eq(graph_of(mb)->sub_id, GRAPH_SUB_ID);
+		ck_assert(!graphread_busy(graph_of(mb)));
 		/* Made while stopping, it was never reported bound; its end
 		 * is (the layer above ignores an id it does not hold). */
 		ck_assert_str_eq(seen.sub_id, "");
@@ -1400,24 +1617,35 @@ START_TEST(test_graph_subscribing_to_unsubscribing)
 	} else {
 		graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
 		changed(MAILBOX_SUBSCRIBING, MAILBOX_STOPPED);
-		ck_assert_uint_eq(mb->gr->unsubscribes, 0);
+		ck_assert_uint_eq(graph_of(mb)->unsubscribes, 0);
 	}
 }
 END_TEST
 
-/* Without notifications there is nothing to delete. */
+/* Without notifications there is nothing to delete; also when parked
+ * (_i 2), its retry disarmed. */
+/* transition: MAILBOX SYNCING, WATCHING -> STOPPED (graph) */
+/* transition: MAILBOX PARKED -> STOPPED (graph) */
 START_TEST(test_graph_delta_to_stopped)
 {
-	if (_i == 0)
-		graph_to_syncing(false);
-	else
+	static const enum mailbox_state from[] = {
+		MAILBOX_SYNCING, MAILBOX_WATCHING, MAILBOX_PARKED
+	};
+
+	if (_i == 1)
 		graph_to_watching(false);
+	else
+		graph_to_syncing(false);
+	if (_i == 2) {
+		graph_read_fail("accessDenied", GRAPH_ACT_DENIED);
+		changed(MAILBOX_SYNCING, MAILBOX_PARKED);
+		ck_assert(timerheap_scheduled(&mb->action));
+	}
 	mailbox_stop(mb);
-	changed(_i == 0 ? MAILBOX_SYNCING : MAILBOX_WATCHING,
-	    MAILBOX_STOPPED);
-	ck_assert(!graphread_busy(mb->gr));
-	ck_assert_uint_eq(mb->gr->cancels, _i == 0 ? 1 : 0);
-	ck_assert_uint_eq(mb->gr->unsubscribes, 0);
+	changed(from[_i], MAILBOX_STOPPED);
+	ck_assert(!graphread_busy(graph_of(mb)));
+	ck_assert_uint_eq(graph_of(mb)->cancels, _i == 0 ? 1 : 0);
+	ck_assert_uint_eq(graph_of(mb)->unsubscribes, 0);
 	ck_assert(!timerheap_scheduled(&mb->action));
 	ck_assert_uint_eq(fake_submits, 0);
 }
@@ -1428,23 +1656,64 @@ START_TEST(test_graph_missed_and_reauthorize)
 	graph_to_watching(true);
 	/* Missed notifications: read all again, at once. */
 	mailbox_graph_notify(mb, GRAPH_NOTIF_MISSED);
-	ck_assert(graphread_busy(mb->gr));
-	ck_assert_int_eq(mb->gr->kind, GRAPHREAD_FULL);
+	ck_assert(graphread_busy(graph_of(mb)));
+	ck_assert_int_eq(graph_of(mb)->kind, GRAPHREAD_FULL);
 	graph_read_ok(true, true);
 	/* Reauthorization asked for: renewed now, state unchanged. */
 	mailbox_graph_notify(mb, GRAPH_NOTIF_REAUTHORIZE);
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
-	ck_assert_uint_eq(mb->gr->renews, 1);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_uint_eq(graph_of(mb)->renews, 1);
 	/* A renewal that fails but leaves time is tried again later. */
 	graph_sub_answer("serviceUnavailable", GRAPH_ACT_TRANSIENT);
 	ck_assert_int_eq(mailbox_state(mb), MAILBOX_WATCHING);
 	ck_assert_str_eq(mailbox_sub_id(mb), GRAPH_SUB_ID);
-	ck_assert_int_gt(mb->renew_at, fake_mono);
-	ck_assert_int_le(mb->renew_at, fake_mono + RETRY_BASE_MS);
+	ck_assert_int_gt(mb->side->renew_at, fake_mono);
+	ck_assert_int_le(mb->side->renew_at, fake_mono + RETRY_BASE_MS);
 	action_due();
-	ck_assert_int_eq(mb->gr->sub_op, FAKE_GSUB_RENEW);
-	ck_assert_uint_eq(mb->gr->renews, 2);
+	ck_assert_int_eq(graph_of(mb)->sub_op, FAKE_GSUB_RENEW);
+	ck_assert_uint_eq(graph_of(mb)->renews, 2);
 	ck_assert_uint_eq(seen.changes, 3);
+}
+END_TEST
+
+/*
+ * 100,000 mailboxes: the struct stays in a 240-byte malloc chunk, and a
+ * streaming mailbox without an error has no side allocation (what only
+ * push, Graph, a release or an error needs); an error makes one.
+ */
+START_TEST(test_streaming_mailbox_is_small)
+{
+	ck_assert_uint_le(sizeof(struct mailbox), 232);
+	to_watching(MAILBOX_MODE_STREAMING);
+	ck_assert_ptr_nonnull(mailbox_sub_id(mb));
+	ck_assert_ptr_null(mb->side);
+	ck_assert_str_eq(mailbox_error(mb), "");
+	set_error(mb, "ErrorServerBusy");
+	ck_assert_ptr_nonnull(mb->side);
+	ck_assert_str_eq(mailbox_error(mb), "ErrorServerBusy");
+	set_error(mb, NULL);
+	ck_assert_str_eq(mailbox_error(mb), "");
+}
+END_TEST
+
+/* A UPN equal to the address is kept once; another one is kept. */
+START_TEST(test_upn_equal_to_address_kept_once)
+{
+	struct mailbox		*m2;
+	struct soap_ident	 id;
+
+	m2 = mailbox_new(&ctx, ADDR, CONF_ID_UPN, ADDR, MAILBOX_BACKEND_EWS);
+	ck_assert_ptr_null(m2->imp_id);
+	mailbox_ident(m2, &id);
+	ck_assert_int_eq(id.type, CONF_ID_UPN);
+	ck_assert_str_eq(id.value, ADDR);
+	mailbox_free(m2);
+	m2 = mailbox_new(&ctx, ADDR, CONF_ID_UPN, "jo@corp.example",
+	    MAILBOX_BACKEND_EWS);
+	mailbox_ident(m2, &id);
+	ck_assert_int_eq(id.type, CONF_ID_UPN);
+	ck_assert_str_eq(id.value, "jo@corp.example");
+	mailbox_free(m2);
 }
 END_TEST
 
@@ -1457,6 +1726,8 @@ mailbox_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_idle_to_subscribing);
+	tcase_add_test(tc, test_streaming_mailbox_is_small);
+	tcase_add_test(tc, test_upn_equal_to_address_kept_once);
 	tcase_add_test(tc, test_idle_to_watching_poll);
 	tcase_add_test(tc, test_subscribing_to_syncing);
 	tcase_add_test(tc, test_subscribing_to_backoff);
@@ -1483,6 +1754,12 @@ mailbox_suite(void)
 	tcase_add_loop_test(tc, test_to_stopped, 0,
 	    sizeof stop_from / sizeof stop_from[0]);
 	tcase_add_loop_test(tc, test_unsubscribing_to_stopped, 0, 2);
+	tcase_add_loop_test(tc, test_stopped_while_subscribe_on_the_wire, 0,
+	    2);
+	tcase_add_loop_test(tc, test_regroup_to_subscribing, 0,
+	    sizeof regroup_from / sizeof regroup_from[0]);
+	tcase_add_loop_test(tc, test_regroup_releases_first, 0, 2);
+	tcase_add_test(tc, test_regroup_stopped_while_released);
 	tcase_add_test(tc, test_first_notification_read_at_once);
 	tcase_add_test(tc, test_notification_after_the_window_read_at_once);
 	tcase_add_test(tc, test_periodic_resync_reads_automatic_replies);
@@ -1501,14 +1778,14 @@ mailbox_suite(void)
 	tcase_add_test(tc, test_graph_subscribing_to_syncing);
 	tcase_add_test(tc, test_graph_subscribing_to_backoff);
 	tcase_add_test(tc, test_graph_backoff_to_subscribing);
-	tcase_add_test(tc, test_graph_subscribing_to_parked);
+	tcase_add_loop_test(tc, test_graph_subscribing_to_parked, 0, 2);
 	tcase_add_test(tc, test_graph_parked_to_subscribing);
 	tcase_add_loop_test(tc, test_graph_watching_to_subscribing, 0, 2);
 	tcase_add_test(tc, test_graph_syncing_to_subscribing);
-	tcase_add_loop_test(tc, test_graph_to_unsubscribing, 0, 2);
+	tcase_add_loop_test(tc, test_graph_to_unsubscribing, 0, 3);
 	tcase_add_loop_test(tc, test_graph_unsubscribing_to_stopped, 0, 2);
 	tcase_add_loop_test(tc, test_graph_subscribing_to_unsubscribing, 0, 2);
-	tcase_add_loop_test(tc, test_graph_delta_to_stopped, 0, 2);
+	tcase_add_loop_test(tc, test_graph_delta_to_stopped, 0, 3);
 	tcase_add_test(tc, test_graph_missed_and_reauthorize);
 	suite_add_tcase(s, tc);
 	return (s);

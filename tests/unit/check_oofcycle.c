@@ -193,7 +193,7 @@ set_share(unsigned share)
 	oofcycle_reload(oc);
 }
 
-/* OFF -> RUNNING: started with a share above 0. */
+/* transition: OOFCYCLE OFF -> RUNNING: started with a share above 0. */
 START_TEST(test_off_to_running_started)
 {
 	ck_assert_int_eq(oofcycle_state(oc), OOFCYCLE_OFF);
@@ -208,7 +208,10 @@ START_TEST(test_off_to_running_started)
 }
 END_TEST
 
-/* OFF -> RUNNING: reloaded with a share above 0; share 0 stays OFF. */
+/*
+ * transition: OOFCYCLE OFF -> RUNNING
+ * Reloaded with a share above 0; share 0 stays OFF.
+ */
 START_TEST(test_off_to_running_reloaded)
 {
 	conf->presence.oof_share = 0;
@@ -222,7 +225,10 @@ START_TEST(test_off_to_running_reloaded)
 }
 END_TEST
 
-/* RUNNING -> WAITING: every mailbox read or skipped, every answer in. */
+/*
+ * transition: OOFCYCLE RUNNING -> WAITING
+ * Every mailbox read or skipped, every answer in.
+ */
 START_TEST(test_running_to_waiting)
 {
 	int64_t	 begun;
@@ -244,7 +250,10 @@ START_TEST(test_running_to_waiting)
 }
 END_TEST
 
-/* RUNNING -> WAITING: a cycle that read nothing keeps no cycle time. */
+/*
+ * transition: OOFCYCLE RUNNING -> WAITING
+ * A cycle that read nothing keeps no cycle time.
+ */
 START_TEST(test_running_to_waiting_nothing_read)
 {
 	int	 i;
@@ -259,7 +268,7 @@ START_TEST(test_running_to_waiting_nothing_read)
 }
 END_TEST
 
-/* WAITING -> RUNNING: the next cycle's time. */
+/* transition: OOFCYCLE WAITING -> RUNNING: the next cycle's time. */
 START_TEST(test_waiting_to_running)
 {
 	oofcycle_start(oc);
@@ -277,7 +286,10 @@ START_TEST(test_waiting_to_running)
 }
 END_TEST
 
-/* RUNNING -> OFF: reloaded with share 0, the read in flight cancelled. */
+/*
+ * transition: OOFCYCLE RUNNING -> OFF
+ * Reloaded with share 0, the read in flight cancelled.
+ */
 START_TEST(test_running_to_off)
 {
 	unsigned	 cancels;
@@ -294,7 +306,7 @@ START_TEST(test_running_to_off)
 }
 END_TEST
 
-/* WAITING -> OFF: reloaded with share 0, no next cycle. */
+/* transition: OOFCYCLE WAITING -> OFF: reloaded with share 0, no next cycle. */
 START_TEST(test_waiting_to_off)
 {
 	oofcycle_start(oc);
@@ -306,7 +318,7 @@ START_TEST(test_waiting_to_off)
 }
 END_TEST
 
-/* any -> STOPPED: shutdown, from each state; final. */
+/* transition: OOFCYCLE any -> STOPPED: shutdown, from each state; final. */
 START_TEST(test_to_stopped)
 {
 	unsigned	 cancels;

@@ -6,11 +6,19 @@
  * RFC 2617 and RFC 7616 examples, response parsing (compact headers,
  * folding, challenges), stream framing, the PUBLISH text, PIDF/RPID
  * documents read back with libxml2, SIP URIs, and the mailbox to
- * address mapping with its file.
+ * address mapping with its file.  Then the sink itself against a fake
+ * presence server on a loopback UDP port: what a reload's new instance
+ * takes over from the old one.
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <check.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +30,15 @@
 #include <libxml/xpathInternals.h>
 
 #include "base/buf.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "base/xmalloc.h"
 #include "sinks/addrmap.h"
+#include "sinks/sinks.h"
 #include "sinks/sip_digest.h"
 #include "sinks/sip_msg.h"
 #include "sinks/sip_pidf.h"
+#include "sinktest.h"
 
 /* ---- digest ---- */
 
@@ -604,6 +616,368 @@ START_TEST(test_addrmap)
 }
 END_TEST
 
+/* ---- the sink against a fake presence server ---- */
+
+#define FAKE_REQS	128
+
+/* One PUBLISH as the fake server saw it (retransmissions not again). */
+struct fake_req {
+	char		 uri[128];
+	char		 if_match[64];	/* "" without SIP-If-Match */
+	char		 etag[32];	/* what the answer gave */
+	char		 branch[300];
+	int		 expires;
+	bool		 body;
+	int64_t		 at;		/* mono ms */
+};
+
+struct fake_sip {
+	int		 fd;
+	struct event	 ev;
+	uint16_t	 port;
+	bool		 silent;	/* answer nothing */
+	unsigned	 etags;
+	unsigned	 n;
+	struct fake_req	 req[FAKE_REQS];
+};
+
+/* A header's value (up to the line end) into out, "" if absent. */
+static void
+fake_header(const char *msg, const char *name, char *out, size_t len)
+{
+	const char	*p = msg, *e;
+	size_t		 nl = strlen(name);
+
+	out[0] = '\0';
+	while ((p = strstr(p, "\r\n")) != NULL) {
+		p += 2;
+		if (strncasecmp(p, name, nl) != 0 || p[nl] != ':')
+			continue;
+		p += nl + 1;
+		while (*p == ' ')
+			p++;
+		e = strstr(p, "\r\n");
+		snprintf(out, len, "%.*s", (int)(e != NULL ? (size_t)(e - p) :
+		    strlen(p)), p);
+		return;
+	}
+}
+
+static void
+fake_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct fake_sip		*f = arg;
+	struct fake_req		*r = NULL;
+	struct sockaddr_in	 from;
+	socklen_t		 fl = sizeof from;
+	struct buf		 out = BUF_INIT;
+	char			 msg[8192], via[300], fr[300], to[300];
+	char			 cid[100], cseq[60], len[20], exp[20], *sp;
+	ssize_t			 n;
+	unsigned		 i;
+
+	n = recvfrom(fd, msg, sizeof msg - 1, 0, (struct sockaddr *)&from,
+	    &fl);
+	if (n <= 0)
+		return;
+	msg[n] = '\0';
+	if (strncmp(msg, "PUBLISH ", 8) != 0)
+		return;
+	fake_header(msg, "Via", via, sizeof via);
+	for (i = 0; i < f->n; i++)
+		if (strstr(via, f->req[i].branch) != NULL)
+			r = &f->req[i];		/* a retransmission */
+	if (r == NULL) {
+		ck_assert_uint_lt(f->n, FAKE_REQS);
+		r = &f->req[f->n++];
+		sp = strchr(msg + 8, ' ');
+		ck_assert_ptr_nonnull(sp);
+		snprintf(r->uri, sizeof r->uri, "%.*s", (int)(sp - msg - 8),
+		    msg + 8);
+		fake_header(msg, "SIP-If-Match", r->if_match,
+		    sizeof r->if_match);
+		fake_header(msg, "Expires", exp, sizeof exp);
+		r->expires = atoi(exp);
+		fake_header(msg, "Content-Length", len, sizeof len);
+		r->body = atoi(len) > 0;
+		sp = strstr(via, "branch=");
+		snprintf(r->branch, sizeof r->branch, "%s", sp != NULL ? sp :
+		    via);
+		if ((sp = strchr(r->branch, ';')) != NULL)
+			*sp = '\0';
+		snprintf(r->etag, sizeof r->etag, "e%u", ++f->etags);
+		r->at = time_mono_ms();
+	}
+	if (f->silent)
+		return;
+	fake_header(msg, "From", fr, sizeof fr);
+	fake_header(msg, "To", to, sizeof to);
+	fake_header(msg, "Call-ID", cid, sizeof cid);
+	fake_header(msg, "CSeq", cseq, sizeof cseq);
+	buf_printf(&out, "SIP/2.0 200 OK\r\nVia: %s\r\nFrom: %s\r\n"
+	    "To: %s;tag=fake\r\nCall-ID: %s\r\nCSeq: %s\r\n", via, fr, to,
+	    cid, cseq);
+	if (r->expires > 0)
+		buf_printf(&out, "SIP-ETag: %s\r\nExpires: %d\r\n", r->etag,
+		    r->expires);
+	buf_puts(&out, "Content-Length: 0\r\n\r\n");
+	(void)sendto(fd, out.data, out.len, 0, (struct sockaddr *)&from, fl);
+	buf_free(&out);
+}
+
+static void
+fake_start(struct fake_sip *f, struct event_base *base)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 sl = sizeof sin;
+
+	memset(f, 0, sizeof *f);
+	f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(f->fd, 0);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(f->fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(getsockname(f->fd, (struct sockaddr *)&sin, &sl), 0);
+	f->port = ntohs(sin.sin_port);
+	event_assign(&f->ev, base, f->fd, EV_READ | EV_PERSIST, fake_read, f);
+	event_add(&f->ev, NULL);
+}
+
+static void
+fake_stop(struct fake_sip *f)
+{
+	event_del(&f->ev);
+	close(f->fd);
+}
+
+enum fake_kind { ANY, REFRESH, REMOVAL };
+
+/* The last request f holds for uri, or NULL. */
+static const struct fake_req *
+fake_last(const struct fake_sip *f, const char *uri)
+{
+	unsigned	 i;
+
+	for (i = f->n; i-- > 0; )
+		if (strcmp(f->req[i].uri, uri) == 0)
+			return (&f->req[i]);
+	return (NULL);
+}
+
+/*
+ * Run until f holds a request of kind for uri, from index from on (a
+ * refresh has no body, a removal Expires 0), or ms passed.  Returns
+ * the first such request, or NULL.
+ */
+static const struct fake_req *
+wait_req(struct event_base *base, struct fake_sip *f, const char *uri,
+    unsigned from, enum fake_kind kind, int ms)
+{
+	const struct fake_req	*r;
+	int64_t			 end = time_mono_ms() + ms;
+	unsigned		 i;
+
+	for (;;) {
+		for (i = from; i < f->n; i++) {
+			r = &f->req[i];
+			if (strcmp(r->uri, uri) != 0)
+				continue;
+			if (kind == ANY || (kind == REMOVAL ?
+			    r->expires == 0 : !r->body && r->expires > 0))
+				return (r);
+		}
+		if (time_mono_ms() >= end)
+			return (NULL);
+		sinktest_run(base, 20);
+	}
+}
+
+/* What the host does at a reload; h's log must say said. */
+static void
+replace(struct ewsgw_sink *s, struct ewsgw_sink *old, struct sinktest *h,
+    const char *said)
+{
+	sink_sip_ops.takeover(s, old);
+	sink_sip_ops.destroy(old);
+	ck_assert_msg(strstr(buf_str(&h->log), said) != NULL, "%s",
+	    buf_str(&h->log));
+}
+
+/*
+ * A sip sink section towards server ("server=127.0.0.1:PORT", filled
+ * in), presentities in domain, and a t1 that changes the section
+ * without changing where or as whom it sends.
+ */
+#define SIP_KV(domain, t1)						\
+	{ "presentity=sip:%l@" domain, NULL, "transport=udp",		\
+	    "expires=5s", t1, NULL }
+
+START_TEST(test_takeover_same_route)
+{
+	struct event_base	*base = event_base_new();
+	struct fake_sip		 f;
+	struct sinktest		 h1, h2;
+	struct ewsgw_sink	*s1, *s2;
+	const struct fake_req	*ra, *rb, *r;
+	char			 server[40], etag_a[32], etag_b[32];
+	const char		*kv1[] = SIP_KV("example.test", "t1=500ms");
+	const char		*kv2[] = SIP_KV("example.test", "t1=100ms");
+	const char		*a = "sip:a@example.test";
+	const char		*b = "sip:b@example.test";
+	unsigned		 mark, i;
+	int64_t			 lapse;
+
+	fake_start(&f, base);
+	snprintf(server, sizeof server, "server=127.0.0.1:%u", f.port);
+	kv1[1] = kv2[1] = server;
+	sinktest_init(&h1, base, "sip");
+	sinktest_init(&h2, base, "sip");
+	/* Both first: creating one can take seconds under valgrind. */
+	s1 = sinktest_create(&h1, &sink_sip_ops, kv1);
+	s2 = sinktest_create(&h2, &sink_sip_ops, kv2);
+	ck_assert_int_eq(sinktest_publish(&h1, &sink_sip_ops, s1, "a@x",
+	    "busy", "meeting", 1), EWSGW_SINK_PENDING);
+	ck_assert_int_eq(sinktest_publish(&h1, &sink_sip_ops, s1, "b@x",
+	    "available", NULL, 2), EWSGW_SINK_PENDING);
+	ck_assert_int_eq(sinktest_wait(&h1, 1, 5000), EWSGW_SINK_OK);
+	ck_assert_int_eq(sinktest_wait(&h1, 2, 5000), EWSGW_SINK_OK);
+	ra = wait_req(base, &f, a, 0, ANY, 0);
+	rb = wait_req(base, &f, b, 0, ANY, 0);
+	ck_assert_ptr_nonnull(ra);
+	ck_assert_ptr_nonnull(rb);
+	ck_assert_str_eq(ra->if_match, "");
+	ck_assert(ra->body);
+	snprintf(etag_a, sizeof etag_a, "%s", ra->etag);
+	snprintf(etag_b, sizeof etag_b, "%s", rb->etag);
+	/* The server forgets b 5s after its PUBLISH. */
+	lapse = rb->at + 5000;
+
+	/* a's next change is on the wire, unanswered, at the reload. */
+	f.silent = true;
+	ck_assert_int_eq(sinktest_publish(&h1, &sink_sip_ops, s1, "a@x",
+	    "away", NULL, 3), EWSGW_SINK_PENDING);
+	ck_assert_ptr_nonnull(wait_req(base, &f, a, 2, ANY, 5000));
+	f.silent = false;
+	mark = f.n;
+
+	replace(s2, s1, &h2, "2 publications kept with their entity tags, "
+	    "0 published afresh, 0 to remove");
+
+	/* Refreshing goes on, with the entity tag s1 held, in time. */
+	r = wait_req(base, &f, b, mark, REFRESH, 8000);
+	ck_assert_msg(r != NULL, "b was not refreshed after the reload");
+	ck_assert_str_eq(r->if_match, etag_b);
+	ck_assert_int_lt(r->at, lapse);
+	/* a's change comes again from the engine: conditional. */
+	ck_assert_int_eq(sinktest_publish(&h2, &sink_sip_ops, s2, "a@x",
+	    "away", NULL, 3), EWSGW_SINK_PENDING);
+	ck_assert_int_eq(sinktest_wait(&h2, 3, 5000), EWSGW_SINK_OK);
+	r = fake_last(&f, a);
+	ck_assert_ptr_nonnull(r);
+	ck_assert(r->body);
+	ck_assert_str_eq(r->if_match, etag_a);
+	snprintf(etag_a, sizeof etag_a, "%s", r->etag);
+	/* ... and refreshed with the tag it got, later on. */
+	r = wait_req(base, &f, a, mark, REFRESH, 8000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->if_match, etag_a);
+	/* Nothing published afresh: the server holds one of each. */
+	for (i = mark; i < f.n; i++)
+		ck_assert_msg(f.req[i].if_match[0] != '\0', "%s published "
+		    "without SIP-If-Match after the reload", f.req[i].uri);
+	/* s1 never answered the change it had on the wire. */
+	ck_assert_uint_eq(h1.ndone, 2);
+
+	sink_sip_ops.destroy(s2);
+	sinktest_free(&h1);
+	sinktest_free(&h2);
+	fake_stop(&f);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_takeover_new_route)
+{
+	struct event_base	*base = event_base_new();
+	struct fake_sip		 f, g;
+	struct sinktest		 h1, h2, h3;
+	struct ewsgw_sink	*s1, *s2, *s3;
+	const struct fake_req	*r;
+	char			 sf[40], sg[40], etag_a[32], etag_b[32];
+	const char		*kv1[] = SIP_KV("example.test", "t1=500ms");
+	const char		*kv2[] = SIP_KV("other.test", "t1=500ms");
+	const char		*kv3[] = SIP_KV("example.test", "t1=500ms");
+	unsigned		 mark;
+
+	fake_start(&f, base);
+	fake_start(&g, base);
+	snprintf(sf, sizeof sf, "server=127.0.0.1:%u", f.port);
+	snprintf(sg, sizeof sg, "server=127.0.0.1:%u", g.port);
+	kv1[1] = kv3[1] = sf;
+	kv2[1] = sg;
+	sinktest_init(&h1, base, "sip");
+	sinktest_init(&h2, base, "sip");
+	sinktest_init(&h3, base, "sip");
+	s1 = sinktest_create(&h1, &sink_sip_ops, kv1);
+	s2 = sinktest_create(&h2, &sink_sip_ops, kv2);
+	s3 = sinktest_create(&h3, &sink_sip_ops, kv3);
+	sinktest_publish(&h1, &sink_sip_ops, s1, "a@x", "busy", "meeting", 1);
+	sinktest_publish(&h1, &sink_sip_ops, s1, "b@x", "available", NULL, 2);
+	ck_assert_int_eq(sinktest_wait(&h1, 1, 5000), EWSGW_SINK_OK);
+	ck_assert_int_eq(sinktest_wait(&h1, 2, 5000), EWSGW_SINK_OK);
+	r = wait_req(base, &f, "sip:a@example.test", 0, ANY, 0);
+	ck_assert_ptr_nonnull(r);
+	snprintf(etag_a, sizeof etag_a, "%s", r->etag);
+	r = wait_req(base, &f, "sip:b@example.test", 0, ANY, 0);
+	ck_assert_ptr_nonnull(r);
+	snprintf(etag_b, sizeof etag_b, "%s", r->etag);
+	mark = f.n;
+
+	/* Another server and presentity: the last state is published
+	 * there afresh and removed from the first server with its tag. */
+	replace(s2, s1, &h2, "0 publications kept with their entity tags, "
+	    "2 published afresh, 2 to remove");
+	r = wait_req(base, &g, "sip:a@other.test", 0, ANY, 4000);
+	ck_assert_msg(r != NULL, "a not published at the new presentity");
+	ck_assert(r->body);
+	ck_assert_int_gt(r->expires, 0);
+	ck_assert_str_eq(r->if_match, "");
+	ck_assert_ptr_nonnull(wait_req(base, &g, "sip:b@other.test", 0, ANY,
+	    4000));
+	r = wait_req(base, &f, "sip:a@example.test", mark, REMOVAL, 4000);
+	ck_assert_msg(r != NULL, "a's old publication was not removed");
+	ck_assert_str_eq(r->if_match, etag_a);
+	r = wait_req(base, &f, "sip:b@example.test", mark, REMOVAL, 4000);
+	ck_assert_msg(r != NULL, "b's old publication was not removed");
+	ck_assert_str_eq(r->if_match, etag_b);
+	/* a's next change modifies the new publication. */
+	ck_assert_int_eq(sinktest_publish(&h2, &sink_sip_ops, s2, "a@x",
+	    "available", NULL, 3), EWSGW_SINK_PENDING);
+	ck_assert_int_eq(sinktest_wait(&h2, 3, 5000), EWSGW_SINK_OK);
+	r = fake_last(&g, "sip:a@other.test");
+	ck_assert_ptr_nonnull(r);
+	ck_assert(r->body);
+	ck_assert_str_ne(r->if_match, "");
+
+	/* Back to the first server, which answers nothing now: the
+	 * last instance goes with its removals still on the wire. */
+	f.silent = true;
+	replace(s3, s2, &h3, "2 published afresh, 2 to remove");
+	ck_assert_ptr_nonnull(wait_req(base, &g, "sip:a@other.test", 0,
+	    REMOVAL, 4000));
+	sink_sip_ops.destroy(s3);
+	ck_assert_uint_eq(h2.ndone, 1);
+	ck_assert_uint_eq(h3.ndone, 0);
+	sinktest_free(&h1);
+	sinktest_free(&h2);
+	sinktest_free(&h3);
+	fake_stop(&f);
+	fake_stop(&g);
+	event_base_free(base);
+}
+END_TEST
+
 static Suite *
 sip_suite(void)
 {
@@ -622,6 +996,11 @@ sip_suite(void)
 	tcase_add_test(tc, test_uri_target);
 	tcase_add_test(tc, test_pidf);
 	tcase_add_test(tc, test_addrmap);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("takeover");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_takeover_same_route);
+	tcase_add_test(tc, test_takeover_new_route);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -528,7 +528,7 @@ END_TEST
 START_TEST(test_subscriptions)
 {
 	struct throttle_limits	l;
-	char			key[32];
+	char			(*key)[32], *m1a, *m1b;
 	int			i;
 
 	T = mk(3, 20, CONF_CHARGING_SERVICE_ACCOUNT, 2);
@@ -562,9 +562,12 @@ START_TEST(test_subscriptions)
 	throttle_limits_default(&l);
 	l.max_subscriptions = 2;
 	throttle_set_limits(T, &l);
+	/* Each holder's address is borrowed while it holds one. */
+	key = calloc(1000, sizeof(*key));
+	ck_assert_ptr_nonnull(key);
 	for (i = 0; i < 1000; i++) {
-		snprintf(key, sizeof(key), "m%d", i);
-		ck_assert_int_eq(throttle_subscription_acquire(T, key), 0);
+		snprintf(key[i], sizeof(key[i]), "m%d", i);
+		ck_assert_int_eq(throttle_subscription_acquire(T, key[i]), 0);
 	}
 	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), -1);
@@ -573,6 +576,31 @@ START_TEST(test_subscriptions)
 	throttle_subscription_release(T, "m1");
 	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 1);
 	ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
+	/* Two holders of one address, the first gone (its string freed
+	 * and overwritten) before the second releases: the count stays
+	 * right and nothing reads the first's string (valgrind, ASan). */
+	m1a = strdup("m2000");
+	m1b = strdup("m2000");
+	ck_assert_ptr_nonnull(m1a);
+	ck_assert_ptr_nonnull(m1b);
+	ck_assert_int_eq(throttle_subscription_acquire(T, m1a), 0);
+	ck_assert_int_eq(throttle_subscription_acquire(T, m1b), 0);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "m2000"), -1);
+	throttle_subscription_release(T, m1a);
+	memset(m1a, 'x', 5);
+	free(m1a);
+	ck_assert_uint_eq(throttle_subscriptions(T, "m2000"), 1);
+	ck_assert_int_eq(throttle_subscription_acquire(T, "m2000"), 0);
+	throttle_subscription_release(T, "m2000");
+	throttle_subscription_release(T, m1b);
+	ck_assert_uint_eq(throttle_subscriptions(T, "m2000"), 0);
+	throttle_subscription_release(T, m1b);
+	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 1001);
+	/* One holder: released and freed, then a new holder. */
+	throttle_subscription_release(T, key[7]);
+	memset(key[7], 'x', 2);
+	ck_assert_uint_eq(throttle_subscriptions(T, "m7"), 0);
+	free(m1b);
 	/* 0: no client-side cap at all. */
 	l.max_subscriptions = 0;
 	throttle_set_limits(T, &l);
@@ -580,6 +608,7 @@ START_TEST(test_subscriptions)
 		ck_assert_int_eq(throttle_subscription_acquire(T, "m1"), 0);
 	ck_assert_uint_eq(throttle_subscriptions(T, "m1"), 52);
 	throttle_free(T);
+	free(key);
 }
 END_TEST
 

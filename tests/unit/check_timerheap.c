@@ -323,7 +323,85 @@ END_TEST
 
 START_TEST(test_entry_size)
 {
-	ck_assert_uint_le(sizeof(struct timerheap_entry), 24);
+	ck_assert_uint_le(sizeof(struct timerheap_entry), 16);
+}
+END_TEST
+
+/* Fire and move the entry later (to 20), recording it. */
+struct later {
+	struct timerheap	*h;
+	struct fired		 f;
+};
+
+static void
+later_cb(struct timerheap_entry *e, void *arg)
+{
+	struct later	*l = arg;
+
+	l->f.list[l->f.n++] = timerheap_owner(e, struct owner, timer);
+	timerheap_set(l->h, e, 20);
+}
+
+/*
+ * The 32-bit scheduling number about to wrap: the heap numbers its
+ * entries again in their order, ties stay first-set first, and a pass
+ * of timerheap_pop_due() that renumbers stops there.
+ */
+START_TEST(test_renumber)
+{
+	struct owner		 o[6];
+	struct owner		*list[8];
+	struct timerheap	 h;
+	struct fired		 f = { list, 0 };
+	struct later		 l;
+	int			 i;
+
+	timerheap_init(&h);
+	for (i = 0; i < 6; i++) {
+		o[i].id = i;
+		timerheap_entry_init(&o[i].timer);
+	}
+	timerheap_set(&h, &o[0].timer, 100);
+	timerheap_set(&h, &o[1].timer, 50);
+	timerheap_set(&h, &o[2].timer, 100);
+	h.seq = UINT32_MAX - 1;
+	timerheap_set(&h, &o[3].timer, 100);
+	ck_assert_uint_eq(o[3].timer.seq, UINT32_MAX - 1);
+	ck_assert_uint_eq(h.renumbered, 0);
+	timerheap_set(&h, &o[4].timer, 100);
+	ck_assert_uint_eq(h.renumbered, 1);
+	ck_assert_uint_eq(o[1].timer.seq, 0);
+	ck_assert_uint_eq(o[3].timer.seq, 3);
+	ck_assert_uint_eq(o[4].timer.seq, 4);
+	check_invariant(&h);
+	timerheap_set(&h, &o[5].timer, 100);
+	ck_assert_uint_eq(timerheap_pop_due(&h, 100, SIZE_MAX, record_cb, &f),
+	    6);
+	ck_assert_int_eq(list[0]->id, 1);
+	for (i = 1; i < 6; i++)
+		ck_assert_int_eq(list[i]->id, i == 1 ? 0 : i);
+	timerheap_free(&h);
+
+	/* A callback's setting renumbers: the pass ends, the next fires
+	 * the rest. */
+	timerheap_init(&h);
+	timerheap_set(&h, &o[0].timer, 10);
+	timerheap_set(&h, &o[1].timer, 10);
+	h.seq = UINT32_MAX;
+	l.h = &h;
+	l.f.list = list;
+	l.f.n = 0;
+	ck_assert_uint_eq(timerheap_pop_due(&h, 10, SIZE_MAX, later_cb, &l),
+	    1);
+	ck_assert_uint_eq(h.renumbered, 1);
+	check_invariant(&h);
+	ck_assert_uint_eq(timerheap_pop_due(&h, 10, SIZE_MAX, later_cb, &l),
+	    1);
+	ck_assert_int_eq(list[0]->id, 0);
+	ck_assert_int_eq(list[1]->id, 1);
+	ck_assert_uint_eq(timerheap_count(&h), 2);
+	ck_assert_ptr_eq(timerheap_peek(&h), &o[0].timer);
+	timerheap_free(&h);
 }
 END_TEST
 
@@ -338,6 +416,7 @@ suite(void)
 	tcase_add_test(tc, test_ties_fifo);
 	tcase_add_test(tc, test_callbacks);
 	tcase_add_test(tc, test_entry_size);
+	tcase_add_test(tc, test_renumber);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -126,6 +126,16 @@ ews_call_submit(struct ews_call *call, const struct ews_call_ops *ops,
 	fake_submits++;
 }
 
+/* On the wire once granted: a request that stands for it (never read). */
+struct http_request *
+ews_call_request(const struct ews_call *call)
+{
+	static char	 on_the_wire;
+
+	return (call->ticket.state == THROTTLE_TICKET_GRANTED ?
+	    (struct http_request *)(void *)&on_the_wire : NULL);
+}
+
 void
 ews_call_cancel(struct ews_call *call)
 {

@@ -20,6 +20,7 @@
 #define ews_call_submit		fake_ews_call_submit
 #define ews_call_cancel		fake_ews_call_cancel
 #define ews_call_busy		fake_ews_call_busy
+#define ews_call_request	fake_ews_call_request
 #define ews_ctx_throttle	fake_ews_ctx_throttle
 #define graphread_new		fake_graphread_new
 #define graphread_free		fake_graphread_free

@@ -272,6 +272,16 @@ class Sim:
         self.stats.exchange_online["subscriptions_lost"] += len(lost)
         return {"target_address": mb.online, "lost": lost}
 
+    def migrate_on_premises(self, mb):
+        """Move a mailbox from Exchange Online back on premises (an offboarding
+        move request completed): a mailbox on its server again, Autodiscover
+        answers with its settings and EWS serves it."""
+        if mb.online is None:
+            raise ValueError("mailbox %s is not in Exchange Online" % mb.smtp)
+        mb.online = None
+        self.stats.exchange_online["returned"] += 1
+        return {"server": self.home(mb), "grouping": self.grouping(mb)}
+
     def start_move(self, mb, spec):
         """Move a mailbox: its subscriptions are lost now, requests for it are refused
         for duration_s, then it lives on another backend with new GroupingInformation."""

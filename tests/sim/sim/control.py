@@ -97,6 +97,8 @@ async def _route(sim, meth, parts, data):
             return json_response(200, _server_json(sim, mb))
         if parts[2] == "exchange_online" and len(parts) == 3 and meth == "POST":
             return json_response(200, sim.migrate_online(mb, (data or {}).get("tenant", True)))
+        if parts[2] == "on_premises" and len(parts) == 3 and meth == "POST":
+            return json_response(200, sim.migrate_on_premises(mb))
         if parts[2] == "move" and len(parts) == 3 and meth == "POST":
             res = sim.start_move(mb, data if data is not None else {})
             return json_response(200, res)
@@ -117,7 +119,8 @@ async def _route(sim, meth, parts, data):
 
 def _server_json(sim, mb):
     mv = sim.settle_move(mb)
-    out = {"smtp": mb.smtp, "server": sim.home(mb), "grouping": sim.grouping(mb), "moving": mv is not None}
+    out = {"smtp": mb.smtp, "server": sim.home(mb), "grouping": sim.grouping(mb), "moving": mv is not None,
+           "exchange_online": mb.online is not None, "subscriptions_created": mb.subs_created}
     if mv is not None:
         out.update({"moving_to": mv["to"], "moving_grouping": mv["grouping"], "code": mv["code"]})
     return out

@@ -35,7 +35,7 @@ class Account:
 class Mailbox:
     __slots__ = ("smtp", "upn", "sid", "name", "upn_required", "_oof", "_items", "gen_index",
                  "next_local", "directory", "server", "grouping", "move", "ad_redirect",
-                 "online")
+                 "online", "subs_created")
 
     @property
     def oof(self):
@@ -151,6 +151,7 @@ class Directory:
         mb.move = None
         mb.ad_redirect = None
         mb.online = None
+        mb.subs_created = 0     # EWS subscriptions made for it
         if spec.get("exchange_online"):
             self.set_online(mb, spec["exchange_online"])
         if spec.get("server") is not None:
@@ -239,6 +240,7 @@ class Directory:
         mb._oof = None
         mb._items = None
         mb.server = mb.grouping = mb.move = mb.ad_redirect = mb.online = None
+        mb.subs_created = 0
         mb.gen_index = i
         mb.next_local = 0
         self.by_smtp[smtp] = mb  # UPN and SID lookups of generated mailboxes are computed

@@ -86,6 +86,7 @@ class Notifier:
         s.watermark = watermark_for(s.id, 0)
         self.subs[s.id] = s
         self.sim.stats.subscriptions["created"] += 1
+        mailbox.subs_created += 1
         self.by_mailbox[mailbox.smtp].add(s.id)
         self.per_limit_key[limit_key] += 1
         n = len(self.by_mailbox[mailbox.smtp])

@@ -77,7 +77,7 @@ class Stats:
                                                                 "redirects", "invalid_users",
                                                                 "exchange_online")})
         # Mailboxes moved to Exchange Online, and EWS requests refused for them.
-        self.exchange_online = collections.Counter({k: 0 for k in ("migrated", "refused",
+        self.exchange_online = collections.Counter({k: 0 for k in ("migrated", "returned", "refused",
                                                                    "subscriptions_lost")})
         self.grouping = collections.Counter({k: 0 for k in ("refused_ids", "closed_by_foreign_id",
                                                             "closed_by_second_stream",
