@@ -447,6 +447,18 @@ xr_name(const struct xr *x)
 }
 
 const char *
+xr_uri(const struct xr *x)
+{
+	return (x->uri);
+}
+
+const char *
+xr_parent_name(const struct xr *x)
+{
+	return (x->depth > 1 ? x->frames[x->depth - 1].name : "");
+}
+
+const char *
 xr_attr(struct xr *x, const char *name, const char *nsuri)
 {
 	const struct xs_attr	*xa;

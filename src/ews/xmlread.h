@@ -92,10 +92,14 @@ int	 xr_fail(struct xr *, const char *, ...)
 
 /*
  * The element just opened or closed: its name as a tree parser reports
- * it (the local name; "prefix:name" when the prefix was never declared).
- * Borrowed, valid until the document is read.
+ * it (the local name; "prefix:name" when the prefix was never declared)
+ * and its namespace URI (NULL without one).  Borrowed, valid until the
+ * document is read.  The two readers' traces are compared through them.
  */
 const char	*xr_name(const struct xr *);
+const char	*xr_uri(const struct xr *);
+/* In start(): the element's name as xr_name(), of its parent. */
+const char	*xr_parent_name(const struct xr *);
 
 /*
  * In start(): the value of the element's attribute name without a
