@@ -122,6 +122,7 @@ struct http_engine {
 	struct event_base	*base;		/* borrowed */
 	CURLM			*multi;
 	struct event		 timer;
+	bool			 timer_now;	/* curl asked for 0 ms */
 	int			 in_curl;	/* curl on the stack */
 
 	enum http_cred		 cred;
@@ -159,6 +160,7 @@ static void	 http_sock_free(struct http_engine *, struct http_sock *);
 static int	 http_timer_cb(CURLM *, long, void *);
 static void	 http_timer_event(evutil_socket_t, short, void *);
 static void	 http_action(struct http_engine *, curl_socket_t, int);
+static void	 http_kick(struct http_engine *);
 static void	 http_drain(struct http_engine *);
 static void	 http_finish(struct http_request *, CURLcode);
 static enum http_result http_classify(const struct http_request *, CURLcode,
@@ -568,6 +570,7 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	 * Only (re)arm: calling curl from here is not allowed, so even a
 	 * zero timeout fires from the loop on its next pass.
 	 */
+	eng->timer_now = timeout_ms == 0;
 	if (timeout_ms < 0) {
 		evtimer_del(&eng->timer);
 		return (0);
@@ -579,7 +582,26 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static void
 http_timer_event(evutil_socket_t fd, short events, void *arg)
 {
-	http_action(arg, CURL_SOCKET_TIMEOUT, 0);
+	struct http_engine	*eng = arg;
+
+	eng->timer_now = false;
+	http_action(eng, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/*
+ * Run now what curl asked to run at once (a transfer just added), not
+ * on the timer in the next pass of the loop: one pass and one wake-up
+ * of the loop less per request.  Only from the loop itself (curl not on
+ * the stack, no owner's call in progress): done callbacks may run.
+ */
+static void
+http_kick(struct http_engine *eng)
+{
+	if (!eng->timer_now || eng->in_curl > 0)
+		return;
+	evtimer_del(&eng->timer);
+	eng->timer_now = false;
+	http_action(eng, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void
@@ -1132,6 +1154,7 @@ static void
 http_defer_event(evutil_socket_t fd, short events, void *arg)
 {
 	struct http_request	*r = arg;
+	struct http_engine	*eng;
 	enum http_defer		 what = r->defer;
 
 	r->defer = DEFER_NONE;
@@ -1139,7 +1162,9 @@ http_defer_event(evutil_socket_t fd, short events, void *arg)
 	case DEFER_NONE:
 		break;
 	case DEFER_LAUNCH:
-		http_launch(r);
+		eng = r->eng;
+		http_launch(r);		/* r may be gone after the kick */
+		http_kick(eng);
 		break;
 	case DEFER_RESUME:
 		http_request_resume(r);
