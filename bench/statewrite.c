@@ -33,19 +33,11 @@
 #include "base/timeutil.h"
 #include "base/xmalloc.h"
 #include "sinks/sinkset.h"
+#include "cputime.h"
 
 #define TICK_MS		10
 
 static const char *const presences[] = { "busy", "available", "away" };
-
-static int64_t
-thread_cpu_ns(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-}
 
 static void
 publish(struct sinkset *set, long i, long seq)

@@ -15,11 +15,28 @@
 #include "base/hashmap.h"
 #include "base/xmalloc.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HM_ASAN	1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(HM_ASAN)
+#include <sanitizer/asan_interface.h>
+#define HM_POISON(p, n)		ASAN_POISON_MEMORY_REGION((p), (n))
+#define HM_UNPOISON(p, n)	ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define HM_POISON(p, n)		do { (void)(p); (void)(n); } while (0)
+#define HM_UNPOISON(p, n)	do { (void)(p); (void)(n); } while (0)
+#endif
+
 #define HM_MIN_SIZE	16
 /* Buckets moved to the new table per insertion while growing. */
 #define HM_STEP		2
 /* Empty old buckets skipped per step, so one step stays cheap. */
 #define HM_EMPTY_VISITS	(HM_STEP * 10)
+/* Nodes in a borrowing map's first slab, and at most in one slab. */
+#define HM_SLAB_MIN	8
+#define HM_SLAB_MAX	1024
 
 /*
  * No stored hash: without it a borrowing map's node is 24 bytes, one
@@ -32,6 +49,22 @@ struct hashmap_node {
 	void			*value;
 	char			 key[];		/* the key; in a borrowing
 						   map a pointer to it */
+};
+
+/* A borrowing map's node: the link, the value, the key's address. */
+#define HM_BNODE	(sizeof(struct hashmap_node) + sizeof(char *))
+
+/*
+ * A borrowing map's nodes are all HM_BNODE bytes: they come from slabs
+ * the map owns (without malloc's header and rounding per node: 24 bytes
+ * instead of a 32-byte chunk, several per mailbox), each twice the
+ * previous one up to HM_SLAB_MAX nodes, freed with the map's entries
+ * (hashmap_clear).  A removed node goes to the map's free list for the
+ * next insertion; like the buckets, the slabs never shrink.
+ */
+struct hm_slab {
+	struct hm_slab		*next;
+	/* nodes follow, HM_BNODE bytes each */
 };
 
 struct hm_table {
@@ -48,9 +81,17 @@ struct hashmap {
 	size_t		 moved;
 	size_t		 count;
 	bool		 borrow;	/* keys borrowed, not copied */
+	/* Borrowing maps only: */
+	struct hm_slab	*slabs;		/* owned */
+	struct hashmap_node *spare;	/* free nodes in the slabs,
+					   linked by next */
+	size_t		 slab_nodes;	/* nodes in the next slab */
 };
 
 static uint64_t			 hm_hash(const char *);
+static struct hashmap_node	*hm_node_new(struct hashmap *, const char *);
+static void			 hm_node_free(struct hashmap *,
+				    struct hashmap_node *);
 static bool			 hm_growing(const struct hashmap *);
 static void			 hm_grow_step(struct hashmap *, bool);
 static struct hashmap_node	**hm_find(const struct hashmap *, const char *,
@@ -89,6 +130,56 @@ hm_key(const struct hashmap *m, const struct hashmap_node *n)
 	return (k);
 }
 
+/* A node holding key (copied or borrowed); value and next unset. */
+static struct hashmap_node *
+hm_node_new(struct hashmap *m, const char *key)
+{
+	struct hashmap_node	*n;
+	struct hm_slab		*sl;
+	char			*p;
+	size_t			 len, i;
+
+	if (!m->borrow) {
+		len = strlen(key);
+		n = xmalloc(sizeof(*n) + len + 1);
+		memcpy(n->key, key, len + 1);
+		return (n);
+	}
+	if (m->spare == NULL) {
+		if (m->slab_nodes == 0)
+			m->slab_nodes = HM_SLAB_MIN;
+		sl = xmalloc(sizeof(*sl) + m->slab_nodes * HM_BNODE);
+		sl->next = m->slabs;
+		m->slabs = sl;
+		p = (char *)(sl + 1);
+		for (i = m->slab_nodes; i > 0; i--) {
+			n = (struct hashmap_node *)(p + (i - 1) * HM_BNODE);
+			n->next = m->spare;
+			m->spare = n;
+			HM_POISON(n, HM_BNODE);
+		}
+		if (m->slab_nodes < HM_SLAB_MAX)
+			m->slab_nodes *= 2;
+	}
+	n = m->spare;
+	HM_UNPOISON(n, HM_BNODE);
+	m->spare = n->next;
+	memcpy(n->key, &key, sizeof key);
+	return (n);
+}
+
+static void
+hm_node_free(struct hashmap *m, struct hashmap_node *n)
+{
+	if (!m->borrow) {
+		free(n);
+		return;
+	}
+	n->next = m->spare;
+	m->spare = n;
+	HM_POISON(n, HM_BNODE);
+}
+
 static bool
 hm_growing(const struct hashmap *m)
 {
@@ -114,6 +205,7 @@ void
 hashmap_clear(struct hashmap *m, void (*free_value)(void *))
 {
 	struct hashmap_node	*n, *next;
+	struct hm_slab		*sl;
 	size_t			 i;
 	int			 k;
 
@@ -123,13 +215,20 @@ hashmap_clear(struct hashmap *m, void (*free_value)(void *))
 				next = n->next;
 				if (free_value != NULL)
 					free_value(n->value);
-				free(n);
+				if (!m->borrow)
+					free(n);
 			}
 		}
 		free(m->t[k].bucket);
 		m->t[k].bucket = NULL;
 		m->t[k].size = 0;
 	}
+	while ((sl = m->slabs) != NULL) {
+		m->slabs = sl->next;
+		free(sl);
+	}
+	m->spare = NULL;
+	m->slab_nodes = 0;
 	m->moved = 0;
 	m->count = 0;
 }
@@ -223,7 +322,7 @@ hashmap_put(struct hashmap *m, const char *key, void *value)
 	struct hashmap_node	**np, *n;
 	struct hm_table		 *t;
 	uint64_t		  h;
-	size_t			  len, i;
+	size_t			  i;
 	void			 *old;
 
 	assert(value != NULL);
@@ -257,14 +356,7 @@ hashmap_put(struct hashmap *m, const char *key, void *value)
 		}
 	}
 
-	if (m->borrow) {
-		n = xmalloc(sizeof(*n) + sizeof key);
-		memcpy(n->key, &key, sizeof key);
-	} else {
-		len = strlen(key);
-		n = xmalloc(sizeof(*n) + len + 1);
-		memcpy(n->key, key, len + 1);
-	}
+	n = hm_node_new(m, key);
 	n->value = value;
 	t = hm_growing(m) ? &m->t[1] : &m->t[0];
 	i = h & (t->size - 1);
@@ -285,7 +377,7 @@ hashmap_remove(struct hashmap *m, const char *key)
 	n = *np;
 	*np = n->next;
 	value = n->value;
-	free(n);
+	hm_node_free(m, n);
 	m->count--;
 	return (value);
 }

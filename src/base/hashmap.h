@@ -14,7 +14,9 @@
  * or, made with hashmap_new_borrowing, borrows them: then each key given
  * to hashmap_put must stay alive and unchanged while its entry is in the
  * map (a put that replaces a value takes the new key), which saves a
- * copy per entry where the value holds its own key.  Values are
+ * copy per entry where the value holds its own key; such a map's entries
+ * live in slabs it keeps until hashmap_clear or hashmap_free, without a
+ * malloc header each (removed ones are used again).  Values are
  * borrowed, the map never frees them except through the callback given
  * to hashmap_free/hashmap_clear.
  *

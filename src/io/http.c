@@ -41,6 +41,14 @@
  * that run at once are rarely needed; beyond this many idle ones go.
  */
 #define HTTP_POOL_MAX			64
+/*
+ * Receive buffer of a streaming request (a data callback).  libcurl
+ * allocates the buffer per transfer (16 KiB by default) and a stream
+ * keeps it for as long as it runs, one per 200 mailboxes, while its
+ * envelopes (heartbeats, a few notifications) rarely exceed a page.
+ * curl_easy_reset restores the default, so it is set for every use.
+ */
+#define HTTP_STREAM_BUFFER		4096
 
 /*
  * One fd curl asked us to watch, or a connection's socket between its
@@ -928,6 +936,8 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 	SET(CURLOPT_WRITEDATA, r);
 	SET(CURLOPT_HEADERFUNCTION, http_header_cb);
 	SET(CURLOPT_HEADERDATA, r);
+	if (r->data != NULL)
+		SET(CURLOPT_BUFFERSIZE, (long)HTTP_STREAM_BUFFER);
 	if (o->method == HTTP_POST || o->method == HTTP_PATCH) {
 		r->body_len = o->body != NULL ? o->body_len : 0;
 		r->body = xmalloc(r->body_len + 1);

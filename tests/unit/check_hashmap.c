@@ -185,25 +185,35 @@ START_TEST(test_iter_remove)
 }
 END_TEST
 
-/* Random puts, removes and lookups agree with a plain array. */
+/*
+ * Random puts, removes and lookups agree with a plain array; in a
+ * copying map (_i 0) and in a borrowing one (_i 1), whose removed nodes
+ * are used again by later insertions.
+ */
 START_TEST(test_random)
 {
-	struct hashmap		*m = hashmap_new();
+	struct hashmap		*m = _i ? hashmap_new_borrowing() :
+				    hashmap_new();
 	struct hashmap_iter	 it;
 	uintptr_t		*ref, v;
 	uint64_t		 x = 88172645463325252ULL;
-	char			 key[64];
+	char			**keys, *key;
 	unsigned		 i, k, n = 4000, count = 0, seen;
 	void			*val;
 
 	ref = xcalloc(n, sizeof(*ref));
+	keys = xcalloc(n, sizeof(*keys));
+	for (i = 0; i < n; i++) {
+		keys[i] = xmalloc(64);
+		key_of(keys[i], 64, i);
+	}
 	for (i = 0; i < 200000; i++) {
 		/* xorshift64: deterministic and good enough here. */
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
 		k = (unsigned)(x % n);
-		key_of(key, sizeof(key), k);
+		key = keys[k];
 		switch ((x >> 32) % 4) {
 		case 0:
 		case 1:
@@ -235,27 +245,37 @@ START_TEST(test_random)
 		seen++;
 	}
 	ck_assert_uint_eq(seen, count);
-	free(ref);
 	hashmap_free(m, NULL);
+	for (i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	free(ref);
 }
 END_TEST
 
+/* Clear frees every value and leaves the map usable; both kinds of map
+ * (the value holds its key). */
 START_TEST(test_free_values)
 {
-	struct hashmap	*m = hashmap_new();
-	char		 key[64];
-	unsigned	 i;
+	struct hashmap	*m = _i ? hashmap_new_borrowing() : hashmap_new();
+	char		 key[64], *v;
+	unsigned	 i, round;
 
-	for (i = 0; i < 100; i++) {
-		key_of(key, sizeof(key), i);
-		hashmap_put(m, key, xstrdup(key));
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 3000; i++) {
+			key_of(key, sizeof(key), i);
+			v = xstrdup(key);
+			ck_assert_ptr_null(hashmap_put(m, v, v));
+		}
+		freed = 0;
+		hashmap_clear(m, count_free);
+		ck_assert_int_eq(freed, 3000);
+		ck_assert_uint_eq(hashmap_count(m), 0);
+		ck_assert_ptr_null(hashmap_get(m, "user1@example.com"));
 	}
-	freed = 0;
-	hashmap_clear(m, count_free);
-	ck_assert_int_eq(freed, 100);
-	ck_assert_uint_eq(hashmap_count(m), 0);
-	ck_assert_ptr_null(hashmap_get(m, "user1@example.com"));
-	hashmap_put(m, "again", xstrdup("again"));
+	v = xstrdup("again");
+	hashmap_put(m, v, v);
+	ck_assert_ptr_eq(hashmap_get(m, "again"), v);
 	freed = 0;
 	hashmap_free(m, count_free);
 	ck_assert_int_eq(freed, 1);
@@ -337,8 +357,8 @@ suite(void)
 	tcase_add_test(tc, test_many);
 	tcase_add_test(tc, test_iterate);
 	tcase_add_test(tc, test_iter_remove);
-	tcase_add_test(tc, test_random);
-	tcase_add_test(tc, test_free_values);
+	tcase_add_loop_test(tc, test_random, 0, 2);
+	tcase_add_loop_test(tc, test_free_values, 0, 2);
 	tcase_add_test(tc, test_borrowing);
 	suite_add_tcase(s, tc);
 	return (s);
