@@ -93,7 +93,9 @@ buf_reserve(struct buf *b, size_t more)
 void
 buf_append(struct buf *b, const void *p, size_t n)
 {
-	buf_reserve(b, n);
+	/* Only growth leaves the fast path. */
+	if (b->len + n + 1 > b->cap)
+		buf_reserve(b, n);
 	if (n > 0)
 		memcpy(b->data + b->len, p, n);
 	b->len += n;
@@ -109,7 +111,10 @@ buf_puts(struct buf *b, const char *s)
 void
 buf_putc(struct buf *b, char c)
 {
-	buf_append(b, &c, 1);
+	if (b->len + 2 > b->cap)
+		buf_reserve(b, 1);
+	b->data[b->len++] = c;
+	b->data[b->len] = '\0';
 }
 
 void

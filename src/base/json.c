@@ -20,6 +20,16 @@ static size_t	utf8_seq(const unsigned char *, size_t);
 
 /* ---- writer ---- */
 
+/* Bytes that go out as they are: printable ASCII but '"' and '\\'. */
+static const bool plain[256] = {
+	[0x20 ... 0x21] = true,		/* '"' is 0x22 */
+	[0x23 ... 0x5b] = true,		/* '\\' is 0x5c */
+	[0x5d ... 0x7e] = true,
+};
+
+/* Longest key written without a second look. */
+#define JSON_KEY_FAST	64
+
 void
 json_writer_init(struct json_writer *w, struct buf *out)
 {
@@ -73,10 +83,28 @@ json_raw(struct json_writer *w, const char *text)
 void
 json_key(struct json_writer *w, const char *k)
 {
+	struct buf	*b = w->out;
+	char		*d;
+	size_t		 i;
+
 	sep(w);
-	json_quote(w->out, k, strlen(k));
-	buf_putc(w->out, ':');
 	w->after_key = true;
+	/* Keys are short identifiers: copied while they are looked at. */
+	buf_reserve(b, JSON_KEY_FAST + 3);
+	d = b->data + b->len;
+	d[0] = '"';
+	for (i = 0; i < JSON_KEY_FAST && k[i] != '\0' &&
+	    plain[(unsigned char)k[i]]; i++)
+		d[i + 1] = k[i];
+	if (k[i] == '\0') {
+		d[i + 1] = '"';
+		d[i + 2] = ':';
+		d[i + 3] = '\0';
+		b->len += i + 3;
+		return;
+	}
+	json_quote(b, k, strlen(k));
+	buf_putc(b, ':');
 }
 
 /* Length of a valid UTF-8 sequence at p, or 0 if invalid. */
@@ -118,15 +146,27 @@ json_quote(struct buf *b, const char *s, size_t n)
 {
 	const unsigned char	*p = (const unsigned char *)s;
 	size_t			 i, l, run;
+	char			*d;
 
+	/* The common case, all plain: copied while it is looked at. */
 	buf_reserve(b, n + 2);
+	d = b->data + b->len;
+	d[0] = '"';
+	for (run = 0; run < n && plain[p[run]]; run++)
+		d[run + 1] = (char)p[run];
+	if (run == n) {
+		d[n + 1] = '"';
+		d[n + 2] = '\0';
+		b->len += n + 2;
+		return;
+	}
+	/* Something to escape: piece by piece, from the start again. */
 	buf_putc(b, '"');
 	for (i = 0; i < n; ) {
 		unsigned char c = p[i];
 
 		/* Plain printable ASCII goes out in one piece. */
-		for (run = i; run < n && p[run] >= 0x20 && p[run] < 0x7f &&
-		    p[run] != '"' && p[run] != '\\'; run++)
+		for (run = i; run < n && plain[p[run]]; run++)
 			;
 		if (run > i) {
 			buf_append(b, p + i, run - i);
@@ -176,8 +216,18 @@ json_str(struct json_writer *w, const char *s)
 void
 json_int(struct json_writer *w, int64_t v)
 {
+	char		 tmp[24], *p = tmp + sizeof tmp;
+	uint64_t	 u;
+
 	sep(w);
-	buf_printf(w->out, "%lld", (long long)v);
+	/* Digits from the right; the magnitude of INT64_MIN fits u. */
+	u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	buf_append(w->out, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void
@@ -228,7 +278,7 @@ json_kv_bool(struct json_writer *w, const char *k, bool v)
 void
 json_kv_time(struct json_writer *w, const char *k, int64_t t)
 {
-	char	 iso[TIME_ISO8601_LEN];
+	char	 iso[TIME_ISO8601_LEN], *d;
 
 	json_key(w, k);
 	if (t == 0 || t == INT64_MAX) {
@@ -236,7 +286,15 @@ json_kv_time(struct json_writer *w, const char *k, int64_t t)
 		return;
 	}
 	time_format_iso8601(t, iso);
-	json_str(w, iso);
+	/* Digits and punctuation only: no escaping to look for. */
+	sep(w);
+	buf_reserve(w->out, TIME_ISO8601_LEN + 1);
+	d = w->out->data + w->out->len;
+	d[0] = '"';
+	memcpy(d + 1, iso, TIME_ISO8601_LEN - 1);
+	d[TIME_ISO8601_LEN] = '"';
+	d[TIME_ISO8601_LEN + 1] = '\0';
+	w->out->len += TIME_ISO8601_LEN + 1;
 }
 
 /* ---- parser ---- */

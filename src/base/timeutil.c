@@ -164,8 +164,12 @@ time_parse_iso8601(const char *s, size_t len, int64_t *out)
 void
 time_format_iso8601(int64_t t, char out[TIME_ISO8601_LEN])
 {
-	int64_t		 days, y, rem;
-	unsigned	 m, d;
+	/* The date of the day formatted last (a crowd of changes at one
+	 * boundary shares it); per thread, so no locking. */
+	static _Thread_local int64_t	 cday = INT64_MIN;
+	static _Thread_local char	 cdate[10];
+	int64_t				 days, y, rem;
+	unsigned			 m, d;
 
 	days = t / 86400;
 	rem = t % 86400;
@@ -173,21 +177,25 @@ time_format_iso8601(int64_t t, char out[TIME_ISO8601_LEN])
 		rem += 86400;
 		days--;
 	}
-	civil_from_days(days, &y, &m, &d);
-	if (y < 0 || y > 9999) {
-		memcpy(out, "1970-01-01T00:00:00Z", TIME_ISO8601_LEN);
-		return;
+	if (days != cday) {
+		civil_from_days(days, &y, &m, &d);
+		if (y < 0 || y > 9999) {
+			memcpy(out, "1970-01-01T00:00:00Z", TIME_ISO8601_LEN);
+			return;
+		}
+		cdate[0] = (char)('0' + y / 1000);
+		cdate[1] = (char)('0' + y / 100 % 10);
+		cdate[2] = (char)('0' + y / 10 % 10);
+		cdate[3] = (char)('0' + y % 10);
+		cdate[4] = '-';
+		cdate[5] = (char)('0' + m / 10);
+		cdate[6] = (char)('0' + m % 10);
+		cdate[7] = '-';
+		cdate[8] = (char)('0' + d / 10);
+		cdate[9] = (char)('0' + d % 10);
+		cday = days;
 	}
-	out[0] = (char)('0' + y / 1000);
-	out[1] = (char)('0' + y / 100 % 10);
-	out[2] = (char)('0' + y / 10 % 10);
-	out[3] = (char)('0' + y % 10);
-	out[4] = '-';
-	out[5] = (char)('0' + m / 10);
-	out[6] = (char)('0' + m % 10);
-	out[7] = '-';
-	out[8] = (char)('0' + d / 10);
-	out[9] = (char)('0' + d % 10);
+	memcpy(out, cdate, sizeof cdate);
 	out[10] = 'T';
 	out[11] = (char)('0' + rem / 36000);
 	out[12] = (char)('0' + rem / 3600 % 10);

@@ -5,7 +5,9 @@
  * Built-in sink "file": the state of every mailbox as one JSON document,
  * atomically replaced at most once per interval by a writer thread (the
  * event loop never writes, syncs or sorts it), plus an optional
- * append-only change log with one JSON object per line.
+ * append-only change log with one JSON object per line.  The lines of
+ * the changes handed over in one pass of the loop (up to max_inflight)
+ * go out in one write(2); each of those changes is done when it has.
  */
 #include "config.h"
 
@@ -42,7 +44,9 @@
  * sorts, joins and writes it.  The loop's part of a write is a copy of
  * the array of pointers, not 100,000 encodings, a sort and an fsync.
  * While a write is in flight the strings it was given are retired,
- * not freed, and go once it is done.
+ * not freed, and go once it is done.  Otherwise a change that fits the
+ * entry's string is written over it in place (the address, the index's
+ * key, stays where it is): a flip allocates nothing.
  */
 struct ewsgw_sink {
 	struct ewsgw_host	*host;
@@ -63,6 +67,13 @@ struct ewsgw_sink {
 	int64_t			 last_write;	/* mono ms, last snapshot */
 	struct event		 timer;
 	char			*error;		/* last state write failure */
+	struct buf		 entry;		/* scratch: one entry */
+
+	/* change log lines not yet written, and their changes' tokens */
+	struct buf		 batch;
+	uint64_t		*tokens;
+	size_t			 ntokens, captokens;
+	struct event		 batch_ev;	/* writes the batch */
 };
 
 struct file_settings {
@@ -85,8 +96,8 @@ static void	file_reopen(struct ewsgw_sink *);
 static void	file_forget(struct ewsgw_sink *, const char *);
 static void	file_takeover(struct ewsgw_sink *, struct ewsgw_sink *);
 static int	file_open_log(struct ewsgw_sink *);
-static int	file_append(struct ewsgw_sink *,
-		    const struct ewsgw_presence_change *);
+static void	file_batch_cb(evutil_socket_t, short, void *);
+static void	file_batch_drop(struct ewsgw_sink *);
 static void	file_update(struct ewsgw_sink *,
 		    const struct ewsgw_presence_change *);
 static bool	file_slot(struct ewsgw_sink *, const char *, size_t *);
@@ -178,6 +189,8 @@ file_create(struct ewsgw_host *host, const struct ewsgw_sink_config *c,
 	s->last_write = time_mono_ms() - s->interval;
 	evtimer_assign(&s->timer, ewsgw_host_event_base(host), file_timer_cb,
 	    s);
+	event_assign(&s->batch_ev, ewsgw_host_event_base(host), -1, 0,
+	    file_batch_cb, s);
 	s->writer = statefile_new(ewsgw_host_event_base(host), s->path,
 	    file_written, s);
 	if (s->writer == NULL) {
@@ -220,27 +233,49 @@ file_reopen(struct ewsgw_sink *s)
 		    s->log_path, strerror(errno));
 }
 
-/* One line, one write(2): O_APPEND keeps concurrent lines whole. */
-static int
-file_append(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
+/*
+ * The batch's lines in one write(2) (O_APPEND keeps concurrent writers'
+ * lines whole), then its changes are done: all delivered, or all failed
+ * and retried by the host, in order per mailbox.
+ */
+static void
+file_batch_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct buf		 b = BUF_INIT;
-	ssize_t			 n;
-	int			 rc = 0;
+	struct ewsgw_sink	*s = arg;
+	size_t			 off = 0, i, n;
+	ssize_t			 w = 0;
+	int			 result = EWSGW_SINK_OK;
 
-	sink_change_json(&b, c);
-	buf_putc(&b, '\n');
-	do
-		n = write(s->log_fd, b.data, b.len);
-	while (n == -1 && errno == EINTR);
-	if (n != (ssize_t)b.len) {
-		ewsgw_host_mlog(s->host, LOG_WARNING, c->mailbox,
-		    "cannot append to %s: %s", s->log_path,
-		    n == -1 ? strerror(errno) : "short write");
-		rc = -1;
+	while (off < s->batch.len) {
+		w = write(s->log_fd, s->batch.data + off, s->batch.len - off);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
 	}
-	buf_free(&b);
-	return (rc);
+	if (off < s->batch.len) {
+		ewsgw_host_log(s->host, LOG_WARNING, "cannot append %zu "
+		    "change%s to %s: %s", s->ntokens, s->ntokens == 1 ? "" :
+		    "s", s->log_path, w == -1 ? strerror(errno) :
+		    "short write");
+		result = EWSGW_SINK_ERR;
+	}
+	n = s->ntokens;
+	s->ntokens = 0;
+	buf_reset(&s->batch);
+	/* done() never calls publish() back: the tokens stay put. */
+	for (i = 0; i < n; i++)
+		ewsgw_host_done(s->host, s->tokens[i], result);
+}
+
+/* Forget the unwritten lines; the host redelivers their changes. */
+static void
+file_batch_drop(struct ewsgw_sink *s)
+{
+	event_del(&s->batch_ev);
+	s->ntokens = 0;
+	buf_reset(&s->batch);
 }
 
 /* The mailbox's slot in ents. */
@@ -274,25 +309,15 @@ file_retire(struct ewsgw_sink *s, char *p)
 static void
 file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 {
-	struct buf		 b = BUF_INIT;
+	struct buf		*b = &s->entry;
 	struct json_writer	 w;
 	char			*old = NULL;
-	size_t			 i, len;
+	size_t			 i, alen = strlen(c->mailbox);
 
-	if (file_slot(s, c->mailbox, &i))
-		old = s->ents[i];
-	else {
-		if (s->nents == s->capents) {
-			s->capents = s->capents * 2 + 64;
-			s->ents = xreallocarray(s->ents, s->capents,
-			    sizeof *s->ents);
-		}
-		i = s->nents++;
-		s->keys_changed = true;
-	}
 	/* The sort key, then one member of the "mailboxes" object. */
-	buf_append(&b, c->mailbox, strlen(c->mailbox) + 1);
-	json_writer_init(&w, &b);
+	buf_reset(b);
+	buf_append(b, c->mailbox, alen + 1);
+	json_writer_init(&w, b);
 	json_key(&w, c->mailbox);
 	json_obj_begin(&w);
 	json_kv_str(&w, "presence", c->presence);
@@ -301,9 +326,28 @@ file_update(struct ewsgw_sink *s, const struct ewsgw_presence_change *c)
 	json_kv_time(&w, "until", c->until);
 	json_kv_time(&w, "updated", time_wall_ms() / 1000);
 	json_obj_end(&w);
-	/* Kept until the next change: exactly its size, not the buffer's. */
-	len = b.len;
-	s->ents[i] = xreallocarray(buf_steal(&b), 1, len + 1);
+	if (file_slot(s, c->mailbox, &i)) {
+		old = s->ents[i];
+		/* Over the old string when it fits and no write reads it. */
+		if (!statefile_busy(s->writer) &&
+		    b->len <= alen + 1 + strlen(old + alen + 1)) {
+			memcpy(old + alen + 1, b->data + alen + 1,
+			    b->len - alen);
+			s->dirty = true;
+			return;
+		}
+	} else {
+		if (s->nents == s->capents) {
+			s->capents = s->capents * 2 + 64;
+			s->ents = xreallocarray(s->ents, s->capents,
+			    sizeof *s->ents);
+		}
+		i = s->nents++;
+		s->keys_changed = true;
+	}
+	/* Kept until the next change: exactly its size. */
+	s->ents[i] = xmalloc(b->len + 1);
+	memcpy(s->ents[i], b->data, b->len + 1);
 	/* The index borrows the new copy of the address before the old
 	 * one can go. */
 	hashmap_put(s->index, s->ents[i], (void *)(uintptr_t)(i + 1));
@@ -347,6 +391,8 @@ file_takeover(struct ewsgw_sink *s, struct ewsgw_sink *old)
 	size_t			 n = s->nents, cap = s->capents;
 
 	file_flush(old);
+	/* Its unwritten changes come to s next, line and all. */
+	file_batch_drop(old);
 	s->ents = old->ents;
 	s->nents = old->nents;
 	s->capents = old->capents;
@@ -360,15 +406,32 @@ file_takeover(struct ewsgw_sink *s, struct ewsgw_sink *old)
 	file_arm(s);
 }
 
+/*
+ * The state entry at once; the change log's line joins the batch, and
+ * the change is pending until the batch is written (file_batch_cb).  A
+ * change whose line fails is retried: its entry is simply written
+ * again.
+ */
 static int
 file_publish(struct ewsgw_sink *s, const struct ewsgw_presence_change *c,
     uint64_t token)
 {
-	if (s->log_fd != -1 && file_append(s, c) == -1)
-		return (EWSGW_SINK_ERR);
 	file_update(s, c);
 	file_arm(s);
-	return (EWSGW_SINK_OK);
+	if (s->log_fd == -1)
+		return (EWSGW_SINK_OK);
+	sink_change_json(&s->batch, c);
+	buf_putc(&s->batch, '\n');
+	if (s->ntokens == s->captokens) {
+		s->captokens = s->captokens * 2 + 64;
+		s->tokens = xreallocarray(s->tokens, s->captokens,
+		    sizeof *s->tokens);
+	}
+	s->tokens[s->ntokens++] = token;
+	/* After the dispatch pass that is handing changes over now. */
+	if (s->ntokens == 1)
+		event_active(&s->batch_ev, EV_TIMEOUT, 1);
+	return (EWSGW_SINK_PENDING);
 }
 
 /*
@@ -462,6 +525,10 @@ file_destroy(struct ewsgw_sink *s)
 	if (s->writer != NULL)
 		file_flush(s);
 	evtimer_del(&s->timer);
+	file_batch_drop(s);
+	buf_free(&s->batch);
+	buf_free(&s->entry);
+	free(s->tokens);
 	statefile_free(s->writer);
 	for (i = 0; i < s->nretired; i++)
 		free(s->retired[i]);

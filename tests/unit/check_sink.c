@@ -1272,6 +1272,118 @@ START_TEST(test_file_sink)
 }
 END_TEST
 
+/*
+ * More changes than one batch (max_inflight) holds: every change gets
+ * exactly one line, in order per mailbox, and counts as delivered once
+ * its batch is written.
+ */
+START_TEST(test_file_sink_log_batches)
+{
+	char		 state[300], logp[300], mb[32], needle[64], *text;
+	char		*kpath, *klog;
+	const char	*lines[] = { "[sink f] file", NULL, NULL,
+	    "max_inflight=64", NULL };
+	const char	*p, *q;
+	struct sinkset	*set;
+	int		 i;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	snprintf(logp, sizeof logp, "%s/changes.log", tmpdir);
+	xasprintf(&kpath, "path=%s", state);
+	xasprintf(&klog, "log=%s", logp);
+	lines[1] = kpath;
+	lines[2] = klog;
+	set = mkset(lines);
+	/* Two changes for each of 150 mailboxes, the second 150 later. */
+	for (i = 0; i < 300; i++) {
+		snprintf(mb, sizeof mb, "m%03d@x", i % 150);
+		publish(set, mb, i < 150 ? "busy" : "available",
+		    i < 150 ? "available" : "busy", (uint64_t)i + 1);
+	}
+	ck_assert(run_until(depth_zero, set, 5000));
+	ck_assert(status_num(set, 0, "delivered") == 300);
+	ck_assert(status_num(set, 0, "failed") == 0);
+	text = slurp(logp);
+	ck_assert_int_eq(count_lines(text), 300);
+	for (i = 0; i < 150; i++) {
+		snprintf(needle, sizeof needle, "\"seq\":%d}\n", i + 1);
+		ck_assert_ptr_nonnull(p = strstr(text, needle));
+		ck_assert_ptr_null(strstr(p + 1, needle));
+		snprintf(needle, sizeof needle, "\"seq\":%d}\n", i + 151);
+		ck_assert_ptr_nonnull(q = strstr(text, needle));
+		ck_assert_ptr_null(strstr(q + 1, needle));
+		/* The mailbox's first change before its second. */
+		ck_assert(p < q);
+	}
+	free(text);
+	wait_state(state, "\"m149@x\":{\"presence\":\"available\"", true);
+	sinkset_free(set);
+	free(kpath);
+	free(klog);
+}
+END_TEST
+
+static bool
+failed_two(void *arg)
+{
+	return (status_num(arg, 0, "failed") >= 2);
+}
+
+/*
+ * A batch whose lines cannot be written fails every change in it; they
+ * are retried in order and each line is written once when the log can
+ * take it again.
+ */
+START_TEST(test_file_sink_log_failure)
+{
+	char		 state[300], logp[300], *text, *kpath, *klog;
+	const char	*lines[] = { "[sink f] file", NULL, NULL,
+	    "retry_initial=100ms", "retry_max=200ms", NULL };
+	const char	*a1, *a3;
+	struct sinkset	*set;
+	int		 fd;
+
+	snprintf(state, sizeof state, "%s/state.json", tmpdir);
+	snprintf(logp, sizeof logp, "%s/changes.log", tmpdir);
+	/* Every write to the log fails (ENOSPC) until it is replaced. */
+	ck_assert_int_eq(symlink("/dev/full", logp), 0);
+	xasprintf(&kpath, "path=%s", state);
+	xasprintf(&klog, "log=%s", logp);
+	lines[1] = kpath;
+	lines[2] = klog;
+	set = mkset(lines);
+	publish(set, "a@x", "busy", "available", 1);
+	publish(set, "b@x", "away", "available", 2);
+	publish(set, "a@x", "available", "busy", 3);
+	/* One batch (a@x's first change, b@x's): both failed at once. */
+	ck_assert(run_until(failed_two, set, 5000));
+	ck_assert(status_num(set, 0, "failed") == 2);
+	ck_assert(status_num(set, 0, "delivered") == 0);
+	ck_assert_uint_eq(sinkset_depth(set), 3);
+
+	ck_assert_int_eq(unlink(logp), 0);
+	ck_assert((fd = open(logp, O_WRONLY | O_CREAT, 0644)) != -1);
+	close(fd);
+	sinkset_reopen(set);
+	ck_assert(run_until(depth_zero, set, 10000));
+	ck_assert(status_num(set, 0, "delivered") == 3);
+	text = slurp(logp);
+	ck_assert_int_eq(count_lines(text), 3);
+	ck_assert_ptr_nonnull(a1 = strstr(text, "{\"mailbox\":\"a@x\","
+	    "\"presence\":\"busy\""));
+	ck_assert_ptr_nonnull(a3 = strstr(text, "{\"mailbox\":\"a@x\","
+	    "\"presence\":\"available\""));
+	ck_assert(a1 < a3);
+	ck_assert_ptr_nonnull(strstr(text, "\"seq\":2}\n"));
+	free(text);
+	wait_state(state, "\"a@x\":{\"presence\":\"available\"", true);
+	wait_state(state, "\"b@x\":{\"presence\":\"away\"", true);
+	sinkset_free(set);
+	free(kpath);
+	free(klog);
+}
+END_TEST
+
 /* forget() comes in order with the mailbox's changes, and only there. */
 START_TEST(test_forget_in_order)
 {
@@ -2317,6 +2429,8 @@ sink_suite(void)
 	tcase_add_test(tc, test_file_sink_reload_keeps_state);
 	tcase_add_test(tc, test_file_sink_write_failure);
 	tcase_add_test(tc, test_file_sink_churn);
+	tcase_add_test(tc, test_file_sink_log_batches);
+	tcase_add_test(tc, test_file_sink_log_failure);
 	tcase_add_test(tc, test_exec_sink_env);
 	tcase_add_test(tc, test_exec_sink_fds);
 	tcase_add_test(tc, test_exec_sink_failure_and_order);
