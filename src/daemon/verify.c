@@ -2288,10 +2288,20 @@ verify_start(struct event_base *base, struct ews_ctx *ews,
 			}
 	}
 
+	if (ews == NULL) {
+		/* From the shell: a call path and scheduler of its own. */
+		if ((v->own_ews = ews_ctx_new(base, v->conf, &cause)) == NULL)
+			return (v_setup_failed(v, "the HTTP client could not "
+			    "be set up", cause));
+		ews = v->own_ews;
+	}
+	v->ews = ews;
+
 	if ((v->guser = v_graph_user(conf)) != NULL) {
 		if (graph == NULL) {
 			/* From the shell: a Graph client of its own. */
 			graph_client_opts_from_config(&go, conf);
+			go.drive = ews_ctx_drive(ews);
 			v->own_graph = graph_client_new(base, &go, &cause);
 			if (v->own_graph == NULL) {
 				v_add(v, "graph-token", VERIFY_FAIL, NULL,
@@ -2305,14 +2315,6 @@ verify_start(struct event_base *base, struct ews_ctx *ews,
 		v->graph = graph;
 	}
 
-	if (ews == NULL) {
-		/* From the shell: a call path and budget of its own. */
-		if ((v->own_ews = ews_ctx_new(base, v->conf, &cause)) == NULL)
-			return (v_setup_failed(v, "the HTTP client could not "
-			    "be set up", cause));
-		ews = v->own_ews;
-	}
-	v->ews = ews;
 	ews_call_init(&v->call, ews);
 	v->call_ready = true;
 	if (v->probe && v_probe_engine(v, &cause) == -1)
@@ -2370,8 +2372,9 @@ verify_free(struct verify *v)
 		auth_free(v->auth);
 	http_engine_free(v->token_eng);
 	http_engine_free(v->eng);
-	ews_ctx_free(v->own_ews);
+	/* The Graph client first: it uses the call path's scheduler. */
 	graph_client_free(v->own_graph);
+	ews_ctx_free(v->own_ews);
 	free(v->guser);
 	evtimer_del(&v->timer);
 	buf_free(&v->body);

@@ -132,9 +132,9 @@ graph_parse_batch(const char *s, size_t len, struct graph_batch *out,
 					    10);
 				if (r->retry_after_s < 0)
 					r->retry_after_s = 0;
-				if (r->retry_after_s > GRAPH_RETRY_AFTER_MAX_S)
+				if (r->retry_after_s > GRAPH_RETRY_AFTER_SAT_S)
 					r->retry_after_s =
-					    GRAPH_RETRY_AFTER_MAX_S;
+					    GRAPH_RETRY_AFTER_SAT_S;
 			}
 		}
 		if ((body = gjson_get(e, "body")) != NULL &&

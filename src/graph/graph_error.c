@@ -141,7 +141,7 @@ graph_retry_after(const char *v, int64_t now)
 		v++;
 	if (isdigit((unsigned char)*v)) {
 		for (p = v; isdigit((unsigned char)*p); p++)
-			if (s < GRAPH_RETRY_AFTER_MAX_S)
+			if (s < GRAPH_RETRY_AFTER_SAT_S)
 				s = s * 10 + (*p - '0');
 		while (*p == ' ')
 			p++;
@@ -153,5 +153,5 @@ graph_retry_after(const char *v, int64_t now)
 		return (-1);
 	if (s < 0)
 		s = 0;
-	return (s > GRAPH_RETRY_AFTER_MAX_S ? GRAPH_RETRY_AFTER_MAX_S : s);
+	return (s > GRAPH_RETRY_AFTER_SAT_S ? GRAPH_RETRY_AFTER_SAT_S : s);
 }

@@ -12,7 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GRAPH_RETRY_AFTER_MAX_S	3600	/* believe no longer pause */
+/*
+ * Read no further: seconds x 1000 stays far from overflow.  Not the
+ * pause's bound: the scheduler clamps every server-sent wait alike
+ * (THROTTLE_BUSY_MAX_MS in io/throttle.h).
+ */
+#define GRAPH_RETRY_AFTER_SAT_S	1000000000
 #define GRAPH_RETRY_AFTER_DEFAULT_S 10	/* 429/503 without the header */
 
 struct graph_error {
@@ -50,8 +55,8 @@ bool		 graph_no_mailbox(const char *code);
 
 /*
  * A Retry-After value (delta-seconds, or an IMF-fixdate HTTP date
- * compared with now, epoch seconds) into seconds, clamped to
- * [0, GRAPH_RETRY_AFTER_MAX_S]; -1 if value is NULL or unreadable.
+ * compared with now, epoch seconds) into seconds, saturated to
+ * [0, GRAPH_RETRY_AFTER_SAT_S]; -1 if value is NULL or unreadable.
  */
 int64_t	 graph_retry_after(const char *value, int64_t now);
 

@@ -30,9 +30,8 @@ struct ews_ctx {
 	struct http_engine	*http;
 	struct http_engine	*token_http;	/* oauth2: the token endpoint */
 	struct auth		*auth;		/* oauth2 only */
-	struct throttle		*throttle;
-	struct event		 kick;		/* run the scheduler soon */
-	struct event		 wake;		/* scheduler's next wake-up */
+	struct throttle_drive	*drive;		/* shared with Graph */
+	struct throttle		*throttle;	/* drive's */
 	struct hashmap		*counts;	/* "Op code" -> uint64_t * */
 	struct account		*account;	/* gates the scheduler */
 	bool			 shared;	/* cluster: share below */
@@ -77,29 +76,10 @@ count(struct ews_ctx *c, enum ews_op op, const char *code)
 		free(key);
 }
 
-/* ---- scheduler drive: one deferred run, one wake-up timer ---- */
-
-static void
-run_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	struct ews_ctx	*c = arg;
-	int64_t		 now, next;
-	struct timeval	 tv;
-
-	now = time_mono_ms();
-	throttle_run(c->throttle, now);
-	next = throttle_next_wakeup(c->throttle, time_mono_ms());
-	if (next == THROTTLE_NEVER) {
-		evtimer_del(&c->wake);
-		return;
-	}
-	evtimer_add(&c->wake, time_ms_tv(&tv, next - time_mono_ms()));
-}
-
 static void
 kick(struct ews_ctx *c)
 {
-	event_active(&c->kick, EV_TIMEOUT, 0);
+	throttle_drive_kick(c->drive);
 }
 
 /* ---- context ---- */
@@ -148,11 +128,10 @@ ews_ctx_new(struct event_base *base, const struct config *conf, char **cause)
 	/* A seed of its own per process, so retries of two daemons differ. */
 	lim.seed = (uint64_t)time_wall_ms() ^ ((uint64_t)getpid() << 32);
 	throttle_limits_from_conf(&lim, conf);
-	c->throttle = throttle_new(&lim);
+	c->drive = throttle_drive_new(base, &lim);
+	c->throttle = throttle_drive_throttle(c->drive);
 	account_opts_from_config(&acopts, conf);
 	c->account = account_new(c->throttle, &acopts);
-	event_assign(&c->kick, base, -1, 0, run_cb, c);
-	evtimer_assign(&c->wake, base, run_cb, c);
 	c->counts = hashmap_new();
 	return (c);
 }
@@ -162,14 +141,12 @@ ews_ctx_free(struct ews_ctx *c)
 {
 	if (c == NULL)
 		return;
-	event_del(&c->kick);
-	evtimer_del(&c->wake);
 	if (c->auth != NULL)
 		auth_free(c->auth);
 	http_engine_free(c->token_http);
 	http_engine_free(c->http);
 	account_free(c->account);
-	throttle_free(c->throttle);
+	throttle_drive_free(c->drive);
 	hashmap_free(c->counts, free);
 	free(c);
 }
@@ -215,6 +192,12 @@ struct throttle *
 ews_ctx_throttle(struct ews_ctx *c)
 {
 	return (c->throttle);
+}
+
+struct throttle_drive *
+ews_ctx_drive(struct ews_ctx *c)
+{
+	return (c->drive);
 }
 
 int

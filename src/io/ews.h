@@ -17,6 +17,7 @@
 #include "ews/ews_parse.h"
 #include "io/http.h"
 #include "io/throttle.h"
+#include "io/throttle_drive.h"
 
 struct event_base;
 struct config;
@@ -140,6 +141,8 @@ void		 ews_ctx_free(struct ews_ctx *);
 /* New limits and credentials after a reload (conf borrowed, kept). */
 void		 ews_ctx_reload(struct ews_ctx *, const struct config *);
 struct throttle	*ews_ctx_throttle(struct ews_ctx *);
+/* The scheduler's driver, for the Graph client to share. */
+struct throttle_drive *ews_ctx_drive(struct ews_ctx *);
 /*
  * Cluster mode: this node's share of the account's budget replaces
  * max_concurrency and max_subscriptions (share NULL: the configured

@@ -2,7 +2,8 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * Graph calls: token, per-mailbox slot, request, Retry-After, retry.
+ * Graph calls: token, a grant of the shared scheduler (the mailbox's
+ * slot and rates), request, Retry-After, retry.
  */
 #include "config.h"
 
@@ -35,13 +36,20 @@
 #define GC_MAX_PEM		(64 * 1024)
 #define GC_MAX_RESPONSE		(16 * 1024 * 1024)
 
-enum gc_state { GC_IDLE, GC_WAIT_SLOT, GC_WAIT_TIMER, GC_RUNNING,
-	GC_BATCH_QUEUED, GC_BATCHED };
+/*
+ * idle -> gathering (a batchable first attempt, for GRAPH_BATCH_WAIT_MS)
+ * or queued (in the scheduler); queued -> running, or -> collected when
+ * it was gathered (granted in the first run after the gathering, to go
+ * in a $batch with the others granted in it); collected ->
+ * batched or running (alone); running, batched -> queued again (429)
+ * or idle.
+ */
+enum gc_state { GC_IDLE, GC_GATHERING, GC_QUEUED, GC_COLLECTED, GC_RUNNING,
+	GC_BATCHED };
 #define GC_STATE_MAX	(GC_BATCHED + 1)
 
 static const char *const gc_state_names[GC_STATE_MAX] = {
-	"idle", "wait-slot", "wait-timer", "running", "batch-queued",
-	"batched"
+	"idle", "gathering", "queued", "collected", "running", "batched"
 };
 
 struct gc_batch;
@@ -56,13 +64,15 @@ struct graph_call {
 	char			*prefer;	/* "Prefer: ..." or NULL */
 	char			*tag;
 	bool			 batchable;
+	bool			 gathered;	/* goes in a $batch if it can */
 	struct gc_batch		*batch;		/* GC_BATCHED: its batch */
 	unsigned		 attempts;
 	graph_done_cb		 done;
 	void			*arg;
 	struct http_request	*http;
-	struct event		 timer;
+	struct throttle_ticket	 ticket;	/* its mailbox's budget */
 	TAILQ_ENTRY(graph_call)	 entry;		/* c->calls */
+	TAILQ_ENTRY(graph_call)	 bentry;	/* the list of its state */
 };
 TAILQ_HEAD(gc_list, graph_call);
 
@@ -71,7 +81,8 @@ struct graph_client {
 	struct http_engine	*eng;		/* Graph */
 	struct http_engine	*token_eng;	/* token endpoint */
 	struct auth		*auth;
-	struct graph_sched	*sched;
+	struct throttle_drive	*drive;		/* shared with EWS */
+	struct throttle		*throttle;	/* drive's */
 	struct graph_jwt_key	*key;
 	char			*graph_url;
 	char			*token_url;
@@ -79,8 +90,12 @@ struct graph_client {
 	int64_t			 timeout_ms;
 	unsigned		 max_attempts;
 	struct gc_list		 calls;		/* every live call */
+	struct gc_list		 gathering;	/* GC_GATHERING */
+	struct gc_list		 pending;	/* gathered, not granted yet */
+	struct gc_list		 collected;	/* GC_COLLECTED */
 	struct event		 batch_ev;	/* gathering ends */
 	bool			 batch_armed;
+	struct event		 collect_ev;	/* a run's grants to $batch */
 	struct graph_client_stats st;
 };
 
@@ -94,16 +109,17 @@ struct gc_batch {
 };
 
 static void	 gc_set_state(struct graph_call *, enum gc_state);
-static void	 gc_try(struct graph_call *);
-static void	 gc_timer(evutil_socket_t, short, void *);
+static void	 gc_submit(struct graph_call *);
+static void	 gc_granted(struct throttle_ticket *, void *);
+static void	 gc_release(struct graph_call *,
+		    const struct throttle_outcome *);
 static void	 gc_http_done(struct http_request *,
 		    const struct http_response *, void *);
-static void	 gc_wake(struct graph_client *, const char *);
 static void	 gc_free(struct graph_call *);
 static void	 gc_send(struct graph_call *);
-static void	 gc_wait(struct graph_call *, int64_t);
 static void	 gc_batch_drop(struct graph_call *);
-static void	 gc_batch_cb(evutil_socket_t, short, void *);
+static void	 gc_gather_cb(evutil_socket_t, short, void *);
+static void	 gc_collect_cb(evutil_socket_t, short, void *);
 
 /* Read a small file whole; NULL with *cause. */
 static char *
@@ -164,11 +180,6 @@ graph_client_opts_from_config(struct graph_client_opts *o,
 	o->tls_verify = conf->graph.tls_verify;
 	o->token_ca_file = conf->graph.token_ca_file;
 	o->token_tls_verify = conf->graph.token_tls_verify;
-	o->sched.concurrency = conf->graph.mailbox_concurrency;
-	o->sched.rate = conf->graph.mailbox_rate;
-	o->sched.window_ms = conf->graph.mailbox_rate_window_ms;
-	o->sched.app_rate = conf->graph.app_rate;
-	o->sched.app_window_ms = conf->graph.app_rate_window_ms;
 	o->timeout_ms = conf->graph.request_timeout_ms;
 	o->max_connections = (long)conf->graph.max_connections;
 }
@@ -184,6 +195,7 @@ graph_client_new(struct event_base *base, const struct graph_client_opts *o,
 	size_t			 clen = 0, klen = 0;
 
 	*cause = NULL;
+	assert(o->drive != NULL);
 	if (o->token_url == NULL || o->client_id == NULL ||
 	    (o->client_secret == NULL && (o->cert_file == NULL ||
 	    o->key_file == NULL))) {
@@ -194,7 +206,13 @@ graph_client_new(struct event_base *base, const struct graph_client_opts *o,
 	c = xcalloc(1, sizeof *c);
 	c->base = base;
 	TAILQ_INIT(&c->calls);
-	evtimer_assign(&c->batch_ev, base, gc_batch_cb, c);
+	TAILQ_INIT(&c->gathering);
+	TAILQ_INIT(&c->pending);
+	TAILQ_INIT(&c->collected);
+	c->drive = o->drive;
+	c->throttle = throttle_drive_throttle(o->drive);
+	evtimer_assign(&c->batch_ev, base, gc_gather_cb, c);
+	event_assign(&c->collect_ev, base, -1, 0, gc_collect_cb, c);
 	c->graph_url = xstrdup(o->graph_url != NULL ? o->graph_url :
 	    GRAPH_DEFAULT_URL);
 	c->token_url = xstrdup(o->token_url);
@@ -241,7 +259,6 @@ graph_client_new(struct event_base *base, const struct graph_client_opts *o,
 		ao.assertion_arg = c;
 	}
 	c->auth = auth_new(base, c->eng, &ao);
-	c->sched = graph_sched_new(&o->sched);
 	if (cert != NULL)
 		free(cert);
 	if (key != NULL) {
@@ -272,7 +289,7 @@ graph_client_free(struct graph_client *c)
 	http_engine_free(c->eng);
 	http_engine_free(c->token_eng);
 	event_del(&c->batch_ev);
-	graph_sched_free(c->sched);
+	event_del(&c->collect_ev);
 	graph_jwt_key_free(c->key);
 	free(c->graph_url);
 	free(c->token_url);
@@ -286,6 +303,7 @@ graph_call_start(struct graph_client *c, const struct graph_req *r,
 {
 	struct graph_call	*gc;
 	struct buf		 p = BUF_INIT;
+	struct timeval		 tv;
 
 	gc = xcalloc(1, sizeof *gc);
 	gc->c = c;
@@ -312,18 +330,27 @@ graph_call_start(struct graph_client *c, const struct graph_req *r,
 	}
 	gc->done = done;
 	gc->arg = arg;
-	evtimer_assign(&gc->timer, c->base, gc_timer, gc);
+	throttle_ticket_init(&gc->ticket);
 	TAILQ_INSERT_TAIL(&c->calls, gc, entry);
 	c->st.calls++;
-	/* Never call back from here: start from the loop. */
-	gc_set_state(gc, GC_WAIT_TIMER);
-	event_active(&gc->timer, EV_TIMEOUT, 1);
+	/* Nothing calls back from here: grants come from the loop. */
+	if (gc->batchable) {
+		/* Gather the others of these few milliseconds. */
+		gc_set_state(gc, GC_GATHERING);
+		TAILQ_INSERT_TAIL(&c->gathering, gc, bentry);
+		if (!c->batch_armed) {
+			c->batch_armed = true;
+			evtimer_add(&c->batch_ev, time_ms_tv(&tv,
+			    GRAPH_BATCH_WAIT_MS));
+		}
+	} else
+		gc_submit(gc);
 	return (gc);
 }
 
 /*
  * The single state change of a call: the debug line, and the count of
- * calls waiting (for a slot or a timer) kept on entry and exit.
+ * calls waiting in the scheduler kept on entry and exit.
  */
 static void
 gc_set_state(struct graph_call *gc, enum gc_state s)
@@ -336,8 +363,8 @@ gc_set_state(struct graph_call *gc, enum gc_state s)
 	log_debug("graph %s of %s: %s -> %s", gc->tag, gc->mailbox[0] !=
 	    '\0' ? gc->mailbox : "the app", gc_state_names[gc->state],
 	    gc_state_names[s]);
-	was = gc->state == GC_WAIT_SLOT || gc->state == GC_WAIT_TIMER;
-	is = s == GC_WAIT_SLOT || s == GC_WAIT_TIMER;
+	was = gc->state == GC_QUEUED;
+	is = s == GC_QUEUED;
 	if (was && !is)
 		gc->c->st.waiting--;
 	else if (is && !was)
@@ -349,7 +376,6 @@ static void
 gc_free(struct graph_call *gc)
 {
 	gc_set_state(gc, GC_IDLE);
-	event_del(&gc->timer);
 	TAILQ_REMOVE(&gc->c->calls, gc, entry);
 	free(gc->url);
 	free(gc->body);
@@ -363,74 +389,78 @@ void
 graph_call_cancel(struct graph_call *gc)
 {
 	struct graph_client	*c;
-	char			*mb;
 
 	if (gc == NULL)
 		return;
 	c = gc->c;
-	if (gc->state == GC_BATCHED || gc->state == GC_RUNNING) {
-		/* Its slot is held: release it for the next. */
-		if (gc->state == GC_BATCHED)
-			gc_batch_drop(gc);
-		else
-			http_request_cancel(gc->http);
-		graph_sched_release(c->sched, gc->mailbox);
-		mb = xstrdup(gc->mailbox);
-		gc_free(gc);
-		gc_wake(c, mb);
-		free(mb);
-		return;
+	switch (gc->state) {
+	case GC_GATHERING:
+		TAILQ_REMOVE(&c->gathering, gc, bentry);
+		break;
+	case GC_QUEUED:
+		if (gc->gathered)
+			TAILQ_REMOVE(&c->pending, gc, bentry);
+		throttle_cancel(c->throttle, &gc->ticket);
+		break;
+	case GC_COLLECTED:
+		TAILQ_REMOVE(&c->collected, gc, bentry);
+		gc_release(gc, NULL);
+		break;
+	case GC_BATCHED:
+		gc_batch_drop(gc);
+		gc_release(gc, NULL);
+		break;
+	case GC_RUNNING:
+		http_request_cancel(gc->http);
+		gc_release(gc, NULL);
+		break;
+	default:
+		break;
 	}
 	gc_free(gc);
 }
 
+/* Wait for the scheduler's grant for the call's mailbox. */
 static void
-gc_timer(evutil_socket_t fd, short ev, void *arg)
+gc_submit(struct graph_call *gc)
 {
-	struct graph_call	*gc = arg;
+	struct graph_client	*c = gc->c;
 
-	gc_set_state(gc, GC_IDLE);
-	gc_try(gc);
+	gc_set_state(gc, GC_QUEUED);
+	throttle_submit(c->throttle, &gc->ticket, THROTTLE_GRAPH, gc->mailbox,
+	    THROTTLE_PRIO_NORMAL, gc_granted, gc);
+	throttle_drive_kick(c->drive);
 }
 
-/* Start now if the mailbox's budget allows, else wait for it. */
+/* The slot is given back (o NULL: told nothing); the next may go. */
 static void
-gc_try(struct graph_call *gc)
+gc_release(struct graph_call *gc, const struct throttle_outcome *o)
 {
-	struct graph_client		*c = gc->c;
-	struct timeval			 tv;
-	int64_t				 w;
+	struct graph_client	*c = gc->c;
 
-	if (gc->batchable && gc->attempts == 0) {
-		/* Gather the others of these few milliseconds. */
-		gc_set_state(gc, GC_BATCH_QUEUED);
-		if (!c->batch_armed) {
-			c->batch_armed = true;
-			evtimer_add(&c->batch_ev, time_ms_tv(&tv,
-			    GRAPH_BATCH_WAIT_MS));
-		}
-		return;
-	}
-	w = graph_sched_acquire(c->sched, gc->mailbox, time_mono_ms());
-	if (w != 0) {
-		gc_wait(gc, w);
+	throttle_release(c->throttle, &gc->ticket, time_mono_ms(), o);
+	throttle_drive_kick(c->drive);
+}
+
+/*
+ * From the scheduler's run: the mailbox's slot and a token of its rate
+ * and the app's are held.  A gathered call waits for the run's end, to
+ * go in a $batch with the others granted in the same run.
+ */
+static void
+gc_granted(struct throttle_ticket *tk, void *arg)
+{
+	struct graph_call	*gc = arg;
+	struct graph_client	*c = gc->c;
+
+	if (gc->gathered) {
+		gc->gathered = false;
+		TAILQ_REMOVE(&c->pending, gc, bentry);
+		gc_set_state(gc, GC_COLLECTED);
+		TAILQ_INSERT_TAIL(&c->collected, gc, bentry);
 		return;
 	}
 	gc_send(gc);
-}
-
-/* Wait w ms (or, w < 0, for a slot) before trying again. */
-static void
-gc_wait(struct graph_call *gc, int64_t w)
-{
-	struct timeval	 tv;
-
-	if (w < 0) {
-		gc_set_state(gc, GC_WAIT_SLOT);	/* gc_wake starts it */
-		return;
-	}
-	gc_set_state(gc, GC_WAIT_TIMER);
-	evtimer_add(&gc->timer, time_ms_tv(&tv, w));
 }
 
 /* Send now: the mailbox's slot is held. */
@@ -458,21 +488,6 @@ gc_send(struct graph_call *gc)
 	gc->http = http_request_start(c->eng, &o, gc_http_done, NULL, gc);
 }
 
-/* A slot of mailbox came free: start the oldest call waiting for one. */
-static void
-gc_wake(struct graph_client *c, const char *mailbox)
-{
-	struct graph_call	*gc;
-
-	TAILQ_FOREACH(gc, &c->calls, entry)
-		if (gc->state == GC_WAIT_SLOT &&
-		    strcmp(gc->mailbox, mailbox) == 0) {
-			gc_set_state(gc, GC_IDLE);
-			gc_try(gc);
-			return;
-		}
-}
-
 static void
 gc_http_done(struct http_request *req, const struct http_response *resp,
     void *arg)
@@ -481,11 +496,10 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 	struct graph_client	*c = gc->c;
 	struct graph_result	 res;
 	struct graph_error	 err;
+	struct throttle_outcome	 out = { THROTTLE_DONE, 0 };
 	int64_t			 ra;
-	char			*mb;
 
 	gc->http = NULL;
-	graph_sched_release(c->sched, gc->mailbox);
 	memset(&err, 0, sizeof err);
 	if (resp->status >= 400)
 		(void)graph_parse_error(resp->body, resp->body_len, &err);
@@ -503,8 +517,10 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 		    1000);
 		if (ra < 0)
 			ra = GRAPH_RETRY_AFTER_DEFAULT_S;
-		graph_sched_pause(c->sched, gc->mailbox, time_mono_ms() +
-		    ra * 1000);
+		/* The mailbox's budget pauses (clamped there), no other. */
+		out.result = THROTTLE_BUSY;
+		out.backoff_ms = ra * 1000;
+		gc_release(gc, &out);
 		log_info("graph %s: %ld for %s, Retry-After %lld s%s",
 		    gc->tag, resp->status, gc->mailbox[0] != '\0' ?
 		    gc->mailbox : "the app", (long long)ra,
@@ -512,10 +528,13 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 		if (gc->attempts < c->max_attempts) {
 			c->st.retries++;
 			graph_error_free(&err);
-			gc_set_state(gc, GC_IDLE);
-			gc_try(gc);	/* waits out the pause */
+			gc_submit(gc);	/* waits out the pause */
 			return;
 		}
+	} else {
+		if (res.action == GRAPH_ACT_OK)
+			out.result = THROTTLE_OK;
+		gc_release(gc, &out);
 	}
 	res.body = resp->body;
 	res.body_len = resp->body_len;
@@ -523,13 +542,10 @@ gc_http_done(struct http_request *req, const struct http_response *resp,
 	res.error = resp->error;
 	res.attempts = gc->attempts;
 	c->st.results[res.action]++;
-	mb = xstrdup(gc->mailbox);
 	gc_set_state(gc, GC_IDLE);
 	gc->done(&res, gc->arg);
 	graph_error_free(&err);
 	gc_free(gc);
-	gc_wake(c, mb);
-	free(mb);
 }
 
 /* ---- JSON batching ---- */
@@ -678,46 +694,58 @@ gc_batch_send(struct graph_client *c, struct gc_batch *bt)
 }
 
 /*
- * Gathering is over: the calls whose mailbox has a slot now go in
- * batches of up to GRAPH_BATCH_MAX (each holding its slot, so a batch
- * never carries more of a mailbox than its free slots); the others wait
- * for theirs and go alone.
+ * Gathering is over: every gathered call asks the scheduler for its
+ * mailbox's slot.  The scheduler's run (the driver's kick, activated
+ * first, so run first) grants what it can at once; then gc_collect_cb
+ * puts those in batches, and the others go alone when their turn comes.
  */
 static void
-gc_batch_cb(evutil_socket_t fd, short ev, void *arg)
+gc_gather_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct graph_client	*c = arg;
-	struct graph_call	*gc, *next;
-	struct gc_batch		*bt = NULL;
-	int64_t			 w;
+	struct graph_call	*gc;
 
 	c->batch_armed = false;
-	for (gc = TAILQ_FIRST(&c->calls); gc != NULL; gc = next) {
-		next = TAILQ_NEXT(gc, entry);
-		if (gc->state != GC_BATCH_QUEUED)
-			continue;
-		gc->batchable = false;
-		gc_set_state(gc, GC_IDLE);
-		w = graph_sched_acquire(c->sched, gc->mailbox,
-		    time_mono_ms());
-		if (w != 0) {
-			gc_wait(gc, w);
-			continue;
-		}
-		if (bt == NULL) {
-			bt = xcalloc(1, sizeof *bt);
-			bt->c = c;
-		}
-		gc->batch = bt;
-		bt->v[bt->n++] = gc;
-		bt->live++;
-		if (bt->n == GRAPH_BATCH_MAX) {
-			gc_batch_send(c, bt);
-			bt = NULL;
-		}
+	while ((gc = TAILQ_FIRST(&c->gathering)) != NULL) {
+		TAILQ_REMOVE(&c->gathering, gc, bentry);
+		gc_submit(gc);
+		gc->gathered = true;
+		TAILQ_INSERT_TAIL(&c->pending, gc, bentry);
 	}
-	if (bt != NULL)
+	event_active(&c->collect_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * The run after the gathering is over: the calls it granted go in
+ * batches of up to GRAPH_BATCH_MAX, each holding its own slot (so a
+ * batch never carries more of a mailbox than its free slots), one alone
+ * goes alone; those still waiting will go alone.
+ */
+static void
+gc_collect_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct graph_client	*c = arg;
+	struct graph_call	*gc;
+	struct gc_batch		*bt;
+
+	while ((gc = TAILQ_FIRST(&c->pending)) != NULL) {
+		TAILQ_REMOVE(&c->pending, gc, bentry);
+		gc->gathered = false;
+	}
+
+	while (!TAILQ_EMPTY(&c->collected)) {
+		bt = xcalloc(1, sizeof *bt);
+		bt->c = c;
+		while (bt->n < GRAPH_BATCH_MAX &&
+		    (gc = TAILQ_FIRST(&c->collected)) != NULL) {
+			TAILQ_REMOVE(&c->collected, gc, bentry);
+			gc_set_state(gc, GC_IDLE);
+			gc->batch = bt;
+			bt->v[bt->n++] = gc;
+			bt->live++;
+		}
 		gc_batch_send(c, bt);
+	}
 }
 
 struct auth_wait *
@@ -737,7 +765,7 @@ void
 graph_client_stats(struct graph_client *c, struct graph_client_stats *st)
 {
 	*st = c->st;
-	graph_sched_stats(c->sched, time_mono_ms(), &st->sched);
+	throttle_graph_stats(c->throttle, time_mono_ms(), &st->sched);
 	auth_get_stats(c->auth, &st->auth);
 }
 

@@ -5,12 +5,13 @@
  * The Microsoft Graph request runner: app-only tokens (client secret or
  * certificate assertion) through the shared OAuth2 cache (auth.h) on a
  * token engine with TLS settings of its own, requests on a Graph engine,
- * each request held until its mailbox has a slot under Graph's
- * per-mailbox limits (graph_sched.h), and 429/503 answered by waiting
- * Retry-After for that mailbox and trying again a bounded number of
- * times.  What to ask (calendarView, delta, automatic replies,
- * subscriptions, $batch) is built by src/graph/; what the answers mean is
- * the caller's.
+ * each request held until the budget scheduler shared with EWS
+ * (throttle.h, THROTTLE_GRAPH) grants it a slot of its mailbox's budget
+ * and a token of the mailbox's and the app's rates, and 429/503
+ * answered by pausing that mailbox's budget for Retry-After and trying
+ * again a bounded number of times.  What to ask (calendarView, delta,
+ * automatic replies, subscriptions, $batch) is built by src/graph/;
+ * what the answers mean is the caller's.
  */
 #ifndef EWSGW_GRAPH_CLIENT_H
 #define EWSGW_GRAPH_CLIENT_H
@@ -20,9 +21,10 @@
 #include <stdint.h>
 
 #include "graph/graph_error.h"
-#include "graph/graph_sched.h"
 #include "io/auth.h"
 #include "io/http.h"
+#include "io/throttle.h"
+#include "io/throttle_drive.h"
 
 struct event_base;
 struct graph_client;
@@ -47,7 +49,12 @@ struct graph_client_opts {
 	/* Token endpoint TLS: separate, verify on unless said otherwise. */
 	const char	*token_ca_file;
 	bool		 token_tls_verify;
-	struct graph_sched_opts sched;	/* zeros: Graph's limits */
+	/*
+	 * The scheduler, shared with the EWS call path (ews_ctx_drive);
+	 * borrowed, outlives the client.  Graph's limits are its
+	 * throttle_limits (throttle_limits_from_conf reads [graph]).
+	 */
+	struct throttle_drive *drive;
 	int64_t		 timeout_ms;	/* per request; 0 = 60 s */
 	unsigned	 max_attempts;	/* 0 = GRAPH_MAX_ATTEMPTS */
 	long		 max_connections;	/* 0 = 64 */
@@ -118,8 +125,8 @@ struct graph_client_stats {
 	uint64_t	 batches;	/* $batch requests sent */
 	uint64_t	 batched;	/* calls that went in one */
 	uint64_t	 results[GRAPH_ACT_MAX];
-	unsigned	 waiting;	/* calls held for a slot or a pause */
-	struct graph_sched_stats sched;
+	unsigned	 waiting;	/* calls waiting in the scheduler */
+	struct throttle_graph_stats sched;
 	struct auth_stats auth;
 };
 void	 graph_client_stats(struct graph_client *,

@@ -3,7 +3,8 @@
  * SPDX-License-Identifier: ISC
  *
  * The budget scheduler: per-budget slot accounting, prioritised FIFO
- * queues, BackOffMilliseconds and exponential back-off, start-up pacing.
+ * queues, BackOffMilliseconds and exponential back-off, start-up pacing,
+ * and Graph's per-mailbox and per-app rates as token buckets.
  * Pure: the caller supplies the time and arms the timer.
  */
 #include "config.h"
@@ -17,15 +18,34 @@
 #include "io/throttle.h"
 #include "base/xmalloc.h"
 
-/* Sanity bound on a server-sent BackOffMilliseconds (one hour). */
-#define THROTTLE_BUSY_MAX_MS	(60 * 60 * 1000LL)
 /* Streaming budgets listed by name in the JSON status, at most. */
 #define THROTTLE_JSON_ANCHORS	50
 
 TAILQ_HEAD(ticket_list, throttle_ticket);
 
-/* Where a budget is linked: nowhere, on the ready list, in the heap. */
-enum budget_where { BUDGET_NOWHERE, BUDGET_READY, BUDGET_HEAP };
+/*
+ * Where a budget is linked: nowhere, on its ready list, in its heap, or
+ * (Graph) on the list waiting for the app-wide rate.
+ */
+enum budget_where { BUDGET_NOWHERE, BUDGET_READY, BUDGET_HEAP,
+	BUDGET_APP_WAIT };
+
+/* A rate as a token bucket in milli-tokens: no floating point, no drift. */
+struct rate {
+	int64_t		 cap;		/* milli-requests */
+	int64_t		 refill_num;	/* milli-requests per ... */
+	int64_t		 refill_den;	/* ... this many ms */
+	unsigned	 rate;
+	int64_t		 window;
+};
+
+/* One bucket's fill, and the requests of the window being counted. */
+struct bucket {
+	int64_t		 tokens;	/* milli-requests */
+	int64_t		 refilled_at;	/* ms */
+	int64_t		 win_start;	/* ms */
+	uint64_t	 win_count;
+};
 
 /*
  * One charged account.  The service account's concurrency budget is
@@ -34,6 +54,10 @@ enum budget_where { BUDGET_NOWHERE, BUDGET_READY, BUDGET_HEAP };
  */
 struct throttle_budget {
 	char			*key;		/* NULL: service account */
+	bool			 graph;		/* keyed by (app, mailbox) */
+	struct bucket		 bucket;	/* graph: the mailbox's rate */
+	int64_t			 rate_until;	/* graph: no token before */
+	int64_t			 wake_at;	/* in a heap: its key */
 	struct ticket_list	 q[THROTTLE_CLASS_MAX][THROTTLE_PRIO_MAX];
 	struct ticket_list	 granted;
 	unsigned		 nqueued[THROTTLE_CLASS_MAX];
@@ -49,6 +73,13 @@ struct throttle_budget {
 
 TAILQ_HEAD(budget_list, throttle_budget);
 
+/* Budgets waiting for a time, min-heap on wake_at. */
+struct bheap {
+	struct throttle_budget	**v;
+	size_t			 n;
+	size_t			 cap;
+};
+
 struct throttle {
 	struct throttle_limits	 lim;
 	unsigned		 reserve;	/* SHORT-only slots */
@@ -59,10 +90,24 @@ struct throttle {
 
 	/* Budgets that may have something to grant or to clean up. */
 	struct budget_list	 ready;
-	/* Budgets in back-off, min-heap on backoff_until. */
-	struct throttle_budget	**heap;
-	size_t			 nheap;
-	size_t			 heapcap;
+	/* Budgets in back-off, min-heap on wake_at. */
+	struct bheap		 heap;
+
+	/*
+	 * Graph: budgets per target mailbox, with their own ready list and
+	 * heap (in back-off or out of tokens) so that the account gate,
+	 * which holds EWS budgets on their ready list, never touches them;
+	 * the app-wide bucket and the budgets waiting for it.
+	 */
+	struct hashmap		*graph;		/* mailbox -> budget */
+	struct budget_list	 gready;
+	struct bheap		 gheap;
+	struct rate		 mrate;		/* per mailbox */
+	struct rate		 arate;		/* per app */
+	struct bucket		 app;
+	struct budget_list	 app_wait;
+	int64_t			 app_until;
+	struct throttle_graph_stats gst;	/* counters only */
 
 	/*
 	 * Subscriptions held per mailbox.  One holder (every mailbox but
@@ -113,7 +158,8 @@ static unsigned	 budget_limit(const struct throttle *,
 static unsigned	 budget_stream_limit(const struct throttle *,
 		    const struct throttle_budget *);
 static unsigned	 budget_queued(const struct throttle_budget *);
-static bool	 budget_idle(const struct throttle_budget *, int64_t);
+static bool	 budget_idle(const struct throttle *,
+		    const struct throttle_budget *, int64_t);
 static bool	 budget_can_grant(const struct throttle *,
 		    const struct throttle_budget *, enum throttle_class);
 static void	 budget_touch(struct throttle *, struct throttle_budget *);
@@ -141,18 +187,20 @@ static void	 budget_reconfigure(struct throttle *,
 static unsigned	 excess_streams(const struct throttle *,
 		    const struct throttle_budget *);
 static int	 ticket_seq_cmp(const void *, const void *);
-static void	 heap_swap(struct throttle *, size_t, size_t);
-static void	 heap_up(struct throttle *, size_t);
-static void	 heap_down(struct throttle *, size_t);
-static void	 heap_push(struct throttle *, struct throttle_budget *);
-static void	 heap_remove(struct throttle *, struct throttle_budget *);
+static void	 heap_swap(struct bheap *, size_t, size_t);
+static void	 heap_up(struct bheap *, size_t);
+static void	 heap_down(struct bheap *, size_t);
+static void	 heap_push(struct bheap *, struct throttle_budget *);
+static void	 heap_remove(struct bheap *, struct throttle_budget *);
 static void	 json_capacity(struct json_writer *, const char *,
 		    const struct throttle *, const struct throttle_budget *,
 		    int64_t);
 static void	 prom_metric(struct buf *, const char *, const char *,
 		    const char *);
 
-static const char *class_names[THROTTLE_CLASS_MAX] = { "short", "stream" };
+static const char *class_names[THROTTLE_CLASS_MAX] = {
+	"short", "stream", "graph"
+};
 static const char *gate_names[THROTTLE_GATE_MAX] = {
 	"open", "probe", "closed"
 };
@@ -174,6 +222,11 @@ throttle_limits_default(struct throttle_limits *l)
 	l->busy_jitter_max_ms = 1000;
 	l->grant_separation_ms = 0;
 	l->seed = 0x65777367;	/* "ewsg"; the daemon passes a real seed */
+	l->graph_concurrency = THROTTLE_GRAPH_CONCURRENCY;
+	l->graph_rate = THROTTLE_GRAPH_RATE;
+	l->graph_window_ms = THROTTLE_GRAPH_WINDOW_MS;
+	l->graph_app_rate = THROTTLE_GRAPH_APP_RATE;
+	l->graph_app_window_ms = THROTTLE_GRAPH_APP_WINDOW_MS;
 }
 
 void
@@ -191,6 +244,11 @@ throttle_limits_from_conf(struct throttle_limits *l, const struct config *c)
 	l->short_request_share = c->throttling.short_request_share;
 	if (c->throttling.backoff_max_ms > 0)
 		l->backoff_max_ms = c->throttling.backoff_max_ms;
+	l->graph_concurrency = c->graph.mailbox_concurrency;
+	l->graph_rate = c->graph.mailbox_rate;
+	l->graph_window_ms = c->graph.mailbox_rate_window_ms;
+	l->graph_app_rate = c->graph.app_rate;
+	l->graph_app_window_ms = c->graph.app_rate_window_ms;
 }
 
 /* Values the scheduler cannot work with become the nearest usable one. */
@@ -211,6 +269,16 @@ limits_sanitise(struct throttle_limits *l)
 		l->busy_jitter_max_ms = 0;
 	if (l->grant_separation_ms < 0)
 		l->grant_separation_ms = 0;
+	if (l->graph_concurrency < 1)
+		l->graph_concurrency = THROTTLE_GRAPH_CONCURRENCY;
+	if (l->graph_rate < 1)
+		l->graph_rate = THROTTLE_GRAPH_RATE;
+	if (l->graph_window_ms < 1)
+		l->graph_window_ms = THROTTLE_GRAPH_WINDOW_MS;
+	if (l->graph_app_rate < 1)
+		l->graph_app_rate = THROTTLE_GRAPH_APP_RATE;
+	if (l->graph_app_window_ms < 1)
+		l->graph_app_window_ms = THROTTLE_GRAPH_APP_WINDOW_MS;
 }
 
 /*
@@ -232,6 +300,96 @@ throttle_limits_short_reserve(const struct throttle_limits *l)
 			r = mc - 1;
 	}
 	return (r > mc ? mc : r);
+}
+
+/* ---- token buckets (Graph's rates) ---- */
+
+/*
+ * A burst of a tenth of the rate, at least one request; the rest flows
+ * in over the window, so no window ever sees more than rate.
+ */
+static void
+rate_init(struct rate *r, unsigned rate, int64_t window)
+{
+	r->rate = rate;
+	r->window = window;
+	r->cap = (rate / 10 > 0 ? rate / 10 : 1) * 1000;
+	r->refill_num = (int64_t)rate * 1000 - r->cap;
+	if (r->refill_num <= 0)
+		r->refill_num = 1;
+	r->refill_den = window;
+}
+
+static void
+bucket_init(struct bucket *b, const struct rate *r, int64_t now)
+{
+	memset(b, 0, sizeof(*b));
+	b->tokens = r->cap;
+	b->refilled_at = now;
+}
+
+/* Tokens b holds at now, without changing it. */
+static int64_t
+bucket_level(const struct bucket *b, const struct rate *r, int64_t now)
+{
+	int64_t	dt = now - b->refilled_at, t = b->tokens;
+
+	if (dt > 0)
+		t += dt * r->refill_num / r->refill_den;
+	return (t > r->cap ? r->cap : t);
+}
+
+/* Refill b up to now; 0 if a request may go, else the ms to wait. */
+static int64_t
+bucket_wait(struct bucket *b, const struct rate *r, int64_t now)
+{
+	int64_t	 dt = now - b->refilled_at, add;
+
+	if (dt > 0 && (add = dt * r->refill_num / r->refill_den) > 0) {
+		b->tokens += add;
+		if (b->tokens >= r->cap) {
+			b->tokens = r->cap;
+			b->refilled_at = now;
+		} else
+			b->refilled_at += add * r->refill_den / r->refill_num;
+	}
+	if (b->tokens >= 1000)
+		return (0);
+	/* Round up: never answer 0 for "not yet". */
+	return (((1000 - b->tokens) * r->refill_den + r->refill_num - 1) /
+	    r->refill_num);
+}
+
+/* Take one request from b (bucket_wait said 0); its window count. */
+static uint64_t
+bucket_take(struct bucket *b, const struct rate *r, int64_t now)
+{
+	b->tokens -= 1000;
+	if (b->win_count == 0 || now - b->win_start >= r->window) {
+		b->win_start = now;
+		b->win_count = 0;
+	}
+	return (++b->win_count);
+}
+
+/* New rates (reload): no bucket holds more than its new capacity. */
+static void
+rates_set(struct throttle *t)
+{
+	struct throttle_budget	*b;
+	struct hashmap_iter	 it;
+
+	rate_init(&t->mrate, t->lim.graph_rate, t->lim.graph_window_ms);
+	rate_init(&t->arate, t->lim.graph_app_rate,
+	    t->lim.graph_app_window_ms);
+	if (t->app.tokens > t->arate.cap)
+		t->app.tokens = t->arate.cap;
+	if (t->graph == NULL)
+		return;
+	hashmap_iter_init(&it, t->graph);
+	while (hashmap_iter_next(&it, NULL, (void **)&b))
+		if (b->bucket.tokens > t->mrate.cap)
+			b->bucket.tokens = t->mrate.cap;
 }
 
 /* ---- budgets ---- */
@@ -257,6 +415,8 @@ static struct throttle_budget *
 budget_for(const struct throttle *t, enum throttle_class c,
     const char *anchor)
 {
+	if (c == THROTTLE_GRAPH)
+		return (hashmap_get(t->graph, anchor != NULL ? anchor : ""));
 	if (c == THROTTLE_SHORT ||
 	    t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT)
 		return ((struct throttle_budget *)&t->account);
@@ -272,7 +432,12 @@ budget_get(struct throttle *t, enum throttle_class c, const char *anchor)
 		return (b);
 	b = xmalloc(sizeof(*b));
 	budget_init(t, b, anchor != NULL ? anchor : "");
-	hashmap_put(t->anchors, b->key, b);
+	if (c == THROTTLE_GRAPH) {
+		b->graph = true;
+		bucket_init(&b->bucket, &t->mrate, t->last_now);
+		hashmap_put(t->graph, b->key, b);
+	} else
+		hashmap_put(t->anchors, b->key, b);
 	return (b);
 }
 
@@ -282,10 +447,12 @@ budget_free(struct throttle *t, struct throttle_budget *b)
 	assert(b != &t->account);
 	assert(b->in_use == 0 && budget_queued(b) == 0);
 	if (b->where == BUDGET_READY)
-		TAILQ_REMOVE(&t->ready, b, rentry);
+		TAILQ_REMOVE(b->graph ? &t->gready : &t->ready, b, rentry);
+	else if (b->where == BUDGET_APP_WAIT)
+		TAILQ_REMOVE(&t->app_wait, b, rentry);
 	else if (b->where == BUDGET_HEAP)
-		heap_remove(t, b);
-	hashmap_remove(t->anchors, b->key);
+		heap_remove(b->graph ? &t->gheap : &t->heap, b);
+	hashmap_remove(b->graph ? t->graph : t->anchors, b->key);
 	free(b->key);
 	free(b);
 }
@@ -295,12 +462,16 @@ budget_limit(const struct throttle *t, const struct throttle_budget *b)
 {
 	if (b == &t->account)
 		return (t->lim.max_concurrency);
+	if (b->graph)
+		return (t->lim.graph_concurrency);
 	return (t->lim.streaming_connections_per_anchor);
 }
 
 static unsigned
 budget_stream_limit(const struct throttle *t, const struct throttle_budget *b)
 {
+	if (b->graph)
+		return (0);
 	if (b != &t->account)
 		return (t->lim.streaming_connections_per_anchor);
 	if (t->lim.charging != CONF_CHARGING_SERVICE_ACCOUNT)
@@ -324,10 +495,22 @@ budget_queued(const struct throttle_budget *b)
  * attempt count so the next failure backs off further.
  */
 static bool
-budget_idle(const struct throttle_budget *b, int64_t now)
+budget_idle(const struct throttle *t, const struct throttle_budget *b,
+    int64_t now)
 {
+	if (b->graph &&
+	    bucket_level(&b->bucket, &t->mrate, now) < t->mrate.cap)
+		return (false);	/* its rate still counts what it spent */
 	return (b->in_use == 0 && budget_queued(b) == 0 &&
 	    b->backoff.attempt == 0 && b->backoff_until <= now);
+}
+
+/* The time before which nothing charged to b is granted. */
+static int64_t
+budget_wake(const struct throttle_budget *b)
+{
+	return (b->rate_until > b->backoff_until ? b->rate_until :
+	    b->backoff_until);
 }
 
 /*
@@ -351,7 +534,7 @@ budget_touch(struct throttle *t, struct throttle_budget *b)
 {
 	if (b->where != BUDGET_NOWHERE)
 		return;
-	TAILQ_INSERT_TAIL(&t->ready, b, rentry);
+	TAILQ_INSERT_TAIL(b->graph ? &t->gready : &t->ready, b, rentry);
 	b->where = BUDGET_READY;
 }
 
@@ -364,8 +547,10 @@ budget_extend(struct throttle *t, struct throttle_budget *b, int64_t until)
 	if (until <= b->backoff_until)
 		return;
 	b->backoff_until = until;
-	if (b->where == BUDGET_HEAP)
-		heap_down(t, b->heap_idx);
+	if (b->where == BUDGET_HEAP) {
+		b->wake_at = budget_wake(b);
+		heap_down(b->graph ? &t->gheap : &t->heap, b->heap_idx);
+	}
 }
 
 /*
@@ -412,17 +597,17 @@ budget_settle(struct throttle *t, struct throttle_budget *b, int64_t now,
 {
 	if (b->where != BUDGET_NOWHERE)
 		return;		/* a callback already queued it again */
-	if (b->backoff_until > now) {
+	if (budget_wake(b) > now) {
 		/*
 		 * Only a budget with work waits in the heap, so the daemon
 		 * never wakes up for nothing; an idle one in back-off is
 		 * looked at again when something is submitted to it.
 		 */
 		if (budget_queued(b) > 0)
-			heap_push(t, b);
+			heap_push(b->graph ? &t->gheap : &t->heap, b);
 	} else if (more)
 		budget_touch(t, b);
-	else if (b != &t->account && budget_idle(b, now))
+	else if (b != &t->account && budget_idle(t, b, now))
 		budget_free(t, b);
 	/* Otherwise it waits for a release, a submit or new limits. */
 }
@@ -478,6 +663,8 @@ grant(struct throttle *t, struct throttle_budget *b,
 	b->in_use++;
 	if (c == THROTTLE_STREAM)
 		b->streams++;
+	if (b->graph && b->in_use > t->gst.max_in_flight_mailbox)
+		t->gst.max_in_flight_mailbox = b->in_use;
 	t->in_use[c]++;
 	t->grants[c]++;
 	ticket_set_state(tk, THROTTLE_TICKET_GRANTED);
@@ -485,7 +672,7 @@ grant(struct throttle *t, struct throttle_budget *b,
 	/* The one promise of this module. */
 	assert(b->in_use <= budget_limit(t, b));
 	assert(c != THROTTLE_STREAM || b->streams <= budget_stream_limit(t, b));
-	if (t->lim.grant_separation_ms > 0)
+	if (t->lim.grant_separation_ms > 0 && !b->graph)
 		t->next_grant_at = now + t->lim.grant_separation_ms;
 	tk->cb(tk, tk->arg);
 }
@@ -509,7 +696,10 @@ apply_outcome(struct throttle *t, struct throttle_budget *b,
 			    THROTTLE_BUSY_MAX_MS : o->backoff_ms;
 			jitter = ms / 10 < t->lim.busy_jitter_max_ms ?
 			    ms / 10 : t->lim.busy_jitter_max_ms;
-			t->server_busy++;
+			if (b->graph)
+				t->gst.pauses++;
+			else
+				t->server_busy++;
 			budget_extend(t, b, now + ms +
 			    backoff_rng_range(&t->rng, 0, jitter));
 			break;
@@ -535,77 +725,88 @@ apply_outcome(struct throttle *t, struct throttle_budget *b,
 	}
 }
 
-/* ---- back-off heap ---- */
+/* ---- back-off heaps ---- */
 
 static void
-heap_swap(struct throttle *t, size_t i, size_t j)
+heap_swap(struct bheap *h, size_t i, size_t j)
 {
-	struct throttle_budget	*x = t->heap[i];
+	struct throttle_budget	*x = h->v[i];
 
-	t->heap[i] = t->heap[j];
-	t->heap[j] = x;
-	t->heap[i]->heap_idx = i;
-	t->heap[j]->heap_idx = j;
+	h->v[i] = h->v[j];
+	h->v[j] = x;
+	h->v[i]->heap_idx = i;
+	h->v[j]->heap_idx = j;
 }
 
 static void
-heap_up(struct throttle *t, size_t i)
+heap_up(struct bheap *h, size_t i)
 {
-	while (i > 0 && t->heap[(i - 1) / 2]->backoff_until >
-	    t->heap[i]->backoff_until) {
-		heap_swap(t, i, (i - 1) / 2);
+	while (i > 0 && h->v[(i - 1) / 2]->wake_at > h->v[i]->wake_at) {
+		heap_swap(h, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
 }
 
 static void
-heap_down(struct throttle *t, size_t i)
+heap_down(struct bheap *h, size_t i)
 {
 	size_t	l, m;
 
 	for (;;) {
 		l = 2 * i + 1;
 		m = i;
-		if (l < t->nheap &&
-		    t->heap[l]->backoff_until < t->heap[m]->backoff_until)
+		if (l < h->n && h->v[l]->wake_at < h->v[m]->wake_at)
 			m = l;
-		if (l + 1 < t->nheap &&
-		    t->heap[l + 1]->backoff_until < t->heap[m]->backoff_until)
+		if (l + 1 < h->n && h->v[l + 1]->wake_at < h->v[m]->wake_at)
 			m = l + 1;
 		if (m == i)
 			return;
-		heap_swap(t, i, m);
+		heap_swap(h, i, m);
 		i = m;
 	}
 }
 
 static void
-heap_push(struct throttle *t, struct throttle_budget *b)
+heap_push(struct bheap *h, struct throttle_budget *b)
 {
 	assert(b->where == BUDGET_NOWHERE);
-	if (t->nheap == t->heapcap) {
-		t->heapcap = t->heapcap == 0 ? 16 : t->heapcap * 2;
-		t->heap = xreallocarray(t->heap, t->heapcap, sizeof(*t->heap));
+	if (h->n == h->cap) {
+		h->cap = h->cap == 0 ? 16 : h->cap * 2;
+		h->v = xreallocarray(h->v, h->cap, sizeof(*h->v));
 	}
-	b->heap_idx = t->nheap;
-	t->heap[t->nheap++] = b;
+	b->wake_at = budget_wake(b);
+	b->heap_idx = h->n;
+	h->v[h->n++] = b;
 	b->where = BUDGET_HEAP;
-	heap_up(t, b->heap_idx);
+	heap_up(h, b->heap_idx);
 }
 
 static void
-heap_remove(struct throttle *t, struct throttle_budget *b)
+heap_remove(struct bheap *h, struct throttle_budget *b)
 {
 	size_t	i = b->heap_idx;
 
-	assert(b->where == BUDGET_HEAP && t->heap[i] == b);
-	t->nheap--;
-	if (i != t->nheap) {
-		heap_swap(t, i, t->nheap);
-		heap_down(t, i);
-		heap_up(t, i);
+	assert(b->where == BUDGET_HEAP && h->v[i] == b);
+	h->n--;
+	if (i != h->n) {
+		heap_swap(h, i, h->n);
+		heap_down(h, i);
+		heap_up(h, i);
 	}
 	b->where = BUDGET_NOWHERE;
+}
+
+/* Budgets of h whose time has come go to their ready list. */
+static void
+heap_expire(struct throttle *t, struct bheap *h, int64_t now)
+{
+	struct throttle_budget	*b;
+
+	while (h->n > 0 && h->v[0]->wake_at <= now) {
+		b = h->v[0];
+		heap_remove(h, b);
+		budget_touch(t, b);
+	}
 }
 
 /* ---- life cycle ---- */
@@ -622,32 +823,46 @@ throttle_new(const struct throttle_limits *l)
 	backoff_rng_seed(&t->rng, t->lim.seed);
 	budget_init(t, &t->account, NULL);
 	t->anchors = hashmap_new();
+	t->graph = hashmap_new();
+	TAILQ_INIT(&t->gready);
+	TAILQ_INIT(&t->app_wait);
+	rates_set(t);
+	bucket_init(&t->app, &t->arate, 0);
 	t->subs_one = hashmap_new_borrowing();
 	t->subs_many = hashmap_new();
 	TAILQ_INIT(&t->ready);
 	return (t);
 }
 
-void
-throttle_free(struct throttle *t)
+/* Free a map of budgets and the budgets, detaching their tickets. */
+static void
+budgets_free(struct hashmap *map)
 {
 	struct throttle_budget	*b;
 	struct hashmap_iter	 it;
 
-	if (t == NULL)
-		return;
-	assert(!t->in_run);
-	budget_detach(&t->account);
-	hashmap_iter_init(&it, t->anchors);
+	hashmap_iter_init(&it, map);
 	while (hashmap_iter_next(&it, NULL, (void **)&b)) {
 		budget_detach(b);
 		free(b->key);
 		free(b);
 	}
-	hashmap_free(t->anchors, NULL);
+	hashmap_free(map, NULL);
+}
+
+void
+throttle_free(struct throttle *t)
+{
+	if (t == NULL)
+		return;
+	assert(!t->in_run);
+	budget_detach(&t->account);
+	budgets_free(t->anchors);
+	budgets_free(t->graph);
+	free(t->gheap.v);
 	hashmap_free(t->subs_one, NULL);
 	hashmap_free(t->subs_many, NULL);
-	free(t->heap);
+	free(t->heap.v);
 	free(t);
 }
 
@@ -762,6 +977,10 @@ throttle_set_limits(struct throttle *t, const struct throttle_limits *l)
 		budget_reconfigure(t, b);
 		excess += excess_streams(t, b);
 	}
+	rates_set(t);
+	hashmap_iter_init(&it, t->graph);
+	while (hashmap_iter_next(&it, NULL, (void **)&b))
+		budget_reconfigure(t, b);
 	return (excess);
 }
 
@@ -798,6 +1017,12 @@ throttle_submit(struct throttle *t, struct throttle_ticket *tk,
 	assert(cb != NULL);
 
 	b = budget_get(t, c, anchor);
+	if (b->graph) {
+		if (b->backoff_until > t->last_now)
+			t->gst.waited_pause++;
+		else if (b->in_use + b->nqueued[c] >= budget_limit(t, b))
+			t->gst.waited_slot++;
+	}
 	tk->budget = b;
 	tk->cb = cb;
 	tk->arg = arg;
@@ -1003,6 +1228,80 @@ gate_blocks(const struct throttle *t)
 
 /* ---- running ---- */
 
+/*
+ * Grant what Graph budget b may grant at now: a slot, a token of its
+ * own rate and one of the app's.  Out of its own tokens it waits like a
+ * budget in back-off (until the refill); out of the app's it waits on
+ * the app's list, which the refill hands back whole.
+ */
+static unsigned
+run_graph_budget(struct throttle *t, struct throttle_budget *b, int64_t now,
+    uint64_t seq_limit)
+{
+	struct throttle_ticket	*tk;
+	int64_t			 w;
+	uint64_t		 k;
+	unsigned		 n = 0;
+	bool			 more = false;
+
+	while (budget_wake(b) <= now) {
+		tk = budget_pick(t, b, seq_limit, false, &more);
+		if (tk == NULL)
+			break;
+		if ((w = bucket_wait(&b->bucket, &t->mrate, now)) > 0) {
+			b->rate_until = now + w;
+			t->gst.waited_rate++;
+			break;
+		}
+		if ((w = bucket_wait(&t->app, &t->arate, now)) > 0) {
+			t->gst.waited_app++;
+			t->app_until = now + w;
+			if (b->where == BUDGET_NOWHERE) {
+				TAILQ_INSERT_TAIL(&t->app_wait, b, rentry);
+				b->where = BUDGET_APP_WAIT;
+			}
+			return (n);
+		}
+		if ((k = bucket_take(&b->bucket, &t->mrate, now)) >
+		    t->gst.max_window_requests)
+			t->gst.max_window_requests = k;
+		if ((k = bucket_take(&t->app, &t->arate, now)) >
+		    t->gst.max_app_window_requests)
+			t->gst.max_app_window_requests = k;
+		t->gst.granted++;
+		grant(t, b, tk, now);
+		n++;
+	}
+	budget_settle(t, b, now, more);
+	return (n);
+}
+
+/* Graph's part of a run: the gate has no say in it. */
+static unsigned
+run_graph(struct throttle *t, int64_t now, uint64_t seq_limit)
+{
+	struct budget_list	 todo;
+	struct throttle_budget	*b;
+	unsigned		 n = 0;
+
+	heap_expire(t, &t->gheap, now);
+	if (!TAILQ_EMPTY(&t->app_wait) && t->app_until <= now) {
+		while ((b = TAILQ_FIRST(&t->app_wait)) != NULL) {
+			TAILQ_REMOVE(&t->app_wait, b, rentry);
+			b->where = BUDGET_NOWHERE;
+			budget_touch(t, b);
+		}
+	}
+	TAILQ_INIT(&todo);
+	TAILQ_CONCAT(&todo, &t->gready, rentry);
+	while ((b = TAILQ_FIRST(&todo)) != NULL) {
+		TAILQ_REMOVE(&todo, b, rentry);
+		b->where = BUDGET_NOWHERE;
+		n += run_graph_budget(t, b, now, seq_limit);
+	}
+	return (n);
+}
+
 unsigned
 throttle_run(struct throttle *t, int64_t now)
 {
@@ -1021,11 +1320,7 @@ throttle_run(struct throttle *t, int64_t now)
 		t->gate_until = 0;
 	}
 
-	while (t->nheap > 0 && t->heap[0]->backoff_until <= now) {
-		b = t->heap[0];
-		heap_remove(t, b);
-		budget_touch(t, b);
-	}
+	heap_expire(t, &t->heap, now);
 
 	/*
 	 * A probe is a short request when one can go now: a stream would
@@ -1082,6 +1377,7 @@ throttle_run(struct throttle *t, int64_t now)
 		}
 		budget_settle(t, b, now, more);
 	}
+	n += run_graph(t, now, seq_limit);
 	t->in_run = false;
 	return (n);
 }
@@ -1089,17 +1385,29 @@ throttle_run(struct throttle *t, int64_t now)
 int64_t
 throttle_next_wakeup(const struct throttle *t, int64_t now)
 {
-	int64_t	w = THROTTLE_NEVER;
+	int64_t	w = THROTTLE_NEVER, g = THROTTLE_NEVER;
+
+	/* Graph first: the gate below does not hold it. */
+	if (!TAILQ_EMPTY(&t->gready))
+		g = now;
+	if (t->gheap.n > 0 && t->gheap.v[0]->wake_at < g)
+		g = t->gheap.v[0]->wake_at;
+	if (!TAILQ_EMPTY(&t->app_wait) && t->app_until < g)
+		g = t->app_until;
 
 	if (t->gate == THROTTLE_GATE_CLOSED && now < t->gate_until)
-		return (t->queued[THROTTLE_SHORT] + t->queued[THROTTLE_STREAM] >
-		    0 ? t->gate_until : THROTTLE_NEVER);
-	if (t->gate == THROTTLE_GATE_PROBE && t->probe != NULL)
-		return (THROTTLE_NEVER);	/* its release kicks a run */
-	if (!TAILQ_EMPTY(&t->ready))
-		w = t->next_grant_at > now ? t->next_grant_at : now;
-	if (t->nheap > 0 && t->heap[0]->backoff_until < w)
-		w = t->heap[0]->backoff_until;
+		w = t->queued[THROTTLE_SHORT] + t->queued[THROTTLE_STREAM] >
+		    0 ? t->gate_until : THROTTLE_NEVER;
+	else if (t->gate == THROTTLE_GATE_PROBE && t->probe != NULL)
+		w = THROTTLE_NEVER;	/* its release kicks a run */
+	else {
+		if (!TAILQ_EMPTY(&t->ready))
+			w = t->next_grant_at > now ? t->next_grant_at : now;
+		if (t->heap.n > 0 && t->heap.v[0]->wake_at < w)
+			w = t->heap.v[0]->wake_at;
+	}
+	if (g < w)
+		w = g;
 	return (w < now ? now : w);
 }
 
@@ -1249,6 +1557,30 @@ throttle_stats(const struct throttle *t, int64_t now,
 	if (t->slot_busy_at > 0 && now > t->slot_busy_at)
 		s->slot_busy_ms += (uint64_t)(t->account.in_use -
 		    t->account.streams) * (uint64_t)(now - t->slot_busy_at);
+}
+
+void
+throttle_graph_stats(const struct throttle *t, int64_t now,
+    struct throttle_graph_stats *s)
+{
+	const struct throttle_budget	*b;
+	struct hashmap_iter		 it;
+
+	*s = t->gst;
+	s->in_flight = t->in_use[THROTTLE_GRAPH];
+	s->queued = t->queued[THROTTLE_GRAPH];
+	s->mailboxes = hashmap_count(t->graph);
+	s->paused = 0;
+	/* O(Graph budgets), for status only. */
+	hashmap_iter_init(&it, t->graph);
+	while (hashmap_iter_next(&it, NULL, (void **)&b))
+		if (b->backoff_until > now)
+			s->paused++;
+	s->concurrency = t->lim.graph_concurrency;
+	s->rate = t->lim.graph_rate;
+	s->window_ms = t->lim.graph_window_ms;
+	s->app_rate = t->lim.graph_app_rate;
+	s->app_window_ms = t->lim.graph_app_window_ms;
 }
 
 static void
@@ -1425,6 +1757,7 @@ verify_budget(const struct throttle *t, const struct throttle_budget *b,
     unsigned queued[], unsigned in_use[])
 {
 	const struct throttle_ticket	*tk;
+	const struct bheap		*h;
 	unsigned			 n, streams;
 	uint64_t			 last;
 	int				 c, p;
@@ -1460,11 +1793,17 @@ verify_budget(const struct throttle *t, const struct throttle_budget *b,
 	}
 	if (n != b->in_use || streams != b->streams)
 		return ("in-use count differs from the granted list");
+	h = b->graph ? &t->gheap : &t->heap;
 	if (b->where == BUDGET_HEAP &&
-	    (b->heap_idx >= t->nheap || t->heap[b->heap_idx] != b))
+	    (b->heap_idx >= h->n || h->v[b->heap_idx] != b))
 		return ("budget heap index wrong");
+	if (b->where == BUDGET_APP_WAIT && !b->graph)
+		return ("EWS budget waiting for Graph's app rate");
 	if (b != &t->account && b->nqueued[THROTTLE_SHORT] != 0)
 		return ("short request queued on a streaming budget");
+	if (b->graph ? b->nqueued[THROTTLE_STREAM] != 0 :
+	    b->nqueued[THROTTLE_GRAPH] != 0)
+		return ("Graph and EWS requests charged to one budget");
 	if (b->nqueued[THROTTLE_STREAM] != 0 && (b == &t->account) !=
 	    (t->lim.charging == CONF_CHARGING_SERVICE_ACCOUNT))
 		return ("stream queued on a budget it is not charged to");
@@ -1473,11 +1812,28 @@ verify_budget(const struct throttle *t, const struct throttle_budget *b,
 	 * must be waiting for a release, not for time to pass.
 	 */
 	if (b->where == BUDGET_NOWHERE && budget_queued(b) > 0) {
-		if (b->backoff_until > t->last_now)
+		if (budget_wake(b) > t->last_now)
 			return ("budget in back-off with work but no wake-up");
 		for (c = 0; c < THROTTLE_CLASS_MAX; c++)
 			if (b->nqueued[c] > 0 && budget_can_grant(t, b, c))
 				return ("grantable work on no list");
+	}
+	return (NULL);
+}
+
+static const char *
+verify_heap(const struct bheap *h, bool graph)
+{
+	size_t	i;
+
+	for (i = 0; i < h->n; i++) {
+		if (h->v[i]->where != BUDGET_HEAP || h->v[i]->heap_idx != i ||
+		    h->v[i]->graph != graph)
+			return ("heap entry not marked as such");
+		if (i > 0 && h->v[(i - 1) / 2]->wake_at > h->v[i]->wake_at)
+			return ("heap order broken");
+		if (h->v[i]->wake_at < budget_wake(h->v[i]))
+			return ("heap entry wakes before its budget may run");
 	}
 	return (NULL);
 }
@@ -1491,7 +1847,6 @@ throttle_verify(const struct throttle *t)
 	unsigned			 queued[THROTTLE_CLASS_MAX] = { 0 };
 	unsigned			 in_use[THROTTLE_CLASS_MAX] = { 0 };
 	unsigned			 nready = 0;
-	size_t				 i;
 	int				 c;
 
 	if ((err = verify_budget(t, &t->account, queued, in_use)) != NULL)
@@ -1503,27 +1858,42 @@ throttle_verify(const struct throttle *t)
 		if ((err = verify_budget(t, b, queued, in_use)) != NULL)
 			return (err);
 	}
+	hashmap_iter_init(&it, t->graph);
+	while (hashmap_iter_next(&it, &key, (void **)&b)) {
+		if (!b->graph || b->key == NULL || strcmp(b->key, key) != 0)
+			return ("Graph budget under the wrong key");
+		if ((err = verify_budget(t, b, queued, in_use)) != NULL)
+			return (err);
+	}
 	for (c = 0; c < THROTTLE_CLASS_MAX; c++) {
 		if (queued[c] != t->queued[c])
 			return ("total queued count wrong");
 		if (in_use[c] != t->in_use[c])
 			return ("total in-use count wrong");
 	}
-	for (i = 0; i < t->nheap; i++) {
-		if (t->heap[i]->where != BUDGET_HEAP ||
-		    t->heap[i]->heap_idx != i)
-			return ("heap entry not marked as such");
-		if (i > 0 && t->heap[(i - 1) / 2]->backoff_until >
-		    t->heap[i]->backoff_until)
-			return ("heap order broken");
-	}
+	if ((err = verify_heap(&t->heap, false)) != NULL ||
+	    (err = verify_heap(&t->gheap, true)) != NULL)
+		return (err);
 	TAILQ_FOREACH(r, &t->ready, rentry) {
-		if (r->where != BUDGET_READY)
+		if (r->where != BUDGET_READY || r->graph)
 			return ("ready budget not marked as such");
 		nready++;
 	}
 	if (nready > hashmap_count(t->anchors) + 1)
 		return ("ready list longer than the budgets");
+	nready = 0;
+	TAILQ_FOREACH(r, &t->gready, rentry) {
+		if (r->where != BUDGET_READY || !r->graph)
+			return ("Graph ready budget not marked as such");
+		nready++;
+	}
+	TAILQ_FOREACH(r, &t->app_wait, rentry) {
+		if (r->where != BUDGET_APP_WAIT)
+			return ("budget waiting for the app not marked so");
+		nready++;
+	}
+	if (nready > hashmap_count(t->graph))
+		return ("Graph lists longer than the budgets");
 	if (t->probe != NULL && (t->probe->state != THROTTLE_TICKET_GRANTED ||
 	    t->gate == THROTTLE_GATE_OPEN))
 		return ("probe not granted, or kept with the gate open");

@@ -11,7 +11,9 @@
  * fires; grants are delivered through the tickets' callbacks from
  * inside throttle_run() only.  Every operation is O(1) (a budget in
  * back-off costs O(log budgets) once), independent of the number of
- * mailboxes or queued tickets.
+ * mailboxes or queued tickets.  The event loop side (one deferred run,
+ * one wake-up timer) is io/throttle_drive.h, shared by the EWS call
+ * path and the Graph client.
  *
  * Who is charged (EWS-NOTES 8.2):
  *   SHORT requests (Subscribe, Unsubscribe, FindItem, GetItem,
@@ -49,8 +51,25 @@
  * GetUserAvailability in batches (subs/poller.c), and promoted to a
  * stream when room appears.  There is no pull (GetEvents) fallback.
  *
- * Graph requests are not charged here: their budgets are per app per
- * target mailbox and per app (graph/graph_sched.h, src/README.md).
+ * GRAPH requests (Microsoft Graph, io/graph_client.c) are charged to a
+ *   budget of their own per (app, target mailbox), named by the anchor
+ *   argument (the mailbox address; "" for the app's own calls):
+ *   graph_concurrency slots (4 in flight) and a rate, graph_rate per
+ *   graph_window_ms (10,000 per 10 minutes); every grant also needs the
+ *   app-wide rate, graph_app_rate per graph_app_window_ms (130,000 per
+ *   10 s).  A rate is a token bucket holding a tenth of it, refilled
+ *   with the rest over the window, so no window ever sees more than the
+ *   rate.  A budget whose rate is exhausted waits like a budget in
+ *   back-off, until its refill time; budgets stopped by the app rate
+ *   wait on one list for the app's refill.  Each step of a JSON $batch
+ *   is its own ticket (charged as one request).  429/503 with
+ *   Retry-After is THROTTLE_BUSY with that time, clamped like
+ *   BackOffMilliseconds (THROTTLE_BUSY_MAX_MS): it pauses that mailbox
+ *   only.  Graph budgets are not behind the account gate and are never
+ *   charged to an EWS budget, nor an EWS request to them: a refused EWS
+ *   service account does not stop Graph, and a 429 on one Graph mailbox
+ *   touches no EWS budget.  A Graph budget is freed once idle with its
+ *   bucket full again (so forgetting it forgets nothing).
  *
  * The account gate stands in front of every budget.  When the service
  * account itself is refused (its credentials, or impersonation across
@@ -79,8 +98,19 @@
 enum throttle_class {
 	THROTTLE_SHORT,
 	THROTTLE_STREAM,
+	THROTTLE_GRAPH,		/* a Graph request (not behind the gate) */
 	THROTTLE_CLASS_MAX
 };
+
+/* Sanity bound on a server-sent BackOffMilliseconds or Retry-After. */
+#define THROTTLE_BUSY_MAX_MS		(60 * 60 * 1000LL)
+
+/* Microsoft Graph's documented limits for Outlook resources. */
+#define THROTTLE_GRAPH_CONCURRENCY	4	/* per app per mailbox */
+#define THROTTLE_GRAPH_RATE		10000	/* requests ... */
+#define THROTTLE_GRAPH_WINDOW_MS	600000	/* ... per 10 minutes */
+#define THROTTLE_GRAPH_APP_RATE		130000	/* requests ... */
+#define THROTTLE_GRAPH_APP_WINDOW_MS	10000	/* ... per 10 seconds */
 
 /* Lower value is served first; FIFO within one class and priority. */
 enum throttle_prio {
@@ -96,8 +126,9 @@ enum throttle_result {
 	/* Finished without telling anything about the budget (cancelled,
 	 * request-level error such as ErrorInvalidSubscription). */
 	THROTTLE_DONE,
-	/* ErrorServerBusy: nothing charged to the budget before
-	 * now + backoff_ms (+ jitter); 0 means "not given". */
+	/* ErrorServerBusy, or Graph's 429/503 with Retry-After: nothing
+	 * charged to the budget before now + backoff_ms (+ jitter),
+	 * clamped to THROTTLE_BUSY_MAX_MS; 0 means "not given". */
 	THROTTLE_BUSY,
 	/* 503, ErrorExceededConnectionCount, connection errors: jittered
 	 * exponential back-off of the budget. */
@@ -166,6 +197,12 @@ struct throttle_limits {
 	/* Start-up ramp: minimum time between two grants, 0 = none. */
 	int64_t			 grant_separation_ms;
 	uint64_t		 seed;		/* PRNG seed */
+	/* Graph ([graph] section); 0 = Graph's documented limit. */
+	unsigned		 graph_concurrency;
+	unsigned		 graph_rate;
+	int64_t			 graph_window_ms;
+	unsigned		 graph_app_rate;
+	int64_t			 graph_app_window_ms;
 };
 
 /* Capacity of one streaming budget (throttle_stream_capacity). */
@@ -208,11 +245,35 @@ struct throttle_stats {
 	uint64_t	 slot_busy_ms;
 };
 
+/* The Graph budgets' figures (throttle_graph_stats). */
+struct throttle_graph_stats {
+	uint64_t	 granted;
+	uint64_t	 waited_slot;	/* submitted to a budget with no slot */
+	uint64_t	 waited_rate;	/* a budget stopped by its rate */
+	uint64_t	 waited_app;	/* ... by the app-wide rate */
+	uint64_t	 waited_pause;	/* submitted during a Retry-After */
+	uint64_t	 pauses;	/* THROTTLE_BUSY outcomes */
+	unsigned	 in_flight;	/* over all mailboxes */
+	unsigned	 queued;
+	unsigned	 max_in_flight_mailbox;	/* the highest seen */
+	/* Most requests one mailbox / the app made in one window. */
+	uint64_t	 max_window_requests;
+	uint64_t	 max_app_window_requests;
+	size_t		 mailboxes;	/* Graph budgets alive */
+	size_t		 paused;	/* of those, in a Retry-After pause */
+	/* The limits in force. */
+	unsigned	 concurrency;
+	unsigned	 rate;
+	int64_t		 window_ms;
+	unsigned	 app_rate;
+	int64_t		 app_window_ms;
+};
+
 /* Defaults matching Exchange 2013+ / Online (EWS-NOTES 8.1). */
 void	 throttle_limits_default(struct throttle_limits *);
 /*
- * Defaults, then the [throttling] keys of a parsed configuration
- * (borrowed); l->seed is kept as the caller set it.
+ * Defaults, then the [throttling] keys and [graph]'s limits of a parsed
+ * configuration (borrowed); l->seed is kept as the caller set it.
  */
 void	 throttle_limits_from_conf(struct throttle_limits *,
 	    const struct config *);
@@ -238,8 +299,9 @@ void	 throttle_ticket_init(struct throttle_ticket *);
 /*
  * Queue a request.  The ticket (borrowed until it is released or
  * cancelled) must be IDLE; anchor (copied when needed) selects the
- * streaming budget of a STREAM under impersonated charging and is
- * ignored otherwise.  cb(ticket, arg) fires from a later throttle_run().
+ * streaming budget of a STREAM under impersonated charging, the target
+ * mailbox of a GRAPH request, and is ignored otherwise.
+ * cb(ticket, arg) fires from a later throttle_run().
  */
 void	 throttle_submit(struct throttle *, struct throttle_ticket *,
 	    enum throttle_class, const char *anchor, enum throttle_prio,
@@ -332,6 +394,9 @@ unsigned throttle_subscriptions(const struct throttle *, const char *mailbox);
 /* Counters and gauges at now (O(streaming budgets)). */
 void	 throttle_stats(const struct throttle *, int64_t now,
 	    struct throttle_stats *);
+/* The Graph budgets at now (O(Graph budgets) for the paused count). */
+void	 throttle_graph_stats(const struct throttle *, int64_t now,
+	    struct throttle_graph_stats *);
 /* Write the status as one JSON object value (bounded in size). */
 void	 throttle_json(const struct throttle *, int64_t now,
 	    struct json_writer *);

@@ -861,13 +861,18 @@ rebalance_soon(struct manager *m)
 
 /* ---- life cycle ---- */
 
-/* The Graph client for the configuration's [graph] app registration. */
+/*
+ * The Graph client for the configuration's [graph] app registration, on
+ * the scheduler of the EWS call path.
+ */
 static struct graph_client *
-graph_new(struct event_base *base, const struct config *conf, char **cause)
+graph_new(struct event_base *base, const struct config *conf,
+    struct ews_ctx *ews, char **cause)
 {
 	struct graph_client_opts	 o;
 
 	graph_client_opts_from_config(&o, conf);
+	o.drive = ews_ctx_drive(ews);
 	return (graph_client_new(base, &o, cause));
 }
 
@@ -896,7 +901,8 @@ manager_new(struct event_base *base, const struct config *conf,
 		return (NULL);
 	}
 	if ((conf->graph.nmailboxes > 0 || conf->graph.auto_online) &&
-	    (m->env.graph = graph_new(base, conf, cause)) == NULL) {
+	    (m->env.graph = graph_new(base, conf, m->env.ews,
+	    cause)) == NULL) {
 		ews_ctx_free(m->env.ews);
 		free(m);
 		return (NULL);

@@ -37,6 +37,7 @@
 #include "graph/graph_cal.h"
 #include "graph/graph_sub.h"
 #include "io/graph_client.h"
+#include "io/throttle_drive.h"
 
 struct op {
 	const char		*name;
@@ -276,6 +277,8 @@ int
 main(int argc, char **argv)
 {
 	struct graph_client_opts o;
+	struct throttle_limits	 lim;
+	struct throttle_drive	*drive;
 	struct buf		 b = BUF_INIT;
 	struct json_writer	 w;
 	struct op		*ops;
@@ -283,6 +286,7 @@ main(int argc, char **argv)
 	int			 ch, i, n;
 
 	memset(&o, 0, sizeof o);
+	throttle_limits_default(&lim);
 	o.tls_verify = o.token_tls_verify = true;
 	while ((ch = getopt(argc, argv, "a:Bc:g:i:k:n:r:s:t:w:")) != -1) {
 		switch (ch) {
@@ -294,9 +298,9 @@ main(int argc, char **argv)
 		case 'k': o.key_file = optarg; break;
 		case 'n': notify_url = optarg; break;
 		case 's': o.client_secret = optarg; break;
-		case 'r': o.sched.app_rate = (unsigned)atoi(optarg); break;
+		case 'r': lim.graph_app_rate = (unsigned)atoi(optarg); break;
 		case 't': o.token_url = optarg; break;
-		case 'w': o.sched.app_window_ms = atoi(optarg); break;
+		case 'w': lim.graph_app_window_ms = atoi(optarg); break;
 		default: usage();
 		}
 	}
@@ -308,6 +312,9 @@ main(int argc, char **argv)
 	    LOG_DEBUG : LOG_WARNING);
 	if ((base = event_base_new()) == NULL)
 		errx(1, "event_base_new");
+	/* The scheduler as the daemon's, Graph's budgets in it. */
+	drive = throttle_drive_new(base, &lim);
+	o.drive = drive;
 	if ((gc = graph_client_new(base, &o, &cause)) == NULL)
 		errx(1, "%s", cause);
 	n = argc;
@@ -331,6 +338,7 @@ main(int argc, char **argv)
 	printf("%s\n", buf_str(&b));
 	buf_free(&b);
 	graph_client_free(gc);
+	throttle_drive_free(drive);
 	free(ops);
 	event_base_free(base);
 	return (0);

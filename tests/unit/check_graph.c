@@ -28,7 +28,6 @@
 #include "graph/graph_cal.h"
 #include "graph/graph_error.h"
 #include "graph/graph_jwt.h"
-#include "graph/graph_sched.h"
 #include "graph/graph_sub.h"
 #include "graph_fuzz_body.h"
 #include "proto_test.h"
@@ -470,8 +469,10 @@ START_TEST(test_errors)
 
 	ck_assert_int_eq(graph_retry_after("7", now), 7);
 	ck_assert_int_eq(graph_retry_after(" 0 ", now), 0);
+	/* Saturated, not clamped: the scheduler's clamp is the one. */
 	ck_assert_int_eq(graph_retry_after("99999999999999999999", now),
-	    GRAPH_RETRY_AFTER_MAX_S);
+	    GRAPH_RETRY_AFTER_SAT_S);
+	ck_assert_int_eq(graph_retry_after("7200", now), 7200);
 	ck_assert_int_eq(graph_retry_after("Mon, 02 Mar 2026 09:00:30 GMT",
 	    now), 30);
 	ck_assert_int_eq(graph_retry_after("Mon, 02 Mar 2026 08:00:00 GMT",
@@ -480,116 +481,6 @@ START_TEST(test_errors)
 	ck_assert_int_eq(graph_retry_after("-3", now), -1);
 	ck_assert_int_eq(graph_retry_after("soon", now), -1);
 	ck_assert_int_eq(graph_retry_after(NULL, now), -1);
-}
-END_TEST
-
-START_TEST(test_sched)
-{
-	struct graph_sched_opts	 o = { .concurrency = 4, .rate = 100,
-				    .window_ms = 10000 };
-	struct graph_sched	*s = graph_sched_new(&o);
-	struct graph_sched_stats st;
-	int64_t			 t = 1000, w;
-	int			 i, granted;
-
-	/* Four in flight per mailbox, the fifth waits for a release. */
-	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(graph_sched_acquire(s, "a", t), 0);
-	ck_assert_int_eq(graph_sched_acquire(s, "a", t), -1);
-	ck_assert_int_eq(graph_sched_acquire(s, "b", t), 0);
-	ck_assert_uint_eq(graph_sched_in_flight(s, "a"), 4);
-	graph_sched_release(s, "a");
-	ck_assert_int_eq(graph_sched_acquire(s, "a", t), 0);
-	for (i = 0; i < 4; i++)
-		graph_sched_release(s, "a");
-	graph_sched_release(s, "b");
-	graph_sched_release(s, "b");	/* one too many: ignored */
-	graph_sched_stats(s, t, &st);
-	ck_assert_uint_eq(st.in_flight, 0);
-	ck_assert_uint_eq(st.max_in_flight_mailbox, 4);
-	ck_assert_uint_eq(st.waited_slot, 1);
-
-	/* Rate: the bucket (a tenth, 10) is empty after 10 (5 used). */
-	granted = 5;
-	while ((w = graph_sched_acquire(s, "a", t)) == 0) {
-		graph_sched_release(s, "a");
-		granted++;
-	}
-	ck_assert_int_eq(granted, 10);
-	ck_assert_int_gt(w, 0);
-	/* No window of 10 s ever sees more than 100. */
-	granted = 0;
-	for (t = 1000; t < 11000; t += 10)
-		while (graph_sched_acquire(s, "c", t) == 0) {
-			graph_sched_release(s, "c");
-			granted++;
-		}
-	ck_assert_int_le(granted, 100);
-	ck_assert_int_ge(granted, 95);
-
-	/* A Retry-After pause holds the mailbox, not the others. */
-	graph_sched_pause(s, "d", 50000);
-	ck_assert_int_eq(graph_sched_acquire(s, "d", 45000), 5000);
-	ck_assert_int_eq(graph_sched_acquire(s, "e", 45000), 0);
-	ck_assert_int_eq(graph_sched_acquire(s, "d", 50000), 0);
-	graph_sched_release(s, "d");
-	graph_sched_release(s, "e");
-	graph_sched_forget(s, "d");
-	graph_sched_stats(s, t, &st);
-	ck_assert_uint_eq(st.pauses, 1);
-	ck_assert_uint_eq(st.mailboxes, 4);
-	graph_sched_pause(s, "f", 60000);
-	graph_sched_stats(s, 45000, &st);
-	ck_assert_uint_eq(st.paused, 1);
-	/* Mailbox "c" above: all but a few of its 100 in one window. */
-	ck_assert_uint_le(st.max_window_requests, 100);
-	ck_assert_uint_ge(st.max_window_requests, 95);
-	ck_assert_uint_eq(st.concurrency, 4);
-	ck_assert_uint_eq(st.rate, 100);
-	ck_assert_int_eq(st.window_ms, 10000);
-	graph_sched_free(s);
-}
-END_TEST
-
-/*
- * The app-wide rate (Graph's per-app limit across all mailboxes): many
- * mailboxes, each far inside its own budget, together never exceed it
- * in any window; the wait it answers is the app's, not a slot's.
- */
-START_TEST(test_sched_app_rate)
-{
-	struct graph_sched_opts	 o = { .app_rate = 50, .app_window_ms = 1000 };
-	struct graph_sched	*s = graph_sched_new(&o);
-	struct graph_sched_stats st;
-	int64_t			 t, w, times[2000];
-	size_t			 n = 0, i, j;
-	char			 mb[32];
-	int			 k;
-
-	for (t = 0; t < 5000; t += 5)
-		for (k = 0; k < 40; k++) {
-			snprintf(mb, sizeof mb, "m%d", k);
-			if ((w = graph_sched_acquire(s, mb, t)) != 0) {
-				ck_assert_int_gt(w, 0);
-				continue;
-			}
-			graph_sched_release(s, mb);
-			ck_assert_uint_lt(n, 2000);
-			times[n++] = t;
-		}
-	/* Sliding windows of 1 s: never more than 50. */
-	for (i = 0, j = 0; i < n; i++) {
-		while (times[i] - times[j] >= 1000)
-			j++;
-		ck_assert_uint_le(i - j + 1, 50);
-	}
-	ck_assert_uint_ge(n, 4 * 50);
-	graph_sched_stats(s, t, &st);
-	ck_assert_uint_gt(st.waited_app, 0);
-	ck_assert_uint_eq(st.waited_rate, 0);
-	ck_assert_uint_le(st.max_app_window_requests, 50);
-	ck_assert_uint_eq(st.app_rate, 50);
-	graph_sched_free(s);
 }
 END_TEST
 
@@ -765,8 +656,6 @@ suite(void)
 	tcase_add_test(tc, test_notifications);
 	tcase_add_test(tc, test_batch);
 	tcase_add_test(tc, test_errors);
-	tcase_add_test(tc, test_sched);
-	tcase_add_test(tc, test_sched_app_rate);
 	tcase_add_test(tc, test_jwt);
 	tcase_add_test(tc, test_fuzz_corpus);
 	suite_add_tcase(s, tc);

@@ -1360,6 +1360,374 @@ START_TEST(test_status)
 }
 END_TEST
 
+/* ---- Graph budgets: per (app, mailbox) and per app ---- */
+
+/* A scheduler with Graph limits of the test's own (0: Graph's). */
+static struct throttle *
+mk_graph(unsigned conc, unsigned rate, int64_t window, unsigned app_rate,
+    int64_t app_window)
+{
+	struct throttle_limits	l;
+
+	throttle_limits_default(&l);
+	l.busy_jitter_max_ms = 0;
+	l.seed = 12345;
+	l.graph_concurrency = conc;
+	l.graph_rate = rate;
+	l.graph_window_ms = window;
+	l.graph_app_rate = app_rate;
+	l.graph_app_window_ms = app_window;
+	norder = 0;
+	now = 1000;
+	return (throttle_new(&l));
+}
+
+/* A released Graph ticket goes straight back into its queue. */
+static void
+on_grant_graph_again(struct throttle_ticket *tk, void *arg)
+{
+	struct req	*r = arg;
+
+	on_grant(tk, arg);
+	throttle_release(T, tk, now, NULL);
+	throttle_submit(T, tk, THROTTLE_GRAPH, r->anchor, THROTTLE_PRIO_NORMAL,
+	    on_grant_graph_again, r);
+}
+
+/* Four in flight per mailbox, Graph's documented limit by default. */
+START_TEST(test_graph_slots)
+{
+	struct throttle_graph_stats	 gs;
+	struct req			 a[6], b;
+	unsigned			 i;
+
+	T = mk_graph(0, 0, 0, 0, 0);
+	for (i = 0; i < 6; i++)
+		submit(&a[i], (int)i, THROTTLE_GRAPH, "a@x",
+		    THROTTLE_PRIO_NORMAL);
+	submit(&b, 9, THROTTLE_GRAPH, "b@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 5);
+	ck_assert_uint_eq(granted(a, 6), 4);
+	ck_assert(throttle_ticket_granted(&b.tk));
+	verify();
+	/* Waiting for a release, not for time: no wake-up. */
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	release(&a[0], THROTTLE_OK, 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_granted(&a[4].tk));
+	ck_assert_uint_eq(granted(a, 6), 4);
+	verify();
+	throttle_graph_stats(T, now, &gs);
+	ck_assert_uint_eq(gs.concurrency, THROTTLE_GRAPH_CONCURRENCY);
+	ck_assert_uint_eq(gs.rate, THROTTLE_GRAPH_RATE);
+	ck_assert_int_eq(gs.window_ms, THROTTLE_GRAPH_WINDOW_MS);
+	ck_assert_uint_eq(gs.app_rate, THROTTLE_GRAPH_APP_RATE);
+	ck_assert_int_eq(gs.app_window_ms, THROTTLE_GRAPH_APP_WINDOW_MS);
+	ck_assert_uint_eq(gs.in_flight, 5);
+	ck_assert_uint_eq(gs.queued, 1);
+	ck_assert_uint_eq(gs.max_in_flight_mailbox, 4);
+	ck_assert_uint_eq(gs.waited_slot, 2);
+	ck_assert_uint_eq(gs.granted, 6);
+	ck_assert_uint_eq(gs.mailboxes, 2);
+	/* Nothing of it touched the EWS budgets. */
+	ck_assert_uint_eq(throttle_subscriptions(T, NULL), 0);
+	for (i = 0; i < 6; i++)
+		throttle_cancel(T, &a[i].tk);
+	throttle_cancel(T, &b.tk);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/*
+ * A mailbox's rate: a burst of a tenth, then grants as the bucket
+ * refills; no window ever sees more than the rate, and the budget waits
+ * in the heap for its refill (the wake-up is that time, not now).
+ */
+START_TEST(test_graph_rate)
+{
+	struct throttle_graph_stats	 gs;
+	struct req			 r;
+	int64_t				 times[400], w;
+	size_t				 n = 0, i, j;
+
+	T = mk_graph(4, 100, 10000, 0, 0);
+	memset(&r, 0, sizeof(r));
+	r.anchor = "a@x";
+	throttle_submit(T, &r.tk, THROTTLE_GRAPH, "a@x", THROTTLE_PRIO_NORMAL,
+	    on_grant_graph_again, &r);
+	for (;;) {
+		w = throttle_next_wakeup(T, now);
+		ck_assert_int_ge(w, now);
+		if (w >= 31000)
+			break;
+		now = w;
+		i = r.grants;
+		throttle_run(T, now);
+		while (i++ < r.grants) {
+			ck_assert_uint_lt(n, 400);
+			times[n++] = now;
+		}
+		verify();
+	}
+	/* The burst: ten at once, then one every 100 ms or so. */
+	ck_assert_int_eq(times[9], 1000);
+	ck_assert_int_gt(times[10], 1000);
+	for (i = 0, j = 0; i < n; i++) {
+		while (times[i] - times[j] >= 10000)
+			j++;
+		ck_assert_uint_le(i - j + 1, 100);
+	}
+	ck_assert_uint_ge(n, 3 * 90);
+	throttle_graph_stats(T, now, &gs);
+	ck_assert_uint_gt(gs.waited_rate, 0);
+	ck_assert_uint_eq(gs.waited_app, 0);
+	ck_assert_uint_le(gs.max_window_requests, 100);
+	ck_assert_uint_ge(gs.max_window_requests, 95);
+	throttle_cancel(T, &r.tk);
+	throttle_free(T);
+}
+END_TEST
+
+/*
+ * The app-wide rate: forty mailboxes, each far inside its own budget,
+ * together never exceed it in any window; the budgets it stops wait on
+ * one list, woken by the app's refill.
+ */
+START_TEST(test_graph_app_rate)
+{
+	struct throttle_graph_stats	 gs;
+	static struct req		 r[40];
+	static char			 mb[40][16];
+	static int64_t			 times[4000];
+	int64_t				 w;
+	size_t				 n = 0, i, j, before;
+	unsigned			 k, tot;
+
+	T = mk_graph(4, 0, 0, 50, 1000);
+	for (k = 0; k < 40; k++) {
+		snprintf(mb[k], sizeof(mb[k]), "m%u@x", k);
+		memset(&r[k], 0, sizeof(r[k]));
+		r[k].anchor = mb[k];
+		throttle_submit(T, &r[k].tk, THROTTLE_GRAPH, mb[k],
+		    THROTTLE_PRIO_NORMAL, on_grant_graph_again, &r[k]);
+	}
+	for (now = 0;;) {
+		w = throttle_next_wakeup(T, now);
+		ck_assert_int_ge(w, now);
+		if (w >= 5000)
+			break;
+		now = w;
+		for (k = 0, before = 0; k < 40; k++)
+			before += r[k].grants;
+		throttle_run(T, now);
+		for (k = 0, tot = 0; k < 40; k++)
+			tot += r[k].grants;
+		for (i = before; i < tot; i++) {
+			ck_assert_uint_lt(n, 4000);
+			times[n++] = now;
+		}
+		verify();
+	}
+	for (i = 0, j = 0; i < n; i++) {
+		while (times[i] - times[j] >= 1000)
+			j++;
+		ck_assert_uint_le(i - j + 1, 50);
+	}
+	ck_assert_uint_ge(n, 4 * 50);
+	throttle_graph_stats(T, now, &gs);
+	ck_assert_uint_gt(gs.waited_app, 0);
+	ck_assert_uint_eq(gs.waited_rate, 0);
+	ck_assert_uint_le(gs.max_app_window_requests, 50);
+	ck_assert_uint_eq(gs.app_rate, 50);
+	for (k = 0; k < 40; k++)
+		throttle_cancel(T, &r[k].tk);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/*
+ * The steps of a JSON $batch are a ticket each: twenty steps for one
+ * mailbox take its four slots and a token each, so a bucket of two
+ * (a rate of 20 per second) lets two of them go, not the batch.
+ */
+START_TEST(test_graph_batch_steps)
+{
+	struct throttle_graph_stats	 gs;
+	struct req			 st[20];
+	unsigned			 i;
+
+	T = mk_graph(4, 20, 1000, 0, 0);
+	for (i = 0; i < 20; i++)
+		submit(&st[i], (int)i, THROTTLE_GRAPH, "a@x",
+		    THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 2);
+	ck_assert_uint_eq(granted(st, 20), 2);
+	/* The next token in 1000 / 18 ms, rounded up. */
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now + 56);
+	verify();
+	now += 56;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	now += 56;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	/* Four in flight: tokens accrue, slots do not. */
+	now += 1000;
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_uint_eq(granted(st, 20), 4);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	for (i = 0; i < 4; i++)
+		release(&st[i], THROTTLE_OK, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 2);
+	throttle_graph_stats(T, now, &gs);
+	ck_assert_uint_eq(gs.granted, 6);
+	/* Two, then one and one in the first second. */
+	ck_assert_uint_eq(gs.max_window_requests, 4);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/*
+ * Retry-After is THROTTLE_BUSY: it pauses that mailbox only, under the
+ * same clamp as BackOffMilliseconds; no EWS budget notices.
+ */
+START_TEST(test_graph_retry_after)
+{
+	struct throttle_graph_stats	 gs;
+	struct throttle_stats		 st;
+	struct req			 d[2], e, s;
+
+	T = mk_graph(0, 0, 0, 0, 0);
+	submit(&d[0], 0, THROTTLE_GRAPH, "d@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	/* 429, Retry-After: 5 */
+	release(&d[0], THROTTLE_BUSY, 5000);
+	submit(&d[1], 1, THROTTLE_GRAPH, "d@x", THROTTLE_PRIO_NORMAL);
+	submit(&e, 2, THROTTLE_GRAPH, "e@x", THROTTLE_PRIO_NORMAL);
+	submit(&s, 3, THROTTLE_SHORT, NULL, THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 2);
+	ck_assert(throttle_ticket_granted(&e.tk));
+	ck_assert(throttle_ticket_granted(&s.tk));
+	ck_assert(throttle_ticket_queued(&d[1].tk));
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now + 5000);
+	ck_assert_uint_eq(throttle_run(T, now + 4999), 0);
+	throttle_graph_stats(T, now, &gs);
+	ck_assert_uint_eq(gs.pauses, 1);
+	ck_assert_uint_eq(gs.paused, 1);
+	ck_assert_uint_eq(gs.waited_pause, 1);
+	throttle_stats(T, now, &st);
+	ck_assert_uint_eq(st.server_busy, 0);
+	ck_assert_uint_eq(st.budgets_in_backoff, 0);
+	ck_assert_int_eq(st.backoff_until, 0);
+	ck_assert_int_eq(st.gate, THROTTLE_GATE_OPEN);
+	verify();
+	now += 5000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_granted(&d[1].tk));
+
+	/* Two hours asked: one hour, the one clamp of both protocols. */
+	release(&d[1], THROTTLE_BUSY, 2 * 3600 * 1000LL);
+	submit(&d[0], 4, THROTTLE_GRAPH, "d@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 0);
+	ck_assert_int_eq(throttle_next_wakeup(T, now),
+	    now + THROTTLE_BUSY_MAX_MS);
+	/* Success elsewhere does not shorten it. */
+	release(&e, THROTTLE_OK, 0);
+	release(&s, THROTTLE_OK, 0);
+	ck_assert_uint_eq(throttle_run(T, now + THROTTLE_BUSY_MAX_MS - 1), 0);
+	ck_assert_uint_eq(throttle_run(T, now + THROTTLE_BUSY_MAX_MS), 1);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/*
+ * Graph is not behind the EWS account gate: a refused service account
+ * (gate closed, then one probe out) stops EWS requests, not Graph's.
+ */
+START_TEST(test_graph_gate)
+{
+	struct req	s[2], g[3];
+
+	T = mk_graph(0, 0, 0, 0, 0);
+	throttle_gate_set(T, THROTTLE_GATE_CLOSED, now + 60000);
+	submit(&s[0], 0, THROTTLE_SHORT, NULL, THROTTLE_PRIO_HIGH);
+	submit(&g[0], 1, THROTTLE_GRAPH, "a@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_granted(&g[0].tk));
+	ck_assert(throttle_ticket_queued(&s[0].tk));
+	/* The gate's time is the only wake-up left. */
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now + 60000);
+	verify();
+
+	/* Probing, the probe out: Graph still goes. */
+	now += 60000;
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert(throttle_ticket_is_probe(T, &s[0].tk));
+	submit(&s[1], 2, THROTTLE_SHORT, NULL, THROTTLE_PRIO_HIGH);
+	submit(&g[1], 3, THROTTLE_GRAPH, "a@x", THROTTLE_PRIO_NORMAL);
+	submit(&g[2], 4, THROTTLE_GRAPH, "b@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_int_eq(throttle_next_wakeup(T, now), now);
+	ck_assert_uint_eq(throttle_run(T, now), 2);
+	ck_assert(throttle_ticket_queued(&s[1].tk));
+	ck_assert_int_eq(throttle_next_wakeup(T, now), THROTTLE_NEVER);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
+/*
+ * A Graph budget is freed once idle with its bucket full again, never
+ * before (a new bucket would forget what the window already spent).
+ * New limits apply to queued tickets at once.
+ */
+START_TEST(test_graph_forget_reload)
+{
+	struct throttle_graph_stats	 gs;
+	struct throttle_limits		 l;
+	struct req			 r[4];
+	unsigned			 i;
+
+	T = mk_graph(2, 100, 10000, 0, 0);
+	for (i = 0; i < 4; i++)
+		submit(&r[i], (int)i, THROTTLE_GRAPH, "a@x",
+		    THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 2);
+	throttle_limits_default(&l);
+	l.graph_concurrency = 3;
+	l.graph_rate = 100;
+	l.graph_window_ms = 10000;
+	ck_assert_uint_eq(throttle_set_limits(T, &l), 0);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	ck_assert_uint_eq(granted(r, 4), 3);
+	release(&r[0], THROTTLE_OK, 0);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	for (i = 1; i < 4; i++)
+		release(&r[i], THROTTLE_OK, 0);
+	throttle_run(T, now);
+	throttle_graph_stats(T, now, &gs);
+	ck_assert_uint_eq(gs.mailboxes, 1);	/* four tokens short */
+	ck_assert_uint_eq(gs.concurrency, 3);
+	/* Refilled: the next look at it frees it. */
+	now += 10000;
+	submit(&r[0], 0, THROTTLE_GRAPH, "b@x", THROTTLE_PRIO_NORMAL);
+	throttle_cancel(T, &r[0].tk);
+	throttle_run(T, now);
+	throttle_graph_stats(T, now, &gs);
+	ck_assert_uint_eq(gs.mailboxes, 1);	/* "a" waits for a use */
+	submit(&r[1], 1, THROTTLE_GRAPH, "a@x", THROTTLE_PRIO_NORMAL);
+	ck_assert_uint_eq(throttle_run(T, now), 1);
+	release(&r[1], THROTTLE_OK, 0);
+	now += 10000;
+	throttle_run(T, now);
+	verify();
+	throttle_free(T);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -1388,6 +1756,13 @@ suite(void)
 	tcase_add_test(tc, test_gate_probe_backoff);
 	tcase_add_loop_test(tc, test_property, 0, 6);
 	tcase_add_test(tc, test_status);
+	tcase_add_test(tc, test_graph_slots);
+	tcase_add_test(tc, test_graph_rate);
+	tcase_add_test(tc, test_graph_app_rate);
+	tcase_add_test(tc, test_graph_batch_steps);
+	tcase_add_test(tc, test_graph_retry_after);
+	tcase_add_test(tc, test_graph_gate);
+	tcase_add_test(tc, test_graph_forget_reload);
 	suite_add_tcase(s, tc);
 	return (s);
 }
