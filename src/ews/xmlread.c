@@ -2,9 +2,11 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * Streaming XML reader on libxml2's SAX2 interface.  One parser context
- * per thread is kept and reset for each document (a fresh context, its
- * dictionary and buffers cost more than most EWS answers take to parse).
+ * Streaming XML reader: the subset reader (xmlsubset.h) first, libxml2's
+ * SAX2 interface for whatever that does not take; both drive the same
+ * table.  One parser context per thread is kept and reset for each
+ * document (a fresh context, its dictionary and buffers cost more than
+ * most EWS answers take to parse).
  * Text is reported as a tree parser would build it: libxml2 drops
  * "ignorable" white space by looking at the node it is building, so a
  * stand-in node per open element carries what that check reads.
@@ -28,6 +30,7 @@
 #include "ews/autodiscover.h"
 #include "ews/xmlread.h"
 #include "ews/xmlscan.h"
+#include "ews/xmlsubset.h"
 
 /* A context whose dictionary grew past this is replaced. */
 #define XR_DICT_MAX	4096
@@ -60,8 +63,10 @@ struct xr {
 	/* The element being opened (start()) or closed (end()). */
 	const char		*name;
 	const char		*uri;
-	const xmlChar		**attrs;
+	const xmlChar		**attrs;	/* libxml2's, 5 a row */
+	const struct xs_attr	*xattrs;	/* or the subset reader's */
 	int			 nattrs;
+	struct xs_doc		 xs;
 	struct xr_frame		 frames[XR_MAX_DEPTH + 1];
 };
 
@@ -71,6 +76,7 @@ static xmlNode	 xr_elem_node = { .type = XML_ELEMENT_NODE };
 static xmlNode	 xr_other_node = { .type = XML_COMMENT_NODE };
 
 static _Thread_local struct xr *xr_cached;
+static _Thread_local bool xr_libxml_only;
 
 static void	 xr_start(void *, const xmlChar *, const xmlChar *,
 		    const xmlChar *, int, const xmlChar **, int, int,
@@ -90,6 +96,9 @@ static bool	 xr_match(const struct xr_shape *, const char *,
 		    const char *);
 static const char *xr_qname(struct xr *, const xmlChar *, const xmlChar *,
 		    const xmlChar *);
+static bool	 xr_open(struct xr *, const char *, const char *);
+static void	 xr_close(struct xr *);
+static void	 xr_text(struct xr *, const char *, size_t);
 
 /* ---- the context ---- */
 
@@ -136,12 +145,15 @@ xr_put(struct xr *x, bool keep)
 			buf_free(&x->text);
 		if (x->scratch.cap > 65536)
 			buf_free(&x->scratch);
+		if (x->xs.copycap > 65536)
+			xs_free(&x->xs);
 		xr_cached = x;
 		return;
 	}
 	xmlFreeParserCtxt(x->ctxt);
 	buf_free(&x->text);
 	buf_free(&x->scratch);
+	xs_free(&x->xs);
 	free(x->cause);
 	free(x);
 }
@@ -234,32 +246,44 @@ xr_start(void *ctx, const xmlChar *local, const xmlChar *prefix,
 {
 	xmlParserCtxt		*ctxt = ctx;
 	struct xr		*x = ctxt->_private;
+
+	xr_child(x, &xr_elem_node);
+	x->attrs = attrs;
+	x->nattrs = nattrs;
+	if (xr_open(x, xr_qname(x, local, prefix, uri), (const char *)uri))
+		ctxt->node = &x->frames[x->depth].node;
+	x->attrs = NULL;
+	x->nattrs = 0;
+}
+
+/*
+ * An element opened (its attributes in x->attrs or x->xattrs).  Returns
+ * whether it has a frame (it is not too deep).
+ */
+static bool
+xr_open(struct xr *x, const char *name, const char *uri)
+{
 	const struct xr_parser	*p = x->p;
 	struct xr_frame		*parent, *f;
-	const char		*name;
 	unsigned		 i, prow;
 	uint8_t			 row = XR_SKIP;
 	bool			 first;
 
-	xr_child(x, &xr_elem_node);
 	if (x->depth >= XR_MAX_DEPTH) {
 		x->too_deep = true;
 		x->depth++;
-		return;
+		return (false);
 	}
-	name = xr_qname(x, local, prefix, uri);
 	parent = x->depth > 0 ? &x->frames[x->depth] : NULL;
 	f = &x->frames[++x->depth];
 	f->node.type = XML_ELEMENT_NODE;
 	f->node.children = f->node.last = NULL;
 	f->node.content = NULL;
-	f->node.name = local;
-	ctxt->node = &f->node;
 	f->seen = 0;
 	f->nchildren = 0;
 	f->text_at = x->text.len;
 	f->name = name;
-	f->uri = (const char *)uri;
+	f->uri = uri;
 	if (x->failed)
 		goto out;
 	if (parent == NULL) {
@@ -301,18 +325,15 @@ xr_start(void *ctx, const xmlChar *local, const xmlChar *prefix,
 out:
 	f->row = row;
 	if (row == XR_SKIP)
-		return;
+		return (true);
 	if (p->shapes[row].flags & XR_TEXT)
 		x->texts++;
 	if (p->start != NULL && !x->failed) {
 		x->name = name;
 		x->uri = f->uri;
-		x->attrs = attrs;
-		x->nattrs = nattrs;
 		p->start(x, row, x->arg);
-		x->attrs = NULL;
-		x->nattrs = 0;
 	}
+	return (true);
 }
 
 static void
@@ -321,6 +342,15 @@ xr_end(void *ctx, const xmlChar *local, const xmlChar *prefix,
 {
 	xmlParserCtxt		*ctxt = ctx;
 	struct xr		*x = ctxt->_private;
+
+	xr_close(x);
+	if (x->depth <= XR_MAX_DEPTH)
+		ctxt->node = x->depth > 0 ? &x->frames[x->depth].node : NULL;
+}
+
+static void
+xr_close(struct xr *x)
+{
 	const struct xr_parser	*p = x->p;
 	struct xr_frame		*f;
 	char			*s, *e, keep = 0;
@@ -358,7 +388,6 @@ xr_end(void *ctx, const xmlChar *local, const xmlChar *prefix,
 		p->end(x, row, NULL, x->arg);
 	}
 	x->depth--;
-	ctxt->node = x->depth > 0 ? &x->frames[x->depth].node : NULL;
 }
 
 static void
@@ -368,8 +397,15 @@ xr_chars(void *ctx, const xmlChar *ch, int len)
 	struct xr	*x = ctxt->_private;
 
 	xr_child(x, &xr_text_node);
-	if (x->texts > 0 && len > 0)
-		buf_append(&x->text, ch, (size_t)len);
+	if (len > 0)
+		xr_text(x, (const char *)ch, (size_t)len);
+}
+
+static void
+xr_text(struct xr *x, const char *ch, size_t len)
+{
+	if (x->texts > 0)
+		buf_append(&x->text, ch, len);
 }
 
 static void
@@ -411,12 +447,38 @@ xr_name(const struct xr *x)
 }
 
 const char *
+xr_uri(const struct xr *x)
+{
+	return (x->uri);
+}
+
+const char *
+xr_parent_name(const struct xr *x)
+{
+	return (x->depth > 1 ? x->frames[x->depth - 1].name : "");
+}
+
+const char *
 xr_attr(struct xr *x, const char *name, const char *nsuri)
 {
-	const xmlChar	**a;
-	const char	*v, *end, *amp;
-	int		 i;
+	const struct xs_attr	*xa;
+	const xmlChar		**a;
+	const char		*v, *end, *amp;
+	int			 i;
 
+	if (x->xattrs != NULL) {
+		/* The subset reader's: decoded already. */
+		for (i = 0; i < x->nattrs; i++) {
+			xa = &x->xattrs[i];
+			if (strcmp(xa->local, name) != 0)
+				continue;
+			if (nsuri == NULL ? xa->prefixed : (xa->uri == NULL ||
+			    strcmp(xa->uri, nsuri) != 0))
+				continue;
+			return (xa->value);
+		}
+		return (NULL);
+	}
 	for (i = 0; i < x->nattrs; i++) {
 		a = x->attrs + i * 5;	/* local, prefix, URI, value, end */
 		if (strcmp((const char *)a[0], name) != 0)
@@ -453,6 +515,39 @@ xr_attr_dup(struct xr *x, const char *name)
 
 /* ---- reading ---- */
 
+void
+xr_set_subset(bool on)
+{
+	xr_libxml_only = !on;
+}
+
+/* The subset reader's events through the table. */
+static void
+xr_replay(struct xr *x)
+{
+	const struct xs_event	*ev;
+	size_t			 i;
+
+	for (i = 0; i < x->xs.nev; i++) {
+		ev = &x->xs.ev[i];
+		switch (ev->kind) {
+		case XS_START:
+			x->xattrs = x->xs.attrs + ev->a;
+			x->nattrs = (int)ev->n;
+			(void)xr_open(x, ev->name, ev->uri);
+			x->xattrs = NULL;
+			x->nattrs = 0;
+			break;
+		case XS_END:
+			xr_close(x);
+			break;
+		case XS_TEXT:
+			xr_text(x, ev->name, ev->a);
+			break;
+		}
+	}
+}
+
 int
 xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
     char **cause)
@@ -461,7 +556,7 @@ xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
 	const xmlError	*e;
 	char		*msg, *nl, *dummy = NULL;
 	int		 rc = 0;
-	bool		 keep;
+	bool		 keep, subset = false;
 
 	if (cause == NULL)
 		cause = &dummy;
@@ -470,11 +565,18 @@ xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
 		xasprintf(cause, "document too large (%zu bytes)", len);
 	else if (len == 0 || len > INT_MAX)
 		*cause = xstrdup("empty document");
-	/* Linear, before the parser: what would make it slow or big. */
-	else if (xml_prescan(data, len, &xml_limits_default, cause) != 0)
-		;
 	else if ((x = xr_get()) == NULL)
 		*cause = xstrdup("out of memory for the XML parser");
+	/*
+	 * In the subset: within the pre-scan's limits.  Else the pre-scan,
+	 * linear, before libxml2: what would make the parse slow or big.
+	 */
+	else if (!(subset = !xr_libxml_only &&
+	    xs_read(&x->xs, data, len) == 0) &&
+	    xml_prescan(data, len, &xml_limits_default, cause) != 0) {
+		xr_put(x, true);
+		x = NULL;
+	}
 	if (x == NULL) {
 		free(dummy);
 		return (-2);
@@ -485,6 +587,17 @@ xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
 	x->too_deep = x->doctype = x->failed = false;
 	x->texts = 0;
 	buf_reset(&x->text);
+	if (subset) {
+		/* In the subset: well-formed, no DOCTYPE, not too deep. */
+		xr_replay(x);
+		keep = true;
+		if (x->failed) {
+			*cause = x->cause;
+			x->cause = NULL;
+			rc = -1;
+		}
+		goto out;
+	}
 	x->ctxt->_private = x;
 	xmlCtxtReadMemory(x->ctxt, data, (int)len, NULL, NULL,
 	    XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |
@@ -512,6 +625,7 @@ xr_read(const struct xr_parser *p, void *arg, const char *data, size_t len,
 		x->cause = NULL;
 		rc = -1;
 	}
+out:
 	free(x->cause);
 	x->cause = NULL;
 	x->ctxt->node = NULL;

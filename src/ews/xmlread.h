@@ -2,8 +2,9 @@
  * ewsgw - Exchange calendar presence gateway
  * SPDX-License-Identifier: ISC
  *
- * Streaming XML reader: libxml2's SAX2 parser, its context reused from
- * document to document, driven by a table of the elements a parser
+ * Streaming XML reader: the EWS subset of XML read directly, anything
+ * else by libxml2's SAX2 parser, its context reused from document to
+ * document, driven by a table of the elements a parser
  * wants.  No tree is built; handlers copy what they keep into their own
  * structs.  Same guards as a tree parse: size cap, linear pre-scan, no
  * DOCTYPE (so no entity is ever declared, expanded or fetched), no
@@ -91,10 +92,14 @@ int	 xr_fail(struct xr *, const char *, ...)
 
 /*
  * The element just opened or closed: its name as a tree parser reports
- * it (the local name; "prefix:name" when the prefix was never declared).
- * Borrowed, valid until the document is read.
+ * it (the local name; "prefix:name" when the prefix was never declared)
+ * and its namespace URI (NULL without one).  Borrowed, valid until the
+ * document is read.  The two readers' traces are compared through them.
  */
 const char	*xr_name(const struct xr *);
+const char	*xr_uri(const struct xr *);
+/* In start(): the element's name as xr_name(), of its parent. */
+const char	*xr_parent_name(const struct xr *);
 
 /*
  * In start(): the value of the element's attribute name without a
@@ -104,6 +109,14 @@ const char	*xr_name(const struct xr *);
 const char	*xr_attr(struct xr *, const char *name, const char *nsuri);
 /* The same, allocated (caller frees); NULL when absent. */
 char		*xr_attr_dup(struct xr *, const char *name);
+
+/*
+ * Whether xr_read reads a document in the EWS subset of XML itself
+ * (xmlsubset.h) and leaves only the rest to libxml2 (true, the default),
+ * or gives every document to libxml2: for tests that compare the two.
+ * This thread only.
+ */
+void	 xr_set_subset(bool);
 
 /* Free this thread's cached parser (at exit; the next read makes one). */
 void	 xr_cleanup(void);

@@ -3,7 +3,8 @@
  * SPDX-License-Identifier: ISC
  *
  * libFuzzer target: the streaming EWS parsers against the tree parsers
- * they replaced (tests/unit/ews_parse_dom.c); any disagreement aborts.
+ * they replaced (tests/unit/ews_parse_dom.c), with the subset reader in
+ * front of libxml2 and with libxml2 alone; any disagreement aborts.
  */
 #include "config.h"
 
@@ -11,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "ews/xmlread.h"
 
 #include "../unit/ews_parse_diff.h"
 
@@ -20,11 +23,19 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char	*report = NULL;
+	int	 subset;
 
-	if (ews_parse_diff((const char *)data, size, &report, NULL) != 0) {
-		fprintf(stderr, "%s\n", report);
-		abort();
+	for (subset = 1; subset >= 0; subset--) {
+		xr_set_subset(subset);
+		if (ews_parse_diff((const char *)data, size, &report,
+		    NULL) != 0) {
+			fprintf(stderr, "%s: %s\n", subset ? "subset reader" :
+			    "libxml2 alone", report);
+			abort();
+		}
+		free(report);
+		report = NULL;
 	}
-	free(report);
+	xr_set_subset(true);
 	return (0);
 }

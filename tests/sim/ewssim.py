@@ -45,7 +45,8 @@ def parse_args(argv=None):
                    help="length of one protocol 'minute' in seconds (scales timeouts)")
     p.add_argument("--heartbeat-seconds", type=float, default=45.0,
                    help="ConnectionStatus OK interval on idle streams")
-    p.add_argument("--latency-ms", type=int, default=0, help="added latency per EWS request")
+    p.add_argument("--latency-ms", type=int, default=0,
+                   help="EWS processing time: the answer is due this long after the request arrived")
     p.add_argument("--push-timeout", type=float, default=10.0, help="seconds to wait for a push answer")
     p.add_argument("--backends", type=int, default=4, help="number of simulated mailbox servers (affinity)")
     p.add_argument("--strict-affinity", action="store_true",

@@ -1461,6 +1461,37 @@ class FaultTests(SimTestCase):
         post(self.url, self.body)
         self.assertGreaterEqual(time.monotonic() - t0, 0.29)
 
+    def test_latency_counts_from_arrival(self):
+        """The answer is due L ms after the request arrived: what the
+        simulator does before admission (here: waits for a body sent
+        late) is part of L, not added to it, and /stats says where a
+        request's time went."""
+        self.sim.control("POST", "/config", {"latency_ms": 1000})
+        body = envelope(OOF_BODY % "alice@example.com", "alice@example.com")
+        c = Conn(self.url)
+        head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: text/xml; charset=utf-8\r\nAuthorization: %s\r\n"
+                "Content-Length: %d\r\n\r\n" % (c.path, BASIC, len(body))).encode()
+        t0 = time.monotonic()
+        c.sock.sendall(head)
+        time.sleep(0.8)
+        t1 = time.monotonic()
+        c.sock.sendall(body)
+        st, _ = c.read_head()
+        t2 = time.monotonic()
+        c.close()
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(t2 - t0, 0.99)     # never before L
+        self.assertLess(t2 - t1, 0.8)              # L from the arrival
+        ph = self.sim.stats()["request_phases"]
+        self.assertEqual(ph["requests"], 1)
+        self.assertGreaterEqual(ph["arrival_to_admission_ms"], 790)
+        self.assertLess(ph["admission_to_latency_end_ms"], 800)
+        self.assertGreaterEqual(ph["arrival_to_admission_ms"] +
+                                ph["admission_to_latency_end_ms"], 990)
+        for k in ("latency_end_to_release_ms", "release_to_sent_ms"):
+            self.assertGreaterEqual(ph[k], 0)
+
     def test_hostile_input(self):
         bomb = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
                 b'<soap:Envelope xmlns:soap="%s"><soap:Body>&b;</soap:Body></soap:Envelope>' % SOAP.encode())

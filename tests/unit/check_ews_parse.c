@@ -625,6 +625,52 @@ START_TEST(test_hostile)
 		free(doc);
 	}
 
+	/*
+	 * An answer otherwise in the subset of XML the fast reader takes: an
+	 * entity reference other than the five predefined ones and character
+	 * references is an error (no entity is ever expanded), as is a
+	 * reference to a character XML does not allow.
+	 */
+	{
+		static const char *const ref[] = {
+			"&xxe;", "a&xxe;b", "&xxe", "&#0;", "&#x110000;",
+			"&#xD800;", "&#;", "&;"
+		};
+		static const char	 id[] = "JwBleGNoMDEuY29udG9zby5jb20Q"
+		    "AAAAr2n+Sbz8Z0yDIX9pBs4p2A==";
+		const char		*at;
+
+		doc = pt_fixture("subscribe-streaming.xml", &len);
+		at = strstr(doc, id);
+		ck_assert_ptr_nonnull(at);
+		for (i = 0; i < sizeof ref / sizeof ref[0] + 1; i++) {
+			buf_reset(&b);
+			buf_append(&b, doc, (size_t)(at - doc));
+			buf_puts(&b, i < sizeof ref / sizeof ref[0] ? ref[i] :
+			    "a&amp;&lt;&gt;&quot;&apos;&#65;&#x42;");
+			buf_puts(&b, at + strlen(id));
+			cause = NULL;
+			if (i == sizeof ref / sizeof ref[0]) {
+				/* The predefined and numeric ones: decoded. */
+				ck_assert_int_eq(ews_parse_subscribe(b.data,
+				    b.len, &s, &cause), 0);
+				ck_assert_str_eq(s.subscription_id,
+				    "a&<>\"'AB");
+			} else {
+				ck_assert_msg(ews_parse_subscribe(b.data,
+				    b.len, &s, &cause) == -1, "taken: %s",
+				    ref[i]);
+				ck_assert_ptr_nonnull(strstr(cause,
+				    "malformed XML"));
+				ck_assert_ptr_null(s.subscription_id);
+			}
+			free(cause);
+			ews_subscribe_free(&s);
+		}
+		free(doc);
+		buf_reset(&b);
+	}
+
 	/* Over the size cap: refused before parsing. */
 	len = EWS_MAX_DOC + 1;
 	doc = xmalloc(len);

@@ -4,14 +4,12 @@
  *
  * The streaming EWS parsers against the tree ones on every fixture,
  * every file of the fuzz corpora, each cut short, and each mutated many
- * times over (a fixed seed: the same documents every run).
+ * times over (a fixed seed: the same documents every run); the streaming
+ * ones with the subset reader in front of libxml2 and with libxml2 alone.
  */
 #include "config.h"
 
-#include <sys/stat.h>
-
 #include <check.h>
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +20,10 @@
 #include "base/buf.h"
 #include "base/xmalloc.h"
 #include "ews/ews_parse.h"
+#include "ews/xmlread.h"
 
 #include "ews_parse_diff.h"
+#include "proto_test.h"
 
 /* Mutations per file; each is checked. */
 #define MUTATIONS	60
@@ -86,20 +86,32 @@ pick(size_t n)
 
 static unsigned	 checked, accepted;
 
+/*
+ * Both ways: with the subset reader in front of libxml2, as the daemon
+ * reads, and with libxml2 alone.
+ */
 static void
 check(const char *what, const char *d, size_t len)
 {
 	char		*report = NULL;
 	unsigned	 ok = 0;
+	int		 subset;
 
 	checked++;
-	if (ews_parse_diff(d, len, &report, &ok) != 0) {
-		/* check(3) caps its messages: the whole story on stderr. */
-		fprintf(stderr, "%s (%zu bytes):\n%.*s\n%s", what, len,
-		    (int)len, d, report);
-		ck_abort_msg("%s: the parsers disagree (see above)", what);
+	for (subset = 1; subset >= 0; subset--) {
+		xr_set_subset(subset);
+		if (ews_parse_diff(d, len, &report, &ok) != 0) {
+			/* check(3) caps its messages: all of it on stderr. */
+			fprintf(stderr, "%s (%zu bytes, %s):\n%.*s\n%s", what,
+			    len, subset ? "subset reader" : "libxml2 alone",
+			    (int)len, d, report);
+			ck_abort_msg("%s: the parsers disagree (see above)",
+			    what);
+		}
+		free(report);
+		report = NULL;
 	}
-	free(report);
+	xr_set_subset(true);
 	if (ok > 0)
 		accepted++;
 }
@@ -214,92 +226,45 @@ mutate(const char *doc, size_t len, struct buf *out)
 	}
 }
 
-static char *
-slurp(const char *path, size_t *len)
+/* One file: whole, cut short, mutated. */
+static void
+corpus_file(const char *path, const char *doc, size_t len, void *arg)
 {
-	FILE	*f;
-	char	*data;
-	long	 n;
+	struct buf	*m = arg;
+	char		*what;
+	size_t		 k;
+	int		 j;
 
-	if ((f = fopen(path, "rb")) == NULL)
-		return (NULL);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	data = xmalloc((size_t)n + 1);
-	if (fread(data, 1, (size_t)n, f) != (size_t)n)
-		n = 0;
-	data[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return (data);
-}
+	check(path, doc, len);
+	/* Cut short, in the envelope's head and further on. */
+	for (k = 0; k < len; k += k < 300 ? 17 : 149) {
+		xasprintf(&what, "%s cut at %zu", path, k);
+		check(what, doc, k);
+		free(what);
+	}
+	for (j = 0; j < MUTATIONS; j++) {
+		mutate(doc, len, m);
+		/* Twice mutated, now and then. */
+		if (j % 3 == 0) {
+			char	*once = xstrdup(buf_str(m));
+			size_t	 olen = m->len;
 
-static int
-not_hidden(const struct dirent *e)
-{
-	return (e->d_name[0] != '.');
-}
-
-static int
-by_name(const struct dirent **a, const struct dirent **b)
-{
-	return (strcmp((*a)->d_name, (*b)->d_name));
+			mutate(once, olen, m);
+			free(once);
+		}
+		xasprintf(&what, "%s mutation %d", path, j);
+		check(what, m->data, m->len);
+		free(what);
+	}
 }
 
 START_TEST(test_diff_corpus)
 {
-	struct dirent	**ents;
 	struct buf	 m = BUF_INIT;
-	struct stat	 st;
-	char		*dir, *path, *doc, *what;
-	size_t		 len, k, d;
-	int		 n, i, j;
-	unsigned	 files = 0;
+	unsigned	 files;
 
-	for (d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
-		xasprintf(&dir, "%s/%s", EWSGW_TEST_SRCDIR, dirs[d]);
-		n = scandir(dir, &ents, not_hidden, by_name);
-		ck_assert_msg(n > 0, "cannot read %s", dir);
-		for (i = 0; i < n; i++) {
-			xasprintf(&path, "%s/%s", dir, ents[i]->d_name);
-			/* Fixtures of other parsers sit in subfolders. */
-			if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-				free(path);
-				free(ents[i]);
-				continue;
-			}
-			doc = slurp(path, &len);
-			ck_assert_msg(doc != NULL, "cannot read %s", path);
-			files++;
-			check(path, doc, len);
-			/* Cut short, in the envelope's head and further on. */
-			for (k = 0; k < len; k += k < 300 ? 17 : 149) {
-				xasprintf(&what, "%s cut at %zu", path, k);
-				check(what, doc, k);
-				free(what);
-			}
-			for (j = 0; j < MUTATIONS; j++) {
-				mutate(doc, len, &m);
-				/* Twice mutated, now and then. */
-				if (j % 3 == 0) {
-					char	*once = xstrdup(buf_str(&m));
-					size_t	 olen = m.len;
-
-					mutate(once, olen, &m);
-					free(once);
-				}
-				xasprintf(&what, "%s mutation %d", path, j);
-				check(what, m.data, m.len);
-				free(what);
-			}
-			free(doc);
-			free(path);
-			free(ents[i]);
-		}
-		free(ents);
-		free(dir);
-	}
+	files = pt_each_file(dirs, sizeof(dirs) / sizeof(dirs[0]),
+	    corpus_file, &m);
 	buf_free(&m);
 	ck_assert_uint_ge(files, 40);
 	/* Not everything refused: many mutations still parse. */

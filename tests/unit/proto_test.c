@@ -6,21 +6,24 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "proto_test.h"
 #include "base/xmalloc.h"
 
 char *
-pt_fixture(const char *name, size_t *len)
+pt_slurp(const char *path, size_t *len)
 {
-	char	*path, *data;
+	char	*data;
 	FILE	*f;
 	long	 n;
 
-	xasprintf(&path, "%s/tests/fixtures/%s", EWSGW_TEST_SRCDIR, name);
 	f = fopen(path, "rb");
 	ck_assert_msg(f != NULL, "cannot open %s", path);
 	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
@@ -31,9 +34,64 @@ pt_fixture(const char *name, size_t *len)
 	ck_assert_uint_eq(fread(data, 1, (size_t)n, f), (size_t)n);
 	data[n] = '\0';
 	fclose(f);
-	free(path);
 	*len = (size_t)n;
 	return (data);
+}
+
+char *
+pt_fixture(const char *name, size_t *len)
+{
+	char	*path, *data;
+
+	xasprintf(&path, "%s/tests/fixtures/%s", EWSGW_TEST_SRCDIR, name);
+	data = pt_slurp(path, len);
+	free(path);
+	return (data);
+}
+
+static int
+not_hidden(const struct dirent *e)
+{
+	return (e->d_name[0] != '.');
+}
+
+static int
+by_name(const struct dirent **a, const struct dirent **b)
+{
+	return (strcmp((*a)->d_name, (*b)->d_name));
+}
+
+unsigned
+pt_each_file(const char *const *dirs, size_t ndirs,
+    void (*fn)(const char *, const char *, size_t, void *), void *arg)
+{
+	struct dirent	**ents;
+	struct stat	 st;
+	char		*dir, *path, *doc;
+	size_t		 d, len;
+	unsigned	 files = 0;
+	int		 n, i;
+
+	for (d = 0; d < ndirs; d++) {
+		xasprintf(&dir, "%s/%s", EWSGW_TEST_SRCDIR, dirs[d]);
+		n = scandir(dir, &ents, not_hidden, by_name);
+		ck_assert_msg(n > 0, "cannot read %s", dir);
+		for (i = 0; i < n; i++) {
+			xasprintf(&path, "%s/%s", dir, ents[i]->d_name);
+			/* Fixtures of other parsers sit in subfolders. */
+			if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+				doc = pt_slurp(path, &len);
+				files++;
+				fn(path, doc, len, arg);
+				free(doc);
+			}
+			free(path);
+			free(ents[i]);
+		}
+		free(ents);
+		free(dir);
+	}
+	return (files);
 }
 
 static const char *

@@ -3,6 +3,7 @@ import asyncio
 import base64
 import calendar as _stdcal
 import datetime as dt
+import functools
 import logging
 import time
 import urllib.parse
@@ -44,7 +45,8 @@ class SoapFault(Exception):
 class Ctx:
     """One EWS request being served."""
     __slots__ = ("sim", "req", "op", "account", "root", "header", "body_el", "impersonated",
-                 "req_version", "budget", "code", "extra_headers", "in_op")
+                 "req_version", "budget", "code", "extra_headers", "in_op", "admitted",
+                 "slept")
 
 
 def rm(name, code="NoError", text=None, kids=(), message_xml=None):
@@ -98,6 +100,7 @@ async def handle(sim, req):
     ctx.code = None
     ctx.extra_headers = []
     ctx.in_op = None
+    ctx.admitted = ctx.slept = None
     try:
         return await _handle(ctx)
     except SoapFault as f:
@@ -109,6 +112,9 @@ async def handle(sim, req):
             sim.stats.op_end(ctx.in_op)
         if ctx.budget is not None:
             ctx.budget.release()
+        if ctx.slept is not None and ctx.op != "GetStreamingEvents":
+            req.on_sent = functools.partial(sim.stats.phases.add, req.arrived, ctx.admitted,
+                                            ctx.slept, time.monotonic())
 
 
 def budget_key(ctx):
@@ -212,14 +218,20 @@ async def _handle(ctx):
 
     ctx.in_op = ctx.op
     sim.stats.op_begin(ctx.op)
+    ctx.admitted = time.monotonic()
 
-    # --- processing time (charged against the budget, like real server work)
+    # --- processing time: the answer is due L ms after the request
+    # arrived (Exchange's own time, its parsing and validation included,
+    # as the simulator's are), charged against the budget from admission
     lat = sim.config.latency_ms
     f = sim.faults.take("latency_ms", ctx.op, acct)
     if f is not None:
         lat += int(f.spec.get("ms", 0))
     if lat > 0:
-        await asyncio.sleep(lat / 1000.0)
+        wait = ctx.req.arrived + lat / 1000.0 - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+    ctx.slept = time.monotonic()
 
     if ctx.op not in ("GetUserAvailability", "GetServerTimeZones"):
         code = sim.moving_code(ctx.impersonated)

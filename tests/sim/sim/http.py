@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import logging
 import socket
+import time
 
 log = logging.getLogger("ewssim.http")
 
@@ -22,8 +23,10 @@ class HTTPError(Exception):
 
 
 class Request:
+    # arrived: time.monotonic() when its head was read; on_sent: called
+    # with the time its answer was written out, if the handler sets it.
     __slots__ = ("method", "target", "path", "query", "version", "headers", "header_list", "body",
-                 "conn")
+                 "conn", "arrived", "on_sent")
 
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
@@ -157,7 +160,6 @@ class Server:
         self._date = (0, "")
 
     def http_date(self):
-        import time
         now = int(time.time())
         if self._date[0] != now:
             self._date = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)))
@@ -196,6 +198,8 @@ class Server:
                 resp = await self.handler(req)
                 if resp is not None and not conn.closed:
                     await conn.send(resp)
+                    if req.on_sent is not None:
+                        req.on_sent(time.monotonic())
         except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
         except asyncio.CancelledError:
@@ -220,6 +224,7 @@ class Server:
             return None
         except (asyncio.LimitOverrunError, ValueError) as exc:
             raise HTTPError(400, "request head too large") from exc
+        arrived = time.monotonic()
         try:
             text = head.decode("latin-1")
         except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 never fails
@@ -230,6 +235,8 @@ class Server:
             raise HTTPError(400, "bad request line")
         req = Request()
         req.conn = conn
+        req.arrived = arrived
+        req.on_sent = None
         req.method, req.target, req.version = parts
         path, _, query = req.target.partition("?")
         req.path, req.query = path, query

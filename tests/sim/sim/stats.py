@@ -37,6 +37,33 @@ class Peak:
                 "busy_ms": round(self.busy_s * 1000.0, 1)}
 
 
+class Phases:
+    """Where a short request's time goes, summed over the requests
+    answered: head read -> admission (the body, SOAP parse, schema
+    validation, authentication, and queueing behind other requests in
+    the one thread) -> end of the simulated latency -> the answer built
+    and the budget released -> the answer written out."""
+    NAMES = ("arrival_to_admission", "admission_to_latency_end", "latency_end_to_release",
+             "release_to_sent")
+    __slots__ = ("n", "wall")
+
+    def __init__(self):
+        self.n = 0
+        self.wall = [0.0] * 4
+
+    def add(self, *marks):
+        """marks: time.monotonic() at each of the five points."""
+        self.n += 1
+        for i in range(4):
+            self.wall[i] += marks[i + 1] - marks[i]
+
+    def to_json(self):
+        out = {"requests": self.n}
+        for i, name in enumerate(self.NAMES):
+            out[name + "_ms"] = round(self.wall[i] * 1000.0 / self.n, 3) if self.n else None
+        return out
+
+
 class Stats:
     AFFINITY_KEYS = ("gse_with_anchor", "gse_without_anchor", "gse_with_cookie",
                      "gse_with_prefer_affinity", "subscribe_with_anchor",
@@ -57,6 +84,7 @@ class Stats:
         # accounts): how a client spreads its concurrency over its work.
         self.in_progress = collections.defaultdict(Peak)
         self.streams = Peak()
+        self.phases = Phases()
         self.per_anchor = collections.defaultdict(Peak)
         self.subs_peak = 0
         self.per_mailbox_peak = 0
@@ -130,6 +158,7 @@ class Stats:
             "requests": {op: dict(c) for op, c in self.requests.items()},
             "concurrency": {k: v.to_json() for k, v in self.concurrency.items()},
             "in_progress": {k: v.to_json() for k, v in self.in_progress.items()},
+            "request_phases": self.phases.to_json(),
             "streaming_connections": dict(self.streams.to_json(), per_anchor_peak={
                 k: v.peak for k, v in self.per_anchor.items()}),
             "live_subscriptions": {"total": live_total, "peak": self.subs_peak,
