@@ -46,6 +46,7 @@ struct looplag {
 static void	 looplag_arm(struct looplag *);
 static void	 looplag_cb(evutil_socket_t, short, void *);
 static int64_t	 thread_cpu_us(void);
+static int	 looplag_pass_from(struct looplag *, int64_t *);
 static void	 hist_add(struct lag_hist *, int64_t);
 static size_t	 bucket_of(int64_t);
 static int64_t	 bucket_upper_us(size_t);
@@ -89,25 +90,39 @@ thread_cpu_us(void)
 	return ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
+/*
+ * One measured pass; *cpu holds the thread's CPU clock at its start and
+ * gets the clock at its end, which is where a next pass run straight
+ * after it starts: one read of the clock (a system call) per pass.
+ */
+static int
+looplag_pass_from(struct looplag *l, int64_t *cpu)
+{
+	int64_t	 start = *cpu;
+	int	 rc;
+
+	rc = event_base_loop(l->base, EVLOOP_ONCE);
+	*cpu = thread_cpu_us();
+	hist_add(&l->busy, *cpu > start ? *cpu - start : 0);
+	return (rc);
+}
+
 int
 looplag_pass(struct looplag *l)
 {
 	int64_t	 cpu = thread_cpu_us();
-	int	 rc;
 
-	rc = event_base_loop(l->base, EVLOOP_ONCE);
-	cpu = thread_cpu_us() - cpu;
-	hist_add(&l->busy, cpu > 0 ? cpu : 0);
-	return (rc);
+	return (looplag_pass_from(l, &cpu));
 }
 
 int
 looplag_dispatch(struct looplag *l)
 {
+	int64_t	 cpu = thread_cpu_us();
 	int	 rc;
 
 	for (;;) {
-		rc = looplag_pass(l);
+		rc = looplag_pass_from(l, &cpu);
 		if (rc != 0)
 			return (rc == -1 ? -1 : 0);
 		if (event_base_got_break(l->base) ||

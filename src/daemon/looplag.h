@@ -21,8 +21,10 @@ struct looplag;
  *    looplag_pass() or looplag_dispatch() runs (one wake-up and the
  *    callbacks it runs); each pass holds up every event that became
  *    ready meanwhile, so its maximum is the longest stall the daemon
- *    caused itself.  Exact, not sampled: two reads of the thread's CPU
- *    clock per pass (a system call each).
+ *    caused itself.  Exact, not sampled: a read of the thread's CPU
+ *    clock (a system call) at each pass's end, which under
+ *    looplag_dispatch() is the next pass's start; looplag_pass() reads
+ *    it at its start too.
  *  - lag: how late a timer due every period_ms runs (wall clock, so
  *    time the process waited for a CPU counts too); a sample.  A
  *    callback that holds the loop for S ms across the probe's deadline

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -49,13 +50,26 @@
  */
 #define HTTP_STREAM_BUFFER		4096
 
-/* One fd curl asked us to watch; curl owns the fd itself. */
+/*
+ * One fd curl asked us to watch, or a connection's socket between its
+ * transfers; curl owns the fd itself.  A connection's socket (opened by
+ * http_open_socket, closed by http_close_socket) stays registered with
+ * the loop while the connection waits in curl's pool: curl says
+ * CURL_POLL_REMOVE when a transfer ends, and the next transfer on the
+ * connection would otherwise cost an epoll_ctl to add it and one to
+ * remove it again.  Such a socket is "idle": on eng->idle, not known to
+ * curl's socket hash, and still watched for reading (an idle
+ * connection's close or stray bytes wake us once; then it is unwatched
+ * until curl uses it again or closes it).
+ */
 struct http_sock {
 	struct http_engine	*eng;
 	curl_socket_t		 fd;
 	int			 what;		/* CURL_POLL_* armed */
+	bool			 conn;		/* a connection's socket */
+	bool			 idle;		/* on eng->idle */
 	struct event		 ev;
-	TAILQ_ENTRY(http_sock)	 entry;
+	TAILQ_ENTRY(http_sock)	 entry;		/* eng->socks or eng->idle */
 };
 
 /* Work a request postpones to the next loop pass. */
@@ -116,6 +130,7 @@ struct http_engine {
 	struct event_base	*base;		/* borrowed */
 	CURLM			*multi;
 	struct event		 timer;
+	bool			 timer_now;	/* curl asked for 0 ms */
 	int			 in_curl;	/* curl on the stack */
 
 	enum http_cred		 cred;
@@ -132,7 +147,10 @@ struct http_engine {
 	CURL			*pool[HTTP_POOL_MAX];	/* idle, reset */
 	unsigned		 npool;
 
-	TAILQ_HEAD(, http_sock)	 socks;
+	TAILQ_HEAD(, http_sock)	 socks;		/* curl's, assigned */
+	TAILQ_HEAD(, http_sock)	 idle;		/* connections' between
+						   transfers, or not yet
+						   handed to us by curl */
 	TAILQ_HEAD(, http_request) reqs;
 	unsigned		 next_id;
 	struct http_stats	 stats;
@@ -141,11 +159,16 @@ struct http_engine {
 static int	 http_sock_cb(CURL *, curl_socket_t, int, void *, void *);
 static curl_socket_t http_open_socket(void *, curlsocktype,
 		    struct curl_sockaddr *);
+static int	 http_close_socket(void *, curl_socket_t);
+static struct http_sock *http_sock_new(struct http_engine *, curl_socket_t,
+		    bool);
+static void	 http_sock_arm(struct http_sock *, int);
 static void	 http_sock_event(evutil_socket_t, short, void *);
 static void	 http_sock_free(struct http_engine *, struct http_sock *);
 static int	 http_timer_cb(CURLM *, long, void *);
 static void	 http_timer_event(evutil_socket_t, short, void *);
 static void	 http_action(struct http_engine *, curl_socket_t, int);
+static void	 http_kick(struct http_engine *);
 static void	 http_drain(struct http_engine *);
 static void	 http_finish(struct http_request *, CURLcode);
 static enum http_result http_classify(const struct http_request *, CURLcode,
@@ -260,6 +283,7 @@ http_engine_new(struct event_base *base, const struct http_engine_opts *o,
 	eng = xcalloc(1, sizeof *eng);
 	eng->base = base;
 	TAILQ_INIT(&eng->socks);
+	TAILQ_INIT(&eng->idle);
 	TAILQ_INIT(&eng->reqs);
 	if ((eng->multi = curl_multi_init()) == NULL) {
 		*cause = xstrdup("curl_multi_init failed");
@@ -344,9 +368,11 @@ http_engine_free(struct http_engine *eng)
 	}
 	while (eng->npool > 0)
 		curl_easy_cleanup(eng->pool[--eng->npool]);
-	/* May still call the socket callback: the base must exist. */
+	/* May still call the socket callbacks: the base must exist. */
 	curl_multi_cleanup(eng->multi);
 	while ((sk = TAILQ_FIRST(&eng->socks)) != NULL)
+		http_sock_free(eng, sk);
+	while ((sk = TAILQ_FIRST(&eng->idle)) != NULL)
 		http_sock_free(eng, sk);
 	event_del(&eng->timer);
 	free(eng->username);
@@ -395,12 +421,53 @@ http_stats_json(const struct http_stats *st, struct json_writer *w)
 static curl_socket_t
 http_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-	int	 fd;
+	struct http_engine	*eng = arg;
+	int			 fd;
 
-	(void)arg;
 	(void)purpose;
 	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	return (fd == -1 ? CURL_SOCKET_BAD : fd);
+	if (fd == -1)
+		return (CURL_SOCKET_BAD);
+	/* Idle until curl first asks us to watch it. */
+	(void)http_sock_new(eng, fd, true);
+	return (fd);
+}
+
+/* Only now may a connection's socket leave the loop. */
+static int
+http_close_socket(void *arg, curl_socket_t fd)
+{
+	struct http_engine	*eng = arg;
+	struct http_sock	*sk;
+
+	TAILQ_FOREACH(sk, &eng->idle, entry)
+		if (sk->fd == fd)
+			break;
+	if (sk == NULL)		/* curl said no CURL_POLL_REMOVE first */
+		TAILQ_FOREACH(sk, &eng->socks, entry)
+			if (sk->fd == fd)
+				break;
+	if (sk != NULL)
+		http_sock_free(eng, sk);
+	return (close(fd));
+}
+
+static struct http_sock *
+http_sock_new(struct http_engine *eng, curl_socket_t fd, bool conn)
+{
+	struct http_sock	*sk;
+
+	sk = xcalloc(1, sizeof *sk);
+	sk->eng = eng;
+	sk->fd = fd;
+	sk->conn = conn;
+	sk->idle = conn;
+	if (sk->idle)
+		TAILQ_INSERT_TAIL(&eng->idle, sk, entry);
+	else
+		TAILQ_INSERT_TAIL(&eng->socks, sk, entry);
+	eng->stats.sockets++;
+	return (sk);
 }
 
 static int
@@ -408,38 +475,63 @@ http_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
 {
 	struct http_engine	*eng = userp;
 	struct http_sock	*sk = sockp;
-	short			 flags;
 
 	if (what == CURL_POLL_REMOVE) {
-		if (sk != NULL) {
-			curl_multi_assign(eng->multi, fd, NULL);
+		if (sk == NULL)
+			return (0);
+		curl_multi_assign(eng->multi, fd, NULL);
+		if (!sk->conn) {
 			http_sock_free(eng, sk);
+			return (0);
 		}
+		/* Between transfers: stay registered for reading. */
+		TAILQ_REMOVE(&eng->socks, sk, entry);
+		TAILQ_INSERT_TAIL(&eng->idle, sk, entry);
+		sk->idle = true;
+		if (sk->what & CURL_POLL_OUT)
+			http_sock_arm(sk, 0);
 		return (0);
 	}
 	if (sk == NULL) {
-		/* Maybe not one of ours (resolver, internal handle). */
-		sk = xcalloc(1, sizeof *sk);
-		sk->eng = eng;
-		sk->fd = fd;
-		TAILQ_INSERT_TAIL(&eng->socks, sk, entry);
-		eng->stats.sockets++;
+		TAILQ_FOREACH(sk, &eng->idle, entry)
+			if (sk->fd == fd)
+				break;
+		if (sk != NULL) {
+			TAILQ_REMOVE(&eng->idle, sk, entry);
+			TAILQ_INSERT_TAIL(&eng->socks, sk, entry);
+			sk->idle = false;
+		} else	/* not a connection's (resolver, internal) */
+			sk = http_sock_new(eng, fd, false);
 		curl_multi_assign(eng->multi, fd, sk);
 	}
+	http_sock_arm(sk, what);
+	return (0);
+}
+
+/* Watch sk for what (CURL_POLL_*, 0: not at all); unchanged costs nothing. */
+static void
+http_sock_arm(struct http_sock *sk, int what)
+{
+	short	 flags;
+
 	if (sk->what == what)
-		return (0);
+		return;
 	if (sk->what != 0)
 		event_del(&sk->ev);
+	sk->what = what;
+	if (what == 0)
+		return;
 	flags = EV_PERSIST;
 	if (what & CURL_POLL_IN)
 		flags |= EV_READ;
 	if (what & CURL_POLL_OUT)
 		flags |= EV_WRITE;
-	event_assign(&sk->ev, eng->base, fd, flags, http_sock_event, sk);
-	if (event_add(&sk->ev, NULL) != 0)
-		log_warnx("http: cannot watch fd %d", (int)fd);
-	sk->what = what;
-	return (0);
+	event_assign(&sk->ev, sk->eng->base, sk->fd, flags, http_sock_event,
+	    sk);
+	if (event_add(&sk->ev, NULL) != 0) {
+		log_warnx("http: cannot watch fd %d", (int)sk->fd);
+		sk->what = 0;
+	}
 }
 
 static void
@@ -447,7 +539,10 @@ http_sock_free(struct http_engine *eng, struct http_sock *sk)
 {
 	if (sk->what != 0)
 		event_del(&sk->ev);
-	TAILQ_REMOVE(&eng->socks, sk, entry);
+	if (sk->idle)
+		TAILQ_REMOVE(&eng->idle, sk, entry);
+	else
+		TAILQ_REMOVE(&eng->socks, sk, entry);
 	eng->stats.sockets--;
 	free(sk);
 }
@@ -459,6 +554,12 @@ http_sock_event(evutil_socket_t fd, short events, void *arg)
 	struct http_engine	*eng = sk->eng;
 	int			 action = 0;
 
+	if (sk->idle) {
+		/* Closed or stray bytes between transfers: curl finds out
+		 * when it next uses the connection.  Until then, quiet. */
+		http_sock_arm(sk, 0);
+		return;
+	}
 	if (events & EV_READ)
 		action |= CURL_CSELECT_IN;
 	if (events & EV_WRITE)
@@ -477,6 +578,7 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	 * Only (re)arm: calling curl from here is not allowed, so even a
 	 * zero timeout fires from the loop on its next pass.
 	 */
+	eng->timer_now = timeout_ms == 0;
 	if (timeout_ms < 0) {
 		evtimer_del(&eng->timer);
 		return (0);
@@ -488,7 +590,26 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static void
 http_timer_event(evutil_socket_t fd, short events, void *arg)
 {
-	http_action(arg, CURL_SOCKET_TIMEOUT, 0);
+	struct http_engine	*eng = arg;
+
+	eng->timer_now = false;
+	http_action(eng, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/*
+ * Run now what curl asked to run at once (a transfer just added), not
+ * on the timer in the next pass of the loop: one pass and one wake-up
+ * of the loop less per request.  Only from the loop itself (curl not on
+ * the stack, no owner's call in progress): done callbacks may run.
+ */
+static void
+http_kick(struct http_engine *eng)
+{
+	if (!eng->timer_now || eng->in_curl > 0)
+		return;
+	evtimer_del(&eng->timer);
+	eng->timer_now = false;
+	http_action(eng, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void
@@ -787,7 +908,9 @@ http_setup(struct http_request *r, const struct http_request_opts *o,
 } while (0)
 	SET(CURLOPT_PRIVATE, r);
 	SET(CURLOPT_OPENSOCKETFUNCTION, http_open_socket);
-	SET(CURLOPT_OPENSOCKETDATA, r);
+	SET(CURLOPT_OPENSOCKETDATA, eng);
+	SET(CURLOPT_CLOSESOCKETFUNCTION, http_close_socket);
+	SET(CURLOPT_CLOSESOCKETDATA, eng);
 	SET(CURLOPT_URL, o->url);
 	SET(CURLOPT_ERRORBUFFER, r->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
@@ -1041,6 +1164,7 @@ static void
 http_defer_event(evutil_socket_t fd, short events, void *arg)
 {
 	struct http_request	*r = arg;
+	struct http_engine	*eng;
 	enum http_defer		 what = r->defer;
 
 	r->defer = DEFER_NONE;
@@ -1048,7 +1172,9 @@ http_defer_event(evutil_socket_t fd, short events, void *arg)
 	case DEFER_NONE:
 		break;
 	case DEFER_LAUNCH:
-		http_launch(r);
+		eng = r->eng;
+		http_launch(r);		/* r may be gone after the kick */
+		http_kick(eng);
 		break;
 	case DEFER_RESUME:
 		http_request_resume(r);

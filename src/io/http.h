@@ -129,7 +129,9 @@ struct http_stats {
 	uint64_t	 bytes_in;	/* response bodies */
 	uint64_t	 bytes_out;	/* request bodies */
 	unsigned	 in_flight;
-	unsigned	 sockets;	/* fds curl asked us to watch */
+	unsigned	 sockets;	/* fds curl asked us to watch, and
+					   its connections' between
+					   transfers */
 	uint64_t	 handles;	/* curl easy handles made (each is
 					   reused by later requests) */
 };

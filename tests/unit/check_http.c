@@ -84,6 +84,7 @@ static struct http_engine	*eng;
 static struct seen		 seen;
 static struct stream		 stream;
 static struct evhttp_request	*slow_req;
+static struct evhttp_connection	*last_conn;	/* server side */
 
 static void
 seen_free_fields(void)
@@ -157,6 +158,7 @@ server_cb(struct evhttp_request *req, void *arg)
 	ev_uint16_t			 pport;
 
 	conn = evhttp_request_get_connection(req);
+	last_conn = conn;
 	evhttp_connection_get_peer(conn, &peer, &pport);
 	if (seen.count < 8)
 		seen.ports[seen.count] = pport;
@@ -248,6 +250,7 @@ teardown(void)
 	memset(&stream, 0, sizeof stream);
 	evhttp_free(server);
 	slow_req = NULL;
+	last_conn = NULL;
 	event_base_free(base);
 	seen_clear();
 }
@@ -488,6 +491,55 @@ START_TEST(test_sockets_cloexec)
 	closedir(d);
 	ck_assert_int_eq(found, 1);
 	result_free(&r);
+}
+END_TEST
+
+static void
+flag_cb(evutil_socket_t fd, short what, void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/*
+ * A connection's socket stays with the loop while the connection waits
+ * in curl's pool.  When the server closes it there, the loop wakes for
+ * that once, not on every pass (the socket stays readable); the next
+ * request finds the connection dead and makes a new one, and the old
+ * socket is forgotten when curl closes it.
+ */
+START_TEST(test_idle_conn_closed)
+{
+	struct result	 r[2] = { 0 };
+	struct timeval	 tv = { 0, 200000 };
+	struct event	*t;
+	bool		 expired = false;
+	int		 passes = 0;
+
+	start(eng, &r[0], NULL, HTTP_GET, "/echo", false);
+	wait_done(&r[0]);
+	ck_assert_int_eq(r[0].resp.result, HTTP_RESULT_OK);
+	ck_assert_uint_eq(http_engine_stats(eng)->sockets, 1);
+	ck_assert_ptr_nonnull(last_conn);
+	evhttp_connection_free(last_conn);	/* the server closes it */
+	last_conn = NULL;
+	t = evtimer_new(base, flag_cb, &expired);
+	evtimer_add(t, &tv);
+	while (!expired) {
+		ck_assert_int_eq(event_base_loop(base, EVLOOP_ONCE), 0);
+		passes++;
+	}
+	event_free(t);
+	ck_assert_msg(passes <= 10, "%d loop passes in 200 ms", passes);
+	ck_assert_uint_eq(http_engine_stats(eng)->sockets, 1);
+
+	start(eng, &r[1], NULL, HTTP_GET, "/echo", false);
+	wait_done(&r[1]);
+	ck_assert_int_eq(r[1].resp.result, HTTP_RESULT_OK);
+	ck_assert_int_eq(seen.count, 2);
+	ck_assert_uint_ne(seen.ports[0], seen.ports[1]);
+	ck_assert_uint_eq(http_engine_stats(eng)->sockets, 1);
+	result_free(&r[0]);
+	result_free(&r[1]);
 }
 END_TEST
 
@@ -945,6 +997,7 @@ http_suite(void)
 	tcase_add_test(tc, test_unary_post);
 	tcase_add_test(tc, test_keepalive);
 	tcase_add_test(tc, test_sockets_cloexec);
+	tcase_add_test(tc, test_idle_conn_closed);
 	tcase_add_test(tc, test_stream);
 	tcase_add_test(tc, test_stream_cancel_inside);
 	tcase_add_test(tc, test_stream_cancel_outside);
