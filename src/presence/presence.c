@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ewsgw/sink.h>
+
 #include "base/conf.h"
 #include "base/json.h"
 #include "presence/presence.h"
@@ -312,6 +314,19 @@ presence_json(const struct presence *p, struct json_writer *w)
 	json_kv_time(w, "since", p->since);	/* PRESENCE_NO_SINCE: null */
 	json_kv_time(w, "until", p->until);	/* PRESENCE_NO_UNTIL: null */
 	json_obj_end(w);
+}
+
+void
+presence_change(const struct presence *p, const struct presence *prev,
+    struct ewsgw_presence_change *ch)
+{
+	memset(ch, 0, sizeof *ch);
+	ch->size = sizeof *ch;
+	ch->presence = presence_state_name(p->state);
+	ch->previous = presence_state_name(prev->state);
+	ch->activity = presence_activity_name(p->activity);
+	ch->since = p->since != PRESENCE_NO_SINCE ? p->since : 0;
+	ch->until = p->until != PRESENCE_NO_UNTIL ? p->until : 0;
 }
 
 bool

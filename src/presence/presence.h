@@ -124,6 +124,16 @@ void	 presence_json(const struct presence *, struct json_writer *);
 /* Same state and activity (since/until are not compared). */
 bool	 presence_equal(const struct presence *, const struct presence *);
 
+/*
+ * The change from prev to p in the terms of the sink ABI
+ * (include/ewsgw/sink.h): size, presence, previous, activity, since and
+ * until set, every other member zeroed; mailbox, source and seq are the
+ * caller's to set.
+ */
+struct ewsgw_presence_change;
+void	 presence_change(const struct presence *p,
+	    const struct presence *prev, struct ewsgw_presence_change *);
+
 /* "unknown", "available", "busy", "away". */
 const char *presence_state_name(enum presence_state);
 /* "meeting", "out-of-office", "working-elsewhere", "tentative"; NULL

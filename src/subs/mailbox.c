@@ -1097,15 +1097,8 @@ publish(struct mailbox *mb, enum mailbox_source source)
 		mb->pres.until = p.until;
 		return;
 	}
-	memset(&ch, 0, sizeof ch);
-	ch.size = sizeof ch;
+	presence_change(&p, &mb->pres, &ch);
 	ch.mailbox = mb->address;
-	ch.presence = presence_state_name(p.state);
-	ch.previous = presence_state_name(mb->pres.state);
-	ch.activity = p.activity != PRESENCE_ACT_NONE ?
-	    presence_activity_name(p.activity) : NULL;
-	ch.since = p.since != PRESENCE_NO_SINCE ? p.since : 0;
-	ch.until = p.until != PRESENCE_NO_UNTIL ? p.until : 0;
 	ch.source = source_names[source];
 	/* ch.seq is numbered by the publisher (the hook), not here. */
 	mb->seq++;
